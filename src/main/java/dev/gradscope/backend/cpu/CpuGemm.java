@@ -1,0 +1,342 @@
+package dev.gradscope.backend.cpu;
+
+import java.util.Arrays;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * Single-precision matrix multiply for the CPU backend, in plain Java:
+ * {@code c = alpha * op(a) · op(b) + beta * c}, all row-major.
+ *
+ * <p>How it is fast. HotSpot's C2 compiler turns a loop over {@code j} into AVX-512/AVX2 vector
+ * code only when it can prove that no store in the loop overlaps a later load. It can prove that
+ * for {@code x[j]} against {@code y[j]} (different arrays, or the same index) but not for
+ * {@code c[rowStart + j]} against {@code b[otherRowStart + j]}, and it also gives up when the loop
+ * body is large (more than about 60 IR nodes by default). So the micro-kernel keeps three rows of
+ * C in three small scratch arrays, reads B from a packed panel whose rows are separate arrays, and
+ * updates each C row from three B rows at once with fused multiply-adds:
+ * {@code c0[j] = fma(a02, b2[j], fma(a01, b1[j], fma(a00, b0[j], c0[j])))}, the same for
+ * {@code c1} and {@code c2}. Three by three was the fastest shape that C2 still vectorises with
+ * default flags on the development machine (about 50 GFLOP/s on one Zen 4 core; 4x2 gave ~45,
+ * 4x4, 6x2 and 8x1 were not vectorised at all and ran at ~12). Elements of A are only read as
+ * broadcast scalars outside the vector loop, so A is never packed, transposed or not.
+ *
+ * <p>Blocking. C is computed one column block ({@value #PANEL_COLUMNS} wide) and one depth block
+ * (at most {@value #PANEL_DEPTH} deep) at a time: the packed B panel, at most 480 KiB, stays in one
+ * core's 1 MiB L2 cache while every row group streams through it, and the three C rows being
+ * updated (3 KiB) stay in L1. Packing copies B rows ({@code System.arraycopy}) or transposes B
+ * columns into panel rows, so all four transpose cases run the same kernel.
+ *
+ * <p>Threads. A product of at least {@value #PARALLEL_MIN_FLOP} FLOP is cut into one part per
+ * core: column ranges when each part still gets long vector loops (and packs only its own part
+ * of B), otherwise row ranges. The calling thread computes the first part and a fixed pool of
+ * daemon threads, shared by every caller, the others; the pool is created once and never holds
+ * the JVM open. Smaller products stay on the calling thread, because handing work to another
+ * thread costs tens of microseconds.
+ */
+public final class CpuGemm {
+
+    /** Rows of C that the micro-kernel updates together. */
+    private static final int KERNEL_ROWS = 3;
+
+    /** Steps along k that the micro-kernel folds into each pass over a C row. */
+    private static final int KERNEL_DEPTH = 3;
+
+    /** Floats in one 512-bit vector; column block and part boundaries are multiples of it. */
+    private static final int VECTOR_FLOATS = 16;
+
+    /** Widest column block; long enough that the vector loop dominates its scalar remainder. */
+    private static final int PANEL_COLUMNS = 256;
+
+    /** Deepest depth block: with {@link #PANEL_COLUMNS}, a 480 KiB panel that stays in L2. */
+    private static final int PANEL_DEPTH = 480;
+
+    /** Below this many floating-point operations (2mnk) the product runs on the calling thread. */
+    private static final long PARALLEL_MIN_FLOP = 4_000_000L;
+
+    /** Column split only while each part keeps at least this many columns, else row split. */
+    private static final int MIN_PART_COLUMNS = 128;
+
+    private static final int CORES = Runtime.getRuntime().availableProcessors();
+
+    /** Helpers for the parts the calling thread does not compute; threads start on first use. */
+    private static final ExecutorService HELPERS = Executors.newFixedThreadPool(Math.max(1, CORES - 1), task -> {
+        Thread thread = new Thread(task, "gradscope-gemm");
+        thread.setDaemon(true);
+        return thread;
+    });
+
+    /** Packed panel and C row scratch, one per thread, reused across calls. */
+    private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
+
+    private CpuGemm() {
+    }
+
+    /**
+     * {@code c = alpha * op(a) · op(b) + beta * c} for row-major dense matrices, where op(a) is
+     * [m,k] ({@code a} holds [m,k], or [k,m] when {@code transposeA}) and op(b) is [k,n] ({@code b}
+     * holds [k,n], or [n,k] when {@code transposeB}). Writes exactly {@code c[cOffset, cOffset+m*n)}.
+     * With {@code beta == 0} the old contents of c are not read (NaN there does not propagate); with
+     * {@code alpha == 0} or {@code k == 0} a and b are not read. Sums are accumulated in float.
+     *
+     * @throws IllegalArgumentException if a dimension is negative or an array is too short for its
+     *     offset and shape
+     */
+    public static void gemm(boolean transposeA, boolean transposeB, int m, int n, int k, float alpha,
+                            float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset) {
+        long flop = 2L * m * n * k;
+        int parts = flop < PARALLEL_MIN_FLOP ? 1 : CORES;
+        gemmInParts(parts, transposeA, transposeB, m, n, k, alpha, a, aOffset, b, bOffset, beta, c, cOffset);
+    }
+
+    /**
+     * {@link #gemm} cut into {@code parts} independent parts of C (fewer when C is too small),
+     * regardless of its size; for benchmarks and tests that need a fixed thread count.
+     */
+    static void gemmInParts(int parts, boolean transposeA, boolean transposeB, int m, int n, int k, float alpha,
+                            float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset) {
+        if (m < 0 || n < 0 || k < 0) {
+            throw new IllegalArgumentException("gemm: negative dimension in m=" + m + ", n=" + n + ", k=" + k);
+        }
+        checkOperand("a", a, aOffset, transposeA ? k : m, transposeA ? m : k);
+        checkOperand("b", b, bOffset, transposeB ? n : k, transposeB ? k : n);
+        checkOperand("c", c, cOffset, m, n);
+        if (m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0 || alpha == 0f) {
+            scale(c, cOffset, m * n, beta);
+            return;
+        }
+        Product product = new Product(transposeA ? 1 : k, transposeA ? m : 1, transposeB, n, k, alpha,
+                a, aOffset, b, bOffset, beta, c, cOffset);
+        int columnParts = Math.min(parts, n / MIN_PART_COLUMNS);
+        if (columnParts > 1) {
+            int[] bounds = splitPoints(n, columnParts, VECTOR_FLOATS);
+            runParts(bounds.length - 1, part -> product.compute(0, m, bounds[part], bounds[part + 1]));
+        } else {
+            int[] bounds = splitPoints(m, Math.min(parts, ceilDiv(m, KERNEL_ROWS)), KERNEL_ROWS);
+            runParts(bounds.length - 1, part -> product.compute(bounds[part], bounds[part + 1], 0, n));
+        }
+    }
+
+    private static void checkOperand(String name, float[] array, int offset, int rows, int columns) {
+        long needed = (long) rows * columns;
+        if (offset < 0 || offset + needed > array.length) {
+            throw new IllegalArgumentException("gemm: " + name + " as stored is [" + rows + "," + columns
+                    + "] from offset " + offset + ", which needs " + needed + " elements, but the array has "
+                    + array.length);
+        }
+    }
+
+    /** {@code c = beta * c} over {@code length} elements; {@code beta == 0} writes zeros without reading. */
+    private static void scale(float[] c, int offset, int length, float beta) {
+        if (beta == 0f) {
+            Arrays.fill(c, offset, offset + length, 0f);
+        } else if (beta != 1f) {
+            for (int i = offset; i < offset + length; i++) {
+                c[i] *= beta;
+            }
+        }
+    }
+
+    /** {@code parts + 1} increasing bounds from 0 to {@code length}, inner ones multiples of {@code granule}. */
+    private static int[] splitPoints(int length, int parts, int granule) {
+        int granules = ceilDiv(length, granule);
+        int[] bounds = new int[parts + 1];
+        for (int part = 1; part < parts; part++) {
+            bounds[part] = Math.min(length, (int) ((long) granules * part / parts) * granule);
+        }
+        bounds[parts] = length;
+        return bounds;
+    }
+
+    private static int ceilDiv(int x, int y) {
+        return (x + y - 1) / y;
+    }
+
+    private interface Part {
+        void run(int part);
+    }
+
+    /** Runs part 0 here and the others on {@link #HELPERS}; returns when all have finished. */
+    private static void runParts(int parts, Part body) {
+        if (parts == 1) {
+            body.run(0);
+            return;
+        }
+        Future<?>[] helped = new Future<?>[parts - 1];
+        for (int part = 1; part < parts; part++) {
+            int index = part;
+            helped[part - 1] = HELPERS.submit(() -> body.run(index));
+        }
+        Throwable failure = null;
+        try {
+            body.run(0);
+        } catch (RuntimeException | Error e) {
+            failure = e;
+        }
+        // Wait for every helper even after a failure or an interrupt: they are still writing into c.
+        boolean interrupted = false;
+        for (Future<?> future : helped) {
+            while (true) {
+                try {
+                    future.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    if (failure == null) {
+                        failure = e.getCause();
+                    }
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (failure instanceof RuntimeException runtime) {
+            throw runtime;
+        }
+        if (failure instanceof Error error) {
+            throw error;
+        }
+    }
+
+    /** Per-thread scratch: the packed B panel (rows allocated on first use) and three C rows. */
+    private static final class Workspace {
+        final float[][] panel = new float[PANEL_DEPTH][];
+        final float[][] rows = new float[KERNEL_ROWS][PANEL_COLUMNS];
+
+        float[][] panel(int depth) {
+            for (int p = 0; p < depth; p++) {
+                if (panel[p] == null) {
+                    panel[p] = new float[PANEL_COLUMNS];
+                }
+            }
+            return panel;
+        }
+    }
+
+    /**
+     * One call's operands. Element (i, p) of op(a) is {@code a[aOffset + i * aRowStride + p * aDepthStride]},
+     * which covers both layouts of a without copying it.
+     */
+    private record Product(int aRowStride, int aDepthStride, boolean transposeB, int n, int k, float alpha,
+                           float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset) {
+
+        /** Computes rows [rowStart, rowEnd) by columns [columnStart, columnEnd) of c. */
+        void compute(int rowStart, int rowEnd, int columnStart, int columnEnd) {
+            Workspace workspace = WORKSPACE.get();
+            float[][] rows = workspace.rows;
+            int width = columnEnd - columnStart;
+            int blockWidth = roundUp(ceilDiv(width, ceilDiv(width, PANEL_COLUMNS)), VECTOR_FLOATS);
+            int blockDepth = ceilDiv(k, ceilDiv(k, PANEL_DEPTH));
+            for (int column = columnStart; column < columnEnd; column += blockWidth) {
+                int columns = Math.min(blockWidth, columnEnd - column);
+                for (int depthStart = 0; depthStart < k; depthStart += blockDepth) {
+                    int depth = Math.min(blockDepth, k - depthStart);
+                    float[][] panel = workspace.panel(depth);
+                    pack(panel, depthStart, depth, column, columns);
+                    for (int row = rowStart; row < rowEnd; row += KERNEL_ROWS) {
+                        int rowCount = Math.min(KERNEL_ROWS, rowEnd - row);
+                        for (int r = 0; r < rowCount; r++) {
+                            loadRow(rows[r], cOffset + (row + r) * n + column, columns, depthStart == 0);
+                        }
+                        accumulate(row, rowCount, depthStart, depth, panel, columns, rows[0], rows[1], rows[2]);
+                        for (int r = 0; r < rowCount; r++) {
+                            System.arraycopy(rows[r], 0, c, cOffset + (row + r) * n + column, columns);
+                        }
+                    }
+                }
+            }
+        }
+
+        private static int roundUp(int x, int multiple) {
+            return ceilDiv(x, multiple) * multiple;
+        }
+
+        /** {@code panel[p][j] = op(b)[depthStart + p][column + j]}: B rows become separate arrays. */
+        private void pack(float[][] panel, int depthStart, int depth, int column, int columns) {
+            if (!transposeB) {
+                for (int p = 0; p < depth; p++) {
+                    System.arraycopy(b, bOffset + (depthStart + p) * n + column, panel[p], 0, columns);
+                }
+                return;
+            }
+            // b holds [n,k]: walk each stored row (a column of op(b)) contiguously, scatter down the panel.
+            for (int j = 0; j < columns; j++) {
+                int source = bOffset + (column + j) * k + depthStart;
+                for (int p = 0; p < depth; p++) {
+                    panel[p][j] = b[source + p];
+                }
+            }
+        }
+
+        /**
+         * Fills a scratch row with the C values to accumulate into: the partial sum of earlier depth
+         * blocks, or {@code beta * c} on the first one ({@code beta == 0}: zeros, c not read).
+         */
+        private void loadRow(float[] row, int from, int columns, boolean firstDepthBlock) {
+            if (firstDepthBlock && beta == 0f) {
+                Arrays.fill(row, 0, columns, 0f);
+                return;
+            }
+            System.arraycopy(c, from, row, 0, columns);
+            if (firstDepthBlock && beta != 1f) {
+                for (int j = 0; j < columns; j++) {
+                    row[j] *= beta;
+                }
+            }
+        }
+
+        /**
+         * The micro-kernel: {@code c_r[j] += alpha * sum_p op(a)[row + r][depthStart + p] * panel[p][j]}
+         * for r below {@code rowCount} (at most 3) and j below {@code columns}. Missing rows are computed
+         * with zero coefficients into scratch rows the caller does not store, so one vectorised loop
+         * serves every row count.
+         */
+        private void accumulate(int row, int rowCount, int depthStart, int depth, float[][] panel, int columns,
+                                float[] c0, float[] c1, float[] c2) {
+            int base0 = aOffset + row * aRowStride + depthStart * aDepthStride;
+            int base1 = rowCount > 1 ? base0 + aRowStride : base0;
+            int base2 = rowCount > 2 ? base1 + aRowStride : base0;
+            float scale1 = rowCount > 1 ? alpha : 0f;
+            float scale2 = rowCount > 2 ? alpha : 0f;
+            int step = aDepthStride;
+            int p = 0;
+            for (; p + KERNEL_DEPTH <= depth; p += KERNEL_DEPTH) {
+                int at = p * step;
+                float a00 = alpha * a[base0 + at], a01 = alpha * a[base0 + at + step], a02 = alpha * a[base0 + at + 2 * step];
+                float a10 = scale1 * a[base1 + at], a11 = scale1 * a[base1 + at + step], a12 = scale1 * a[base1 + at + 2 * step];
+                float a20 = scale2 * a[base2 + at], a21 = scale2 * a[base2 + at + step], a22 = scale2 * a[base2 + at + 2 * step];
+                float[] b0 = panel[p];
+                float[] b1 = panel[p + 1];
+                float[] b2 = panel[p + 2];
+                for (int j = 0; j < columns; j++) {
+                    float x0 = b0[j];
+                    float x1 = b1[j];
+                    float x2 = b2[j];
+                    c0[j] = Math.fma(a02, x2, Math.fma(a01, x1, Math.fma(a00, x0, c0[j])));
+                    c1[j] = Math.fma(a12, x2, Math.fma(a11, x1, Math.fma(a10, x0, c1[j])));
+                    c2[j] = Math.fma(a22, x2, Math.fma(a21, x1, Math.fma(a20, x0, c2[j])));
+                }
+            }
+            for (; p < depth; p++) {
+                int at = p * step;
+                float a0 = alpha * a[base0 + at];
+                float a1 = scale1 * a[base1 + at];
+                float a2 = scale2 * a[base2 + at];
+                float[] x = panel[p];
+                for (int j = 0; j < columns; j++) {
+                    c0[j] = Math.fma(a0, x[j], c0[j]);
+                    c1[j] = Math.fma(a1, x[j], c1[j]);
+                    c2[j] = Math.fma(a2, x[j], c2[j]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+package dev.gradscope.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code gradscope} command line. Exit status: 0 on success, 2 on a usage error (the message lists
+ * the valid choices), 1 on any other failure (the message names what failed and where).
+ */
+@Command(name = "gradscope", mixinStandardHelpOptions = true, versionProvider = GradScope.Version.class,
+        description = "Train neural networks on the JVM and watch their gradients.",
+        subcommands = {TrainCommand.class, BenchCommand.class, InfoCommand.class,
+                CommandLine.HelpCommand.class})
+public final class GradScope implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the command line and returns the exit status (for tests). */
+    public static int run(String... args) {
+        CommandLine cli = new CommandLine(new GradScope());
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            commandLine.getErr().println("gradscope: error: " + describe(e));
+            if (System.getenv("GRADSCOPE_DEBUG") != null) {
+                e.printStackTrace(commandLine.getErr());
+            }
+            return 1;
+        });
+        return cli.execute(args);
+    }
+
+    private static String describe(Throwable e) {
+        String message = e.getMessage();
+        return message == null ? e.getClass().getSimpleName() : message;
+    }
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "missing command: train, bench or info");
+    }
+
+    /** Reports the version written into the jar's manifest. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = GradScope.class.getPackage().getImplementationVersion();
+            return new String[] {"gradscope " + (v == null ? "(development build)" : v)};
+        }
+    }
+}

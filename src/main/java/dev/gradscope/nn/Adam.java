@@ -1,0 +1,88 @@
+package dev.gradscope.nn;
+
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Adam (Kingma and Ba, 2015) with Keras's defaults and update rule: learning rate 1e-3,
+ * beta1 0.9, beta2 0.999, epsilon 1e-7, bias corrections folded into the step size
+ * {@code lr sqrt(1 - beta2^t) / (1 - beta1^t)} and epsilon added outside the square root.
+ */
+public final class Adam implements Optimizer {
+    private final double learningRate;
+    private final double beta1;
+    private final double beta2;
+    private final double epsilon;
+    private Backend backend;
+    private Tensor firstMoment;
+    private Tensor secondMoment;
+    private long iterations;
+
+    public Adam() {
+        this(1e-3);
+    }
+
+    public Adam(double learningRate) {
+        this(learningRate, 0.9, 0.999, 1e-7);
+    }
+
+    public Adam(double learningRate, double beta1, double beta2, double epsilon) {
+        if (!(learningRate > 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(epsilon > 0)) {
+            throw new IllegalArgumentException("Adam: need learning rate > 0, 0 <= beta1, beta2 < 1, epsilon > 0;"
+                    + " got lr=" + learningRate + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
+        }
+        this.learningRate = learningRate;
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.epsilon = epsilon;
+    }
+
+    @Override
+    public void build(Backend backend, int parameterCount) {
+        close();
+        this.backend = backend;
+        firstMoment = backend.allocate(DType.FLOAT32, parameterCount);
+        secondMoment = backend.allocate(DType.FLOAT32, parameterCount);
+        iterations = 0;
+    }
+
+    @Override
+    public void step(Tensor parameters, Tensor gradients) {
+        iterations++;
+        double stepSize = learningRate * Math.sqrt(1 - Math.pow(beta2, iterations))
+                / (1 - Math.pow(beta1, iterations));
+        backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, (float) beta1, (float) beta2,
+                (float) epsilon, (float) stepSize);
+    }
+
+    /** Number of steps taken so far (Keras's {@code iterations}). */
+    public long iterations() {
+        return iterations;
+    }
+
+    @Override
+    public String id() {
+        return "adam";
+    }
+
+    @Override
+    public Map<String, Object> config() {
+        Map<String, Object> c = new LinkedHashMap<>();
+        c.put("name", id());
+        c.put("learning_rate", learningRate);
+        c.put("beta_1", beta1);
+        c.put("beta_2", beta2);
+        c.put("epsilon", epsilon);
+        return c;
+    }
+
+    @Override
+    public void close() {
+        Dense.closeAll(firstMoment, secondMoment);
+        firstMoment = null;
+        secondMoment = null;
+    }
+}

@@ -1,0 +1,180 @@
+package dev.gradscope.nn;
+
+import dev.gradscope.tensor.ActivationKind;
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
+import java.util.List;
+
+/**
+ * A fully connected layer, {@code y = f(x · W + b)}, with Keras's defaults: glorot-uniform kernel,
+ * zero bias, linear activation.
+ *
+ * <p>The activation may be any element-wise kind with a fixed parameter, or {@code softmax} on the
+ * output layer, where the loss fuses softmax with its own gradient (so the model's backward pass
+ * starts from the logits, see {@link #backwardFromLogits}). A learnable activation (PReLU, a learned
+ * Swish beta) is its own layer after a linear {@code Dense}.
+ */
+public class Dense extends Layer {
+    private final int units;
+    private final ActivationKind activation;
+    private final double activationParameter;
+    private Initializer kernelInitializer = Initializer.glorotUniform();
+    private Initializer biasInitializer = Initializer.zeros();
+
+    private Affine affine;
+    private Tensor parameter;
+    private Tensor preActivation;
+    private Tensor output;
+    private Tensor preActivationGradient;
+    private Tensor lastPreActivation;
+
+    /** A linear dense layer. */
+    public Dense(int units) {
+        this(units, ActivationKind.LINEAR);
+    }
+
+    /** A dense layer with an activation by id ({@code "relu"}, {@code "softmax"}...), default parameter. */
+    public Dense(int units, String activation) {
+        this(units, ActivationKind.fromId(activation));
+    }
+
+    public Dense(int units, ActivationKind activation) {
+        this(units, activation, activation.defaultParameter());
+    }
+
+    /** A dense layer whose activation has the given alpha or beta. */
+    public Dense(int units, ActivationKind activation, double activationParameter) {
+        if (units < 1) {
+            throw new IllegalArgumentException("Dense: units must be >= 1, got " + units);
+        }
+        if (activation == ActivationKind.PRELU) {
+            throw new IllegalArgumentException("Dense: prelu learns its alpha; add a PReLU layer after a linear"
+                    + " Dense instead");
+        }
+        this.units = units;
+        this.activation = activation;
+        this.activationParameter = activationParameter;
+    }
+
+    public Dense kernelInitializer(Initializer initializer) {
+        this.kernelInitializer = initializer;
+        return this;
+    }
+
+    public Dense biasInitializer(Initializer initializer) {
+        this.biasInitializer = initializer;
+        return this;
+    }
+
+    public ActivationKind activation() {
+        return activation;
+    }
+
+    @Override
+    public String typeName() {
+        return "Dense";
+    }
+
+    @Override
+    public int build(int inputUnits) {
+        this.inputUnits = inputUnits;
+        this.affine = new Affine(inputUnits, units);
+        return units;
+    }
+
+    @Override
+    public int outputUnits() {
+        return units;
+    }
+
+    @Override
+    public List<ParameterSlot> parameterSlots() {
+        return affine.slots(kernelInitializer, biasInitializer);
+    }
+
+    @Override
+    protected void bind(List<Tensor> parameters, List<Tensor> gradients) {
+        affine.bind(parameters.get(0), parameters.get(1), gradients.get(0), gradients.get(1));
+    }
+
+    @Override
+    protected void allocate(Backend backend, int maxBatch) {
+        this.backend = backend;
+        affine.allocate(backend, maxBatch);
+        preActivation = backend.allocate(DType.FLOAT32, maxBatch, units);
+        if (activation != ActivationKind.LINEAR) {
+            output = backend.allocate(DType.FLOAT32, maxBatch, units);
+            preActivationGradient = backend.allocate(DType.FLOAT32, maxBatch, units);
+        }
+        if (activation.hasParameter()) {
+            parameter = backend.fromHost(new float[] {(float) activationParameter}, 1);
+        }
+    }
+
+    @Override
+    public Tensor forward(Tensor x) {
+        int batch = x.rowCount();
+        Tensor z = preActivation.rows(0, batch);
+        affine.forward(x, z);
+        lastPreActivation = z;
+        if (activation == ActivationKind.LINEAR) {
+            return z;
+        }
+        Tensor y = output.rows(0, batch);
+        if (activation == ActivationKind.SOFTMAX) {
+            backend.softmax(z, y);
+        } else {
+            backend.activationForward(activation, z, parameter, y);
+        }
+        return y;
+    }
+
+    @Override
+    public Tensor backward(Tensor dy, boolean needInputGradient) {
+        if (activation == ActivationKind.SOFTMAX) {
+            throw new IllegalStateException(name() + ": softmax is only supported on the output layer, where the"
+                    + " loss fuses it");
+        }
+        Tensor dz = dy;
+        if (activation != ActivationKind.LINEAR) {
+            dz = preActivationGradient.rows(0, dy.rowCount());
+            backend.activationBackward(activation, lastPreActivation, parameter, dy, dz);
+        }
+        return affine.backward(dz, needInputGradient);
+    }
+
+    /** The pre-activation {@code x · W + b} of the last forward: the logits when this is the output layer. */
+    public Tensor logits() {
+        return lastPreActivation;
+    }
+
+    /** Backward pass given the loss gradient with respect to {@link #logits()} (skips the activation). */
+    public Tensor backwardFromLogits(Tensor dLogits, boolean needInputGradient) {
+        return affine.backward(dLogits, needInputGradient);
+    }
+
+    @Override
+    public String describe() {
+        String act = activation.hasParameter()
+                ? activation.id() + "(" + activation.parameterName() + "=" + activationParameter + ")"
+                : activation.id();
+        return "units=" + units + ", activation=" + act + ", kernel=" + kernelInitializer;
+    }
+
+    @Override
+    public void close() {
+        if (affine != null) {
+            affine.close();
+        }
+        closeAll(preActivation, output, preActivationGradient, parameter);
+    }
+
+    static void closeAll(Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (t != null) {
+                t.close();
+            }
+        }
+    }
+}

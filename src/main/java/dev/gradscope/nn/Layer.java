@@ -1,0 +1,75 @@
+package dev.gradscope.nn;
+
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.Tensor;
+import java.util.List;
+
+/**
+ * A layer of a {@link Sequential} model that maps a batch of rows {@code [batch, inputUnits]} to
+ * {@code [batch, outputUnits]}.
+ *
+ * <p>Life cycle, driven by the model: {@link #build} fixes the input width; the model lays out the
+ * {@link #parameterSlots()} in its flat buffers and calls {@link #bind} with views of them;
+ * {@link #allocate} creates the layer's activation buffers for the largest batch, once. After that,
+ * {@link #forward} and {@link #backward} only run backend ops on fixed buffers: no allocation in a
+ * training step. Both return views of buffers the layer owns, valid until its next call.
+ */
+public abstract class Layer implements AutoCloseable {
+    private String name;
+    protected int inputUnits = -1;
+    protected Backend backend;
+
+    /** The layer's kind as Keras names it in {@code summary()}: {@code "Dense"}, {@code "PReLU"}... */
+    public abstract String typeName();
+
+    /** Fixes the input width and returns the output width. */
+    public abstract int build(int inputUnits);
+
+    public abstract int outputUnits();
+
+    public int inputUnits() {
+        return inputUnits;
+    }
+
+    /** The parameter tensors this layer needs, in the order {@link #bind} receives them. */
+    public List<ParameterSlot> parameterSlots() {
+        return List.of();
+    }
+
+    /** Receives views of the model's parameter and gradient buffers, one per slot. */
+    protected void bind(List<Tensor> parameters, List<Tensor> gradients) {
+    }
+
+    /** Creates this layer's buffers for batches of up to {@code maxBatch} rows. */
+    protected abstract void allocate(Backend backend, int maxBatch);
+
+    /** Computes the layer's output for the batch {@code x}; keeps what backward needs. */
+    public abstract Tensor forward(Tensor x);
+
+    /**
+     * Given {@code dy}, the loss gradient with respect to this layer's last output, writes (=) the
+     * gradients of this layer's parameters and returns the gradient with respect to its input, or null
+     * when {@code needInputGradient} is false (the first layer skips that product).
+     */
+    public abstract Tensor backward(Tensor dy, boolean needInputGradient);
+
+    public final String name() {
+        return name;
+    }
+
+    final void setName(String name) {
+        this.name = name;
+    }
+
+    public int parameterCount() {
+        return parameterSlots().stream().mapToInt(ParameterSlot::size).sum();
+    }
+
+    /** A short description of the layer's configuration, for summaries and saved configs. */
+    public abstract String describe();
+
+    /** Releases the buffers made by {@link #allocate}. */
+    @Override
+    public void close() {
+    }
+}

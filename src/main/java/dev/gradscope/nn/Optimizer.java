@@ -1,0 +1,27 @@
+package dev.gradscope.nn;
+
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.Tensor;
+import java.util.Map;
+
+/**
+ * Updates a model's flat parameter buffer from its flat gradient buffer, one op per step. Any state
+ * (moments, velocity) lives on the model's device, allocated once by {@link #build}.
+ */
+public interface Optimizer extends AutoCloseable {
+    /** Allocates the optimizer's state for {@code parameterCount} parameters. */
+    void build(Backend backend, int parameterCount);
+
+    /** One update of {@code parameters} from {@code gradients}. */
+    void step(Tensor parameters, Tensor gradients);
+
+    /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
+    String id();
+
+    /** The hyper-parameters, for saved configs. */
+    Map<String, Object> config();
+
+    /** Frees the optimizer's state. */
+    @Override
+    void close();
+}

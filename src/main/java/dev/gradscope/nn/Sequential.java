@@ -1,0 +1,400 @@
+package dev.gradscope.nn;
+
+import dev.gradscope.data.Dataset;
+import dev.gradscope.tensor.ActivationKind;
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
+import dev.gradscope.train.Evaluation;
+import dev.gradscope.train.FitOptions;
+import dev.gradscope.train.History;
+import dev.gradscope.train.Trainer;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A stack of layers trained as one model, with Keras's API: {@link #add}, {@link #compile},
+ * {@link #fit}, {@link #evaluate}, {@link #predict}, {@link #summary}.
+ *
+ * <p>All parameters live in one flat buffer on the model's backend and all gradients in another;
+ * layers hold views. The output layer must be a {@link Dense} layer with a softmax (or linear)
+ * activation: the loss takes its logits and fuses the softmax, see {@link Loss}.
+ *
+ * <p>One seed drives everything random: the initial weights (drawn in layer order) and the shuffle of
+ * every epoch. The same seed on the same backend gives the same run.
+ */
+public class Sequential implements AutoCloseable {
+    private final Backend backend;
+    private final long seed;
+    private final SplittableRandom random;
+    private final List<Layer> layers = new ArrayList<>();
+    private int inputUnits = -1;
+    private boolean built;
+    private Optimizer optimizer;
+    private Loss loss;
+    private List<String> metrics = List.of();
+
+    private Tensor parameters;
+    private Tensor gradients;
+    private final List<ParameterGroup> parameterGroups = new ArrayList<>();
+    private int allocatedBatch;
+    private Tensor outputGradient;
+
+    /** Where one parameter tensor of one layer lies in the flat buffers. */
+    public record ParameterGroup(Layer layer, int layerIndex, ParameterSlot slot, int offset, Tensor value,
+                                 Tensor gradient) {
+    }
+
+    public Sequential(Backend backend, long seed) {
+        this.backend = backend;
+        this.seed = seed;
+        this.random = new SplittableRandom(seed);
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public long seed() {
+        return seed;
+    }
+
+    /** Appends a layer; returns this model for chaining. */
+    public Sequential add(Layer layer) {
+        if (built) {
+            throw new IllegalStateException("cannot add " + layer.typeName() + " after the model was built");
+        }
+        layers.add(layer);
+        return this;
+    }
+
+    /** Declares the input width (Keras's {@code input_shape=(784,)}); optional, fit() infers it. */
+    public Sequential input(int units) {
+        if (units < 1) {
+            throw new IllegalArgumentException("input width must be >= 1, got " + units);
+        }
+        this.inputUnits = units;
+        return this;
+    }
+
+    /**
+     * Chooses the optimizer, the loss and the metrics ({@code "accuracy"} is the one metric, and is
+     * always computed).
+     */
+    public Sequential compile(Optimizer optimizer, Loss loss, String... metrics) {
+        for (String m : metrics) {
+            if (!m.equalsIgnoreCase("accuracy") && !m.equalsIgnoreCase("acc")) {
+                throw new IllegalArgumentException("unknown metric '" + m + "'; valid: accuracy");
+            }
+        }
+        if (layers.isEmpty()) {
+            throw new IllegalStateException("compile: the model has no layers");
+        }
+        Layer last = layers.get(layers.size() - 1);
+        if (!(last instanceof Dense dense)
+                || (dense.activation() != ActivationKind.SOFTMAX && dense.activation() != ActivationKind.LINEAR)) {
+            throw new IllegalArgumentException("compile: the output layer must be Dense with a softmax (or linear)"
+                    + " activation, because the loss fuses the softmax; got " + last.typeName() + " ("
+                    + last.describe() + ")");
+        }
+        this.optimizer = optimizer;
+        this.loss = loss;
+        this.metrics = List.of("accuracy");
+        if (built) {
+            optimizer.build(backend, (int) parameters.size());
+        }
+        return this;
+    }
+
+    /** Builds the layers for inputs of {@code inputUnits} features and initialises the parameters. */
+    public Sequential build(int inputUnits) {
+        if (built) {
+            if (inputUnits != this.inputUnits) {
+                throw new IllegalArgumentException("the model was built for " + this.inputUnits
+                        + " input features, got data with " + inputUnits);
+            }
+            return this;
+        }
+        if (layers.isEmpty()) {
+            throw new IllegalStateException("build: the model has no layers");
+        }
+        this.inputUnits = inputUnits;
+        Map<String, Integer> nameCounts = new HashMap<>();
+        int width = inputUnits;
+        for (Layer layer : layers) {
+            String base = snakeCase(layer.typeName());
+            int count = nameCounts.merge(base, 1, Integer::sum);
+            layer.setName(count == 1 ? base : base + "_" + (count - 1));
+            width = layer.build(width);
+        }
+        layOutParameters();
+        built = true;
+        if (optimizer != null) {
+            optimizer.build(backend, (int) parameters.size());
+        }
+        return this;
+    }
+
+    private void layOutParameters() {
+        int total = 0;
+        for (Layer layer : layers) {
+            total += layer.parameterCount();
+        }
+        float[] initial = new float[total];
+        parameters = backend.allocate(DType.FLOAT32, total);
+        gradients = backend.allocate(DType.FLOAT32, total);
+        int offset = 0;
+        for (int li = 0; li < layers.size(); li++) {
+            Layer layer = layers.get(li);
+            List<Tensor> values = new ArrayList<>();
+            List<Tensor> grads = new ArrayList<>();
+            for (ParameterSlot slot : layer.parameterSlots()) {
+                slot.initializer().fill(initial, offset, slot.size(), slot.fanIn(), slot.fanOut(), random);
+                Tensor value = parameters.view(offset, slot.shape());
+                Tensor grad = gradients.view(offset, slot.shape());
+                values.add(value);
+                grads.add(grad);
+                parameterGroups.add(new ParameterGroup(layer, li, slot, offset, value, grad));
+                offset += slot.size();
+            }
+            layer.bind(values, grads);
+        }
+        backend.copyFromHost(initial, parameters);
+    }
+
+    /** Makes sure every layer has buffers for batches of {@code batch} rows (allocates only when it grows). */
+    public void reserveBatch(int batch) {
+        requireBuilt("reserveBatch");
+        if (batch <= allocatedBatch) {
+            return;
+        }
+        for (Layer layer : layers) {
+            layer.close();
+            layer.allocate(backend, batch);
+        }
+        if (outputGradient != null) {
+            outputGradient.close();
+        }
+        outputGradient = backend.allocate(DType.FLOAT32, batch, outputUnits());
+        allocatedBatch = batch;
+    }
+
+    /** Runs the layers on a batch already on the device; returns the last layer's output. */
+    public Tensor forward(Tensor x) {
+        requireBuilt("forward");
+        if (x.columnCount() != inputUnits) {
+            throw new IllegalArgumentException("the model takes " + inputUnits + " input features, got "
+                    + java.util.Arrays.toString(x.shape()));
+        }
+        reserveBatch(x.rowCount());
+        Tensor h = x;
+        for (Layer layer : layers) {
+            h = layer.forward(h);
+        }
+        return h;
+    }
+
+    /**
+     * One forward and backward pass on a device batch: writes every parameter gradient (=) and
+     * accumulates the batch's summed loss and correct count into {@code totals} (2 floats). Gradients
+     * are of the batch-mean loss.
+     */
+    public void computeGradients(Tensor x, Tensor targets, Tensor totals) {
+        requireCompiled("computeGradients");
+        forward(x);
+        int batch = x.rowCount();
+        Dense output = (Dense) layers.get(layers.size() - 1);
+        Tensor dLogits = outputGradient.rows(0, batch);
+        loss.apply(backend, output.logits(), targets, 1f / batch, dLogits, totals);
+        Tensor g = output.backwardFromLogits(dLogits, layers.size() > 1);
+        for (int i = layers.size() - 2; i >= 0; i--) {
+            g = layers.get(i).backward(g, i > 0);
+        }
+    }
+
+    /**
+     * Evaluates the loss on a device batch without touching the gradients: accumulates summed loss and
+     * correct count into {@code totals}.
+     */
+    public void accumulateLoss(Tensor x, Tensor targets, Tensor totals) {
+        requireCompiled("evaluate");
+        forward(x);
+        Dense output = (Dense) layers.get(layers.size() - 1);
+        Tensor scratch = outputGradient.rows(0, x.rowCount());
+        loss.apply(backend, output.logits(), targets, 0f, scratch, totals);
+    }
+
+    /** Applies one optimizer step from the gradients of the last {@link #computeGradients}. */
+    public void applyGradients() {
+        requireCompiled("applyGradients");
+        optimizer.step(parameters, gradients);
+    }
+
+    /** Trains on a labelled dataset, Keras's {@code fit(x, y, batch_size, epochs, validation_data)}. */
+    public History fit(Dataset train, int batchSize, int epochs, Dataset validation) {
+        return fit(train, FitOptions.builder().batchSize(batchSize).epochs(epochs).validation(validation).build());
+    }
+
+    /** Trains with full control over the loop: callbacks, verbosity, shuffling. */
+    public History fit(Dataset train, FitOptions options) {
+        return Trainer.fit(this, train, options);
+    }
+
+    /** Mean loss and accuracy over a dataset. */
+    public Evaluation evaluate(Dataset data, int batchSize) {
+        return Trainer.evaluate(this, data, batchSize);
+    }
+
+    /**
+     * The model's outputs (class probabilities when the output is softmax) for the rows of
+     * {@code x} ({@code [n, inputFeatures]}, any backend), as a new host array {@code [n][outputs]}.
+     */
+    public float[][] predict(float[][] x, int batchSize) {
+        int n = x.length;
+        build(n == 0 ? inputUnits : x[0].length);
+        int batch = Math.max(1, Math.min(batchSize, n));
+        reserveBatch(batch);
+        float[][] out = new float[n][];
+        try (Tensor input = backend.allocate(DType.FLOAT32, batch, inputUnits)) {
+            for (int first = 0; first < n; first += batch) {
+                int rows = Math.min(batch, n - first);
+                float[] flat = new float[rows * inputUnits];
+                for (int r = 0; r < rows; r++) {
+                    if (x[first + r].length != inputUnits) {
+                        throw new IllegalArgumentException("predict: row " + (first + r) + " has "
+                                + x[first + r].length + " features, the model takes " + inputUnits);
+                    }
+                    System.arraycopy(x[first + r], 0, flat, r * inputUnits, inputUnits);
+                }
+                Tensor xb = input.rows(0, rows);
+                backend.copyFromHost(flat, xb);
+                float[] y = forward(xb).toFloatArray();
+                int width = outputUnits();
+                for (int r = 0; r < rows; r++) {
+                    out[first + r] = java.util.Arrays.copyOfRange(y, r * width, (r + 1) * width);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The layer table Keras prints: name (type), output shape, parameter count, and the totals. */
+    public String summary() {
+        requireBuilt("summary");
+        StringBuilder sb = new StringBuilder();
+        String rule = "─".repeat(72) + "\n";
+        String thick = "━".repeat(72) + "\n";
+        sb.append("Model: \"sequential\"\n").append(thick);
+        sb.append(String.format(Locale.ROOT, "%-32s%-24s%16s%n", "Layer (type)", "Output Shape", "Param #"));
+        sb.append(thick);
+        long trainable = 0;
+        for (int i = 0; i < layers.size(); i++) {
+            Layer layer = layers.get(i);
+            sb.append(String.format(Locale.ROOT, "%-32s%-24s%,16d%n", layer.name() + " (" + layer.typeName() + ")",
+                    "(None, " + layer.outputUnits() + ")", layer.parameterCount()));
+            trainable += layer.parameterCount();
+            sb.append(i + 1 < layers.size() ? rule : thick);
+        }
+        sb.append(String.format(Locale.ROOT, " Total params: %,d (%s)%n", trainable, humanBytes(trainable * 4)));
+        sb.append(String.format(Locale.ROOT, " Trainable params: %,d (%s)%n", trainable, humanBytes(trainable * 4)));
+        sb.append(String.format(Locale.ROOT, " Non-trainable params: 0 (0.00 B)%n"));
+        return sb.toString();
+    }
+
+    private static String humanBytes(long bytes) {
+        if (bytes < 1024) {
+            return String.format(Locale.ROOT, "%.2f B", (double) bytes);
+        }
+        if (bytes < 1024 * 1024) {
+            return String.format(Locale.ROOT, "%.2f KB", bytes / 1024.0);
+        }
+        return String.format(Locale.ROOT, "%.2f MB", bytes / (1024.0 * 1024.0));
+    }
+
+    private static String snakeCase(String typeName) {
+        return typeName.replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase(Locale.ROOT);
+    }
+
+    public List<Layer> layers() {
+        return Collections.unmodifiableList(layers);
+    }
+
+    /** Where each parameter tensor lies in the flat buffers, in layer order. */
+    public List<ParameterGroup> parameterGroups() {
+        return Collections.unmodifiableList(parameterGroups);
+    }
+
+    /** The flat parameter buffer (views of it are the layers' weights). */
+    public Tensor parameters() {
+        requireBuilt("parameters");
+        return parameters;
+    }
+
+    /** The flat gradient buffer, written by {@link #computeGradients}. */
+    public Tensor gradients() {
+        requireBuilt("gradients");
+        return gradients;
+    }
+
+    public boolean isBuilt() {
+        return built;
+    }
+
+    public int inputUnits() {
+        return inputUnits;
+    }
+
+    public int outputUnits() {
+        return layers.get(layers.size() - 1).outputUnits();
+    }
+
+    public long parameterCount() {
+        return layers.stream().mapToLong(Layer::parameterCount).sum();
+    }
+
+    public Optimizer optimizer() {
+        return optimizer;
+    }
+
+    public Loss loss() {
+        return loss;
+    }
+
+    public List<String> metrics() {
+        return metrics;
+    }
+
+    /** The model's random stream, after initialisation: the trainer draws each epoch's shuffle from it. */
+    public SplittableRandom random() {
+        return random;
+    }
+
+    private void requireBuilt(String what) {
+        if (!built) {
+            throw new IllegalStateException(what + ": the model is not built yet (call build(inputUnits) or fit)");
+        }
+    }
+
+    private void requireCompiled(String what) {
+        requireBuilt(what);
+        if (loss == null || optimizer == null) {
+            throw new IllegalStateException(what + ": call compile(optimizer, loss) first");
+        }
+    }
+
+    @Override
+    public void close() {
+        for (Layer layer : layers) {
+            layer.close();
+        }
+        if (optimizer != null) {
+            optimizer.close();
+        }
+        Dense.closeAll(parameters, gradients, outputGradient);
+    }
+}

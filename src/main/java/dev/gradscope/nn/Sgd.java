@@ -1,0 +1,75 @@
+package dev.gradscope.nn;
+
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Stochastic gradient descent with optional momentum and Nesterov momentum, Keras's defaults and rule
+ * (learning rate 0.01, momentum 0): {@code v = momentum v - lr g}, then {@code p += v}, or with
+ * Nesterov {@code p += momentum v - lr g}.
+ */
+public final class Sgd implements Optimizer {
+    private final double learningRate;
+    private final double momentum;
+    private final boolean nesterov;
+    private Backend backend;
+    private Tensor velocity;
+
+    public Sgd() {
+        this(0.01);
+    }
+
+    public Sgd(double learningRate) {
+        this(learningRate, 0, false);
+    }
+
+    public Sgd(double learningRate, double momentum, boolean nesterov) {
+        if (!(learningRate > 0) || !(momentum >= 0 && momentum < 1)) {
+            throw new IllegalArgumentException("SGD: need learning rate > 0 and 0 <= momentum < 1; got lr="
+                    + learningRate + " momentum=" + momentum);
+        }
+        this.learningRate = learningRate;
+        this.momentum = momentum;
+        this.nesterov = nesterov;
+    }
+
+    @Override
+    public void build(Backend backend, int parameterCount) {
+        close();
+        this.backend = backend;
+        if (momentum != 0) {
+            velocity = backend.allocate(DType.FLOAT32, parameterCount);
+        }
+    }
+
+    @Override
+    public void step(Tensor parameters, Tensor gradients) {
+        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov);
+    }
+
+    @Override
+    public String id() {
+        return "sgd";
+    }
+
+    @Override
+    public Map<String, Object> config() {
+        Map<String, Object> c = new LinkedHashMap<>();
+        c.put("name", id());
+        c.put("learning_rate", learningRate);
+        c.put("momentum", momentum);
+        c.put("nesterov", nesterov);
+        return c;
+    }
+
+    @Override
+    public void close() {
+        if (velocity != null) {
+            velocity.close();
+            velocity = null;
+        }
+    }
+}

@@ -1,0 +1,153 @@
+package dev.gradscope.tensor;
+
+/**
+ * Every device operation the layers, losses and optimizers need. Layers never branch on the device:
+ * they call these ops, and each backend implements each op once ({@code CpuBackend} is the reference
+ * semantics; {@code CudaBackend} must match it).
+ *
+ * <p>Conventions. Matrices are row-major. Each op says what it writes: "{@code out =}" overwrites,
+ * "{@code out +=}" accumulates; an op with {@code Accumulate} in its name adds into its output. Ops
+ * may be asynchronous on a device: only the {@code toHost*} reads and {@link #synchronize()} wait.
+ * Activation parameters ({@code param}) are a tensor of 1 element, shared by every unit, or of one
+ * element per column; kinds without a parameter accept {@code null}.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** {@code "cpu"} or {@code "cuda"}. */
+    String name();
+
+    /** A line describing the device, for {@code gradscope info} and logs. */
+    String description();
+
+    // ---- memory -------------------------------------------------------------------------------
+
+    /** A new, zero-filled tensor that owns its memory. */
+    Tensor allocate(DType dtype, int... shape);
+
+    /** A new FLOAT32 tensor holding a copy of {@code data}. */
+    Tensor fromHost(float[] data, int... shape);
+
+    /** A new INT32 tensor holding a copy of {@code data}. */
+    Tensor fromHost(int[] data, int... shape);
+
+    /** A new UINT8 tensor holding a copy of {@code data} (bytes read as 0..255). */
+    Tensor fromHost(byte[] data, int... shape);
+
+    /** {@code dst = data}; {@code data.length} must equal {@code dst.size()}. */
+    void copyFromHost(float[] data, Tensor dst);
+
+    /** {@code dst = data} for an INT32 tensor. */
+    void copyFromHost(int[] data, Tensor dst);
+
+    /** A new array with the elements of a FLOAT32 tensor. Waits for pending work. */
+    float[] toHostFloats(Tensor t);
+
+    /** A new array with the elements of an INT32 tensor. Waits for pending work. */
+    int[] toHostInts(Tensor t);
+
+    /** {@code dst = src} (same dtype and size). */
+    void copy(Tensor src, Tensor dst);
+
+    /** {@code t = value} for every element of a FLOAT32 tensor. */
+    void fill(Tensor t, float value);
+
+    /** Waits until every queued op has finished. */
+    void synchronize();
+
+    // ---- dense layers -------------------------------------------------------------------------
+
+    /**
+     * {@code c = alpha * op(a) · op(b) + beta * c}, where {@code op(x)} is {@code x} or its transpose.
+     * With {@code beta == 0} the old contents of {@code c} are ignored (even NaN).
+     */
+    void gemm(boolean transposeA, boolean transposeB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
+
+    /** {@code y[i][j] += bias[j]} for every row {@code i}. */
+    void addRowVectorAccumulate(Tensor y, Tensor bias);
+
+    /** {@code out[j] = sum_i x[i][j]}: the bias gradient from a batch of output gradients. */
+    void columnSums(Tensor x, Tensor out);
+
+    // ---- activations --------------------------------------------------------------------------
+
+    /** {@code y = f(z; param)} element-wise. */
+    void activationForward(ActivationKind kind, Tensor z, Tensor param, Tensor y);
+
+    /** {@code dz = dy * f'(z; param)} element-wise. */
+    void activationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dz);
+
+    /**
+     * {@code dParam = sum over the elements sharing each parameter of dy * df/dparam(z; param)}: one
+     * value when {@code param} has one element, one per column otherwise.
+     */
+    void activationParameterGradient(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dParam);
+
+    /**
+     * Maxout: {@code y[i][u] = max_p z[i][u*pieces + p]}, and {@code winner[i][u]} (INT32) = the winning
+     * {@code p} (the first one on ties).
+     */
+    void maxoutForward(Tensor z, int pieces, Tensor y, Tensor winner);
+
+    /** {@code dz[i][u*pieces + p] = p == winner[i][u] ? dy[i][u] : 0}. */
+    void maxoutBackward(Tensor dy, Tensor winner, int pieces, Tensor dz);
+
+    /** {@code probabilities = softmax(logits)} row by row, numerically stable. */
+    void softmax(Tensor logits, Tensor probabilities);
+
+    // ---- losses (softmax fused in) ------------------------------------------------------------
+
+    /**
+     * Softmax followed by categorical cross-entropy against {@code targets} (one row of class
+     * probabilities per example, usually one-hot). Writes {@code dLogits = (softmax(logits) - targets)
+     * * gradientScale}, and accumulates {@code totals[0] += sum of per-example losses},
+     * {@code totals[1] += number of rows whose arg-max matches the target's arg-max}.
+     */
+    void softmaxCrossEntropy(Tensor logits, Tensor targets, float gradientScale, Tensor dLogits, Tensor totals);
+
+    /**
+     * Softmax followed by mean squared error: per example {@code mean_c (p_c - t_c)^2} with
+     * {@code p = softmax(logits)}. Writes {@code dLogits} = the gradient of the per-example loss with
+     * respect to the logits, times {@code gradientScale}; accumulates {@code totals} as
+     * {@link #softmaxCrossEntropy} does.
+     */
+    void softmaxMeanSquaredError(Tensor logits, Tensor targets, float gradientScale, Tensor dLogits,
+                                 Tensor totals);
+
+    // ---- reductions ---------------------------------------------------------------------------
+
+    /**
+     * {@code out[s] = sum of x[k]^2 for k in [segmentStarts[s], segmentStarts[s+1])} over a flat
+     * tensor; {@code segmentStarts} is INT32 with one more element than {@code out}. Deterministic.
+     */
+    void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out);
+
+    // ---- optimizers ---------------------------------------------------------------------------
+
+    /**
+     * One Adam step over flat buffers, Keras's rule: {@code m += (1-beta1)(g - m)},
+     * {@code v += (1-beta2)(g^2 - v)}, {@code p -= stepSize * m / (sqrt(v) + epsilon)}, where the
+     * caller folds the bias corrections into {@code stepSize = lr sqrt(1-beta2^t) / (1-beta1^t)}.
+     */
+    void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
+                    float stepSize);
+
+    /**
+     * One SGD step, Keras's rule: without momentum {@code p -= lr g}; with momentum
+     * {@code velocity = momentum * velocity - lr g}, then {@code p += velocity} or, with Nesterov,
+     * {@code p += momentum * velocity - lr g}. {@code velocity} may be null when momentum is 0.
+     */
+    void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                   boolean nesterov);
+
+    // ---- data ---------------------------------------------------------------------------------
+
+    /**
+     * {@code out[r] = source[indices[first + r]] * scale} for each row {@code r} of {@code out}:
+     * gathers a batch of rows from a UINT8 or FLOAT32 dataset into FLOAT32.
+     */
+    void gatherRows(Tensor source, Tensor indices, int first, float scale, Tensor out);
+
+    /** Releases the backend's own resources (threads, streams, handles). */
+    @Override
+    void close();
+}

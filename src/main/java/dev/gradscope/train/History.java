@@ -1,0 +1,54 @@
+package dev.gradscope.train;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What {@code fit} returns, as Keras's {@code History}: for each metric name ({@code loss},
+ * {@code accuracy}, {@code val_loss}, {@code val_accuracy}) one value per epoch, plus each epoch's
+ * wall-clock seconds.
+ */
+public final class History {
+    private final Map<String, List<Double>> metrics = new LinkedHashMap<>();
+    private final List<Double> epochSeconds = new ArrayList<>();
+
+    /** Appends one epoch's logs. */
+    public void record(Map<String, Double> logs, double seconds) {
+        logs.forEach((key, value) -> metrics.computeIfAbsent(key, k -> new ArrayList<>()).add(value));
+        epochSeconds.add(seconds);
+    }
+
+    /** One value per epoch for {@code metric}; the error names the metrics recorded. */
+    public List<Double> get(String metric) {
+        List<Double> values = metrics.get(metric);
+        if (values == null) {
+            throw new IllegalArgumentException("no metric '" + metric + "' in this history; it has "
+                    + metrics.keySet());
+        }
+        return Collections.unmodifiableList(values);
+    }
+
+    /** The last epoch's value of {@code metric}. */
+    public double last(String metric) {
+        List<Double> values = get(metric);
+        return values.get(values.size() - 1);
+    }
+
+    /** Every metric, in the order first recorded. */
+    public Map<String, List<Double>> metrics() {
+        Map<String, List<Double>> copy = new LinkedHashMap<>();
+        metrics.forEach((k, v) -> copy.put(k, Collections.unmodifiableList(v)));
+        return Collections.unmodifiableMap(copy);
+    }
+
+    public List<Double> epochSeconds() {
+        return Collections.unmodifiableList(epochSeconds);
+    }
+
+    public int epochs() {
+        return epochSeconds.size();
+    }
+}

@@ -1,0 +1,98 @@
+package dev.gradscope.data;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+class DatasetTest {
+    /** 4 rows of 3 features; feature j of row r is 10r + j, except the last is 255. */
+    private static Dataset small() {
+        byte[] features = {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, (byte) 255};
+        return new Dataset("small", features, new int[] {2, 0, 1, 2}, 3, 4, 0.5f);
+    }
+
+    @Test
+    void reportsItsShape() {
+        Dataset d = small();
+        assertEquals(4, d.rows());
+        assertEquals(3, d.featureCount());
+        assertEquals(4, d.classCount());
+        assertEquals(0.5f, d.featureScale());
+        assertEquals("small", d.name());
+        assertEquals(21, d.feature(2, 1));
+        assertEquals(255, d.feature(3, 2));
+        assertEquals(1, d.label(2));
+    }
+
+    @Test
+    void oneHotLabelsHaveOneOnePerRow() {
+        float[] expected = {
+            0, 0, 1, 0,
+            1, 0, 0, 0,
+            0, 1, 0, 0,
+            0, 0, 1, 0,
+        };
+        assertArrayEquals(expected, small().oneHotLabels());
+    }
+
+    @Test
+    void scaledFeaturesMultiplyByTheScale() {
+        float[] scaled = small().scaledFeatures();
+        assertEquals(12, scaled.length);
+        assertEquals(5f, scaled[3]);
+        assertEquals(127.5f, scaled[11]);
+    }
+
+    @Test
+    void labelCountsCountEachClass() {
+        assertArrayEquals(new int[] {1, 1, 2, 0}, small().labelCounts());
+    }
+
+    @Test
+    void subsetAndTakeCopyRows() {
+        Dataset middle = small().subset(1, 3);
+        assertEquals(2, middle.rows());
+        assertArrayEquals(new byte[] {10, 11, 12, 20, 21, 22}, middle.features());
+        assertArrayEquals(new int[] {0, 1}, middle.labels());
+        assertEquals(0.5f, middle.featureScale());
+
+        Dataset first = small().take(1);
+        assertArrayEquals(new byte[] {0, 1, 2}, first.features());
+        assertEquals(0, small().take(0).rows());
+        assertEquals(4, small().take(4).rows());
+        assertThrows(IndexOutOfBoundsException.class, () -> small().take(5));
+        assertThrows(IndexOutOfBoundsException.class, () -> small().subset(3, 2));
+        assertThrows(IndexOutOfBoundsException.class, () -> small().subset(-1, 2));
+    }
+
+    @Test
+    void cannotBeChangedThroughItsArrays() {
+        byte[] features = {1, 2};
+        int[] labels = {0, 1};
+        Dataset d = new Dataset("d", features, labels, 1, 2, 1f);
+        features[0] = 99;
+        labels[0] = 1;
+        d.features()[1] = 99;
+        d.labels()[1] = 0;
+        assertArrayEquals(new byte[] {1, 2}, d.features());
+        assertArrayEquals(new int[] {0, 1}, d.labels());
+    }
+
+    @Test
+    void rejectsInconsistentInput() {
+        IllegalArgumentException sizes = assertThrows(IllegalArgumentException.class,
+                () -> new Dataset("bad", new byte[5], new int[2], 3, 2, 1f));
+        assertTrue(sizes.getMessage().contains("need 6 feature bytes, got 5"), sizes.getMessage());
+
+        IllegalArgumentException label = assertThrows(IllegalArgumentException.class,
+                () -> new Dataset("bad", new byte[2], new int[] {0, 2}, 1, 2, 1f));
+        assertTrue(label.getMessage().contains("row 1 is 2, expected 0..1"), label.getMessage());
+
+        assertThrows(IllegalArgumentException.class, () -> new Dataset("bad", new byte[2], new int[2], 1, 2, 0f));
+        assertThrows(IndexOutOfBoundsException.class, () -> small().feature(4, 0));
+        assertThrows(IndexOutOfBoundsException.class, () -> small().feature(0, 3));
+    }
+}

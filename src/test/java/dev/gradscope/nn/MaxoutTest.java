@@ -1,0 +1,89 @@
+package dev.gradscope.nn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.gradscope.Tolerances;
+import org.junit.jupiter.api.Test;
+
+class MaxoutTest {
+    private static final int IN = 4;
+    private static final int UNITS = 3;
+    private static final int PIECES = 3;
+    private static final int BATCH = 3;
+
+    /** Pieces {@code [batch][units*pieces]} of x · W + b, in double. */
+    private static double[] pieces(LayerHarness h) {
+        int width = UNITS * PIECES;
+        double[] z = new double[BATCH * width];
+        for (int b = 0; b < BATCH; b++) {
+            for (int j = 0; j < width; j++) {
+                double s = h.parameterValues[IN * width + j];
+                for (int i = 0; i < IN; i++) {
+                    s += (double) h.input[b * IN + i] * h.parameterValues[i * width + j];
+                }
+                z[b * width + j] = s;
+            }
+        }
+        return z;
+    }
+
+    /** Smallest gap between a unit's winning piece and its runner-up: a nudge must not change winners. */
+    private static double smallestWinningGap(LayerHarness h) {
+        double[] z = pieces(h);
+        double gap = Double.MAX_VALUE;
+        for (int u = 0; u < BATCH * UNITS; u++) {
+            double best = Double.NEGATIVE_INFINITY;
+            double second = Double.NEGATIVE_INFINITY;
+            for (int p = 0; p < PIECES; p++) {
+                double v = z[u * PIECES + p];
+                if (v > best) {
+                    second = best;
+                    best = v;
+                } else if (v > second) {
+                    second = v;
+                }
+            }
+            gap = Math.min(gap, best - second);
+        }
+        return gap;
+    }
+
+    private static LayerHarness harnessWithClearWinners() {
+        for (long seed = 1; seed < 1000; seed++) {
+            Maxout layer = new Maxout(UNITS, PIECES).kernelInitializer(Initializer.parse("random_uniform:1.0"));
+            LayerHarness h = new LayerHarness(layer, IN, BATCH, seed, LayerHarness.uniform(1.0));
+            if (smallestWinningGap(h) > Kinks.MARGIN) {
+                return h;
+            }
+            h.close();
+        }
+        throw new AssertionError("no seed gives maxout units a clear winner");
+    }
+
+    @Test
+    void forwardTakesTheLargestPiece() {
+        try (LayerHarness h = harnessWithClearWinners()) {
+            double[] z = pieces(h);
+            float[] y = h.forward();
+            for (int u = 0; u < BATCH * UNITS; u++) {
+                double best = Double.NEGATIVE_INFINITY;
+                for (int p = 0; p < PIECES; p++) {
+                    best = Math.max(best, z[u * PIECES + p]);
+                }
+                assertEquals(best, y[u], Tolerances.F32_FORWARD_ABS, "unit " + u);
+            }
+        }
+    }
+
+    @Test
+    void gradientCheckOfEveryParameterAndInput() {
+        try (LayerHarness h = harnessWithClearWinners()) {
+            assertEquals(IN * UNITS * PIECES + UNITS * PIECES, h.layer.parameterCount());
+            float[] dx = h.backward();
+            GradientCheck.check("Maxout parameters", h.parameterNudger(), h.parameterGradients(), h::loss,
+                    Tolerances.F32_GRADCHECK_STEP, Tolerances.F32_GRADCHECK_REL, Tolerances.F32_GRADCHECK_ABS);
+            GradientCheck.check("Maxout input", h.inputNudger(), dx, h::loss, Tolerances.F32_GRADCHECK_STEP,
+                    Tolerances.F32_GRADCHECK_REL, Tolerances.F32_GRADCHECK_ABS);
+        }
+    }
+}
