@@ -19,9 +19,15 @@ public final class GradScope implements Runnable {
         System.exit(run(args));
     }
 
-    /** Runs the command line and returns the exit status (for tests). */
+    /** Runs the command line and returns the exit status. */
     public static int run(String... args) {
+        return run(new java.io.PrintWriter(System.err, true), args);
+    }
+
+    /** Runs the command line with errors going to {@code err}; returns the exit status (for tests). */
+    public static int run(java.io.PrintWriter err, String... args) {
         CommandLine cli = new CommandLine(new GradScope());
+        cli.setErr(err);
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             commandLine.getErr().println("gradscope: error: " + describe(e));
             if (System.getenv("GRADSCOPE_DEBUG") != null) {

@@ -1,0 +1,103 @@
+package dev.gradscope.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.report.HistoryJson;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The command line's contract: exit 0 on success, 2 on usage errors, 1 on other failures. */
+class GradScopeCliTest {
+    @TempDir
+    Path tmp;
+
+    private final StringWriter err = new StringWriter();
+
+    private int run(String... args) {
+        return GradScope.run(new PrintWriter(err, true), args);
+    }
+
+    private static Path subsetDir() {
+        try {
+            return Path.of(GradScopeCliTest.class.getResource("/mnist-subset").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Test
+    void trainWritesHistoryJsonWithEveryKerasKeyAndTheConfig() {
+        Path out = tmp.resolve("run");
+        int status = run("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--epochs", "2",
+                "--train-limit", "512", "--activation", "elu", "--activation-parameter", "0.5", "--seed", "3",
+                "--out", out.toString(), "--quiet");
+        assertEquals(0, status, err.toString());
+        Map<String, Object> history = HistoryJson.read(out.resolve("history.json"));
+        for (String key : List.of("loss", "accuracy", "val_loss", "val_accuracy")) {
+            assertEquals(2, ((List<?>) history.get(key)).size(), key + " has one value per epoch");
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = (Map<String, Object>) history.get("config");
+        assertEquals("elu", config.get("activation"));
+        assertEquals(0.5, config.get("activation_parameter"));
+        assertEquals(3, ((Number) config.get("seed")).intValue());
+        assertEquals(512, config.get("train_examples"));
+        assertEquals("categorical_crossentropy", config.get("loss"));
+        assertEquals("cpu", config.get("backend"));
+    }
+
+    @Test
+    void unknownChoicesAreUsageErrorsThatListTheValidOnes() {
+        assertEquals(2, run("train", "--activation", "sigmod"));
+        assertTrue(err.toString().contains("sigmod") && err.toString().contains("sigmoid")
+                && err.toString().contains("maxout"), err.toString());
+        assertEquals(2, run("train", "--loss", "hinge"));
+        assertTrue(err.toString().contains("mse"), err.toString());
+        assertEquals(2, run("train", "--device", "tpu"));
+        assertTrue(err.toString().contains("auto, cpu, cuda"), err.toString());
+        assertEquals(2, run("train", "--epochs", "many"));
+        assertEquals(2, run("train", "--init", "orthogonal"));
+        assertTrue(err.toString().contains("he_normal"), err.toString());
+        assertEquals(2, run("frobnicate"));
+    }
+
+    @Test
+    void missingDataFailsWithTheFileAndTheFixAndKeepsTheOldHistory() throws Exception {
+        Path out = Files.createDirectories(tmp.resolve("kept"));
+        Path saved = out.resolve("history.json");
+        Files.writeString(saved, "{\"loss\": [1.0]}");
+        Path missing = tmp.resolve("no-mnist-here");
+        assertEquals(1, run("train", "--device", "cpu", "--data-dir", missing.toString(), "--out", out.toString()));
+        assertTrue(err.toString().contains(missing.toString()) && err.toString().contains("fetch-mnist.sh"),
+                err.toString());
+        assertEquals("{\"loss\": [1.0]}", Files.readString(saved), "a failed run leaves saved results alone");
+    }
+
+    @Test
+    void corruptDataFailsWithExitStatusOne() throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("corrupt"));
+        for (String name : List.of("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte")) {
+            Files.write(dir.resolve(name), new byte[] {0, 0, 8, 3, 0, 0});
+        }
+        assertEquals(1, run("train", "--device", "cpu", "--data-dir", dir.toString()));
+        assertTrue(err.toString().contains("train-images-idx3-ubyte"), err.toString());
+    }
+
+    @Test
+    void infoSucceedsAndCudaFailsLoudlyWithoutAGpu() {
+        assertEquals(0, run("info", "--data-dir", subsetDir().toString()));
+        org.junit.jupiter.api.Assumptions.assumeFalse(dev.gradscope.backend.Devices.cudaUnavailableReason() == null,
+                "a CUDA device is present: --device cuda would train");
+        assertEquals(1, run("train", "--device", "cuda", "--data-dir", subsetDir().toString(), "--epochs", "1"));
+        assertTrue(err.toString().toLowerCase().contains("cuda"), err.toString());
+    }
+}
