@@ -1,0 +1,198 @@
+// Helpers shared by every kernel file: grid-stride loops, 16-byte vector access, and the two
+// deterministic reductions (a warp's 32 lanes, and one block's fixed 1024 slots).
+//
+// Everything here is in namespace gs. Kernels are extern "C" (their PTX names are the ABI of
+// /work/stage/cuda-abi.md, condensed in src/main/cuda/README.md).
+#pragma once
+
+#include <cstdint>
+
+namespace gs {
+
+constexpr unsigned FULL_WARP = 0xffffffffu;
+constexpr unsigned WARP_SIZE = 32;
+
+// ---- grid-stride loops ------------------------------------------------------------------------
+//
+// Indices are unsigned 32-bit: counts are ints below 2^31, so i + stride never wraps (a signed int
+// could overflow on the last step of a tensor close to 2^31 elements).
+
+__device__ __forceinline__ unsigned threadIndex() { return blockIdx.x * blockDim.x + threadIdx.x; }
+
+__device__ __forceinline__ unsigned threadCount() { return gridDim.x * blockDim.x; }
+
+/** An int count as a loop bound: a negative count means no elements. */
+__device__ __forceinline__ unsigned countOf(int n) { return n > 0 ? static_cast<unsigned>(n) : 0u; }
+
+/** The warp of this thread among all warps of the grid (the block size must be a multiple of 32). */
+__device__ __forceinline__ unsigned warpIndex() { return threadIndex() / WARP_SIZE; }
+
+__device__ __forceinline__ unsigned warpCount() { return threadCount() / WARP_SIZE; }
+
+__device__ __forceinline__ unsigned laneIndex() { return threadIdx.x % WARP_SIZE; }
+
+// ---- 16-byte vector access --------------------------------------------------------------------
+
+/** Whether every pointer is 16-byte aligned (a null pointer counts as aligned). */
+template <class... T>
+__device__ __forceinline__ bool allAligned16(const T*... pointers) {
+    return ((reinterpret_cast<std::uintptr_t>(pointers) | ... | std::uintptr_t{0}) & 15u) == 0;
+}
+
+/** Group k (elements 4k .. 4k+3) of an array that this kernel only reads: the read-only cache. */
+__device__ __forceinline__ float4 load4ReadOnly(const float* p, unsigned k) {
+    return __ldg(reinterpret_cast<const float4*>(p) + k);
+}
+
+/** Group k of an array that this kernel also writes (so not through the non-coherent cache). */
+__device__ __forceinline__ float4 load4(const float* p, unsigned k) {
+    return reinterpret_cast<const float4*>(p)[k];
+}
+
+__device__ __forceinline__ void store4(float* p, unsigned k, float4 v) {
+    reinterpret_cast<float4*>(p)[k] = v;
+}
+
+/** Lane l (0..3) of a float4; used in fully unrolled loops, so l is a constant and this a register. */
+__device__ __forceinline__ float& lane(float4& v, int l) {
+    return l == 0 ? v.x : l == 1 ? v.y : l == 2 ? v.z : v.w;
+}
+
+__device__ __forceinline__ float lane(const float4& v, int l) {
+    return l == 0 ? v.x : l == 1 ? v.y : l == 2 ? v.z : v.w;
+}
+
+/**
+ * Runs an element-wise body over [0, n) with a grid-stride loop: vectorBody(k) for every 4-element
+ * group k when `aligned` (the caller checked that all its pointers are 16-byte aligned), then
+ * scalarBody(i) for the n % 4 elements left; scalarBody(i) for every element otherwise. `aligned`
+ * must be the same in every thread, so the branch does not diverge.
+ */
+template <class VectorBody, class ScalarBody>
+__device__ __forceinline__ void forEachElement(unsigned n, bool aligned, VectorBody vectorBody,
+                                               ScalarBody scalarBody) {
+    const unsigned start = threadIndex();
+    const unsigned stride = threadCount();
+    if (aligned) {
+        const unsigned groups = n / 4;
+        for (unsigned k = start; k < groups; k += stride) {
+            vectorBody(k);
+        }
+        const unsigned tail = 4 * groups + start; // at most 3 elements, one per thread
+        if (tail < n) {
+            scalarBody(tail);
+        }
+    } else {
+        for (unsigned i = start; i < n; i += stride) {
+            scalarBody(i);
+        }
+    }
+}
+
+// ---- warp reductions (deterministic: fixed xor butterfly, every lane gets the same bits) ----------
+
+__device__ __forceinline__ double warpSum(double v) {
+    for (unsigned offset = WARP_SIZE / 2; offset > 0; offset /= 2) {
+        v += __shfl_xor_sync(FULL_WARP, v, offset);
+    }
+    return v;
+}
+
+/** max that propagates NaN, as Java's Math.max (CUDA's fmaxf returns the other operand instead). */
+__device__ __forceinline__ float maxPropagatingNaN(float a, float b) {
+    return (b > a || isnan(b)) && !isnan(a) ? b : a;
+}
+
+__device__ __forceinline__ float warpMaxPropagatingNaN(float v) {
+    for (unsigned offset = WARP_SIZE / 2; offset > 0; offset /= 2) {
+        v = maxPropagatingNaN(v, __shfl_xor_sync(FULL_WARP, v, offset));
+    }
+    return v;
+}
+
+/**
+ * The index of the first largest element of row[0, cols), exactly as the CPU's sequential
+ * `best = 0; for c: if (row[c] > row[best]) best = c`: NaN elements never win, ties go to the
+ * lower index, and when row[0] is NaN (nothing compares greater than it) or every element is NaN
+ * the answer is 0. Called by all 32 lanes of a warp; every lane gets the answer.
+ */
+__device__ __forceinline__ int warpFirstArgMax(const float* row, int cols, unsigned lane) {
+    float bestValue = 0.0f;
+    int best = -1; // -1: this lane has seen no non-NaN element yet
+    for (int c = static_cast<int>(lane); c < cols; c += WARP_SIZE) {
+        const float v = row[c];
+        if (!isnan(v) && (best < 0 || v > bestValue)) {
+            bestValue = v;
+            best = c;
+        }
+    }
+    for (unsigned offset = WARP_SIZE / 2; offset > 0; offset /= 2) {
+        const float otherValue = __shfl_xor_sync(FULL_WARP, bestValue, offset);
+        const int other = __shfl_xor_sync(FULL_WARP, best, offset);
+        // Symmetric in its two operands, so both lanes of a pair keep the same winner.
+        if (other >= 0 && (best < 0 || otherValue > bestValue || (otherValue == bestValue && other < best))) {
+            bestValue = otherValue;
+            best = other;
+        }
+    }
+    return (best < 0 || isnan(row[0])) ? 0 : best;
+}
+
+/** Max and sum of exponentials of one row, as the CPU's softmaxRow computes them (in double). */
+struct RowSoftmax {
+    double max; // the row's max, NaN when any element is NaN (as Java's Math.max)
+    double sum; // sum_c exp(row[c] - max)
+
+    /** exp(row[c] - max) / sum: the softmax probability of class c, in double as on the CPU. */
+    __device__ __forceinline__ double probability(float x) const { return exp(static_cast<double>(x) - max) / sum; }
+};
+
+/** Called by all 32 lanes of a warp for one row; every lane gets the same result. */
+__device__ __forceinline__ RowSoftmax warpRowSoftmax(const float* row, int cols, unsigned lane) {
+    float max = -INFINITY;
+    for (int c = static_cast<int>(lane); c < cols; c += WARP_SIZE) {
+        max = maxPropagatingNaN(max, row[c]);
+    }
+    RowSoftmax s;
+    s.max = warpMaxPropagatingNaN(max);
+    double sum = 0.0;
+    for (int c = static_cast<int>(lane); c < cols; c += WARP_SIZE) {
+        sum += exp(static_cast<double>(row[c]) - s.max);
+    }
+    s.sum = warpSum(sum);
+    return s;
+}
+
+// ---- block reduction over a fixed 1024 slots ----------------------------------------------------
+//
+// A sum over one block is split into REDUCTION_SLOTS slots; slot s holds the sum of elements
+// s, s + 1024, s + 2048, ... in order (the caller's slotSum(s)), and the 1024 slot sums are added
+// by a fixed binary tree in shared memory. The order of every addition is fixed by the data size
+// alone, so the result is the same bits on every run, for any block size (1024 is the launch the
+// ABI fixes: one slot per thread, coalesced reads). Accumulation is in double, as on the CPU.
+
+constexpr unsigned REDUCTION_SLOTS = 1024;
+
+/**
+ * The block-wide sum of slotSum(0) .. slotSum(1023), returned to every thread of the block. All
+ * threads of the block must call it (it synchronises the block); it may be called repeatedly.
+ */
+template <class SlotSum>
+__device__ double blockSumOfSlots(SlotSum slotSum) {
+    __shared__ double partial[REDUCTION_SLOTS];
+    for (unsigned s = threadIdx.x; s < REDUCTION_SLOTS; s += blockDim.x) {
+        partial[s] = slotSum(s);
+    }
+    __syncthreads();
+    for (unsigned width = REDUCTION_SLOTS / 2; width > 0; width /= 2) {
+        for (unsigned s = threadIdx.x; s < width; s += blockDim.x) {
+            partial[s] += partial[s + width];
+        }
+        __syncthreads();
+    }
+    const double total = partial[0];
+    __syncthreads(); // every thread has read partial[0] before a next call overwrites it
+    return total;
+}
+
+} // namespace gs

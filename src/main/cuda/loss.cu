@@ -1,0 +1,127 @@
+// Losses with the softmax fused in: CpuBackend.softmaxCrossEntropy and softmaxMeanSquaredError.
+//
+// One warp per row (block 256 = 8 rows) writes the row's dLogits, its loss (rowLoss[r]) and whether
+// its arg-max is right (rowCorrect[r], 1 or 0); accumulate_totals then adds those per-row values
+// with one block's fixed-order tree. No float atomics: every run gives the same bits. The softmax,
+// loss and gradient are computed in double, as on the CPU (a row has few classes, so it is cheap).
+#include "common.cuh"
+
+namespace gs {
+
+/** Where a softmax loss writes one row's results. */
+struct RowOutputs {
+    float* dLogits;
+    float* rowLoss;
+    float* rowCorrect;
+};
+
+/**
+ * The part both losses share: for every row (one warp each), its softmax statistics, then
+ * rowBody(z, t, d, s, lane) writes the lane's elements of the row's dLogits d and returns the row's
+ * loss (the same value in every lane); the row's loss and correctness are written by lane 0.
+ */
+template <class RowBody>
+__device__ __forceinline__ void softmaxLossRows(const float* logits, const float* targets, int rows, int cols,
+                                                RowOutputs out, RowBody rowBody) {
+    const unsigned lane = laneIndex();
+    for (unsigned r = warpIndex(); r < countOf(rows); r += warpCount()) {
+        const size_t offset = static_cast<size_t>(r) * cols;
+        const float* z = logits + offset;
+        const float* t = targets + offset;
+        const bool correct = warpFirstArgMax(z, cols, lane) == warpFirstArgMax(t, cols, lane);
+        const RowSoftmax s = warpRowSoftmax(z, cols, lane);
+        const double loss = rowBody(z, t, out.dLogits + offset, s, lane);
+        if (lane == 0) {
+            out.rowLoss[r] = static_cast<float>(loss);
+            out.rowCorrect[r] = correct ? 1.0f : 0.0f;
+        }
+    }
+}
+
+} // namespace gs
+
+/**
+ * Softmax then categorical cross-entropy: rowLoss = -sum_c t_c log softmax(z)_c, and
+ * dLogits = (p * sum(t) - t) * gradScale (sum(t) is 1 for one-hot targets).
+ */
+extern "C" __global__ void softmax_cross_entropy_rows(const float* __restrict__ logits, const float* __restrict__ targets,
+                                                      float gradScale, float* __restrict__ dLogits,
+                                                      float* __restrict__ rowLoss, float* __restrict__ rowCorrect,
+                                                      int rows, int cols) {
+    gs::softmaxLossRows(logits, targets, rows, cols, gs::RowOutputs{dLogits, rowLoss, rowCorrect},
+                        [&](const float* z, const float* t, float* d, const gs::RowSoftmax& s, unsigned lane) {
+                            const double logSumExp = log(s.sum) + s.max;
+                            double targetMass = 0.0;
+                            for (int c = static_cast<int>(lane); c < cols; c += gs::WARP_SIZE) {
+                                targetMass += t[c];
+                            }
+                            targetMass = gs::warpSum(targetMass);
+                            double loss = 0.0;
+                            for (int c = static_cast<int>(lane); c < cols; c += gs::WARP_SIZE) {
+                                const double tc = t[c];
+                                if (tc != 0.0) {
+                                    loss -= tc * (static_cast<double>(z[c]) - logSumExp);
+                                }
+                                const double g = s.probability(z[c]) * targetMass - tc;
+                                d[c] = static_cast<float>(g * gradScale);
+                            }
+                            return gs::warpSum(loss);
+                        });
+}
+
+/**
+ * Softmax then mean squared error: rowLoss = mean_c (p_c - t_c)^2, and dLogits = its gradient with
+ * respect to the logits, p_c (g_c - sum_j g_j p_j) with g_c = 2 (p_c - t_c) / cols, times gradScale.
+ */
+extern "C" __global__ void softmax_mse_rows(const float* __restrict__ logits, const float* __restrict__ targets,
+                                            float gradScale, float* __restrict__ dLogits, float* __restrict__ rowLoss,
+                                            float* __restrict__ rowCorrect, int rows, int cols) {
+    gs::softmaxLossRows(logits, targets, rows, cols, gs::RowOutputs{dLogits, rowLoss, rowCorrect},
+                        [&](const float* z, const float* t, float* d, const gs::RowSoftmax& s, unsigned lane) {
+                            double loss = 0.0;
+                            double dot = 0.0; // sum_j dL/dp_j p_j
+                            for (int c = static_cast<int>(lane); c < cols; c += gs::WARP_SIZE) {
+                                const double p = s.probability(z[c]);
+                                const double diff = p - t[c];
+                                loss += diff * diff;
+                                dot += 2.0 * diff / cols * p;
+                            }
+                            dot = gs::warpSum(dot);
+                            for (int c = static_cast<int>(lane); c < cols; c += gs::WARP_SIZE) {
+                                const double p = s.probability(z[c]);
+                                const double g = 2.0 * (p - t[c]) / cols;
+                                d[c] = static_cast<float>(p * (g - dot) * gradScale);
+                            }
+                            return gs::warpSum(loss) / cols;
+                        });
+}
+
+/**
+ * totals[0] += sum of rowLoss[0, rows), totals[1] += sum of rowCorrect[0, rows): one block (launch
+ * grid 1, block 1024), sums in double by the fixed 1024-slot tree, each added to its total once.
+ */
+extern "C" __global__ void accumulate_totals(const float* __restrict__ rowLoss, const float* __restrict__ rowCorrect,
+                                             int rows, float* __restrict__ totals) {
+    if (blockIdx.x != 0) {
+        return;
+    }
+    const unsigned n = gs::countOf(rows);
+    const double loss = gs::blockSumOfSlots([&](unsigned slot) {
+        double sum = 0.0;
+        for (unsigned i = slot; i < n; i += gs::REDUCTION_SLOTS) {
+            sum += rowLoss[i];
+        }
+        return sum;
+    });
+    const double correct = gs::blockSumOfSlots([&](unsigned slot) {
+        double sum = 0.0;
+        for (unsigned i = slot; i < n; i += gs::REDUCTION_SLOTS) {
+            sum += rowCorrect[i];
+        }
+        return sum;
+    });
+    if (threadIdx.x == 0) {
+        totals[0] += static_cast<float>(loss);
+        totals[1] += static_cast<float>(correct);
+    }
+}

@@ -1,0 +1,98 @@
+// Optimizer steps over the flat parameter and gradient buffers: CpuBackend.adamUpdate and sgdUpdate.
+//
+// The CPU computes these in float, so the GPU computes the same float operations in the same order,
+// each rounded on its own: the __f*_rn intrinsics are never fused into an FMA (nvcc fuses a * b + c
+// by default), so a GPU step gives the CPU's bits, not merely close values. 16-byte groups when every
+// buffer is 16-byte aligned; one thread per element, grid-stride.
+#include "common.cuh"
+
+namespace gs {
+
+/**
+ * Keras's Adam rule, the bias corrections folded into stepSize by the caller:
+ * m += (1 - beta1)(g - m), v += (1 - beta2)(g^2 - v), p -= stepSize m / (sqrt(v) + epsilon).
+ */
+struct AdamStep {
+    float oneMinusBeta1, oneMinusBeta2, epsilon, stepSize;
+
+    __device__ __forceinline__ void operator()(float& p, float g, float& m, float& v) const {
+        m = __fadd_rn(m, __fmul_rn(oneMinusBeta1, __fsub_rn(g, m)));
+        v = __fadd_rn(v, __fmul_rn(oneMinusBeta2, __fsub_rn(__fmul_rn(g, g), v)));
+        p = __fsub_rn(p, __fdiv_rn(__fmul_rn(stepSize, m), __fadd_rn(__fsqrt_rn(v), epsilon)));
+    }
+};
+
+/**
+ * Keras's SGD rule with momentum: velocity = momentum velocity - lr g, then p += velocity or, with
+ * Nesterov, p += momentum velocity - lr g.
+ */
+struct MomentumStep {
+    float learningRate, momentum;
+    bool nesterov;
+
+    __device__ __forceinline__ void operator()(float& p, float g, float& velocity) const {
+        const float lrG = __fmul_rn(learningRate, g);
+        velocity = __fsub_rn(__fmul_rn(momentum, velocity), lrG);
+        p = __fadd_rn(p, nesterov ? __fsub_rn(__fmul_rn(momentum, velocity), lrG) : velocity);
+    }
+};
+
+} // namespace gs
+
+extern "C" __global__ void adam_update(float* __restrict__ params, const float* __restrict__ grads,
+                                       float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
+                                       float epsilon, float stepSize, int n) {
+    const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
+    gs::forEachElement(
+        gs::countOf(n), gs::allAligned16(params, grads, m, v),
+        [&](unsigned k) {
+            float4 p4 = gs::load4(params, k);
+            const float4 g4 = gs::load4ReadOnly(grads, k);
+            float4 m4 = gs::load4(m, k);
+            float4 v4 = gs::load4(v, k);
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                step(gs::lane(p4, l), gs::lane(g4, l), gs::lane(m4, l), gs::lane(v4, l));
+            }
+            gs::store4(params, k, p4);
+            gs::store4(m, k, m4);
+            gs::store4(v, k, v4);
+        },
+        [&](unsigned i) { step(params[i], grads[i], m[i], v[i]); });
+}
+
+/** velocity is not read (and may be NULL) when momentum is 0: then p -= lr g. */
+extern "C" __global__ void sgd_update(float* __restrict__ params, const float* __restrict__ grads,
+                                      float* __restrict__ velocity, float learningRate, float momentum, int nesterov,
+                                      int n) {
+    if (momentum == 0.0f) {
+        gs::forEachElement(
+            gs::countOf(n), gs::allAligned16(params, grads),
+            [&](unsigned k) {
+                float4 p4 = gs::load4(params, k);
+                const float4 g4 = gs::load4ReadOnly(grads, k);
+#pragma unroll
+                for (int l = 0; l < 4; l++) {
+                    gs::lane(p4, l) = __fsub_rn(gs::lane(p4, l), __fmul_rn(learningRate, gs::lane(g4, l)));
+                }
+                gs::store4(params, k, p4);
+            },
+            [&](unsigned i) { params[i] = __fsub_rn(params[i], __fmul_rn(learningRate, grads[i])); });
+        return;
+    }
+    const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
+    gs::forEachElement(
+        gs::countOf(n), gs::allAligned16(params, grads, velocity),
+        [&](unsigned k) {
+            float4 p4 = gs::load4(params, k);
+            const float4 g4 = gs::load4ReadOnly(grads, k);
+            float4 v4 = gs::load4(velocity, k);
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                step(gs::lane(p4, l), gs::lane(g4, l), gs::lane(v4, l));
+            }
+            gs::store4(params, k, p4);
+            gs::store4(velocity, k, v4);
+        },
+        [&](unsigned i) { step(params[i], grads[i], velocity[i]); });
+}
