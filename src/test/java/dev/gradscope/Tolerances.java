@@ -77,4 +77,108 @@ public final class Tolerances {
      * the numeric derivative (see F32_GRADCHECK_STEP) for gradients that are nearly 0.
      */
     public static final double F32_GRADCHECK_ABS = 5e-5;
+
+    // ---- GPU against the CPU reference (CudaBackendTest) --------------------------------------------
+    //
+    // Both backends see the same float inputs. Each bound is |gpu - cpu| <= atol + rtol * |cpu| unless
+    // it says otherwise; "the magnitudes entering the formula" means the same formula evaluated on
+    // absolute values, the classic forward error bound, so cancellation cannot make a bound too tight.
+
+    /**
+     * Ops that move or compare floats without arithmetic (copy, fill, gather's single multiply of exact
+     * operands, maxout's max and winner): IEEE gives the same bits on both sides.
+     */
+    public static final double GPU_EXACT = 0;
+
+    /**
+     * Relative error of an element-wise activation (forward, or dy times the derivative) on the GPU: the
+     * kernels evaluate in float with CUDA's libm (at most 2-4 ulp per function) and a few roundings, so
+     * about 1e-6 relative; ten times that leaves room for composite forms (mish, gelu). A wrong formula,
+     * or a different convention at a kink (the inputs include every kink exactly), is off by far more.
+     */
+    public static final double GPU_ACTIVATION_REL = 1e-5;
+
+    /**
+     * Absolute floor for activations, where the value is near 0 or where float rounds a saturated
+     * quantity (sigmoid'(20) = 2e-9 in double, 0 in float): a few float ulps of values of order 1.
+     */
+    public static final double GPU_ACTIVATION_ABS = 1e-6;
+
+    /**
+     * Parameter gradients: |gpu - cpu| <= GPU_ACTIVATION_REL * sum_i |dy_i * df/dp(z_i)|. Both sides sum
+     * in double; the error comes from each term's float evaluation on the GPU (bounded as an activation)
+     * and adds up at most linearly over the terms.
+     */
+    public static final double GPU_PARAMETER_GRADIENT_REL = GPU_ACTIVATION_REL;
+
+    /**
+     * Sums whose terms are the same floats on both sides (column sums, segment sums of squares): both
+     * accumulate in double, in different orders (1e-16), then round once to float (6e-8). Relative to
+     * the sum of the terms' magnitudes.
+     */
+    public static final double GPU_SUM_REL = 1e-6;
+
+    /**
+     * Softmax probabilities (in [0, 1]): the GPU, like the CPU, exponentiates and sums in double, then
+     * rounds to float; a few float ulps of 1.
+     */
+    public static final double GPU_SOFTMAX_ABS = 1e-7;
+
+    /** Relative part of the softmax bound, for small probabilities. */
+    public static final double GPU_SOFTMAX_REL = 1e-5;
+
+    /**
+     * Fused loss gradients, unscaled: (p * sum(t) - t) or the MSE Jacobian product, values in [-2, 2],
+     * computed in double on both sides and rounded to float; the bound is this times |gradientScale|.
+     */
+    public static final double GPU_LOSS_GRADIENT_ABS = 1e-6;
+
+    /** Relative part of the loss-gradient bound. */
+    public static final double GPU_LOSS_GRADIENT_REL = 1e-5;
+
+    /** The summed loss of a batch, relative to its size (all rows' losses are >= 0). */
+    public static final double GPU_LOSS_TOTAL_REL = 1e-5;
+
+    /**
+     * The summed loss, absolute, per row and per unit of the largest |logit|: a row's loss is
+     * log-sum-exp(z) - z_target, which cancels when the row is confidently right, leaving a few ulps of
+     * |z| (ulp(20) = 1.9e-6) when either side rounds through float.
+     */
+    public static final double GPU_LOSS_ROW_ABS = 2e-7;
+
+    /**
+     * Adam and SGD updates, relative to the magnitudes entering each formula: a handful of float
+     * operations (3-4 roundings, 2.4e-7), and the GPU may fuse a multiply and an add (FMA) where Java
+     * rounds twice. A wrong rule (a missing bias correction, momentum sign) is off by orders more.
+     */
+    public static final double GPU_OPTIMIZER_REL = 1e-6;
+
+    /**
+     * GEMM, whole matrix: ||gpu - cpu||_F <= GPU_GEMM_NORM_REL * sqrt(k) * ||cpu||_F. Float dot products
+     * of length k accumulate rounding errors like a random walk, about eps sqrt(k) relative to the
+     * result (eps = 6e-8), on both sides; this allows 150 times that. A transposition or leading
+     * dimension mistake gives errors of order 1; TF32 math (10-bit mantissas) gives 1e-3.
+     */
+    public static final double GPU_GEMM_NORM_REL = 1e-5;
+
+    /**
+     * GEMM, element by element: |gpu - cpu|_ij <= GPU_GEMM_ELEMENT_REL * sqrt(k) * (|alpha| (|op(a)|
+     * |op(b)|)_ij + |beta c0_ij|), the dot-product error bound with the worst case's k replaced by the
+     * typical sqrt(k) and a margin of 16 over eps. Catches one wrong element, which a norm can hide.
+     */
+    public static final double GPU_GEMM_ELEMENT_REL = 1e-6;
+
+    /**
+     * A small MLP trained a few steps with Adam on both backends from the same seed: per-step losses
+     * agree to this, relative. The gradients differ by float noise (1e-7 relative) and Adam's first
+     * steps, m / (sqrt(v) + epsilon), amplify the noise of near-zero gradients by up to lr / epsilon.
+     */
+    public static final double GPU_MLP_LOSS_REL = 1e-4;
+
+    /**
+     * Parameters after those steps, absolute. With lr = 1e-3 and epsilon = 1e-7, a gradient that is
+     * float noise (1e-9) on one side moves a weight by up to 1e-5 per step; a wrong kernel moves weights
+     * by about lr = 1e-3 per step.
+     */
+    public static final double GPU_MLP_PARAMETER_ABS = 1e-4;
 }

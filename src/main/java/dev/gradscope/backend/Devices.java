@@ -1,6 +1,8 @@
 package dev.gradscope.backend;
 
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.backend.cuda.CudaBackend;
+import dev.gradscope.backend.cuda.CudaUnavailableException;
 import dev.gradscope.tensor.Backend;
 import java.util.List;
 import java.util.Locale;
@@ -30,26 +32,50 @@ public final class Devices {
 
     /** Thrown when {@code --device cuda} cannot run; the message says why. */
     public static final class DeviceUnavailableException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
         public DeviceUnavailableException(String message) {
             super(message);
         }
+
+        public DeviceUnavailableException(String message, Throwable cause) {
+            super(message, cause);
+        }
     }
 
+    /**
+     * Opens the backend for a {@code --device} value.
+     *
+     * @throws DeviceUnavailableException for {@code cuda} when the GPU cannot be used
+     * @throws IllegalArgumentException   for a value not in {@link #NAMES}
+     */
     public static Selection open(String device) {
         switch (device.trim().toLowerCase(Locale.ROOT)) {
             case "cpu":
                 return new Selection(new CpuBackend(), null);
             case "cuda":
-                throw new DeviceUnavailableException(cudaUnavailableReason());
+                try {
+                    return new Selection(new CudaBackend(), null);
+                } catch (CudaUnavailableException e) {
+                    throw new DeviceUnavailableException("--device cuda: " + e.getMessage(), e);
+                }
             case "auto":
-                return new Selection(new CpuBackend(), cudaUnavailableReason() + "; using the CPU");
+                try {
+                    return new Selection(new CudaBackend(), null);
+                } catch (CudaUnavailableException e) {
+                    // The backend was never opened, so nothing is left to close.
+                    return new Selection(new CpuBackend(), e.getMessage() + "; using the CPU");
+                }
             default:
                 throw new IllegalArgumentException("unknown device '" + device + "'; valid: " + CHOICES);
         }
     }
 
-    /** Why the CUDA backend cannot run here. */
+    /**
+     * Why the CUDA backend cannot run here, in one line; null when nothing stands in its way (opening
+     * it may still fail at a later step, which {@link #open} reports).
+     */
     public static String cudaUnavailableReason() {
-        return "this build has no CUDA backend yet (the CPU backend is complete; CUDA kernels come next)";
+        return CudaBackend.unavailableReason().orElse(null);
     }
 }

@@ -10,31 +10,32 @@ import java.util.concurrent.Future;
  * Single-precision matrix multiply for the CPU backend, in plain Java:
  * {@code c = alpha * op(a) · op(b) + beta * c}, all row-major.
  *
- * <p>How it is fast. HotSpot's C2 compiler turns a loop over {@code j} into AVX-512/AVX2 vector
- * code only when it can prove that no store in the loop overlaps a later load. It can prove that
- * for {@code x[j]} against {@code y[j]} (different arrays, or the same index) but not for
- * {@code c[rowStart + j]} against {@code b[otherRowStart + j]}, and it also gives up when the loop
- * body is large (more than about 60 IR nodes by default). So the micro-kernel keeps three rows of
- * C in three small scratch arrays, reads B from a packed panel whose rows are separate arrays, and
- * updates each C row from three B rows at once with fused multiply-adds:
- * {@code c0[j] = fma(a02, b2[j], fma(a01, b1[j], fma(a00, b0[j], c0[j])))}, the same for
- * {@code c1} and {@code c2}. Three by three was the fastest shape that C2 still vectorises with
- * default flags on the development machine (about 50 GFLOP/s on one Zen 4 core; 4x2 gave ~45,
- * 4x4, 6x2 and 8x1 were not vectorised at all and ran at ~12). Elements of A are only read as
- * broadcast scalars outside the vector loop, so A is never packed, transposed or not.
+ * <p>Why it looks like this. HotSpot's C2 compiler (JDK 17) turns a loop over {@code j} into
+ * AVX-512 code only when it can prove that no store in the loop overlaps a later load. It proves
+ * that for {@code y[j]} against {@code x[j + 1]}, whether or not {@code x} and {@code y} are the same
+ * array, but not for {@code c[rowStart + j]} against {@code b[otherStart + j]}: different
+ * loop-invariant offsets stop vectorisation. It also skips loops whose body is too large to unroll
+ * under its default limits. So the micro-kernel keeps three rows of C in three scratch arrays,
+ * reads B from a packed panel whose rows are separate arrays, and updates each C row from three B
+ * rows at once: {@code c0[j] = fma(a02, b2[j], fma(a01, b1[j], fma(a00, b0[j], c0[j])))}, and the
+ * same for {@code c1} and {@code c2}. Measured on one Zen 4 core with default JVM flags: 3 rows x 3
+ * depth steps ~53 GFLOP/s, 4x2 ~47, 3x2 ~44; 4x3, 4x4, 5x2, 6x2 and 8x1 were not vectorised and ran
+ * at ~12. Elements of A are only read as broadcast scalars outside the vector loop, so A is never
+ * packed, whether transposed or not.
  *
- * <p>Blocking. C is computed one column block ({@value #PANEL_COLUMNS} wide) and one depth block
- * (at most {@value #PANEL_DEPTH} deep) at a time: the packed B panel, at most 480 KiB, stays in one
- * core's 1 MiB L2 cache while every row group streams through it, and the three C rows being
- * updated (3 KiB) stay in L1. Packing copies B rows ({@code System.arraycopy}) or transposes B
- * columns into panel rows, so all four transpose cases run the same kernel.
+ * <p>Blocking. C is computed one column block (at most {@value #PANEL_COLUMNS} wide) and one depth
+ * block (at most {@value #PANEL_DEPTH} deep) at a time: the packed B panel, at most 480 KiB, stays in
+ * one core's 1 MiB L2 cache while every group of three rows streams through it, and the three C
+ * rows being updated (6 KiB) stay in L1. Packing copies B rows ({@code System.arraycopy}) or
+ * transposes B columns into panel rows, so all four transpose cases run the same kernel.
  *
- * <p>Threads. A product of at least {@value #PARALLEL_MIN_FLOP} FLOP is cut into one part per
- * core: column ranges when each part still gets long vector loops (and packs only its own part
- * of B), otherwise row ranges. The calling thread computes the first part and a fixed pool of
- * daemon threads, shared by every caller, the others; the pool is created once and never holds
- * the JVM open. Smaller products stay on the calling thread, because handing work to another
- * thread costs tens of microseconds.
+ * <p>Threads. A product of at least {@value #PARALLEL_MIN_FLOP} FLOP is cut into one part per core,
+ * by rows: every part then keeps full-width vector loops, which mattered more than the cost of each
+ * part packing the whole of B (on two cores, rows beat columns by up to 1.4x on the MLP shapes).
+ * Products with too few rows are cut by columns instead. The calling thread computes the first part
+ * and a fixed pool of daemon threads, shared by every caller, the others; the pool is created once
+ * and never holds the JVM open. Smaller products stay on the calling thread, because handing work
+ * to another thread costs tens of microseconds.
  */
 public final class CpuGemm {
 
@@ -47,17 +48,24 @@ public final class CpuGemm {
     /** Floats in one 512-bit vector; column block and part boundaries are multiples of it. */
     private static final int VECTOR_FLOATS = 16;
 
-    /** Widest column block; long enough that the vector loop dominates its scalar remainder. */
-    private static final int PANEL_COLUMNS = 256;
+    /**
+     * Widest column block. Every pass of the vector loop also runs up to a few dozen scalar
+     * iterations (C2's alignment pre-loop and remainder post-loop), so wider is faster: on the
+     * MLP shapes 512 columns ran at ~53 GFLOP/s per core, 256 at ~45 and 128 at ~38.
+     */
+    private static final int PANEL_COLUMNS = 512;
 
-    /** Deepest depth block: with {@link #PANEL_COLUMNS}, a 480 KiB panel that stays in L2. */
-    private static final int PANEL_DEPTH = 480;
+    /** Deepest depth block, a multiple of {@link #KERNEL_DEPTH}: a 480 KiB panel that stays in L2. */
+    private static final int PANEL_DEPTH = 240;
 
     /** Below this many floating-point operations (2mnk) the product runs on the calling thread. */
     private static final long PARALLEL_MIN_FLOP = 4_000_000L;
 
-    /** Column split only while each part keeps at least this many columns, else row split. */
-    private static final int MIN_PART_COLUMNS = 128;
+    /** Rows each part needs for a row split; fewer, and the duplicated packing of B dominates. */
+    private static final int MIN_PART_ROWS = 48;
+
+    /** Columns each part needs for a column split, the fallback for products with few rows. */
+    private static final int MIN_PART_COLUMNS = 64;
 
     private static final int CORES = Runtime.getRuntime().availableProcessors();
 
@@ -112,13 +120,14 @@ public final class CpuGemm {
         }
         Product product = new Product(transposeA ? 1 : k, transposeA ? m : 1, transposeB, n, k, alpha,
                 a, aOffset, b, bOffset, beta, c, cOffset);
-        int columnParts = Math.min(parts, n / MIN_PART_COLUMNS);
-        if (columnParts > 1) {
-            int[] bounds = splitPoints(n, columnParts, VECTOR_FLOATS);
-            runParts(bounds.length - 1, part -> product.compute(0, m, bounds[part], bounds[part + 1]));
+        int rowParts = Math.min(parts, Math.max(1, m / MIN_PART_ROWS));
+        int columnParts = Math.min(parts, Math.max(1, n / MIN_PART_COLUMNS));
+        if (rowParts > 1 || columnParts == 1) {
+            int[] bounds = splitPoints(m, rowParts, KERNEL_ROWS);
+            runParts(rowParts, part -> product.compute(bounds[part], bounds[part + 1], 0, n));
         } else {
-            int[] bounds = splitPoints(m, Math.min(parts, ceilDiv(m, KERNEL_ROWS)), KERNEL_ROWS);
-            runParts(bounds.length - 1, part -> product.compute(bounds[part], bounds[part + 1], 0, n));
+            int[] bounds = splitPoints(n, columnParts, VECTOR_FLOATS);
+            runParts(columnParts, part -> product.compute(0, m, bounds[part], bounds[part + 1]));
         }
     }
 
@@ -234,7 +243,7 @@ public final class CpuGemm {
             float[][] rows = workspace.rows;
             int width = columnEnd - columnStart;
             int blockWidth = roundUp(ceilDiv(width, ceilDiv(width, PANEL_COLUMNS)), VECTOR_FLOATS);
-            int blockDepth = ceilDiv(k, ceilDiv(k, PANEL_DEPTH));
+            int blockDepth = roundUp(ceilDiv(k, ceilDiv(k, PANEL_DEPTH)), KERNEL_DEPTH);
             for (int column = columnStart; column < columnEnd; column += blockWidth) {
                 int columns = Math.min(blockWidth, columnEnd - column);
                 for (int depthStart = 0; depthStart < k; depthStart += blockDepth) {

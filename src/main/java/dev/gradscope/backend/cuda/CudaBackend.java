@@ -1,0 +1,910 @@
+package dev.gradscope.backend.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import dev.gradscope.tensor.ActivationKind;
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Shapes;
+import dev.gradscope.tensor.Tensor;
+import java.util.Optional;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+
+/**
+ * The GPU backend: every {@link Backend} op as a CUDA kernel from {@code src/main/cuda} (loaded as PTX
+ * through JCuda's driver API) or a cuBLAS call, with the semantics of {@code CpuBackend}, the
+ * reference, down to its shape checks and error messages.
+ *
+ * <p>One backend owns, and {@link #close()} releases in reverse order: the device's primary context
+ * (retained, made current), one stream, a {@link DeviceArena} from which every tensor, the cuBLAS
+ * workspace and the loss scratch rows are cut, the PTX modules ({@link Kernels}) and a cuBLAS handle
+ * ({@link Cublas}).
+ *
+ * <p>Execution. Every kernel, every device-to-device copy and every cuBLAS call goes on the one
+ * stream, in program order, and returns at once. Only {@link #toHostFloats}, {@link #toHostInts} and
+ * {@link #synchronize()} wait for the stream. Copies from Java arrays ({@code fromHost},
+ * {@code copyFromHost}) are synchronous {@code cuMemcpyHtoD}: the garbage collector may move a Java
+ * array, so it cannot be the source of an asynchronous copy; the stream is created as a blocking stream
+ * ({@code CU_STREAM_DEFAULT}), which orders those copies with the stream's work on both sides. No op
+ * allocates device memory in steady state: the loss's per-row scratch grows only when a larger batch
+ * first appears, and tensors come from the arena's free lists.
+ *
+ * <p>Differences from the CPU reference, all deliberate: the indices of {@link #gatherRows} and the
+ * segment starts of {@link #segmentSumOfSquares} live on the device and are not read back to be checked
+ * (that would stop the stream inside every step); and {@link #copy} refuses partially overlapping views
+ * of one storage, which {@code cuMemcpy} does not support.
+ *
+ * <p>Errors. A failing CUDA or cuBLAS call throws {@link CudaException}, naming the op, its operands'
+ * shapes and the CUDA error. Kernel faults surface at the next wait; set the system property
+ * {@code gradscope.cuda.syncEachOp=true} to wait after every op and pin such a fault to its op.
+ *
+ * <p>Not thread-safe, like the other backends: one thread drives a backend at a time (any thread: the
+ * context is made current on entry to every op).
+ */
+public final class CudaBackend implements Backend {
+    /** Wait after every op, so that a kernel fault is reported by the op that caused it (slow; debugging). */
+    private static final boolean SYNC_EACH_OP = Boolean.getBoolean("gradscope.cuda.syncEachOp");
+
+    private static final CUdeviceptr NULL = new CUdeviceptr();
+
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    private final CUstream stream = new CUstream();
+    private boolean contextRetained;
+    private boolean streamCreated;
+    private DeviceInfo info;
+    private String driverVersion;
+    private DeviceArena arena;
+    private Kernels kernels;
+    private DeviceArena.Block cublasWorkspace;
+    private Cublas cublas;
+
+    /** Per-row loss and correctness of the last fused loss, summed deterministically into the totals. */
+    private DeviceArena.Block rowLoss;
+    private DeviceArena.Block rowCorrect;
+    private int lossRowCapacity;
+
+    /** The last op queued on the stream: named when a later wait reports an asynchronous fault. */
+    private String lastOp = "none";
+    private boolean closed;
+
+    /** The backend on the first GPU (device 0). */
+    public CudaBackend() {
+        this(0);
+    }
+
+    /**
+     * The backend on GPU {@code ordinal}.
+     *
+     * @throws CudaUnavailableException when CUDA cannot run here ({@link #unavailableReason()}) or a setup
+     *                                  step fails (the message says which and why)
+     */
+    public CudaBackend(int ordinal) {
+        CudaProbe probe = CudaProbe.get();
+        if (probe.unavailableReason().isPresent()) {
+            throw new CudaUnavailableException(probe.unavailableReason().get());
+        }
+        if (ordinal < 0 || ordinal >= probe.deviceCount()) {
+            throw new CudaUnavailableException("no CUDA device " + ordinal + " (the driver sees "
+                    + probe.deviceCount() + ")");
+        }
+        String step = "retaining the primary context of device " + ordinal;
+        try {
+            CudaErrors.checkDriver(cuDeviceGet(device, ordinal));
+            CudaErrors.checkDriver(cuDevicePrimaryCtxRetain(context, device));
+            contextRetained = true;
+            CudaErrors.checkDriver(cuCtxSetCurrent(context));
+            info = DeviceInfo.query(ordinal);
+            int[] version = new int[1];
+            CudaErrors.checkDriver(cuDriverGetVersion(version));
+            driverVersion = CudaProbe.formatDriverVersion(version[0]);
+            step = "creating the stream";
+            CudaErrors.checkDriver(cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT));
+            streamCreated = true;
+            arena = new DeviceArena(DeviceArena.DRIVER, DeviceArena.DEFAULT_CHUNK_BYTES);
+            step = "loading the kernels";
+            kernels = new Kernels();
+            step = "allocating the cuBLAS workspace";
+            cublasWorkspace = arena.allocate(Cublas.WORKSPACE_BYTES);
+            step = "creating the cuBLAS handle";
+            cublas = new Cublas(stream, cublasWorkspace.pointer(0), Cublas.WORKSPACE_BYTES);
+        } catch (RuntimeException e) {
+            releaseQuietly(e);
+            if (e instanceof CudaUnavailableException) {
+                throw e;
+            }
+            String message = e instanceof jcuda.CudaException je ? CudaErrors.wrap(step, "", je).getMessage()
+                    : step + ": " + e.getMessage();
+            throw new CudaUnavailableException("CUDA setup failed: " + message, e);
+        }
+    }
+
+    /**
+     * Why the CUDA backend cannot run on this machine, in one line (no NVIDIA driver, no device, kernels
+     * not built, cuBLAS library missing); empty when it can. Never throws; the answer is computed once
+     * per JVM. A backend can still fail to open when this is empty (a PTX the driver cannot compile, out
+     * of memory): the constructor then says why.
+     */
+    public static Optional<String> unavailableReason() {
+        return CudaProbe.get().unavailableReason();
+    }
+
+    // ---- identity -----------------------------------------------------------------------------
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    /** {@code "NVIDIA H100 80GB HBM3 (compute capability 9.0, 132 SMs, 79.1 GiB), CUDA driver 13.0, cuBLAS 13.1.0"}. */
+    @Override
+    public String description() {
+        return info.summary() + ", CUDA driver " + driverVersion + ", cuBLAS " + cublas.version();
+    }
+
+    /** The GPU this backend runs on. */
+    public DeviceInfo device() {
+        return info;
+    }
+
+    /** The CUDA version the driver supports, e.g. {@code "13.0"}. */
+    public String driverVersion() {
+        return driverVersion;
+    }
+
+    /** The version of the cuBLAS library in use, e.g. {@code "12.6.4"}. */
+    public String cublasVersion() {
+        return cublas.version();
+    }
+
+    /** {@code "65 kernels from 5 PTX modules"}: what was loaded, for {@code gradscope info}. */
+    public String kernelsDescription() {
+        return kernels.functionCount() + " kernels from " + Kernels.FAMILIES.size() + " PTX modules";
+    }
+
+    /** Device memory taken from the driver so far, in bytes (the arena's chunks). */
+    public long reservedBytes() {
+        return arena.reservedBytes();
+    }
+
+    /** Device memory held by live tensors and the backend's own buffers, in bytes. */
+    public long liveBytes() {
+        return arena.liveBytes();
+    }
+
+    // ---- memory -------------------------------------------------------------------------------
+
+    @Override
+    public Tensor allocate(DType dtype, int... shape) {
+        Tensor t = allocateUninitialized(dtype, shape);
+        long bytes = t.size() * dtype.bytes();
+        if (bytes > 0) {
+            try {
+                CudaErrors.checkDriver(cuMemsetD8Async(pointer(t), (byte) 0, bytes, stream));
+            } catch (jcuda.CudaException e) {
+                t.close();
+                throw failed("allocate", e, t);
+            }
+        }
+        return t;
+    }
+
+    /** A tensor whose contents are whatever the block held before (for ops that overwrite it whole). */
+    private Tensor allocateUninitialized(DType dtype, int... shape) {
+        enter();
+        long size = Shapes.size(shape);
+        requireIndexable("allocate", size);
+        DeviceArena.Block block;
+        try {
+            block = arena.allocate(size * dtype.bytes());
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("allocate", Shapes.describe(shape) + " " + dtype + " ("
+                    + arena.liveBytes() + " bytes live, " + arena.reservedBytes() + " reserved)", e);
+        }
+        return Tensor.owning(new CudaStorage(this, dtype, size, block), shape);
+    }
+
+    @Override
+    public Tensor fromHost(float[] data, int... shape) {
+        Tensor t = allocateUninitialized(DType.FLOAT32, shape);
+        return filledOrClosed(t, () -> copyFromHost(data, t));
+    }
+
+    @Override
+    public Tensor fromHost(int[] data, int... shape) {
+        Tensor t = allocateUninitialized(DType.INT32, shape);
+        return filledOrClosed(t, () -> copyFromHost(data, t));
+    }
+
+    @Override
+    public Tensor fromHost(byte[] data, int... shape) {
+        Tensor t = allocateUninitialized(DType.UINT8, shape);
+        return filledOrClosed(t, () -> {
+            requireLength("fromHost", data.length, t);
+            copyIn("fromHost", Pointer.to(data), data.length, t);
+        });
+    }
+
+    /** Runs {@code copy} into the new tensor {@code t}; closes {@code t} if it fails. */
+    private static Tensor filledOrClosed(Tensor t, Runnable copy) {
+        try {
+            copy.run();
+            return t;
+        } catch (RuntimeException e) {
+            t.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public void copyFromHost(float[] data, Tensor dst) {
+        requireLength("copyFromHost", data.length, dst);
+        requireDType(dst, DType.FLOAT32);
+        copyIn("copyFromHost", Pointer.to(data), (long) data.length * Float.BYTES, dst);
+    }
+
+    @Override
+    public void copyFromHost(int[] data, Tensor dst) {
+        requireLength("copyFromHost", data.length, dst);
+        requireDType(dst, DType.INT32);
+        copyIn("copyFromHost", Pointer.to(data), (long) data.length * Integer.BYTES, dst);
+    }
+
+    /**
+     * Host array to device, synchronously: a Java array can move during garbage collection, so it is
+     * never the source of an asynchronous copy. The copy runs on the legacy default stream, which waits
+     * for the work already queued on this backend's (blocking) stream, and that stream's later work
+     * waits for it.
+     */
+    private void copyIn(String op, Pointer host, long bytes, Tensor dst) {
+        enter();
+        CUdeviceptr target = pointer(dst);
+        if (bytes == 0) {
+            return;
+        }
+        try {
+            CudaErrors.checkDriver(cuMemcpyHtoD(target, host, bytes));
+        } catch (jcuda.CudaException e) {
+            throw failed(op, e, dst);
+        }
+    }
+
+    @Override
+    public float[] toHostFloats(Tensor t) {
+        requireDType(t, DType.FLOAT32);
+        float[] out = new float[(int) t.size()];
+        copyOut("toHostFloats", Pointer.to(out), (long) out.length * Float.BYTES, t);
+        return out;
+    }
+
+    @Override
+    public int[] toHostInts(Tensor t) {
+        requireDType(t, DType.INT32);
+        int[] out = new int[(int) t.size()];
+        copyOut("toHostInts", Pointer.to(out), (long) out.length * Integer.BYTES, t);
+        return out;
+    }
+
+    /** Waits for the stream, then copies device to host synchronously. */
+    private void copyOut(String op, Pointer host, long bytes, Tensor src) {
+        enter();
+        CUdeviceptr source = pointer(src);
+        waitForStream(op, src);
+        if (bytes == 0) {
+            return;
+        }
+        try {
+            CudaErrors.checkDriver(cuMemcpyDtoH(host, source, bytes));
+        } catch (jcuda.CudaException e) {
+            throw failed(op, e, src);
+        }
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        if (src.dtype() != dst.dtype() || src.size() != dst.size()) {
+            throw new IllegalArgumentException("copy: source " + src + " and destination " + dst
+                    + " must have the same dtype and size");
+        }
+        enter();
+        CUdeviceptr from = pointer(src);
+        CUdeviceptr to = pointer(dst);
+        long bytes = src.size() * src.dtype().bytes();
+        if (src.storage() == dst.storage()) {
+            long a = src.offset();
+            long b = dst.offset();
+            if (a == b) {
+                return; // copying a view onto itself
+            }
+            if (Math.abs(a - b) < src.size()) {
+                throw new IllegalArgumentException("copy: source " + src + " at " + a + " and destination " + dst
+                        + " at " + b + " overlap in one storage; the CUDA backend cannot copy overlapping views");
+            }
+        }
+        if (bytes == 0) {
+            return;
+        }
+        lastOp = "copy";
+        try {
+            CudaErrors.checkDriver(cuMemcpyDtoDAsync(to, from, bytes, stream));
+            afterOp();
+        } catch (jcuda.CudaException e) {
+            throw failed("copy", e, src, dst);
+        }
+    }
+
+    @Override
+    public void fill(Tensor t, float value) {
+        requireFloats("fill", t);
+        enter();
+        int n = (int) t.size();
+        launch("fill_f32", kernels.fill, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(t), arg(value), arg(n)), t);
+    }
+
+    @Override
+    public void synchronize() {
+        enter();
+        waitForStream("synchronize");
+    }
+
+    // ---- dense layers -------------------------------------------------------------------------
+
+    @Override
+    public void gemm(boolean transposeA, boolean transposeB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        Shapes.requireMatrix("gemm", "a", a);
+        Shapes.requireMatrix("gemm", "b", b);
+        Shapes.requireMatrix("gemm", "c", c);
+        int m = transposeA ? a.dim(1) : a.dim(0);
+        int k = transposeA ? a.dim(0) : a.dim(1);
+        int kb = transposeB ? b.dim(1) : b.dim(0);
+        int n = transposeB ? b.dim(0) : b.dim(1);
+        if (k != kb || c.dim(0) != m || c.dim(1) != n) {
+            throw new IllegalArgumentException("gemm: op(a) " + (transposeA ? "transposed " : "")
+                    + Shapes.describe(a.shape()) + " times op(b) " + (transposeB ? "transposed " : "")
+                    + Shapes.describe(b.shape()) + " does not give c " + Shapes.describe(c.shape()));
+        }
+        requireFloats("gemm", a, b, c);
+        enter();
+        if (m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0 || alpha == 0f) {
+            // c = beta c, without reading a and b (the CPU reference's rule; cuBLAS would do the same, but
+            // this keeps "beta == 0 ignores NaN in c" independent of how cuBLAS treats an empty k).
+            if (beta == 0f) {
+                fill(c, 0f);
+            } else if (beta != 1f) {
+                lastOp = "gemm (c = beta c)";
+                try {
+                    cublas.scale(m * n, beta, pointer(c));
+                    afterOp();
+                } catch (jcuda.CudaException e) {
+                    throw failed("gemm (c = beta c)", e, a, b, c);
+                }
+            }
+            return;
+        }
+        lastOp = "gemm";
+        try {
+            cublas.gemm(transposeA, transposeB, m, n, k, alpha, pointer(a), a.dim(1), pointer(b), b.dim(1), beta,
+                    pointer(c));
+            afterOp();
+        } catch (jcuda.CudaException e) {
+            throw failed("gemm (cublasSgemm, transposeA=" + transposeA + ", transposeB=" + transposeB + ")", e,
+                    a, b, c);
+        }
+    }
+
+    @Override
+    public void addRowVectorAccumulate(Tensor y, Tensor bias) {
+        int rows = y.rowCount();
+        int cols = y.columnCount();
+        requireLength("addRowVectorAccumulate (bias)", cols, bias);
+        requireFloats("addRowVectorAccumulate", y, bias);
+        enter();
+        launch("add_row_vector", kernels.addRowVector, Launch.elementWise((long) rows * cols, info.multiprocessors()),
+                Pointer.to(arg(y), arg(bias), arg(rows), arg(cols)), y, bias);
+    }
+
+    @Override
+    public void columnSums(Tensor x, Tensor out) {
+        int rows = x.rowCount();
+        int cols = x.columnCount();
+        requireLength("columnSums (out)", cols, out);
+        requireFloats("columnSums", x, out);
+        enter();
+        launch("column_sums", kernels.columnSums, Launch.threadPerColumn(cols),
+                Pointer.to(arg(x), arg(out), arg(rows), arg(cols)), x, out);
+    }
+
+    // ---- activations --------------------------------------------------------------------------
+
+    @Override
+    public void activationForward(ActivationKind kind, Tensor z, Tensor param, Tensor y) {
+        String op = "activationForward(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "y", y);
+        requireElementWise(kind);
+        int paramCount = parameterCount(op, kind, param, z);
+        requireFloats(op, z, y);
+        enter();
+        int n = (int) z.size();
+        launch(kind.id() + "_forward", kernels.forward(kind), Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(z), arg(y), argOrNull(param), arg(paramCount), arg(z.columnCount()), arg(n)),
+                z, param, y);
+    }
+
+    @Override
+    public void activationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dz) {
+        String op = "activationBackward(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "dy", dy);
+        Shapes.requireSame(op, "z", z, "dz", dz);
+        requireElementWise(kind);
+        int paramCount = parameterCount(op, kind, param, z);
+        requireFloats(op, z, dy, dz);
+        enter();
+        int n = (int) z.size();
+        launch(kind.id() + "_backward", kernels.backward(kind), Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(z), arg(dy), arg(dz), argOrNull(param), arg(paramCount), arg(z.columnCount()), arg(n)),
+                z, param, dy, dz);
+    }
+
+    @Override
+    public void activationParameterGradient(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dParam) {
+        String op = "activationParameterGradient(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "dy", dy);
+        Shapes.requireSame(op, "param", param, "dParam", dParam);
+        requireElementWise(kind);
+        if (!kind.hasParameter()) {
+            throw new IllegalArgumentException(op + ": " + kind.id() + " has no parameter");
+        }
+        int paramCount = parameterCount(op, kind, param, z);
+        requireFloats(op, z, param, dy, dParam);
+        enter();
+        int rows = z.rowCount();
+        int cols = z.columnCount();
+        // Shared: one block sums every element in a fixed tree. Per column: one thread per column sums
+        // its rows in order. Both deterministic (ABI).
+        Launch launch = paramCount == 1 ? Launch.singleBlock() : Launch.threadPerColumn(cols);
+        launch(kind.id() + "_parameter_gradient", kernels.parameterGradient(kind), launch,
+                Pointer.to(arg(z), arg(dy), arg(param), arg(paramCount), arg(rows), arg(cols), arg(dParam)),
+                z, param, dy, dParam);
+    }
+
+    @Override
+    public void maxoutForward(Tensor z, int pieces, Tensor y, Tensor winner) {
+        int rows = z.rowCount();
+        int units = requireMaxoutShapes("maxoutForward", z, pieces, y, winner);
+        requireFloats("maxoutForward", z, y);
+        enter();
+        launch("maxout_forward", kernels.maxoutForward,
+                Launch.elementWise((long) rows * units, info.multiprocessors()),
+                Pointer.to(arg(z), arg(y), arg(winner), arg(rows), arg(units), arg(pieces)), z, y, winner);
+    }
+
+    @Override
+    public void maxoutBackward(Tensor dy, Tensor winner, int pieces, Tensor dz) {
+        int rows = dz.rowCount();
+        int units = requireMaxoutShapes("maxoutBackward", dz, pieces, dy, winner);
+        requireFloats("maxoutBackward", dy, dz);
+        enter();
+        launch("maxout_backward", kernels.maxoutBackward,
+                Launch.elementWise((long) rows * units * pieces, info.multiprocessors()),
+                Pointer.to(arg(dy), arg(winner), arg(dz), arg(rows), arg(units), arg(pieces)), dy, winner, dz);
+    }
+
+    /** CpuBackend's checks, with its messages. */
+    private static int requireMaxoutShapes(String op, Tensor z, int pieces, Tensor y, Tensor winner) {
+        if (pieces < 1 || z.columnCount() % pieces != 0) {
+            throw new IllegalArgumentException(op + ": " + Shapes.describe(z.shape()) + " cannot be split into "
+                    + pieces + " pieces per unit");
+        }
+        int units = z.columnCount() / pieces;
+        Shapes.require(op, "output", y, z.rowCount(), units);
+        Shapes.require(op, "winner", winner, z.rowCount(), units);
+        Shapes.requireType(op, "winner", winner, DType.INT32);
+        return units;
+    }
+
+    @Override
+    public void softmax(Tensor logits, Tensor probabilities) {
+        Shapes.requireSame("softmax", "logits", logits, "probabilities", probabilities);
+        requireFloats("softmax", logits, probabilities);
+        enter();
+        int rows = logits.rowCount();
+        int cols = logits.columnCount();
+        launch("softmax_rows", kernels.softmaxRows, Launch.warpPerRow(rows),
+                Pointer.to(arg(logits), arg(probabilities), arg(rows), arg(cols)), logits, probabilities);
+    }
+
+    // ---- losses -------------------------------------------------------------------------------
+
+    @Override
+    public void softmaxCrossEntropy(Tensor logits, Tensor targets, float gradientScale, Tensor dLogits,
+                                    Tensor totals) {
+        softmaxLoss("softmaxCrossEntropy", "softmax_cross_entropy_rows", kernels.softmaxCrossEntropyRows, logits,
+                targets, gradientScale, dLogits, totals);
+    }
+
+    @Override
+    public void softmaxMeanSquaredError(Tensor logits, Tensor targets, float gradientScale, Tensor dLogits,
+                                        Tensor totals) {
+        softmaxLoss("softmaxMeanSquaredError", "softmax_mse_rows", kernels.softmaxMseRows, logits, targets,
+                gradientScale, dLogits, totals);
+    }
+
+    /**
+     * A fused softmax loss in two launches: one warp per row writes the row's gradient, loss and
+     * correctness (scratch rows kept by the backend), then one block adds the rows, in a fixed order,
+     * to {@code totals}. No float atomics, so the totals are the same run after run.
+     */
+    private void softmaxLoss(String op, String kernelName, CUfunction rowKernel, Tensor logits, Tensor targets,
+                             float gradientScale, Tensor dLogits, Tensor totals) {
+        Shapes.requireMatrix(op, "logits", logits);
+        Shapes.requireSame(op, "logits", logits, "targets", targets);
+        Shapes.requireSame(op, "logits", logits, "dLogits", dLogits);
+        requireLength(op + " (totals)", 2, totals);
+        requireFloats(op, logits, targets, dLogits, totals);
+        enter();
+        int rows = logits.rowCount();
+        int cols = logits.columnCount();
+        if (rows == 0) {
+            return; // no row: no gradient to write, nothing to add
+        }
+        ensureLossScratch(rows);
+        launch(kernelName, rowKernel, Launch.warpPerRow(rows),
+                Pointer.to(arg(logits), arg(targets), arg(gradientScale), arg(dLogits), arg(rowLoss),
+                        arg(rowCorrect), arg(rows), arg(cols)),
+                logits, targets, dLogits, totals);
+        launch("accumulate_totals", kernels.accumulateTotals, Launch.singleBlock(),
+                Pointer.to(arg(rowLoss), arg(rowCorrect), arg(rows), arg(totals)), logits, totals);
+    }
+
+    /** Grows the per-row scratch when a batch larger than any before arrives; never in steady state. */
+    private void ensureLossScratch(int rows) {
+        if (rows <= lossRowCapacity) {
+            return;
+        }
+        if (rowLoss != null) {
+            rowLoss.free();
+            rowCorrect.free();
+            rowLoss = null;
+            rowCorrect = null;
+        }
+        try {
+            rowLoss = arena.allocate((long) rows * Float.BYTES);
+            rowCorrect = arena.allocate((long) rows * Float.BYTES);
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("allocating the loss scratch for " + rows + " rows", "", e);
+        }
+        lossRowCapacity = rows;
+    }
+
+    // ---- reductions ---------------------------------------------------------------------------
+
+    @Override
+    public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out) {
+        Shapes.requireType("segmentSumOfSquares", "segmentStarts", segmentStarts, DType.INT32);
+        requireLength("segmentSumOfSquares (segmentStarts)", (int) out.size() + 1, segmentStarts);
+        requireFloats("segmentSumOfSquares", x, out);
+        enter();
+        int segments = (int) out.size();
+        launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerSegment(segments),
+                Pointer.to(arg(x), arg(segmentStarts), arg(out), arg(segments)), x, segmentStarts, out);
+    }
+
+    // ---- optimizers ---------------------------------------------------------------------------
+
+    @Override
+    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
+                           float stepSize) {
+        Shapes.requireSame("adamUpdate", "params", params, "grads", grads);
+        Shapes.requireSame("adamUpdate", "params", params, "m", m);
+        Shapes.requireSame("adamUpdate", "params", params, "v", v);
+        requireFloats("adamUpdate", params, grads, m, v);
+        enter();
+        int n = (int) params.size();
+        launch("adam_update", kernels.adamUpdate, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
+                        arg(stepSize), arg(n)),
+                params, grads, m, v);
+    }
+
+    @Override
+    public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                          boolean nesterov) {
+        Shapes.requireSame("sgdUpdate", "params", params, "grads", grads);
+        if (momentum != 0) {
+            if (velocity == null) {
+                throw new IllegalArgumentException("sgdUpdate: momentum " + momentum + " needs a velocity buffer");
+            }
+            Shapes.requireSame("sgdUpdate", "params", params, "velocity", velocity);
+            requireFloats("sgdUpdate", velocity);
+        }
+        requireFloats("sgdUpdate", params, grads);
+        enter();
+        int n = (int) params.size();
+        // Without momentum the reference leaves the velocity alone: pass NULL so the kernel cannot touch it.
+        Tensor v = momentum == 0 ? null : velocity;
+        launch("sgd_update", kernels.sgdUpdate, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
+                        arg(nesterov ? 1 : 0), arg(n)),
+                params, grads, v);
+    }
+
+    // ---- data ---------------------------------------------------------------------------------
+
+    @Override
+    public void gatherRows(Tensor source, Tensor indices, int first, float scale, Tensor out) {
+        Shapes.requireType("gatherRows", "indices", indices, DType.INT32);
+        Shapes.requireType("gatherRows", "out", out, DType.FLOAT32);
+        int rows = out.rowCount();
+        int cols = out.columnCount();
+        if (source.columnCount() != cols) {
+            throw new IllegalArgumentException("gatherRows: source rows " + Shapes.describe(source.shape())
+                    + " and out rows " + Shapes.describe(out.shape()) + " differ in width");
+        }
+        if (first < 0 || first + rows > indices.size()) {
+            throw new IllegalArgumentException("gatherRows: indices [" + first + ", " + (first + rows)
+                    + ") outside " + indices.size() + " indices");
+        }
+        CUfunction kernel;
+        String kernelName;
+        if (source.dtype() == DType.UINT8) {
+            kernel = kernels.gatherRowsU8;
+            kernelName = "gather_rows_u8";
+        } else if (source.dtype() == DType.FLOAT32) {
+            kernel = kernels.gatherRowsF32;
+            kernelName = "gather_rows_f32";
+        } else {
+            throw new IllegalArgumentException("gatherRows: source must be UINT8 or FLOAT32, got " + source.dtype());
+        }
+        enter();
+        launch(kernelName, kernel, Launch.elementWise((long) rows * cols, info.multiprocessors()),
+                Pointer.to(arg(source), arg(indices), arg(first), arg(scale), arg(out), arg(rows), arg(cols)),
+                source, indices, out);
+    }
+
+    // ---- lifecycle ----------------------------------------------------------------------------
+
+    /**
+     * Waits for queued work, then releases, in reverse order of creation: the cuBLAS handle, the
+     * modules, all device memory (every tensor of this backend becomes invalid), the stream and the
+     * primary context. Idempotent; throws the first failure after trying every step.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        RuntimeException first = null;
+        try {
+            enter();
+            waitForStream("close");
+        } catch (RuntimeException e) {
+            first = e;
+        }
+        closed = true;
+        first = release(first);
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    private void releaseQuietly(Throwable cause) {
+        closed = true;
+        RuntimeException e = release(null);
+        if (e != null) {
+            cause.addSuppressed(e);
+        }
+    }
+
+    /** Releases whatever was created, each step tried even if an earlier one failed. */
+    private RuntimeException release(RuntimeException first) {
+        Runnable[] steps = {
+            () -> {
+                if (cublas != null) {
+                    cublas.close();
+                }
+            },
+            () -> {
+                if (kernels != null) {
+                    kernels.close();
+                }
+            },
+            () -> {
+                if (arena != null) {
+                    arena.close();
+                }
+            },
+            () -> {
+                if (streamCreated) {
+                    streamCreated = false;
+                    CudaErrors.checkDriver(cuStreamDestroy(stream));
+                }
+            },
+            () -> {
+                if (contextRetained) {
+                    contextRetained = false;
+                    CudaErrors.checkDriver(cuDevicePrimaryCtxRelease(device));
+                }
+            },
+        };
+        for (Runnable step : steps) {
+            try {
+                step.run();
+            } catch (jcuda.CudaException e) {
+                first = first != null ? first : CudaErrors.wrap("close", "", e);
+            } catch (RuntimeException e) {
+                first = first != null ? first : e;
+            }
+        }
+        return first;
+    }
+
+    // ---- launching ----------------------------------------------------------------------------
+
+    /**
+     * Queues {@code function} on the stream with the given launch shape and kernel parameters (a pointer
+     * to one pointer per parameter, JCuda's convention). Nothing is launched for an empty shape. Errors
+     * name the kernel and the operands' shapes.
+     */
+    private void launch(String kernelName, CUfunction function, Launch shape, Pointer parameters, Tensor... operands) {
+        if (shape.isEmpty()) {
+            return;
+        }
+        lastOp = kernelName;
+        try {
+            CudaErrors.checkDriver(cuLaunchKernel(function, shape.grid(), 1, 1, shape.block(), 1, 1, 0, stream,
+                    parameters, null));
+            afterOp();
+        } catch (jcuda.CudaException e) {
+            throw failed(kernelName + " (grid " + shape.grid() + ", block " + shape.block() + ")", e, operands);
+        }
+    }
+
+    /** With {@code gradscope.cuda.syncEachOp}, waits so that a fault is reported by its own op. */
+    private void afterOp() {
+        if (SYNC_EACH_OP) {
+            CudaErrors.checkDriver(cuStreamSynchronize(stream));
+        }
+    }
+
+    /** Waits for the stream; an asynchronous fault is reported with the last op queued. */
+    private void waitForStream(String op, Tensor... operands) {
+        try {
+            CudaErrors.checkDriver(cuStreamSynchronize(stream));
+        } catch (jcuda.CudaException e) {
+            String name = String.valueOf(e.getMessage()).trim();
+            String description = CudaErrors.describe(name);
+            throw new CudaException(op, CudaException.describe(operands), name,
+                    (description == null ? "" : description + "; ") + "raised by an op queued since the last wait,"
+                            + " the last being " + lastOp + " (run with -Dgradscope.cuda.syncEachOp=true to find it)",
+                    e);
+        }
+    }
+
+    private CudaException failed(String op, jcuda.CudaException e, Tensor... operands) {
+        return CudaErrors.wrap(op, CudaException.describe(operands), e);
+    }
+
+    /** Makes the backend's context current on this thread; every op starts here. */
+    private void enter() {
+        if (closed) {
+            throw new IllegalStateException("the CUDA backend is closed");
+        }
+        try {
+            CudaErrors.checkDriver(cuCtxSetCurrent(context));
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("making the CUDA context current", "", e);
+        }
+    }
+
+    // ---- kernel parameters --------------------------------------------------------------------
+
+    private static Pointer arg(int value) {
+        return Pointer.to(new int[] {value});
+    }
+
+    private static Pointer arg(float value) {
+        return Pointer.to(new float[] {value});
+    }
+
+    private Pointer arg(Tensor t) {
+        return Pointer.to(pointer(t));
+    }
+
+    private Pointer arg(DeviceArena.Block block) {
+        return Pointer.to(block.pointer(0));
+    }
+
+    /** A tensor's address, or NULL for a missing optional tensor. */
+    private Pointer argOrNull(Tensor t) {
+        return Pointer.to(t == null ? NULL : pointer(t));
+    }
+
+    // ---- checks -------------------------------------------------------------------------------
+
+    /** The device address of a tensor's first element; fails for a tensor of another backend. */
+    private CUdeviceptr pointer(Tensor t) {
+        return storage(t).pointer(t.offset());
+    }
+
+    private CudaStorage storage(Tensor t) {
+        if (!(t.storage() instanceof CudaStorage s) || s.backend() != this) {
+            throw new IllegalArgumentException("tensor " + t + " is not on this CUDA backend");
+        }
+        return s;
+    }
+
+    private static void requireElementWise(ActivationKind kind) {
+        if (!kind.isElementWise()) {
+            throw new IllegalArgumentException(kind.id() + " is not element-wise; it is fused into the loss");
+        }
+    }
+
+    /**
+     * The kernel's {@code paramCount}: 0 without a parameter, else 1 (shared) or one per column, with
+     * the reference's checks and messages.
+     */
+    private static int parameterCount(String op, ActivationKind kind, Tensor param, Tensor z) {
+        if (param == null) {
+            if (kind.hasParameter()) {
+                throw new IllegalArgumentException(op + ": " + kind.id() + " needs its " + kind.parameterName());
+            }
+            return 0;
+        }
+        int cols = z.columnCount();
+        if (param.size() != 1 && param.size() != cols) {
+            throw new IllegalArgumentException(op + ": parameter " + Shapes.describe(param.shape())
+                    + " must have 1 element or one per column of " + Shapes.describe(z.shape()));
+        }
+        requireFloats(op, param);
+        return (int) param.size();
+    }
+
+    private static void requireFloats(String op, Tensor... tensors) {
+        for (Tensor t : tensors) {
+            requireDType(t, DType.FLOAT32);
+        }
+    }
+
+    /** CpuBackend's message for a tensor of the wrong type. */
+    private static void requireDType(Tensor t, DType dtype) {
+        if (t.dtype() != dtype) {
+            throw new IllegalArgumentException("expected a " + dtype + " tensor, got " + t);
+        }
+    }
+
+    private static void requireIndexable(String op, long size) {
+        if (size > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(op + ": the CUDA kernels index tensors with int; " + size
+                    + " elements is too many");
+        }
+    }
+
+    private static void requireLength(String op, int expected, Tensor t) {
+        if (t.size() != expected) {
+            throw new IllegalArgumentException(op + ": tensor " + Shapes.describe(t.shape()) + " must have "
+                    + expected + " elements");
+        }
+    }
+}

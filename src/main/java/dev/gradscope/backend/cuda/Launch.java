@@ -1,0 +1,83 @@
+package dev.gradscope.backend.cuda;
+
+/**
+ * A kernel's launch configuration (one-dimensional grid and block), computed here and nowhere else,
+ * following the launch conventions of the kernel ABI ({@code cuda-abi.md}):
+ *
+ * <ul>
+ *   <li>element-wise kernels: blocks of 256 threads, as many blocks as cover the elements but at
+ *       most 32 per multiprocessor; the kernels' grid-stride loops cover the rest, so a large tensor
+ *       does not pay for scheduling millions of blocks;</li>
+ *   <li>one warp per row (softmax, the fused losses): blocks of 256 threads, so 8 rows per block;</li>
+ *   <li>one thread per column (column sums, per-column parameter gradients): blocks of 256;</li>
+ *   <li>single-block reductions (loss totals, shared parameter gradients): one block of exactly 1024
+ *       threads, whose fixed tree makes the sum deterministic;</li>
+ *   <li>segmented reductions: one block of 1024 threads per segment.</li>
+ * </ul>
+ *
+ * A launch over nothing (0 elements, rows, columns or segments) is {@link #isEmpty() empty}: CUDA
+ * rejects a grid of 0 blocks, so the backend skips it.
+ *
+ * @param grid  blocks in the grid (0: nothing to launch)
+ * @param block threads per block
+ */
+record Launch(int grid, int block) {
+    /** Threads per block of element-wise kernels. */
+    static final int ELEMENT_WISE_BLOCK = 256;
+
+    /** Cap on element-wise grids, per multiprocessor: enough resident blocks to hide latency. */
+    static final int BLOCKS_PER_MULTIPROCESSOR = 32;
+
+    /** Threads per warp. */
+    static final int WARP = 32;
+
+    /** Threads per block of warp-per-row kernels. */
+    static final int ROW_BLOCK = 256;
+
+    /** Rows one warp-per-row block handles. */
+    static final int ROWS_PER_BLOCK = ROW_BLOCK / WARP;
+
+    /** Threads per block of thread-per-column kernels. */
+    static final int COLUMN_BLOCK = 256;
+
+    /** Threads of the single block of a reduction; the kernels' shared-memory trees assume exactly this. */
+    static final int REDUCTION_BLOCK = 1024;
+
+    /** An element-wise kernel over {@code n} elements. */
+    static Launch elementWise(long n, int multiprocessors) {
+        if (n <= 0) {
+            return new Launch(0, ELEMENT_WISE_BLOCK);
+        }
+        long cap = (long) BLOCKS_PER_MULTIPROCESSOR * Math.max(1, multiprocessors);
+        return new Launch((int) Math.min(ceilDiv(n, ELEMENT_WISE_BLOCK), cap), ELEMENT_WISE_BLOCK);
+    }
+
+    /** One warp per row over {@code rows} rows. */
+    static Launch warpPerRow(int rows) {
+        return new Launch((int) ceilDiv(rows, ROWS_PER_BLOCK), ROW_BLOCK);
+    }
+
+    /** One thread per column over {@code columns} columns. */
+    static Launch threadPerColumn(int columns) {
+        return new Launch((int) ceilDiv(columns, COLUMN_BLOCK), COLUMN_BLOCK);
+    }
+
+    /** One block of {@value #REDUCTION_BLOCK} threads. */
+    static Launch singleBlock() {
+        return new Launch(1, REDUCTION_BLOCK);
+    }
+
+    /** One block of {@value #REDUCTION_BLOCK} threads per segment. */
+    static Launch blockPerSegment(int segments) {
+        return new Launch(Math.max(0, segments), REDUCTION_BLOCK);
+    }
+
+    /** Whether there is nothing to launch. */
+    boolean isEmpty() {
+        return grid <= 0;
+    }
+
+    private static long ceilDiv(long n, int d) {
+        return n <= 0 ? 0 : (n + d - 1) / d;
+    }
+}

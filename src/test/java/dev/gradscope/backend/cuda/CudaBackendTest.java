@@ -1,0 +1,1049 @@
+package dev.gradscope.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.gradscope.Tolerances;
+import dev.gradscope.backend.cpu.CpuActivations;
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.tensor.ActivationKind;
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.function.IntToDoubleFunction;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every {@link dev.gradscope.tensor.Backend} op on the GPU against {@link CpuBackend}, the reference: fresh
+ * random inputs of awkward sizes (1, 3, 1000, 4097, 256x784 ...) with the edge values mixed in (0, -0,
+ * +-1e-7, +-20 and every kink), each GPU input once 16-byte aligned and once shifted by one element (so
+ * both the vector and the scalar paths of the kernels run), and every GPU output poisoned with NaN and
+ * framed by NaN guard elements, so that an element a kernel forgets to write, or one it writes past the
+ * end, fails. Tolerances are the named {@code GPU_*} constants of {@link Tolerances}; a failure prints
+ * the first differing pairs and the worst one.
+ *
+ * <p>Tagged {@code gpu}. Without a usable CUDA device every test is skipped by an assumption whose
+ * message is {@link CudaBackend#unavailableReason()}, so the test report lists each test as skipped and
+ * says why. When the reason is empty but the backend fails to open, every test fails instead: that is a
+ * defect, not a missing GPU.
+ */
+@Tag("gpu")
+class CudaBackendTest {
+    private static final long SEED = 0x6D2B_79F5L;
+    private static final Optional<String> UNAVAILABLE = CudaBackend.unavailableReason();
+    private static final CpuBackend CPU = new CpuBackend();
+    private static CudaBackend gpu;
+    private static RuntimeException openFailure;
+
+    /** Edge values mixed into every input: zeros, tiny values, large values and every kink. */
+    private static final float[] EDGES = {0f, -0f, 1e-7f, -1e-7f, 20f, -20f, 1f, -1f, 3f, -3f, 6f, -6f, 0.5f,
+        -0.5f, 1e-3f, -1e-3f};
+
+    /** Matrix shapes: 1s, 3s, odd widths, a tall 4097-row panel and the MLP's first layer. */
+    private static final int[][] SHAPES = {{1, 1}, {1, 3}, {3, 1}, {3, 5}, {1000, 10}, {4097, 3}, {256, 784}};
+
+    /** Where a GPU tensor starts: at its block's start (16-byte aligned) or one element in (misaligned). */
+    private enum Layout {
+        ALIGNED(0), SHIFTED(1);
+
+        final int offset;
+
+        Layout(int offset) {
+            this.offset = offset;
+        }
+    }
+
+    /** Guard elements after each output view (and the shifted one's element before it). */
+    private static final int GUARD = 7;
+
+    private final List<Tensor> owned = new ArrayList<>();
+    private final Map<Tensor, Runnable> guardChecks = new IdentityHashMap<>();
+    private SplittableRandom rng;
+
+    @BeforeAll
+    static void openGpu() {
+        if (UNAVAILABLE.isEmpty()) {
+            try {
+                gpu = new CudaBackend();
+            } catch (RuntimeException e) {
+                openFailure = e;
+            }
+        }
+    }
+
+    @AfterAll
+    static void closeGpu() {
+        if (gpu != null) {
+            gpu.close();
+        }
+    }
+
+    @BeforeEach
+    void requireGpu(org.junit.jupiter.api.TestInfo test) {
+        assumeTrue(UNAVAILABLE.isEmpty(), () -> "no usable CUDA device: " + UNAVAILABLE.orElse(""));
+        if (openFailure != null) {
+            throw new AssertionError("CUDA looks usable here, but the backend did not open", openFailure);
+        }
+        rng = new SplittableRandom(SEED ^ test.getDisplayName().hashCode() ^ test.getTestMethod().map(
+                m -> m.getName().hashCode()).orElse(0));
+    }
+
+    @AfterEach
+    void closeTensors() {
+        for (Tensor t : owned) {
+            t.close();
+        }
+        owned.clear();
+        guardChecks.clear();
+    }
+
+    // ---- memory ---------------------------------------------------------------------------------------
+
+    @Test
+    void allocateGivesZerosEvenInAReusedBlock() {
+        for (int n : new int[] {1, 3, 4097}) {
+            // Dirty a block, free it, and allocate the same size again: the arena hands the block back.
+            gpu.fromHost(nans(n), n).close();
+            try (Tensor f = gpu.allocate(DType.FLOAT32, n)) {
+                assertClose("FLOAT32 [" + n + "]", new float[n], f.toFloatArray(), i -> Tolerances.GPU_EXACT);
+            }
+            gpu.fromHost(filled(n, -7), n).close();
+            try (Tensor ints = gpu.allocate(DType.INT32, n)) {
+                assertArrayEquals(new int[n], ints.toIntArray(), "INT32 [" + n + "]");
+            }
+            try (Tensor bytes = gpu.allocate(DType.UINT8, 1, n); Tensor idx = gpu.fromHost(new int[] {0}, 1);
+                 Tensor out = gpu.fromHost(nans(n), 1, n)) {
+                gpu.gatherRows(bytes, idx, 0, 1f, out);
+                assertClose("UINT8 [" + n + "]", new float[n], out.toFloatArray(), i -> Tolerances.GPU_EXACT);
+            }
+        }
+    }
+
+    @Test
+    void hostCopiesRoundTripIntoViews() {
+        for (int n : new int[] {0, 1, 3, 1000, 4097}) {
+            float[] f = inputs(n, 3);
+            int[] ints = rng.ints(n).toArray();
+            assertArrayEquals(f, own(gpu.fromHost(f, n)).toFloatArray(), "floats [" + n + "]");
+            assertArrayEquals(ints, own(gpu.fromHost(ints, n)).toIntArray(), "ints [" + n + "]");
+            Tensor floatBacking = own(gpu.fromHost(nans(n + 2), n + 2));
+            Tensor view = floatBacking.view(1, n);
+            gpu.copyFromHost(f, view);
+            assertArrayEquals(f, view.toFloatArray(), "float view [" + n + "] at 1");
+            float[] whole = floatBacking.toFloatArray();
+            assertTrue(Float.isNaN(whole[0]) && Float.isNaN(whole[n + 1]), "copyFromHost wrote outside its view");
+            Tensor intBacking = own(gpu.fromHost(new int[n + 2], n + 2));
+            Tensor intView = intBacking.view(1, n);
+            gpu.copyFromHost(ints, intView);
+            assertArrayEquals(ints, intView.toIntArray(), "int view [" + n + "] at 1");
+        }
+        assertThrows(IllegalArgumentException.class, () -> gpu.copyFromHost(new float[2], own(gpu.allocate(
+                DType.FLOAT32, 3))));
+        assertThrows(IllegalArgumentException.class, () -> gpu.toHostFloats(own(gpu.allocate(DType.INT32, 3))));
+    }
+
+    @Test
+    void copyMovesEveryDTypeBetweenViews() {
+        for (int n : new int[] {1, 3, 4097}) {
+            for (Layout from : Layout.values()) {
+                for (Layout to : Layout.values()) {
+                    String what = "copy [" + n + "] " + from + " -> " + to;
+                    float[] f = inputs(n, 2);
+                    Tensor out = output(to, DType.FLOAT32, n);
+                    gpu.copy(input(f, from, n), out);
+                    assertClose(what, f, read(out), i -> Tolerances.GPU_EXACT);
+
+                    int[] ints = rng.ints(n).toArray();
+                    Tensor intsOut = own(gpu.allocate(DType.INT32, n + 1)).view(to.offset, n);
+                    gpu.copy(own(gpu.fromHost(ints, n)), intsOut);
+                    assertArrayEquals(ints, intsOut.toIntArray(), what + " INT32");
+
+                    byte[] bytes = randomBytes(n);
+                    Tensor bytesOut = own(gpu.allocate(DType.UINT8, n + 1)).view(to.offset, 1, n);
+                    gpu.copy(own(gpu.fromHost(bytes, 1, n)), bytesOut);
+                    assertClose(what + " UINT8", unsigned(bytes, 1f), gatherAll(bytesOut, 1, n, 1f),
+                            i -> Tolerances.GPU_EXACT);
+                }
+            }
+        }
+        Tensor same = own(gpu.fromHost(inputs(8, 1), 8));
+        assertThrows(IllegalArgumentException.class, () -> gpu.copy(same.view(0, 4), same.view(2, 4)),
+                "overlapping views");
+    }
+
+    @Test
+    void fillWritesExactlyItsView() {
+        for (int n : new int[] {1, 3, 4097, 256 * 784}) {
+            for (Layout layout : Layout.values()) {
+                for (float value : new float[] {0f, -1e-7f, 20f}) {
+                    Tensor t = output(layout, DType.FLOAT32, n);
+                    gpu.fill(t, value);
+                    assertClose("fill [" + n + "] " + layout + " with " + value, filled(n, value), read(t),
+                            i -> Tolerances.GPU_EXACT);
+                }
+            }
+        }
+    }
+
+    @Test
+    void synchronizeReturnsAfterQueuedWork() {
+        Tensor t = own(gpu.allocate(DType.FLOAT32, 1 << 20));
+        for (int i = 0; i < 10; i++) {
+            gpu.fill(t, i);
+        }
+        gpu.synchronize();
+        assertEquals(9f, t.toFloatArray()[(1 << 20) - 1]);
+    }
+
+    // ---- dense layers ---------------------------------------------------------------------------------
+
+    @ParameterizedTest(name = "transposeA={0} transposeB={1}")
+    @CsvSource({"false, false", "false, true", "true, false", "true, true"})
+    void gemmMatchesTheCpuInEveryTransposeCase(boolean transposeA, boolean transposeB) {
+        int[][] mnk = {{1, 1, 1}, {3, 5, 7}, {1, 4097, 3}, {4097, 1, 3}, {256, 784, 64}, {64, 10, 784},
+            {1000, 10, 4097}, {17, 33, 1}};
+        for (int[] s : mnk) {
+            int m = s[0];
+            int n = s[1];
+            int k = s[2];
+            int[] aShape = transposeA ? new int[] {k, m} : new int[] {m, k};
+            int[] bShape = transposeB ? new int[] {n, k} : new int[] {k, n};
+            float[] a = inputs(m * k, 1);
+            float[] b = inputs(k * n, 1);
+            float[][] alphaBeta = {{1f, 0f}, {0.75f, -0.5f}};
+            for (float[] ab : alphaBeta) {
+                float alpha = ab[0];
+                float beta = ab[1];
+                float[] c0 = beta == 0 ? nans(m * n) : inputs(m * n, 1);
+                String what = String.format(Locale.ROOT, "gemm(%b, %b) m=%d n=%d k=%d alpha=%s beta=%s", transposeA,
+                        transposeB, m, n, k, alpha, beta);
+                Tensor cpuC = cpu(c0, m, n);
+                CPU.gemm(transposeA, transposeB, alpha, cpu(a, aShape), cpu(b, bShape), beta, cpuC);
+                float[] expected = cpuC.toFloatArray();
+                // |op(a)| |op(b)|: the scale of each element's rounding error.
+                Tensor magnitude = cpu(new float[m * n], m, n);
+                CPU.gemm(transposeA, transposeB, 1f, cpu(abs(a), aShape), cpu(abs(b), bShape), 0f, magnitude);
+                float[] scale = magnitude.toFloatArray();
+
+                for (Layout layout : Layout.values()) {
+                    Tensor gpuC = output(layout, DType.FLOAT32, m, n);
+                    if (beta != 0) {
+                        gpu.copyFromHost(c0, gpuC);
+                    }
+                    gpu.gemm(transposeA, transposeB, alpha, input(a, layout, aShape), input(b, layout, bShape), beta,
+                            gpuC);
+                    float[] actual = read(gpuC);
+                    double sqrtK = Math.sqrt(k);
+                    assertClose(what + " " + layout + ", element bound", expected, actual,
+                            i -> Tolerances.GPU_GEMM_ELEMENT_REL * sqrtK * (Math.abs(alpha) * scale[i]
+                                    + (beta == 0 ? 0 : Math.abs(beta * c0[i]))) + Float.MIN_NORMAL);
+                    double error = 0;
+                    double norm = 0;
+                    for (int i = 0; i < expected.length; i++) {
+                        error += sq(actual[i] - expected[i]);
+                        norm += sq(expected[i]);
+                    }
+                    assertTrue(Math.sqrt(error) <= Tolerances.GPU_GEMM_NORM_REL * sqrtK * Math.sqrt(norm),
+                            what + " " + layout + ": ||gpu - cpu|| = " + Math.sqrt(error) + ", ||cpu|| = "
+                                    + Math.sqrt(norm));
+                }
+            }
+        }
+    }
+
+    @Test
+    void gemmWithEmptyInnerDimensionOrZeroAlphaOnlyScalesC() {
+        float[] c0 = inputs(12, 1);
+        for (float beta : new float[] {0f, 1f, 2f}) {
+            // k = 0: a and b are empty; alpha = 0: a holds NaN, which must not be read.
+            Tensor cpuC = cpu(c0, 3, 4);
+            CPU.gemm(false, false, 1f, cpu(new float[0], 3, 0), cpu(new float[0], 0, 4), beta, cpuC);
+            Tensor gpuC = output(Layout.SHIFTED, DType.FLOAT32, 3, 4);
+            gpu.copyFromHost(c0, gpuC);
+            gpu.gemm(false, false, 1f, own(gpu.allocate(DType.FLOAT32, 3, 0)), own(gpu.allocate(DType.FLOAT32, 0, 4)),
+                    beta, gpuC);
+            assertClose("k = 0, beta " + beta, cpuC.toFloatArray(), read(gpuC), i -> Tolerances.GPU_EXACT);
+
+            Tensor gpuC2 = output(Layout.ALIGNED, DType.FLOAT32, 3, 4);
+            gpu.copyFromHost(c0, gpuC2);
+            gpu.gemm(true, false, 0f, own(gpu.fromHost(nans(15), 5, 3)), own(gpu.fromHost(nans(20), 5, 4)), beta,
+                    gpuC2);
+            assertClose("alpha = 0, beta " + beta, cpuC.toFloatArray(), read(gpuC2), i -> Tolerances.GPU_EXACT);
+        }
+    }
+
+    @Test
+    void addRowVectorAccumulateMatchesTheCpu() {
+        for (int[] shape : SHAPES) {
+            int n = shape[0] * shape[1];
+            float[] y = inputs(n, 2);
+            float[] bias = inputs(shape[1], 2);
+            Tensor cpuY = cpu(y, shape);
+            CPU.addRowVectorAccumulate(cpuY, cpu(bias, shape[1]));
+            for (Layout layout : Layout.values()) {
+                Tensor gpuY = output(layout, DType.FLOAT32, shape);
+                gpu.copyFromHost(y, gpuY);
+                gpu.addRowVectorAccumulate(gpuY, input(bias, layout, shape[1]));
+                // One float addition on both sides: the same rounding.
+                assertClose("addRowVectorAccumulate " + Arrays.toString(shape) + " " + layout, cpuY.toFloatArray(),
+                        read(gpuY), i -> Tolerances.GPU_EXACT);
+            }
+        }
+    }
+
+    @Test
+    void columnSumsMatchTheCpu() {
+        for (int[] shape : SHAPES) {
+            float[] x = inputs(shape[0] * shape[1], 2);
+            Tensor cpuOut = cpu(new float[shape[1]], shape[1]);
+            CPU.columnSums(cpu(x, shape), cpuOut);
+            double[] magnitude = new double[shape[1]];
+            for (int i = 0; i < x.length; i++) {
+                magnitude[i % shape[1]] += Math.abs(x[i]);
+            }
+            for (Layout layout : Layout.values()) {
+                Tensor out = output(layout, DType.FLOAT32, shape[1]);
+                gpu.columnSums(input(x, layout, shape), out);
+                assertClose("columnSums " + Arrays.toString(shape) + " " + layout, cpuOut.toFloatArray(), read(out),
+                        j -> Tolerances.GPU_SUM_REL * magnitude[j]);
+            }
+        }
+    }
+
+    // ---- activations ----------------------------------------------------------------------------------
+
+    /** How a test passes an activation's parameter. */
+    private enum ParameterMode { NONE, SHARED, PER_COLUMN }
+
+    static Stream<Arguments> elementWiseKindsAndParameterModes() {
+        List<Arguments> cases = new ArrayList<>();
+        for (ActivationKind kind : ActivationKind.values()) {
+            if (!kind.isElementWise()) {
+                continue;
+            }
+            if (kind.hasParameter()) {
+                cases.add(Arguments.of(kind, ParameterMode.SHARED));
+                cases.add(Arguments.of(kind, ParameterMode.PER_COLUMN));
+            } else {
+                cases.add(Arguments.of(kind, ParameterMode.NONE));
+            }
+        }
+        return cases.stream();
+    }
+
+    static Stream<Arguments> kindsWithAParameter() {
+        return elementWiseKindsAndParameterModes().filter(a -> a.get()[1] != ParameterMode.NONE);
+    }
+
+    @ParameterizedTest(name = "{0} parameter {1}")
+    @MethodSource("elementWiseKindsAndParameterModes")
+    void activationForwardAndBackwardMatchTheCpu(ActivationKind kind, ParameterMode mode) {
+        for (int[] shape : SHAPES) {
+            int n = shape[0] * shape[1];
+            float[] z = inputs(n, 4);
+            float[] dy = inputs(n, 1);
+            float[] param = parameters(kind, mode, shape[1]);
+            Tensor cpuParam = param == null ? null : cpu(param, param.length);
+            Tensor cpuY = cpu(new float[n], shape);
+            Tensor cpuDz = cpu(new float[n], shape);
+            CPU.activationForward(kind, cpu(z, shape), cpuParam, cpuY);
+            CPU.activationBackward(kind, cpu(z, shape), cpuParam, cpu(dy, shape), cpuDz);
+            float[] expectedY = cpuY.toFloatArray();
+            float[] expectedDz = cpuDz.toFloatArray();
+            for (Layout layout : Layout.values()) {
+                String what = kind.id() + " " + mode + " " + Arrays.toString(shape) + " " + layout;
+                Tensor gpuParam = param == null ? null : input(param, layout, param.length);
+                Tensor y = output(layout, DType.FLOAT32, shape);
+                gpu.activationForward(kind, input(z, layout, shape), gpuParam, y);
+                assertClose(what + " forward", expectedY, read(y),
+                        i -> Tolerances.GPU_ACTIVATION_ABS + Tolerances.GPU_ACTIVATION_REL * Math.abs(expectedY[i]));
+                Tensor dz = output(layout, DType.FLOAT32, shape);
+                gpu.activationBackward(kind, input(z, layout, shape), gpuParam, input(dy, layout, shape), dz);
+                assertClose(what + " backward", expectedDz, read(dz),
+                        i -> Tolerances.GPU_ACTIVATION_ABS * Math.max(1, Math.abs(dy[i]))
+                                + Tolerances.GPU_ACTIVATION_REL * Math.abs(expectedDz[i]));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} parameter {1}")
+    @MethodSource("kindsWithAParameter")
+    void activationParameterGradientMatchesTheCpu(ActivationKind kind, ParameterMode mode) {
+        for (int[] shape : SHAPES) {
+            int rows = shape[0];
+            int cols = shape[1];
+            float[] z = inputs(rows * cols, 4);
+            float[] dy = inputs(rows * cols, 1);
+            float[] param = parameters(kind, mode, cols);
+            Tensor cpuGrad = cpu(new float[param.length], param.length);
+            CPU.activationParameterGradient(kind, cpu(z, shape), cpu(param, param.length), cpu(dy, shape), cpuGrad);
+            float[] expected = cpuGrad.toFloatArray();
+            // Each sum's error scale: the magnitudes of its terms, plus a few ulps of the O(1) quantities
+            // inside each term times the factor (x or x^2) that multiplies them.
+            double[] allowed = new double[param.length];
+            for (int e = 0; e < z.length; e++) {
+                int j = param.length == 1 ? 0 : e % cols;
+                double term = dy[e] * CpuActivations.parameterDerivative(kind, z[e], param[j]);
+                allowed[j] += Tolerances.GPU_PARAMETER_GRADIENT_REL * Math.abs(term)
+                        + Tolerances.GPU_ACTIVATION_ABS * Math.abs(dy[e]) * (1 + sq(z[e]));
+            }
+            for (Layout layout : Layout.values()) {
+                Tensor dParam = output(layout, DType.FLOAT32, param.length);
+                gpu.activationParameterGradient(kind, input(z, layout, shape), input(param, layout, param.length),
+                        input(dy, layout, shape), dParam);
+                assertClose(kind.id() + " " + mode + " parameter gradient " + Arrays.toString(shape) + " " + layout,
+                        expected, read(dParam), j -> allowed[j]);
+            }
+        }
+    }
+
+    @Test
+    void maxoutForwardAndBackwardMatchTheCpuExactly() {
+        for (int pieces : new int[] {1, 2, 3, 5}) {
+            for (int rows : new int[] {1, 3, 257}) {
+                for (int units : new int[] {1, 7, 100}) {
+                    int cols = units * pieces;
+                    float[] z = new float[rows * cols];
+                    for (int i = 0; i < z.length; i++) {
+                        z[i] = (rng.nextInt(7) - 3) / 2f; // few distinct values: many ties, first one wins
+                    }
+                    float[] dy = inputs(rows * units, 1);
+                    Tensor cpuY = cpu(new float[rows * units], rows, units);
+                    Tensor cpuWinner = own(CPU.allocate(DType.INT32, rows, units));
+                    Tensor cpuDz = cpu(new float[rows * cols], rows, cols);
+                    CPU.maxoutForward(cpu(z, rows, cols), pieces, cpuY, cpuWinner);
+                    CPU.maxoutBackward(cpu(dy, rows, units), cpuWinner, pieces, cpuDz);
+                    for (Layout layout : Layout.values()) {
+                        String what = "maxout pieces=" + pieces + " [" + rows + ", " + cols + "] " + layout;
+                        Tensor y = output(layout, DType.FLOAT32, rows, units);
+                        Tensor winner = output(layout, DType.INT32, rows, units);
+                        gpu.maxoutForward(input(z, layout, rows, cols), pieces, y, winner);
+                        assertClose(what + " y", cpuY.toFloatArray(), read(y), i -> Tolerances.GPU_EXACT);
+                        assertArrayEquals(cpuWinner.toIntArray(), readInts(winner), what + " winner");
+                        Tensor dz = output(layout, DType.FLOAT32, rows, cols);
+                        gpu.maxoutBackward(input(dy, layout, rows, units), winner, pieces, dz);
+                        assertClose(what + " dz", cpuDz.toFloatArray(), read(dz), i -> Tolerances.GPU_EXACT);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void softmaxMatchesTheCpu() {
+        int[][] shapes = {{1, 1}, {3, 10}, {257, 10}, {4097, 3}, {5, 1000}, {2, 4097}};
+        for (int[] shape : shapes) {
+            float[] logits = inputs(shape[0] * shape[1], 3);
+            Arrays.fill(logits, 0, shape[1], 2.5f); // a row of ties
+            Tensor cpuP = cpu(new float[logits.length], shape);
+            CPU.softmax(cpu(logits, shape), cpuP);
+            float[] expected = cpuP.toFloatArray();
+            for (Layout layout : Layout.values()) {
+                Tensor p = output(layout, DType.FLOAT32, shape);
+                gpu.softmax(input(logits, layout, shape), p);
+                assertClose("softmax " + Arrays.toString(shape) + " " + layout, expected, read(p),
+                        i -> Tolerances.GPU_SOFTMAX_ABS + Tolerances.GPU_SOFTMAX_REL * Math.abs(expected[i]));
+            }
+        }
+    }
+
+    // ---- losses ---------------------------------------------------------------------------------------
+
+    @ParameterizedTest(name = "{0} one-hot targets={1}")
+    @CsvSource({"CATEGORICAL_CROSSENTROPY, true", "CATEGORICAL_CROSSENTROPY, false", "MEAN_SQUARED_ERROR, true",
+        "MEAN_SQUARED_ERROR, false"})
+    void fusedSoftmaxLossesMatchTheCpu(Loss loss, boolean oneHot) {
+        int[][] shapes = {{1, 1}, {3, 10}, {256, 10}, {4097, 10}, {7, 1000}};
+        for (int[] shape : shapes) {
+            int rows = shape[0];
+            int cols = shape[1];
+            float[] logits = inputs(rows * cols, 3);
+            Arrays.fill(logits, 0, cols, 1.25f); // a row of ties: arg-max is class 0
+            float[] targets = targets(rows, cols, oneHot);
+            double maxLogit = 1;
+            for (float z : logits) {
+                maxLogit = Math.max(maxLogit, Math.abs(z));
+            }
+            for (float scale : new float[] {1f / rows, 0f}) {
+                Tensor cpuD = cpu(new float[rows * cols], shape);
+                Tensor cpuTotals = cpu(new float[] {1.5f, 2f}, 2);
+                loss.apply(CPU, cpu(logits, shape), cpu(targets, shape), scale, cpuD, cpuTotals);
+                float[] expectedD = cpuD.toFloatArray();
+                float[] expectedTotals = cpuTotals.toFloatArray();
+                for (Layout layout : Layout.values()) {
+                    String what = loss.id() + (oneHot ? " one-hot " : " soft ") + Arrays.toString(shape) + " scale "
+                            + scale + " " + layout;
+                    Tensor d = output(layout, DType.FLOAT32, shape);
+                    Tensor totals = input(new float[] {1.5f, 2f}, layout, 2);
+                    loss.apply(gpu, input(logits, layout, shape), input(targets, layout, shape), scale, d, totals);
+                    assertClose(what + " dLogits", expectedD, read(d),
+                            i -> Tolerances.GPU_LOSS_GRADIENT_ABS * Math.abs(scale)
+                                    + Tolerances.GPU_LOSS_GRADIENT_REL * Math.abs(expectedD[i]));
+                    float[] actualTotals = totals.toFloatArray();
+                    double lossAllowed = Tolerances.GPU_LOSS_TOTAL_REL * Math.abs(expectedTotals[0])
+                            + Tolerances.GPU_LOSS_ROW_ABS * rows * maxLogit;
+                    assertClose(what + " loss total", new float[] {expectedTotals[0]}, new float[] {actualTotals[0]},
+                            i -> lossAllowed);
+                    assertEquals(expectedTotals[1], actualTotals[1], what + " correct count");
+                }
+            }
+        }
+    }
+
+    // ---- reductions -----------------------------------------------------------------------------------
+
+    @Test
+    void segmentSumOfSquaresMatchesTheCpu() {
+        for (int n : new int[] {1, 3, 4097, 575_050}) {
+            float[] x = inputs(n, 1);
+            // An empty segment first, a one-element one, and two around the middle (one of them empty).
+            int[] starts = {0, 0, Math.min(1, n), Math.min(3, n), n / 2, n / 2, n};
+            Arrays.sort(starts);
+            Tensor cpuOut = cpu(new float[starts.length - 1], starts.length - 1);
+            CPU.segmentSumOfSquares(cpu(x, n), CPU.fromHost(starts, starts.length), cpuOut);
+            float[] expected = cpuOut.toFloatArray();
+            for (Layout layout : Layout.values()) {
+                Tensor out = output(layout, DType.FLOAT32, starts.length - 1);
+                gpu.segmentSumOfSquares(input(x, layout, n), own(gpu.fromHost(starts, starts.length)), out);
+                // Every term is >= 0, so the sum is its own magnitude; empty segments must be exactly 0.
+                assertClose("segmentSumOfSquares [" + n + "] " + layout, expected, read(out),
+                        s -> Tolerances.GPU_SUM_REL * expected[s]);
+            }
+        }
+    }
+
+    // ---- optimizers -----------------------------------------------------------------------------------
+
+    @Test
+    void adamUpdateMatchesTheCpu() {
+        float beta1 = 0.9f;
+        float beta2 = 0.999f;
+        float epsilon = 1e-7f;
+        float stepSize = (float) (1e-3 * Math.sqrt(1 - 0.999 * 0.999) / (1 - 0.9 * 0.9));
+        double rel = Tolerances.GPU_OPTIMIZER_REL;
+        for (int n : new int[] {1, 3, 1000, 4097}) {
+            float[] p = inputs(n, 1);
+            float[] g = inputs(n, 1);
+            float[] m = inputs(n, 0.1);
+            float[] v = new float[n];
+            for (int i = 0; i < n; i++) {
+                v[i] = i % 5 == 0 ? 0f : (float) Math.abs(rng.nextGaussian() * 0.01);
+            }
+            Tensor cp = cpu(p, n);
+            Tensor cm = cpu(m, n);
+            Tensor cv = cpu(v, n);
+            CPU.adamUpdate(cp, cpu(g, n), cm, cv, beta1, beta2, epsilon, stepSize);
+            float[] ep = cp.toFloatArray();
+            float[] em = cm.toFloatArray();
+            float[] ev = cv.toFloatArray();
+            // Forward error bounds: each formula on the magnitudes of its inputs.
+            double[] mScale = new double[n];
+            double[] vScale = new double[n];
+            double[] pAllowed = new double[n];
+            for (int i = 0; i < n; i++) {
+                mScale[i] = Math.abs(m[i]) + (1 - beta1) * (Math.abs(g[i]) + Math.abs(m[i]));
+                vScale[i] = v[i] + (1 - beta2) * (sq(g[i]) + v[i]);
+                double s = Math.sqrt(ev[i]);
+                double update = Math.abs(p[i] - (double) ep[i]);
+                pAllowed[i] = rel * (Math.abs(p[i]) + update) + stepSize * rel * mScale[i] / (s + epsilon)
+                        + update * (Math.sqrt(ev[i] + rel * vScale[i]) - s) / (s + epsilon);
+            }
+            for (Layout layout : Layout.values()) {
+                String what = "adam [" + n + "] " + layout;
+                Tensor gp = output(layout, DType.FLOAT32, n);
+                Tensor gm = output(layout, DType.FLOAT32, n);
+                Tensor gv = output(layout, DType.FLOAT32, n);
+                gpu.copyFromHost(p, gp);
+                gpu.copyFromHost(m, gm);
+                gpu.copyFromHost(v, gv);
+                gpu.adamUpdate(gp, input(g, layout, n), gm, gv, beta1, beta2, epsilon, stepSize);
+                assertClose(what + " m", em, read(gm), i -> rel * mScale[i]);
+                assertClose(what + " v", ev, read(gv), i -> rel * vScale[i]);
+                assertClose(what + " params", ep, read(gp), i -> pAllowed[i]);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "momentum={0} nesterov={1}")
+    @CsvSource({"0, false", "0.9, false", "0.9, true"})
+    void sgdUpdateMatchesTheCpu(float momentum, boolean nesterov) {
+        float lr = 0.05f;
+        double rel = Tolerances.GPU_OPTIMIZER_REL;
+        for (int n : new int[] {1, 3, 1000, 4097}) {
+            float[] p = inputs(n, 1);
+            float[] g = inputs(n, 1);
+            float[] vel = inputs(n, 0.1);
+            Tensor cp = cpu(p, n);
+            Tensor cv = cpu(vel, n);
+            CPU.sgdUpdate(cp, cpu(g, n), momentum == 0 ? null : cv, lr, momentum, nesterov);
+            float[] ep = cp.toFloatArray();
+            float[] ev = cv.toFloatArray();
+            double[] vAllowed = new double[n];
+            double[] pAllowed = new double[n];
+            for (int i = 0; i < n; i++) {
+                vAllowed[i] = momentum == 0 ? 0 : rel * (momentum * Math.abs(vel[i]) + lr * Math.abs(g[i]));
+                pAllowed[i] = rel * (Math.abs(p[i]) + (1 + momentum) * Math.abs(ev[i]) + lr * Math.abs(g[i]))
+                        + (1 + momentum) * vAllowed[i];
+            }
+            for (Layout layout : Layout.values()) {
+                String what = "sgd momentum " + momentum + " nesterov " + nesterov + " [" + n + "] " + layout;
+                Tensor gp = output(layout, DType.FLOAT32, n);
+                Tensor gv = output(layout, DType.FLOAT32, n);
+                gpu.copyFromHost(p, gp);
+                gpu.copyFromHost(vel, gv);
+                // Without momentum the velocity is passed anyway and must stay untouched, as on the CPU.
+                gpu.sgdUpdate(gp, input(g, layout, n), gv, lr, momentum, nesterov);
+                assertClose(what + " params", ep, read(gp), i -> pAllowed[i]);
+                assertClose(what + " velocity", ev, read(gv), i -> vAllowed[i]);
+            }
+        }
+    }
+
+    // ---- data -----------------------------------------------------------------------------------------
+
+    @Test
+    void gatherRowsMatchesTheCpuForBytesAndFloats() {
+        int sourceRows = 1000;
+        int cols = 784;
+        byte[] pixels = randomBytes(sourceRows * cols);
+        int[] indices = new int[sourceRows + 300];
+        for (int i = 0; i < indices.length; i++) {
+            indices[i] = rng.nextInt(sourceRows);
+        }
+        float scale = 1f / 255;
+        for (int[] rowsAndFirst : new int[][] {{1, 0}, {3, 7}, {256, 1000}}) {
+            int rows = rowsAndFirst[0];
+            int first = rowsAndFirst[1];
+            Tensor cpuOut = cpu(new float[rows * cols], rows, cols);
+            CPU.gatherRows(CPU.fromHost(pixels, sourceRows, cols), CPU.fromHost(indices, indices.length), first, scale,
+                    cpuOut);
+            float[] floats = inputs(4097 * 3, 2);
+            Tensor cpuFloatOut = cpu(new float[rows * 3], rows, 3);
+            int[] floatIndices = rng.ints(indices.length, 0, 4097).toArray();
+            CPU.gatherRows(cpu(floats, 4097, 3), CPU.fromHost(floatIndices, floatIndices.length), first, -0.5f,
+                    cpuFloatOut);
+            for (Layout layout : Layout.values()) {
+                String what = "gather " + rows + " rows from " + first + " " + layout;
+                Tensor source = own(gpu.allocate(DType.UINT8, sourceRows * cols + 1)).view(layout.offset, sourceRows,
+                        cols);
+                gpu.copy(own(gpu.fromHost(pixels, sourceRows, cols)), source);
+                Tensor out = output(layout, DType.FLOAT32, rows, cols);
+                gpu.gatherRows(source, gpuInts(indices, layout), first, scale, out);
+                assertClose(what + " UINT8", cpuOut.toFloatArray(), read(out), i -> Tolerances.GPU_EXACT);
+                Tensor floatOut = output(layout, DType.FLOAT32, rows, 3);
+                gpu.gatherRows(input(floats, layout, 4097, 3), gpuInts(floatIndices, layout), first, -0.5f, floatOut);
+                assertClose(what + " FLOAT32", cpuFloatOut.toFloatArray(), read(floatOut), i -> Tolerances.GPU_EXACT);
+            }
+        }
+    }
+
+    // ---- contract -------------------------------------------------------------------------------------
+
+    @Test
+    void shapeErrorsSayWhatTheCpuSays() {
+        List<Executable[]> cases = new ArrayList<>();
+        cases.add(pair(b -> b.gemm(false, false, 1f, b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 4, 5),
+                0f, b.allocate(DType.FLOAT32, 2, 5))));
+        cases.add(pair(b -> b.gemm(true, true, 1f, b.allocate(DType.FLOAT32, 3, 2), b.allocate(DType.FLOAT32, 5, 3),
+                0f, b.allocate(DType.FLOAT32, 5, 2))));
+        cases.add(pair(b -> b.activationForward(ActivationKind.PRELU, b.allocate(DType.FLOAT32, 2, 3),
+                b.allocate(DType.FLOAT32, 2), b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.activationForward(ActivationKind.ELU, b.allocate(DType.FLOAT32, 2, 3), null,
+                b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.activationBackward(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null,
+                b.allocate(DType.FLOAT32, 3, 2), b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.activationParameterGradient(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3),
+                b.allocate(DType.FLOAT32, 1), b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 1))));
+        cases.add(pair(b -> b.activationForward(ActivationKind.SOFTMAX, b.allocate(DType.FLOAT32, 2, 3), null,
+                b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.maxoutForward(b.allocate(DType.FLOAT32, 2, 5), 2, b.allocate(DType.FLOAT32, 2, 2),
+                b.allocate(DType.INT32, 2, 2))));
+        cases.add(pair(b -> b.maxoutForward(b.allocate(DType.FLOAT32, 2, 6), 2, b.allocate(DType.FLOAT32, 2, 3),
+                b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.softmaxCrossEntropy(b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2, 3),
+                1f, b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 3))));
+        cases.add(pair(b -> b.columnSums(b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2))));
+        cases.add(pair(b -> b.sgdUpdate(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3), null, 0.1f, 0.9f,
+                false)));
+        cases.add(pair(b -> b.gatherRows(b.allocate(DType.UINT8, 4, 3), b.allocate(DType.INT32, 5), 3, 1f,
+                b.allocate(DType.FLOAT32, 3, 3))));
+        cases.add(pair(b -> b.copy(b.allocate(DType.FLOAT32, 3), b.allocate(DType.INT32, 3))));
+        for (int c = 0; c < cases.size(); c++) {
+            Throwable onCpu = assertThrows(RuntimeException.class, cases.get(c)[0], "case " + c + " on the CPU");
+            Throwable onGpu = assertThrows(RuntimeException.class, cases.get(c)[1], "case " + c + " on the GPU");
+            assertEquals(onCpu.getClass(), onGpu.getClass(), "case " + c + ": " + onGpu);
+            assertEquals(onCpu.getMessage(), onGpu.getMessage().replace(" on cuda", " on cpu"), "case " + c);
+        }
+    }
+
+    @Test
+    void steadyStateTrainingTakesNoMoreDeviceMemory() {
+        try (Sequential model = chapterLikeModel(gpu, Mlp.HiddenUnits.of("relu"), Loss.CATEGORICAL_CROSSENTROPY)) {
+            float[][] x = new float[1][64 * 784];
+            float[][] t = new float[1][64 * 10];
+            fillBatch(x[0], t[0], 64);
+            Tensor xb = own(gpu.fromHost(x[0], 64, 784));
+            Tensor tb = own(gpu.fromHost(t[0], 64, 10));
+            Tensor totals = own(gpu.allocate(DType.FLOAT32, 2));
+            Runnable round = () -> {
+                model.computeGradients(xb, tb, totals);
+                model.applyGradients();
+                // evaluate() style: a smaller batch, and tensors made and closed each time.
+                try (Tensor x17 = gpu.fromHost(Arrays.copyOf(x[0], 17 * 784), 17, 784);
+                     Tensor t17 = gpu.fromHost(Arrays.copyOf(t[0], 17 * 10), 17, 10)) {
+                    model.accumulateLoss(x17, t17, totals);
+                }
+                gpu.synchronize();
+            };
+            round.run();
+            long reserved = gpu.reservedBytes();
+            long live = gpu.liveBytes();
+            for (int i = 0; i < 20; i++) {
+                round.run();
+            }
+            assertEquals(reserved, gpu.reservedBytes(), "device memory grew in steady state");
+            assertEquals(live, gpu.liveBytes(), "live device memory grew in steady state");
+        }
+    }
+
+    @Test
+    void aSecondBackendSharesTheDeviceAndClosesOnItsOwn() {
+        Tensor mine = own(gpu.fromHost(new float[] {1, 2, 3}, 3));
+        CudaBackend other = new CudaBackend();
+        Tensor theirs = other.fromHost(new float[] {4, 5}, 2);
+        assertArrayEquals(new float[] {4, 5}, theirs.toFloatArray());
+        assertThrows(IllegalArgumentException.class, () -> gpu.copy(theirs, own(gpu.allocate(DType.FLOAT32, 2))),
+                "a tensor of another backend");
+        other.close();
+        other.close();
+        assertThrows(IllegalStateException.class, () -> other.allocate(DType.FLOAT32, 1));
+        theirs.close(); // after its backend: harmless
+        assertArrayEquals(new float[] {1, 2, 3}, mine.toFloatArray(), "the first backend still works");
+    }
+
+    @Test
+    void describesTheDevice() {
+        String d = gpu.description();
+        assertTrue(d.contains(gpu.device().name()) && d.contains("compute capability") && d.contains("cuBLAS")
+                && d.contains("driver"), d);
+        assertEquals("cuda", gpu.name());
+        assertTrue(gpu.device().multiprocessors() > 0 && gpu.device().totalMemoryBytes() > 0, d);
+    }
+
+    // ---- a whole model --------------------------------------------------------------------------------
+
+    static Stream<Arguments> models() {
+        return Stream.of(
+                Arguments.of("relu", Loss.CATEGORICAL_CROSSENTROPY),
+                Arguments.of("prelu", Loss.MEAN_SQUARED_ERROR),
+                Arguments.of("maxout", Loss.CATEGORICAL_CROSSENTROPY),
+                Arguments.of("tanh", Loss.MEAN_SQUARED_ERROR));
+    }
+
+    @ParameterizedTest(name = "{0} hidden units, {1}")
+    @MethodSource("models")
+    void aSmallMlpTrainsAsOnTheCpu(String hidden, Loss loss) {
+        Mlp.HiddenUnits units = hidden.equals(Mlp.MAXOUT) ? new Mlp.HiddenUnits(Mlp.MAXOUT, Double.NaN, false, 3)
+                : Mlp.HiddenUnits.of(hidden);
+        int[] batches = {64, 64, 64, 64, 17};
+        float[][] xs = new float[batches.length][];
+        float[][] ts = new float[batches.length][];
+        for (int s = 0; s < batches.length; s++) {
+            xs[s] = new float[batches[s] * 784];
+            ts[s] = new float[batches[s] * 10];
+            fillBatch(xs[s], ts[s], batches[s]);
+        }
+        Training onCpu = train(CPU, units, loss, batches, xs, ts);
+        Training onGpu = train(gpu, units, loss, batches, xs, ts);
+        assertClose(hidden + " " + loss.id() + " losses per step", onCpu.losses, onGpu.losses,
+                i -> Tolerances.GPU_MLP_LOSS_REL * Math.abs(onCpu.losses[i]));
+        assertClose(hidden + " " + loss.id() + " parameters after " + batches.length + " steps", onCpu.parameters,
+                onGpu.parameters, i -> Tolerances.GPU_MLP_PARAMETER_ABS);
+    }
+
+    private record Training(float[] losses, float[] parameters) {
+    }
+
+    private static Training train(Backend backend, Mlp.HiddenUnits units, Loss loss, int[] batches, float[][] xs,
+                                  float[][] ts) {
+        float[] losses = new float[batches.length];
+        try (Sequential model = chapterLikeModel(backend, units, loss);
+             Tensor x = backend.allocate(DType.FLOAT32, 64, 784);
+             Tensor t = backend.allocate(DType.FLOAT32, 64, 10);
+             Tensor totals = backend.allocate(DType.FLOAT32, 2)) {
+            for (int s = 0; s < batches.length; s++) {
+                Tensor xb = x.rows(0, batches[s]);
+                Tensor tb = t.rows(0, batches[s]);
+                backend.copyFromHost(xs[s], xb);
+                backend.copyFromHost(ts[s], tb);
+                backend.fill(totals, 0f);
+                model.computeGradients(xb, tb, totals);
+                model.applyGradients();
+                losses[s] = totals.toFloatArray()[0] / batches[s];
+            }
+            return new Training(losses, model.parameters().toFloatArray());
+        }
+    }
+
+    private static Sequential chapterLikeModel(Backend backend, Mlp.HiddenUnits units, Loss loss) {
+        return Mlp.build(backend, SEED, 784, new int[] {64, 32}, 10, units, Initializer.glorotUniform())
+                .compile(new Adam(), loss, "accuracy");
+    }
+
+    /** Pixel-like inputs in [0, 1] (a quarter of them 0) and one-hot labels. */
+    private void fillBatch(float[] x, float[] t, int rows) {
+        for (int i = 0; i < x.length; i++) {
+            x[i] = rng.nextInt(4) == 0 ? 0f : (float) rng.nextDouble();
+        }
+        for (int r = 0; r < rows; r++) {
+            t[r * 10 + rng.nextInt(10)] = 1f;
+        }
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------------------
+
+    /** Normal values of standard deviation {@code scale}, with edge values at random places. */
+    private float[] inputs(int n, double scale) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) (rng.nextGaussian() * scale);
+        }
+        int edges = Math.min(EDGES.length, Math.max(1, n / 2));
+        int start = rng.nextInt(EDGES.length);
+        for (int e = 0; e < edges && n > 0; e++) {
+            x[rng.nextInt(n)] = EDGES[(start + e) % EDGES.length];
+        }
+        return x;
+    }
+
+    /** An activation's parameter: none, the kind's default shared by all, or one per column. */
+    private float[] parameters(ActivationKind kind, ParameterMode mode, int cols) {
+        return switch (mode) {
+            case NONE -> null;
+            case SHARED -> new float[] {(float) kind.defaultParameter()};
+            case PER_COLUMN -> {
+                float[] p = new float[cols];
+                for (int j = 0; j < cols; j++) {
+                    p[j] = (float) rng.nextDouble(0.05, 2.0); // celu's alpha must not be 0
+                }
+                yield p;
+            }
+        };
+    }
+
+    /** Rows of one-hot targets, or of random class probabilities. */
+    private float[] targets(int rows, int cols, boolean oneHot) {
+        float[] t = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            if (oneHot) {
+                t[r * cols + (r == 0 ? 0 : rng.nextInt(cols))] = 1f;
+            } else {
+                double sum = 0;
+                for (int c = 0; c < cols; c++) {
+                    t[r * cols + c] = (float) rng.nextDouble();
+                    sum += t[r * cols + c];
+                }
+                for (int c = 0; c < cols; c++) {
+                    t[r * cols + c] /= (float) sum;
+                }
+            }
+        }
+        return t;
+    }
+
+    private byte[] randomBytes(int n) {
+        byte[] b = new byte[n];
+        rng.nextBytes(b);
+        return b;
+    }
+
+    private static float[] unsigned(byte[] b, float scale) {
+        float[] f = new float[b.length];
+        for (int i = 0; i < b.length; i++) {
+            f[i] = (b[i] & 0xFF) * scale;
+        }
+        return f;
+    }
+
+    private static float[] nans(int n) {
+        return filled(n, Float.NaN);
+    }
+
+    private static float[] filled(int n, float value) {
+        float[] x = new float[n];
+        Arrays.fill(x, value);
+        return x;
+    }
+
+    private static float[] abs(float[] x) {
+        float[] a = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            a[i] = Math.abs(x[i]);
+        }
+        return a;
+    }
+
+    private static double sq(double x) {
+        return x * x;
+    }
+
+    // ---- tensors --------------------------------------------------------------------------------------
+
+    private Tensor own(Tensor t) {
+        owned.add(t);
+        return t;
+    }
+
+    private Tensor cpu(float[] data, int... shape) {
+        return own(CPU.fromHost(data, shape));
+    }
+
+    /** A GPU input holding {@code data}, at the layout's offset inside a larger block. */
+    private Tensor input(float[] data, Layout layout, int... shape) {
+        Tensor backing = own(gpu.fromHost(nans(data.length + layout.offset), data.length + layout.offset));
+        Tensor t = backing.view(layout.offset, shape);
+        gpu.copyFromHost(data, t);
+        return t;
+    }
+
+    private Tensor gpuInts(int[] data, Layout layout) {
+        Tensor backing = own(gpu.fromHost(new int[data.length + layout.offset], data.length + layout.offset));
+        Tensor t = backing.view(layout.offset, data.length);
+        gpu.copyFromHost(data, t);
+        return t;
+    }
+
+    /**
+     * A GPU output poisoned with NaN (INT32: with Integer.MIN_VALUE), inside a block whose other elements
+     * are guards; {@link #read} fails if a guard was overwritten.
+     */
+    private Tensor output(Layout layout, DType dtype, int... shape) {
+        int n = Math.toIntExact(dev.gradscope.tensor.Shapes.size(shape));
+        int total = n + layout.offset + GUARD;
+        Tensor backing;
+        if (dtype == DType.INT32) {
+            int[] poison = new int[total];
+            Arrays.fill(poison, Integer.MIN_VALUE);
+            backing = own(gpu.fromHost(poison, total));
+        } else {
+            backing = own(gpu.fromHost(nans(total), total));
+        }
+        Tensor view = backing.view(layout.offset, shape);
+        guardChecks.put(view, () -> {
+            if (dtype == DType.INT32) {
+                int[] all = backing.toIntArray();
+                for (int i = 0; i < total; i++) {
+                    if ((i < layout.offset || i >= layout.offset + n) && all[i] != Integer.MIN_VALUE) {
+                        fail("an op wrote guard element " + i + " outside its output " + Arrays.toString(shape));
+                    }
+                }
+            } else {
+                float[] all = backing.toFloatArray();
+                for (int i = 0; i < total; i++) {
+                    if ((i < layout.offset || i >= layout.offset + n) && !Float.isNaN(all[i])) {
+                        fail("an op wrote guard element " + i + " (" + all[i] + ") outside its output "
+                                + Arrays.toString(shape));
+                    }
+                }
+            }
+        });
+        return view;
+    }
+
+    /** A GPU output's elements, after checking that no op wrote the guard elements around it. */
+    private float[] read(Tensor t) {
+        guardChecks.getOrDefault(t, () -> { }).run();
+        return t.toFloatArray();
+    }
+
+    /** {@link #read} for an INT32 output. */
+    private int[] readInts(Tensor t) {
+        guardChecks.getOrDefault(t, () -> { }).run();
+        return t.toIntArray();
+    }
+
+    /** Reads a UINT8 GPU tensor through gatherRows (there is no byte read-back op). */
+    private float[] gatherAll(Tensor bytes, int rows, int cols, float scale) {
+        int[] identity = new int[rows];
+        Arrays.setAll(identity, i -> i);
+        Tensor out = own(gpu.allocate(DType.FLOAT32, rows, cols));
+        gpu.gatherRows(bytes, own(gpu.fromHost(identity, rows)), 0, scale, out);
+        return out.toFloatArray();
+    }
+
+    /** The same failing call on the CPU and on the GPU. */
+    private static Executable[] pair(java.util.function.Consumer<Backend> call) {
+        return new Executable[] {() -> call.accept(CPU), () -> call.accept(gpu)};
+    }
+
+    // ---- comparison -----------------------------------------------------------------------------------
+
+    /**
+     * Fails unless {@code |actual[i] - expected[i]| <= allowed(i)} for every i (NaN only where the
+     * reference has NaN), printing how many differ, the first few pairs and the worst one.
+     */
+    static void assertClose(String what, float[] expected, float[] actual, IntToDoubleFunction allowed) {
+        assertEquals(expected.length, actual.length, what + ": lengths");
+        int bad = 0;
+        StringBuilder first = new StringBuilder();
+        int worst = -1;
+        double worstExcess = -1;
+        for (int i = 0; i < expected.length; i++) {
+            float e = expected[i];
+            float a = actual[i];
+            double limit = allowed.applyAsDouble(i);
+            double excess;
+            if (Float.isNaN(e) || Float.isNaN(a)) {
+                excess = Float.isNaN(e) && Float.isNaN(a) ? -1 : Double.POSITIVE_INFINITY;
+            } else if (e == a) {
+                excess = -1; // also equal infinities
+            } else {
+                excess = Math.abs((double) a - e) - limit;
+            }
+            if (excess > 0) {
+                if (bad < 5) {
+                    first.append(String.format(Locale.ROOT, "%n  [%d] cpu=%s gpu=%s |diff|=%.3g allowed=%.3g", i,
+                            e, a, Math.abs((double) a - e), limit));
+                }
+                bad++;
+                if (excess > worstExcess) {
+                    worstExcess = excess;
+                    worst = i;
+                }
+            }
+        }
+        if (bad > 0) {
+            fail(String.format(Locale.ROOT, "%s: %d of %d elements differ; first:%s%n  worst: [%d] cpu=%s gpu=%s "
+                    + "|diff|=%.3g allowed=%.3g", what, bad, expected.length, first, worst, expected[worst],
+                    actual[worst], Math.abs((double) actual[worst] - expected[worst]), allowed.applyAsDouble(worst)));
+        }
+    }
+}

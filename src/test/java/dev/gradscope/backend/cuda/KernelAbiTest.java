@@ -1,0 +1,99 @@
+package dev.gradscope.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.gradscope.tensor.ActivationKind;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The kernels the build put into the jar against the parameter lists CudaBackend's launchers pass (the
+ * kernel ABI, cuda-abi.md), read from the PTX itself: a kernel whose parameters were reordered, retyped
+ * or renamed would otherwise be launched with the wrong arguments and fail only on a GPU, if at all.
+ * Needs no GPU, only the PTX (the build makes it when nvcc is present); skips, saying so, without it.
+ *
+ * <p>Types as PTX spells them: {@code p} a pointer ({@code .u64}), {@code i} an int ({@code .u32} or
+ * {@code .s32}), {@code f} a float ({@code .f32}).
+ */
+class KernelAbiTest {
+    private static final Pattern ENTRY = Pattern.compile("\\.entry\\s+(\\w+)\\s*\\(([^)]*)\\)");
+    private static final Pattern PARAM = Pattern.compile("\\.param\\s+\\.(\\w+)");
+
+    /** Every kernel CudaBackend launches, with the parameter types it passes, in order. */
+    static Map<String, String> expectedAbi() {
+        Map<String, String> abi = new TreeMap<>();
+        for (ActivationKind kind : ActivationKind.values()) {
+            if (!kind.isElementWise()) {
+                continue;
+            }
+            abi.put(kind.id() + "_forward", "pppiii");          // z, y, param, paramCount, cols, n
+            abi.put(kind.id() + "_backward", "ppppiii");        // z, dy, dz, param, paramCount, cols, n
+            if (kind.hasParameter()) {
+                abi.put(kind.id() + "_parameter_gradient", "pppiiip"); // z, dy, param, count, rows, cols, dParam
+            }
+        }
+        abi.put("maxout_forward", "pppiii");               // z, y, winner, rows, units, pieces
+        abi.put("maxout_backward", "pppiii");              // dy, winner, dz, rows, units, pieces
+        abi.put("softmax_rows", "ppii");                   // logits, probabilities, rows, cols
+        abi.put("softmax_cross_entropy_rows", "ppfpppii"); // logits, targets, scale, dLogits, rowLoss, rowCorrect, rows, cols
+        abi.put("softmax_mse_rows", "ppfpppii");
+        abi.put("accumulate_totals", "ppip");              // rowLoss, rowCorrect, rows, totals
+        abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
+        abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
+        abi.put("column_sums", "ppii");                    // x, out, rows, cols
+        abi.put("add_row_vector", "ppii");                 // y, bias, rows, cols
+        abi.put("segment_sum_of_squares", "pppi");         // x, segmentStarts, out, segments
+        abi.put("fill_f32", "pfi");                        // x, value, n
+        abi.put("gather_rows_u8", "ppifpii");              // source, indices, first, scale, out, rows, cols
+        abi.put("gather_rows_f32", "ppifpii");
+        return abi;
+    }
+
+    @Test
+    void everyKernelInTheJarTakesTheParametersItsLauncherPasses() throws IOException {
+        List<String> missing = Kernels.missingResources();
+        assumeTrue(missing.isEmpty(), () -> Kernels.NOT_BUILT + ": " + missing + " not on the test classpath");
+        Map<String, String> found = new TreeMap<>();
+        for (String family : Kernels.FAMILIES) {
+            String ptx;
+            try (InputStream in = KernelAbiTest.class.getResourceAsStream(Kernels.resource(family))) {
+                ptx = new String(in.readAllBytes(), StandardCharsets.US_ASCII);
+            }
+            Matcher entry = ENTRY.matcher(ptx);
+            while (entry.find()) {
+                StringBuilder types = new StringBuilder();
+                Matcher param = PARAM.matcher(entry.group(2));
+                while (param.find()) {
+                    types.append(switch (param.group(1)) {
+                        case "u64", "b64", "s64" -> 'p';
+                        case "u32", "s32", "b32" -> 'i';
+                        case "f32" -> 'f';
+                        default -> '?';
+                    });
+                }
+                String previous = found.put(entry.group(1), types.toString());
+                assertEquals(null, previous, entry.group(1) + " is defined twice");
+            }
+        }
+        List<String> differences = new ArrayList<>();
+        expectedAbi().forEach((name, types) -> {
+            if (!found.containsKey(name)) {
+                differences.add(name + ": missing");
+            } else if (!found.get(name).equals(types)) {
+                differences.add(name + ": PTX takes " + found.get(name) + ", the launcher passes " + types);
+            }
+        });
+        found.keySet().stream().filter(name -> !expectedAbi().containsKey(name))
+                .forEach(name -> differences.add(name + ": in the PTX but launched by nobody"));
+        assertEquals(List.of(), differences, "kernel ABI differences");
+    }
+}

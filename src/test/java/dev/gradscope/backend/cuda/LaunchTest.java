@@ -1,0 +1,45 @@
+package dev.gradscope.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** The launch conventions of the kernel ABI, in the one place that computes them. */
+class LaunchTest {
+    private static final int H100_SMS = 132;
+
+    @Test
+    void elementWiseCoversTheElementsUpTo32BlocksPerMultiprocessor() {
+        assertTrue(Launch.elementWise(0, H100_SMS).isEmpty());
+        assertEquals(new Launch(1, 256), Launch.elementWise(1, H100_SMS));
+        assertEquals(new Launch(1, 256), Launch.elementWise(256, H100_SMS));
+        assertEquals(new Launch(2, 256), Launch.elementWise(257, H100_SMS));
+        assertEquals(new Launch(17, 256), Launch.elementWise(4097, H100_SMS));
+        assertEquals(new Launch(32 * H100_SMS, 256), Launch.elementWise(1L << 28, H100_SMS));
+        assertEquals(new Launch(32, 256), Launch.elementWise(1L << 28, 0), "at least one multiprocessor");
+    }
+
+    @Test
+    void warpPerRowPutsEightRowsInABlockOf256() {
+        assertTrue(Launch.warpPerRow(0).isEmpty());
+        assertEquals(new Launch(1, 256), Launch.warpPerRow(1));
+        assertEquals(new Launch(1, 256), Launch.warpPerRow(8));
+        assertEquals(new Launch(2, 256), Launch.warpPerRow(9));
+        assertEquals(new Launch(513, 256), Launch.warpPerRow(4097));
+    }
+
+    @Test
+    void threadPerColumnCoversEveryColumn() {
+        assertTrue(Launch.threadPerColumn(0).isEmpty());
+        assertEquals(new Launch(1, 256), Launch.threadPerColumn(1));
+        assertEquals(new Launch(4, 256), Launch.threadPerColumn(784));
+    }
+
+    @Test
+    void reductionsUseBlocksOfExactly1024() {
+        assertEquals(new Launch(1, 1024), Launch.singleBlock());
+        assertEquals(new Launch(5, 1024), Launch.blockPerSegment(5));
+        assertTrue(Launch.blockPerSegment(0).isEmpty());
+    }
+}
