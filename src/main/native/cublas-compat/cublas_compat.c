@@ -12,7 +12,9 @@
  * The targets are resolved once, when this library loads (a constructor; the dynamic loader runs
  * it before the constructors of JCublas2, which depends on it). A function that libcublas.so.13
  * lacks, or every function when libcublas.so.13 cannot be loaded, is named on stderr at load
- * time, and calling it prints its name and aborts the process instead of jumping anywhere.
+ * time; calling it names it on stderr again and returns CUBLAS_STATUS_NOT_SUPPORTED (JCublas2
+ * then throws), or, for the three functions that return no status, aborts. It never jumps into
+ * nowhere.
  *
  * Environment:
  *   GRADSCOPE_CUBLAS13=PATH              dlopen this file instead of "libcublas.so.13"
@@ -23,7 +25,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,30 +37,58 @@ static const char *gs_cublas13_path(void) {
     return path != NULL && path[0] != '\0' ? path : "libcublas.so.13";
 }
 
-/* What a trampoline jumps to while its function is unresolved: name it and stop. */
-static void gs_missing(const char *name) {
-    fprintf(stderr,
-            "libcublas.so.12 (GradScope compatibility library): %s was called, but it is not in %s, "
-            "so it cannot be forwarded; aborting.\n",
-            name, gs_cublas13_path());
-    fflush(stderr);
-    abort();
+/* cublasStatus_t's CUBLAS_STATUS_NOT_SUPPORTED (cublas_api.h). */
+enum { GS_CUBLAS_STATUS_NOT_SUPPORTED = 15 };
+
+/* The imported functions that do not return a cublasStatus_t: a missing one aborts instead. */
+static const char *const gs_not_returning_status[] = {
+    "cublasGetCudartVersion", "cublasGetStatusName", "cublasGetStatusString",
+};
+
+/*
+ * What a trampoline jumps to while its function is unresolved. It names the function on stderr
+ * (once per function) and returns CUBLAS_STATUS_NOT_SUPPORTED, which JCublas2 turns into an
+ * exception that names the call; the arguments are ignored, which the x86-64 calling convention
+ * allows. For a function that returns something else there is no honest value, so it aborts.
+ */
+static int gs_missing(const char *name, int *reported) {
+    for (size_t i = 0; i < sizeof gs_not_returning_status / sizeof gs_not_returning_status[0]; i++) {
+        if (strcmp(name, gs_not_returning_status[i]) == 0) {
+            fprintf(stderr,
+                    "libcublas.so.12 (GradScope compatibility library): %s was called, but it is not in "
+                    "%s, so it cannot be forwarded; aborting.\n",
+                    name, gs_cublas13_path());
+            fflush(stderr);
+            abort();
+        }
+    }
+    if (!__atomic_exchange_n(reported, 1, __ATOMIC_RELAXED)) {
+        fprintf(stderr,
+                "libcublas.so.12 (GradScope compatibility library): %s was called, but it is not in %s; "
+                "returning CUBLAS_STATUS_NOT_SUPPORTED.\n",
+                name, gs_cublas13_path());
+        fflush(stderr);
+    }
+    return GS_CUBLAS_STATUS_NOT_SUPPORTED;
 }
 
 /*
  * Per function: the slot its trampoline jumps through (initially the function's own "missing"
  * stub), that stub, and the trampoline itself. The trampoline is the exported symbol; the slot is
- * hidden, so the jump reads it with one RIP-relative load and no GOT.
+ * hidden, so the jump reads it with one RIP-relative load and no GOT. push/popsection leave the
+ * compiler's idea of the current section intact.
  */
 #define GS_CUBLAS_SYMBOL(name)                                                                     \
-    static void gs_missing_##name(void) { gs_missing(#name); }                                     \
+    static int gs_reported_##name;                                                                 \
+    static int gs_missing_##name(void) { return gs_missing(#name, &gs_reported_##name); }          \
     GS_HIDDEN void *gs_slot_##name = (void *)gs_missing_##name;                                    \
-    __asm__(".text\n"                                                                              \
+    __asm__(".pushsection .text, \"ax\", @progbits\n"                                              \
             ".globl " #name "\n"                                                                   \
             ".type " #name ", @function\n"                                                         \
             ".p2align 4\n" #name ":\n"                                                             \
             "\tjmp *gs_slot_" #name "(%rip)\n"                                                     \
-            ".size " #name ", . - " #name "\n");
+            ".size " #name ", . - " #name "\n"                                                    \
+            ".popsection\n");
 #include "gs_cublas_symbols.h"
 #undef GS_CUBLAS_SYMBOL
 
@@ -90,7 +120,7 @@ __attribute__((constructor)) static void gs_resolve_all(void) {
     if (handle == NULL) {
         fprintf(stderr,
                 "libcublas.so.12 (GradScope compatibility library): cannot load %s (%s); none of its "
-                "%d functions can be forwarded and calling any of them aborts. Put the folder of "
+                "%d functions can be forwarded, and each returns CUBLAS_STATUS_NOT_SUPPORTED. Put the folder of "
                 "CUDA 13's libcublas.so.13 on LD_LIBRARY_PATH or name the file in GRADSCOPE_CUBLAS13.\n",
                 path, dlerror(), (int) GS_SYMBOL_COUNT);
         return;
@@ -105,7 +135,7 @@ __attribute__((constructor)) static void gs_resolve_all(void) {
         } else {
             if (missing++ == 0) {
                 fprintf(stderr, "libcublas.so.12 (GradScope compatibility library): not in %s, so "
-                                "calling it aborts:", path);
+                                "calling it fails:", path);
             }
             fprintf(stderr, " %s", gs_symbols[i].name);
         }
@@ -114,13 +144,8 @@ __attribute__((constructor)) static void gs_resolve_all(void) {
         fprintf(stderr, " (%d of %d)\n", missing, (int) GS_SYMBOL_COUNT);
     }
     if (gs_verbose()) {
-        const char *opened = GS_SYMBOL_COUNT > missing ? "?" : path;
-        for (int i = 0; i < GS_SYMBOL_COUNT; i++) {
-            if (*gs_symbols[i].slot != NULL && strcmp(gs_file_of(*gs_symbols[i].slot), self) != 0) {
-                opened = gs_file_of(*gs_symbols[i].slot);
-                break;
-            }
-        }
+        struct link_map *map = NULL;
+        const char *opened = dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != NULL ? map->l_name : path;
         fprintf(stderr,
                 "libcublas.so.12 (GradScope compatibility library, %s): forwarding %d of %d cuBLAS "
                 "functions to %s\n",
