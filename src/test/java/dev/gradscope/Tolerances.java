@@ -181,4 +181,44 @@ public final class Tolerances {
      * by about lr = 1e-3 per step.
      */
     public static final double GPU_MLP_PARAMETER_ABS = 1e-4;
+
+    /**
+     * Per-unit statistics, the counts: the GPU evaluates f' in float (with the error an activation's
+     * backward is allowed, GPU_ACTIVATION_ABS + GPU_ACTIVATION_REL |f'|), the CPU in double. So a row may
+     * count differently only where the CPU's |f'| is within that noise of the boundary: a non-zero |f'|
+     * that float may round or underflow to 0 (gelu'(-15) is 0 in float, -8e-49 in double), or one within the
+     * noise of the saturation threshold. Each such row allows a count to differ by 1; every other row
+     * (the kinks' exact 0 and 1 included) must count the same on both sides.
+     */
+    public static final double GPU_UNIT_STATISTICS_DERIVATIVE_ABS = GPU_ACTIVATION_ABS;
+
+    /** Relative part of the derivative noise of the unit-statistics counts (see the ABS part). */
+    public static final double GPU_UNIT_STATISTICS_DERIVATIVE_REL = GPU_ACTIVATION_REL;
+
+    /**
+     * Per-unit statistics, the sums of y and y^2, relative to the magnitudes summed (the earlier value's
+     * included): both sides add the same floats in double, rows in order, then round once and add to the
+     * float once; only the GPU's fused multiply-add in y^2 (exact for a float's square) could differ.
+     * In practice the same bits; bounded as the other sums.
+     */
+    public static final double GPU_UNIT_STATISTICS_SUM_REL = GPU_SUM_REL;
+
+    /**
+     * Clipping by global norm, relative to each element: the factor maxNorm / sqrt(sum) is computed in
+     * double on both sides, but the sum in different orders (a fixed tree against a sequential loop,
+     * 1e-16 relative); rounding the factor to float can then flip its last bit (1.2e-7 relative), and each
+     * side rounds one float product (6e-8). A wrong factor (a missing sqrt, clipping below the limit) is
+     * off by far more. Where no clipping happens both sides leave t alone: GPU_EXACT.
+     */
+    public static final double GPU_CLIP_NORM_REL = 1e-6;
+
+    // ---- CPU GEMM ------------------------------------------------------------------------------
+
+    /**
+     * Allowed error relative to {@code |alpha| * sum_p |a_ip * b_pj| + |beta * c_ij|}, times
+     * {@code sqrt(k) + 1}. A float sum of k products is off by at most about {@code k * 2^-24} of
+     * that magnitude and typically by {@code sqrt(k) * 2^-24}; 1e-5 leaves room for the worst case
+     * up to k of about 25000, far beyond the shapes here, while a wrong or missing term fails.
+     */
+    public static final double GEMM_F32_RELATIVE = 1e-5;
 }

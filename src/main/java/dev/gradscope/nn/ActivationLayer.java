@@ -25,6 +25,7 @@ public class ActivationLayer extends Layer {
     private Tensor output;
     private Tensor inputGradient;
     private Tensor lastInput;
+    private Tensor lastOutput;
 
     /** A fixed activation by id, with its default parameter. */
     public ActivationLayer(String kind) {
@@ -110,6 +111,7 @@ public class ActivationLayer extends Layer {
         lastInput = x;
         Tensor y = output.rows(0, x.rowCount());
         backend.activationForward(kind, x, parameter, y);
+        lastOutput = y;
         return y;
     }
 
@@ -124,6 +126,11 @@ public class ActivationLayer extends Layer {
         Tensor dx = inputGradient.rows(0, dy.rowCount());
         backend.activationBackward(kind, lastInput, parameter, dy, dx);
         return dx;
+    }
+
+    @Override
+    public Activity lastActivity() {
+        return lastOutput == null ? null : new Activity(kind, lastInput, parameter, lastOutput);
     }
 
     @Override

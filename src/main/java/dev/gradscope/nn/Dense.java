@@ -28,6 +28,7 @@ public class Dense extends Layer {
     private Tensor output;
     private Tensor preActivationGradient;
     private Tensor lastPreActivation;
+    private Tensor lastOutput;
 
     /** A linear dense layer. */
     public Dense(int units) {
@@ -122,6 +123,7 @@ public class Dense extends Layer {
             return z;
         }
         Tensor y = output.rows(0, batch);
+        lastOutput = y;
         if (activation == ActivationKind.SOFTMAX) {
             backend.softmax(z, y);
         } else {
@@ -142,6 +144,14 @@ public class Dense extends Layer {
             backend.activationBackward(activation, lastPreActivation, parameter, dy, dz);
         }
         return affine.backward(dz, needInputGradient);
+    }
+
+    @Override
+    public Activity lastActivity() {
+        if (activation == ActivationKind.LINEAR || activation == ActivationKind.SOFTMAX || lastOutput == null) {
+            return null;
+        }
+        return new Activity(activation, lastPreActivation, parameter, lastOutput);
     }
 
     /** The pre-activation {@code x · W + b} of the last forward: the logits when this is the output layer. */

@@ -61,6 +61,26 @@ public abstract class Layer implements AutoCloseable {
         this.name = name;
     }
 
+    /**
+     * What the layer's units did in the last forward pass, for the profiler: the activation, its input
+     * {@code z}, parameter and output {@code y}; null when the layer has no units of its own to watch
+     * (the softmax output, a linear layer).
+     */
+    public Activity lastActivity() {
+        return null;
+    }
+
+    /**
+     * The units of a layer in the last forward pass.
+     *
+     * @param kind  the element-wise activation applied
+     * @param z     its input {@code [batch, units]}
+     * @param param its parameter (1 or one per unit), or null
+     * @param y     its output {@code [batch, units]}
+     */
+    public record Activity(dev.gradscope.tensor.ActivationKind kind, Tensor z, Tensor param, Tensor y) {
+    }
+
     public int parameterCount() {
         return parameterSlots().stream().mapToInt(ParameterSlot::size).sum();
     }

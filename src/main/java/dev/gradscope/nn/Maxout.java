@@ -23,6 +23,7 @@ public class Maxout extends Layer {
     private Tensor preActivationGradient;
     private Tensor lastWinner;
     private Tensor lastPreActivation;
+    private Tensor lastOutput;
 
     public Maxout(int units, int pieces) {
         if (units < 1 || pieces < 1) {
@@ -84,6 +85,7 @@ public class Maxout extends Layer {
         Tensor y = output.rows(0, batch);
         lastWinner = winner.rows(0, batch);
         backend.maxoutForward(z, pieces, y, lastWinner);
+        lastOutput = y;
         return y;
     }
 
@@ -92,6 +94,16 @@ public class Maxout extends Layer {
         Tensor dz = preActivationGradient.rows(0, dy.rowCount());
         backend.maxoutBackward(dy, lastWinner, pieces, dz);
         return affine.backward(dz, needInputGradient);
+    }
+
+    /**
+     * A maxout unit is piecewise linear with slope 1 in its winning piece: it never saturates nor dies,
+     * so its activity is its output seen through the identity.
+     */
+    @Override
+    public Activity lastActivity() {
+        return lastOutput == null ? null : new Activity(dev.gradscope.tensor.ActivationKind.LINEAR, lastOutput, null,
+                lastOutput);
     }
 
     /** The pieces {@code x · W + b} of the last forward, {@code [batch, units * pieces]}. */

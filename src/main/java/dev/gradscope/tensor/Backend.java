@@ -54,6 +54,14 @@ public interface Backend extends AutoCloseable {
     /** Waits until every queued op has finished. */
     void synchronize();
 
+    /**
+     * Whether tensors live in host memory, so reading a few values costs no device round trip. The
+     * trainer then checks for non-finite gradients after every step instead of once per epoch.
+     */
+    default boolean sharesHostMemory() {
+        return false;
+    }
+
     // ---- dense layers -------------------------------------------------------------------------
 
     /**
@@ -120,6 +128,37 @@ public interface Backend extends AutoCloseable {
      * tensor; {@code segmentStarts} is INT32 with one more element than {@code out}. Deterministic.
      */
     void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out);
+
+    /**
+     * {@code out[s] = sum of (a[k] - b[k])^2 for k in segment s}, segments as in
+     * {@link #segmentSumOfSquares}: the squared size of each layer's last update when {@code b} holds
+     * the parameters from before it. Deterministic.
+     */
+    void segmentSumOfSquaredDifferences(Tensor a, Tensor b, Tensor segmentStarts, Tensor out);
+
+    /**
+     * Accumulates per-unit activity of an activation over a batch into {@code statistics}, a
+     * {@code [4, units]} FLOAT32 tensor (units = columns of {@code z}), for each column {@code j}:
+     * <ol start="0">
+     *   <li>{@code += number of rows with f'(z[i][j]) != 0} (the unit passed gradient: it is not dead),</li>
+     *   <li>{@code += number of rows with |f'(z[i][j])| < saturationThreshold} (saturated),</li>
+     *   <li>{@code += sum_i y[i][j]},</li>
+     *   <li>{@code += sum_i y[i][j]^2}.</li>
+     * </ol>
+     * Rows are summed in order (deterministic).
+     */
+    void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, float saturationThreshold,
+                                  Tensor statistics);
+
+    /** {@code t = clamp(t, -limit, limit)} element-wise: gradient clipping by value. */
+    void clipByValue(Tensor t, float limit);
+
+    /**
+     * Gradient clipping by global norm: with {@code norm = sqrt(sum of squaredNorms)} (a small FLOAT32
+     * tensor on the device, e.g. per-layer squared norms), {@code t *= maxNorm / max(norm, maxNorm)}. The
+     * factor is computed on the device: no host round trip.
+     */
+    void clipByGlobalNorm(Tensor t, Tensor squaredNorms, float maxNorm);
 
     // ---- optimizers ---------------------------------------------------------------------------
 

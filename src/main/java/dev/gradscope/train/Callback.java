@@ -7,7 +7,8 @@ import java.util.Map;
  * steps count from 0.
  */
 public interface Callback {
-    default void onTrainBegin(int epochs, int stepsPerEpoch) {
+    /** Before the first epoch; {@code run} stays valid until {@link #onTrainEnd}. */
+    default void onTrainBegin(TrainingRun run) {
     }
 
     default void onEpochBegin(int epoch) {
@@ -18,6 +19,18 @@ public interface Callback {
      * on a GPU costs a device round trip: call it only when you will show the values.
      */
     default void onBatchEnd(int epoch, int step, RunningMetrics progress) {
+    }
+
+    /**
+     * After each backward pass, before gradient clipping and the optimizer: the step's gradients are in
+     * the model's gradient buffer, its squared norms in {@link TrainingRun#squaredGradientNorms()}, and
+     * the layers still hold this batch's activations.
+     */
+    default void onGradientsComputed(int epoch, int step) {
+    }
+
+    /** After each optimizer step. */
+    default void onParametersUpdated(int epoch, int step) {
     }
 
     /** After each epoch, with its logs: {@code loss}, {@code accuracy}, and {@code val_*} when validating. */

@@ -14,9 +14,14 @@ import java.util.List;
  * @param shuffle    whether each epoch visits the rows in a new random order
  * @param verbose    0 silent, 1 progress bar on a terminal and a line per epoch
  * @param callbacks  called around epochs and steps, in order
+ * @param profiler   the gradient profiler (on by default), or null to switch it off
+ * @param clipGlobalNorm rescale the gradients when their global L2 norm exceeds this (0: off)
+ * @param clipValue  clamp every gradient element to [-clipValue, clipValue] (0: off)
+ * @param stopOnNonFinite stop training at the first step whose gradient is not finite (default), or go on
  */
 public record FitOptions(int batchSize, int epochs, Dataset validation, boolean shuffle, int verbose,
-                         List<Callback> callbacks) {
+                         List<Callback> callbacks, GradientProfiler profiler, double clipGlobalNorm,
+                         double clipValue, boolean stopOnNonFinite) {
 
     public FitOptions {
         if (batchSize < 1) {
@@ -26,6 +31,10 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
             throw new IllegalArgumentException("epochs must be >= 0, got " + epochs);
         }
         callbacks = List.copyOf(callbacks);
+        if (!(clipGlobalNorm >= 0) || !(clipValue >= 0)) {
+            throw new IllegalArgumentException("clipping limits must be >= 0 (0 is off), got norm " + clipGlobalNorm
+                    + " and value " + clipValue);
+        }
     }
 
     public static Builder builder() {
@@ -40,6 +49,10 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
         private boolean shuffle = true;
         private int verbose = 1;
         private final List<Callback> callbacks = new ArrayList<>();
+        private GradientProfiler profiler = new GradientProfiler();
+        private double clipGlobalNorm;
+        private double clipValue;
+        private boolean stopOnNonFinite = true;
 
         public Builder batchSize(int batchSize) {
             this.batchSize = batchSize;
@@ -71,8 +84,30 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
             return this;
         }
 
+        /** Uses this profiler (e.g. with another saturation threshold); null switches profiling off. */
+        public Builder profiler(GradientProfiler profiler) {
+            this.profiler = profiler;
+            return this;
+        }
+
+        public Builder clipGlobalNorm(double maxNorm) {
+            this.clipGlobalNorm = maxNorm;
+            return this;
+        }
+
+        public Builder clipValue(double limit) {
+            this.clipValue = limit;
+            return this;
+        }
+
+        public Builder stopOnNonFinite(boolean stop) {
+            this.stopOnNonFinite = stop;
+            return this;
+        }
+
         public FitOptions build() {
-            return new FitOptions(batchSize, epochs, validation, shuffle, verbose, callbacks);
+            return new FitOptions(batchSize, epochs, validation, shuffle, verbose, callbacks, profiler, clipGlobalNorm,
+                    clipValue, stopOnNonFinite);
         }
     }
 }

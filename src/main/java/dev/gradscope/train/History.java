@@ -14,6 +14,8 @@ import java.util.Map;
 public final class History {
     private final Map<String, List<Double>> metrics = new LinkedHashMap<>();
     private final List<Double> epochSeconds = new ArrayList<>();
+    private Profile profile;
+    private NonFiniteEvent nonFinite;
 
     /** Appends one epoch's logs. */
     public void record(Map<String, Double> logs, double seconds) {
@@ -46,6 +48,24 @@ public final class History {
 
     public List<Double> epochSeconds() {
         return Collections.unmodifiableList(epochSeconds);
+    }
+
+    /** What the gradient profiler measured, or null when it was switched off. */
+    public Profile profile() {
+        return profile;
+    }
+
+    void setProfile(Profile profile) {
+        this.profile = profile;
+    }
+
+    /** The first non-finite gradient of the run, or null when every gradient stayed finite. */
+    public NonFiniteEvent nonFinite() {
+        return nonFinite;
+    }
+
+    void setNonFinite(NonFiniteEvent event) {
+        this.nonFinite = event;
     }
 
     public int epochs() {

@@ -35,8 +35,8 @@ final class ProgressLogger implements Callback {
     }
 
     @Override
-    public void onTrainBegin(int epochs, int stepsPerEpoch) {
-        this.stepsPerEpoch = stepsPerEpoch;
+    public void onTrainBegin(TrainingRun run) {
+        this.stepsPerEpoch = run.stepsPerEpoch();
     }
 
     @Override

@@ -37,7 +37,12 @@ public final class Trainer {
         if (options.verbose() > 0) {
             callbacks.add(new ProgressLogger(options.epochs()));
         }
+        if (options.profiler() != null) {
+            callbacks.add(options.profiler());
+        }
         callbacks.addAll(options.callbacks());
+        List<Profile.Segment> segments = segments(model);
+        int[] starts = segmentStarts(model);
 
         History history = new History();
         try (DeviceDataset data = DeviceDataset.upload(backend, train);
@@ -46,16 +51,23 @@ public final class Trainer {
              Tensor order = backend.allocate(DType.INT32, n);
              Tensor totals = backend.allocate(DType.FLOAT32, 2);
              Tensor inputs = backend.allocate(DType.FLOAT32, batch, train.featureCount());
-             Tensor targets = backend.allocate(DType.FLOAT32, batch, train.classCount())) {
-            callbacks.forEach(c -> c.onTrainBegin(options.epochs(), steps));
+             Tensor targets = backend.allocate(DType.FLOAT32, batch, train.classCount());
+             Tensor segmentStarts = backend.fromHost(starts, starts.length);
+             Tensor squaredGradientNorms = backend.allocate(DType.FLOAT32, steps, segments.size())) {
+            TrainingRun run = new TrainingRun(model, options.epochs(), steps, segments, segmentStarts,
+                    squaredGradientNorms);
+            callbacks.forEach(c -> c.onTrainBegin(run));
             int[] identity = IntStream.range(0, n).toArray();
-            for (int epoch = 0; epoch < options.epochs(); epoch++) {
+            boolean checkEveryStep = backend.sharesHostMemory();
+            for (int epoch = 0; epoch < options.epochs() && history.nonFinite() == null; epoch++) {
                 final int e = epoch;
                 long start = System.nanoTime();
                 callbacks.forEach(c -> c.onEpochBegin(e));
                 backend.copyFromHost(options.shuffle() ? Batches.permutation(n, model.random()) : identity, order);
                 backend.fill(totals, 0f);
+                int seen = 0;
                 for (int step = 0; step < steps; step++) {
+                    final int s = step;
                     int first = step * batch;
                     int rows = Math.min(batch, n - first);
                     Tensor x = inputs.rows(0, rows);
@@ -63,19 +75,50 @@ public final class Trainer {
                     backend.gatherRows(data.features, order, first, data.featureScale, x);
                     backend.gatherRows(data.targets, order, first, 1f, y);
                     model.computeGradients(x, y, totals);
+                    Tensor squaredNorms = squaredGradientNorms.rows(step, 1).reshape(segments.size());
+                    backend.segmentSumOfSquares(model.gradients(), segmentStarts, squaredNorms);
+                    run.setBatchRows(rows);
+                    seen = first + rows;
+                    callbacks.forEach(c -> c.onGradientsComputed(e, s));
+                    NonFiniteEvent event = checkEveryStep
+                            ? firstNonFinite(squaredNorms.toFloatArray(), 0, e, s, segments, options.stopOnNonFinite())
+                            : null;
+                    if (event != null && history.nonFinite() == null) {
+                        history.setNonFinite(event);
+                        if (event.stopped()) {
+                            break; // before the update: the parameters keep their last finite values
+                        }
+                    }
+                    if (options.clipGlobalNorm() > 0) {
+                        backend.clipByGlobalNorm(model.gradients(), squaredNorms, (float) options.clipGlobalNorm());
+                    }
+                    if (options.clipValue() > 0) {
+                        backend.clipByValue(model.gradients(), (float) options.clipValue());
+                    }
                     model.applyGradients();
-                    final int s = step;
-                    final int seen = first + rows;
+                    callbacks.forEach(c -> c.onParametersUpdated(e, s));
+                    final int seenSoFar = seen;
                     Callback.RunningMetrics running = () -> {
                         float[] t = totals.toFloatArray();
-                        return new double[] {t[0] / seen, t[1] / seen};
+                        return new double[] {t[0] / seenSoFar, t[1] / seenSoFar};
                     };
                     callbacks.forEach(c -> c.onBatchEnd(e, s, running));
                 }
+                if (!checkEveryStep && history.nonFinite() == null) {
+                    // Devices are read once per epoch: find the first step, if any, that went non-finite.
+                    float[] norms = squaredGradientNorms.toFloatArray();
+                    for (int step = 0; step < steps && history.nonFinite() == null; step++) {
+                        NonFiniteEvent event = firstNonFinite(norms, step * segments.size(), e, step, segments,
+                                options.stopOnNonFinite());
+                        if (event != null) {
+                            history.setNonFinite(event);
+                        }
+                    }
+                }
                 float[] t = totals.toFloatArray();
                 Map<String, Double> logs = new LinkedHashMap<>();
-                logs.put("loss", (double) t[0] / n);
-                logs.put("accuracy", (double) t[1] / n);
+                logs.put("loss", (double) t[0] / seen);
+                logs.put("accuracy", (double) t[1] / seen);
                 if (validation != null) {
                     Evaluation v = evaluate(model, validation, batch);
                     logs.put("val_loss", v.loss());
@@ -85,9 +128,42 @@ public final class Trainer {
                 history.record(logs, seconds);
                 callbacks.forEach(c -> c.onEpochEnd(e, logs));
             }
+            callbacks.forEach(c -> c.onTrainEnd(history));
         }
-        callbacks.forEach(c -> c.onTrainEnd(history));
+        if (options.profiler() != null) {
+            history.setProfile(options.profiler().profile());
+        }
         return history;
+    }
+
+    /** The first segment, in backpropagation order, whose squared norm is not finite; null if all are. */
+    private static NonFiniteEvent firstNonFinite(float[] squaredNorms, int from, int epoch, int step,
+                                                 List<Profile.Segment> segments, boolean stop) {
+        for (int i = segments.size() - 1; i >= 0; i--) {
+            if (!Float.isFinite(squaredNorms[from + i])) {
+                return new NonFiniteEvent(epoch, step, segments.get(i).layerName(), stop);
+            }
+        }
+        return null;
+    }
+
+    /** The model's parameter tensors, in the order of its flat buffers. */
+    static List<Profile.Segment> segments(Sequential model) {
+        List<Profile.Segment> segments = new ArrayList<>();
+        for (Sequential.ParameterGroup g : model.parameterGroups()) {
+            segments.add(new Profile.Segment(g.layerIndex(), g.layer().name(), g.layer().typeName(), g.slot().name()));
+        }
+        return segments;
+    }
+
+    private static int[] segmentStarts(Sequential model) {
+        List<Sequential.ParameterGroup> groups = model.parameterGroups();
+        int[] starts = new int[groups.size() + 1];
+        for (int i = 0; i < groups.size(); i++) {
+            starts[i] = groups.get(i).offset();
+        }
+        starts[groups.size()] = (int) model.parameters().size();
+        return starts;
     }
 
     /** Mean loss and accuracy of {@code model} over {@code data}, in batches of {@code batchSize}. */

@@ -107,6 +107,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public boolean sharesHostMemory() {
+        return true;
+    }
+
+    @Override
     public void synchronize() {
         // Every op has finished when it returns.
     }
@@ -429,22 +434,104 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out) {
-        Shapes.requireType("segmentSumOfSquares", "segmentStarts", segmentStarts, DType.INT32);
-        requireLength("segmentSumOfSquares (segmentStarts)", (int) out.size() + 1, segmentStarts);
-        int[] starts = toHostInts(segmentStarts);
-        float[] xd = floats(x);
+        segmentSums("segmentSumOfSquares", x, null, segmentStarts, out);
+    }
+
+    @Override
+    public void segmentSumOfSquaredDifferences(Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
+        Shapes.requireSame("segmentSumOfSquaredDifferences", "a", a, "b", b);
+        segmentSums("segmentSumOfSquaredDifferences", a, b, segmentStarts, out);
+    }
+
+    /** {@code out[s] = sum over segment s of (a - b)^2}, or of {@code a^2} when {@code b} is null. */
+    private static void segmentSums(String op, Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
+        Shapes.requireType(op, "segmentStarts", segmentStarts, DType.INT32);
+        requireLength(op + " (segmentStarts)", (int) out.size() + 1, segmentStarts);
+        int[] starts = ints(segmentStarts);
+        int so = off(segmentStarts);
+        float[] ad = floats(a);
+        float[] bd = b == null ? null : floats(b);
         float[] od = floats(out);
-        for (int s = 0; s + 1 < starts.length; s++) {
-            if (starts[s] < 0 || starts[s] > starts[s + 1] || starts[s + 1] > x.size()) {
-                throw new IllegalArgumentException("segmentSumOfSquares: segment " + s + " [" + starts[s] + ", "
-                        + starts[s + 1] + ") is outside a tensor of " + x.size() + " elements");
+        for (int s = 0; s < out.size(); s++) {
+            int from = starts[so + s];
+            int to = starts[so + s + 1];
+            if (from < 0 || from > to || to > a.size()) {
+                throw new IllegalArgumentException(op + ": segment " + s + " [" + from + ", " + to
+                        + ") is outside a tensor of " + a.size() + " elements");
             }
             double sum = 0;
-            for (int k = starts[s]; k < starts[s + 1]; k++) {
-                double v = xd[off(x) + k];
+            for (int k = from; k < to; k++) {
+                double v = bd == null ? ad[off(a) + k] : (double) ad[off(a) + k] - bd[off(b) + k];
                 sum += v * v;
             }
             od[off(out) + s] = (float) sum;
+        }
+    }
+
+    @Override
+    public void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
+                                         float saturationThreshold, Tensor statistics) {
+        String op = "accumulateUnitStatistics(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "y", y);
+        int rows = z.rowCount();
+        int cols = z.columnCount();
+        Shapes.require(op, "statistics", statistics, 4, cols);
+        DoubleBinaryOperator df = CpuActivations.of(kind).derivative();
+        ParameterView p = ParameterView.of(op, kind, param, z);
+        float[] zd = floats(z);
+        float[] yd = floats(y);
+        float[] st = floats(statistics);
+        int so = off(statistics);
+        for (int j = 0; j < cols; j++) {
+            double active = 0;
+            double saturated = 0;
+            double sum = 0;
+            double sumOfSquares = 0;
+            for (int i = 0; i < rows; i++) {
+                int e = i * cols + j;
+                double d = Math.abs(df.applyAsDouble(zd[off(z) + e], p.at(e)));
+                if (d != 0) {
+                    active++;
+                }
+                if (d < saturationThreshold) {
+                    saturated++;
+                }
+                double v = yd[off(y) + e];
+                sum += v;
+                sumOfSquares += v * v;
+            }
+            st[so + j] += (float) active;
+            st[so + cols + j] += (float) saturated;
+            st[so + 2 * cols + j] += (float) sum;
+            st[so + 3 * cols + j] += (float) sumOfSquares;
+        }
+    }
+
+    @Override
+    public void clipByValue(Tensor t, float limit) {
+        float[] d = floats(t);
+        int o = off(t);
+        for (int i = 0; i < t.size(); i++) {
+            d[o + i] = Math.max(-limit, Math.min(limit, d[o + i]));
+        }
+    }
+
+    @Override
+    public void clipByGlobalNorm(Tensor t, Tensor squaredNorms, float maxNorm) {
+        double total = 0;
+        float[] sq = floats(squaredNorms);
+        for (int i = 0; i < squaredNorms.size(); i++) {
+            total += sq[off(squaredNorms) + i];
+        }
+        double norm = Math.sqrt(total);
+        if (!(norm > maxNorm)) {
+            return; // within the limit (or NaN, which clipping cannot repair and the profiler reports)
+        }
+        float factor = (float) (maxNorm / norm);
+        float[] d = floats(t);
+        int o = off(t);
+        for (int i = 0; i < t.size(); i++) {
+            d[o + i] *= factor;
         }
     }
 

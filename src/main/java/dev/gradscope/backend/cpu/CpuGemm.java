@@ -58,8 +58,12 @@ public final class CpuGemm {
     /** Deepest depth block, a multiple of {@link #KERNEL_DEPTH}: a 480 KiB panel that stays in L2. */
     private static final int PANEL_DEPTH = 240;
 
-    /** Below this many floating-point operations (2mnk) the product runs on the calling thread. */
-    private static final long PARALLEL_MIN_FLOP = 4_000_000L;
+    /**
+     * Below this many floating-point operations (2mnk) the product runs on the calling thread. On
+     * two cores, two parts were slower than one at 2.1 MFLOP (70 vs 63 microseconds) and faster from
+     * about 4 MFLOP on.
+     */
+    private static final int PARALLEL_MIN_FLOP = 4_000_000;
 
     /** Rows each part needs for a row split; fewer, and the duplicated packing of B dominates. */
     private static final int MIN_PART_ROWS = 48;
@@ -100,8 +104,8 @@ public final class CpuGemm {
     }
 
     /**
-     * {@link #gemm} cut into {@code parts} independent parts of C (fewer when C is too small),
-     * regardless of its size; for benchmarks and tests that need a fixed thread count.
+     * {@link #gemm} cut into {@code parts} (at least 1) independent parts of C, fewer when C is too
+     * small, regardless of its FLOP count; for benchmarks and tests that need a fixed thread count.
      */
     static void gemmInParts(int parts, boolean transposeA, boolean transposeB, int m, int n, int k, float alpha,
                             float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset) {

@@ -48,7 +48,8 @@ import jcuda.driver.CUstream_flags;
  * first appears, and tensors come from the arena's free lists.
  *
  * <p>Differences from the CPU reference, all deliberate: the indices of {@link #gatherRows} and the
- * segment starts of {@link #segmentSumOfSquares} live on the device and are not read back to be checked
+ * segment starts of {@link #segmentSumOfSquares} and {@link #segmentSumOfSquaredDifferences} live on the
+ * device and are not read back to be checked
  * (that would stop the stream inside every step); and {@link #copy} refuses partially overlapping views
  * of one storage, which {@code cuMemcpy} does not support.
  *
@@ -602,13 +603,83 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out) {
-        Shapes.requireType("segmentSumOfSquares", "segmentStarts", segmentStarts, DType.INT32);
-        requireLength("segmentSumOfSquares (segmentStarts)", (int) out.size() + 1, segmentStarts);
-        requireFloats("segmentSumOfSquares", x, out);
+        segmentSums("segmentSumOfSquares", "segment_sum_of_squares", kernels.segmentSumOfSquares, x, null,
+                segmentStarts, out);
+    }
+
+    @Override
+    public void segmentSumOfSquaredDifferences(Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
+        Shapes.requireSame("segmentSumOfSquaredDifferences", "a", a, "b", b);
+        segmentSums("segmentSumOfSquaredDifferences", "segment_sum_of_squared_differences",
+                kernels.segmentSumOfSquaredDifferences, a, b, segmentStarts, out);
+    }
+
+    /**
+     * The two segmented reductions: {@code out[s] = sum over segment s of (a - b)^2}, or of {@code a^2}
+     * when {@code b} is null; one block of 1024 per segment (ABI). The reference's checks and messages,
+     * except the segment bounds, which stay on the device (see the class comment).
+     */
+    private void segmentSums(String op, String kernelName, CUfunction kernel, Tensor a, Tensor b,
+                             Tensor segmentStarts, Tensor out) {
+        Shapes.requireType(op, "segmentStarts", segmentStarts, DType.INT32);
+        requireLength(op + " (segmentStarts)", (int) out.size() + 1, segmentStarts);
+        requireFloats(op, a, out);
+        if (b != null) {
+            requireFloats(op, b);
+        }
         enter();
         int segments = (int) out.size();
-        launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerSegment(segments),
-                Pointer.to(arg(x), arg(segmentStarts), arg(out), arg(segments)), x, segmentStarts, out);
+        if (b == null) {
+            launch(kernelName, kernel, Launch.blockPerSegment(segments),
+                    Pointer.to(arg(a), arg(segmentStarts), arg(out), arg(segments)), a, segmentStarts, out);
+        } else {
+            launch(kernelName, kernel, Launch.blockPerSegment(segments),
+                    Pointer.to(arg(a), arg(b), arg(segmentStarts), arg(out), arg(segments)), a, b, segmentStarts, out);
+        }
+    }
+
+    @Override
+    public void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
+                                         float saturationThreshold, Tensor statistics) {
+        String op = "accumulateUnitStatistics(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "y", y);
+        int rows = z.rowCount();
+        int cols = z.columnCount();
+        Shapes.require(op, "statistics", statistics, 4, cols);
+        requireElementWise(kind);
+        int paramCount = parameterCount(op, kind, param, z);
+        requireFloats(op, z, y, statistics);
+        enter();
+        // One thread per column adds its rows in order (ABI): deterministic, no atomics.
+        launch(kind.id() + "_unit_statistics", kernels.unitStatistics(kind), Launch.threadPerColumn(cols),
+                Pointer.to(arg(z), arg(y), argOrNull(param), arg(paramCount), arg(rows), arg(cols),
+                        arg(saturationThreshold), arg(statistics)),
+                z, param, y, statistics);
+    }
+
+    @Override
+    public void clipByValue(Tensor t, float limit) {
+        requireFloats("clipByValue", t);
+        enter();
+        int n = (int) t.size();
+        launch("clip_by_value", kernels.clipByValue, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(t), arg(limit), arg(n)), t);
+    }
+
+    /**
+     * One launch, no host read: every block of the element-wise grid adds {@code squaredNorms} by the
+     * same fixed 1024-slot tree (the same bits in every block), then scales its part of {@code t}, or
+     * leaves it alone when the norm is within {@code maxNorm} or NaN, as the reference. Unlike the
+     * reference, which reads {@code t} only when it scales it, both tensors are checked to be FLOAT32.
+     */
+    @Override
+    public void clipByGlobalNorm(Tensor t, Tensor squaredNorms, float maxNorm) {
+        requireFloats("clipByGlobalNorm", squaredNorms, t);
+        enter();
+        int n = (int) t.size();
+        int normCount = (int) squaredNorms.size();
+        launch("clip_by_global_norm", kernels.clipByGlobalNorm, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(t), arg(squaredNorms), arg(normCount), arg(maxNorm), arg(n)), t, squaredNorms);
     }
 
     // ---- optimizers ---------------------------------------------------------------------------

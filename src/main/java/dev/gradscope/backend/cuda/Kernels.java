@@ -40,6 +40,7 @@ final class Kernels implements AutoCloseable {
     private final Map<ActivationKind, CUfunction> forward = new EnumMap<>(ActivationKind.class);
     private final Map<ActivationKind, CUfunction> backward = new EnumMap<>(ActivationKind.class);
     private final Map<ActivationKind, CUfunction> parameterGradient = new EnumMap<>(ActivationKind.class);
+    private final Map<ActivationKind, CUfunction> unitStatistics = new EnumMap<>(ActivationKind.class);
     private final Map<String, CUfunction> byName = new LinkedHashMap<>();
 
     final CUfunction maxoutForward;
@@ -53,6 +54,9 @@ final class Kernels implements AutoCloseable {
     final CUfunction columnSums;
     final CUfunction addRowVector;
     final CUfunction segmentSumOfSquares;
+    final CUfunction segmentSumOfSquaredDifferences;
+    final CUfunction clipByValue;
+    final CUfunction clipByGlobalNorm;
     final CUfunction fill;
     final CUfunction gatherRowsU8;
     final CUfunction gatherRowsF32;
@@ -81,6 +85,7 @@ final class Kernels implements AutoCloseable {
                 }
                 forward.put(kind, find(kind.id() + "_forward", missing));
                 backward.put(kind, find(kind.id() + "_backward", missing));
+                unitStatistics.put(kind, find(kind.id() + "_unit_statistics", missing));
                 if (kind.hasParameter()) {
                     parameterGradient.put(kind, find(kind.id() + "_parameter_gradient", missing));
                 }
@@ -96,6 +101,9 @@ final class Kernels implements AutoCloseable {
             columnSums = find("column_sums", missing);
             addRowVector = find("add_row_vector", missing);
             segmentSumOfSquares = find("segment_sum_of_squares", missing);
+            segmentSumOfSquaredDifferences = find("segment_sum_of_squared_differences", missing);
+            clipByValue = find("clip_by_value", missing);
+            clipByGlobalNorm = find("clip_by_global_norm", missing);
             fill = find("fill_f32", missing);
             gatherRowsU8 = find("gather_rows_u8", missing);
             gatherRowsF32 = find("gather_rows_f32", missing);
@@ -118,6 +126,11 @@ final class Kernels implements AutoCloseable {
     /** {@code ID_backward} of an element-wise kind. */
     CUfunction backward(ActivationKind kind) {
         return require(backward, kind, "backward");
+    }
+
+    /** {@code ID_unit_statistics} of an element-wise kind. */
+    CUfunction unitStatistics(ActivationKind kind) {
+        return require(unitStatistics, kind, "unit_statistics");
     }
 
     /** {@code ID_parameter_gradient} of a kind with a parameter. */

@@ -7,9 +7,12 @@ package dev.gradscope.backend.cuda;
  * <ul>
  *   <li>element-wise kernels: blocks of 256 threads, as many blocks as cover the elements but at
  *       most 32 per multiprocessor; the kernels' grid-stride loops cover the rest, so a large tensor
- *       does not pay for scheduling millions of blocks;</li>
+ *       does not pay for scheduling millions of blocks. Clipping by global norm has this shape too:
+ *       each of its blocks first adds the few squared norms by the fixed tree, which gives the same
+ *       bits for any block size;</li>
  *   <li>one warp per row (softmax, the fused losses): blocks of 256 threads, so 8 rows per block;</li>
- *   <li>one thread per column (column sums, per-column parameter gradients): blocks of 256;</li>
+ *   <li>one thread per column (column sums, per-column parameter gradients, per-unit statistics):
+ *       blocks of 256;</li>
  *   <li>single-block reductions (loss totals, shared parameter gradients): one block of exactly 1024
  *       threads, whose fixed tree makes the sum deterministic;</li>
  *   <li>segmented reductions: one block of 1024 threads per segment.</li>

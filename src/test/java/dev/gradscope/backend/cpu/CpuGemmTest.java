@@ -1,5 +1,7 @@
 package dev.gradscope.backend.cpu;
 
+import dev.gradscope.Tolerances;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,13 +22,6 @@ import org.junit.jupiter.api.Test;
  */
 class CpuGemmTest {
 
-    /**
-     * Allowed error relative to {@code |alpha| * sum_p |a_ip * b_pj| + |beta * c_ij|}, times
-     * {@code sqrt(k) + 1}. A float sum of k products is off by at most about {@code k * 2^-24} of
-     * that magnitude and typically by {@code sqrt(k) * 2^-24}; 1e-5 leaves room for the worst case
-     * up to k of about 25000, far beyond the shapes here, while a wrong or missing term fails.
-     */
-    private static final double RELATIVE_TOLERANCE = 1e-5;
 
     /** Offsets of the three operands in their arrays, all different and nonzero. */
     private static final int A_OFFSET = 3;
@@ -249,7 +244,7 @@ class CpuGemmTest {
                     expected += old;
                     magnitude += Math.abs(old);
                 }
-                double bound = RELATIVE_TOLERANCE * (Math.sqrt(t.k()) + 1) * magnitude;
+                double bound = Tolerances.GEMM_F32_RELATIVE * (Math.sqrt(t.k()) + 1) * magnitude;
                 float actual = c[C_OFFSET + i * t.n() + j];
                 double error = Math.abs(actual - expected);
                 if (!(error <= bound)) {

@@ -540,7 +540,175 @@ class CudaBackendTest {
         }
     }
 
+    @Test
+    void segmentSumOfSquaredDifferencesMatchesTheCpu() {
+        for (int n : new int[] {1, 3, 4097, 575_050}) {
+            float[] a = inputs(n, 1);
+            // b: the parameters before a small update; a quarter of them unchanged (a difference of exactly 0).
+            float[] b = a.clone();
+            for (int i = 0; i < n; i++) {
+                if (rng.nextInt(4) != 0) {
+                    b[i] -= (float) (rng.nextGaussian() * 1e-3);
+                }
+            }
+            int[] starts = {0, 0, Math.min(1, n), Math.min(3, n), n / 2, n / 2, n};
+            Arrays.sort(starts);
+            Tensor cpuOut = cpu(new float[starts.length - 1], starts.length - 1);
+            CPU.segmentSumOfSquaredDifferences(cpu(a, n), cpu(b, n), CPU.fromHost(starts, starts.length), cpuOut);
+            float[] expected = cpuOut.toFloatArray();
+            for (Layout aLayout : Layout.values()) {
+                for (Layout bLayout : Layout.values()) {
+                    Tensor out = output(aLayout, DType.FLOAT32, starts.length - 1);
+                    gpu.segmentSumOfSquaredDifferences(input(a, aLayout, n), input(b, bLayout, n),
+                            own(gpu.fromHost(starts, starts.length)), out);
+                    // Every term is >= 0, so the sum is its own magnitude; empty segments must be exactly 0.
+                    assertClose("segmentSumOfSquaredDifferences [" + n + "] a " + aLayout + ", b " + bLayout,
+                            expected, read(out), s -> Tolerances.GPU_SUM_REL * expected[s]);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} parameter {1}")
+    @MethodSource("elementWiseKindsAndParameterModes")
+    void accumulateUnitStatisticsMatchesTheCpu(ActivationKind kind, ParameterMode mode) {
+        for (int[] shape : SHAPES) {
+            int rows = shape[0];
+            int cols = shape[1];
+            int n = rows * cols;
+            float[] z = inputs(n, 4);
+            z[rng.nextInt(n)] = Float.NaN; // f'(NaN) is NaN (active, not saturated) or a kink's constant
+            float[] y = inputs(n, 2);
+            float[] param = parameters(kind, mode, cols);
+            // Earlier batches' statistics, which the op adds to: counts, then sums of y and y^2.
+            float[] before = new float[4 * cols];
+            for (int j = 0; j < cols; j++) {
+                before[j] = rng.nextInt(100);
+                before[cols + j] = rng.nextInt(100);
+                before[2 * cols + j] = (float) (rng.nextGaussian() * 10);
+                before[3 * cols + j] = (float) rng.nextDouble(100);
+            }
+            // 1e-3: a typical threshold; 1: exactly the derivative of relu-like kinds (not saturated: |f'| < 1).
+            for (float threshold : new float[] {1e-3f, 1f}) {
+                Tensor cpuStatistics = cpu(before, 4, cols);
+                CPU.accumulateUnitStatistics(kind, cpu(z, shape), param == null ? null : cpu(param, param.length),
+                        cpu(y, shape), threshold, cpuStatistics);
+                float[] expected = cpuStatistics.toFloatArray();
+                double[] allowed = unitStatisticsAllowed(kind, z, param, y, threshold, before, cols);
+                for (Layout layout : Layout.values()) {
+                    Tensor statistics = output(layout, DType.FLOAT32, 4, cols);
+                    gpu.copyFromHost(before, statistics);
+                    gpu.accumulateUnitStatistics(kind, input(z, layout, shape),
+                            param == null ? null : input(param, layout, param.length), input(y, layout, shape),
+                            threshold, statistics);
+                    assertClose(kind.id() + " " + mode + " unit statistics " + Arrays.toString(shape) + " threshold "
+                            + threshold + " " + layout, expected, read(statistics), i -> allowed[i]);
+                }
+            }
+        }
+    }
+
+    /**
+     * The bound of each element of the [4, cols] statistics: for the two counts, the rows whose CPU
+     * derivative is within float noise of the count's boundary (0, or the threshold); for the sums,
+     * GPU_UNIT_STATISTICS_SUM_REL times the magnitudes summed.
+     */
+    private static double[] unitStatisticsAllowed(ActivationKind kind, float[] z, float[] param, float[] y,
+                                                  float threshold, float[] before, int cols) {
+        double[] allowed = new double[4 * cols];
+        double[] magnitude = new double[2 * cols];
+        for (int e = 0; e < z.length; e++) {
+            int j = e % cols;
+            double p = param == null ? 0 : param[param.length == 1 ? 0 : j];
+            double d = Math.abs(CpuActivations.derivative(kind, z[e], p));
+            double noise = Tolerances.GPU_UNIT_STATISTICS_DERIVATIVE_ABS
+                    + Tolerances.GPU_UNIT_STATISTICS_DERIVATIVE_REL * d;
+            if (d > 0 && d <= noise) {
+                allowed[j]++; // float may give 0
+            }
+            if (d != threshold && Math.abs(d - threshold) <= noise) {
+                allowed[cols + j]++; // float may fall on the other side of the threshold
+            }
+            magnitude[j] += Math.abs(y[e]);
+            magnitude[cols + j] += sq(y[e]);
+        }
+        for (int j = 0; j < cols; j++) {
+            double sumScale = Math.abs(before[2 * cols + j]) + magnitude[j];
+            double sumOfSquaresScale = before[3 * cols + j] + magnitude[cols + j];
+            allowed[2 * cols + j] = Tolerances.GPU_UNIT_STATISTICS_SUM_REL * sumScale;
+            allowed[3 * cols + j] = Tolerances.GPU_UNIT_STATISTICS_SUM_REL * sumOfSquaresScale;
+        }
+        return allowed;
+    }
+
     // ---- optimizers -----------------------------------------------------------------------------------
+
+    @Test
+    void clipByValueMatchesTheCpuExactly() {
+        float[] specials = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 0f, -0f};
+        for (int n : new int[] {1, 3, 1000, 4097}) {
+            float[] t = inputs(n, 3);
+            for (float special : specials) {
+                t[rng.nextInt(n)] = special;
+            }
+            // Every limit is an edge value of the inputs, so some elements sit exactly at it; 100 is above
+            // every finite element; 0 sends everything to a signed zero.
+            for (float limit : new float[] {1f, 20f, 1e-3f, 100f, 0f}) {
+                Tensor cpuT = cpu(t, n);
+                CPU.clipByValue(cpuT, limit);
+                float[] expected = cpuT.toFloatArray();
+                for (Layout layout : Layout.values()) {
+                    String what = "clipByValue [" + n + "] limit " + limit + " " + layout;
+                    Tensor gpuT = output(layout, DType.FLOAT32, n);
+                    gpu.copyFromHost(t, gpuT);
+                    gpu.clipByValue(gpuT, limit);
+                    float[] actual = read(gpuT);
+                    assertClose(what, expected, actual, i -> Tolerances.GPU_EXACT);
+                    for (int i = 0; i < n; i++) {
+                        assertEquals(Float.floatToIntBits(expected[i]), Float.floatToIntBits(actual[i]),
+                                what + ": element " + i + " (the sign of a zero)");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void clipByGlobalNormMatchesTheCpu() {
+        record Case(String what, float[] squaredNorms, float maxNorm) {
+        }
+        float[] many = new float[1500]; // more norms than the reduction's 1024 slots
+        for (int i = 0; i < many.length; i++) {
+            many[i] = (float) rng.nextDouble();
+        }
+        List<Case> cases = List.of(
+                new Case("at the limit (sqrt(9 + 16) = 5)", new float[] {9f, 16f}, 5f),
+                new Case("below the limit", new float[] {9f, 16f}, 5.5f),
+                new Case("above the limit (factor 0.8)", new float[] {9f, 16f}, 4f),
+                new Case("one norm above the limit", new float[] {2.25f}, 1f),
+                new Case("1500 norms above the limit", many, 1f),
+                new Case("1500 norms below the limit", many, 1000f),
+                new Case("a NaN norm (left alone)", new float[] {1f, Float.NaN, 4f}, 1f),
+                new Case("an infinite norm (factor 0)", new float[] {Float.POSITIVE_INFINITY, 1f}, 1f),
+                new Case("no norms", new float[0], 1f));
+        for (int n : new int[] {1, 3, 4097, 100_000}) {
+            float[] t = inputs(n, 1);
+            for (Case c : cases) {
+                Tensor cpuT = cpu(t, n);
+                CPU.clipByGlobalNorm(cpuT, cpu(c.squaredNorms, c.squaredNorms.length), c.maxNorm);
+                float[] expected = cpuT.toFloatArray();
+                boolean clipped = !Arrays.equals(expected, t);
+                for (Layout layout : Layout.values()) {
+                    Tensor gpuT = output(layout, DType.FLOAT32, n);
+                    gpu.copyFromHost(t, gpuT);
+                    gpu.clipByGlobalNorm(gpuT, input(c.squaredNorms, layout, c.squaredNorms.length), c.maxNorm);
+                    assertClose("clipByGlobalNorm [" + n + "] " + c.what + " " + layout, expected, read(gpuT),
+                            i -> clipped ? Tolerances.GPU_CLIP_NORM_REL * Math.abs(expected[i])
+                                    : Tolerances.GPU_EXACT);
+                }
+            }
+        }
+    }
 
     @Test
     void adamUpdateMatchesTheCpu() {
@@ -696,6 +864,26 @@ class CudaBackendTest {
         cases.add(pair(b -> b.gatherRows(b.allocate(DType.UINT8, 4, 3), b.allocate(DType.INT32, 5), 3, 1f,
                 b.allocate(DType.FLOAT32, 3, 3))));
         cases.add(pair(b -> b.copy(b.allocate(DType.FLOAT32, 3), b.allocate(DType.INT32, 3))));
+        cases.add(pair(b -> b.segmentSumOfSquaredDifferences(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 4),
+                b.allocate(DType.INT32, 2), b.allocate(DType.FLOAT32, 1))));
+        cases.add(pair(b -> b.segmentSumOfSquaredDifferences(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3),
+                b.allocate(DType.FLOAT32, 2), b.allocate(DType.FLOAT32, 1))));
+        cases.add(pair(b -> b.segmentSumOfSquaredDifferences(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3),
+                b.allocate(DType.INT32, 3), b.allocate(DType.FLOAT32, 1))));
+        cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null,
+                b.allocate(DType.FLOAT32, 3, 2), 1e-3f, b.allocate(DType.FLOAT32, 4, 3))));
+        cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null,
+                b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.FLOAT32, 4, 2))));
+        cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.SOFTMAX, b.allocate(DType.FLOAT32, 2, 3), null,
+                b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.FLOAT32, 4, 3))));
+        cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.PRELU, b.allocate(DType.FLOAT32, 2, 3), null,
+                b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.FLOAT32, 4, 3))));
+        cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.ELU, b.allocate(DType.FLOAT32, 2, 3),
+                b.allocate(DType.FLOAT32, 2), b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.FLOAT32, 4, 3))));
+        cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null,
+                b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.INT32, 4, 3))));
+        cases.add(pair(b -> b.clipByValue(b.allocate(DType.INT32, 3), 1f)));
+        cases.add(pair(b -> b.clipByGlobalNorm(b.allocate(DType.FLOAT32, 3), b.allocate(DType.INT32, 2), 1f)));
         for (int c = 0; c < cases.size(); c++) {
             Throwable onCpu = assertThrows(RuntimeException.class, cases.get(c)[0], "case " + c + " on the CPU");
             Throwable onGpu = assertThrows(RuntimeException.class, cases.get(c)[1], "case " + c + " on the GPU");

@@ -37,6 +37,7 @@ class KernelAbiTest {
             }
             abi.put(kind.id() + "_forward", "pppiii");          // z, y, param, paramCount, cols, n
             abi.put(kind.id() + "_backward", "ppppiii");        // z, dy, dz, param, paramCount, cols, n
+            abi.put(kind.id() + "_unit_statistics", "pppiiifp"); // z, y, param, count, rows, cols, threshold, stats
             if (kind.hasParameter()) {
                 abi.put(kind.id() + "_parameter_gradient", "pppiiip"); // z, dy, param, count, rows, cols, dParam
             }
@@ -49,9 +50,12 @@ class KernelAbiTest {
         abi.put("accumulate_totals", "ppip");              // rowLoss, rowCorrect, rows, totals
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
         abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
+        abi.put("clip_by_value", "pfi");                   // t, limit, n
+        abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
         abi.put("add_row_vector", "ppii");                 // y, bias, rows, cols
         abi.put("segment_sum_of_squares", "pppi");         // x, segmentStarts, out, segments
+        abi.put("segment_sum_of_squared_differences", "ppppi"); // a, b, segmentStarts, out, segments
         abi.put("fill_f32", "pfi");                        // x, value, n
         abi.put("gather_rows_u8", "ppifpii");              // source, indices, first, scale, out, rows, cols
         abi.put("gather_rows_f32", "ppifpii");

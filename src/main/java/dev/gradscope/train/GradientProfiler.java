@@ -1,0 +1,184 @@
+package dev.gradscope.train;
+
+import dev.gradscope.nn.Layer;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The gradient-flow profiler, on by default in {@code fit}. Every step, on the device that trains and
+ * inside the step, it records per parameter tensor the weight norm and the size of the update (the
+ * trainer already measures the gradient norm), and per layer how many units passed gradient, how many
+ * were saturated, and the sum and sum of squares of their activations. The host reads these buffers
+ * once per epoch into a {@link Profile}.
+ *
+ * <p>Cost per step: two segmented reductions over the parameters, one parameter copy, and one pass over
+ * each hidden layer's activations.
+ */
+public final class GradientProfiler implements Callback {
+    /**
+     * The |f'(z)| below which a unit counts as saturated: a hundredth of a unit slope, where sigmoid is at
+     * |z| > 4.6 and tanh at |z| > 3; ReLU's flat half counts too.
+     */
+    public static final double DEFAULT_SATURATION_THRESHOLD = 0.01;
+
+    private final double saturationThreshold;
+    private TrainingRun run;
+    private Backend backend;
+    private Profile profile;
+    private Tensor weightNorms;
+    private Tensor updateNorms;
+    private Tensor previousParameters;
+    private final List<WatchedLayer> watched = new ArrayList<>();
+    private int stepsThisEpoch;
+    private int globalStepAtEpochStart;
+    private long examplesThisEpoch;
+
+    /** A layer whose units are watched, with its device accumulator {@code [4, units]}. */
+    private record WatchedLayer(int index, Layer layer, Tensor statistics) {
+    }
+
+    public GradientProfiler() {
+        this(DEFAULT_SATURATION_THRESHOLD);
+    }
+
+    public GradientProfiler(double saturationThreshold) {
+        if (!(saturationThreshold > 0)) {
+            throw new IllegalArgumentException("saturation threshold must be > 0, got " + saturationThreshold);
+        }
+        this.saturationThreshold = saturationThreshold;
+    }
+
+    /** What was measured so far (complete after training). */
+    public Profile profile() {
+        return profile;
+    }
+
+    @Override
+    public void onTrainBegin(TrainingRun run) {
+        close();
+        this.run = run;
+        Sequential model = run.model();
+        this.backend = model.backend();
+        int segments = run.segments().size();
+        profile = new Profile(run.segments(), saturationThreshold);
+        weightNorms = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), segments);
+        updateNorms = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), segments);
+        previousParameters = backend.allocate(DType.FLOAT32, (int) model.parameters().size());
+        List<Layer> layers = model.layers();
+        for (int i = 0; i < layers.size() - 1; i++) { // the output layer's softmax is the loss's business
+            Layer layer = layers.get(i);
+            watched.add(new WatchedLayer(i, layer, backend.allocate(DType.FLOAT32, 4, layer.outputUnits())));
+        }
+        globalStepAtEpochStart = 0;
+    }
+
+    @Override
+    public void onEpochBegin(int epoch) {
+        stepsThisEpoch = 0;
+        examplesThisEpoch = 0;
+        // A step that never reaches its update (training stopped) keeps NaN: "not measured".
+        backend.fill(updateNorms, Float.NaN);
+        for (WatchedLayer w : watched) {
+            backend.fill(w.statistics(), 0f);
+        }
+    }
+
+    @Override
+    public void onGradientsComputed(int epoch, int step) {
+        Sequential model = run.model();
+        backend.segmentSumOfSquares(model.parameters(), run.segmentStarts(), weightNorms.rows(step, 1).reshape(
+                run.segments().size()));
+        backend.copy(model.parameters(), previousParameters);
+        for (WatchedLayer w : watched) {
+            Layer.Activity activity = w.layer().lastActivity();
+            if (activity != null) {
+                backend.accumulateUnitStatistics(activity.kind(), activity.z(), activity.param(), activity.y(),
+                        (float) saturationThreshold, w.statistics());
+            }
+        }
+        examplesThisEpoch += run.batchRows();
+        stepsThisEpoch = step + 1;
+    }
+
+    @Override
+    public void onParametersUpdated(int epoch, int step) {
+        backend.segmentSumOfSquaredDifferences(run.model().parameters(), previousParameters, run.segmentStarts(),
+                updateNorms.rows(step, 1).reshape(run.segments().size()));
+    }
+
+    @Override
+    public void onEpochEnd(int epoch, java.util.Map<String, Double> logs) {
+        int segments = run.segments().size();
+        int steps = stepsThisEpoch;
+        if (steps > 0) {
+            float[] gradients = run.squaredGradientNorms().rows(0, steps).toFloatArray();
+            float[] weights = weightNorms.rows(0, steps).toFloatArray();
+            float[] updates = updateNorms.rows(0, steps).toFloatArray();
+            for (int s = 0; s < steps; s++) {
+                profile.addStep(new Profile.StepStatistics(epoch, s, globalStepAtEpochStart + s,
+                        roots(gradients, s * segments, segments), roots(weights, s * segments, segments),
+                        roots(updates, s * segments, segments)));
+            }
+        }
+        globalStepAtEpochStart += steps;
+        for (WatchedLayer w : watched) {
+            Layer.Activity activity = w.layer().lastActivity();
+            if (activity == null || examplesThisEpoch == 0) {
+                continue;
+            }
+            int units = w.layer().outputUnits();
+            float[] st = w.statistics().toFloatArray();
+            int dead = 0;
+            double active = 0;
+            double saturated = 0;
+            double sum = 0;
+            double sumOfSquares = 0;
+            for (int u = 0; u < units; u++) {
+                if (st[u] == 0) {
+                    dead++;
+                }
+                active += st[u];
+                saturated += st[units + u];
+                sum += st[2 * units + u];
+                sumOfSquares += st[3 * units + u];
+            }
+            double count = (double) examplesThisEpoch * units;
+            double mean = sum / count;
+            double variance = Math.max(0, sumOfSquares / count - mean * mean);
+            profile.addUnits(new Profile.UnitStatistics(epoch, w.index(), w.layer().name(), activity.kind().id(),
+                    units, (double) dead / units, 1 - active / count, saturated / count, mean, Math.sqrt(variance)));
+        }
+    }
+
+    private static double[] roots(float[] squares, int from, int count) {
+        double[] out = new double[count];
+        for (int i = 0; i < count; i++) {
+            out[i] = Math.sqrt(squares[from + i]);
+        }
+        return out;
+    }
+
+    @Override
+    public void onTrainEnd(History history) {
+        close();
+    }
+
+    private void close() {
+        for (WatchedLayer w : watched) {
+            w.statistics().close();
+        }
+        watched.clear();
+        for (Tensor t : new Tensor[] {weightNorms, updateNorms, previousParameters}) {
+            if (t != null) {
+                t.close();
+            }
+        }
+        weightNorms = null;
+        updateNorms = null;
+        previousParameters = null;
+    }
+}

@@ -1,0 +1,137 @@
+package dev.gradscope.train;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * What the gradient profiler measured during a run: per step and per parameter tensor the gradient
+ * norm, the weight norm and the size of the update; per epoch and per layer how its units behaved.
+ * Reachable from {@link History#profile()}.
+ */
+public final class Profile {
+    /**
+     * One parameter tensor of one layer (a kernel, a bias, a PReLU alpha).
+     *
+     * @param layerIndex index of the layer in the model
+     * @param layerName  e.g. {@code dense_2}
+     * @param layerType  e.g. {@code Dense}
+     * @param parameter  {@code kernel}, {@code bias}, {@code alpha}, {@code beta}
+     */
+    public record Segment(int layerIndex, String layerName, String layerType, String parameter) {
+        public boolean isKernel() {
+            return parameter.equals("kernel");
+        }
+    }
+
+    /**
+     * The norms of one step, one value per {@link Segment}, taken before clipping.
+     *
+     * @param epoch         epoch (from 0)
+     * @param step          step within the epoch (from 0)
+     * @param globalStep    step since the start of training (from 0)
+     * @param gradientNorms ||dL/dtheta|| per segment
+     * @param weightNorms   ||theta|| per segment, before the update
+     * @param updateNorms   ||theta_after - theta_before|| per segment (NaN when not measured)
+     */
+    public record StepStatistics(int epoch, int step, int globalStep, double[] gradientNorms, double[] weightNorms,
+                                 double[] updateNorms) {
+        /** ||update|| / ||weights|| of a segment: about 1e-3 is the usual healthy rate. */
+        public double updateRatio(int segment) {
+            return updateNorms[segment] / weightNorms[segment];
+        }
+    }
+
+    /**
+     * How one layer's units behaved over one epoch.
+     *
+     * @param epoch             epoch (from 0)
+     * @param layerIndex        index of the layer in the model
+     * @param layerName         e.g. {@code dense_2}
+     * @param activation        the activation's id
+     * @param units             number of units
+     * @param deadFraction      fraction of units whose derivative was 0 for every example of the epoch
+     * @param inactiveFraction  fraction of (example, unit) pairs with f'(z) = 0 (ReLU's flat half)
+     * @param saturatedFraction fraction of (example, unit) pairs with |f'(z)| below the threshold, zeros
+     *                          included
+     * @param mean              mean activation over examples and units
+     * @param std               standard deviation of the activations
+     */
+    public record UnitStatistics(int epoch, int layerIndex, String layerName, String activation, int units,
+                                 double deadFraction, double inactiveFraction, double saturatedFraction,
+                                 double mean, double std) {
+        /** Saturated but still passing some gradient: sigmoid's and tanh's tails, not ReLU's flat half. */
+        public double softSaturatedFraction() {
+            return Math.max(0, saturatedFraction - inactiveFraction);
+        }
+    }
+
+    private final List<Segment> segments;
+    private final double saturationThreshold;
+    private final List<StepStatistics> steps = new ArrayList<>();
+    private final List<UnitStatistics> units = new ArrayList<>();
+
+    public Profile(List<Segment> segments, double saturationThreshold) {
+        this.segments = List.copyOf(segments);
+        this.saturationThreshold = saturationThreshold;
+    }
+
+    void addStep(StepStatistics s) {
+        steps.add(s);
+    }
+
+    void addUnits(UnitStatistics u) {
+        units.add(u);
+    }
+
+    public List<Segment> segments() {
+        return segments;
+    }
+
+    public List<StepStatistics> steps() {
+        return Collections.unmodifiableList(steps);
+    }
+
+    public List<UnitStatistics> units() {
+        return Collections.unmodifiableList(units);
+    }
+
+    /** The |f'| below which a unit counts as saturated. */
+    public double saturationThreshold() {
+        return saturationThreshold;
+    }
+
+    /** Indices of the kernel segments, in layer order: one per Dense or Maxout layer, input side first. */
+    public List<Integer> kernelSegments() {
+        List<Integer> result = new ArrayList<>();
+        for (int i = 0; i < segments.size(); i++) {
+            if (segments.get(i).isKernel()) {
+                result.add(i);
+            }
+        }
+        return result;
+    }
+
+    /** Mean gradient norm of each segment over the steps of one epoch (NaN if no step was recorded). */
+    public double[] meanGradientNorms(int epoch) {
+        double[] sum = new double[segments.size()];
+        int count = 0;
+        for (StepStatistics s : steps) {
+            if (s.epoch() == epoch) {
+                for (int i = 0; i < sum.length; i++) {
+                    sum[i] += s.gradientNorms()[i];
+                }
+                count++;
+            }
+        }
+        for (int i = 0; i < sum.length; i++) {
+            sum[i] = count == 0 ? Double.NaN : sum[i] / count;
+        }
+        return sum;
+    }
+
+    /** Number of epochs with at least one recorded step. */
+    public int epochs() {
+        return steps.isEmpty() ? 0 : steps.get(steps.size() - 1).epoch() + 1;
+    }
+}

@@ -1,0 +1,66 @@
+package dev.gradscope.train;
+
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.tensor.Tensor;
+import java.util.List;
+
+/**
+ * What a callback may look at during {@code fit}: the model, the loop's shape, and the buffers the
+ * trainer fills every step. The squared gradient norms are measured on the device after each backward
+ * pass, one row per step of the current epoch, one column per parameter tensor ({@link #segments()}).
+ */
+public final class TrainingRun {
+    private final Sequential model;
+    private final int epochs;
+    private final int stepsPerEpoch;
+    private final List<Profile.Segment> segments;
+    private final Tensor segmentStarts;
+    private final Tensor squaredGradientNorms;
+    private int batchRows;
+
+    TrainingRun(Sequential model, int epochs, int stepsPerEpoch, List<Profile.Segment> segments,
+                Tensor segmentStarts, Tensor squaredGradientNorms) {
+        this.model = model;
+        this.epochs = epochs;
+        this.stepsPerEpoch = stepsPerEpoch;
+        this.segments = segments;
+        this.segmentStarts = segmentStarts;
+        this.squaredGradientNorms = squaredGradientNorms;
+    }
+
+    public Sequential model() {
+        return model;
+    }
+
+    public int epochs() {
+        return epochs;
+    }
+
+    public int stepsPerEpoch() {
+        return stepsPerEpoch;
+    }
+
+    /** The model's parameter tensors in the order of its flat buffers. */
+    public List<Profile.Segment> segments() {
+        return segments;
+    }
+
+    /** INT32 {@code [segments + 1]}: where each parameter tensor starts in the flat buffers. */
+    public Tensor segmentStarts() {
+        return segmentStarts;
+    }
+
+    /** Rows in the current step's batch (the last batch of an epoch may be smaller). */
+    public int batchRows() {
+        return batchRows;
+    }
+
+    void setBatchRows(int rows) {
+        this.batchRows = rows;
+    }
+
+    /** FLOAT32 {@code [stepsPerEpoch, segments]}: squared gradient norms of this epoch's steps. */
+    public Tensor squaredGradientNorms() {
+        return squaredGradientNorms;
+    }
+}
