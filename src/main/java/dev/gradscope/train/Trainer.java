@@ -59,7 +59,7 @@ public final class Trainer {
             callbacks.forEach(c -> c.onTrainBegin(run));
             int[] identity = IntStream.range(0, n).toArray();
             boolean checkEveryStep = backend.sharesHostMemory();
-            for (int epoch = 0; epoch < options.epochs() && history.nonFinite() == null; epoch++) {
+            for (int epoch = 0; epoch < options.epochs() && !stopped(history); epoch++) {
                 final int e = epoch;
                 long start = System.nanoTime();
                 callbacks.forEach(c -> c.onEpochBegin(e));
@@ -134,6 +134,10 @@ public final class Trainer {
             history.setProfile(options.profiler().profile());
         }
         return history;
+    }
+
+    private static boolean stopped(History history) {
+        return history.nonFinite() != null && history.nonFinite().stopped();
     }
 
     /** The first segment, in backpropagation order, whose squared norm is not finite; null if all are. */
