@@ -1,10 +1,10 @@
-// Activation functions on the GPU: forward, backward and parameter gradient of every element-wise
-// ActivationKind, then maxout and softmax.
+// Activation functions on the GPU: forward, backward, per-unit statistics and parameter gradient of
+// every element-wise ActivationKind, then maxout and softmax.
 //
 // Each kind is a __device__ function pair named as its CPU twin in
 // src/main/java/dev/gradscope/backend/cpu/CpuActivations.java (elu / eluDerivative, and
 // eluAlphaDerivative where the kind has a parameter), directly followed by its kernels, which one
-// macro emits from one loop: ID_forward, ID_backward (and ID_parameter_gradient). The formulas,
+// macro emits: ID_forward, ID_backward, ID_unit_statistics (and ID_parameter_gradient). The formulas,
 // kinks and references are documented once, on dev.gradscope.tensor.ActivationKind; the math here
 // is CpuActivations' (the reference), in float, with the same numerically stable forms and the same
 // derivative at every kink. Comments say only where float needs something the double code does not.
@@ -16,6 +16,10 @@
 // y[i] = f(z[i]; p(i)), dz[i] = dy[i] * f'(z[i]; p(i)), with p(i) = 0 when paramCount is 0, param[0]
 // when it is 1, param[i % cols] otherwise. In place (y == z, dz == dy or dz == z) is allowed: every
 // element is read and then written by one thread only.
+//   ID_unit_statistics(const float* z, const float* y, const float* param, int paramCount, int rows,
+//                      int cols, float saturationThreshold, float* statistics)
+// statistics [4, cols] += per column: rows with f' != 0, rows with |f'| < saturationThreshold, sum of y,
+// sum of y^2 (one thread per column, rows in order).
 #include "common.cuh"
 
 namespace gs {
@@ -126,10 +130,46 @@ __device__ __forceinline__ void activationParameterGradient(const float* __restr
     }
 }
 
+/**
+ * Per-unit activity over a batch, accumulated into statistics [4, cols] (row-major): for each column j,
+ * statistics[0][j] += rows with f'(z[i][j]) != 0, [1][j] += rows with |f'| < saturationThreshold,
+ * [2][j] += sum_i y[i][j], [3][j] += sum_i y[i][j]^2. One thread per column, rows in order; counts
+ * exact in integers, sums in double, each added to its float once, as on the CPU. The derivative is the
+ * kind's own (the one ID_backward uses), in float, so a NaN derivative counts as active and not
+ * saturated, as in Java.
+ */
+template <class Kind>
+__device__ __forceinline__ void unitStatistics(const float* __restrict__ z, const float* __restrict__ y,
+                                               const float* __restrict__ param, int paramCount, int rows, int cols,
+                                               float saturationThreshold, float* __restrict__ statistics) {
+    const unsigned columns = countOf(cols);
+    const bool hasParameter = Kind::HAS_PARAMETER && paramCount > 0 && param != nullptr;
+    for (unsigned j = threadIndex(); j < columns; j += threadCount()) {
+        const float p = !hasParameter ? 0.0f : __ldg(param + (paramCount == 1 ? 0u : j));
+        unsigned active = 0;
+        unsigned saturated = 0;
+        double sum = 0.0;
+        double sumOfSquares = 0.0;
+#pragma unroll 4 // issues several rows' loads together; the additions stay in row order
+        for (unsigned i = 0, e = j; i < countOf(rows); i++, e += columns) {
+            const float d = fabsf(Kind::derivative(z[e], p));
+            active += d != 0.0f ? 1u : 0u;
+            saturated += d < saturationThreshold ? 1u : 0u;
+            const double v = y[e];
+            sum += v;
+            sumOfSquares += v * v;
+        }
+        statistics[j] += static_cast<float>(active);
+        statistics[columns + j] += static_cast<float>(saturated);
+        statistics[2 * columns + j] += static_cast<float>(sum);
+        statistics[3 * columns + j] += static_cast<float>(sumOfSquares);
+    }
+}
+
 } // namespace gs
 
 // One kind's kernels from its __device__ functions: the struct adapts them to (x, parameter), the
-// kernels run the one loop above.
+// kernels run the one loop above (and the per-unit statistics, which every kind has).
 #define GS_ACTIVATION_KERNELS(ID)                                                                          \
     extern "C" __global__ void ID##_forward(const float* z, float* y, const float* param, int paramCount,     \
                                             int cols, int n) {                                             \
@@ -138,9 +178,15 @@ __device__ __forceinline__ void activationParameterGradient(const float* __restr
     extern "C" __global__ void ID##_backward(const float* z, const float* dy, float* dz, const float* param, \
                                              int paramCount, int cols, int n) {                            \
         gs::activation<gs::ID##_kind, true>(z, dy, dz, param, paramCount, cols, n);                       \
+    }                                                                                                      \
+    extern "C" __global__ void ID##_unit_statistics(const float* z, const float* y, const float* param,       \
+                                                    int paramCount, int rows, int cols,                    \
+                                                    float saturationThreshold, float* statistics) {        \
+        gs::unitStatistics<gs::ID##_kind>(z, y, param, paramCount, rows, cols, saturationThreshold,       \
+                                          statistics);                                                     \
     }
 
-/** A kind without a parameter: ID_forward and ID_backward. */
+/** A kind without a parameter: ID_forward, ID_backward and ID_unit_statistics. */
 #define DEFINE_ACTIVATION(ID, forwardFunction, derivativeFunction)                                         \
     namespace gs {                                                                                         \
     struct ID##_kind {                                                                                     \
@@ -151,7 +197,7 @@ __device__ __forceinline__ void activationParameterGradient(const float* __restr
     }                                                                                                      \
     GS_ACTIVATION_KERNELS(ID)
 
-/** A kind with a parameter (alpha or beta): ID_forward, ID_backward and ID_parameter_gradient. */
+/** A kind with a parameter (alpha or beta): ID_forward, ID_backward, ID_unit_statistics and ID_parameter_gradient. */
 #define DEFINE_ACTIVATION_WITH_PARAMETER(ID, forwardFunction, derivativeFunction, parameterDerivativeFunction) \
     namespace gs {                                                                                         \
     struct ID##_kind {                                                                                     \

@@ -1,4 +1,5 @@
-// Optimizer steps over the flat parameter and gradient buffers: CpuBackend.adamUpdate and sgdUpdate.
+// Optimizer steps over the flat parameter and gradient buffers: CpuBackend.adamUpdate and sgdUpdate,
+// and the gradient clipping that precedes them: clipByValue and clipByGlobalNorm.
 //
 // The CPU computes these in float, so the GPU computes the same float operations in the same order,
 // each rounded on its own: the __f*_rn intrinsics are never fused into an FMA (nvcc fuses a * b + c
@@ -36,6 +37,33 @@ struct MomentumStep {
         p = __fadd_rn(p, nesterov ? __fsub_rn(__fmul_rn(momentum, velocity), lrG) : velocity);
     }
 };
+
+/** Java's Math.min: NaN when either operand is NaN, and -0 is below +0 (fminf does neither). */
+__device__ __forceinline__ float javaMin(float a, float b) {
+    if (isnan(a)) {
+        return a;
+    }
+    if (a == 0.0f && b == 0.0f && signbit(b)) {
+        return b;
+    }
+    return a <= b ? a : b; // a NaN b fails the test: b
+}
+
+/** Java's Math.max: NaN when either operand is NaN, and +0 is above -0 (fmaxf does neither). */
+__device__ __forceinline__ float javaMax(float a, float b) {
+    if (isnan(a)) {
+        return a;
+    }
+    if (a == 0.0f && b == 0.0f && signbit(a)) {
+        return b;
+    }
+    return a >= b ? a : b;
+}
+
+/** The CPU's Math.max(-limit, Math.min(limit, x)), with its NaN and signed-zero results. */
+__device__ __forceinline__ float clipToLimit(float x, float limit) {
+    return javaMax(-limit, javaMin(limit, x));
+}
 
 } // namespace gs
 
@@ -95,4 +123,54 @@ extern "C" __global__ void sgd_update(float* __restrict__ params, const float* _
             gs::store4(velocity, k, v4);
         },
         [&](unsigned i) { step(params[i], grads[i], velocity[i]); });
+}
+
+/** t = clamp(t, -limit, limit) element-wise (gradient clipping by value); NaN stays NaN. */
+extern "C" __global__ void clip_by_value(float* __restrict__ t, float limit, int n) {
+    gs::forEachElement(
+        gs::countOf(n), gs::allAligned16(t),
+        [&](unsigned k) {
+            float4 t4 = gs::load4(t, k);
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                gs::lane(t4, l) = gs::clipToLimit(gs::lane(t4, l), limit);
+            }
+            gs::store4(t, k, t4);
+        },
+        [&](unsigned i) { t[i] = gs::clipToLimit(t[i], limit); });
+}
+
+/**
+ * Gradient clipping by global norm, with no host round trip: norm = sqrt(sum of squaredNorms[0, normCount)),
+ * then t *= (float) (maxNorm / norm) when norm > maxNorm; t is left alone when the norm is within the
+ * limit or NaN, as on the CPU. Every block of the element-wise grid adds the (few) squared norms by the
+ * same fixed 1024-slot tree in double, so all blocks get the same bits and take the same decision; each
+ * then scales its share of t. Any grid and block size is correct.
+ */
+extern "C" __global__ void clip_by_global_norm(float* __restrict__ t, const float* __restrict__ squaredNorms,
+                                               int normCount, float maxNorm, int n) {
+    const unsigned norms = gs::countOf(normCount);
+    const double total = gs::blockSumOfSlots([&](unsigned slot) {
+        double sum = 0.0;
+        for (unsigned k = slot; k < norms; k += gs::REDUCTION_SLOTS) {
+            sum += __ldg(squaredNorms + k);
+        }
+        return sum;
+    });
+    const double norm = sqrt(total);
+    if (!(norm > static_cast<double>(maxNorm))) {
+        return; // within the limit, or NaN (which clipping cannot repair): the same in every block
+    }
+    const float factor = static_cast<float>(static_cast<double>(maxNorm) / norm);
+    gs::forEachElement(
+        gs::countOf(n), gs::allAligned16(t),
+        [&](unsigned k) {
+            float4 t4 = gs::load4(t, k);
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                gs::lane(t4, l) = __fmul_rn(gs::lane(t4, l), factor);
+            }
+            gs::store4(t, k, t4);
+        },
+        [&](unsigned i) { t[i] = __fmul_rn(t[i], factor); });
 }

@@ -1,5 +1,5 @@
 // Reductions and simple dense-layer helpers: CpuBackend.columnSums, addRowVectorAccumulate,
-// segmentSumOfSquares and fill.
+// segmentSumOfSquares, segmentSumOfSquaredDifferences and fill.
 //
 // Every sum adds in an order fixed by the data's shape alone (never by thread timing, never with
 // atomics), in double as on the CPU, so a run gives the same bits every time.
@@ -39,21 +39,24 @@ extern "C" __global__ void add_row_vector(float* __restrict__ y, const float* __
         [&](unsigned i) { y[i] += __ldg(bias + i % columns); });
 }
 
+namespace gs {
+
 /**
- * out[s] = sum of x[k]^2 for k in [segmentStarts[s], segmentStarts[s+1]): one block per segment
- * (launch block 1024; grid = segments, or fewer: blocks stride over segments), fixed 1024-slot tree
- * in double. An empty or reversed segment gives 0.
+ * out[s] = sum of term(k) for k in [segmentStarts[s], segmentStarts[s+1]), the one segmented reduction:
+ * one block per segment (launch block 1024; grid = segments, or fewer: blocks stride over segments),
+ * fixed 1024-slot tree in double. term(k) returns the k-th term in double. An empty or reversed
+ * segment gives 0.
  */
-extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, const int* __restrict__ segmentStarts,
-                                                  float* __restrict__ out, int segments) {
-    for (unsigned s = blockIdx.x; s < gs::countOf(segments); s += gridDim.x) {
-        const unsigned begin = gs::countOf(segmentStarts[s]);
-        const unsigned end = gs::countOf(segmentStarts[s + 1]);
-        const double total = gs::blockSumOfSlots([&](unsigned slot) {
+template <class Term>
+__device__ __forceinline__ void segmentSums(const int* __restrict__ segmentStarts, float* __restrict__ out,
+                                            int segments, Term term) {
+    for (unsigned s = blockIdx.x; s < countOf(segments); s += gridDim.x) {
+        const unsigned begin = countOf(segmentStarts[s]);
+        const unsigned end = countOf(segmentStarts[s + 1]);
+        const double total = blockSumOfSlots([&](unsigned slot) {
             double sum = 0.0;
-            for (unsigned k = begin + slot; k < end; k += gs::REDUCTION_SLOTS) { // k < 2^31 + 1024: no wrap
-                const double v = x[k];
-                sum += v * v;
+            for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) { // k < 2^31 + 1024: no wrap
+                sum += term(k);
             }
             return sum;
         });
@@ -61,6 +64,31 @@ extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, c
             out[s] = static_cast<float>(total);
         }
     }
+}
+
+} // namespace gs
+
+/** out[s] = sum of x[k]^2 for k in segment s (the squared norm of each layer's parameters or gradients). */
+extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, const int* __restrict__ segmentStarts,
+                                                  float* __restrict__ out, int segments) {
+    gs::segmentSums(segmentStarts, out, segments, [&](unsigned k) {
+        const double v = x[k];
+        return v * v;
+    });
+}
+
+/**
+ * out[s] = sum of (a[k] - b[k])^2 for k in segment s (the squared size of each layer's last update when b
+ * holds the parameters from before it). The difference is taken in double, as on the CPU.
+ */
+extern "C" __global__ void segment_sum_of_squared_differences(const float* __restrict__ a,
+                                                              const float* __restrict__ b,
+                                                              const int* __restrict__ segmentStarts,
+                                                              float* __restrict__ out, int segments) {
+    gs::segmentSums(segmentStarts, out, segments, [&](unsigned k) {
+        const double v = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+        return v * v;
+    });
 }
 
 /** x[i] = value. */

@@ -879,7 +879,8 @@ class CudaBackendTest {
         cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.PRELU, b.allocate(DType.FLOAT32, 2, 3), null,
                 b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.FLOAT32, 4, 3))));
         cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.ELU, b.allocate(DType.FLOAT32, 2, 3),
-                b.allocate(DType.FLOAT32, 2), b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.FLOAT32, 4, 3))));
+                b.allocate(DType.FLOAT32, 2), b.allocate(DType.FLOAT32, 2, 3), 1e-3f,
+                b.allocate(DType.FLOAT32, 4, 3))));
         cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null,
                 b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.INT32, 4, 3))));
         cases.add(pair(b -> b.clipByValue(b.allocate(DType.INT32, 3), 1f)));
