@@ -3,6 +3,7 @@ package dev.gradscope.backend.cpu;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
 import dev.gradscope.tensor.Tensor;
 import java.util.function.DoubleBinaryOperator;
@@ -53,20 +54,20 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor fromHost(byte[] data, int... shape) {
         Tensor t = allocate(DType.UINT8, shape);
-        requireLength("fromHost", data.length, t);
+        OpChecks.requireLength("fromHost", data.length, t);
         System.arraycopy(data, 0, storage(t).bytes, off(t), data.length);
         return t;
     }
 
     @Override
     public void copyFromHost(float[] data, Tensor dst) {
-        requireLength("copyFromHost", data.length, dst);
+        OpChecks.requireLength("copyFromHost", data.length, dst);
         System.arraycopy(data, 0, floats(dst), off(dst), data.length);
     }
 
     @Override
     public void copyFromHost(int[] data, Tensor dst) {
-        requireLength("copyFromHost", data.length, dst);
+        OpChecks.requireLength("copyFromHost", data.length, dst);
         System.arraycopy(data, 0, ints(dst), off(dst), data.length);
     }
 
@@ -86,10 +87,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void copy(Tensor src, Tensor dst) {
-        if (src.dtype() != dst.dtype() || src.size() != dst.size()) {
-            throw new IllegalArgumentException("copy: source " + src + " and destination " + dst
-                    + " must have the same dtype and size");
-        }
+        OpChecks.copy(src, dst);
         CpuStorage s = storage(src);
         CpuStorage d = storage(dst);
         int n = (int) src.size();
@@ -120,27 +118,16 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void gemm(boolean transposeA, boolean transposeB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
-        Shapes.requireMatrix("gemm", "a", a);
-        Shapes.requireMatrix("gemm", "b", b);
-        Shapes.requireMatrix("gemm", "c", c);
-        int m = transposeA ? a.dim(1) : a.dim(0);
-        int k = transposeA ? a.dim(0) : a.dim(1);
-        int kb = transposeB ? b.dim(1) : b.dim(0);
-        int n = transposeB ? b.dim(0) : b.dim(1);
-        if (k != kb || c.dim(0) != m || c.dim(1) != n) {
-            throw new IllegalArgumentException("gemm: op(a) " + (transposeA ? "transposed " : "")
-                    + Shapes.describe(a.shape()) + " times op(b) " + (transposeB ? "transposed " : "")
-                    + Shapes.describe(b.shape()) + " does not give c " + Shapes.describe(c.shape()));
-        }
-        CpuGemm.gemm(transposeA, transposeB, m, n, k, alpha, floats(a), off(a), floats(b), off(b), beta,
-                floats(c), off(c));
+        OpChecks.GemmShape shape = OpChecks.gemm(transposeA, transposeB, a, b, c);
+        CpuGemm.gemm(transposeA, transposeB, shape.m(), shape.n(), shape.k(), alpha, floats(a), off(a), floats(b),
+                off(b), beta, floats(c), off(c));
     }
 
     @Override
     public void addRowVectorAccumulate(Tensor y, Tensor bias) {
         int rows = y.rowCount();
         int cols = y.columnCount();
-        requireLength("addRowVectorAccumulate (bias)", cols, bias);
+        OpChecks.addRowVector(y, bias);
         float[] yd = floats(y);
         float[] bd = floats(bias);
         int yo = off(y);
@@ -157,7 +144,7 @@ public final class CpuBackend implements Backend {
     public void columnSums(Tensor x, Tensor out) {
         int rows = x.rowCount();
         int cols = x.columnCount();
-        requireLength("columnSums (out)", cols, out);
+        OpChecks.columnSums(x, out);
         float[] xd = floats(x);
         int xo = off(x);
         double[] sums = new double[cols];
@@ -178,9 +165,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void activationForward(ActivationKind kind, Tensor z, Tensor param, Tensor y) {
-        Shapes.requireSame("activationForward(" + kind.id() + ")", "z", z, "y", y);
+        int paramCount = OpChecks.activationForward(kind, z, param, y);
         DoubleBinaryOperator f = CpuActivations.of(kind).forward();
-        ParameterView p = ParameterView.of("activationForward(" + kind.id() + ")", kind, param, z);
+        ParameterView p = ParameterView.of(paramCount, param, z);
         float[] zd = floats(z);
         float[] yd = floats(y);
         int zo = off(z);
@@ -194,11 +181,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void activationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dz) {
-        String op = "activationBackward(" + kind.id() + ")";
-        Shapes.requireSame(op, "z", z, "dy", dy);
-        Shapes.requireSame(op, "z", z, "dz", dz);
+        int paramCount = OpChecks.activationBackward(kind, z, param, dy, dz);
         DoubleBinaryOperator df = CpuActivations.of(kind).derivative();
-        ParameterView p = ParameterView.of(op, kind, param, z);
+        ParameterView p = ParameterView.of(paramCount, param, z);
         float[] zd = floats(z);
         float[] dyd = floats(dy);
         float[] dzd = floats(dz);
@@ -214,14 +199,10 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void activationParameterGradient(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dParam) {
-        String op = "activationParameterGradient(" + kind.id() + ")";
-        Shapes.requireSame(op, "z", z, "dy", dy);
-        Shapes.requireSame(op, "param", param, "dParam", dParam);
+        int paramCount = OpChecks.activationParameterGradient(kind, z, param, dy, dParam);
+        // Not null: OpChecks refused a kind without a parameter, and CpuActivations pairs the two.
         DoubleBinaryOperator dfdp = CpuActivations.of(kind).parameterDerivative();
-        if (dfdp == null) {
-            throw new IllegalArgumentException(op + ": " + kind.id() + " has no parameter");
-        }
-        ParameterView p = ParameterView.of(op, kind, param, z);
+        ParameterView p = ParameterView.of(paramCount, param, z);
         int rows = z.rowCount();
         int cols = z.columnCount();
         float[] zd = floats(z);
@@ -245,7 +226,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void maxoutForward(Tensor z, int pieces, Tensor y, Tensor winner) {
         int rows = z.rowCount();
-        int units = requireMaxoutShapes("maxoutForward", z, pieces, y, winner);
+        int units = OpChecks.maxoutUnits("maxoutForward", z, pieces, y, winner);
         float[] zd = floats(z);
         float[] yd = floats(y);
         int[] wd = ints(winner);
@@ -272,7 +253,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void maxoutBackward(Tensor dy, Tensor winner, int pieces, Tensor dz) {
         int rows = dz.rowCount();
-        int units = requireMaxoutShapes("maxoutBackward", dz, pieces, dy, winner);
+        int units = OpChecks.maxoutUnits("maxoutBackward", dz, pieces, dy, winner);
         float[] dyd = floats(dy);
         float[] dzd = floats(dz);
         int[] wd = ints(winner);
@@ -290,21 +271,9 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    private static int requireMaxoutShapes(String op, Tensor z, int pieces, Tensor y, Tensor winner) {
-        if (pieces < 1 || z.columnCount() % pieces != 0) {
-            throw new IllegalArgumentException(op + ": " + Shapes.describe(z.shape()) + " cannot be split into "
-                    + pieces + " pieces per unit");
-        }
-        int units = z.columnCount() / pieces;
-        Shapes.require(op, "output", y, z.rowCount(), units);
-        Shapes.require(op, "winner", winner, z.rowCount(), units);
-        Shapes.requireType(op, "winner", winner, DType.INT32);
-        return units;
-    }
-
     @Override
     public void softmax(Tensor logits, Tensor probabilities) {
-        Shapes.requireSame("softmax", "logits", logits, "probabilities", probabilities);
+        OpChecks.softmax(logits, probabilities);
         int rows = logits.rowCount();
         int cols = logits.columnCount();
         float[] zd = floats(logits);
@@ -389,10 +358,7 @@ public final class CpuBackend implements Backend {
 
     private static void softmaxLoss(String op, Tensor logits, Tensor targets, float gradientScale, Tensor dLogits,
                                     Tensor totals, RowLoss rowLoss) {
-        Shapes.requireMatrix(op, "logits", logits);
-        Shapes.requireSame(op, "logits", logits, "targets", targets);
-        Shapes.requireSame(op, "logits", logits, "dLogits", dLogits);
-        requireLength(op + " (totals)", 2, totals);
+        OpChecks.softmaxLoss(op, logits, targets, dLogits, totals);
         int rows = logits.rowCount();
         int cols = logits.columnCount();
         float[] z = floats(logits);
@@ -439,14 +405,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void segmentSumOfSquaredDifferences(Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
-        Shapes.requireSame("segmentSumOfSquaredDifferences", "a", a, "b", b);
         segmentSums("segmentSumOfSquaredDifferences", a, b, segmentStarts, out);
     }
 
     /** {@code out[s] = sum over segment s of (a - b)^2}, or of {@code a^2} when {@code b} is null. */
     private static void segmentSums(String op, Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
-        Shapes.requireType(op, "segmentStarts", segmentStarts, DType.INT32);
-        requireLength(op + " (segmentStarts)", (int) out.size() + 1, segmentStarts);
+        OpChecks.segmentSums(op, a, b, segmentStarts, out);
         int[] starts = ints(segmentStarts);
         int so = off(segmentStarts);
         float[] ad = floats(a);
@@ -471,13 +435,11 @@ public final class CpuBackend implements Backend {
     @Override
     public void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
                                          float saturationThreshold, Tensor statistics) {
-        String op = "accumulateUnitStatistics(" + kind.id() + ")";
-        Shapes.requireSame(op, "z", z, "y", y);
+        int paramCount = OpChecks.accumulateUnitStatistics(kind, z, param, y, statistics);
         int rows = z.rowCount();
         int cols = z.columnCount();
-        Shapes.require(op, "statistics", statistics, 4, cols);
         DoubleBinaryOperator df = CpuActivations.of(kind).derivative();
-        ParameterView p = ParameterView.of(op, kind, param, z);
+        ParameterView p = ParameterView.of(paramCount, param, z);
         float[] zd = floats(z);
         float[] yd = floats(y);
         float[] st = floats(statistics);
@@ -540,9 +502,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
                            float stepSize) {
-        Shapes.requireSame("adamUpdate", "params", params, "grads", grads);
-        Shapes.requireSame("adamUpdate", "params", params, "m", m);
-        Shapes.requireSame("adamUpdate", "params", params, "v", v);
+        OpChecks.adamUpdate(params, grads, m, v);
         float[] p = floats(params);
         float[] g = floats(grads);
         float[] md = floats(m);
@@ -566,7 +526,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
                           boolean nesterov) {
-        Shapes.requireSame("sgdUpdate", "params", params, "grads", grads);
+        OpChecks.sgdUpdate(params, grads);
         float[] p = floats(params);
         float[] g = floats(grads);
         int po = off(params);
@@ -578,10 +538,7 @@ public final class CpuBackend implements Backend {
             }
             return;
         }
-        if (velocity == null) {
-            throw new IllegalArgumentException("sgdUpdate: momentum " + momentum + " needs a velocity buffer");
-        }
-        Shapes.requireSame("sgdUpdate", "params", params, "velocity", velocity);
+        OpChecks.sgdVelocity(params, velocity, momentum);
         float[] vel = floats(velocity);
         int vo = off(velocity);
         for (int i = 0; i < n; i++) {
@@ -595,18 +552,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void gatherRows(Tensor source, Tensor indices, int first, float scale, Tensor out) {
-        Shapes.requireType("gatherRows", "indices", indices, DType.INT32);
-        Shapes.requireType("gatherRows", "out", out, DType.FLOAT32);
+        OpChecks.gatherRows(source, indices, first, out);
         int rows = out.rowCount();
         int cols = out.columnCount();
-        if (source.columnCount() != cols) {
-            throw new IllegalArgumentException("gatherRows: source rows " + Shapes.describe(source.shape())
-                    + " and out rows " + Shapes.describe(out.shape()) + " differ in width");
-        }
-        if (first < 0 || first + rows > indices.size()) {
-            throw new IllegalArgumentException("gatherRows: indices [" + first + ", " + (first + rows)
-                    + ") outside " + indices.size() + " indices");
-        }
         int[] idx = ints(indices);
         float[] od = floats(out);
         CpuStorage s = storage(source);
@@ -667,19 +615,12 @@ public final class CpuBackend implements Backend {
             this.shared = shared;
         }
 
-        static ParameterView of(String op, ActivationKind kind, Tensor param, Tensor z) {
-            if (param == null) {
-                if (kind.hasParameter()) {
-                    throw new IllegalArgumentException(op + ": " + kind.id() + " needs its " + kind.parameterName());
-                }
+        /** {@code count} is what {@link OpChecks#activationParameterCount} returned for {@code param}. */
+        static ParameterView of(int count, Tensor param, Tensor z) {
+            if (count == 0) {
                 return new ParameterView(new float[] {0f}, 0, 1, true);
             }
-            int cols = z.columnCount();
-            if (param.size() != 1 && param.size() != cols) {
-                throw new IllegalArgumentException(op + ": parameter " + Shapes.describe(param.shape())
-                        + " must have 1 element or one per column of " + Shapes.describe(z.shape()));
-            }
-            return new ParameterView(floats(param), off(param), cols, param.size() == 1);
+            return new ParameterView(floats(param), off(param), z.columnCount(), count == 1);
         }
 
         double at(int element) {
@@ -696,9 +637,7 @@ public final class CpuBackend implements Backend {
 
     private static float[] floats(Tensor t) {
         CpuStorage s = storage(t);
-        if (s.floats == null) {
-            throw new IllegalArgumentException("expected a FLOAT32 tensor, got " + t);
-        }
+        OpChecks.requireDType(t, DType.FLOAT32);
         return s.floats;
     }
 
@@ -712,12 +651,5 @@ public final class CpuBackend implements Backend {
 
     private static int off(Tensor t) {
         return (int) t.offset();
-    }
-
-    private static void requireLength(String op, int expected, Tensor t) {
-        if (t.size() != expected) {
-            throw new IllegalArgumentException(op + ": tensor " + Shapes.describe(t.shape()) + " must have "
-                    + expected + " elements");
-        }
     }
 }

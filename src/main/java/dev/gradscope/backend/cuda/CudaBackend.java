@@ -17,6 +17,7 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
 import dev.gradscope.tensor.Tensor;
 import java.util.Optional;
@@ -31,7 +32,7 @@ import jcuda.driver.CUstream_flags;
 /**
  * The GPU backend: every {@link Backend} op as a CUDA kernel from {@code src/main/cuda} (loaded as PTX
  * through JCuda's driver API) or a cuBLAS call, with the semantics of {@code CpuBackend}, the
- * reference, down to its shape checks and error messages.
+ * reference, down to its argument checks and error messages (the shared ones are {@link OpChecks}).
  *
  * <p>One backend owns, and {@link #close()} releases in reverse order: the device's primary context
  * (retained, made current), one stream, a {@link DeviceArena} from which every tensor, the cuBLAS
@@ -239,7 +240,7 @@ public final class CudaBackend implements Backend {
     public Tensor fromHost(byte[] data, int... shape) {
         Tensor t = allocateUninitialized(DType.UINT8, shape);
         return filledOrClosed(t, () -> {
-            requireLength("fromHost", data.length, t);
+            OpChecks.requireLength("fromHost", data.length, t);
             copyIn("fromHost", Pointer.to(data), data.length, t);
         });
     }
@@ -257,15 +258,15 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void copyFromHost(float[] data, Tensor dst) {
-        requireLength("copyFromHost", data.length, dst);
-        requireDType(dst, DType.FLOAT32);
+        OpChecks.requireLength("copyFromHost", data.length, dst);
+        OpChecks.requireDType(dst, DType.FLOAT32);
         copyIn("copyFromHost", Pointer.to(data), (long) data.length * Float.BYTES, dst);
     }
 
     @Override
     public void copyFromHost(int[] data, Tensor dst) {
-        requireLength("copyFromHost", data.length, dst);
-        requireDType(dst, DType.INT32);
+        OpChecks.requireLength("copyFromHost", data.length, dst);
+        OpChecks.requireDType(dst, DType.INT32);
         copyIn("copyFromHost", Pointer.to(data), (long) data.length * Integer.BYTES, dst);
     }
 
@@ -290,7 +291,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public float[] toHostFloats(Tensor t) {
-        requireDType(t, DType.FLOAT32);
+        OpChecks.requireDType(t, DType.FLOAT32);
         float[] out = new float[(int) t.size()];
         copyOut("toHostFloats", Pointer.to(out), (long) out.length * Float.BYTES, t);
         return out;
@@ -298,7 +299,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public int[] toHostInts(Tensor t) {
-        requireDType(t, DType.INT32);
+        OpChecks.requireDType(t, DType.INT32);
         int[] out = new int[(int) t.size()];
         copyOut("toHostInts", Pointer.to(out), (long) out.length * Integer.BYTES, t);
         return out;
@@ -321,10 +322,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void copy(Tensor src, Tensor dst) {
-        if (src.dtype() != dst.dtype() || src.size() != dst.size()) {
-            throw new IllegalArgumentException("copy: source " + src + " and destination " + dst
-                    + " must have the same dtype and size");
-        }
+        OpChecks.copy(src, dst);
         enter();
         CUdeviceptr from = pointer(src);
         CUdeviceptr to = pointer(dst);
@@ -354,7 +352,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void fill(Tensor t, float value) {
-        requireFloats("fill", t);
+        requireFloats(t);
         enter();
         int n = (int) t.size();
         launch("fill_f32", kernels.fill, Launch.elementWise(n, info.multiprocessors()),
@@ -371,19 +369,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void gemm(boolean transposeA, boolean transposeB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
-        Shapes.requireMatrix("gemm", "a", a);
-        Shapes.requireMatrix("gemm", "b", b);
-        Shapes.requireMatrix("gemm", "c", c);
-        int m = transposeA ? a.dim(1) : a.dim(0);
-        int k = transposeA ? a.dim(0) : a.dim(1);
-        int kb = transposeB ? b.dim(1) : b.dim(0);
-        int n = transposeB ? b.dim(0) : b.dim(1);
-        if (k != kb || c.dim(0) != m || c.dim(1) != n) {
-            throw new IllegalArgumentException("gemm: op(a) " + (transposeA ? "transposed " : "")
-                    + Shapes.describe(a.shape()) + " times op(b) " + (transposeB ? "transposed " : "")
-                    + Shapes.describe(b.shape()) + " does not give c " + Shapes.describe(c.shape()));
-        }
-        requireFloats("gemm", a, b, c);
+        OpChecks.GemmShape shape = OpChecks.gemm(transposeA, transposeB, a, b, c);
+        int m = shape.m();
+        int n = shape.n();
+        int k = shape.k();
+        requireFloats(a, b, c);
         enter();
         if (m == 0 || n == 0) {
             return;
@@ -419,8 +409,8 @@ public final class CudaBackend implements Backend {
     public void addRowVectorAccumulate(Tensor y, Tensor bias) {
         int rows = y.rowCount();
         int cols = y.columnCount();
-        requireLength("addRowVectorAccumulate (bias)", cols, bias);
-        requireFloats("addRowVectorAccumulate", y, bias);
+        OpChecks.addRowVector(y, bias);
+        requireFloats(y, bias);
         enter();
         launch("add_row_vector", kernels.addRowVector, Launch.elementWise((long) rows * cols, info.multiprocessors()),
                 Pointer.to(arg(y), arg(bias), arg(rows), arg(cols)), y, bias);
@@ -430,8 +420,8 @@ public final class CudaBackend implements Backend {
     public void columnSums(Tensor x, Tensor out) {
         int rows = x.rowCount();
         int cols = x.columnCount();
-        requireLength("columnSums (out)", cols, out);
-        requireFloats("columnSums", x, out);
+        OpChecks.columnSums(x, out);
+        requireFloats(x, out);
         enter();
         launch("column_sums", kernels.columnSums, Launch.threadPerColumn(cols),
                 Pointer.to(arg(x), arg(out), arg(rows), arg(cols)), x, out);
@@ -441,11 +431,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void activationForward(ActivationKind kind, Tensor z, Tensor param, Tensor y) {
-        String op = "activationForward(" + kind.id() + ")";
-        Shapes.requireSame(op, "z", z, "y", y);
-        requireElementWise(kind);
-        int paramCount = parameterCount(op, kind, param, z);
-        requireFloats(op, z, y);
+        int paramCount = OpChecks.activationForward(kind, z, param, y);
+        requireFloatParameter(param);
+        requireFloats(z, y);
         enter();
         int n = (int) z.size();
         launch(kind.id() + "_forward", kernels.forward(kind), Launch.elementWise(n, info.multiprocessors()),
@@ -455,12 +443,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void activationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dz) {
-        String op = "activationBackward(" + kind.id() + ")";
-        Shapes.requireSame(op, "z", z, "dy", dy);
-        Shapes.requireSame(op, "z", z, "dz", dz);
-        requireElementWise(kind);
-        int paramCount = parameterCount(op, kind, param, z);
-        requireFloats(op, z, dy, dz);
+        int paramCount = OpChecks.activationBackward(kind, z, param, dy, dz);
+        requireFloatParameter(param);
+        requireFloats(z, dy, dz);
         enter();
         int n = (int) z.size();
         launch(kind.id() + "_backward", kernels.backward(kind), Launch.elementWise(n, info.multiprocessors()),
@@ -470,15 +455,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void activationParameterGradient(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dParam) {
-        String op = "activationParameterGradient(" + kind.id() + ")";
-        Shapes.requireSame(op, "z", z, "dy", dy);
-        Shapes.requireSame(op, "param", param, "dParam", dParam);
-        requireElementWise(kind);
-        if (!kind.hasParameter()) {
-            throw new IllegalArgumentException(op + ": " + kind.id() + " has no parameter");
-        }
-        int paramCount = parameterCount(op, kind, param, z);
-        requireFloats(op, z, param, dy, dParam);
+        int paramCount = OpChecks.activationParameterGradient(kind, z, param, dy, dParam);
+        requireFloatParameter(param);
+        requireFloats(z, dy, dParam);
         enter();
         int rows = z.rowCount();
         int cols = z.columnCount();
@@ -493,8 +472,8 @@ public final class CudaBackend implements Backend {
     @Override
     public void maxoutForward(Tensor z, int pieces, Tensor y, Tensor winner) {
         int rows = z.rowCount();
-        int units = requireMaxoutShapes("maxoutForward", z, pieces, y, winner);
-        requireFloats("maxoutForward", z, y);
+        int units = OpChecks.maxoutUnits("maxoutForward", z, pieces, y, winner);
+        requireFloats(z, y);
         enter();
         launch("maxout_forward", kernels.maxoutForward,
                 Launch.elementWise((long) rows * units, info.multiprocessors()),
@@ -504,31 +483,18 @@ public final class CudaBackend implements Backend {
     @Override
     public void maxoutBackward(Tensor dy, Tensor winner, int pieces, Tensor dz) {
         int rows = dz.rowCount();
-        int units = requireMaxoutShapes("maxoutBackward", dz, pieces, dy, winner);
-        requireFloats("maxoutBackward", dy, dz);
+        int units = OpChecks.maxoutUnits("maxoutBackward", dz, pieces, dy, winner);
+        requireFloats(dy, dz);
         enter();
         launch("maxout_backward", kernels.maxoutBackward,
                 Launch.elementWise((long) rows * units * pieces, info.multiprocessors()),
                 Pointer.to(arg(dy), arg(winner), arg(dz), arg(rows), arg(units), arg(pieces)), dy, winner, dz);
     }
 
-    /** CpuBackend's checks, with its messages. */
-    private static int requireMaxoutShapes(String op, Tensor z, int pieces, Tensor y, Tensor winner) {
-        if (pieces < 1 || z.columnCount() % pieces != 0) {
-            throw new IllegalArgumentException(op + ": " + Shapes.describe(z.shape()) + " cannot be split into "
-                    + pieces + " pieces per unit");
-        }
-        int units = z.columnCount() / pieces;
-        Shapes.require(op, "output", y, z.rowCount(), units);
-        Shapes.require(op, "winner", winner, z.rowCount(), units);
-        Shapes.requireType(op, "winner", winner, DType.INT32);
-        return units;
-    }
-
     @Override
     public void softmax(Tensor logits, Tensor probabilities) {
-        Shapes.requireSame("softmax", "logits", logits, "probabilities", probabilities);
-        requireFloats("softmax", logits, probabilities);
+        OpChecks.softmax(logits, probabilities);
+        requireFloats(logits, probabilities);
         enter();
         int rows = logits.rowCount();
         int cols = logits.columnCount();
@@ -559,11 +525,8 @@ public final class CudaBackend implements Backend {
      */
     private void softmaxLoss(String op, String kernelName, CUfunction rowKernel, Tensor logits, Tensor targets,
                              float gradientScale, Tensor dLogits, Tensor totals) {
-        Shapes.requireMatrix(op, "logits", logits);
-        Shapes.requireSame(op, "logits", logits, "targets", targets);
-        Shapes.requireSame(op, "logits", logits, "dLogits", dLogits);
-        requireLength(op + " (totals)", 2, totals);
-        requireFloats(op, logits, targets, dLogits, totals);
+        OpChecks.softmaxLoss(op, logits, targets, dLogits, totals);
+        requireFloats(logits, targets, dLogits, totals);
         enter();
         int rows = logits.rowCount();
         int cols = logits.columnCount();
@@ -609,7 +572,6 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void segmentSumOfSquaredDifferences(Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
-        Shapes.requireSame("segmentSumOfSquaredDifferences", "a", a, "b", b);
         segmentSums("segmentSumOfSquaredDifferences", "segment_sum_of_squared_differences",
                 kernels.segmentSumOfSquaredDifferences, a, b, segmentStarts, out);
     }
@@ -621,11 +583,10 @@ public final class CudaBackend implements Backend {
      */
     private void segmentSums(String op, String kernelName, CUfunction kernel, Tensor a, Tensor b,
                              Tensor segmentStarts, Tensor out) {
-        Shapes.requireType(op, "segmentStarts", segmentStarts, DType.INT32);
-        requireLength(op + " (segmentStarts)", (int) out.size() + 1, segmentStarts);
-        requireFloats(op, a, out);
+        OpChecks.segmentSums(op, a, b, segmentStarts, out);
+        requireFloats(a, out);
         if (b != null) {
-            requireFloats(op, b);
+            requireFloats(b);
         }
         enter();
         int segments = (int) out.size();
@@ -641,14 +602,11 @@ public final class CudaBackend implements Backend {
     @Override
     public void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
                                          float saturationThreshold, Tensor statistics) {
-        String op = "accumulateUnitStatistics(" + kind.id() + ")";
-        Shapes.requireSame(op, "z", z, "y", y);
+        int paramCount = OpChecks.accumulateUnitStatistics(kind, z, param, y, statistics);
+        requireFloatParameter(param);
+        requireFloats(z, y, statistics);
         int rows = z.rowCount();
         int cols = z.columnCount();
-        Shapes.require(op, "statistics", statistics, 4, cols);
-        requireElementWise(kind);
-        int paramCount = parameterCount(op, kind, param, z);
-        requireFloats(op, z, y, statistics);
         enter();
         // One thread per column adds its rows in order (ABI): deterministic, no atomics.
         launch(kind.id() + "_unit_statistics", kernels.unitStatistics(kind), Launch.threadPerColumn(cols),
@@ -659,7 +617,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void clipByValue(Tensor t, float limit) {
-        requireFloats("clipByValue", t);
+        requireFloats(t);
         enter();
         int n = (int) t.size();
         launch("clip_by_value", kernels.clipByValue, Launch.elementWise(n, info.multiprocessors()),
@@ -674,7 +632,7 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public void clipByGlobalNorm(Tensor t, Tensor squaredNorms, float maxNorm) {
-        requireFloats("clipByGlobalNorm", squaredNorms, t);
+        requireFloats(squaredNorms, t);
         enter();
         int n = (int) t.size();
         int normCount = (int) squaredNorms.size();
@@ -687,10 +645,8 @@ public final class CudaBackend implements Backend {
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
                            float stepSize) {
-        Shapes.requireSame("adamUpdate", "params", params, "grads", grads);
-        Shapes.requireSame("adamUpdate", "params", params, "m", m);
-        Shapes.requireSame("adamUpdate", "params", params, "v", v);
-        requireFloats("adamUpdate", params, grads, m, v);
+        OpChecks.adamUpdate(params, grads, m, v);
+        requireFloats(params, grads, m, v);
         enter();
         int n = (int) params.size();
         launch("adam_update", kernels.adamUpdate, Launch.elementWise(n, info.multiprocessors()),
@@ -702,15 +658,12 @@ public final class CudaBackend implements Backend {
     @Override
     public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
                           boolean nesterov) {
-        Shapes.requireSame("sgdUpdate", "params", params, "grads", grads);
+        OpChecks.sgdUpdate(params, grads);
         if (momentum != 0) {
-            if (velocity == null) {
-                throw new IllegalArgumentException("sgdUpdate: momentum " + momentum + " needs a velocity buffer");
-            }
-            Shapes.requireSame("sgdUpdate", "params", params, "velocity", velocity);
-            requireFloats("sgdUpdate", velocity);
+            OpChecks.sgdVelocity(params, velocity, momentum);
+            requireFloats(velocity);
         }
-        requireFloats("sgdUpdate", params, grads);
+        requireFloats(params, grads);
         enter();
         int n = (int) params.size();
         // Without momentum the reference leaves the velocity alone: pass NULL so the kernel cannot touch it.
@@ -725,18 +678,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void gatherRows(Tensor source, Tensor indices, int first, float scale, Tensor out) {
-        Shapes.requireType("gatherRows", "indices", indices, DType.INT32);
-        Shapes.requireType("gatherRows", "out", out, DType.FLOAT32);
+        OpChecks.gatherRows(source, indices, first, out);
         int rows = out.rowCount();
         int cols = out.columnCount();
-        if (source.columnCount() != cols) {
-            throw new IllegalArgumentException("gatherRows: source rows " + Shapes.describe(source.shape())
-                    + " and out rows " + Shapes.describe(out.shape()) + " differ in width");
-        }
-        if (first < 0 || first + rows > indices.size()) {
-            throw new IllegalArgumentException("gatherRows: indices [" + first + ", " + (first + rows)
-                    + ") outside " + indices.size() + " indices");
-        }
         CUfunction kernel;
         String kernelName;
         if (source.dtype() == DType.UINT8) {
@@ -926,42 +870,16 @@ public final class CudaBackend implements Backend {
         return s;
     }
 
-    private static void requireElementWise(ActivationKind kind) {
-        if (!kind.isElementWise()) {
-            throw new IllegalArgumentException(kind.id() + " is not element-wise; it is fused into the loss");
-        }
-    }
-
-    /**
-     * The kernel's {@code paramCount}: 0 without a parameter, else 1 (shared) or one per column, with
-     * the reference's checks and messages.
-     */
-    private static int parameterCount(String op, ActivationKind kind, Tensor param, Tensor z) {
-        if (param == null) {
-            if (kind.hasParameter()) {
-                throw new IllegalArgumentException(op + ": " + kind.id() + " needs its " + kind.parameterName());
-            }
-            return 0;
-        }
-        int cols = z.columnCount();
-        if (param.size() != 1 && param.size() != cols) {
-            throw new IllegalArgumentException(op + ": parameter " + Shapes.describe(param.shape())
-                    + " must have 1 element or one per column of " + Shapes.describe(z.shape()));
-        }
-        requireFloats(op, param);
-        return (int) param.size();
-    }
-
-    private static void requireFloats(String op, Tensor... tensors) {
+    private static void requireFloats(Tensor... tensors) {
         for (Tensor t : tensors) {
-            requireDType(t, DType.FLOAT32);
+            OpChecks.requireDType(t, DType.FLOAT32);
         }
     }
 
-    /** CpuBackend's message for a tensor of the wrong type. */
-    private static void requireDType(Tensor t, DType dtype) {
-        if (t.dtype() != dtype) {
-            throw new IllegalArgumentException("expected a " + dtype + " tensor, got " + t);
+    /** The activation parameter, when given, is FLOAT32; the reference reads it before the other operands. */
+    private static void requireFloatParameter(Tensor param) {
+        if (param != null) {
+            requireFloats(param);
         }
     }
 
@@ -969,13 +887,6 @@ public final class CudaBackend implements Backend {
         if (size > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException(op + ": the CUDA kernels index tensors with int; " + size
                     + " elements is too many");
-        }
-    }
-
-    private static void requireLength(String op, int expected, Tensor t) {
-        if (t.size() != expected) {
-            throw new IllegalArgumentException(op + ": tensor " + Shapes.describe(t.shape()) + " must have "
-                    + expected + " elements");
         }
     }
 }

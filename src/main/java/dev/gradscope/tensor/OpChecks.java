@@ -1,0 +1,250 @@
+package dev.gradscope.tensor;
+
+/**
+ * The argument checks of the {@link Backend} ops that every backend makes, with the messages that users
+ * and tests see. They live here once, so that the CUDA backend cannot drift from the CPU reference: the
+ * same wrong call fails with the same message on either.
+ *
+ * <p>Each op's method makes that op's checks in the reference's order and returns what the op needs to
+ * run (the GEMM's m, n and k; the number of maxout units; how many activation parameters there are).
+ * What depends on where the data lives stays in the backend: a tensor of another backend, the CUDA
+ * kernels' int indexing, each operand's dtype as a backend reads it, and the CPU's checks of index
+ * values that the GPU leaves on the device.
+ */
+public final class OpChecks {
+    private OpChecks() {
+    }
+
+    // ---- primitives ---------------------------------------------------------------------------
+
+    /** Fails unless {@code t} holds {@code dtype}; the message every backend gives for a tensor of the wrong type. */
+    public static void requireDType(Tensor t, DType dtype) {
+        if (t.dtype() != dtype) {
+            throw new IllegalArgumentException("expected a " + dtype + " tensor, got " + t);
+        }
+    }
+
+    /** Fails unless {@code t} has exactly {@code expected} elements, whatever its shape. */
+    public static void requireLength(String op, int expected, Tensor t) {
+        if (t.size() != expected) {
+            throw new IllegalArgumentException(op + ": tensor " + Shapes.describe(t.shape()) + " must have "
+                    + expected + " elements");
+        }
+    }
+
+    // ---- memory -------------------------------------------------------------------------------
+
+    /** {@link Backend#copy}: source and destination have the same dtype and size. */
+    public static void copy(Tensor src, Tensor dst) {
+        if (src.dtype() != dst.dtype() || src.size() != dst.size()) {
+            throw new IllegalArgumentException("copy: source " + src + " and destination " + dst
+                    + " must have the same dtype and size");
+        }
+    }
+
+    // ---- dense layers -------------------------------------------------------------------------
+
+    /** The dimensions of {@code c[m, n] = op(a)[m, k] op(b)[k, n]}. */
+    public record GemmShape(int m, int n, int k) {
+    }
+
+    /**
+     * {@link Backend#gemm}: a, b and c are matrices and {@code op(a) op(b)} has the shape of c.
+     *
+     * @return m, n and k as the transposes resolve them
+     */
+    public static GemmShape gemm(boolean transposeA, boolean transposeB, Tensor a, Tensor b, Tensor c) {
+        Shapes.requireMatrix("gemm", "a", a);
+        Shapes.requireMatrix("gemm", "b", b);
+        Shapes.requireMatrix("gemm", "c", c);
+        int m = transposeA ? a.dim(1) : a.dim(0);
+        int k = transposeA ? a.dim(0) : a.dim(1);
+        int kb = transposeB ? b.dim(1) : b.dim(0);
+        int n = transposeB ? b.dim(0) : b.dim(1);
+        if (k != kb || c.dim(0) != m || c.dim(1) != n) {
+            throw new IllegalArgumentException("gemm: op(a) " + (transposeA ? "transposed " : "")
+                    + Shapes.describe(a.shape()) + " times op(b) " + (transposeB ? "transposed " : "")
+                    + Shapes.describe(b.shape()) + " does not give c " + Shapes.describe(c.shape()));
+        }
+        return new GemmShape(m, n, k);
+    }
+
+    /** {@link Backend#addRowVectorAccumulate}: one bias element per column of {@code y}. */
+    public static void addRowVector(Tensor y, Tensor bias) {
+        requireLength("addRowVectorAccumulate (bias)", y.columnCount(), bias);
+    }
+
+    /** {@link Backend#columnSums}: one output element per column of {@code x}. */
+    public static void columnSums(Tensor x, Tensor out) {
+        requireLength("columnSums (out)", x.columnCount(), out);
+    }
+
+    // ---- activations --------------------------------------------------------------------------
+
+    /** Fails for softmax, which has no element-wise form: the losses fuse it. */
+    public static void elementWise(ActivationKind kind) {
+        if (!kind.isElementWise()) {
+            throw new IllegalArgumentException(kind.id() + " is not element-wise; it is fused into the loss");
+        }
+    }
+
+    /**
+     * How many parameters an activation of {@code z} is given: 0 when {@code param} is null, which only a
+     * kind without a parameter allows; else 1 (shared by every unit) or one per column of {@code z}.
+     */
+    public static int activationParameterCount(String op, ActivationKind kind, Tensor param, Tensor z) {
+        if (param == null) {
+            if (kind.hasParameter()) {
+                throw new IllegalArgumentException(op + ": " + kind.id() + " needs its " + kind.parameterName());
+            }
+            return 0;
+        }
+        int cols = z.columnCount();
+        if (param.size() != 1 && param.size() != cols) {
+            throw new IllegalArgumentException(op + ": parameter " + Shapes.describe(param.shape())
+                    + " must have 1 element or one per column of " + Shapes.describe(z.shape()));
+        }
+        return (int) param.size();
+    }
+
+    /** {@link Backend#activationForward}; returns the {@linkplain #activationParameterCount parameter count}. */
+    public static int activationForward(ActivationKind kind, Tensor z, Tensor param, Tensor y) {
+        String op = "activationForward(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "y", y);
+        elementWise(kind);
+        return activationParameterCount(op, kind, param, z);
+    }
+
+    /** {@link Backend#activationBackward}; returns the {@linkplain #activationParameterCount parameter count}. */
+    public static int activationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dz) {
+        String op = "activationBackward(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "dy", dy);
+        Shapes.requireSame(op, "z", z, "dz", dz);
+        elementWise(kind);
+        return activationParameterCount(op, kind, param, z);
+    }
+
+    /**
+     * {@link Backend#activationParameterGradient}: also fails for a kind without a parameter. Returns the
+     * {@linkplain #activationParameterCount parameter count} (1 or one per column).
+     */
+    public static int activationParameterGradient(ActivationKind kind, Tensor z, Tensor param, Tensor dy,
+                                                  Tensor dParam) {
+        String op = "activationParameterGradient(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "dy", dy);
+        Shapes.requireSame(op, "param", param, "dParam", dParam);
+        elementWise(kind);
+        if (!kind.hasParameter()) {
+            throw new IllegalArgumentException(op + ": " + kind.id() + " has no parameter");
+        }
+        return activationParameterCount(op, kind, param, z);
+    }
+
+    /**
+     * {@link Backend#accumulateUnitStatistics}: {@code statistics} is [4, columns of z]. Returns the
+     * {@linkplain #activationParameterCount parameter count}.
+     */
+    public static int accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
+                                               Tensor statistics) {
+        String op = "accumulateUnitStatistics(" + kind.id() + ")";
+        Shapes.requireSame(op, "z", z, "y", y);
+        Shapes.require(op, "statistics", statistics, 4, z.columnCount());
+        elementWise(kind);
+        return activationParameterCount(op, kind, param, z);
+    }
+
+    /**
+     * {@link Backend#maxoutForward} and {@link Backend#maxoutBackward}: the columns of {@code z} split into
+     * units of {@code pieces}; {@code y} and the INT32 {@code winner} are [rows of z, units].
+     *
+     * @return the number of units
+     */
+    public static int maxoutUnits(String op, Tensor z, int pieces, Tensor y, Tensor winner) {
+        if (pieces < 1 || z.columnCount() % pieces != 0) {
+            throw new IllegalArgumentException(op + ": " + Shapes.describe(z.shape()) + " cannot be split into "
+                    + pieces + " pieces per unit");
+        }
+        int units = z.columnCount() / pieces;
+        Shapes.require(op, "output", y, z.rowCount(), units);
+        Shapes.require(op, "winner", winner, z.rowCount(), units);
+        Shapes.requireType(op, "winner", winner, DType.INT32);
+        return units;
+    }
+
+    /** {@link Backend#softmax}: the probabilities have the logits' shape. */
+    public static void softmax(Tensor logits, Tensor probabilities) {
+        Shapes.requireSame("softmax", "logits", logits, "probabilities", probabilities);
+    }
+
+    // ---- losses -------------------------------------------------------------------------------
+
+    /**
+     * The fused softmax losses: the logits are a matrix, the targets and the gradient have its shape, and
+     * {@code totals} has two elements (loss sum, correct count).
+     */
+    public static void softmaxLoss(String op, Tensor logits, Tensor targets, Tensor dLogits, Tensor totals) {
+        Shapes.requireMatrix(op, "logits", logits);
+        Shapes.requireSame(op, "logits", logits, "targets", targets);
+        Shapes.requireSame(op, "logits", logits, "dLogits", dLogits);
+        requireLength(op + " (totals)", 2, totals);
+    }
+
+    // ---- reductions ---------------------------------------------------------------------------
+
+    /**
+     * The segmented sums of squares: {@code b}, when given, has the shape of {@code a}, and the INT32
+     * {@code segmentStarts} has one more element than {@code out}. The segments' bounds are values, not
+     * shapes: a backend checks them where it reads them.
+     */
+    public static void segmentSums(String op, Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
+        if (b != null) {
+            Shapes.requireSame(op, "a", a, "b", b);
+        }
+        Shapes.requireType(op, "segmentStarts", segmentStarts, DType.INT32);
+        requireLength(op + " (segmentStarts)", (int) out.size() + 1, segmentStarts);
+    }
+
+    // ---- optimizers ---------------------------------------------------------------------------
+
+    /** {@link Backend#adamUpdate}: the gradient and both moments have the shape of the parameters. */
+    public static void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v) {
+        Shapes.requireSame("adamUpdate", "params", params, "grads", grads);
+        Shapes.requireSame("adamUpdate", "params", params, "m", m);
+        Shapes.requireSame("adamUpdate", "params", params, "v", v);
+    }
+
+    /** {@link Backend#sgdUpdate}: the gradient has the shape of the parameters. */
+    public static void sgdUpdate(Tensor params, Tensor grads) {
+        Shapes.requireSame("sgdUpdate", "params", params, "grads", grads);
+    }
+
+    /** {@link Backend#sgdUpdate} with momentum: a velocity buffer of the parameters' shape is given. */
+    public static void sgdVelocity(Tensor params, Tensor velocity, float momentum) {
+        if (velocity == null) {
+            throw new IllegalArgumentException("sgdUpdate: momentum " + momentum + " needs a velocity buffer");
+        }
+        Shapes.requireSame("sgdUpdate", "params", params, "velocity", velocity);
+    }
+
+    // ---- data ---------------------------------------------------------------------------------
+
+    /**
+     * {@link Backend#gatherRows}: INT32 indices, a FLOAT32 output as wide as the source's rows, and
+     * {@code [first, first + rows of out)} within the indices. The index values are checked by the
+     * backend that reads them.
+     */
+    public static void gatherRows(Tensor source, Tensor indices, int first, Tensor out) {
+        Shapes.requireType("gatherRows", "indices", indices, DType.INT32);
+        Shapes.requireType("gatherRows", "out", out, DType.FLOAT32);
+        int rows = out.rowCount();
+        int cols = out.columnCount();
+        if (source.columnCount() != cols) {
+            throw new IllegalArgumentException("gatherRows: source rows " + Shapes.describe(source.shape())
+                    + " and out rows " + Shapes.describe(out.shape()) + " differ in width");
+        }
+        if (first < 0 || first + rows > indices.size()) {
+            throw new IllegalArgumentException("gatherRows: indices [" + first + ", " + (first + rows)
+                    + ") outside " + indices.size() + " indices");
+        }
+    }
+}
