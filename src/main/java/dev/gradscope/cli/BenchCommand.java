@@ -4,6 +4,7 @@ import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.train.FitOptions;
+import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -36,6 +37,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Also write the results as JSON to FILE.")
     Path out;
 
+    @Option(names = "--no-profile",
+            description = "Switch the gradient profiler off, to measure what profiling costs (on by default, as in train).")
+    boolean noProfile;
+
     @Override
     public Integer call() {
         if (epochs < 2) {
@@ -53,7 +58,7 @@ final class BenchCommand implements Callable<Integer> {
             var train = run.trainLimit > 0 ? mnist.train().take(Math.min(run.trainLimit, mnist.train().rows()))
                     : mnist.train();
             History history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                    .verbose(0).build());
+                    .verbose(0).profiler(noProfile ? null : new GradientProfiler()).build());
             List<Double> timed = new ArrayList<>(history.epochSeconds().subList(1, epochs));
             List<Double> sorted = new ArrayList<>(timed);
             sorted.sort(null);
@@ -64,14 +69,16 @@ final class BenchCommand implements Callable<Integer> {
             result.put("device", backend.description());
             result.putAll(resolved.config());
             result.put("batch_size", run.batchSize);
+            result.put("profile", !noProfile);
             result.put("train_examples", train.rows());
             result.put("warmup_epoch_seconds", history.epochSeconds().get(0));
             result.put("epoch_seconds", timed);
             result.put("median_epoch_seconds", median);
             result.put("final_loss", history.last("loss"));
-            System.out.printf(Locale.ROOT, "%-10s %-40s %8s %14s%n", "backend", "device", "examples", "epoch (median)");
-            System.out.printf(Locale.ROOT, "%-10s %-40s %8d %12.3f s%n", backend.name(), backend.description(),
-                    train.rows(), median);
+            System.out.printf(Locale.ROOT, "%-10s %-40s %8s %8s %14s%n", "backend", "device", "examples", "profile",
+                    "epoch (median)");
+            System.out.printf(Locale.ROOT, "%-10s %-40s %8d %8s %12.3f s%n", backend.name(), backend.description(),
+                    train.rows(), noProfile ? "off" : "on", median);
             if (out != null) {
                 HistoryJson.writeAtomically(out, result);
             }

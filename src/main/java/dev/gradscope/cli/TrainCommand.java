@@ -1,13 +1,18 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
+import dev.gradscope.data.Dataset;
 import dev.gradscope.data.Mnist;
-import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
+import dev.gradscope.report.RunReport;
+import dev.gradscope.tensor.Backend;
 import dev.gradscope.train.Callback;
+import dev.gradscope.train.Diagnosis;
 import dev.gradscope.train.FitOptions;
+import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
+import dev.gradscope.train.NonFiniteEvent;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -17,7 +22,10 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code gradscope train}: trains the chapter's MLP on MNIST and writes its history. */
+/**
+ * {@code gradscope train}: trains the chapter's MLP on MNIST with the gradient profiler on, prints the
+ * diagnosis, and with {@code --out} writes every run artifact ({@link RunReport}).
+ */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Train an MLP (by default the chapter's 784-512-256-128-64-10) on MNIST.")
 final class TrainCommand implements Callable<Integer> {
@@ -30,16 +38,39 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--epochs", defaultValue = "10", description = "Passes over the training data (default: ${DEFAULT-VALUE}).")
     int epochs;
 
-    @Option(names = "--out", paramLabel = "DIR", description = "Write history.json (updated after every epoch) here.")
+    @Option(names = "--out", paramLabel = "DIR",
+            description = "Write history.json (updated after every epoch), gradients.csv, layers.csv, diagnosis.txt,"
+                    + " charts and report.html here.")
     Path out;
 
-    @Option(names = {"-q", "--quiet"}, description = "Print only errors and the final result.")
+    @Option(names = "--no-profile", description = "Switch the gradient profiler off (no per-layer statistics).")
+    boolean noProfile;
+
+    @Option(names = "--clip-norm", paramLabel = "MAX", defaultValue = "0",
+            description = "Rescale the gradients when their global L2 norm exceeds MAX (default: off).")
+    double clipNorm;
+
+    @Option(names = "--clip-value", paramLabel = "LIMIT", defaultValue = "0",
+            description = "Clamp every gradient element to [-LIMIT, LIMIT] (default: off).")
+    double clipValue;
+
+    @Option(names = "--keep-going-on-nan",
+            description = "Do not stop at the first non-finite gradient (by default training stops there).")
+    boolean keepGoingOnNan;
+
+    @Option(names = {"-q", "--quiet"}, description = "Print only errors, the final result and the diagnosis.")
     boolean quiet;
 
     @Override
     public Integer call() {
         if (epochs < 1) {
             throw run.usage("--epochs must be >= 1, got " + epochs);
+        }
+        if (!(clipNorm >= 0) || Double.isInfinite(clipNorm)) {
+            throw run.usage("--clip-norm must be a number >= 0 (0 is off), got " + clipNorm);
+        }
+        if (!(clipValue >= 0) || Double.isInfinite(clipValue)) {
+            throw run.usage("--clip-value must be a number >= 0 (0 is off), got " + clipValue);
         }
         ModelOptions.Resolved resolved = model.resolve(run);
         Mnist mnist = run.loadMnist();
@@ -50,34 +81,107 @@ final class TrainCommand implements Callable<Integer> {
             if (device.fallback() != null) {
                 System.err.println("gradscope: " + device.fallback());
             }
-            var train = run.trainLimit > 0 ? mnist.train().take(Math.min(run.trainLimit, mnist.train().rows()))
-                    : mnist.train();
-            Map<String, Object> config = new LinkedHashMap<>();
-            config.put("command", "train");
-            config.putAll(resolved.config());
-            config.put("epochs", epochs);
-            config.put("batch_size", run.batchSize);
-            config.put("seed", run.seed);
-            config.put("device", run.device);
-            config.put("backend", backend.name());
-            config.put("backend_description", backend.description());
-            config.put("data_dir", run.dataDir.toString());
-            config.put("train_examples", train.rows());
-            config.put("validation_examples", mnist.test().rows());
+            Dataset train = trainingData(run, mnist);
+            Map<String, Object> config = config("train", resolved, run, epochs, backend, train, mnist.test());
+            config.put("profile", !noProfile);
+            config.put("clip_norm", clipNorm);
+            config.put("clip_value", clipValue);
+            config.put("stop_on_non_finite", !keepGoingOnNan);
             if (!quiet) {
                 System.out.print(net.summary());
             }
             FitOptions.Builder fit = FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                    .validation(mnist.test()).verbose(quiet ? 0 : 1);
+                    .validation(mnist.test()).verbose(quiet ? 0 : 1)
+                    .profiler(noProfile ? null : new GradientProfiler())
+                    .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan);
             if (out != null) {
-                fit.callback(new HistoryWriter(out.resolve("history.json"), config));
+                fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
             }
             History history = net.fit(train, fit.build());
+            Diagnosis diagnosis;
+            Path report = null;
+            if (out != null) {
+                RunReport.Written written = RunReport.write(out, "gradscope train: " + resolved.units().activation(),
+                        setting(resolved, train, mnist.test(), run.batchSize, backend), history, config);
+                diagnosis = written.diagnosis();
+                report = written.report();
+            } else {
+                diagnosis = Diagnosis.of(history);
+            }
+            NonFiniteEvent event = history.nonFinite();
+            if (event != null) {
+                System.out.println(event.stopped()
+                        ? "training stopped: non-finite gradient at " + RunReport.where(history, event)
+                                + "; the parameters keep their last finite values"
+                        : "warning: non-finite gradient at " + RunReport.where(history, event)
+                                + "; training went on (--keep-going-on-nan)");
+            }
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%n",
                     history.last("loss"), history.last("accuracy"), history.last("val_loss"),
-                    history.last("val_accuracy"), out == null ? "" : "; wrote " + out.resolve("history.json"));
+                    history.last("val_accuracy"), report == null ? "" : "; wrote " + report);
+            System.out.print("diagnosis:\n" + diagnosis.describe());
         }
         return 0;
+    }
+
+    /** The training set, cut to {@code --train-limit} rows when given. */
+    static Dataset trainingData(RunOptions run, Mnist mnist) {
+        return run.trainLimit > 0 ? mnist.train().take(Math.min(run.trainLimit, mnist.train().rows())) : mnist.train();
+    }
+
+    /** What a run's history.json records under {@code config}: the model, the run and the device. */
+    static Map<String, Object> config(String command, ModelOptions.Resolved resolved, RunOptions run, int epochs,
+                                      Backend backend, Dataset train, Dataset validation) {
+        Map<String, Object> config = new LinkedHashMap<>();
+        config.put("command", command);
+        config.putAll(resolved.config());
+        config.put("epochs", epochs);
+        config.put("batch_size", run.batchSize);
+        config.put("seed", run.seed);
+        config.put("device", run.device);
+        config.put("backend", backend.name());
+        config.put("backend_description", backend.description());
+        config.put("data_dir", run.dataDir.toString());
+        config.put("train_examples", train.rows());
+        config.put("validation_examples", validation.rows());
+        return config;
+    }
+
+    /**
+     * One line on what is trained, for report pages and chart subtitles, e.g. {@code 784-512-256-128-64-10
+     * sigmoid, categorical_crossentropy, adam (lr 0.001), glorot_uniform, batch 256, 60000 examples, cpu}.
+     */
+    static String setting(ModelOptions.Resolved resolved, Dataset train, Dataset validation, int batchSize,
+                          Backend backend) {
+        return String.format(Locale.ROOT, "%s %s, %s, %s (lr %s%s), %s, batch %d, %d training and %d test images, %s",
+                architecture(train.featureCount(), resolved.hidden(), train.classCount()),
+                resolved.units().activation(), resolved.loss().id(), resolved.optimizerId(),
+                number(resolved.learningRate()),
+                resolved.momentum() > 0 ? ", momentum " + number(resolved.momentum()) : "",
+                resolved.initializer(), batchSize, train.rows(), validation.rows(), backend.name());
+    }
+
+    /** {@code 784-512-256-128-64-10}; a run of equal widths is shortened: {@code 784-128x10-10}. */
+    static String architecture(int inputs, int[] hidden, int classes) {
+        StringBuilder sb = new StringBuilder().append(inputs);
+        for (int i = 0; i < hidden.length; ) {
+            int j = i;
+            while (j < hidden.length && hidden[j] == hidden[i]) {
+                j++;
+            }
+            sb.append('-').append(hidden[i]);
+            if (j - i > 2) {
+                sb.append('x').append(j - i);
+            } else if (j - i == 2) {
+                sb.append('-').append(hidden[i]);
+            }
+            i = j;
+        }
+        return sb.append('-').append(classes).toString();
+    }
+
+    private static String number(double x) {
+        return x == Math.rint(x) && Math.abs(x) < 1e6 ? String.valueOf((long) x) : String.valueOf(x);
     }
 
     /** Rewrites history.json after every epoch, so an interrupted run keeps what it learned so far. */

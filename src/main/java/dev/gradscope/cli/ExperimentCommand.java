@@ -1,0 +1,875 @@
+package dev.gradscope.cli;
+
+import dev.gradscope.backend.Devices;
+import dev.gradscope.data.Dataset;
+import dev.gradscope.data.Mnist;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.report.ExperimentReport;
+import dev.gradscope.report.ExperimentReport.Run;
+import dev.gradscope.report.HtmlReport;
+import dev.gradscope.report.LineChart;
+import dev.gradscope.report.RunReport;
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.train.Diagnosis;
+import dev.gradscope.train.FitOptions;
+import dev.gradscope.train.History;
+import dev.gradscope.train.Profile;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code gradscope experiment NAME}: the experiments of section 5.4 of the chapter, one command each.
+ * Every run writes {@link RunReport}'s files under {@code OUT/runs/RUN/}; the experiment writes the
+ * cross-run figures, {@code summary.csv} and {@code report.html} into {@code OUT} ({@link ExperimentReport}).
+ *
+ * <ul>
+ *   <li>{@code losses}: the sigmoid MLP with MSE and with cross-entropy (Figures 5.15 and 5.16);</li>
+ *   <li>{@code activations}: sigmoid, tanh, softsign, relu and elu with cross-entropy (Figures 5.17, 5.18);</li>
+ *   <li>{@code gradients}: every activation of the chapter, gradient norm against depth after the first epoch,
+ *       for the chapter's MLP and a deep, narrow one;</li>
+ *   <li>{@code init}: a ReLU MLP whose kernels start at growing scales, trained with plain SGD until the
+ *       gradients overflow.</li>
+ * </ul>
+ */
+@Command(name = "experiment", mixinStandardHelpOptions = true,
+        description = "Reproduce an experiment of section 5.4 of the chapter and write its report.",
+        subcommands = {ExperimentCommand.Losses.class, ExperimentCommand.Activations.class,
+                ExperimentCommand.Gradients.class, ExperimentCommand.Init.class})
+final class ExperimentCommand implements Runnable {
+    /** The experiments, for the "missing experiment" message. */
+    static final String NAMES = "losses, activations, gradients or init";
+
+    /** The chapter's activations, in its order. */
+    static final List<String> CHAPTER_ACTIVATIONS = List.of("step", "linear", "sigmoid", "tanh", "hardtanh", "arctan",
+            "softsign", "bent_identity", "relu", "leaky_relu", "elu", "prelu", "swish", "maxout");
+
+    @Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "missing experiment: " + NAMES);
+    }
+
+    /**
+     * One run of an experiment.
+     *
+     * @param name    how figures and tables name it
+     * @param dirName its folder under {@code runs/}
+     * @param model   the network and how it learns
+     */
+    record RunSpec(String name, String dirName, ModelOptions.Resolved model) {
+    }
+
+    /** What every experiment shares: options, data, device, the loop over runs and the report. */
+    abstract static class Experiment implements Callable<Integer> {
+        @Mixin
+        RunOptions run;
+
+        @Option(names = "--out", paramLabel = "DIR",
+                description = "Folder for report.html, the figures, summary.csv and runs/ (default: out/experiment-NAME).")
+        Path out;
+
+        @Option(names = {"-q", "--quiet"}, description = "Print only errors and the final result.")
+        boolean quiet;
+
+        /** The subcommand's name, e.g. {@code activations}. */
+        abstract String name();
+
+        /** The epochs each run trains. */
+        abstract int epochs();
+
+        /** The page's title. */
+        abstract String title();
+
+        /** The runs, in order; option errors are usage errors thrown here, before any data is read. */
+        abstract List<RunSpec> plan();
+
+        /**
+         * Builds the experiment's page from its finished runs.
+         *
+         * @param setting one line on what every run shares (batch, data, device)
+         */
+        abstract void report(ExperimentReport report, List<Run> runs, String setting);
+
+        /** The one-line outcome printed at the end, e.g. which runs exploded. */
+        abstract String outcome(List<Run> runs);
+
+        @Override
+        public Integer call() {
+            run.validate();
+            if (epochs() < 1) {
+                throw run.usage("--epochs must be >= 1, got " + epochs());
+            }
+            List<RunSpec> specs = plan();
+            Path dir = out != null ? out : Path.of("out", "experiment-" + name());
+            Mnist mnist = run.loadMnist();
+            Devices.Selection device = run.openDevice();
+            try (Backend backend = device.backend()) {
+                if (device.fallback() != null) {
+                    System.err.println("gradscope: " + device.fallback());
+                }
+                Dataset train = TrainCommand.trainingData(run, mnist);
+                List<Run> runs = new ArrayList<>();
+                for (int i = 0; i < specs.size(); i++) {
+                    runs.add(train(specs.get(i), i, specs.size(), dir, backend, train, mnist.test()));
+                }
+                String setting = String.format(Locale.ROOT, "%d epoch%s, batch %d, %d training and %d test images,"
+                                + " seed %d, %s", epochs(), epochs() == 1 ? "" : "s", run.batchSize, train.rows(),
+                        mnist.test().rows(), run.seed, backend.name());
+                ExperimentReport report = new ExperimentReport(dir, title());
+                report(report, runs, setting);
+                report.page().heading("Reproduce");
+                report.page().preformatted(commandLine(train.rows(), backend.name()));
+                Path page = report.write();
+                System.out.println(outcome(runs));
+                System.out.println("wrote " + page);
+            }
+            return 0;
+        }
+
+        private String commandLine(int trainRows, String backendName) {
+            StringBuilder sb = new StringBuilder("gradscope experiment ").append(name())
+                    .append(" --device ").append(backendName).append(" --epochs ").append(epochs())
+                    .append(" \\\n    --batch-size ").append(run.batchSize).append(" --seed ").append(run.seed);
+            if (!run.dataDir.equals(Path.of(Mnist.DEFAULT_DIR))) {
+                sb.append(" --data-dir ").append(run.dataDir);
+            }
+            if (run.trainLimit > 0) {
+                sb.append(" --train-limit ").append(trainRows);
+            }
+            for (String argument : extraArguments().trim().split(" (?=--)")) {
+                sb.append(" \\\n    ").append(argument);
+            }
+            return sb.toString();
+        }
+
+        /** The experiment's own options as given, for the page's command line. */
+        abstract String extraArguments();
+
+        private Run train(RunSpec spec, int index, int count, Path dir, Backend backend, Dataset train,
+                          Dataset test) {
+            String setting = TrainCommand.setting(spec.model(), train, test, run.batchSize, backend);
+            if (!quiet) {
+                System.out.printf(Locale.ROOT, "[%d/%d] %s: %s%n", index + 1, count, spec.name(), setting);
+            }
+            long start = System.nanoTime();
+            History history;
+            try (Sequential net = spec.model().build(backend, run.seed, train.featureCount(), train.classCount())) {
+                history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs())
+                        .validation(test).verbose(quiet ? 0 : 1).build());
+            }
+            double seconds = (System.nanoTime() - start) / 1e9;
+            Map<String, Object> config = TrainCommand.config("experiment " + name(), spec.model(), run, epochs(),
+                    backend, train, test);
+            config.put("run", spec.name());
+            Path runDir = dir.resolve(ExperimentReport.RUNS_DIR).resolve(spec.dirName());
+            RunReport.Written written = RunReport.write(runDir, "experiment " + name() + ": " + spec.name(), setting,
+                    history, config);
+            Run result = new Run(spec.name(), runDir, history, written.diagnosis(), seconds);
+            if (!quiet) {
+                System.out.printf(Locale.ROOT, "[%d/%d] %s: loss %.4f, accuracy %.4f, val_accuracy %.4f,"
+                                + " layer 1 / output ||dW|| %s, %.1f s%n  %s%n", index + 1, count, spec.name(),
+                        result.last("loss"), result.last("accuracy"), result.last("val_accuracy"),
+                        ratioText(result.firstToLastRatio()), seconds,
+                        written.diagnosis().verdicts().stream().map(Diagnosis.Verdict::text)
+                                .collect(Collectors.joining("\n  ")));
+            }
+            return result;
+        }
+
+        /** A usage error for an experiment option. */
+        CommandLine.ParameterException usage(String message) {
+            return run.usage(message);
+        }
+
+        /** The chapter's setup: Adam with Keras's defaults and glorot_uniform kernels. */
+        static ModelOptions.Resolved adam(Mlp.HiddenUnits units, int[] hidden, Loss loss) {
+            return new ModelOptions.Resolved(units, hidden, loss, Initializer.glorotUniform(), "adam", 1e-3, 0, false);
+        }
+
+        /** The activation ids, checked; a bad one is a usage error that lists the valid ones. */
+        List<Mlp.HiddenUnits> hiddenUnits(List<String> ids, String option) {
+            if (ids == null || ids.isEmpty()) {
+                throw usage(option + " needs at least one activation; valid: " + Mlp.HiddenUnits.validIds());
+            }
+            List<Mlp.HiddenUnits> units = new ArrayList<>();
+            for (String id : ids) {
+                try {
+                    units.add(Mlp.HiddenUnits.of(id));
+                } catch (IllegalArgumentException e) {
+                    throw usage(option + ": " + e.getMessage()
+                            + (e.getMessage().contains("valid:") ? "" : "; valid: " + Mlp.HiddenUnits.validIds()));
+                }
+            }
+            if (units.stream().map(Mlp.HiddenUnits::activation).distinct().count() < units.size()) {
+                throw usage(option + " names an activation twice: " + ids);
+            }
+            return units;
+        }
+    }
+
+    /** "1/12", "0" or "3.2x": a ratio as a reader compares it (below 1 as a fraction). */
+    static String ratioText(double ratio) {
+        if (ratio == 0) {
+            return "0";
+        }
+        if (!Double.isFinite(ratio) || ratio < 0) {
+            return String.valueOf(ratio);
+        }
+        if (ratio < 1) {
+            return "1/" + round(1 / ratio);
+        }
+        return round(ratio) + "x";
+    }
+
+    /** Two significant digits, e.g. 5.7, 58, 550000; an exponent from a million up and below 0.001. */
+    static String round(double x) {
+        if (!Double.isFinite(x)) {
+            return String.valueOf(x);
+        }
+        if (Math.abs(x) >= 1e6 || (x != 0 && Math.abs(x) < 1e-3)) {
+            return String.format(Locale.ROOT, "%.1e", x);
+        }
+        if (Math.abs(x) >= 10) {
+            double unit = Math.pow(10, Math.floor(Math.log10(Math.abs(x))) - 1);
+            return String.format(Locale.ROOT, "%.0f", Math.rint(x / unit) * unit);
+        }
+        String s = String.format(Locale.ROOT, "%.2g", x);
+        return s.contains(".") ? s.replaceAll("0+$", "").replaceAll("\\.$", "") : s;
+    }
+
+    private static String percent(double fraction) {
+        return String.format(Locale.ROOT, "%.1f%%", 100 * fraction);
+    }
+
+    private static Run find(List<Run> runs, String name) {
+        return runs.stream().filter(r -> r.name().equals(name)).findFirst().orElse(null);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /** Figures 5.15 and 5.16: MSE vs cross-entropy on the sigmoid MLP. */
+    @Command(name = "losses", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Figures 5.15 and 5.16: the sigmoid MLP trained with MSE and with cross-entropy (Adam,"
+                    + " batch 256): training loss, train and test accuracy per epoch.")
+    static final class Losses extends Experiment {
+        /** How far ahead cross-entropy's epoch-1 training accuracy must be to call it faster. */
+        static final double MARGIN = 0.01;
+
+        @Option(names = "--epochs", defaultValue = "10", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
+        int epochs;
+
+        @Option(names = "--activation", defaultValue = "sigmoid",
+                description = "Hidden activation of both runs (default: ${DEFAULT-VALUE}, as in the chapter).")
+        String activation;
+
+        @Override
+        String name() {
+            return "losses";
+        }
+
+        @Override
+        int epochs() {
+            return epochs;
+        }
+
+        @Override
+        String title() {
+            return "MSE vs cross-entropy (chapter section 5.4, Figures 5.15 and 5.16)";
+        }
+
+        @Override
+        String extraArguments() {
+            return " --activation " + activation;
+        }
+
+        @Override
+        List<RunSpec> plan() {
+            Mlp.HiddenUnits units = hiddenUnits(List.of(activation), "--activation").get(0);
+            List<RunSpec> specs = new ArrayList<>();
+            for (Loss loss : List.of(Loss.MEAN_SQUARED_ERROR, Loss.CATEGORICAL_CROSSENTROPY)) {
+                specs.add(new RunSpec(loss.id(), loss.id(), adam(units, Mlp.CHAPTER_HIDDEN, loss)));
+            }
+            return specs;
+        }
+
+        @Override
+        void report(ExperimentReport report, List<Run> runs, String setting) {
+            String model = TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT) + " " + activation
+                    + ", Adam (lr 0.001), glorot_uniform";
+            Run mse = find(runs, Loss.MEAN_SQUARED_ERROR.id());
+            Run ce = find(runs, Loss.CATEGORICAL_CROSSENTROPY.id());
+            HtmlReport page = report.page();
+            page.paragraph("The chapter trains its MLP (" + model + ") twice: once with the mean squared error on the"
+                    + " softmax output and once with categorical cross-entropy. Its claim: cross-entropy learns"
+                    + " faster, because the softmax's own slope damps MSE's gradient (most of all when the output is"
+                    + " confidently wrong), while cross-entropy's gradient at the logits is simply p − y.");
+            page.paragraph("Both runs: " + setting + ".");
+            double ceTrain = ce.history().get("accuracy").get(0);
+            double mseTrain = mse.history().get("accuracy").get(0);
+            String detail = String.format(Locale.ROOT,
+                    "Mean training accuracy during epoch 1: %.4f with cross-entropy, %.4f with MSE. Test accuracy"
+                            + " after epoch 1: %.4f and %.4f; after epoch %d: %.4f and %.4f. Mean gradient norm reaching"
+                            + " layer 1 in epoch 1: %s with cross-entropy, %s with MSE.",
+                    ceTrain, mseTrain, ce.history().get("val_accuracy").get(0),
+                    mse.history().get("val_accuracy").get(0), epochs, ce.last("val_accuracy"),
+                    mse.last("val_accuracy"), round(firstLayerNorm(ce)), round(firstLayerNorm(mse)));
+            String margin = round(100 * MARGIN) + " percentage point" + (MARGIN == 0.01 ? "" : "s");
+            if (ceTrain - mseTrain >= MARGIN) {
+                page.verdict(HtmlReport.Tone.SUCCESS, "Confirmed: cross-entropy learns faster than MSE",
+                        detail + " (The criterion: cross-entropy's epoch-1 training accuracy leads by at least "
+                                + margin + ".)");
+            } else if (mseTrain - ceTrain >= MARGIN) {
+                page.verdict(HtmlReport.Tone.WARNING, "Not confirmed in this run: MSE learned faster", detail);
+            } else {
+                page.verdict(HtmlReport.Tone.WARNING, "Not confirmed in this run: cross-entropy and MSE learned"
+                        + " about equally fast in epoch 1 (within " + margin + ")", detail);
+            }
+            page.heading("Figure 5.15: training loss per epoch");
+            page.paragraph("The two losses are on different scales (cross-entropy in nats, MSE as a mean of squared"
+                    + " probability errors), so compare how fast each falls, not their heights; the y axis is"
+                    + " logarithmic.");
+            report.figure(ExperimentReport.metricPerEpoch("Figure 5.15: training loss per epoch", model,
+                    "training loss", true, runs, "loss"), "fig-5-15-loss");
+            page.heading("Figure 5.16: train and test accuracy per epoch");
+            page.paragraph("Train accuracy is the mean over each epoch's batches while the weights were still"
+                    + " changing, as Keras reports it; test accuracy is measured after the epoch.");
+            report.figure(ExperimentReport.trainAndTestAccuracy("Figure 5.16: train and test accuracy per epoch", model,
+                    runs), "fig-5-16-accuracy");
+            page.heading("Gradient flow");
+            page.paragraph("Mean kernel gradient norm of each layer over the first epoch, against depth.");
+            report.figure(ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1", model, runs, 0),
+                    "gradient-norm-by-depth");
+            page.heading("Runs");
+            report.summary(runs).runLinks(runs);
+        }
+
+        @Override
+        String outcome(List<Run> runs) {
+            Run mse = find(runs, Loss.MEAN_SQUARED_ERROR.id());
+            Run ce = find(runs, Loss.CATEGORICAL_CROSSENTROPY.id());
+            return String.format(Locale.ROOT, "final val_accuracy: categorical_crossentropy %.4f, mse %.4f",
+                    ce.last("val_accuracy"), mse.last("val_accuracy"));
+        }
+    }
+
+    private static double firstLayerNorm(Run run) {
+        Profile p = run.profile();
+        return p == null || p.steps().isEmpty() ? Double.NaN : RunReport.kernelGradientNormsByDepth(p, 0)[0];
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /** Figures 5.17 and 5.18: five activations with cross-entropy. */
+    @Command(name = "activations", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Figures 5.17 and 5.18: the chapter's MLP with sigmoid, tanh, softsign, relu and elu"
+                    + " (cross-entropy, Adam, batch 256): training loss per epoch, final train and test accuracy,"
+                    + " and the gradient each layer receives.")
+    static final class Activations extends Experiment {
+        static final List<String> DEFAULT = List.of("sigmoid", "tanh", "softsign", "relu", "elu");
+
+        @Option(names = "--epochs", defaultValue = "10", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
+        int epochs;
+
+        @Option(names = "--activations", split = ",", paramLabel = "ID",
+                description = "Activations to compare (default: sigmoid,tanh,softsign,relu,elu).")
+        List<String> activations = new ArrayList<>(DEFAULT);
+
+        @Override
+        String name() {
+            return "activations";
+        }
+
+        @Override
+        int epochs() {
+            return epochs;
+        }
+
+        @Override
+        String title() {
+            return "Activations and gradient flow (chapter section 5.4, Figures 5.17 and 5.18)";
+        }
+
+        @Override
+        String extraArguments() {
+            return " --activations " + String.join(",", activations);
+        }
+
+        @Override
+        List<RunSpec> plan() {
+            List<RunSpec> specs = new ArrayList<>();
+            for (Mlp.HiddenUnits units : hiddenUnits(activations, "--activations")) {
+                specs.add(new RunSpec(units.activation(), units.activation(),
+                        adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY)));
+            }
+            return specs;
+        }
+
+        @Override
+        void report(ExperimentReport report, List<Run> runs, String setting) {
+            String model = TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT)
+                    + ", categorical_crossentropy, Adam (lr 0.001), glorot_uniform";
+            HtmlReport page = report.page();
+            page.paragraph("The chapter's MLP (" + model + ") trained once per hidden activation. The chapter's"
+                    + " claims: sigmoid's derivative is at most 0.25, so the gradient shrinks on its way back to the"
+                    + " input (vanishing gradients), and tanh and softsign less so; ReLU and ELU pass the gradient"
+                    + " through unchanged where they are active, so every layer learns.");
+            page.paragraph("Every run: " + setting + ".");
+            gradientFlowVerdicts(page, runs);
+            Run best = runs.stream().max((a, b) -> Double.compare(a.last("val_accuracy"), b.last("val_accuracy")))
+                    .orElseThrow();
+            page.verdict(HtmlReport.Tone.INFO, String.format(Locale.ROOT, "Best final test accuracy: %s (%.4f)",
+                    best.name(), best.last("val_accuracy")), runs.stream()
+                    .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.last("val_accuracy")))
+                    .collect(Collectors.joining(", ")) + ".");
+            page.heading("Figure 5.17: training loss per epoch");
+            report.figure(ExperimentReport.metricPerEpoch("Figure 5.17: training loss per epoch", model,
+                    "training loss", true, runs, "loss"), "fig-5-17-loss");
+            page.heading("Figure 5.18: final train and test accuracy");
+            page.paragraph("Train accuracy is the mean over the epoch's batches while the weights were still"
+                    + " changing, as Keras reports it; test accuracy is measured after the epoch, so after the first"
+                    + " epochs it can be the higher of the two.");
+            report.figure(ExperimentReport.finalAccuracy("Figure 5.18: final train and test accuracy (epoch "
+                    + epochs + ")", model, "activation", runs), "fig-5-18-accuracy");
+            page.heading("Gradient flow: gradient norm against depth, epoch 1");
+            page.paragraph("For each activation, the mean norm of each kernel's gradient over the steps of the first"
+                    + " epoch, from layer 1 (next to the input) to the output layer. A line that falls to the left is"
+                    + " a gradient that vanishes on its way back to the input.");
+            report.figure(ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1", model, runs, 0),
+                    "gradient-norm-by-depth");
+            page.heading("Runs");
+            report.summary(runs).runLinks(runs);
+        }
+
+        @Override
+        String outcome(List<Run> runs) {
+            return "layer 1 / output ||dW|| in epoch 1: " + runs.stream()
+                    .map(r -> r.name() + " " + ratioText(r.firstToLastRatio())).collect(Collectors.joining(", "));
+        }
+    }
+
+    /**
+     * Compares how much of the output layer's gradient reaches layer 1 for sigmoid and for relu (when both
+     * ran), and lists the activations whose diagnosis says vanishing.
+     */
+    static void gradientFlowVerdicts(HtmlReport page, List<Run> runs) {
+        Run sigmoid = find(runs, "sigmoid");
+        Run relu = find(runs, "relu");
+        if (sigmoid != null && relu != null) {
+            double s = sigmoid.firstToLastRatio();
+            double r = relu.firstToLastRatio();
+            String detail = String.format(Locale.ROOT, "In the first epoch sigmoid's layer 1 receives %s of the"
+                            + " gradient norm of its output layer; relu's receives %s (mean kernel ||dW|| over the"
+                            + " epoch's steps).", ratioText(s), ratioText(r));
+            if (s < 0.5 && r > 2 * s) {
+                page.verdict(HtmlReport.Tone.SUCCESS, "Confirmed: sigmoid's gradient vanishes towards the input,"
+                        + " relu's stays far flatter", detail);
+            } else {
+                page.verdict(HtmlReport.Tone.WARNING, "Not confirmed in this run: sigmoid's gradient does not vanish"
+                        + " markedly more than relu's", detail);
+            }
+        }
+        List<Run> vanishing = runs.stream().filter(x -> x.has(Diagnosis.Kind.VANISHING)).toList();
+        if (!vanishing.isEmpty()) {
+            page.verdict(HtmlReport.Tone.WARNING, "Vanishing gradients: " + names(vanishing),
+                    "Layer 1 receives less than " + ratioText(Diagnosis.VANISHING_RATIO) + " of the output"
+                            + " layer's gradient over the first " + Diagnosis.WINDOW + " steps: " + vanishing.stream()
+                            .map(x -> x.name() + " " + ratioText(x.diagnosis().layers().get(0).ratioToOutput()))
+                            .collect(Collectors.joining(", ")) + ".");
+        }
+        List<String> exploded = ExperimentReport.exploded(runs).stream().map(Run::name).toList();
+        if (!exploded.isEmpty()) {
+            page.verdict(HtmlReport.Tone.FAILURE, "Exploding gradients: " + String.join(", ", exploded), null);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /** Gradient norm against depth for every activation of the chapter, at two depths. */
+    @Command(name = "gradients", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Every activation of the chapter: the gradient norm of each layer against its depth over"
+                    + " the first epoch (log scale), in the chapter's MLP and in a deep, narrow one.")
+    static final class Gradients extends Experiment {
+        @Option(names = "--epochs", defaultValue = "1", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
+        int epochs;
+
+        @Option(names = "--activations", split = ",", paramLabel = "ID",
+                description = "Activations to compare (default: the chapter's 14: step, linear, sigmoid, tanh,"
+                        + " hardtanh, arctan, softsign, bent_identity, relu, leaky_relu, elu, prelu, swish, maxout).")
+        List<String> activations = new ArrayList<>(CHAPTER_ACTIVATIONS);
+
+        @Option(names = "--deep-layers", defaultValue = "10",
+                description = "Hidden layers of the deep variant (default: ${DEFAULT-VALUE}; 0 skips it).")
+        int deepLayers;
+
+        @Option(names = "--deep-width", defaultValue = "128",
+                description = "Units per hidden layer of the deep variant (default: ${DEFAULT-VALUE}).")
+        int deepWidth;
+
+        @Override
+        String name() {
+            return "gradients";
+        }
+
+        @Override
+        int epochs() {
+            return epochs;
+        }
+
+        @Override
+        String title() {
+            return "Gradient norm against depth for every activation of the chapter";
+        }
+
+        @Override
+        String extraArguments() {
+            return " --activations " + String.join(",", activations) + " --deep-layers " + deepLayers
+                    + " --deep-width " + deepWidth;
+        }
+
+        private int[] deepHidden() {
+            int[] hidden = new int[deepLayers];
+            Arrays.fill(hidden, deepWidth);
+            return hidden;
+        }
+
+        private List<int[]> variants() {
+            return deepLayers == 0 ? List.of(Mlp.CHAPTER_HIDDEN) : List.of(Mlp.CHAPTER_HIDDEN, deepHidden());
+        }
+
+        private static String variantDir(int variant) {
+            return variant == 0 ? "chapter" : "deep";
+        }
+
+        @Override
+        List<RunSpec> plan() {
+            if (deepLayers < 0) {
+                throw usage("--deep-layers must be >= 0, got " + deepLayers);
+            }
+            if (deepWidth < 1) {
+                throw usage("--deep-width must be >= 1, got " + deepWidth);
+            }
+            List<Mlp.HiddenUnits> units = hiddenUnits(activations, "--activations");
+            List<RunSpec> specs = new ArrayList<>();
+            List<int[]> variants = variants();
+            for (int v = 0; v < variants.size(); v++) {
+                for (Mlp.HiddenUnits u : units) {
+                    specs.add(new RunSpec(u.activation(), variantDir(v) + "-" + u.activation(),
+                            adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY)));
+                }
+            }
+            return specs;
+        }
+
+        @Override
+        void report(ExperimentReport report, List<Run> runs, String setting) {
+            HtmlReport page = report.page();
+            page.paragraph("Every activation of the chapter, each in a fresh MLP trained with categorical"
+                    + " cross-entropy and Adam (lr 0.001) from glorot_uniform kernels. For each run, the mean norm of"
+                    + " each kernel's gradient over the steps of the first epoch is drawn against the layer's depth"
+                    + " (1 = next to the input), on a log scale: a line falling to the left is a gradient vanishing"
+                    + " on its way back to the input, a line rising to the left one that explodes.");
+            page.paragraph("Every run: " + setting + ".");
+            if (runs.stream().anyMatch(r -> r.name().equals("step"))) {
+                page.paragraph("step's derivative is 0 wherever it is defined, so no gradient reaches its hidden"
+                        + " layers: their norms are exactly 0, which a log axis cannot draw (the figure notes it),"
+                        + " and only the output layer learns.");
+            }
+            List<int[]> variants = variants();
+            int perVariant = runs.size() / variants.size();
+            for (int v = 0; v < variants.size(); v++) {
+                List<Run> group = runs.subList(v * perVariant, (v + 1) * perVariant);
+                String architecture = TrainCommand.architecture(Mnist.PIXELS, variants.get(v), Mnist.CLASS_COUNT);
+                String label = v == 0 ? "the chapter's MLP, " + architecture
+                        : "a deep MLP, " + architecture + " (" + deepLayers + " hidden layers of " + deepWidth + ")";
+                page.heading("Gradient norm against depth: " + label);
+                gradientFlowVerdicts(page, group);
+                report.figure(ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1",
+                        label + "; categorical_crossentropy, Adam", group, 0), "gradient-norm-by-depth-"
+                        + variantDir(v), RunReport.CHART_WIDTH, 640);
+                page.table("Layer 1 / output layer gradient norm, epoch 1 (" + variantDir(v) + ")",
+                        ratioTable(group));
+            }
+            page.heading("Runs");
+            int v = 0;
+            for (int i = 0; i < runs.size(); i += perVariant, v++) {
+                List<Run> group = runs.subList(i, i + perVariant);
+                page.subheading(v == 0 ? "Chapter MLP" : "Deep MLP");
+                report.summary(group, "summary-" + variantDir(v) + ".csv").runLinks(group);
+            }
+        }
+
+        private static dev.gradscope.report.CsvTable ratioTable(List<Run> runs) {
+            dev.gradscope.report.CsvTable table = new dev.gradscope.report.CsvTable("activation",
+                    "layer 1 ||dW||", "output ||dW||", "layer 1 / output", "as a fraction", "val_accuracy",
+                    "verdicts");
+            for (Run run : runs) {
+                double[] byDepth = run.profile() == null ? new double[] {Double.NaN}
+                        : RunReport.kernelGradientNormsByDepth(run.profile(), 0);
+                table.addRow(run.name(), byDepth[0], byDepth[byDepth.length - 1], run.firstToLastRatio(),
+                        ratioText(run.firstToLastRatio()), run.last("val_accuracy"),
+                        run.diagnosis().verdicts().stream().map(x -> x.kind().name().toLowerCase(Locale.ROOT))
+                                .distinct().collect(Collectors.joining(", ")));
+            }
+            return table;
+        }
+
+        @Override
+        String outcome(List<Run> runs) {
+            int perVariant = runs.size() / variants().size();
+            StringBuilder sb = new StringBuilder("layer 1 / output ||dW|| in epoch 1:");
+            for (int v = 0; v < variants().size(); v++) {
+                sb.append(v == 0 ? "\n  chapter: " : "\n  deep:    ");
+                sb.append(runs.subList(v * perVariant, (v + 1) * perVariant).stream()
+                        .map(r -> r.name() + " " + ratioText(r.firstToLastRatio())).collect(Collectors.joining(", ")));
+            }
+            return sb.toString();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /** Exploding gradients: the same ReLU MLP from kernels of growing initial scale. */
+    @Command(name = "init", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Exploding gradients: the chapter's ReLU MLP from random_normal kernels of growing standard"
+                    + " deviation, trained with plain SGD; names the runs whose gradients explode and the step where"
+                    + " training broke.")
+    static final class Init extends Experiment {
+        /** A run "learned" when its final test accuracy reaches this (chance is 0.1). */
+        static final double LEARNED_ACCURACY = 0.5;
+
+        @Option(names = "--epochs", defaultValue = "1", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
+        int epochs;
+
+        @Option(names = "--scales", split = ",", paramLabel = "SIGMA",
+                description = "Standard deviations of the kernels' random_normal initializer"
+                        + " (default: 0.01,0.03,0.1,0.3,1,3).")
+        double[] scales = {0.01, 0.03, 0.1, 0.3, 1, 3};
+
+        @Option(names = "--activation", defaultValue = "relu",
+                description = "Hidden activation (default: ${DEFAULT-VALUE}).")
+        String activation;
+
+        @Option(names = "--optimizer", defaultValue = "sgd",
+                description = "sgd or adam (default: ${DEFAULT-VALUE}; Adam's per-parameter step size absorbs"
+                        + " large gradients).")
+        String optimizer;
+
+        @Option(names = "--learning-rate", paramLabel = "LR",
+                description = "Learning rate (default: Keras's, 0.01 for sgd and 0.001 for adam).")
+        Double learningRate;
+
+        @Option(names = "--momentum", defaultValue = "0", description = "SGD momentum (default: ${DEFAULT-VALUE}).")
+        double momentum;
+
+        @Override
+        String name() {
+            return "init";
+        }
+
+        @Override
+        int epochs() {
+            return epochs;
+        }
+
+        @Override
+        String title() {
+            return "Exploding gradients from large initial weights";
+        }
+
+        @Override
+        String extraArguments() {
+            return " --scales " + Arrays.stream(scales).mapToObj(ExperimentCommand::scaleText)
+                    .collect(Collectors.joining(",")) + " --activation " + activation + " --optimizer " + optimizerId()
+                    + " --learning-rate " + learningRate() + (momentum > 0 ? " --momentum " + momentum : "");
+        }
+
+        private String optimizerId() {
+            return optimizer.trim().toLowerCase(Locale.ROOT);
+        }
+
+        private double learningRate() {
+            return learningRate != null ? learningRate : optimizerId().equals("adam") ? 1e-3 : 1e-2;
+        }
+
+        @Override
+        List<RunSpec> plan() {
+            Mlp.HiddenUnits units = hiddenUnits(List.of(activation), "--activation").get(0);
+            if (!optimizerId().equals("sgd") && !optimizerId().equals("adam")) {
+                throw usage("--optimizer: unknown optimizer '" + optimizer + "'; valid: sgd, adam");
+            }
+            if (!(learningRate() > 0) || Double.isInfinite(learningRate())) {
+                throw usage("--learning-rate must be a positive number, got " + learningRate());
+            }
+            if (!(momentum >= 0 && momentum < 1)) {
+                throw usage("--momentum must be in [0, 1), got " + momentum);
+            }
+            if (scales == null || scales.length == 0) {
+                throw usage("--scales needs at least one standard deviation");
+            }
+            List<RunSpec> specs = new ArrayList<>();
+            for (double sigma : scales) {
+                if (!(sigma > 0) || Double.isInfinite(sigma)) {
+                    throw usage("--scales must be positive numbers, got " + sigma);
+                }
+                Initializer init = new Initializer(Initializer.Kind.RANDOM_NORMAL, sigma);
+                String text = scaleText(sigma);
+                if (specs.stream().anyMatch(s -> s.dirName().equals("sigma-" + text))) {
+                    throw usage("--scales names " + text + " twice");
+                }
+                specs.add(new RunSpec("σ=" + text, "sigma-" + text, new ModelOptions.Resolved(units,
+                        Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY, init, optimizerId(), learningRate(),
+                        momentum, false)));
+            }
+            return specs;
+        }
+
+        @Override
+        void report(ExperimentReport report, List<Run> runs, String setting) {
+            String optimizerText = optimizerId().equals("sgd")
+                    ? "plain SGD (lr " + learningRate() + (momentum > 0 ? ", momentum " + momentum : ", no momentum")
+                            + ")"
+                    : "Adam (lr " + learningRate() + ")";
+            String model = TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT) + " " + activation
+                    + ", categorical_crossentropy, " + optimizerText;
+            HtmlReport page = report.page();
+            page.paragraph("The same MLP (" + model + ") trained from kernels drawn from a normal distribution with"
+                    + " mean 0 and standard deviation σ (random_normal:σ; biases start at 0), one run per σ. Large"
+                    + " weights multiply the signal at every layer on the way forward and the gradient at every layer"
+                    + " on the way back, so the gradient grows with σ roughly like σ to the power of the depth; a"
+                    + " step of the learning rate times that gradient makes the weights larger still, until the"
+                    + " numbers overflow float32 and the gradient becomes infinite or NaN. Too small a σ does the"
+                    + " opposite: the signal and the gradient shrink layer by layer and the network barely learns.");
+            if (optimizerId().equals("sgd")) {
+                page.paragraph("Optimizer: " + optimizerText + ", Keras's default SGD, because its step is"
+                        + " proportional to the gradient and so shows an exploding gradient directly. Adam divides"
+                        + " each parameter's step by the running root mean square of its gradient, so its steps stay"
+                        + " near the learning rate however large the gradient: it absorbs much of the explosion (run"
+                        + " with --optimizer adam to compare).");
+            } else {
+                page.paragraph("Optimizer: " + optimizerText + ". Adam divides each parameter's step by the running"
+                        + " root mean square of its gradient, so its steps stay near the learning rate however large"
+                        + " the gradient; plain SGD (the default of this experiment) shows an exploding gradient"
+                        + " more directly.");
+            }
+            page.paragraph("Every run: " + setting + ". Training stops at the first step whose gradient is not"
+                    + " finite, before that step's update.");
+
+            page.heading("Verdicts");
+            List<Run> exploded = ExperimentReport.exploded(runs);
+            for (Run run : exploded) {
+                History h = run.history();
+                String detail = h.nonFinite() != null
+                        ? "Training broke at " + RunReport.where(h, h.nonFinite()) + ": the gradient became "
+                                + "infinite or NaN" + (h.nonFinite().stopped() ? " and training stopped there." : ".")
+                        : run.diagnosis().verdicts().stream().filter(x -> x.kind() == Diagnosis.Kind.EXPLODING)
+                                .map(x -> RunReport.sentence(x.text())).collect(Collectors.joining(" "));
+                page.verdict(HtmlReport.Tone.FAILURE, run.name() + ": exploding gradients", detail
+                        + String.format(Locale.ROOT, " Gradient norm of layer 1 at step 1: %s.",
+                                round(stepOneNorm(run, 1))));
+            }
+            List<Run> learned = runs.stream().filter(r -> !r.exploded()
+                    && r.last("val_accuracy") >= LEARNED_ACCURACY).toList();
+            List<Run> stuck = runs.stream().filter(r -> !r.exploded()
+                    && !(r.last("val_accuracy") >= LEARNED_ACCURACY)).toList();
+            if (!learned.isEmpty()) {
+                page.verdict(HtmlReport.Tone.SUCCESS, "Trained: " + names(learned), "Final test accuracy "
+                        + accuracies(learned) + "; no gradient overflowed.");
+            }
+            if (!stuck.isEmpty()) {
+                page.verdict(HtmlReport.Tone.WARNING, "Did not learn in " + epochs + " epoch" + (epochs == 1 ? "" : "s")
+                        + ": " + names(stuck), "Final test accuracy " + accuracies(stuck) + " (below "
+                        + LEARNED_ACCURACY + "; chance is 0.1). Gradient norm of layer 1 at step 1: " + stuck.stream()
+                        .map(r -> r.name() + " " + round(stepOneNorm(r, 1))).collect(Collectors.joining(", ")) + ".");
+            }
+            if (exploded.isEmpty()) {
+                page.verdict(HtmlReport.Tone.WARNING, "No run exploded", "Try larger --scales, or --optimizer sgd.");
+            }
+
+            page.heading("Gradient norm at the first step against σ");
+            page.paragraph("The norm of each kernel's gradient at step 1, before any update, against the initial"
+                    + " standard deviation σ (both axes logarithmic): the explosion is already there before"
+                    + " training starts.");
+            report.figure(stepOneChart(runs, model), "gradient-norm-at-step-1");
+            page.heading("Gradient norm per step");
+            page.paragraph("The gradient norm of layer 1's kernel at every step, one line per σ, both axes"
+                    + " logarithmic; a line ends where its gradient stopped being finite (the figure notes those"
+                    + " points).");
+            report.figure(ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step", model, runs, 1,
+                    true), "gradient-norm-per-step");
+            page.heading("Final train and test accuracy");
+            report.figure(ExperimentReport.finalAccuracy("Final train and test accuracy per initial scale", model,
+                    "initial standard deviation of the kernels", runs), "accuracy");
+            page.heading("Runs");
+            report.summary(runs).runLinks(runs);
+        }
+
+        private LineChart stepOneChart(List<Run> runs, String model) {
+            LineChart.Builder chart = LineChart.builder().title("Kernel gradient norm at step 1 against initial σ")
+                    .subtitle(model).xLabel("σ of the kernels' random_normal initializer").yLabel("||dL/dW|| at step 1")
+                    .logX(true).logY(true).markers(true);
+            int depths = runs.stream().filter(r -> r.profile() != null)
+                    .mapToInt(r -> r.profile().kernelSegments().size()).min().orElse(0);
+            for (int d = 1; d <= depths; d++) {
+                double[] x = new double[runs.size()];
+                double[] y = new double[runs.size()];
+                for (int i = 0; i < runs.size(); i++) {
+                    x[i] = scales[i];
+                    y[i] = stepOneNorm(runs.get(i), d);
+                }
+                chart.series(RunReport.depthLabel(runs.get(0).profile(), d), x, y);
+            }
+            return chart.build();
+        }
+
+        @Override
+        String outcome(List<Run> runs) {
+            List<Run> exploded = ExperimentReport.exploded(runs);
+            if (exploded.isEmpty()) {
+                return "no run exploded";
+            }
+            return "exploded: " + exploded.stream().map(r -> r.name() + (r.history().nonFinite() == null ? ""
+                    : " (non-finite gradient at " + RunReport.where(r.history(), r.history().nonFinite()) + ")"))
+                    .collect(Collectors.joining(", "));
+        }
+    }
+
+    /** The kernel gradient norm of layer {@code depth} at the first step; NaN without a profile. */
+    private static double stepOneNorm(Run run, int depth) {
+        Profile p = run.profile();
+        if (p == null || p.steps().isEmpty() || p.kernelSegments().size() < depth) {
+            return Double.NaN;
+        }
+        return p.steps().get(0).gradientNorms()[p.kernelSegments().get(depth - 1)];
+    }
+
+    private static String names(List<Run> runs) {
+        return runs.stream().map(Run::name).collect(Collectors.joining(", "));
+    }
+
+    private static String accuracies(List<Run> runs) {
+        return runs.stream().map(r -> String.format(Locale.ROOT, "%s: %.4f", r.name(), r.last("val_accuracy")))
+                .collect(Collectors.joining(", "));
+    }
+
+    /** 0.01, 0.3, 1, 3: a scale as the user would type it. */
+    static String scaleText(double sigma) {
+        return sigma == Math.rint(sigma) && Math.abs(sigma) < 1e6 ? String.valueOf((long) sigma)
+                : String.valueOf(sigma);
+    }
+}

@@ -1,0 +1,213 @@
+package dev.gradscope.cli;
+
+import static dev.gradscope.report.RunReportTest.assertPage;
+import static dev.gradscope.report.RunReportTest.assertRunArtifacts;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.report.CsvTable;
+import dev.gradscope.report.ExperimentReport;
+import dev.gradscope.report.HistoryJson;
+import dev.gradscope.report.RunReport;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Each experiment, and {@code train --out}, run end to end on the committed MNIST subset with tiny settings
+ * (512 or 1024 images, one epoch): exit status, every file, figures that decode, pages whose links resolve,
+ * and the findings the chapter predicts.
+ */
+class ExperimentCommandTest {
+    /** 512 images in batches of 256. */
+    private static final int STEPS_PER_EPOCH = 2;
+    /** The chapter's MLP: 5 Dense layers x (kernel, bias). */
+    private static final int CHAPTER_TENSORS = 10;
+    /** Its hidden layers, the ones the profiler watches. */
+    private static final int CHAPTER_HIDDEN = 4;
+
+    @TempDir
+    Path tmp;
+
+    private final StringWriter err = new StringWriter();
+    private String out = "";
+
+    /** Runs the command line, keeping what it printed to standard output in {@link #out}. */
+    private int run(String... args) {
+        PrintStream saved = System.out;
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (PrintStream capture = new PrintStream(bytes, true, StandardCharsets.UTF_8)) {
+            System.setOut(capture);
+            return GradScope.run(new PrintWriter(err, true), args);
+        } finally {
+            System.setOut(saved);
+            out = bytes.toString(StandardCharsets.UTF_8);
+        }
+    }
+
+    private static Path subsetDir() {
+        try {
+            return Path.of(ExperimentCommandTest.class.getResource("/mnist-subset").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private String[] args(String experiment, Path dir, int trainLimit, String... more) {
+        List<String> all = new ArrayList<>(List.of("experiment", experiment, "--device", "cpu", "--data-dir",
+                subsetDir().toString(), "--train-limit", String.valueOf(trainLimit), "--epochs", "1", "--out",
+                dir.toString(), "--quiet"));
+        all.addAll(List.of(more));
+        return all.toArray(String[]::new);
+    }
+
+    private static void assertFigures(Path dir, String... baseNames) throws IOException {
+        for (String base : baseNames) {
+            for (String ext : List.of(".png", ".svg", ".csv")) {
+                Path file = dir.resolve(ExperimentReport.FIGURES_DIR).resolve(base + ext);
+                assertTrue(Files.isRegularFile(file), () -> "missing " + file);
+            }
+        }
+        assertPage(dir.resolve(ExperimentReport.REPORT_FILE), baseNames.length);
+    }
+
+    private static double column(CsvTable table, String run, String column) {
+        int row = table.column("run").indexOf(run);
+        return Double.parseDouble((String) table.row(row).get(table.header().indexOf(column)));
+    }
+
+    @Test
+    void activationsWritesFigures517And518AndSigmoidsFirstLayerGetsFarLessGradientThanRelus() throws IOException {
+        Path dir = tmp.resolve("activations");
+        assertEquals(0, run(args("activations", dir, 512, "--activations", "sigmoid,relu")), err.toString());
+        assertFigures(dir, "fig-5-17-loss", "fig-5-18-accuracy", "gradient-norm-by-depth");
+        for (String activation : List.of("sigmoid", "relu")) {
+            assertRunArtifacts(dir.resolve("runs").resolve(activation), STEPS_PER_EPOCH, CHAPTER_TENSORS,
+                    CHAPTER_HIDDEN);
+        }
+        CsvTable summary = CsvTable.read(dir.resolve(ExperimentReport.SUMMARY_FILE));
+        assertEquals(2, summary.rowCount());
+        String ratio = "layer 1 / output ||dW|| (epoch 1)";
+        double sigmoid = column(summary, "sigmoid", ratio);
+        double relu = column(summary, "relu", ratio);
+        assertTrue(sigmoid < 0.2 && relu > 5 * sigmoid, "sigmoid " + sigmoid + ", relu " + relu);
+        String page = Files.readString(dir.resolve(ExperimentReport.REPORT_FILE));
+        assertTrue(page.contains("Figure 5.17") && page.contains("Figure 5.18"));
+        assertTrue(page.contains("Confirmed: sigmoid"), "the page states the finding");
+        assertTrue(out.contains("sigmoid 1/"), out);
+    }
+
+    @Test
+    void lossesTrainsMseAndCrossEntropyAndDrawsFigures515And516() throws IOException {
+        Path dir = tmp.resolve("losses");
+        assertEquals(0, run(args("losses", dir, 512)), err.toString());
+        assertFigures(dir, "fig-5-15-loss", "fig-5-16-accuracy", "gradient-norm-by-depth");
+        for (String loss : List.of("mse", "categorical_crossentropy")) {
+            Path runDir = dir.resolve("runs").resolve(loss);
+            assertRunArtifacts(runDir, STEPS_PER_EPOCH, CHAPTER_TENSORS, CHAPTER_HIDDEN);
+            @SuppressWarnings("unchecked")
+            Map<String, Object> config = (Map<String, Object>) HistoryJson.read(runDir.resolve(RunReport.HISTORY_FILE))
+                    .get("config");
+            assertEquals(loss, config.get("loss"));
+            assertEquals("sigmoid", config.get("activation"));
+        }
+    }
+
+    @Test
+    void gradientsDrawsOneDepthFigurePerVariantForEveryActivationGiven() throws IOException {
+        Path dir = tmp.resolve("gradients");
+        assertEquals(0, run(args("gradients", dir, 512, "--activations", "sigmoid,prelu,maxout", "--deep-layers", "3",
+                "--deep-width", "16")), err.toString());
+        assertFigures(dir, "gradient-norm-by-depth-chapter", "gradient-norm-by-depth-deep");
+        // prelu: 5 Dense x (kernel, bias) + 4 alphas; its PReLU layers are the watched ones.
+        assertRunArtifacts(dir.resolve("runs/chapter-prelu"), STEPS_PER_EPOCH, CHAPTER_TENSORS + 4, CHAPTER_HIDDEN);
+        // 3 hidden sigmoid layers of 16 and the output layer.
+        assertRunArtifacts(dir.resolve("runs/deep-sigmoid"), STEPS_PER_EPOCH, 8, 3);
+        assertTrue(Files.isRegularFile(dir.resolve("runs/deep-maxout/report.html")));
+        assertEquals(3, CsvTable.read(dir.resolve("summary-chapter.csv")).rowCount());
+        assertEquals(3, CsvTable.read(dir.resolve("summary-deep.csv")).rowCount());
+    }
+
+    @Test
+    void initNamesTheExplodingRunAndTheStepWhereTrainingBroke() throws IOException {
+        Path dir = tmp.resolve("init");
+        assertEquals(0, run(args("init", dir, 1024, "--scales", "0.1,3")), err.toString());
+        assertFigures(dir, "gradient-norm-at-step-1", "gradient-norm-per-step", "accuracy");
+        Map<String, Object> small = HistoryJson.read(dir.resolve("runs/sigma-0.1").resolve(RunReport.HISTORY_FILE));
+        assertNull(small.get("non_finite"), "sigma 0.1 trains");
+        Map<?, ?> event = (Map<?, ?>) HistoryJson.read(dir.resolve("runs/sigma-3").resolve(RunReport.HISTORY_FILE))
+                .get("non_finite");
+        assertNotNull(event, "sigma 3 overflows");
+        int step = ((Number) event.get("step")).intValue();
+        String page = Files.readString(dir.resolve(ExperimentReport.REPORT_FILE));
+        assertTrue(page.contains("σ=3: exploding gradients"), "the page names the exploding run");
+        assertTrue(page.contains("Training broke at epoch 1, step " + step), "and the step");
+        assertFalse(page.contains("σ=0.1: exploding"));
+        assertTrue(page.contains("plain SGD"), "the page says which optimizer was used");
+        assertTrue(out.contains("exploded: σ=3 (non-finite gradient at epoch 1, step " + step), out);
+    }
+
+    @Test
+    void trainOutWritesTheSameArtifactsAndPrintsTheDiagnosis() throws IOException {
+        Path dir = tmp.resolve("train");
+        assertEquals(0, run("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--epochs", "2",
+                "--train-limit", "512", "--activation", "tanh", "--out", dir.toString(), "--quiet"), err.toString());
+        assertRunArtifacts(dir, 2 * STEPS_PER_EPOCH, CHAPTER_TENSORS, 2 * CHAPTER_HIDDEN);
+        assertTrue(out.contains("diagnosis:") && out.contains("depth"), out);
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = (Map<String, Object>) HistoryJson.read(dir.resolve(RunReport.HISTORY_FILE))
+                .get("config");
+        assertEquals(true, config.get("profile"));
+        assertEquals(true, config.get("stop_on_non_finite"));
+    }
+
+    @Test
+    void trainStopsAtANonFiniteGradientAndSaysWhereWithExitStatusZero() throws IOException {
+        Path dir = tmp.resolve("nan");
+        assertEquals(0, run("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--epochs", "2",
+                "--train-limit", "1024", "--init", "random_normal:3", "--optimizer", "sgd", "--out", dir.toString(),
+                "--quiet"), err.toString());
+        assertTrue(out.contains("training stopped: non-finite gradient at epoch 1, step"), out);
+        assertTrue(out.contains("exploding"), "the diagnosis says so: " + out);
+        assertNotNull(HistoryJson.read(dir.resolve(RunReport.HISTORY_FILE)).get("non_finite"));
+        assertPage(dir.resolve(RunReport.REPORT_FILE), RunReport.CHART_NAMES.size());
+    }
+
+    @Test
+    void trainWithoutProfileWritesNoGradientFilesAndClippingMustNotBeNegative() throws IOException {
+        Path dir = tmp.resolve("plain");
+        assertEquals(0, run("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--epochs", "1",
+                "--train-limit", "512", "--no-profile", "--clip-norm", "1", "--out", dir.toString(), "--quiet"),
+                err.toString());
+        assertFalse(Files.exists(dir.resolve(RunReport.GRADIENTS_FILE)));
+        assertPage(dir.resolve(RunReport.REPORT_FILE), 2);
+        assertEquals(2, run("train", "--clip-norm", "-1"));
+        assertTrue(err.toString().contains("--clip-norm"), err.toString());
+    }
+
+    @Test
+    void badExperimentArgumentsAreUsageErrorsThatListTheChoices() {
+        assertEquals(2, run("experiment"));
+        assertTrue(err.toString().contains("losses, activations, gradients or init"), err.toString());
+        assertEquals(2, run("experiment", "activations", "--activations", "sigmoid,sigmod"));
+        assertTrue(err.toString().contains("sigmod") && err.toString().contains("softsign"), err.toString());
+        assertEquals(2, run("experiment", "init", "--scales", "0.1,-1"));
+        assertEquals(2, run("experiment", "gradients", "--epochs", "0"));
+        assertEquals(2, run());
+        assertTrue(err.toString().contains("train, experiment, bench or info"), err.toString());
+    }
+}
