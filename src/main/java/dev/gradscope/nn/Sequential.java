@@ -316,8 +316,10 @@ public class Sequential implements AutoCloseable {
         return String.format(Locale.ROOT, "%.2f MB", bytes / (1024.0 * 1024.0));
     }
 
-    private static String snakeCase(String typeName) {
-        return typeName.replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase(Locale.ROOT);
+    /** Keras's layer naming: {@code Dense} to {@code dense}, {@code PReLU} to {@code p_re_lu}. */
+    static String snakeCase(String typeName) {
+        String s = typeName.replaceAll("(.)([A-Z][a-z]+)", "$1_$2");
+        return s.replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase(Locale.ROOT);
     }
 
     public List<Layer> layers() {

@@ -13,7 +13,7 @@ import java.util.Locale;
  *       layer's gradient norm (means over the first {@value #WINDOW} steps);</li>
  *   <li>exploding: it receives more than {@value #EXPLODING_RATIO} times the output layer's, or any
  *       kernel's gradient norm grows more than {@value #EXPLODING_GROWTH} times from the first steps to
- *       its largest, or a gradient becomes non-finite;</li>
+ *       its largest, or starts above {@value #EXPLODING_NORM}, or a gradient becomes non-finite;</li>
  *   <li>dying units: at least {@value #DEAD_FRACTION} of a layer's units passed no gradient in the last
  *       epoch;</li>
  *   <li>saturation: at least {@value #SATURATED_FRACTION} of a layer's activations sat where the slope is
@@ -28,6 +28,11 @@ public record Diagnosis(List<LayerRow> layers, List<Verdict> verdicts) {
     public static final double VANISHING_RATIO = 0.1;
     public static final double EXPLODING_RATIO = 10;
     public static final double EXPLODING_GROWTH = 1e4;
+    /**
+     * A kernel gradient norm above this at the start is exploding whatever the other layers do: with a
+     * batch-mean loss, Glorot- or He-initialised networks start between about 0.01 and 5.
+     */
+    public static final double EXPLODING_NORM = 20;
     public static final double DEAD_FRACTION = 0.5;
     public static final double SATURATED_FRACTION = 0.5;
     /** Steps averaged for a "start" or "end" gradient norm: single steps are noisy. */
@@ -100,6 +105,14 @@ public record Diagnosis(List<LayerRow> layers, List<Verdict> verdicts) {
             }
         }
         for (int d = 0; d < kernels.size(); d++) {
+            if (start[d] > EXPLODING_NORM) {
+                verdicts.add(new Verdict(Kind.EXPLODING, String.format(Locale.ROOT,
+                        "exploding: %s's gradient norm starts at %s (healthy networks start below %s)",
+                        rows.get(d).layerName(), round(start[d]), round(EXPLODING_NORM))));
+                break;
+            }
+        }
+        for (int d = 0; d < kernels.size(); d++) {
             double growth = maxNorm(steps, kernels.get(d)) / start[d];
             if (growth > EXPLODING_GROWTH) {
                 verdicts.add(new Verdict(Kind.EXPLODING, String.format(Locale.ROOT,
@@ -140,12 +153,20 @@ public record Diagnosis(List<LayerRow> layers, List<Verdict> verdicts) {
         return null;
     }
 
+    /** Mean of each segment's finite gradient norms over {@code steps}: a step that overflowed is left out. */
     private static double[] meanNorms(List<Profile.StepStatistics> steps, List<Integer> segments) {
         double[] mean = new double[segments.size()];
-        for (Profile.StepStatistics s : steps) {
-            for (int i = 0; i < mean.length; i++) {
-                mean[i] += s.gradientNorms()[segments.get(i)] / steps.size();
+        for (int i = 0; i < mean.length; i++) {
+            double sum = 0;
+            int count = 0;
+            for (Profile.StepStatistics s : steps) {
+                double v = s.gradientNorms()[segments.get(i)];
+                if (Double.isFinite(v)) {
+                    sum += v;
+                    count++;
+                }
             }
+            mean[i] = count == 0 ? Double.NaN : sum / count;
         }
         return mean;
     }

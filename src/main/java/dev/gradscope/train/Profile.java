@@ -62,7 +62,9 @@ public final class Profile {
                                  double mean, double std) {
         /** Saturated but still passing some gradient: sigmoid's and tanh's tails, not ReLU's flat half. */
         public double softSaturatedFraction() {
-            return Math.max(0, saturatedFraction - inactiveFraction);
+            double soft = saturatedFraction - inactiveFraction;
+            // Both fractions are sums of float counts: a difference below one part in a million is noise.
+            return soft < 1e-6 ? 0 : soft;
         }
     }
 
