@@ -28,6 +28,14 @@ public final class GradScope implements Runnable {
     public static int run(java.io.PrintWriter err, String... args) {
         CommandLine cli = new CommandLine(new GradScope());
         cli.setErr(err);
+        // A usage error: the message (which lists the valid choices) and where to read more, not the whole
+        // usage text, which would bury the message.
+        cli.setParameterExceptionHandler((e, arguments) -> {
+            CommandLine failed = e.getCommandLine();
+            failed.getErr().println("gradscope: " + e.getMessage());
+            failed.getErr().println("Try '" + failed.getCommandSpec().qualifiedName() + " --help' for the options.");
+            return 2;
+        });
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             commandLine.getErr().println("gradscope: error: " + describe(e));
             if (System.getenv("GRADSCOPE_DEBUG") != null) {

@@ -31,7 +31,13 @@ public final class Mlp {
         public HiddenUnits {
             activation = activation.trim().toLowerCase(Locale.ROOT);
             if (!activation.equals(MAXOUT)) {
-                ActivationKind kind = ActivationKind.fromId(activation);
+                ActivationKind kind;
+                try {
+                    kind = ActivationKind.fromId(activation);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("unknown activation '" + activation + "'; valid: "
+                            + validIds(), e);
+                }
                 if (!kind.isElementWise()) {
                     throw new IllegalArgumentException("hidden layers cannot use " + kind.id()
                             + "; it is the output activation");
