@@ -20,9 +20,13 @@ import picocli.CommandLine.Option;
 /**
  * {@code gradscope bench}: the time of one training epoch of the chapter's MLP (by default ReLU,
  * cross-entropy, Adam, batch 256, all 60000 images), as the median of the epochs after a warm-up one.
+ * That is what {@code bench} does without a subcommand; {@code bench kernels} ({@link BenchKernelsCommand})
+ * times single kernels against the memory bandwidth.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Time training epochs of the chapter's MLP on MNIST (median after one warm-up epoch).")
+        subcommands = BenchKernelsCommand.class,
+        description = "Time training epochs of the chapter's MLP on MNIST (median after one warm-up epoch); "
+                + "the subcommand kernels times single kernels instead.")
 final class BenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions model;
