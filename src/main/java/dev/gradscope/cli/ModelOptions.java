@@ -91,6 +91,9 @@ final class ModelOptions {
         Mlp.HiddenUnits units;
         Loss resolvedLoss;
         Initializer initializer;
+        if (activationParameter != null && !Double.isFinite(activationParameter)) {
+            throw run.usage("--activation-parameter must be a finite number, got " + activationParameter);
+        }
         try {
             units = new Mlp.HiddenUnits(activation, activationParameter == null ? Double.NaN : activationParameter,
                     learnParameter, maxoutPieces);

@@ -67,6 +67,9 @@ class GradScopeCliTest {
         assertEquals(2, run("train", "--init", "orthogonal"));
         assertTrue(err.toString().contains("he_normal"), err.toString());
         assertEquals(2, run("frobnicate"));
+        assertEquals(2, run("train", "--activation", "elu", "--activation-parameter", "NaN"));
+        assertTrue(err.toString().contains("--activation-parameter"), err.toString());
+        assertEquals(2, run("train", "--learning-rate", "NaN"));
     }
 
     @Test
