@@ -7,6 +7,7 @@ import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.report.Chart;
 import dev.gradscope.report.ExperimentReport;
 import dev.gradscope.report.ExperimentReport.Run;
 import dev.gradscope.report.HtmlReport;
@@ -87,14 +88,28 @@ final class ExperimentCommand implements Runnable {
         @Option(names = {"-q", "--quiet"}, description = "Print only errors and the final result.")
         boolean quiet;
 
+        /** The epochs each run trains; its initial value is the experiment's default, which the help shows. */
+        @Option(names = "--epochs", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
+        int epochs;
+
+        private final String name;
+        private final String title;
+
+        /**
+         * @param name          the subcommand's name, e.g. {@code activations}
+         * @param defaultEpochs the epochs each run trains unless {@code --epochs} says otherwise
+         * @param title         the page's title
+         */
+        Experiment(String name, int defaultEpochs, String title) {
+            this.name = name;
+            this.epochs = defaultEpochs;
+            this.title = title;
+        }
+
         /** The subcommand's name, e.g. {@code activations}. */
-        abstract String name();
-
-        /** The epochs each run trains. */
-        abstract int epochs();
-
-        /** The page's title. */
-        abstract String title();
+        final String name() {
+            return name;
+        }
 
         /** The runs, in order; option errors are usage errors thrown here, before any data is read. */
         abstract List<RunSpec> plan();
@@ -112,8 +127,8 @@ final class ExperimentCommand implements Runnable {
         @Override
         public Integer call() {
             run.validate();
-            if (epochs() < 1) {
-                throw run.usage("--epochs must be >= 1, got " + epochs());
+            if (epochs < 1) {
+                throw run.usage("--epochs must be >= 1, got " + epochs);
             }
             List<RunSpec> specs = plan();
             Path dir = out != null ? out : Path.of("out", "experiment-" + name());
@@ -129,9 +144,9 @@ final class ExperimentCommand implements Runnable {
                     runs.add(train(specs.get(i), i, specs.size(), dir, backend, train, mnist.test()));
                 }
                 String setting = String.format(Locale.ROOT, "%d epoch%s, batch %d, %d training and %d test images,"
-                                + " seed %d, %s", epochs(), epochs() == 1 ? "" : "s", run.batchSize, train.rows(),
+                                + " seed %d, %s", epochs, epochs == 1 ? "" : "s", run.batchSize, train.rows(),
                         mnist.test().rows(), run.seed, backend.name());
-                ExperimentReport report = new ExperimentReport(dir, title());
+                ExperimentReport report = new ExperimentReport(dir, title);
                 report(report, runs, setting);
                 report.page().heading("Reproduce");
                 report.page().preformatted(commandLine(train.rows(), backend.name()));
@@ -144,7 +159,7 @@ final class ExperimentCommand implements Runnable {
 
         private String commandLine(int trainRows, String backendName) {
             StringBuilder sb = new StringBuilder("gradscope experiment ").append(name())
-                    .append(" --device ").append(backendName).append(" --epochs ").append(epochs())
+                    .append(" --device ").append(backendName).append(" --epochs ").append(epochs)
                     .append(" \\\n    --batch-size ").append(run.batchSize).append(" --seed ").append(run.seed);
             if (!run.dataDir.equals(Path.of(Mnist.DEFAULT_DIR))) {
                 sb.append(" --data-dir ").append(run.dataDir);
@@ -170,11 +185,11 @@ final class ExperimentCommand implements Runnable {
             long start = System.nanoTime();
             History history;
             try (Sequential net = spec.model().build(backend, run.seed, train.featureCount(), train.classCount())) {
-                history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs())
+                history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
                         .validation(test).verbose(quiet ? 0 : 1).build());
             }
             double seconds = (System.nanoTime() - start) / 1e9;
-            Map<String, Object> config = TrainCommand.config("experiment " + name(), spec.model(), run, epochs(),
+            Map<String, Object> config = TrainCommand.config("experiment " + name(), spec.model(), run, epochs,
                     backend, train, test);
             config.put("run", spec.name());
             Path runDir = dir.resolve(ExperimentReport.RUNS_DIR).resolve(spec.dirName());
@@ -221,6 +236,35 @@ final class ExperimentCommand implements Runnable {
             }
             return units;
         }
+    }
+
+    /** The chapter's MLP on MNIST, e.g. {@code 784-512-256-128-64-10}. */
+    private static String chapterMlp() {
+        return TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT);
+    }
+
+    /**
+     * A section of the page: {@code heading}, a paragraph on how to read the figure (none when
+     * {@code explanation} is null), then the figure, written as {@code baseName}.png/.svg/.csv.
+     */
+    private static void figure(ExperimentReport report, String heading, String explanation, Chart chart,
+                               String baseName) {
+        report.page().heading(heading);
+        if (explanation != null) {
+            report.page().paragraph(explanation);
+        }
+        report.figure(chart, baseName);
+    }
+
+    /** Mean kernel gradient norm of each layer over the first epoch, against depth, one line per run. */
+    private static LineChart depthChart(String subtitle, List<Run> runs) {
+        return ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1", subtitle, runs, 0);
+    }
+
+    /** The page's last section: the summary table ({@code summary.csv}) and a link to each run's report. */
+    private static void runsSection(ExperimentReport report, List<Run> runs) {
+        report.page().heading("Runs");
+        report.summary(runs).runLinks(runs);
     }
 
     /** "1/12", "0" or "3.2x": a ratio as a reader compares it (below 1 as a fraction). */
@@ -271,26 +315,12 @@ final class ExperimentCommand implements Runnable {
         /** How far ahead cross-entropy's epoch-1 training accuracy must be to call it faster. */
         static final double MARGIN = 0.01;
 
-        @Option(names = "--epochs", defaultValue = "10", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
-        int epochs;
-
         @Option(names = "--activation", defaultValue = "sigmoid",
                 description = "Hidden activation of both runs (default: ${DEFAULT-VALUE}, as in the chapter).")
         String activation;
 
-        @Override
-        String name() {
-            return "losses";
-        }
-
-        @Override
-        int epochs() {
-            return epochs;
-        }
-
-        @Override
-        String title() {
-            return "MSE vs cross-entropy (chapter section 5.4, Figures 5.15 and 5.16)";
+        Losses() {
+            super("losses", 10, "MSE vs cross-entropy (chapter section 5.4, Figures 5.15 and 5.16)");
         }
 
         @Override
@@ -310,7 +340,7 @@ final class ExperimentCommand implements Runnable {
 
         @Override
         void report(ExperimentReport report, List<Run> runs, String setting) {
-            String model = TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT) + " " + activation
+            String model = chapterMlp() + " " + activation
                     + ", Adam (lr 0.001), glorot_uniform";
             Run mse = find(runs, Loss.MEAN_SQUARED_ERROR.id());
             Run ce = find(runs, Loss.CATEGORICAL_CROSSENTROPY.id());
@@ -340,23 +370,18 @@ final class ExperimentCommand implements Runnable {
                 page.verdict(HtmlReport.Tone.WARNING, "Not confirmed in this run: cross-entropy and MSE learned"
                         + " about equally fast in epoch 1 (within " + margin + ")", detail);
             }
-            page.heading("Figure 5.15: training loss per epoch");
-            page.paragraph("The two losses are on different scales (cross-entropy in nats, MSE as a mean of squared"
-                    + " probability errors), so compare how fast each falls, not their heights; the y axis is"
-                    + " logarithmic.");
-            report.figure(ExperimentReport.metricPerEpoch("Figure 5.15: training loss per epoch", model,
-                    "training loss", true, runs, "loss"), "fig-5-15-loss");
-            page.heading("Figure 5.16: train and test accuracy per epoch");
-            page.paragraph("Train accuracy is the mean over each epoch's batches while the weights were still"
-                    + " changing, as Keras reports it; test accuracy is measured after the epoch.");
-            report.figure(ExperimentReport.trainAndTestAccuracy("Figure 5.16: train and test accuracy per epoch", model,
-                    runs), "fig-5-16-accuracy");
-            page.heading("Gradient flow");
-            page.paragraph("Mean kernel gradient norm of each layer over the first epoch, against depth.");
-            report.figure(ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1", model, runs, 0),
-                    "gradient-norm-by-depth");
-            page.heading("Runs");
-            report.summary(runs).runLinks(runs);
+            String fig515 = "Figure 5.15: training loss per epoch";
+            figure(report, fig515, "The two losses are on different scales (cross-entropy in nats, MSE as a mean of"
+                    + " squared probability errors), so compare how fast each falls, not their heights; the y axis is"
+                    + " logarithmic.", ExperimentReport.metricPerEpoch(fig515, model, "training loss", true, runs,
+                    "loss"), "fig-5-15-loss");
+            String fig516 = "Figure 5.16: train and test accuracy per epoch";
+            figure(report, fig516, "Train accuracy is the mean over each epoch's batches while the weights were still"
+                    + " changing, as Keras reports it; test accuracy is measured after the epoch.",
+                    ExperimentReport.trainAndTestAccuracy(fig516, model, runs), "fig-5-16-accuracy");
+            figure(report, "Gradient flow", "Mean kernel gradient norm of each layer over the first epoch, against"
+                    + " depth.", depthChart(model, runs), "gradient-norm-by-depth");
+            runsSection(report, runs);
         }
 
         @Override
@@ -383,26 +408,12 @@ final class ExperimentCommand implements Runnable {
     static final class Activations extends Experiment {
         static final List<String> DEFAULT = List.of("sigmoid", "tanh", "softsign", "relu", "elu");
 
-        @Option(names = "--epochs", defaultValue = "10", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
-        int epochs;
-
         @Option(names = "--activations", split = ",", paramLabel = "ID",
                 description = "Activations to compare (default: sigmoid,tanh,softsign,relu,elu).")
         List<String> activations = new ArrayList<>(DEFAULT);
 
-        @Override
-        String name() {
-            return "activations";
-        }
-
-        @Override
-        int epochs() {
-            return epochs;
-        }
-
-        @Override
-        String title() {
-            return "Activations and gradient flow (chapter section 5.4, Figures 5.17 and 5.18)";
+        Activations() {
+            super("activations", 10, "Activations and gradient flow (chapter section 5.4, Figures 5.17 and 5.18)");
         }
 
         @Override
@@ -422,7 +433,7 @@ final class ExperimentCommand implements Runnable {
 
         @Override
         void report(ExperimentReport report, List<Run> runs, String setting) {
-            String model = TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT)
+            String model = chapterMlp()
                     + ", categorical_crossentropy, Adam (lr 0.001), glorot_uniform";
             HtmlReport page = report.page();
             page.paragraph("The chapter's MLP (" + model + ") trained once per hidden activation. The chapter's"
@@ -437,23 +448,19 @@ final class ExperimentCommand implements Runnable {
                     best.name(), best.last("val_accuracy")), runs.stream()
                     .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.last("val_accuracy")))
                     .collect(Collectors.joining(", ")) + ".");
-            page.heading("Figure 5.17: training loss per epoch");
-            report.figure(ExperimentReport.metricPerEpoch("Figure 5.17: training loss per epoch", model,
-                    "training loss", true, runs, "loss"), "fig-5-17-loss");
-            page.heading("Figure 5.18: final train and test accuracy");
-            page.paragraph("Train accuracy is the mean over the epoch's batches while the weights were still"
-                    + " changing, as Keras reports it; test accuracy is measured after the epoch, so after the first"
-                    + " epochs it can be the higher of the two.");
-            report.figure(ExperimentReport.finalAccuracy("Figure 5.18: final train and test accuracy (epoch "
-                    + epochs + ")", model, "activation", runs), "fig-5-18-accuracy");
-            page.heading("Gradient flow: gradient norm against depth, epoch 1");
-            page.paragraph("For each activation, the mean norm of each kernel's gradient over the steps of the first"
-                    + " epoch, from layer 1 (next to the input) to the output layer. A line that falls to the left is"
-                    + " a gradient that vanishes on its way back to the input.");
-            report.figure(ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1", model, runs, 0),
-                    "gradient-norm-by-depth");
-            page.heading("Runs");
-            report.summary(runs).runLinks(runs);
+            String fig517 = "Figure 5.17: training loss per epoch";
+            figure(report, fig517, null, ExperimentReport.metricPerEpoch(fig517, model, "training loss", true, runs,
+                    "loss"), "fig-5-17-loss");
+            figure(report, "Figure 5.18: final train and test accuracy", "Train accuracy is the mean over the epoch's"
+                    + " batches while the weights were still changing, as Keras reports it; test accuracy is measured"
+                    + " after the epoch, so after the first epochs it can be the higher of the two.",
+                    ExperimentReport.finalAccuracy("Figure 5.18: final train and test accuracy (epoch " + epochs + ")",
+                            model, "activation", runs), "fig-5-18-accuracy");
+            figure(report, "Gradient flow: gradient norm against depth, epoch 1", "For each activation, the mean norm"
+                    + " of each kernel's gradient over the steps of the first epoch, from layer 1 (next to the input)"
+                    + " to the output layer. A line that falls to the left is a gradient that vanishes on its way back"
+                    + " to the input.", depthChart(model, runs), "gradient-norm-by-depth");
+            runsSection(report, runs);
         }
 
         @Override
@@ -505,9 +512,6 @@ final class ExperimentCommand implements Runnable {
             description = "Every activation of the chapter: the gradient norm of each layer against its depth over"
                     + " the first epoch (log scale), in the chapter's MLP and in a deep, narrow one.")
     static final class Gradients extends Experiment {
-        @Option(names = "--epochs", defaultValue = "1", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
-        int epochs;
-
         @Option(names = "--activations", split = ",", paramLabel = "ID",
                 description = "Activations to compare (default: the chapter's 14: step, linear, sigmoid, tanh,"
                         + " hardtanh, arctan, softsign, bent_identity, relu, leaky_relu, elu, prelu, swish, maxout).")
@@ -521,19 +525,8 @@ final class ExperimentCommand implements Runnable {
                 description = "Units per hidden layer of the deep variant (default: ${DEFAULT-VALUE}).")
         int deepWidth;
 
-        @Override
-        String name() {
-            return "gradients";
-        }
-
-        @Override
-        int epochs() {
-            return epochs;
-        }
-
-        @Override
-        String title() {
-            return "Gradient norm against depth for every activation of the chapter";
+        Gradients() {
+            super("gradients", 1, "Gradient norm against depth for every activation of the chapter");
         }
 
         @Override
@@ -599,9 +592,8 @@ final class ExperimentCommand implements Runnable {
                         : "a deep MLP, " + architecture + " (" + deepLayers + " hidden layers of " + deepWidth + ")";
                 page.heading("Gradient norm against depth: " + label);
                 gradientFlowVerdicts(page, group);
-                report.figure(ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1",
-                        label + "; categorical_crossentropy, Adam", group, 0), "gradient-norm-by-depth-"
-                        + variantDir(v), RunReport.CHART_WIDTH, 640);
+                report.figure(depthChart(label + "; categorical_crossentropy, Adam", group),
+                        "gradient-norm-by-depth-" + variantDir(v), RunReport.CHART_WIDTH, 640);
                 page.table("Layer 1 / output layer gradient norm, epoch 1 (" + variantDir(v) + ")",
                         ratioTable(group));
             }
@@ -653,9 +645,6 @@ final class ExperimentCommand implements Runnable {
         /** A run "learned" when its final test accuracy reaches this (chance is 0.1). */
         static final double LEARNED_ACCURACY = 0.5;
 
-        @Option(names = "--epochs", defaultValue = "1", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
-        int epochs;
-
         @Option(names = "--scales", split = ",", paramLabel = "SIGMA",
                 description = "Standard deviations of the kernels' random_normal initializer"
                         + " (default: 0.01,0.03,0.1,0.3,1,3).")
@@ -677,19 +666,8 @@ final class ExperimentCommand implements Runnable {
         @Option(names = "--momentum", defaultValue = "0", description = "SGD momentum (default: ${DEFAULT-VALUE}).")
         double momentum;
 
-        @Override
-        String name() {
-            return "init";
-        }
-
-        @Override
-        int epochs() {
-            return epochs;
-        }
-
-        @Override
-        String title() {
-            return "Exploding gradients from large initial weights";
+        Init() {
+            super("init", 1, "Exploding gradients from large initial weights");
         }
 
         @Override
@@ -745,7 +723,7 @@ final class ExperimentCommand implements Runnable {
                     ? "plain SGD (lr " + learningRate() + (momentum > 0 ? ", momentum " + momentum : ", no momentum")
                             + ")"
                     : "Adam (lr " + learningRate() + ")";
-            String model = TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT) + " " + activation
+            String model = chapterMlp() + " " + activation
                     + ", categorical_crossentropy, " + optimizerText;
             HtmlReport page = report.page();
             page.paragraph("The same MLP (" + model + ") trained from kernels drawn from a normal distribution with"
@@ -801,22 +779,18 @@ final class ExperimentCommand implements Runnable {
                 page.verdict(HtmlReport.Tone.WARNING, "No run exploded", "Try larger --scales, or --optimizer sgd.");
             }
 
-            page.heading("Gradient norm at the first step against σ");
-            page.paragraph("The norm of each kernel's gradient at step 1, before any update, against the initial"
-                    + " standard deviation σ (both axes logarithmic): the explosion is already there before"
-                    + " training starts.");
-            report.figure(stepOneChart(runs, model), "gradient-norm-at-step-1");
-            page.heading("Gradient norm per step");
-            page.paragraph("The gradient norm of layer 1's kernel at every step, one line per σ, both axes"
-                    + " logarithmic; a line ends where its gradient stopped being finite (the figure notes those"
-                    + " points).");
-            report.figure(ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step", model, runs, 1,
-                    true), "gradient-norm-per-step");
-            page.heading("Final train and test accuracy");
-            report.figure(ExperimentReport.finalAccuracy("Final train and test accuracy per initial scale", model,
-                    "initial standard deviation of the kernels", runs), "accuracy");
-            page.heading("Runs");
-            report.summary(runs).runLinks(runs);
+            figure(report, "Gradient norm at the first step against σ", "The norm of each kernel's gradient at step"
+                    + " 1, before any update, against the initial standard deviation σ (both axes logarithmic): the"
+                    + " explosion is already there before training starts.", stepOneChart(runs, model),
+                    "gradient-norm-at-step-1");
+            figure(report, "Gradient norm per step", "The gradient norm of layer 1's kernel at every step, one line per"
+                    + " σ, both axes logarithmic; a line ends where its gradient stopped being finite (the figure notes"
+                    + " those points).", ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step",
+                    model, runs, 1, true), "gradient-norm-per-step");
+            figure(report, "Final train and test accuracy", null, ExperimentReport.finalAccuracy("Final train and test"
+                    + " accuracy per initial scale", model, "initial standard deviation of the kernels", runs),
+                    "accuracy");
+            runsSection(report, runs);
         }
 
         private LineChart stepOneChart(List<Run> runs, String model) {

@@ -17,7 +17,6 @@ import org.jfree.chart.labels.StandardCategoryItemLabelGenerator;
 import org.jfree.chart.plot.CategoryPlot;
 import org.jfree.chart.renderer.category.BarRenderer;
 import org.jfree.chart.renderer.category.StandardBarPainter;
-import org.jfree.data.Range;
 import org.jfree.data.category.DefaultCategoryDataset;
 
 /**
@@ -46,10 +45,6 @@ public final class BarChart extends Chart {
     /** Charts with more categories than this draw the category names slanted. */
     public static final int UPRIGHT_LIMIT = 8;
 
-    private final String subtitle;
-    private final String xLabel;
-    private final String yLabel;
-    private final Range yRange;
     private final Boolean valueLabels;
     private final List<String> groups;
     private final List<String> categories;
@@ -58,11 +53,7 @@ public final class BarChart extends Chart {
     private final List<String> notes;
 
     private BarChart(Builder b) {
-        super(b.title);
-        this.subtitle = b.subtitle;
-        this.xLabel = b.xLabel;
-        this.yLabel = b.yLabel;
-        this.yRange = b.yRange;
+        super(b);
         this.valueLabels = b.valueLabels;
         this.groups = List.copyOf(b.groups);
         this.categories = List.copyOf(b.values.keySet());
@@ -173,53 +164,20 @@ public final class BarChart extends Chart {
         plot.setDomainGridlinesVisible(false);
         plot.setRangeZeroBaselineVisible(true);
         plot.setRangeZeroBaselinePaint(Color.GRAY);
-        JFreeChart chart = new JFreeChart(title().isEmpty() ? null : title(), ChartStyle.TITLE_FONT, plot, !groups.isEmpty());
-        return ChartStyle.finish(chart, subtitle, notes);
+        return finish(plot, !groups.isEmpty());
     }
 
-    /** Collects groups, categories and values; {@link #build()} makes the immutable chart. */
-    public static final class Builder {
-        private String title = "";
-        private String subtitle = "";
-        private String xLabel = "";
-        private String yLabel = "";
-        private Range yRange;
+    /**
+     * Collects groups, categories and values (and, from {@link Chart.Builder}, the title and labels:
+     * {@code xLabel} goes under the categories, {@code yLabel} on the value axis); {@link #build()}
+     * makes the immutable chart.
+     */
+    public static final class Builder extends Chart.Builder<Builder> {
         private Boolean valueLabels;
         private final Set<String> groups = new LinkedHashSet<>();
         private final Map<String, Map<String, Double>> values = new LinkedHashMap<>();
 
         private Builder() {
-        }
-
-        public Builder title(String title) {
-            this.title = title;
-            return this;
-        }
-
-        public Builder subtitle(String subtitle) {
-            this.subtitle = subtitle;
-            return this;
-        }
-
-        /** The label under the categories. */
-        public Builder xLabel(String label) {
-            this.xLabel = label;
-            return this;
-        }
-
-        /** The label of the value axis. */
-        public Builder yLabel(String label) {
-            this.yLabel = label;
-            return this;
-        }
-
-        /** A fixed value range instead of one fitted to the data (and zero), e.g. 0 to 1 for accuracies. */
-        public Builder yRange(double lower, double upper) {
-            if (!(lower < upper) || !Double.isFinite(lower) || !Double.isFinite(upper)) {
-                throw new IllegalArgumentException("y range must be finite with lower < upper, got " + lower + " to " + upper);
-            }
-            this.yRange = new Range(lower, upper);
-            return this;
         }
 
         /** Each bar labelled with its value (true) or not (false); by default only with at most {@value BarChart#VALUE_LABEL_LIMIT} bars. */

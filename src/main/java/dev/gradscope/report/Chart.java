@@ -10,7 +10,9 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.imageio.ImageIO;
 import org.jfree.chart.JFreeChart;
+import org.jfree.chart.plot.Plot;
 import org.jfree.chart.text.TextUtils;
+import org.jfree.data.Range;
 import org.jfree.svg.SVGGraphics2D;
 import org.jfree.svg.ViewBox;
 
@@ -39,9 +41,21 @@ public abstract sealed class Chart permits LineChart, BarChart {
     private static final AtomicLong SVG_COUNTER = new AtomicLong();
 
     private final String title;
+    /** The line under the title ({@code ""} or null when none). */
+    final String subtitle;
+    /** The label of the x axis (the categories of a bar chart). */
+    final String xLabel;
+    /** The label of the y (value) axis. */
+    final String yLabel;
+    /** A fixed y range, or null to fit the data. */
+    final Range yRange;
 
-    Chart(String title) {
-        this.title = title == null ? "" : title;
+    Chart(Builder<?> b) {
+        this.title = b.title == null ? "" : b.title;
+        this.subtitle = b.subtitle;
+        this.xLabel = b.xLabel;
+        this.yLabel = b.yLabel;
+        this.yRange = b.yRange;
     }
 
     /** The title drawn at the top of the chart ({@code ""} when none). */
@@ -61,6 +75,12 @@ public abstract sealed class Chart permits LineChart, BarChart {
 
     /** A fresh JFreeChart for one render. */
     abstract JFreeChart toJFreeChart();
+
+    /** {@code plot} under the chart's title, subtitle and {@link #notes()}, with a legend when {@code legend}. */
+    final JFreeChart finish(Plot plot, boolean legend) {
+        JFreeChart chart = new JFreeChart(title.isEmpty() ? null : title, ChartStyle.TITLE_FONT, plot, legend);
+        return ChartStyle.finish(chart, subtitle, notes());
+    }
 
     /** The chart drawn on a white {@code width} x {@code height} RGB image. */
     public final BufferedImage toImage(int width, int height) {
@@ -128,6 +148,69 @@ public abstract sealed class Chart permits LineChart, BarChart {
     private static void checkSize(int width, int height) {
         if (width <= 0 || height <= 0) {
             throw new IllegalArgumentException("chart size must be positive, got " + width + " x " + height);
+        }
+    }
+
+    /**
+     * What every chart's builder collects: title, subtitle, axis labels and a fixed y range. Each setter
+     * returns the chart's own builder, so the calls chain with its own setters.
+     *
+     * @param <B> the chart's builder
+     */
+    public abstract static sealed class Builder<B extends Builder<B>> permits LineChart.Builder, BarChart.Builder {
+        private String title = "";
+        private String subtitle = "";
+        private String xLabel = "";
+        private String yLabel = "";
+        private Range yRange;
+
+        Builder() {
+        }
+
+        @SuppressWarnings("unchecked")
+        private B self() {
+            return (B) this;
+        }
+
+        /** The title drawn at the top of the chart. */
+        public B title(String title) {
+            this.title = title;
+            return self();
+        }
+
+        /** A line under the title, e.g. the run's settings. */
+        public B subtitle(String subtitle) {
+            this.subtitle = subtitle;
+            return self();
+        }
+
+        /** The label under the x axis (under the categories of a bar chart). */
+        public B xLabel(String label) {
+            this.xLabel = label;
+            return self();
+        }
+
+        /** The label of the y (value) axis. */
+        public B yLabel(String label) {
+            this.yLabel = label;
+            return self();
+        }
+
+        /**
+         * A fixed y range instead of one fitted to the data (and, for bars, zero), e.g. 0 to 1 for
+         * accuracies.
+         */
+        public B yRange(double lower, double upper) {
+            if (!(lower < upper) || !Double.isFinite(lower) || !Double.isFinite(upper)) {
+                throw new IllegalArgumentException("y range must be finite with lower < upper, got " + lower + " to " + upper);
+            }
+            this.yRange = new Range(lower, upper);
+            return self();
+        }
+
+        /** The fixed y range given, or null. */
+        final Range yRange() {
+            return yRange;
         }
     }
 }

@@ -40,13 +40,9 @@ public final class LineChart extends Chart {
     /** Series with at most this many points get markers by default. */
     public static final int MARKER_LIMIT = 30;
 
-    private final String subtitle;
-    private final String xLabel;
-    private final String yLabel;
     private final boolean logX;
     private final boolean logY;
     private final Boolean markers;
-    private final Range yRange;
     private final List<Series> series;
     private final List<String> notes;
 
@@ -54,14 +50,10 @@ public final class LineChart extends Chart {
     }
 
     private LineChart(Builder b) {
-        super(b.title);
-        this.subtitle = b.subtitle;
-        this.xLabel = b.xLabel;
-        this.yLabel = b.yLabel;
+        super(b);
         this.logX = b.logX;
         this.logY = b.logY;
         this.markers = b.markers;
-        this.yRange = b.yRange;
         this.series = List.copyOf(b.series);
         this.notes = List.copyOf(computeNotes());
     }
@@ -213,8 +205,7 @@ public final class LineChart extends Chart {
         plot.setRangeMinorGridlinesVisible(logY);
         plot.setDomainMinorGridlinePaint(ChartStyle.MINOR_GRID);
         plot.setRangeMinorGridlinePaint(ChartStyle.MINOR_GRID);
-        JFreeChart chart = new JFreeChart(title().isEmpty() ? null : title(), ChartStyle.TITLE_FONT, plot, !series.isEmpty());
-        return ChartStyle.finish(chart, subtitle, notes);
+        return finish(plot, !series.isEmpty());
     }
 
     private static ValueAxis axis(String label, boolean log) {
@@ -259,41 +250,18 @@ public final class LineChart extends Chart {
         }
     }
 
-    /** Collects a chart's labels, axes and series; {@link #build()} makes the immutable chart. */
-    public static final class Builder {
-        private String title = "";
-        private String subtitle = "";
-        private String xLabel = "";
-        private String yLabel = "";
+    /**
+     * Collects a chart's axes and series (the title and labels: {@link Chart.Builder});
+     * {@link #build()} makes the immutable chart.
+     */
+    public static final class Builder extends Chart.Builder<Builder> {
         private boolean logX;
         private boolean logY;
         private Boolean markers;
-        private Range yRange;
         private final List<Series> series = new ArrayList<>();
         private final Set<String> names = new HashSet<>();
 
         private Builder() {
-        }
-
-        public Builder title(String title) {
-            this.title = title;
-            return this;
-        }
-
-        /** A line under the title, e.g. the run's settings. */
-        public Builder subtitle(String subtitle) {
-            this.subtitle = subtitle;
-            return this;
-        }
-
-        public Builder xLabel(String label) {
-            this.xLabel = label;
-            return this;
-        }
-
-        public Builder yLabel(String label) {
-            this.yLabel = label;
-            return this;
         }
 
         /** A base-10 log x axis; x values that are zero or negative are not drawn. */
@@ -311,15 +279,6 @@ public final class LineChart extends Chart {
         /** Markers at every point (true) or none (false); by default only when no series is longer than {@value LineChart#MARKER_LIMIT}. */
         public Builder markers(boolean markers) {
             this.markers = markers;
-            return this;
-        }
-
-        /** A fixed y range instead of one fitted to the data, e.g. 0 to 1 for accuracies. */
-        public Builder yRange(double lower, double upper) {
-            if (!(lower < upper) || !Double.isFinite(lower) || !Double.isFinite(upper)) {
-                throw new IllegalArgumentException("y range must be finite with lower < upper, got " + lower + " to " + upper);
-            }
-            this.yRange = new Range(lower, upper);
             return this;
         }
 
@@ -354,8 +313,8 @@ public final class LineChart extends Chart {
         }
 
         public LineChart build() {
-            if (yRange != null && logY && yRange.getLowerBound() <= 0) {
-                throw new IllegalArgumentException("a log y axis needs a positive range, got " + yRange);
+            if (yRange() != null && logY && yRange().getLowerBound() <= 0) {
+                throw new IllegalArgumentException("a log y axis needs a positive range, got " + yRange());
             }
             return new LineChart(this);
         }
