@@ -310,7 +310,7 @@ public final class RunReport {
         CsvTable table = new CsvTable(LAYERS_HEADER);
         List<double[]> epochMeans = new ArrayList<>();
         for (int e = 0; e < profile.epochs(); e++) {
-            epochMeans.add(meanFiniteGradientNorms(profile, e));
+            epochMeans.add(profile.meanGradientNorms(e));
         }
         for (Profile.UnitStatistics u : profile.units()) {
             int kernel = kernelFeeding(profile, u.layerIndex());
@@ -334,39 +334,11 @@ public final class RunReport {
     }
 
     /**
-     * The mean gradient norm of each segment over the steps of {@code epoch} (from 0), leaving out steps
-     * where that norm was not finite (a run that blew up is still described by its finite steps); NaN
-     * where no step qualifies.
-     */
-    public static double[] meanFiniteGradientNorms(Profile profile, int epoch) {
-        int n = profile.segments().size();
-        double[] sum = new double[n];
-        int[] count = new int[n];
-        for (Profile.StepStatistics s : profile.steps()) {
-            if (s.epoch() != epoch) {
-                continue;
-            }
-            for (int i = 0; i < n; i++) {
-                double v = s.gradientNorms()[i];
-                if (Double.isFinite(v)) {
-                    sum[i] += v;
-                    count[i]++;
-                }
-            }
-        }
-        double[] mean = new double[n];
-        for (int i = 0; i < n; i++) {
-            mean[i] = count[i] == 0 ? Double.NaN : sum[i] / count[i];
-        }
-        return mean;
-    }
-
-    /**
      * The mean kernel gradient norm of each layer over {@code epoch} (from 0), by depth: element 0 is
-     * the layer next to the input, the last the output layer. See {@link #meanFiniteGradientNorms}.
+     * the layer next to the input, the last the output layer. See {@link Profile#meanGradientNorms}.
      */
     public static double[] kernelGradientNormsByDepth(Profile profile, int epoch) {
-        double[] all = meanFiniteGradientNorms(profile, epoch);
+        double[] all = profile.meanGradientNorms(epoch);
         List<Integer> kernels = profile.kernelSegments();
         double[] byDepth = new double[kernels.size()];
         for (int d = 0; d < byDepth.length; d++) {
@@ -448,7 +420,7 @@ public final class RunReport {
         List<Integer> kernels = profile.kernelSegments();
         for (Diagnosis.LayerRow row : diagnosis.layers()) {
             Profile.Segment segment = profile.segments().get(kernels.get(row.depth() - 1));
-            Profile.UnitStatistics units = unitsAfter(profile, segment.layerIndex(), lastEpoch);
+            Profile.UnitStatistics units = profile.unitsFedBy(segment.layerIndex(), lastEpoch);
             boolean output = row.depth() == kernels.size();
             table.addRow(row.depth(), row.layerName(),
                     units != null ? units.activation() : output ? "softmax (output)" : "-",
@@ -458,18 +430,6 @@ public final class RunReport {
                     units == null ? null : units.std());
         }
         return table;
-    }
-
-    /** The units a kernel feeds: its own layer's, or those of the activation layer right after it. */
-    private static Profile.UnitStatistics unitsAfter(Profile profile, int layerIndex, int epoch) {
-        for (int index : new int[] {layerIndex, layerIndex + 1}) {
-            for (Profile.UnitStatistics u : profile.units()) {
-                if (u.epoch() == epoch && u.layerIndex() == index) {
-                    return u;
-                }
-            }
-        }
-        return null;
     }
 
     private static Double percent(double fraction) {

@@ -79,14 +79,15 @@ public record Diagnosis(List<LayerRow> layers, List<Verdict> verdicts) {
         List<Integer> kernels = profile.kernelSegments();
         List<Profile.StepStatistics> steps = profile.steps();
         int window = Math.min(WINDOW, steps.size());
-        double[] start = meanNorms(steps.subList(0, window), kernels);
-        double[] end = meanNorms(steps.subList(steps.size() - window, steps.size()), kernels);
+        double[] start = kernelsOnly(Profile.meanFiniteGradientNorms(steps.subList(0, window)), kernels);
+        double[] end = kernelsOnly(Profile.meanFiniteGradientNorms(steps.subList(steps.size() - window,
+                steps.size())), kernels);
         int output = kernels.size() - 1;
         List<LayerRow> rows = new ArrayList<>();
         int lastEpoch = profile.epochs() - 1;
         for (int d = 0; d < kernels.size(); d++) {
             Profile.Segment segment = profile.segments().get(kernels.get(d));
-            Profile.UnitStatistics units = unitsOf(profile, segment.layerIndex(), lastEpoch);
+            Profile.UnitStatistics units = profile.unitsFedBy(segment.layerIndex(), lastEpoch);
             rows.add(new LayerRow(d + 1, segment.layerName(), start[d], end[d], start[d] / start[output],
                     units == null ? Double.NaN : units.deadFraction(),
                     units == null ? Double.NaN : units.softSaturatedFraction()));
@@ -141,34 +142,12 @@ public record Diagnosis(List<LayerRow> layers, List<Verdict> verdicts) {
         return new Diagnosis(rows, verdicts);
     }
 
-    private static Profile.UnitStatistics unitsOf(Profile profile, int layerIndex, int epoch) {
-        // A Dense layer's units, or those of the activation layer right after it (PReLU, Swish...).
-        for (int index : new int[] {layerIndex, layerIndex + 1}) {
-            for (Profile.UnitStatistics u : profile.units()) {
-                if (u.epoch() == epoch && u.layerIndex() == index) {
-                    return u;
-                }
-            }
+    private static double[] kernelsOnly(double[] perSegment, List<Integer> kernels) {
+        double[] out = new double[kernels.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = perSegment[kernels.get(i)];
         }
-        return null;
-    }
-
-    /** Mean of each segment's finite gradient norms over {@code steps}: a step that overflowed is left out. */
-    private static double[] meanNorms(List<Profile.StepStatistics> steps, List<Integer> segments) {
-        double[] mean = new double[segments.size()];
-        for (int i = 0; i < mean.length; i++) {
-            double sum = 0;
-            int count = 0;
-            for (Profile.StepStatistics s : steps) {
-                double v = s.gradientNorms()[segments.get(i)];
-                if (Double.isFinite(v)) {
-                    sum += v;
-                    count++;
-                }
-            }
-            mean[i] = count == 0 ? Double.NaN : sum / count;
-        }
-        return mean;
+        return out;
     }
 
     private static double maxNorm(List<Profile.StepStatistics> steps, int segment) {

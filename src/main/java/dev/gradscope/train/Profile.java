@@ -114,22 +114,47 @@ public final class Profile {
         return result;
     }
 
-    /** Mean gradient norm of each segment over the steps of one epoch (NaN if no step was recorded). */
+    /**
+     * Mean gradient norm of each segment over the steps of one epoch (from 0), leaving out steps where
+     * that norm was not finite, so a run that blew up is still described by its finite steps; NaN where
+     * no step qualifies.
+     */
     public double[] meanGradientNorms(int epoch) {
-        double[] sum = new double[segments.size()];
-        int count = 0;
-        for (StepStatistics s : steps) {
-            if (s.epoch() == epoch) {
-                for (int i = 0; i < sum.length; i++) {
-                    sum[i] += s.gradientNorms()[i];
+        return meanFiniteGradientNorms(steps.stream().filter(s -> s.epoch() == epoch).toList());
+    }
+
+    /** Mean of each segment's finite gradient norms over {@code steps}; NaN where none is finite. */
+    public static double[] meanFiniteGradientNorms(List<StepStatistics> steps) {
+        int n = steps.isEmpty() ? 0 : steps.get(0).gradientNorms().length;
+        double[] mean = new double[n];
+        for (int i = 0; i < n; i++) {
+            double sum = 0;
+            int count = 0;
+            for (StepStatistics s : steps) {
+                double v = s.gradientNorms()[i];
+                if (Double.isFinite(v)) {
+                    sum += v;
+                    count++;
                 }
-                count++;
+            }
+            mean[i] = count == 0 ? Double.NaN : sum / count;
+        }
+        return mean;
+    }
+
+    /**
+     * The units a kernel feeds in one epoch: those of its own layer (a Dense with an activation), or of
+     * the activation layer right after it (PReLU, Swish...); null when neither was watched.
+     */
+    public UnitStatistics unitsFedBy(int layerIndex, int epoch) {
+        for (int index : new int[] {layerIndex, layerIndex + 1}) {
+            for (UnitStatistics u : units) {
+                if (u.epoch() == epoch && u.layerIndex() == index) {
+                    return u;
+                }
             }
         }
-        for (int i = 0; i < sum.length; i++) {
-            sum[i] = count == 0 ? Double.NaN : sum[i] / count;
-        }
-        return sum;
+        return null;
     }
 
     /** Number of epochs with at least one recorded step. */
