@@ -144,6 +144,6 @@ public class ActivationLayer extends Layer {
 
     @Override
     public void close() {
-        Dense.closeAll(output, inputGradient, ownedParameter);
+        Tensor.closeAll(output, inputGradient, ownedParameter);
     }
 }

@@ -81,7 +81,7 @@ public final class Adam implements Optimizer {
 
     @Override
     public void close() {
-        Dense.closeAll(firstMoment, secondMoment);
+        Tensor.closeAll(firstMoment, secondMoment);
         firstMoment = null;
         secondMoment = null;
     }

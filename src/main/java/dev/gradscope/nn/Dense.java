@@ -177,14 +177,6 @@ public class Dense extends Layer {
         if (affine != null) {
             affine.close();
         }
-        closeAll(preActivation, output, preActivationGradient, parameter);
-    }
-
-    static void closeAll(Tensor... tensors) {
-        for (Tensor t : tensors) {
-            if (t != null) {
-                t.close();
-            }
-        }
+        Tensor.closeAll(preActivation, output, preActivationGradient, parameter);
     }
 }

@@ -125,6 +125,6 @@ public class Maxout extends Layer {
         if (affine != null) {
             affine.close();
         }
-        Dense.closeAll(preActivation, preActivationGradient, output, winner);
+        Tensor.closeAll(preActivation, preActivationGradient, output, winner);
     }
 }

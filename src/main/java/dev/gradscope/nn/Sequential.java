@@ -397,6 +397,6 @@ public class Sequential implements AutoCloseable {
         if (optimizer != null) {
             optimizer.close();
         }
-        Dense.closeAll(parameters, gradients, outputGradient);
+        Tensor.closeAll(parameters, gradients, outputGradient);
     }
 }

@@ -130,6 +130,15 @@ public final class Tensor implements AutoCloseable {
         return toFloatArray()[0];
     }
 
+    /** Closes each of {@code tensors} that is not null: the buffers a layer or optimizer allocated. */
+    public static void closeAll(Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (t != null) {
+                t.close();
+            }
+        }
+    }
+
     @Override
     public void close() {
         if (ownsStorage) {

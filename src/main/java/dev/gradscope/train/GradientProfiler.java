@@ -172,11 +172,7 @@ public final class GradientProfiler implements Callback {
             w.statistics().close();
         }
         watched.clear();
-        for (Tensor t : new Tensor[] {weightNorms, updateNorms, previousParameters}) {
-            if (t != null) {
-                t.close();
-            }
-        }
+        Tensor.closeAll(weightNorms, updateNorms, previousParameters);
         weightNorms = null;
         updateNorms = null;
         previousParameters = null;
