@@ -24,17 +24,11 @@ final class Kinks {
         return false;
     }
 
-    /** Whether any pre-activation {@code x · W + b} (row-major x [batch,in], W [in,out], b [out]) is near a kink. */
-    static boolean anyPreActivationNear(float[] x, float[] kernelAndBias, int batch, int in, int out) {
-        for (int b = 0; b < batch; b++) {
-            for (int j = 0; j < out; j++) {
-                double z = kernelAndBias[in * out + j];
-                for (int i = 0; i < in; i++) {
-                    z += (double) x[b * in + i] * kernelAndBias[i * out + j];
-                }
-                if (near(z)) {
-                    return true;
-                }
+    /** Whether any of {@code values} is near a kink. */
+    static boolean anyNear(double[] values) {
+        for (double z : values) {
+            if (near(z)) {
+                return true;
             }
         }
         return false;

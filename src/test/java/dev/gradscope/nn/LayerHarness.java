@@ -63,6 +63,25 @@ final class LayerHarness implements AutoCloseable {
         return r -> (float) r.nextDouble(-limit, limit);
     }
 
+    /**
+     * {@code x · W + b} in double on the host, {@code [batch][width]} flattened, for a layer whose
+     * parameters are a kernel {@code [in, width]} followed by a bias {@code [width]} (Dense, Maxout's pieces).
+     */
+    double[] hostPreActivations(int width) {
+        int in = input.length / batch;
+        double[] z = new double[batch * width];
+        for (int b = 0; b < batch; b++) {
+            for (int j = 0; j < width; j++) {
+                double sum = parameterValues[in * width + j];
+                for (int i = 0; i < in; i++) {
+                    sum += (double) input[b * in + i] * parameterValues[i * width + j];
+                }
+                z[b * width + j] = sum;
+            }
+        }
+        return z;
+    }
+
     void uploadParameters() {
         if (parameterValues.length > 0) {
             backend.copyFromHost(parameterValues, parameters);

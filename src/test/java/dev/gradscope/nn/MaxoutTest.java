@@ -11,25 +11,9 @@ class MaxoutTest {
     private static final int PIECES = 3;
     private static final int BATCH = 3;
 
-    /** Pieces {@code [batch][units*pieces]} of x · W + b, in double. */
-    private static double[] pieces(LayerHarness h) {
-        int width = UNITS * PIECES;
-        double[] z = new double[BATCH * width];
-        for (int b = 0; b < BATCH; b++) {
-            for (int j = 0; j < width; j++) {
-                double s = h.parameterValues[IN * width + j];
-                for (int i = 0; i < IN; i++) {
-                    s += (double) h.input[b * IN + i] * h.parameterValues[i * width + j];
-                }
-                z[b * width + j] = s;
-            }
-        }
-        return z;
-    }
-
     /** Smallest gap between a unit's winning piece and its runner-up: a nudge must not change winners. */
     private static double smallestWinningGap(LayerHarness h) {
-        double[] z = pieces(h);
+        double[] z = h.hostPreActivations(UNITS * PIECES);
         double gap = Double.MAX_VALUE;
         for (int u = 0; u < BATCH * UNITS; u++) {
             double best = Double.NEGATIVE_INFINITY;
@@ -63,7 +47,7 @@ class MaxoutTest {
     @Test
     void forwardTakesTheLargestPiece() {
         try (LayerHarness h = harnessWithClearWinners()) {
-            double[] z = pieces(h);
+            double[] z = h.hostPreActivations(UNITS * PIECES);
             float[] y = h.forward();
             for (int u = 0; u < BATCH * UNITS; u++) {
                 double best = Double.NEGATIVE_INFINITY;
