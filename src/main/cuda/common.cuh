@@ -89,6 +89,22 @@ __device__ __forceinline__ void forEachElement(unsigned n, bool aligned, VectorB
     }
 }
 
+/** t[i] = f(t[i]) for every element of t, in place; float4 groups when t is 16-byte aligned. */
+template <class F>
+__device__ __forceinline__ void transformInPlace(float* __restrict__ t, unsigned n, F f) {
+    forEachElement(
+        n, allAligned16(t),
+        [&](unsigned k) {
+            float4 v = load4(t, k);
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                lane(v, l) = f(lane(v, l));
+            }
+            store4(t, k, v);
+        },
+        [&](unsigned i) { t[i] = f(t[i]); });
+}
+
 // ---- warp reductions (deterministic: fixed xor butterfly, every lane gets the same bits) ----------
 
 __device__ __forceinline__ double warpSum(double v) {

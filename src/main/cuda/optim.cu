@@ -127,17 +127,7 @@ extern "C" __global__ void sgd_update(float* __restrict__ params, const float* _
 
 /** t = clamp(t, -limit, limit) element-wise (gradient clipping by value); NaN stays NaN. */
 extern "C" __global__ void clip_by_value(float* __restrict__ t, float limit, int n) {
-    gs::forEachElement(
-        gs::countOf(n), gs::allAligned16(t),
-        [&](unsigned k) {
-            float4 t4 = gs::load4(t, k);
-#pragma unroll
-            for (int l = 0; l < 4; l++) {
-                gs::lane(t4, l) = gs::clipToLimit(gs::lane(t4, l), limit);
-            }
-            gs::store4(t, k, t4);
-        },
-        [&](unsigned i) { t[i] = gs::clipToLimit(t[i], limit); });
+    gs::transformInPlace(t, gs::countOf(n), [&](float x) { return gs::clipToLimit(x, limit); });
 }
 
 /**
@@ -162,15 +152,5 @@ extern "C" __global__ void clip_by_global_norm(float* __restrict__ t, const floa
         return; // within the limit, or NaN (which clipping cannot repair): the same in every block
     }
     const float factor = static_cast<float>(static_cast<double>(maxNorm) / norm);
-    gs::forEachElement(
-        gs::countOf(n), gs::allAligned16(t),
-        [&](unsigned k) {
-            float4 t4 = gs::load4(t, k);
-#pragma unroll
-            for (int l = 0; l < 4; l++) {
-                gs::lane(t4, l) = __fmul_rn(gs::lane(t4, l), factor);
-            }
-            gs::store4(t, k, t4);
-        },
-        [&](unsigned i) { t[i] = __fmul_rn(t[i], factor); });
+    gs::transformInPlace(t, gs::countOf(n), [&](float x) { return __fmul_rn(x, factor); });
 }
