@@ -8,13 +8,16 @@
 #   info           gradscope info
 #   gpu-tests      the JUnit tests tagged "gpu" (JUnit console launcher)
 #   bench          gradscope bench --device cuda (and every `bench` subcommand its --help lists)
+#   peers          compare-peers.py --epochs 3: the same benchmark in PyTorch and JAX, with a Python that
+#                  has either (GRADSCOPE_PEERS_PYTHON, python3, /opt/*/bin/python3, ...); "skipped", which
+#                  does not fail the run, when there is none or no variant can run
 #   train-cuda     gradscope train --device cuda --epochs 2 on the full MNIST
 #   train-cpu      gradscope train --device cpu --train-limit 6000 --epochs 1, for comparison
 # then prints a summary table (step, status, seconds, key figure) as the very last thing, and exits
 # 0 when every step succeeded, 1 otherwise.
 #
 # Writes at most 8 files into OUT_DIR: logs.txt (every step's output, in order), junit.xml,
-# bench.json (+ bench-SUBCOMMAND.json), history-cuda.json, history-cpu.json, summary.txt.
+# bench.json (+ one bench-SUBCOMMAND.json), peers.json, history-cuda.json, history-cpu.json, summary.txt.
 #
 # cuBLAS: JCublas2 12.6.0 needs libcublas.so.12. If the system has one (ldconfig or
 # LD_LIBRARY_PATH), it is used as it is. Otherwise the bundle's compatibility libcublas.so.12
@@ -27,6 +30,7 @@
 #
 # Environment: GRADSCOPE_RUN_BUDGET_S (default 480) caps the whole run; each step's limit is cut
 # so that the run ends inside it. GRADSCOPE_CUBLAS13_DIR names libcublas.so.13's folder.
+# GRADSCOPE_PEERS_PYTHON names a Python (a virtual environment's) with PyTorch or JAX for `peers`.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,7 +43,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/logs" "$work/junit"
 budget="${GRADSCOPE_RUN_BUDGET_S:-480}"
 log="$out/logs.txt"
-rm -f "$out"/logs.txt "$out"/junit.xml "$out"/bench*.json "$out"/history-*.json "$out"/summary.txt
+rm -f "$out"/logs.txt "$out"/junit.xml "$out"/bench*.json "$out"/peers.json "$out"/history-*.json "$out"/summary.txt
 : >"$log"
 
 now() { if [[ -n "${EPOCHREALTIME:-}" ]]; then echo "${EPOCHREALTIME/,/.}"; else date +%s.%N; fi; }
@@ -157,6 +161,9 @@ gradscope=("${java_cmd[@]}" -jar "$here/gradscope.jar")
 ld_cache() { # ld_cache NAME: the path the loader's cache gives for NAME (x86-64), if any
   { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | awk -v n="$1" '$1 == n && /x86-64/ { print $NF; exit }'
 }
+# PyTorch and JAX (the peers step) bring their own CUDA libraries: they get the environment as it came.
+peers_env=(env -u GRADSCOPE_CUBLAS_COMPAT_VERBOSE)
+if [[ -n "${LD_LIBRARY_PATH+set}" ]]; then peers_env+=("LD_LIBRARY_PATH=$LD_LIBRARY_PATH"); else peers_env+=(-u LD_LIBRARY_PATH); fi
 real12=""
 IFS=: read -r -a ld_dirs <<<"${LD_LIBRARY_PATH:-}"
 for d in "${ld_dirs[@]}"; do
@@ -258,16 +265,72 @@ for sub in $subcommands; do
   args=()
   grep -q -- '--device' "$STEP_LOG" && args+=(--device cuda)
   grep -q -- '--data-dir' "$STEP_LOG" && args+=(--data-dir "$here/mnist")
-  # Two result files at most, so that OUT_DIR stays within 8 files; the others stay in work/.
+  # One result file at most, so that OUT_DIR stays within 8 files; the others stay in work/.
   if grep -q -- '--out' "$STEP_LOG"; then
-    if ((extra_results < 2)); then args+=(--out "$out/bench-$sub.json"); else args+=(--out "$work/bench-$sub.json"); fi
+    if ((extra_results < 1)); then args+=(--out "$out/bench-$sub.json"); else args+=(--out "$work/bench-$sub.json"); fi
     extra_results=$((extra_results + 1))
   fi
   run_step "bench-$sub" 90 "${gradscope[@]}" bench "$sub" "${args[@]}"
   record "bench-$sub" "$(row_status)" "$STEP_SECONDS" "$(tail -n 1 "$STEP_LOG" | cut -c1-70)"
 done
 
-# --- 4. training: CUDA, then a short CPU run to compare -------------------------------------------
+# --- 4. the same benchmark in PyTorch and JAX (compare-peers.py) ------------------------------------
+# A Python for each framework: the first that has it and NumPy, among GRADSCOPE_PEERS_PYTHON, python3 on
+# the PATH and the usual virtual-environment places (PyTorch and JAX may live in different ones).
+peer_candidates=()
+[[ -n "${GRADSCOPE_PEERS_PYTHON:-}" ]] && peer_candidates+=("$GRADSCOPE_PEERS_PYTHON")
+command -v python3 >/dev/null 2>&1 && peer_candidates+=("$(command -v python3)")
+[[ -n "${VIRTUAL_ENV:-}" ]] && peer_candidates+=("$VIRTUAL_ENV/bin/python3")
+home="${HOME:-/nonexistent}"
+for py in /opt/*/bin/python3 /opt/*/*/bin/python3 "$home"/*/bin/python3 "$home"/.venv*/bin/python3 /usr/local/bin/python3; do
+  [[ -x "$py" ]] && peer_candidates+=("$py")
+done
+python_with() { # python_with MODULE: the first candidate that can import MODULE and numpy, if any
+  local py
+  for py in "${peer_candidates[@]}"; do
+    "$py" -c 'import importlib.util as u, sys; sys.exit(not (u.find_spec(sys.argv[1]) and u.find_spec("numpy")))' \
+      "$1" 2>/dev/null && { echo "$py"; return; }
+  done
+}
+torch_python="$(python_with torch)"
+jax_python="$(python_with jax)"
+peers_python="${torch_python:-$jax_python}"
+if [[ -z "$peers_python" ]]; then
+  say "===== peers: skipped, no Python with NumPy and PyTorch or JAX (tried: ${peer_candidates[*]:-none})"
+  record peers skipped 0 "no Python with PyTorch or JAX (GRADSCOPE_PEERS_PYTHON names one)"
+else
+  say "peers: PyTorch from ${torch_python:-nowhere}, JAX from ${jax_python:-nowhere}"
+  peer_pythons=()
+  [[ -n "$torch_python" ]] && peer_pythons+=(--torch-python "$torch_python")
+  [[ -n "$jax_python" ]] && peer_pythons+=(--jax-python "$jax_python")
+  run_step peers 150 "${peers_env[@]}" "$peers_python" "$here/compare-peers.py" --device cuda --epochs 3 \
+    --data-dir "$here/mnist" --out "$work/peers.json" "${peer_pythons[@]}"
+  [[ -f "$work/peers.json" ]] && cp "$work/peers.json" "$out/peers.json"
+  # The fastest variant that ran, against GradScope's bench median when there is one.
+  figure="$("$peers_python" - "$work/peers.json" "$out/bench.json" 2>/dev/null <<'PEERS'
+import json, sys
+peers = json.load(open(sys.argv[1]))
+ran = [p for p in peers if "median_epoch_seconds" in p]
+counts = "%d ran, %d skipped, %d failed" % (
+    len(ran), sum("skipped" in p for p in peers), sum("failed" in p for p in peers))
+if ran:
+    best = min(ran, key=lambda p: p["median_epoch_seconds"])
+    line = "fastest %s (%s) %.4g s" % (best["backend"], best["precision"], best["median_epoch_seconds"])
+    try:
+        line += " vs GradScope %.4g s" % json.load(open(sys.argv[2]))["median_epoch_seconds"]
+    except (OSError, ValueError, KeyError):
+        pass
+    print(line + "; " + counts)
+else:
+    print(counts + ": " + next((p.get("skipped") or p.get("failed") for p in peers), "")[:60])
+PEERS
+)"
+  status="$(row_status)"
+  [[ "$STEP_RC" == 3 ]] && status=skipped # compare-peers.py's "every variant skipped" (no GPU for them, say)
+  record peers "$status" "$STEP_SECONDS" "${figure:-$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-70)}"
+fi
+
+# --- 5. training: CUDA, then a short CPU run to compare -------------------------------------------
 train_row() { # train_row NAME HISTORY
   local final
   final="$(grep -m1 '^final:' "$STEP_LOG" | sed 's/^final: //; s/; wrote.*//')"
@@ -296,5 +359,6 @@ chmod a+r "$out"/* 2>/dev/null
 } >"$out/summary.txt"
 cat "$out/summary.txt" >>"$log"
 cat "$out/summary.txt"
-for row in "${rows[@]}"; do [[ "$row" =~ ^[^\ ]+\ +ok\  ]] || exit 1; done
+# A skipped peers step (nothing to compare with here) is no failure of GradScope's.
+for row in "${rows[@]}"; do [[ "$row" =~ ^[^\ ]+\ +ok\  || "$row" =~ ^peers\ +skipped\  ]] || exit 1; done
 exit 0

@@ -15,7 +15,9 @@
 #                       the JUnit console launcher matching the pom's JUnit version
 #   cublas-compat/      libcublas.so.12 from scripts/build-cublas-compat.sh (used on CUDA 13 hosts)
 #   mnist/              the four MNIST files as .gz (from data/mnist; fetched when missing)
-#   run                 scripts/gpu-bundle-run.sh: info, GPU tests, bench, short training runs
+#   run                 scripts/gpu-bundle-run.sh: info, GPU tests, bench, peers, short training runs
+#   compare-peers.py    scripts/compare-peers.py: the same benchmark in PyTorch and JAX, which `run` starts
+#                       with the host's python3 when it has either
 #   bundle-info.txt     what went in: commit, versions, modules, sizes
 #
 # It uses the normal build folder target/: when target/gradscope.jar or target/test-classes is
@@ -145,9 +147,10 @@ for name in "${names[@]}"; do
 done
 step "mnist: ${names[*]} (.gz)"
 
-# --- 6. The run script and what went in -----------------------------------------------------------
+# --- 6. The run script, the peer benchmark and what went in ---------------------------------------
 cp "$repo_root/scripts/gpu-bundle-run.sh" "$stage/run"
 chmod +x "$stage/run"
+cp "$repo_root/scripts/compare-peers.py" "$stage/compare-peers.py"
 size_of() { du -sb "$1" | cut -f1; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 commit="$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -162,7 +165,7 @@ commit="$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown
 # --- 7. Sizes, the limit, and the swap into OUT_DIR ------------------------------------------------
 total="$(size_of "$stage")"
 echo "gpu-bundle: sizes"
-for item in runtime.tar.xz gradscope.jar tests mnist cublas-compat run bundle-info.txt runtime.txt; do
+for item in runtime.tar.xz gradscope.jar tests mnist cublas-compat run compare-peers.py bundle-info.txt runtime.txt; do
   printf '  %-18s %10s  %s\n' "$item" "$(size_of "$stage/$item")" "$(mib "$(size_of "$stage/$item")")"
 done
 printf '  %-18s %10s  %s (limit 64 MiB)\n' total "$total" "$(mib "$total")"
