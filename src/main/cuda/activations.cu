@@ -16,10 +16,11 @@
 // y[i] = f(z[i]; p(i)), dz[i] = dy[i] * f'(z[i]; p(i)), with p(i) = 0 when paramCount is 0, param[0]
 // when it is 1, param[i % cols] otherwise. In place (y == z, dz == dy or dz == z) is allowed: every
 // element is read and then written by one thread only.
-//   ID_unit_statistics(const float* z, const float* y, const float* param, int paramCount, int rows,
-//                      int cols, float saturationThreshold, float* statistics)
+//   ID_unit_statistics(const float* z, const float* y, const float* dy, float* dz, const float* param,
+//                      int paramCount, int rows, int cols, float saturationThreshold, float* statistics)
 // statistics [4, cols] += per column: rows with f' != 0, rows with |f'| < saturationThreshold, sum of y,
-// sum of y^2 (one thread per column, rows in order).
+// sum of y^2 (one thread per column, rows in order); and, unless dy and dz are NULL, dz = dy * f'(z) as
+// ID_backward computes it, from the same evaluation of f' (the backward pass of a profiled layer).
 #include "common.cuh"
 
 namespace gs {
@@ -136,10 +137,11 @@ __device__ __forceinline__ void activationParameterGradient(const float* __restr
  * [2][j] += sum_i y[i][j], [3][j] += sum_i y[i][j]^2. One thread per column, rows in order; counts
  * exact in integers, sums in double, each added to its float once, as on the CPU. The derivative is the
  * kind's own (the one ID_backward uses), in float, so a NaN derivative counts as active and not
- * saturated, as in Java.
+ * saturated, as in Java. When dz is not NULL, also dz = dy * f'(z), the bits ID_backward gives.
  */
 template <class Kind>
 __device__ __forceinline__ void unitStatistics(const float* __restrict__ z, const float* __restrict__ y,
+                                               const float* __restrict__ dy, float* __restrict__ dz,
                                                const float* __restrict__ param, int paramCount, int rows, int cols,
                                                float saturationThreshold, float* __restrict__ statistics) {
     const unsigned columns = countOf(cols);
@@ -152,7 +154,11 @@ __device__ __forceinline__ void unitStatistics(const float* __restrict__ z, cons
         double sumOfSquares = 0.0;
 #pragma unroll 4 // issues several rows' loads together; the additions stay in row order
         for (unsigned i = 0, e = j; i < countOf(rows); i++, e += columns) {
-            const float d = fabsf(Kind::derivative(z[e], p));
+            const float derivative = Kind::derivative(z[e], p);
+            if (dz != nullptr) {
+                dz[e] = dy[e] * derivative;
+            }
+            const float d = fabsf(derivative);
             active += d != 0.0f ? 1u : 0u;
             saturated += d < saturationThreshold ? 1u : 0u;
             const double v = y[e];
@@ -179,11 +185,12 @@ __device__ __forceinline__ void unitStatistics(const float* __restrict__ z, cons
                                              int paramCount, int cols, int n) {                            \
         gs::activation<gs::ID##_kind, true>(z, dy, dz, param, paramCount, cols, n);                       \
     }                                                                                                      \
-    extern "C" __global__ void ID##_unit_statistics(const float* z, const float* y, const float* param,       \
-                                                    int paramCount, int rows, int cols,                    \
-                                                    float saturationThreshold, float* statistics) {        \
-        gs::unitStatistics<gs::ID##_kind>(z, y, param, paramCount, rows, cols, saturationThreshold,       \
-                                          statistics);                                                     \
+    extern "C" __global__ void ID##_unit_statistics(const float* z, const float* y, const float* dy,          \
+                                                    float* dz, const float* param, int paramCount,         \
+                                                    int rows, int cols, float saturationThreshold,         \
+                                                    float* statistics) {                                   \
+        gs::unitStatistics<gs::ID##_kind>(z, y, dy, dz, param, paramCount, rows, cols,                    \
+                                          saturationThreshold, statistics);                                \
     }
 
 /** A kind without a parameter: ID_forward, ID_backward and ID_unit_statistics. */

@@ -89,6 +89,78 @@ extern "C" __global__ void adam_update(float* __restrict__ params, const float* 
         [&](unsigned i) { step(params[i], grads[i], m[i], v[i]); });
 }
 
+namespace gs {
+
+/**
+ * An optimizer step over every segment of the flat buffers that also measures it (UpdateNorms):
+ * weightSquares[s] = sum of p^2 before the step, updateSquares[s] = sum of (p after - p before)^2, the
+ * difference in double. One block of 1024 per segment (blocks stride over segments), each sum by the
+ * fixed 1024-slot tree: deterministic. The segments must cover the buffers: elements outside every
+ * segment are not updated. stepAt(k) updates element k.
+ */
+template <class StepAt>
+__device__ __forceinline__ void updateWithNorms(float* __restrict__ params, const int* __restrict__ segmentStarts,
+                                                float* __restrict__ weightSquares, float* __restrict__ updateSquares,
+                                                int segments, StepAt stepAt) {
+    for (unsigned s = blockIdx.x; s < countOf(segments); s += gridDim.x) {
+        const unsigned begin = countOf(segmentStarts[s]);
+        const unsigned end = countOf(segmentStarts[s + 1]);
+        // The first sum reads every weight of the segment before the second pass changes any: the tree's
+        // __syncthreads lies between them.
+        const double weights = blockSumOfSlots([&](unsigned slot) {
+            double sum = 0.0;
+            for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) {
+                const double p = params[k];
+                sum += p * p;
+            }
+            return sum;
+        });
+        const double updates = blockSumOfSlots([&](unsigned slot) {
+            double sum = 0.0;
+            for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) {
+                const float before = params[k];
+                stepAt(k);
+                const double change = static_cast<double>(params[k]) - static_cast<double>(before);
+                sum += change * change;
+            }
+            return sum;
+        });
+        if (threadIdx.x == 0) {
+            weightSquares[s] = static_cast<float>(weights);
+            updateSquares[s] = static_cast<float>(updates);
+        }
+    }
+}
+
+} // namespace gs
+
+/** adam_update, and the UpdateNorms of the step (launch: one block of 1024 per segment). */
+extern "C" __global__ void adam_update_norms(float* __restrict__ params, const float* __restrict__ grads,
+                                             float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
+                                             float epsilon, float stepSize, const int* __restrict__ segmentStarts,
+                                             float* __restrict__ weightSquares, float* __restrict__ updateSquares,
+                                             int segments) {
+    const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
+    gs::updateWithNorms(params, segmentStarts, weightSquares, updateSquares, segments,
+                        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+}
+
+/** sgd_update, and the UpdateNorms of the step (launch: one block of 1024 per segment). */
+extern "C" __global__ void sgd_update_norms(float* __restrict__ params, const float* __restrict__ grads,
+                                            float* __restrict__ velocity, float learningRate, float momentum,
+                                            int nesterov, const int* __restrict__ segmentStarts,
+                                            float* __restrict__ weightSquares, float* __restrict__ updateSquares,
+                                            int segments) {
+    const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
+    gs::updateWithNorms(params, segmentStarts, weightSquares, updateSquares, segments, [&](unsigned k) {
+        if (momentum == 0.0f) {
+            params[k] = __fsub_rn(params[k], __fmul_rn(learningRate, grads[k]));
+        } else {
+            step(params[k], grads[k], velocity[k]);
+        }
+    });
+}
+
 /** velocity is not read (and may be NULL) when momentum is 0: then p -= lr g. */
 extern "C" __global__ void sgd_update(float* __restrict__ params, const float* __restrict__ grads,
                                       float* __restrict__ velocity, float learningRate, float momentum, int nesterov,

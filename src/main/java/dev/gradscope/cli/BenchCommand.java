@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import dev.gradscope.data.Dataset;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
@@ -45,10 +46,19 @@ final class BenchCommand implements Callable<Integer> {
             description = "Switch the gradient profiler off, to measure what profiling costs (on by default, as in train).")
     boolean noProfile;
 
+    @Option(names = "--profile-cost",
+            description = "Measure what the profiler costs: one model trains epochs alternately with the profiler off "
+                    + "and on (--epochs of each after one warm-up of each, in off-on-on-off order so drift cancels), "
+                    + "and the medians of both and the overhead are reported.")
+    boolean profileCost;
+
     @Override
     public Integer call() {
         if (epochs < 2) {
             throw run.usage("--epochs must be >= 2 (one warm-up and at least one timed), got " + epochs);
+        }
+        if (profileCost && noProfile) {
+            throw run.usage("--profile-cost times the profiler both off and on; drop --no-profile");
         }
         ModelOptions.Resolved resolved = model.resolve(run);
         Mnist mnist = run.loadMnist();
@@ -61,13 +71,13 @@ final class BenchCommand implements Callable<Integer> {
             }
             var train = run.trainLimit > 0 ? mnist.train().take(Math.min(run.trainLimit, mnist.train().rows()))
                     : mnist.train();
+            if (profileCost) {
+                return profileCost(net, train, backend.name(), backend.description(), resolved);
+            }
             History history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
                     .verbose(0).profiler(noProfile ? null : new GradientProfiler()).build());
             List<Double> timed = new ArrayList<>(history.epochSeconds().subList(1, epochs));
-            List<Double> sorted = new ArrayList<>(timed);
-            sorted.sort(null);
-            double median = sorted.size() % 2 == 1 ? sorted.get(sorted.size() / 2)
-                    : (sorted.get(sorted.size() / 2 - 1) + sorted.get(sorted.size() / 2)) / 2;
+            double median = median(timed);
             Map<String, Object> result = new LinkedHashMap<>();
             result.put("backend", backend.name());
             result.put("device", backend.description());
@@ -88,5 +98,54 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * Alternates single epochs of the same model with the profiler off and on. One process, one model, one
+     * data set: the comparison is not blurred by JIT warm-up, by the machine's load drifting between two
+     * runs, or by different weights. The order off, on, on, off, off, on, ... gives each setting the same
+     * share of early and late slots.
+     */
+    private int profileCost(Sequential net, Dataset train, String backendName, String description,
+                            ModelOptions.Resolved resolved) {
+        List<Double> off = new ArrayList<>();
+        List<Double> on = new ArrayList<>();
+        for (int i = 0; i < 2 * epochs; i++) {
+            boolean profiled = (i % 4 == 1) || (i % 4 == 2);
+            History h = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(1).verbose(0)
+                    .profiler(profiled ? new GradientProfiler() : null).build());
+            if (i >= 2) { // the first of each setting warms up
+                (profiled ? on : off).add(h.epochSeconds().get(0));
+            }
+        }
+        double medianOff = median(off);
+        double medianOn = median(on);
+        double overhead = medianOn / medianOff - 1;
+        Map<String, Object> result = new LinkedHashMap<>();
+        result.put("backend", backendName);
+        result.put("device", description);
+        result.putAll(resolved.config());
+        result.put("batch_size", run.batchSize);
+        result.put("train_examples", train.rows());
+        result.put("epoch_seconds_profile_off", off);
+        result.put("epoch_seconds_profile_on", on);
+        result.put("median_epoch_seconds_profile_off", medianOff);
+        result.put("median_epoch_seconds_profile_on", medianOn);
+        result.put("profile_overhead", overhead);
+        System.out.printf(Locale.ROOT, "%-10s %-40s %8s %12s %12s %9s%n", "backend", "device", "examples",
+                "off (median)", "on (median)", "overhead");
+        System.out.printf(Locale.ROOT, "%-10s %-40s %8d %10.3f s %10.3f s %8.1f%%%n", backendName, description,
+                train.rows(), medianOff, medianOn, 100 * overhead);
+        if (out != null) {
+            HistoryJson.writeAtomically(out, result);
+        }
+        return 0;
+    }
+
+    private static double median(List<Double> values) {
+        List<Double> sorted = new ArrayList<>(values);
+        sorted.sort(null);
+        int n = sorted.size();
+        return n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
     }
 }

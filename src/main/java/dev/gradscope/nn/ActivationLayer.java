@@ -26,6 +26,9 @@ public class ActivationLayer extends Layer {
     private Tensor inputGradient;
     private Tensor lastInput;
     private Tensor lastOutput;
+    /** The profiler's per-unit accumulator ({@link #watchUnits}), or null when not watched. */
+    private Tensor unitStatistics;
+    private float saturationThreshold;
 
     /** A fixed activation by id, with its default parameter. */
     public ActivationLayer(String kind) {
@@ -121,11 +124,27 @@ public class ActivationLayer extends Layer {
             backend.activationParameterGradient(kind, lastInput, parameter, dy, parameterGradient);
         }
         if (!needInputGradient) {
+            if (unitStatistics != null) {
+                backend.accumulateUnitStatistics(kind, lastInput, parameter, lastOutput, saturationThreshold,
+                        unitStatistics);
+            }
             return null;
         }
         Tensor dx = inputGradient.rows(0, dy.rowCount());
-        backend.activationBackward(kind, lastInput, parameter, dy, dx);
+        if (unitStatistics == null) {
+            backend.activationBackward(kind, lastInput, parameter, dy, dx);
+        } else {
+            backend.activationBackwardWithStatistics(kind, lastInput, parameter, lastOutput, dy, dx,
+                    saturationThreshold, unitStatistics);
+        }
         return dx;
+    }
+
+    @Override
+    public boolean watchUnits(Tensor statistics, float saturationThreshold) {
+        this.unitStatistics = statistics;
+        this.saturationThreshold = saturationThreshold;
+        return true;
     }
 
     @Override

@@ -3,6 +3,7 @@ package dev.gradscope.nn;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -50,12 +51,12 @@ public final class Adam implements Optimizer {
     }
 
     @Override
-    public void step(Tensor parameters, Tensor gradients) {
+    public void step(Tensor parameters, Tensor gradients, UpdateNorms norms) {
         iterations++;
         double stepSize = learningRate * Math.sqrt(1 - Math.pow(beta2, iterations))
                 / (1 - Math.pow(beta1, iterations));
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, (float) beta1, (float) beta2,
-                (float) epsilon, (float) stepSize);
+                (float) epsilon, (float) stepSize, norms);
     }
 
     /** Number of steps taken so far (Keras's {@code iterations}). */

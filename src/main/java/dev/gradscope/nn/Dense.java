@@ -29,6 +29,9 @@ public class Dense extends Layer {
     private Tensor preActivationGradient;
     private Tensor lastPreActivation;
     private Tensor lastOutput;
+    /** The profiler's per-unit accumulator ({@link #watchUnits}), or null when not watched. */
+    private Tensor unitStatistics;
+    private float saturationThreshold;
 
     /** A linear dense layer. */
     public Dense(int units) {
@@ -141,9 +144,24 @@ public class Dense extends Layer {
         Tensor dz = dy;
         if (activation != ActivationKind.LINEAR) {
             dz = preActivationGradient.rows(0, dy.rowCount());
-            backend.activationBackward(activation, lastPreActivation, parameter, dy, dz);
+            if (unitStatistics == null) {
+                backend.activationBackward(activation, lastPreActivation, parameter, dy, dz);
+            } else {
+                backend.activationBackwardWithStatistics(activation, lastPreActivation, parameter, lastOutput, dy, dz,
+                        saturationThreshold, unitStatistics);
+            }
         }
         return affine.backward(dz, needInputGradient);
+    }
+
+    @Override
+    public boolean watchUnits(Tensor statistics, float saturationThreshold) {
+        if (activation == ActivationKind.LINEAR || activation == ActivationKind.SOFTMAX) {
+            return false;
+        }
+        this.unitStatistics = statistics;
+        this.saturationThreshold = saturationThreshold;
+        return true;
     }
 
     @Override

@@ -71,6 +71,19 @@ public abstract class Layer implements AutoCloseable {
     }
 
     /**
+     * Asks the layer to add its units' statistics (see {@link dev.gradscope.tensor.Backend#accumulateUnitStatistics})
+     * to {@code statistics}, {@code [4, units]}, in each backward pass from now on, inside the pass that
+     * already evaluates its activation's derivative; {@code null} stops it. The profiler's way of watching
+     * units at the cost of a few additions per element.
+     *
+     * @return false when the layer cannot (it has no element-wise activation of its own): the caller then
+     *         computes the statistics from {@link #lastActivity()} when there is one
+     */
+    public boolean watchUnits(Tensor statistics, float saturationThreshold) {
+        return false;
+    }
+
+    /**
      * The units of a layer in the last forward pass.
      *
      * @param kind  the element-wise activation applied

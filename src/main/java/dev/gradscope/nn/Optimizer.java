@@ -2,6 +2,7 @@ package dev.gradscope.nn;
 
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import java.util.Map;
 
 /**
@@ -13,7 +14,15 @@ public interface Optimizer extends AutoCloseable {
     void build(Backend backend, int parameterCount);
 
     /** One update of {@code parameters} from {@code gradients}. */
-    void step(Tensor parameters, Tensor gradients);
+    default void step(Tensor parameters, Tensor gradients) {
+        step(parameters, gradients, null);
+    }
+
+    /**
+     * One update, which also writes the {@link UpdateNorms} of the step when {@code norms} is not null (the
+     * profiler's weight and update norms, measured in the update's own pass).
+     */
+    void step(Tensor parameters, Tensor gradients, UpdateNorms norms);
 
     /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
     String id();

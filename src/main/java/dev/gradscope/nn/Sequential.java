@@ -5,6 +5,7 @@ import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import dev.gradscope.train.Evaluation;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.History;
@@ -231,8 +232,16 @@ public class Sequential implements AutoCloseable {
 
     /** Applies one optimizer step from the gradients of the last {@link #computeGradients}. */
     public void applyGradients() {
+        applyGradients(null);
+    }
+
+    /**
+     * {@link #applyGradients()}, also writing the step's {@link UpdateNorms} (per parameter tensor, in the
+     * order of {@link #parameterGroups()}) when {@code norms} is not null.
+     */
+    public void applyGradients(UpdateNorms norms) {
         requireCompiled("applyGradients");
-        optimizer.step(parameters, gradients);
+        optimizer.step(parameters, gradients, norms);
     }
 
     /** Trains on a labelled dataset, Keras's {@code fit(x, y, batch_size, epochs, validation_data)}. */

@@ -3,6 +3,7 @@ package dev.gradscope.nn;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -46,8 +47,8 @@ public final class Sgd implements Optimizer {
     }
 
     @Override
-    public void step(Tensor parameters, Tensor gradients) {
-        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov);
+    public void step(Tensor parameters, Tensor gradients, UpdateNorms norms) {
+        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov, norms);
     }
 
     @Override

@@ -145,10 +145,22 @@ public interface Backend extends AutoCloseable {
      *   <li>{@code += sum_i y[i][j]},</li>
      *   <li>{@code += sum_i y[i][j]^2}.</li>
      * </ol>
-     * Rows are summed in order (deterministic).
+     * Rows are summed in order (deterministic). The same as {@link #activationBackwardWithStatistics}
+     * without a gradient.
      */
-    void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, float saturationThreshold,
-                                  Tensor statistics);
+    default void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
+                                          float saturationThreshold, Tensor statistics) {
+        activationBackwardWithStatistics(kind, z, param, y, null, null, saturationThreshold, statistics);
+    }
+
+    /**
+     * {@link #activationBackward} ({@code dz = dy * f'(z; param)}) and {@link #accumulateUnitStatistics}
+     * in one pass, so the profiler costs no second evaluation of the derivative: the backward pass of a
+     * watched layer. {@code dy} and {@code dz} may both be null (statistics only, for a layer whose input
+     * gradient is not needed). Gives the bits of the two separate ops.
+     */
+    void activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
+                                          Tensor dz, float saturationThreshold, Tensor statistics);
 
     /** {@code t = clamp(t, -limit, limit)} element-wise: gradient clipping by value. */
     void clipByValue(Tensor t, float limit);
@@ -167,16 +179,31 @@ public interface Backend extends AutoCloseable {
      * {@code v += (1-beta2)(g^2 - v)}, {@code p -= stepSize * m / (sqrt(v) + epsilon)}, where the
      * caller folds the bias corrections into {@code stepSize = lr sqrt(1-beta2^t) / (1-beta1^t)}.
      */
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
+                            float stepSize) {
+        adamUpdate(params, grads, m, v, beta1, beta2, epsilon, stepSize, null);
+    }
+
+    /**
+     * {@link #adamUpdate}, and when {@code norms} is not null also each parameter tensor's squared weight
+     * norm before the step and squared update size, in the same pass (deterministic).
+     */
     void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
-                    float stepSize);
+                    float stepSize, UpdateNorms norms);
 
     /**
      * One SGD step, Keras's rule: without momentum {@code p -= lr g}; with momentum
      * {@code velocity = momentum * velocity - lr g}, then {@code p += velocity} or, with Nesterov,
      * {@code p += momentum * velocity - lr g}. {@code velocity} may be null when momentum is 0.
      */
+    default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                           boolean nesterov) {
+        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, null);
+    }
+
+    /** {@link #sgdUpdate}, and the {@link UpdateNorms} as {@link #adamUpdate} writes them when not null. */
     void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                   boolean nesterov);
+                   boolean nesterov, UpdateNorms norms);
 
     // ---- data ---------------------------------------------------------------------------------
 

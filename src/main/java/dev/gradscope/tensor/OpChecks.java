@@ -141,16 +141,38 @@ public final class OpChecks {
     }
 
     /**
-     * {@link Backend#accumulateUnitStatistics}: {@code statistics} is [4, columns of z]. Returns the
-     * {@linkplain #activationParameterCount parameter count}.
+     * {@link Backend#activationBackwardWithStatistics} (and so {@link Backend#accumulateUnitStatistics}):
+     * {@code y}, and {@code dy} and {@code dz} when given (both or neither), have the shape of {@code z};
+     * {@code statistics} is [4, columns of z]. Returns the {@linkplain #activationParameterCount parameter
+     * count}.
      */
-    public static int accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
-                                               Tensor statistics) {
-        String op = "accumulateUnitStatistics(" + kind.id() + ")";
+    public static int activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
+                                                       Tensor dy, Tensor dz, Tensor statistics) {
+        String op = (dy == null ? "accumulateUnitStatistics(" : "activationBackwardWithStatistics(") + kind.id() + ")";
         Shapes.requireSame(op, "z", z, "y", y);
+        if ((dy == null) != (dz == null)) {
+            throw new IllegalArgumentException(op + ": dy and dz go together, got dy " + (dy == null ? "null" : dy)
+                    + " and dz " + (dz == null ? "null" : dz));
+        }
+        if (dy != null) {
+            Shapes.requireSame(op, "z", z, "dy", dy);
+            Shapes.requireSame(op, "z", z, "dz", dz);
+        }
         Shapes.require(op, "statistics", statistics, 4, z.columnCount());
         elementWise(kind);
         return activationParameterCount(op, kind, param, z);
+    }
+
+    /**
+     * The optional {@link UpdateNorms} of an optimizer op over {@code params}: the INT32 segment starts
+     * have one more element than each FLOAT32 output. The bounds' values are checked where they are read.
+     */
+    public static void updateNorms(String op, Tensor params, UpdateNorms norms) {
+        if (norms == null) {
+            return;
+        }
+        Shapes.requireSame(op, "weightSquares", norms.weightSquares(), "updateSquares", norms.updateSquares());
+        segmentSums(op, params, null, norms.segmentStarts(), norms.weightSquares());
     }
 
     /**

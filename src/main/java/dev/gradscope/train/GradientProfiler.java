@@ -5,6 +5,7 @@ import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -15,8 +16,10 @@ import java.util.List;
  * were saturated, and the sum and sum of squares of their activations. The host reads these buffers
  * once per epoch into a {@link Profile}.
  *
- * <p>Cost per step: two segmented reductions over the parameters, one parameter copy, and one pass over
- * each hidden layer's activations.
+ * <p>Cost per step: almost none of its own. The weight and update norms come out of the optimizer's
+ * update ({@link TrainingRun#measureUpdate}), and a watched layer adds its unit statistics in its own
+ * backward pass ({@link Layer#watchUnits}), where the activation's derivative is evaluated anyway: a
+ * few additions per parameter and per activation. Only a layer that cannot (maxout) gets a pass of its own.
  */
 public final class GradientProfiler implements Callback {
     /**
@@ -31,14 +34,16 @@ public final class GradientProfiler implements Callback {
     private Profile profile;
     private Tensor weightNorms;
     private Tensor updateNorms;
-    private Tensor previousParameters;
     private final List<WatchedLayer> watched = new ArrayList<>();
     private int stepsThisEpoch;
     private int globalStepAtEpochStart;
     private long examplesThisEpoch;
 
-    /** A layer whose units are watched, with its device accumulator {@code [4, units]}. */
-    private record WatchedLayer(int index, Layer layer, Tensor statistics) {
+    /**
+     * A layer whose units are watched, with its device accumulator {@code [4, units]}; {@code inBackward}
+     * when the layer fills it in its own backward pass.
+     */
+    private record WatchedLayer(int index, Layer layer, Tensor statistics, boolean inBackward) {
     }
 
     public GradientProfiler() {
@@ -67,11 +72,12 @@ public final class GradientProfiler implements Callback {
         profile = new Profile(run.segments(), saturationThreshold);
         weightNorms = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), segments);
         updateNorms = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), segments);
-        previousParameters = backend.allocate(DType.FLOAT32, (int) model.parameters().size());
         List<Layer> layers = model.layers();
         for (int i = 0; i < layers.size() - 1; i++) { // the output layer's softmax is the loss's business
             Layer layer = layers.get(i);
-            watched.add(new WatchedLayer(i, layer, backend.allocate(DType.FLOAT32, 4, layer.outputUnits())));
+            Tensor statistics = backend.allocate(DType.FLOAT32, 4, layer.outputUnits());
+            watched.add(new WatchedLayer(i, layer, statistics,
+                    layer.watchUnits(statistics, (float) saturationThreshold)));
         }
         globalStepAtEpochStart = 0;
     }
@@ -81,6 +87,7 @@ public final class GradientProfiler implements Callback {
         stepsThisEpoch = 0;
         examplesThisEpoch = 0;
         // A step that never reaches its update (training stopped) keeps NaN: "not measured".
+        backend.fill(weightNorms, Float.NaN);
         backend.fill(updateNorms, Float.NaN);
         for (WatchedLayer w : watched) {
             backend.fill(w.statistics(), 0f);
@@ -89,12 +96,11 @@ public final class GradientProfiler implements Callback {
 
     @Override
     public void onGradientsComputed(int epoch, int step) {
-        Sequential model = run.model();
-        backend.segmentSumOfSquares(model.parameters(), run.segmentStarts(), weightNorms.rows(step, 1).reshape(
-                run.segments().size()));
-        backend.copy(model.parameters(), previousParameters);
+        int segments = run.segments().size();
+        run.measureUpdate(new UpdateNorms(run.segmentStarts(), weightNorms.rows(step, 1).reshape(segments),
+                updateNorms.rows(step, 1).reshape(segments)));
         for (WatchedLayer w : watched) {
-            Layer.Activity activity = w.layer().lastActivity();
+            Layer.Activity activity = w.inBackward() ? null : w.layer().lastActivity();
             if (activity != null) {
                 backend.accumulateUnitStatistics(activity.kind(), activity.z(), activity.param(), activity.y(),
                         (float) saturationThreshold, w.statistics());
@@ -102,12 +108,6 @@ public final class GradientProfiler implements Callback {
         }
         examplesThisEpoch += run.batchRows();
         stepsThisEpoch = step + 1;
-    }
-
-    @Override
-    public void onParametersUpdated(int epoch, int step) {
-        backend.segmentSumOfSquaredDifferences(run.model().parameters(), previousParameters, run.segmentStarts(),
-                updateNorms.rows(step, 1).reshape(run.segments().size()));
     }
 
     @Override
@@ -169,12 +169,14 @@ public final class GradientProfiler implements Callback {
 
     private void close() {
         for (WatchedLayer w : watched) {
+            if (w.inBackward()) {
+                w.layer().watchUnits(null, 0f);
+            }
             w.statistics().close();
         }
         watched.clear();
-        Tensor.closeAll(weightNorms, updateNorms, previousParameters);
+        Tensor.closeAll(weightNorms, updateNorms);
         weightNorms = null;
         updateNorms = null;
-        previousParameters = null;
     }
 }

@@ -95,7 +95,7 @@ public final class Trainer {
                     if (options.clipValue() > 0) {
                         backend.clipByValue(model.gradients(), (float) options.clipValue());
                     }
-                    model.applyGradients();
+                    model.applyGradients(run.takeUpdateNorms());
                     callbacks.forEach(c -> c.onParametersUpdated(e, s));
                     final int seenSoFar = seen;
                     Callback.RunningMetrics running = () -> {

@@ -2,6 +2,7 @@ package dev.gradscope.train;
 
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import java.util.List;
 
 /**
@@ -17,6 +18,7 @@ public final class TrainingRun {
     private final Tensor segmentStarts;
     private final Tensor squaredGradientNorms;
     private int batchRows;
+    private UpdateNorms updateNorms;
 
     TrainingRun(Sequential model, int epochs, int stepsPerEpoch, List<Profile.Segment> segments,
                 Tensor segmentStarts, Tensor squaredGradientNorms) {
@@ -57,6 +59,21 @@ public final class TrainingRun {
 
     void setBatchRows(int rows) {
         this.batchRows = rows;
+    }
+
+    /**
+     * Asks for this step's optimizer update to be measured into {@code norms} (from
+     * {@link Callback#onGradientsComputed}): the update writes them in its own pass over the parameters.
+     */
+    public void measureUpdate(UpdateNorms norms) {
+        this.updateNorms = norms;
+    }
+
+    /** What {@link #measureUpdate} asked for this step, or null; the request ends with the step. */
+    UpdateNorms takeUpdateNorms() {
+        UpdateNorms norms = updateNorms;
+        updateNorms = null;
+        return norms;
     }
 
     /** FLOAT32 {@code [stepsPerEpoch, segments]}: squared gradient norms of this epoch's steps. */

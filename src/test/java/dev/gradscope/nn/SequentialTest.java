@@ -2,6 +2,7 @@ package dev.gradscope.nn;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,8 @@ import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.data.MnistSubset;
 import dev.gradscope.tensor.ActivationKind;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.History;
 import java.util.List;
@@ -32,6 +35,70 @@ class SequentialTest {
             assertTrue(summary.contains("401,920") && summary.contains("650"), summary);
             assertTrue(summary.contains("Total params: 575,050"), summary);
             assertEquals(575_050, model.parameterCount());
+        }
+    }
+
+    /**
+     * A watched layer adds its unit statistics in its own backward pass: what accumulateUnitStatistics
+     * computes from the layer's last activity, for a Dense activation, an ActivationLayer after a linear
+     * Dense, and a learned PReLU as the first layer (whose input gradient is never needed); unwatched, the
+     * accumulator is left alone. Maxout and the output layer cannot be watched this way.
+     */
+    @Test
+    void watchedLayersAddTheirUnitStatisticsInTheirBackwardPass() {
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = new Sequential(backend, 5).input(6)
+                     .add(new PReLU(true))
+                     .add(new Dense(5, ActivationKind.SIGMOID))
+                     .add(new Dense(4))
+                     .add(new ActivationLayer(ActivationKind.TANH))
+                     .add(new Maxout(3, 2))
+                     .add(new Dense(3, ActivationKind.SOFTMAX))
+                     .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
+            model.build(6);
+            model.reserveBatch(4);
+            float[] xs = new float[4 * 6];
+            for (int i = 0; i < xs.length; i++) {
+                xs[i] = (float) Math.sin(1.7 * i) * 2;
+            }
+            float[] ts = new float[4 * 3];
+            for (int r = 0; r < 4; r++) {
+                ts[r * 3 + r % 3] = 1f;
+            }
+            List<Layer> layers = model.layers();
+            int[] watchable = {0, 1, 3};
+            try (Tensor x = backend.fromHost(xs, 4, 6);
+                 Tensor targets = backend.fromHost(ts, 4, 3);
+                 Tensor totals = backend.allocate(DType.FLOAT32, 2)) {
+                Tensor[] watched = new Tensor[layers.size()];
+                for (int i : watchable) {
+                    watched[i] = backend.allocate(DType.FLOAT32, 4, layers.get(i).outputUnits());
+                    assertTrue(layers.get(i).watchUnits(watched[i], 0.05f), layers.get(i).name());
+                }
+                try (Tensor maxoutStatistics = backend.allocate(DType.FLOAT32, 4, 3)) {
+                    assertFalse(layers.get(4).watchUnits(maxoutStatistics, 0.05f), "maxout");
+                    assertFalse(layers.get(2).watchUnits(maxoutStatistics, 0.05f), "a linear Dense");
+                    assertFalse(layers.get(5).watchUnits(maxoutStatistics, 0.05f), "the softmax output");
+                }
+                model.computeGradients(x, targets, totals);
+                for (int i : watchable) {
+                    Layer.Activity a = layers.get(i).lastActivity();
+                    try (Tensor want = backend.allocate(DType.FLOAT32, 4, layers.get(i).outputUnits())) {
+                        backend.accumulateUnitStatistics(a.kind(), a.z(), a.param(), a.y(), 0.05f, want);
+                        assertArrayEquals(want.toFloatArray(), watched[i].toFloatArray(), layers.get(i).name());
+                    }
+                    layers.get(i).watchUnits(null, 0f);
+                }
+                float[][] before = new float[layers.size()][];
+                for (int i : watchable) {
+                    before[i] = watched[i].toFloatArray();
+                }
+                model.computeGradients(x, targets, totals);
+                for (int i : watchable) {
+                    assertArrayEquals(before[i], watched[i].toFloatArray(), layers.get(i).name() + " unwatched");
+                    watched[i].close();
+                }
+            }
         }
     }
 

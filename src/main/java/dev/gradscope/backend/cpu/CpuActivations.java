@@ -200,10 +200,20 @@ public final class CpuActivations {
         return Math.max(0.0, x); // Math.max propagates NaN
     }
 
-    /** 1 for x &gt; 0, else 0: 0 at the kink (PyTorch), so a unit at exactly 0 counts as inactive. */
+    /**
+     * 1 for x &gt; 0, else 0 (NaN too): 0 at the kink (PyTorch), so a unit at exactly 0 counts as inactive.
+     * Computed from the bits, without a branch: whether a unit fired is a coin toss per element, and the
+     * branch's mispredictions made the backward pass several times slower than its arithmetic.
+     */
     public static double reluDerivative(double x) {
-        return x > 0 ? 1.0 : 0.0;
+        long bits = Double.doubleToRawLongBits(x);
+        // Sign bit of the AND set exactly when 0 < bits <= the bits of +infinity: x > 0, not NaN.
+        long positive = (-bits & ~bits & (bits - POSITIVE_INFINITY_BITS - 1)) >> 63;
+        return Double.longBitsToDouble(positive & ONE_BITS);
     }
+
+    private static final long POSITIVE_INFINITY_BITS = 0x7FF0000000000000L;
+    private static final long ONE_BITS = 0x3FF0000000000000L;
 
     public static double leakyRelu(double x, double alpha) {
         return x > 0 ? x : alpha * x;

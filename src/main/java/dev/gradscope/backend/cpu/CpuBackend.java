@@ -6,6 +6,7 @@ import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import java.util.function.DoubleBinaryOperator;
 import java.util.stream.IntStream;
 
@@ -505,42 +506,106 @@ public final class CpuBackend implements Backend {
         return (s0 + s1) + (s2 + s3);
     }
 
+    /**
+     * Over one block of n elements, the sum of {@code before^2} (high 32 bits: the float's bits) and of
+     * {@code (after - before)^2} (low 32 bits). A statistic for charts, summed in float: four interleaved
+     * partial sums per quantity, at most {@link #SUM_BLOCK}/4 terms each (relative error at most 2^-12,
+     * in practice near 1e-6), the blocks then added in double. In float the loop stays in registers with
+     * no conversions: the profiler's per-step weight and update norms cost about half of what double would,
+     * and the difference of two close floats is exact either way.
+     */
+    private static long blockWeightAndUpdateSquares(float[] before, float[] after, int afterFrom, int n) {
+        float w0 = 0;
+        float w1 = 0;
+        float w2 = 0;
+        float w3 = 0;
+        float u0 = 0;
+        float u1 = 0;
+        float u2 = 0;
+        float u3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            float b0 = before[i];
+            float b1 = before[i + 1];
+            float b2 = before[i + 2];
+            float b3 = before[i + 3];
+            float c0 = after[afterFrom + i] - b0;
+            float c1 = after[afterFrom + i + 1] - b1;
+            float c2 = after[afterFrom + i + 2] - b2;
+            float c3 = after[afterFrom + i + 3] - b3;
+            w0 += b0 * b0;
+            w1 += b1 * b1;
+            w2 += b2 * b2;
+            w3 += b3 * b3;
+            u0 += c0 * c0;
+            u1 += c1 * c1;
+            u2 += c2 * c2;
+            u3 += c3 * c3;
+        }
+        for (; i < n; i++) {
+            float b = before[i];
+            float c = after[afterFrom + i] - b;
+            w0 += b * b;
+            u0 += c * c;
+        }
+        float weights = (w0 + w1) + (w2 + w3);
+        float updates = (u0 + u1) + (u2 + u3);
+        return ((long) Float.floatToRawIntBits(weights) << 32) | (Float.floatToRawIntBits(updates) & 0xFFFFFFFFL);
+    }
+
     @Override
-    public void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
-                                         float saturationThreshold, Tensor statistics) {
-        int paramCount = OpChecks.accumulateUnitStatistics(kind, z, param, y, statistics);
+    public void activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
+                                                 Tensor dz, float saturationThreshold, Tensor statistics) {
+        int paramCount = OpChecks.activationBackwardWithStatistics(kind, z, param, y, dy, dz, statistics);
         int rows = z.rowCount();
         int cols = z.columnCount();
         DoubleBinaryOperator df = CpuActivations.of(kind).derivative();
         ParameterView p = ParameterView.of(paramCount, param, z);
+        boolean withGradient = dy != null;
         float[] zd = floats(z);
         float[] yd = floats(y);
+        float[] dyd = withGradient ? floats(dy) : null;
+        float[] dzd = withGradient ? floats(dz) : null;
         float[] st = floats(statistics);
         int so = off(statistics);
         int zo = off(z);
         int yo = off(y);
-        // Columns split across threads; each column summed over rows in order with its sums in registers, so
-        // the result does not depend on the split. Conditional adds, not branches: for ReLU whether a unit
-        // fired is a coin toss per element, and mispredicted branches would cost more than the arithmetic.
+        int dyo = withGradient ? off(dy) : 0;
+        int dzo = withGradient ? off(dz) : 0;
+        // |f'| < threshold compared as the bits of two non-negative doubles; no threshold > 0: never.
+        long thresholdBits = saturationThreshold > 0 ? Double.doubleToRawLongBits(saturationThreshold) : 0L;
+        // Columns split across threads, each column's rows added in order, so the result does not depend on
+        // the split; rows walked in memory order with the columns' sums in small arrays. Counts by bit
+        // arithmetic, not branches: for ReLU whether a unit fired is a coin toss per element, and
+        // mispredicted branches would cost more than all the arithmetic.
         forEachChunk(cols, rows, (from, to) -> {
-            for (int j = from; j < to; j++) {
-                double active = 0;
-                double saturated = 0;
-                double sum = 0;
-                double sumOfSquares = 0;
-                for (int i = 0; i < rows; i++) {
-                    int e = i * cols + j;
-                    double d = Math.abs(df.applyAsDouble(zd[zo + e], p.at(e)));
-                    active += d != 0 ? 1 : 0;
-                    saturated += d < saturationThreshold ? 1 : 0;
+            int width = to - from;
+            int[] active = new int[width];
+            int[] saturated = new int[width];
+            double[] sum = new double[width];
+            double[] sumOfSquares = new double[width];
+            for (int i = 0; i < rows; i++) {
+                int rowStart = i * cols + from;
+                for (int u = 0; u < width; u++) {
+                    int e = rowStart + u;
+                    double d = df.applyAsDouble(zd[zo + e], p.at(e));
+                    if (withGradient) {
+                        dzd[dzo + e] = (float) (dyd[dyo + e] * d);
+                    }
+                    long magnitude = Double.doubleToRawLongBits(d) & Long.MAX_VALUE;
+                    active[u] += (int) ((magnitude | -magnitude) >>> 63); // d != 0; NaN counts as active
+                    saturated[u] += (int) ((magnitude - thresholdBits) >>> 63); // |d| < threshold; NaN is not
                     double v = yd[yo + e];
-                    sum += v;
-                    sumOfSquares += v * v;
+                    sum[u] += v;
+                    sumOfSquares[u] += v * v;
                 }
-                st[so + j] += (float) active;
-                st[so + cols + j] += (float) saturated;
-                st[so + 2 * cols + j] += (float) sum;
-                st[so + 3 * cols + j] += (float) sumOfSquares;
+            }
+            for (int u = 0; u < width; u++) {
+                int j = from + u;
+                st[so + j] += (float) active[u];
+                st[so + cols + j] += (float) saturated[u];
+                st[so + 2 * cols + j] += (float) sum[u];
+                st[so + 3 * cols + j] += (float) sumOfSquares[u];
             }
         });
     }
@@ -577,8 +642,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
-                           float stepSize) {
+                           float stepSize, UpdateNorms norms) {
         OpChecks.adamUpdate(params, grads, m, v);
+        OpChecks.updateNorms("adamUpdate", params, norms);
         float[] p = floats(params);
         float[] g = floats(grads);
         float[] md = floats(m);
@@ -587,7 +653,7 @@ public final class CpuBackend implements Backend {
         int go = off(grads);
         int mo = off(m);
         int vo = off(v);
-        forEachChunk((int) params.size(), (from, to) -> {
+        updateElements(params, norms, (from, to) -> {
             for (int i = from; i < to; i++) {
                 float gi = g[go + i];
                 float mi = md[mo + i] + (1 - beta1) * (gi - md[mo + i]);
@@ -601,26 +667,102 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                          boolean nesterov) {
+                          boolean nesterov, UpdateNorms norms) {
         OpChecks.sgdUpdate(params, grads);
+        OpChecks.updateNorms("sgdUpdate", params, norms);
         float[] p = floats(params);
         float[] g = floats(grads);
         int po = off(params);
         int go = off(grads);
-        int n = (int) params.size();
         if (momentum == 0) {
-            for (int i = 0; i < n; i++) {
-                p[po + i] -= learningRate * g[go + i];
-            }
+            updateElements(params, norms, (from, to) -> {
+                for (int i = from; i < to; i++) {
+                    p[po + i] -= learningRate * g[go + i];
+                }
+            });
             return;
         }
         OpChecks.sgdVelocity(params, velocity, momentum);
         float[] vel = floats(velocity);
         int vo = off(velocity);
-        for (int i = 0; i < n; i++) {
-            float vi = momentum * vel[vo + i] - learningRate * g[go + i];
-            vel[vo + i] = vi;
-            p[po + i] += nesterov ? momentum * vi - learningRate * g[go + i] : vi;
+        updateElements(params, norms, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                float vi = momentum * vel[vo + i] - learningRate * g[go + i];
+                vel[vo + i] = vi;
+                p[po + i] += nesterov ? momentum * vi - learningRate * g[go + i] : vi;
+            }
+        });
+    }
+
+    /** A copy of a block of parameters from before their update, one per thread. */
+    private static final ThreadLocal<float[]> PARAMETERS_BEFORE = ThreadLocal.withInitial(() -> new float[SUM_BLOCK]);
+
+    /**
+     * Runs an optimizer's element loop over every element of {@code params}: without norms in parallel
+     * chunks; with them in blocks of at most {@link #SUM_BLOCK} inside one segment each (all blocks of all
+     * segments in one parallel pass), each block copied aside, updated by the same loop, and measured
+     * against its copy while both are still in cache. The loop stays free of reductions, which would stop
+     * HotSpot from vectorising it; block sums are added in block order, so the norms depend on the data
+     * alone, not on the number of threads.
+     */
+    private static void updateElements(Tensor params, UpdateNorms norms, ChunkBody loop) {
+        int n = (int) params.size();
+        if (norms == null) {
+            forEachChunk(n, loop);
+            return;
+        }
+        int[] starts = ints(norms.segmentStarts());
+        int so = off(norms.segmentStarts());
+        int segments = (int) norms.weightSquares().size();
+        if (starts[so] != 0 || starts[so + segments] != n) {
+            throw new IllegalArgumentException("update norms: segments [" + starts[so] + ", " + starts[so + segments]
+                    + ") must cover all " + n + " parameters");
+        }
+        // Block k covers [blockStart[k], blockStart[k + 1]); blockSegment[k] is its segment.
+        int[] firstBlock = new int[segments + 1];
+        for (int s = 0; s < segments; s++) {
+            int length = starts[so + s + 1] - starts[so + s];
+            if (length < 0) {
+                throw new IllegalArgumentException("update norms: segment " + s + " [" + starts[so + s] + ", "
+                        + starts[so + s + 1] + ") is reversed");
+            }
+            firstBlock[s + 1] = firstBlock[s] + (length + SUM_BLOCK - 1) / SUM_BLOCK;
+        }
+        int blocks = firstBlock[segments];
+        int[] blockStart = new int[blocks + 1];
+        for (int s = 0; s < segments; s++) {
+            for (int k = firstBlock[s]; k < firstBlock[s + 1]; k++) {
+                blockStart[k] = starts[so + s] + (k - firstBlock[s]) * SUM_BLOCK;
+            }
+        }
+        blockStart[blocks] = n;
+        float[] p = floats(params);
+        int po = off(params);
+        double[] weightSquares = new double[blocks];
+        double[] updateSquares = new double[blocks];
+        forEachChunk(blocks, SUM_BLOCK, (first, last) -> {
+            float[] before = PARAMETERS_BEFORE.get();
+            for (int k = first; k < last; k++) {
+                int from = blockStart[k];
+                int count = Math.min(blockStart[k + 1], from + SUM_BLOCK) - from;
+                System.arraycopy(p, po + from, before, 0, count);
+                loop.run(from, from + count);
+                long sums = blockWeightAndUpdateSquares(before, p, po + from, count);
+                weightSquares[k] = Float.intBitsToFloat((int) (sums >>> 32));
+                updateSquares[k] = Float.intBitsToFloat((int) sums);
+            }
+        });
+        float[] weightOut = floats(norms.weightSquares());
+        float[] updateOut = floats(norms.updateSquares());
+        for (int s = 0; s < segments; s++) {
+            double weights = 0;
+            double updates = 0;
+            for (int k = firstBlock[s]; k < firstBlock[s + 1]; k++) {
+                weights += weightSquares[k];
+                updates += updateSquares[k];
+            }
+            weightOut[off(norms.weightSquares()) + s] = (float) weights;
+            updateOut[off(norms.updateSquares()) + s] = (float) updates;
         }
     }
 

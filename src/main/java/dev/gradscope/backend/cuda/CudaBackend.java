@@ -24,6 +24,7 @@ import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import java.util.Optional;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
@@ -672,19 +673,22 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
-                                         float saturationThreshold, Tensor statistics) {
-        int paramCount = OpChecks.accumulateUnitStatistics(kind, z, param, y, statistics);
+    public void activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
+                                                 Tensor dz, float saturationThreshold, Tensor statistics) {
+        int paramCount = OpChecks.activationBackwardWithStatistics(kind, z, param, y, dy, dz, statistics);
         requireFloatParameter(param);
         requireFloats(z, y, statistics);
+        if (dy != null) {
+            requireFloats(dy, dz);
+        }
         int rows = z.rowCount();
         int cols = z.columnCount();
         enter();
         // One thread per column adds its rows in order (ABI): deterministic, no atomics.
         launch(kind.id() + "_unit_statistics", kernels.unitStatistics(kind), Launch.threadPerColumn(cols),
-                Pointer.to(arg(z), arg(y), argOrNull(param), arg(paramCount), arg(rows), arg(cols),
-                        arg(saturationThreshold), arg(statistics)),
-                z, param, y, statistics);
+                Pointer.to(arg(z), arg(y), argOrNull(dy), argOrNull(dz), argOrNull(param), arg(paramCount), arg(rows),
+                        arg(cols), arg(saturationThreshold), arg(statistics)),
+                z, param, y, dy, dz, statistics);
     }
 
     @Override
@@ -716,21 +720,33 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
-                           float stepSize) {
+                           float stepSize, UpdateNorms norms) {
         OpChecks.adamUpdate(params, grads, m, v);
+        OpChecks.updateNorms("adamUpdate", params, norms);
         requireFloats(params, grads, m, v);
         enter();
         int n = (int) params.size();
-        launch("adam_update", kernels.adamUpdate, Launch.elementWise(n, info.multiprocessors()),
+        if (norms == null) {
+            launch("adam_update", kernels.adamUpdate, Launch.elementWise(n, info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
+                            arg(stepSize), arg(n)),
+                    params, grads, m, v);
+            return;
+        }
+        requireFloats(norms.weightSquares(), norms.updateSquares());
+        int segments = (int) norms.weightSquares().size();
+        launch("adam_update_norms", kernels.adamUpdateNorms, Launch.blockPerSegment(segments),
                 Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
-                        arg(stepSize), arg(n)),
-                params, grads, m, v);
+                        arg(stepSize), arg(norms.segmentStarts()), arg(norms.weightSquares()),
+                        arg(norms.updateSquares()), arg(segments)),
+                params, grads, m, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
     }
 
     @Override
     public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                          boolean nesterov) {
+                          boolean nesterov, UpdateNorms norms) {
         OpChecks.sgdUpdate(params, grads);
+        OpChecks.updateNorms("sgdUpdate", params, norms);
         if (momentum != 0) {
             OpChecks.sgdVelocity(params, velocity, momentum);
             requireFloats(velocity);
@@ -740,10 +756,20 @@ public final class CudaBackend implements Backend {
         int n = (int) params.size();
         // Without momentum the reference leaves the velocity alone: pass NULL so the kernel cannot touch it.
         Tensor v = momentum == 0 ? null : velocity;
-        launch("sgd_update", kernels.sgdUpdate, Launch.elementWise(n, info.multiprocessors()),
+        if (norms == null) {
+            launch("sgd_update", kernels.sgdUpdate, Launch.elementWise(n, info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
+                            arg(nesterov ? 1 : 0), arg(n)),
+                    params, grads, v);
+            return;
+        }
+        requireFloats(norms.weightSquares(), norms.updateSquares());
+        int segments = (int) norms.weightSquares().size();
+        launch("sgd_update_norms", kernels.sgdUpdateNorms, Launch.blockPerSegment(segments),
                 Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
-                        arg(nesterov ? 1 : 0), arg(n)),
-                params, grads, v);
+                        arg(nesterov ? 1 : 0), arg(norms.segmentStarts()), arg(norms.weightSquares()),
+                        arg(norms.updateSquares()), arg(segments)),
+                params, grads, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
     }
 
     // ---- data ---------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ final class Kernels implements AutoCloseable {
     final CUfunction accumulateTotals;
     final CUfunction adamUpdate;
     final CUfunction sgdUpdate;
+    final CUfunction adamUpdateNorms;
+    final CUfunction sgdUpdateNorms;
     final CUfunction columnSums;
     final CUfunction addRowVector;
     final CUfunction segmentSumOfSquares;
@@ -98,6 +100,8 @@ final class Kernels implements AutoCloseable {
             accumulateTotals = find("accumulate_totals", missing);
             adamUpdate = find("adam_update", missing);
             sgdUpdate = find("sgd_update", missing);
+            adamUpdateNorms = find("adam_update_norms", missing);
+            sgdUpdateNorms = find("sgd_update_norms", missing);
             columnSums = find("column_sums", missing);
             addRowVector = find("add_row_vector", missing);
             segmentSumOfSquares = find("segment_sum_of_squares", missing);

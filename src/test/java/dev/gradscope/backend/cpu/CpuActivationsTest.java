@@ -21,6 +21,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Random;
 import java.util.Set;
 import java.util.function.DoubleBinaryOperator;
 import java.util.stream.Stream;
@@ -479,6 +480,24 @@ class CpuActivationsTest {
         for (double parameter : parameterValues(kind)) {
             assertTrue(Double.isNaN(CpuActivations.forward(kind, Double.NaN, parameter)),
                     () -> kind.id() + "(NaN) is not NaN");
+        }
+    }
+
+    /** ReLU's derivative is computed from the bits (no branch): every class of double gets x &gt; 0's answer. */
+    @Test
+    void reluDerivativeIsTheStepAtEveryKindOfDouble() {
+        double[] values = {0.0, -0.0, Double.MIN_VALUE, -Double.MIN_VALUE, Double.MIN_NORMAL, 1e-300, -1e-300,
+            1.0, -1.0, Double.MAX_VALUE, -Double.MAX_VALUE, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY,
+            Double.NaN, -Double.NaN, Double.longBitsToDouble(0x7FF0000000000001L),
+            Double.longBitsToDouble(0xFFF8000000000000L)};
+        for (double x : values) {
+            assertEquals(x > 0 ? 1.0 : 0.0, CpuActivations.reluDerivative(x), () -> "relu'(" + x + ") bits "
+                    + Long.toHexString(Double.doubleToRawLongBits(x)));
+        }
+        Random random = new Random(7);
+        for (int i = 0; i < 100_000; i++) {
+            double x = Double.longBitsToDouble(random.nextLong());
+            assertEquals(x > 0 ? 1.0 : 0.0, CpuActivations.reluDerivative(x), () -> "relu'(" + x + ")");
         }
     }
 

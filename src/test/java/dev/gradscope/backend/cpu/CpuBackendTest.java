@@ -8,6 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.function.BiConsumer;
 import org.junit.jupiter.api.Test;
 
 /** The reference semantics of the non-GEMM ops, on inputs small enough to work out by hand. */
@@ -105,6 +110,201 @@ class CpuBackendTest {
             cpu.segmentSumOfSquares(x, starts, out);
             assertArrayEquals(new float[] {5, 0, 50}, out.toFloatArray());
         }
+    }
+
+    /**
+     * The profiled backward pass gives activationBackward's bits for dz, and the unit statistics a host
+     * loop in double computes from the same derivative, added to what the accumulator held.
+     */
+    @Test
+    void backwardWithStatisticsIsTheBackwardPassAndTheStatisticsInOnePass() {
+        int rows = 9;
+        int cols = 5;
+        Random random = new Random(3);
+        float[] z = new float[1 + rows * cols];
+        float[] dy = new float[z.length];
+        for (int i = 0; i < z.length; i++) {
+            z[i] = i % 7 == 0 ? 0f : (float) (random.nextGaussian() * 4);
+            dy[i] = (float) random.nextGaussian();
+        }
+        float threshold = 0.05f;
+        float[] prior = new float[4 * cols];
+        for (int i = 0; i < prior.length; i++) {
+            prior[i] = i + 0.5f;
+        }
+        Object[][] cases = {{ActivationKind.RELU, null}, {ActivationKind.SIGMOID, null}, {ActivationKind.TANH, null},
+            {ActivationKind.ELU, new float[] {1f}}, {ActivationKind.PRELU, new float[] {0.25f, 0f, -0.5f, 1.5f, 0.1f}},
+            {ActivationKind.SWISH, new float[] {1.5f}}};
+        for (Object[] c : cases) {
+            ActivationKind kind = (ActivationKind) c[0];
+            float[] parameter = (float[]) c[1];
+            // Views one element into their buffers, as a layer's batch rows are.
+            try (Tensor zBuffer = t(z, z.length);
+                 Tensor dyBuffer = t(dy, dy.length);
+                 Tensor yBuffer = cpu.allocate(DType.FLOAT32, z.length);
+                 Tensor dzFused = cpu.allocate(DType.FLOAT32, z.length);
+                 Tensor dzPlain = cpu.allocate(DType.FLOAT32, z.length);
+                 Tensor param = parameter == null ? null : t(parameter, parameter.length);
+                 Tensor statistics = t(prior, 4, cols)) {
+                Tensor zs = zBuffer.view(1, rows, cols);
+                Tensor ys = yBuffer.view(1, rows, cols);
+                Tensor dys = dyBuffer.view(1, rows, cols);
+                cpu.activationForward(kind, zs, param, ys);
+                cpu.activationBackward(kind, zs, param, dys, dzPlain.view(1, rows, cols));
+                cpu.activationBackwardWithStatistics(kind, zs, param, ys, dys,
+                        dzFused.view(1, rows, cols), threshold, statistics);
+                assertArrayEquals(dzPlain.toFloatArray(), dzFused.toFloatArray(), kind.id() + ": dz");
+
+                float[] y = ys.toFloatArray();
+                float[] want = prior.clone();
+                for (int j = 0; j < cols; j++) {
+                    double active = 0;
+                    double saturated = 0;
+                    double sum = 0;
+                    double sumOfSquares = 0;
+                    for (int i = 0; i < rows; i++) {
+                        int e = i * cols + j;
+                        double p = parameter == null ? 0 : parameter[parameter.length == 1 ? 0 : j];
+                        double d = Math.abs(CpuActivations.derivative(kind, z[1 + e], p));
+                        active += d != 0 ? 1 : 0;
+                        saturated += d < threshold ? 1 : 0;
+                        sum += y[e];
+                        sumOfSquares += (double) y[e] * y[e];
+                    }
+                    want[j] += (float) active;
+                    want[cols + j] += (float) saturated;
+                    want[2 * cols + j] += (float) sum;
+                    want[3 * cols + j] += (float) sumOfSquares;
+                }
+                assertArrayEquals(want, statistics.toFloatArray(), kind.id() + ": statistics");
+
+                // Without a gradient: the statistics alone (accumulateUnitStatistics), dz untouched.
+                cpu.accumulateUnitStatistics(kind, zs, param, ys, threshold, statistics);
+                float[] twice = statistics.toFloatArray();
+                for (int k = 0; k < want.length; k++) {
+                    assertEquals(want[k] + (want[k] - prior[k]), twice[k], 1e-4f * Math.abs(twice[k]),
+                            kind.id() + ": statistic " + k + " after a second batch");
+                }
+            }
+        }
+    }
+
+    @Test
+    void backwardWithStatisticsWantsBothGradientsOrNeither() {
+        try (Tensor z = cpu.allocate(DType.FLOAT32, 2, 3);
+             Tensor y = cpu.allocate(DType.FLOAT32, 2, 3);
+             Tensor dy = cpu.allocate(DType.FLOAT32, 2, 3);
+             Tensor statistics = cpu.allocate(DType.FLOAT32, 4, 3);
+             Tensor wrongStatistics = cpu.allocate(DType.FLOAT32, 3, 3)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.activationBackwardWithStatistics(ActivationKind.RELU, z, null, y, dy, null, 0.01f,
+                            statistics));
+            assertTrue(e.getMessage().contains("activationBackwardWithStatistics(relu)")
+                    && e.getMessage().contains("dz"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.accumulateUnitStatistics(ActivationKind.RELU, z, null, y, 0.01f, wrongStatistics));
+            assertTrue(e.getMessage().contains("accumulateUnitStatistics(relu)")
+                    && e.getMessage().contains("statistics"), e.getMessage());
+        }
+    }
+
+    /** A parameter buffer of {@code n} elements from {@code seed}, weights near 0.1 in size. */
+    private static float[] parameters(int n, long seed) {
+        Random random = new Random(seed);
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = (float) (random.nextGaussian() * 0.1);
+        }
+        return values;
+    }
+
+    /**
+     * The optimizer ops with {@link UpdateNorms}: the same step as without them (bit for bit), and per
+     * segment the squared weight norm before the step and the squared step, as a host loop in double
+     * measures them, to the float summation's accuracy. Segments span several of the backend's blocks,
+     * one is empty, one is a single element; the buffers are views one element in.
+     */
+    @Test
+    void optimizerStepsMeasureThemselvesWithoutChangingTheStep() {
+        int n = 70_001;
+        int[] starts = {0, 1, 1, 9, 40_000, n};
+        float[] p0 = parameters(n + 1, 1);
+        float[] g = parameters(n + 1, 2);
+        float[] m0 = parameters(n + 1, 3);
+        float[] v0 = parameters(n + 1, 4);
+        for (int i = 0; i < v0.length; i++) {
+            v0[i] = v0[i] * v0[i];
+        }
+        List<BiConsumer<Tensor[], UpdateNorms>> steps = List.of(
+                (b, norms) -> cpu.adamUpdate(b[0], b[1], b[2], b[3], 0.9f, 0.999f, 1e-7f, 0.01f, norms),
+                (b, norms) -> cpu.sgdUpdate(b[0], b[1], null, 0.05f, 0f, false, norms),
+                (b, norms) -> cpu.sgdUpdate(b[0], b[1], b[2], 0.05f, 0.9f, true, norms));
+        for (int k = 0; k < steps.size(); k++) {
+            var step = steps.get(k);
+            try (Tensor measuredBuffers = cpu.fromHost(concat(p0, g, m0, v0), 4, n + 1);
+                 Tensor plainBuffers = cpu.fromHost(concat(p0, g, m0, v0), 4, n + 1);
+                 Tensor segmentStarts = cpu.fromHost(starts, starts.length);
+                 Tensor weightSquares = cpu.allocate(DType.FLOAT32, starts.length - 1);
+                 Tensor updateSquares = cpu.allocate(DType.FLOAT32, starts.length - 1)) {
+                Tensor[] measured = views(measuredBuffers, n);
+                Tensor[] plain = views(plainBuffers, n);
+                step.accept(measured, new UpdateNorms(segmentStarts, weightSquares, updateSquares));
+                step.accept(plain, null);
+                assertArrayEquals(plainBuffers.toFloatArray(), measuredBuffers.toFloatArray(),
+                        "step " + k + ": measuring changed the step");
+                float[] after = measured[0].toFloatArray();
+                float[] weights = weightSquares.toFloatArray();
+                float[] updates = updateSquares.toFloatArray();
+                for (int s = 0; s + 1 < starts.length; s++) {
+                    double wantWeights = 0;
+                    double wantUpdates = 0;
+                    for (int i = starts[s]; i < starts[s + 1]; i++) {
+                        double before = p0[1 + i];
+                        double change = after[i] - before;
+                        wantWeights += before * before;
+                        wantUpdates += change * change;
+                    }
+                    assertEquals(wantWeights, weights[s], 1e-5 * wantWeights, "step " + k + " segment " + s + " weights");
+                    assertEquals(wantUpdates, updates[s], 1e-5 * wantUpdates, "step " + k + " segment " + s + " updates");
+                }
+                assertEquals(0f, weights[1], "the empty segment");
+            }
+        }
+    }
+
+    @Test
+    void updateNormsMustCoverTheParameters() {
+        try (Tensor p = cpu.allocate(DType.FLOAT32, 10);
+             Tensor g = cpu.allocate(DType.FLOAT32, 10);
+             Tensor short1 = cpu.fromHost(new int[] {0, 4, 9}, 3);
+             Tensor out = cpu.allocate(DType.FLOAT32, 2);
+             Tensor wrongLength = cpu.allocate(DType.FLOAT32, 3)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.sgdUpdate(p, g, null, 0.1f, 0f, false, new UpdateNorms(short1, out, out)));
+            assertTrue(e.getMessage().contains("cover all 10"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.sgdUpdate(p, g, null, 0.1f, 0f, false, new UpdateNorms(short1, out, wrongLength)));
+            assertTrue(e.getMessage().contains("sgdUpdate") && e.getMessage().contains("updateSquares"), e.getMessage());
+        }
+    }
+
+    private static float[] concat(float[]... parts) {
+        float[] all = new float[Arrays.stream(parts).mapToInt(a -> a.length).sum()];
+        int at = 0;
+        for (float[] part : parts) {
+            System.arraycopy(part, 0, all, at, part.length);
+            at += part.length;
+        }
+        return all;
+    }
+
+    /** Row r of {@code buffers}, from its second element: n elements one element into their row. */
+    private static Tensor[] views(Tensor buffers, int n) {
+        Tensor[] views = new Tensor[buffers.rowCount()];
+        for (int r = 0; r < views.length; r++) {
+            views[r] = buffers.view((long) r * (n + 1) + 1, n);
+        }
+        return views;
     }
 
     @Test

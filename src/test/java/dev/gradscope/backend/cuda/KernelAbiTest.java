@@ -37,7 +37,8 @@ class KernelAbiTest {
             }
             abi.put(kind.id() + "_forward", "pppiii");          // z, y, param, paramCount, cols, n
             abi.put(kind.id() + "_backward", "ppppiii");        // z, dy, dz, param, paramCount, cols, n
-            abi.put(kind.id() + "_unit_statistics", "pppiiifp"); // z, y, param, count, rows, cols, threshold, stats
+            // z, y, dy, dz, param, count, rows, cols, threshold, stats
+            abi.put(kind.id() + "_unit_statistics", "pppppiiifp");
             if (kind.hasParameter()) {
                 abi.put(kind.id() + "_parameter_gradient", "pppiiip"); // z, dy, param, count, rows, cols, dParam
             }
@@ -50,6 +51,9 @@ class KernelAbiTest {
         abi.put("accumulate_totals", "ppip");              // rowLoss, rowCorrect, rows, totals
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
         abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
+        // ... then segmentStarts, weightSquares, updateSquares, segments in place of n
+        abi.put("adam_update_norms", "ppppffffpppi");
+        abi.put("sgd_update_norms", "pppffipppi");
         abi.put("clip_by_value", "pfi");                   // t, limit, n
         abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
