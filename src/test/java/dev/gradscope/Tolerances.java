@@ -197,11 +197,25 @@ public final class Tolerances {
 
     /**
      * Per-unit statistics, the sums of y and y^2, relative to the magnitudes summed (the earlier value's
-     * included): both sides add the same floats in double, rows in order, then round once and add to the
-     * float once; only the GPU's fused multiply-add in y^2 (exact for a float's square) could differ.
-     * In practice the same bits; bounded as the other sums.
+     * included): the GPU adds the floats in double, rows in order; the CPU adds float partial sums of 8
+     * rows in double (CPU_UNIT_STATISTICS_SUM_REL, 5e-7); both round once and add to the float once.
      */
     public static final double GPU_UNIT_STATISTICS_SUM_REL = GPU_SUM_REL;
+
+    /**
+     * The CPU's unit-statistics sums against a host sum in double, relative to the magnitudes summed: it
+     * adds rows in float partial sums of 8 (each addition within 2^-24, so 8 of them within 4.8e-7) and
+     * squares y in float (6e-8), then adds the partial sums in double. A wrong term (a missing row, y
+     * instead of y^2) is off by a whole term.
+     */
+    public static final double CPU_UNIT_STATISTICS_SUM_REL = 1e-6;
+
+    /**
+     * The CPU's weight and update norms of an optimizer step against a host sum in double, relative to
+     * the sum: it adds each block in 256 float lanes of 16 terms (within 16 x 2^-24 = 9.5e-7), squares in
+     * float (6e-8), and adds the lanes in double. A missed or doubled element is off by far more.
+     */
+    public static final double CPU_UPDATE_NORMS_REL = 2e-6;
 
     /**
      * Clipping by global norm, relative to each element: the factor maxNorm / sqrt(sum) is computed in

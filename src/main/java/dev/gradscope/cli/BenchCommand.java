@@ -4,9 +4,12 @@ import dev.gradscope.data.Dataset;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
+import dev.gradscope.train.Callback;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -110,17 +113,29 @@ final class BenchCommand implements Callable<Integer> {
                             ModelOptions.Resolved resolved) {
         List<Double> off = new ArrayList<>();
         List<Double> on = new ArrayList<>();
-        for (int i = 0; i < 2 * epochs; i++) {
+        List<Double> cpuOff = new ArrayList<>();
+        List<Double> cpuOn = new ArrayList<>();
+        List<Double> pairRatios = new ArrayList<>();
+        ProcessCpuClock clock = new ProcessCpuClock();
+        for (int i = 0; i < 2 * epochs + 2; i++) {
             boolean profiled = (i % 4 == 1) || (i % 4 == 2);
             History h = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(1).verbose(0)
-                    .profiler(profiled ? new GradientProfiler() : null).build());
+                    .profiler(profiled ? new GradientProfiler() : null).callback(clock).build());
             if (i >= 2) { // the first of each setting warms up
                 (profiled ? on : off).add(h.epochSeconds().get(0));
+                (profiled ? cpuOn : cpuOff).add(clock.lastEpochSeconds());
+            }
+            if (i >= 2 && i % 2 == 1) { // slots 2k and 2k+1 are neighbours in time: one off, one on
+                double a = h.epochSeconds().get(0);
+                double b = profiled ? off.get(off.size() - 1) : on.get(on.size() - 1);
+                pairRatios.add(profiled ? a / b : b / a);
             }
         }
         double medianOff = median(off);
         double medianOn = median(on);
         double overhead = medianOn / medianOff - 1;
+        double pairedOverhead = median(pairRatios) - 1;
+        double cpuOverhead = median(cpuOn) / median(cpuOff) - 1;
         Map<String, Object> result = new LinkedHashMap<>();
         result.put("backend", backendName);
         result.put("device", description);
@@ -132,14 +147,58 @@ final class BenchCommand implements Callable<Integer> {
         result.put("median_epoch_seconds_profile_off", medianOff);
         result.put("median_epoch_seconds_profile_on", medianOn);
         result.put("profile_overhead", overhead);
-        System.out.printf(Locale.ROOT, "%-10s %-40s %8s %12s %12s %9s%n", "backend", "device", "examples",
-                "off (median)", "on (median)", "overhead");
-        System.out.printf(Locale.ROOT, "%-10s %-40s %8d %10.3f s %10.3f s %8.1f%%%n", backendName, description,
-                train.rows(), medianOff, medianOn, 100 * overhead);
+        result.put("profile_overhead_paired", pairedOverhead);
+        result.put("cpu_seconds_profile_off", cpuOff);
+        result.put("cpu_seconds_profile_on", cpuOn);
+        result.put("profile_overhead_cpu_time", cpuOverhead);
+        System.out.printf(Locale.ROOT, "%-10s %-40s %8s %12s %12s %9s %9s %9s%n", "backend", "device", "examples",
+                "off (median)", "on (median)", "overhead", "paired", "cpu time");
+        System.out.printf(Locale.ROOT, "%-10s %-40s %8d %10.3f s %10.3f s %8.1f%% %8.1f%% %8.1f%%%n", backendName,
+                description, train.rows(), medianOff, medianOn, 100 * overhead, 100 * pairedOverhead,
+                100 * cpuOverhead);
         if (out != null) {
             HistoryJson.writeAtomically(out, result);
         }
         return 0;
+    }
+
+    /**
+     * The CPU time all of the JVM's threads spent in each epoch (seconds), from the thread clocks of
+     * java.management: unlike the wall clock, it does not count time the machine gave to other work,
+     * which on a shared machine is most of the noise between two epochs.
+     */
+    private static final class ProcessCpuClock implements Callback {
+        private final ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+        private long atEpochBegin;
+        private double lastEpochSeconds = Double.NaN;
+
+        @Override
+        public void onEpochBegin(int epoch) {
+            atEpochBegin = cpuNanos();
+        }
+
+        @Override
+        public void onEpochEnd(int epoch, Map<String, Double> logs) {
+            lastEpochSeconds = (cpuNanos() - atEpochBegin) / 1e9;
+        }
+
+        double lastEpochSeconds() {
+            return lastEpochSeconds;
+        }
+
+        private long cpuNanos() {
+            if (!threads.isThreadCpuTimeSupported()) {
+                return 0;
+            }
+            long total = 0;
+            for (long id : threads.getAllThreadIds()) {
+                long t = threads.getThreadCpuTime(id);
+                if (t > 0) {
+                    total += t; // -1: the thread has ended or its clock is off
+                }
+            }
+            return total;
+        }
     }
 
     private static double median(List<Double> values) {

@@ -7,6 +7,7 @@ import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
+import java.util.Arrays;
 import java.util.function.DoubleBinaryOperator;
 import java.util.stream.IntStream;
 
@@ -506,51 +507,56 @@ public final class CpuBackend implements Backend {
         return (s0 + s1) + (s2 + s3);
     }
 
-    /**
-     * Over one block of n elements, the sum of {@code before^2} (high 32 bits: the float's bits) and of
-     * {@code (after - before)^2} (low 32 bits). A statistic for charts, summed in float: four interleaved
-     * partial sums per quantity, at most {@link #SUM_BLOCK}/4 terms each (relative error at most 2^-12,
-     * in practice near 1e-6), the blocks then added in double. In float the loop stays in registers with
-     * no conversions: the profiler's per-step weight and update norms cost about half of what double would,
-     * and the difference of two close floats is exact either way.
-     */
-    private static long blockWeightAndUpdateSquares(float[] before, float[] after, int afterFrom, int n) {
-        float w0 = 0;
-        float w1 = 0;
-        float w2 = 0;
-        float w3 = 0;
-        float u0 = 0;
-        float u1 = 0;
-        float u2 = 0;
-        float u3 = 0;
-        int i = 0;
-        for (; i + 3 < n; i += 4) {
-            float b0 = before[i];
-            float b1 = before[i + 1];
-            float b2 = before[i + 2];
-            float b3 = before[i + 3];
-            float c0 = after[afterFrom + i] - b0;
-            float c1 = after[afterFrom + i + 1] - b1;
-            float c2 = after[afterFrom + i + 2] - b2;
-            float c3 = after[afterFrom + i + 3] - b3;
-            w0 += b0 * b0;
-            w1 += b1 * b1;
-            w2 += b2 * b2;
-            w3 += b3 * b3;
-            u0 += c0 * c0;
-            u1 += c1 * c1;
-            u2 += c2 * c2;
-            u3 += c3 * c3;
+    /** Float lanes of an optimizer step's measurement: each adds NORM_BLOCK / NORM_LANES = 16 terms. */
+    private static final int NORM_LANES = 256;
+
+    /** One thread's buffers for measuring optimizer steps. */
+    private static final class NormWorkspace {
+        final float[] before = new float[NORM_BLOCK];
+        final float[] beforeRow = new float[NORM_LANES];
+        final float[] afterRow = new float[NORM_LANES];
+        final float[] weightLanes = new float[NORM_LANES];
+        final float[] updateLanes = new float[NORM_LANES];
+        double weightSquares;
+        double updateSquares;
+
+        /**
+         * Sums {@code before^2} and {@code (after - before)^2} over one block of n elements ({@code before}
+         * from this workspace, {@code after} from {@code afterFrom}) into {@link #weightSquares} and
+         * {@link #updateSquares}. Row by row through lanes that every array indexes alike, which lets HotSpot
+         * vectorise the loop (a plain sum is a chain of dependent additions it cannot); each lane adds 16
+         * floats (relative error within 1e-6), the lanes are added in double. The difference of two close
+         * floats is exact.
+         */
+        void measure(float[] after, int afterFrom, int n) {
+            Arrays.fill(weightLanes, 0f);
+            Arrays.fill(updateLanes, 0f);
+            int r = 0;
+            for (; r + NORM_LANES <= n; r += NORM_LANES) {
+                System.arraycopy(before, r, beforeRow, 0, NORM_LANES);
+                System.arraycopy(after, afterFrom + r, afterRow, 0, NORM_LANES);
+                for (int j = 0; j < NORM_LANES; j++) {
+                    float b = beforeRow[j];
+                    float change = afterRow[j] - b;
+                    weightLanes[j] += b * b;
+                    updateLanes[j] += change * change;
+                }
+            }
+            double weights = 0;
+            double updates = 0;
+            for (int j = 0; j < NORM_LANES; j++) {
+                weights += weightLanes[j];
+                updates += updateLanes[j];
+            }
+            for (; r < n; r++) {
+                double b = before[r];
+                double change = (double) after[afterFrom + r] - b;
+                weights += b * b;
+                updates += change * change;
+            }
+            weightSquares = weights;
+            updateSquares = updates;
         }
-        for (; i < n; i++) {
-            float b = before[i];
-            float c = after[afterFrom + i] - b;
-            w0 += b * b;
-            u0 += c * c;
-        }
-        float weights = (w0 + w1) + (w2 + w3);
-        float updates = (u0 + u1) + (u2 + u3);
-        return ((long) Float.floatToRawIntBits(weights) << 32) | (Float.floatToRawIntBits(updates) & 0xFFFFFFFFL);
     }
 
     @Override
@@ -574,41 +580,85 @@ public final class CpuBackend implements Backend {
         int dzo = withGradient ? off(dz) : 0;
         // |f'| < threshold compared as the bits of two non-negative doubles; no threshold > 0: never.
         long thresholdBits = saturationThreshold > 0 ? Double.doubleToRawLongBits(saturationThreshold) : 0L;
-        // Columns split across threads, each column's rows added in order, so the result does not depend on
-        // the split; rows walked in memory order with the columns' sums in small arrays. Counts by bit
-        // arithmetic, not branches: for ReLU whether a unit fired is a coin toss per element, and
-        // mispredicted branches would cost more than all the arithmetic.
-        forEachChunk(cols, rows, (from, to) -> {
-            int width = to - from;
-            int[] active = new int[width];
-            int[] saturated = new int[width];
-            double[] sum = new double[width];
-            double[] sumOfSquares = new double[width];
-            for (int i = 0; i < rows; i++) {
-                int rowStart = i * cols + from;
-                for (int u = 0; u < width; u++) {
-                    int e = rowStart + u;
-                    double d = df.applyAsDouble(zd[zo + e], p.at(e));
-                    if (withGradient) {
-                        dzd[dzo + e] = (float) (dyd[dyo + e] * d);
+        // Blocks of ROWS_PER_BLOCK rows (fixed by the shape, not by the threads) are measured in parallel and
+        // added in block order: the result does not depend on the number of threads. Within a block, row by
+        // row: one loop evaluates the derivative (a call per element, which nothing can vectorise) and keeps
+        // |f'|'s bits; the counting and summing loops that follow index every array alike, which lets
+        // HotSpot vectorise them. Counts come from bit arithmetic, not branches: whether a ReLU fired is a
+        // coin toss per element, and mispredicted branches would cost more than all of it.
+        int blocks = (rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+        long[][] counts = new long[blocks][]; // per unit: rows that passed gradient (high half), saturated (low)
+        double[][] sums = new double[blocks][];
+        double[][] sumsOfSquares = new double[blocks][];
+        forEachChunk(blocks, ROWS_PER_BLOCK * cols, (firstBlock, lastBlock) -> {
+            long[] magnitudes = new long[cols];
+            float[] yRow = new float[cols];
+            float[] partialSum = new float[cols];
+            float[] partialSumOfSquares = new float[cols];
+            for (int b = firstBlock; b < lastBlock; b++) {
+                long[] count = new long[cols];
+                double[] sum = new double[cols];
+                double[] sumOfSquares = new double[cols];
+                int last = Math.min(rows, (b + 1) * ROWS_PER_BLOCK);
+                for (int i = b * ROWS_PER_BLOCK; i < last; i++) {
+                    int rowStart = i * cols;
+                    for (int u = 0; u < cols; u++) {
+                        int e = rowStart + u;
+                        double d = df.applyAsDouble(zd[zo + e], p.at(e));
+                        if (withGradient) {
+                            dzd[dzo + e] = (float) (dyd[dyo + e] * d);
+                        }
+                        magnitudes[u] = Double.doubleToRawLongBits(d) & Long.MAX_VALUE;
                     }
-                    long magnitude = Double.doubleToRawLongBits(d) & Long.MAX_VALUE;
-                    active[u] += (int) ((magnitude | -magnitude) >>> 63); // d != 0; NaN counts as active
-                    saturated[u] += (int) ((magnitude - thresholdBits) >>> 63); // |d| < threshold; NaN is not
-                    double v = yd[yo + e];
-                    sum[u] += v;
-                    sumOfSquares[u] += v * v;
+                    for (int u = 0; u < cols; u++) {
+                        long magnitude = magnitudes[u];
+                        long active = (magnitude | -magnitude) >>> 63; // d != 0; NaN counts as active
+                        long saturated = (magnitude - thresholdBits) >>> 63; // |d| < threshold; NaN is not
+                        count[u] += (active << 32) | saturated;
+                    }
+                    System.arraycopy(yd, yo + rowStart, yRow, 0, cols);
+                    for (int u = 0; u < cols; u++) {
+                        float v = yRow[u];
+                        partialSum[u] += v;
+                        partialSumOfSquares[u] += v * v;
+                    }
+                    // Float partial sums of at most ROWS_PER_FLOAT_SUM rows, added to the double sums: within
+                    // 1e-6 of the magnitudes summed, as the GPU's sums in double.
+                    if (i % ROWS_PER_FLOAT_SUM == ROWS_PER_FLOAT_SUM - 1 || i == last - 1) {
+                        for (int u = 0; u < cols; u++) {
+                            sum[u] += partialSum[u];
+                            sumOfSquares[u] += partialSumOfSquares[u];
+                            partialSum[u] = 0;
+                            partialSumOfSquares[u] = 0;
+                        }
+                    }
                 }
-            }
-            for (int u = 0; u < width; u++) {
-                int j = from + u;
-                st[so + j] += (float) active[u];
-                st[so + cols + j] += (float) saturated[u];
-                st[so + 2 * cols + j] += (float) sum[u];
-                st[so + 3 * cols + j] += (float) sumOfSquares[u];
+                counts[b] = count;
+                sums[b] = sum;
+                sumsOfSquares[b] = sumOfSquares;
             }
         });
+        for (int u = 0; u < cols; u++) {
+            long count = 0;
+            double sum = 0;
+            double sumOfSquares = 0;
+            for (int b = 0; b < blocks; b++) {
+                count += counts[b][u];
+                sum += sums[b][u];
+                sumOfSquares += sumsOfSquares[b][u];
+            }
+            st[so + u] += (float) (count >>> 32);
+            st[so + cols + u] += (float) (count & 0xFFFFFFFFL);
+            st[so + 2 * cols + u] += (float) sum;
+            st[so + 3 * cols + u] += (float) sumOfSquares;
+        }
     }
+
+    /** Rows per parallel block of the unit statistics (a multiple of ROWS_PER_FLOAT_SUM). */
+    private static final int ROWS_PER_BLOCK = 64;
+
+    /** Rows per float partial sum of the unit statistics: 8 float additions, each within 2^-24, stay within 1e-6. */
+    private static final int ROWS_PER_FLOAT_SUM = 8;
 
     @Override
     public void clipByValue(Tensor t, float limit) {
@@ -653,6 +703,21 @@ public final class CpuBackend implements Backend {
         int go = off(grads);
         int mo = off(m);
         int vo = off(v);
+        if (go == po && mo == po && vo == po) {
+            // The usual case (each buffer a whole tensor): one index for all four arrays, which lets HotSpot
+            // vectorise the loop (it cannot rule out that differently offset arrays overlap); 5-8x faster.
+            updateElements(params, norms, (from, to) -> {
+                for (int i = po + from; i < po + to; i++) {
+                    float gi = g[i];
+                    float mi = md[i] + (1 - beta1) * (gi - md[i]);
+                    float vi = vd[i] + (1 - beta2) * (gi * gi - vd[i]);
+                    md[i] = mi;
+                    vd[i] = vi;
+                    p[i] -= stepSize * mi / ((float) Math.sqrt(vi) + epsilon);
+                }
+            });
+            return;
+        }
         updateElements(params, norms, (from, to) -> {
             for (int i = from; i < to; i++) {
                 float gi = g[go + i];
@@ -694,12 +759,18 @@ public final class CpuBackend implements Backend {
         });
     }
 
-    /** A copy of a block of parameters from before their update, one per thread. */
-    private static final ThreadLocal<float[]> PARAMETERS_BEFORE = ThreadLocal.withInitial(() -> new float[SUM_BLOCK]);
+    /**
+     * Parameters per measured block of an optimizer step: small enough that a block and its copy stay in
+     * the first-level cache between the update and the sums, and that the blocks share out evenly over
+     * the threads.
+     */
+    private static final int NORM_BLOCK = 1 << 12;
+
+    private static final ThreadLocal<NormWorkspace> NORM_WORKSPACE = ThreadLocal.withInitial(NormWorkspace::new);
 
     /**
      * Runs an optimizer's element loop over every element of {@code params}: without norms in parallel
-     * chunks; with them in blocks of at most {@link #SUM_BLOCK} inside one segment each (all blocks of all
+     * chunks; with them in blocks of at most {@link #NORM_BLOCK} inside one segment each (all blocks of all
      * segments in one parallel pass), each block copied aside, updated by the same loop, and measured
      * against its copy while both are still in cache. The loop stays free of reductions, which would stop
      * HotSpot from vectorising it; block sums are added in block order, so the norms depend on the data
@@ -726,13 +797,13 @@ public final class CpuBackend implements Backend {
                 throw new IllegalArgumentException("update norms: segment " + s + " [" + starts[so + s] + ", "
                         + starts[so + s + 1] + ") is reversed");
             }
-            firstBlock[s + 1] = firstBlock[s] + (length + SUM_BLOCK - 1) / SUM_BLOCK;
+            firstBlock[s + 1] = firstBlock[s] + (length + NORM_BLOCK - 1) / NORM_BLOCK;
         }
         int blocks = firstBlock[segments];
         int[] blockStart = new int[blocks + 1];
         for (int s = 0; s < segments; s++) {
             for (int k = firstBlock[s]; k < firstBlock[s + 1]; k++) {
-                blockStart[k] = starts[so + s] + (k - firstBlock[s]) * SUM_BLOCK;
+                blockStart[k] = starts[so + s] + (k - firstBlock[s]) * NORM_BLOCK;
             }
         }
         blockStart[blocks] = n;
@@ -740,16 +811,16 @@ public final class CpuBackend implements Backend {
         int po = off(params);
         double[] weightSquares = new double[blocks];
         double[] updateSquares = new double[blocks];
-        forEachChunk(blocks, SUM_BLOCK, (first, last) -> {
-            float[] before = PARAMETERS_BEFORE.get();
+        forEachChunk(blocks, NORM_BLOCK, (first, last) -> {
+            NormWorkspace workspace = NORM_WORKSPACE.get();
             for (int k = first; k < last; k++) {
                 int from = blockStart[k];
-                int count = Math.min(blockStart[k + 1], from + SUM_BLOCK) - from;
-                System.arraycopy(p, po + from, before, 0, count);
+                int count = Math.min(blockStart[k + 1], from + NORM_BLOCK) - from;
+                System.arraycopy(p, po + from, workspace.before, 0, count);
                 loop.run(from, from + count);
-                long sums = blockWeightAndUpdateSquares(before, p, po + from, count);
-                weightSquares[k] = Float.intBitsToFloat((int) (sums >>> 32));
-                updateSquares[k] = Float.intBitsToFloat((int) sums);
+                workspace.measure(p, po + from, count);
+                weightSquares[k] = workspace.weightSquares;
+                updateSquares[k] = workspace.updateSquares;
             }
         });
         float[] weightOut = floats(norms.weightSquares());

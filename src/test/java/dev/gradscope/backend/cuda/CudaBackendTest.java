@@ -19,6 +19,7 @@ import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.tensor.UpdateNorms;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
@@ -756,6 +757,123 @@ class CudaBackendTest {
                 assertClose(what + " m", em, read(gm), i -> rel * mScale[i]);
                 assertClose(what + " v", ev, read(gv), i -> rel * vScale[i]);
                 assertClose(what + " params", ep, read(gp), i -> pAllowed[i]);
+            }
+        }
+    }
+
+    /**
+     * The measured optimizer steps (adam_update_norms, sgd_update_norms): the same parameters, moments and
+     * velocity as the unmeasured kernels, bit for bit (both apply the same step functor); the weight and
+     * update squares as a host loop in double computes them from the GPU's own before and after (the GPU
+     * sums in double: GPU_SUM_REL), and as the CPU measures them (CPU_UPDATE_NORMS_REL). Segments of one
+     * element, empty, and spanning several reduction slots.
+     */
+    @Test
+    void measuredOptimizerStepsAreTheStepsAndTheirNorms() {
+        int n = 5000;
+        int[] starts = {0, 1, 1, 1025, 4999, n};
+        float[] p = inputs(n, 1);
+        float[] g = inputs(n, 1);
+        float[] m = inputs(n, 0.1);
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) Math.abs(rng.nextGaussian() * 0.01);
+        }
+        int segments = starts.length - 1;
+        for (int variant = 0; variant < 3; variant++) {
+            for (Layout layout : Layout.values()) {
+                String what = (variant == 0 ? "adam" : variant == 1 ? "sgd" : "sgd nesterov") + " " + layout;
+                Tensor[] measured = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
+                    output(layout, DType.FLOAT32, n)};
+                Tensor[] plain = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
+                    output(layout, DType.FLOAT32, n)};
+                for (Tensor[] buffers : new Tensor[][] {measured, plain}) {
+                    gpu.copyFromHost(p, buffers[0]);
+                    gpu.copyFromHost(m, buffers[1]);
+                    gpu.copyFromHost(v, buffers[2]);
+                }
+                Tensor grads = input(g, layout, n);
+                Tensor weightSquares = output(layout, DType.FLOAT32, segments);
+                Tensor updateSquares = output(layout, DType.FLOAT32, segments);
+                UpdateNorms norms = new UpdateNorms(own(gpu.fromHost(starts, starts.length)), weightSquares,
+                        updateSquares);
+                Tensor cpuParams = cpu(p, n);
+                Tensor cpuWeights = CPU.allocate(DType.FLOAT32, segments);
+                Tensor cpuUpdates = CPU.allocate(DType.FLOAT32, segments);
+                UpdateNorms cpuNorms = new UpdateNorms(CPU.fromHost(starts, starts.length), cpuWeights, cpuUpdates);
+                if (variant == 0) {
+                    gpu.adamUpdate(measured[0], grads, measured[1], measured[2], 0.9f, 0.999f, 1e-7f, 0.01f, norms);
+                    gpu.adamUpdate(plain[0], grads, plain[1], plain[2], 0.9f, 0.999f, 1e-7f, 0.01f);
+                    CPU.adamUpdate(cpuParams, cpu(g, n), cpu(m, n), cpu(v, n), 0.9f, 0.999f, 1e-7f, 0.01f, cpuNorms);
+                } else {
+                    boolean nesterov = variant == 2;
+                    float momentum = nesterov ? 0.9f : 0f;
+                    gpu.sgdUpdate(measured[0], grads, measured[1], 0.05f, momentum, nesterov, norms);
+                    gpu.sgdUpdate(plain[0], grads, plain[1], 0.05f, momentum, nesterov);
+                    CPU.sgdUpdate(cpuParams, cpu(g, n), cpu(m, n), 0.05f, momentum, nesterov, cpuNorms);
+                }
+                for (int b = 0; b < 3; b++) {
+                    float[] want = read(plain[b]);
+                    assertClose(what + " buffer " + b, want, read(measured[b]), i -> Tolerances.GPU_EXACT);
+                }
+                float[] after = read(measured[0]);
+                float[] weights = read(weightSquares);
+                float[] updates = read(updateSquares);
+                float[] cpuWeightValues = cpuWeights.toFloatArray();
+                float[] cpuUpdateValues = cpuUpdates.toFloatArray();
+                for (int s = 0; s < segments; s++) {
+                    double wantWeights = 0;
+                    double wantUpdates = 0;
+                    for (int i = starts[s]; i < starts[s + 1]; i++) {
+                        double change = (double) after[i] - p[i];
+                        wantWeights += (double) p[i] * p[i];
+                        wantUpdates += change * change;
+                    }
+                    assertEquals(wantWeights, weights[s], Tolerances.GPU_SUM_REL * wantWeights, what + " weights " + s);
+                    assertEquals(wantUpdates, updates[s], Tolerances.GPU_SUM_REL * wantUpdates, what + " updates " + s);
+                    assertEquals(cpuWeightValues[s], weights[s], Tolerances.CPU_UPDATE_NORMS_REL * wantWeights,
+                            what + " weights " + s + " against the CPU");
+                    assertEquals(cpuUpdateValues[s], updates[s], Tolerances.CPU_UPDATE_NORMS_REL * wantUpdates
+                            + Tolerances.GPU_OPTIMIZER_REL * wantWeights, what + " updates " + s + " against the CPU");
+                }
+            }
+        }
+    }
+
+    /**
+     * The profiled backward pass on the GPU: dz as ID_backward writes it, and the statistics as
+     * ID_unit_statistics without a gradient accumulates them: the same kernel code on both sides, so the
+     * same bits.
+     */
+    @ParameterizedTest(name = "{0} parameter {1}")
+    @MethodSource("elementWiseKindsAndParameterModes")
+    void backwardWithStatisticsIsBackwardAndStatistics(ActivationKind kind, ParameterMode mode) {
+        for (int[] shape : SHAPES) {
+            int rows = shape[0];
+            int cols = shape[1];
+            int n = rows * cols;
+            float[] z = inputs(n, 4);
+            float[] y = inputs(n, 2);
+            float[] dy = inputs(n, 1);
+            float[] param = parameters(kind, mode, cols);
+            for (Layout layout : Layout.values()) {
+                String what = kind.id() + " " + mode + " " + Arrays.toString(shape) + " " + layout;
+                Tensor zt = input(z, layout, shape);
+                Tensor yt = input(y, layout, shape);
+                Tensor dyt = input(dy, layout, shape);
+                Tensor pt = param == null ? null : input(param, layout, param.length);
+                Tensor plainDz = output(layout, DType.FLOAT32, shape);
+                Tensor fusedDz = output(layout, DType.FLOAT32, shape);
+                Tensor plainStatistics = output(layout, DType.FLOAT32, 4, cols);
+                Tensor fusedStatistics = output(layout, DType.FLOAT32, 4, cols);
+                gpu.fill(plainStatistics, 1f);
+                gpu.fill(fusedStatistics, 1f);
+                gpu.activationBackward(kind, zt, pt, dyt, plainDz);
+                gpu.accumulateUnitStatistics(kind, zt, pt, yt, 0.01f, plainStatistics);
+                gpu.activationBackwardWithStatistics(kind, zt, pt, yt, dyt, fusedDz, 0.01f, fusedStatistics);
+                assertClose(what + " dz", read(plainDz), read(fusedDz), i -> Tolerances.GPU_EXACT);
+                assertClose(what + " statistics", read(plainStatistics), read(fusedStatistics),
+                        i -> Tolerances.GPU_EXACT);
             }
         }
     }
