@@ -1,9 +1,14 @@
-// Data movement: CpuBackend.gatherRows, which builds a batch from the dataset held on the device.
+// Data movement: CpuBackend.gatherRows, which builds a batch from the dataset held on the device, and
+// the step's changing values kept on the device (CpuBackend's counter forms): a batch gathered from the
+// position a counter gives, a step's small vector stored into the row a counter selects, and the
+// counters advanced at the end of a step. With those, a training step has no per-step argument, and
+// a CUDA graph can replay it.
 //
 // out[r][c] = source[indices[first + r]][c] * scale, from a UINT8 dataset (MNIST's pixels, read as
 // 0..255) or a FLOAT32 one. One thread per element of out, grid-stride. The kernel cannot check an
 // index against the source's row count (the ABI does not pass it): the host validates indices when
-// it uploads them.
+// it uploads them; nor, in the counter form, the counter against the indices: the trainer keeps it
+// within the epoch.
 #include "common.cuh"
 
 namespace gs {
@@ -12,8 +17,9 @@ __device__ __forceinline__ float asFloat(unsigned char v) { return static_cast<f
 
 __device__ __forceinline__ float asFloat(float v) { return v; }
 
+/** out[r][c] = source[batchIndices[r]][c] * scale, where batchIndices = indices + first. */
 template <class T>
-__device__ __forceinline__ void gatherRows(const T* __restrict__ source, const int* __restrict__ indices, int first,
+__device__ __forceinline__ void gatherRows(const T* __restrict__ source, const int* __restrict__ batchIndices,
                                            float scale, float* __restrict__ out, int rows, int cols) {
     if (cols <= 0) {
         return;
@@ -23,19 +29,66 @@ __device__ __forceinline__ void gatherRows(const T* __restrict__ source, const i
     for (unsigned e = threadIndex(); e < n; e += threadCount()) {
         const unsigned r = e / columns;
         const unsigned c = e - r * columns;
-        const size_t sourceRow = static_cast<size_t>(__ldg(indices + first + r));
+        const size_t sourceRow = static_cast<size_t>(__ldg(batchIndices + r));
         out[e] = asFloat(source[sourceRow * columns + c]) * scale;
     }
+}
+
+/** Where a counted batch starts in the indices: counter[0] * rowsPerCount (the trainer's step times the batch). */
+__device__ __forceinline__ size_t countedFirst(const int* __restrict__ counter, int rowsPerCount) {
+    return static_cast<size_t>(countOf(__ldg(counter))) * countOf(rowsPerCount);
 }
 
 } // namespace gs
 
 extern "C" __global__ void gather_rows_u8(const unsigned char* __restrict__ source, const int* __restrict__ indices,
                                           int first, float scale, float* __restrict__ out, int rows, int cols) {
-    gs::gatherRows(source, indices, first, scale, out, rows, cols);
+    gs::gatherRows(source, indices + first, scale, out, rows, cols);
 }
 
 extern "C" __global__ void gather_rows_f32(const float* __restrict__ source, const int* __restrict__ indices,
                                            int first, float scale, float* __restrict__ out, int rows, int cols) {
-    gs::gatherRows(source, indices, first, scale, out, rows, cols);
+    gs::gatherRows(source, indices + first, scale, out, rows, cols);
+}
+
+// ---- the step's changing values on the device ----------------------------------------------------
+
+/** gather_rows_u8 from first = counter[0] * rowsPerCount, read on the device. */
+extern "C" __global__ void gather_rows_u8_counter(const unsigned char* __restrict__ source,
+                                                  const int* __restrict__ indices, const int* __restrict__ counter,
+                                                  int rowsPerCount, float scale, float* __restrict__ out, int rows,
+                                                  int cols) {
+    gs::gatherRows(source, indices + gs::countedFirst(counter, rowsPerCount), scale, out, rows, cols);
+}
+
+/** gather_rows_f32 from first = counter[0] * rowsPerCount, read on the device. */
+extern "C" __global__ void gather_rows_f32_counter(const float* __restrict__ source, const int* __restrict__ indices,
+                                                   const int* __restrict__ counter, int rowsPerCount, float scale,
+                                                   float* __restrict__ out, int rows, int cols) {
+    gs::gatherRows(source, indices + gs::countedFirst(counter, rowsPerCount), scale, out, rows, cols);
+}
+
+/**
+ * table[row[0]][i] = src[i] for i < n, table being [tableRows, n]: a step's per-layer values stored into
+ * the step's row. A row outside [0, tableRows) writes nothing (a kernel cannot throw; the row keeps what
+ * it held). Element-wise launch.
+ */
+extern "C" __global__ void copy_to_row_f32(const float* __restrict__ src, float* __restrict__ table,
+                                           const int* __restrict__ row, int tableRows, int n) {
+    const int r = __ldg(row);
+    if (r < 0 || r >= tableRows) {
+        return;
+    }
+    const unsigned count = gs::countOf(n);
+    float* __restrict__ destination = table + static_cast<size_t>(r) * count;
+    for (unsigned i = gs::threadIndex(); i < count; i += gs::threadCount()) {
+        destination[i] = src[i];
+    }
+}
+
+/** counters[i] += 1: the step's counters advanced at its end. Element-wise launch. */
+extern "C" __global__ void advance_counters(int* __restrict__ counters, int n) {
+    for (unsigned i = gs::threadIndex(); i < gs::countOf(n); i += gs::threadCount()) {
+        counters[i] += 1;
+    }
 }

@@ -1,5 +1,6 @@
-// Optimizer steps over the flat parameter and gradient buffers: CpuBackend.adamUpdate and sgdUpdate,
-// and the gradient clipping that precedes them: clipByValue and clipByGlobalNorm.
+// Optimizer steps over the flat parameter and gradient buffers: CpuBackend.adamUpdate (also its form that
+// reads the iteration count from the device) and sgdUpdate, and the gradient clipping that precedes them:
+// clipByValue and clipByGlobalNorm.
 //
 // The CPU computes these in float, so the GPU computes the same float operations in the same order,
 // each rounded on its own: the __f*_rn intrinsics are never fused into an FMA (nvcc fuses a * b + c
@@ -38,6 +39,35 @@ struct MomentumStep {
     }
 };
 
+/**
+ * base^exponent by repeated squaring, in double: the same IEEE multiplications, in the same order, as
+ * Backend.adamStepSize on the host, so the device's bias correction has the host's bits (pow differs between
+ * Java and CUDA by an ulp or two). 1 for an exponent <= 0. The __d*_rn intrinsics keep every operation
+ * rounded on its own, as in Java: never fused into an FMA with the subtraction that follows.
+ */
+__device__ __forceinline__ double powerBySquaring(double base, long long exponent) {
+    double result = 1.0;
+    while (exponent > 0) {
+        if (exponent & 1) {
+            result = __dmul_rn(result, base);
+        }
+        base = __dmul_rn(base, base);
+        exponent >>= 1;
+    }
+    return result;
+}
+
+/**
+ * Adam's step size at update t = iterations[0] + 1, Backend.adamStepSize on the device:
+ * (float) (learningRate * sqrt(1 - beta2^t) / (1 - beta1^t)), in double, each operation rounded as in Java.
+ */
+__device__ __forceinline__ float adamStepSize(double learningRate, double beta1, double beta2,
+                                              const int* __restrict__ iterations) {
+    const long long t = static_cast<long long>(__ldg(iterations)) + 1;
+    const double numerator = __dmul_rn(learningRate, __dsqrt_rn(__dsub_rn(1.0, powerBySquaring(beta2, t))));
+    return __double2float_rn(__ddiv_rn(numerator, __dsub_rn(1.0, powerBySquaring(beta1, t))));
+}
+
 /** Java's Math.min: NaN when either operand is NaN, and -0 is below +0 (fminf does neither). */
 __device__ __forceinline__ float javaMin(float a, float b) {
     if (isnan(a)) {
@@ -67,26 +97,37 @@ __device__ __forceinline__ float clipToLimit(float x, float limit) {
 
 } // namespace gs
 
+namespace gs {
+
+/** The Adam step over elements [0, n) of the flat buffers: 16-byte groups when all four are aligned. */
+__device__ __forceinline__ void adamElements(float* __restrict__ params, const float* __restrict__ grads,
+                                             float* __restrict__ m, float* __restrict__ v, const AdamStep& step,
+                                             int n) {
+    forEachElement(
+        countOf(n), allAligned16(params, grads, m, v),
+        [&](unsigned k) {
+            float4 p4 = load4(params, k);
+            const float4 g4 = load4ReadOnly(grads, k);
+            float4 m4 = load4(m, k);
+            float4 v4 = load4(v, k);
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                step(lane(p4, l), lane(g4, l), lane(m4, l), lane(v4, l));
+            }
+            store4(params, k, p4);
+            store4(m, k, m4);
+            store4(v, k, v4);
+        },
+        [&](unsigned i) { step(params[i], grads[i], m[i], v[i]); });
+}
+
+} // namespace gs
+
 extern "C" __global__ void adam_update(float* __restrict__ params, const float* __restrict__ grads,
                                        float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
                                        float epsilon, float stepSize, int n) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
-    gs::forEachElement(
-        gs::countOf(n), gs::allAligned16(params, grads, m, v),
-        [&](unsigned k) {
-            float4 p4 = gs::load4(params, k);
-            const float4 g4 = gs::load4ReadOnly(grads, k);
-            float4 m4 = gs::load4(m, k);
-            float4 v4 = gs::load4(v, k);
-#pragma unroll
-            for (int l = 0; l < 4; l++) {
-                step(gs::lane(p4, l), gs::lane(g4, l), gs::lane(m4, l), gs::lane(v4, l));
-            }
-            gs::store4(params, k, p4);
-            gs::store4(m, k, m4);
-            gs::store4(v, k, v4);
-        },
-        [&](unsigned i) { step(params[i], grads[i], m[i], v[i]); });
+    gs::adamElements(params, grads, m, v, step, n);
 }
 
 namespace gs {
@@ -141,6 +182,35 @@ extern "C" __global__ void adam_update_norms(float* __restrict__ params, const f
                                              float* __restrict__ weightSquares, float* __restrict__ updateSquares,
                                              int segments) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
+    gs::updateWithNorms(params, segmentStarts, weightSquares, updateSquares, segments,
+                        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+}
+
+/**
+ * adam_update with the step size from the device's iteration count (Backend.adamUpdate's counter form):
+ * stepSize = adamStepSize(learningRate, beta1, beta2, iterations), the moments with (float) beta1 and
+ * (float) beta2. Every thread computes the step size (a few dozen double operations); nothing is written to
+ * iterations (advance_counters does that after the step).
+ */
+extern "C" __global__ void adam_update_counter(float* __restrict__ params, const float* __restrict__ grads,
+                                               float* __restrict__ m, float* __restrict__ v, double learningRate,
+                                               double beta1, double beta2, float epsilon,
+                                               const int* __restrict__ iterations, int n) {
+    const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
+                            epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
+    gs::adamElements(params, grads, m, v, step, n);
+}
+
+/** adam_update_counter, and the UpdateNorms of the step (launch: one block of 1024 per segment). */
+extern "C" __global__ void adam_update_norms_counter(float* __restrict__ params, const float* __restrict__ grads,
+                                                     float* __restrict__ m, float* __restrict__ v,
+                                                     double learningRate, double beta1, double beta2, float epsilon,
+                                                     const int* __restrict__ iterations,
+                                                     const int* __restrict__ segmentStarts,
+                                                     float* __restrict__ weightSquares,
+                                                     float* __restrict__ updateSquares, int segments) {
+    const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
+                            epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
     gs::updateWithNorms(params, segmentStarts, weightSquares, updateSquares, segments,
                         [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
 }

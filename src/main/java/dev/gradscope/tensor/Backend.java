@@ -213,6 +213,88 @@ public interface Backend extends AutoCloseable {
      */
     void gatherRows(Tensor source, Tensor indices, int first, float scale, Tensor out);
 
+    // ---- the step's changing values on the device, and step graphs --------------------------------
+    //
+    // A step captured as a graph (StepGraph) replays its ops with the arguments they were captured with,
+    // so what changes from step to step lives in device memory: a counter (INT32) that these ops read.
+    // The host-scalar ops above stay for everything outside a captured step.
+
+    /**
+     * {@link #gatherRows(Tensor, Tensor, int, float, Tensor)} with {@code first = counter[0] * rowsPerCount}
+     * read on the device: {@code out[r] = source[indices[counter[0] * rowsPerCount + r]] * scale}. A GPU
+     * cannot check {@code first} against the indices (it stays on the device); the CPU does.
+     */
+    void gatherRows(Tensor source, Tensor indices, Tensor counter, int rowsPerCount, float scale, Tensor out);
+
+    /**
+     * {@code table[row[0]][:] = src}: stores a step's small vector (e.g. per-layer squared norms) into the
+     * row of a {@code [steps, src.size()]} FLOAT32 table that the INT32 device value {@code row[0]}
+     * selects. A row outside the table is an error on the CPU; a GPU writes nothing then.
+     */
+    void copyToRow(Tensor src, Tensor table, Tensor row);
+
+    /** {@code counters[i] += 1} for every element of an INT32 tensor: the end of a step on the device. */
+    void advanceCounters(Tensor counters);
+
+    /**
+     * {@link #adamUpdate(Tensor, Tensor, Tensor, Tensor, float, float, float, float, UpdateNorms)} with its
+     * step size computed on the device from {@code iterations[0]} (INT32, the updates taken before this one,
+     * Keras's {@code iterations}): {@code stepSize = }{@link #adamStepSize}{@code (learningRate, beta1,
+     * beta2, iterations[0] + 1)}, in double as the host computes it, then the update with
+     * {@code (float) beta1} and {@code (float) beta2}. Reads the count and does not change it
+     * ({@link #advanceCounters} does).
+     */
+    void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+                    double beta2, float epsilon, Tensor iterations, UpdateNorms norms);
+
+    /**
+     * Adam's step size at update {@code t} (from 1) with the bias corrections folded in, Keras's form:
+     * {@code (float) (learningRate * sqrt(1 - beta2^t) / (1 - beta1^t))}, computed in double. The powers
+     * are taken by repeated squaring, which a GPU does with the same IEEE operations (its {@code pow} and
+     * Java's differ by an ulp or two): host and device get the same bits.
+     */
+    static float adamStepSize(double learningRate, double beta1, double beta2, long t) {
+        return (float) (learningRate * Math.sqrt(1 - powerBySquaring(beta2, t)) / (1 - powerBySquaring(beta1, t)));
+    }
+
+    /** {@code base^exponent} by repeated squaring in double; 1 for an exponent <= 0. */
+    private static double powerBySquaring(double base, long exponent) {
+        double result = 1;
+        for (long e = exponent; e > 0; e >>= 1) {
+            if ((e & 1) != 0) {
+                result *= base;
+            }
+            base *= base;
+        }
+        return result;
+    }
+
+    /**
+     * Whether {@link #capture} records the step into a device graph (CUDA) that replays it without the
+     * host; false when it returns a graph that runs the step's code again ({@link StepGraph#rerunning}).
+     */
+    default boolean supportsGraphs() {
+        return false;
+    }
+
+    /**
+     * Records the ops that {@code step} queues, without running them, as a graph that {@link StepGraph#launch}
+     * queues again. The step must only queue ops on fixed tensors: no allocation, no host read or
+     * copy, no wait; a GPU backend fails such an op (naming it), ends the capture and throws. Everything
+     * the step uses must exist already: run it once before capturing it. The default reruns {@code step}.
+     */
+    default StepGraph capture(Runnable step) {
+        return StepGraph.rerunning(step);
+    }
+
+    /**
+     * How many device operations (kernel launches, library calls, device copies) this backend has queued
+     * since it opened: the difference around a step is what the step launches. -1 when it does not count.
+     */
+    default long queuedOperations() {
+        return -1;
+    }
+
     /** Releases the backend's own resources (threads, streams, handles). */
     @Override
     void close();

@@ -269,4 +269,48 @@ public final class OpChecks {
                     + ") outside " + indices.size() + " indices");
         }
     }
+
+    // ---- the step's changing values on the device ---------------------------------------------
+
+    /** A device counter: an INT32 tensor of one element. */
+    public static void counter(String op, String name, Tensor counter) {
+        Shapes.requireType(op, name, counter, DType.INT32);
+        requireLength(op + " (" + name + ")", 1, counter);
+    }
+
+    /**
+     * {@link Backend#gatherRows(Tensor, Tensor, Tensor, int, float, Tensor)}: the checks of {@link #gatherRows}
+     * at count 0 (types, widths, enough indices for one batch), a one-element INT32 counter and
+     * {@code rowsPerCount >= 0}. Where the counter's value puts the batch is checked where it is read.
+     */
+    public static void gatherRowsAtCounter(Tensor source, Tensor indices, Tensor counter, int rowsPerCount,
+                                           Tensor out) {
+        gatherRows(source, indices, 0, out); // the first batch of the count: types, widths, enough indices
+        counter("gatherRows", "counter", counter);
+        if (rowsPerCount < 0) {
+            throw new IllegalArgumentException("gatherRows: rows per count must be >= 0, got " + rowsPerCount);
+        }
+    }
+
+    /** {@link Backend#copyToRow}: FLOAT32 source and table, a table row as long as the source, a counter. */
+    public static void copyToRow(Tensor src, Tensor table, Tensor row) {
+        Shapes.requireType("copyToRow", "src", src, DType.FLOAT32);
+        Shapes.requireType("copyToRow", "table", table, DType.FLOAT32);
+        if (table.rank() < 1 || table.columnCount() != src.size()) {
+            throw new IllegalArgumentException("copyToRow: table " + Shapes.describe(table.shape())
+                    + " needs rows of " + src.size() + " elements, the size of src " + Shapes.describe(src.shape()));
+        }
+        counter("copyToRow", "row", row);
+    }
+
+    /** {@link Backend#advanceCounters}: an INT32 tensor. */
+    public static void advanceCounters(Tensor counters) {
+        Shapes.requireType("advanceCounters", "counters", counters, DType.INT32);
+    }
+
+    /** The counter form of {@link Backend#adamUpdate}: the shapes of {@link #adamUpdate} and a counter. */
+    public static void adamUpdateAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor iterations) {
+        adamUpdate(params, grads, m, v);
+        counter("adamUpdate", "iterations", iterations);
+    }
 }

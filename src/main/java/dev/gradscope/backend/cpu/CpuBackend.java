@@ -867,6 +867,56 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    // ---- the step's changing values on the device ---------------------------------------------
+    //
+    // The "device" is host memory here: each op reads its counter when it runs and is then the host-scalar
+    // op it stands for. No graphs: capture() keeps Backend's default, a graph that reruns the step.
+
+    @Override
+    public void gatherRows(Tensor source, Tensor indices, Tensor counter, int rowsPerCount, float scale, Tensor out) {
+        OpChecks.gatherRowsAtCounter(source, indices, counter, rowsPerCount, out);
+        long first = (long) counterValue(counter) * rowsPerCount;
+        if (first < 0 || first + out.rowCount() > indices.size()) {
+            throw new IllegalArgumentException("gatherRows: counter " + counterValue(counter) + " times "
+                    + rowsPerCount + " rows puts indices [" + first + ", " + (first + out.rowCount()) + ") outside "
+                    + indices.size() + " indices");
+        }
+        gatherRows(source, indices, (int) first, scale, out);
+    }
+
+    @Override
+    public void copyToRow(Tensor src, Tensor table, Tensor row) {
+        OpChecks.copyToRow(src, table, row);
+        int r = counterValue(row);
+        if (r < 0 || r >= table.rowCount()) {
+            throw new IndexOutOfBoundsException("copyToRow: row " + r + " outside a table of " + table.rowCount()
+                    + " rows");
+        }
+        int n = (int) src.size();
+        System.arraycopy(floats(src), off(src), floats(table), off(table) + r * n, n);
+    }
+
+    @Override
+    public void advanceCounters(Tensor counters) {
+        OpChecks.advanceCounters(counters);
+        int[] c = ints(counters);
+        for (int i = off(counters); i < off(counters) + counters.size(); i++) {
+            c[i]++;
+        }
+    }
+
+    @Override
+    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+                           double beta2, float epsilon, Tensor iterations, UpdateNorms norms) {
+        OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
+        float stepSize = Backend.adamStepSize(learningRate, beta1, beta2, counterValue(iterations) + 1L);
+        adamUpdate(params, grads, m, v, (float) beta1, (float) beta2, epsilon, stepSize, norms);
+    }
+
+    private static int counterValue(Tensor counter) {
+        return ints(counter)[off(counter)];
+    }
+
     @Override
     public void close() {
         // Nothing native to release; the GEMM thread pool is shared and made of daemon threads.

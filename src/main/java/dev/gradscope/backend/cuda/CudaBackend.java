@@ -9,13 +9,19 @@ import static jcuda.driver.JCudaDriver.cuEventCreate;
 import static jcuda.driver.JCudaDriver.cuEventDestroy;
 import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuGraphDestroy;
+import static jcuda.driver.JCudaDriver.cuGraphExecDestroy;
+import static jcuda.driver.JCudaDriver.cuGraphInstantiate;
+import static jcuda.driver.JCudaDriver.cuGraphLaunch;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
+import static jcuda.driver.JCudaDriver.cuStreamBeginCapture;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamEndCapture;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import dev.gradscope.tensor.ActivationKind;
@@ -23,9 +29,13 @@ import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
+import dev.gradscope.tensor.StepGraph;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.Optional;
+import java.util.Set;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
@@ -33,7 +43,10 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUstream;
+import jcuda.driver.CUstreamCaptureMode;
 import jcuda.driver.CUstream_flags;
 
 /**
@@ -60,6 +73,12 @@ import jcuda.driver.CUstream_flags;
  * device and are not read back to be checked
  * (that would stop the stream inside every step); and {@link #copy} refuses partially overlapping views
  * of one storage, which {@code cuMemcpy} does not support.
+ *
+ * <p>Graphs. {@link #capture} records a step's ops into a CUDA graph by stream capture on the one stream;
+ * {@link StepGraph#launch} replays them with one {@code cuGraphLaunch}. While a step is captured, an op
+ * that would allocate, copy to or from the host, or wait fails at once with an
+ * {@link IllegalStateException} naming it, and the capture is ended; the step must be run once before
+ * (the loss scratch and the arena's blocks exist then, the cuBLAS workspace from the start).
  *
  * <p>Errors. A failing CUDA or cuBLAS call throws {@link CudaException}, naming the op, its operands'
  * shapes and the CUDA error. Kernel faults surface at the next wait; set the system property
@@ -94,6 +113,15 @@ public final class CudaBackend implements Backend {
     /** The last op queued on the stream: named when a later wait reports an asynchronous fault. */
     private String lastOp = "none";
     private boolean closed;
+
+    /** Kernel launches, cuBLAS calls and device copies queued so far ({@link #queuedOperations()}). */
+    private long queuedOperations;
+
+    /** Whether the stream is capturing a step into a graph: ops that allocate, copy or wait then fail. */
+    private boolean capturing;
+
+    /** The step graphs not yet closed, destroyed by {@link #close()} if their owner did not. */
+    private final Set<CudaStepGraph> liveGraphs = new LinkedHashSet<>();
 
     /** The backend on the first GPU (device 0). */
     public CudaBackend() {
@@ -219,6 +247,7 @@ public final class CudaBackend implements Backend {
     /** A tensor whose contents are whatever the block held before (for ops that overwrite it whole). */
     private Tensor allocateUninitialized(DType dtype, int... shape) {
         enter();
+        requireNotCapturing("allocate");
         long size = Shapes.size(shape);
         requireIndexable("allocate", size);
         DeviceArena.Block block;
@@ -285,6 +314,7 @@ public final class CudaBackend implements Backend {
      */
     private void copyIn(String op, Pointer host, long bytes, Tensor dst) {
         enter();
+        requireNotCapturing(op);
         CUdeviceptr target = pointer(dst);
         if (bytes == 0) {
             return;
@@ -349,6 +379,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         lastOp = "copy";
+        queuedOperations++;
         try {
             CudaErrors.checkDriver(cuMemcpyDtoDAsync(to, from, bytes, stream));
             afterOp();
@@ -393,6 +424,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("time: repetitions must be >= 1, got " + repetitions);
         }
         enter();
+        requireNotCapturing("time");
         CUevent[] events = new CUevent[repetitions + 1];
         int created = 0;
         double[] milliseconds = new double[repetitions];
@@ -458,6 +490,7 @@ public final class CudaBackend implements Backend {
                 fill(c, 0f);
             } else if (beta != 1f) {
                 lastOp = "gemm (c = beta c)";
+                queuedOperations++;
                 try {
                     cublas.scale(m * n, beta, pointer(c));
                     afterOp();
@@ -468,6 +501,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         lastOp = "gemm";
+        queuedOperations++;
         try {
             cublas.gemm(transposeA, transposeB, m, n, k, alpha, pointer(a), a.dim(1), pointer(b), b.dim(1), beta,
                     pointer(c));
@@ -620,6 +654,7 @@ public final class CudaBackend implements Backend {
         if (rows <= lossRowCapacity) {
             return;
         }
+        requireNotCapturing("allocating the loss scratch for " + rows + " rows");
         if (rowLoss != null) {
             rowLoss.free();
             rowCorrect.free();
@@ -779,29 +814,238 @@ public final class CudaBackend implements Backend {
         OpChecks.gatherRows(source, indices, first, out);
         int rows = out.rowCount();
         int cols = out.columnCount();
-        CUfunction kernel;
-        String kernelName;
-        if (source.dtype() == DType.UINT8) {
-            kernel = kernels.gatherRowsU8;
-            kernelName = "gather_rows_u8";
-        } else if (source.dtype() == DType.FLOAT32) {
-            kernel = kernels.gatherRowsF32;
-            kernelName = "gather_rows_f32";
-        } else {
-            throw new IllegalArgumentException("gatherRows: source must be UINT8 or FLOAT32, got " + source.dtype());
-        }
+        boolean bytes = gatherSourceIsBytes(source);
         enter();
-        launch(kernelName, kernel, Launch.elementWise((long) rows * cols, info.multiprocessors()),
+        launch(bytes ? "gather_rows_u8" : "gather_rows_f32", bytes ? kernels.gatherRowsU8 : kernels.gatherRowsF32,
+                Launch.elementWise((long) rows * cols, info.multiprocessors()),
                 Pointer.to(arg(source), arg(indices), arg(first), arg(scale), arg(out), arg(rows), arg(cols)),
                 source, indices, out);
+    }
+
+    /** Whether a gather's source is UINT8 (else FLOAT32; any other type is refused). */
+    private static boolean gatherSourceIsBytes(Tensor source) {
+        if (source.dtype() != DType.UINT8 && source.dtype() != DType.FLOAT32) {
+            throw new IllegalArgumentException("gatherRows: source must be UINT8 or FLOAT32, got " + source.dtype());
+        }
+        return source.dtype() == DType.UINT8;
+    }
+
+    // ---- the step's changing values on the device ---------------------------------------------
+
+    @Override
+    public void gatherRows(Tensor source, Tensor indices, Tensor counter, int rowsPerCount, float scale, Tensor out) {
+        OpChecks.gatherRowsAtCounter(source, indices, counter, rowsPerCount, out);
+        int rows = out.rowCount();
+        int cols = out.columnCount();
+        boolean bytes = gatherSourceIsBytes(source);
+        enter();
+        launch(bytes ? "gather_rows_u8_counter" : "gather_rows_f32_counter",
+                bytes ? kernels.gatherRowsU8Counter : kernels.gatherRowsF32Counter,
+                Launch.elementWise((long) rows * cols, info.multiprocessors()),
+                Pointer.to(arg(source), arg(indices), arg(counter), arg(rowsPerCount), arg(scale), arg(out), arg(rows),
+                        arg(cols)),
+                source, indices, counter, out);
+    }
+
+    @Override
+    public void copyToRow(Tensor src, Tensor table, Tensor row) {
+        OpChecks.copyToRow(src, table, row);
+        enter();
+        int n = (int) src.size();
+        launch("copy_to_row_f32", kernels.copyToRow, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(src), arg(table), arg(row), arg(table.rowCount()), arg(n)), src, table, row);
+    }
+
+    @Override
+    public void advanceCounters(Tensor counters) {
+        OpChecks.advanceCounters(counters);
+        enter();
+        int n = (int) counters.size();
+        launch("advance_counters", kernels.advanceCounters, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(counters), arg(n)), counters);
+    }
+
+    @Override
+    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+                           double beta2, float epsilon, Tensor iterations, UpdateNorms norms) {
+        OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
+        OpChecks.updateNorms("adamUpdate", params, norms);
+        requireFloats(params, grads, m, v);
+        enter();
+        int n = (int) params.size();
+        if (norms == null) {
+            launch("adam_update_counter", kernels.adamUpdateCounter, Launch.elementWise(n, info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
+                            arg(epsilon), arg(iterations), arg(n)),
+                    params, grads, m, v, iterations);
+            return;
+        }
+        requireFloats(norms.weightSquares(), norms.updateSquares());
+        int segments = (int) norms.weightSquares().size();
+        launch("adam_update_norms_counter", kernels.adamUpdateNormsCounter, Launch.blockPerSegment(segments),
+                Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
+                        arg(epsilon), arg(iterations), arg(norms.segmentStarts()), arg(norms.weightSquares()),
+                        arg(norms.updateSquares()), arg(segments)),
+                params, grads, m, v, iterations, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
+    }
+
+    // ---- graphs -------------------------------------------------------------------------------
+
+    @Override
+    public boolean supportsGraphs() {
+        return true;
+    }
+
+    @Override
+    public long queuedOperations() {
+        return queuedOperations;
+    }
+
+    /**
+     * Captures the ops {@code step} queues into a CUDA graph (stream capture on this backend's stream, global
+     * mode), then instantiates it. Nothing runs now. If the step throws (an op that may not be captured
+     * fails at once, naming itself) or the capture cannot be ended or instantiated, the capture is ended
+     * in any case, what was recorded is destroyed, and the failure is thrown: the backend stays usable.
+     */
+    @Override
+    public StepGraph capture(Runnable step) {
+        enter();
+        if (capturing) {
+            throw new IllegalStateException("capture: a step is being captured already (captures do not nest)");
+        }
+        try {
+            CudaErrors.checkDriver(cuStreamBeginCapture(stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_GLOBAL));
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("capture (cuStreamBeginCapture)", "", e);
+        }
+        capturing = true;
+        long operationsBefore = queuedOperations;
+        Throwable failure = null;
+        try {
+            step.run();
+        } catch (RuntimeException | Error e) {
+            failure = e; // the capture must be ended whatever the step threw
+        }
+        capturing = false;
+        int operations = (int) (queuedOperations - operationsBefore);
+        String lastCaptured = lastOp;
+        CUgraph graph = new CUgraph();
+        try {
+            enter();
+            CudaErrors.checkDriver(cuStreamEndCapture(stream, graph));
+        } catch (jcuda.CudaException e) {
+            CudaException ended = CudaErrors.wrap("capture (cuStreamEndCapture after " + operations
+                    + " ops, the last " + lastCaptured + ")", "", e);
+            if (failure == null) {
+                throw ended;
+            }
+            failure.addSuppressed(ended);
+            throw rethrow(failure);
+        }
+        if (failure != null) {
+            destroyQuietly(graph, null, failure);
+            throw rethrow(failure);
+        }
+        CUgraphExec exec = new CUgraphExec();
+        try {
+            CudaErrors.checkDriver(cuGraphInstantiate(exec, graph, 0L));
+        } catch (jcuda.CudaException e) {
+            CudaException instantiation = CudaErrors.wrap("capture (cuGraphInstantiate of " + operations + " ops)", "",
+                    e);
+            destroyQuietly(graph, null, instantiation);
+            throw instantiation;
+        }
+        CudaStepGraph captured = new CudaStepGraph(graph, exec, operations, lastCaptured);
+        liveGraphs.add(captured);
+        return captured;
+    }
+
+    /** {@code failure}, a RuntimeException or an Error, thrown as it is. */
+    private static RuntimeException rethrow(Throwable failure) {
+        if (failure instanceof Error error) {
+            throw error;
+        }
+        return (RuntimeException) failure;
+    }
+
+    /** Destroys what a failed capture made, adding any failure to {@code cause}. */
+    private static void destroyQuietly(CUgraph graph, CUgraphExec exec, Throwable cause) {
+        try {
+            if (exec != null) {
+                CudaErrors.checkDriver(cuGraphExecDestroy(exec));
+            }
+            CudaErrors.checkDriver(cuGraphDestroy(graph));
+        } catch (jcuda.CudaException e) {
+            cause.addSuppressed(CudaErrors.wrap("capture: destroying the graph", "", e));
+        }
+    }
+
+    /** A captured step: launched on the backend's stream, destroyed by its owner or by the backend's close. */
+    private final class CudaStepGraph implements StepGraph {
+        private final CUgraph graph;
+        private final CUgraphExec exec;
+        private final String description;
+        private boolean closed;
+
+        CudaStepGraph(CUgraph graph, CUgraphExec exec, int operations, String lastCaptured) {
+            this.graph = graph;
+            this.exec = exec;
+            this.description = "step graph (" + operations + " ops, the last " + lastCaptured + ")";
+        }
+
+        @Override
+        public void launch() {
+            if (closed) {
+                throw new IllegalStateException("launch: the " + description + " is closed");
+            }
+            enter();
+            requireNotCapturing("launching a " + description);
+            lastOp = description;
+            try {
+                CudaErrors.checkDriver(cuGraphLaunch(exec, stream));
+                afterOp();
+            } catch (jcuda.CudaException e) {
+                throw CudaErrors.wrap("launching a " + description, "", e);
+            }
+        }
+
+        /** Destroys the graph. Idempotent; after the backend's close (which destroyed it) it does nothing. */
+        @Override
+        public void close() {
+            if (!closed) {
+                enter();
+                destroy();
+            }
+        }
+
+        /** Destroys the graph and its instance; the backend's context must be current. */
+        void destroy() {
+            closed = true;
+            liveGraphs.remove(this);
+            try {
+                CudaErrors.checkDriver(cuGraphExecDestroy(exec));
+                CudaErrors.checkDriver(cuGraphDestroy(graph));
+            } catch (jcuda.CudaException e) {
+                throw CudaErrors.wrap("destroying a " + description, "", e);
+            }
+        }
+    }
+
+    /** Fails an op that a step being captured must not make; the capture then ends (see {@link #capture}). */
+    private void requireNotCapturing(String op) {
+        if (capturing) {
+            throw new IllegalStateException(op + " while a step is being captured into a CUDA graph: a captured step"
+                    + " may only queue kernels, cuBLAS calls and device copies on tensors that exist already (no"
+                    + " allocation, no copy to or from the host, no wait)");
+        }
     }
 
     // ---- lifecycle ----------------------------------------------------------------------------
 
     /**
-     * Waits for queued work, then releases, in reverse order of creation: the cuBLAS handle, the
-     * modules, all device memory (every tensor of this backend becomes invalid), the stream and the
-     * primary context. Idempotent; throws the first failure after trying every step.
+     * Waits for queued work, then releases, in reverse order of creation: the step graphs not closed yet,
+     * the cuBLAS handle, the modules, all device memory (every tensor of this backend becomes invalid), the
+     * stream and the primary context. Idempotent; throws the first failure after trying every step.
      */
     @Override
     public void close() {
@@ -833,6 +1077,11 @@ public final class CudaBackend implements Backend {
     /** Releases whatever was created, each step tried even if an earlier one failed. */
     private RuntimeException release(RuntimeException first) {
         Runnable[] steps = {
+            () -> {
+                for (CudaStepGraph graph : new ArrayList<>(liveGraphs)) {
+                    graph.destroy(); // before the memory its kernels point to
+                }
+            },
             () -> {
                 if (cublas != null) {
                     cublas.close();
@@ -885,6 +1134,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         lastOp = kernelName;
+        queuedOperations++;
         try {
             CudaErrors.checkDriver(cuLaunchKernel(function, shape.grid(), 1, 1, shape.block(), 1, 1, 0, stream,
                     parameters, null));
@@ -894,15 +1144,19 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** With {@code gradscope.cuda.syncEachOp}, waits so that a fault is reported by its own op. */
+    /**
+     * With {@code gradscope.cuda.syncEachOp}, waits so that a fault is reported by its own op (not while a
+     * step is captured, when nothing runs; a graph's launch waits for the whole graph).
+     */
     private void afterOp() {
-        if (SYNC_EACH_OP) {
+        if (SYNC_EACH_OP && !capturing) {
             CudaErrors.checkDriver(cuStreamSynchronize(stream));
         }
     }
 
     /** Waits for the stream; an asynchronous fault is reported with the last op queued. */
     private void waitForStream(String op, Tensor... operands) {
+        requireNotCapturing(op);
         try {
             CudaErrors.checkDriver(cuStreamSynchronize(stream));
         } catch (jcuda.CudaException e) {
@@ -939,6 +1193,10 @@ public final class CudaBackend implements Backend {
 
     private static Pointer arg(float value) {
         return Pointer.to(new float[] {value});
+    }
+
+    private static Pointer arg(double value) {
+        return Pointer.to(new double[] {value});
     }
 
     private Pointer arg(Tensor t) {

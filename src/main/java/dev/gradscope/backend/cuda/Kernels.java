@@ -62,6 +62,12 @@ final class Kernels implements AutoCloseable {
     final CUfunction fill;
     final CUfunction gatherRowsU8;
     final CUfunction gatherRowsF32;
+    final CUfunction gatherRowsU8Counter;
+    final CUfunction gatherRowsF32Counter;
+    final CUfunction copyToRow;
+    final CUfunction advanceCounters;
+    final CUfunction adamUpdateCounter;
+    final CUfunction adamUpdateNormsCounter;
 
     /** Loads every module and finds every function; the backend's context must be current. */
     Kernels() {
@@ -111,6 +117,12 @@ final class Kernels implements AutoCloseable {
             fill = find("fill_f32", missing);
             gatherRowsU8 = find("gather_rows_u8", missing);
             gatherRowsF32 = find("gather_rows_f32", missing);
+            gatherRowsU8Counter = find("gather_rows_u8_counter", missing);
+            gatherRowsF32Counter = find("gather_rows_f32_counter", missing);
+            copyToRow = find("copy_to_row_f32", missing);
+            advanceCounters = find("advance_counters", missing);
+            adamUpdateCounter = find("adam_update_counter", missing);
+            adamUpdateNormsCounter = find("adam_update_norms_counter", missing);
             if (!missing.isEmpty()) {
                 throw new CudaUnavailableException("the kernels in the jar are incomplete: no " + String.join(", ", missing)
                         + " in " + FAMILIES.stream().map(Kernels::resource).toList()

@@ -350,6 +350,133 @@ class CpuBackendTest {
         }
     }
 
+    // ---- the step's changing values on the device: each counter form is its host-scalar op ----------
+
+    @Test
+    void gatherRowsAtACounterIsTheGatherFromCounterTimesRows() {
+        byte[] pixels = new byte[7 * 3];
+        float[] floats = new float[7 * 3];
+        Random random = new Random(3);
+        random.nextBytes(pixels);
+        for (int i = 0; i < floats.length; i++) {
+            floats[i] = (float) random.nextGaussian();
+        }
+        int[] order = {6, 2, 0, 5, 1, 4, 3};
+        try (Tensor bytes = cpu.fromHost(pixels, 7, 3);
+             Tensor values = t(floats, 7, 3);
+             Tensor indices = cpu.fromHost(order, order.length);
+             Tensor counter = cpu.allocate(DType.INT32, 1);
+             Tensor expected = cpu.allocate(DType.FLOAT32, 3, 3);
+             Tensor actual = cpu.allocate(DType.FLOAT32, 3, 3)) {
+            for (int count = 0; count < 3; count++) {
+                Tensor last = actual.rows(0, count == 2 ? 1 : 3); // the last batch of 7 rows in 3s has 1 row
+                cpu.copyFromHost(new int[] {count}, counter);
+                for (Tensor source : new Tensor[] {bytes, values}) {
+                    cpu.gatherRows(source, indices, count * 3, 0.25f, expected.rows(0, last.rowCount()));
+                    cpu.gatherRows(source, indices, counter, 3, 0.25f, last);
+                    assertArrayEquals(expected.rows(0, last.rowCount()).toFloatArray(), last.toFloatArray(),
+                            source.dtype() + " at count " + count);
+                }
+            }
+            cpu.copyFromHost(new int[] {2}, counter);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.gatherRows(bytes, indices, counter, 3, 1f, actual));
+            assertTrue(e.getMessage().contains("[6, 9)") && e.getMessage().contains("7 indices"), e.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> cpu.gatherRows(bytes, indices, expected, 3, 1f, actual), "a FLOAT32 counter");
+        }
+    }
+
+    @Test
+    void copyToRowStoresIntoTheRowTheCounterSelects() {
+        try (Tensor table = cpu.allocate(DType.FLOAT32, 3, 2);
+             Tensor src = t(new float[] {4, -5}, 2);
+             Tensor row = cpu.fromHost(new int[] {1}, 1)) {
+            cpu.copyToRow(src, table, row);
+            assertArrayEquals(new float[] {0, 0, 4, -5, 0, 0}, table.toFloatArray());
+            cpu.copyFromHost(new int[] {3}, row);
+            IndexOutOfBoundsException e = assertThrows(IndexOutOfBoundsException.class,
+                    () -> cpu.copyToRow(src, table, row));
+            assertTrue(e.getMessage().contains("row 3") && e.getMessage().contains("3 rows"), e.getMessage());
+            IllegalArgumentException wrongWidth = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.copyToRow(src, table.reshape(2, 3), row));
+            assertTrue(wrongWidth.getMessage().contains("[2, 3]") && wrongWidth.getMessage().contains("[2]"),
+                    wrongWidth.getMessage());
+        }
+    }
+
+    @Test
+    void advanceCountersAddsOneToEach() {
+        try (Tensor counters = cpu.fromHost(new int[] {0, 41, -1}, 3)) {
+            cpu.advanceCounters(counters);
+            assertArrayEquals(new int[] {1, 42, 0}, counters.toIntArray());
+            assertThrows(IllegalArgumentException.class, () -> cpu.advanceCounters(t(new float[] {1}, 1)));
+        }
+    }
+
+    /**
+     * Adam's step size computed from the device count is the one the host computed before counts moved to the
+     * device, Keras's lr sqrt(1 - beta2^t) / (1 - beta1^t) with Math.pow, rounded to float: the powers by
+     * squaring (which a GPU does with the same operations) change no bit of it at these settings.
+     */
+    @Test
+    void adamStepSizeFromTheCountIsTheHostFormula() {
+        double[][] settings = {{1e-3, 0.9, 0.999}, {3e-4, 0.8, 0.99}, {0.1, 0.5, 0.9}};
+        for (double[] h : settings) {
+            for (long t = 1; t <= 100_000; t++) {
+                float host = (float) (h[0] * Math.sqrt(1 - Math.pow(h[2], t)) / (1 - Math.pow(h[1], t)));
+                assertEquals(host, dev.gradscope.tensor.Backend.adamStepSize(h[0], h[1], h[2], t),
+                        Arrays.toString(h) + " at t=" + t);
+            }
+        }
+    }
+
+    @Test
+    void adamUpdateAtACounterIsTheUpdateWithTheHostStepSize() {
+        int n = 4099;
+        int[] starts = {0, 3, 3, 4000, n};
+        Random random = new Random(11);
+        float[] p = new float[n];
+        float[] g = new float[n];
+        float[] m = new float[n];
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            p[i] = (float) random.nextGaussian();
+            g[i] = (float) random.nextGaussian();
+            m[i] = (float) (0.1 * random.nextGaussian());
+            v[i] = (float) Math.abs(0.01 * random.nextGaussian());
+        }
+        for (int iterations : new int[] {0, 1, 9, 12_344}) {
+            for (boolean measured : new boolean[] {false, true}) {
+                String what = "iterations " + iterations + (measured ? " measured" : "");
+                float stepSize = dev.gradscope.tensor.Backend.adamStepSize(2e-3, 0.85, 0.995, iterations + 1L);
+                try (Tensor hostP = t(p, n); Tensor hostM = t(m, n); Tensor hostV = t(v, n);
+                     Tensor countP = t(p, n); Tensor countM = t(m, n); Tensor countV = t(v, n);
+                     Tensor grads = t(g, n);
+                     Tensor count = cpu.fromHost(new int[] {iterations}, 1);
+                     Tensor segmentStarts = cpu.fromHost(starts, starts.length);
+                     Tensor hostNorms = cpu.allocate(DType.FLOAT32, 2, 4);
+                     Tensor countNorms = cpu.allocate(DType.FLOAT32, 2, 4)) {
+                    cpu.adamUpdate(hostP, grads, hostM, hostV, (float) 0.85, (float) 0.995, 1e-7f, stepSize,
+                            measured ? norms(segmentStarts, hostNorms) : null);
+                    cpu.adamUpdate(countP, grads, countM, countV, 2e-3, 0.85, 0.995, 1e-7f, count,
+                            measured ? norms(segmentStarts, countNorms) : null);
+                    assertArrayEquals(hostP.toFloatArray(), countP.toFloatArray(), what + " params");
+                    assertArrayEquals(hostM.toFloatArray(), countM.toFloatArray(), what + " m");
+                    assertArrayEquals(hostV.toFloatArray(), countV.toFloatArray(), what + " v");
+                    assertArrayEquals(hostNorms.toFloatArray(), countNorms.toFloatArray(), what + " norms");
+                    assertArrayEquals(new int[] {iterations}, count.toIntArray(), what + ": the count is only read");
+                }
+            }
+        }
+    }
+
+    private static UpdateNorms norms(Tensor segmentStarts, Tensor weightAndUpdate) {
+        int segments = weightAndUpdate.columnCount();
+        return new UpdateNorms(segmentStarts, weightAndUpdate.rows(0, 1).reshape(segments),
+                weightAndUpdate.rows(1, 1).reshape(segments));
+    }
+
     @Test
     void fillCopyAndHostRoundTrips() {
         try (Tensor a = cpu.allocate(DType.FLOAT32, 2, 3);

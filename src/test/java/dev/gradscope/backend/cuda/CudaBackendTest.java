@@ -1065,6 +1065,169 @@ class CudaBackendTest {
         assertTrue(gpu.device().multiprocessors() > 0 && gpu.device().totalMemoryBytes() > 0, d);
     }
 
+    // ---- the step's changing values on the device, and graphs -------------------------------------------
+
+    @Test
+    void counterFormsOfGatherAndRowStoreMatchTheCpuExactly() {
+        int sourceRows = 300;
+        int cols = 7;
+        byte[] pixels = randomBytes(sourceRows * cols);
+        float[] floats = inputs(sourceRows * cols, 2);
+        int[] indices = rng.ints(sourceRows, 0, sourceRows).toArray();
+        Tensor cpuBytes = own(CPU.fromHost(pixels, sourceRows, cols));
+        Tensor cpuFloats = cpu(floats, sourceRows, cols);
+        Tensor cpuIndices = own(CPU.fromHost(indices, indices.length));
+        for (int[] countAndRows : new int[][] {{0, 64}, {3, 64}, {4, 44}}) { // 300 rows in 64s: the last has 44
+            int count = countAndRows[0];
+            int rows = countAndRows[1];
+            Tensor cpuCounter = own(CPU.fromHost(new int[] {count}, 1));
+            Tensor wantBytes = cpu(new float[rows * cols], rows, cols);
+            Tensor wantFloats = cpu(new float[rows * cols], rows, cols);
+            CPU.gatherRows(cpuBytes, cpuIndices, cpuCounter, 64, 0.5f, wantBytes);
+            CPU.gatherRows(cpuFloats, cpuIndices, cpuCounter, 64, -1f, wantFloats);
+            for (Layout layout : Layout.values()) {
+                String what = "gather at count " + count + " " + layout;
+                Tensor bytes = own(gpu.allocate(DType.UINT8, sourceRows * cols + 1)).view(layout.offset, sourceRows,
+                        cols);
+                gpu.copy(own(gpu.fromHost(pixels, sourceRows, cols)), bytes);
+                Tensor counter = gpuInts(new int[] {count}, layout);
+                Tensor out = output(layout, DType.FLOAT32, rows, cols);
+                gpu.gatherRows(bytes, gpuInts(indices, layout), counter, 64, 0.5f, out);
+                assertClose(what + " UINT8", wantBytes.toFloatArray(), read(out), i -> Tolerances.GPU_EXACT);
+                Tensor floatOut = output(layout, DType.FLOAT32, rows, cols);
+                gpu.gatherRows(input(floats, layout, sourceRows, cols), gpuInts(indices, layout), counter, 64, -1f,
+                        floatOut);
+                assertClose(what + " FLOAT32", wantFloats.toFloatArray(), read(floatOut), i -> Tolerances.GPU_EXACT);
+            }
+        }
+        float[] src = inputs(1025, 1);
+        for (Layout layout : Layout.values()) {
+            Tensor table = output(layout, DType.FLOAT32, 3, 1025);
+            gpu.fill(table, 7f);
+            Tensor row = gpuInts(new int[] {2}, layout);
+            gpu.copyToRow(input(src, layout, 1025), table, row);
+            float[] expected = new float[3 * 1025];
+            Arrays.fill(expected, 7f);
+            System.arraycopy(src, 0, expected, 2 * 1025, 1025);
+            assertClose("copyToRow " + layout, expected, read(table), i -> Tolerances.GPU_EXACT);
+            gpu.copyFromHost(new int[] {3}, row);
+            gpu.copyToRow(input(src, layout, 1025), table, row);
+            assertClose("copyToRow outside the table writes nothing " + layout, expected, read(table),
+                    i -> Tolerances.GPU_EXACT);
+            Tensor counters = gpuInts(new int[] {0, 41, -1, 7}, layout);
+            gpu.advanceCounters(counters);
+            assertArrayEquals(new int[] {1, 42, 0, 8}, readInts(counters), "advanceCounters " + layout);
+        }
+    }
+
+    /**
+     * The Adam update with its step size from the device's count has the bits of the host-scalar update given
+     * the host's step size: the device computes the bias correction with the host's operations.
+     */
+    @Test
+    void adamUpdateAtACounterIsTheHostScalarUpdateBitForBit() {
+        int n = 4099;
+        int[] starts = {0, 3, 3, 4000, n};
+        float[] p = inputs(n, 1);
+        float[] g = inputs(n, 1);
+        float[] m = inputs(n, 0.1);
+        float[] v = abs(inputs(n, 0.01));
+        for (int iterations : new int[] {0, 1, 9, 12_344, 1_000_000}) {
+            float stepSize = Backend.adamStepSize(2e-3, 0.85, 0.995, iterations + 1L);
+            for (boolean measured : new boolean[] {false, true}) {
+                Layout layout = measured ? Layout.SHIFTED : Layout.ALIGNED;
+                String what = "iterations " + iterations + (measured ? " measured" : "") + " " + layout;
+                Tensor[] host = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
+                    output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, 2, 4)};
+                Tensor[] counted = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
+                    output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, 2, 4)};
+                for (Tensor[] buffers : new Tensor[][] {host, counted}) {
+                    gpu.copyFromHost(p, buffers[0]);
+                    gpu.copyFromHost(m, buffers[1]);
+                    gpu.copyFromHost(v, buffers[2]);
+                    gpu.fill(buffers[3], 0f);
+                }
+                Tensor grads = input(g, layout, n);
+                Tensor count = gpuInts(new int[] {iterations}, layout);
+                Tensor segmentStarts = gpuInts(starts, layout);
+                gpu.adamUpdate(host[0], grads, host[1], host[2], (float) 0.85, (float) 0.995, 1e-7f, stepSize,
+                        measured ? norms(segmentStarts, host[3]) : null);
+                gpu.adamUpdate(counted[0], grads, counted[1], counted[2], 2e-3, 0.85, 0.995, 1e-7f, count,
+                        measured ? norms(segmentStarts, counted[3]) : null);
+                for (int b = 0; b < 4; b++) {
+                    float[] want = read(host[b]);
+                    assertClose(what + " buffer " + b, want, read(counted[b]), i -> Tolerances.GPU_EXACT);
+                }
+                assertArrayEquals(new int[] {iterations}, readInts(count), what + ": the count is only read");
+            }
+        }
+    }
+
+    private static UpdateNorms norms(Tensor segmentStarts, Tensor weightAndUpdate) {
+        int segments = weightAndUpdate.columnCount();
+        return new UpdateNorms(segmentStarts, weightAndUpdate.rows(0, 1).reshape(segments),
+                weightAndUpdate.rows(1, 1).reshape(segments));
+    }
+
+    /**
+     * A captured step runs nothing until launched; each launch replays it, its counter moving on the device:
+     * the same results as the same ops queued eagerly. The graph outlives nothing: closing it twice is harmless.
+     */
+    @Test
+    void aCapturedStepReplaysAsEagerSteps() {
+        int rows = 5;
+        int cols = 3;
+        int steps = 4;
+        float[] data = inputs(steps * rows * cols, 1);
+        int[] order = rng.ints(steps * rows, 0, steps * rows).toArray();
+        float[][] results = new float[2][];
+        for (int mode = 0; mode < 2; mode++) {
+            Tensor source = own(gpu.fromHost(data, steps * rows, cols));
+            Tensor indices = own(gpu.fromHost(order, order.length));
+            Tensor counter = own(gpu.allocate(DType.INT32, 1));
+            Tensor batch = own(gpu.allocate(DType.FLOAT32, rows, cols));
+            Tensor sums = own(gpu.allocate(DType.FLOAT32, cols));
+            Tensor table = own(gpu.fromHost(nans(steps * cols), steps, cols));
+            Runnable step = () -> {
+                gpu.gatherRows(source, indices, counter, rows, 1f, batch);
+                gpu.columnSums(batch, sums);
+                gpu.copyToRow(sums, table, counter);
+                gpu.advanceCounters(counter);
+            };
+            if (mode == 0) {
+                for (int s = 0; s < steps; s++) {
+                    step.run();
+                }
+            } else {
+                try (var graph = gpu.capture(step)) {
+                    assertArrayEquals(new int[] {0}, counter.toIntArray(), "capturing runs nothing");
+                    for (int s = 0; s < steps; s++) {
+                        graph.launch();
+                    }
+                    graph.close();
+                }
+            }
+            assertArrayEquals(new int[] {steps}, counter.toIntArray());
+            results[mode] = table.toFloatArray();
+        }
+        assertClose("graph replays against eager steps", results[0], results[1], i -> Tolerances.GPU_EXACT);
+    }
+
+    @Test
+    void aStepThatReadsOrAllocatesFailsItsCaptureAndTheBackendGoesOn() {
+        Tensor x = own(gpu.allocate(DType.FLOAT32, 4));
+        IllegalStateException read = assertThrows(IllegalStateException.class, () -> gpu.capture(() -> {
+            gpu.fill(x, 1f);
+            x.toFloatArray();
+        }));
+        assertTrue(read.getMessage().startsWith("toHostFloats while a step is being captured"), read.getMessage());
+        IllegalStateException allocate = assertThrows(IllegalStateException.class,
+                () -> gpu.capture(() -> gpu.allocate(DType.FLOAT32, 3)));
+        assertTrue(allocate.getMessage().startsWith("allocate while a step is being captured"), allocate.getMessage());
+        gpu.fill(x, 2f);
+        assertArrayEquals(new float[] {2, 2, 2, 2}, x.toFloatArray(), "the capture was ended: the stream runs again");
+    }
+
     // ---- a whole model --------------------------------------------------------------------------------
 
     static Stream<Arguments> models() {

@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
  * Needs no GPU, only the PTX (the build makes it when nvcc is present); skips, saying so, without it.
  *
  * <p>Types as PTX spells them: {@code p} a pointer ({@code .u64}), {@code i} an int ({@code .u32} or
- * {@code .s32}), {@code f} a float ({@code .f32}).
+ * {@code .s32}), {@code f} a float ({@code .f32}), {@code d} a double ({@code .f64}).
  */
 class KernelAbiTest {
     private static final Pattern ENTRY = Pattern.compile("\\.entry\\s+(\\w+)\\s*\\(([^)]*)\\)");
@@ -63,6 +63,16 @@ class KernelAbiTest {
         abi.put("fill_f32", "pfi");                        // x, value, n
         abi.put("gather_rows_u8", "ppifpii");              // source, indices, first, scale, out, rows, cols
         abi.put("gather_rows_f32", "ppifpii");
+        // The step's changing values on the device (counters):
+        // source, indices, counter, rowsPerCount, scale, out, rows, cols
+        abi.put("gather_rows_u8_counter", "pppifpii");
+        abi.put("gather_rows_f32_counter", "pppifpii");
+        abi.put("copy_to_row_f32", "pppii");               // src, table, row, tableRows, n
+        abi.put("advance_counters", "pi");                 // counters, n
+        // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n
+        abi.put("adam_update_counter", "ppppdddfpi");
+        // ... then segmentStarts, weightSquares, updateSquares, segments in place of n
+        abi.put("adam_update_norms_counter", "ppppdddfppppi");
         return abi;
     }
 
@@ -85,6 +95,7 @@ class KernelAbiTest {
                         case "u64", "b64", "s64" -> 'p';
                         case "u32", "s32", "b32" -> 'i';
                         case "f32" -> 'f';
+                        case "f64" -> 'd';
                         default -> '?';
                     });
                 }
