@@ -11,6 +11,10 @@ import java.util.Map;
  * Adam (Kingma and Ba, 2015) with Keras's defaults and update rule: learning rate 1e-3,
  * beta1 0.9, beta2 0.999, epsilon 1e-7, bias corrections folded into the step size
  * {@code lr sqrt(1 - beta2^t) / (1 - beta1^t)} and epsilon added outside the square root.
+ *
+ * <p>The step count {@code t} lives on the device, beside the moments: the update computes its step size
+ * from it there and a second op advances it, so a step has no argument that changes from one step to the
+ * next and can be captured once as a graph ({@link Backend#capture}).
  */
 public final class Adam implements Optimizer {
     private final double learningRate;
@@ -20,7 +24,7 @@ public final class Adam implements Optimizer {
     private Backend backend;
     private Tensor firstMoment;
     private Tensor secondMoment;
-    private long iterations;
+    private Tensor iterations; // INT32 [1]: the updates taken so far, Keras's iterations
 
     public Adam() {
         this(1e-3);
@@ -47,21 +51,22 @@ public final class Adam implements Optimizer {
         this.backend = backend;
         firstMoment = backend.allocate(DType.FLOAT32, parameterCount);
         secondMoment = backend.allocate(DType.FLOAT32, parameterCount);
-        iterations = 0;
+        iterations = backend.allocate(DType.INT32, 1);
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, UpdateNorms norms) {
-        iterations++;
-        double stepSize = learningRate * Math.sqrt(1 - Math.pow(beta2, iterations))
-                / (1 - Math.pow(beta1, iterations));
-        backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, (float) beta1, (float) beta2,
-                (float) epsilon, (float) stepSize, norms);
+        backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, learningRate, beta1, beta2,
+                (float) epsilon, iterations, norms);
+        backend.advanceCounters(iterations);
     }
 
-    /** Number of steps taken so far (Keras's {@code iterations}). */
+    /**
+     * Number of steps taken so far (Keras's {@code iterations}); 0 before {@link #build} and after
+     * {@link #close}. Reads the device: waits for the queued work.
+     */
     public long iterations() {
-        return iterations;
+        return iterations == null ? 0 : iterations.toIntArray()[0];
     }
 
     @Override
@@ -82,8 +87,9 @@ public final class Adam implements Optimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(firstMoment, secondMoment);
+        Tensor.closeAll(firstMoment, secondMoment, iterations);
         firstMoment = null;
         secondMoment = null;
+        iterations = null;
     }
 }

@@ -1,5 +1,6 @@
 package dev.gradscope.nn;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -40,6 +41,34 @@ class OptimizerTest {
         assertEquals(p2, steps(new Adam(), new float[] {1f}, new float[] {0.5f}, new float[] {-0.2f})[0], TOLERANCE);
         // Adam's first step moves every parameter by about lr, whatever the gradient's size.
         assertEquals(1 - 1e-3, steps(new Adam(), new float[] {1f}, new float[] {1e4f})[0], 1e-6);
+    }
+
+    /**
+     * Adam keeps its step count on the device and computes the step size there: the same bits as the
+     * host-scalar update with the host's Math.pow formula, and iterations() reads the count.
+     */
+    @Test
+    void adamCountsOnTheDeviceAndStepsAsTheHostScalarUpdate() {
+        float[] start = {1f, -2f, 0.5f, 3f, 0f};
+        float[][] gradients = {{0.5f, -1f, 2f, 0f, 1e-3f}, {-0.2f, 0.3f, 0f, 5f, -1f}, {1f, 1f, 1f, 1f, 1f}};
+        Adam adam = new Adam(2e-3);
+        try (Tensor p = backend.fromHost(start, start.length);
+             Tensor expected = backend.fromHost(start, start.length);
+             Tensor m = backend.allocate(dev.gradscope.tensor.DType.FLOAT32, start.length);
+             Tensor v = backend.allocate(dev.gradscope.tensor.DType.FLOAT32, start.length);
+             Tensor g = backend.fromHost(new float[start.length], start.length)) {
+            adam.build(backend, start.length);
+            for (int t = 1; t <= gradients.length; t++) {
+                backend.copyFromHost(gradients[t - 1], g);
+                adam.step(p, g);
+                double stepSize = 2e-3 * Math.sqrt(1 - Math.pow(0.999, t)) / (1 - Math.pow(0.9, t));
+                backend.adamUpdate(expected, g, m, v, 0.9f, 0.999f, 1e-7f, (float) stepSize);
+                assertEquals(t, adam.iterations());
+            }
+            assertArrayEquals(expected.toFloatArray(), p.toFloatArray(), "bit for bit");
+            adam.close();
+            assertEquals(0, adam.iterations(), "closed: no count");
+        }
     }
 
     @Test
