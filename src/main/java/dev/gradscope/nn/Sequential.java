@@ -45,6 +45,7 @@ public class Sequential implements AutoCloseable {
     private final List<ParameterGroup> parameterGroups = new ArrayList<>();
     private int allocatedBatch;
     private Tensor outputGradient;
+    private long layoutVersion;
 
     /** Where one parameter tensor of one layer lies in the flat buffers. */
     public record ParameterGroup(Layer layer, int layerIndex, ParameterSlot slot, int offset, Tensor value,
@@ -106,6 +107,7 @@ public class Sequential implements AutoCloseable {
         this.optimizer = optimizer;
         this.loss = loss;
         this.metrics = List.of("accuracy");
+        layoutVersion++;
         if (built) {
             optimizer.build(backend, (int) parameters.size());
         }
@@ -183,6 +185,16 @@ public class Sequential implements AutoCloseable {
         }
         outputGradient = backend.allocate(DType.FLOAT32, batch, outputUnits());
         allocatedBatch = batch;
+        layoutVersion++;
+    }
+
+    /**
+     * Changes whenever the model's device buffers may have moved or its ops changed: the layers' batch
+     * buffers grew ({@link #reserveBatch}), or {@link #compile} chose another optimizer or loss. A step
+     * captured as a graph points at the old buffers and must be captured again then.
+     */
+    public long layoutVersion() {
+        return layoutVersion;
     }
 
     /** Runs the layers on a batch already on the device; returns the last layer's output. */

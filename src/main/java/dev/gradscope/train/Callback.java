@@ -5,6 +5,12 @@ import java.util.Map;
 /**
  * Hooks into the training loop, as Keras's callbacks. Every method has an empty default. Epochs and
  * steps count from 0.
+ *
+ * <p>Two hooks run inside the training step: {@link #onGradientsComputed} and {@link #onParametersUpdated}.
+ * When the trainer captures the step as a graph (the default on a GPU), it calls them only while capturing:
+ * once per batch size, with the epoch and step being captured. What they queue on the device is then
+ * replayed for every later step, with the same arguments. Such a callback says so with {@link #graphSafe};
+ * the others make the trainer run every step eagerly. The remaining hooks run on the host, every time.
  */
 public interface Callback {
     /** Before the first epoch; {@code run} stays valid until {@link #onTrainEnd}. */
@@ -24,13 +30,33 @@ public interface Callback {
     /**
      * After each backward pass, before gradient clipping and the optimizer: the step's gradients are in
      * the model's gradient buffer, its squared norms in {@link TrainingRun#squaredGradientNorms()}, and
-     * the layers still hold this batch's activations.
+     * the layers still hold this batch's activations. Inside the step (see the class comment).
      */
     default void onGradientsComputed(int epoch, int step) {
     }
 
-    /** After each optimizer step. */
+    /** After each optimizer step, inside the step (see the class comment). */
     default void onParametersUpdated(int epoch, int step) {
+    }
+
+    /**
+     * Whether this callback's in-step hooks ({@link #onGradientsComputed}, {@link #onParametersUpdated})
+     * may be captured into a graph and replayed: they only queue device ops on tensors that stay put, with
+     * arguments that do not change from step to step (what does change, they read on the device, e.g. the
+     * row of {@link TrainingRun#stepIndex()}), and they keep no count on the host (that belongs in
+     * {@link #onBatchEnd}). The default: true when the callback overrides neither hook, since it then
+     * does nothing inside the step; false when it overrides one, which makes the trainer run eagerly.
+     */
+    default boolean graphSafe() {
+        return !overrides(getClass(), "onGradientsComputed") && !overrides(getClass(), "onParametersUpdated");
+    }
+
+    private static boolean overrides(Class<?> type, String hook) {
+        try {
+            return type.getMethod(hook, int.class, int.class).getDeclaringClass() != Callback.class;
+        } catch (NoSuchMethodException e) {
+            throw new AssertionError("Callback." + hook + "(int, int) is missing", e);
+        }
     }
 
     /** After each epoch, with its logs: {@code loss}, {@code accuracy}, and {@code val_*} when validating. */

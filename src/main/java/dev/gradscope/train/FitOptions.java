@@ -18,10 +18,13 @@ import java.util.List;
  * @param clipGlobalNorm rescale the gradients when their global L2 norm exceeds this (0: off)
  * @param clipValue  clamp every gradient element to [-clipValue, clipValue] (0: off)
  * @param stopOnNonFinite stop training at the first step whose gradient is not finite (default), or go on
+ * @param graph      capture the training step once as a CUDA graph and replay it (default), where the
+ *                   backend supports graphs and every callback is {@linkplain Callback#graphSafe graph-safe};
+ *                   false runs every step eagerly, op by op. Both give the same parameters, bit for bit.
  */
 public record FitOptions(int batchSize, int epochs, Dataset validation, boolean shuffle, int verbose,
                          List<Callback> callbacks, GradientProfiler profiler, double clipGlobalNorm,
-                         double clipValue, boolean stopOnNonFinite) {
+                         double clipValue, boolean stopOnNonFinite, boolean graph) {
 
     public FitOptions {
         if (batchSize < 1) {
@@ -53,6 +56,7 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
         private double clipGlobalNorm;
         private double clipValue;
         private boolean stopOnNonFinite = true;
+        private boolean graph = true;
 
         public Builder batchSize(int batchSize) {
             this.batchSize = batchSize;
@@ -105,9 +109,15 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
             return this;
         }
 
+        /** Whether the step may run as a replayed CUDA graph (default true); false: eager, op by op. */
+        public Builder graph(boolean graph) {
+            this.graph = graph;
+            return this;
+        }
+
         public FitOptions build() {
             return new FitOptions(batchSize, epochs, validation, shuffle, verbose, callbacks, profiler, clipGlobalNorm,
-                    clipValue, stopOnNonFinite);
+                    clipValue, stopOnNonFinite, graph);
         }
     }
 }

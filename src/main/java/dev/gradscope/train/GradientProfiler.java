@@ -20,6 +20,11 @@ import java.util.List;
  * update ({@link TrainingRun#measureUpdate}), and a watched layer adds its unit statistics in its own
  * backward pass ({@link Layer#watchUnits}), where the activation's derivative is evaluated anyway: a
  * few additions per parameter and per activation. Only a layer that cannot (maxout) gets a pass of its own.
+ *
+ * <p>Graph-safe: its in-step hooks only queue device ops on buffers allocated at the start of training, and
+ * the step's row of its tables is chosen on the device ({@link TrainingRun#stepIndex()}), so a step captured
+ * as a CUDA graph with the profiler in it measures every replayed step. Its host counts come from
+ * {@link TrainingRun#stepsThisEpoch()} and {@link TrainingRun#examplesThisEpoch()}.
  */
 public final class GradientProfiler implements Callback {
     /**
@@ -32,12 +37,13 @@ public final class GradientProfiler implements Callback {
     private TrainingRun run;
     private Backend backend;
     private Profile profile;
-    private Tensor weightNorms;
-    private Tensor updateNorms;
+    /** {@code [steps, 2, segments]}: per step of the epoch, the squared weight norms, then the squared update norms. */
+    private Tensor updateTable;
+    /** {@code [2, segments]}: the current step's, written by the optimizer's update ({@link #stepNorms}). */
+    private Tensor stepUpdate;
+    private UpdateNorms stepNorms;
     private final List<WatchedLayer> watched = new ArrayList<>();
-    private int stepsThisEpoch;
     private int globalStepAtEpochStart;
-    private long examplesThisEpoch;
 
     /**
      * A layer whose units are watched, with its device accumulator {@code [4, units]}; {@code inBackward}
@@ -70,8 +76,10 @@ public final class GradientProfiler implements Callback {
         this.backend = model.backend();
         int segments = run.segments().size();
         profile = new Profile(run.segments(), saturationThreshold);
-        weightNorms = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), segments);
-        updateNorms = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), segments);
+        updateTable = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), 2, segments);
+        stepUpdate = backend.allocate(DType.FLOAT32, 2, segments);
+        stepNorms = new UpdateNorms(run.segmentStarts(), stepUpdate.rows(0, 1).reshape(segments),
+                stepUpdate.rows(1, 1).reshape(segments));
         List<Layer> layers = model.layers();
         for (int i = 0; i < layers.size() - 1; i++) { // the output layer's softmax is the loss's business
             Layer layer = layers.get(i);
@@ -84,21 +92,17 @@ public final class GradientProfiler implements Callback {
 
     @Override
     public void onEpochBegin(int epoch) {
-        stepsThisEpoch = 0;
-        examplesThisEpoch = 0;
         // A step that never reaches its update (training stopped) keeps NaN: "not measured".
-        backend.fill(weightNorms, Float.NaN);
-        backend.fill(updateNorms, Float.NaN);
+        backend.fill(updateTable, Float.NaN);
         for (WatchedLayer w : watched) {
             backend.fill(w.statistics(), 0f);
         }
     }
 
+    /** Inside the step: has the update measured into the fixed {@link #stepNorms}; statistics for maxout. */
     @Override
     public void onGradientsComputed(int epoch, int step) {
-        int segments = run.segments().size();
-        run.measureUpdate(new UpdateNorms(run.segmentStarts(), weightNorms.rows(step, 1).reshape(segments),
-                updateNorms.rows(step, 1).reshape(segments)));
+        run.measureUpdate(stepNorms);
         for (WatchedLayer w : watched) {
             Layer.Activity activity = w.inBackward() ? null : w.layer().lastActivity();
             if (activity != null) {
@@ -106,27 +110,36 @@ public final class GradientProfiler implements Callback {
                         (float) saturationThreshold, w.statistics());
             }
         }
-        examplesThisEpoch += run.batchRows();
-        stepsThisEpoch = step + 1;
+    }
+
+    /** Inside the step: stores the step's weight and update norms into its row, chosen on the device. */
+    @Override
+    public void onParametersUpdated(int epoch, int step) {
+        backend.copyToRow(stepUpdate, updateTable, run.stepIndex());
+    }
+
+    @Override
+    public boolean graphSafe() {
+        return true;
     }
 
     @Override
     public void onEpochEnd(int epoch, java.util.Map<String, Double> logs) {
         int segments = run.segments().size();
-        int steps = stepsThisEpoch;
+        int steps = run.stepsThisEpoch();
         if (steps > 0) {
             float[] gradients = run.squaredGradientNorms().rows(0, steps).toFloatArray();
-            float[] weights = weightNorms.rows(0, steps).toFloatArray();
-            float[] updates = updateNorms.rows(0, steps).toFloatArray();
+            float[] updates = updateTable.rows(0, steps).toFloatArray();
             for (int s = 0; s < steps; s++) {
                 profile.addStep(new Profile.StepStatistics(epoch, s, globalStepAtEpochStart + s,
-                        roots(gradients, s * segments, segments), roots(weights, s * segments, segments),
-                        roots(updates, s * segments, segments)));
+                        roots(gradients, s * segments, segments), roots(updates, 2 * s * segments, segments),
+                        roots(updates, (2 * s + 1) * segments, segments)));
             }
         }
         globalStepAtEpochStart += steps;
         for (WatchedLayer w : watched) {
             Layer.Activity activity = w.layer().lastActivity();
+            long examplesThisEpoch = run.examplesThisEpoch();
             if (activity == null || examplesThisEpoch == 0) {
                 continue;
             }
@@ -175,8 +188,9 @@ public final class GradientProfiler implements Callback {
             w.statistics().close();
         }
         watched.clear();
-        Tensor.closeAll(weightNorms, updateNorms);
-        weightNorms = null;
-        updateNorms = null;
+        Tensor.closeAll(updateTable, stepUpdate);
+        updateTable = null;
+        stepUpdate = null;
+        stepNorms = null;
     }
 }

@@ -16,6 +16,8 @@ public final class History {
     private final List<Double> epochSeconds = new ArrayList<>();
     private Profile profile;
     private NonFiniteEvent nonFinite;
+    private boolean graphs;
+    private long operationsPerStep = -1;
 
     /** Appends one epoch's logs. */
     public void record(Map<String, Double> logs, double seconds) {
@@ -70,5 +72,23 @@ public final class History {
 
     public int epochs() {
         return epochSeconds.size();
+    }
+
+    /** Whether the training steps ran as replays of a captured graph (else eagerly, op by op). */
+    public boolean graphs() {
+        return graphs;
+    }
+
+    /**
+     * The device operations one training step queues (kernels, cuBLAS calls, device copies), counted on the
+     * first step; -1 when the backend does not count them (the CPU) or no step ran.
+     */
+    public long operationsPerStep() {
+        return operationsPerStep;
+    }
+
+    void setExecution(boolean graphs, long operationsPerStep) {
+        this.graphs = graphs;
+        this.operationsPerStep = operationsPerStep;
     }
 }

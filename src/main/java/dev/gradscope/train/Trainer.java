@@ -5,23 +5,52 @@ import dev.gradscope.data.Dataset;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.StepGraph;
 import dev.gradscope.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.IntStream;
 
 /**
  * The training loop behind {@link Sequential#fit}: data, batch buffers and index list on the device up
  * front; per step a gather of the batch, forward, fused loss, backward and one optimizer op; the host
  * reads the loss and accuracy totals once per epoch (and when a callback asks for them).
+ *
+ * <p>One step, two ways to run it. The step ({@link Step}) takes nothing from the host that changes from
+ * step to step: the batch's place in the epoch's order, the row of the per-step tables and Adam's step
+ * count are device counters, advanced by the step itself. So it can be captured once as a graph
+ * ({@link Backend#capture}) and replayed for every batch of that size: the graph mode, the default where
+ * the backend has device graphs ({@link Backend#supportsGraphs}) and every callback is
+ * {@linkplain Callback#graphSafe graph-safe}. The first step of each batch size runs eagerly (it makes
+ * whatever a backend allocates on first use), the next is captured and launched, and every later one
+ * launched: one graph for the full batches and one for the smaller last batch of an epoch. A graph lives
+ * as long as the {@code fit} call, and is captured again if the model's buffers move. Otherwise, and with
+ * {@link FitOptions#graph()} false, every step queues its ops one by one (eager). Both modes queue the
+ * same ops with the same arguments: they give the same parameters, bit for bit.
+ *
+ * <p>Non-finite gradients. Where tensors live in host memory and steps run eagerly (the CPU), the norms are
+ * checked after every backward pass and training can stop before the update; otherwise they are read once
+ * per epoch, and the updates of the epoch have happened.
  */
 public final class Trainer {
     private Trainer() {
     }
 
     public static History fit(Sequential model, Dataset train, FitOptions options) {
+        return fit(model, train, options, false);
+    }
+
+    /**
+     * {@link #fit(Sequential, Dataset, FitOptions)}; with {@code emulateGraphs}, the graph mode also on a
+     * backend without device graphs, whose capture gives a graph that reruns the step: how the graph mode's
+     * logic is tested on the CPU.
+     */
+    static History fit(Sequential model, Dataset train, FitOptions options, boolean emulateGraphs) {
         Backend backend = model.backend();
         requireCompatible(model, train, "training data");
         if (options.validation() != null) {
@@ -41,6 +70,7 @@ public final class Trainer {
             callbacks.add(options.profiler());
         }
         callbacks.addAll(options.callbacks());
+        boolean graphMode = graphMode(backend, options, callbacks, emulateGraphs);
         List<Profile.Segment> segments = segments(model);
         int[] starts = segmentStarts(model);
 
@@ -53,87 +83,229 @@ public final class Trainer {
              Tensor inputs = backend.allocate(DType.FLOAT32, batch, train.featureCount());
              Tensor targets = backend.allocate(DType.FLOAT32, batch, train.classCount());
              Tensor segmentStarts = backend.fromHost(starts, starts.length);
-             Tensor squaredGradientNorms = backend.allocate(DType.FLOAT32, steps, segments.size())) {
+             Tensor squaredGradientNorms = backend.allocate(DType.FLOAT32, steps, segments.size());
+             Tensor stepNorms = backend.allocate(DType.FLOAT32, segments.size());
+             Tensor stepIndex = backend.allocate(DType.INT32, 1)) {
             TrainingRun run = new TrainingRun(model, options.epochs(), steps, segments, segmentStarts,
-                    squaredGradientNorms);
+                    squaredGradientNorms, stepIndex);
+            Step step = new Step(model, options, callbacks, run, data, order, totals, inputs, targets, batch,
+                    stepNorms);
             callbacks.forEach(c -> c.onTrainBegin(run));
             int[] identity = IntStream.range(0, n).toArray();
-            boolean checkEveryStep = backend.sharesHostMemory();
-            for (int epoch = 0; epoch < options.epochs() && !stopped(history); epoch++) {
-                final int e = epoch;
-                long start = System.nanoTime();
-                callbacks.forEach(c -> c.onEpochBegin(e));
-                backend.copyFromHost(options.shuffle() ? Batches.permutation(n, model.random()) : identity, order);
-                backend.fill(totals, 0f);
-                int seen = 0;
-                for (int step = 0; step < steps; step++) {
-                    final int s = step;
-                    int first = step * batch;
-                    int rows = Math.min(batch, n - first);
-                    Tensor x = inputs.rows(0, rows);
-                    Tensor y = targets.rows(0, rows);
-                    backend.gatherRows(data.features, order, first, data.featureScale, x);
-                    backend.gatherRows(data.targets, order, first, 1f, y);
-                    model.computeGradients(x, y, totals);
-                    Tensor squaredNorms = squaredGradientNorms.rows(step, 1).reshape(segments.size());
-                    backend.segmentSumOfSquares(model.gradients(), segmentStarts, squaredNorms);
-                    run.setBatchRows(rows);
-                    seen = first + rows;
-                    callbacks.forEach(c -> c.onGradientsComputed(e, s));
-                    NonFiniteEvent event = checkEveryStep
-                            ? firstNonFinite(squaredNorms.toFloatArray(), 0, e, s, segments, options.stopOnNonFinite())
-                            : null;
-                    if (event != null && history.nonFinite() == null) {
-                        history.setNonFinite(event);
-                        if (event.stopped()) {
-                            break; // before the update: the parameters keep their last finite values
+            boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
+            long operationsPerStep = -1;
+            try (StepGraphs graphs = graphMode ? new StepGraphs(model, step) : null) {
+                for (int epoch = 0; epoch < options.epochs() && !stopped(history); epoch++) {
+                    final int e = epoch;
+                    long start = System.nanoTime();
+                    run.startEpoch();
+                    callbacks.forEach(c -> c.onEpochBegin(e));
+                    backend.copyFromHost(options.shuffle() ? Batches.permutation(n, model.random()) : identity,
+                            order);
+                    backend.copyFromHost(new int[] {0}, stepIndex);
+                    backend.fill(totals, 0f);
+                    int seen = 0;
+                    for (int s = 0; s < steps; s++) {
+                        int first = s * batch;
+                        int rows = Math.min(batch, n - first);
+                        run.setBatchRows(rows);
+                        long queuedBefore = backend.queuedOperations();
+                        if (graphs != null) {
+                            graphs.run(rows, e, s);
+                            run.countStep(rows);
+                        } else {
+                            step.computeGradients(rows, e, s);
+                            run.countStep(rows);
+                            NonFiniteEvent event = checkEveryStep ? firstNonFinite(stepNorms.toFloatArray(), 0, e, s,
+                                    segments, options.stopOnNonFinite()) : null;
+                            if (event != null && history.nonFinite() == null) {
+                                history.setNonFinite(event);
+                                if (event.stopped()) {
+                                    break; // before the update: the parameters keep their last finite values
+                                }
+                            }
+                            step.applyUpdate(e, s);
+                        }
+                        if (e == 0 && s == 0 && queuedBefore >= 0) {
+                            operationsPerStep = backend.queuedOperations() - queuedBefore; // an eager step
+                        }
+                        seen = first + rows;
+                        final int stepOfEpoch = s;
+                        final int seenSoFar = seen;
+                        Callback.RunningMetrics running = () -> {
+                            float[] t = totals.toFloatArray();
+                            return new double[] {t[0] / seenSoFar, t[1] / seenSoFar};
+                        };
+                        callbacks.forEach(c -> c.onBatchEnd(e, stepOfEpoch, running));
+                    }
+                    if (!checkEveryStep && history.nonFinite() == null) {
+                        // Read once per epoch: find the first step, if any, that went non-finite.
+                        float[] norms = squaredGradientNorms.toFloatArray();
+                        for (int s = 0; s < run.stepsThisEpoch() && history.nonFinite() == null; s++) {
+                            NonFiniteEvent event = firstNonFinite(norms, s * segments.size(), e, s, segments,
+                                    options.stopOnNonFinite());
+                            if (event != null) {
+                                history.setNonFinite(event);
+                            }
                         }
                     }
-                    if (options.clipGlobalNorm() > 0) {
-                        backend.clipByGlobalNorm(model.gradients(), squaredNorms, (float) options.clipGlobalNorm());
+                    float[] t = totals.toFloatArray();
+                    Map<String, Double> logs = new LinkedHashMap<>();
+                    logs.put("loss", (double) t[0] / seen);
+                    logs.put("accuracy", (double) t[1] / seen);
+                    if (validation != null) {
+                        Evaluation v = evaluate(model, validation, batch);
+                        logs.put("val_loss", v.loss());
+                        logs.put("val_accuracy", v.accuracy());
                     }
-                    if (options.clipValue() > 0) {
-                        backend.clipByValue(model.gradients(), (float) options.clipValue());
-                    }
-                    model.applyGradients(run.takeUpdateNorms());
-                    callbacks.forEach(c -> c.onParametersUpdated(e, s));
-                    final int seenSoFar = seen;
-                    Callback.RunningMetrics running = () -> {
-                        float[] t = totals.toFloatArray();
-                        return new double[] {t[0] / seenSoFar, t[1] / seenSoFar};
-                    };
-                    callbacks.forEach(c -> c.onBatchEnd(e, s, running));
+                    double seconds = (System.nanoTime() - start) / 1e9;
+                    history.record(logs, seconds);
+                    callbacks.forEach(c -> c.onEpochEnd(e, logs));
                 }
-                if (!checkEveryStep && history.nonFinite() == null) {
-                    // Devices are read once per epoch: find the first step, if any, that went non-finite.
-                    float[] norms = squaredGradientNorms.toFloatArray();
-                    for (int step = 0; step < steps && history.nonFinite() == null; step++) {
-                        NonFiniteEvent event = firstNonFinite(norms, step * segments.size(), e, step, segments,
-                                options.stopOnNonFinite());
-                        if (event != null) {
-                            history.setNonFinite(event);
-                        }
-                    }
-                }
-                float[] t = totals.toFloatArray();
-                Map<String, Double> logs = new LinkedHashMap<>();
-                logs.put("loss", (double) t[0] / seen);
-                logs.put("accuracy", (double) t[1] / seen);
-                if (validation != null) {
-                    Evaluation v = evaluate(model, validation, batch);
-                    logs.put("val_loss", v.loss());
-                    logs.put("val_accuracy", v.accuracy());
-                }
-                double seconds = (System.nanoTime() - start) / 1e9;
-                history.record(logs, seconds);
-                callbacks.forEach(c -> c.onEpochEnd(e, logs));
             }
+            history.setExecution(graphMode, operationsPerStep);
             callbacks.forEach(c -> c.onTrainEnd(history));
         }
         if (options.profiler() != null) {
             history.setProfile(options.profiler().profile());
         }
         return history;
+    }
+
+    /**
+     * Whether the steps run as graphs: asked for, the backend has graphs (or they are emulated), and every
+     * callback is graph-safe. When a callback is not, says so in one line (with verbose output).
+     */
+    private static boolean graphMode(Backend backend, FitOptions options, List<Callback> callbacks,
+                                     boolean emulateGraphs) {
+        if (!options.graph() || !(backend.supportsGraphs() || emulateGraphs)) {
+            return false;
+        }
+        List<String> unsafe = callbacks.stream().filter(c -> !c.graphSafe()).map(c -> c.getClass().getName())
+                .toList();
+        if (!unsafe.isEmpty() && options.verbose() > 0) {
+            System.err.println("gradscope: every step runs eagerly, not as a captured graph: callback "
+                    + String.join(", ", unsafe) + " is not graph-safe (see Callback.graphSafe)");
+        }
+        return unsafe.isEmpty();
+    }
+
+    /**
+     * The training step, the same ops in both modes. Every argument is fixed for a batch size; what changes
+     * from step to step is read on the device: the step index (where the batch starts in the epoch's order,
+     * which row of the per-step tables it fills) and the optimizer's own step count. The step ends by
+     * advancing the step index. The in-step hooks get the epoch and step on the host; in graph mode those are
+     * the captured step's.
+     */
+    private static final class Step {
+        private final Sequential model;
+        private final Backend backend;
+        private final FitOptions options;
+        private final List<Callback> callbacks;
+        private final TrainingRun run;
+        private final DeviceDataset data;
+        private final Tensor order;
+        private final Tensor totals;
+        private final Tensor inputs;
+        private final Tensor targets;
+        private final int batch;
+        private final Tensor stepNorms;
+
+        Step(Sequential model, FitOptions options, List<Callback> callbacks, TrainingRun run, DeviceDataset data,
+             Tensor order, Tensor totals, Tensor inputs, Tensor targets, int batch, Tensor stepNorms) {
+            this.model = model;
+            this.backend = model.backend();
+            this.options = options;
+            this.callbacks = callbacks;
+            this.run = run;
+            this.data = data;
+            this.order = order;
+            this.totals = totals;
+            this.inputs = inputs;
+            this.targets = targets;
+            this.batch = batch;
+            this.stepNorms = stepNorms;
+        }
+
+        /** The whole step, as a graph records it. */
+        void run(int rows, int epoch, int step) {
+            computeGradients(rows, epoch, step);
+            applyUpdate(epoch, step);
+        }
+
+        /**
+         * Gathers the batch at {@code stepIndex * batch} of the epoch's order, runs forward, loss and backward,
+         * measures the squared gradient norms into {@code stepNorms} and the step's row of the run's table, and
+         * calls {@link Callback#onGradientsComputed}.
+         */
+        void computeGradients(int rows, int epoch, int step) {
+            Tensor x = inputs.rows(0, rows);
+            Tensor y = targets.rows(0, rows);
+            backend.gatherRows(data.features, order, run.stepIndex(), batch, data.featureScale, x);
+            backend.gatherRows(data.targets, order, run.stepIndex(), batch, 1f, y);
+            model.computeGradients(x, y, totals);
+            backend.segmentSumOfSquares(model.gradients(), run.segmentStarts(), stepNorms);
+            backend.copyToRow(stepNorms, run.squaredGradientNorms(), run.stepIndex());
+            callbacks.forEach(c -> c.onGradientsComputed(epoch, step));
+        }
+
+        /** Clips, updates (measured when a callback asked), calls {@link Callback#onParametersUpdated}, advances. */
+        void applyUpdate(int epoch, int step) {
+            if (options.clipGlobalNorm() > 0) {
+                backend.clipByGlobalNorm(model.gradients(), stepNorms, (float) options.clipGlobalNorm());
+            }
+            if (options.clipValue() > 0) {
+                backend.clipByValue(model.gradients(), (float) options.clipValue());
+            }
+            model.applyGradients(run.takeUpdateNorms());
+            callbacks.forEach(c -> c.onParametersUpdated(epoch, step));
+            backend.advanceCounters(run.stepIndex());
+        }
+    }
+
+    /**
+     * The captured steps of one {@code fit} call, one per batch size: the first step of a size runs eagerly,
+     * the second is captured, then every one is launched. Captured again when the model's buffers move.
+     */
+    private static final class StepGraphs implements AutoCloseable {
+        private final Sequential model;
+        private final Step step;
+        private final Map<Integer, StepGraph> byRows = new HashMap<>();
+        private final Set<Integer> warmedUp = new HashSet<>();
+        private long layoutVersion;
+
+        StepGraphs(Sequential model, Step step) {
+            this.model = model;
+            this.step = step;
+            this.layoutVersion = model.layoutVersion();
+        }
+
+        /** Queues one step of {@code rows} rows. */
+        void run(int rows, int epoch, int stepOfEpoch) {
+            if (model.layoutVersion() != layoutVersion) {
+                close();
+                warmedUp.clear();
+                layoutVersion = model.layoutVersion();
+            }
+            StepGraph graph = byRows.get(rows);
+            if (graph == null) {
+                if (warmedUp.add(rows)) {
+                    step.run(rows, epoch, stepOfEpoch);
+                    return;
+                }
+                graph = model.backend().capture(() -> step.run(rows, epoch, stepOfEpoch));
+                byRows.put(rows, graph);
+            }
+            graph.launch();
+        }
+
+        @Override
+        public void close() {
+            for (StepGraph graph : byRows.values()) {
+                graph.close();
+            }
+            byRows.clear();
+        }
     }
 
     private static boolean stopped(History history) {

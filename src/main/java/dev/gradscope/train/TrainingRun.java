@@ -8,7 +8,9 @@ import java.util.List;
 /**
  * What a callback may look at during {@code fit}: the model, the loop's shape, and the buffers the
  * trainer fills every step. The squared gradient norms are measured on the device after each backward
- * pass, one row per step of the current epoch, one column per parameter tensor ({@link #segments()}).
+ * pass, one row per step of the current epoch, one column per parameter tensor ({@link #segments()}); the
+ * device selects the row from {@link #stepIndex()}, so that a step captured as a graph fills the right row
+ * every time it is replayed.
  */
 public final class TrainingRun {
     private final Sequential model;
@@ -17,17 +19,21 @@ public final class TrainingRun {
     private final List<Profile.Segment> segments;
     private final Tensor segmentStarts;
     private final Tensor squaredGradientNorms;
+    private final Tensor stepIndex;
     private int batchRows;
     private UpdateNorms updateNorms;
+    private int stepsThisEpoch;
+    private long examplesThisEpoch;
 
     TrainingRun(Sequential model, int epochs, int stepsPerEpoch, List<Profile.Segment> segments,
-                Tensor segmentStarts, Tensor squaredGradientNorms) {
+                Tensor segmentStarts, Tensor squaredGradientNorms, Tensor stepIndex) {
         this.model = model;
         this.epochs = epochs;
         this.stepsPerEpoch = stepsPerEpoch;
         this.segments = segments;
         this.segmentStarts = segmentStarts;
         this.squaredGradientNorms = squaredGradientNorms;
+        this.stepIndex = stepIndex;
     }
 
     public Sequential model() {
@@ -62,8 +68,39 @@ public final class TrainingRun {
     }
 
     /**
+     * INT32 {@code [1]} on the device: the step of the epoch the device is running, 0 at each epoch's start
+     * and advanced at the end of every step. An in-step hook stores a per-step value into its row with
+     * {@link dev.gradscope.tensor.Backend#copyToRow}: a step number passed from the host would, in a
+     * captured graph, be the captured step's for ever.
+     */
+    public Tensor stepIndex() {
+        return stepIndex;
+    }
+
+    /** Steps of the current epoch whose gradients were computed so far (a stopped step counts). */
+    public int stepsThisEpoch() {
+        return stepsThisEpoch;
+    }
+
+    /** The examples of those steps. */
+    public long examplesThisEpoch() {
+        return examplesThisEpoch;
+    }
+
+    void startEpoch() {
+        stepsThisEpoch = 0;
+        examplesThisEpoch = 0;
+    }
+
+    void countStep(int rows) {
+        stepsThisEpoch++;
+        examplesThisEpoch += rows;
+    }
+
+    /**
      * Asks for this step's optimizer update to be measured into {@code norms} (from
      * {@link Callback#onGradientsComputed}): the update writes them in its own pass over the parameters.
+     * Graph-safe callers pass the same fixed tensors every step and store them per step afterwards.
      */
     public void measureUpdate(UpdateNorms norms) {
         this.updateNorms = norms;

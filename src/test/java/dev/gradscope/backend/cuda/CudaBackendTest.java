@@ -2,6 +2,7 @@ package dev.gradscope.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -10,16 +11,22 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.gradscope.Tolerances;
 import dev.gradscope.backend.cpu.CpuActivations;
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Dataset;
+import dev.gradscope.data.MnistSubset;
 import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
+import dev.gradscope.train.FitOptions;
+import dev.gradscope.train.History;
+import dev.gradscope.train.Profile;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
@@ -1257,6 +1264,43 @@ class CudaBackendTest {
                 i -> Tolerances.GPU_MLP_LOSS_REL * Math.abs(onCpu.losses[i]));
         assertClose(hidden + " " + loss.id() + " parameters after " + batches.length + " steps", onCpu.parameters,
                 onGpu.parameters, i -> Tolerances.GPU_MLP_PARAMETER_ABS);
+    }
+
+    /**
+     * Training with the step captured as a CUDA graph (a graph for the full batches and one for the last,
+     * smaller batch) gives the parameters, profile and metrics of eager steps, bit for bit: both queue the
+     * same kernels with the same arguments.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"adam", "sgd"})
+    void graphTrainingGivesTheEagerParametersBitForBit(String optimizer) {
+        Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
+        History[] histories = new History[2];
+        float[][] parameters = new float[2][];
+        for (int mode = 0; mode < 2; mode++) {
+            try (Sequential model = Mlp.build(gpu, SEED, 784, new int[] {64, 32}, 10, Mlp.HiddenUnits.of("relu"),
+                    Initializer.glorotUniform()).compile(optimizer.equals("adam") ? new Adam(2e-3)
+                            : new Sgd(0.05, 0.9, true), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
+                histories[mode] = model.fit(train, FitOptions.builder().batchSize(128).epochs(3).verbose(0)
+                        .graph(mode == 1).build());
+                parameters[mode] = model.parameters().toFloatArray();
+            }
+        }
+        assertFalse(histories[0].graphs());
+        assertTrue(histories[1].graphs(), "CudaBackend captures the step, the profiler being graph-safe");
+        assertClose(optimizer + ": parameters, graph against eager", parameters[0], parameters[1],
+                i -> Tolerances.GPU_EXACT);
+        assertEquals(histories[0].metrics(), histories[1].metrics());
+        List<Profile.StepStatistics> eager = histories[0].profile().steps();
+        List<Profile.StepStatistics> graphs = histories[1].profile().steps();
+        assertEquals(24, graphs.size());
+        for (int i = 0; i < eager.size(); i++) {
+            assertArrayEquals(eager.get(i).gradientNorms(), graphs.get(i).gradientNorms(), "gradient norms " + i);
+            assertArrayEquals(eager.get(i).weightNorms(), graphs.get(i).weightNorms(), "weight norms " + i);
+            assertArrayEquals(eager.get(i).updateNorms(), graphs.get(i).updateNorms(), "update norms " + i);
+        }
+        assertTrue(histories[0].operationsPerStep() > 10, "counted: " + histories[0].operationsPerStep());
+        assertEquals(histories[0].operationsPerStep(), histories[1].operationsPerStep());
     }
 
     private record Training(float[] losses, float[] parameters) {

@@ -1,0 +1,185 @@
+package dev.gradscope.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Dataset;
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Optimizer;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.Sgd;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The trainer's graph mode on the CPU, whose capture gives a graph that reruns the step ({@code emulateGraphs}):
+ * the same parameters, bit for bit, as eager steps; the capture schedule (the first step of a batch size
+ * eager, the second captured, one graph for the full batches and one for the last, smaller batch); and
+ * when the trainer stays eager. The same against a real CUDA graph is in {@code CudaBackendTest}.
+ */
+class GraphStepTest {
+    /** 1000 rows in batches of 128: seven full steps and a last one of 104 rows. */
+    private static final Dataset TRAIN = MnistSubset.load().train().take(1000);
+    private static final int BATCH = 128;
+    private static final int STEPS = 8;
+
+    static Stream<Arguments> settings() {
+        List<Arguments> settings = new ArrayList<>();
+        for (String optimizer : new String[] {"adam", "sgd"}) {
+            for (boolean profiler : new boolean[] {true, false}) {
+                settings.add(Arguments.of(optimizer, "relu", profiler, false));
+            }
+        }
+        settings.add(Arguments.of("adam", "maxout", true, false)); // statistics outside the backward pass
+        settings.add(Arguments.of("sgd", "tanh", true, true)); // clipping by norm and by value
+        return settings.stream();
+    }
+
+    @ParameterizedTest(name = "{0}, {1}, profiler {2}, clipping {3}")
+    @MethodSource("settings")
+    void graphModeGivesTheEagerParametersBitForBit(String optimizer, String hidden, boolean profiler,
+                                                    boolean clipping) {
+        Run eager = train(optimizer, hidden, profiler, clipping, false);
+        Run graphs = train(optimizer, hidden, profiler, clipping, true);
+        assertFalse(eager.history.graphs());
+        assertTrue(graphs.history.graphs());
+        assertArrayEquals(eager.parameters, graphs.parameters, "parameters after 3 epochs of " + STEPS + " steps");
+        assertEquals(eager.history.metrics(), graphs.history.metrics(), "loss and accuracy per epoch");
+        assertEquals(eager.iterations, graphs.iterations, "Adam's step count");
+        if (profiler) {
+            List<Profile.StepStatistics> a = eager.history.profile().steps();
+            List<Profile.StepStatistics> b = graphs.history.profile().steps();
+            assertEquals(3 * STEPS, b.size());
+            for (int i = 0; i < a.size(); i++) {
+                assertArrayEquals(a.get(i).gradientNorms(), b.get(i).gradientNorms(), "gradient norms, step " + i);
+                assertArrayEquals(a.get(i).weightNorms(), b.get(i).weightNorms(), "weight norms, step " + i);
+                assertArrayEquals(a.get(i).updateNorms(), b.get(i).updateNorms(), "update norms, step " + i);
+                assertTrue(Double.isFinite(b.get(i).updateNorms()[0]), "every replayed step measured its update");
+            }
+            assertEquals(eager.history.profile().units(), graphs.history.profile().units(), "unit statistics");
+        }
+    }
+
+    /**
+     * In-step hooks run only while a step runs eagerly or is captured (the rerunning graph calls them again,
+     * but with the captured step's numbers): so the steps they are called for are the capture schedule.
+     */
+    @Test
+    void eachBatchSizeRunsOnceEagerlyThenIsCapturedOnce() {
+        StepRecorder recorder = new StepRecorder();
+        History h = fit(model(new Adam(), "relu"), builder().callback(recorder), true);
+        assertTrue(h.graphs());
+        // Epoch 0: step 0 eager (128 rows), step 1 captured and replayed after; step 7 (104 rows) eager.
+        // Epoch 1: step 7 captured. Epoch 2: replays only.
+        assertEquals(List.of("0/0", "0/1", "0/7", "1/7"), List.copyOf(recorder.inStep));
+        assertEquals(3 * STEPS, recorder.batchEnds, "onBatchEnd runs on the host for every step");
+
+        StepRecorder eager = new StepRecorder();
+        fit(model(new Adam(), "relu"), builder().callback(eager).graph(false), true);
+        assertEquals(3 * STEPS, eager.inStep.size(), "eager: every step calls the in-step hooks");
+    }
+
+    @Test
+    void movedModelBuffersAreCapturedAgain() {
+        StepRecorder recorder = new StepRecorder();
+        Sequential model = model(new Adam(), "relu");
+        Callback grow = new Callback() {
+            @Override
+            public void onEpochEnd(int epoch, Map<String, Double> logs) {
+                if (epoch == 0) {
+                    model.reserveBatch(2 * BATCH); // the layers' buffers move
+                }
+            }
+        };
+        fit(model, builder().callback(recorder).callback(grow), true);
+        assertEquals(List.of("0/0", "0/1", "0/7", "1/0", "1/1", "1/7", "2/7"), List.copyOf(recorder.inStep));
+    }
+
+    @Test
+    void aCallbackThatIsNotGraphSafeKeepsEveryStepEager() {
+        Callback unsafe = new Callback() {
+            @Override
+            public void onGradientsComputed(int epoch, int step) {
+            }
+        };
+        Callback hostOnly = new Callback() {
+            @Override
+            public void onBatchEnd(int epoch, int step, RunningMetrics progress) {
+            }
+        };
+        assertFalse(unsafe.graphSafe(), "overrides an in-step hook without saying it is graph-safe");
+        assertTrue(hostOnly.graphSafe(), "does nothing inside the step");
+        assertTrue(new GradientProfiler().graphSafe());
+        assertFalse(fit(model(new Adam(), "relu"), builder().callback(unsafe), true).graphs());
+        assertTrue(fit(model(new Adam(), "relu"), builder().callback(hostOnly), true).graphs());
+        assertFalse(fit(model(new Adam(), "relu"), builder(), false).graphs(), "the CPU has no device graphs");
+    }
+
+    /** Records the (epoch, step) of every in-step hook call and counts the host's onBatchEnd calls. */
+    private static final class StepRecorder implements Callback {
+        final Set<String> inStep = new LinkedHashSet<>();
+        int batchEnds;
+
+        @Override
+        public void onGradientsComputed(int epoch, int step) {
+            inStep.add(epoch + "/" + step);
+        }
+
+        @Override
+        public void onBatchEnd(int epoch, int step, RunningMetrics progress) {
+            batchEnds++;
+        }
+
+        @Override
+        public boolean graphSafe() {
+            return true;
+        }
+    }
+
+    private record Run(History history, float[] parameters, long iterations) {
+    }
+
+    private static Run train(String optimizer, String hidden, boolean profiler, boolean clipping, boolean graphs) {
+        Supplier<Optimizer> make = () -> optimizer.equals("adam") ? new Adam(2e-3) : new Sgd(0.05, 0.9, true);
+        try (Sequential model = model(make.get(), hidden)) {
+            FitOptions.Builder options = builder().profiler(profiler ? new GradientProfiler() : null);
+            if (clipping) {
+                options.clipGlobalNorm(0.5).clipValue(0.01);
+            }
+            History h = fit(model, options, graphs);
+            long iterations = model.optimizer() instanceof Adam adam ? adam.iterations() : -1;
+            return new Run(h, model.parameters().toFloatArray(), iterations);
+        }
+    }
+
+    private static History fit(Sequential model, FitOptions.Builder options, boolean emulateGraphs) {
+        return Trainer.fit(model, TRAIN, options.build(), emulateGraphs);
+    }
+
+    private static FitOptions.Builder builder() {
+        return FitOptions.builder().batchSize(BATCH).epochs(3).verbose(0).profiler(null);
+    }
+
+    private static Sequential model(Optimizer optimizer, String hidden) {
+        Mlp.HiddenUnits units = hidden.equals(Mlp.MAXOUT) ? new Mlp.HiddenUnits(Mlp.MAXOUT, Double.NaN, false, 2)
+                : Mlp.HiddenUnits.of(hidden);
+        return Mlp.build(new CpuBackend(), 7, 784, new int[] {32, 16}, 10, units, Initializer.glorotUniform())
+                .compile(optimizer, Loss.CATEGORICAL_CROSSENTROPY, "accuracy");
+    }
+}
