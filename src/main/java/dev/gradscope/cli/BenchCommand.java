@@ -78,7 +78,7 @@ final class BenchCommand implements Callable<Integer> {
                 return profileCost(net, train, backend.name(), backend.description(), resolved);
             }
             History history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                    .verbose(0).profiler(noProfile ? null : new GradientProfiler()).build());
+                    .verbose(0).profiler(noProfile ? null : new GradientProfiler()).graph(!run.noGraph).build());
             List<Double> timed = new ArrayList<>(history.epochSeconds().subList(1, epochs));
             double median = median(timed);
             Map<String, Object> result = new LinkedHashMap<>();
@@ -87,6 +87,8 @@ final class BenchCommand implements Callable<Integer> {
             result.putAll(resolved.config());
             result.put("batch_size", run.batchSize);
             result.put("profile", !noProfile);
+            result.put("graph", history.graphs());
+            result.put("kernels_per_step", history.operationsPerStep() < 0 ? null : history.operationsPerStep());
             result.put("train_examples", train.rows());
             result.put("warmup_epoch_seconds", history.epochSeconds().get(0));
             result.put("epoch_seconds", timed);
@@ -120,7 +122,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < 2 * epochs + 2; i++) {
             boolean profiled = (i % 4 == 1) || (i % 4 == 2);
             History h = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(1).verbose(0)
-                    .profiler(profiled ? new GradientProfiler() : null).callback(clock).build());
+                    .profiler(profiled ? new GradientProfiler() : null).callback(clock).graph(!run.noGraph).build());
             if (i >= 2) { // the first of each setting warms up
                 (profiled ? on : off).add(h.epochSeconds().get(0));
                 (profiled ? cpuOn : cpuOff).add(clock.lastEpochSeconds());

@@ -8,7 +8,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** Options every command that trains shares: device, data, batch size, seed. */
+/** Options every command that trains shares: device, data, batch size, seed, graph mode. */
 final class RunOptions {
     @Spec(Spec.Target.MIXEE)
     CommandSpec spec;
@@ -31,6 +31,12 @@ final class RunOptions {
     @Option(names = "--train-limit", paramLabel = "N", defaultValue = "0",
             description = "Train on the first N training images only (default: all).")
     int trainLimit;
+
+    @Option(names = "--no-graph",
+            description = "Run every training step eagerly, kernel by kernel, instead of capturing the step once as a "
+                    + "CUDA graph and replaying it (the default on a GPU; the CPU always runs eagerly). Both give the "
+                    + "same parameters, bit for bit.")
+    boolean noGraph;
 
     /** A usage error (exit status 2) for this command. */
     CommandLine.ParameterException usage(String message) {

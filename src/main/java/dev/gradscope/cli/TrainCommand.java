@@ -93,7 +93,8 @@ final class TrainCommand implements Callable<Integer> {
             FitOptions.Builder fit = FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
                     .validation(mnist.test()).verbose(quiet ? 0 : 1)
                     .profiler(noProfile ? null : new GradientProfiler())
-                    .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan);
+                    .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan)
+                    .graph(!run.noGraph);
             if (out != null) {
                 fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
             }

@@ -54,6 +54,25 @@ class GradScopeCliTest {
         assertEquals("cpu", config.get("backend"));
     }
 
+    /** The CPU has no device graphs: bench says so, and that it cannot count kernels there. */
+    @Test
+    void benchJsonSaysWhetherStepsRanAsGraphsAndHowManyKernelsAStepHas() {
+        for (boolean noGraph : new boolean[] {false, true}) {
+            Path out = tmp.resolve("bench-" + noGraph + ".json");
+            List<String> args = new java.util.ArrayList<>(List.of("bench", "--device", "cpu", "--data-dir",
+                    subsetDir().toString(), "--train-limit", "300", "--hidden", "16", "--epochs", "2", "--out",
+                    out.toString()));
+            if (noGraph) {
+                args.add("--no-graph");
+            }
+            assertEquals(0, run(args.toArray(String[]::new)), err.toString());
+            Map<String, Object> result = HistoryJson.read(out);
+            assertEquals(false, result.get("graph"));
+            assertTrue(result.containsKey("kernels_per_step") && result.get("kernels_per_step") == null,
+                    result.toString());
+        }
+    }
+
     @Test
     void unknownChoicesAreUsageErrorsThatListTheValidOnes() {
         assertEquals(2, run("train", "--activation", "sigmod"));
