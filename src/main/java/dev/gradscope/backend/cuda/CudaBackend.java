@@ -955,7 +955,7 @@ public final class CudaBackend implements Backend {
             destroyQuietly(graph, null, instantiation);
             throw instantiation;
         }
-        CudaStepGraph captured = new CudaStepGraph(graph, exec, operations, lastCaptured);
+        CudaStepGraph captured = new CudaStepGraph(graph, exec, operations, lastCaptured, rowLoss);
         liveGraphs.add(captured);
         return captured;
     }
@@ -985,18 +985,26 @@ public final class CudaBackend implements Backend {
         private final CUgraph graph;
         private final CUgraphExec exec;
         private final String description;
+        /** The loss scratch the captured kernels write; the graph is stale once it has moved. */
+        private final DeviceArena.Block lossScratch;
         private boolean closed;
 
-        CudaStepGraph(CUgraph graph, CUgraphExec exec, int operations, String lastCaptured) {
+        CudaStepGraph(CUgraph graph, CUgraphExec exec, int operations, String lastCaptured,
+                      DeviceArena.Block lossScratch) {
             this.graph = graph;
             this.exec = exec;
             this.description = "step graph (" + operations + " ops, the last " + lastCaptured + ")";
+            this.lossScratch = lossScratch;
         }
 
         @Override
         public void launch() {
             if (closed) {
                 throw new IllegalStateException("launch: the " + description + " is closed");
+            }
+            if (lossScratch != null && rowLoss != lossScratch) {
+                throw new IllegalStateException("launch: the loss scratch of this backend grew (a loss over a larger"
+                        + " batch) since the " + description + " was captured; capture the step again");
             }
             enter();
             requireNotCapturing("launching a " + description);
