@@ -76,9 +76,9 @@ import jcuda.driver.CUstream_flags;
  *
  * <p>Graphs. {@link #capture} records a step's ops into a CUDA graph by stream capture on the one stream;
  * {@link StepGraph#launch} replays them with one {@code cuGraphLaunch}. While a step is captured, an op
- * that would allocate, copy to or from the host, or wait fails at once with an
- * {@link IllegalStateException} naming it, and the capture is ended; the step must be run once before
- * (the loss scratch and the arena's blocks exist then, the cuBLAS workspace from the start).
+ * that would allocate, copy to or from the host, or wait fails at once with a {@link CudaException}
+ * naming it ({@code CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED}), and the capture is ended; the step must be
+ * run once before (the loss scratch and the arena's blocks exist then, the cuBLAS workspace from the start).
  *
  * <p>Errors. A failing CUDA or cuBLAS call throws {@link CudaException}, naming the op, its operands'
  * shapes and the CUDA error. Kernel faults surface at the next wait; set the system property
@@ -1039,12 +1039,17 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Fails an op that a step being captured must not make; the capture then ends (see {@link #capture}). */
+    /**
+     * Fails an op that a step being captured must not make, before it reaches the driver (which would
+     * invalidate the capture, or wait for ever), with the error CUDA gives such an op; the capture then ends
+     * (see {@link #capture}).
+     */
     private void requireNotCapturing(String op) {
         if (capturing) {
-            throw new IllegalStateException(op + " while a step is being captured into a CUDA graph: a captured step"
-                    + " may only queue kernels, cuBLAS calls and device copies on tensors that exist already (no"
-                    + " allocation, no copy to or from the host, no wait)");
+            throw new CudaException(op, "", "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", "not while a step is being"
+                    + " captured into a CUDA graph: a captured step may only queue kernels, cuBLAS calls and device"
+                    + " copies on tensors that exist already; no allocation, no copy to or from the host, no wait",
+                    null);
         }
     }
 
