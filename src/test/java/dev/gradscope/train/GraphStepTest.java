@@ -131,6 +131,24 @@ class GraphStepTest {
         assertFalse(fit(model(new Adam(), "relu"), builder(), false).graphs(), "the CPU has no device graphs");
     }
 
+    /**
+     * In graph mode the host reads the gradient norms once per epoch (as on a GPU): a non-finite step is found
+     * at the epoch's end, named as in eager mode, and training stops there, after that epoch's updates.
+     */
+    @Test
+    void graphModeFindsANonFiniteStepAtTheEndOfItsEpoch() {
+        Sequential model = Mlp.build(new CpuBackend(), 11, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"),
+                Initializer.parse("random_normal:1e9")).compile(new Sgd(0.01), Loss.CATEGORICAL_CROSSENTROPY);
+        History h = fit(model, builder(), true);
+        assertTrue(h.graphs());
+        NonFiniteEvent event = h.nonFinite();
+        assertEquals(0, event.epoch());
+        assertEquals(0, event.step());
+        assertEquals("dense_2", event.layerName(), "the output layer, first in backpropagation order");
+        assertTrue(event.stopped());
+        assertEquals(1, h.epochs(), "stopped after the epoch in which it happened");
+    }
+
     /** Records the (epoch, step) of every in-step hook call and counts the host's onBatchEnd calls. */
     private static final class StepRecorder implements Callback {
         final Set<String> inStep = new LinkedHashSet<>();
