@@ -496,7 +496,7 @@ public final class CudaBackend implements Backend {
         OpChecks.columnSums(x, out);
         requireFloats(x, out);
         enter();
-        launch("column_sums", kernels.columnSums, Launch.threadPerColumn(cols),
+        launch("column_sums", kernels.columnSums, Launch.columnTiles(cols),
                 Pointer.to(arg(x), arg(out), arg(rows), arg(cols)), x, out);
     }
 
@@ -512,6 +512,19 @@ public final class CudaBackend implements Backend {
         launch(kind.id() + "_forward", kernels.forward(kind), Launch.elementWise(n, info.multiprocessors()),
                 Pointer.to(arg(z), arg(y), argOrNull(param), arg(paramCount), arg(z.columnCount()), arg(n)),
                 z, param, y);
+    }
+
+    /** One element-wise kernel, {@code ID_bias_forward}: z += bias, y = f(z). */
+    @Override
+    public void biasActivationForward(ActivationKind kind, Tensor z, Tensor bias, Tensor param, Tensor y) {
+        int paramCount = OpChecks.biasActivationForward(kind, z, bias, param, y);
+        requireFloatParameter(param);
+        requireFloats(z, bias, y);
+        enter();
+        int n = (int) z.size();
+        launch(kind.id() + "_bias_forward", kernels.biasForward(kind), Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(z), arg(bias), arg(y), argOrNull(param), arg(paramCount), arg(z.columnCount()), arg(n)),
+                z, bias, param, y);
     }
 
     @Override
@@ -672,23 +685,35 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * One kernel, {@code ID_bias_backward}: tiles of 32 columns x 8 row groups (ABI) evaluate f' once per
+     * element, write dz and add, per column, dz (the bias gradient) and the unit statistics, each by the
+     * fixed tree that {@code column_sums} uses, so the bias gradient has the bits of columnSums(dz).
+     */
     @Override
-    public void activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
-                                                 Tensor dz, float saturationThreshold, Tensor statistics) {
-        int paramCount = OpChecks.activationBackwardWithStatistics(kind, z, param, y, dy, dz, statistics);
+    public void biasActivationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy, Tensor dz,
+                                       Tensor biasGradient, float saturationThreshold, Tensor statistics) {
+        int paramCount = OpChecks.biasActivationBackward(kind, z, param, y, dy, dz, biasGradient, statistics);
         requireFloatParameter(param);
-        requireFloats(z, y, statistics);
+        requireFloats(z);
+        if (statistics != null) {
+            requireFloats(y, statistics);
+        }
         if (dy != null) {
             requireFloats(dy, dz);
         }
+        if (biasGradient != null) {
+            requireFloats(biasGradient);
+        }
+        Tensor yRead = statistics == null ? null : y;
         int rows = z.rowCount();
         int cols = z.columnCount();
         enter();
-        // One thread per column adds its rows in order (ABI): deterministic, no atomics.
-        launch(kind.id() + "_unit_statistics", kernels.unitStatistics(kind), Launch.threadPerColumn(cols),
-                Pointer.to(arg(z), arg(y), argOrNull(dy), argOrNull(dz), argOrNull(param), arg(paramCount), arg(rows),
-                        arg(cols), arg(saturationThreshold), arg(statistics)),
-                z, param, y, dy, dz, statistics);
+        launch(kind.id() + "_bias_backward", kernels.biasBackward(kind), Launch.columnTiles(cols),
+                Pointer.to(arg(z), argOrNull(yRead), argOrNull(dy), argOrNull(dz), argOrNull(biasGradient),
+                        argOrNull(param), arg(paramCount), arg(rows), arg(cols), arg(saturationThreshold),
+                        argOrNull(statistics)),
+                z, param, yRead, dy, dz, biasGradient, statistics);
     }
 
     @Override

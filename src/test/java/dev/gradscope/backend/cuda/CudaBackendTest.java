@@ -71,6 +71,14 @@ class CudaBackendTest {
     /** Matrix shapes: 1s, 3s, odd widths, a tall 4097-row panel and the MLP's first layer. */
     private static final int[][] SHAPES = {{1, 1}, {1, 3}, {3, 1}, {3, 5}, {1000, 10}, {4097, 3}, {256, 784}};
 
+    /**
+     * Shapes of the fused dense-layer ops: SHAPES, and the chapter's hidden layers at batch 256 and at the
+     * last batch of an epoch (96 rows): widths of 32 columns and more, so the 32-column tiles are full,
+     * and multiples of 4, so the aligned layout takes the 16-byte path; 33 columns leave a tile of one.
+     */
+    private static final int[][] FUSED_SHAPES = {{1, 1}, {1, 3}, {3, 5}, {1000, 10}, {4097, 3}, {256, 784},
+        {256, 512}, {96, 256}, {256, 64}, {17, 33}};
+
     /** Where a GPU tensor starts: at its block's start (16-byte aligned) or one element in (misaligned). */
     private enum Layout {
         ALIGNED(0), SHIFTED(1);
@@ -842,7 +850,7 @@ class CudaBackendTest {
 
     /**
      * The profiled backward pass on the GPU: dz as ID_backward writes it, and the statistics as
-     * ID_unit_statistics without a gradient accumulates them: the same kernel code on both sides, so the
+     * ID_bias_backward without a gradient accumulates them: the same kernel code on both sides, so the
      * same bits.
      */
     @ParameterizedTest(name = "{0} parameter {1}")
@@ -873,6 +881,134 @@ class CudaBackendTest {
                 gpu.activationBackwardWithStatistics(kind, zt, pt, yt, dyt, fusedDz, 0.01f, fusedStatistics);
                 assertClose(what + " dz", read(plainDz), read(fusedDz), i -> Tolerances.GPU_EXACT);
                 assertClose(what + " statistics", read(plainStatistics), read(fusedStatistics),
+                        i -> Tolerances.GPU_EXACT);
+            }
+        }
+    }
+
+    /**
+     * The fused forward of a dense layer: z + bias as the CPU adds it (one float addition: the same bits),
+     * y within an activation's tolerance of the CPU; and the bits of the unfused GPU kernels
+     * (add_row_vector, then ID_forward), which run the same float operations.
+     */
+    @ParameterizedTest(name = "{0} parameter {1}")
+    @MethodSource("elementWiseKindsAndParameterModes")
+    void biasActivationForwardMatchesTheCpuAndTheUnfusedKernels(ActivationKind kind, ParameterMode mode) {
+        for (int[] shape : FUSED_SHAPES) {
+            int n = shape[0] * shape[1];
+            float[] z = inputs(n, 4);
+            float[] bias = inputs(shape[1], 1);
+            float[] param = parameters(kind, mode, shape[1]);
+            Tensor cpuParam = param == null ? null : cpu(param, param.length);
+            Tensor cpuZ = cpu(z, shape);
+            Tensor cpuY = cpu(new float[n], shape);
+            CPU.biasActivationForward(kind, cpuZ, cpu(bias, shape[1]), cpuParam, cpuY);
+            float[] expectedZ = cpuZ.toFloatArray();
+            float[] expectedY = cpuY.toFloatArray();
+            for (Layout layout : Layout.values()) {
+                String what = kind.id() + " " + mode + " " + Arrays.toString(shape) + " " + layout;
+                Tensor gpuParam = param == null ? null : input(param, layout, param.length);
+                Tensor gpuBias = input(bias, layout, shape[1]);
+                Tensor fusedZ = output(layout, DType.FLOAT32, shape);
+                Tensor fusedY = output(layout, DType.FLOAT32, shape);
+                gpu.copyFromHost(z, fusedZ);
+                gpu.biasActivationForward(kind, fusedZ, gpuBias, gpuParam, fusedY);
+                float[] actualY = read(fusedY);
+                assertClose(what + " z + bias", expectedZ, read(fusedZ), i -> Tolerances.GPU_EXACT);
+                assertClose(what + " y", expectedY, actualY,
+                        i -> Tolerances.GPU_ACTIVATION_ABS + Tolerances.GPU_ACTIVATION_REL * Math.abs(expectedY[i]));
+
+                Tensor plainZ = output(layout, DType.FLOAT32, shape);
+                Tensor plainY = output(layout, DType.FLOAT32, shape);
+                gpu.copyFromHost(z, plainZ);
+                gpu.addRowVectorAccumulate(plainZ, gpuBias);
+                gpu.activationForward(kind, plainZ, gpuParam, plainY);
+                assertClose(what + " y against add_row_vector + ID_forward", read(plainY), actualY,
+                        i -> Tolerances.GPU_EXACT);
+            }
+        }
+    }
+
+    /**
+     * The fused backward of a dense layer, with and without the profiler's statistics: dz within an
+     * activation's tolerance of the CPU; the bias gradient within the sum of its terms' activation
+     * tolerances plus GPU_SUM_REL of their magnitudes (each term is a GPU dz, then the sums add in double
+     * in different orders); the statistics as accumulateUnitStatisticsMatchesTheCpu bounds them. Against
+     * the unfused GPU kernels (ID_backward, column_sums, the statistics alone), the same bits: the same
+     * float derivative, and column_sums adds in the same tiles and tree.
+     */
+    @ParameterizedTest(name = "{0} parameter {1}")
+    @MethodSource("elementWiseKindsAndParameterModes")
+    void biasActivationBackwardMatchesTheCpuAndTheUnfusedKernels(ActivationKind kind, ParameterMode mode) {
+        for (int[] shape : FUSED_SHAPES) {
+            int rows = shape[0];
+            int cols = shape[1];
+            int n = rows * cols;
+            float[] z = inputs(n, 4);
+            float[] y = inputs(n, 2);
+            float[] dy = inputs(n, 1);
+            float[] param = parameters(kind, mode, cols);
+            float[] before = new float[4 * cols];
+            for (int j = 0; j < cols; j++) {
+                before[j] = rng.nextInt(100);
+                before[cols + j] = rng.nextInt(100);
+                before[2 * cols + j] = (float) (rng.nextGaussian() * 10);
+                before[3 * cols + j] = (float) rng.nextDouble(100);
+            }
+            float threshold = 1e-3f;
+            Tensor cpuParam = param == null ? null : cpu(param, param.length);
+            Tensor cpuDz = cpu(new float[n], shape);
+            Tensor cpuBias = cpu(new float[cols], cols);
+            Tensor cpuStatistics = cpu(before, 4, cols);
+            CPU.biasActivationBackward(kind, cpu(z, shape), cpuParam, cpu(y, shape), cpu(dy, shape), cpuDz, cpuBias,
+                    threshold, cpuStatistics);
+            float[] expectedDz = cpuDz.toFloatArray();
+            float[] expectedBias = cpuBias.toFloatArray();
+            float[] expectedStatistics = cpuStatistics.toFloatArray();
+            double[] biasAllowed = new double[cols];
+            for (int e = 0; e < n; e++) {
+                biasAllowed[e % cols] += Tolerances.GPU_ACTIVATION_ABS * Math.max(1, Math.abs(dy[e]))
+                        + (Tolerances.GPU_ACTIVATION_REL + Tolerances.GPU_SUM_REL) * Math.abs(expectedDz[e]);
+            }
+            double[] statisticsAllowed = unitStatisticsAllowed(kind, z, param, y, threshold, before, cols);
+            for (Layout layout : Layout.values()) {
+                String what = kind.id() + " " + mode + " " + Arrays.toString(shape) + " " + layout;
+                Tensor zt = input(z, layout, shape);
+                Tensor yt = input(y, layout, shape);
+                Tensor dyt = input(dy, layout, shape);
+                Tensor pt = param == null ? null : input(param, layout, param.length);
+                Tensor dz = output(layout, DType.FLOAT32, shape);
+                Tensor bias = output(layout, DType.FLOAT32, cols);
+                Tensor statistics = output(layout, DType.FLOAT32, 4, cols);
+                gpu.copyFromHost(before, statistics);
+                gpu.biasActivationBackward(kind, zt, pt, yt, dyt, dz, bias, threshold, statistics);
+                float[] fusedDz = read(dz);
+                float[] fusedBias = read(bias);
+                float[] fusedStatistics = read(statistics);
+                assertClose(what + " dz", expectedDz, fusedDz,
+                        i -> Tolerances.GPU_ACTIVATION_ABS * Math.max(1, Math.abs(dy[i]))
+                                + Tolerances.GPU_ACTIVATION_REL * Math.abs(expectedDz[i]));
+                assertClose(what + " bias gradient", expectedBias, fusedBias, j -> biasAllowed[j]);
+                assertClose(what + " statistics", expectedStatistics, fusedStatistics, i -> statisticsAllowed[i]);
+
+                Tensor plainDz = output(layout, DType.FLOAT32, shape);
+                Tensor plainBias = output(layout, DType.FLOAT32, cols);
+                Tensor plainStatistics = output(layout, DType.FLOAT32, 4, cols);
+                gpu.copyFromHost(before, plainStatistics);
+                gpu.activationBackward(kind, zt, pt, dyt, plainDz);
+                gpu.columnSums(plainDz, plainBias);
+                gpu.accumulateUnitStatistics(kind, zt, pt, yt, threshold, plainStatistics);
+                assertClose(what + " dz against ID_backward", read(plainDz), fusedDz, i -> Tolerances.GPU_EXACT);
+                assertClose(what + " bias gradient against column_sums", read(plainBias), fusedBias,
+                        i -> Tolerances.GPU_EXACT);
+                assertClose(what + " statistics against the statistics alone", read(plainStatistics),
+                        fusedStatistics, i -> Tolerances.GPU_EXACT);
+
+                Tensor unprofiledDz = output(layout, DType.FLOAT32, shape);
+                Tensor unprofiledBias = output(layout, DType.FLOAT32, cols);
+                gpu.biasActivationBackward(kind, zt, pt, null, dyt, unprofiledDz, unprofiledBias, threshold, null);
+                assertClose(what + " dz without statistics", fusedDz, read(unprofiledDz), i -> Tolerances.GPU_EXACT);
+                assertClose(what + " bias gradient without statistics", fusedBias, read(unprofiledBias),
                         i -> Tolerances.GPU_EXACT);
             }
         }
@@ -977,6 +1113,15 @@ class CudaBackendTest {
         cases.add(pair(b -> b.softmaxCrossEntropy(b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2, 3),
                 1f, b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 3))));
         cases.add(pair(b -> b.columnSums(b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2))));
+        cases.add(pair(b -> b.biasActivationForward(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3),
+                b.allocate(DType.FLOAT32, 2), null, b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.biasActivationForward(ActivationKind.ELU, b.allocate(DType.FLOAT32, 2, 3),
+                b.allocate(DType.FLOAT32, 3), null, b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.biasActivationBackward(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null, null,
+                null, null, b.allocate(DType.FLOAT32, 3), 1e-3f, null)));
+        cases.add(pair(b -> b.biasActivationBackward(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null, null,
+                b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2), 1e-3f,
+                null)));
         cases.add(pair(b -> b.sgdUpdate(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3), null, 0.1f, 0.9f,
                 false)));
         cases.add(pair(b -> b.gatherRows(b.allocate(DType.UINT8, 4, 3), b.allocate(DType.INT32, 5), 3, 1f,
