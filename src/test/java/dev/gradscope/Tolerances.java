@@ -169,6 +169,15 @@ public final class Tolerances {
     public static final double GPU_GEMM_ELEMENT_REL = 1e-6;
 
     /**
+     * GEMM with TF32 math, element by element: |gpu - cpu|_ij <= GPU_TF32_GEMM_ELEMENT_REL * (|op(a)|
+     * |op(b)|)_ij. TF32 rounds each input to a 10-bit mantissa (relative error at most 2^-11 = 4.9e-4), so
+     * each product a_ip b_pj is off by at most 2 * 2^-11 = 9.8e-4 of its magnitude, before the FP32 sum
+     * adds its own eps sqrt(k) (far smaller). Twice the worst case: rounding TF32 can never exceed it,
+     * while FP32 math would sit about a thousand times below it (the test checks that TF32 was used).
+     */
+    public static final double GPU_TF32_GEMM_ELEMENT_REL = 2e-3;
+
+    /**
      * A small MLP trained a few steps with Adam on both backends from the same seed: per-step losses
      * agree to this, relative. The gradients differ by float noise (1e-7 relative) and Adam's first
      * steps, m / (sqrt(v) + epsilon), amplify the noise of near-zero gradients by up to lr / epsilon.

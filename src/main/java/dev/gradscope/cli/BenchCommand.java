@@ -86,6 +86,7 @@ final class BenchCommand implements Callable<Integer> {
             result.put("device", backend.description());
             result.putAll(resolved.config());
             result.put("batch_size", run.batchSize);
+            result.put("tf32", backend.tf32());
             result.put("profile", !noProfile);
             result.put("train_examples", train.rows());
             result.put("warmup_epoch_seconds", history.epochSeconds().get(0));
@@ -141,6 +142,7 @@ final class BenchCommand implements Callable<Integer> {
         result.put("device", description);
         result.putAll(resolved.config());
         result.put("batch_size", run.batchSize);
+        result.put("tf32", net.backend().tf32());
         result.put("train_examples", train.rows());
         result.put("epoch_seconds_profile_off", off);
         result.put("epoch_seconds_profile_on", on);

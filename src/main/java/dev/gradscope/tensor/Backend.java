@@ -19,6 +19,36 @@ public interface Backend extends AutoCloseable {
     /** A line describing the device, for {@code gradscope info} and logs. */
     String description();
 
+    // ---- settings -----------------------------------------------------------------------------
+
+    /**
+     * Why {@link #setTf32 TF32 GEMMs} cannot be switched on here, in one line; empty when they can. The CPU
+     * reference has no TF32 math (its GEMMs are FP32 with float accumulation); a GPU needs tensor cores
+     * with TF32 (compute capability 8.0 or newer).
+     */
+    default java.util.Optional<String> tf32Unavailable() {
+        return java.util.Optional.of("the " + name() + " backend has no TF32 math; its GEMMs stay FP32");
+    }
+
+    /**
+     * Lets {@link #gemm} use TF32 tensor cores (off by default): every input element of a product is
+     * rounded to TF32, a 10-bit mantissa (float has 23), a relative error of up to 2^-11 instead of 2^-24,
+     * while the products are summed in FP32. Several times the FP32 rate on Ampere and Hopper; whether
+     * accuracy suffers depends on the model and must be measured. Affects only GEMMs.
+     *
+     * @throws UnsupportedOperationException when switching on where {@link #tf32Unavailable()} says why not
+     */
+    default void setTf32(boolean enabled) {
+        if (enabled) {
+            throw new UnsupportedOperationException("setTf32: " + tf32Unavailable().orElse("not supported"));
+        }
+    }
+
+    /** Whether GEMMs may use TF32 ({@link #setTf32}). */
+    default boolean tf32() {
+        return false;
+    }
+
     // ---- memory -------------------------------------------------------------------------------
 
     /** A new, zero-filled tensor that owns its memory. */

@@ -91,6 +91,9 @@ public final class CudaBackend implements Backend {
     private DeviceArena.Block rowCorrect;
     private int lossRowCapacity;
 
+    /** Whether cuBLAS may use TF32 ({@link #setTf32}). */
+    private boolean tf32;
+
     /** The last op queued on the stream: named when a later wait reports an asynchronous fault. */
     private String lastOp = "none";
     private boolean closed;
@@ -197,6 +200,35 @@ public final class CudaBackend implements Backend {
     /** Device memory held by live tensors and the backend's own buffers, in bytes. */
     public long liveBytes() {
         return arena.liveBytes();
+    }
+
+    // ---- settings -----------------------------------------------------------------------------
+
+    /** Empty from compute capability 8.0 (Ampere) on, whose tensor cores do TF32. */
+    @Override
+    public Optional<String> tf32Unavailable() {
+        return info.major() >= 8 ? Optional.empty() : Optional.of(info.name() + " (compute capability "
+                + info.computeCapability() + ") has no TF32 tensor cores; its GEMMs stay FP32");
+    }
+
+    /** Switches cuBLAS between {@code CUBLAS_TF32_TENSOR_OP_MATH} and {@code CUBLAS_DEFAULT_MATH}. */
+    @Override
+    public void setTf32(boolean enabled) {
+        if (enabled && tf32Unavailable().isPresent()) {
+            throw new UnsupportedOperationException("setTf32: " + tf32Unavailable().get());
+        }
+        enter();
+        try {
+            cublas.setTf32(enabled);
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("setTf32 (cublasSetMathMode)", "", e);
+        }
+        tf32 = enabled;
+    }
+
+    @Override
+    public boolean tf32() {
+        return tf32;
     }
 
     // ---- memory -------------------------------------------------------------------------------

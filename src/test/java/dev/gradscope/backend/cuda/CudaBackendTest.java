@@ -309,6 +309,55 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * setTf32(true) switches cuBLAS to TF32 tensor cores: the MLP's GEMM shapes move off the FP32 result by
+     * more than FP32 rounding can and stay within TF32 rounding; setTf32(false) gives the FP32 bits again.
+     */
+    @Test
+    void tf32GemmsRoundTheirInputsAndSwitchBack() {
+        assertTrue(gpu.tf32Unavailable().isEmpty(), "an H100 or H200 does TF32: " + gpu.tf32Unavailable());
+        int[][] mnk = {{256, 512, 784}, {784, 512, 256}, {256, 784, 512}};
+        for (int[] s : mnk) {
+            int m = s[0];
+            int n = s[1];
+            int k = s[2];
+            float[] a = inputs(m * k, 1);
+            float[] b = inputs(k * n, 1);
+            String what = "gemm m=" + m + " n=" + n + " k=" + k;
+            Tensor cpuC = cpu(new float[m * n], m, n);
+            CPU.gemm(false, false, 1f, cpu(a, m, k), cpu(b, k, n), 0f, cpuC);
+            float[] expected = cpuC.toFloatArray();
+            Tensor magnitude = cpu(new float[m * n], m, n);
+            CPU.gemm(false, false, 1f, cpu(abs(a), m, k), cpu(abs(b), k, n), 0f, magnitude);
+            float[] scale = magnitude.toFloatArray();
+            Tensor ga = input(a, Layout.ALIGNED, m, k);
+            Tensor gb = input(b, Layout.ALIGNED, k, n);
+            Tensor fp32 = output(Layout.ALIGNED, DType.FLOAT32, m, n);
+            Tensor tf32 = output(Layout.ALIGNED, DType.FLOAT32, m, n);
+            Tensor again = output(Layout.ALIGNED, DType.FLOAT32, m, n);
+            gpu.gemm(false, false, 1f, ga, gb, 0f, fp32);
+            try {
+                gpu.setTf32(true);
+                assertTrue(gpu.tf32());
+                gpu.gemm(false, false, 1f, ga, gb, 0f, tf32);
+            } finally {
+                gpu.setTf32(false);
+            }
+            assertTrue(!gpu.tf32());
+            gpu.gemm(false, false, 1f, ga, gb, 0f, again);
+            float[] rounded = read(tf32);
+            assertClose(what + " TF32", expected, rounded,
+                    i -> Tolerances.GPU_TF32_GEMM_ELEMENT_REL * scale[i] + Float.MIN_NORMAL);
+            double sqrtK = Math.sqrt(k);
+            boolean beyondFp32 = false;
+            for (int i = 0; i < expected.length && !beyondFp32; i++) {
+                beyondFp32 = Math.abs(rounded[i] - expected[i]) > Tolerances.GPU_GEMM_ELEMENT_REL * sqrtK * scale[i];
+            }
+            assertTrue(beyondFp32, what + ": TF32 math gave FP32 accuracy everywhere; was TF32 used?");
+            assertClose(what + " FP32 again", read(fp32), read(again), i -> Tolerances.GPU_EXACT);
+        }
+    }
+
     @Test
     void addRowVectorAccumulateMatchesTheCpu() {
         for (int[] shape : SHAPES) {
