@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import dev.gradscope.backend.cuda.CudaBackend;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Sequential;
@@ -23,7 +24,9 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code gradscope bench}: the time of one training epoch of the chapter's MLP (by default ReLU,
- * cross-entropy, Adam, batch 256, all 60000 images), as the median of the epochs after a warm-up one.
+ * cross-entropy, Adam, batch 256, all 60000 images), as the median of the epochs after a warm-up one;
+ * on the GPU also the kernels one step launches; and the time and rate of one step's GEMMs
+ * ({@link StepFigures}).
  * That is what {@code bench} does without a subcommand; {@code bench kernels} ({@link BenchKernelsCommand})
  * times single kernels against the memory bandwidth.
  */
@@ -77,10 +80,19 @@ final class BenchCommand implements Callable<Integer> {
             if (profileCost) {
                 return profileCost(net, train, backend.name(), backend.description(), resolved);
             }
-            History history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                    .verbose(0).profiler(noProfile ? null : new GradientProfiler()).build());
+            FitOptions.Builder fit = FitOptions.builder().batchSize(run.batchSize).epochs(epochs).verbose(0)
+                    .profiler(noProfile ? null : new GradientProfiler());
+            StepFigures.LaunchCounter launches = backend instanceof CudaBackend cuda
+                    ? new StepFigures.LaunchCounter(cuda) : null;
+            if (launches != null) {
+                fit.callback(launches);
+            }
+            History history = net.fit(train, fit.build());
             List<Double> timed = new ArrayList<>(history.epochSeconds().subList(1, epochs));
             double median = median(timed);
+            int batch = Math.min(run.batchSize, train.rows());
+            int steps = (train.rows() + batch - 1) / batch;
+            StepFigures.GemmFigures gemm = StepFigures.gemm(net, backend, batch, median * 1000 / steps);
             Map<String, Object> result = new LinkedHashMap<>();
             result.put("backend", backend.name());
             result.put("device", backend.description());
@@ -93,10 +105,16 @@ final class BenchCommand implements Callable<Integer> {
             result.put("epoch_seconds", timed);
             result.put("median_epoch_seconds", median);
             result.put("final_loss", history.last("loss"));
-            System.out.printf(Locale.ROOT, "%-10s %-40s %8s %8s %14s%n", "backend", "device", "examples", "profile",
-                    "epoch (median)");
-            System.out.printf(Locale.ROOT, "%-10s %-40s %8d %8s %12.3f s%n", backend.name(), backend.description(),
-                    train.rows(), noProfile ? "off" : "on", median);
+            result.put("steps_per_epoch", steps);
+            result.put("kernels_per_step", launches == null ? null : launches.perStep());
+            result.put("kernels_per_step_counts", launches == null ? null : launches.histogram());
+            result.put("gemm", gemm.json());
+            System.out.printf(Locale.ROOT, "%-10s %-40s %8s %8s %5s %14s %13s%n", "backend", "device", "examples",
+                    "profile", "tf32", "epoch (median)", "kernels/step");
+            System.out.printf(Locale.ROOT, "%-10s %-40s %8d %8s %5s %12.3f s %13s%n", backend.name(),
+                    backend.description(), train.rows(), noProfile ? "off" : "on", backend.tf32() ? "on" : "off", median,
+                    launches == null || launches.perStep() == null ? "-" : launches.perStep().toString());
+            System.out.println(gemm.line());
             if (out != null) {
                 HistoryJson.writeAtomically(out, result);
             }

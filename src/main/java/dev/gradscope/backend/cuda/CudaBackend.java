@@ -91,6 +91,9 @@ public final class CudaBackend implements Backend {
     private DeviceArena.Block rowCorrect;
     private int lossRowCapacity;
 
+    /** Kernels launched and cuBLAS calls made so far ({@link #launchCount()}). */
+    private long launches;
+
     /** Whether cuBLAS may use TF32 ({@link #setTf32}). */
     private boolean tf32;
 
@@ -190,6 +193,16 @@ public final class CudaBackend implements Backend {
     /** {@code "65 kernels from 5 PTX modules"}: what was loaded, for {@code gradscope info}. */
     public String kernelsDescription() {
         return kernels.functionCount() + " kernels from " + Kernels.FAMILIES.size() + " PTX modules";
+    }
+
+    /**
+     * How many kernels this backend has queued on its stream, and cuBLAS calls it has made (each counts as
+     * one, whatever kernels cuBLAS runs inside), since it opened: the difference over a training step is
+     * the step's launches. Copies between host and device, device-to-device copies and the zeroing of new
+     * tensors are not counted.
+     */
+    public long launchCount() {
+        return launches;
     }
 
     /** Device memory taken from the driver so far, in bytes (the arena's chunks). */
@@ -492,6 +505,7 @@ public final class CudaBackend implements Backend {
                 lastOp = "gemm (c = beta c)";
                 try {
                     cublas.scale(m * n, beta, pointer(c));
+                    launches++;
                     afterOp();
                 } catch (jcuda.CudaException e) {
                     throw failed("gemm (c = beta c)", e, a, b, c);
@@ -503,6 +517,7 @@ public final class CudaBackend implements Backend {
         try {
             cublas.gemm(transposeA, transposeB, m, n, k, alpha, pointer(a), a.dim(1), pointer(b), b.dim(1), beta,
                     pointer(c));
+            launches++;
             afterOp();
         } catch (jcuda.CudaException e) {
             throw failed("gemm (cublasSgemm, transposeA=" + transposeA + ", transposeB=" + transposeB + ")", e,
@@ -945,6 +960,7 @@ public final class CudaBackend implements Backend {
         try {
             CudaErrors.checkDriver(cuLaunchKernel(function, shape.grid(), 1, 1, shape.block(), 1, 1, 0, stream,
                     parameters, null));
+            launches++;
             afterOp();
         } catch (jcuda.CudaException e) {
             throw failed(kernelName + " (grid " + shape.grid() + ", block " + shape.block() + ")", e, operands);

@@ -1235,6 +1235,53 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * One step of a 784-64-32-10 ReLU MLP (computeGradients, applyGradients) launches: forward, 3 GEMMs, 2
+     * fused bias + ReLU, 1 bias add (the output layer: the loss fuses its softmax); the loss, 2 kernels
+     * (rows, totals); backward, the output layer's column sums and 2 GEMMs, the second layer's fused ReLU
+     * backward + bias gradient and 2 GEMMs, the first layer's fused backward and 1 GEMM (no dx); Adam, 1.
+     * The same count with the profiler's statistics and update norms: they ride on those kernels.
+     */
+    @Test
+    void oneTrainingStepLaunchesOneKernelPerFusedStage() {
+        int expected = (3 + 2 + 1) + 2 + (3 + 3 + 2) + 1;
+        try (Sequential model = chapterLikeModel(gpu, Mlp.HiddenUnits.of("relu"), Loss.CATEGORICAL_CROSSENTROPY)) {
+            float[] x = new float[64 * 784];
+            float[] t = new float[64 * 10];
+            fillBatch(x, t, 64);
+            Tensor xb = own(gpu.fromHost(x, 64, 784));
+            Tensor tb = own(gpu.fromHost(t, 64, 10));
+            Tensor totals = own(gpu.allocate(DType.FLOAT32, 2));
+            model.computeGradients(xb, tb, totals); // the first step may size the loss scratch
+            model.applyGradients();
+            long before = gpu.launchCount();
+            model.computeGradients(xb, tb, totals);
+            model.applyGradients();
+            assertEquals(expected, gpu.launchCount() - before, "kernels and cuBLAS calls of one step");
+
+            int hidden = 2;
+            Tensor[] statistics = {own(gpu.allocate(DType.FLOAT32, 4, 64)), own(gpu.allocate(DType.FLOAT32, 4, 32))};
+            for (int i = 0; i < hidden; i++) {
+                assertTrue(model.layers().get(i).watchUnits(statistics[i], 0.01f));
+            }
+            int[] starts = new int[model.parameterGroups().size() + 1];
+            for (int g = 0; g < starts.length - 1; g++) {
+                starts[g] = model.parameterGroups().get(g).offset();
+            }
+            starts[starts.length - 1] = (int) model.parameters().size();
+            UpdateNorms norms = new UpdateNorms(own(gpu.fromHost(starts, starts.length)),
+                    own(gpu.allocate(DType.FLOAT32, starts.length - 1)), own(gpu.allocate(DType.FLOAT32,
+                    starts.length - 1)));
+            before = gpu.launchCount();
+            model.computeGradients(xb, tb, totals);
+            model.applyGradients(norms);
+            assertEquals(expected, gpu.launchCount() - before, "kernels and cuBLAS calls of one profiled step");
+            for (int i = 0; i < hidden; i++) {
+                model.layers().get(i).watchUnits(null, 0f);
+            }
+        }
+    }
+
     @Test
     void aSecondBackendSharesTheDeviceAndClosesOnItsOwn() {
         Tensor mine = own(gpu.fromHost(new float[] {1, 2, 3}, 3));
