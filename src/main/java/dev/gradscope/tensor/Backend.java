@@ -1,5 +1,8 @@
 package dev.gradscope.tensor;
 
+import java.util.Objects;
+import java.util.Optional;
+
 /**
  * Every device operation the layers, losses and optimizers need. Layers never branch on the device:
  * they call these ops, and each backend implements each op once ({@code CpuBackend} is the reference
@@ -26,8 +29,8 @@ public interface Backend extends AutoCloseable {
      * reference has no TF32 math (its GEMMs are FP32 with float accumulation); a GPU needs tensor cores
      * with TF32 (compute capability 8.0 or newer).
      */
-    default java.util.Optional<String> tf32Unavailable() {
-        return java.util.Optional.of("the " + name() + " backend has no TF32 math; its GEMMs stay FP32");
+    default Optional<String> tf32Unavailable() {
+        return Optional.of("the " + name() + " backend has no TF32 math; its GEMMs stay FP32");
     }
 
     /**
@@ -216,7 +219,7 @@ public interface Backend extends AutoCloseable {
      */
     default void activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
                                                   Tensor dz, float saturationThreshold, Tensor statistics) {
-        java.util.Objects.requireNonNull(statistics, "activationBackwardWithStatistics: statistics");
+        Objects.requireNonNull(statistics, "activationBackwardWithStatistics: statistics");
         biasActivationBackward(kind, z, param, y, dy, dz, null, saturationThreshold, statistics);
     }
 
