@@ -17,6 +17,11 @@ final class RunOptions {
             description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}). auto falls back to the CPU and says why.")
     String device;
 
+    @Option(names = "--tf32",
+            description = "Let the GPU's GEMMs round their inputs to TF32 (10-bit mantissa) on tensor cores: faster,"
+                    + " less exact; off by default. Ignored, with a note, where there is no TF32 (the CPU).")
+    boolean tf32;
+
     @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = Mnist.DEFAULT_DIR,
             description = "Folder with the four MNIST IDX files, plain or .gz (default: ${DEFAULT-VALUE}).")
     Path dataDir;
@@ -31,11 +36,6 @@ final class RunOptions {
     @Option(names = "--train-limit", paramLabel = "N", defaultValue = "0",
             description = "Train on the first N training images only (default: all).")
     int trainLimit;
-
-    @Option(names = "--tf32",
-            description = "Let the GPU's GEMMs round their inputs to TF32 (10-bit mantissa) on tensor cores: faster,"
-                    + " less exact; off by default. Ignored, with a note, where there is no TF32 (the CPU).")
-    boolean tf32;
 
     /** A usage error (exit status 2) for this command. */
     CommandLine.ParameterException usage(String message) {
