@@ -81,9 +81,9 @@ done
 
 # ---- the ABI check ------------------------------------------------------------------------------
 
-# Every element-wise activation kind has ID_forward, ID_backward and ID_unit_statistics; a kind with a
-# parameter also has ID_parameter_gradient. The kinds are read from ActivationKind.java, the one list of
-# kinds, so a kind added there without its kernels fails the build. Its constants look like
+# Every element-wise activation kind has ID_forward, ID_backward, ID_bias_forward and ID_bias_backward; a
+# kind with a parameter also has ID_parameter_gradient. The kinds are read from ActivationKind.java, the one
+# list of kinds, so a kind added there without its kernels fails the build. Its constants look like
 #     LEAKY_RELU("leaky_relu", "alpha", 0.01),     STEP("step", null, 0),
 # softmax is the one kind that is not element-wise (ActivationKind.isElementWise): it is softmax_rows.
 [[ -f "$activation_kinds" ]] || fail "cannot read the activation kinds: $activation_kinds is missing"
@@ -92,7 +92,7 @@ kind_count=0
 while read -r id parameter; do
   [[ "$id" == softmax ]] && continue
   kind_count=$((kind_count + 1))
-  expected_activations+=("${id}_forward" "${id}_backward" "${id}_unit_statistics")
+  expected_activations+=("${id}_forward" "${id}_backward" "${id}_bias_forward" "${id}_bias_backward")
   [[ "$parameter" == null ]] || expected_activations+=("${id}_parameter_gradient")
 done < <(sed -nE 's/^[[:space:]]*[A-Z][A-Z0-9_]*\("([a-z0-9_]+)",[[:space:]]*(null|"[a-z]+"),.*/\1 \2/p' \
   "$activation_kinds")

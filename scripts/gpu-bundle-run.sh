@@ -252,7 +252,7 @@ bench_help="$STEP_LOG"
 run_step bench 120 "${gradscope[@]}" bench --device cuda --data-dir "$here/mnist" --out "$out/bench.json"
 if [[ -f "$out/bench.json" ]]; then
   record bench "$(row_status)" "$STEP_SECONDS" \
-    "median epoch $(json_number "$out/bench.json" median_epoch_seconds) s ($(json_number "$out/bench.json" train_examples) examples)"
+    "median epoch $(json_number "$out/bench.json" median_epoch_seconds) s ($(json_number "$out/bench.json" train_examples) examples), $(json_number "$out/bench.json" kernels_per_step) kernels/step"
 else
   record bench "$(row_status)" "$STEP_SECONDS" "$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-70)"
 fi

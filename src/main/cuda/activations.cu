@@ -1,13 +1,15 @@
-// Activation functions on the GPU: forward, backward, per-unit statistics and parameter gradient of
-// every element-wise ActivationKind, then maxout and softmax.
+// Activation functions on the GPU: forward, backward, the dense layer's fused bias + activation in
+// both directions (with the per-unit statistics), and parameter gradient of every element-wise
+// ActivationKind, then maxout and softmax.
 //
 // Each kind is a __device__ function pair named as its CPU twin in
 // src/main/java/dev/gradscope/backend/cpu/CpuActivations.java (elu / eluDerivative, and
 // eluAlphaDerivative where the kind has a parameter), directly followed by its kernels, which one
-// macro emits: ID_forward, ID_backward, ID_unit_statistics (and ID_parameter_gradient). The formulas,
-// kinks and references are documented once, on dev.gradscope.tensor.ActivationKind; the math here
-// is CpuActivations' (the reference), in float, with the same numerically stable forms and the same
-// derivative at every kink. Comments say only where float needs something the double code does not.
+// macro emits: ID_forward, ID_backward, ID_bias_forward, ID_bias_backward (and ID_parameter_gradient).
+// The formulas, kinks and references are documented once, on dev.gradscope.tensor.ActivationKind; the
+// math here is CpuActivations' (the reference), in float, with the same numerically stable forms and
+// the same derivative at every kink. Comments say only where float needs something the double code
+// does not.
 //
 // Element-wise kernels:
 //   ID_forward (const float* z, float* y, const float* param, int paramCount, int cols, int n)
@@ -16,11 +18,18 @@
 // y[i] = f(z[i]; p(i)), dz[i] = dy[i] * f'(z[i]; p(i)), with p(i) = 0 when paramCount is 0, param[0]
 // when it is 1, param[i % cols] otherwise. In place (y == z, dz == dy or dz == z) is allowed: every
 // element is read and then written by one thread only.
-//   ID_unit_statistics(const float* z, const float* y, const float* dy, float* dz, const float* param,
-//                      int paramCount, int rows, int cols, float saturationThreshold, float* statistics)
+//   ID_bias_forward(float* z, const float* bias, float* y, const float* param, int paramCount, int cols,
+//                   int n)
+// z[i] += bias[i % cols], then y[i] = f(z[i]; p(i)): a dense layer after its GEMM (y == z allowed).
+// Column tiles (block 256: 32 columns x 8 row groups, see reduceColumnTiles in common.cuh):
+//   ID_bias_backward(const float* z, const float* y, const float* dy, float* dz, float* biasGradient,
+//                    const float* param, int paramCount, int rows, int cols, float saturationThreshold,
+//                    float* statistics)
+// one evaluation of f' per element for: dz = dy * f'(z) as ID_backward computes it (unless dy and dz
+// are NULL); biasGradient[j] = sum_i dz[i][j] as column_sums adds it (unless biasGradient is NULL);
 // statistics [4, cols] += per column: rows with f' != 0, rows with |f'| < saturationThreshold, sum of y,
-// sum of y^2 (one thread per column, rows in order); and, unless dy and dz are NULL, dz = dy * f'(z) as
-// ID_backward computes it, from the same evaluation of f' (the backward pass of a profiled layer).
+// sum of y^2 (unless statistics is NULL; y is read only for them). A dense layer's backward pass, with
+// or without the profiler, and the profiler's statistics alone.
 #include "common.cuh"
 
 namespace gs {
@@ -132,92 +141,180 @@ __device__ __forceinline__ void activationParameterGradient(const float* __restr
 }
 
 /**
- * Per-unit activity over a batch, accumulated into statistics [4, cols] (row-major): for each column j,
- * statistics[0][j] += rows with f'(z[i][j]) != 0, [1][j] += rows with |f'| < saturationThreshold,
- * [2][j] += sum_i y[i][j], [3][j] += sum_i y[i][j]^2. One thread per column, rows in order; counts
- * exact in integers, sums in double, each added to its float once, as on the CPU. The derivative is the
- * kind's own (the one ID_backward uses), in float, so a NaN derivative counts as active and not
- * saturated, as in Java. When dz is not NULL, also dz = dy * f'(z), the bits ID_backward gives.
+ * y[i] = Kind::forward(z[i] + bias[i % cols], p(i)), storing z[i] + bias[i % cols] back into z, for i in
+ * [0, n): 16-byte groups when z, bias and y are 16-byte aligned and cols is a multiple of 4 (so a group
+ * stays in one row and its bias is one aligned group), scalars otherwise. The addition is the one float
+ * addition of add_row_vector and the activation that of ID_forward: the same bits as the two kernels.
+ * z and y are not __restrict__: y may be z.
+ */
+template <class Kind, ParameterMode MODE>
+__device__ __forceinline__ void biasActivationLoop(float* z, const float* __restrict__ bias, float* y,
+                                                   const float* __restrict__ param, unsigned cols, unsigned n) {
+    const float sharedParameter = MODE == ParameterMode::SHARED ? __ldg(param) : 0.0f;
+    auto parameterAt = [&](unsigned column) {
+        return MODE == ParameterMode::PER_COLUMN ? __ldg(param + column) : sharedParameter;
+    };
+    const unsigned columnGroups = cols / 4;
+    forEachElement(
+        n, allAligned16(z, bias, y) && cols % 4 == 0,
+        [&](unsigned k) {
+            const unsigned group = k % columnGroups;
+            float4 zv = load4(z, k);
+            const float4 bv = load4ReadOnly(bias, group);
+            float4 yv;
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                lane(zv, l) = lane(zv, l) + lane(bv, l);
+                lane(yv, l) = Kind::forward(lane(zv, l), parameterAt(4u * group + l));
+            }
+            store4(z, k, zv);
+            store4(y, k, yv);
+        },
+        [&](unsigned i) {
+            const unsigned column = i % cols;
+            const float biased = z[i] + __ldg(bias + column);
+            z[i] = biased;
+            y[i] = Kind::forward(biased, parameterAt(column));
+        });
+}
+
+template <class Kind>
+__device__ __forceinline__ void biasActivation(float* z, const float* bias, float* y, const float* param,
+                                               int paramCount, int cols, int n) {
+    if (n <= 0 || cols <= 0) {
+        return;
+    }
+    if (!Kind::HAS_PARAMETER || paramCount <= 0 || param == nullptr) {
+        biasActivationLoop<Kind, ParameterMode::NONE>(z, bias, y, param, countOf(cols), countOf(n));
+    } else if (paramCount == 1) {
+        biasActivationLoop<Kind, ParameterMode::SHARED>(z, bias, y, param, countOf(cols), countOf(n));
+    } else {
+        biasActivationLoop<Kind, ParameterMode::PER_COLUMN>(z, bias, y, param, countOf(cols), countOf(n));
+    }
+}
+
+/** What one thread adds up for one column of ID_bias_backward, then the tree (reduceColumnTiles). */
+struct BackwardPartial {
+    double biasGradient; // sum of dz
+    double sum;          // sum of y
+    double sumOfSquares; // sum of y^2
+    unsigned active;     // rows with f' != 0
+    unsigned saturated;  // rows with |f'| < saturationThreshold
+
+    __device__ __forceinline__ void combine(const BackwardPartial& other) {
+        biasGradient += other.biasGradient;
+        sum += other.sum;
+        sumOfSquares += other.sumOfSquares;
+        active += other.active;
+        saturated += other.saturated;
+    }
+};
+
+/**
+ * The backward pass of bias + activation, by tiles of 32 columns x 8 row groups (reduceColumnTiles,
+ * block 256), one evaluation of f' per element:
+ *   - unless dy and dz are NULL, dz = dy * f'(z), the bits ID_backward gives;
+ *   - unless biasGradient is NULL, biasGradient[j] = sum_i dz[i][j], in double by the tiles' fixed order,
+ *     the bits column_sums gives for that dz;
+ *   - unless statistics is NULL, per-unit activity accumulated into statistics [4, cols] (row-major):
+ *     [0][j] += rows with f'(z[i][j]) != 0, [1][j] += rows with |f'| < saturationThreshold,
+ *     [2][j] += sum_i y[i][j], [3][j] += sum_i y[i][j]^2; counts exact in integers, sums in double, each
+ *     added to its float once, as on the CPU. The derivative is the kind's own, in float, so a NaN
+ *     derivative counts as active and not saturated, as in Java.
  */
 template <class Kind>
-__device__ __forceinline__ void unitStatistics(const float* __restrict__ z, const float* __restrict__ y,
-                                               const float* __restrict__ dy, float* __restrict__ dz,
-                                               const float* __restrict__ param, int paramCount, int rows, int cols,
-                                               float saturationThreshold, float* __restrict__ statistics) {
-    const unsigned columns = countOf(cols);
+__device__ __forceinline__ void biasBackward(const float* __restrict__ z, const float* __restrict__ y,
+                                             const float* __restrict__ dy, float* __restrict__ dz,
+                                             float* __restrict__ biasGradient, const float* __restrict__ param,
+                                             int paramCount, int rows, int cols, float saturationThreshold,
+                                             float* __restrict__ statistics) {
     const bool hasParameter = Kind::HAS_PARAMETER && paramCount > 0 && param != nullptr;
-    for (unsigned j = threadIndex(); j < columns; j += threadCount()) {
-        const float p = !hasParameter ? 0.0f : __ldg(param + (paramCount == 1 ? 0u : j));
-        unsigned active = 0;
-        unsigned saturated = 0;
-        double sum = 0.0;
-        double sumOfSquares = 0.0;
-#pragma unroll 4 // issues several rows' loads together; the additions stay in row order
-        for (unsigned i = 0, e = j; i < countOf(rows); i++, e += columns) {
+    const bool withGradient = dz != nullptr;
+    const bool withBias = withGradient && biasGradient != nullptr;
+    const bool withStatistics = statistics != nullptr;
+    const unsigned columns = countOf(cols);
+    reduceColumnTiles<BackwardPartial>(
+        rows, cols,
+        [&](BackwardPartial& partial, unsigned e, unsigned j) {
+            const float p = !hasParameter ? 0.0f : __ldg(param + (paramCount == 1 ? 0u : j));
             const float derivative = Kind::derivative(z[e], p);
-            if (dz != nullptr) {
-                dz[e] = dy[e] * derivative;
+            if (withGradient) {
+                const float g = dy[e] * derivative;
+                dz[e] = g;
+                partial.biasGradient += g;
             }
-            const float d = fabsf(derivative);
-            active += d != 0.0f ? 1u : 0u;
-            saturated += d < saturationThreshold ? 1u : 0u;
-            const double v = y[e];
-            sum += v;
-            sumOfSquares += v * v;
-        }
-        statistics[j] += static_cast<float>(active);
-        statistics[columns + j] += static_cast<float>(saturated);
-        statistics[2 * columns + j] += static_cast<float>(sum);
-        statistics[3 * columns + j] += static_cast<float>(sumOfSquares);
-    }
+            if (withStatistics) {
+                const float d = fabsf(derivative);
+                partial.active += d != 0.0f ? 1u : 0u;
+                partial.saturated += d < saturationThreshold ? 1u : 0u;
+                const double v = y[e];
+                partial.sum += v;
+                partial.sumOfSquares += v * v;
+            }
+        },
+        [&](const BackwardPartial& total, unsigned j) {
+            if (withBias) {
+                biasGradient[j] = static_cast<float>(total.biasGradient);
+            }
+            if (withStatistics) {
+                statistics[j] += static_cast<float>(total.active);
+                statistics[columns + j] += static_cast<float>(total.saturated);
+                statistics[2 * columns + j] += static_cast<float>(total.sum);
+                statistics[3 * columns + j] += static_cast<float>(total.sumOfSquares);
+            }
+        });
 }
 
 } // namespace gs
 
 // One kind's kernels from its __device__ functions: the struct adapts them to (x, parameter), the
-// kernels run the one loop above (and the per-unit statistics, which every kind has).
+// kernels run the loops above.
 #define GS_ACTIVATION_KERNELS(ID)                                                                          \
-    extern "C" __global__ void ID##_forward(const float* z, float* y, const float* param, int paramCount,     \
+    extern "C" __global__ void ID##_forward(const float* z, float* y, const float* param, int paramCount,  \
                                             int cols, int n) {                                             \
-        gs::activation<gs::ID##_kind, false>(z, nullptr, y, param, paramCount, cols, n);                  \
+        gs::activation<gs::ID##_kind, false>(z, nullptr, y, param, paramCount, cols, n);                   \
     }                                                                                                      \
     extern "C" __global__ void ID##_backward(const float* z, const float* dy, float* dz, const float* param, \
                                              int paramCount, int cols, int n) {                            \
-        gs::activation<gs::ID##_kind, true>(z, dy, dz, param, paramCount, cols, n);                       \
+        gs::activation<gs::ID##_kind, true>(z, dy, dz, param, paramCount, cols, n);                        \
     }                                                                                                      \
-    extern "C" __global__ void ID##_unit_statistics(const float* z, const float* y, const float* dy,          \
-                                                    float* dz, const float* param, int paramCount,         \
-                                                    int rows, int cols, float saturationThreshold,         \
-                                                    float* statistics) {                                   \
-        gs::unitStatistics<gs::ID##_kind>(z, y, dy, dz, param, paramCount, rows, cols,                    \
-                                          saturationThreshold, statistics);                                \
+    extern "C" __global__ void ID##_bias_forward(float* z, const float* bias, float* y, const float* param, \
+                                                 int paramCount, int cols, int n) {                        \
+        gs::biasActivation<gs::ID##_kind>(z, bias, y, param, paramCount, cols, n);                         \
+    }                                                                                                      \
+    extern "C" __global__ void ID##_bias_backward(const float* z, const float* y, const float* dy, float* dz, \
+                                                  float* biasGradient, const float* param, int paramCount, \
+                                                  int rows, int cols, float saturationThreshold,           \
+                                                  float* statistics) {                                     \
+        gs::biasBackward<gs::ID##_kind>(z, y, dy, dz, biasGradient, param, paramCount, rows, cols,         \
+                                        saturationThreshold, statistics);                                  \
     }
 
-/** A kind without a parameter: ID_forward, ID_backward and ID_unit_statistics. */
+/** A kind without a parameter: ID_forward, ID_backward, ID_bias_forward and ID_bias_backward. */
 #define DEFINE_ACTIVATION(ID, forwardFunction, derivativeFunction)                                         \
     namespace gs {                                                                                         \
     struct ID##_kind {                                                                                     \
         static constexpr bool HAS_PARAMETER = false;                                                       \
-        __device__ static float forward(float x, float) { return forwardFunction(x); }                   \
-        __device__ static float derivative(float x, float) { return derivativeFunction(x); }             \
+        __device__ static float forward(float x, float) { return forwardFunction(x); }                     \
+        __device__ static float derivative(float x, float) { return derivativeFunction(x); }               \
     };                                                                                                     \
     }                                                                                                      \
     GS_ACTIVATION_KERNELS(ID)
 
-/** A kind with a parameter (alpha or beta): ID_forward, ID_backward, ID_unit_statistics and ID_parameter_gradient. */
+/** A kind with a parameter (alpha or beta): the four kernels of any kind and ID_parameter_gradient. */
 #define DEFINE_ACTIVATION_WITH_PARAMETER(ID, forwardFunction, derivativeFunction, parameterDerivativeFunction) \
     namespace gs {                                                                                         \
     struct ID##_kind {                                                                                     \
         static constexpr bool HAS_PARAMETER = true;                                                        \
-        __device__ static float forward(float x, float p) { return forwardFunction(x, p); }              \
-        __device__ static float derivative(float x, float p) { return derivativeFunction(x, p); }        \
+        __device__ static float forward(float x, float p) { return forwardFunction(x, p); }                \
+        __device__ static float derivative(float x, float p) { return derivativeFunction(x, p); }          \
         __device__ static float parameterDerivative(float x, float p) { return parameterDerivativeFunction(x, p); } \
     };                                                                                                     \
     }                                                                                                      \
     GS_ACTIVATION_KERNELS(ID)                                                                              \
     extern "C" __global__ void ID##_parameter_gradient(const float* z, const float* dy, const float* param, \
                                                        int paramCount, int rows, int cols, float* dParam) { \
-        gs::activationParameterGradient<gs::ID##_kind>(z, dy, param, paramCount, rows, cols, dParam);     \
+        gs::activationParameterGradient<gs::ID##_kind>(z, dy, param, paramCount, rows, cols, dParam);      \
     }
 
 namespace gs {

@@ -5,17 +5,14 @@
 // atomics), in double as on the CPU, so a run gives the same bits every time.
 #include "common.cuh"
 
-/** out[j] = sum_i x[i][j]: one thread per column, rows added in order (the bias gradient). */
+/**
+ * out[j] = sum_i x[i][j] (the bias gradient): tiles of 32 columns x 8 row groups (reduceColumnTiles,
+ * launch: block 256, grid ceil(cols / 32)), in double.
+ */
 extern "C" __global__ void column_sums(const float* __restrict__ x, float* __restrict__ out, int rows, int cols) {
-    const unsigned columns = gs::countOf(cols);
-    for (unsigned j = gs::threadIndex(); j < columns; j += gs::threadCount()) {
-        double sum = 0.0;
-#pragma unroll 8 // issues 8 rows' loads together; the additions stay in row order
-        for (unsigned i = 0, e = j; i < gs::countOf(rows); i++, e += columns) {
-            sum += x[e];
-        }
-        out[j] = static_cast<float>(sum);
-    }
+    gs::reduceColumnTiles<gs::DoubleSum>(
+        rows, cols, [&](gs::DoubleSum& partial, unsigned e, unsigned) { partial.sum += x[e]; },
+        [&](const gs::DoubleSum& total, unsigned j) { out[j] = static_cast<float>(total.sum); });
 }
 
 /** y[i][j] += bias[j]. 16-byte groups when y and bias are 16-byte aligned and cols is a multiple of 4. */

@@ -113,8 +113,9 @@ public final class Tolerances {
 
     /**
      * Sums whose terms are the same floats on both sides (column sums, segment sums of squares): both
-     * accumulate in double, in different orders (1e-16), then round once to float (6e-8). Relative to
-     * the sum of the terms' magnitudes.
+     * accumulate in double, in different orders (1e-16; the GPU's column sums add 8 row groups and then a
+     * fixed tree, the CPU rows in order), then round once to float (6e-8). Relative to the sum of the
+     * terms' magnitudes.
      */
     public static final double GPU_SUM_REL = 1e-6;
 
@@ -169,6 +170,15 @@ public final class Tolerances {
     public static final double GPU_GEMM_ELEMENT_REL = 1e-6;
 
     /**
+     * GEMM with TF32 math, element by element: |gpu - cpu|_ij <= GPU_TF32_GEMM_ELEMENT_REL * (|op(a)|
+     * |op(b)|)_ij. TF32 rounds each input to a 10-bit mantissa (relative error at most 2^-11 = 4.9e-4), so
+     * each product a_ip b_pj is off by at most 2 * 2^-11 = 9.8e-4 of its magnitude, before the FP32 sum
+     * adds its own eps sqrt(k) (far smaller). Twice the worst case: rounding TF32 can never exceed it,
+     * while FP32 math would sit about a thousand times below it (the test checks that TF32 was used).
+     */
+    public static final double GPU_TF32_GEMM_ELEMENT_REL = 2e-3;
+
+    /**
      * A small MLP trained a few steps with Adam on both backends from the same seed: per-step losses
      * agree to this, relative. The gradients differ by float noise (1e-7 relative) and Adam's first
      * steps, m / (sqrt(v) + epsilon), amplify the noise of near-zero gradients by up to lr / epsilon.
@@ -197,7 +207,8 @@ public final class Tolerances {
 
     /**
      * Per-unit statistics, the sums of y and y^2, relative to the magnitudes summed (the earlier value's
-     * included): the GPU adds the floats in double, rows in order; the CPU adds float partial sums of 8
+     * included): the GPU adds the floats in double (8 row groups per column, each in row order, then a
+     * fixed tree: an order that changes a double sum by about 1e-16); the CPU adds float partial sums of 8
      * rows in double (CPU_UNIT_STATISTICS_SUM_REL, 5e-7); both round once and add to the float once.
      */
     public static final double GPU_UNIT_STATISTICS_SUM_REL = GPU_SUM_REL;

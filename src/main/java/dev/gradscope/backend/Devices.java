@@ -25,7 +25,8 @@ public final class Devices {
      * The backend and, when {@code auto} fell back, the one-line reason (null otherwise).
      *
      * @param backend  the opened backend; the caller closes it
-     * @param fallback why {@code auto} did not use the GPU, or null
+     * @param fallback why {@code auto} did not use the GPU, or what else was asked for and not done (a
+     *                 setting the backend lacks), in one line to show the user; null when nothing was
      */
     public record Selection(Backend backend, String fallback) {
     }

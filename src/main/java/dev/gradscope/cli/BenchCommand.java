@@ -23,7 +23,9 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code gradscope bench}: the time of one training epoch of the chapter's MLP (by default ReLU,
- * cross-entropy, Adam, batch 256, all 60000 images), as the median of the epochs after a warm-up one.
+ * cross-entropy, Adam, batch 256, all 60000 images), as the median of the epochs after a warm-up one;
+ * on the GPU also the kernels one step launches; and the time and rate of one step's GEMMs
+ * ({@link StepFigures}).
  * That is what {@code bench} does without a subcommand; {@code bench kernels} ({@link BenchKernelsCommand})
  * times single kernels against the memory bandwidth.
  */
@@ -81,11 +83,15 @@ final class BenchCommand implements Callable<Integer> {
                     .verbose(0).profiler(noProfile ? null : new GradientProfiler()).graph(!run.noGraph).build());
             List<Double> timed = new ArrayList<>(history.epochSeconds().subList(1, epochs));
             double median = median(timed);
+            int batch = Math.min(run.batchSize, train.rows());
+            int steps = (train.rows() + batch - 1) / batch;
+            StepFigures.GemmFigures gemm = StepFigures.gemm(net, backend, batch, median * 1000 / steps);
             Map<String, Object> result = new LinkedHashMap<>();
             result.put("backend", backend.name());
             result.put("device", backend.description());
             result.putAll(resolved.config());
             result.put("batch_size", run.batchSize);
+            result.put("tf32", backend.tf32());
             result.put("profile", !noProfile);
             result.put("graph", history.graphs());
             result.put("kernels_per_step", history.operationsPerStep() < 0 ? null : history.operationsPerStep());
@@ -94,10 +100,16 @@ final class BenchCommand implements Callable<Integer> {
             result.put("epoch_seconds", timed);
             result.put("median_epoch_seconds", median);
             result.put("final_loss", history.last("loss"));
-            System.out.printf(Locale.ROOT, "%-10s %-40s %8s %8s %14s%n", "backend", "device", "examples", "profile",
-                    "epoch (median)");
-            System.out.printf(Locale.ROOT, "%-10s %-40s %8d %8s %12.3f s%n", backend.name(), backend.description(),
-                    train.rows(), noProfile ? "off" : "on", median);
+            result.put("steps_per_epoch", steps);
+            result.put("gemm", gemm.json());
+            String kernelsPerStep = history.operationsPerStep() < 0 ? "-"
+                    : Long.toString(history.operationsPerStep());
+            System.out.printf(Locale.ROOT, "%-10s %-40s %8s %8s %5s %5s %14s %13s%n", "backend", "device", "examples",
+                    "profile", "graph", "tf32", "epoch (median)", "kernels/step");
+            System.out.printf(Locale.ROOT, "%-10s %-40s %8d %8s %5s %5s %12.3f s %13s%n", backend.name(),
+                    backend.description(), train.rows(), noProfile ? "off" : "on", history.graphs() ? "on" : "off",
+                    backend.tf32() ? "on" : "off", median, kernelsPerStep);
+            System.out.println(gemm.line());
             if (out != null) {
                 HistoryJson.writeAtomically(out, result);
             }
@@ -143,6 +155,7 @@ final class BenchCommand implements Callable<Integer> {
         result.put("device", description);
         result.putAll(resolved.config());
         result.put("batch_size", run.batchSize);
+        result.put("tf32", net.backend().tf32());
         result.put("train_examples", train.rows());
         result.put("epoch_seconds_profile_off", off);
         result.put("epoch_seconds_profile_on", on);

@@ -2,6 +2,7 @@ package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.backend.cuda.CudaBackend;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
@@ -63,6 +64,19 @@ final class BenchKernelsCommand implements Callable<Integer> {
     /** SGEMM check, per element: {@code |got - expected| <= CHECK_REL sqrt(k) sum_p |a_ip b_pj|}. */
     static final double GEMM_CHECK_REL = 1e-5;
 
+    /**
+     * {@code --elements} when not given, on a GPU: 2^28 floats, so that each of the four tensors (z, dy,
+     * y, dz) is 1 GiB, 4 GiB in all, the size of the project's reference measurements (a 1 GiB copy, ReLU
+     * over 2^28 floats); far beyond any L2 cache.
+     */
+    static final int CUDA_DEFAULT_ELEMENTS = 1 << 28;
+
+    /** A GPU needs this much memory (GiB) for {@link #CUDA_DEFAULT_ELEMENTS}: the 4 GiB and room to spare. */
+    static final int CUDA_DEFAULT_MIN_GIB = 8;
+
+    /** {@code --elements} when not given, elsewhere: 2^26 floats, 256 MiB per tensor (seconds on a CPU). */
+    static final int DEFAULT_ELEMENTS = 1 << 26;
+
     /** Elements written to the device per host chunk while filling inputs. */
     private static final int FILL_CHUNK = 1 << 20;
 
@@ -73,10 +87,11 @@ final class BenchKernelsCommand implements Callable<Integer> {
             description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}). auto falls back to the CPU and says why.")
     String device;
 
-    @Option(names = "--elements", paramLabel = "N", defaultValue = "2^26", converter = ElementCount.class,
-            description = "Floats per tensor, as a number or 2^K (default: ${DEFAULT-VALUE}, 256 MiB; "
-                    + "keep it far above the GPU's L2 cache).")
-    int elements;
+    @Option(names = "--elements", paramLabel = "N", converter = ElementCount.class,
+            description = "Floats per tensor, as a number or 2^K (default: 2^28, 1 GiB per tensor and 4 GiB in all,"
+                    + " on a GPU with at least " + CUDA_DEFAULT_MIN_GIB + " GiB; else 2^26, 256 MiB; keep it far"
+                    + " above the GPU's L2 cache).")
+    Integer elements;
 
     @Option(names = "--repetitions", paramLabel = "R", defaultValue = "20",
             description = "Timed runs of each op; the median is reported (default: ${DEFAULT-VALUE}).")
@@ -105,7 +120,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
         if (!Devices.NAMES.contains(device.trim().toLowerCase(Locale.ROOT))) {
             throw usage("unknown device '" + device + "'; valid: " + Devices.CHOICES);
         }
-        if (elements < 1 || elements > MAX_ELEMENTS) {
+        if (elements != null && (elements < 1 || elements > MAX_ELEMENTS)) {
             throw usage("--elements must be between 1 and 2^30 (" + MAX_ELEMENTS + "), got " + elements);
         }
         if (repetitions < 1) {
@@ -116,8 +131,16 @@ final class BenchKernelsCommand implements Callable<Integer> {
             if (selection.fallback() != null) {
                 System.err.println("gradscope: " + selection.fallback());
             }
-            return new Run(backend, reference, Stopwatch.of(backend)).call();
+            return new Run(backend, reference, Stopwatch.of(backend), elements != null ? elements
+                    : defaultElements(backend)).call();
         }
+    }
+
+    /** {@value #CUDA_DEFAULT_ELEMENTS} on a GPU with enough memory, else {@value #DEFAULT_ELEMENTS}. */
+    static int defaultElements(Backend backend) {
+        return backend instanceof CudaBackend cuda
+                && cuda.device().totalMemoryBytes() >= ((long) CUDA_DEFAULT_MIN_GIB << 30)
+                ? CUDA_DEFAULT_ELEMENTS : DEFAULT_ELEMENTS;
     }
 
     private CommandLine.ParameterException usage(String message) {
@@ -129,14 +152,15 @@ final class BenchKernelsCommand implements Callable<Integer> {
         private final Backend backend;
         private final CpuBackend reference;
         private final Stopwatch stopwatch;
-        private final int n = elements;
+        private final int n;
         /** Every op whose output failed its check, with the first differing element. */
         private final List<String> wrong = new ArrayList<>();
 
-        Run(Backend backend, CpuBackend reference, Stopwatch stopwatch) {
+        Run(Backend backend, CpuBackend reference, Stopwatch stopwatch, int n) {
             this.backend = backend;
             this.reference = reference;
             this.stopwatch = stopwatch;
+            this.n = n;
         }
 
         Integer call() {

@@ -167,6 +167,9 @@ final class ExperimentCommand implements Runnable {
             if (run.trainLimit > 0) {
                 sb.append(" --train-limit ").append(trainRows);
             }
+            if (run.tf32) {
+                sb.append(" --tf32");
+            }
             for (String argument : extraArguments().trim().split(" (?=--)")) {
                 sb.append(" \\\n    ").append(argument);
             }

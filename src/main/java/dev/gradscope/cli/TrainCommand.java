@@ -142,6 +142,7 @@ final class TrainCommand implements Callable<Integer> {
         config.put("device", run.device);
         config.put("backend", backend.name());
         config.put("backend_description", backend.description());
+        config.put("tf32", backend.tf32());
         config.put("data_dir", run.dataDir.toString());
         config.put("train_examples", train.rows());
         config.put("validation_examples", validation.rows());

@@ -8,7 +8,8 @@ import java.util.List;
 /**
  * The affine part shared by {@link Dense} and {@link Maxout}: {@code z = x · W + b} with
  * {@code W [in, out]} (Keras's kernel layout) and its backward products
- * {@code dW = xᵀ · dz}, {@code db = column sums of dz}, {@code dx = dz · Wᵀ}.
+ * {@code dW = xᵀ · dz}, {@code db = column sums of dz}, {@code dx = dz · Wᵀ}. A layer with an element-wise
+ * activation fuses the bias into its activation's ops instead ({@link #product}, {@link #backwardProducts}).
  */
 final class Affine implements AutoCloseable {
     private final int in;
@@ -45,21 +46,46 @@ final class Affine implements AutoCloseable {
 
     /** {@code z = x · W + b}; remembers x for the backward products. */
     void forward(Tensor x, Tensor z) {
+        product(x, z);
+        backend.addRowVectorAccumulate(z, bias);
+    }
+
+    /**
+     * {@code z = x · W}, the GEMM alone, for a layer that adds the bias fused with its activation
+     * ({@link Backend#biasActivationForward} with {@link #bias()}); remembers x for the backward products.
+     */
+    void product(Tensor x, Tensor z) {
         lastInput = x;
         backend.gemm(false, false, 1f, x, kernel, 0f, z);
-        backend.addRowVectorAccumulate(z, bias);
     }
 
     /** Writes dW and db from {@code dz}; returns dx, or null when it is not needed. */
     Tensor backward(Tensor dz, boolean needInputGradient) {
-        backend.gemm(true, false, 1f, lastInput, dz, 0f, kernelGradient);
         backend.columnSums(dz, biasGradient);
+        return backwardProducts(dz, needInputGradient);
+    }
+
+    /**
+     * The GEMMs of the backward pass alone, for a layer that wrote db fused with its activation's backward
+     * ({@link Backend#biasActivationBackward} into {@link #biasGradient()}): writes dW; returns dx, or null
+     * when it is not needed.
+     */
+    Tensor backwardProducts(Tensor dz, boolean needInputGradient) {
+        backend.gemm(true, false, 1f, lastInput, dz, 0f, kernelGradient);
         if (!needInputGradient) {
             return null;
         }
         Tensor dx = inputGradient.rows(0, dz.rowCount());
         backend.gemm(false, true, 1f, dz, kernel, 0f, dx);
         return dx;
+    }
+
+    Tensor bias() {
+        return bias;
+    }
+
+    Tensor biasGradient() {
+        return biasGradient;
     }
 
     Tensor kernel() {

@@ -116,42 +116,59 @@ public class Dense extends Layer {
         }
     }
 
+    /**
+     * {@code z = x · W}, then {@code z += b} and {@code y = f(z)} in one op ({@link
+     * Backend#biasActivationForward}); a linear layer adds the bias alone, the softmax output layer adds
+     * it and then takes the softmax.
+     */
     @Override
     public Tensor forward(Tensor x) {
-        int batch = x.rowCount();
-        Tensor z = preActivation.rows(0, batch);
-        affine.forward(x, z);
-        lastPreActivation = z;
-        if (activation == ActivationKind.LINEAR) {
-            return z;
-        }
-        Tensor y = output.rows(0, batch);
-        lastOutput = y;
+        Tensor z = forwardLogits(x);
         if (activation == ActivationKind.SOFTMAX) {
-            backend.softmax(z, y);
-        } else {
-            backend.activationForward(activation, z, parameter, y);
+            lastOutput = output.rows(0, x.rowCount());
+            backend.softmax(z, lastOutput);
         }
-        return y;
+        return activation == ActivationKind.LINEAR ? z : lastOutput;
     }
 
+    /**
+     * The forward pass up to the pre-activation, which it returns: {@code x · W + b}, the logits of an
+     * output layer. For an element-wise activation it also writes {@code y = f(z)} (the same op adds the
+     * bias); for softmax it does not: a model's loss fuses the softmax, so training skips it.
+     */
+    public Tensor forwardLogits(Tensor x) {
+        int batch = x.rowCount();
+        Tensor z = preActivation.rows(0, batch);
+        lastPreActivation = z;
+        if (activation == ActivationKind.LINEAR || activation == ActivationKind.SOFTMAX) {
+            affine.forward(x, z);
+            lastOutput = null;
+        } else {
+            affine.product(x, z);
+            lastOutput = output.rows(0, batch);
+            backend.biasActivationForward(activation, z, affine.bias(), parameter, lastOutput);
+        }
+        return z;
+    }
+
+    /**
+     * {@code dz = dy * f'(z)} with the bias gradient (and, when watched, the unit statistics) in one op
+     * ({@link Backend#biasActivationBackward}), then the GEMMs for dW and dx.
+     */
     @Override
     public Tensor backward(Tensor dy, boolean needInputGradient) {
         if (activation == ActivationKind.SOFTMAX) {
             throw new IllegalStateException(name() + ": softmax is only supported on the output layer, where the"
                     + " loss fuses it");
         }
-        Tensor dz = dy;
-        if (activation != ActivationKind.LINEAR) {
-            dz = preActivationGradient.rows(0, dy.rowCount());
-            if (unitStatistics == null) {
-                backend.activationBackward(activation, lastPreActivation, parameter, dy, dz);
-            } else {
-                backend.activationBackwardWithStatistics(activation, lastPreActivation, parameter, lastOutput, dy, dz,
-                        saturationThreshold, unitStatistics);
-            }
+        if (activation == ActivationKind.LINEAR) {
+            return affine.backward(dy, needInputGradient);
         }
-        return affine.backward(dz, needInputGradient);
+        Tensor dz = preActivationGradient.rows(0, dy.rowCount());
+        backend.biasActivationBackward(activation, lastPreActivation, parameter,
+                unitStatistics == null ? null : lastOutput, dy, dz, affine.biasGradient(), saturationThreshold,
+                unitStatistics);
+        return affine.backwardProducts(dz, needInputGradient);
     }
 
     @Override

@@ -199,6 +199,14 @@ public class Sequential implements AutoCloseable {
 
     /** Runs the layers on a batch already on the device; returns the last layer's output. */
     public Tensor forward(Tensor x) {
+        return forward(x, false);
+    }
+
+    /**
+     * Runs the layers on a batch; with {@code toLogits}, the output layer only up to its logits (the loss
+     * fuses the softmax, so training and evaluation skip the output activation) and returns them.
+     */
+    private Tensor forward(Tensor x, boolean toLogits) {
         requireBuilt("forward");
         if (x.columnCount() != inputUnits) {
             throw new IllegalArgumentException("the model takes " + inputUnits + " input features, got "
@@ -206,8 +214,9 @@ public class Sequential implements AutoCloseable {
         }
         reserveBatch(x.rowCount());
         Tensor h = x;
-        for (Layer layer : layers) {
-            h = layer.forward(h);
+        for (int i = 0; i < layers.size(); i++) {
+            Layer layer = layers.get(i);
+            h = toLogits && i == layers.size() - 1 ? ((Dense) layer).forwardLogits(h) : layer.forward(h);
         }
         return h;
     }
@@ -219,7 +228,7 @@ public class Sequential implements AutoCloseable {
      */
     public void computeGradients(Tensor x, Tensor targets, Tensor totals) {
         requireCompiled("computeGradients");
-        forward(x);
+        forward(x, true);
         int batch = x.rowCount();
         Dense output = (Dense) layers.get(layers.size() - 1);
         Tensor dLogits = outputGradient.rows(0, batch);
@@ -236,7 +245,7 @@ public class Sequential implements AutoCloseable {
      */
     public void accumulateLoss(Tensor x, Tensor targets, Tensor totals) {
         requireCompiled("evaluate");
-        forward(x);
+        forward(x, true);
         Dense output = (Dense) layers.get(layers.size() - 1);
         Tensor scratch = outputGradient.rows(0, x.rowCount());
         loss.apply(backend, output.logits(), targets, 0f, scratch, totals);

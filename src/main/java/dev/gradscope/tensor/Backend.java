@@ -1,5 +1,8 @@
 package dev.gradscope.tensor;
 
+import java.util.Objects;
+import java.util.Optional;
+
 /**
  * Every device operation the layers, losses and optimizers need. Layers never branch on the device:
  * they call these ops, and each backend implements each op once ({@code CpuBackend} is the reference
@@ -18,6 +21,36 @@ public interface Backend extends AutoCloseable {
 
     /** A line describing the device, for {@code gradscope info} and logs. */
     String description();
+
+    // ---- settings -----------------------------------------------------------------------------
+
+    /**
+     * Why {@link #setTf32 TF32 GEMMs} cannot be switched on here, in one line; empty when they can. The CPU
+     * reference has no TF32 math (its GEMMs are FP32 with float accumulation); a GPU needs tensor cores
+     * with TF32 (compute capability 8.0 or newer).
+     */
+    default Optional<String> tf32Unavailable() {
+        return Optional.of("the " + name() + " backend has no TF32 math; its GEMMs stay FP32");
+    }
+
+    /**
+     * Lets {@link #gemm} use TF32 tensor cores (off by default): every input element of a product is
+     * rounded to TF32, a 10-bit mantissa (float has 23), a relative error of up to 2^-11 instead of 2^-24,
+     * while the products are summed in FP32. Several times the FP32 rate on Ampere and Hopper; whether
+     * accuracy suffers depends on the model and must be measured. Affects only GEMMs.
+     *
+     * @throws UnsupportedOperationException when switching on where {@link #tf32Unavailable()} says why not
+     */
+    default void setTf32(boolean enabled) {
+        if (enabled) {
+            throw new UnsupportedOperationException("setTf32: " + tf32Unavailable().orElse("not supported"));
+        }
+    }
+
+    /** Whether GEMMs may use TF32 ({@link #setTf32}). */
+    default boolean tf32() {
+        return false;
+    }
 
     // ---- memory -------------------------------------------------------------------------------
 
@@ -75,6 +108,30 @@ public interface Backend extends AutoCloseable {
 
     /** {@code out[j] = sum_i x[i][j]}: the bias gradient from a batch of output gradients. */
     void columnSums(Tensor x, Tensor out);
+
+    /**
+     * What a dense layer does after its GEMM, in one pass: {@code z[i][j] += bias[j]} (z keeps the biased
+     * pre-activation, which the backward pass reads), then {@code y = f(z; param)} element-wise. The bits
+     * of {@link #addRowVectorAccumulate} followed by {@link #activationForward}; {@code y} may be {@code z}
+     * (then it ends as {@code f(z + bias)}).
+     */
+    void biasActivationForward(ActivationKind kind, Tensor z, Tensor bias, Tensor param, Tensor y);
+
+    /**
+     * What a dense layer's backward pass does before its GEMMs, in one pass over the batch:
+     * <ul>
+     *   <li>{@code dz = dy * f'(z; param)}, the bits of {@link #activationBackward};</li>
+     *   <li>when {@code biasGradient} is not null, {@code biasGradient[j] = sum_i dz[i][j]}, the bits of
+     *       {@link #columnSums} of that dz;</li>
+     *   <li>when {@code statistics} is not null, the per-unit statistics of {@code y = f(z)} added to it,
+     *       the bits of {@link #accumulateUnitStatistics}, from the same evaluation of {@code f'}.</li>
+     * </ul>
+     * {@code dy} and {@code dz} go together: both null means statistics only (then {@code biasGradient}
+     * must be null too). {@code y} is read only for the statistics and may be null without them. The
+     * sums are deterministic (an order fixed by the shape, in double).
+     */
+    void biasActivationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy, Tensor dz,
+                                Tensor biasGradient, float saturationThreshold, Tensor statistics);
 
     // ---- activations --------------------------------------------------------------------------
 
@@ -157,10 +214,14 @@ public interface Backend extends AutoCloseable {
      * {@link #activationBackward} ({@code dz = dy * f'(z; param)}) and {@link #accumulateUnitStatistics}
      * in one pass, so the profiler costs no second evaluation of the derivative: the backward pass of a
      * watched layer. {@code dy} and {@code dz} may both be null (statistics only, for a layer whose input
-     * gradient is not needed). Gives the bits of the two separate ops.
+     * gradient is not needed). Gives the bits of the two separate ops. {@link #biasActivationBackward}
+     * without a bias gradient.
      */
-    void activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
-                                          Tensor dz, float saturationThreshold, Tensor statistics);
+    default void activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
+                                                  Tensor dz, float saturationThreshold, Tensor statistics) {
+        Objects.requireNonNull(statistics, "activationBackwardWithStatistics: statistics");
+        biasActivationBackward(kind, z, param, y, dy, dz, null, saturationThreshold, statistics);
+    }
 
     /** {@code t = clamp(t, -limit, limit)} element-wise: gradient clipping by value. */
     void clipByValue(Tensor t, float limit);

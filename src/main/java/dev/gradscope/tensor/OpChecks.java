@@ -141,15 +141,33 @@ public final class OpChecks {
     }
 
     /**
-     * {@link Backend#activationBackwardWithStatistics} (and so {@link Backend#accumulateUnitStatistics}):
-     * {@code y}, and {@code dy} and {@code dz} when given (both or neither), have the shape of {@code z};
-     * {@code statistics} is [4, columns of z]. Returns the {@linkplain #activationParameterCount parameter
-     * count}.
+     * {@link Backend#biasActivationForward}: {@code y} has the shape of {@code z}, one bias element per
+     * column. Returns the {@linkplain #activationParameterCount parameter count}.
      */
-    public static int activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
-                                                       Tensor dy, Tensor dz, Tensor statistics) {
-        String op = (dy == null ? "accumulateUnitStatistics(" : "activationBackwardWithStatistics(") + kind.id() + ")";
+    public static int biasActivationForward(ActivationKind kind, Tensor z, Tensor bias, Tensor param, Tensor y) {
+        String op = "biasActivationForward(" + kind.id() + ")";
         Shapes.requireSame(op, "z", z, "y", y);
+        requireLength(op + " (bias)", z.columnCount(), bias);
+        elementWise(kind);
+        return activationParameterCount(op, kind, param, z);
+    }
+
+    /**
+     * {@link Backend#biasActivationBackward} (and so {@link Backend#activationBackwardWithStatistics} and
+     * {@link Backend#accumulateUnitStatistics}, whose names the messages use when called as them):
+     * {@code dy} and {@code dz} both or neither, and with the shape of {@code z}; a bias gradient only
+     * with them, one element per column; with statistics, {@code y} has the shape of {@code z} and
+     * {@code statistics} is [4, columns of z]. Returns the {@linkplain #activationParameterCount
+     * parameter count}.
+     */
+    public static int biasActivationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
+                                             Tensor dz, Tensor biasGradient, Tensor statistics) {
+        String name = biasGradient != null || statistics == null ? "biasActivationBackward("
+                : dy == null ? "accumulateUnitStatistics(" : "activationBackwardWithStatistics(";
+        String op = name + kind.id() + ")";
+        if (statistics != null) {
+            Shapes.requireSame(op, "z", z, "y", y);
+        }
         if ((dy == null) != (dz == null)) {
             throw new IllegalArgumentException(op + ": dy and dz go together, got dy " + (dy == null ? "null" : dy)
                     + " and dz " + (dz == null ? "null" : dz));
@@ -158,7 +176,15 @@ public final class OpChecks {
             Shapes.requireSame(op, "z", z, "dy", dy);
             Shapes.requireSame(op, "z", z, "dz", dz);
         }
-        Shapes.require(op, "statistics", statistics, 4, z.columnCount());
+        if (biasGradient != null) {
+            if (dz == null) {
+                throw new IllegalArgumentException(op + ": a bias gradient needs dy and dz");
+            }
+            requireLength(op + " (biasGradient)", z.columnCount(), biasGradient);
+        }
+        if (statistics != null) {
+            Shapes.require(op, "statistics", statistics, 4, z.columnCount());
+        }
         elementWise(kind);
         return activationParameterCount(op, kind, param, z);
     }

@@ -75,6 +75,18 @@ class BenchKernelsCommandTest {
         assertTrue(err.toString().contains("auto, cpu, cuda"), err.toString());
     }
 
+    /** 2^28 floats (1 GiB per tensor, four tensors) is the GPU's default; the CPU keeps 2^26. */
+    @Test
+    void defaultElementsAreSmallerOnTheCpu() {
+        try (dev.gradscope.backend.cpu.CpuBackend cpu = new dev.gradscope.backend.cpu.CpuBackend()) {
+            assertEquals(1 << 26, BenchKernelsCommand.defaultElements(cpu));
+        }
+        assertEquals(1 << 28, BenchKernelsCommand.CUDA_DEFAULT_ELEMENTS);
+        String help = new CommandLine(new GradScope()).getSubcommands().get("bench").getSubcommands().get("kernels")
+                .getUsageMessage(CommandLine.Help.Ansi.OFF);
+        assertTrue(help.contains("2^28") && help.contains("2^26"), help);
+    }
+
     @Test
     void elementsTakePowersOfTwo() {
         assertEquals(1 << 28, new BenchKernelsCommand.ElementCount().convert("2^28"));

@@ -114,6 +114,29 @@ class GradScopeCliTest {
         assertTrue(err.toString().contains("train-images-idx3-ubyte"), err.toString());
     }
 
+    /** The CPU has no TF32 math: --tf32 trains in FP32, says so in one line, and the config records it. */
+    @Test
+    void tf32IsIgnoredWithANoteOnTheCpuAndRecorded() {
+        Path out = tmp.resolve("tf32");
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream original = System.err;
+        int status;
+        System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            status = run("train", "--device", "cpu", "--tf32", "--data-dir", subsetDir().toString(), "--epochs", "1",
+                    "--train-limit", "256", "--out", out.toString(), "--quiet", "--no-profile");
+        } finally {
+            System.setErr(original);
+        }
+        assertEquals(0, status, err.toString());
+        String stderr = captured.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(1, stderr.lines().filter(l -> l.contains("--tf32 ignored")).count(), stderr);
+        assertTrue(stderr.contains("the cpu backend has no TF32 math; its GEMMs stay FP32"), stderr);
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = (Map<String, Object>) HistoryJson.read(out.resolve("history.json")).get("config");
+        assertEquals(false, config.get("tf32"));
+    }
+
     @Test
     void infoSucceedsAndCudaFailsLoudlyWithoutAGpu() {
         assertEquals(0, run("info", "--data-dir", subsetDir().toString()));

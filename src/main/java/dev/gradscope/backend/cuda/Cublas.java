@@ -25,7 +25,8 @@ import jcuda.runtime.cudaStream_t;
  * allocates its own on first use of a stream, which cannot happen inside a graph capture; and
  * {@code cublasSetStream} resets the workspace to cuBLAS's default pool, so the workspace is set after
  * the stream, never before. The math mode: {@code CUBLAS_DEFAULT_MATH} is true FP32 (no TF32
- * tensor-core rounding), so that GPU results match the CPU reference to float precision.
+ * tensor-core rounding), so that GPU results match the CPU reference to float precision; {@link #setTf32}
+ * opts into TF32.
  */
 final class Cublas implements AutoCloseable {
     /** cuBLAS's recommended workspace on Hopper (32 MiB; 4 MiB suffices for older GPUs). */
@@ -50,6 +51,15 @@ final class Cublas implements AutoCloseable {
             close();
             throw CudaErrors.wrap("creating the cuBLAS handle", "", e);
         }
+    }
+
+    /**
+     * {@code CUBLAS_TF32_TENSOR_OP_MATH} when {@code tf32}, so that SGEMM may round its inputs to TF32 on
+     * tensor cores; {@code CUBLAS_DEFAULT_MATH} (true FP32) otherwise. Later GEMMs use the new mode.
+     */
+    void setTf32(boolean tf32) {
+        CudaErrors.checkCublas(cublasSetMathMode(handle,
+                tf32 ? cublasMath.CUBLAS_TF32_TENSOR_OP_MATH : cublasMath.CUBLAS_DEFAULT_MATH));
     }
 
     /** The version of the cuBLAS library actually loaded, e.g. {@code "12.6.4"}. */

@@ -110,6 +110,9 @@ public final class CudaBackend implements Backend {
     private DeviceArena.Block rowCorrect;
     private int lossRowCapacity;
 
+    /** Whether cuBLAS may use TF32 ({@link #setTf32}). */
+    private boolean tf32;
+
     /** The last op queued on the stream: named when a later wait reports an asynchronous fault. */
     private String lastOp = "none";
     private boolean closed;
@@ -225,6 +228,35 @@ public final class CudaBackend implements Backend {
     /** Device memory held by live tensors and the backend's own buffers, in bytes. */
     public long liveBytes() {
         return arena.liveBytes();
+    }
+
+    // ---- settings -----------------------------------------------------------------------------
+
+    /** Empty from compute capability 8.0 (Ampere) on, whose tensor cores do TF32. */
+    @Override
+    public Optional<String> tf32Unavailable() {
+        return info.major() >= 8 ? Optional.empty() : Optional.of(info.name() + " (compute capability "
+                + info.computeCapability() + ") has no TF32 tensor cores; its GEMMs stay FP32");
+    }
+
+    /** Switches cuBLAS between {@code CUBLAS_TF32_TENSOR_OP_MATH} and {@code CUBLAS_DEFAULT_MATH}. */
+    @Override
+    public void setTf32(boolean enabled) {
+        if (enabled && tf32Unavailable().isPresent()) {
+            throw new UnsupportedOperationException("setTf32: " + tf32Unavailable().get());
+        }
+        enter();
+        try {
+            cublas.setTf32(enabled);
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("setTf32 (cublasSetMathMode)", "", e);
+        }
+        tf32 = enabled;
+    }
+
+    @Override
+    public boolean tf32() {
+        return tf32;
     }
 
     // ---- memory -------------------------------------------------------------------------------
@@ -493,7 +525,7 @@ public final class CudaBackend implements Backend {
                 queuedOperations++;
                 try {
                     cublas.scale(m * n, beta, pointer(c));
-                    afterOp();
+                            afterOp();
                 } catch (jcuda.CudaException e) {
                     throw failed("gemm (c = beta c)", e, a, b, c);
                 }
@@ -530,7 +562,7 @@ public final class CudaBackend implements Backend {
         OpChecks.columnSums(x, out);
         requireFloats(x, out);
         enter();
-        launch("column_sums", kernels.columnSums, Launch.threadPerColumn(cols),
+        launch("column_sums", kernels.columnSums, Launch.columnTiles(cols),
                 Pointer.to(arg(x), arg(out), arg(rows), arg(cols)), x, out);
     }
 
@@ -546,6 +578,19 @@ public final class CudaBackend implements Backend {
         launch(kind.id() + "_forward", kernels.forward(kind), Launch.elementWise(n, info.multiprocessors()),
                 Pointer.to(arg(z), arg(y), argOrNull(param), arg(paramCount), arg(z.columnCount()), arg(n)),
                 z, param, y);
+    }
+
+    /** One element-wise kernel, {@code ID_bias_forward}: z += bias, y = f(z). */
+    @Override
+    public void biasActivationForward(ActivationKind kind, Tensor z, Tensor bias, Tensor param, Tensor y) {
+        int paramCount = OpChecks.biasActivationForward(kind, z, bias, param, y);
+        requireFloatParameter(param);
+        requireFloats(z, bias, y);
+        enter();
+        int n = (int) z.size();
+        launch(kind.id() + "_bias_forward", kernels.biasForward(kind), Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(z), arg(bias), arg(y), argOrNull(param), arg(paramCount), arg(z.columnCount()), arg(n)),
+                z, bias, param, y);
     }
 
     @Override
@@ -707,23 +752,35 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * One kernel, {@code ID_bias_backward}: tiles of 32 columns x 8 row groups (ABI) evaluate f' once per
+     * element, write dz and add, per column, dz (the bias gradient) and the unit statistics, each by the
+     * fixed tree that {@code column_sums} uses, so the bias gradient has the bits of columnSums(dz).
+     */
     @Override
-    public void activationBackwardWithStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy,
-                                                 Tensor dz, float saturationThreshold, Tensor statistics) {
-        int paramCount = OpChecks.activationBackwardWithStatistics(kind, z, param, y, dy, dz, statistics);
+    public void biasActivationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy, Tensor dz,
+                                       Tensor biasGradient, float saturationThreshold, Tensor statistics) {
+        int paramCount = OpChecks.biasActivationBackward(kind, z, param, y, dy, dz, biasGradient, statistics);
         requireFloatParameter(param);
-        requireFloats(z, y, statistics);
+        requireFloats(z);
+        if (statistics != null) {
+            requireFloats(y, statistics);
+        }
         if (dy != null) {
             requireFloats(dy, dz);
         }
+        if (biasGradient != null) {
+            requireFloats(biasGradient);
+        }
+        Tensor yRead = statistics == null ? null : y;
         int rows = z.rowCount();
         int cols = z.columnCount();
         enter();
-        // One thread per column adds its rows in order (ABI): deterministic, no atomics.
-        launch(kind.id() + "_unit_statistics", kernels.unitStatistics(kind), Launch.threadPerColumn(cols),
-                Pointer.to(arg(z), arg(y), argOrNull(dy), argOrNull(dz), argOrNull(param), arg(paramCount), arg(rows),
-                        arg(cols), arg(saturationThreshold), arg(statistics)),
-                z, param, y, dy, dz, statistics);
+        launch(kind.id() + "_bias_backward", kernels.biasBackward(kind), Launch.columnTiles(cols),
+                Pointer.to(arg(z), argOrNull(yRead), argOrNull(dy), argOrNull(dz), argOrNull(biasGradient),
+                        argOrNull(param), arg(paramCount), arg(rows), arg(cols), arg(saturationThreshold),
+                        argOrNull(statistics)),
+                z, param, yRead, dy, dz, biasGradient, statistics);
     }
 
     @Override

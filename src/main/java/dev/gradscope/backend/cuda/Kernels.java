@@ -40,7 +40,8 @@ final class Kernels implements AutoCloseable {
     private final Map<ActivationKind, CUfunction> forward = new EnumMap<>(ActivationKind.class);
     private final Map<ActivationKind, CUfunction> backward = new EnumMap<>(ActivationKind.class);
     private final Map<ActivationKind, CUfunction> parameterGradient = new EnumMap<>(ActivationKind.class);
-    private final Map<ActivationKind, CUfunction> unitStatistics = new EnumMap<>(ActivationKind.class);
+    private final Map<ActivationKind, CUfunction> biasForward = new EnumMap<>(ActivationKind.class);
+    private final Map<ActivationKind, CUfunction> biasBackward = new EnumMap<>(ActivationKind.class);
     private final Map<String, CUfunction> byName = new LinkedHashMap<>();
 
     final CUfunction maxoutForward;
@@ -93,7 +94,8 @@ final class Kernels implements AutoCloseable {
                 }
                 forward.put(kind, find(kind.id() + "_forward", missing));
                 backward.put(kind, find(kind.id() + "_backward", missing));
-                unitStatistics.put(kind, find(kind.id() + "_unit_statistics", missing));
+                biasForward.put(kind, find(kind.id() + "_bias_forward", missing));
+                biasBackward.put(kind, find(kind.id() + "_bias_backward", missing));
                 if (kind.hasParameter()) {
                     parameterGradient.put(kind, find(kind.id() + "_parameter_gradient", missing));
                 }
@@ -144,9 +146,14 @@ final class Kernels implements AutoCloseable {
         return require(backward, kind, "backward");
     }
 
-    /** {@code ID_unit_statistics} of an element-wise kind. */
-    CUfunction unitStatistics(ActivationKind kind) {
-        return require(unitStatistics, kind, "unit_statistics");
+    /** {@code ID_bias_forward} of an element-wise kind: bias, then activation. */
+    CUfunction biasForward(ActivationKind kind) {
+        return require(biasForward, kind, "bias_forward");
+    }
+
+    /** {@code ID_bias_backward} of an element-wise kind: activation backward, bias gradient, unit statistics. */
+    CUfunction biasBackward(ActivationKind kind) {
+        return require(biasBackward, kind, "bias_backward");
     }
 
     /** {@code ID_parameter_gradient} of a kind with a parameter. */

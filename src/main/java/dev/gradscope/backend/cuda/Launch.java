@@ -11,8 +11,10 @@ package dev.gradscope.backend.cuda;
  *       each of its blocks first adds the few squared norms by the fixed tree, which gives the same
  *       bits for any block size;</li>
  *   <li>one warp per row (softmax, the fused losses): blocks of 256 threads, so 8 rows per block;</li>
- *   <li>one thread per column (column sums, per-column parameter gradients, per-unit statistics):
- *       blocks of 256;</li>
+ *   <li>one thread per column (per-column parameter gradients): blocks of 256;</li>
+ *   <li>column tiles (column sums, the fused activation backward with its bias gradient and per-unit
+ *       statistics): one block of exactly 256 threads, 32 columns x 8 row groups, per 32 columns; the
+ *       kernels' fixed shared-memory tree over the 8 row groups assumes exactly this block;</li>
  *   <li>single-block reductions (loss totals, shared parameter gradients): one block of exactly 1024
  *       threads, whose fixed tree makes the sum deterministic;</li>
  *   <li>segmented reductions: one block of 1024 threads per segment.</li>
@@ -43,6 +45,12 @@ record Launch(int grid, int block) {
     /** Threads per block of thread-per-column kernels. */
     static final int COLUMN_BLOCK = 256;
 
+    /** Columns of one column tile: a warp's 32 lanes, each on its own column. */
+    static final int TILE_COLUMNS = 32;
+
+    /** Threads per block of column-tile kernels: 32 columns x 8 row groups. */
+    static final int TILE_BLOCK = 256;
+
     /** Threads of the single block of a reduction; the kernels' shared-memory trees assume exactly this. */
     static final int REDUCTION_BLOCK = 1024;
 
@@ -63,6 +71,11 @@ record Launch(int grid, int block) {
     /** One thread per column over {@code columns} columns. */
     static Launch threadPerColumn(int columns) {
         return new Launch((int) ceilDiv(columns, COLUMN_BLOCK), COLUMN_BLOCK);
+    }
+
+    /** One block of {@value #TILE_BLOCK} threads per {@value #TILE_COLUMNS} columns. */
+    static Launch columnTiles(int columns) {
+        return new Launch((int) ceilDiv(columns, TILE_COLUMNS), TILE_BLOCK);
     }
 
     /** One block of {@value #REDUCTION_BLOCK} threads. */

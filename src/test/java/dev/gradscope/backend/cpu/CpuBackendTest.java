@@ -205,6 +205,170 @@ class CpuBackendTest {
         }
     }
 
+    /** Shapes for the fused ops: single elements, odd widths, and one above the parallel threshold. */
+    private static final int[][] FUSED_SHAPES = {{1, 1}, {3, 5}, {4097, 9}};
+
+    /**
+     * The parameter of each element-wise kind for the fused ops: none, the default shared by every unit,
+     * or one per column (alternating signs for the kinds that allow it, and never 0 for celu's alpha).
+     */
+    private static List<float[]> parameterCases(ActivationKind kind, int cols) {
+        if (!kind.hasParameter()) {
+            return java.util.Collections.singletonList(null);
+        }
+        float[] perColumn = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            perColumn[j] = 0.1f + 0.3f * j;
+        }
+        return List.of(new float[] {(float) kind.defaultParameter()}, perColumn);
+    }
+
+    /** Values of order 4 with zeros and the kinks (0, +-1, +-3, 6) mixed in, and one NaN. */
+    private static float[] fusedInputs(int n, long seed) {
+        Random random = new Random(seed);
+        float[] kinks = {0f, 1f, -1f, 3f, -3f, 6f};
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = i % 11 == 0 ? kinks[(i / 11) % kinks.length] : (float) (random.nextGaussian() * 4);
+        }
+        x[n / 2] = Float.NaN;
+        return x;
+    }
+
+    /**
+     * biasActivationForward gives the bits of addRowVectorAccumulate followed by activationForward, for
+     * z (which keeps the biased pre-activation) and y, on views one element into their buffers; and in
+     * place (y = z) it leaves f(z + bias).
+     */
+    @Test
+    void biasActivationForwardIsTheBiasAddThenTheActivation() {
+        for (ActivationKind kind : ActivationKind.values()) {
+            if (!kind.isElementWise()) {
+                continue;
+            }
+            for (int[] shape : FUSED_SHAPES) {
+                int rows = shape[0];
+                int cols = shape[1];
+                int n = rows * cols;
+                float[] z = fusedInputs(n + 1, 7);
+                float[] bias = fusedInputs(cols + 1, 8);
+                for (float[] parameter : parameterCases(kind, cols)) {
+                    String what = kind.id() + " " + rows + "x" + cols + (parameter == null ? ""
+                            : " parameters " + parameter.length);
+                    try (Tensor plainZ = t(z, n + 1);
+                         Tensor fusedZ = t(z, n + 1);
+                         Tensor inPlace = t(z, n + 1);
+                         Tensor biasBuffer = t(bias, cols + 1);
+                         Tensor plainY = t(new float[n + 1], n + 1);
+                         Tensor fusedY = t(new float[n + 1], n + 1);
+                         Tensor param = parameter == null ? null : t(parameter, parameter.length)) {
+                        Tensor b = biasBuffer.view(1, cols);
+                        cpu.addRowVectorAccumulate(plainZ.view(1, rows, cols), b);
+                        cpu.activationForward(kind, plainZ.view(1, rows, cols), param, plainY.view(1, rows, cols));
+                        cpu.biasActivationForward(kind, fusedZ.view(1, rows, cols), b, param,
+                                fusedY.view(1, rows, cols));
+                        assertArrayEquals(plainZ.toFloatArray(), fusedZ.toFloatArray(), what + ": z");
+                        assertArrayEquals(plainY.toFloatArray(), fusedY.toFloatArray(), what + ": y");
+                        Tensor zView = inPlace.view(1, rows, cols);
+                        cpu.biasActivationForward(kind, zView, b, param, zView);
+                        assertArrayEquals(plainY.toFloatArray(), inPlace.toFloatArray(), what + ": in place");
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * biasActivationBackward gives the bits of activationBackward and columnSums of its dz; with
+     * statistics, of activationBackwardWithStatistics (whose statistics the test above checks) and
+     * columnSums; statistics alone, of accumulateUnitStatistics.
+     */
+    @Test
+    void biasActivationBackwardIsTheBackwardPassAndTheBiasGradient() {
+        for (ActivationKind kind : ActivationKind.values()) {
+            if (!kind.isElementWise()) {
+                continue;
+            }
+            for (int[] shape : FUSED_SHAPES) {
+                int rows = shape[0];
+                int cols = shape[1];
+                int n = rows * cols;
+                float[] z = fusedInputs(n + 1, 9);
+                float[] y = fusedInputs(n + 1, 10);
+                float[] dy = fusedInputs(n + 1, 11);
+                float[] prior = fusedInputs(4 * cols, 12);
+                for (float[] parameter : parameterCases(kind, cols)) {
+                    String what = kind.id() + " " + rows + "x" + cols + (parameter == null ? ""
+                            : " parameters " + parameter.length);
+                    try (Tensor zb = t(z, n + 1);
+                         Tensor yb = t(y, n + 1);
+                         Tensor dyb = t(dy, n + 1);
+                         Tensor plainDz = t(new float[n + 1], n + 1);
+                         Tensor fusedDz = t(new float[n + 1], n + 1);
+                         Tensor plainBias = t(new float[cols + 1], cols + 1);
+                         Tensor fusedBias = t(new float[cols + 1], cols + 1);
+                         Tensor plainStatistics = t(prior, 4, cols);
+                         Tensor fusedStatistics = t(prior, 4, cols);
+                         Tensor param = parameter == null ? null : t(parameter, parameter.length)) {
+                        Tensor zs = zb.view(1, rows, cols);
+                        Tensor ys = yb.view(1, rows, cols);
+                        Tensor dys = dyb.view(1, rows, cols);
+                        Tensor plainDzs = plainDz.view(1, rows, cols);
+                        Tensor fusedDzs = fusedDz.view(1, rows, cols);
+
+                        cpu.activationBackward(kind, zs, param, dys, plainDzs);
+                        cpu.columnSums(plainDzs, plainBias.view(1, cols));
+                        cpu.biasActivationBackward(kind, zs, param, null, dys, fusedDzs, fusedBias.view(1, cols),
+                                0.05f, null);
+                        assertArrayEquals(plainDz.toFloatArray(), fusedDz.toFloatArray(), what + ": dz");
+                        assertArrayEquals(plainBias.toFloatArray(), fusedBias.toFloatArray(), what + ": bias gradient");
+
+                        cpu.fill(fusedDz, 0f);
+                        cpu.fill(fusedBias, 0f);
+                        cpu.activationBackwardWithStatistics(kind, zs, param, ys, dys, plainDzs, 0.05f,
+                                plainStatistics);
+                        cpu.biasActivationBackward(kind, zs, param, ys, dys, fusedDzs, fusedBias.view(1, cols),
+                                0.05f, fusedStatistics);
+                        assertArrayEquals(plainDz.toFloatArray(), fusedDz.toFloatArray(), what + ": profiled dz");
+                        assertArrayEquals(plainBias.toFloatArray(), fusedBias.toFloatArray(),
+                                what + ": profiled bias gradient");
+                        assertArrayEquals(plainStatistics.toFloatArray(), fusedStatistics.toFloatArray(),
+                                what + ": statistics");
+
+                        cpu.accumulateUnitStatistics(kind, zs, param, ys, 0.05f, plainStatistics);
+                        cpu.biasActivationBackward(kind, zs, param, ys, null, null, null, 0.05f, fusedStatistics);
+                        assertArrayEquals(plainStatistics.toFloatArray(), fusedStatistics.toFloatArray(),
+                                what + ": statistics alone");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void fusedOpsCheckTheirShapes() {
+        try (Tensor z = cpu.allocate(DType.FLOAT32, 2, 3);
+             Tensor y = cpu.allocate(DType.FLOAT32, 2, 3);
+             Tensor dy = cpu.allocate(DType.FLOAT32, 2, 3);
+             Tensor dz = cpu.allocate(DType.FLOAT32, 2, 3);
+             Tensor bias = cpu.allocate(DType.FLOAT32, 3);
+             Tensor wrongBias = cpu.allocate(DType.FLOAT32, 2)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.biasActivationForward(ActivationKind.RELU, z, wrongBias, null, y));
+            assertTrue(e.getMessage().contains("biasActivationForward(relu) (bias)") && e.getMessage().contains("3"),
+                    e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.biasActivationBackward(ActivationKind.RELU, z, null, null, dy, dz, wrongBias, 0f, null));
+            assertTrue(e.getMessage().contains("biasActivationBackward(relu) (biasGradient)"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.biasActivationBackward(ActivationKind.RELU, z, null, null, null, null, bias, 0f, null));
+            assertTrue(e.getMessage().contains("needs dy and dz"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.biasActivationForward(ActivationKind.SOFTMAX, z, bias, null, y));
+            assertTrue(e.getMessage().contains("not element-wise"), e.getMessage());
+        }
+    }
+
     @Test
     void backwardWithStatisticsWantsBothGradientsOrNeither() {
         try (Tensor z = cpu.allocate(DType.FLOAT32, 2, 3);

@@ -78,6 +78,14 @@ class CudaBackendTest {
     /** Matrix shapes: 1s, 3s, odd widths, a tall 4097-row panel and the MLP's first layer. */
     private static final int[][] SHAPES = {{1, 1}, {1, 3}, {3, 1}, {3, 5}, {1000, 10}, {4097, 3}, {256, 784}};
 
+    /**
+     * Shapes of the fused dense-layer ops: SHAPES, and the chapter's hidden layers at batch 256 and at the
+     * last batch of an epoch (96 rows): widths of 32 columns and more, so the 32-column tiles are full,
+     * and multiples of 4, so the aligned layout takes the 16-byte path; 33 columns leave a tile of one.
+     */
+    private static final int[][] FUSED_SHAPES = {{1, 1}, {1, 3}, {3, 5}, {1000, 10}, {4097, 3}, {256, 784},
+        {256, 512}, {96, 256}, {256, 64}, {17, 33}};
+
     /** Where a GPU tensor starts: at its block's start (16-byte aligned) or one element in (misaligned). */
     private enum Layout {
         ALIGNED(0), SHIFTED(1);
@@ -305,6 +313,55 @@ class CudaBackendTest {
             gpu.gemm(true, false, 0f, own(gpu.fromHost(nans(15), 5, 3)), own(gpu.fromHost(nans(20), 5, 4)), beta,
                     gpuC2);
             assertClose("alpha = 0, beta " + beta, cpuC.toFloatArray(), read(gpuC2), i -> Tolerances.GPU_EXACT);
+        }
+    }
+
+    /**
+     * setTf32(true) switches cuBLAS to TF32 tensor cores: the MLP's GEMM shapes move off the FP32 result by
+     * more than FP32 rounding can and stay within TF32 rounding; setTf32(false) gives the FP32 bits again.
+     */
+    @Test
+    void tf32GemmsRoundTheirInputsAndSwitchBack() {
+        assertTrue(gpu.tf32Unavailable().isEmpty(), "an H100 or H200 does TF32: " + gpu.tf32Unavailable());
+        int[][] mnk = {{256, 512, 784}, {784, 512, 256}, {256, 784, 512}};
+        for (int[] s : mnk) {
+            int m = s[0];
+            int n = s[1];
+            int k = s[2];
+            float[] a = inputs(m * k, 1);
+            float[] b = inputs(k * n, 1);
+            String what = "gemm m=" + m + " n=" + n + " k=" + k;
+            Tensor cpuC = cpu(new float[m * n], m, n);
+            CPU.gemm(false, false, 1f, cpu(a, m, k), cpu(b, k, n), 0f, cpuC);
+            float[] expected = cpuC.toFloatArray();
+            Tensor magnitude = cpu(new float[m * n], m, n);
+            CPU.gemm(false, false, 1f, cpu(abs(a), m, k), cpu(abs(b), k, n), 0f, magnitude);
+            float[] scale = magnitude.toFloatArray();
+            Tensor ga = input(a, Layout.ALIGNED, m, k);
+            Tensor gb = input(b, Layout.ALIGNED, k, n);
+            Tensor fp32 = output(Layout.ALIGNED, DType.FLOAT32, m, n);
+            Tensor tf32 = output(Layout.ALIGNED, DType.FLOAT32, m, n);
+            Tensor again = output(Layout.ALIGNED, DType.FLOAT32, m, n);
+            gpu.gemm(false, false, 1f, ga, gb, 0f, fp32);
+            try {
+                gpu.setTf32(true);
+                assertTrue(gpu.tf32());
+                gpu.gemm(false, false, 1f, ga, gb, 0f, tf32);
+            } finally {
+                gpu.setTf32(false);
+            }
+            assertTrue(!gpu.tf32());
+            gpu.gemm(false, false, 1f, ga, gb, 0f, again);
+            float[] rounded = read(tf32);
+            assertClose(what + " TF32", expected, rounded,
+                    i -> Tolerances.GPU_TF32_GEMM_ELEMENT_REL * scale[i] + Float.MIN_NORMAL);
+            double sqrtK = Math.sqrt(k);
+            boolean beyondFp32 = false;
+            for (int i = 0; i < expected.length && !beyondFp32; i++) {
+                beyondFp32 = Math.abs(rounded[i] - expected[i]) > Tolerances.GPU_GEMM_ELEMENT_REL * sqrtK * scale[i];
+            }
+            assertTrue(beyondFp32, what + ": TF32 math gave FP32 accuracy everywhere; was TF32 used?");
+            assertClose(what + " FP32 again", read(fp32), read(again), i -> Tolerances.GPU_EXACT);
         }
     }
 
@@ -849,7 +906,7 @@ class CudaBackendTest {
 
     /**
      * The profiled backward pass on the GPU: dz as ID_backward writes it, and the statistics as
-     * ID_unit_statistics without a gradient accumulates them: the same kernel code on both sides, so the
+     * ID_bias_backward without a gradient accumulates them: the same kernel code on both sides, so the
      * same bits.
      */
     @ParameterizedTest(name = "{0} parameter {1}")
@@ -880,6 +937,134 @@ class CudaBackendTest {
                 gpu.activationBackwardWithStatistics(kind, zt, pt, yt, dyt, fusedDz, 0.01f, fusedStatistics);
                 assertClose(what + " dz", read(plainDz), read(fusedDz), i -> Tolerances.GPU_EXACT);
                 assertClose(what + " statistics", read(plainStatistics), read(fusedStatistics),
+                        i -> Tolerances.GPU_EXACT);
+            }
+        }
+    }
+
+    /**
+     * The fused forward of a dense layer: z + bias as the CPU adds it (one float addition: the same bits),
+     * y within an activation's tolerance of the CPU; and the bits of the unfused GPU kernels
+     * (add_row_vector, then ID_forward), which run the same float operations.
+     */
+    @ParameterizedTest(name = "{0} parameter {1}")
+    @MethodSource("elementWiseKindsAndParameterModes")
+    void biasActivationForwardMatchesTheCpuAndTheUnfusedKernels(ActivationKind kind, ParameterMode mode) {
+        for (int[] shape : FUSED_SHAPES) {
+            int n = shape[0] * shape[1];
+            float[] z = inputs(n, 4);
+            float[] bias = inputs(shape[1], 1);
+            float[] param = parameters(kind, mode, shape[1]);
+            Tensor cpuParam = param == null ? null : cpu(param, param.length);
+            Tensor cpuZ = cpu(z, shape);
+            Tensor cpuY = cpu(new float[n], shape);
+            CPU.biasActivationForward(kind, cpuZ, cpu(bias, shape[1]), cpuParam, cpuY);
+            float[] expectedZ = cpuZ.toFloatArray();
+            float[] expectedY = cpuY.toFloatArray();
+            for (Layout layout : Layout.values()) {
+                String what = kind.id() + " " + mode + " " + Arrays.toString(shape) + " " + layout;
+                Tensor gpuParam = param == null ? null : input(param, layout, param.length);
+                Tensor gpuBias = input(bias, layout, shape[1]);
+                Tensor fusedZ = output(layout, DType.FLOAT32, shape);
+                Tensor fusedY = output(layout, DType.FLOAT32, shape);
+                gpu.copyFromHost(z, fusedZ);
+                gpu.biasActivationForward(kind, fusedZ, gpuBias, gpuParam, fusedY);
+                float[] actualY = read(fusedY);
+                assertClose(what + " z + bias", expectedZ, read(fusedZ), i -> Tolerances.GPU_EXACT);
+                assertClose(what + " y", expectedY, actualY,
+                        i -> Tolerances.GPU_ACTIVATION_ABS + Tolerances.GPU_ACTIVATION_REL * Math.abs(expectedY[i]));
+
+                Tensor plainZ = output(layout, DType.FLOAT32, shape);
+                Tensor plainY = output(layout, DType.FLOAT32, shape);
+                gpu.copyFromHost(z, plainZ);
+                gpu.addRowVectorAccumulate(plainZ, gpuBias);
+                gpu.activationForward(kind, plainZ, gpuParam, plainY);
+                assertClose(what + " y against add_row_vector + ID_forward", read(plainY), actualY,
+                        i -> Tolerances.GPU_EXACT);
+            }
+        }
+    }
+
+    /**
+     * The fused backward of a dense layer, with and without the profiler's statistics: dz within an
+     * activation's tolerance of the CPU; the bias gradient within the sum of its terms' activation
+     * tolerances plus GPU_SUM_REL of their magnitudes (each term is a GPU dz, then the sums add in double
+     * in different orders); the statistics as accumulateUnitStatisticsMatchesTheCpu bounds them. Against
+     * the unfused GPU kernels (ID_backward, column_sums, the statistics alone), the same bits: the same
+     * float derivative, and column_sums adds in the same tiles and tree.
+     */
+    @ParameterizedTest(name = "{0} parameter {1}")
+    @MethodSource("elementWiseKindsAndParameterModes")
+    void biasActivationBackwardMatchesTheCpuAndTheUnfusedKernels(ActivationKind kind, ParameterMode mode) {
+        for (int[] shape : FUSED_SHAPES) {
+            int rows = shape[0];
+            int cols = shape[1];
+            int n = rows * cols;
+            float[] z = inputs(n, 4);
+            float[] y = inputs(n, 2);
+            float[] dy = inputs(n, 1);
+            float[] param = parameters(kind, mode, cols);
+            float[] before = new float[4 * cols];
+            for (int j = 0; j < cols; j++) {
+                before[j] = rng.nextInt(100);
+                before[cols + j] = rng.nextInt(100);
+                before[2 * cols + j] = (float) (rng.nextGaussian() * 10);
+                before[3 * cols + j] = (float) rng.nextDouble(100);
+            }
+            float threshold = 1e-3f;
+            Tensor cpuParam = param == null ? null : cpu(param, param.length);
+            Tensor cpuDz = cpu(new float[n], shape);
+            Tensor cpuBias = cpu(new float[cols], cols);
+            Tensor cpuStatistics = cpu(before, 4, cols);
+            CPU.biasActivationBackward(kind, cpu(z, shape), cpuParam, cpu(y, shape), cpu(dy, shape), cpuDz, cpuBias,
+                    threshold, cpuStatistics);
+            float[] expectedDz = cpuDz.toFloatArray();
+            float[] expectedBias = cpuBias.toFloatArray();
+            float[] expectedStatistics = cpuStatistics.toFloatArray();
+            double[] biasAllowed = new double[cols];
+            for (int e = 0; e < n; e++) {
+                biasAllowed[e % cols] += Tolerances.GPU_ACTIVATION_ABS * Math.max(1, Math.abs(dy[e]))
+                        + (Tolerances.GPU_ACTIVATION_REL + Tolerances.GPU_SUM_REL) * Math.abs(expectedDz[e]);
+            }
+            double[] statisticsAllowed = unitStatisticsAllowed(kind, z, param, y, threshold, before, cols);
+            for (Layout layout : Layout.values()) {
+                String what = kind.id() + " " + mode + " " + Arrays.toString(shape) + " " + layout;
+                Tensor zt = input(z, layout, shape);
+                Tensor yt = input(y, layout, shape);
+                Tensor dyt = input(dy, layout, shape);
+                Tensor pt = param == null ? null : input(param, layout, param.length);
+                Tensor dz = output(layout, DType.FLOAT32, shape);
+                Tensor bias = output(layout, DType.FLOAT32, cols);
+                Tensor statistics = output(layout, DType.FLOAT32, 4, cols);
+                gpu.copyFromHost(before, statistics);
+                gpu.biasActivationBackward(kind, zt, pt, yt, dyt, dz, bias, threshold, statistics);
+                float[] fusedDz = read(dz);
+                float[] fusedBias = read(bias);
+                float[] fusedStatistics = read(statistics);
+                assertClose(what + " dz", expectedDz, fusedDz,
+                        i -> Tolerances.GPU_ACTIVATION_ABS * Math.max(1, Math.abs(dy[i]))
+                                + Tolerances.GPU_ACTIVATION_REL * Math.abs(expectedDz[i]));
+                assertClose(what + " bias gradient", expectedBias, fusedBias, j -> biasAllowed[j]);
+                assertClose(what + " statistics", expectedStatistics, fusedStatistics, i -> statisticsAllowed[i]);
+
+                Tensor plainDz = output(layout, DType.FLOAT32, shape);
+                Tensor plainBias = output(layout, DType.FLOAT32, cols);
+                Tensor plainStatistics = output(layout, DType.FLOAT32, 4, cols);
+                gpu.copyFromHost(before, plainStatistics);
+                gpu.activationBackward(kind, zt, pt, dyt, plainDz);
+                gpu.columnSums(plainDz, plainBias);
+                gpu.accumulateUnitStatistics(kind, zt, pt, yt, threshold, plainStatistics);
+                assertClose(what + " dz against ID_backward", read(plainDz), fusedDz, i -> Tolerances.GPU_EXACT);
+                assertClose(what + " bias gradient against column_sums", read(plainBias), fusedBias,
+                        i -> Tolerances.GPU_EXACT);
+                assertClose(what + " statistics against the statistics alone", read(plainStatistics),
+                        fusedStatistics, i -> Tolerances.GPU_EXACT);
+
+                Tensor unprofiledDz = output(layout, DType.FLOAT32, shape);
+                Tensor unprofiledBias = output(layout, DType.FLOAT32, cols);
+                gpu.biasActivationBackward(kind, zt, pt, null, dyt, unprofiledDz, unprofiledBias, threshold, null);
+                assertClose(what + " dz without statistics", fusedDz, read(unprofiledDz), i -> Tolerances.GPU_EXACT);
+                assertClose(what + " bias gradient without statistics", fusedBias, read(unprofiledBias),
                         i -> Tolerances.GPU_EXACT);
             }
         }
@@ -984,6 +1169,15 @@ class CudaBackendTest {
         cases.add(pair(b -> b.softmaxCrossEntropy(b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2, 3),
                 1f, b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 3))));
         cases.add(pair(b -> b.columnSums(b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2))));
+        cases.add(pair(b -> b.biasActivationForward(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3),
+                b.allocate(DType.FLOAT32, 2), null, b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.biasActivationForward(ActivationKind.ELU, b.allocate(DType.FLOAT32, 2, 3),
+                b.allocate(DType.FLOAT32, 3), null, b.allocate(DType.FLOAT32, 2, 3))));
+        cases.add(pair(b -> b.biasActivationBackward(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null, null,
+                null, null, b.allocate(DType.FLOAT32, 3), 1e-3f, null)));
+        cases.add(pair(b -> b.biasActivationBackward(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null, null,
+                b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 2), 1e-3f,
+                null)));
         cases.add(pair(b -> b.sgdUpdate(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3), null, 0.1f, 0.9f,
                 false)));
         cases.add(pair(b -> b.gatherRows(b.allocate(DType.UINT8, 4, 3), b.allocate(DType.INT32, 5), 3, 1f,
@@ -1045,6 +1239,54 @@ class CudaBackendTest {
             }
             assertEquals(reserved, gpu.reservedBytes(), "device memory grew in steady state");
             assertEquals(live, gpu.liveBytes(), "live device memory grew in steady state");
+        }
+    }
+
+    /**
+     * One step of a 784-64-32-10 ReLU MLP (computeGradients, applyGradients) launches: forward, 3 GEMMs, 2
+     * fused bias + ReLU, 1 bias add (the output layer: the loss fuses its softmax); the loss, 2 kernels
+     * (rows, totals); backward, the output layer's column sums and 2 GEMMs, the second layer's fused ReLU
+     * backward + bias gradient and 2 GEMMs, the first layer's fused backward and 1 GEMM (no dx); Adam, 2
+     * (the update and the advance of its device step count). The same count with the profiler's
+     * statistics and update norms: they ride on those kernels.
+     */
+    @Test
+    void oneTrainingStepLaunchesOneKernelPerFusedStage() {
+        int expected = (3 + 2 + 1) + 2 + (3 + 3 + 2) + 2;
+        try (Sequential model = chapterLikeModel(gpu, Mlp.HiddenUnits.of("relu"), Loss.CATEGORICAL_CROSSENTROPY)) {
+            float[] x = new float[64 * 784];
+            float[] t = new float[64 * 10];
+            fillBatch(x, t, 64);
+            Tensor xb = own(gpu.fromHost(x, 64, 784));
+            Tensor tb = own(gpu.fromHost(t, 64, 10));
+            Tensor totals = own(gpu.allocate(DType.FLOAT32, 2));
+            model.computeGradients(xb, tb, totals); // the first step may size the loss scratch
+            model.applyGradients();
+            long before = gpu.queuedOperations();
+            model.computeGradients(xb, tb, totals);
+            model.applyGradients();
+            assertEquals(expected, gpu.queuedOperations() - before, "kernels and cuBLAS calls (no copies) of one step");
+
+            int hidden = 2;
+            Tensor[] statistics = {own(gpu.allocate(DType.FLOAT32, 4, 64)), own(gpu.allocate(DType.FLOAT32, 4, 32))};
+            for (int i = 0; i < hidden; i++) {
+                assertTrue(model.layers().get(i).watchUnits(statistics[i], 0.01f));
+            }
+            int[] starts = new int[model.parameterGroups().size() + 1];
+            for (int g = 0; g < starts.length - 1; g++) {
+                starts[g] = model.parameterGroups().get(g).offset();
+            }
+            starts[starts.length - 1] = (int) model.parameters().size();
+            UpdateNorms norms = new UpdateNorms(own(gpu.fromHost(starts, starts.length)),
+                    own(gpu.allocate(DType.FLOAT32, starts.length - 1)), own(gpu.allocate(DType.FLOAT32,
+                    starts.length - 1)));
+            before = gpu.queuedOperations();
+            model.computeGradients(xb, tb, totals);
+            model.applyGradients(norms);
+            assertEquals(expected, gpu.queuedOperations() - before, "kernels and cuBLAS calls of one profiled step");
+            for (int i = 0; i < hidden; i++) {
+                model.layers().get(i).watchUnits(null, 0f);
+            }
         }
     }
 

@@ -37,8 +37,9 @@ class KernelAbiTest {
             }
             abi.put(kind.id() + "_forward", "pppiii");          // z, y, param, paramCount, cols, n
             abi.put(kind.id() + "_backward", "ppppiii");        // z, dy, dz, param, paramCount, cols, n
-            // z, y, dy, dz, param, count, rows, cols, threshold, stats
-            abi.put(kind.id() + "_unit_statistics", "pppppiiifp");
+            abi.put(kind.id() + "_bias_forward", "ppppiii");    // z, bias, y, param, paramCount, cols, n
+            // z, y, dy, dz, biasGradient, param, paramCount, rows, cols, saturationThreshold, statistics
+            abi.put(kind.id() + "_bias_backward", "ppppppiiifp");
             if (kind.hasParameter()) {
                 abi.put(kind.id() + "_parameter_gradient", "pppiiip"); // z, dy, param, count, rows, cols, dParam
             }

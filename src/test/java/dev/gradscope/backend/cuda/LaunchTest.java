@@ -37,6 +37,16 @@ class LaunchTest {
     }
 
     @Test
+    void columnTilesTakeThirtyTwoColumnsPerBlockOfExactly256() {
+        assertTrue(Launch.columnTiles(0).isEmpty());
+        assertEquals(new Launch(1, 256), Launch.columnTiles(1));
+        assertEquals(new Launch(1, 256), Launch.columnTiles(32));
+        assertEquals(new Launch(2, 256), Launch.columnTiles(33));
+        assertEquals(new Launch(16, 256), Launch.columnTiles(512));
+        assertEquals(new Launch(25, 256), Launch.columnTiles(784));
+    }
+
+    @Test
     void reductionsUseBlocksOfExactly1024() {
         assertEquals(new Launch(1, 1024), Launch.singleBlock());
         assertEquals(new Launch(5, 1024), Launch.blockPerSegment(5));

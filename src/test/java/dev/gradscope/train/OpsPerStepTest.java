@@ -1,0 +1,98 @@
+package dev.gradscope.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Dataset;
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.tensor.Backend;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/**
+ * How many device ops one training step of the chapter's MLP (784-512-256-128-64-10, ReLU, softmax
+ * cross-entropy, Adam) calls, counted on the CPU backend through a proxy that sees every {@link Backend}
+ * call the layers, the loss, the optimizer and the trainer make. On the GPU each op is one kernel or one
+ * cuBLAS call, except the fused softmax loss, which is two kernels (rows, then the totals); so the GPU's
+ * kernels per step are these counts plus one (CudaBackendTest counts them there).
+ *
+ * <p>Per step: two gathers (inputs, targets); per Dense layer a GEMM and its fused bias + activation
+ * (the output layer a GEMM and the bias alone: the loss fuses the softmax, and training never reads the
+ * probabilities); the loss; per Dense layer backward its fused activation backward + bias gradient (the
+ * output layer: the bias gradient alone), the GEMM for dW and, but for the first layer, the GEMM for dx;
+ * the per-layer gradient norms and their copy into the step's row (graph-safe: the row comes from a
+ * device counter); the optimizer op and the advance of its device step count; the advance of the
+ * trainer's step counter. The profiler adds one op, the copy of the step's weight and update norms into
+ * its row: the norms themselves ride on the optimizer, the unit statistics on the backward pass.
+ */
+class OpsPerStepTest {
+    /** Calls that move data between host and device or describe the backend: not device ops of a step. */
+    private static final Set<String> NOT_OPS = Set.of("name", "description", "allocate", "fromHost",
+            "copyFromHost", "toHostFloats", "toHostInts", "synchronize", "sharesHostMemory", "close",
+            "queuedOperations", "supportsGraphs");
+
+    /** 2 gathers + 5 x (GEMM, bias [+ activation]) + loss + 5 x bias gradient [+ activation backward] + 5 dW
+     *  GEMMs + 4 dx GEMMs + gradient norms and their row copy + Adam and its step count + the step counter. */
+    static final int CHAPTER_MLP_OPS_PER_STEP = 2 + 5 * 2 + 1 + 5 + 5 + 4 + 2 + 2 + 1;
+
+    /** What the profiler adds: the copy of the step's weight and update norms into their row. */
+    static final int PROFILER_OPS_PER_STEP = 1;
+
+    @Test
+    void oneStepOfTheChapterMlpCallsOneOpPerFusedStage() {
+        for (boolean profiled : new boolean[] {false, true}) {
+            List<String> step = opsOfTheSecondStep(profiled);
+            assertEquals(CHAPTER_MLP_OPS_PER_STEP + (profiled ? PROFILER_OPS_PER_STEP : 0), step.size(),
+                    (profiled ? "profiled" : "unprofiled") + " step: " + step);
+        }
+    }
+
+    /** The op names of the second training step, with or without the profiler. */
+    static List<String> opsOfTheSecondStep(boolean profiled) {
+        List<String> calls = new ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend()) {
+            Backend counting = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(),
+                    new Class<?>[] {Backend.class}, (proxy, method, args) -> {
+                        if (!NOT_OPS.contains(method.getName())) {
+                            calls.add(method.getName());
+                        }
+                        try {
+                            return method.invoke(cpu, args);
+                        } catch (InvocationTargetException e) {
+                            throw e.getCause();
+                        }
+                    });
+            Dataset train = MnistSubset.load().train().take(512);
+            int[] marks = new int[3];
+            Callback stepEnds = new Callback() {
+                @Override
+                public void onBatchEnd(int epoch, int step, RunningMetrics progress) {
+                    marks[step + 1] = calls.size();
+                }
+            };
+            try (Sequential model = Mlp.build(counting, 3, 784, Mlp.CHAPTER_HIDDEN, 10, Mlp.HiddenUnits.of("relu"),
+                    Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
+                model.fit(train, FitOptions.builder().batchSize(256).epochs(1).verbose(0).shuffle(false)
+                        .profiler(profiled ? new GradientProfiler() : null).callback(stepEnds).build());
+            }
+            return List.copyOf(calls.subList(marks[1], marks[2]));
+        }
+    }
+
+    /** Prints the ops of one step, for a reader counting kernels by hand. */
+    public static void main(String[] args) {
+        for (boolean profiled : new boolean[] {false, true}) {
+            List<String> step = opsOfTheSecondStep(profiled);
+            System.out.println((profiled ? "profiled: " : "unprofiled: ") + step.size() + " " + step);
+        }
+    }
+}
