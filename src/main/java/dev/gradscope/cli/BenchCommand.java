@@ -54,7 +54,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--profile-cost",
             description = "Measure what the profiler costs: one model trains epochs alternately with the profiler off "
                     + "and on (--epochs of each after one warm-up of each, in off-on-on-off order so drift cancels), "
-                    + "and the medians of both and the overhead are reported.")
+                    + "and the medians of both and the overhead are reported. On a noisy machine shorter epochs "
+                    + "alternate faster and cancel more of the drift: e.g. --train-limit 12800 --epochs 30.")
     boolean profileCost;
 
     @Override

@@ -9,7 +9,6 @@ import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import java.util.Arrays;
 import java.util.function.DoubleBinaryOperator;
-import java.util.stream.IntStream;
 
 /**
  * The reference backend: plain Java on host arrays. Every op here is the definition that the CUDA
@@ -996,10 +995,8 @@ public final class CpuBackend implements Backend {
             body.run(0, n);
             return;
         }
-        int chunks = (int) Math.min(Math.min(Runtime.getRuntime().availableProcessors(), n),
-                work / (PARALLEL_THRESHOLD / 2));
-        IntStream.range(0, chunks).parallel().forEach(c -> body.run(
-                (int) ((long) n * c / chunks), (int) ((long) n * (c + 1) / chunks)));
+        int chunks = (int) Math.min(Math.min(CpuWorkers.threads(), n), work / (PARALLEL_THRESHOLD / 2));
+        CpuWorkers.run(chunks, c -> body.run((int) ((long) n * c / chunks), (int) ((long) n * (c + 1) / chunks)));
     }
 
     @FunctionalInterface

@@ -1,10 +1,6 @@
 package dev.gradscope.backend.cpu;
 
 import java.util.Arrays;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
  * Single-precision matrix multiply for the CPU backend, in plain Java:
@@ -32,10 +28,10 @@ import java.util.concurrent.Future;
  * <p>Threads. A product of at least {@value #PARALLEL_MIN_FLOP} FLOP is cut into one part per core,
  * by rows: every part then keeps full-width vector loops, which mattered more than the cost of each
  * part packing the whole of B (on two cores, rows beat columns by up to 1.4x on the MLP shapes).
- * Products with too few rows are cut by columns instead. The calling thread computes the first part
- * and a fixed pool of daemon threads, shared by every caller, the others; the pool is created once
- * and never holds the JVM open. Smaller products stay on the calling thread, because handing work
- * to another thread costs tens of microseconds.
+ * Products with too few rows are cut by columns instead. The parts run on the calling thread and the
+ * CPU backend's helpers ({@link CpuWorkers}: daemon threads that stay awake between the ops of a
+ * step). Smaller products stay on the calling thread, because handing work to another thread costs
+ * microseconds even then.
  */
 public final class CpuGemm {
 
@@ -71,14 +67,7 @@ public final class CpuGemm {
     /** Columns each part needs for a column split, the fallback for products with few rows. */
     private static final int MIN_PART_COLUMNS = 64;
 
-    private static final int CORES = Runtime.getRuntime().availableProcessors();
-
-    /** Helpers for the parts the calling thread does not compute; threads start on first use. */
-    private static final ExecutorService HELPERS = Executors.newFixedThreadPool(Math.max(1, CORES - 1), task -> {
-        Thread thread = new Thread(task, "gradscope-gemm");
-        thread.setDaemon(true);
-        return thread;
-    });
+    private static final int CORES = CpuWorkers.threads();
 
     /** Packed panel and C row scratch, one per thread, reused across calls. */
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
@@ -174,49 +163,9 @@ public final class CpuGemm {
         void run(int part);
     }
 
-    /** Runs part 0 here and the others on {@link #HELPERS}; returns when all have finished. */
+    /** Runs the parts on the caller and {@link CpuWorkers}' helpers; returns when all have finished. */
     private static void runParts(int parts, Part body) {
-        if (parts == 1) {
-            body.run(0);
-            return;
-        }
-        Future<?>[] helped = new Future<?>[parts - 1];
-        for (int part = 1; part < parts; part++) {
-            int index = part;
-            helped[part - 1] = HELPERS.submit(() -> body.run(index));
-        }
-        Throwable failure = null;
-        try {
-            body.run(0);
-        } catch (RuntimeException | Error e) {
-            failure = e;
-        }
-        // Wait for every helper even after a failure or an interrupt: they are still writing into c.
-        boolean interrupted = false;
-        for (Future<?> future : helped) {
-            while (true) {
-                try {
-                    future.get();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                } catch (ExecutionException e) {
-                    if (failure == null) {
-                        failure = e.getCause();
-                    }
-                    break;
-                }
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        if (failure instanceof RuntimeException runtime) {
-            throw runtime;
-        }
-        if (failure instanceof Error error) {
-            throw error;
-        }
+        CpuWorkers.run(parts, body::run);
     }
 
     /** Per-thread scratch: the packed B panel (rows allocated on first use) and three C rows. */
