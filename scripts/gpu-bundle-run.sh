@@ -7,7 +7,8 @@
 # In order, each step with its own log and time limit, going on after a failure:
 #   info           gradscope info
 #   gpu-tests      the JUnit tests tagged "gpu" (JUnit console launcher)
-#   bench          gradscope bench --device cuda (and every `bench` subcommand its --help lists)
+#   bench          gradscope bench --device cuda, then with --no-graph, --tf32 and --profile-cost (their
+#                  JSON into logs.txt), and every `bench` subcommand its --help lists
 #   peers          compare-peers.py --epochs 3: the same benchmark in PyTorch and JAX, with a Python that
 #                  has either (GRADSCOPE_PEERS_PYTHON, python3, /opt/*/bin/python3, ...); "skipped", which
 #                  does not fail the run, when there is none or no variant can run
@@ -255,6 +256,29 @@ if [[ -f "$out/bench.json" ]]; then
     "median epoch $(json_number "$out/bench.json" median_epoch_seconds) s ($(json_number "$out/bench.json" train_examples) examples), $(json_number "$out/bench.json" kernels_per_step) kernels/step"
 else
   record bench "$(row_status)" "$STEP_SECONDS" "$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-70)"
+fi
+# Issue 5's comparisons, each a bench run of its own: eager steps (--no-graph) against the CUDA graph,
+# TF32 GEMMs, and the profiler's cost (epochs alternating off and on). Their JSON goes into logs.txt
+# (OUT_DIR keeps to 8 files); the summary gets each one's figure.
+bench_variant() { # bench_variant NAME CAP FIGURE_KEY ARGS...
+  local name="$1" cap="$2" key="$3"
+  shift 3
+  run_step "$name" "$cap" "${gradscope[@]}" bench --device cuda --data-dir "$here/mnist" --out "$work/$name.json" "$@"
+  if [[ -f "$work/$name.json" ]]; then
+    { echo "----- $name.json"; cat "$work/$name.json"; echo; } >>"$log"
+    record "$name" "$(row_status)" "$STEP_SECONDS" "$key $(json_number "$work/$name.json" "$key")"
+  else
+    record "$name" "$(row_status)" "$STEP_SECONDS" "$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-70)"
+  fi
+}
+if grep -q -- '--no-graph' "$bench_help"; then
+  bench_variant bench-no-graph 90 median_epoch_seconds --no-graph
+fi
+if grep -q -- '--tf32' "$bench_help"; then
+  bench_variant bench-tf32 90 median_epoch_seconds --tf32
+fi
+if grep -q -- '--profile-cost' "$bench_help"; then
+  bench_variant bench-profile-cost 120 profile_overhead --profile-cost --epochs 6
 fi
 # Subcommands that `bench --help` lists (picocli's "Commands:" section), e.g. a kernel benchmark.
 subcommands="$(awk '/^Commands:/ { on = 1; next } on && /^  [A-Za-z]/ { print $1 } on && /^[^ ]/ { on = 0 }' "$bench_help" | sed 's/,$//')"

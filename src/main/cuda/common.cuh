@@ -273,4 +273,20 @@ struct DoubleSum {
     __device__ __forceinline__ void combine(const DoubleSum& other) { sum += other.sum; }
 };
 
+/**
+ * The block-wide sum of term(k) for k in [begin, end): slot s adds k = begin + s, begin + s + 1024, ... in
+ * order, and the slots are added by blockSumOfSlots' fixed tree. term(k) returns the k-th term in double
+ * (it may also update element k: each k is visited once, by one thread).
+ */
+template <class Term>
+__device__ double blockSumOfRange(unsigned begin, unsigned end, Term term) {
+    return blockSumOfSlots([&](unsigned slot) {
+        double sum = 0.0;
+        for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) { // k < 2^31 + 1024: no wrap
+            sum += term(k);
+        }
+        return sum;
+    });
+}
+
 } // namespace gs

@@ -148,23 +148,15 @@ __device__ __forceinline__ void updateWithNorms(float* __restrict__ params, cons
         const unsigned end = countOf(segmentStarts[s + 1]);
         // The first sum reads every weight of the segment before the second pass changes any: the tree's
         // __syncthreads lies between them.
-        const double weights = blockSumOfSlots([&](unsigned slot) {
-            double sum = 0.0;
-            for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) {
-                const double p = params[k];
-                sum += p * p;
-            }
-            return sum;
+        const double weights = blockSumOfRange(begin, end, [&](unsigned k) {
+            const double p = params[k];
+            return p * p;
         });
-        const double updates = blockSumOfSlots([&](unsigned slot) {
-            double sum = 0.0;
-            for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) {
-                const float before = params[k];
-                stepAt(k);
-                const double change = static_cast<double>(params[k]) - static_cast<double>(before);
-                sum += change * change;
-            }
-            return sum;
+        const double updates = blockSumOfRange(begin, end, [&](unsigned k) {
+            const float before = params[k];
+            stepAt(k);
+            const double change = static_cast<double>(params[k]) - static_cast<double>(before);
+            return change * change;
         });
         if (threadIdx.x == 0) {
             weightSquares[s] = static_cast<float>(weights);

@@ -50,13 +50,7 @@ __device__ __forceinline__ void segmentSums(const int* __restrict__ segmentStart
     for (unsigned s = blockIdx.x; s < countOf(segments); s += gridDim.x) {
         const unsigned begin = countOf(segmentStarts[s]);
         const unsigned end = countOf(segmentStarts[s + 1]);
-        const double total = blockSumOfSlots([&](unsigned slot) {
-            double sum = 0.0;
-            for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) { // k < 2^31 + 1024: no wrap
-                sum += term(k);
-            }
-            return sum;
-        });
+        const double total = blockSumOfRange(begin, end, term);
         if (threadIdx.x == 0) {
             out[s] = static_cast<float>(total);
         }

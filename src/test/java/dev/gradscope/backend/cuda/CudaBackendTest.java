@@ -905,44 +905,6 @@ class CudaBackendTest {
     }
 
     /**
-     * The profiled backward pass on the GPU: dz as ID_backward writes it, and the statistics as
-     * ID_bias_backward without a gradient accumulates them: the same kernel code on both sides, so the
-     * same bits.
-     */
-    @ParameterizedTest(name = "{0} parameter {1}")
-    @MethodSource("elementWiseKindsAndParameterModes")
-    void backwardWithStatisticsIsBackwardAndStatistics(ActivationKind kind, ParameterMode mode) {
-        for (int[] shape : SHAPES) {
-            int rows = shape[0];
-            int cols = shape[1];
-            int n = rows * cols;
-            float[] z = inputs(n, 4);
-            float[] y = inputs(n, 2);
-            float[] dy = inputs(n, 1);
-            float[] param = parameters(kind, mode, cols);
-            for (Layout layout : Layout.values()) {
-                String what = kind.id() + " " + mode + " " + Arrays.toString(shape) + " " + layout;
-                Tensor zt = input(z, layout, shape);
-                Tensor yt = input(y, layout, shape);
-                Tensor dyt = input(dy, layout, shape);
-                Tensor pt = param == null ? null : input(param, layout, param.length);
-                Tensor plainDz = output(layout, DType.FLOAT32, shape);
-                Tensor fusedDz = output(layout, DType.FLOAT32, shape);
-                Tensor plainStatistics = output(layout, DType.FLOAT32, 4, cols);
-                Tensor fusedStatistics = output(layout, DType.FLOAT32, 4, cols);
-                gpu.fill(plainStatistics, 1f);
-                gpu.fill(fusedStatistics, 1f);
-                gpu.activationBackward(kind, zt, pt, dyt, plainDz);
-                gpu.accumulateUnitStatistics(kind, zt, pt, yt, 0.01f, plainStatistics);
-                gpu.activationBackwardWithStatistics(kind, zt, pt, yt, dyt, fusedDz, 0.01f, fusedStatistics);
-                assertClose(what + " dz", read(plainDz), read(fusedDz), i -> Tolerances.GPU_EXACT);
-                assertClose(what + " statistics", read(plainStatistics), read(fusedStatistics),
-                        i -> Tolerances.GPU_EXACT);
-            }
-        }
-    }
-
-    /**
      * The fused forward of a dense layer: z + bias as the CPU adds it (one float addition: the same bits),
      * y within an activation's tolerance of the CPU; and the bits of the unfused GPU kernels
      * (add_row_vector, then ID_forward), which run the same float operations.
