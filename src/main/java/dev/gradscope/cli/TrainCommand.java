@@ -143,6 +143,8 @@ final class TrainCommand implements Callable<Integer> {
         config.put("backend", backend.name());
         config.put("backend_description", backend.description());
         config.put("tf32", backend.tf32());
+        // Steps replayed as CUDA graphs unless --no-graph or the backend has none (the CPU).
+        config.put("graph", !run.noGraph && backend.supportsGraphs());
         config.put("data_dir", run.dataDir.toString());
         config.put("train_examples", train.rows());
         config.put("validation_examples", validation.rows());

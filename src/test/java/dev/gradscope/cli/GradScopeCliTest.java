@@ -135,6 +135,7 @@ class GradScopeCliTest {
         @SuppressWarnings("unchecked")
         Map<String, Object> config = (Map<String, Object>) HistoryJson.read(out.resolve("history.json")).get("config");
         assertEquals(false, config.get("tf32"));
+        assertEquals(false, config.get("graph"), "the CPU runs its steps eagerly");
     }
 
     @Test
