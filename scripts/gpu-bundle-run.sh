@@ -55,7 +55,7 @@ say() { echo "$*" | tee -a "$log"; }
 # --- The summary, one row per step ----------------------------------------------------------------
 rows=()
 record() { # record STEP STATUS SECONDS FIGURE
-  rows+=("$(printf '%-12s %-9s %8s  %s' "$1" "$2" "$3" "$4")")
+  rows+=("$(printf '%-18s %-9s %8s  %s' "$1" "$2" "$3" "$4")")
 }
 status_of() {
   case "$1" in
@@ -378,7 +378,7 @@ chmod a+r "$out"/* 2>/dev/null
 {
   echo
   echo "GradScope GPU bundle summary ($(elapsed "$started")s in all, budget ${budget}s; logs in $out/logs.txt)"
-  printf '%-12s %-9s %8s  %s\n' step status seconds "key figure"
+  printf '%-18s %-9s %8s  %s\n' step status seconds "key figure"
   printf '%s\n' "${rows[@]}"
 } >"$out/summary.txt"
 cat "$out/summary.txt" >>"$log"
