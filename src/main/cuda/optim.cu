@@ -68,6 +68,11 @@ __device__ __forceinline__ float adamStepSize(double learningRate, double beta1,
     return __double2float_rn(__ddiv_rn(numerator, __dsub_rn(1.0, powerBySquaring(beta1, t))));
 }
 
+/** SGD without momentum: p - lr g, each operation rounded on its own as on the CPU. */
+__device__ __forceinline__ float plainStep(float p, float g, float learningRate) {
+    return __fsub_rn(p, __fmul_rn(learningRate, g));
+}
+
 /** Java's Math.min: NaN when either operand is NaN, and -0 is below +0 (fminf does neither). */
 __device__ __forceinline__ float javaMin(float a, float b) {
     if (isnan(a)) {
@@ -216,7 +221,7 @@ extern "C" __global__ void sgd_update_norms(float* __restrict__ params, const fl
     const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
     gs::updateWithNorms(params, segmentStarts, weightSquares, updateSquares, segments, [&](unsigned k) {
         if (momentum == 0.0f) {
-            params[k] = __fsub_rn(params[k], __fmul_rn(learningRate, grads[k]));
+            params[k] = gs::plainStep(params[k], grads[k], learningRate);
         } else {
             step(params[k], grads[k], velocity[k]);
         }
@@ -235,11 +240,11 @@ extern "C" __global__ void sgd_update(float* __restrict__ params, const float* _
                 const float4 g4 = gs::load4ReadOnly(grads, k);
 #pragma unroll
                 for (int l = 0; l < 4; l++) {
-                    gs::lane(p4, l) = __fsub_rn(gs::lane(p4, l), __fmul_rn(learningRate, gs::lane(g4, l)));
+                    gs::lane(p4, l) = gs::plainStep(gs::lane(p4, l), gs::lane(g4, l), learningRate);
                 }
                 gs::store4(params, k, p4);
             },
-            [&](unsigned i) { params[i] = __fsub_rn(params[i], __fmul_rn(learningRate, grads[i])); });
+            [&](unsigned i) { params[i] = gs::plainStep(params[i], grads[i], learningRate); });
         return;
     }
     const gs::MomentumStep step{learningRate, momentum, nesterov != 0};

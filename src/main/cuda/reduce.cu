@@ -1,5 +1,5 @@
 // Reductions and simple dense-layer helpers: CpuBackend.columnSums, addRowVectorAccumulate,
-// segmentSumOfSquares, segmentSumOfSquaredDifferences and fill.
+// segmentSumOfSquares and fill.
 //
 // Every sum adds in an order fixed by the data's shape alone (never by thread timing, never with
 // atomics), in double as on the CPU, so a run gives the same bits every time.
@@ -64,20 +64,6 @@ extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, c
                                                   float* __restrict__ out, int segments) {
     gs::segmentSums(segmentStarts, out, segments, [&](unsigned k) {
         const double v = x[k];
-        return v * v;
-    });
-}
-
-/**
- * out[s] = sum of (a[k] - b[k])^2 for k in segment s (the squared size of each layer's last update when b
- * holds the parameters from before it). The difference is taken in double, as on the CPU.
- */
-extern "C" __global__ void segment_sum_of_squared_differences(const float* __restrict__ a,
-                                                              const float* __restrict__ b,
-                                                              const int* __restrict__ segmentStarts,
-                                                              float* __restrict__ out, int segments) {
-    gs::segmentSums(segmentStarts, out, segments, [&](unsigned k) {
-        const double v = static_cast<double>(a[k]) - static_cast<double>(b[k]);
         return v * v;
     });
 }

@@ -218,9 +218,6 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private static double median(List<Double> values) {
-        List<Double> sorted = new ArrayList<>(values);
-        sorted.sort(null);
-        int n = sorted.size();
-        return n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
+        return Stopwatch.median(values.stream().mapToDouble(Double::doubleValue).toArray());
     }
 }

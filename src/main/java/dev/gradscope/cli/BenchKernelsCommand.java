@@ -11,7 +11,6 @@ import dev.gradscope.tensor.Tensor;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -103,10 +102,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
     /** One timed op: each run's milliseconds and the bytes or floating-point operations of one run. */
     private record Timing(double[] milliseconds, long work) {
         double medianMs() {
-            double[] sorted = milliseconds.clone();
-            Arrays.sort(sorted);
-            int h = sorted.length / 2;
-            return sorted.length % 2 == 1 ? sorted[h] : (sorted[h - 1] + sorted[h]) / 2;
+            return Stopwatch.median(milliseconds);
         }
 
         /** Bytes (or operations) per second, in units of 10^9. */

@@ -2,6 +2,7 @@ package dev.gradscope.cli;
 
 import dev.gradscope.backend.cuda.CudaBackend;
 import dev.gradscope.tensor.Backend;
+import java.util.Arrays;
 
 /**
  * Times work queued on a backend, run by run, the same way for every backend a benchmark runs on: on
@@ -17,6 +18,14 @@ interface Stopwatch {
 
     /** How the times are taken, in a few words, for reports. */
     String method();
+
+    /** The median of some times (the mean of the middle two for an even count); the benchmarks' statistic. */
+    static double median(double[] times) {
+        double[] sorted = times.clone();
+        Arrays.sort(sorted);
+        int h = sorted.length / 2;
+        return sorted.length % 2 == 1 ? sorted[h] : (sorted[h - 1] + sorted[h]) / 2;
+    }
 
     /** The stopwatch for {@code backend}: CUDA events on the GPU, the host clock otherwise. */
     static Stopwatch of(Backend backend) {

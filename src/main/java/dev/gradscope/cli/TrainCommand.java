@@ -143,7 +143,9 @@ final class TrainCommand implements Callable<Integer> {
         config.put("backend", backend.name());
         config.put("backend_description", backend.description());
         config.put("tf32", backend.tf32());
-        // Steps replayed as CUDA graphs unless --no-graph or the backend has none (the CPU).
+        // Steps replayed as CUDA graphs unless --no-graph or the backend has none (the CPU). Known before
+        // training: the commands' own callbacks (progress, profiler) are all graph-safe, so nothing else
+        // makes fit fall back to eager steps.
         config.put("graph", !run.noGraph && backend.supportsGraphs());
         config.put("data_dir", run.dataDir.toString());
         config.put("train_examples", train.rows());

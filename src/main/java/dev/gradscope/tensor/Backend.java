@@ -110,8 +110,8 @@ public interface Backend extends AutoCloseable {
     void columnSums(Tensor x, Tensor out);
 
     /**
-     * What a dense layer does after its GEMM, in one pass: {@code z[i][j] += bias[j]} (z keeps the biased
-     * pre-activation, which the backward pass reads), then {@code y = f(z; param)} element-wise. The bits
+     * What a dense layer does after its GEMM, in one pass: {@code z[i][j] += bias[j]} (overwrites z, which
+     * keeps the biased pre-activation that the backward pass reads), then {@code y = f(z; param)}. The bits
      * of {@link #addRowVectorAccumulate} followed by {@link #activationForward}; {@code y} may be {@code z}
      * (then it ends as {@code f(z + bias)}).
      */
@@ -127,8 +127,9 @@ public interface Backend extends AutoCloseable {
      *       the bits of {@link #accumulateUnitStatistics}, from the same evaluation of {@code f'}.</li>
      * </ul>
      * {@code dy} and {@code dz} go together: both null means statistics only (then {@code biasGradient}
-     * must be null too). {@code y} is read only for the statistics and may be null without them. The
-     * sums are deterministic (an order fixed by the shape, in double).
+     * must be null too). {@code y} is read only for the statistics and may be null without them. Writes
+     * {@code dz} and {@code biasGradient}, adds into {@code statistics}. The sums are deterministic (an
+     * order fixed by the shape; the bias gradient in double, the statistics' sums within 1e-6).
      */
     void biasActivationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy, Tensor dz,
                                 Tensor biasGradient, float saturationThreshold, Tensor statistics);
@@ -187,13 +188,6 @@ public interface Backend extends AutoCloseable {
     void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out);
 
     /**
-     * {@code out[s] = sum of (a[k] - b[k])^2 for k in segment s}, segments as in
-     * {@link #segmentSumOfSquares}: the squared size of each layer's last update when {@code b} holds
-     * the parameters from before it. Deterministic.
-     */
-    void segmentSumOfSquaredDifferences(Tensor a, Tensor b, Tensor segmentStarts, Tensor out);
-
-    /**
      * Accumulates per-unit activity of an activation over a batch into {@code statistics}, a
      * {@code [4, units]} FLOAT32 tensor (units = columns of {@code z}), for each column {@code j}:
      * <ol start="0">
@@ -202,8 +196,9 @@ public interface Backend extends AutoCloseable {
      *   <li>{@code += sum_i y[i][j]},</li>
      *   <li>{@code += sum_i y[i][j]^2}.</li>
      * </ol>
-     * Rows are summed in order (deterministic). The same as {@link #activationBackwardWithStatistics}
-     * without a gradient.
+     * The sums are deterministic (an order fixed by the shape) and within 1e-6 of the magnitudes summed
+     * (the CPU adds float partial sums of 8 rows in double, the GPU adds in double). The same as
+     * {@link #activationBackwardWithStatistics} without a gradient.
      */
     default void accumulateUnitStatistics(ActivationKind kind, Tensor z, Tensor param, Tensor y,
                                           float saturationThreshold, Tensor statistics) {
@@ -350,7 +345,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * How many device operations (kernel launches, library calls, device copies) this backend has queued
-     * since it opened: the difference around a step is what the step launches. -1 when it does not count.
+     * since it opened: the difference around an eager step is what the step launches. Operations recorded
+     * into a graph count once, at capture; a graph's launches count nothing. -1 when it does not count.
      */
     default long queuedOperations() {
         return -1;

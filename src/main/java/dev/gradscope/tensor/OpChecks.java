@@ -198,7 +198,7 @@ public final class OpChecks {
             return;
         }
         Shapes.requireSame(op, "weightSquares", norms.weightSquares(), "updateSquares", norms.updateSquares());
-        segmentSums(op, params, null, norms.segmentStarts(), norms.weightSquares());
+        segmentSums(op, norms.segmentStarts(), norms.weightSquares());
     }
 
     /**
@@ -240,14 +240,10 @@ public final class OpChecks {
     // ---- reductions ---------------------------------------------------------------------------
 
     /**
-     * The segmented sums of squares: {@code b}, when given, has the shape of {@code a}, and the INT32
-     * {@code segmentStarts} has one more element than {@code out}. The segments' bounds are values, not
-     * shapes: a backend checks them where it reads them.
+     * The segmented sums of squares: the INT32 {@code segmentStarts} has one more element than
+     * {@code out}. The segments' bounds are values, not shapes: a backend checks them where it reads them.
      */
-    public static void segmentSums(String op, Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
-        if (b != null) {
-            Shapes.requireSame(op, "a", a, "b", b);
-        }
+    public static void segmentSums(String op, Tensor segmentStarts, Tensor out) {
         Shapes.requireType(op, "segmentStarts", segmentStarts, DType.INT32);
         requireLength(op + " (segmentStarts)", (int) out.size() + 1, segmentStarts);
     }

@@ -70,7 +70,7 @@ public final class GradientProfiler implements Callback {
 
     @Override
     public void onTrainBegin(TrainingRun run) {
-        close();
+        release();
         this.run = run;
         Sequential model = run.model();
         this.backend = model.backend();
@@ -177,10 +177,11 @@ public final class GradientProfiler implements Callback {
 
     @Override
     public void onTrainEnd(History history) {
-        close();
+        release();
     }
 
-    private void close() {
+    /** Stops watching the layers and frees the device buffers; what was measured stays in the profile. */
+    void release() {
         for (WatchedLayer w : watched) {
             if (w.inBackward()) {
                 w.layer().watchUnits(null, 0f);

@@ -91,80 +91,90 @@ public final class Trainer {
             Step step = new Step(model, options, callbacks, run, data, order, totals, inputs, targets, batch,
                     stepNorms);
             callbacks.forEach(c -> c.onTrainBegin(run));
-            int[] identity = IntStream.range(0, n).toArray();
-            boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
-            long operationsPerStep = -1;
-            try (StepGraphs graphs = graphMode ? new StepGraphs(model, step) : null) {
-                for (int epoch = 0; epoch < options.epochs() && !stopped(history); epoch++) {
-                    final int e = epoch;
-                    long start = System.nanoTime();
-                    run.startEpoch();
-                    callbacks.forEach(c -> c.onEpochBegin(e));
-                    backend.copyFromHost(options.shuffle() ? Batches.permutation(n, model.random()) : identity,
-                            order);
-                    backend.copyFromHost(new int[] {0}, stepIndex);
-                    backend.fill(totals, 0f);
-                    int seen = 0;
-                    for (int s = 0; s < steps; s++) {
-                        int first = s * batch;
-                        int rows = Math.min(batch, n - first);
-                        run.setBatchRows(rows);
-                        long queuedBefore = backend.queuedOperations();
-                        if (graphs != null) {
-                            graphs.run(rows, e, s);
-                            run.countStep(rows);
-                        } else {
-                            step.computeGradients(rows, e, s);
-                            run.countStep(rows);
-                            NonFiniteEvent event = checkEveryStep ? firstNonFinite(stepNorms.toFloatArray(), 0, e, s,
-                                    segments, options.stopOnNonFinite()) : null;
-                            if (event != null && history.nonFinite() == null) {
-                                history.setNonFinite(event);
-                                if (event.stopped()) {
-                                    break; // before the update: the parameters keep their last finite values
+            boolean ended = false;
+            try {
+                int[] identity = IntStream.range(0, n).toArray();
+                boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
+                long operationsPerStep = -1;
+                try (StepGraphs graphs = graphMode ? new StepGraphs(model, step) : null) {
+                    for (int epoch = 0; epoch < options.epochs() && !stopped(history); epoch++) {
+                        final int e = epoch;
+                        long start = System.nanoTime();
+                        run.startEpoch();
+                        callbacks.forEach(c -> c.onEpochBegin(e));
+                        backend.copyFromHost(options.shuffle() ? Batches.permutation(n, model.random()) : identity,
+                                order);
+                        backend.copyFromHost(new int[] {0}, stepIndex);
+                        backend.fill(totals, 0f);
+                        int seen = 0;
+                        for (int s = 0; s < steps; s++) {
+                            int first = s * batch;
+                            int rows = Math.min(batch, n - first);
+                            run.setBatchRows(rows);
+                            long queuedBefore = backend.queuedOperations();
+                            if (graphs != null) {
+                                graphs.run(rows, e, s);
+                                run.countStep(rows);
+                            } else {
+                                step.computeGradients(rows, e, s);
+                                run.countStep(rows);
+                                NonFiniteEvent event = checkEveryStep ? firstNonFinite(stepNorms.toFloatArray(), 0, e, s,
+                                        segments, options.stopOnNonFinite()) : null;
+                                if (event != null && history.nonFinite() == null) {
+                                    history.setNonFinite(event);
+                                    if (event.stopped()) {
+                                        break; // before the update: the parameters keep their last finite values
+                                    }
+                                }
+                                step.applyUpdate(e, s);
+                            }
+                            if (e == 0 && s == 0 && queuedBefore >= 0) {
+                                operationsPerStep = backend.queuedOperations() - queuedBefore; // an eager step
+                            }
+                            seen = first + rows;
+                            final int stepOfEpoch = s;
+                            final int seenSoFar = seen;
+                            Callback.RunningMetrics running = () -> {
+                                float[] t = totals.toFloatArray();
+                                return new double[] {t[0] / seenSoFar, t[1] / seenSoFar};
+                            };
+                            callbacks.forEach(c -> c.onBatchEnd(e, stepOfEpoch, running));
+                        }
+                        if (!checkEveryStep && history.nonFinite() == null) {
+                            // Read once per epoch: find the first step, if any, that went non-finite.
+                            float[] norms = squaredGradientNorms.toFloatArray();
+                            for (int s = 0; s < run.stepsThisEpoch() && history.nonFinite() == null; s++) {
+                                NonFiniteEvent event = firstNonFinite(norms, s * segments.size(), e, s, segments,
+                                        options.stopOnNonFinite());
+                                if (event != null) {
+                                    history.setNonFinite(event);
                                 }
                             }
-                            step.applyUpdate(e, s);
                         }
-                        if (e == 0 && s == 0 && queuedBefore >= 0) {
-                            operationsPerStep = backend.queuedOperations() - queuedBefore; // an eager step
+                        float[] t = totals.toFloatArray();
+                        Map<String, Double> logs = new LinkedHashMap<>();
+                        logs.put("loss", (double) t[0] / seen);
+                        logs.put("accuracy", (double) t[1] / seen);
+                        if (validation != null) {
+                            Evaluation v = evaluate(model, validation, batch);
+                            logs.put("val_loss", v.loss());
+                            logs.put("val_accuracy", v.accuracy());
                         }
-                        seen = first + rows;
-                        final int stepOfEpoch = s;
-                        final int seenSoFar = seen;
-                        Callback.RunningMetrics running = () -> {
-                            float[] t = totals.toFloatArray();
-                            return new double[] {t[0] / seenSoFar, t[1] / seenSoFar};
-                        };
-                        callbacks.forEach(c -> c.onBatchEnd(e, stepOfEpoch, running));
+                        double seconds = (System.nanoTime() - start) / 1e9;
+                        history.record(logs, seconds);
+                        callbacks.forEach(c -> c.onEpochEnd(e, logs));
                     }
-                    if (!checkEveryStep && history.nonFinite() == null) {
-                        // Read once per epoch: find the first step, if any, that went non-finite.
-                        float[] norms = squaredGradientNorms.toFloatArray();
-                        for (int s = 0; s < run.stepsThisEpoch() && history.nonFinite() == null; s++) {
-                            NonFiniteEvent event = firstNonFinite(norms, s * segments.size(), e, s, segments,
-                                    options.stopOnNonFinite());
-                            if (event != null) {
-                                history.setNonFinite(event);
-                            }
-                        }
-                    }
-                    float[] t = totals.toFloatArray();
-                    Map<String, Double> logs = new LinkedHashMap<>();
-                    logs.put("loss", (double) t[0] / seen);
-                    logs.put("accuracy", (double) t[1] / seen);
-                    if (validation != null) {
-                        Evaluation v = evaluate(model, validation, batch);
-                        logs.put("val_loss", v.loss());
-                        logs.put("val_accuracy", v.accuracy());
-                    }
-                    double seconds = (System.nanoTime() - start) / 1e9;
-                    history.record(logs, seconds);
-                    callbacks.forEach(c -> c.onEpochEnd(e, logs));
+                }
+                history.setExecution(graphMode, operationsPerStep);
+                callbacks.forEach(c -> c.onTrainEnd(history));
+                ended = true;
+            } finally {
+                if (!ended && options.profiler() != null) {
+                    // A step threw: onTrainEnd will not run, so the profiler lets go of the layers it watches
+                    // (they would go on adding statistics into a closed tensor) and frees its buffers here.
+                    options.profiler().release();
                 }
             }
-            history.setExecution(graphMode, operationsPerStep);
-            callbacks.forEach(c -> c.onTrainEnd(history));
         }
         if (options.profiler() != null) {
             history.setProfile(options.profiler().profile());

@@ -12,9 +12,11 @@ import java.util.function.DoubleBinaryOperator;
 
 /**
  * The reference backend: plain Java on host arrays. Every op here is the definition that the CUDA
- * kernels are tested against, so each is written to be obviously correct: simple loops, double
- * accumulation where a sum runs long. Only GEMM ({@link CpuGemm}) and the element-wise activation
- * loops are tuned, because they are nearly all of an epoch's time.
+ * kernels are tested against, so each is written to be plainly correct first: simple loops, double
+ * accumulation where a sum runs long. Tuned where an epoch's time goes: GEMM ({@link CpuGemm}), the
+ * element-wise loops (written so that HotSpot vectorises them), and the profiler's unit statistics and
+ * update norms, which add float partial sums of a few terms in double (within 1e-6; the ops' javadoc
+ * says so). Parallel parts run on {@link CpuWorkers}.
  */
 public final class CpuBackend implements Backend {
     /** Below this many elements an element-wise op runs on the calling thread; forking costs more. */
@@ -197,7 +199,7 @@ public final class CpuBackend implements Backend {
     /**
      * The derivative pass of activationBackward (or, with statistics, of activationBackwardWithStatistics),
      * then the bias gradient as columnSums adds it: the same bits as the separate ops. On the CPU the
-     * fusion saves calls, not passes; the column sums read dz while it is still in cache.
+     * fusion saves calls, not passes.
      */
     @Override
     public void biasActivationBackward(ActivationKind kind, Tensor z, Tensor param, Tensor y, Tensor dy, Tensor dz,
@@ -455,32 +457,22 @@ public final class CpuBackend implements Backend {
 
     // ---- reductions ---------------------------------------------------------------------------
 
+    /** {@code out[s] = sum over segment s of x^2}. */
     @Override
     public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out) {
-        segmentSums("segmentSumOfSquares", x, null, segmentStarts, out);
-    }
-
-    @Override
-    public void segmentSumOfSquaredDifferences(Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
-        segmentSums("segmentSumOfSquaredDifferences", a, b, segmentStarts, out);
-    }
-
-    /** {@code out[s] = sum over segment s of (a - b)^2}, or of {@code a^2} when {@code b} is null. */
-    private static void segmentSums(String op, Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
-        OpChecks.segmentSums(op, a, b, segmentStarts, out);
+        OpChecks.segmentSums("segmentSumOfSquares", segmentStarts, out);
         int[] starts = ints(segmentStarts);
         int so = off(segmentStarts);
-        float[] ad = floats(a);
-        float[] bd = b == null ? null : floats(b);
+        float[] xd = floats(x);
         float[] od = floats(out);
         for (int s = 0; s < out.size(); s++) {
             int from = starts[so + s];
             int to = starts[so + s + 1];
-            if (from < 0 || from > to || to > a.size()) {
-                throw new IllegalArgumentException(op + ": segment " + s + " [" + from + ", " + to
-                        + ") is outside a tensor of " + a.size() + " elements");
+            if (from < 0 || from > to || to > x.size()) {
+                throw new IllegalArgumentException("segmentSumOfSquares: segment " + s + " [" + from + ", " + to
+                        + ") is outside a tensor of " + x.size() + " elements");
             }
-            od[off(out) + s] = (float) sumOfSquares(ad, off(a) + from, bd, bd == null ? 0 : off(b) + from, to - from);
+            od[off(out) + s] = (float) sumOfSquares(xd, off(x) + from, to - from);
         }
     }
 
@@ -491,16 +483,15 @@ public final class CpuBackend implements Backend {
      */
     private static final int SUM_BLOCK = 1 << 14;
 
-    /** {@code sum of (a[i] - b[i])^2} (or of {@code a[i]^2} when b is null) over n elements, in double. */
-    private static double sumOfSquares(float[] a, int aFrom, float[] b, int bFrom, int n) {
+    /** {@code sum of a[i]^2} over n elements, in double. */
+    private static double sumOfSquares(float[] a, int aFrom, int n) {
         int blocks = (n + SUM_BLOCK - 1) / SUM_BLOCK;
         double[] partial = new double[blocks];
         forEachChunk(blocks, SUM_BLOCK, (first, last) -> {
             for (int k = first; k < last; k++) {
                 int from = k * SUM_BLOCK;
                 int count = Math.min(SUM_BLOCK, n - from);
-                partial[k] = b == null ? blockSumOfSquares(a, aFrom + from, count)
-                        : blockSumOfSquaredDifferences(a, aFrom + from, b, bFrom + from, count);
+                partial[k] = blockSumOfSquares(a, aFrom + from, count);
             }
         });
         double sum = 0;
@@ -510,12 +501,10 @@ public final class CpuBackend implements Backend {
         return sum;
     }
 
-    /*
-     * The two block sums keep four running sums in a fixed interleave, added at the end: the same result
-     * every time, and about four times faster than one chain of dependent additions. They are separate
-     * methods so that HotSpot compiles each loop on its own.
+    /**
+     * Four running sums in a fixed interleave, added at the end: the same result every time, and about
+     * four times faster than one chain of dependent additions.
      */
-
     private static double blockSumOfSquares(float[] a, int from, int n) {
         double s0 = 0;
         double s1 = 0;
@@ -534,29 +523,6 @@ public final class CpuBackend implements Backend {
         }
         for (; i < n; i++) {
             double v = a[from + i];
-            s0 += v * v;
-        }
-        return (s0 + s1) + (s2 + s3);
-    }
-
-    private static double blockSumOfSquaredDifferences(float[] a, int aFrom, float[] b, int bFrom, int n) {
-        double s0 = 0;
-        double s1 = 0;
-        double s2 = 0;
-        double s3 = 0;
-        int i = 0;
-        for (; i + 3 < n; i += 4) {
-            double v0 = (double) a[aFrom + i] - b[bFrom + i];
-            double v1 = (double) a[aFrom + i + 1] - b[bFrom + i + 1];
-            double v2 = (double) a[aFrom + i + 2] - b[bFrom + i + 2];
-            double v3 = (double) a[aFrom + i + 3] - b[bFrom + i + 3];
-            s0 += v0 * v0;
-            s1 += v1 * v1;
-            s2 += v2 * v2;
-            s3 += v3 * v3;
-        }
-        for (; i < n; i++) {
-            double v = (double) a[aFrom + i] - b[bFrom + i];
             s0 += v * v;
         }
         return (s0 + s1) + (s2 + s3);
@@ -975,7 +941,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void close() {
-        // Nothing native to release; the GEMM thread pool is shared and made of daemon threads.
+        // Nothing native to release; CpuWorkers' helpers are shared daemon threads.
     }
 
     // ---- helpers ------------------------------------------------------------------------------

@@ -51,16 +51,19 @@ final class CpuWorkers {
             job.rethrow();
             return;
         }
-        for (Helper helper : THREADS) {
-            if (helper.parked) {
-                LockSupport.unpark(helper.thread);
+        try {
+            for (Helper helper : THREADS) {
+                if (helper.parked) {
+                    LockSupport.unpark(helper.thread);
+                }
             }
+            job.work();
+            while (job.done.get() < parts) {
+                Thread.onSpinWait();
+            }
+        } finally {
+            CURRENT.set(null);
         }
-        job.work();
-        while (job.done.get() < parts) {
-            Thread.onSpinWait();
-        }
-        CURRENT.set(null);
         job.rethrow();
     }
 
@@ -82,7 +85,8 @@ final class CpuWorkers {
         final IntConsumer body;
         final AtomicInteger next = new AtomicInteger();
         final AtomicInteger done = new AtomicInteger();
-        volatile Throwable failure;
+        /** The first failure; later ones are added to it as suppressed. */
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
 
         Job(int parts, IntConsumer body) {
             this.parts = parts;
@@ -98,9 +102,9 @@ final class CpuWorkers {
             for (int part = next.getAndIncrement(); part < parts; part = next.getAndIncrement()) {
                 try {
                     body.accept(part);
-                } catch (RuntimeException | Error e) {
-                    if (failure == null) {
-                        failure = e;
+                } catch (Throwable e) { // kept for the caller: a helper must not die, nor the count stop short
+                    if (!failure.compareAndSet(null, e)) {
+                        failure.get().addSuppressed(e);
                     }
                 } finally {
                     done.incrementAndGet();
@@ -109,12 +113,15 @@ final class CpuWorkers {
         }
 
         void rethrow() {
-            Throwable f = failure;
+            Throwable f = failure.get();
             if (f instanceof RuntimeException runtime) {
                 throw runtime;
             }
             if (f instanceof Error error) {
                 throw error;
+            }
+            if (f != null) {
+                throw new IllegalStateException("a parallel part failed", f); // a checked exception, thrown sneakily
             }
         }
     }

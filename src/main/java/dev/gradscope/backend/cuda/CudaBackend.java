@@ -69,7 +69,7 @@ import jcuda.driver.CUstream_flags;
  * first appears, and tensors come from the arena's free lists.
  *
  * <p>Differences from the CPU reference, all deliberate: the indices of {@link #gatherRows} and the
- * segment starts of {@link #segmentSumOfSquares} and {@link #segmentSumOfSquaredDifferences} live on the
+ * segment starts of {@link #segmentSumOfSquares} and of the optimizer's update norms live on the
  * device and are not read back to be checked
  * (that would stop the stream inside every step); and {@link #copy} refuses partially overlapping views
  * of one storage, which {@code cuMemcpy} does not support.
@@ -525,7 +525,7 @@ public final class CudaBackend implements Backend {
                 queuedOperations++;
                 try {
                     cublas.scale(m * n, beta, pointer(c));
-                            afterOp();
+                    afterOp();
                 } catch (jcuda.CudaException e) {
                     throw failed("gemm (c = beta c)", e, a, b, c);
                 }
@@ -717,39 +717,18 @@ public final class CudaBackend implements Backend {
 
     // ---- reductions ---------------------------------------------------------------------------
 
+    /**
+     * {@code out[s] = sum over segment s of x^2}: one block of 1024 per segment (ABI). The reference's
+     * checks and messages, except the segment bounds, which stay on the device (see the class comment).
+     */
     @Override
     public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out) {
-        segmentSums("segmentSumOfSquares", "segment_sum_of_squares", kernels.segmentSumOfSquares, x, null,
-                segmentStarts, out);
-    }
-
-    @Override
-    public void segmentSumOfSquaredDifferences(Tensor a, Tensor b, Tensor segmentStarts, Tensor out) {
-        segmentSums("segmentSumOfSquaredDifferences", "segment_sum_of_squared_differences",
-                kernels.segmentSumOfSquaredDifferences, a, b, segmentStarts, out);
-    }
-
-    /**
-     * The two segmented reductions: {@code out[s] = sum over segment s of (a - b)^2}, or of {@code a^2}
-     * when {@code b} is null; one block of 1024 per segment (ABI). The reference's checks and messages,
-     * except the segment bounds, which stay on the device (see the class comment).
-     */
-    private void segmentSums(String op, String kernelName, CUfunction kernel, Tensor a, Tensor b,
-                             Tensor segmentStarts, Tensor out) {
-        OpChecks.segmentSums(op, a, b, segmentStarts, out);
-        requireFloats(a, out);
-        if (b != null) {
-            requireFloats(b);
-        }
+        OpChecks.segmentSums("segmentSumOfSquares", segmentStarts, out);
+        requireFloats(x, out);
         enter();
         int segments = (int) out.size();
-        if (b == null) {
-            launch(kernelName, kernel, Launch.blockPerSegment(segments),
-                    Pointer.to(arg(a), arg(segmentStarts), arg(out), arg(segments)), a, segmentStarts, out);
-        } else {
-            launch(kernelName, kernel, Launch.blockPerSegment(segments),
-                    Pointer.to(arg(a), arg(b), arg(segmentStarts), arg(out), arg(segments)), a, b, segmentStarts, out);
-        }
+        launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerSegment(segments),
+                Pointer.to(arg(x), arg(segmentStarts), arg(out), arg(segments)), x, segmentStarts, out);
     }
 
     /**

@@ -605,35 +605,6 @@ class CudaBackendTest {
         }
     }
 
-    @Test
-    void segmentSumOfSquaredDifferencesMatchesTheCpu() {
-        for (int n : new int[] {1, 3, 4097, 575_050}) {
-            float[] a = inputs(n, 1);
-            // b: the parameters before a small update; a quarter of them unchanged (a difference of exactly 0).
-            float[] b = a.clone();
-            for (int i = 0; i < n; i++) {
-                if (rng.nextInt(4) != 0) {
-                    b[i] -= (float) (rng.nextGaussian() * 1e-3);
-                }
-            }
-            int[] starts = {0, 0, Math.min(1, n), Math.min(3, n), n / 2, n / 2, n};
-            Arrays.sort(starts);
-            Tensor cpuOut = cpu(new float[starts.length - 1], starts.length - 1);
-            CPU.segmentSumOfSquaredDifferences(cpu(a, n), cpu(b, n), CPU.fromHost(starts, starts.length), cpuOut);
-            float[] expected = cpuOut.toFloatArray();
-            for (Layout aLayout : Layout.values()) {
-                for (Layout bLayout : Layout.values()) {
-                    Tensor out = output(aLayout, DType.FLOAT32, starts.length - 1);
-                    gpu.segmentSumOfSquaredDifferences(input(a, aLayout, n), input(b, bLayout, n),
-                            own(gpu.fromHost(starts, starts.length)), out);
-                    // Every term is >= 0, so the sum is its own magnitude; empty segments must be exactly 0.
-                    assertClose("segmentSumOfSquaredDifferences [" + n + "] a " + aLayout + ", b " + bLayout,
-                            expected, read(out), s -> Tolerances.GPU_SUM_REL * expected[s]);
-                }
-            }
-        }
-    }
-
     @ParameterizedTest(name = "{0} parameter {1}")
     @MethodSource("elementWiseKindsAndParameterModes")
     void accumulateUnitStatisticsMatchesTheCpu(ActivationKind kind, ParameterMode mode) {
@@ -1145,12 +1116,10 @@ class CudaBackendTest {
         cases.add(pair(b -> b.gatherRows(b.allocate(DType.UINT8, 4, 3), b.allocate(DType.INT32, 5), 3, 1f,
                 b.allocate(DType.FLOAT32, 3, 3))));
         cases.add(pair(b -> b.copy(b.allocate(DType.FLOAT32, 3), b.allocate(DType.INT32, 3))));
-        cases.add(pair(b -> b.segmentSumOfSquaredDifferences(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 4),
-                b.allocate(DType.INT32, 2), b.allocate(DType.FLOAT32, 1))));
-        cases.add(pair(b -> b.segmentSumOfSquaredDifferences(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3),
-                b.allocate(DType.FLOAT32, 2), b.allocate(DType.FLOAT32, 1))));
-        cases.add(pair(b -> b.segmentSumOfSquaredDifferences(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3),
-                b.allocate(DType.INT32, 3), b.allocate(DType.FLOAT32, 1))));
+        cases.add(pair(b -> b.segmentSumOfSquares(b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 2),
+                b.allocate(DType.FLOAT32, 1))));
+        cases.add(pair(b -> b.segmentSumOfSquares(b.allocate(DType.FLOAT32, 3), b.allocate(DType.INT32, 3),
+                b.allocate(DType.FLOAT32, 1))));
         cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null,
                 b.allocate(DType.FLOAT32, 3, 2), 1e-3f, b.allocate(DType.FLOAT32, 4, 3))));
         cases.add(pair(b -> b.accumulateUnitStatistics(ActivationKind.RELU, b.allocate(DType.FLOAT32, 2, 3), null,

@@ -60,7 +60,6 @@ class KernelAbiTest {
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
         abi.put("add_row_vector", "ppii");                 // y, bias, rows, cols
         abi.put("segment_sum_of_squares", "pppi");         // x, segmentStarts, out, segments
-        abi.put("segment_sum_of_squared_differences", "ppppi"); // a, b, segmentStarts, out, segments
         abi.put("fill_f32", "pfi");                        // x, value, n
         abi.put("gather_rows_u8", "ppifpii");              // source, indices, first, scale, out, rows, cols
         abi.put("gather_rows_f32", "ppifpii");
