@@ -51,11 +51,20 @@ final class BenchCommand implements Callable<Integer> {
             description = "Switch the gradient profiler off, to measure what profiling costs (on by default, as in train).")
     boolean noProfile;
 
+    /**
+     * Untimed epochs of each setting before --profile-cost times any. One is not enough: each switch
+     * between the settings sends HotSpot through deoptimisations and recompiles of the code that differs
+     * (a profiled backward pass, a measured optimizer step), and measured on the 2-core machine the
+     * profiled epochs ran up to 40% slow for their first 7 epochs, then at the speed of the others.
+     */
+    static final int PROFILE_COST_WARMUP = 8;
+
     @Option(names = "--profile-cost",
             description = "Measure what the profiler costs: one model trains epochs alternately with the profiler off "
-                    + "and on (--epochs of each after one warm-up of each, in off-on-on-off order so drift cancels), "
-                    + "and the medians of both and the overhead are reported. On a noisy machine shorter epochs "
-                    + "alternate faster and cancel more of the drift: e.g. --train-limit 12800 --epochs 30.")
+                    + "and on (--epochs of each, in off-on-on-off order so drift cancels, after "
+                    + PROFILE_COST_WARMUP + " untimed epochs of each), and the medians of both and the overhead "
+                    + "are reported. On a noisy machine shorter epochs alternate faster and cancel more of the "
+                    + "drift: e.g. --train-limit 12800 --epochs 30.")
     boolean profileCost;
 
     @Override
@@ -132,15 +141,16 @@ final class BenchCommand implements Callable<Integer> {
         List<Double> cpuOn = new ArrayList<>();
         List<Double> pairRatios = new ArrayList<>();
         ProcessCpuClock clock = new ProcessCpuClock();
-        for (int i = 0; i < 2 * epochs + 2; i++) {
+        int untimed = 2 * PROFILE_COST_WARMUP;
+        for (int i = 0; i < 2 * epochs + untimed; i++) {
             boolean profiled = (i % 4 == 1) || (i % 4 == 2);
             History h = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(1).verbose(0)
                     .profiler(profiled ? new GradientProfiler() : null).callback(clock).graph(!run.noGraph).build());
-            if (i >= 2) { // the first of each setting warms up
+            if (i >= untimed) {
                 (profiled ? on : off).add(h.epochSeconds().get(0));
                 (profiled ? cpuOn : cpuOff).add(clock.lastEpochSeconds());
             }
-            if (i >= 2 && i % 2 == 1) { // slots 2k and 2k+1 are neighbours in time: one off, one on
+            if (i >= untimed && i % 2 == 1) { // slots 2k and 2k+1 are neighbours in time: one off, one on
                 double a = h.epochSeconds().get(0);
                 double b = profiled ? off.get(off.size() - 1) : on.get(on.size() - 1);
                 pairRatios.add(profiled ? a / b : b / a);
