@@ -289,4 +289,34 @@ __device__ double blockSumOfRange(unsigned begin, unsigned end, Term term) {
     });
 }
 
+/**
+ * Pass 1 of a chunked segmented reduction (pass 2 is segment_partials_total): the flat buffer of n
+ * elements is cut into chunks of `chunk` elements, one block per chunk (blocks stride over chunks), so a
+ * large segment is reduced by many blocks instead of one. For chunk c and every segment s, visit(c, s,
+ * begin, end) gets the segment's overlap [begin, end) with the chunk and writes the partial for (c, s);
+ * an empty overlap has begin >= end. The calls are uniform across the block (visit may use
+ * blockSumOfRange). The chunk size is fixed by the caller, so the order of every addition is fixed by
+ * the shapes: deterministic.
+ */
+template <class Visit>
+__device__ __forceinline__ void forEachSegmentOfChunk(const int* __restrict__ segmentStarts, int segments,
+                                                      unsigned chunk, unsigned n, Visit visit) {
+    const unsigned chunks = chunk == 0 ? 0u : (n + chunk - 1) / chunk;
+    for (unsigned c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const unsigned lo = c * chunk;
+        const unsigned hi = min(lo + chunk, n);
+        for (unsigned s = 0; s < countOf(segments); s++) {
+            const unsigned begin = max(lo, countOf(segmentStarts[s]));
+            const unsigned end = min(hi, countOf(segmentStarts[s + 1]));
+            visit(c, s, begin, end);
+        }
+    }
+}
+
+/** The sum over [begin, end) of term(k) by blockSumOfRange, or 0 without a barrier when the range is empty. */
+template <class Term>
+__device__ __forceinline__ double blockSumOfOverlap(unsigned begin, unsigned end, Term term) {
+    return begin < end ? blockSumOfRange(begin, end, term) : 0.0; // begin, end are the block's own: uniform
+}
+
 } // namespace gs

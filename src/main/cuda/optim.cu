@@ -138,49 +138,49 @@ extern "C" __global__ void adam_update(float* __restrict__ params, const float* 
 namespace gs {
 
 /**
- * An optimizer step over every segment of the flat buffers that also measures it (UpdateNorms):
- * weightSquares[s] = sum of p^2 before the step, updateSquares[s] = sum of (p after - p before)^2, the
- * difference in double. One block of 1024 per segment (blocks stride over segments), each sum by the
- * fixed 1024-slot tree: deterministic. The segments must cover the buffers: elements outside every
- * segment are not updated. stepAt(k) updates element k.
+ * Pass 1 of an optimizer step that also measures it (UpdateNorms): one block of 1024 per chunk of the
+ * flat buffers (forEachSegmentOfChunk), which updates the chunk and writes, per segment s it overlaps,
+ * weightPartials[c][s] = sum of p^2 before the step and updatePartials[c][s] = sum of (p after -
+ * p before)^2, the difference in double. segment_partials_total then adds the chunks in order, once per
+ * quantity: deterministic. The segments must cover the buffers: elements outside every segment are not
+ * updated. stepAt(k) updates element k.
  */
 template <class StepAt>
 __device__ __forceinline__ void updateWithNorms(float* __restrict__ params, const int* __restrict__ segmentStarts,
-                                                float* __restrict__ weightSquares, float* __restrict__ updateSquares,
-                                                int segments, StepAt stepAt) {
-    for (unsigned s = blockIdx.x; s < countOf(segments); s += gridDim.x) {
-        const unsigned begin = countOf(segmentStarts[s]);
-        const unsigned end = countOf(segmentStarts[s + 1]);
-        // The first sum reads every weight of the segment before the second pass changes any: the tree's
+                                                int segments, unsigned chunk, unsigned n,
+                                                double* __restrict__ weightPartials,
+                                                double* __restrict__ updatePartials, StepAt stepAt) {
+    forEachSegmentOfChunk(segmentStarts, segments, chunk, n, [&](unsigned c, unsigned s, unsigned begin, unsigned end) {
+        // The first sum reads every weight of the overlap before the second pass changes any: the tree's
         // __syncthreads lies between them.
-        const double weights = blockSumOfRange(begin, end, [&](unsigned k) {
+        const double weights = blockSumOfOverlap(begin, end, [&](unsigned k) {
             const double p = params[k];
             return p * p;
         });
-        const double updates = blockSumOfRange(begin, end, [&](unsigned k) {
+        const double updates = blockSumOfOverlap(begin, end, [&](unsigned k) {
             const float before = params[k];
             stepAt(k);
             const double change = static_cast<double>(params[k]) - static_cast<double>(before);
             return change * change;
         });
         if (threadIdx.x == 0) {
-            weightSquares[s] = static_cast<float>(weights);
-            updateSquares[s] = static_cast<float>(updates);
+            weightPartials[c * countOf(segments) + s] = weights;
+            updatePartials[c * countOf(segments) + s] = updates;
         }
-    }
+    });
 }
 
 } // namespace gs
 
-/** adam_update, and the UpdateNorms of the step (launch: one block of 1024 per segment). */
+/** adam_update, and pass 1 of the UpdateNorms of the step (launch: one block of 1024 per chunk). */
 extern "C" __global__ void adam_update_norms(float* __restrict__ params, const float* __restrict__ grads,
                                              float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
                                              float epsilon, float stepSize, const int* __restrict__ segmentStarts,
-                                             float* __restrict__ weightSquares, float* __restrict__ updateSquares,
-                                             int segments) {
+                                             int segments, int chunk, int n, double* __restrict__ weightPartials,
+                                             double* __restrict__ updatePartials) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
-    gs::updateWithNorms(params, segmentStarts, weightSquares, updateSquares, segments,
-                        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), weightPartials,
+                        updatePartials, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
 }
 
 /**
@@ -198,28 +198,29 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
     gs::adamElements(params, grads, m, v, step, n);
 }
 
-/** adam_update_counter, and the UpdateNorms of the step (launch: one block of 1024 per segment). */
+/** adam_update_counter, and pass 1 of the UpdateNorms of the step (launch: one block of 1024 per chunk). */
 extern "C" __global__ void adam_update_norms_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                      float* __restrict__ m, float* __restrict__ v,
                                                      double learningRate, double beta1, double beta2, float epsilon,
                                                      const int* __restrict__ iterations,
-                                                     const int* __restrict__ segmentStarts,
-                                                     float* __restrict__ weightSquares,
-                                                     float* __restrict__ updateSquares, int segments) {
+                                                     const int* __restrict__ segmentStarts, int segments, int chunk,
+                                                     int n, double* __restrict__ weightPartials,
+                                                     double* __restrict__ updatePartials) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
-    gs::updateWithNorms(params, segmentStarts, weightSquares, updateSquares, segments,
-                        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), weightPartials,
+                        updatePartials, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
 }
 
-/** sgd_update, and the UpdateNorms of the step (launch: one block of 1024 per segment). */
+/** sgd_update, and pass 1 of the UpdateNorms of the step (launch: one block of 1024 per chunk). */
 extern "C" __global__ void sgd_update_norms(float* __restrict__ params, const float* __restrict__ grads,
                                             float* __restrict__ velocity, float learningRate, float momentum,
-                                            int nesterov, const int* __restrict__ segmentStarts,
-                                            float* __restrict__ weightSquares, float* __restrict__ updateSquares,
-                                            int segments) {
+                                            int nesterov, const int* __restrict__ segmentStarts, int segments,
+                                            int chunk, int n, double* __restrict__ weightPartials,
+                                            double* __restrict__ updatePartials) {
     const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
-    gs::updateWithNorms(params, segmentStarts, weightSquares, updateSquares, segments, [&](unsigned k) {
+    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), weightPartials,
+                        updatePartials, [&](unsigned k) {
         if (momentum == 0.0f) {
             params[k] = gs::plainStep(params[k], grads[k], learningRate);
         } else {

@@ -38,34 +38,46 @@ extern "C" __global__ void add_row_vector(float* __restrict__ y, const float* __
 
 namespace gs {
 
+} // namespace gs
+
 /**
- * out[s] = sum of term(k) for k in [segmentStarts[s], segmentStarts[s+1]), the one segmented reduction:
- * one block per segment (launch block 1024; grid = segments, or fewer: blocks stride over segments),
- * fixed 1024-slot tree in double. term(k) returns the k-th term in double. An empty or reversed
- * segment gives 0.
+ * Pass 1 of the squared norm of each segment (each layer's parameters or gradients): partials[c][s] = sum
+ * of x[k]^2 over chunk c's part of segment s, in double (forEachSegmentOfChunk; launch: one block of 1024
+ * per chunk). segment_partials_total then adds each segment's partials in chunk order.
  */
-template <class Term>
-__device__ __forceinline__ void segmentSums(const int* __restrict__ segmentStarts, float* __restrict__ out,
-                                            int segments, Term term) {
-    for (unsigned s = blockIdx.x; s < countOf(segments); s += gridDim.x) {
-        const unsigned begin = countOf(segmentStarts[s]);
-        const unsigned end = countOf(segmentStarts[s + 1]);
-        const double total = blockSumOfRange(begin, end, term);
+extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, const int* __restrict__ segmentStarts,
+                                                  int segments, int chunk, int n, double* __restrict__ partials) {
+    gs::forEachSegmentOfChunk(segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                              [&](unsigned c, unsigned s, unsigned begin, unsigned end) {
+        const double total = gs::blockSumOfOverlap(begin, end, [&](unsigned k) {
+            const double v = x[k];
+            return v * v;
+        });
+        if (threadIdx.x == 0) {
+            partials[c * gs::countOf(segments) + s] = total;
+        }
+    });
+}
+
+/**
+ * Pass 2 of a chunked segmented reduction: out[s] = (float) sum over chunks c of partials[c][s], the
+ * chunks added by blockSumOfSlots' fixed order (launch: one block of 1024 per segment).
+ */
+extern "C" __global__ void segment_partials_total(const double* __restrict__ partials, int chunks, int segments,
+                                                  float* __restrict__ out) {
+    const unsigned columns = gs::countOf(segments);
+    for (unsigned s = blockIdx.x; s < columns; s += gridDim.x) {
+        const double total = gs::blockSumOfSlots([&](unsigned slot) {
+            double sum = 0.0;
+            for (unsigned c = slot; c < gs::countOf(chunks); c += gs::REDUCTION_SLOTS) {
+                sum += partials[c * columns + s];
+            }
+            return sum;
+        });
         if (threadIdx.x == 0) {
             out[s] = static_cast<float>(total);
         }
     }
-}
-
-} // namespace gs
-
-/** out[s] = sum of x[k]^2 for k in segment s (the squared norm of each layer's parameters or gradients). */
-extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, const int* __restrict__ segmentStarts,
-                                                  float* __restrict__ out, int segments) {
-    gs::segmentSums(segmentStarts, out, segments, [&](unsigned k) {
-        const double v = x[k];
-        return v * v;
-    });
 }
 
 /** x[i] = value. */

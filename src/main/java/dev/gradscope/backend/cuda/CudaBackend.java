@@ -110,6 +110,19 @@ public final class CudaBackend implements Backend {
     private DeviceArena.Block rowCorrect;
     private int lossRowCapacity;
 
+    /**
+     * Per-chunk partial sums of the chunked segmented reductions (pass 1 writes them, segment_partials_total
+     * adds them): two tables of chunks x segments doubles, grown when a larger reduction arrives.
+     */
+    private DeviceArena.Block partials;
+    private long partialsCapacity;
+
+    /**
+     * Counts the reallocations of the scratch the kernels write (the loss rows, the partial sums): a graph
+     * captured before one writes freed memory, so it refuses to launch.
+     */
+    private long scratchGeneration;
+
     /** Whether cuBLAS may use TF32 ({@link #setTf32}). */
     private boolean tf32;
 
@@ -713,13 +726,58 @@ public final class CudaBackend implements Backend {
             throw CudaErrors.wrap("allocating the loss scratch for " + rows + " rows", "", e);
         }
         lossRowCapacity = rows;
+        scratchGeneration++;
+    }
+
+    /** Elements per chunk of the chunked segmented reductions: a block of 1024 adds 8 per thread. */
+    static final int REDUCTION_CHUNK = 8192;
+
+    /** Chunks of {@link #REDUCTION_CHUNK} in {@code n} elements. */
+    private static int chunksOf(int n) {
+        return (n + REDUCTION_CHUNK - 1) / REDUCTION_CHUNK;
+    }
+
+    /**
+     * The partial sums' scratch, room for two tables of {@code chunks x segments} doubles; grown (never in
+     * steady state) when a larger reduction arrives. Returns the second table's address offset in doubles.
+     */
+    private long ensurePartials(int chunks, int segments) {
+        long table = (long) chunks * segments;
+        if (2 * table > partialsCapacity) {
+            requireNotCapturing("allocating the partial sums of a " + chunks + "-chunk, " + segments
+                    + "-segment reduction");
+            if (partials != null) {
+                partials.free();
+                partials = null;
+                partialsCapacity = 0;
+            }
+            try {
+                partials = arena.allocate(2 * table * Double.BYTES);
+            } catch (jcuda.CudaException e) {
+                throw CudaErrors.wrap("allocating the partial sums of a " + chunks + "-chunk reduction", "", e);
+            }
+            partialsCapacity = 2 * table;
+            scratchGeneration++;
+        }
+        return table;
+    }
+
+    /** out[s] = (float) the sum of the partials table at {@code offset} doubles, chunk by chunk in order. */
+    private void totalPartials(long offset, int chunks, int segments, Tensor out, String op) {
+        launch("segment_partials_total (" + op + ")", kernels.segmentPartialsTotal, Launch.blockPerSegment(segments),
+                Pointer.to(partialsTable(offset), arg(chunks),
+                        arg(segments), arg(out)),
+                out);
     }
 
     // ---- reductions ---------------------------------------------------------------------------
 
     /**
-     * {@code out[s] = sum over segment s of x^2}: one block of 1024 per segment (ABI). The reference's
-     * checks and messages, except the segment bounds, which stay on the device (see the class comment).
+     * {@code out[s] = sum over segment s of x^2}, in two launches (ABI): one block of 1024 per chunk of
+     * {@link #REDUCTION_CHUNK} elements writes each segment's part of the chunk, then
+     * segment_partials_total adds them in chunk order; so a large segment is not left to one block. The
+     * reference's checks and messages, except the segment bounds, which stay on the device (see the class
+     * comment).
      */
     @Override
     public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out) {
@@ -727,8 +785,21 @@ public final class CudaBackend implements Backend {
         requireFloats(x, out);
         enter();
         int segments = (int) out.size();
-        launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerSegment(segments),
-                Pointer.to(arg(x), arg(segmentStarts), arg(out), arg(segments)), x, segmentStarts, out);
+        int n = (int) x.size();
+        int chunks = chunksOf(n);
+        if (segments == 0) {
+            return;
+        }
+        if (chunks == 0) {
+            fill(out, 0f);
+            return;
+        }
+        ensurePartials(chunks, segments);
+        launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerSegment(chunks),
+                Pointer.to(arg(x), arg(segmentStarts), arg(segments), arg(REDUCTION_CHUNK), arg(n),
+                        partialsTable(0)),
+                x, segmentStarts, out);
+        totalPartials(0, chunks, segments, out, "segmentSumOfSquares");
     }
 
     /**
@@ -797,7 +868,7 @@ public final class CudaBackend implements Backend {
         requireFloats(params, grads, m, v);
         enter();
         int n = (int) params.size();
-        if (norms == null) {
+        if (!measurable(norms, n)) {
             launch("adam_update", kernels.adamUpdate, Launch.elementWise(n, info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
                             arg(stepSize), arg(n)),
@@ -806,11 +877,14 @@ public final class CudaBackend implements Backend {
         }
         requireFloats(norms.weightSquares(), norms.updateSquares());
         int segments = (int) norms.weightSquares().size();
-        launch("adam_update_norms", kernels.adamUpdateNorms, Launch.blockPerSegment(segments),
+        int chunks = chunksOf(n);
+        long second = ensurePartials(chunks, segments);
+        launch("adam_update_norms", kernels.adamUpdateNorms, Launch.blockPerSegment(chunks),
                 Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
-                        arg(stepSize), arg(norms.segmentStarts()), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), arg(segments)),
-                params, grads, m, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
+                        arg(stepSize), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK), arg(n),
+                        partialsTable(0), partialsTable(second)),
+                params, grads, m, v, norms.segmentStarts());
+        totalUpdateNorms(second, chunks, segments, norms);
     }
 
     @Override
@@ -827,7 +901,7 @@ public final class CudaBackend implements Backend {
         int n = (int) params.size();
         // Without momentum the reference leaves the velocity alone: pass NULL so the kernel cannot touch it.
         Tensor v = momentum == 0 ? null : velocity;
-        if (norms == null) {
+        if (!measurable(norms, n)) {
             launch("sgd_update", kernels.sgdUpdate, Launch.elementWise(n, info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
                             arg(nesterov ? 1 : 0), arg(n)),
@@ -836,11 +910,42 @@ public final class CudaBackend implements Backend {
         }
         requireFloats(norms.weightSquares(), norms.updateSquares());
         int segments = (int) norms.weightSquares().size();
-        launch("sgd_update_norms", kernels.sgdUpdateNorms, Launch.blockPerSegment(segments),
+        int chunks = chunksOf(n);
+        long second = ensurePartials(chunks, segments);
+        launch("sgd_update_norms", kernels.sgdUpdateNorms, Launch.blockPerSegment(chunks),
                 Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
-                        arg(nesterov ? 1 : 0), arg(norms.segmentStarts()), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), arg(segments)),
-                params, grads, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
+                        arg(nesterov ? 1 : 0), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK),
+                        arg(n), partialsTable(0), partialsTable(second)),
+                params, grads, v, norms.segmentStarts());
+        totalUpdateNorms(second, chunks, segments, norms);
+    }
+
+    /**
+     * Whether an optimizer step is to be measured through the chunked kernels: norms asked for, segments to
+     * measure and elements to update. Otherwise the plain kernel runs, and norms over no elements are 0.
+     */
+    private boolean measurable(UpdateNorms norms, int n) {
+        if (norms == null || norms.weightSquares().size() == 0) {
+            return false;
+        }
+        if (n == 0) {
+            requireFloats(norms.weightSquares(), norms.updateSquares());
+            fill(norms.weightSquares(), 0f);
+            fill(norms.updateSquares(), 0f);
+            return false;
+        }
+        return true;
+    }
+
+    /** A kernel argument: the partials table that starts {@code offset} doubles into the scratch. */
+    private Pointer partialsTable(long offset) {
+        return Pointer.to(partials.pointer(offset * Double.BYTES));
+    }
+
+    /** Pass 2 of a measured optimizer step: the weight squares from the first table, the updates' from the second. */
+    private void totalUpdateNorms(long second, int chunks, int segments, UpdateNorms norms) {
+        totalPartials(0, chunks, segments, norms.weightSquares(), "weight norms");
+        totalPartials(second, chunks, segments, norms.updateSquares(), "update norms");
     }
 
     // ---- data ---------------------------------------------------------------------------------
@@ -909,7 +1014,7 @@ public final class CudaBackend implements Backend {
         requireFloats(params, grads, m, v);
         enter();
         int n = (int) params.size();
-        if (norms == null) {
+        if (!measurable(norms, n)) {
             launch("adam_update_counter", kernels.adamUpdateCounter, Launch.elementWise(n, info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
                             arg(epsilon), arg(iterations), arg(n)),
@@ -918,11 +1023,14 @@ public final class CudaBackend implements Backend {
         }
         requireFloats(norms.weightSquares(), norms.updateSquares());
         int segments = (int) norms.weightSquares().size();
-        launch("adam_update_norms_counter", kernels.adamUpdateNormsCounter, Launch.blockPerSegment(segments),
+        int chunks = chunksOf(n);
+        long second = ensurePartials(chunks, segments);
+        launch("adam_update_norms_counter", kernels.adamUpdateNormsCounter, Launch.blockPerSegment(chunks),
                 Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                        arg(epsilon), arg(iterations), arg(norms.segmentStarts()), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), arg(segments)),
-                params, grads, m, v, iterations, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
+                        arg(epsilon), arg(iterations), arg(norms.segmentStarts()), arg(segments),
+                        arg(REDUCTION_CHUNK), arg(n), partialsTable(0), partialsTable(second)),
+                params, grads, m, v, iterations, norms.segmentStarts());
+        totalUpdateNorms(second, chunks, segments, norms);
     }
 
     // ---- graphs -------------------------------------------------------------------------------
@@ -991,7 +1099,7 @@ public final class CudaBackend implements Backend {
             destroyQuietly(graph, null, instantiation);
             throw instantiation;
         }
-        CudaStepGraph captured = new CudaStepGraph(graph, exec, operations, lastCaptured, rowLoss);
+        CudaStepGraph captured = new CudaStepGraph(graph, exec, operations, lastCaptured, scratchGeneration);
         liveGraphs.add(captured);
         return captured;
     }
@@ -1021,16 +1129,16 @@ public final class CudaBackend implements Backend {
         private final CUgraph graph;
         private final CUgraphExec exec;
         private final String description;
-        /** The loss scratch the captured kernels write; the graph is stale once it has moved. */
-        private final DeviceArena.Block lossScratch;
+        /** {@link #scratchGeneration} at capture: the graph is stale once a scratch its kernels write has moved. */
+        private final long capturedScratch;
         private boolean closed;
 
         CudaStepGraph(CUgraph graph, CUgraphExec exec, int operations, String lastCaptured,
-                      DeviceArena.Block lossScratch) {
+                      long capturedScratch) {
             this.graph = graph;
             this.exec = exec;
             this.description = "step graph (" + operations + " ops, the last " + lastCaptured + ")";
-            this.lossScratch = lossScratch;
+            this.capturedScratch = capturedScratch;
         }
 
         @Override
@@ -1038,9 +1146,9 @@ public final class CudaBackend implements Backend {
             if (closed) {
                 throw new IllegalStateException("launch: the " + description + " is closed");
             }
-            if (lossScratch != null && rowLoss != lossScratch) {
-                throw new IllegalStateException("launch: the loss scratch of this backend grew (a loss over a larger"
-                        + " batch) since the " + description + " was captured; capture the step again");
+            if (scratchGeneration != capturedScratch) {
+                throw new IllegalStateException("launch: a scratch of this backend grew (a loss over a larger batch,"
+                        + " or a larger reduction) since the " + description + " was captured; capture the step again");
             }
             enter();
             requireNotCapturing("launching a " + description);

@@ -57,6 +57,7 @@ final class Kernels implements AutoCloseable {
     final CUfunction columnSums;
     final CUfunction addRowVector;
     final CUfunction segmentSumOfSquares;
+    final CUfunction segmentPartialsTotal;
     final CUfunction clipByValue;
     final CUfunction clipByGlobalNorm;
     final CUfunction fill;
@@ -112,6 +113,7 @@ final class Kernels implements AutoCloseable {
             columnSums = find("column_sums", missing);
             addRowVector = find("add_row_vector", missing);
             segmentSumOfSquares = find("segment_sum_of_squares", missing);
+            segmentPartialsTotal = find("segment_partials_total", missing);
             clipByValue = find("clip_by_value", missing);
             clipByGlobalNorm = find("clip_by_global_norm", missing);
             fill = find("fill_f32", missing);

@@ -52,14 +52,15 @@ class KernelAbiTest {
         abi.put("accumulate_totals", "ppip");              // rowLoss, rowCorrect, rows, totals
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
         abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
-        // ... then segmentStarts, weightSquares, updateSquares, segments in place of n
-        abi.put("adam_update_norms", "ppppffffpppi");
-        abi.put("sgd_update_norms", "pppffipppi");
+        // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials in place of n
+        abi.put("adam_update_norms", "ppppffffpiiipp");
+        abi.put("sgd_update_norms", "pppffipiiipp");
         abi.put("clip_by_value", "pfi");                   // t, limit, n
         abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
         abi.put("add_row_vector", "ppii");                 // y, bias, rows, cols
-        abi.put("segment_sum_of_squares", "pppi");         // x, segmentStarts, out, segments
+        abi.put("segment_sum_of_squares", "ppiiip");       // x, segmentStarts, segments, chunk, n, partials
+        abi.put("segment_partials_total", "piip");         // partials, chunks, segments, out
         abi.put("fill_f32", "pfi");                        // x, value, n
         abi.put("gather_rows_u8", "ppifpii");              // source, indices, first, scale, out, rows, cols
         abi.put("gather_rows_f32", "ppifpii");
@@ -71,8 +72,8 @@ class KernelAbiTest {
         abi.put("advance_counters", "pi");                 // counters, n
         // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n
         abi.put("adam_update_counter", "ppppdddfpi");
-        // ... then segmentStarts, weightSquares, updateSquares, segments in place of n
-        abi.put("adam_update_norms_counter", "ppppdddfppppi");
+        // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials in place of n
+        abi.put("adam_update_norms_counter", "ppppdddfppiiipp");
         return abi;
     }
 
