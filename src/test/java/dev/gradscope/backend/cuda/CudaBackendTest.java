@@ -616,14 +616,7 @@ class CudaBackendTest {
             z[rng.nextInt(n)] = Float.NaN; // f'(NaN) is NaN (active, not saturated) or a kink's constant
             float[] y = inputs(n, 2);
             float[] param = parameters(kind, mode, cols);
-            // Earlier batches' statistics, which the op adds to: counts, then sums of y and y^2.
-            float[] before = new float[4 * cols];
-            for (int j = 0; j < cols; j++) {
-                before[j] = rng.nextInt(100);
-                before[cols + j] = rng.nextInt(100);
-                before[2 * cols + j] = (float) (rng.nextGaussian() * 10);
-                before[3 * cols + j] = (float) rng.nextDouble(100);
-            }
+            float[] before = priorStatistics(cols);
             // 1e-3: a typical threshold; 1: exactly the derivative of relu-like kinds (not saturated: |f'| < 1).
             for (float threshold : new float[] {1e-3f, 1f}) {
                 Tensor cpuStatistics = cpu(before, 4, cols);
@@ -937,13 +930,7 @@ class CudaBackendTest {
             float[] y = inputs(n, 2);
             float[] dy = inputs(n, 1);
             float[] param = parameters(kind, mode, cols);
-            float[] before = new float[4 * cols];
-            for (int j = 0; j < cols; j++) {
-                before[j] = rng.nextInt(100);
-                before[cols + j] = rng.nextInt(100);
-                before[2 * cols + j] = (float) (rng.nextGaussian() * 10);
-                before[3 * cols + j] = (float) rng.nextDouble(100);
-            }
+            float[] before = priorStatistics(cols);
             float threshold = 1e-3f;
             Tensor cpuParam = param == null ? null : cpu(param, param.length);
             Tensor cpuDz = cpu(new float[n], shape);
@@ -1667,6 +1654,18 @@ class CudaBackendTest {
             }
         });
         return view;
+    }
+
+    /** Earlier batches' unit statistics [4, cols], which the ops add to: counts, then sums of y and y^2. */
+    private float[] priorStatistics(int cols) {
+        float[] before = new float[4 * cols];
+        for (int j = 0; j < cols; j++) {
+            before[j] = rng.nextInt(100);
+            before[cols + j] = rng.nextInt(100);
+            before[2 * cols + j] = (float) (rng.nextGaussian() * 10);
+            before[3 * cols + j] = (float) rng.nextDouble(100);
+        }
+        return before;
     }
 
     /** A GPU output's elements, after checking that no op wrote the guard elements around it. */
