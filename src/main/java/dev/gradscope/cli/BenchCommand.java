@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import dev.gradscope.backend.cuda.CudaBackend;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Sequential;
@@ -67,10 +68,19 @@ final class BenchCommand implements Callable<Integer> {
                     + "drift: e.g. --train-limit 12800 --epochs 30.")
     boolean profileCost;
 
+    @Option(names = "--op-times",
+            description = "Also time every op of a training step on the GPU (CUDA events around each op of "
+                    + StepFigures.OP_TIMING_STEPS + " eager steps, after the timed epochs): a table of where a step's"
+                    + " time goes, and \"op_times\" in --out. Needs --device cuda.")
+    boolean opTimes;
+
     @Override
     public Integer call() {
         if (epochs < 2) {
             throw run.usage("--epochs must be >= 2 (one warm-up and at least one timed), got " + epochs);
+        }
+        if (opTimes && profileCost) {
+            throw run.usage("--op-times goes with the plain benchmark, not with --profile-cost");
         }
         if (profileCost && noProfile) {
             throw run.usage("--profile-cost times the profiler both off and on; drop --no-profile");
@@ -83,6 +93,10 @@ final class BenchCommand implements Callable<Integer> {
                      mnist.train().classCount())) {
             if (device.fallback() != null) {
                 System.err.println("gradscope: " + device.fallback());
+            }
+            if (opTimes && !(backend instanceof CudaBackend)) {
+                throw run.usage("--op-times times ops with CUDA events: it needs the GPU, and this benchmark runs on "
+                        + backend.name());
             }
             var train = run.trainLimit > 0 ? mnist.train().take(Math.min(run.trainLimit, mnist.train().rows()))
                     : mnist.train();
@@ -120,6 +134,12 @@ final class BenchCommand implements Callable<Integer> {
                     backend.description(), train.rows(), noProfile ? "off" : "on", history.graphs() ? "on" : "off",
                     backend.tf32() ? "on" : "off", median, kernelsPerStep);
             System.out.println(gemm.line());
+            if (opTimes) {
+                StepFigures.OpFigures ops = StepFigures.opTimes(net, train, (CudaBackend) backend, batch, !noProfile,
+                        median * 1000 / steps);
+                result.put("op_times", ops.json());
+                ops.lines().forEach(System.out::println);
+            }
             if (out != null) {
                 HistoryJson.writeAtomically(out, result);
             }

@@ -1,10 +1,14 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.backend.cuda.CudaBackend;
+import dev.gradscope.data.Dataset;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
+import dev.gradscope.train.Callback;
+import dev.gradscope.train.FitOptions;
+import dev.gradscope.train.GradientProfiler;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -14,7 +18,7 @@ import java.util.Map;
 /**
  * What {@code gradscope bench} reports about one training step beside the epoch time and the kernels per
  * step ({@link dev.gradscope.train.History#operationsPerStep()}): how fast the model's own GEMMs run
- * ({@link #gemm}).
+ * ({@link #gemm}), and on the GPU where a step's time goes, op by op ({@link #opTimes}).
  */
 final class StepFigures {
     /** Timed runs of the GEMMs of one step; the median is reported. */
@@ -154,6 +158,114 @@ final class StepFigures {
             }
             return median(stopwatch.time(step, GEMM_REPETITIONS));
         }
+    }
+
+    /** Eager steps before the per-op timing starts (JIT, first-use allocations, the host's queueing time). */
+    static final int OP_TIMING_WARMUP_STEPS = 3;
+
+    /** Steps whose ops are timed; each op's median is reported. */
+    static final int OP_TIMING_STEPS = 10;
+
+    /**
+     * The device time of every op of one training step, for {@code bench --op-times}.
+     *
+     * @param json  {@code bench --out}'s {@code "op_times"} object
+     * @param lines the table for the terminal
+     */
+    record OpFigures(Map<String, Object> json, List<String> lines) {
+    }
+
+    /**
+     * Times each op of eager training steps of {@code net} on the GPU: a fresh {@code fit} of one epoch over
+     * the first {@value #OP_TIMING_WARMUP_STEPS} + {@value #OP_TIMING_STEPS} batches, without graphs, in
+     * which the ops of the last {@value #OP_TIMING_STEPS} steps are timed by CUDA events around each
+     * ({@link CudaBackend#startTimingOps}). Before each timed step the GPU gets fills of a scratch buffer that
+     * outlast twice the host's queueing of a step (measured on the warm-up steps), so the step's ops run
+     * back to back and each pair of events times its op alone. Reports each op's median, their sum (a step
+     * without any launch gap) and, beside it, the graph step's time from the epochs, so the difference is
+     * what launching costs. It trains {@code net} further: run it after the timed epochs.
+     *
+     * @param graphStepMs the training step's time with graphs (median epoch / steps), or a negative number
+     */
+    static OpFigures opTimes(Sequential net, Dataset train, CudaBackend cuda, int batch, boolean profiled,
+                             double graphStepMs) {
+        int steps = Math.min(OP_TIMING_WARMUP_STEPS + OP_TIMING_STEPS, train.rows() / batch);
+        if (steps <= OP_TIMING_WARMUP_STEPS) {
+            throw new IllegalArgumentException("op times need at least " + (OP_TIMING_WARMUP_STEPS + 1)
+                    + " full batches of " + batch + " examples, the training data has " + train.rows());
+        }
+        Dataset data = train.take(steps * batch);
+        List<List<CudaBackend.OpTime>> timedSteps = new ArrayList<>();
+        try (Tensor scratch = cuda.allocate(DType.FLOAT32, HEAD_START_FLOATS)) {
+            double fillMs = median(Stopwatch.of(cuda).time(() -> cuda.fill(scratch, 0f), 3));
+            Callback timer = new Callback() {
+                private long lastEnd = System.nanoTime();
+                private double hostMsPerStep;
+                private boolean timing;
+
+                @Override
+                public void onBatchEnd(int epoch, int step, RunningMetrics progress) {
+                    long now = System.nanoTime();
+                    if (timing) {
+                        timedSteps.add(cuda.stopTimingOps());
+                        timing = false;
+                    } else if (step >= 1) { // step 0 also carries the epoch's setup
+                        hostMsPerStep = Math.max(hostMsPerStep, (now - lastEnd) / 1e6);
+                    }
+                    if (step + 1 >= OP_TIMING_WARMUP_STEPS && step + 1 < steps) {
+                        long fills = (long) Math.ceil(2 * hostMsPerStep / Math.max(fillMs, 1e-3)) + 1;
+                        for (long i = 0; i < Math.min(fills, MAX_HEAD_START_FILLS); i++) {
+                            cuda.fill(scratch, 0f);
+                        }
+                        cuda.startTimingOps();
+                        timing = true;
+                    }
+                    lastEnd = System.nanoTime();
+                }
+            };
+            net.fit(data, FitOptions.builder().batchSize(batch).epochs(1).verbose(0).shuffle(false)
+                    .profiler(profiled ? new GradientProfiler() : null).callback(timer).graph(false).build());
+        }
+        List<CudaBackend.OpTime> first = timedSteps.get(0);
+        List<Map<String, Object>> ops = new ArrayList<>();
+        List<String> lines = new ArrayList<>();
+        lines.add(String.format(Locale.ROOT, "ops of one eager step on the device (median of %d steps, CUDA events"
+                + " around each op, queued behind a head start):", timedSteps.size()));
+        double sumMs = 0;
+        double[] medians = new double[first.size()];
+        for (int i = 0; i < first.size(); i++) {
+            double[] times = new double[timedSteps.size()];
+            for (int t = 0; t < timedSteps.size(); t++) {
+                List<CudaBackend.OpTime> step = timedSteps.get(t);
+                if (step.size() != first.size() || !step.get(i).name().equals(first.get(i).name())) {
+                    throw new IllegalStateException("op times: timed step " + t + " queued other ops than the first: "
+                            + step.size() + " ops against " + first.size());
+                }
+                times[t] = step.get(i).milliseconds();
+            }
+            medians[i] = median(times);
+            sumMs += medians[i];
+        }
+        for (int i = 0; i < first.size(); i++) {
+            Map<String, Object> op = new LinkedHashMap<>();
+            op.put("op", first.get(i).name());
+            op.put("median_ms", medians[i]);
+            ops.add(op);
+            lines.add(String.format(Locale.ROOT, "  %3d  %-48s %9.1f us %5.1f%%", i + 1, first.get(i).name(),
+                    medians[i] * 1000, 100 * medians[i] / sumMs));
+        }
+        lines.add(String.format(Locale.ROOT, "  sum of the %d ops: %.1f us%s", first.size(), sumMs * 1000,
+                graphStepMs < 0 ? "" : String.format(Locale.ROOT, "; a step of the timed epochs: %.1f us, %+.1f us beside"
+                        + " the sum (launches, gaps, the epoch's own work)", graphStepMs * 1000,
+                        (graphStepMs - sumMs) * 1000)));
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("timer", "CUDA events around each op of eager steps, queued behind a head start");
+        json.put("steps_timed", timedSteps.size());
+        json.put("ops_per_step", first.size());
+        json.put("sum_ms", sumMs);
+        json.put("step_ms", graphStepMs < 0 ? null : graphStepMs);
+        json.put("ops", ops);
+        return new OpFigures(json, lines);
     }
 
     private static Tensor filled(Backend backend, List<Tensor> owned, float value, int... shape) {

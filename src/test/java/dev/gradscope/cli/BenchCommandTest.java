@@ -49,4 +49,12 @@ class BenchCommandTest {
                 "one figure on the CPU: " + gemm);
         assertTrue(((Number) gemm.get("share_of_step")).doubleValue() > 0, gemm.toString());
     }
+
+    @Test
+    void opTimesOnTheCpuIsAUsageError() throws URISyntaxException {
+        Path data = Path.of(BenchCommandTest.class.getResource("/mnist-subset").toURI());
+        assertEquals(2, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cpu", "--data-dir",
+                data.toString(), "--train-limit", "512", "--epochs", "2", "--op-times"), err.toString());
+        assertTrue(err.toString().contains("--op-times times ops with CUDA events: it needs the GPU"), err.toString());
+    }
 }

@@ -34,6 +34,8 @@ import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.Set;
 import jcuda.Pointer;
@@ -135,6 +137,31 @@ public final class CudaBackend implements Backend {
 
     /** Whether the stream is capturing a step into a graph: ops that allocate, copy or wait then fail. */
     private boolean capturing;
+
+    /** While ops are timed ({@link #startTimingOps}): each op queued since, with its events; null otherwise. */
+    private List<OpTiming> opTimings;
+
+    /** An op being timed: its name and the events recorded before and after it. */
+    private static final class OpTiming {
+        final String name;
+        final CUevent start;
+        CUevent end;
+
+        OpTiming(String name, CUevent start) {
+            this.name = name;
+            this.start = start;
+        }
+    }
+
+    /**
+     * One op's time on the device, from {@link #stopTimingOps}.
+     *
+     * @param name         the kernel's name, {@code gemm MxKxN} (with {@code aT}, {@code bT} for transposes) or
+     *                     {@code copy}
+     * @param milliseconds the time between the events recorded just before and just after it
+     */
+    public record OpTime(String name, double milliseconds) {
+    }
 
     /** The step graphs not yet closed, destroyed by {@link #close()} if their owner did not. */
     private final Set<CudaStepGraph> liveGraphs = new LinkedHashSet<>();
@@ -423,8 +450,7 @@ public final class CudaBackend implements Backend {
         if (bytes == 0) {
             return;
         }
-        lastOp = "copy";
-        queuedOperations++;
+        opQueued("copy");
         try {
             CudaErrors.checkDriver(cuMemcpyDtoDAsync(to, from, bytes, stream));
             afterOp();
@@ -515,6 +541,73 @@ public final class CudaBackend implements Backend {
         return milliseconds;
     }
 
+    /**
+     * Starts timing every op queued from now on: each kernel launch, cuBLAS call and device copy gets a CUDA
+     * event just before and one just after it on the stream, until {@link #stopTimingOps}. An event pair
+     * measures the op's time on the device only when the device reaches the first event after the op is
+     * queued, that is while the device is still busy with earlier work; otherwise the time includes the
+     * host's queueing. So give the device a head start (work that outlasts the queueing of the timed ops).
+     * Not while a step is captured, and not twice.
+     */
+    public void startTimingOps() {
+        enter();
+        requireNotCapturing("startTimingOps");
+        if (opTimings != null) {
+            throw new IllegalStateException("startTimingOps: ops are being timed already");
+        }
+        opTimings = new ArrayList<>();
+    }
+
+    /**
+     * Waits for the stream and returns the ops queued since {@link #startTimingOps}, in queue order, with
+     * their device times; destroys the events. Ends the timing also when it fails.
+     */
+    public List<OpTime> stopTimingOps() {
+        if (opTimings == null) {
+            throw new IllegalStateException("stopTimingOps: ops are not being timed (call startTimingOps first)");
+        }
+        List<OpTiming> timings = opTimings;
+        opTimings = null;
+        List<OpTime> times = new ArrayList<>();
+        RuntimeException failure = null;
+        try {
+            enter();
+            waitForStream("stopTimingOps");
+            float[] elapsed = new float[1];
+            for (OpTiming t : timings) {
+                if (t.end != null) { // an op whose queueing failed has no end event
+                    CudaErrors.checkDriver(cuEventElapsedTime(elapsed, t.start, t.end));
+                    times.add(new OpTime(t.name, elapsed[0]));
+                }
+            }
+        } catch (jcuda.CudaException e) {
+            failure = CudaErrors.wrap("stopTimingOps (" + timings.size() + " ops, CUDA events)", "", e);
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        for (OpTiming t : timings) {
+            for (CUevent event : new CUevent[] {t.start, t.end}) {
+                if (event == null) {
+                    continue;
+                }
+                try {
+                    CudaErrors.checkDriver(cuEventDestroy(event));
+                } catch (jcuda.CudaException e) {
+                    CudaException destroyFailed = CudaErrors.wrap("stopTimingOps: destroying its events", "", e);
+                    if (failure == null) {
+                        failure = destroyFailed;
+                    } else {
+                        failure.addSuppressed(destroyFailed);
+                    }
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        return times;
+    }
+
     // ---- dense layers -------------------------------------------------------------------------
 
     @Override
@@ -534,8 +627,7 @@ public final class CudaBackend implements Backend {
             if (beta == 0f) {
                 fill(c, 0f);
             } else if (beta != 1f) {
-                lastOp = "gemm (c = beta c)";
-                queuedOperations++;
+                opQueued("gemm (c = beta c)");
                 try {
                     cublas.scale(m * n, beta, pointer(c));
                     afterOp();
@@ -545,8 +637,8 @@ public final class CudaBackend implements Backend {
             }
             return;
         }
-        lastOp = "gemm";
-        queuedOperations++;
+        opQueued(String.format(Locale.ROOT, "gemm %dx%dx%d%s%s", m, k, n, transposeA ? " aT" : "",
+                transposeB ? " bT" : ""));
         try {
             cublas.gemm(transposeA, transposeB, m, n, k, alpha, pointer(a), a.dim(1), pointer(b), b.dim(1), beta,
                     pointer(c));
@@ -1057,6 +1149,9 @@ public final class CudaBackend implements Backend {
         if (capturing) {
             throw new IllegalStateException("capture: a step is being captured already (captures do not nest)");
         }
+        if (opTimings != null) {
+            throw new IllegalStateException("capture: ops are being timed (stopTimingOps first)");
+        }
         try {
             CudaErrors.checkDriver(cuStreamBeginCapture(stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_GLOBAL));
         } catch (jcuda.CudaException e) {
@@ -1235,6 +1330,18 @@ public final class CudaBackend implements Backend {
     private RuntimeException release(RuntimeException first) {
         Runnable[] steps = {
             () -> {
+                if (opTimings != null) { // timing never stopped: its events go with the backend
+                    List<OpTiming> timings = opTimings;
+                    opTimings = null;
+                    for (OpTiming t : timings) {
+                        CudaErrors.checkDriver(cuEventDestroy(t.start));
+                        if (t.end != null) {
+                            CudaErrors.checkDriver(cuEventDestroy(t.end));
+                        }
+                    }
+                }
+            },
+            () -> {
                 for (CudaStepGraph graph : new ArrayList<>(liveGraphs)) {
                     graph.destroy(); // before the memory its kernels point to
                 }
@@ -1290,8 +1397,7 @@ public final class CudaBackend implements Backend {
         if (shape.isEmpty()) {
             return;
         }
-        lastOp = kernelName;
-        queuedOperations++;
+        opQueued(kernelName);
         try {
             CudaErrors.checkDriver(cuLaunchKernel(function, shape.grid(), 1, 1, shape.block(), 1, 1, 0, stream,
                     parameters, null));
@@ -1302,10 +1408,33 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * With {@code gradscope.cuda.syncEachOp}, waits so that a fault is reported by its own op (not while a
-     * step is captured, when nothing runs; a graph's launch waits for the whole graph).
+     * Notes an op about to be queued: its name for error reports, the count, and, while ops are timed
+     * ({@link #startTimingOps}), an event before it on the stream.
+     */
+    private void opQueued(String name) {
+        lastOp = name;
+        queuedOperations++;
+        if (opTimings != null) {
+            CUevent start = new CUevent();
+            CudaErrors.checkDriver(cuEventCreate(start, CUevent_flags.CU_EVENT_DEFAULT));
+            opTimings.add(new OpTiming(name, start));
+            CudaErrors.checkDriver(cuEventRecord(start, stream));
+        }
+    }
+
+    /**
+     * After an op was queued: while ops are timed, the event after it; with {@code gradscope.cuda.syncEachOp},
+     * a wait, so that a fault is reported by its own op (not while a step is captured, when nothing runs; a
+     * graph's launch waits for the whole graph).
      */
     private void afterOp() {
+        if (opTimings != null && !opTimings.isEmpty() && opTimings.get(opTimings.size() - 1).end == null) {
+            OpTiming timing = opTimings.get(opTimings.size() - 1);
+            CUevent end = new CUevent();
+            CudaErrors.checkDriver(cuEventCreate(end, CUevent_flags.CU_EVENT_DEFAULT));
+            timing.end = end;
+            CudaErrors.checkDriver(cuEventRecord(end, stream));
+        }
         if (SYNC_EACH_OP && !capturing) {
             CudaErrors.checkDriver(cuStreamSynchronize(stream));
         }

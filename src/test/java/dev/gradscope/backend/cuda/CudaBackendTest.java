@@ -1383,6 +1383,44 @@ class CudaBackendTest {
     }
 
     @Test
+    void timedOpsAreListedInQueueOrderWithTheirDeviceTimesAndTheWorkStillRuns() {
+        Tensor a = own(gpu.fromHost(inputs(256 * 64, 1), 256, 64));
+        Tensor b = own(gpu.fromHost(inputs(64 * 32, 1), 64, 32));
+        Tensor c = own(gpu.allocate(DType.FLOAT32, 256, 32));
+        Tensor sums = own(gpu.allocate(DType.FLOAT32, 32));
+        gpu.startTimingOps();
+        assertThrows(IllegalStateException.class, gpu::startTimingOps, "timing does not nest");
+        assertThrows(IllegalStateException.class, () -> gpu.capture(() -> gpu.fill(sums, 0f)),
+                "no capture while ops are timed");
+        gpu.gemm(false, false, 1f, a, b, 0f, c);
+        gpu.columnSums(c, sums);
+        gpu.copy(sums, sums); // onto itself: no op queued, none timed
+        List<CudaBackend.OpTime> times = gpu.stopTimingOps();
+        assertEquals(List.of("gemm 256x64x32", "column_sums"), times.stream().map(CudaBackend.OpTime::name).toList());
+        for (CudaBackend.OpTime t : times) {
+            assertTrue(t.milliseconds() >= 0 && Float.isFinite((float) t.milliseconds()), t.toString());
+        }
+        double[] expected = new double[32];
+        double[] magnitude = new double[32];
+        float[] product = c.toFloatArray();
+        for (int i = 0; i < 256; i++) {
+            for (int j = 0; j < 32; j++) {
+                expected[j] += product[i * 32 + j];
+                magnitude[j] += Math.abs(product[i * 32 + j]);
+            }
+        }
+        float[] expectedFloats = new float[32];
+        for (int j = 0; j < 32; j++) {
+            expectedFloats[j] = (float) expected[j];
+        }
+        assertClose("column sums of the timed GEMM", expectedFloats, sums.toFloatArray(),
+                j -> Tolerances.GPU_SUM_REL * magnitude[j]);
+        assertThrows(IllegalStateException.class, gpu::stopTimingOps, "timing has stopped");
+        gpu.fill(sums, 1f);
+        assertArrayEquals(new float[] {1, 1, 1}, Arrays.copyOf(sums.toFloatArray(), 3), "the backend goes on");
+    }
+
+    @Test
     void aStepThatReadsOrAllocatesFailsItsCaptureAndTheBackendGoesOn() {
         Tensor x = own(gpu.allocate(DType.FLOAT32, 4));
         CudaException read = assertThrows(CudaException.class, () -> gpu.capture(() -> {

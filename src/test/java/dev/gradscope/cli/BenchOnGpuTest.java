@@ -1,0 +1,66 @@
+package dev.gradscope.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.gradscope.backend.cuda.CudaBackend;
+import dev.gradscope.report.HistoryJson;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code gradscope bench --device cuda}: the figures only the GPU gives. Tagged {@code gpu}: skipped, with
+ * the reason, where no CUDA device works (and run on the CUDA emulator by {@code mvn test}).
+ */
+@Tag("gpu")
+class BenchOnGpuTest {
+    private static final Optional<String> UNAVAILABLE = CudaBackend.unavailableReason();
+
+    @TempDir
+    Path tmp;
+
+    private final StringWriter err = new StringWriter();
+
+    @BeforeEach
+    void requireGpu() {
+        assumeTrue(UNAVAILABLE.isEmpty(), () -> "no usable CUDA device: " + UNAVAILABLE.orElse(""));
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void opTimesListEveryOpOfAStepInQueueOrder() throws URISyntaxException {
+        Path out = tmp.resolve("bench.json");
+        Path data = Path.of(BenchOnGpuTest.class.getResource("/mnist-subset").toURI());
+        int batch = 32;
+        int examples = batch * (StepFigures.OP_TIMING_WARMUP_STEPS + StepFigures.OP_TIMING_STEPS);
+        assertEquals(0, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cuda", "--data-dir",
+                data.toString(), "--train-limit", Integer.toString(examples), "--batch-size", Integer.toString(batch),
+                "--epochs", "2", "--op-times", "--out", out.toString()), err.toString());
+        Map<String, Object> json = HistoryJson.read(out);
+        Map<String, Object> opTimes = (Map<String, Object>) json.get("op_times");
+        List<Map<String, Object>> ops = (List<Map<String, Object>>) opTimes.get("ops");
+        assertEquals(StepFigures.OP_TIMING_STEPS, opTimes.get("steps_timed"));
+        // Every op the step queues, kernels and cuBLAS calls alike, and nothing else.
+        assertEquals(((Number) json.get("kernels_per_step")).intValue(), ops.size(), ops.toString());
+        assertEquals("gather_rows_u8_counter", ops.get(0).get("op"), "the step starts with the batch's gather");
+        assertEquals(14, ops.stream().filter(op -> op.get("op").toString().startsWith("gemm ")).count(),
+                "the chapter MLP's 14 GEMMs: " + ops);
+        double sum = 0;
+        for (Map<String, Object> op : ops) {
+            double ms = ((Number) op.get("median_ms")).doubleValue();
+            assertTrue(ms >= 0, op.toString());
+            sum += ms;
+        }
+        assertEquals(sum, ((Number) opTimes.get("sum_ms")).doubleValue(), 1e-9 * Math.max(1, sum));
+    }
+}
