@@ -289,19 +289,81 @@ __device__ double blockSumOfRange(unsigned begin, unsigned end, Term term) {
     });
 }
 
+// ---- the grid's last block ------------------------------------------------------------------------
+//
+// A reduction whose parts are written by many blocks is finished, in the same launch, by the block
+// that finishes last: each block writes its part, makes it visible device-wide (__threadfence) and takes
+// a ticket (an atomic add on a counter); the block that takes the last ticket knows every part is written
+// and adds them, in a fixed order that does not depend on which block it is. One launch instead of a
+// second kernel that waits for the first, and the same bits on every run.
+
 /**
- * Pass 1 of a chunked segmented reduction (pass 2 is segment_partials_total): the flat buffer of n
- * elements is cut into chunks of `chunk` elements, one block per chunk (blocks stride over chunks), so a
+ * Whether this block is the last of the grid to call this (every block calls it once, all its threads,
+ * after writing its part; it synchronises the block). ticket is a device counter that is 0 when the launch
+ * starts; the last block sets it back to 0 for the next launch. The last block must read the other
+ * blocks' parts with loadCoherent.
+ */
+__device__ __forceinline__ bool isLastBlockToFinish(unsigned* ticket) {
+    __shared__ bool last;
+    __syncthreads(); // every thread of this block has written its part
+    if (threadIdx.x == 0) {
+        __threadfence(); // ... and the writes are visible to every block before the ticket is taken
+        const unsigned taken = atomicAdd(ticket, 1u);
+        last = taken == gridDim.x - 1;
+        if (last) {
+            *ticket = 0u; // every block has taken its ticket
+        }
+    }
+    __syncthreads();
+    return last;
+}
+
+/** A load of what another block wrote in this launch: from L2, never a stale L1 line. */
+template <class T>
+__device__ __forceinline__ T loadCoherent(const T* p) {
+    return __ldcg(p);
+}
+
+/**
+ * The end of a chunked segmented reduction, in the last block: out[s] = (float) the sum over chunks c of
+ * partials[c * segments + s]. One warp per segment: lane l adds chunks l, l + 32, ... in order, then the
+ * warp's fixed butterfly adds the lanes; so the order depends on the chunk count alone. Called by every
+ * thread of the block (the block size a multiple of 32).
+ */
+__device__ __forceinline__ void totalSegmentPartials(const double* __restrict__ partials, unsigned chunks,
+                                                     unsigned segments, float* __restrict__ out) {
+    const unsigned warp = threadIdx.x / WARP_SIZE;
+    const unsigned warps = blockDim.x / WARP_SIZE;
+    for (unsigned s = warp; s < segments; s += warps) {
+        double sum = 0.0;
+        for (unsigned c = laneIndex(); c < chunks; c += WARP_SIZE) {
+            sum += loadCoherent(partials + static_cast<size_t>(c) * segments + s);
+        }
+        sum = warpSum(sum);
+        if (laneIndex() == 0) {
+            out[s] = static_cast<float>(sum);
+        }
+    }
+}
+
+/**
+ * The chunks of a chunked segmented reduction (totalSegmentPartials, in the grid's last block, adds them
+ * up): the flat buffer of n elements is cut into chunks of `chunk` elements, one block per chunk (blocks stride over chunks), so a
  * large segment is reduced by many blocks instead of one. For chunk c and every segment s, visit(c, s,
  * begin, end) gets the segment's overlap [begin, end) with the chunk and writes the partial for (c, s);
  * an empty overlap has begin >= end. The calls are uniform across the block (visit may use
  * blockSumOfRange). The chunk size is fixed by the caller, so the order of every addition is fixed by
  * the shapes: deterministic.
  */
+/** Chunks of `chunk` elements in n elements (none when chunk is 0). */
+__device__ __forceinline__ unsigned chunkCount(unsigned n, unsigned chunk) {
+    return chunk == 0 ? 0u : (n + chunk - 1) / chunk;
+}
+
 template <class Visit>
 __device__ __forceinline__ void forEachSegmentOfChunk(const int* __restrict__ segmentStarts, int segments,
                                                       unsigned chunk, unsigned n, Visit visit) {
-    const unsigned chunks = chunk == 0 ? 0u : (n + chunk - 1) / chunk;
+    const unsigned chunks = chunkCount(n, chunk);
     for (unsigned c = blockIdx.x; c < chunks; c += gridDim.x) {
         const unsigned lo = c * chunk;
         const unsigned hi = min(lo + chunk, n);

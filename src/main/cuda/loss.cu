@@ -1,19 +1,48 @@
 // Losses with the softmax fused in: CpuBackend.softmaxCrossEntropy and softmaxMeanSquaredError.
 //
-// One warp per row (block 256 = 8 rows) writes the row's dLogits, its loss (rowLoss[r]) and whether
-// its arg-max is right (rowCorrect[r], 1 or 0); accumulate_totals then adds those per-row values
-// with one block's fixed-order tree. No float atomics: every run gives the same bits. The softmax,
-// loss and gradient are computed in double, as on the CPU (a row has few classes, so it is cheap).
+// One launch per loss: one warp per row (block 256 = 8 rows) writes the row's dLogits, its loss
+// (rowLoss[r]) and whether its arg-max is right (rowCorrect[r], 1 or 0); then the grid's last block
+// (isLastBlockToFinish) adds those per-row values into the totals with one block's fixed-order tree. No
+// float atomics: every run gives the same bits. The softmax, loss and gradient are computed in double,
+// as on the CPU (a row has few classes, so it is cheap).
 #include "common.cuh"
 
 namespace gs {
 
-/** Where a softmax loss writes one row's results. */
+/** Where a softmax loss writes its results: each row's, then the totals (with the last block's ticket). */
 struct RowOutputs {
     float* dLogits;
     float* rowLoss;
     float* rowCorrect;
+    float* totals;
+    unsigned* ticket;
 };
+
+/**
+ * totals[0] += sum of rowLoss[0, n), totals[1] += sum of rowCorrect[0, n), by the last block: sums in
+ * double by the fixed 1024-slot tree, each added to its total once.
+ */
+__device__ __forceinline__ void addRowTotals(const float* rowLoss, const float* rowCorrect, unsigned n,
+                                             float* totals) {
+    const double loss = blockSumOfSlots([&](unsigned slot) {
+        double sum = 0.0;
+        for (unsigned i = slot; i < n; i += REDUCTION_SLOTS) {
+            sum += loadCoherent(rowLoss + i);
+        }
+        return sum;
+    });
+    const double correct = blockSumOfSlots([&](unsigned slot) {
+        double sum = 0.0;
+        for (unsigned i = slot; i < n; i += REDUCTION_SLOTS) {
+            sum += loadCoherent(rowCorrect + i);
+        }
+        return sum;
+    });
+    if (threadIdx.x == 0) {
+        totals[0] += static_cast<float>(loss);
+        totals[1] += static_cast<float>(correct);
+    }
+}
 
 /**
  * The part both losses share: for every row (one warp each), its softmax statistics, then
@@ -36,6 +65,9 @@ __device__ __forceinline__ void softmaxLossRows(const float* logits, const float
             out.rowCorrect[r] = correct ? 1.0f : 0.0f;
         }
     }
+    if (isLastBlockToFinish(out.ticket)) {
+        addRowTotals(out.rowLoss, out.rowCorrect, countOf(rows), out.totals);
+    }
 }
 
 } // namespace gs
@@ -47,8 +79,9 @@ __device__ __forceinline__ void softmaxLossRows(const float* logits, const float
 extern "C" __global__ void softmax_cross_entropy_rows(const float* __restrict__ logits, const float* __restrict__ targets,
                                                       float gradScale, float* __restrict__ dLogits,
                                                       float* __restrict__ rowLoss, float* __restrict__ rowCorrect,
-                                                      int rows, int cols) {
-    gs::softmaxLossRows(logits, targets, rows, cols, gs::RowOutputs{dLogits, rowLoss, rowCorrect},
+                                                      int rows, int cols, float* __restrict__ totals,
+                                                      unsigned* __restrict__ ticket) {
+    gs::softmaxLossRows(logits, targets, rows, cols, gs::RowOutputs{dLogits, rowLoss, rowCorrect, totals, ticket},
                         [&](const float* z, const float* t, float* d, const gs::RowSoftmax& s, unsigned lane) {
                             const double logSumExp = log(s.sum) + s.max;
                             double targetMass = 0.0;
@@ -75,8 +108,9 @@ extern "C" __global__ void softmax_cross_entropy_rows(const float* __restrict__ 
  */
 extern "C" __global__ void softmax_mse_rows(const float* __restrict__ logits, const float* __restrict__ targets,
                                             float gradScale, float* __restrict__ dLogits, float* __restrict__ rowLoss,
-                                            float* __restrict__ rowCorrect, int rows, int cols) {
-    gs::softmaxLossRows(logits, targets, rows, cols, gs::RowOutputs{dLogits, rowLoss, rowCorrect},
+                                            float* __restrict__ rowCorrect, int rows, int cols,
+                                            float* __restrict__ totals, unsigned* __restrict__ ticket) {
+    gs::softmaxLossRows(logits, targets, rows, cols, gs::RowOutputs{dLogits, rowLoss, rowCorrect, totals, ticket},
                         [&](const float* z, const float* t, float* d, const gs::RowSoftmax& s, unsigned lane) {
                             double loss = 0.0;
                             double dot = 0.0; // sum_j dL/dp_j p_j
@@ -94,34 +128,4 @@ extern "C" __global__ void softmax_mse_rows(const float* __restrict__ logits, co
                             }
                             return gs::warpSum(loss) / cols;
                         });
-}
-
-/**
- * totals[0] += sum of rowLoss[0, rows), totals[1] += sum of rowCorrect[0, rows): one block (launch
- * grid 1, block 1024), sums in double by the fixed 1024-slot tree, each added to its total once.
- */
-extern "C" __global__ void accumulate_totals(const float* __restrict__ rowLoss, const float* __restrict__ rowCorrect,
-                                             int rows, float* __restrict__ totals) {
-    if (blockIdx.x != 0) {
-        return;
-    }
-    const unsigned n = gs::countOf(rows);
-    const double loss = gs::blockSumOfSlots([&](unsigned slot) {
-        double sum = 0.0;
-        for (unsigned i = slot; i < n; i += gs::REDUCTION_SLOTS) {
-            sum += rowLoss[i];
-        }
-        return sum;
-    });
-    const double correct = gs::blockSumOfSlots([&](unsigned slot) {
-        double sum = 0.0;
-        for (unsigned i = slot; i < n; i += gs::REDUCTION_SLOTS) {
-            sum += rowCorrect[i];
-        }
-        return sum;
-    });
-    if (threadIdx.x == 0) {
-        totals[0] += static_cast<float>(loss);
-        totals[1] += static_cast<float>(correct);
-    }
 }

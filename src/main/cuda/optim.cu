@@ -137,19 +137,29 @@ extern "C" __global__ void adam_update(float* __restrict__ params, const float* 
 
 namespace gs {
 
+/** Where a measured optimizer step writes its norms: partial sums per chunk, then the totals. */
+struct MeasuredStep {
+    double* weightPartials;
+    double* updatePartials;
+    float* weightSquares;
+    float* updateSquares;
+    unsigned* ticket;
+};
+
 /**
- * Pass 1 of an optimizer step that also measures it (UpdateNorms): one block of 1024 per chunk of the
- * flat buffers (forEachSegmentOfChunk), which updates the chunk and writes, per segment s it overlaps,
+ * An optimizer step that also measures itself (UpdateNorms), in one launch: one block of 1024 per chunk
+ * of the flat buffers (forEachSegmentOfChunk) updates the chunk and writes, per segment s it overlaps,
  * weightPartials[c][s] = sum of p^2 before the step and updatePartials[c][s] = sum of (p after -
- * p before)^2, the difference in double. segment_partials_total then adds the chunks in order, once per
- * quantity: deterministic. The segments must cover the buffers: elements outside every segment are not
- * updated. stepAt(k) updates element k.
+ * p before)^2, the difference in double; then the grid's last block adds each segment's chunks in a fixed
+ * order (totalSegmentPartials) into weightSquares[s] and updateSquares[s]: deterministic. The segments must
+ * cover the buffers: elements outside every segment are not updated. stepAt(k) updates element k.
  */
 template <class StepAt>
 __device__ __forceinline__ void updateWithNorms(float* __restrict__ params, const int* __restrict__ segmentStarts,
-                                                int segments, unsigned chunk, unsigned n,
-                                                double* __restrict__ weightPartials,
-                                                double* __restrict__ updatePartials, StepAt stepAt) {
+                                                int segments, unsigned chunk, unsigned n, const MeasuredStep& out,
+                                                StepAt stepAt) {
+    double* __restrict__ weightPartials = out.weightPartials;
+    double* __restrict__ updatePartials = out.updatePartials;
     forEachSegmentOfChunk(segmentStarts, segments, chunk, n, [&](unsigned c, unsigned s, unsigned begin, unsigned end) {
         // The first sum reads every weight of the overlap before the second pass changes any: the tree's
         // __syncthreads lies between them.
@@ -168,19 +178,25 @@ __device__ __forceinline__ void updateWithNorms(float* __restrict__ params, cons
             updatePartials[c * countOf(segments) + s] = updates;
         }
     });
+    if (isLastBlockToFinish(out.ticket)) {
+        totalSegmentPartials(weightPartials, chunkCount(n, chunk), countOf(segments), out.weightSquares);
+        totalSegmentPartials(updatePartials, chunkCount(n, chunk), countOf(segments), out.updateSquares);
+    }
 }
 
 } // namespace gs
 
-/** adam_update, and pass 1 of the UpdateNorms of the step (launch: one block of 1024 per chunk). */
+/** adam_update, measured (UpdateNorms; launch: one block of 1024 per chunk). */
 extern "C" __global__ void adam_update_norms(float* __restrict__ params, const float* __restrict__ grads,
                                              float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
                                              float epsilon, float stepSize, const int* __restrict__ segmentStarts,
                                              int segments, int chunk, int n, double* __restrict__ weightPartials,
-                                             double* __restrict__ updatePartials) {
+                                             double* __restrict__ updatePartials, float* __restrict__ weightSquares,
+                                             float* __restrict__ updateSquares, unsigned* __restrict__ ticket) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
-    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), weightPartials,
-                        updatePartials, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, ticket},
+                        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
 }
 
 /**
@@ -198,29 +214,35 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
     gs::adamElements(params, grads, m, v, step, n);
 }
 
-/** adam_update_counter, and pass 1 of the UpdateNorms of the step (launch: one block of 1024 per chunk). */
+/** adam_update_counter, measured (UpdateNorms; launch: one block of 1024 per chunk). */
 extern "C" __global__ void adam_update_norms_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                      float* __restrict__ m, float* __restrict__ v,
                                                      double learningRate, double beta1, double beta2, float epsilon,
                                                      const int* __restrict__ iterations,
                                                      const int* __restrict__ segmentStarts, int segments, int chunk,
                                                      int n, double* __restrict__ weightPartials,
-                                                     double* __restrict__ updatePartials) {
+                                                     double* __restrict__ updatePartials,
+                                                     float* __restrict__ weightSquares,
+                                                     float* __restrict__ updateSquares,
+                                                     unsigned* __restrict__ ticket) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
-    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), weightPartials,
-                        updatePartials, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, ticket},
+                        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
 }
 
-/** sgd_update, and pass 1 of the UpdateNorms of the step (launch: one block of 1024 per chunk). */
+/** sgd_update, measured (UpdateNorms; launch: one block of 1024 per chunk). */
 extern "C" __global__ void sgd_update_norms(float* __restrict__ params, const float* __restrict__ grads,
                                             float* __restrict__ velocity, float learningRate, float momentum,
                                             int nesterov, const int* __restrict__ segmentStarts, int segments,
                                             int chunk, int n, double* __restrict__ weightPartials,
-                                            double* __restrict__ updatePartials) {
+                                            double* __restrict__ updatePartials, float* __restrict__ weightSquares,
+                                            float* __restrict__ updateSquares, unsigned* __restrict__ ticket) {
     const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
-    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), weightPartials,
-                        updatePartials, [&](unsigned k) {
+    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, ticket},
+                        [&](unsigned k) {
         if (momentum == 0.0f) {
             params[k] = gs::plainStep(params[k], grads[k], learningRate);
         } else {

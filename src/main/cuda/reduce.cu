@@ -36,17 +36,15 @@ extern "C" __global__ void add_row_vector(float* __restrict__ y, const float* __
         [&](unsigned i) { y[i] += __ldg(bias + i % columns); });
 }
 
-namespace gs {
-
-} // namespace gs
-
 /**
- * Pass 1 of the squared norm of each segment (each layer's parameters or gradients): partials[c][s] = sum
- * of x[k]^2 over chunk c's part of segment s, in double (forEachSegmentOfChunk; launch: one block of 1024
- * per chunk). segment_partials_total then adds each segment's partials in chunk order.
+ * The squared norm of each segment (each layer's parameters or gradients): out[s] = sum of x[k]^2 over
+ * segment s. Pass 1 (forEachSegmentOfChunk; launch: one block of 1024 per chunk) writes partials[c][s], the
+ * sum over chunk c's part of segment s in double; the grid's last block (isLastBlockToFinish, ticket 0 at
+ * the launch) adds each segment's partials in a fixed order (totalSegmentPartials). One launch.
  */
 extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, const int* __restrict__ segmentStarts,
-                                                  int segments, int chunk, int n, double* __restrict__ partials) {
+                                                  int segments, int chunk, int n, double* __restrict__ partials,
+                                                  float* __restrict__ out, unsigned* __restrict__ ticket) {
     gs::forEachSegmentOfChunk(segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                               [&](unsigned c, unsigned s, unsigned begin, unsigned end) {
         const double total = gs::blockSumOfOverlap(begin, end, [&](unsigned k) {
@@ -57,26 +55,9 @@ extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, c
             partials[c * gs::countOf(segments) + s] = total;
         }
     });
-}
-
-/**
- * Pass 2 of a chunked segmented reduction: out[s] = (float) sum over chunks c of partials[c][s], the
- * chunks added by blockSumOfSlots' fixed order (launch: one block of 1024 per segment).
- */
-extern "C" __global__ void segment_partials_total(const double* __restrict__ partials, int chunks, int segments,
-                                                  float* __restrict__ out) {
-    const unsigned columns = gs::countOf(segments);
-    for (unsigned s = blockIdx.x; s < columns; s += gridDim.x) {
-        const double total = gs::blockSumOfSlots([&](unsigned slot) {
-            double sum = 0.0;
-            for (unsigned c = slot; c < gs::countOf(chunks); c += gs::REDUCTION_SLOTS) {
-                sum += partials[c * columns + s];
-            }
-            return sum;
-        });
-        if (threadIdx.x == 0) {
-            out[s] = static_cast<float>(total);
-        }
+    if (gs::isLastBlockToFinish(ticket)) {
+        gs::totalSegmentPartials(partials, gs::chunkCount(gs::countOf(n), gs::countOf(chunk)), gs::countOf(segments),
+                                 out);
     }
 }
 

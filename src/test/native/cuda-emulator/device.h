@@ -116,6 +116,32 @@ inline T __ldg(const T* p) {
     return *p;
 }
 
+// ---- memory order and atomics ----------------------------------------------------------------------
+//
+// Blocks run one after another and fibers switch only at barriers, so every write is seen by every later
+// read: a fence orders nothing that is not ordered already, a load that bypasses L1 (__ldcg) is a load,
+// and an atomic read-modify-write cannot be interrupted. A "last block to finish" ticket therefore goes to
+// the grid's last block in launch order.
+
+inline void __threadfence() {}
+
+template <class T>
+inline T __ldcg(const T* p) {
+    return *p;
+}
+
+inline unsigned atomicAdd(unsigned* address, unsigned value) {
+    const unsigned old = *address;
+    *address = old + value;
+    return old;
+}
+
+inline int atomicAdd(int* address, int value) {
+    const int old = *address;
+    *address = old + value;
+    return old;
+}
+
 // ---- rounding intrinsics: one IEEE operation each, round to nearest even --------------------------
 
 inline float __fadd_rn(float a, float b) { return a + b; }

@@ -57,7 +57,7 @@ Shape elementWise(long n, unsigned multiprocessors) {
 }
 Shape warpPerRow(int rows) { return {{ceilDiv(rows, ROW_BLOCK / WARP), 1, 1}, {ROW_BLOCK, 1, 1}}; }
 Shape columnTiles(int cols) { return {{ceilDiv(cols, TILE_COLUMNS), 1, 1}, {TILE_BLOCK, 1, 1}}; }
-Shape blockPerSegment(int segments) { return {{static_cast<unsigned>(segments), 1, 1}, {REDUCTION_BLOCK, 1, 1}}; }
+Shape blockPerChunk(int chunks) { return {{static_cast<unsigned>(chunks), 1, 1}, {REDUCTION_BLOCK, 1, 1}}; }
 
 // ---- reporting --------------------------------------------------------------------------------------
 
@@ -192,8 +192,8 @@ void fillF32() {
 
 /**
  * segmentSumOfSquares as CudaBackend runs it: segment_sum_of_squares, one block of 1024 per chunk of
- * REDUCTION_CHUNK elements, writes partials[c * segments + s]; segment_partials_total, one block per segment,
- * adds them.
+ * REDUCTION_CHUNK elements, writes partials[c * segments + s]; the grid's last block adds them into out and
+ * sets the ticket back to 0.
  */
 void segmentSumOfSquares(Inputs& inputs) {
     const std::vector<std::vector<int>> cases = {
@@ -206,10 +206,10 @@ void segmentSumOfSquares(Inputs& inputs) {
         std::vector<double> partials(static_cast<std::size_t>(chunks) * segments,
                                      std::numeric_limits<double>::quiet_NaN());
         std::vector<float> out(segments, NaN);
-        bool ok = launched("segment_sum_of_squares", blockPerSegment(chunks), x.data(), starts.data(), segments,
-                           REDUCTION_CHUNK, n, partials.data()) &&
-                  launched("segment_partials_total", blockPerSegment(segments), partials.data(), chunks, segments,
-                           out.data());
+        unsigned ticket = 0;
+        bool ok = launched("segment_sum_of_squares", blockPerChunk(chunks), x.data(), starts.data(), segments,
+                           REDUCTION_CHUNK, n, partials.data(), out.data(), &ticket);
+        ok = ok && ticket == 0;
         std::vector<double> wantPartials(partials.size(), 0.0);
         std::vector<float> want(segments);
         for (int s = 0; s < segments; s++) {
@@ -227,7 +227,7 @@ void segmentSumOfSquares(Inputs& inputs) {
         for (int start : starts) {
             startsText += (startsText.empty() ? "" : ", ") + std::to_string(start);
         }
-        check(ok, "segment_sum_of_squares + segment_partials_total: segment starts {" + startsText + "}, " +
+        check(ok, "segment_sum_of_squares (chunks, then the last block): segment starts {" + startsText + "}, " +
                       std::to_string(chunks) + " chunk(s) of " + std::to_string(REDUCTION_CHUNK));
     }
 }
@@ -348,9 +348,12 @@ void softmaxCrossEntropyRows(Inputs& inputs) {
         std::vector<float> dLogits(n, NaN);
         std::vector<float> rowLoss(rows, NaN);
         std::vector<float> rowCorrect(rows, NaN);
+        float totals[2] = {0.5f, 2.0f}; // added to, not overwritten
+        unsigned ticket = 0;
         bool ok = launched("softmax_cross_entropy_rows", warpPerRow(rows), static_cast<const float*>(logits.data()),
                            static_cast<const float*>(targets.data()), gradScale, dLogits.data(), rowLoss.data(),
-                           rowCorrect.data(), rows, cols);
+                           rowCorrect.data(), rows, cols, totals, &ticket);
+        ok = ok && ticket == 0;
         std::vector<float> wantD(n);
         std::vector<float> wantLoss(rows);
         std::vector<float> wantCorrect(rows);
@@ -372,9 +375,16 @@ void softmaxCrossEntropyRows(Inputs& inputs) {
             wantLoss[r] = static_cast<float>(loss);
             wantCorrect[r] = firstArgMax(z, cols) == firstArgMax(t, cols) ? 1.0f : 0.0f;
         }
+        double lossSum = 0, correctSum = 0;
+        for (int r = 0; r < rows; r++) {
+            lossSum += rowLoss[r]; // the kernel adds its own rows' floats
+            correctSum += wantCorrect[r];
+        }
+        const float wantTotals[2] = {0.5f + static_cast<float>(lossSum), 2.0f + static_cast<float>(correctSum)};
         ok = ok && allClose("dLogits", dLogits.data(), wantD.data(), n, LOSS_ATOL, LOSS_RTOL) &&
              allClose("rowLoss", rowLoss.data(), wantLoss.data(), rows, LOSS_ATOL, LOSS_RTOL) &&
-             sameBits("rowCorrect", rowCorrect.data(), wantCorrect.data(), rows);
+             sameBits("rowCorrect", rowCorrect.data(), wantCorrect.data(), rows) &&
+             allClose("totals", totals, wantTotals, 2, 0.0, SUM_RTOL);
         check(ok, "softmax_cross_entropy_rows: " + shapeText(rows, cols) + ", grid " +
                       std::to_string(warpPerRow(rows).grid.x) + " x 256 (a warp per row)");
     }
@@ -605,12 +615,17 @@ void timings(Inputs& inputs) {
     });
     std::printf("time  relu_forward over 2^20 floats, grid 64 x 256: %.2f ms\n", elementWiseMs);
 
-    std::vector<double> partials(1, 2.0);
+    const int starts[2] = {0, REDUCTION_CHUNK};
+    const std::vector<float> chunk = inputs.normal(REDUCTION_CHUNK);
+    double partial = 0;
     float total = 0;
+    unsigned ticket = 0;
     const double reductionMs = millisecondsPerRun(200, [&] {
-        launch("segment_partials_total", blockPerSegment(1), static_cast<const double*>(partials.data()), 1, 1, &total);
+        launch("segment_sum_of_squares", blockPerChunk(1), chunk.data(), starts, 1, REDUCTION_CHUNK, REDUCTION_CHUNK,
+               &partial, &total, &ticket);
     });
-    std::printf("time  segment_partials_total, one block of 1024 threads, 12 __syncthreads: %.3f ms\n", reductionMs);
+    std::printf("time  segment_sum_of_squares, one chunk of %d, one block of 1024 threads, 14 __syncthreads: %.3f ms\n",
+                REDUCTION_CHUNK, reductionMs);
 
     const int rows = 256, cols = 10;
     const std::vector<float> logits = inputs.normal(rows * cols);
@@ -619,8 +634,11 @@ void timings(Inputs& inputs) {
         targets[r * cols + r % cols] = 1.0f;
     }
     const double lossMs = millisecondsPerRun(50, [&] {
+        float totals[2] = {0, 0};
+        unsigned ticket = 0;
         launch("softmax_cross_entropy_rows", warpPerRow(rows), static_cast<const float*>(logits.data()),
-               static_cast<const float*>(targets.data()), 1.0f, d.data(), loss.data(), correct.data(), rows, cols);
+               static_cast<const float*>(targets.data()), 1.0f, d.data(), loss.data(), correct.data(), rows, cols,
+               totals, &ticket);
     });
     std::printf("time  softmax_cross_entropy_rows, 256 x 10 (32 blocks of 256, 40 shuffles per warp): %.3f ms\n", lossMs);
 }

@@ -22,8 +22,8 @@ import org.junit.jupiter.api.Test;
  * How many device ops one training step of the chapter's MLP (784-512-256-128-64-10, ReLU, softmax
  * cross-entropy, Adam) calls, counted on the CPU backend through a proxy that sees every {@link Backend}
  * call the layers, the loss, the optimizer and the trainer make. On the GPU each op is one kernel or one
- * cuBLAS call, except the fused softmax loss, which is two kernels (rows, then the totals); so the GPU's
- * kernels per step are these counts plus one (CudaBackendTest counts them there).
+ * cuBLAS call (the reductions among them finish in their own last block): the GPU's kernels per step are
+ * these counts (CudaBackendTest counts them there).
  *
  * <p>Per step: two gathers (inputs, targets); per Dense layer a GEMM and its fused bias + activation
  * (the output layer a GEMM and the bias alone: the loss fuses the softmax, and training never reads the

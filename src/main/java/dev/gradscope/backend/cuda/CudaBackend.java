@@ -113,11 +113,17 @@ public final class CudaBackend implements Backend {
     private int lossRowCapacity;
 
     /**
-     * Per-chunk partial sums of the chunked segmented reductions (pass 1 writes them, segment_partials_total
-     * adds them): two tables of chunks x segments doubles, grown when a larger reduction arrives.
+     * Per-chunk partial sums of the chunked segmented reductions (each block writes its chunk's, the grid's
+     * last block adds them): two tables of chunks x segments doubles, grown when a larger reduction arrives.
      */
     private DeviceArena.Block partials;
     private long partialsCapacity;
+
+    /**
+     * The counter with which the blocks of a reduction find the last of them to finish (common.cuh,
+     * isLastBlockToFinish): 0 between launches, which run one after another on the one stream.
+     */
+    private DeviceArena.Block ticket;
 
     /**
      * Counts the reallocations of the scratch the kernels write (the loss rows, the partial sums): a graph
@@ -204,6 +210,9 @@ public final class CudaBackend implements Backend {
             kernels = new Kernels();
             step = "allocating the cuBLAS workspace";
             cublasWorkspace = arena.allocate(Cublas.WORKSPACE_BYTES);
+            step = "allocating the reduction ticket";
+            ticket = arena.allocate(Integer.BYTES);
+            CudaErrors.checkDriver(cuMemsetD8Async(ticket.pointer(0), (byte) 0, Integer.BYTES, stream));
             step = "creating the cuBLAS handle";
             cublas = new Cublas(stream, cublasWorkspace.pointer(0), Cublas.WORKSPACE_BYTES);
         } catch (RuntimeException e) {
@@ -776,9 +785,9 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * A fused softmax loss in two launches: one warp per row writes the row's gradient, loss and
-     * correctness (scratch rows kept by the backend), then one block adds the rows, in a fixed order,
-     * to {@code totals}. No float atomics, so the totals are the same run after run.
+     * A fused softmax loss in one launch: one warp per row writes the row's gradient, loss and correctness
+     * (scratch rows kept by the backend), then the grid's last block adds the rows, in a fixed order, to
+     * {@code totals}. No float atomics, so the totals are the same run after run.
      */
     private void softmaxLoss(String op, String kernelName, CUfunction rowKernel, Tensor logits, Tensor targets,
                              float gradientScale, Tensor dLogits, Tensor totals) {
@@ -793,10 +802,8 @@ public final class CudaBackend implements Backend {
         ensureLossScratch(rows);
         launch(kernelName, rowKernel, Launch.warpPerRow(rows),
                 Pointer.to(arg(logits), arg(targets), arg(gradientScale), arg(dLogits), arg(rowLoss),
-                        arg(rowCorrect), arg(rows), arg(cols)),
+                        arg(rowCorrect), arg(rows), arg(cols), arg(totals), arg(ticket)),
                 logits, targets, dLogits, totals);
-        launch("accumulate_totals", kernels.accumulateTotals, Launch.singleBlock(),
-                Pointer.to(arg(rowLoss), arg(rowCorrect), arg(rows), arg(totals)), logits, totals);
     }
 
     /** Grows the per-row scratch when a batch larger than any before arrives; never in steady state. */
@@ -854,22 +861,13 @@ public final class CudaBackend implements Backend {
         return table;
     }
 
-    /** out[s] = (float) the sum of the partials table at {@code offset} doubles, chunk by chunk in order. */
-    private void totalPartials(long offset, int chunks, int segments, Tensor out, String op) {
-        launch("segment_partials_total (" + op + ")", kernels.segmentPartialsTotal, Launch.blockPerSegment(segments),
-                Pointer.to(partialsTable(offset), arg(chunks),
-                        arg(segments), arg(out)),
-                out);
-    }
-
     // ---- reductions ---------------------------------------------------------------------------
 
     /**
-     * {@code out[s] = sum over segment s of x^2}, in two launches (ABI): one block of 1024 per chunk of
-     * {@link #REDUCTION_CHUNK} elements writes each segment's part of the chunk, then
-     * segment_partials_total adds them in chunk order; so a large segment is not left to one block. The
-     * reference's checks and messages, except the segment bounds, which stay on the device (see the class
-     * comment).
+     * {@code out[s] = sum over segment s of x^2}, in one launch (ABI): one block of 1024 per chunk of
+     * {@link #REDUCTION_CHUNK} elements writes each segment's part of the chunk, then the grid's last block
+     * adds the parts in a fixed order; so a large segment is not left to one block. The reference's checks
+     * and messages, except the segment bounds, which stay on the device (see the class comment).
      */
     @Override
     public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out) {
@@ -887,11 +885,10 @@ public final class CudaBackend implements Backend {
             return;
         }
         ensurePartials(chunks, segments);
-        launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerSegment(chunks),
+        launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(x), arg(segmentStarts), arg(segments), arg(REDUCTION_CHUNK), arg(n),
-                        partialsTable(0)),
+                        partialsTable(0), arg(out), arg(ticket)),
                 x, segmentStarts, out);
-        totalPartials(0, chunks, segments, out, "segmentSumOfSquares");
     }
 
     /**
@@ -971,12 +968,12 @@ public final class CudaBackend implements Backend {
         int segments = (int) norms.weightSquares().size();
         int chunks = chunksOf(n);
         long second = ensurePartials(chunks, segments);
-        launch("adam_update_norms", kernels.adamUpdateNorms, Launch.blockPerSegment(chunks),
+        launch("adam_update_norms", kernels.adamUpdateNorms, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
                         arg(stepSize), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK), arg(n),
-                        partialsTable(0), partialsTable(second)),
-                params, grads, m, v, norms.segmentStarts());
-        totalUpdateNorms(second, chunks, segments, norms);
+                        partialsTable(0), partialsTable(second), arg(norms.weightSquares()),
+                        arg(norms.updateSquares()), arg(ticket)),
+                params, grads, m, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
     }
 
     @Override
@@ -1004,12 +1001,12 @@ public final class CudaBackend implements Backend {
         int segments = (int) norms.weightSquares().size();
         int chunks = chunksOf(n);
         long second = ensurePartials(chunks, segments);
-        launch("sgd_update_norms", kernels.sgdUpdateNorms, Launch.blockPerSegment(chunks),
+        launch("sgd_update_norms", kernels.sgdUpdateNorms, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
                         arg(nesterov ? 1 : 0), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK),
-                        arg(n), partialsTable(0), partialsTable(second)),
-                params, grads, v, norms.segmentStarts());
-        totalUpdateNorms(second, chunks, segments, norms);
+                        arg(n), partialsTable(0), partialsTable(second), arg(norms.weightSquares()),
+                        arg(norms.updateSquares()), arg(ticket)),
+                params, grads, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
     }
 
     /**
@@ -1032,12 +1029,6 @@ public final class CudaBackend implements Backend {
     /** A kernel argument: the partials table that starts {@code offset} doubles into the scratch. */
     private Pointer partialsTable(long offset) {
         return Pointer.to(partials.pointer(offset * Double.BYTES));
-    }
-
-    /** Pass 2 of a measured optimizer step: the weight squares from the first table, the updates' from the second. */
-    private void totalUpdateNorms(long second, int chunks, int segments, UpdateNorms norms) {
-        totalPartials(0, chunks, segments, norms.weightSquares(), "weight norms");
-        totalPartials(second, chunks, segments, norms.updateSquares(), "update norms");
     }
 
     // ---- data ---------------------------------------------------------------------------------
@@ -1117,12 +1108,12 @@ public final class CudaBackend implements Backend {
         int segments = (int) norms.weightSquares().size();
         int chunks = chunksOf(n);
         long second = ensurePartials(chunks, segments);
-        launch("adam_update_norms_counter", kernels.adamUpdateNormsCounter, Launch.blockPerSegment(chunks),
+        launch("adam_update_norms_counter", kernels.adamUpdateNormsCounter, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
                         arg(epsilon), arg(iterations), arg(norms.segmentStarts()), arg(segments),
-                        arg(REDUCTION_CHUNK), arg(n), partialsTable(0), partialsTable(second)),
-                params, grads, m, v, iterations, norms.segmentStarts());
-        totalUpdateNorms(second, chunks, segments, norms);
+                        arg(REDUCTION_CHUNK), arg(n), partialsTable(0), partialsTable(second),
+                        arg(norms.weightSquares()), arg(norms.updateSquares()), arg(ticket)),
+                params, grads, m, v, iterations, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
     }
 
     // ---- graphs -------------------------------------------------------------------------------

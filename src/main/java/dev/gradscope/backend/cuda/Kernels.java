@@ -49,7 +49,6 @@ final class Kernels implements AutoCloseable {
     final CUfunction softmaxRows;
     final CUfunction softmaxCrossEntropyRows;
     final CUfunction softmaxMseRows;
-    final CUfunction accumulateTotals;
     final CUfunction adamUpdate;
     final CUfunction sgdUpdate;
     final CUfunction adamUpdateNorms;
@@ -57,7 +56,6 @@ final class Kernels implements AutoCloseable {
     final CUfunction columnSums;
     final CUfunction addRowVector;
     final CUfunction segmentSumOfSquares;
-    final CUfunction segmentPartialsTotal;
     final CUfunction clipByValue;
     final CUfunction clipByGlobalNorm;
     final CUfunction fill;
@@ -105,7 +103,6 @@ final class Kernels implements AutoCloseable {
             softmaxRows = find("softmax_rows", missing);
             softmaxCrossEntropyRows = find("softmax_cross_entropy_rows", missing);
             softmaxMseRows = find("softmax_mse_rows", missing);
-            accumulateTotals = find("accumulate_totals", missing);
             adamUpdate = find("adam_update", missing);
             sgdUpdate = find("sgd_update", missing);
             adamUpdateNorms = find("adam_update_norms", missing);
@@ -113,7 +110,6 @@ final class Kernels implements AutoCloseable {
             columnSums = find("column_sums", missing);
             addRowVector = find("add_row_vector", missing);
             segmentSumOfSquares = find("segment_sum_of_squares", missing);
-            segmentPartialsTotal = find("segment_partials_total", missing);
             clipByValue = find("clip_by_value", missing);
             clipByGlobalNorm = find("clip_by_global_norm", missing);
             fill = find("fill_f32", missing);

@@ -10,14 +10,16 @@ package dev.gradscope.backend.cuda;
  *       does not pay for scheduling millions of blocks. Clipping by global norm has this shape too:
  *       each of its blocks first adds the few squared norms by the fixed tree, which gives the same
  *       bits for any block size;</li>
- *   <li>one warp per row (softmax, the fused losses): blocks of 256 threads, so 8 rows per block;</li>
+ *   <li>one warp per row (softmax, the fused losses): blocks of 256 threads, so 8 rows per block; the
+ *       grid's last block then adds the rows' losses into the totals;</li>
  *   <li>one thread per column (per-column parameter gradients): blocks of 256;</li>
  *   <li>column tiles (column sums, the fused activation backward with its bias gradient and per-unit
  *       statistics): one block of exactly 256 threads, 32 columns x 8 row groups, per 32 columns; the
  *       kernels' fixed shared-memory tree over the 8 row groups assumes exactly this block;</li>
- *   <li>single-block reductions (loss totals, shared parameter gradients): one block of exactly 1024
- *       threads, whose fixed tree makes the sum deterministic;</li>
- *   <li>segmented reductions: one block of 1024 threads per segment.</li>
+ *   <li>single-block reductions (shared parameter gradients): one block of exactly 1024 threads, whose
+ *       fixed tree makes the sum deterministic;</li>
+ *   <li>chunked segmented reductions (gradient norms, measured optimizer steps): one block of 1024 threads
+ *       per chunk of elements; the grid's last block adds the chunks.</li>
  * </ul>
  *
  * A launch over nothing (0 elements, rows, columns or segments) is {@link #isEmpty() empty}: CUDA
@@ -83,9 +85,9 @@ record Launch(int grid, int block) {
         return new Launch(1, REDUCTION_BLOCK);
     }
 
-    /** One block of {@value #REDUCTION_BLOCK} threads per segment. */
-    static Launch blockPerSegment(int segments) {
-        return new Launch(Math.max(0, segments), REDUCTION_BLOCK);
+    /** One block of {@value #REDUCTION_BLOCK} threads per chunk of a chunked segmented reduction. */
+    static Launch blockPerChunk(int chunks) {
+        return new Launch(Math.max(0, chunks), REDUCTION_BLOCK);
     }
 
     /** Whether there is nothing to launch. */

@@ -47,20 +47,20 @@ class KernelAbiTest {
         abi.put("maxout_forward", "pppiii");               // z, y, winner, rows, units, pieces
         abi.put("maxout_backward", "pppiii");              // dy, winner, dz, rows, units, pieces
         abi.put("softmax_rows", "ppii");                   // logits, probabilities, rows, cols
-        abi.put("softmax_cross_entropy_rows", "ppfpppii"); // logits, targets, scale, dLogits, rowLoss, rowCorrect, rows, cols
-        abi.put("softmax_mse_rows", "ppfpppii");
-        abi.put("accumulate_totals", "ppip");              // rowLoss, rowCorrect, rows, totals
+        // logits, targets, scale, dLogits, rowLoss, rowCorrect, rows, cols, totals, ticket
+        abi.put("softmax_cross_entropy_rows", "ppfpppiipp");
+        abi.put("softmax_mse_rows", "ppfpppiipp");
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
         abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
-        // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials in place of n
-        abi.put("adam_update_norms", "ppppffffpiiipp");
-        abi.put("sgd_update_norms", "pppffipiiipp");
+        // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials, weightSquares, updateSquares,
+        // ticket in place of n
+        abi.put("adam_update_norms", "ppppffffpiiippppp");
+        abi.put("sgd_update_norms", "pppffipiiippppp");
         abi.put("clip_by_value", "pfi");                   // t, limit, n
         abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
         abi.put("add_row_vector", "ppii");                 // y, bias, rows, cols
-        abi.put("segment_sum_of_squares", "ppiiip");       // x, segmentStarts, segments, chunk, n, partials
-        abi.put("segment_partials_total", "piip");         // partials, chunks, segments, out
+        abi.put("segment_sum_of_squares", "ppiiippp");     // x, segmentStarts, segments, chunk, n, partials, out, ticket
         abi.put("fill_f32", "pfi");                        // x, value, n
         abi.put("gather_rows_u8", "ppifpii");              // source, indices, first, scale, out, rows, cols
         abi.put("gather_rows_f32", "ppifpii");
@@ -72,8 +72,9 @@ class KernelAbiTest {
         abi.put("advance_counters", "pi");                 // counters, n
         // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n
         abi.put("adam_update_counter", "ppppdddfpi");
-        // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials in place of n
-        abi.put("adam_update_norms_counter", "ppppdddfppiiipp");
+        // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials, weightSquares, updateSquares,
+        // ticket in place of n
+        abi.put("adam_update_norms_counter", "ppppdddfppiiippppp");
         return abi;
     }
 

@@ -49,7 +49,7 @@ class LaunchTest {
     @Test
     void reductionsUseBlocksOfExactly1024() {
         assertEquals(new Launch(1, 1024), Launch.singleBlock());
-        assertEquals(new Launch(5, 1024), Launch.blockPerSegment(5));
-        assertTrue(Launch.blockPerSegment(0).isEmpty());
+        assertEquals(new Launch(5, 1024), Launch.blockPerChunk(5));
+        assertTrue(Launch.blockPerChunk(0).isEmpty());
     }
 }
