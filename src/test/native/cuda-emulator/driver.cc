@@ -37,10 +37,19 @@
 
 namespace gsemu {
 
+/**
+ * A stream. While a capture is on, `origin` is the stream the capture began on (itself, or the one whose
+ * event this stream waited for: it joined the capture), and its work goes into the origin's `recorded`.
+ * `queued` counts the work a joined stream recorded, `joinedUpTo` how much of it the origin has waited
+ * for: a capture cannot end while a joined stream has work the origin did not wait for.
+ */
 struct Stream {
     bool capturing = false;
     bool invalidated = false;
+    Stream* origin = nullptr;
     std::vector<Work> recorded;
+    std::size_t queued = 0;
+    std::size_t joinedUpTo = 0;
 };
 
 struct Context {
@@ -49,7 +58,12 @@ struct Context {
 
 struct Event {
     bool recorded = false;
+    bool timing = true;
     std::chrono::steady_clock::time_point time;
+    /** When recorded on a capturing stream: that stream, its capture's origin, and its work count then. */
+    Stream* capturedBy = nullptr;
+    Stream* captureOrigin = nullptr;
+    std::size_t capturedQueued = 0;
 };
 
 struct Module {
@@ -122,6 +136,8 @@ const char* errorName(CUresult r) {
     case CUDA_ERROR_NOT_SUPPORTED: return "CUDA_ERROR_NOT_SUPPORTED";
     case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED: return "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED";
     case CUDA_ERROR_STREAM_CAPTURE_INVALIDATED: return "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED";
+    case CUDA_ERROR_STREAM_CAPTURE_UNJOINED: return "CUDA_ERROR_STREAM_CAPTURE_UNJOINED";
+    case CUDA_ERROR_STREAM_CAPTURE_ISOLATION: return "CUDA_ERROR_STREAM_CAPTURE_ISOLATION";
     case CUDA_ERROR_STREAM_CAPTURE_IMPLICIT: return "CUDA_ERROR_STREAM_CAPTURE_IMPLICIT";
     default: return nullptr;
     }
@@ -263,10 +279,11 @@ void report(const char* format, ...) {
 CUresult enqueue(CUstream stream, Work work) {
     Lock lock(deviceLock);
     if (stream != nullptr && stream->capturing) {
-        if (stream->invalidated) {
+        if (stream->invalidated || stream->origin->invalidated) {
             return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
         }
-        stream->recorded.push_back(std::move(work));
+        stream->origin->recorded.push_back(std::move(work));
+        stream->queued++;
         return CUDA_SUCCESS;
     }
     if (stream == nullptr && !capturingStreams.empty()) {
@@ -646,6 +663,7 @@ CUresult cuStreamBeginCapture_v2(CUstream stream, int mode) {
     }
     stream->capturing = true;
     stream->invalidated = false;
+    stream->origin = stream;
     stream->recorded.clear();
     capturingStreams.insert(stream);
     return CUDA_SUCCESS;
@@ -656,14 +674,37 @@ CUresult cuStreamEndCapture(CUstream stream, CUgraph* graph) {
     if (stream == nullptr || graph == nullptr) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (!stream->capturing) {
-        return CUDA_ERROR_ILLEGAL_STATE;
+    if (!stream->capturing || stream->origin != stream) {
+        return CUDA_ERROR_ILLEGAL_STATE; // not capturing, or a stream that joined another's capture
+    }
+    bool unjoined = false;
+    bool invalidated = stream->invalidated;
+    for (auto it = capturingStreams.begin(); it != capturingStreams.end();) {
+        Stream* joinedStream = *it;
+        if (joinedStream->origin == stream && joinedStream != stream) {
+            if (joinedStream->queued > joinedStream->joinedUpTo) {
+                unjoined = true;
+                report("cuStreamEndCapture: a stream that joined the capture has work the capturing stream"
+                       " never waited for: CUDA_ERROR_STREAM_CAPTURE_UNJOINED");
+            }
+            invalidated = invalidated || joinedStream->invalidated;
+            joinedStream->capturing = false;
+            joinedStream->origin = nullptr;
+            it = capturingStreams.erase(it);
+        } else {
+            ++it;
+        }
     }
     stream->capturing = false;
+    stream->origin = nullptr;
     capturingStreams.erase(stream);
     std::vector<Work> recorded = std::move(stream->recorded);
     stream->recorded.clear();
-    if (stream->invalidated) {
+    if (unjoined) {
+        *graph = nullptr;
+        return CUDA_ERROR_STREAM_CAPTURE_UNJOINED;
+    }
+    if (invalidated) {
         *graph = nullptr;
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
     }
@@ -680,12 +721,59 @@ CUresult cuStreamIsCapturing(CUstream stream, int* status) {
     return CUDA_SUCCESS;
 }
 
+/** cuEventCreate's flag for an event without timing (cuda.h's CU_EVENT_DISABLE_TIMING). */
+constexpr unsigned CU_EVENT_DISABLE_TIMING = 0x2;
+
+/**
+ * Outside a capture there is nothing to wait for: all work has run. Waiting for an event recorded during
+ * a capture makes the stream join that capture (its work goes into the same graph, after the event's);
+ * the capturing stream waiting for a joined stream's event joins that stream's work so far.
+ */
+CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
+    Lock lock(deviceLock);
+    if (event == nullptr) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (flags != 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (event->captureOrigin == nullptr || !event->captureOrigin->capturing) {
+        if (stream != nullptr && stream->capturing) {
+            // An event from outside the capture: CUDA refuses it in a capture (it cannot be a graph edge).
+            stream->origin->invalidated = true;
+            report("cuStreamWaitEvent: a capturing stream waits for an event recorded outside the capture:"
+                   " CUDA_ERROR_STREAM_CAPTURE_ISOLATION");
+            return CUDA_ERROR_STREAM_CAPTURE_ISOLATION;
+        }
+        return CUDA_SUCCESS;
+    }
+    if (stream == nullptr) {
+        return enqueue(stream, []() { return CUDA_SUCCESS; }); // the legacy stream: refused during a capture
+    }
+    if (!stream->capturing) {
+        stream->capturing = true;
+        stream->invalidated = false;
+        stream->origin = event->captureOrigin;
+        stream->queued = 0;
+        stream->joinedUpTo = 0;
+        capturingStreams.insert(stream);
+    } else if (stream->origin != event->captureOrigin) {
+        report("cuStreamWaitEvent: a stream waits for an event of another capture");
+        return CUDA_ERROR_STREAM_CAPTURE_ISOLATION;
+    }
+    Stream* waitedFor = event->capturedBy;
+    if (waitedFor != nullptr && waitedFor != stream && stream == stream->origin) {
+        waitedFor->joinedUpTo = std::max(waitedFor->joinedUpTo, event->capturedQueued);
+    }
+    return CUDA_SUCCESS;
+}
+
 CUresult cuEventCreate(CUevent* event, unsigned flags) {
-    (void) flags;
     if (event == nullptr) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     *event = new Event();
+    (*event)->timing = (flags & CU_EVENT_DISABLE_TIMING) == 0;
     return CUDA_SUCCESS;
 }
 
@@ -698,14 +786,22 @@ CUresult cuEventDestroy_v2(CUevent event) {
 }
 
 CUresult cuEventRecord(CUevent event, CUstream stream) {
+    Lock lock(deviceLock);
     if (event == nullptr) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
-    return enqueue(stream, [event]() {
+    // What a later cuStreamWaitEvent depends on is decided now, at the call, as CUDA does: the stream's
+    // work so far, this record included.
+    const CUresult result = enqueue(stream, [event]() {
         event->recorded = true;
         event->time = std::chrono::steady_clock::now();
         return CUDA_SUCCESS;
     });
+    const bool captured = result == CUDA_SUCCESS && stream != nullptr && stream->capturing;
+    event->capturedBy = captured ? stream : nullptr;
+    event->captureOrigin = captured ? stream->origin : nullptr;
+    event->capturedQueued = captured ? stream->queued : 0;
+    return result;
 }
 
 CUresult cuEventSynchronize(CUevent event) {
@@ -720,7 +816,7 @@ CUresult cuEventElapsedTime(float* milliseconds, CUevent start, CUevent end) {
     if (milliseconds == nullptr || start == nullptr || end == nullptr) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (!start->recorded || !end->recorded) {
+    if (!start->recorded || !end->recorded || !start->timing || !end->timing) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     *milliseconds = std::chrono::duration<float, std::milli>(end->time - start->time).count();

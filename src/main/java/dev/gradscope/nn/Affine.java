@@ -68,10 +68,12 @@ final class Affine implements AutoCloseable {
     /**
      * The GEMMs of the backward pass alone, for a layer that wrote db fused with its activation's backward
      * ({@link Backend#biasActivationBackward} into {@link #biasGradient()}): writes dW; returns dx, or null
-     * when it is not needed.
+     * when it is not needed. dW goes {@linkplain Backend#aside aside}: the rest of the backward pass needs
+     * only dx, and no layer writes x, dz or dW before {@link Sequential#computeGradients} joins.
      */
     Tensor backwardProducts(Tensor dz, boolean needInputGradient) {
-        backend.gemm(true, false, 1f, lastInput, dz, 0f, kernelGradient);
+        Tensor x = lastInput;
+        backend.aside(() -> backend.gemm(true, false, 1f, x, dz, 0f, kernelGradient));
         if (!needInputGradient) {
             return null;
         }

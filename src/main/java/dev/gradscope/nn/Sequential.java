@@ -237,6 +237,7 @@ public class Sequential implements AutoCloseable {
         for (int i = layers.size() - 2; i >= 0; i--) {
             g = layers.get(i).backward(g, i > 0);
         }
+        backend.joinAside(); // the weight gradients, queued aside by the layers, are all written from here on
     }
 
     /**

@@ -344,6 +344,23 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Queues the ops of {@code work} beside the ops queued after it: they start after everything queued
+     * so far, and may run at the same time as what comes next, until {@link #joinAside}. For work off the
+     * step's critical path, such as a layer's weight gradient (the rest of the backward pass does not wait
+     * for it). {@code work} must only read tensors that the ops queued before {@link #joinAside} do not write,
+     * and write tensors that they neither read nor write. On a GPU the work goes on a second stream (inside a
+     * captured graph, a branch of the graph); the default, and every backend whose ops run in order, runs
+     * it now, in line. Does not nest.
+     */
+    default void aside(Runnable work) {
+        work.run();
+    }
+
+    /** The ops queued from now on start after all the work queued by {@link #aside} so far. */
+    default void joinAside() {
+    }
+
+    /**
      * How many device operations (kernel launches, library calls, device copies) this backend has queued
      * since it opened: the difference around an eager step is what the step launches. Operations recorded
      * into a graph count once, at capture; a graph's launches count nothing. -1 when it does not count.

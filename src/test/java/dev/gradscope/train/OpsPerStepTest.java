@@ -38,7 +38,7 @@ class OpsPerStepTest {
     /** Calls that move data between host and device or describe the backend: not device ops of a step. */
     private static final Set<String> NOT_OPS = Set.of("name", "description", "allocate", "fromHost",
             "copyFromHost", "toHostFloats", "toHostInts", "synchronize", "sharesHostMemory", "close",
-            "queuedOperations", "supportsGraphs");
+            "queuedOperations", "supportsGraphs", "aside", "joinAside");
 
     /** 2 gathers + 5 x (GEMM, bias [+ activation]) + loss + 5 x bias gradient [+ activation backward] + 5 dW
      *  GEMMs + 4 dx GEMMs + gradient norms and their row copy + Adam and its step count + the step counter. */

@@ -23,6 +23,7 @@ import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamEndCapture;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
@@ -57,12 +58,14 @@ import jcuda.driver.CUstream_flags;
  * reference, down to its argument checks and error messages (the shared ones are {@link OpChecks}).
  *
  * <p>One backend owns, and {@link #close()} releases in reverse order: the device's primary context
- * (retained, made current), one stream, a {@link DeviceArena} from which every tensor, the cuBLAS
- * workspace and the loss scratch rows are cut, the PTX modules ({@link Kernels}) and a cuBLAS handle
- * ({@link Cublas}).
+ * (retained, made current), two streams, a {@link DeviceArena} from which every tensor, the cuBLAS
+ * workspaces and the loss scratch rows are cut, the PTX modules ({@link Kernels}) and a cuBLAS handle
+ * per stream ({@link Cublas}).
  *
- * <p>Execution. Every kernel, every device-to-device copy and every cuBLAS call goes on the one
- * stream, in program order, and returns at once. Only {@link #toHostFloats}, {@link #toHostInts} and
+ * <p>Execution. Every kernel, every device-to-device copy and every cuBLAS call goes on the main
+ * stream, in program order, and returns at once; except the work queued {@link #aside}, which goes on
+ * the side stream after an event of the main stream, and which the main stream waits for at
+ * {@link #joinAside} (the layers' weight-gradient GEMMs: the rest of the backward pass runs beside them). Only {@link #toHostFloats}, {@link #toHostInts} and
  * {@link #synchronize()} wait for the stream. Copies from Java arrays ({@code fromHost},
  * {@code copyFromHost}) are synchronous {@code cuMemcpyHtoD}: the garbage collector may move a Java
  * array, so it cannot be the source of an asynchronous copy; the stream is created as a blocking stream
@@ -100,6 +103,25 @@ public final class CudaBackend implements Backend {
     private final CUstream stream = new CUstream();
     private boolean contextRetained;
     private boolean streamCreated;
+
+    /**
+     * The second stream, for work queued {@link #aside}: it waits for the main stream at each fork
+     * ({@link #forked}) and the main stream waits for it at each join ({@link #joined}). Its GEMMs use a
+     * cuBLAS handle and workspace of their own: two streams must not share a workspace.
+     */
+    private final CUstream sideStream = new CUstream();
+    private boolean sideStreamCreated;
+    private final CUevent forked = new CUevent();
+    private final CUevent joined = new CUevent();
+    private boolean eventsCreated;
+    private DeviceArena.Block sideCublasWorkspace;
+    private Cublas sideCublas;
+
+    /** The stream ops are queued on: {@link #stream}, or {@link #sideStream} while work is queued aside. */
+    private CUstream current = stream;
+
+    /** Whether work was queued aside since the last join. */
+    private boolean asidePending;
     private DeviceInfo info;
     private String driverVersion;
     private DeviceArena arena;
@@ -205,6 +227,11 @@ public final class CudaBackend implements Backend {
             step = "creating the stream";
             CudaErrors.checkDriver(cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT));
             streamCreated = true;
+            CudaErrors.checkDriver(cuStreamCreate(sideStream, CUstream_flags.CU_STREAM_DEFAULT));
+            sideStreamCreated = true;
+            CudaErrors.checkDriver(cuEventCreate(forked, CUevent_flags.CU_EVENT_DISABLE_TIMING));
+            CudaErrors.checkDriver(cuEventCreate(joined, CUevent_flags.CU_EVENT_DISABLE_TIMING));
+            eventsCreated = true;
             arena = new DeviceArena(DeviceArena.DRIVER, DeviceArena.DEFAULT_CHUNK_BYTES);
             step = "loading the kernels";
             kernels = new Kernels();
@@ -215,6 +242,9 @@ public final class CudaBackend implements Backend {
             CudaErrors.checkDriver(cuMemsetD8Async(ticket.pointer(0), (byte) 0, Integer.BYTES, stream));
             step = "creating the cuBLAS handle";
             cublas = new Cublas(stream, cublasWorkspace.pointer(0), Cublas.WORKSPACE_BYTES);
+            step = "creating the side stream's cuBLAS handle";
+            sideCublasWorkspace = arena.allocate(Cublas.WORKSPACE_BYTES);
+            sideCublas = new Cublas(sideStream, sideCublasWorkspace.pointer(0), Cublas.WORKSPACE_BYTES);
         } catch (RuntimeException e) {
             releaseQuietly(e);
             if (e instanceof CudaUnavailableException) {
@@ -297,6 +327,7 @@ public final class CudaBackend implements Backend {
         enter();
         try {
             cublas.setTf32(enabled);
+            sideCublas.setTf32(enabled);
         } catch (jcuda.CudaException e) {
             throw CudaErrors.wrap("setTf32 (cublasSetMathMode)", "", e);
         }
@@ -316,7 +347,7 @@ public final class CudaBackend implements Backend {
         long bytes = t.size() * dtype.bytes();
         if (bytes > 0) {
             try {
-                CudaErrors.checkDriver(cuMemsetD8Async(pointer(t), (byte) 0, bytes, stream));
+                CudaErrors.checkDriver(cuMemsetD8Async(pointer(t), (byte) 0, bytes, current));
             } catch (jcuda.CudaException e) {
                 t.close();
                 throw failed("allocate", e, t);
@@ -461,7 +492,7 @@ public final class CudaBackend implements Backend {
         }
         opQueued("copy");
         try {
-            CudaErrors.checkDriver(cuMemcpyDtoDAsync(to, from, bytes, stream));
+            CudaErrors.checkDriver(cuMemcpyDtoDAsync(to, from, bytes, current));
             afterOp();
         } catch (jcuda.CudaException e) {
             throw failed("copy", e, src, dst);
@@ -519,6 +550,7 @@ public final class CudaBackend implements Backend {
             for (int r = 0; r < repetitions; r++) {
                 work.run();
                 enter(); // the work's ops leave the context current; this makes sure of it
+                joinAside(); // the run ends when its work queued aside ends too
                 CudaErrors.checkDriver(cuEventRecord(events[r + 1], stream));
             }
             waitForStream("time (" + repetitions + " runs)");
@@ -617,6 +649,55 @@ public final class CudaBackend implements Backend {
         return times;
     }
 
+    // ---- work aside ---------------------------------------------------------------------------
+
+    /**
+     * Queues {@code work}'s ops on the side stream, after everything queued so far on the main stream
+     * (an event the side stream waits for); they run beside the main stream's later ops until
+     * {@link #joinAside}. Inside a capture the side stream joins it, and the graph gets a branch.
+     */
+    @Override
+    public void aside(Runnable work) {
+        enter();
+        if (current == sideStream) {
+            throw new IllegalStateException("aside: work queued aside cannot queue more work aside");
+        }
+        try {
+            CudaErrors.checkDriver(cuEventRecord(forked, stream));
+            CudaErrors.checkDriver(cuStreamWaitEvent(sideStream, forked, 0));
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("aside (forking the side stream)", "", e);
+        }
+        asidePending = true;
+        current = sideStream;
+        try {
+            work.run();
+        } finally {
+            current = stream;
+        }
+    }
+
+    /** The main stream waits for the side stream's work so far (nothing is queued when there is none). */
+    @Override
+    public void joinAside() {
+        enter();
+        if (!asidePending) {
+            return;
+        }
+        try {
+            CudaErrors.checkDriver(cuEventRecord(joined, sideStream));
+            CudaErrors.checkDriver(cuStreamWaitEvent(stream, joined, 0));
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("joinAside (the main stream waiting for the side stream)", "", e);
+        }
+        asidePending = false;
+    }
+
+    /** The cuBLAS handle bound to the stream ops are queued on. */
+    private Cublas cublasOfCurrentStream() {
+        return current == sideStream ? sideCublas : cublas;
+    }
+
     // ---- dense layers -------------------------------------------------------------------------
 
     @Override
@@ -638,7 +719,7 @@ public final class CudaBackend implements Backend {
             } else if (beta != 1f) {
                 opQueued("gemm (c = beta c)");
                 try {
-                    cublas.scale(m * n, beta, pointer(c));
+                    cublasOfCurrentStream().scale(m * n, beta, pointer(c));
                     afterOp();
                 } catch (jcuda.CudaException e) {
                     throw failed("gemm (c = beta c)", e, a, b, c);
@@ -649,8 +730,8 @@ public final class CudaBackend implements Backend {
         opQueued(String.format(Locale.ROOT, "gemm %dx%dx%d%s%s", m, k, n, transposeA ? " aT" : "",
                 transposeB ? " bT" : ""));
         try {
-            cublas.gemm(transposeA, transposeB, m, n, k, alpha, pointer(a), a.dim(1), pointer(b), b.dim(1), beta,
-                    pointer(c));
+            cublasOfCurrentStream().gemm(transposeA, transposeB, m, n, k, alpha, pointer(a), a.dim(1), pointer(b),
+                    b.dim(1), beta, pointer(c));
             afterOp();
         } catch (jcuda.CudaException e) {
             throw failed("gemm (cublasSgemm, transposeA=" + transposeA + ", transposeB=" + transposeB + ")", e,
@@ -1153,8 +1234,16 @@ public final class CudaBackend implements Backend {
         Throwable failure = null;
         try {
             step.run();
+            joinAside(); // a capture ends on the stream it began on, every branch joined
         } catch (RuntimeException | Error e) {
             failure = e; // the capture must be ended whatever the step threw
+            if (asidePending) {
+                try {
+                    joinAside();
+                } catch (RuntimeException joinFailure) {
+                    e.addSuppressed(joinFailure);
+                }
+            }
         }
         capturing = false;
         int operations = (int) (queuedOperations - operationsBefore);
@@ -1338,6 +1427,11 @@ public final class CudaBackend implements Backend {
                 }
             },
             () -> {
+                if (sideCublas != null) {
+                    sideCublas.close();
+                }
+            },
+            () -> {
                 if (cublas != null) {
                     cublas.close();
                 }
@@ -1350,6 +1444,19 @@ public final class CudaBackend implements Backend {
             () -> {
                 if (arena != null) {
                     arena.close();
+                }
+            },
+            () -> {
+                if (eventsCreated) {
+                    eventsCreated = false;
+                    CudaErrors.checkDriver(cuEventDestroy(forked));
+                    CudaErrors.checkDriver(cuEventDestroy(joined));
+                }
+            },
+            () -> {
+                if (sideStreamCreated) {
+                    sideStreamCreated = false;
+                    CudaErrors.checkDriver(cuStreamDestroy(sideStream));
                 }
             },
             () -> {
@@ -1390,7 +1497,7 @@ public final class CudaBackend implements Backend {
         }
         opQueued(kernelName);
         try {
-            CudaErrors.checkDriver(cuLaunchKernel(function, shape.grid(), 1, 1, shape.block(), 1, 1, 0, stream,
+            CudaErrors.checkDriver(cuLaunchKernel(function, shape.grid(), 1, 1, shape.block(), 1, 1, 0, current,
                     parameters, null));
             afterOp();
         } catch (jcuda.CudaException e) {
@@ -1409,7 +1516,7 @@ public final class CudaBackend implements Backend {
             CUevent start = new CUevent();
             CudaErrors.checkDriver(cuEventCreate(start, CUevent_flags.CU_EVENT_DEFAULT));
             opTimings.add(new OpTiming(name, start));
-            CudaErrors.checkDriver(cuEventRecord(start, stream));
+            CudaErrors.checkDriver(cuEventRecord(start, current));
         }
     }
 
@@ -1424,10 +1531,10 @@ public final class CudaBackend implements Backend {
             CUevent end = new CUevent();
             CudaErrors.checkDriver(cuEventCreate(end, CUevent_flags.CU_EVENT_DEFAULT));
             timing.end = end;
-            CudaErrors.checkDriver(cuEventRecord(end, stream));
+            CudaErrors.checkDriver(cuEventRecord(end, current));
         }
         if (SYNC_EACH_OP && !capturing) {
-            CudaErrors.checkDriver(cuStreamSynchronize(stream));
+            CudaErrors.checkDriver(cuStreamSynchronize(current));
         }
     }
 
@@ -1435,6 +1542,7 @@ public final class CudaBackend implements Backend {
     private void waitForStream(String op, Tensor... operands) {
         requireNotCapturing(op);
         try {
+            CudaErrors.checkDriver(cuStreamSynchronize(sideStream));
             CudaErrors.checkDriver(cuStreamSynchronize(stream));
         } catch (jcuda.CudaException e) {
             String name = String.valueOf(e.getMessage()).trim();

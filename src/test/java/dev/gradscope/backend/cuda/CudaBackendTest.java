@@ -1381,6 +1381,42 @@ class CudaBackendTest {
         assertClose("graph replays against eager steps", results[0], results[1], i -> Tolerances.GPU_EXACT);
     }
 
+    /**
+     * Work queued aside (the side stream) starts after what was queued before it and is seen by what is
+     * queued after the join, eagerly and inside a captured graph (where the side stream joins the capture
+     * and the join ends its branch); and nothing may be queued aside from aside.
+     */
+    @Test
+    void workQueuedAsideRunsAfterTheForkAndBeforeWhatFollowsTheJoin() {
+        Tensor a = own(gpu.allocate(DType.FLOAT32, 64, 32));
+        Tensor b = own(gpu.fromHost(filled(32 * 16, 0.5f), 32, 16));
+        Tensor product = own(gpu.allocate(DType.FLOAT32, 64, 16));
+        Tensor sums = own(gpu.allocate(DType.FLOAT32, 16));
+        Tensor other = own(gpu.allocate(DType.FLOAT32, 1000));
+        Runnable step = () -> {
+            gpu.fill(a, 2f); // before the fork: the work aside must see it
+            gpu.aside(() -> gpu.gemm(false, false, 1f, a, b, 0f, product));
+            gpu.fill(other, 3f); // beside the work aside
+            gpu.joinAside();
+            gpu.columnSums(product, sums); // after the join: must see the product
+        };
+        float[] expected = filled(16, 64 * 32 * 2f * 0.5f);
+        step.run();
+        assertArrayEquals(expected, sums.toFloatArray(), "eager");
+        assertArrayEquals(filled(1000, 3f), other.toFloatArray());
+        gpu.fill(sums, Float.NaN);
+        gpu.fill(product, Float.NaN);
+        try (var graph = gpu.capture(step)) {
+            graph.launch();
+            assertArrayEquals(expected, sums.toFloatArray(), "a captured graph");
+        }
+        gpu.fill(product, Float.NaN);
+        gpu.aside(() -> gpu.fill(product, 1f)); // not joined: a wait still waits for the side stream
+        assertArrayEquals(filled(64 * 16, 1f), product.toFloatArray(), "a read waits for the work aside");
+        assertThrows(IllegalStateException.class, () -> gpu.aside(() -> gpu.aside(() -> { })), "aside does not nest");
+        gpu.joinAside();
+    }
+
     @Test
     void timedOpsAreListedInQueueOrderWithTheirDeviceTimesAndTheWorkStillRuns() {
         Tensor a = own(gpu.fromHost(inputs(256 * 64, 1), 256, 64));
