@@ -96,6 +96,12 @@ public final class CudaBackend implements Backend {
     /** Wait after every op, so that a kernel fault is reported by the op that caused it (slow; debugging). */
     private static final boolean SYNC_EACH_OP = Boolean.getBoolean("gradscope.cuda.syncEachOp");
 
+    /**
+     * With {@code gradscope.cuda.aside=false}, {@link #aside} runs its work in line on the main stream: to
+     * measure what the side stream saves (the same ops, the same bits).
+     */
+    private static final boolean SIDE_STREAM = !"false".equals(System.getProperty("gradscope.cuda.aside"));
+
     private static final CUdeviceptr NULL = new CUdeviceptr();
 
     private final CUdevice device = new CUdevice();
@@ -661,6 +667,10 @@ public final class CudaBackend implements Backend {
         enter();
         if (current == sideStream) {
             throw new IllegalStateException("aside: work queued aside cannot queue more work aside");
+        }
+        if (!SIDE_STREAM) {
+            work.run();
+            return;
         }
         try {
             CudaErrors.checkDriver(cuEventRecord(forked, stream));
