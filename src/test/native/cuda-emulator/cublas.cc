@@ -228,12 +228,13 @@ Status cublasSgemm_v2(cublasHandle_t handle, int transa, int transb, int m, int 
             opA = denseOp(transa, a, m, k, lda, tf32);
             opB = denseOp(transb, b, k, n, ldb, tf32);
         }
-        std::vector<float> sum(static_cast<std::size_t>(m));
+        std::vector<float> column(static_cast<std::size_t>(m));
+        float* __restrict__ sum = column.data();
         for (int j = 0; j < n; j++) {
-            std::fill(sum.begin(), sum.end(), 0.0f);
+            std::fill(column.begin(), column.end(), 0.0f);
             for (int p = 0; p < k && !opA.empty(); p++) {
                 const float bpj = opB[p + static_cast<std::size_t>(j) * k];
-                const float* aColumn = &opA[static_cast<std::size_t>(p) * m];
+                const float* __restrict__ aColumn = &opA[static_cast<std::size_t>(p) * m];
                 for (int i = 0; i < m; i++) {
                     sum[i] += aColumn[i] * bpj;
                 }
