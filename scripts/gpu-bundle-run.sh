@@ -7,8 +7,9 @@
 # In order, each step with its own log and time limit, going on after a failure:
 #   info           gradscope info
 #   gpu-tests      the JUnit tests tagged "gpu" (JUnit console launcher)
-#   bench          gradscope bench --device cuda, then with --no-graph, --tf32 and --profile-cost (their
-#                  JSON into logs.txt), and every `bench` subcommand its --help lists
+#   bench          gradscope bench --device cuda, then with --no-graph, --steps-per-graph 8, --steps-per-graph
+#                  1000 (a whole-epoch graph), --tf32 and --profile-cost (their JSON into logs.txt), and
+#                  every `bench` subcommand its --help lists
 #   peers          compare-peers.py --epochs 3: the same benchmark in PyTorch and JAX, with a Python that
 #                  has either (GRADSCOPE_PEERS_PYTHON, python3, /opt/*/bin/python3, ...); "skipped", which
 #                  does not fail the run, when there is none or no variant can run
@@ -258,8 +259,8 @@ else
   record bench "$(row_status)" "$STEP_SECONDS" "$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-70)"
 fi
 # Issue 5's comparisons, each a bench run of its own: eager steps (--no-graph) against the CUDA graph,
-# TF32 GEMMs, and the profiler's cost (epochs alternating off and on). Their JSON goes into logs.txt
-# (OUT_DIR keeps to 8 files); the summary gets each one's figure.
+# graphs of several steps, TF32 GEMMs, and the profiler's cost (epochs alternating off and on). Their
+# JSON goes into logs.txt (OUT_DIR keeps to 8 files); the summary gets each one's figure.
 bench_variant() { # bench_variant NAME CAP FIGURE_KEY ARGS...
   local name="$1" cap="$2" key="$3"
   shift 3
@@ -273,6 +274,11 @@ bench_variant() { # bench_variant NAME CAP FIGURE_KEY ARGS...
 }
 if grep -q -- '--no-graph' "$bench_help"; then
   bench_variant bench-no-graph 90 median_epoch_seconds --no-graph
+fi
+# Several steps per graph launch: 8, and the epoch's full batches as one graph (1000 is cut to them).
+if grep -q -- '--steps-per-graph' "$bench_help"; then
+  bench_variant bench-graph-8 90 median_epoch_seconds --steps-per-graph 8
+  bench_variant bench-graph-epoch 90 median_epoch_seconds --steps-per-graph 1000
 fi
 if grep -q -- '--tf32' "$bench_help"; then
   bench_variant bench-tf32 90 median_epoch_seconds --tf32

@@ -104,7 +104,8 @@ final class BenchCommand implements Callable<Integer> {
                 return profileCost(net, train, backend.name(), backend.description(), resolved);
             }
             History history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                    .verbose(0).profiler(noProfile ? null : new GradientProfiler()).graph(!run.noGraph).build());
+                    .verbose(0).profiler(noProfile ? null : new GradientProfiler()).graph(!run.noGraph)
+                    .stepsPerGraph(run.stepsPerGraph).build());
             List<Double> timed = new ArrayList<>(history.epochSeconds().subList(1, epochs));
             double median = median(timed);
             int batch = Math.min(run.batchSize, train.rows());
@@ -118,6 +119,7 @@ final class BenchCommand implements Callable<Integer> {
             result.put("tf32", backend.tf32());
             result.put("profile", !noProfile);
             result.put("graph", history.graphs());
+            result.put("steps_per_graph", history.graphs() ? history.stepsPerGraph() : null);
             result.put("kernels_per_step", history.operationsPerStep() < 0 ? null : history.operationsPerStep());
             result.put("train_examples", train.rows());
             result.put("warmup_epoch_seconds", history.epochSeconds().get(0));
@@ -128,11 +130,12 @@ final class BenchCommand implements Callable<Integer> {
             result.put("gemm", gemm.json());
             String kernelsPerStep = history.operationsPerStep() < 0 ? "-"
                     : Long.toString(history.operationsPerStep());
-            System.out.printf(Locale.ROOT, "%-10s %-40s %8s %8s %5s %5s %14s %13s%n", "backend", "device", "examples",
-                    "profile", "graph", "tf32", "epoch (median)", "kernels/step");
-            System.out.printf(Locale.ROOT, "%-10s %-40s %8d %8s %5s %5s %12.3f s %13s%n", backend.name(),
+            String stepsPerGraph = history.graphs() ? Integer.toString(history.stepsPerGraph()) : "-";
+            System.out.printf(Locale.ROOT, "%-10s %-40s %8s %8s %5s %11s %5s %14s %13s%n", "backend", "device",
+                    "examples", "profile", "graph", "steps/graph", "tf32", "epoch (median)", "kernels/step");
+            System.out.printf(Locale.ROOT, "%-10s %-40s %8d %8s %5s %11s %5s %12.3f s %13s%n", backend.name(),
                     backend.description(), train.rows(), noProfile ? "off" : "on", history.graphs() ? "on" : "off",
-                    backend.tf32() ? "on" : "off", median, kernelsPerStep);
+                    stepsPerGraph, backend.tf32() ? "on" : "off", median, kernelsPerStep);
             System.out.println(gemm.line());
             if (opTimes) {
                 StepFigures.OpFigures ops = StepFigures.opTimes(net, train, (CudaBackend) backend, batch, !noProfile,
@@ -165,7 +168,8 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < 2 * epochs + untimed; i++) {
             boolean profiled = (i % 4 == 1) || (i % 4 == 2);
             History h = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(1).verbose(0)
-                    .profiler(profiled ? new GradientProfiler() : null).callback(clock).graph(!run.noGraph).build());
+                    .profiler(profiled ? new GradientProfiler() : null).callback(clock).graph(!run.noGraph)
+                    .stepsPerGraph(run.stepsPerGraph).build());
             if (i >= untimed) {
                 (profiled ? on : off).add(h.epochSeconds().get(0));
                 (profiled ? cpuOn : cpuOff).add(clock.lastEpochSeconds());

@@ -189,7 +189,8 @@ final class ExperimentCommand implements Runnable {
             History history;
             try (Sequential net = spec.model().build(backend, run.seed, train.featureCount(), train.classCount())) {
                 history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                        .validation(test).verbose(quiet ? 0 : 1).graph(!run.noGraph).build());
+                        .validation(test).verbose(quiet ? 0 : 1).graph(!run.noGraph)
+                        .stepsPerGraph(run.stepsPerGraph).build());
             }
             double seconds = (System.nanoTime() - start) / 1e9;
             Map<String, Object> config = TrainCommand.config("experiment " + name(), spec.model(), run, epochs,

@@ -8,7 +8,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** Options every command that trains shares: device, data, batch size, seed, graph mode. */
+/** Options every command that trains shares: device, data, batch size, seed, graph mode and steps per graph. */
 final class RunOptions {
     @Spec(Spec.Target.MIXEE)
     CommandSpec spec;
@@ -43,6 +43,13 @@ final class RunOptions {
                     + "same parameters, bit for bit.")
     boolean noGraph;
 
+    @Option(names = "--steps-per-graph", paramLabel = "K", defaultValue = "1",
+            description = "In graph mode, capture K consecutive training steps into one CUDA graph, so that an epoch "
+                    + "takes about 1/K as many graph launches (default: ${DEFAULT-VALUE}; at most an epoch's full "
+                    + "batches are used, so a large K makes them one graph). Same parameters, bit for bit; no effect "
+                    + "on eager steps.")
+    int stepsPerGraph;
+
     /** A usage error (exit status 2) for this command. */
     CommandLine.ParameterException usage(String message) {
         return new CommandLine.ParameterException(spec.commandLine(), message);
@@ -57,6 +64,9 @@ final class RunOptions {
         }
         if (trainLimit < 0) {
             throw usage("--train-limit must be >= 0, got " + trainLimit);
+        }
+        if (stepsPerGraph < 1) {
+            throw usage("--steps-per-graph must be >= 1, got " + stepsPerGraph);
         }
     }
 

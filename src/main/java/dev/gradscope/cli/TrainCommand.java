@@ -13,6 +13,7 @@ import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
 import dev.gradscope.train.NonFiniteEvent;
+import dev.gradscope.train.Trainer;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -94,7 +95,7 @@ final class TrainCommand implements Callable<Integer> {
                     .validation(mnist.test()).verbose(quiet ? 0 : 1)
                     .profiler(noProfile ? null : new GradientProfiler())
                     .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan)
-                    .graph(!run.noGraph);
+                    .graph(!run.noGraph).stepsPerGraph(run.stepsPerGraph);
             if (out != null) {
                 fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
             }
@@ -146,7 +147,12 @@ final class TrainCommand implements Callable<Integer> {
         // Steps replayed as CUDA graphs unless --no-graph or the backend has none (the CPU). Known before
         // training: the commands' own callbacks (progress, profiler) are all graph-safe, so nothing else
         // makes fit fall back to eager steps.
-        config.put("graph", !run.noGraph && backend.supportsGraphs());
+        boolean graph = !run.noGraph && backend.supportsGraphs();
+        config.put("graph", graph);
+        // The steps each graph launch runs (--steps-per-graph, at most an epoch's full batches); null when
+        // the steps run eagerly.
+        config.put("steps_per_graph", graph ? Trainer.stepsPerGraph(run.stepsPerGraph, train.rows(), run.batchSize)
+                : null);
         config.put("data_dir", run.dataDir.toString());
         config.put("train_examples", train.rows());
         config.put("validation_examples", validation.rows());

@@ -8,9 +8,11 @@ import java.util.Map;
  *
  * <p>Two hooks run inside the training step: {@link #onGradientsComputed} and {@link #onParametersUpdated}.
  * When the trainer captures the step as a graph (the default on a GPU), it calls them only while capturing:
- * once per batch size, with the epoch and step being captured. What they queue on the device is then
- * replayed for every later step, with the same arguments. Such a callback says so with {@link #graphSafe};
- * the others make the trainer run every step eagerly. The remaining hooks run on the host, every time.
+ * once for each step a graph holds (a graph per batch size, and per steps in the graph when
+ * {@link FitOptions#stepsPerGraph()} is above 1), with the epoch and step being captured. What they queue on
+ * the device is then replayed for every later step, with the same arguments. Such a callback says so with
+ * {@link #graphSafe}; the others make the trainer run every step eagerly. The remaining hooks run on the
+ * host, every time.
  */
 public interface Callback {
     /** Before the first epoch; {@code run} stays valid until {@link #onTrainEnd}. */

@@ -21,10 +21,15 @@ import java.util.List;
  * @param graph      capture the training step once as a CUDA graph and replay it (default), where the
  *                   backend supports graphs and every callback is {@linkplain Callback#graphSafe graph-safe};
  *                   false runs every step eagerly, op by op. Both give the same parameters, bit for bit.
+ * @param stepsPerGraph in graph mode, how many consecutive training steps one graph holds (default 1): the
+ *                   epoch's full batches run as graphs of this many steps, so an epoch of f full batches
+ *                   takes about f / stepsPerGraph launches instead of f. At most f is used (a larger value
+ *                   makes the full batches of an epoch one graph). It changes no result, only how often the
+ *                   host launches; it does nothing when the steps run eagerly.
  */
 public record FitOptions(int batchSize, int epochs, Dataset validation, boolean shuffle, int verbose,
                          List<Callback> callbacks, GradientProfiler profiler, double clipGlobalNorm,
-                         double clipValue, boolean stopOnNonFinite, boolean graph) {
+                         double clipValue, boolean stopOnNonFinite, boolean graph, int stepsPerGraph) {
 
     public FitOptions {
         if (batchSize < 1) {
@@ -37,6 +42,9 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
         if (!(clipGlobalNorm >= 0) || !(clipValue >= 0)) {
             throw new IllegalArgumentException("clipping limits must be >= 0 (0 is off), got norm " + clipGlobalNorm
                     + " and value " + clipValue);
+        }
+        if (stepsPerGraph < 1) {
+            throw new IllegalArgumentException("steps per graph must be >= 1, got " + stepsPerGraph);
         }
     }
 
@@ -57,6 +65,7 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
         private double clipValue;
         private boolean stopOnNonFinite = true;
         private boolean graph = true;
+        private int stepsPerGraph = 1;
 
         public Builder batchSize(int batchSize) {
             this.batchSize = batchSize;
@@ -115,9 +124,18 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
             return this;
         }
 
+        /**
+         * In graph mode, the consecutive training steps each graph launch runs (default 1; see
+         * {@link FitOptions#stepsPerGraph()}); no effect on eager steps.
+         */
+        public Builder stepsPerGraph(int steps) {
+            this.stepsPerGraph = steps;
+            return this;
+        }
+
         public FitOptions build() {
             return new FitOptions(batchSize, epochs, validation, shuffle, verbose, callbacks, profiler, clipGlobalNorm,
-                    clipValue, stopOnNonFinite, graph);
+                    clipValue, stopOnNonFinite, graph, stepsPerGraph);
         }
     }
 }

@@ -17,6 +17,7 @@ public final class History {
     private Profile profile;
     private NonFiniteEvent nonFinite;
     private boolean graphs;
+    private int stepsPerGraph = 1;
     private long operationsPerStep = -1;
 
     /** Appends one epoch's logs. */
@@ -80,6 +81,15 @@ public final class History {
     }
 
     /**
+     * The training steps one graph launch ran: {@link FitOptions#stepsPerGraph()}, at most the full batches
+     * of an epoch, when the steps ran as graphs (the group of leftover full batches and the smaller last batch
+     * of an epoch have graphs of fewer); 1 when they ran eagerly, each step queued on its own.
+     */
+    public int stepsPerGraph() {
+        return stepsPerGraph;
+    }
+
+    /**
      * The device operations one training step queues (kernels, cuBLAS calls, device copies), counted on the
      * first step; -1 when the backend does not count them (the CPU) or no step ran.
      */
@@ -87,8 +97,9 @@ public final class History {
         return operationsPerStep;
     }
 
-    void setExecution(boolean graphs, long operationsPerStep) {
+    void setExecution(boolean graphs, int stepsPerGraph, long operationsPerStep) {
         this.graphs = graphs;
+        this.stepsPerGraph = graphs ? stepsPerGraph : 1;
         this.operationsPerStep = operationsPerStep;
     }
 }

@@ -26,12 +26,22 @@ import java.util.stream.IntStream;
  * count are device counters, advanced by the step itself. So it can be captured once as a graph
  * ({@link Backend#capture}) and replayed for every batch of that size: the graph mode, the default where
  * the backend has device graphs ({@link Backend#supportsGraphs}) and every callback is
- * {@linkplain Callback#graphSafe graph-safe}. The first step of each batch size runs eagerly (it makes
- * whatever a backend allocates on first use), the next is captured and launched, and every later one
- * launched: one graph for the full batches and one for the smaller last batch of an epoch. A graph lives
- * as long as the {@code fit} call, and is captured again if the model's buffers move. Otherwise, and with
- * {@link FitOptions#graph()} false, every step queues its ops one by one (eager). Both modes queue the
- * same ops with the same arguments: they give the same parameters, bit for bit.
+ * {@linkplain Callback#graphSafe graph-safe}. Otherwise, and with {@link FitOptions#graph()} false, every
+ * step queues its ops one by one (eager). Both modes queue the same ops with the same arguments: they give
+ * the same parameters, bit for bit.
+ *
+ * <p>The graphs. A graph may hold several consecutive steps ({@link FitOptions#stepsPerGraph()}, K, at most
+ * the epoch's f full batches): captured by running the step K times inside one capture, each copy advancing
+ * the device counters, it replays K steps per launch. An epoch is cut into groups from its start: the full
+ * batches in groups of K, the last f mod K of them as one group of that many, and the smaller last batch,
+ * if any, as a group of one. Each group runs as the graph for its (batch rows, steps), captured when first
+ * needed and launched from then on: with K = 1, one graph for the full batches and one for the last batch;
+ * with K = 3 and f = 7, graphs of three steps, of one and of the last batch; with K >= f, the epoch's full
+ * batches as one graph. The first group of each batch size runs eagerly, step by step (it makes whatever a
+ * backend allocates on first use), before any graph of that size is captured: with K = 1 just the first
+ * step, with K >= f the first epoch's full batches. A graph lives as long as the {@code fit} call, and
+ * is captured again if the model's buffers move. After a launch the host counts each of its steps and calls
+ * {@link Callback#onBatchEnd} once per step, in order; their running metrics are those at the graph's end.
  *
  * <p>Non-finite gradients. Where tensors live in host memory and steps run eagerly (the CPU), the norms are
  * checked after every backward pass and training can stop before the update; otherwise they are read once
@@ -60,6 +70,7 @@ public final class Trainer {
         int n = train.rows();
         int batch = Math.min(options.batchSize(), Math.max(1, n));
         int steps = Batches.batchCount(n, batch);
+        int fullBatches = n / batch;
         model.reserveBatch(batch);
 
         List<Callback> callbacks = new ArrayList<>();
@@ -71,6 +82,7 @@ public final class Trainer {
         }
         callbacks.addAll(options.callbacks());
         boolean graphMode = graphMode(backend, options, callbacks, emulateGraphs);
+        int stepsPerGraph = graphMode ? stepsPerGraph(options.stepsPerGraph(), n, batch) : 1;
         List<Profile.Segment> segments = segments(model);
         int[] starts = segmentStarts(model);
 
@@ -107,38 +119,45 @@ public final class Trainer {
                         backend.copyFromHost(new int[] {0}, stepIndex);
                         backend.fill(totals, 0f);
                         int seen = 0;
-                        for (int s = 0; s < steps; s++) {
+                        steps:
+                        for (int s = 0; s < steps; ) {
                             int first = s * batch;
                             int rows = Math.min(batch, n - first);
+                            // The steps that run together: a group of full batches in graph mode, else one.
+                            int count = s < fullBatches ? Math.min(stepsPerGraph, fullBatches - s) : 1;
                             run.setBatchRows(rows);
-                            long queuedBefore = backend.queuedOperations();
-                            if (graphs != null) {
-                                graphs.run(rows, e, s);
-                                run.countStep(rows);
-                            } else {
+                            if (graphs != null && graphs.launch(rows, count, e, s)) {
+                                seen = first + count * rows;
+                                Callback.RunningMetrics running = runningMetrics(totals, seen);
+                                for (int i = 0; i < count; i++) {
+                                    run.countStep(rows);
+                                    final int stepOfEpoch = s + i;
+                                    callbacks.forEach(c -> c.onBatchEnd(e, stepOfEpoch, running));
+                                }
+                                s += count;
+                                continue;
+                            }
+                            for (int end = s + count; s < end; s++) { // eager, step by step
+                                long queuedBefore = backend.queuedOperations();
                                 step.computeGradients(rows, e, s);
                                 run.countStep(rows);
-                                NonFiniteEvent event = checkEveryStep ? firstNonFinite(stepNorms.toFloatArray(), 0, e, s,
-                                        segments, options.stopOnNonFinite()) : null;
+                                NonFiniteEvent event = checkEveryStep ? firstNonFinite(stepNorms.toFloatArray(), 0,
+                                        e, s, segments, options.stopOnNonFinite()) : null;
                                 if (event != null && history.nonFinite() == null) {
                                     history.setNonFinite(event);
                                     if (event.stopped()) {
-                                        break; // before the update: the parameters keep their last finite values
+                                        break steps; // before the update: the parameters keep their finite values
                                     }
                                 }
                                 step.applyUpdate(e, s);
+                                if (e == 0 && s == 0 && queuedBefore >= 0) {
+                                    operationsPerStep = backend.queuedOperations() - queuedBefore; // an eager step
+                                }
+                                seen = s * batch + rows;
+                                Callback.RunningMetrics running = runningMetrics(totals, seen);
+                                final int stepOfEpoch = s;
+                                callbacks.forEach(c -> c.onBatchEnd(e, stepOfEpoch, running));
                             }
-                            if (e == 0 && s == 0 && queuedBefore >= 0) {
-                                operationsPerStep = backend.queuedOperations() - queuedBefore; // an eager step
-                            }
-                            seen = first + rows;
-                            final int stepOfEpoch = s;
-                            final int seenSoFar = seen;
-                            Callback.RunningMetrics running = () -> {
-                                float[] t = totals.toFloatArray();
-                                return new double[] {t[0] / seenSoFar, t[1] / seenSoFar};
-                            };
-                            callbacks.forEach(c -> c.onBatchEnd(e, stepOfEpoch, running));
                         }
                         if (!checkEveryStep && history.nonFinite() == null) {
                             // Read once per epoch: find the first step, if any, that went non-finite.
@@ -165,7 +184,7 @@ public final class Trainer {
                         callbacks.forEach(c -> c.onEpochEnd(e, logs));
                     }
                 }
-                history.setExecution(graphMode, operationsPerStep);
+                history.setExecution(graphMode, stepsPerGraph, operationsPerStep);
                 callbacks.forEach(c -> c.onTrainEnd(history));
                 ended = true;
             } finally {
@@ -180,6 +199,23 @@ public final class Trainer {
             history.setProfile(options.profiler().profile());
         }
         return history;
+    }
+
+    /**
+     * The steps one graph of full batches holds: {@code requested} ({@link FitOptions#stepsPerGraph()}), at
+     * most the full batches of an epoch of {@code rows} rows in batches of {@code batchSize} (at least 1).
+     */
+    public static int stepsPerGraph(int requested, int rows, int batchSize) {
+        int batch = Math.min(batchSize, Math.max(1, rows));
+        return Math.max(1, Math.min(requested, rows / batch));
+    }
+
+    /** The epoch's running loss and accuracy after {@code seen} examples, read from the device when asked. */
+    private static Callback.RunningMetrics runningMetrics(Tensor totals, int seen) {
+        return () -> {
+            float[] t = totals.toFloatArray();
+            return new double[] {t[0] / seen, t[1] / seen};
+        };
     }
 
     /**
@@ -274,13 +310,17 @@ public final class Trainer {
     }
 
     /**
-     * The captured steps of one {@code fit} call, one per batch size: the first step of a size runs eagerly,
-     * the second is captured, then every one is launched. Captured again when the model's buffers move.
+     * The captured graphs of one {@code fit} call, one per (batch rows, steps in the graph): the first group
+     * of a batch size runs eagerly (the caller runs it), any later one launches its graph, captured when first
+     * needed. Captured again when the model's buffers move.
      */
     private static final class StepGraphs implements AutoCloseable {
+        private record Key(int rows, int steps) {
+        }
+
         private final Sequential model;
         private final Step step;
-        private final Map<Integer, StepGraph> byRows = new HashMap<>();
+        private final Map<Key, StepGraph> graphs = new HashMap<>();
         private final Set<Integer> warmedUp = new HashSet<>();
         private long layoutVersion;
 
@@ -290,31 +330,41 @@ public final class Trainer {
             this.layoutVersion = model.layoutVersion();
         }
 
-        /** Queues one step of {@code rows} rows. */
-        void run(int rows, int epoch, int stepOfEpoch) {
+        /**
+         * Queues {@code count} consecutive steps of {@code rows} rows, the first being step {@code firstStep}
+         * of {@code epoch}, as one graph launch, capturing the graph first if needed (the in-step hooks then
+         * get these steps' numbers). Returns false, having queued nothing, when no step of {@code rows} rows
+         * has run since the buffers last moved: the caller then runs these steps eagerly.
+         */
+        boolean launch(int rows, int count, int epoch, int firstStep) {
             if (model.layoutVersion() != layoutVersion) {
                 close();
                 warmedUp.clear();
                 layoutVersion = model.layoutVersion();
             }
-            StepGraph graph = byRows.get(rows);
+            Key key = new Key(rows, count);
+            StepGraph graph = graphs.get(key);
             if (graph == null) {
                 if (warmedUp.add(rows)) {
-                    step.run(rows, epoch, stepOfEpoch);
-                    return;
+                    return false;
                 }
-                graph = model.backend().capture(() -> step.run(rows, epoch, stepOfEpoch));
-                byRows.put(rows, graph);
+                graph = model.backend().capture(() -> {
+                    for (int i = 0; i < count; i++) {
+                        step.run(rows, epoch, firstStep + i);
+                    }
+                });
+                graphs.put(key, graph);
             }
             graph.launch();
+            return true;
         }
 
         @Override
         public void close() {
-            for (StepGraph graph : byRows.values()) {
+            for (StepGraph graph : graphs.values()) {
                 graph.close();
             }
-            byRows.clear();
+            graphs.clear();
         }
     }
 

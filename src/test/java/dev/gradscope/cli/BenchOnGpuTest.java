@@ -63,4 +63,19 @@ class BenchOnGpuTest {
         }
         assertEquals(sum, ((Number) opTimes.get("sum_ms")).doubleValue(), 1e-9 * Math.max(1, sum));
     }
+
+    /** --steps-per-graph reaches the trainer: bench records the steps each launch ran, at most the full batches. */
+    @Test
+    void stepsPerGraphAreRecorded() throws URISyntaxException {
+        Path data = Path.of(BenchOnGpuTest.class.getResource("/mnist-subset").toURI());
+        for (int[] asked : new int[][] {{4, 4}, {1000, 5}}) { // 160 examples in batches of 32: 5 full batches
+            Path out = tmp.resolve("bench-" + asked[0] + ".json");
+            assertEquals(0, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cuda", "--data-dir",
+                    data.toString(), "--train-limit", "160", "--batch-size", "32", "--hidden", "16", "--epochs", "2",
+                    "--steps-per-graph", Integer.toString(asked[0]), "--out", out.toString()), err.toString());
+            Map<String, Object> json = HistoryJson.read(out);
+            assertEquals(true, json.get("graph"));
+            assertEquals(asked[1], json.get("steps_per_graph"), json.toString());
+        }
+    }
 }

@@ -9,10 +9,12 @@ import java.io.StringWriter;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 /** The command line's contract: exit 0 on success, 2 on usage errors, 1 on other failures. */
 class GradScopeCliTest {
@@ -70,6 +72,8 @@ class GradScopeCliTest {
             assertEquals(false, result.get("graph"));
             assertTrue(result.containsKey("kernels_per_step") && result.get("kernels_per_step") == null,
                     result.toString());
+            assertTrue(result.containsKey("steps_per_graph") && result.get("steps_per_graph") == null,
+                    "no graphs, no steps per graph: " + result);
         }
     }
 
@@ -89,6 +93,42 @@ class GradScopeCliTest {
         assertEquals(2, run("train", "--activation", "elu", "--activation-parameter", "NaN"));
         assertTrue(err.toString().contains("--activation-parameter"), err.toString());
         assertEquals(2, run("train", "--learning-rate", "NaN"));
+    }
+
+    /** --steps-per-graph belongs to every command that trains; 1 unless given. */
+    @Test
+    void stepsPerGraphIsParsedByEveryCommandThatTrains() {
+        for (List<String> command : List.of(List.of("train"), List.of("bench"), List.of("experiment", "losses"))) {
+            assertEquals(1, runOptions(command).stepsPerGraph, command + " without it");
+            List<String> args = new ArrayList<>(command);
+            args.addAll(List.of("--steps-per-graph", "8"));
+            assertEquals(8, runOptions(args).stepsPerGraph, String.join(" ", args));
+        }
+    }
+
+    /** The RunOptions that picocli fills for {@code args}, as GradScope's command line parses them. */
+    private static RunOptions runOptions(List<String> args) {
+        CommandLine.ParseResult parsed = new CommandLine(new GradScope()).parseArgs(args.toArray(String[]::new));
+        while (parsed.hasSubcommand()) {
+            parsed = parsed.subcommand();
+        }
+        return (RunOptions) parsed.commandSpec().mixins().get("run").userObject();
+    }
+
+    @Test
+    void stepsPerGraphBelowOneIsAUsageErrorNamingTheOptionAndTheValue() {
+        for (String value : List.of("0", "-2")) {
+            for (List<String> command : List.of(List.of("train"), List.of("bench"), List.of("experiment", "init"))) {
+                List<String> args = new ArrayList<>(command);
+                args.addAll(List.of("--device", "cpu", "--data-dir", subsetDir().toString(), "--steps-per-graph",
+                        value));
+                err.getBuffer().setLength(0);
+                assertEquals(2, run(args.toArray(String[]::new)), String.join(" ", args));
+                assertTrue(err.toString().contains("--steps-per-graph must be >= 1, got " + value), err.toString());
+            }
+        }
+        assertEquals(2, run("train", "--steps-per-graph", "many"));
+        assertTrue(err.toString().contains("--steps-per-graph"), err.toString());
     }
 
     @Test
@@ -136,6 +176,7 @@ class GradScopeCliTest {
         Map<String, Object> config = (Map<String, Object>) HistoryJson.read(out.resolve("history.json")).get("config");
         assertEquals(false, config.get("tf32"));
         assertEquals(false, config.get("graph"), "the CPU runs its steps eagerly");
+        assertTrue(config.containsKey("steps_per_graph") && config.get("steps_per_graph") == null, config.toString());
     }
 
     @Test

@@ -16,6 +16,7 @@ import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -25,13 +26,16 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The trainer's graph mode on the CPU, whose capture gives a graph that reruns the step ({@code emulateGraphs}):
- * the same parameters, bit for bit, as eager steps; the capture schedule (the first step of a batch size
- * eager, the second captured, one graph for the full batches and one for the last, smaller batch); and
- * when the trainer stays eager. The same against a real CUDA graph is in {@code CudaBackendTest}.
+ * the same parameters, bit for bit, as eager steps, also with several steps per graph; the capture schedule
+ * (the first step of a batch size eager, the second captured, one graph for the full batches and one for
+ * the last, smaller batch; with several steps per graph, graphs of that many, of the leftover full batches
+ * and of the last batch); and when the trainer stays eager. The same against a real CUDA graph is in
+ * {@code CudaBackendTest}.
  */
 class GraphStepTest {
     /** 1000 rows in batches of 128: seven full steps and a last one of 104 rows. */
@@ -55,8 +59,8 @@ class GraphStepTest {
     @MethodSource("settings")
     void graphModeGivesTheEagerParametersBitForBit(String optimizer, String hidden, boolean profiler,
                                                     boolean clipping) {
-        Run eager = train(optimizer, hidden, profiler, clipping, false);
-        Run graphs = train(optimizer, hidden, profiler, clipping, true);
+        Run eager = train(optimizer, hidden, profiler, clipping, false, 1, 3);
+        Run graphs = train(optimizer, hidden, profiler, clipping, true, 1, 3);
         assertFalse(eager.history.graphs());
         assertTrue(graphs.history.graphs());
         assertArrayEquals(eager.parameters, graphs.parameters, "parameters after 3 epochs of " + STEPS + " steps");
@@ -77,6 +81,32 @@ class GraphStepTest {
     }
 
     /**
+     * Several steps per graph: 3 (graphs of three steps, of the seventh full batch and of the last batch) and
+     * 100 (the seven full batches as one graph), with the profiler, over two epochs: the second launches
+     * every graph the first captured.
+     */
+    @ParameterizedTest(name = "{0}, {1} steps per graph")
+    @CsvSource({"adam, 3", "sgd, 3", "adam, 100", "sgd, 100"})
+    void severalStepsPerGraphGiveTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
+        Run eager = train(optimizer, "relu", true, false, false, stepsPerGraph, 2);
+        Run graphs = train(optimizer, "relu", true, false, true, stepsPerGraph, 2);
+        assertEquals(1, eager.history.stepsPerGraph(), "eager steps: one at a time, whatever was asked");
+        assertEquals(Math.min(stepsPerGraph, STEPS - 1), graphs.history.stepsPerGraph(), "at most the full batches");
+        assertArrayEquals(eager.parameters, graphs.parameters, "parameters after 2 epochs of " + STEPS + " steps");
+        assertEquals(eager.history.metrics(), graphs.history.metrics(), "loss and accuracy per epoch");
+        assertEquals(eager.iterations, graphs.iterations, "Adam's step count");
+        List<Profile.StepStatistics> a = eager.history.profile().steps();
+        List<Profile.StepStatistics> b = graphs.history.profile().steps();
+        assertEquals(2 * STEPS, b.size());
+        for (int i = 0; i < a.size(); i++) {
+            assertArrayEquals(a.get(i).gradientNorms(), b.get(i).gradientNorms(), "gradient norms, step " + i);
+            assertArrayEquals(a.get(i).weightNorms(), b.get(i).weightNorms(), "weight norms, step " + i);
+            assertArrayEquals(a.get(i).updateNorms(), b.get(i).updateNorms(), "update norms, step " + i);
+        }
+        assertEquals(eager.history.profile().units(), graphs.history.profile().units(), "unit statistics");
+    }
+
+    /**
      * In-step hooks run only while a step runs eagerly or is captured (the rerunning graph calls them again,
      * but with the captured step's numbers): so the steps they are called for are the capture schedule.
      */
@@ -93,6 +123,55 @@ class GraphStepTest {
         StepRecorder eager = new StepRecorder();
         fit(model(new Adam(), "relu"), builder().callback(eager).graph(false), true);
         assertEquals(3 * STEPS, eager.inStep.size(), "eager: every step calls the in-step hooks");
+    }
+
+    /**
+     * Three steps per graph. A rerunning graph calls the in-step hooks at every launch, with the captured
+     * steps' numbers, so the hooks' calls in order show every capture and launch.
+     */
+    @Test
+    void threeStepsPerGraphCaptureAGraphOfThreeOneOfTheLeftoverAndOneOfTheLastBatch() {
+        StepRecorder recorder = new StepRecorder();
+        History h = fit(model(new Adam(), "relu"), builder().callback(recorder).stepsPerGraph(3), true);
+        assertTrue(h.graphs());
+        assertEquals(3, h.stepsPerGraph());
+        // Epoch 0: steps 0-2, the first group of 128 rows, eager; 3-5 captured as the 3-step graph and launched;
+        // 6, the leftover of 7 full batches, captured as a 1-step graph and launched; 7 (104 rows) eager.
+        // Epoch 1: the 3-step graph twice, the 1-step graph, the last batch captured: four launches.
+        // Epoch 2: the same four launches, nothing captured.
+        assertEquals(List.of(
+                List.of("0/0", "0/1", "0/2", "0/3", "0/4", "0/5", "0/6", "0/7"),
+                List.of("0/3", "0/4", "0/5", "0/3", "0/4", "0/5", "0/6", "1/7"),
+                List.of("0/3", "0/4", "0/5", "0/3", "0/4", "0/5", "0/6", "1/7")), recorder.inStepByEpoch);
+        List<Integer> everyStep = List.of(0, 1, 2, 3, 4, 5, 6, 7);
+        assertEquals(List.of(everyStep, everyStep, everyStep), recorder.batchEndsByEpoch,
+                "onBatchEnd once per step, in order, also for the steps of one launch");
+        // The steps of one launch read the running metrics at the graph's end: steps 3-5 and 6 of epoch 2.
+        List<double[]> running = recorder.runningByEpoch.get(2);
+        assertArrayEquals(running.get(5), running.get(3));
+        assertArrayEquals(running.get(5), running.get(4));
+        assertFalse(Arrays.equals(running.get(5), running.get(6)), "the next launch, one step more");
+    }
+
+    /** More steps per graph than full batches: from the second epoch on, the full batches are one launch. */
+    @Test
+    void moreStepsPerGraphThanFullBatchesMakeTheEpochsFullBatchesOneGraph() {
+        StepRecorder recorder = new StepRecorder();
+        History h = fit(model(new Adam(), "relu"), builder().callback(recorder).stepsPerGraph(1000), true);
+        assertEquals(STEPS - 1, h.stepsPerGraph(), "clamped to the 7 full batches");
+        List<String> secondEpoch = List.of("1/0", "1/1", "1/2", "1/3", "1/4", "1/5", "1/6", "1/7");
+        assertEquals(List.of(
+                List.of("0/0", "0/1", "0/2", "0/3", "0/4", "0/5", "0/6", "0/7"), // the first group: all eager
+                secondEpoch, // the 7-step graph and the last batch's, both captured here
+                secondEpoch), recorder.inStepByEpoch); // both launched
+        assertEquals(3 * STEPS, recorder.batchEnds);
+    }
+
+    @Test
+    void stepsPerGraphAreAtMostTheFullBatches() {
+        assertEquals(3, Trainer.stepsPerGraph(3, 1000, 128));
+        assertEquals(7, Trainer.stepsPerGraph(1000, 1000, 128));
+        assertEquals(1, Trainer.stepsPerGraph(8, 100, 128), "fewer rows than a batch: one batch of them");
     }
 
     @Test
@@ -149,19 +228,35 @@ class GraphStepTest {
         assertEquals(1, h.epochs(), "stopped after the epoch in which it happened");
     }
 
-    /** Records the (epoch, step) of every in-step hook call and counts the host's onBatchEnd calls. */
+    /**
+     * Records the (epoch, step) of every in-step hook call, once ({@code inStep}) and per epoch in order
+     * ({@code inStepByEpoch}), and the steps of the host's onBatchEnd calls.
+     */
     private static final class StepRecorder implements Callback {
         final Set<String> inStep = new LinkedHashSet<>();
+        final List<List<String>> inStepByEpoch = new ArrayList<>();
+        final List<List<Integer>> batchEndsByEpoch = new ArrayList<>();
+        final List<List<double[]>> runningByEpoch = new ArrayList<>();
         int batchEnds;
+
+        @Override
+        public void onEpochBegin(int epoch) {
+            inStepByEpoch.add(new ArrayList<>());
+            batchEndsByEpoch.add(new ArrayList<>());
+            runningByEpoch.add(new ArrayList<>());
+        }
 
         @Override
         public void onGradientsComputed(int epoch, int step) {
             inStep.add(epoch + "/" + step);
+            inStepByEpoch.get(inStepByEpoch.size() - 1).add(epoch + "/" + step);
         }
 
         @Override
         public void onBatchEnd(int epoch, int step, RunningMetrics progress) {
             batchEnds++;
+            batchEndsByEpoch.get(epoch).add(step);
+            runningByEpoch.get(epoch).add(progress.read());
         }
 
         @Override
@@ -173,10 +268,12 @@ class GraphStepTest {
     private record Run(History history, float[] parameters, long iterations) {
     }
 
-    private static Run train(String optimizer, String hidden, boolean profiler, boolean clipping, boolean graphs) {
+    private static Run train(String optimizer, String hidden, boolean profiler, boolean clipping, boolean graphs,
+                             int stepsPerGraph, int epochs) {
         Supplier<Optimizer> make = () -> optimizer.equals("adam") ? new Adam(2e-3) : new Sgd(0.05, 0.9, true);
         try (Sequential model = model(make.get(), hidden)) {
-            FitOptions.Builder options = builder().profiler(profiler ? new GradientProfiler() : null);
+            FitOptions.Builder options = builder().profiler(profiler ? new GradientProfiler() : null)
+                    .stepsPerGraph(stepsPerGraph).epochs(epochs);
             if (clipping) {
                 options.clipGlobalNorm(0.5).clipValue(0.01);
             }

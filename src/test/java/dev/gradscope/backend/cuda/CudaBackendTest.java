@@ -1506,11 +1506,12 @@ class CudaBackendTest {
     /**
      * Training with the step captured as a CUDA graph (a graph for the full batches and one for the last,
      * smaller batch) gives the parameters, profile and metrics of eager steps, bit for bit: both queue the
-     * same kernels with the same arguments.
+     * same kernels with the same arguments. So do graphs of several steps: 3 per graph (graphs of three
+     * steps, of the seventh full batch and of the last batch), and 1000 (the seven full batches as one graph).
      */
-    @ParameterizedTest(name = "{0}")
-    @CsvSource({"adam", "sgd"})
-    void graphTrainingGivesTheEagerParametersBitForBit(String optimizer) {
+    @ParameterizedTest(name = "{0}, {1} steps per graph")
+    @CsvSource({"adam, 1", "sgd, 1", "adam, 3", "sgd, 3", "adam, 1000"})
+    void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
         History[] histories = new History[2];
         float[][] parameters = new float[2][];
@@ -1519,12 +1520,13 @@ class CudaBackendTest {
                     Initializer.glorotUniform()).compile(optimizer.equals("adam") ? new Adam(2e-3)
                             : new Sgd(0.05, 0.9, true), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
                 histories[mode] = model.fit(train, FitOptions.builder().batchSize(128).epochs(3).verbose(0)
-                        .graph(mode == 1).build());
+                        .graph(mode == 1).stepsPerGraph(stepsPerGraph).build());
                 parameters[mode] = model.parameters().toFloatArray();
             }
         }
         assertFalse(histories[0].graphs());
         assertTrue(histories[1].graphs(), "CudaBackend captures the step, the profiler being graph-safe");
+        assertEquals(Math.min(stepsPerGraph, 7), histories[1].stepsPerGraph(), "at most the 7 full batches");
         assertClose(optimizer + ": parameters, graph against eager", parameters[0], parameters[1],
                 i -> Tolerances.GPU_EXACT);
         assertEquals(histories[0].metrics(), histories[1].metrics());
