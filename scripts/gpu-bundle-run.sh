@@ -7,9 +7,10 @@
 # In order, each step with its own log and time limit, going on after a failure:
 #   info           gradscope info
 #   gpu-tests      the JUnit tests tagged "gpu" (JUnit console launcher)
-#   bench          gradscope bench --device cuda, then with --no-graph, --steps-per-graph 8, --steps-per-graph
-#                  1000 (a whole-epoch graph), --tf32 and --profile-cost (their JSON into logs.txt), and
-#                  every `bench` subcommand its --help lists
+#   bench          gradscope bench --device cuda --op-times (each op of a step timed), then with --no-graph,
+#                  --steps-per-graph 8, --steps-per-graph 1000 (a whole-epoch graph), the weight gradients
+#                  in line (-Dgradscope.cuda.aside=false), --tf32 and --profile-cost (their JSON into
+#                  logs.txt), and every `bench` subcommand its --help lists
 #   peers          compare-peers.py --epochs 3: the same benchmark in PyTorch and JAX, with a Python that
 #                  has either (GRADSCOPE_PEERS_PYTHON, python3, /opt/*/bin/python3, ...); "skipped", which
 #                  does not fail the run, when there is none or no variant can run
@@ -251,7 +252,10 @@ shopt -u nullglob
 # --- 3. benchmarks --------------------------------------------------------------------------------
 run_step bench-help 30 "${gradscope[@]}" bench --help
 bench_help="$STEP_LOG"
-run_step bench 120 "${gradscope[@]}" bench --device cuda --data-dir "$here/mnist" --out "$out/bench.json"
+# --op-times (where listed): every op of a step timed on the device, the table in logs.txt, op_times in bench.json.
+op_times=()
+grep -q -- '--op-times' "$bench_help" && op_times=(--op-times)
+run_step bench 120 "${gradscope[@]}" bench --device cuda --data-dir "$here/mnist" --out "$out/bench.json" "${op_times[@]}"
 if [[ -f "$out/bench.json" ]]; then
   record bench "$(row_status)" "$STEP_SECONDS" \
     "median epoch $(json_number "$out/bench.json" median_epoch_seconds) s ($(json_number "$out/bench.json" train_examples) examples), $(json_number "$out/bench.json" kernels_per_step) kernels/step"
@@ -259,12 +263,16 @@ else
   record bench "$(row_status)" "$STEP_SECONDS" "$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-70)"
 fi
 # Issue 5's comparisons, each a bench run of its own: eager steps (--no-graph) against the CUDA graph,
-# graphs of several steps, TF32 GEMMs, and the profiler's cost (epochs alternating off and on). Their
-# JSON goes into logs.txt (OUT_DIR keeps to 8 files); the summary gets each one's figure.
-bench_variant() { # bench_variant NAME CAP FIGURE_KEY ARGS...
+# graphs of several steps, the weight gradients in line instead of on the side stream, TF32 GEMMs, and
+# the profiler's cost (epochs alternating off and on). Their JSON goes into logs.txt (OUT_DIR keeps to 8
+# files); the summary gets each one's figure. Leading -Dname=value arguments go to the JVM.
+bench_variant() { # bench_variant NAME CAP FIGURE_KEY [-Dname=value...] ARGS...
   local name="$1" cap="$2" key="$3"
   shift 3
-  run_step "$name" "$cap" "${gradscope[@]}" bench --device cuda --data-dir "$here/mnist" --out "$work/$name.json" "$@"
+  local properties=()
+  while [[ $# -gt 0 && "$1" == -D* ]]; do properties+=("$1"); shift; done
+  run_step "$name" "$cap" "${java_cmd[@]}" "${properties[@]}" -jar "$here/gradscope.jar" bench --device cuda \
+    --data-dir "$here/mnist" --out "$work/$name.json" "$@"
   if [[ -f "$work/$name.json" ]]; then
     { echo "----- $name.json"; cat "$work/$name.json"; echo; } >>"$log"
     record "$name" "$(row_status)" "$STEP_SECONDS" "$key $(json_number "$work/$name.json" "$key")"
@@ -280,6 +288,9 @@ if grep -q -- '--steps-per-graph' "$bench_help"; then
   bench_variant bench-graph-8 90 median_epoch_seconds --steps-per-graph 8
   bench_variant bench-graph-epoch 90 median_epoch_seconds --steps-per-graph 1000
 fi
+# The side stream's saving: the same bench with every weight-gradient GEMM in line (CudaBackend reads the
+# property; an older jar ignores it and the two rows agree).
+bench_variant bench-no-aside 90 median_epoch_seconds -Dgradscope.cuda.aside=false
 if grep -q -- '--tf32' "$bench_help"; then
   bench_variant bench-tf32 90 median_epoch_seconds --tf32
 fi
