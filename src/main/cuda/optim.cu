@@ -60,10 +60,11 @@ __device__ __forceinline__ double powerBySquaring(double base, long long exponen
 /**
  * Adam's step size at update t = iterations[0] + 1, Backend.adamStepSize on the device:
  * (float) (learningRate * sqrt(1 - beta2^t) / (1 - beta1^t)), in double, each operation rounded as in Java.
+ * A plain load, not __ldg: the kernel's last block writes the count.
  */
 __device__ __forceinline__ float adamStepSize(double learningRate, double beta1, double beta2,
                                               const int* __restrict__ iterations) {
-    const long long t = static_cast<long long>(__ldg(iterations)) + 1;
+    const long long t = static_cast<long long>(*iterations) + 1;
     const double numerator = __dmul_rn(learningRate, __dsqrt_rn(__dsub_rn(1.0, powerBySquaring(beta2, t))));
     return __double2float_rn(__ddiv_rn(numerator, __dsub_rn(1.0, powerBySquaring(beta1, t))));
 }
@@ -152,10 +153,11 @@ struct MeasuredStep {
  * weightPartials[c][s] = sum of p^2 before the step and updatePartials[c][s] = sum of (p after -
  * p before)^2, the difference in double; then the grid's last block adds each segment's chunks in a fixed
  * order (totalSegmentPartials) into weightSquares[s] and updateSquares[s]: deterministic. The segments must
- * cover the buffers: elements outside every segment are not updated. stepAt(k) updates element k.
+ * cover the buffers: elements outside every segment are not updated. stepAt(k) updates element k. Returns
+ * whether this block was the last (every block has finished its update then), in every thread of it.
  */
 template <class StepAt>
-__device__ __forceinline__ void updateWithNorms(float* __restrict__ params, const int* __restrict__ segmentStarts,
+__device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, const int* __restrict__ segmentStarts,
                                                 int segments, unsigned chunk, unsigned n, const MeasuredStep& out,
                                                 StepAt stepAt) {
     double* __restrict__ weightPartials = out.weightPartials;
@@ -178,10 +180,12 @@ __device__ __forceinline__ void updateWithNorms(float* __restrict__ params, cons
             updatePartials[c * countOf(segments) + s] = updates;
         }
     });
-    if (isLastBlockToFinish(out.ticket)) {
-        totalSegmentPartials(weightPartials, chunkCount(n, chunk), countOf(segments), out.weightSquares);
-        totalSegmentPartials(updatePartials, chunkCount(n, chunk), countOf(segments), out.updateSquares);
+    if (!isLastBlockToFinish(out.ticket)) {
+        return false;
     }
+    totalSegmentPartials(weightPartials, chunkCount(n, chunk), countOf(segments), out.weightSquares);
+    totalSegmentPartials(updatePartials, chunkCount(n, chunk), countOf(segments), out.updateSquares);
+    return true;
 }
 
 } // namespace gs
@@ -202,23 +206,26 @@ extern "C" __global__ void adam_update_norms(float* __restrict__ params, const f
 /**
  * adam_update with the step size from the device's iteration count (Backend.adamUpdate's counter form):
  * stepSize = adamStepSize(learningRate, beta1, beta2, iterations), the moments with (float) beta1 and
- * (float) beta2. Every thread computes the step size (a few dozen double operations); nothing is written to
- * iterations (advance_counters does that after the step).
+ * (float) beta2. Every thread computes the step size (a few dozen double operations); the grid's last block,
+ * when every block has read the count, adds this update to it (iterations[0] += 1).
  */
 extern "C" __global__ void adam_update_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                float* __restrict__ m, float* __restrict__ v, double learningRate,
-                                               double beta1, double beta2, float epsilon,
-                                               const int* __restrict__ iterations, int n) {
+                                               double beta1, double beta2, float epsilon, int* __restrict__ iterations,
+                                               int n, unsigned* __restrict__ ticket) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
     gs::adamElements(params, grads, m, v, step, n);
+    if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
+        *iterations += 1;
+    }
 }
 
 /** adam_update_counter, measured (UpdateNorms; launch: one block of 1024 per chunk). */
 extern "C" __global__ void adam_update_norms_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                      float* __restrict__ m, float* __restrict__ v,
                                                      double learningRate, double beta1, double beta2, float epsilon,
-                                                     const int* __restrict__ iterations,
+                                                     int* __restrict__ iterations,
                                                      const int* __restrict__ segmentStarts, int segments, int chunk,
                                                      int n, double* __restrict__ weightPartials,
                                                      double* __restrict__ updatePartials,
@@ -227,9 +234,13 @@ extern "C" __global__ void adam_update_norms_counter(float* __restrict__ params,
                                                      unsigned* __restrict__ ticket) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
-    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
-                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, ticket},
-                        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+    const bool last = gs::updateWithNorms(
+        params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, ticket},
+        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+    if (last && threadIdx.x == 0) {
+        *iterations += 1;
+    }
 }
 
 /** sgd_update, measured (UpdateNorms; launch: one block of 1024 per chunk). */

@@ -57,8 +57,7 @@ public final class Adam implements Optimizer {
     @Override
     public void step(Tensor parameters, Tensor gradients, UpdateNorms norms) {
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, learningRate, beta1, beta2,
-                (float) epsilon, iterations, norms);
-        backend.advanceCounters(iterations);
+                (float) epsilon, iterations, norms); // which also counts the update in iterations
     }
 
     /**

@@ -297,8 +297,8 @@ public interface Backend extends AutoCloseable {
      * step size computed on the device from {@code iterations[0]} (INT32, the updates taken before this one,
      * Keras's {@code iterations}): {@code stepSize = }{@link #adamStepSize}{@code (learningRate, beta1,
      * beta2, iterations[0] + 1)}, in double as the host computes it, then the update with
-     * {@code (float) beta1} and {@code (float) beta2}. Reads the count and does not change it
-     * ({@link #advanceCounters} does).
+     * {@code (float) beta1} and {@code (float) beta2}; then {@code iterations[0] += 1}, the count of updates
+     * taken (on a GPU in the update's own launch, so a step needs no op of its own to advance it).
      */
     void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
                     double beta2, float epsilon, Tensor iterations, UpdateNorms norms);

@@ -933,6 +933,7 @@ public final class CpuBackend implements Backend {
         OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
         float stepSize = Backend.adamStepSize(learningRate, beta1, beta2, counterValue(iterations) + 1L);
         adamUpdate(params, grads, m, v, (float) beta1, (float) beta2, epsilon, stepSize, norms);
+        ints(iterations)[off(iterations)]++;
     }
 
     private static int counterValue(Tensor counter) {

@@ -1191,7 +1191,7 @@ public final class CudaBackend implements Backend {
         if (!measurable(norms, n)) {
             launch("adam_update_counter", kernels.adamUpdateCounter, Launch.elementWise(n, info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                            arg(epsilon), arg(iterations), arg(n)),
+                            arg(epsilon), arg(iterations), arg(n), arg(ticket)),
                     params, grads, m, v, iterations);
             return;
         }

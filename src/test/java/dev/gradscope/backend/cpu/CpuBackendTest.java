@@ -629,7 +629,7 @@ class CpuBackendTest {
                     assertArrayEquals(hostM.toFloatArray(), countM.toFloatArray(), what + " m");
                     assertArrayEquals(hostV.toFloatArray(), countV.toFloatArray(), what + " v");
                     assertArrayEquals(hostNorms.toFloatArray(), countNorms.toFloatArray(), what + " norms");
-                    assertArrayEquals(new int[] {iterations}, count.toIntArray(), what + ": the count is only read");
+                    assertArrayEquals(new int[] {iterations + 1}, count.toIntArray(), what + ": the update is counted");
                 }
             }
         }

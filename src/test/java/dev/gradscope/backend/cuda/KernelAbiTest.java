@@ -70,8 +70,8 @@ class KernelAbiTest {
         abi.put("gather_rows_f32_counter", "pppifpii");
         abi.put("copy_to_row_f32", "pppii");               // src, table, row, tableRows, n
         abi.put("advance_counters", "pi");                 // counters, n
-        // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n
-        abi.put("adam_update_counter", "ppppdddfpi");
+        // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n, ticket
+        abi.put("adam_update_counter", "ppppdddfpip");
         // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials, weightSquares, updateSquares,
         // ticket in place of n
         abi.put("adam_update_norms_counter", "ppppdddfppiiippppp");
