@@ -347,8 +347,8 @@ __device__ __forceinline__ void totalSegmentPartials(const double* __restrict__ 
 }
 
 /**
- * The chunks of a chunked segmented reduction (totalSegmentPartials, in the grid's last block, adds them
- * up): the flat buffer of n elements is cut into chunks of `chunk` elements, one block per chunk (blocks stride over chunks), so a
+ * The chunks of a chunked segmented reduction (totalSegmentPartials, in the grid's last block, adds
+ * them up): the flat buffer of n elements is cut into chunks of `chunk` elements, one block per chunk (blocks stride over chunks), so a
  * large segment is reduced by many blocks instead of one. For chunk c and every segment s, visit(c, s,
  * begin, end) gets the segment's overlap [begin, end) with the chunk and writes the partial for (c, s);
  * an empty overlap has begin >= end. The calls are uniform across the block (visit may use

@@ -138,12 +138,18 @@ extern "C" __global__ void adam_update(float* __restrict__ params, const float* 
 
 namespace gs {
 
-/** Where a measured optimizer step writes its norms: partial sums per chunk, then the totals. */
+/**
+ * Where a measured optimizer step writes its norms: partial sums per chunk, then the totals, and (unless
+ * table is NULL) the totals again into row row[0] of table [tableRows, 2 * segments].
+ */
 struct MeasuredStep {
     double* weightPartials;
     double* updatePartials;
     float* weightSquares;
     float* updateSquares;
+    float* table;
+    const int* row;
+    int tableRows;
     unsigned* ticket;
 };
 
@@ -152,7 +158,8 @@ struct MeasuredStep {
  * of the flat buffers (forEachSegmentOfChunk) updates the chunk and writes, per segment s it overlaps,
  * weightPartials[c][s] = sum of p^2 before the step and updatePartials[c][s] = sum of (p after -
  * p before)^2, the difference in double; then the grid's last block adds each segment's chunks in a fixed
- * order (totalSegmentPartials) into weightSquares[s] and updateSquares[s]: deterministic. The segments must
+ * order (totalSegmentPartials) into weightSquares[s] and updateSquares[s] (and the table's row): deterministic.
+ * The segments must
  * cover the buffers: elements outside every segment are not updated. stepAt(k) updates element k. Returns
  * whether this block was the last (every block has finished its update then), in every thread of it.
  */
@@ -183,8 +190,20 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
     if (!isLastBlockToFinish(out.ticket)) {
         return false;
     }
-    totalSegmentPartials(weightPartials, chunkCount(n, chunk), countOf(segments), out.weightSquares);
-    totalSegmentPartials(updatePartials, chunkCount(n, chunk), countOf(segments), out.updateSquares);
+    const unsigned columns = countOf(segments);
+    totalSegmentPartials(weightPartials, chunkCount(n, chunk), columns, out.weightSquares);
+    totalSegmentPartials(updatePartials, chunkCount(n, chunk), columns, out.updateSquares);
+    if (out.table != nullptr) {
+        const int r = *out.row;
+        __syncthreads(); // the block's warps have written both totals
+        if (r >= 0 && r < out.tableRows) {
+            float* __restrict__ destination = out.table + static_cast<size_t>(r) * 2 * columns;
+            for (unsigned s = threadIdx.x; s < columns; s += blockDim.x) {
+                destination[s] = out.weightSquares[s];
+                destination[columns + s] = out.updateSquares[s];
+            }
+        }
+    }
     return true;
 }
 
@@ -196,10 +215,13 @@ extern "C" __global__ void adam_update_norms(float* __restrict__ params, const f
                                              float epsilon, float stepSize, const int* __restrict__ segmentStarts,
                                              int segments, int chunk, int n, double* __restrict__ weightPartials,
                                              double* __restrict__ updatePartials, float* __restrict__ weightSquares,
-                                             float* __restrict__ updateSquares, unsigned* __restrict__ ticket) {
+                                             float* __restrict__ updateSquares, float* __restrict__ table,
+                                             const int* __restrict__ row, int tableRows,
+                                             unsigned* __restrict__ ticket) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
     gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
-                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, ticket},
+                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, table, row,
+                                         tableRows, ticket},
                         [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
 }
 
@@ -231,12 +253,13 @@ extern "C" __global__ void adam_update_norms_counter(float* __restrict__ params,
                                                      double* __restrict__ updatePartials,
                                                      float* __restrict__ weightSquares,
                                                      float* __restrict__ updateSquares,
-                                                     unsigned* __restrict__ ticket) {
+                                                     float* __restrict__ table, const int* __restrict__ row,
+                                                     int tableRows, unsigned* __restrict__ ticket) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
     const bool last = gs::updateWithNorms(
         params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
-        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, ticket},
+        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, table, row, tableRows, ticket},
         [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
     if (last && threadIdx.x == 0) {
         *iterations += 1;
@@ -249,10 +272,13 @@ extern "C" __global__ void sgd_update_norms(float* __restrict__ params, const fl
                                             int nesterov, const int* __restrict__ segmentStarts, int segments,
                                             int chunk, int n, double* __restrict__ weightPartials,
                                             double* __restrict__ updatePartials, float* __restrict__ weightSquares,
-                                            float* __restrict__ updateSquares, unsigned* __restrict__ ticket) {
+                                            float* __restrict__ updateSquares, float* __restrict__ table,
+                                            const int* __restrict__ row, int tableRows,
+                                            unsigned* __restrict__ ticket) {
     const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
     gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
-                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, ticket},
+                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, table, row,
+                                         tableRows, ticket},
                         [&](unsigned k) {
         if (momentum == 0.0f) {
             params[k] = gs::plainStep(params[k], grads[k], learningRate);

@@ -40,11 +40,15 @@ extern "C" __global__ void add_row_vector(float* __restrict__ y, const float* __
  * The squared norm of each segment (each layer's parameters or gradients): out[s] = sum of x[k]^2 over
  * segment s. Pass 1 (forEachSegmentOfChunk; launch: one block of 1024 per chunk) writes partials[c][s], the
  * sum over chunk c's part of segment s in double; the grid's last block (isLastBlockToFinish, ticket 0 at
- * the launch) adds each segment's partials in a fixed order (totalSegmentPartials). One launch.
+ * the launch) adds each segment's partials in a fixed order (totalSegmentPartials). One launch. Unless
+ * table is NULL, the last block also stores out into row row[0] of table [tableRows, segments], as
+ * copy_to_row_f32 would (a row outside the table: nothing).
  */
 extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, const int* __restrict__ segmentStarts,
                                                   int segments, int chunk, int n, double* __restrict__ partials,
-                                                  float* __restrict__ out, unsigned* __restrict__ ticket) {
+                                                  float* __restrict__ out, float* __restrict__ table,
+                                                  const int* __restrict__ row, int tableRows,
+                                                  unsigned* __restrict__ ticket) {
     gs::forEachSegmentOfChunk(segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                               [&](unsigned c, unsigned s, unsigned begin, unsigned end) {
         const double total = gs::blockSumOfOverlap(begin, end, [&](unsigned k) {
@@ -55,9 +59,20 @@ extern "C" __global__ void segment_sum_of_squares(const float* __restrict__ x, c
             partials[c * gs::countOf(segments) + s] = total;
         }
     });
-    if (gs::isLastBlockToFinish(ticket)) {
-        gs::totalSegmentPartials(partials, gs::chunkCount(gs::countOf(n), gs::countOf(chunk)), gs::countOf(segments),
-                                 out);
+    if (!gs::isLastBlockToFinish(ticket)) {
+        return;
+    }
+    const unsigned columns = gs::countOf(segments);
+    gs::totalSegmentPartials(partials, gs::chunkCount(gs::countOf(n), gs::countOf(chunk)), columns, out);
+    if (table == nullptr) {
+        return;
+    }
+    const int r = *row;
+    __syncthreads(); // the block's warps have written out
+    if (r >= 0 && r < tableRows) {
+        for (unsigned s = threadIdx.x; s < columns; s += blockDim.x) {
+            table[static_cast<size_t>(r) * columns + s] = out[s];
+        }
     }
 }
 

@@ -207,9 +207,12 @@ void segmentSumOfSquares(Inputs& inputs) {
                                      std::numeric_limits<double>::quiet_NaN());
         std::vector<float> out(segments, NaN);
         unsigned ticket = 0;
+        std::vector<float> table(2 * static_cast<std::size_t>(segments), NaN); // the sums go into row 1 too
+        const int row = 1;
         bool ok = launched("segment_sum_of_squares", blockPerChunk(chunks), x.data(), starts.data(), segments,
-                           REDUCTION_CHUNK, n, partials.data(), out.data(), &ticket);
-        ok = ok && ticket == 0;
+                           REDUCTION_CHUNK, n, partials.data(), out.data(), table.data(), &row, 2, &ticket);
+        ok = ok && ticket == 0 && sameBits("table row 1", table.data() + segments, out.data(), segments) &&
+             std::all_of(table.begin(), table.begin() + segments, [](float v) { return std::isnan(v); });
         std::vector<double> wantPartials(partials.size(), 0.0);
         std::vector<float> want(segments);
         for (int s = 0; s < segments; s++) {
@@ -622,7 +625,7 @@ void timings(Inputs& inputs) {
     unsigned ticket = 0;
     const double reductionMs = millisecondsPerRun(200, [&] {
         launch("segment_sum_of_squares", blockPerChunk(1), chunk.data(), starts, 1, REDUCTION_CHUNK, REDUCTION_CHUNK,
-               &partial, &total, &ticket);
+               &partial, &total, static_cast<float*>(nullptr), static_cast<const int*>(nullptr), 0, &ticket);
     });
     std::printf("time  segment_sum_of_squares, one chunk of %d, one block of 1024 threads, 14 __syncthreads: %.3f ms\n",
                 REDUCTION_CHUNK, reductionMs);

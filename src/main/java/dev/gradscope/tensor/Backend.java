@@ -289,6 +289,15 @@ public interface Backend extends AutoCloseable {
      */
     void copyToRow(Tensor src, Tensor table, Tensor row);
 
+    /**
+     * {@link #segmentSumOfSquares(Tensor, Tensor, Tensor)}, then {@link #copyToRow}{@code (out, table, row)}:
+     * a step's per-layer squared norms, also stored into the step's row. One launch on a GPU.
+     */
+    default void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out, Tensor table, Tensor row) {
+        segmentSumOfSquares(x, segmentStarts, out);
+        copyToRow(out, table, row);
+    }
+
     /** {@code counters[i] += 1} for every element of an INT32 tensor: the end of a step on the device. */
     void advanceCounters(Tensor counters);
 

@@ -199,6 +199,17 @@ public final class OpChecks {
         }
         Shapes.requireSame(op, "weightSquares", norms.weightSquares(), "updateSquares", norms.updateSquares());
         segmentSums(op, norms.segmentStarts(), norms.weightSquares());
+        Tensor table = norms.table();
+        if (table != null) {
+            Shapes.requireType(op, "update norms table", table, DType.FLOAT32);
+            long rowLength = 2 * norms.weightSquares().size();
+            if (table.rank() < 2 || table.dim(0) == 0 || table.size() / table.dim(0) != rowLength) {
+                throw new IllegalArgumentException(op + ": update norms table " + Shapes.describe(table.shape())
+                        + " needs rows of " + rowLength + " elements (the weight and the update squares of "
+                        + norms.weightSquares().size() + " segments)");
+            }
+            counter(op, "update norms row", norms.row());
+        }
     }
 
     /**

@@ -79,7 +79,7 @@ public final class GradientProfiler implements Callback {
         updateTable = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), 2, segments);
         stepUpdate = backend.allocate(DType.FLOAT32, 2, segments);
         stepNorms = new UpdateNorms(run.segmentStarts(), stepUpdate.rows(0, 1).reshape(segments),
-                stepUpdate.rows(1, 1).reshape(segments));
+                stepUpdate.rows(1, 1).reshape(segments), updateTable, run.stepIndex());
         List<Layer> layers = model.layers();
         for (int i = 0; i < layers.size() - 1; i++) { // the output layer's softmax is the loss's business
             Layer layer = layers.get(i);
@@ -99,7 +99,10 @@ public final class GradientProfiler implements Callback {
         }
     }
 
-    /** Inside the step: has the update measured into the fixed {@link #stepNorms}; statistics for maxout. */
+    /**
+     * Inside the step: has the update measured into the fixed {@link #stepNorms}, which also store them into
+     * the step's row of the update table (chosen on the device); statistics for maxout.
+     */
     @Override
     public void onGradientsComputed(int epoch, int step) {
         run.measureUpdate(stepNorms);
@@ -110,12 +113,6 @@ public final class GradientProfiler implements Callback {
                         (float) saturationThreshold, w.statistics());
             }
         }
-    }
-
-    /** Inside the step: stores the step's weight and update norms into its row, chosen on the device. */
-    @Override
-    public void onParametersUpdated(int epoch, int step) {
-        backend.copyToRow(stepUpdate, updateTable, run.stepIndex());
     }
 
     @Override

@@ -290,8 +290,8 @@ public final class Trainer {
             backend.gatherRows(data.features, order, run.stepIndex(), batch, data.featureScale, x);
             backend.gatherRows(data.targets, order, run.stepIndex(), batch, 1f, y);
             model.computeGradients(x, y, totals);
-            backend.segmentSumOfSquares(model.gradients(), run.segmentStarts(), stepNorms);
-            backend.copyToRow(stepNorms, run.squaredGradientNorms(), run.stepIndex());
+            backend.segmentSumOfSquares(model.gradients(), run.segmentStarts(), stepNorms, run.squaredGradientNorms(),
+                    run.stepIndex());
             callbacks.forEach(c -> c.onGradientsComputed(epoch, step));
         }
 

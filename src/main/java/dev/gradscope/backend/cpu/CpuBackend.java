@@ -857,6 +857,17 @@ public final class CpuBackend implements Backend {
             weightOut[off(norms.weightSquares()) + s] = (float) weights;
             updateOut[off(norms.updateSquares()) + s] = (float) updates;
         }
+        if (norms.table() != null) {
+            Tensor table = norms.table();
+            int r = counterValue(norms.row());
+            if (r < 0 || r >= table.dim(0)) {
+                throw new IndexOutOfBoundsException("update norms: row " + r + " outside a table of " + table.dim(0)
+                        + " rows");
+            }
+            int rowStart = off(table) + r * 2 * segments;
+            System.arraycopy(weightOut, off(norms.weightSquares()), floats(table), rowStart, segments);
+            System.arraycopy(updateOut, off(norms.updateSquares()), floats(table), rowStart + segments, segments);
+        }
     }
 
     // ---- data ---------------------------------------------------------------------------------

@@ -964,6 +964,20 @@ public final class CudaBackend implements Backend {
     public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out) {
         OpChecks.segmentSums("segmentSumOfSquares", segmentStarts, out);
         requireFloats(x, out);
+        segmentSumOfSquaresInto(x, segmentStarts, out, null, null);
+    }
+
+    /** The same in one launch: its last block also stores {@code out} into the row (copy_to_row_f32's rule). */
+    @Override
+    public void segmentSumOfSquares(Tensor x, Tensor segmentStarts, Tensor out, Tensor table, Tensor row) {
+        OpChecks.segmentSums("segmentSumOfSquares", segmentStarts, out);
+        requireFloats(x, out);
+        OpChecks.copyToRow(out, table, row);
+        segmentSumOfSquaresInto(x, segmentStarts, out, table, row);
+    }
+
+    /** segment_sum_of_squares, with {@code table} and {@code row} or both null; the operands are checked. */
+    private void segmentSumOfSquaresInto(Tensor x, Tensor segmentStarts, Tensor out, Tensor table, Tensor row) {
         enter();
         int segments = (int) out.size();
         int n = (int) x.size();
@@ -973,13 +987,17 @@ public final class CudaBackend implements Backend {
         }
         if (chunks == 0) {
             fill(out, 0f);
+            if (table != null) {
+                copyToRow(out, table, row);
+            }
             return;
         }
         ensurePartials(chunks, segments);
         launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(x), arg(segmentStarts), arg(segments), arg(REDUCTION_CHUNK), arg(n),
-                        partialsTable(0), arg(out), arg(ticket)),
-                x, segmentStarts, out);
+                        partialsTable(0), arg(out), argOrNull(table), argOrNull(row),
+                        arg(table == null ? 0 : table.rowCount()), arg(ticket)),
+                x, segmentStarts, out, table, row);
     }
 
     /**
@@ -1048,7 +1066,7 @@ public final class CudaBackend implements Backend {
         requireFloats(params, grads, m, v);
         enter();
         int n = (int) params.size();
-        if (!measurable(norms, n)) {
+        if (!measurable(norms)) {
             launch("adam_update", kernels.adamUpdate, Launch.elementWise(n, info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
                             arg(stepSize), arg(n)),
@@ -1057,14 +1075,16 @@ public final class CudaBackend implements Backend {
         }
         requireFloats(norms.weightSquares(), norms.updateSquares());
         int segments = (int) norms.weightSquares().size();
-        int chunks = chunksOf(n);
+        int chunks = Math.max(1, chunksOf(n)); // one block over no chunk when there is no element
         long second = ensurePartials(chunks, segments);
+        Pointer[] table = normsTableArgs(norms);
         launch("adam_update_norms", kernels.adamUpdateNorms, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
                         arg(stepSize), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK), arg(n),
                         partialsTable(0), partialsTable(second), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), arg(ticket)),
-                params, grads, m, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
+                        arg(norms.updateSquares()), table[0], table[1], table[2], arg(ticket)),
+                params, grads, m, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
+                norms.table(), norms.row());
     }
 
     @Override
@@ -1081,7 +1101,7 @@ public final class CudaBackend implements Backend {
         int n = (int) params.size();
         // Without momentum the reference leaves the velocity alone: pass NULL so the kernel cannot touch it.
         Tensor v = momentum == 0 ? null : velocity;
-        if (!measurable(norms, n)) {
+        if (!measurable(norms)) {
             launch("sgd_update", kernels.sgdUpdate, Launch.elementWise(n, info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
                             arg(nesterov ? 1 : 0), arg(n)),
@@ -1090,31 +1110,34 @@ public final class CudaBackend implements Backend {
         }
         requireFloats(norms.weightSquares(), norms.updateSquares());
         int segments = (int) norms.weightSquares().size();
-        int chunks = chunksOf(n);
+        int chunks = Math.max(1, chunksOf(n)); // one block over no chunk when there is no element
         long second = ensurePartials(chunks, segments);
+        Pointer[] table = normsTableArgs(norms);
         launch("sgd_update_norms", kernels.sgdUpdateNorms, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
                         arg(nesterov ? 1 : 0), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK),
                         arg(n), partialsTable(0), partialsTable(second), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), arg(ticket)),
-                params, grads, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
+                        arg(norms.updateSquares()), table[0], table[1], table[2], arg(ticket)),
+                params, grads, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
+                norms.table(), norms.row());
     }
 
     /**
-     * Whether an optimizer step is to be measured through the chunked kernels: norms asked for, segments to
-     * measure and elements to update. Otherwise the plain kernel runs, and norms over no elements are 0.
+     * Whether an optimizer step is to be measured through the chunked kernels: norms asked for, of at least
+     * one segment (the norms of segments without elements are 0: the kernels then run one block over no
+     * chunk, which writes the zeros and the table's row). Otherwise the plain kernel runs.
      */
-    private boolean measurable(UpdateNorms norms, int n) {
-        if (norms == null || norms.weightSquares().size() == 0) {
-            return false;
+    private static boolean measurable(UpdateNorms norms) {
+        return norms != null && norms.weightSquares().size() > 0;
+    }
+
+    /** The kernel arguments after the totals: the update norms' table, its row and its rows, or NULL, NULL, 0. */
+    private Pointer[] normsTableArgs(UpdateNorms norms) {
+        Tensor table = norms.table();
+        if (table != null) {
+            requireFloats(table);
         }
-        if (n == 0) {
-            requireFloats(norms.weightSquares(), norms.updateSquares());
-            fill(norms.weightSquares(), 0f);
-            fill(norms.updateSquares(), 0f);
-            return false;
-        }
-        return true;
+        return new Pointer[] {argOrNull(table), argOrNull(norms.row()), arg(table == null ? 0 : table.dim(0))};
     }
 
     /** A kernel argument: the partials table that starts {@code offset} doubles into the scratch. */
@@ -1188,8 +1211,10 @@ public final class CudaBackend implements Backend {
         requireFloats(params, grads, m, v);
         enter();
         int n = (int) params.size();
-        if (!measurable(norms, n)) {
-            launch("adam_update_counter", kernels.adamUpdateCounter, Launch.elementWise(n, info.multiprocessors()),
+        if (!measurable(norms)) {
+            // At least one block, even over no element: its last block counts the update.
+            launch("adam_update_counter", kernels.adamUpdateCounter,
+                    Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
                             arg(epsilon), arg(iterations), arg(n), arg(ticket)),
                     params, grads, m, v, iterations);
@@ -1197,14 +1222,17 @@ public final class CudaBackend implements Backend {
         }
         requireFloats(norms.weightSquares(), norms.updateSquares());
         int segments = (int) norms.weightSquares().size();
-        int chunks = chunksOf(n);
+        int chunks = Math.max(1, chunksOf(n)); // one block over no chunk when there is no element
         long second = ensurePartials(chunks, segments);
+        Pointer[] table = normsTableArgs(norms);
         launch("adam_update_norms_counter", kernels.adamUpdateNormsCounter, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
                         arg(epsilon), arg(iterations), arg(norms.segmentStarts()), arg(segments),
                         arg(REDUCTION_CHUNK), arg(n), partialsTable(0), partialsTable(second),
-                        arg(norms.weightSquares()), arg(norms.updateSquares()), arg(ticket)),
-                params, grads, m, v, iterations, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares());
+                        arg(norms.weightSquares()), arg(norms.updateSquares()), table[0], table[1], table[2],
+                        arg(ticket)),
+                params, grads, m, v, iterations, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
+                norms.table(), norms.row());
     }
 
     // ---- graphs -------------------------------------------------------------------------------

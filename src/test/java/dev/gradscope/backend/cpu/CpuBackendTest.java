@@ -470,6 +470,31 @@ class CpuBackendTest {
         }
     }
 
+    @Test
+    void updateNormsAlsoGoIntoTheTablesRowAndARowOutsideIsAnError() {
+        try (Tensor p = cpu.fromHost(new float[] {1, 2, 3, 4}, 4);
+             Tensor g = cpu.fromHost(new float[] {1, 1, 1, 1}, 4);
+             Tensor starts = cpu.fromHost(new int[] {0, 1, 4}, 3);
+             Tensor weights = cpu.allocate(DType.FLOAT32, 2);
+             Tensor updates = cpu.allocate(DType.FLOAT32, 2);
+             Tensor table = cpu.fromHost(new float[] {9, 9, 9, 9, 9, 9, 9, 9}, 2, 2, 2);
+             Tensor row = cpu.fromHost(new int[] {1}, 1);
+             Tensor outside = cpu.fromHost(new int[] {2}, 1);
+             Tensor narrow = cpu.allocate(DType.FLOAT32, 2, 3)) {
+            cpu.sgdUpdate(p, g, null, 0.5f, 0f, false, new UpdateNorms(starts, weights, updates, table, row));
+            // Weights before the step: 1 and 4 + 9 + 16; each element moved by 0.5.
+            assertArrayEquals(new float[] {9, 9, 9, 9, 1, 29, 0.25f, 0.75f}, table.toFloatArray());
+            assertThrows(IndexOutOfBoundsException.class,
+                    () -> cpu.sgdUpdate(p, g, null, 0.5f, 0f, false, new UpdateNorms(starts, weights, updates, table,
+                            outside)));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.sgdUpdate(p, g, null, 0.5f, 0f, false, new UpdateNorms(starts, weights, updates, narrow,
+                            row)));
+            assertTrue(e.getMessage().contains("needs rows of 4 elements"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> new UpdateNorms(starts, weights, updates, table, null));
+        }
+    }
+
     /** The sum of |x[i][column]| over the rows of a [rows, cols] array. */
     private static double absoluteSum(float[] x, int column, int cols) {
         double sum = 0;

@@ -601,6 +601,22 @@ class CudaBackendTest {
                 // Every term is >= 0, so the sum is its own magnitude; empty segments must be exactly 0.
                 assertClose("segmentSumOfSquares [" + n + "] " + layout, expected, read(out),
                         s -> Tolerances.GPU_SUM_REL * expected[s]);
+
+                // The same sums, also stored into the row that a device counter selects (the others untouched);
+                // a row outside the table stores nothing.
+                int segments = starts.length - 1;
+                Tensor table = own(gpu.fromHost(nans(3 * segments), 3, segments));
+                Tensor stored = output(layout, DType.FLOAT32, segments);
+                gpu.segmentSumOfSquares(input(x, layout, n), own(gpu.fromHost(starts, starts.length)), stored, table,
+                        gpuInts(new int[] {1}, layout));
+                gpu.segmentSumOfSquares(input(x, layout, n), own(gpu.fromHost(starts, starts.length)), stored, table,
+                        gpuInts(new int[] {3}, layout));
+                float[] rows = table.toFloatArray();
+                assertArrayEquals(read(out), read(stored), "the fused op's sums have the plain op's bits");
+                assertArrayEquals(read(out), Arrays.copyOfRange(rows, segments, 2 * segments), "row 1 of the table");
+                for (int i = 0; i < segments; i++) {
+                    assertTrue(Float.isNaN(rows[i]) && Float.isNaN(rows[2 * segments + i]), "rows 0 and 2 untouched");
+                }
             }
         }
     }
@@ -823,8 +839,10 @@ class CudaBackendTest {
                 Tensor grads = input(g, layout, n);
                 Tensor weightSquares = output(layout, DType.FLOAT32, segments);
                 Tensor updateSquares = output(layout, DType.FLOAT32, segments);
+                // The norms also go into row 1 of a table of 3 rows (weights, then updates); rows 0 and 2 stay NaN.
+                Tensor table = own(gpu.fromHost(nans(3 * 2 * segments), 3, 2, segments));
                 UpdateNorms norms = new UpdateNorms(own(gpu.fromHost(starts, starts.length)), weightSquares,
-                        updateSquares);
+                        updateSquares, table, gpuInts(new int[] {1}, layout));
                 Tensor cpuParams = cpu(p, n);
                 Tensor cpuWeights = CPU.allocate(DType.FLOAT32, segments);
                 Tensor cpuUpdates = CPU.allocate(DType.FLOAT32, segments);
@@ -847,6 +865,12 @@ class CudaBackendTest {
                 float[] after = read(measured[0]);
                 float[] weights = read(weightSquares);
                 float[] updates = read(updateSquares);
+                float[] rows = table.toFloatArray();
+                assertArrayEquals(weights, Arrays.copyOfRange(rows, 2 * segments, 3 * segments), what + " table weights");
+                assertArrayEquals(updates, Arrays.copyOfRange(rows, 3 * segments, 4 * segments), what + " table updates");
+                for (int i = 0; i < 2 * segments; i++) {
+                    assertTrue(Float.isNaN(rows[i]) && Float.isNaN(rows[4 * segments + i]), what + " rows 0 and 2");
+                }
                 float[] cpuWeightValues = cpuWeights.toFloatArray();
                 float[] cpuUpdateValues = cpuUpdates.toFloatArray();
                 for (int s = 0; s < segments; s++) {

@@ -53,14 +53,15 @@ class KernelAbiTest {
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
         abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
         // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials, weightSquares, updateSquares,
-        // ticket in place of n
-        abi.put("adam_update_norms", "ppppffffpiiippppp");
-        abi.put("sgd_update_norms", "pppffipiiippppp");
+        // table, row, tableRows, ticket in place of n
+        abi.put("adam_update_norms", "ppppffffpiiippppppip");
+        abi.put("sgd_update_norms", "pppffipiiippppppip");
         abi.put("clip_by_value", "pfi");                   // t, limit, n
         abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
         abi.put("add_row_vector", "ppii");                 // y, bias, rows, cols
-        abi.put("segment_sum_of_squares", "ppiiippp");     // x, segmentStarts, segments, chunk, n, partials, out, ticket
+        // x, segmentStarts, segments, chunk, n, partials, out, table, row, tableRows, ticket
+        abi.put("segment_sum_of_squares", "ppiiippppip");
         abi.put("fill_f32", "pfi");                        // x, value, n
         abi.put("gather_rows_u8", "ppifpii");              // source, indices, first, scale, out, rows, cols
         abi.put("gather_rows_f32", "ppifpii");
@@ -73,8 +74,8 @@ class KernelAbiTest {
         // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n, ticket
         abi.put("adam_update_counter", "ppppdddfpip");
         // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials, weightSquares, updateSquares,
-        // ticket in place of n
-        abi.put("adam_update_norms_counter", "ppppdddfppiiippppp");
+        // table, row, tableRows, ticket in place of n
+        abi.put("adam_update_norms_counter", "ppppdddfppiiippppppip");
         return abi;
     }
 
