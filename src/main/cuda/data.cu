@@ -53,6 +53,21 @@ extern "C" __global__ void gather_rows_f32(const float* __restrict__ source, con
 
 // ---- the step's changing values on the device ----------------------------------------------------
 
+/**
+ * A training batch in one launch: gather_rows_u8_counter of the features (scaled) into featuresOut, then
+ * gather_rows_f32_counter of the targets into targetsOut, the same rows of both. Element-wise launch over
+ * the larger of the two.
+ */
+extern "C" __global__ void gather_batch_counter(const unsigned char* __restrict__ features, float featureScale,
+                                                float* __restrict__ featuresOut, int featureCols,
+                                                const float* __restrict__ targets, float* __restrict__ targetsOut,
+                                                int targetCols, const int* __restrict__ indices,
+                                                const int* __restrict__ counter, int rowsPerCount, int rows) {
+    const int* __restrict__ batchIndices = indices + gs::countedFirst(counter, rowsPerCount);
+    gs::gatherRows(features, batchIndices, featureScale, featuresOut, rows, featureCols);
+    gs::gatherRows(targets, batchIndices, 1.0f, targetsOut, rows, targetCols);
+}
+
 /** gather_rows_u8 from first = counter[0] * rowsPerCount, read on the device. */
 extern "C" __global__ void gather_rows_u8_counter(const unsigned char* __restrict__ source,
                                                   const int* __restrict__ indices, const int* __restrict__ counter,

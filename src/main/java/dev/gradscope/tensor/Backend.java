@@ -283,6 +283,17 @@ public interface Backend extends AutoCloseable {
     void gatherRows(Tensor source, Tensor indices, Tensor counter, int rowsPerCount, float scale, Tensor out);
 
     /**
+     * A training batch: {@link #gatherRows(Tensor, Tensor, Tensor, int, float, Tensor)} of {@code features}
+     * (scaled by {@code featureScale}) into {@code featuresOut}, then of {@code targets} (unscaled) into
+     * {@code targetsOut}, the same rows of both. One launch on a GPU; the default makes the two gathers.
+     */
+    default void gatherBatch(Tensor features, float featureScale, Tensor targets, Tensor indices, Tensor counter,
+                             int rowsPerCount, Tensor featuresOut, Tensor targetsOut) {
+        gatherRows(features, indices, counter, rowsPerCount, featureScale, featuresOut);
+        gatherRows(targets, indices, counter, rowsPerCount, 1f, targetsOut);
+    }
+
+    /**
      * {@code table[row[0]][:] = src}: stores a step's small vector (e.g. per-layer squared norms) into the
      * row of a {@code [steps, src.size()]} FLOAT32 table that the INT32 device value {@code row[0]}
      * selects. A row outside the table is an error on the CPU; a GPU writes nothing then.

@@ -287,8 +287,7 @@ public final class Trainer {
         void computeGradients(int rows, int epoch, int step) {
             Tensor x = inputs.rows(0, rows);
             Tensor y = targets.rows(0, rows);
-            backend.gatherRows(data.features, order, run.stepIndex(), batch, data.featureScale, x);
-            backend.gatherRows(data.targets, order, run.stepIndex(), batch, 1f, y);
+            backend.gatherBatch(data.features, data.featureScale, data.targets, order, run.stepIndex(), batch, x, y);
             model.computeGradients(x, y, totals);
             backend.segmentSumOfSquares(model.gradients(), run.segmentStarts(), stepNorms, run.squaredGradientNorms(),
                     run.stepIndex());

@@ -52,7 +52,7 @@ class BenchOnGpuTest {
         assertEquals(StepFigures.OP_TIMING_STEPS, opTimes.get("steps_timed"));
         // Every op the step queues, kernels and cuBLAS calls alike, and nothing else.
         assertEquals(((Number) json.get("kernels_per_step")).intValue(), ops.size(), ops.toString());
-        assertEquals("gather_rows_u8_counter", ops.get(0).get("op"), "the step starts with the batch's gather");
+        assertEquals("gather_batch_counter", ops.get(0).get("op"), "the step starts with the batch's gather");
         assertEquals(14, ops.stream().filter(op -> op.get("op").toString().startsWith("gemm ")).count(),
                 "the chapter MLP's 14 GEMMs: " + ops);
         double sum = 0;

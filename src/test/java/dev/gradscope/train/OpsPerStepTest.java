@@ -25,7 +25,7 @@ import org.junit.jupiter.api.Test;
  * cuBLAS call (the reductions among them finish in their own last block): the GPU's kernels per step are
  * these counts (CudaBackendTest counts them there).
  *
- * <p>Per step: two gathers (inputs, targets); per Dense layer a GEMM and its fused bias + activation
+ * <p>Per step: the batch's gather (inputs and targets); per Dense layer a GEMM and its fused bias + activation
  * (the output layer a GEMM and the bias alone: the loss fuses the softmax, and training never reads the
  * probabilities); the loss; per Dense layer backward its fused activation backward + bias gradient (the
  * output layer: the bias gradient alone), the GEMM for dW and, but for the first layer, the GEMM for dx;
@@ -40,9 +40,9 @@ class OpsPerStepTest {
             "copyFromHost", "toHostFloats", "toHostInts", "synchronize", "sharesHostMemory", "close",
             "queuedOperations", "supportsGraphs", "aside", "joinAside");
 
-    /** 2 gathers + 5 x (GEMM, bias [+ activation]) + loss + 5 x bias gradient [+ activation backward] + 5 dW
-     *  GEMMs + 4 dx GEMMs + gradient norms (stored into their row) + Adam + the step counter. */
-    static final int CHAPTER_MLP_OPS_PER_STEP = 2 + 5 * 2 + 1 + 5 + 5 + 4 + 1 + 1 + 1;
+    /** The batch's gather + 5 x (GEMM, bias [+ activation]) + loss + 5 x bias gradient [+ activation backward]
+     *  + 5 dW GEMMs + 4 dx GEMMs + gradient norms (stored into their row) + Adam + the step counter. */
+    static final int CHAPTER_MLP_OPS_PER_STEP = 1 + 5 * 2 + 1 + 5 + 5 + 4 + 1 + 1 + 1;
 
     /** What the profiler adds: nothing (see the class comment). */
     static final int PROFILER_OPS_PER_STEP = 0;

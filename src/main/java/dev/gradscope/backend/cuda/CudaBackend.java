@@ -1185,6 +1185,32 @@ public final class CudaBackend implements Backend {
                 source, indices, counter, out);
     }
 
+    /** One launch when the features are UINT8 and the targets FLOAT32 (a DeviceDataset's); else the two gathers. */
+    @Override
+    public void gatherBatch(Tensor features, float featureScale, Tensor targets, Tensor indices, Tensor counter,
+                            int rowsPerCount, Tensor featuresOut, Tensor targetsOut) {
+        if (features.dtype() != DType.UINT8 || targets.dtype() != DType.FLOAT32) {
+            Backend.super.gatherBatch(features, featureScale, targets, indices, counter, rowsPerCount, featuresOut,
+                    targetsOut);
+            return;
+        }
+        OpChecks.gatherRowsAtCounter(features, indices, counter, rowsPerCount, featuresOut);
+        OpChecks.gatherRowsAtCounter(targets, indices, counter, rowsPerCount, targetsOut);
+        if (featuresOut.rowCount() != targetsOut.rowCount()) {
+            throw new IllegalArgumentException("gatherBatch: features out " + Shapes.describe(featuresOut.shape())
+                    + " and targets out " + Shapes.describe(targetsOut.shape()) + " have different row counts");
+        }
+        int rows = featuresOut.rowCount();
+        int featureCols = featuresOut.columnCount();
+        int targetCols = targetsOut.columnCount();
+        enter();
+        launch("gather_batch_counter", kernels.gatherBatchCounter,
+                Launch.elementWise((long) rows * Math.max(featureCols, targetCols), info.multiprocessors()),
+                Pointer.to(arg(features), arg(featureScale), arg(featuresOut), arg(featureCols), arg(targets),
+                        arg(targetsOut), arg(targetCols), arg(indices), arg(counter), arg(rowsPerCount), arg(rows)),
+                features, targets, indices, counter, featuresOut, targetsOut);
+    }
+
     @Override
     public void copyToRow(Tensor src, Tensor table, Tensor row) {
         OpChecks.copyToRow(src, table, row);

@@ -63,6 +63,7 @@ final class Kernels implements AutoCloseable {
     final CUfunction gatherRowsF32;
     final CUfunction gatherRowsU8Counter;
     final CUfunction gatherRowsF32Counter;
+    final CUfunction gatherBatchCounter;
     final CUfunction copyToRow;
     final CUfunction advanceCounters;
     final CUfunction adamUpdateCounter;
@@ -117,6 +118,7 @@ final class Kernels implements AutoCloseable {
             gatherRowsF32 = find("gather_rows_f32", missing);
             gatherRowsU8Counter = find("gather_rows_u8_counter", missing);
             gatherRowsF32Counter = find("gather_rows_f32_counter", missing);
+            gatherBatchCounter = find("gather_batch_counter", missing);
             copyToRow = find("copy_to_row_f32", missing);
             advanceCounters = find("advance_counters", missing);
             adamUpdateCounter = find("adam_update_counter", missing);

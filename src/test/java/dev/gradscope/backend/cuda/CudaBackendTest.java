@@ -1290,6 +1290,18 @@ class CudaBackendTest {
                 gpu.gatherRows(input(floats, layout, sourceRows, cols), gpuInts(indices, layout), counter, 64, -1f,
                         floatOut);
                 assertClose(what + " FLOAT32", wantFloats.toFloatArray(), read(floatOut), i -> Tolerances.GPU_EXACT);
+                // Both at once, as a training batch (features of 7 columns, targets of 3: different widths).
+                Tensor targets = input(floats, layout, sourceRows * cols / 3, 3);
+                Tensor batchFeatures = output(layout, DType.FLOAT32, rows, cols);
+                Tensor batchTargets = output(layout, DType.FLOAT32, rows, 3);
+                Tensor wantTargets = cpu(new float[rows * 3], rows, 3);
+                CPU.gatherRows(cpu(floats, sourceRows * cols / 3, 3), cpuIndices, cpuCounter, 64, 1f, wantTargets);
+                gpu.gatherBatch(bytes, 0.5f, targets, gpuInts(indices, layout), counter, 64, batchFeatures,
+                        batchTargets);
+                assertClose(what + " batch features", wantBytes.toFloatArray(), read(batchFeatures),
+                        i -> Tolerances.GPU_EXACT);
+                assertClose(what + " batch targets", wantTargets.toFloatArray(), read(batchTargets),
+                        i -> Tolerances.GPU_EXACT);
             }
         }
         float[] src = inputs(1025, 1);

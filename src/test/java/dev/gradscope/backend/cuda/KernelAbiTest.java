@@ -69,6 +69,9 @@ class KernelAbiTest {
         // source, indices, counter, rowsPerCount, scale, out, rows, cols
         abi.put("gather_rows_u8_counter", "pppifpii");
         abi.put("gather_rows_f32_counter", "pppifpii");
+        // features, featureScale, featuresOut, featureCols, targets, targetsOut, targetCols, indices, counter,
+        // rowsPerCount, rows
+        abi.put("gather_batch_counter", "pfpippippii");
         abi.put("copy_to_row_f32", "pppii");               // src, table, row, tableRows, n
         abi.put("advance_counters", "pi");                 // counters, n
         // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n, ticket
