@@ -232,17 +232,20 @@ constexpr unsigned TILE_THREADS = TILE_COLUMNS * TILE_ROW_GROUPS;
  * it lives in shared memory) whose zero value is the empty reduction, with a member
  * combine(const Partial&) that adds another partial into it. addElement(partial, e, j) adds element
  * e = i * cols + j (row i, column j) to this thread's partial; finish(total, j) consumes column j's
- * reduction. All 256 threads of the block must call it (it synchronises the block).
+ * reduction. All 256 threads of the block must call it (it synchronises the block). The blocks of the
+ * grid share the tiles (firstTile, tileStride: blockIdx.x, gridDim.x); one block alone takes all of them
+ * with 0, 1.
  */
 template <class Partial, class AddElement, class Finish>
-__device__ __forceinline__ void reduceColumnTiles(int rows, int cols, AddElement addElement, Finish finish) {
+__device__ __forceinline__ void reduceColumnTiles(int rows, int cols, AddElement addElement, Finish finish,
+                                                  unsigned firstTile = blockIdx.x, unsigned tileStride = gridDim.x) {
     __shared__ Partial partial[TILE_ROW_GROUPS][TILE_COLUMNS];
     const unsigned lane = threadIdx.x % TILE_COLUMNS;
     const unsigned group = threadIdx.x / TILE_COLUMNS;
     const unsigned rowCount = countOf(rows);
     const unsigned columns = countOf(cols);
     const unsigned tiles = (columns + TILE_COLUMNS - 1) / TILE_COLUMNS;
-    for (unsigned tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    for (unsigned tile = firstTile; tile < tiles; tile += tileStride) {
         const unsigned j = tile * TILE_COLUMNS + lane;
         Partial mine{};
         if (j < columns) {

@@ -328,12 +328,20 @@ int firstArgMax(const float* row, int cols) {
     return best;
 }
 
-/** One warp per row: every warp reduction (max, sum, arg-max) goes through the runner's shuffles. */
+/**
+ * One warp per row: every warp reduction (max, sum, arg-max) goes through the runner's shuffles. The
+ * output layer's bias is added in place first (small integers, so a tie can be built exactly), and the
+ * last block writes the bias gradient as well as the totals.
+ */
 void softmaxCrossEntropyRows(Inputs& inputs) {
     const float gradScale = 0.25f;
     for (auto [rows, cols] : std::vector<std::pair<int, int>>{{1, 1}, {3, 10}, {1000, 3}, {17, 4097}}) {
         const std::size_t n = static_cast<std::size_t>(rows) * cols;
         std::vector<float> logits = inputs.normal(n, 4.0f);
+        std::vector<float> bias(cols);
+        for (int c = 0; c < cols; c++) {
+            bias[c] = static_cast<float>(c % 3) - 1.0f;
+        }
         std::vector<float> targets(n, 0.0f);
         for (int r = 0; r < rows; r++) {
             float* t = targets.data() + static_cast<std::size_t>(r) * cols;
@@ -343,25 +351,33 @@ void softmaxCrossEntropyRows(Inputs& inputs) {
             } else {
                 t[inputs.below(cols)] = 1.0f;
             }
-            if (r % 3 == 1 && cols > 2) { // a tie for the largest logit: the first one counts
+            if (r % 3 == 1 && cols > 2) { // a tie for the largest biased logit: the first one counts
                 float* z = logits.data() + static_cast<std::size_t>(r) * cols;
-                z[cols - 1] = z[1] = *std::max_element(z, z + cols) + 1.0f;
+                const float top = std::ceil(*std::max_element(z, z + cols)) + 2.0f; // above every biased logit
+                z[1] = top - bias[1];
+                z[cols - 1] = top - bias[cols - 1];
             }
         }
+        std::vector<float> biased(logits);
+        for (std::size_t e = 0; e < n; e++) {
+            biased[e] += bias[e % cols];
+        }
+        std::vector<float> biasGradient(cols, NaN);
         std::vector<float> dLogits(n, NaN);
         std::vector<float> rowLoss(rows, NaN);
         std::vector<float> rowCorrect(rows, NaN);
         float totals[2] = {0.5f, 2.0f}; // added to, not overwritten
         unsigned ticket = 0;
-        bool ok = launched("softmax_cross_entropy_rows", warpPerRow(rows), static_cast<const float*>(logits.data()),
-                           static_cast<const float*>(targets.data()), gradScale, dLogits.data(), rowLoss.data(),
-                           rowCorrect.data(), rows, cols, totals, &ticket);
-        ok = ok && ticket == 0;
+        bool ok = launched("softmax_cross_entropy_rows", warpPerRow(rows), logits.data(),
+                           static_cast<const float*>(bias.data()), static_cast<const float*>(targets.data()), gradScale,
+                           dLogits.data(), rowLoss.data(), rowCorrect.data(), biasGradient.data(), rows, cols, totals,
+                           &ticket);
+        ok = ok && ticket == 0 && sameBits("biased logits", logits.data(), biased.data(), n);
         std::vector<float> wantD(n);
         std::vector<float> wantLoss(rows);
         std::vector<float> wantCorrect(rows);
         for (int r = 0; r < rows; r++) {
-            const float* z = logits.data() + static_cast<std::size_t>(r) * cols;
+            const float* z = biased.data() + static_cast<std::size_t>(r) * cols;
             const float* t = targets.data() + static_cast<std::size_t>(r) * cols;
             const double max = *std::max_element(z, z + cols);
             double sum = 0, mass = 0, loss = 0;
@@ -384,10 +400,23 @@ void softmaxCrossEntropyRows(Inputs& inputs) {
             correctSum += wantCorrect[r];
         }
         const float wantTotals[2] = {0.5f + static_cast<float>(lossSum), 2.0f + static_cast<float>(correctSum)};
+        std::vector<float> wantBiasGradient(cols);
+        double largestColumn = 0;
+        for (int c = 0; c < cols; c++) {
+            double sum = 0, magnitude = 0;
+            for (int r = 0; r < rows; r++) {
+                sum += dLogits[static_cast<std::size_t>(r) * cols + c]; // the kernel's own dLogits, in double
+                magnitude += std::abs(dLogits[static_cast<std::size_t>(r) * cols + c]);
+            }
+            wantBiasGradient[c] = static_cast<float>(sum);
+            largestColumn = std::max(largestColumn, magnitude);
+        }
         ok = ok && allClose("dLogits", dLogits.data(), wantD.data(), n, LOSS_ATOL, LOSS_RTOL) &&
              allClose("rowLoss", rowLoss.data(), wantLoss.data(), rows, LOSS_ATOL, LOSS_RTOL) &&
              sameBits("rowCorrect", rowCorrect.data(), wantCorrect.data(), rows) &&
-             allClose("totals", totals, wantTotals, 2, 0.0, SUM_RTOL);
+             allClose("totals", totals, wantTotals, 2, 0.0, SUM_RTOL) &&
+             allClose("bias gradient", biasGradient.data(), wantBiasGradient.data(), cols, SUM_RTOL * largestColumn,
+                      0.0);
         check(ok, "softmax_cross_entropy_rows: " + shapeText(rows, cols) + ", grid " +
                       std::to_string(warpPerRow(rows).grid.x) + " x 256 (a warp per row)");
     }
@@ -631,7 +660,7 @@ void timings(Inputs& inputs) {
                 REDUCTION_CHUNK, reductionMs);
 
     const int rows = 256, cols = 10;
-    const std::vector<float> logits = inputs.normal(rows * cols);
+    std::vector<float> logits = inputs.normal(rows * cols);
     std::vector<float> targets(rows * cols, 0.0f), d(rows * cols), loss(rows), correct(rows);
     for (int r = 0; r < rows; r++) {
         targets[r * cols + r % cols] = 1.0f;
@@ -639,9 +668,9 @@ void timings(Inputs& inputs) {
     const double lossMs = millisecondsPerRun(50, [&] {
         float totals[2] = {0, 0};
         unsigned ticket = 0;
-        launch("softmax_cross_entropy_rows", warpPerRow(rows), static_cast<const float*>(logits.data()),
-               static_cast<const float*>(targets.data()), 1.0f, d.data(), loss.data(), correct.data(), rows, cols,
-               totals, &ticket);
+        launch("softmax_cross_entropy_rows", warpPerRow(rows), logits.data(), static_cast<const float*>(nullptr),
+               static_cast<const float*>(targets.data()), 1.0f, d.data(), loss.data(), correct.data(),
+               static_cast<float*>(nullptr), rows, cols, totals, &ticket);
     });
     std::printf("time  softmax_cross_entropy_rows, 256 x 10 (32 blocks of 256, 40 shuffles per warp): %.3f ms\n", lossMs);
 }

@@ -199,6 +199,38 @@ public class Dense extends Layer {
         return affine.backward(dLogits, needInputGradient);
     }
 
+    /**
+     * The output layer's forward pass in training: {@code z = x · W} without the bias, which the loss adds
+     * ({@link Loss#apply(Backend, Tensor, Tensor, Tensor, float, Tensor, Tensor, Tensor)} with {@link #bias()});
+     * so are {@link #logits()} once the loss has run. The activation is the loss's business, as in
+     * {@link #forwardLogits}.
+     */
+    public Tensor forwardProduct(Tensor x) {
+        Tensor z = preActivation.rows(0, x.rowCount());
+        lastPreActivation = z;
+        lastOutput = null;
+        affine.product(x, z);
+        return z;
+    }
+
+    /** The bias, for a loss that adds it ({@link #forwardProduct}). */
+    public Tensor bias() {
+        return affine.bias();
+    }
+
+    /** Where the bias gradient goes, for a loss that writes it ({@link #forwardProduct}). */
+    public Tensor biasGradient() {
+        return affine.biasGradient();
+    }
+
+    /**
+     * Backward pass after a loss that wrote the bias gradient itself: dW and (when needed) dx from the loss
+     * gradient with respect to {@link #logits()}.
+     */
+    public Tensor backwardProductsFromLogits(Tensor dLogits, boolean needInputGradient) {
+        return affine.backwardProducts(dLogits, needInputGradient);
+    }
+
     @Override
     public String describe() {
         String act = activation.hasParameter()

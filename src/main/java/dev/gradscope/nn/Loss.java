@@ -53,6 +53,21 @@ public enum Loss {
         }
     }
 
+    /**
+     * {@link #apply(Backend, Tensor, Tensor, float, Tensor, Tensor)} on logits that still lack the output
+     * layer's {@code bias}: adds it (in place), and also writes the bias gradient (the column sums of
+     * dLogits). The output layer's end of a training step, one launch on a GPU.
+     */
+    public void apply(Backend backend, Tensor logits, Tensor bias, Tensor targets, float gradientScale,
+                      Tensor dLogits, Tensor biasGradient, Tensor totals) {
+        switch (this) {
+            case CATEGORICAL_CROSSENTROPY -> backend.softmaxCrossEntropy(logits, bias, targets, gradientScale,
+                    dLogits, biasGradient, totals);
+            case MEAN_SQUARED_ERROR -> backend.softmaxMeanSquaredError(logits, bias, targets, gradientScale,
+                    dLogits, biasGradient, totals);
+        }
+    }
+
     /** Looks a loss up by id or alias; the error names the bad id and the valid ones. */
     public static Loss fromId(String id) {
         String key = id.trim().toLowerCase(Locale.ROOT).replace('-', '_');

@@ -207,6 +207,13 @@ public class Sequential implements AutoCloseable {
      * fuses the softmax, so training and evaluation skip the output activation) and returns them.
      */
     private Tensor forward(Tensor x, boolean toLogits) {
+        Tensor h = forwardHidden(x);
+        Layer output = layers.get(layers.size() - 1);
+        return toLogits ? ((Dense) output).forwardLogits(h) : output.forward(h);
+    }
+
+    /** Checks the batch and runs every layer but the output layer; returns the output layer's input. */
+    private Tensor forwardHidden(Tensor x) {
         requireBuilt("forward");
         if (x.columnCount() != inputUnits) {
             throw new IllegalArgumentException("the model takes " + inputUnits + " input features, got "
@@ -214,9 +221,8 @@ public class Sequential implements AutoCloseable {
         }
         reserveBatch(x.rowCount());
         Tensor h = x;
-        for (int i = 0; i < layers.size(); i++) {
-            Layer layer = layers.get(i);
-            h = toLogits && i == layers.size() - 1 ? ((Dense) layer).forwardLogits(h) : layer.forward(h);
+        for (int i = 0; i < layers.size() - 1; i++) {
+            h = layers.get(i).forward(h);
         }
         return h;
     }
@@ -228,12 +234,14 @@ public class Sequential implements AutoCloseable {
      */
     public void computeGradients(Tensor x, Tensor targets, Tensor totals) {
         requireCompiled("computeGradients");
-        forward(x, true);
+        Tensor h = forwardHidden(x);
         int batch = x.rowCount();
         Dense output = (Dense) layers.get(layers.size() - 1);
         Tensor dLogits = outputGradient.rows(0, batch);
-        loss.apply(backend, output.logits(), targets, 1f / batch, dLogits, totals);
-        Tensor g = output.backwardFromLogits(dLogits, layers.size() > 1);
+        // The output layer's bias, softmax, loss and bias gradient in one op: its forward pass stops at x · W.
+        loss.apply(backend, output.forwardProduct(h), output.bias(), targets, 1f / batch, dLogits,
+                output.biasGradient(), totals);
+        Tensor g = output.backwardProductsFromLogits(dLogits, layers.size() > 1);
         for (int i = layers.size() - 2; i >= 0; i--) {
             g = layers.get(i).backward(g, i > 0);
         }

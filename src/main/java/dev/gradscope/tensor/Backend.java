@@ -179,6 +179,27 @@ public interface Backend extends AutoCloseable {
     void softmaxMeanSquaredError(Tensor logits, Tensor targets, float gradientScale, Tensor dLogits,
                                  Tensor totals);
 
+    /**
+     * The output layer's end of a training step, in one op: {@code logits += bias} (in place, the
+     * {@link #addRowVectorAccumulate} the layer left out), {@link #softmaxCrossEntropy}, then
+     * {@code biasGradient = column sums of dLogits} ({@link #columnSums}). One launch on a GPU; the default
+     * makes the three ops.
+     */
+    default void softmaxCrossEntropy(Tensor logits, Tensor bias, Tensor targets, float gradientScale, Tensor dLogits,
+                                     Tensor biasGradient, Tensor totals) {
+        addRowVectorAccumulate(logits, bias);
+        softmaxCrossEntropy(logits, targets, gradientScale, dLogits, totals);
+        columnSums(dLogits, biasGradient);
+    }
+
+    /** {@link #softmaxCrossEntropy(Tensor, Tensor, Tensor, float, Tensor, Tensor, Tensor)} for the MSE loss. */
+    default void softmaxMeanSquaredError(Tensor logits, Tensor bias, Tensor targets, float gradientScale,
+                                         Tensor dLogits, Tensor biasGradient, Tensor totals) {
+        addRowVectorAccumulate(logits, bias);
+        softmaxMeanSquaredError(logits, targets, gradientScale, dLogits, totals);
+        columnSums(dLogits, biasGradient);
+    }
+
     // ---- reductions ---------------------------------------------------------------------------
 
     /**

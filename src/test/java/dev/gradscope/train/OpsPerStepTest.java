@@ -26,9 +26,10 @@ import org.junit.jupiter.api.Test;
  * these counts (CudaBackendTest counts them there).
  *
  * <p>Per step: the batch's gather (inputs and targets); per Dense layer a GEMM and its fused bias + activation
- * (the output layer a GEMM and the bias alone: the loss fuses the softmax, and training never reads the
- * probabilities); the loss; per Dense layer backward its fused activation backward + bias gradient (the
- * output layer: the bias gradient alone), the GEMM for dW and, but for the first layer, the GEMM for dx;
+ * (the output layer its GEMM alone: the loss adds its bias and fuses the softmax, and training never reads
+ * the probabilities); the loss, which also writes the output layer's bias gradient; per hidden Dense layer
+ * backward its fused activation backward + bias gradient; per Dense layer the GEMM for dW and, but for the
+ * first layer, the GEMM for dx;
  * the per-layer gradient norms, also stored into the step's row (graph-safe: the row comes from a
  * device counter); the optimizer op (which also counts the update in its device step count); the advance of the
  * trainer's step counter. The profiler adds no op: the weight and update norms ride on the optimizer (which
@@ -40,9 +41,10 @@ class OpsPerStepTest {
             "copyFromHost", "toHostFloats", "toHostInts", "synchronize", "sharesHostMemory", "close",
             "queuedOperations", "supportsGraphs", "aside", "joinAside");
 
-    /** The batch's gather + 5 x (GEMM, bias [+ activation]) + loss + 5 x bias gradient [+ activation backward]
-     *  + 5 dW GEMMs + 4 dx GEMMs + gradient norms (stored into their row) + Adam + the step counter. */
-    static final int CHAPTER_MLP_OPS_PER_STEP = 1 + 5 * 2 + 1 + 5 + 5 + 4 + 1 + 1 + 1;
+    /** The batch's gather + 5 GEMMs + 4 fused bias + activation + the loss (with the output bias and its
+     *  gradient) + 4 fused activation backward + bias gradient + 5 dW GEMMs + 4 dx GEMMs + gradient norms
+     *  (stored into their row) + Adam + the step counter. */
+    static final int CHAPTER_MLP_OPS_PER_STEP = 1 + 5 + 4 + 1 + 4 + 5 + 4 + 1 + 1 + 1;
 
     /** What the profiler adds: nothing (see the class comment). */
     static final int PROFILER_OPS_PER_STEP = 0;

@@ -865,14 +865,30 @@ public final class CudaBackend implements Backend {
     public void softmaxCrossEntropy(Tensor logits, Tensor targets, float gradientScale, Tensor dLogits,
                                     Tensor totals) {
         softmaxLoss("softmaxCrossEntropy", "softmax_cross_entropy_rows", kernels.softmaxCrossEntropyRows, logits,
-                targets, gradientScale, dLogits, totals);
+                null, targets, gradientScale, dLogits, null, totals);
     }
 
     @Override
     public void softmaxMeanSquaredError(Tensor logits, Tensor targets, float gradientScale, Tensor dLogits,
                                         Tensor totals) {
-        softmaxLoss("softmaxMeanSquaredError", "softmax_mse_rows", kernels.softmaxMseRows, logits, targets,
-                gradientScale, dLogits, totals);
+        softmaxLoss("softmaxMeanSquaredError", "softmax_mse_rows", kernels.softmaxMseRows, logits, null, targets,
+                gradientScale, dLogits, null, totals);
+    }
+
+    /** One launch: the bias added by each row's warp, the bias gradient by the last block. */
+    @Override
+    public void softmaxCrossEntropy(Tensor logits, Tensor bias, Tensor targets, float gradientScale, Tensor dLogits,
+                                    Tensor biasGradient, Tensor totals) {
+        softmaxLoss("softmaxCrossEntropy", "softmax_cross_entropy_rows", kernels.softmaxCrossEntropyRows, logits,
+                bias, targets, gradientScale, dLogits, biasGradient, totals);
+    }
+
+    /** One launch: the bias added by each row's warp, the bias gradient by the last block. */
+    @Override
+    public void softmaxMeanSquaredError(Tensor logits, Tensor bias, Tensor targets, float gradientScale,
+                                        Tensor dLogits, Tensor biasGradient, Tensor totals) {
+        softmaxLoss("softmaxMeanSquaredError", "softmax_mse_rows", kernels.softmaxMseRows, logits, bias, targets,
+                gradientScale, dLogits, biasGradient, totals);
     }
 
     /**
@@ -880,21 +896,29 @@ public final class CudaBackend implements Backend {
      * (scratch rows kept by the backend), then the grid's last block adds the rows, in a fixed order, to
      * {@code totals}. No float atomics, so the totals are the same run after run.
      */
-    private void softmaxLoss(String op, String kernelName, CUfunction rowKernel, Tensor logits, Tensor targets,
-                             float gradientScale, Tensor dLogits, Tensor totals) {
+    private void softmaxLoss(String op, String kernelName, CUfunction rowKernel, Tensor logits, Tensor bias,
+                             Tensor targets, float gradientScale, Tensor dLogits, Tensor biasGradient, Tensor totals) {
+        if (bias != null) {
+            OpChecks.addRowVector(logits, bias);
+            OpChecks.columnSums(dLogits, biasGradient);
+            requireFloats(bias, biasGradient);
+        }
         OpChecks.softmaxLoss(op, logits, targets, dLogits, totals);
         requireFloats(logits, targets, dLogits, totals);
         enter();
         int rows = logits.rowCount();
         int cols = logits.columnCount();
         if (rows == 0) {
+            if (biasGradient != null) {
+                fill(biasGradient, 0f); // the column sums of no row
+            }
             return; // no row: no gradient to write, nothing to add
         }
         ensureLossScratch(rows);
         launch(kernelName, rowKernel, Launch.warpPerRow(rows),
-                Pointer.to(arg(logits), arg(targets), arg(gradientScale), arg(dLogits), arg(rowLoss),
-                        arg(rowCorrect), arg(rows), arg(cols), arg(totals), arg(ticket)),
-                logits, targets, dLogits, totals);
+                Pointer.to(arg(logits), argOrNull(bias), arg(targets), arg(gradientScale), arg(dLogits), arg(rowLoss),
+                        arg(rowCorrect), argOrNull(biasGradient), arg(rows), arg(cols), arg(totals), arg(ticket)),
+                logits, bias, targets, dLogits, biasGradient, totals);
     }
 
     /** Grows the per-row scratch when a batch larger than any before arrives; never in steady state. */

@@ -542,6 +542,42 @@ class CudaBackendTest {
 
     // ---- losses ---------------------------------------------------------------------------------------
 
+    /**
+     * The output layer's end of a training step in one launch (the bias added to the logits, the loss, the
+     * bias gradient in the last block) has the bits of its three ops on the GPU: add_row_vector, the loss,
+     * column_sums.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"CATEGORICAL_CROSSENTROPY", "MEAN_SQUARED_ERROR"})
+    void theLossWithTheOutputBiasHasTheBitsOfItsThreeOps(Loss loss) {
+        for (int[] shape : new int[][] {{1, 1}, {3, 10}, {256, 10}, {96, 10}, {17, 33}, {4097, 3}}) {
+            int rows = shape[0];
+            int cols = shape[1];
+            float[] logits = inputs(rows * cols, 3);
+            float[] bias = inputs(cols, 1);
+            float[] targets = targets(rows, cols, true);
+            Tensor[] fused = new Tensor[5];
+            Tensor[] separate = new Tensor[5];
+            for (Tensor[] t : new Tensor[][] {fused, separate}) {
+                t[0] = own(gpu.fromHost(logits, rows, cols));
+                t[1] = own(gpu.fromHost(nans(rows * cols), rows, cols)); // dLogits
+                t[2] = own(gpu.fromHost(nans(cols), cols)); // bias gradient
+                t[3] = own(gpu.fromHost(new float[] {0.5f, 1f}, 2)); // totals
+            }
+            Tensor gpuBias = own(gpu.fromHost(bias, cols));
+            Tensor gpuTargets = own(gpu.fromHost(targets, rows, cols));
+            loss.apply(gpu, fused[0], gpuBias, gpuTargets, 1f / rows, fused[1], fused[2], fused[3]);
+            gpu.addRowVectorAccumulate(separate[0], gpuBias);
+            loss.apply(gpu, separate[0], gpuTargets, 1f / rows, separate[1], separate[3]);
+            gpu.columnSums(separate[1], separate[2]);
+            String what = loss + " [" + rows + ", " + cols + "]";
+            String[] names = {"biased logits", "dLogits", "bias gradient", "totals"};
+            for (int i = 0; i < 4; i++) {
+                assertArrayEquals(separate[i].toFloatArray(), fused[i].toFloatArray(), what + " " + names[i]);
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0} one-hot targets={1}")
     @CsvSource({"CATEGORICAL_CROSSENTROPY, true", "CATEGORICAL_CROSSENTROPY, false", "MEAN_SQUARED_ERROR, true",
         "MEAN_SQUARED_ERROR, false"})
@@ -1186,8 +1222,9 @@ class CudaBackendTest {
 
     /**
      * One step of a 784-64-32-10 ReLU MLP (computeGradients, applyGradients) launches: forward, 3 GEMMs, 2
-     * fused bias + ReLU, 1 bias add (the output layer: the loss fuses its softmax); the loss, 1 kernel
-     * (its last block adds the totals); backward, the output layer's column sums and 2 GEMMs, the second
+     * fused bias + ReLU (the output layer: its GEMM alone); the loss, 1 kernel (which adds the output
+     * bias, and whose last block adds the totals and the output bias gradient); backward, the output
+     * layer's 2 GEMMs, the second
      * layer's fused ReLU backward + bias gradient and 2 GEMMs, the first layer's fused backward and 1 GEMM
      * (no dx); Adam, 1 (the update, which also counts itself in its device step count). With the profiler, nothing
      * more: the statistics ride on the backward kernels, and the update norms on Adam's kernel, whose last
@@ -1195,7 +1232,7 @@ class CudaBackendTest {
      */
     @Test
     void oneTrainingStepLaunchesOneKernelPerFusedStage() {
-        int expected = (3 + 2 + 1) + 1 + (3 + 3 + 2) + 1;
+        int expected = (3 + 2) + 1 + (2 + 3 + 2) + 1;
         try (Sequential model = chapterLikeModel(gpu, Mlp.HiddenUnits.of("relu"), Loss.CATEGORICAL_CROSSENTROPY)) {
             float[] x = new float[64 * 784];
             float[] t = new float[64 * 10];

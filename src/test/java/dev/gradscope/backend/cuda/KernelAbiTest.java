@@ -47,9 +47,9 @@ class KernelAbiTest {
         abi.put("maxout_forward", "pppiii");               // z, y, winner, rows, units, pieces
         abi.put("maxout_backward", "pppiii");              // dy, winner, dz, rows, units, pieces
         abi.put("softmax_rows", "ppii");                   // logits, probabilities, rows, cols
-        // logits, targets, scale, dLogits, rowLoss, rowCorrect, rows, cols, totals, ticket
-        abi.put("softmax_cross_entropy_rows", "ppfpppiipp");
-        abi.put("softmax_mse_rows", "ppfpppiipp");
+        // logits, bias, targets, scale, dLogits, rowLoss, rowCorrect, biasGradient, rows, cols, totals, ticket
+        abi.put("softmax_cross_entropy_rows", "pppfppppiipp");
+        abi.put("softmax_mse_rows", "pppfppppiipp");
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
         abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
         // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials, weightSquares, updateSquares,
