@@ -34,6 +34,7 @@ import dev.gradscope.tensor.StepGraph;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
@@ -570,11 +571,36 @@ public final class CudaBackend implements Backend {
         } catch (RuntimeException e) {
             failure = e;
         }
-        for (int i = 0; i < created; i++) {
+        failure = destroyEvents(Arrays.asList(events).subList(0, created), "time", failure);
+        if (failure != null) {
+            throw failure;
+        }
+        return milliseconds;
+    }
+
+    /** The events of ops being timed, start and end (null for an op whose queueing failed) of each. */
+    private static List<CUevent> eventsOf(List<OpTiming> timings) {
+        List<CUevent> events = new ArrayList<>();
+        for (OpTiming t : timings) {
+            events.add(t.start);
+            events.add(t.end);
+        }
+        return events;
+    }
+
+    /**
+     * Destroys every event (nulls skipped), each tried even if one fails; returns {@code failure}, or the first
+     * destroy failure when there was none, the others added to it as suppressed.
+     */
+    private static RuntimeException destroyEvents(List<CUevent> events, String op, RuntimeException failure) {
+        for (CUevent event : events) {
+            if (event == null) {
+                continue;
+            }
             try {
-                CudaErrors.checkDriver(cuEventDestroy(events[i]));
+                CudaErrors.checkDriver(cuEventDestroy(event));
             } catch (jcuda.CudaException e) {
-                CudaException destroyFailed = CudaErrors.wrap("time: destroying its events", "", e);
+                CudaException destroyFailed = CudaErrors.wrap(op + ": destroying its events", "", e);
                 if (failure == null) {
                     failure = destroyFailed;
                 } else {
@@ -582,10 +608,7 @@ public final class CudaBackend implements Backend {
                 }
             }
         }
-        if (failure != null) {
-            throw failure;
-        }
-        return milliseconds;
+        return failure;
     }
 
     /**
@@ -632,23 +655,7 @@ public final class CudaBackend implements Backend {
         } catch (RuntimeException e) {
             failure = e;
         }
-        for (OpTiming t : timings) {
-            for (CUevent event : new CUevent[] {t.start, t.end}) {
-                if (event == null) {
-                    continue;
-                }
-                try {
-                    CudaErrors.checkDriver(cuEventDestroy(event));
-                } catch (jcuda.CudaException e) {
-                    CudaException destroyFailed = CudaErrors.wrap("stopTimingOps: destroying its events", "", e);
-                    if (failure == null) {
-                        failure = destroyFailed;
-                    } else {
-                        failure.addSuppressed(destroyFailed);
-                    }
-                }
-            }
-        }
+        failure = destroyEvents(eventsOf(timings), "stopTimingOps", failure);
         if (failure != null) {
             throw failure;
         }
@@ -1501,11 +1508,9 @@ public final class CudaBackend implements Backend {
                 if (opTimings != null) { // timing never stopped: its events go with the backend
                     List<OpTiming> timings = opTimings;
                     opTimings = null;
-                    for (OpTiming t : timings) {
-                        CudaErrors.checkDriver(cuEventDestroy(t.start));
-                        if (t.end != null) {
-                            CudaErrors.checkDriver(cuEventDestroy(t.end));
-                        }
+                    RuntimeException failure = destroyEvents(eventsOf(timings), "close", null);
+                    if (failure != null) {
+                        throw failure;
                     }
                 }
             },
