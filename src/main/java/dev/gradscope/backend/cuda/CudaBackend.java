@@ -149,10 +149,11 @@ public final class CudaBackend implements Backend {
     private long partialsCapacity;
 
     /**
-     * The counter with which the blocks of a reduction find the last of them to finish (common.cuh,
-     * isLastBlockToFinish): 0 between launches, which run one after another on the one stream.
+     * The counters with which the blocks of a reduction find the last of them to finish (common.cuh,
+     * isLastBlockToFinish), one per stream ({@link #ticket()}): 0 between launches, which run one after
+     * another on a stream; the two streams' kernels may run at the same time, so they never share one.
      */
-    private DeviceArena.Block ticket;
+    private DeviceArena.Block tickets;
 
     /**
      * Counts the reallocations of the scratch the kernels write (the loss rows, the partial sums): a graph
@@ -245,8 +246,8 @@ public final class CudaBackend implements Backend {
             step = "allocating the cuBLAS workspace";
             cublasWorkspace = arena.allocate(Cublas.WORKSPACE_BYTES);
             step = "allocating the reduction ticket";
-            ticket = arena.allocate(Integer.BYTES);
-            CudaErrors.checkDriver(cuMemsetD8Async(ticket.pointer(0), (byte) 0, Integer.BYTES, stream));
+            tickets = arena.allocate(2 * Integer.BYTES);
+            CudaErrors.checkDriver(cuMemsetD8Async(tickets.pointer(0), (byte) 0, 2 * Integer.BYTES, stream));
             step = "creating the cuBLAS handle";
             cublas = new Cublas(stream, cublasWorkspace.pointer(0), Cublas.WORKSPACE_BYTES);
             step = "creating the side stream's cuBLAS handle";
@@ -710,6 +711,11 @@ public final class CudaBackend implements Backend {
         asidePending = false;
     }
 
+    /** A kernel argument: the reduction ticket of the stream ops are queued on. */
+    private Pointer ticket() {
+        return Pointer.to(tickets.pointer(current == sideStream ? Integer.BYTES : 0));
+    }
+
     /** The cuBLAS handle bound to the stream ops are queued on. */
     private Cublas cublasOfCurrentStream() {
         return current == sideStream ? sideCublas : cublas;
@@ -924,7 +930,7 @@ public final class CudaBackend implements Backend {
         ensureLossScratch(rows);
         launch(kernelName, rowKernel, Launch.warpPerRow(rows),
                 Pointer.to(arg(logits), argOrNull(bias), arg(targets), arg(gradientScale), arg(dLogits), arg(rowLoss),
-                        arg(rowCorrect), argOrNull(biasGradient), arg(rows), arg(cols), arg(totals), arg(ticket)),
+                        arg(rowCorrect), argOrNull(biasGradient), arg(rows), arg(cols), arg(totals), ticket()),
                 logits, bias, targets, dLogits, biasGradient, totals);
     }
 
@@ -1027,7 +1033,7 @@ public final class CudaBackend implements Backend {
         launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerChunk(chunks),
                 Pointer.to(arg(x), arg(segmentStarts), arg(segments), arg(REDUCTION_CHUNK), arg(n),
                         partialsTable(0), arg(out), argOrNull(table), argOrNull(row),
-                        arg(table == null ? 0 : table.rowCount()), arg(ticket)),
+                        arg(table == null ? 0 : table.rowCount()), ticket()),
                 x, segmentStarts, out, table, row);
     }
 
@@ -1113,7 +1119,7 @@ public final class CudaBackend implements Backend {
                 Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
                         arg(stepSize), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK), arg(n),
                         partialsTable(0), partialsTable(second), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), table[0], table[1], table[2], arg(ticket)),
+                        arg(norms.updateSquares()), table[0], table[1], table[2], ticket()),
                 params, grads, m, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
                 norms.table(), norms.row());
     }
@@ -1148,7 +1154,7 @@ public final class CudaBackend implements Backend {
                 Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
                         arg(nesterov ? 1 : 0), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK),
                         arg(n), partialsTable(0), partialsTable(second), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), table[0], table[1], table[2], arg(ticket)),
+                        arg(norms.updateSquares()), table[0], table[1], table[2], ticket()),
                 params, grads, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
                 norms.table(), norms.row());
     }
@@ -1273,7 +1279,7 @@ public final class CudaBackend implements Backend {
             launch("adam_update_counter", kernels.adamUpdateCounter,
                     Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                            arg(epsilon), arg(iterations), arg(n), arg(ticket)),
+                            arg(epsilon), arg(iterations), arg(n), ticket()),
                     params, grads, m, v, iterations);
             return;
         }
@@ -1287,7 +1293,7 @@ public final class CudaBackend implements Backend {
                         arg(epsilon), arg(iterations), arg(norms.segmentStarts()), arg(segments),
                         arg(REDUCTION_CHUNK), arg(n), partialsTable(0), partialsTable(second),
                         arg(norms.weightSquares()), arg(norms.updateSquares()), table[0], table[1], table[2],
-                        arg(ticket)),
+                        ticket()),
                 params, grads, m, v, iterations, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
                 norms.table(), norms.row());
     }
