@@ -314,7 +314,8 @@ __device__ __forceinline__ bool isLastBlockToFinish(unsigned* ticket) {
         const unsigned taken = atomicAdd(ticket, 1u);
         last = taken == gridDim.x - 1;
         if (last) {
-            *ticket = 0u; // every block has taken its ticket
+            __threadfence(); // and the other blocks' parts are read after their tickets (acquire)
+            *ticket = 0u;    // every block has taken its ticket
         }
     }
     __syncthreads();

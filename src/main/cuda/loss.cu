@@ -54,8 +54,8 @@ __device__ __forceinline__ void addRowTotals(const float* rowLoss, const float* 
  * The part both losses share: for every row (one warp each), the bias added (unless NULL), its softmax
  * statistics, then rowBody(z, t, d, s, lane) writes the lane's elements of the row's dLogits d and
  * returns the row's loss (the same value in every lane); the row's loss and correctness are written by
- * lane 0. Every lane reads only the columns it wrote (c = lane, lane + 32, ...), so the in-place bias
- * needs no barrier.
+ * lane 0. The lanes add the bias to their own columns (c = lane, lane + 32, ...); a warp barrier then
+ * lets every lane read row[0].
  */
 template <class RowBody>
 __device__ __forceinline__ void softmaxLossRows(float* logits, const float* bias, const float* targets, int rows,
@@ -68,6 +68,7 @@ __device__ __forceinline__ void softmaxLossRows(float* logits, const float* bias
             for (int c = static_cast<int>(lane); c < cols; c += WARP_SIZE) {
                 row[c] += __ldg(bias + c);
             }
+            __syncwarp(); // every lane reads row[0] (warpFirstArgMax), which lane 0 has just written
         }
         const float* z = row;
         const float* t = targets + offset;

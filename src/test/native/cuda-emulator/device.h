@@ -110,6 +110,11 @@ inline T __shfl_xor_sync(unsigned mask, T value, int laneMask) {
     return received;
 }
 
+/** A warp barrier: an exchange of nothing among the lanes of the mask (every one of them must reach it). */
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+    (void) __shfl_xor_sync(mask, 0, 0);
+}
+
 /** A load through the read-only data cache: on the CPU, a plain load. */
 template <class T>
 inline T __ldg(const T* p) {

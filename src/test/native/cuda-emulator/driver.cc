@@ -6,9 +6,18 @@
 // The device is host memory; kernels are the project's own src/main/cuda sources compiled as C++
 // (grid.h runs a grid with CUDA's block and warp semantics); the PTX that the backend loads decides
 // which kernels a module has, and each kernel's PTX parameter list is checked against the C++
-// function's. Everything runs synchronously, except on a stream being captured: there work is
-// recorded, and a graph launch replays it. What CUDA refuses during a global-mode capture (an
-// allocation, a free, a synchronous copy, a wait) fails here too and invalidates the capture.
+// function's. On a stream being captured, work is recorded, and a graph launch replays it. What CUDA
+// refuses during a global-mode capture (an allocation, a free, a synchronous copy, a wait) fails here
+// too and invalidates the capture.
+//
+// Streams. Work queued on a stream does not run when it is queued: it waits in the stream's queue until
+// something needs it, and then runs in queue order on the calling thread. A synchronisation runs it (of
+// the stream, of the context, of an event; a synchronous copy, a free and the legacy stream wait for every
+// stream, first to last created), and so does a stream's wait for an event recorded on another stream:
+// that stream's queue runs up to the event. So work runs as late as the ordering the program asked for
+// allows, and a missing wait shows: a stream that reads what another writes, without waiting for its
+// event, reads it before it is written (a GPU would race). A kernel's failure (a deadlock, an overwritten
+// guard) is reported by the next synchronisation of its stream, as CUDA reports asynchronous faults.
 //
 // Faults a GPU would show: every allocation is framed by guard bytes, checked after each kernel and
 // copy (an overwrite fails the op with CUDA_ERROR_ILLEGAL_ADDRESS); new memory is filled with 0xFF
@@ -26,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -43,6 +53,16 @@ namespace gsemu {
  * `queued` counts the work a joined stream recorded, `joinedUpTo` how much of it the origin has waited
  * for: a capture cannot end while a joined stream has work the origin did not wait for.
  */
+struct Event;
+
+/** A stream's queued item: work, or a wait until `event` has completed its record number `sequence`. */
+struct Pending {
+    Work work;
+    Event* event = nullptr;
+    std::uint64_t sequence = 0;
+    Stream* recordedOn = nullptr;
+};
+
 struct Stream {
     bool capturing = false;
     bool invalidated = false;
@@ -50,6 +70,12 @@ struct Stream {
     std::vector<Work> recorded;
     std::size_t queued = 0;
     std::size_t joinedUpTo = 0;
+    /** Outside a capture: what was queued and has not run (see "Streams" above). */
+    std::deque<Pending> pending;
+    /** The first failure of queued work since the stream was last synchronised. */
+    CUresult asyncError = CUDA_SUCCESS;
+    /** Whether its queue is running: a wait that needs it again is a cycle of waits. */
+    bool running = false;
 };
 
 struct Context {
@@ -60,6 +86,10 @@ struct Event {
     bool recorded = false;
     bool timing = true;
     std::chrono::steady_clock::time_point time;
+    /** Records queued and records run (each cuEventRecord outside a capture queues the next number). */
+    std::uint64_t issued = 0;
+    std::uint64_t completed = 0;
+    Stream* issuedOn = nullptr;
     /** When recorded on a capturing stream: that stream, its capture's origin, and its work count then. */
     Stream* capturedBy = nullptr;
     Stream* captureOrigin = nullptr;
@@ -113,6 +143,7 @@ thread_local Context* currentContext = nullptr;
 std::map<std::uintptr_t, Allocation> allocations; // by the user's first byte
 std::size_t allocatedBytes = 0;
 std::set<Stream*> capturingStreams;
+std::vector<Stream*> liveStreams; // in creation order
 
 using Lock = std::lock_guard<std::recursive_mutex>;
 
@@ -130,6 +161,7 @@ const char* errorName(CUresult r) {
     case CUDA_ERROR_INVALID_HANDLE: return "CUDA_ERROR_INVALID_HANDLE";
     case CUDA_ERROR_ILLEGAL_STATE: return "CUDA_ERROR_ILLEGAL_STATE";
     case CUDA_ERROR_NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
+    case CUDA_ERROR_NOT_READY: return "CUDA_ERROR_NOT_READY";
     case CUDA_ERROR_ILLEGAL_ADDRESS: return "CUDA_ERROR_ILLEGAL_ADDRESS";
     case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES: return "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES";
     case CUDA_ERROR_LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
@@ -276,6 +308,65 @@ void report(const char* format, ...) {
     std::fflush(stderr);
 }
 
+namespace {
+
+/** Until when a stream's queue runs: until `event` has completed record `sequence`, or (no event) to its end. */
+struct RunUntil {
+    Event* event = nullptr;
+    std::uint64_t sequence = 0;
+
+    bool reached() const { return event != nullptr && event->completed >= sequence; }
+};
+
+/**
+ * Runs `stream`'s queued items in order until `until` is reached or the queue is empty. A wait runs the
+ * queue of the stream its event was recorded on, up to that record. A failure of work is kept as the
+ * stream's asynchronous error.
+ */
+void runQueue(Stream* stream, RunUntil until) {
+    if (stream == nullptr || until.reached()) {
+        return;
+    }
+    if (stream->running) {
+        report("a cycle of waits between streams: a stream waits, through others, for its own later work");
+        if (stream->asyncError == CUDA_SUCCESS) {
+            stream->asyncError = CUDA_ERROR_ILLEGAL_STATE;
+        }
+        return;
+    }
+    stream->running = true;
+    while (!stream->pending.empty() && !until.reached()) {
+        Pending item = std::move(stream->pending.front());
+        stream->pending.pop_front();
+        if (item.event != nullptr) {
+            runQueue(item.recordedOn, RunUntil{item.event, item.sequence});
+        } else if (const CUresult result = item.work(); result != CUDA_SUCCESS && stream->asyncError == CUDA_SUCCESS) {
+            stream->asyncError = result;
+        }
+    }
+    stream->running = false;
+}
+
+void runAllQueued(Stream* stream) {
+    runQueue(stream, RunUntil{});
+}
+
+/** What the legacy stream, a synchronous copy or a free waits for: every stream, first created first. */
+void runEveryStream() {
+    for (Stream* s : liveStreams) {
+        runAllQueued(s);
+    }
+}
+
+/** The stream's asynchronous error, reported once. */
+CUresult takeAsyncError(Stream* stream) {
+    const CUresult error = stream->asyncError;
+    stream->asyncError = CUDA_SUCCESS;
+    return error;
+}
+
+} // namespace
+
 CUresult enqueue(CUstream stream, Work work) {
     Lock lock(deviceLock);
     if (stream != nullptr && stream->capturing) {
@@ -294,7 +385,12 @@ CUresult enqueue(CUstream stream, Work work) {
         report("work on the legacy default stream while a stream is being captured: CUDA_ERROR_STREAM_CAPTURE_IMPLICIT");
         return CUDA_ERROR_STREAM_CAPTURE_IMPLICIT;
     }
-    return work();
+    if (stream == nullptr) {
+        runEveryStream(); // the legacy stream waits for every blocking stream, then runs the work now
+        return work();
+    }
+    stream->pending.push_back(Pending{std::move(work)});
+    return CUDA_SUCCESS;
 }
 
 bool isDeviceRange(const void* p, std::size_t bytes) {
@@ -493,7 +589,16 @@ CUresult cuCtxGetCurrent(CUcontext* context) {
 
 CUresult cuCtxSynchronize() {
     Lock lock(deviceLock);
-    return refuseDuringCapture("cuCtxSynchronize");
+    if (CUresult r = refuseDuringCapture("cuCtxSynchronize")) {
+        return r;
+    }
+    runEveryStream();
+    CUresult first = CUDA_SUCCESS;
+    for (Stream* s : liveStreams) {
+        const CUresult error = takeAsyncError(s);
+        first = first == CUDA_SUCCESS ? error : first;
+    }
+    return first;
 }
 
 // ---- memory -------------------------------------------------------------------------------------
@@ -537,6 +642,7 @@ CUresult cuMemFree_v2(CUdeviceptr pointer) {
         report("cuMemFree of 0x%llx, which is not the start of an allocation", pointer);
         return CUDA_ERROR_INVALID_VALUE;
     }
+    runEveryStream(); // queued work may still use the memory
     CUresult result = CUDA_SUCCESS;
     if (!guardIntact(it->second)) {
         report("cuMemFree: the guard bytes around the %zu bytes at 0x%llx were overwritten", it->second.bytes, pointer);
@@ -571,6 +677,7 @@ static CUresult synchronousCopy(const char* call, void* to, const void* from, st
         report("%s of %zu bytes at %p: not inside one allocation", call, bytes, toDevice ? to : from);
         return CUDA_ERROR_INVALID_VALUE;
     }
+    runEveryStream(); // on the legacy stream: after every blocking stream's work
     std::memcpy(to, from, bytes);
     return CUDA_SUCCESS;
 }
@@ -619,7 +726,7 @@ CUresult cuMemsetD8_v2(CUdeviceptr to, unsigned char value, std::size_t count) {
     if (CUresult r = refuseDuringCapture("cuMemsetD8")) {
         return r;
     }
-    return cuMemsetD8Async(to, value, count, nullptr);
+    return cuMemsetD8Async(to, value, count, nullptr); // the legacy stream: after every stream's work
 }
 
 // ---- streams and events ---------------------------------------------------------------------------
@@ -630,6 +737,8 @@ CUresult cuStreamCreate(CUstream* stream, unsigned flags) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     *stream = new Stream();
+    Lock lock(deviceLock);
+    liveStreams.push_back(*stream);
     return CUDA_SUCCESS;
 }
 
@@ -642,14 +751,23 @@ CUresult cuStreamDestroy_v2(CUstream stream) {
         report("cuStreamDestroy of a stream that is being captured");
         capturingStreams.erase(stream);
     }
+    runAllQueued(stream); // CUDA lets queued work finish
+    liveStreams.erase(std::remove(liveStreams.begin(), liveStreams.end(), stream), liveStreams.end());
     delete stream;
     return CUDA_SUCCESS;
 }
 
 CUresult cuStreamSynchronize(CUstream stream) {
     Lock lock(deviceLock);
-    (void) stream;
-    return refuseDuringCapture("cuStreamSynchronize");
+    if (CUresult r = refuseDuringCapture("cuStreamSynchronize")) {
+        return r;
+    }
+    if (stream == nullptr) {
+        runEveryStream();
+        return CUDA_SUCCESS;
+    }
+    runAllQueued(stream);
+    return takeAsyncError(stream);
 }
 
 CUresult cuStreamBeginCapture_v2(CUstream stream, int mode) {
@@ -725,9 +843,10 @@ CUresult cuStreamIsCapturing(CUstream stream, int* status) {
 constexpr unsigned CU_EVENT_DISABLE_TIMING = 0x2;
 
 /**
- * Outside a capture there is nothing to wait for: all work has run. Waiting for an event recorded during
- * a capture makes the stream join that capture (its work goes into the same graph, after the event's);
- * the capturing stream waiting for a joined stream's event joins that stream's work so far.
+ * Outside a capture: the stream's later work runs only after the event's record has run (a wait queued;
+ * the legacy stream runs it now). Waiting for an event recorded during a capture makes the stream join
+ * that capture (its work goes into the same graph, after the event's); the capturing stream waiting for a
+ * joined stream's event joins that stream's work so far.
  */
 CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
     Lock lock(deviceLock);
@@ -745,6 +864,19 @@ CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
                    " CUDA_ERROR_STREAM_CAPTURE_ISOLATION");
             return CUDA_ERROR_STREAM_CAPTURE_ISOLATION;
         }
+        const std::uint64_t sequence = event->issued;
+        if (event->completed >= sequence) {
+            return CUDA_SUCCESS;
+        }
+        if (stream == nullptr) {
+            runQueue(event->issuedOn, RunUntil{event, sequence});
+            return CUDA_SUCCESS;
+        }
+        Pending wait;
+        wait.event = event;
+        wait.sequence = sequence;
+        wait.recordedOn = event->issuedOn;
+        stream->pending.push_back(std::move(wait));
         return CUDA_SUCCESS;
     }
     if (stream == nullptr) {
@@ -778,9 +910,11 @@ CUresult cuEventCreate(CUevent* event, unsigned flags) {
 }
 
 CUresult cuEventDestroy_v2(CUevent event) {
+    Lock lock(deviceLock);
     if (event == nullptr) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
+    runEveryStream(); // queued records and waits refer to it: CUDA releases it once they are done
     delete event;
     return CUDA_SUCCESS;
 }
@@ -792,8 +926,14 @@ CUresult cuEventRecord(CUevent event, CUstream stream) {
     }
     // What a later cuStreamWaitEvent depends on is decided now, at the call, as CUDA does: the stream's
     // work so far, this record included.
-    const CUresult result = enqueue(stream, [event]() {
+    const bool live = stream != nullptr && !stream->capturing;
+    const std::uint64_t sequence = live ? ++event->issued : 0;
+    if (live) {
+        event->issuedOn = stream;
+    }
+    const CUresult result = enqueue(stream, [event, sequence]() {
         event->recorded = true;
+        event->completed = std::max(event->completed, sequence);
         event->time = std::chrono::steady_clock::now();
         return CUDA_SUCCESS;
     });
@@ -809,7 +949,11 @@ CUresult cuEventSynchronize(CUevent event) {
     if (event == nullptr) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
-    return refuseDuringCapture("cuEventSynchronize");
+    if (CUresult r = refuseDuringCapture("cuEventSynchronize")) {
+        return r;
+    }
+    runQueue(event->issuedOn, RunUntil{event, event->issued});
+    return CUDA_SUCCESS;
 }
 
 CUresult cuEventElapsedTime(float* milliseconds, CUevent start, CUevent end) {
@@ -818,6 +962,9 @@ CUresult cuEventElapsedTime(float* milliseconds, CUevent start, CUevent end) {
     }
     if (!start->recorded || !end->recorded || !start->timing || !end->timing) {
         return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (start->completed < start->issued || end->completed < end->issued) {
+        return CUDA_ERROR_NOT_READY; // a record still queued
     }
     *milliseconds = std::chrono::duration<float, std::milli>(end->time - start->time).count();
     return CUDA_SUCCESS;
@@ -873,9 +1020,11 @@ CUresult cuModuleLoadData(CUmodule* module, const void* image) {
 }
 
 CUresult cuModuleUnload(CUmodule module) {
+    Lock lock(deviceLock);
     if (module == nullptr) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
+    runEveryStream(); // queued launches of its kernels run first
     delete module;
     return CUDA_SUCCESS;
 }
@@ -939,8 +1088,10 @@ CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
     if (exec == nullptr) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
-    return enqueue(stream, [exec]() {
-        for (const Work& work : exec->work) {
+    // The graph's work as it is now: the instance may be destroyed while the launch is still queued.
+    auto graphWork = std::make_shared<const std::vector<Work>>(exec->work);
+    return enqueue(stream, [graphWork]() {
+        for (const Work& work : *graphWork) {
             if (CUresult r = work()) {
                 return r;
             }

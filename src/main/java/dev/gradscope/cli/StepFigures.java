@@ -181,9 +181,10 @@ final class StepFigures {
      * which the ops of the last {@value #OP_TIMING_STEPS} steps are timed by CUDA events around each
      * ({@link CudaBackend#startTimingOps}). Before each timed step the GPU gets fills of a scratch buffer that
      * outlast twice the host's queueing of a step (measured on the warm-up steps), so the step's ops run
-     * back to back and each pair of events times its op alone. Reports each op's median, their sum (a step
-     * without any launch gap) and, beside it, the graph step's time from the epochs, so the difference is
-     * what launching costs. It trains {@code net} further: run it after the timed epochs.
+     * back to back and each pair of events times its op alone. Reports each op's median, the sum of the main
+     * stream's (a step without any launch gap) and of the ops queued aside (which overlap them), and, beside
+     * them, the graph step's time from the epochs, so the difference is what launching costs. It trains
+     * {@code net} further: run it after the timed epochs.
      *
      * @param graphStepMs the training step's time with graphs (median epoch / steps), or a negative number
      */
@@ -231,7 +232,8 @@ final class StepFigures {
         List<String> lines = new ArrayList<>();
         lines.add(String.format(Locale.ROOT, "ops of one eager step on the device (median of %d steps, CUDA events"
                 + " around each op, queued behind a head start):", timedSteps.size()));
-        double sumMs = 0;
+        double sumMs = 0; // the main stream's ops: the ops queued aside ran beside them
+        double asideMs = 0;
         double[] medians = new double[first.size()];
         for (int i = 0; i < first.size(); i++) {
             double[] times = new double[timedSteps.size()];
@@ -244,25 +246,35 @@ final class StepFigures {
                 times[t] = step.get(i).milliseconds();
             }
             medians[i] = median(times);
-            sumMs += medians[i];
+            if (first.get(i).aside()) {
+                asideMs += medians[i];
+            } else {
+                sumMs += medians[i];
+            }
         }
+        int asideOps = 0;
         for (int i = 0; i < first.size(); i++) {
+            boolean aside = first.get(i).aside();
+            asideOps += aside ? 1 : 0;
             Map<String, Object> op = new LinkedHashMap<>();
             op.put("op", first.get(i).name());
+            op.put("aside", aside);
             op.put("median_ms", medians[i]);
             ops.add(op);
-            lines.add(String.format(Locale.ROOT, "  %3d  %-48s %9.1f us %5.1f%%", i + 1, first.get(i).name(),
-                    medians[i] * 1000, 100 * medians[i] / sumMs));
+            lines.add(String.format(Locale.ROOT, "  %3d  %-48s %9.1f us %5.1f%%%s", i + 1, first.get(i).name(),
+                    medians[i] * 1000, 100 * medians[i] / (sumMs + asideMs), aside ? "  aside" : ""));
         }
-        lines.add(String.format(Locale.ROOT, "  sum of the %d ops: %.1f us%s", first.size(), sumMs * 1000,
-                graphStepMs < 0 ? "" : String.format(Locale.ROOT, "; a step of the timed epochs: %.1f us, %+.1f us beside"
-                        + " the sum (launches, gaps, the epoch's own work)", graphStepMs * 1000,
-                        (graphStepMs - sumMs) * 1000)));
+        lines.add(String.format(Locale.ROOT, "  sum of the %d main-stream ops: %.1f us; the %d aside, beside them:"
+                + " %.1f us%s", first.size() - asideOps, sumMs * 1000, asideOps, asideMs * 1000,
+                graphStepMs < 0 ? "" : String.format(Locale.ROOT, "; a step of the timed epochs: %.1f us, %+.1f us"
+                        + " beside the main-stream sum (launches, gaps, waits for the aside ops, the epoch's own work)",
+                        graphStepMs * 1000, (graphStepMs - sumMs) * 1000)));
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("timer", "CUDA events around each op of eager steps, queued behind a head start");
         json.put("steps_timed", timedSteps.size());
         json.put("ops_per_step", first.size());
         json.put("sum_ms", sumMs);
+        json.put("aside_ms", asideMs);
         json.put("step_ms", graphStepMs < 0 ? null : graphStepMs);
         json.put("ops", ops);
         return new OpFigures(json, lines);

@@ -811,6 +811,13 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("update norms: segments [" + starts[so] + ", " + starts[so + segments]
                     + ") must cover all " + n + " parameters");
         }
+        if (norms.table() != null) { // a bad row fails before anything is updated
+            int r = counterValue(norms.row());
+            if (r < 0 || r >= norms.table().dim(0)) {
+                throw new IndexOutOfBoundsException("update norms: row " + r + " outside a table of "
+                        + norms.table().dim(0) + " rows");
+            }
+        }
         // Block k covers [blockStart[k], blockStart[k + 1]); blockSegment[k] is its segment.
         int[] firstBlock = new int[segments + 1];
         for (int s = 0; s < segments; s++) {
@@ -859,12 +866,7 @@ public final class CpuBackend implements Backend {
         }
         if (norms.table() != null) {
             Tensor table = norms.table();
-            int r = counterValue(norms.row());
-            if (r < 0 || r >= table.dim(0)) {
-                throw new IndexOutOfBoundsException("update norms: row " + r + " outside a table of " + table.dim(0)
-                        + " rows");
-            }
-            int rowStart = off(table) + r * 2 * segments;
+            int rowStart = off(table) + counterValue(norms.row()) * 2 * segments; // checked before the update
             System.arraycopy(weightOut, off(norms.weightSquares()), floats(table), rowStart, segments);
             System.arraycopy(updateOut, off(norms.updateSquares()), floats(table), rowStart + segments, segments);
         }

@@ -66,8 +66,8 @@ import jcuda.driver.CUstream_flags;
  * <p>Execution. Every kernel, every device-to-device copy and every cuBLAS call goes on the main
  * stream, in program order, and returns at once; except the work queued {@link #aside}, which goes on
  * the side stream after an event of the main stream, and which the main stream waits for at
- * {@link #joinAside} (the layers' weight-gradient GEMMs: the rest of the backward pass runs beside them). Only {@link #toHostFloats}, {@link #toHostInts} and
- * {@link #synchronize()} wait for the stream. Copies from Java arrays ({@code fromHost},
+ * {@link #joinAside} (the layers' weight-gradient GEMMs: the rest of the backward pass runs beside them).
+ * Only {@link #toHostFloats}, {@link #toHostInts} and {@link #synchronize()} wait, for both streams. Copies from Java arrays ({@code fromHost},
  * {@code copyFromHost}) are synchronous {@code cuMemcpyHtoD}: the garbage collector may move a Java
  * array, so it cannot be the source of an asynchronous copy; the stream is created as a blocking stream
  * ({@code CU_STREAM_DEFAULT}), which orders those copies with the stream's work on both sides. No op
@@ -177,14 +177,16 @@ public final class CudaBackend implements Backend {
     /** While ops are timed ({@link #startTimingOps}): each op queued since, with its events; null otherwise. */
     private List<OpTiming> opTimings;
 
-    /** An op being timed: its name and the events recorded before and after it. */
+    /** An op being timed: its name, whether it was queued aside, and the events recorded before and after it. */
     private static final class OpTiming {
         final String name;
+        final boolean aside;
         final CUevent start;
         CUevent end;
 
-        OpTiming(String name, CUevent start) {
+        OpTiming(String name, boolean aside, CUevent start) {
             this.name = name;
+            this.aside = aside;
             this.start = start;
         }
     }
@@ -194,9 +196,11 @@ public final class CudaBackend implements Backend {
      *
      * @param name         the kernel's name, {@code gemm MxKxN} (with {@code aT}, {@code bT} for transposes) or
      *                     {@code copy}
+     * @param aside        whether it was queued {@link #aside}: it ran beside the main stream's ops, so its time
+     *                     overlaps theirs
      * @param milliseconds the time between the events recorded just before and just after it
      */
-    public record OpTime(String name, double milliseconds) {
+    public record OpTime(String name, boolean aside, double milliseconds) {
     }
 
     /** The step graphs not yet closed, destroyed by {@link #close()} if their owner did not. */
@@ -554,6 +558,7 @@ public final class CudaBackend implements Backend {
                 CudaErrors.checkDriver(cuEventCreate(event, CUevent_flags.CU_EVENT_DEFAULT));
                 events[created] = event;
             }
+            joinAside(); // earlier work queued aside stays out of the first run
             CudaErrors.checkDriver(cuEventRecord(events[0], stream));
             for (int r = 0; r < repetitions; r++) {
                 work.run();
@@ -648,7 +653,7 @@ public final class CudaBackend implements Backend {
             for (OpTiming t : timings) {
                 if (t.end != null) { // an op whose queueing failed has no end event
                     CudaErrors.checkDriver(cuEventElapsedTime(elapsed, t.start, t.end));
-                    times.add(new OpTime(t.name, elapsed[0]));
+                    times.add(new OpTime(t.name, t.aside, elapsed[0]));
                 }
             }
         } catch (jcuda.CudaException e) {
@@ -709,6 +714,17 @@ public final class CudaBackend implements Backend {
             throw CudaErrors.wrap("joinAside (the main stream waiting for the side stream)", "", e);
         }
         asidePending = false;
+    }
+
+    /**
+     * Fails an op that uses the backend's one loss or partial-sums scratch when it is being queued aside: on
+     * the side stream it could run at the same time as such an op on the main stream, over the same scratch.
+     */
+    private void requireMainStream(String op) {
+        if (current == sideStream) {
+            throw new IllegalStateException(op + " cannot be queued aside: it uses the backend's one scratch for"
+                    + " loss rows and partial sums, which the main stream's losses and reductions use too");
+        }
     }
 
     /** A kernel argument: the reduction ticket of the stream ops are queued on. */
@@ -936,6 +952,7 @@ public final class CudaBackend implements Backend {
 
     /** Grows the per-row scratch when a batch larger than any before arrives; never in steady state. */
     private void ensureLossScratch(int rows) {
+        requireMainStream("a softmax loss");
         if (rows <= lossRowCapacity) {
             return;
         }
@@ -969,6 +986,7 @@ public final class CudaBackend implements Backend {
      * steady state) when a larger reduction arrives. Returns the second table's address offset in doubles.
      */
     private long ensurePartials(int chunks, int segments) {
+        requireMainStream("a chunked reduction");
         long table = (long) chunks * segments;
         if (2 * table > partialsCapacity) {
             requireNotCapturing("allocating the partial sums of a " + chunks + "-chunk, " + segments
@@ -1614,7 +1632,7 @@ public final class CudaBackend implements Backend {
         if (opTimings != null) {
             CUevent start = new CUevent();
             CudaErrors.checkDriver(cuEventCreate(start, CUevent_flags.CU_EVENT_DEFAULT));
-            opTimings.add(new OpTiming(name, start));
+            opTimings.add(new OpTiming(name, current == sideStream, start));
             CudaErrors.checkDriver(cuEventRecord(start, current));
         }
     }
@@ -1641,8 +1659,11 @@ public final class CudaBackend implements Backend {
     private void waitForStream(String op, Tensor... operands) {
         requireNotCapturing(op);
         try {
-            CudaErrors.checkDriver(cuStreamSynchronize(sideStream));
+            // Main first: on the CUDA emulator, which runs queued work when it is needed, this leaves the side
+            // stream's work to run as late as the waits allow, so that a missing join shows (on a GPU the
+            // order of the two waits does not matter).
             CudaErrors.checkDriver(cuStreamSynchronize(stream));
+            CudaErrors.checkDriver(cuStreamSynchronize(sideStream));
         } catch (jcuda.CudaException e) {
             String name = String.valueOf(e.getMessage()).trim();
             String description = CudaErrors.describe(name);

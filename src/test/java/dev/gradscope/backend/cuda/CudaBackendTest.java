@@ -1487,6 +1487,10 @@ class CudaBackendTest {
         gpu.aside(() -> gpu.fill(product, 1f)); // not joined: a wait still waits for the side stream
         assertArrayEquals(filled(64 * 16, 1f), product.toFloatArray(), "a read waits for the work aside");
         assertThrows(IllegalStateException.class, () -> gpu.aside(() -> gpu.aside(() -> { })), "aside does not nest");
+        // A reduction or a loss would share the main stream's scratch: not aside.
+        IllegalStateException shared = assertThrows(IllegalStateException.class, () -> gpu.aside(
+                () -> gpu.segmentSumOfSquares(other, own(gpu.fromHost(new int[] {0, 1000}, 2)), sums.view(0, 1))));
+        assertTrue(shared.getMessage().contains("cannot be queued aside"), shared.getMessage());
         gpu.joinAside();
     }
 
@@ -1500,11 +1504,16 @@ class CudaBackendTest {
         assertThrows(IllegalStateException.class, gpu::startTimingOps, "timing does not nest");
         assertThrows(IllegalStateException.class, () -> gpu.capture(() -> gpu.fill(sums, 0f)),
                 "no capture while ops are timed");
+        Tensor beside = own(gpu.allocate(DType.FLOAT32, 100));
         gpu.gemm(false, false, 1f, a, b, 0f, c);
+        gpu.aside(() -> gpu.fill(beside, 1f));
         gpu.columnSums(c, sums);
+        gpu.joinAside();
         gpu.copy(sums, sums); // onto itself: no op queued, none timed
         List<CudaBackend.OpTime> times = gpu.stopTimingOps();
-        assertEquals(List.of("gemm 256x64x32", "column_sums"), times.stream().map(CudaBackend.OpTime::name).toList());
+        assertEquals(List.of("gemm 256x64x32", "fill_f32", "column_sums"),
+                times.stream().map(CudaBackend.OpTime::name).toList());
+        assertEquals(List.of(false, true, false), times.stream().map(CudaBackend.OpTime::aside).toList());
         for (CudaBackend.OpTime t : times) {
             assertTrue(t.milliseconds() >= 0 && Float.isFinite((float) t.milliseconds()), t.toString());
         }
