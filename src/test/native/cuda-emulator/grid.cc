@@ -428,12 +428,13 @@ std::string BlockRunner::run(const KernelEntry& kernel, Dim3 grid, Dim3 block, v
 
     runningBlock = this;
     failure_.clear();
-    for (unsigned z = 0; z < grid.z && failure_.empty(); z++) {
-        for (unsigned y = 0; y < grid.y && failure_.empty(); y++) {
-            for (unsigned x = 0; x < grid.x && failure_.empty(); x++) {
-                runBlock(uint3{x, y, z});
-            }
-        }
+    // Blocks in x-fastest order, but starting from the middle block and wrapping around: a GPU runs them in
+    // no given order, and code that assumes the highest block runs (or finishes) last would pass if it did.
+    const unsigned long long blocks = static_cast<unsigned long long>(grid.x) * grid.y * grid.z;
+    for (unsigned long long k = 0; k < blocks && failure_.empty(); k++) {
+        const unsigned long long b = (k + blocks / 2) % blocks;
+        runBlock(uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
+                       static_cast<unsigned>(b / (static_cast<unsigned long long>(grid.x) * grid.y))});
     }
     runningBlock = nullptr;
     return failure_;

@@ -4,9 +4,11 @@
 //
 // Execution model
 //   - runKernel runs a whole grid synchronously on the calling OS thread: blocks one after another, in
-//     blockIdx order (x fastest, then y, then z).
+//     blockIdx order (x fastest, then y, then z) but starting from the middle block and wrapping around,
+//     so that the block to run last is not the highest one (a GPU gives no order).
 //   - The threads of a block are cooperative fibers (user-mode stacks of 64 KiB with a guard page, 1024
-//     of them mapped once per OS thread that runs kernels and reused; only touched pages take memory). A fiber runs without interruption until it reaches a barrier or returns:
+//     of them mapped once per OS thread that runs kernels and reused; only touched pages take memory).
+//     A fiber runs without interruption until it reaches a barrier or returns:
 //     __syncthreads waits for every thread of the block; a warp shuffle (__shfl_xor_sync) waits for the
 //     lanes of its mask within the warp (32 lanes, numbered by CUDA's x-fastest linearisation of
 //     threadIdx). Between two barriers, threads run in order of their linear index, lower first, and a
