@@ -685,12 +685,7 @@ public final class CudaBackend implements Backend {
             work.run();
             return;
         }
-        try {
-            CudaErrors.checkDriver(cuEventRecord(forked, stream));
-            CudaErrors.checkDriver(cuStreamWaitEvent(sideStream, forked, 0));
-        } catch (jcuda.CudaException e) {
-            throw CudaErrors.wrap("aside (forking the side stream)", "", e);
-        }
+        waitFor(sideStream, stream, forked, "aside (forking the side stream)");
         asidePending = true;
         current = sideStream;
         try {
@@ -707,13 +702,18 @@ public final class CudaBackend implements Backend {
         if (!asidePending) {
             return;
         }
-        try {
-            CudaErrors.checkDriver(cuEventRecord(joined, sideStream));
-            CudaErrors.checkDriver(cuStreamWaitEvent(stream, joined, 0));
-        } catch (jcuda.CudaException e) {
-            throw CudaErrors.wrap("joinAside (the main stream waiting for the side stream)", "", e);
-        }
+        waitFor(stream, sideStream, joined, "joinAside (the main stream waiting for the side stream)");
         asidePending = false;
+    }
+
+    /** {@code waiter}'s later work starts after the work queued on {@code waited} so far (through {@code event}). */
+    private static void waitFor(CUstream waiter, CUstream waited, CUevent event, String op) {
+        try {
+            CudaErrors.checkDriver(cuEventRecord(event, waited));
+            CudaErrors.checkDriver(cuStreamWaitEvent(waiter, event, 0));
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap(op, "", e);
+        }
     }
 
     /**
