@@ -1,6 +1,7 @@
 // Optimizer steps over the flat parameter and gradient buffers: CpuBackend.adamUpdate (also its form that
-// reads the iteration count from the device) and sgdUpdate, and the gradient clipping that precedes them:
-// clipByValue and clipByGlobalNorm.
+// reads the iteration count from the device) and sgdUpdate, their measured forms that also end a training
+// step (Backend's StepEnd: gradient and update norms, the step counter) in the same launch, and the gradient
+// clipping that precedes them: clipByValue and clipByGlobalNorm.
 //
 // The CPU computes these in float, so the GPU computes the same float operations in the same order,
 // each rounded on its own: the __f*_rn intrinsics are never fused into an FMA (nvcc fuses a * b + c
@@ -139,37 +140,76 @@ extern "C" __global__ void adam_update(float* __restrict__ params, const float* 
 namespace gs {
 
 /**
- * Where a measured optimizer step writes its norms: partial sums per chunk, then the totals, and (unless
- * table is NULL) the totals again into row row[0] of table [tableRows, 2 * segments].
+ * What a measured optimizer step writes besides the update, each part optional (Backend's GradientNorms,
+ * UpdateNorms and StepEnd): partial sums per chunk, then the totals, and (unless the table is NULL) the
+ * totals again into row row[0] of the table; and last, a counter to advance.
  */
 struct MeasuredStep {
+    // The gradients' squared norms per segment, before the step (gradientPartials NULL: not measured).
+    double* gradientPartials;
+    float* gradientSquares;
+    float* gradientTable; // [gradientTableRows, segments]
+    const int* gradientRow;
+    int gradientTableRows;
+    // The weights' squared norms before the step and the step's squared size (weightPartials NULL: neither).
     double* weightPartials;
     double* updatePartials;
     float* weightSquares;
     float* updateSquares;
-    float* table;
+    float* table; // [tableRows, 2 * segments]: the weights' row, then the updates'
     const int* row;
     int tableRows;
+    // NULL, or counter[0] += 1 once every table row is stored: the end of a training step.
+    int* counter;
     unsigned* ticket;
 };
 
+/** Stores totals[0, columns) into row row[0] of table [tableRows, width] at column `at`; a row outside: nothing. */
+__device__ __forceinline__ void storeToRow(const float* __restrict__ totals, unsigned columns, float* __restrict__ table,
+                                           const int* __restrict__ row, int tableRows, unsigned width, unsigned at) {
+    const int r = *row;
+    if (r >= 0 && r < tableRows) {
+        float* __restrict__ destination = table + static_cast<size_t>(r) * width + at;
+        for (unsigned s = threadIdx.x; s < columns; s += blockDim.x) {
+            destination[s] = totals[s];
+        }
+    }
+}
+
 /**
- * An optimizer step that also measures itself (UpdateNorms), in one launch: one block of 1024 per chunk
- * of the flat buffers (forEachSegmentOfChunk) updates the chunk and writes, per segment s it overlaps,
- * weightPartials[c][s] = sum of p^2 before the step and updatePartials[c][s] = sum of (p after -
- * p before)^2, the difference in double; then the grid's last block adds each segment's chunks in a fixed
- * order (totalSegmentPartials) into weightSquares[s] and updateSquares[s] (and the table's row): deterministic.
- * The segments must
- * cover the buffers: elements outside every segment are not updated. stepAt(k) updates element k. Returns
- * whether this block was the last (every block has finished its update then), in every thread of it.
+ * An optimizer step that also measures itself and ends the training step (MeasuredStep), in one launch: one
+ * block of 1024 per chunk of the flat buffers (forEachSegmentOfChunk) updates the chunk and writes, per
+ * segment s it overlaps, gradientPartials[c][s] = sum of g^2 (segment_sum_of_squares' partial, the same bits),
+ * weightPartials[c][s] = sum of p^2 before the step and updatePartials[c][s] = sum of (p after - p before)^2,
+ * the difference in double; then the grid's last block adds each segment's chunks in a fixed order
+ * (totalSegmentPartials) into the totals (and the tables' rows): deterministic; and last advances the counter.
+ * The segments must cover the buffers: elements outside every segment are not updated. stepAt(k) updates
+ * element k. Returns whether this block was the last (every block has finished its update then), in every
+ * thread of it.
  */
 template <class StepAt>
-__device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, const int* __restrict__ segmentStarts,
-                                                int segments, unsigned chunk, unsigned n, const MeasuredStep& out,
-                                                StepAt stepAt) {
-    double* __restrict__ weightPartials = out.weightPartials;
-    double* __restrict__ updatePartials = out.updatePartials;
+__device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, const float* __restrict__ grads,
+                                                const int* __restrict__ segmentStarts, int segments, unsigned chunk,
+                                                unsigned n, const MeasuredStep& out, StepAt stepAt) {
+    const unsigned columns = countOf(segments);
+    // Which parts are measured is the same in every thread: the branches below are uniform across the grid.
     forEachSegmentOfChunk(segmentStarts, segments, chunk, n, [&](unsigned c, unsigned s, unsigned begin, unsigned end) {
+        const size_t at = static_cast<size_t>(c) * columns + s;
+        if (out.gradientPartials != nullptr) {
+            const double gradients = blockSumOfOverlap(begin, end, [&](unsigned k) {
+                const double g = grads[k];
+                return g * g;
+            });
+            if (threadIdx.x == 0) {
+                out.gradientPartials[at] = gradients;
+            }
+        }
+        if (out.weightPartials == nullptr) {
+            for (unsigned k = begin + threadIdx.x; k < end; k += blockDim.x) {
+                stepAt(k);
+            }
+            return;
+        }
         // The first sum reads every weight of the overlap before the second pass changes any: the tree's
         // __syncthreads lies between them.
         const double weights = blockSumOfOverlap(begin, end, [&](unsigned k) {
@@ -183,25 +223,33 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
             return change * change;
         });
         if (threadIdx.x == 0) {
-            weightPartials[c * countOf(segments) + s] = weights;
-            updatePartials[c * countOf(segments) + s] = updates;
+            out.weightPartials[at] = weights;
+            out.updatePartials[at] = updates;
         }
     });
     if (!isLastBlockToFinish(out.ticket)) {
         return false;
     }
-    const unsigned columns = countOf(segments);
-    totalSegmentPartials(weightPartials, chunkCount(n, chunk), columns, out.weightSquares);
-    totalSegmentPartials(updatePartials, chunkCount(n, chunk), columns, out.updateSquares);
-    if (out.table != nullptr) {
-        const int r = *out.row;
-        __syncthreads(); // the block's warps have written both totals
-        if (r >= 0 && r < out.tableRows) {
-            float* __restrict__ destination = out.table + static_cast<size_t>(r) * 2 * columns;
-            for (unsigned s = threadIdx.x; s < columns; s += blockDim.x) {
-                destination[s] = out.weightSquares[s];
-                destination[columns + s] = out.updateSquares[s];
-            }
+    const unsigned chunks = chunkCount(n, chunk);
+    if (out.gradientPartials != nullptr) {
+        totalSegmentPartials(out.gradientPartials, chunks, columns, out.gradientSquares);
+    }
+    if (out.weightPartials != nullptr) {
+        totalSegmentPartials(out.weightPartials, chunks, columns, out.weightSquares);
+        totalSegmentPartials(out.updatePartials, chunks, columns, out.updateSquares);
+    }
+    __syncthreads(); // the block's warps have written every total
+    if (out.gradientPartials != nullptr && out.gradientTable != nullptr) {
+        storeToRow(out.gradientSquares, columns, out.gradientTable, out.gradientRow, out.gradientTableRows, columns, 0);
+    }
+    if (out.weightPartials != nullptr && out.table != nullptr) {
+        storeToRow(out.weightSquares, columns, out.table, out.row, out.tableRows, 2 * columns, 0);
+        storeToRow(out.updateSquares, columns, out.table, out.row, out.tableRows, 2 * columns, columns);
+    }
+    if (out.counter != nullptr) {
+        __syncthreads(); // every thread has read the rows (the counter may be one of them) before it moves
+        if (threadIdx.x == 0) {
+            *out.counter += 1;
         }
     }
     return true;
@@ -209,19 +257,26 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
 
 } // namespace gs
 
-/** adam_update, measured (UpdateNorms; launch: one block of 1024 per chunk). */
-extern "C" __global__ void adam_update_norms(float* __restrict__ params, const float* __restrict__ grads,
-                                             float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
-                                             float epsilon, float stepSize, const int* __restrict__ segmentStarts,
-                                             int segments, int chunk, int n, double* __restrict__ weightPartials,
-                                             double* __restrict__ updatePartials, float* __restrict__ weightSquares,
-                                             float* __restrict__ updateSquares, float* __restrict__ table,
-                                             const int* __restrict__ row, int tableRows,
-                                             unsigned* __restrict__ ticket) {
+// The measured kernels' common tail of parameters, after the optimizer's own (MeasuredStep, in its order).
+#define GS_MEASURED_PARAMETERS                                                                                   \
+    const int *__restrict__ segmentStarts, int segments, int chunk, int n, double *__restrict__ gradientPartials,  \
+        float *__restrict__ gradientSquares, float *__restrict__ gradientTable,                                    \
+        const int *__restrict__ gradientRow, int gradientTableRows, double *__restrict__ weightPartials,           \
+        double *__restrict__ updatePartials, float *__restrict__ weightSquares,                                    \
+        float *__restrict__ updateSquares, float *__restrict__ table, const int *__restrict__ row, int tableRows, \
+        int *__restrict__ counter, unsigned *__restrict__ ticket
+#define GS_MEASURED_STEP                                                                                          \
+    gs::MeasuredStep {                                                                                            \
+        gradientPartials, gradientSquares, gradientTable, gradientRow, gradientTableRows, weightPartials,          \
+            updatePartials, weightSquares, updateSquares, table, row, tableRows, counter, ticket                   \
+    }
+
+/** adam_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+extern "C" __global__ void adam_update_measured(float* __restrict__ params, const float* __restrict__ grads,
+                                                float* __restrict__ m, float* __restrict__ v, float beta1,
+                                                float beta2, float epsilon, float stepSize, GS_MEASURED_PARAMETERS) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
-    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
-                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, table, row,
-                                         tableRows, ticket},
+    gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
                         [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
 }
 
@@ -243,42 +298,27 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
     }
 }
 
-/** adam_update_counter, measured (UpdateNorms; launch: one block of 1024 per chunk). */
-extern "C" __global__ void adam_update_norms_counter(float* __restrict__ params, const float* __restrict__ grads,
-                                                     float* __restrict__ m, float* __restrict__ v,
-                                                     double learningRate, double beta1, double beta2, float epsilon,
-                                                     int* __restrict__ iterations,
-                                                     const int* __restrict__ segmentStarts, int segments, int chunk,
-                                                     int n, double* __restrict__ weightPartials,
-                                                     double* __restrict__ updatePartials,
-                                                     float* __restrict__ weightSquares,
-                                                     float* __restrict__ updateSquares,
-                                                     float* __restrict__ table, const int* __restrict__ row,
-                                                     int tableRows, unsigned* __restrict__ ticket) {
+/** adam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+extern "C" __global__ void adam_update_measured_counter(float* __restrict__ params, const float* __restrict__ grads,
+                                                        float* __restrict__ m, float* __restrict__ v,
+                                                        double learningRate, double beta1, double beta2,
+                                                        float epsilon, int* __restrict__ iterations,
+                                                        GS_MEASURED_PARAMETERS) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
-    const bool last = gs::updateWithNorms(
-        params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
-        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, table, row, tableRows, ticket},
-        [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+    const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                                          GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
     if (last && threadIdx.x == 0) {
         *iterations += 1;
     }
 }
 
-/** sgd_update, measured (UpdateNorms; launch: one block of 1024 per chunk). */
-extern "C" __global__ void sgd_update_norms(float* __restrict__ params, const float* __restrict__ grads,
-                                            float* __restrict__ velocity, float learningRate, float momentum,
-                                            int nesterov, const int* __restrict__ segmentStarts, int segments,
-                                            int chunk, int n, double* __restrict__ weightPartials,
-                                            double* __restrict__ updatePartials, float* __restrict__ weightSquares,
-                                            float* __restrict__ updateSquares, float* __restrict__ table,
-                                            const int* __restrict__ row, int tableRows,
-                                            unsigned* __restrict__ ticket) {
+/** sgd_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+extern "C" __global__ void sgd_update_measured(float* __restrict__ params, const float* __restrict__ grads,
+                                               float* __restrict__ velocity, float learningRate, float momentum,
+                                               int nesterov, GS_MEASURED_PARAMETERS) {
     const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
-    gs::updateWithNorms(params, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
-                        gs::MeasuredStep{weightPartials, updatePartials, weightSquares, updateSquares, table, row,
-                                         tableRows, ticket},
+    gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
                         [&](unsigned k) {
         if (momentum == 0.0f) {
             params[k] = gs::plainStep(params[k], grads[k], learningRate);

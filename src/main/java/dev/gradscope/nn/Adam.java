@@ -2,8 +2,8 @@ package dev.gradscope.nn;
 
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.Tensor;
-import dev.gradscope.tensor.UpdateNorms;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -13,7 +13,7 @@ import java.util.Map;
  * {@code lr sqrt(1 - beta2^t) / (1 - beta1^t)} and epsilon added outside the square root.
  *
  * <p>The step count {@code t} lives on the device, beside the moments: the update computes its step size
- * from it there and a second op advances it, so a step has no argument that changes from one step to the
+ * from it there and advances it in the same launch, so a step has no argument that changes from one step to the
  * next and can be captured once as a graph ({@link Backend#capture}).
  */
 public final class Adam implements Optimizer {
@@ -55,9 +55,9 @@ public final class Adam implements Optimizer {
     }
 
     @Override
-    public void step(Tensor parameters, Tensor gradients, UpdateNorms norms) {
+    public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, learningRate, beta1, beta2,
-                (float) epsilon, iterations, norms); // which also counts the update in iterations
+                (float) epsilon, iterations, end); // which also counts the update in iterations
     }
 
     /**

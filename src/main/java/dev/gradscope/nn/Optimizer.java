@@ -1,6 +1,7 @@
 package dev.gradscope.nn;
 
 import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import java.util.Map;
@@ -15,14 +16,22 @@ public interface Optimizer extends AutoCloseable {
 
     /** One update of {@code parameters} from {@code gradients}. */
     default void step(Tensor parameters, Tensor gradients) {
-        step(parameters, gradients, null);
+        step(parameters, gradients, StepEnd.NONE);
     }
 
     /**
      * One update, which also writes the {@link UpdateNorms} of the step when {@code norms} is not null (the
      * profiler's weight and update norms, measured in the update's own pass).
      */
-    void step(Tensor parameters, Tensor gradients, UpdateNorms norms);
+    default void step(Tensor parameters, Tensor gradients, UpdateNorms norms) {
+        step(parameters, gradients, StepEnd.measuring(norms));
+    }
+
+    /**
+     * One update that also does the work ending a training step ({@link StepEnd}: gradient and update norms,
+     * advancing the step's counter), in the update's own launch on a GPU.
+     */
+    void step(Tensor parameters, Tensor gradients, StepEnd end);
 
     /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
     String id();

@@ -4,6 +4,7 @@ import dev.gradscope.data.Dataset;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import dev.gradscope.train.Evaluation;
@@ -262,7 +263,7 @@ public class Sequential implements AutoCloseable {
 
     /** Applies one optimizer step from the gradients of the last {@link #computeGradients}. */
     public void applyGradients() {
-        applyGradients(null);
+        applyGradients(StepEnd.NONE);
     }
 
     /**
@@ -270,8 +271,16 @@ public class Sequential implements AutoCloseable {
      * order of {@link #parameterGroups()}) when {@code norms} is not null.
      */
     public void applyGradients(UpdateNorms norms) {
+        applyGradients(StepEnd.measuring(norms));
+    }
+
+    /**
+     * {@link #applyGradients()}, also doing the work that ends a training step ({@link StepEnd}), in the
+     * update's own launch on a GPU; its segments are those of {@link #parameterGroups()}.
+     */
+    public void applyGradients(StepEnd end) {
         requireCompiled("applyGradients");
-        optimizer.step(parameters, gradients, norms);
+        optimizer.step(parameters, gradients, end);
     }
 
     /** Trains on a labelled dataset, Keras's {@code fit(x, y, batch_size, epochs, validation_data)}. */

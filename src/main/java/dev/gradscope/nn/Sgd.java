@@ -2,8 +2,8 @@ package dev.gradscope.nn;
 
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.Tensor;
-import dev.gradscope.tensor.UpdateNorms;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -47,8 +47,8 @@ public final class Sgd implements Optimizer {
     }
 
     @Override
-    public void step(Tensor parameters, Tensor gradients, UpdateNorms norms) {
-        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov, norms);
+    public void step(Tensor parameters, Tensor gradients, StepEnd end) {
+        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov, end);
     }
 
     @Override

@@ -275,7 +275,7 @@ public interface Backend extends AutoCloseable {
      */
     default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
                            boolean nesterov) {
-        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, null);
+        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, (UpdateNorms) null);
     }
 
     /** {@link #sgdUpdate}, and the {@link UpdateNorms} as {@link #adamUpdate} writes them when not null. */
@@ -343,6 +343,45 @@ public interface Backend extends AutoCloseable {
      */
     void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
                     double beta2, float epsilon, Tensor iterations, UpdateNorms norms);
+
+    /**
+     * The counter form of {@code adamUpdate}, ending a training step ({@link StepEnd}): the gradients' norms,
+     * then the update with its norms, then the counter. This default runs those ops one by one, which defines
+     * the result; a GPU does it all in one launch when the two kinds of norms share their segment starts.
+     */
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+                            double beta2, float epsilon, Tensor iterations, StepEnd end) {
+        measureGradientNorms(grads, end.gradientNorms());
+        adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, iterations, end.updateNorms());
+        if (end.counter() != null) {
+            advanceCounters(end.counter());
+        }
+    }
+
+    /**
+     * {@code sgdUpdate} ending a training step ({@link StepEnd}), as
+     * {@link #adamUpdate(Tensor, Tensor, Tensor, Tensor, double, double, double, float, Tensor, StepEnd)}.
+     */
+    default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                           boolean nesterov, StepEnd end) {
+        measureGradientNorms(grads, end.gradientNorms());
+        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, end.updateNorms());
+        if (end.counter() != null) {
+            advanceCounters(end.counter());
+        }
+    }
+
+    /** {@link #segmentSumOfSquares} of the gradients as {@code norms} asks (nothing when it is null). */
+    private void measureGradientNorms(Tensor grads, GradientNorms norms) {
+        if (norms == null) {
+            return;
+        }
+        if (norms.table() == null) {
+            segmentSumOfSquares(grads, norms.segmentStarts(), norms.squares());
+        } else {
+            segmentSumOfSquares(grads, norms.segmentStarts(), norms.squares(), norms.table(), norms.row());
+        }
+    }
 
     /**
      * Adam's step size at update {@code t} (from 1) with the bias corrections folded in, Keras's form:

@@ -31,14 +31,24 @@ public interface Callback {
 
     /**
      * After each backward pass, before gradient clipping and the optimizer: the step's gradients are in
-     * the model's gradient buffer, its squared norms in {@link TrainingRun#squaredGradientNorms()}, and
-     * the layers still hold this batch's activations. Inside the step (see the class comment).
+     * the model's gradient buffer and the layers still hold this batch's activations. Their squared norms
+     * reach {@link TrainingRun#squaredGradientNorms()} by {@link #onParametersUpdated} (the optimizer's op may
+     * measure them). Inside the step (see the class comment).
      */
     default void onGradientsComputed(int epoch, int step) {
     }
 
-    /** After each optimizer step, inside the step (see the class comment). */
+    /**
+     * After each optimizer step, inside the step (see the class comment); the step's row of the per-step
+     * tables is still {@link TrainingRun#stepIndex()}'s. A callback that overrides it makes the step advance
+     * that index in an op of its own, after this hook, instead of in the optimizer's.
+     */
     default void onParametersUpdated(int epoch, int step) {
+    }
+
+    /** Whether this callback overrides {@link #onParametersUpdated}: it runs between a step's update and its end. */
+    default boolean hooksParameterUpdates() {
+        return overrides(getClass(), "onParametersUpdated");
     }
 
     /**

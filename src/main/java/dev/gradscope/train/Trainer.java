@@ -5,6 +5,8 @@ import dev.gradscope.data.Dataset;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.GradientNorms;
+import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.StepGraph;
 import dev.gradscope.tensor.Tensor;
 import java.util.ArrayList;
@@ -100,13 +102,15 @@ public final class Trainer {
              Tensor stepIndex = backend.allocate(DType.INT32, 1)) {
             TrainingRun run = new TrainingRun(model, options.epochs(), steps, segments, segmentStarts,
                     squaredGradientNorms, stepIndex);
+            // The CPU, stepping eagerly, reads each step's gradient norms before its update (to stop before
+            // a non-finite one); elsewhere the norms are read once per epoch and may be measured by the update.
+            boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
             Step step = new Step(model, options, callbacks, run, data, order, totals, inputs, targets, batch,
-                    stepNorms);
+                    stepNorms, !checkEveryStep);
             callbacks.forEach(c -> c.onTrainBegin(run));
             boolean ended = false;
             try {
                 int[] identity = IntStream.range(0, n).toArray();
-                boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
                 long operationsPerStep = -1;
                 try (StepGraphs graphs = graphMode ? new StepGraphs(model, step) : null) {
                     for (int epoch = 0; epoch < options.epochs() && !stopped(history); epoch++) {
@@ -242,6 +246,11 @@ public final class Trainer {
      * which row of the per-step tables it fills) and the optimizer's own step count. The step ends by
      * advancing the step index. The in-step hooks get the epoch and step on the host; in graph mode those are
      * the captured step's.
+     *
+     * <p>Where it can, the step hands its end to the optimizer's op ({@link StepEnd}), which a GPU does in the
+     * update's own launch: measuring the gradient norms (unless they are clipped, which needs the norms
+     * first, or read on the host before the update) and advancing the step index (unless a callback's
+     * {@link Callback#onParametersUpdated} runs after the update and may read it). The same values either way.
      */
     private static final class Step {
         private final Sequential model;
@@ -256,9 +265,12 @@ public final class Trainer {
         private final Tensor targets;
         private final int batch;
         private final Tensor stepNorms;
+        private final boolean gradientNormsInUpdate;
+        private final boolean advanceInUpdate;
 
         Step(Sequential model, FitOptions options, List<Callback> callbacks, TrainingRun run, DeviceDataset data,
-             Tensor order, Tensor totals, Tensor inputs, Tensor targets, int batch, Tensor stepNorms) {
+             Tensor order, Tensor totals, Tensor inputs, Tensor targets, int batch, Tensor stepNorms,
+             boolean normsMayFollowUpdate) {
             this.model = model;
             this.backend = model.backend();
             this.options = options;
@@ -271,6 +283,9 @@ public final class Trainer {
             this.targets = targets;
             this.batch = batch;
             this.stepNorms = stepNorms;
+            this.gradientNormsInUpdate = normsMayFollowUpdate && !(options.clipGlobalNorm() > 0)
+                    && !(options.clipValue() > 0);
+            this.advanceInUpdate = callbacks.stream().noneMatch(Callback::hooksParameterUpdates);
         }
 
         /** The whole step, as a graph records it. */
@@ -281,20 +296,26 @@ public final class Trainer {
 
         /**
          * Gathers the batch at {@code stepIndex * batch} of the epoch's order, runs forward, loss and backward,
-         * measures the squared gradient norms into {@code stepNorms} and the step's row of the run's table, and
-         * calls {@link Callback#onGradientsComputed}.
+         * measures the squared gradient norms into {@code stepNorms} and the step's row of the run's table
+         * (unless the update will), and calls {@link Callback#onGradientsComputed}.
          */
         void computeGradients(int rows, int epoch, int step) {
             Tensor x = inputs.rows(0, rows);
             Tensor y = targets.rows(0, rows);
             backend.gatherBatch(data.features, data.featureScale, data.targets, order, run.stepIndex(), batch, x, y);
             model.computeGradients(x, y, totals);
-            backend.segmentSumOfSquares(model.gradients(), run.segmentStarts(), stepNorms, run.squaredGradientNorms(),
-                    run.stepIndex());
+            if (!gradientNormsInUpdate) {
+                GradientNorms norms = gradientNorms();
+                backend.segmentSumOfSquares(model.gradients(), norms.segmentStarts(), norms.squares(), norms.table(),
+                        norms.row());
+            }
             callbacks.forEach(c -> c.onGradientsComputed(epoch, step));
         }
 
-        /** Clips, updates (measured when a callback asked), calls {@link Callback#onParametersUpdated}, advances. */
+        /**
+         * Clips, updates (measured when a callback asked; with the gradient norms and the advance when they
+         * are the update's), calls {@link Callback#onParametersUpdated}, advances (unless the update did).
+         */
         void applyUpdate(int epoch, int step) {
             if (options.clipGlobalNorm() > 0) {
                 backend.clipByGlobalNorm(model.gradients(), stepNorms, (float) options.clipGlobalNorm());
@@ -302,9 +323,17 @@ public final class Trainer {
             if (options.clipValue() > 0) {
                 backend.clipByValue(model.gradients(), (float) options.clipValue());
             }
-            model.applyGradients(run.takeUpdateNorms());
+            model.applyGradients(new StepEnd(gradientNormsInUpdate ? gradientNorms() : null, run.takeUpdateNorms(),
+                    advanceInUpdate ? run.stepIndex() : null));
             callbacks.forEach(c -> c.onParametersUpdated(epoch, step));
-            backend.advanceCounters(run.stepIndex());
+            if (!advanceInUpdate) {
+                backend.advanceCounters(run.stepIndex());
+            }
+        }
+
+        /** The step's squared gradient norms: into {@code stepNorms} and the step's row of the run's table. */
+        private GradientNorms gradientNorms() {
+            return new GradientNorms(run.segmentStarts(), stepNorms, run.squaredGradientNorms(), run.stepIndex());
         }
     }
 

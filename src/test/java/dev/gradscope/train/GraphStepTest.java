@@ -15,6 +15,9 @@ import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
@@ -208,6 +211,70 @@ class GraphStepTest {
         assertFalse(fit(model(new Adam(), "relu"), builder().callback(unsafe), true).graphs());
         assertTrue(fit(model(new Adam(), "relu"), builder().callback(hostOnly), true).graphs());
         assertFalse(fit(model(new Adam(), "relu"), builder(), false).graphs(), "the CPU has no device graphs");
+    }
+
+    /**
+     * A callback's {@link Callback#onParametersUpdated} runs before the step's end: it still sees the step's own
+     * row in {@link TrainingRun#stepIndex()}, eager and in graphs (the optimizer then leaves the advance to an
+     * op after the hook). A callback without that hook lets the optimizer advance it: the step ends in the update.
+     */
+    @Test
+    void theHookAfterTheUpdateSeesTheStepsOwnRow() {
+        for (boolean graphs : new boolean[] {false, true}) {
+            RowMarker marker = new RowMarker();
+            assertTrue(marker.hooksParameterUpdates());
+            assertFalse(new GradientProfiler().hooksParameterUpdates());
+            History h = fit(model(new Adam(), "relu"), builder().callback(marker), graphs);
+            assertEquals(graphs, h.graphs());
+            assertEquals(List.of(8, 8, 8), marker.rowsMarkedPerEpoch, "graphs " + graphs + ": every step's row, once");
+        }
+    }
+
+    /** Marks row stepIndex of a per-step table after each update; counts the marked rows per epoch. */
+    private static final class RowMarker implements Callback {
+        final List<Integer> rowsMarkedPerEpoch = new ArrayList<>();
+        private TrainingRun run;
+        private Tensor table;
+        private Tensor one;
+
+        @Override
+        public void onTrainBegin(TrainingRun run) {
+            this.run = run;
+            Backend backend = run.model().backend();
+            table = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), 1);
+            one = backend.fromHost(new float[] {1f}, 1);
+        }
+
+        @Override
+        public void onEpochBegin(int epoch) {
+            run.model().backend().fill(table, 0f);
+        }
+
+        @Override
+        public void onParametersUpdated(int epoch, int step) {
+            run.model().backend().copyToRow(one, table, run.stepIndex());
+        }
+
+        @Override
+        public void onEpochEnd(int epoch, Map<String, Double> logs) {
+            float[] marks = table.toFloatArray();
+            int marked = 0;
+            for (int s = 0; s < marks.length; s++) {
+                assertEquals(s < run.stepsThisEpoch() ? 1f : 0f, marks[s], "row " + s);
+                marked += (int) marks[s];
+            }
+            rowsMarkedPerEpoch.add(marked);
+        }
+
+        @Override
+        public void onTrainEnd(History history) {
+            Tensor.closeAll(table, one);
+        }
+
+        @Override
+        public boolean graphSafe() {
+            return true;
+        }
     }
 
     /**

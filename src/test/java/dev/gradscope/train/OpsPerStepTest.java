@@ -21,19 +21,21 @@ import org.junit.jupiter.api.Test;
 /**
  * How many device ops one training step of the chapter's MLP (784-512-256-128-64-10, ReLU, softmax
  * cross-entropy, Adam) calls, counted on the CPU backend through a proxy that sees every {@link Backend}
- * call the layers, the loss, the optimizer and the trainer make. On the GPU each op is one kernel or one
- * cuBLAS call (the reductions among them finish in their own last block): the GPU's kernels per step are
- * these counts (CudaBackendTest counts them there).
+ * call the layers, the loss, the optimizer and the trainer make, and that says it does not share host
+ * memory, as a GPU does (the trainer then reads gradient norms once per epoch, not before each update). On
+ * the GPU each op is one kernel or one cuBLAS call (the reductions among them finish in their own last
+ * block): the GPU's kernels per step are these counts (CudaBackendTest counts them there).
  *
  * <p>Per step: the batch's gather (inputs and targets); per Dense layer a GEMM and its fused bias + activation
  * (the output layer its GEMM alone: the loss adds its bias and fuses the softmax, and training never reads
  * the probabilities); the loss, which also writes the output layer's bias gradient; per hidden Dense layer
  * backward its fused activation backward + bias gradient; per Dense layer the GEMM for dW and, but for the
  * first layer, the GEMM for dx;
- * the per-layer gradient norms, also stored into the step's row (graph-safe: the row comes from a
- * device counter); the optimizer op (which also counts the update in its device step count); the advance of the
- * trainer's step counter. The profiler adds no op: the weight and update norms ride on the optimizer (which
- * also stores them into the step's row), the unit statistics on the backward pass.
+ * the optimizer op, which also ends the step: it measures the per-layer gradient norms and stores them into
+ * the step's row (graph-safe: the row comes from a device counter), counts the update in its device step
+ * count and advances the trainer's step counter. The profiler adds no op: the weight and update norms ride on
+ * the optimizer too (which also stores them into the step's row), the unit statistics on the backward pass.
+ * The CPU stepping eagerly reads the gradient norms before the update, so they are an op of their own there.
  */
 class OpsPerStepTest {
     /** Calls that move data between host and device or describe the backend: not device ops of a step. */
@@ -42,9 +44,9 @@ class OpsPerStepTest {
             "queuedOperations", "supportsGraphs", "aside", "joinAside");
 
     /** The batch's gather + 5 GEMMs + 4 fused bias + activation + the loss (with the output bias and its
-     *  gradient) + 4 fused activation backward + bias gradient + 5 dW GEMMs + 4 dx GEMMs + gradient norms
-     *  (stored into their row) + Adam + the step counter. */
-    static final int CHAPTER_MLP_OPS_PER_STEP = 1 + 5 + 4 + 1 + 4 + 5 + 4 + 1 + 1 + 1;
+     *  gradient) + 4 fused activation backward + bias gradient + 5 dW GEMMs + 4 dx GEMMs + Adam (with the
+     *  gradient norms, stored into their row, and the step counter's advance). */
+    static final int CHAPTER_MLP_OPS_PER_STEP = 1 + 5 + 4 + 1 + 4 + 5 + 4 + 1;
 
     /** What the profiler adds: nothing (see the class comment). */
     static final int PROFILER_OPS_PER_STEP = 0;
@@ -52,18 +54,32 @@ class OpsPerStepTest {
     @Test
     void oneStepOfTheChapterMlpCallsOneOpPerFusedStage() {
         for (boolean profiled : new boolean[] {false, true}) {
-            List<String> step = opsOfTheSecondStep(profiled);
+            List<String> step = opsOfTheSecondStep(profiled, false);
             assertEquals(CHAPTER_MLP_OPS_PER_STEP + (profiled ? PROFILER_OPS_PER_STEP : 0), step.size(),
                     (profiled ? "profiled" : "unprofiled") + " step: " + step);
+            assertEquals("adamUpdate", step.get(step.size() - 1), "the optimizer ends the step");
         }
     }
 
-    /** The op names of the second training step, with or without the profiler. */
-    static List<String> opsOfTheSecondStep(boolean profiled) {
+    @Test
+    void theCpuSteppingEagerlyMeasuresTheGradientNormsBeforeTheUpdate() {
+        List<String> step = opsOfTheSecondStep(false, true);
+        assertEquals(CHAPTER_MLP_OPS_PER_STEP + 1, step.size(), "step: " + step);
+        assertEquals(List.of("segmentSumOfSquares", "adamUpdate"), step.subList(step.size() - 2, step.size()));
+    }
+
+    /**
+     * The op names of the second training step, with or without the profiler, on a backend that says it shares
+     * host memory (as the CPU) or not (as a GPU).
+     */
+    static List<String> opsOfTheSecondStep(boolean profiled, boolean sharesHostMemory) {
         List<String> calls = new ArrayList<>();
         try (CpuBackend cpu = new CpuBackend()) {
             Backend counting = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(),
                     new Class<?>[] {Backend.class}, (proxy, method, args) -> {
+                        if (method.getName().equals("sharesHostMemory")) {
+                            return sharesHostMemory;
+                        }
                         if (!NOT_OPS.contains(method.getName())) {
                             calls.add(method.getName());
                         }
@@ -93,7 +109,7 @@ class OpsPerStepTest {
     /** Prints the ops of one step, for a reader counting kernels by hand. */
     public static void main(String[] args) {
         for (boolean profiled : new boolean[] {false, true}) {
-            List<String> step = opsOfTheSecondStep(profiled);
+            List<String> step = opsOfTheSecondStep(profiled, false);
             System.out.println((profiled ? "profiled: " : "unprofiled: ") + step.size() + " " + step);
         }
     }

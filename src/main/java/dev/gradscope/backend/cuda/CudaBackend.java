@@ -28,8 +28,10 @@ import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.GradientNorms;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
+import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.StepGraph;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
@@ -976,19 +978,50 @@ public final class CudaBackend implements Backend {
     /** Elements per chunk of the chunked segmented reductions: a block of 1024 adds 8 per thread. */
     static final int REDUCTION_CHUNK = 8192;
 
-    /** Chunks of {@link #REDUCTION_CHUNK} in {@code n} elements. */
-    private static int chunksOf(int n) {
-        return (n + REDUCTION_CHUNK - 1) / REDUCTION_CHUNK;
+    /** The most partial tables one chunked reduction writes: a measured step's gradient, weight and update sums. */
+    private static final int PARTIAL_TABLES = 3;
+
+    /**
+     * The chunk this backend's reductions use: {@link #REDUCTION_CHUNK}, or {@code gradscope.cuda.reductionChunk}
+     * (a multiple of 1024) to measure another: a smaller chunk gives the chapter MLP's 575,050 parameters more
+     * blocks than a GPU has multiprocessors. The sums' order, so their last bits, depend on it.
+     */
+    private final int reductionChunk = reductionChunk(System.getProperty("gradscope.cuda.reductionChunk"));
+
+    /** {@link #reductionChunk} from the property's value (null: the default). */
+    static int reductionChunk(String property) {
+        if (property == null) {
+            return REDUCTION_CHUNK;
+        }
+        try {
+            int chunk = Integer.parseInt(property.trim());
+            if (chunk >= 1024 && chunk % 1024 == 0) {
+                return chunk;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("gradscope.cuda.reductionChunk: need a multiple of 1024 (elements per"
+                + " chunk of a segmented reduction), got '" + property + "'");
+    }
+
+    /** Chunks of {@link #reductionChunk} in {@code n} elements. */
+    private int chunksOf(int n) {
+        return (int) (((long) n + reductionChunk - 1) / reductionChunk);
     }
 
     /**
-     * The partial sums' scratch, room for two tables of {@code chunks x segments} doubles; grown (never in
-     * steady state) when a larger reduction arrives. Returns the second table's address offset in doubles.
+     * The partial sums' scratch, room for {@link #PARTIAL_TABLES} tables of {@code chunks x segments} doubles
+     * whatever the reduction uses, so that a step that measures more than the last did (the profiler switched
+     * on) does not grow it, which would make captured graphs stale; grown (never in steady state) when a
+     * larger reduction arrives. Returns one table's length in doubles: table {@code t} starts {@code t} times
+     * that into the scratch.
      */
     private long ensurePartials(int chunks, int segments) {
         requireMainStream("a chunked reduction");
         long table = (long) chunks * segments;
-        if (2 * table > partialsCapacity) {
+        long needed = PARTIAL_TABLES * table;
+        if (needed > partialsCapacity) {
             requireNotCapturing("allocating the partial sums of a " + chunks + "-chunk, " + segments
                     + "-segment reduction");
             if (partials != null) {
@@ -997,11 +1030,11 @@ public final class CudaBackend implements Backend {
                 partialsCapacity = 0;
             }
             try {
-                partials = arena.allocate(2 * table * Double.BYTES);
+                partials = arena.allocate(needed * Double.BYTES);
             } catch (jcuda.CudaException e) {
                 throw CudaErrors.wrap("allocating the partial sums of a " + chunks + "-chunk reduction", "", e);
             }
-            partialsCapacity = 2 * table;
+            partialsCapacity = needed;
             scratchGeneration++;
         }
         return table;
@@ -1011,7 +1044,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * {@code out[s] = sum over segment s of x^2}, in one launch (ABI): one block of 1024 per chunk of
-     * {@link #REDUCTION_CHUNK} elements writes each segment's part of the chunk, then the grid's last block
+     * {@link #reductionChunk} elements writes each segment's part of the chunk, then the grid's last block
      * adds the parts in a fixed order; so a large segment is not left to one block. The reference's checks
      * and messages, except the segment bounds, which stay on the device (see the class comment).
      */
@@ -1049,7 +1082,7 @@ public final class CudaBackend implements Backend {
         }
         ensurePartials(chunks, segments);
         launch("segment_sum_of_squares", kernels.segmentSumOfSquares, Launch.blockPerChunk(chunks),
-                Pointer.to(arg(x), arg(segmentStarts), arg(segments), arg(REDUCTION_CHUNK), arg(n),
+                Pointer.to(arg(x), arg(segmentStarts), arg(segments), arg(reductionChunk), arg(n),
                         partialsTable(0), arg(out), argOrNull(table), argOrNull(row),
                         arg(table == null ? 0 : table.rowCount()), ticket()),
                 x, segmentStarts, out, table, row);
@@ -1128,30 +1161,16 @@ public final class CudaBackend implements Backend {
                     params, grads, m, v);
             return;
         }
-        requireFloats(norms.weightSquares(), norms.updateSquares());
-        int segments = (int) norms.weightSquares().size();
-        int chunks = Math.max(1, chunksOf(n)); // one block over no chunk when there is no element
-        long second = ensurePartials(chunks, segments);
-        Pointer[] table = normsTableArgs(norms);
-        launch("adam_update_norms", kernels.adamUpdateNorms, Launch.blockPerChunk(chunks),
-                Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
-                        arg(stepSize), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK), arg(n),
-                        partialsTable(0), partialsTable(second), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), table[0], table[1], table[2], ticket()),
-                params, grads, m, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
-                norms.table(), norms.row());
+        launchMeasured("adam_update_measured", kernels.adamUpdateMeasured, n,
+                new Pointer[] {arg(params), arg(grads), arg(m), arg(v), arg(beta1), arg(beta2), arg(epsilon),
+                        arg(stepSize)},
+                new Tensor[] {params, grads, m, v}, StepEnd.measuring(norms));
     }
 
     @Override
     public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
                           boolean nesterov, UpdateNorms norms) {
-        OpChecks.sgdUpdate(params, grads);
-        OpChecks.updateNorms("sgdUpdate", params, norms);
-        if (momentum != 0) {
-            OpChecks.sgdVelocity(params, velocity, momentum);
-            requireFloats(velocity);
-        }
-        requireFloats(params, grads);
+        checkSgdUpdate(params, grads, velocity, momentum, norms);
         enter();
         int n = (int) params.size();
         // Without momentum the reference leaves the velocity alone: pass NULL so the kernel cannot touch it.
@@ -1163,18 +1182,40 @@ public final class CudaBackend implements Backend {
                     params, grads, v);
             return;
         }
-        requireFloats(norms.weightSquares(), norms.updateSquares());
-        int segments = (int) norms.weightSquares().size();
-        int chunks = Math.max(1, chunksOf(n)); // one block over no chunk when there is no element
-        long second = ensurePartials(chunks, segments);
-        Pointer[] table = normsTableArgs(norms);
-        launch("sgd_update_norms", kernels.sgdUpdateNorms, Launch.blockPerChunk(chunks),
-                Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
-                        arg(nesterov ? 1 : 0), arg(norms.segmentStarts()), arg(segments), arg(REDUCTION_CHUNK),
-                        arg(n), partialsTable(0), partialsTable(second), arg(norms.weightSquares()),
-                        arg(norms.updateSquares()), table[0], table[1], table[2], ticket()),
-                params, grads, v, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
-                norms.table(), norms.row());
+        launchSgdMeasured(params, grads, v, learningRate, momentum, nesterov, StepEnd.measuring(norms));
+    }
+
+    /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
+    @Override
+    public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                          boolean nesterov, StepEnd end) {
+        if (!fusible(end)) {
+            Backend.super.sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, end);
+            return;
+        }
+        checkSgdUpdate(params, grads, velocity, momentum, end.updateNorms());
+        checkStepEnd("sgdUpdate", end);
+        enter();
+        launchSgdMeasured(params, grads, momentum == 0 ? null : velocity, learningRate, momentum, nesterov, end);
+    }
+
+    private void checkSgdUpdate(Tensor params, Tensor grads, Tensor velocity, float momentum, UpdateNorms norms) {
+        OpChecks.sgdUpdate(params, grads);
+        OpChecks.updateNorms("sgdUpdate", params, norms);
+        if (momentum != 0) {
+            OpChecks.sgdVelocity(params, velocity, momentum);
+            requireFloats(velocity);
+        }
+        requireFloats(params, grads);
+    }
+
+    /** sgd_update_measured; {@code velocity} is null without momentum. Checked by the caller. */
+    private void launchSgdMeasured(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                                   boolean nesterov, StepEnd end) {
+        launchMeasured("sgd_update_measured", kernels.sgdUpdateMeasured, (int) params.size(),
+                new Pointer[] {arg(params), arg(grads), argOrNull(velocity), arg(learningRate), arg(momentum),
+                        arg(nesterov ? 1 : 0)},
+                new Tensor[] {params, grads, velocity}, end);
     }
 
     /**
@@ -1186,13 +1227,86 @@ public final class CudaBackend implements Backend {
         return norms != null && norms.weightSquares().size() > 0;
     }
 
-    /** The kernel arguments after the totals: the update norms' table, its row and its rows, or NULL, NULL, 0. */
-    private Pointer[] normsTableArgs(UpdateNorms norms) {
-        Tensor table = norms.table();
-        if (table != null) {
-            requireFloats(table);
+    /**
+     * Whether a {@link StepEnd} fits one measured launch: something is measured, over at least one segment;
+     * the gradient and update norms, when both are asked for, have the same segment starts (the kernel walks
+     * one set of segments); and the counter, if any, is one element (the kernel advances counter[0]).
+     */
+    private static boolean fusible(StepEnd end) {
+        GradientNorms gradients = end.gradientNorms();
+        UpdateNorms updates = end.updateNorms();
+        boolean measuresGradients = gradients != null && gradients.squares().size() > 0;
+        if (!measuresGradients && !measurable(updates)) {
+            return false;
         }
-        return new Pointer[] {argOrNull(table), argOrNull(norms.row()), arg(table == null ? 0 : table.dim(0))};
+        if (gradients != null && updates != null && (gradients.segmentStarts() != updates.segmentStarts()
+                || gradients.squares().size() != updates.weightSquares().size())) {
+            return false;
+        }
+        return end.counter() == null || end.counter().size() == 1;
+    }
+
+    /** The reference's checks of a step end's gradient norms and counter (the update norms are the op's). */
+    private void checkStepEnd(String op, StepEnd end) {
+        GradientNorms gradients = end.gradientNorms();
+        if (gradients != null) {
+            OpChecks.segmentSums(op, gradients.segmentStarts(), gradients.squares());
+            requireFloats(gradients.squares());
+            if (gradients.table() != null) {
+                OpChecks.copyToRow(gradients.squares(), gradients.table(), gradients.row());
+            }
+        }
+        if (end.counter() != null) {
+            OpChecks.advanceCounters(end.counter());
+        }
+    }
+
+    /**
+     * One of the measured optimizer kernels (ABI: the optimizer's own arguments {@code own}, then the measured
+     * tail): one block of 1024 per chunk of {@link #reductionChunk}, at least one block (over no chunk when
+     * there is no element: the norms are 0, the rows stored, the counters advanced). The gradient, weight and
+     * update partials are the scratch's tables 0, 1 and 2. {@code end} is {@link #fusible} and checked.
+     */
+    private void launchMeasured(String kernelName, CUfunction function, int n, Pointer[] own, Tensor[] ownOperands,
+                                StepEnd end) {
+        GradientNorms gradients = end.gradientNorms();
+        UpdateNorms updates = end.updateNorms();
+        Tensor segmentStarts = gradients != null ? gradients.segmentStarts() : updates.segmentStarts();
+        int segments = (int) (gradients != null ? gradients.squares() : updates.weightSquares()).size();
+        if (updates != null) {
+            requireFloats(updates.weightSquares(), updates.updateSquares());
+        }
+        int chunks = Math.max(1, chunksOf(n));
+        long table = ensurePartials(chunks, segments);
+        Tensor gradientTable = gradients == null ? null : gradients.table();
+        Tensor updateTable = updates == null ? null : updates.table();
+        if (updateTable != null) {
+            requireFloats(updateTable);
+        }
+        Pointer[] tail = {arg(segmentStarts), arg(segments), arg(reductionChunk), arg(n),
+                gradients == null ? argOrNull(null) : partialsTable(0),
+                argOrNull(gradients == null ? null : gradients.squares()), argOrNull(gradientTable),
+                argOrNull(gradientTable == null ? null : gradients.row()),
+                arg(gradientTable == null ? 0 : gradientTable.rowCount()),
+                updates == null ? argOrNull(null) : partialsTable(table),
+                updates == null ? argOrNull(null) : partialsTable(2 * table),
+                argOrNull(updates == null ? null : updates.weightSquares()),
+                argOrNull(updates == null ? null : updates.updateSquares()), argOrNull(updateTable),
+                argOrNull(updateTable == null ? null : updates.row()),
+                arg(updateTable == null ? 0 : updateTable.dim(0)), argOrNull(end.counter()), ticket()};
+        Pointer[] parameters = Arrays.copyOf(own, own.length + tail.length);
+        System.arraycopy(tail, 0, parameters, own.length, tail.length);
+        List<Tensor> operands = new ArrayList<>(Arrays.asList(ownOperands));
+        operands.addAll(Arrays.asList(segmentStarts, end.counter()));
+        if (gradients != null) {
+            operands.addAll(Arrays.asList(gradients.squares(), gradientTable, gradients.row()));
+        }
+        if (updates != null) {
+            operands.addAll(Arrays.asList(updates.weightSquares(), updates.updateSquares(), updateTable,
+                    updates.row()));
+        }
+        launch(kernelName, function, Launch.blockPerChunk(chunks), Pointer.to(parameters),
+                operands.toArray(Tensor[]::new));
     }
 
     /** A kernel argument: the partials table that starts {@code offset} doubles into the scratch. */
@@ -1301,19 +1415,34 @@ public final class CudaBackend implements Backend {
                     params, grads, m, v, iterations);
             return;
         }
-        requireFloats(norms.weightSquares(), norms.updateSquares());
-        int segments = (int) norms.weightSquares().size();
-        int chunks = Math.max(1, chunksOf(n)); // one block over no chunk when there is no element
-        long second = ensurePartials(chunks, segments);
-        Pointer[] table = normsTableArgs(norms);
-        launch("adam_update_norms_counter", kernels.adamUpdateNormsCounter, Launch.blockPerChunk(chunks),
-                Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                        arg(epsilon), arg(iterations), arg(norms.segmentStarts()), arg(segments),
-                        arg(REDUCTION_CHUNK), arg(n), partialsTable(0), partialsTable(second),
-                        arg(norms.weightSquares()), arg(norms.updateSquares()), table[0], table[1], table[2],
-                        ticket()),
-                params, grads, m, v, iterations, norms.segmentStarts(), norms.weightSquares(), norms.updateSquares(),
-                norms.table(), norms.row());
+        launchAdamMeasuredAtCounter(params, grads, m, v, learningRate, beta1, beta2, epsilon, iterations,
+                StepEnd.measuring(norms));
+    }
+
+    /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
+    @Override
+    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+                           double beta2, float epsilon, Tensor iterations, StepEnd end) {
+        if (!fusible(end)) {
+            Backend.super.adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, iterations, end);
+            return;
+        }
+        OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
+        OpChecks.updateNorms("adamUpdate", params, end.updateNorms());
+        checkStepEnd("adamUpdate", end);
+        requireFloats(params, grads, m, v);
+        enter();
+        launchAdamMeasuredAtCounter(params, grads, m, v, learningRate, beta1, beta2, epsilon, iterations, end);
+    }
+
+    /** adam_update_measured_counter (its last block also counts the update). Checked by the caller. */
+    private void launchAdamMeasuredAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate,
+                                             double beta1, double beta2, float epsilon, Tensor iterations,
+                                             StepEnd end) {
+        launchMeasured("adam_update_measured_counter", kernels.adamUpdateMeasuredCounter, (int) params.size(),
+                new Pointer[] {arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
+                        arg(epsilon), arg(iterations)},
+                new Tensor[] {params, grads, m, v, iterations}, end);
     }
 
     // ---- graphs -------------------------------------------------------------------------------

@@ -51,8 +51,8 @@ final class Kernels implements AutoCloseable {
     final CUfunction softmaxMseRows;
     final CUfunction adamUpdate;
     final CUfunction sgdUpdate;
-    final CUfunction adamUpdateNorms;
-    final CUfunction sgdUpdateNorms;
+    final CUfunction adamUpdateMeasured;
+    final CUfunction sgdUpdateMeasured;
     final CUfunction columnSums;
     final CUfunction addRowVector;
     final CUfunction segmentSumOfSquares;
@@ -67,7 +67,7 @@ final class Kernels implements AutoCloseable {
     final CUfunction copyToRow;
     final CUfunction advanceCounters;
     final CUfunction adamUpdateCounter;
-    final CUfunction adamUpdateNormsCounter;
+    final CUfunction adamUpdateMeasuredCounter;
 
     /** Loads every module and finds every function; the backend's context must be current. */
     Kernels() {
@@ -106,8 +106,8 @@ final class Kernels implements AutoCloseable {
             softmaxMseRows = find("softmax_mse_rows", missing);
             adamUpdate = find("adam_update", missing);
             sgdUpdate = find("sgd_update", missing);
-            adamUpdateNorms = find("adam_update_norms", missing);
-            sgdUpdateNorms = find("sgd_update_norms", missing);
+            adamUpdateMeasured = find("adam_update_measured", missing);
+            sgdUpdateMeasured = find("sgd_update_measured", missing);
             columnSums = find("column_sums", missing);
             addRowVector = find("add_row_vector", missing);
             segmentSumOfSquares = find("segment_sum_of_squares", missing);
@@ -122,7 +122,7 @@ final class Kernels implements AutoCloseable {
             copyToRow = find("copy_to_row_f32", missing);
             advanceCounters = find("advance_counters", missing);
             adamUpdateCounter = find("adam_update_counter", missing);
-            adamUpdateNormsCounter = find("adam_update_norms_counter", missing);
+            adamUpdateMeasuredCounter = find("adam_update_measured_counter", missing);
             if (!missing.isEmpty()) {
                 throw new CudaUnavailableException("the kernels in the jar are incomplete: no " + String.join(", ", missing)
                         + " in " + FAMILIES.stream().map(Kernels::resource).toList()

@@ -22,6 +22,8 @@ import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.GradientNorms;
+import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import dev.gradscope.train.FitOptions;
@@ -929,6 +931,104 @@ class CudaBackendTest {
     }
 
     /**
+     * The end of a training step done by the optimizer's op ({@link StepEnd}: gradient norms, update norms, the
+     * step counter; adam_update_measured_counter, sgd_update_measured) is one launch when its parts share their
+     * segment starts, and gives the bits of the ops one by one: segment_sum_of_squares, the measured update,
+     * advance_counters. The step-end parts the kernel does not fuse (other segment starts, a counter of two
+     * elements) fall back to those ops, with the same results.
+     */
+    @Test
+    void aStepEndInTheUpdateIsTheOpsOneByOneBitForBit() {
+        int n = 20_001; // segments of one element, empty, inside one chunk and across the 8192-element chunks
+        int[] starts = {0, 1, 1, 1025, 8191, 16_500, n};
+        int segments = starts.length - 1;
+        float[] p = inputs(n, 1);
+        float[] g = inputs(n, 1);
+        float[] m = inputs(n, 0.1);
+        float[] v = abs(inputs(n, 0.01));
+        Tensor segmentStarts = gpuInts(starts, Layout.ALIGNED);
+        Tensor sameStarts = gpuInts(starts, Layout.SHIFTED); // the same segments in another tensor: not fused
+        // {gradient norms, their table, update norms, counter, the counter's elements, other starts, fused}
+        int[][] cases = {{1, 1, 0, 0, 1, 0, 1}, {1, 0, 1, 1, 1, 0, 1}, {0, 0, 1, 1, 1, 0, 1}, {1, 1, 1, 1, 1, 0, 1},
+            {1, 1, 1, 1, 2, 0, 0}, {1, 1, 1, 0, 1, 1, 0}, {0, 0, 0, 1, 1, 0, 0}};
+        for (String optimizer : List.of("adam", "sgd", "sgd nesterov")) {
+            for (int[] c : cases) {
+                String what = optimizer + " " + Arrays.toString(c);
+                Layout layout = c[1] == 1 ? Layout.SHIFTED : Layout.ALIGNED;
+                float[][] results = new float[2][];
+                int[][] counts = new int[2][];
+                long[] ops = new long[2];
+                for (int way = 0; way < 2; way++) { // 0: the step end in the update; 1: the ops one by one
+                    Tensor[] buffers = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
+                        output(layout, DType.FLOAT32, n)};
+                    gpu.copyFromHost(p, buffers[0]);
+                    gpu.copyFromHost(m, buffers[1]);
+                    gpu.copyFromHost(v, buffers[2]);
+                    Tensor grads = input(g, layout, n);
+                    Tensor gradientSquares = own(gpu.fromHost(nans(segments), segments));
+                    Tensor gradientTable = own(gpu.fromHost(nans(3 * segments), 3, segments));
+                    Tensor weightAndUpdate = own(gpu.fromHost(nans(2 * segments), 2, segments));
+                    Tensor updateTable = own(gpu.fromHost(nans(3 * 2 * segments), 3, 2, segments));
+                    Tensor counter = gpuInts(c[4] == 1 ? new int[] {1} : new int[] {1, 7}, layout);
+                    Tensor row = c[4] == 1 ? counter : gpuInts(new int[] {1}, layout);
+                    Tensor iterations = gpuInts(new int[] {41}, layout);
+                    GradientNorms gradientNorms = c[0] == 0 ? null : new GradientNorms(c[5] == 1 ? sameStarts
+                            : segmentStarts, gradientSquares, c[1] == 1 ? gradientTable : null, c[1] == 1 ? row : null);
+                    UpdateNorms updateNorms = c[2] == 0 ? null : new UpdateNorms(segmentStarts,
+                            weightAndUpdate.rows(0, 1).reshape(segments), weightAndUpdate.rows(1, 1).reshape(segments),
+                            updateTable, row);
+                    StepEnd end = new StepEnd(gradientNorms, updateNorms, c[3] == 1 ? counter : null);
+                    boolean nesterov = optimizer.equals("sgd nesterov");
+                    float momentum = nesterov ? 0.9f : 0f;
+                    long before = gpu.queuedOperations();
+                    if (way == 0) {
+                        if (optimizer.equals("adam")) {
+                            gpu.adamUpdate(buffers[0], grads, buffers[1], buffers[2], 2e-3, 0.85, 0.995, 1e-7f,
+                                    iterations, end);
+                        } else {
+                            gpu.sgdUpdate(buffers[0], grads, buffers[1], 0.05f, momentum, nesterov, end);
+                        }
+                    } else {
+                        if (gradientNorms != null && gradientNorms.table() != null) {
+                            gpu.segmentSumOfSquares(grads, gradientNorms.segmentStarts(), gradientSquares,
+                                    gradientTable, row);
+                        } else if (gradientNorms != null) {
+                            gpu.segmentSumOfSquares(grads, gradientNorms.segmentStarts(), gradientSquares);
+                        }
+                        if (optimizer.equals("adam")) {
+                            gpu.adamUpdate(buffers[0], grads, buffers[1], buffers[2], 2e-3, 0.85, 0.995, 1e-7f,
+                                    iterations, updateNorms);
+                        } else {
+                            gpu.sgdUpdate(buffers[0], grads, buffers[1], 0.05f, momentum, nesterov, updateNorms);
+                        }
+                        if (end.counter() != null) {
+                            gpu.advanceCounters(counter);
+                        }
+                    }
+                    ops[way] = gpu.queuedOperations() - before;
+                    results[way] = concat(read(buffers[0]), read(buffers[1]), read(buffers[2]),
+                            gradientSquares.toFloatArray(), gradientTable.toFloatArray(),
+                            weightAndUpdate.toFloatArray(), updateTable.toFloatArray());
+                    counts[way] = concat(readInts(counter), readInts(iterations));
+                }
+                assertArrayEquals(results[1], results[0], what + ": parameters, state, norms and tables");
+                assertArrayEquals(counts[1], counts[0], what + ": the counter and the update count");
+                if (c[6] == 1) {
+                    assertEquals(1, ops[0], what + ": one launch");
+                }
+                if (c[3] == 1) {
+                    assertEquals(2, counts[0][0], what + ": the counter advanced once");
+                }
+                if (c[1] == 1) {
+                    float[] table = results[0];
+                    int at = 3 * n + segments + segments; // row 1 of the gradient table
+                    assertFalse(Float.isNaN(table[at]), what + ": the gradient table's row 1 (the counter before)");
+                }
+            }
+        }
+    }
+
+    /**
      * The fused forward of a dense layer: z + bias as the CPU adds it (one float addition: the same bits),
      * y within an activation's tolerance of the CPU; and the bits of the unfused GPU kernels
      * (add_row_vector, then ID_forward), which run the same float operations.
@@ -1736,6 +1836,21 @@ class CudaBackendTest {
         float[] x = new float[n];
         Arrays.fill(x, value);
         return x;
+    }
+
+    private static float[] concat(float[]... parts) {
+        int length = Arrays.stream(parts).mapToInt(a -> a.length).sum();
+        float[] out = new float[length];
+        int at = 0;
+        for (float[] part : parts) {
+            System.arraycopy(part, 0, out, at, part.length);
+            at += part.length;
+        }
+        return out;
+    }
+
+    private static int[] concat(int[]... parts) {
+        return Arrays.stream(parts).flatMapToInt(Arrays::stream).toArray();
     }
 
     private static float[] abs(float[] x) {

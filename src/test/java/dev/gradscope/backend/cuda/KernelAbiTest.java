@@ -27,6 +27,8 @@ import org.junit.jupiter.api.Test;
 class KernelAbiTest {
     private static final Pattern ENTRY = Pattern.compile("\\.entry\\s+(\\w+)\\s*\\(([^)]*)\\)");
     private static final Pattern PARAM = Pattern.compile("\\.param\\s+\\.(\\w+)");
+    /** The parameters every measured optimizer kernel ends with (optim.cu's GS_MEASURED_PARAMETERS). */
+    private static final String MEASURED_TAIL = "piii" + "ppppi" + "ppppppi" + "pp";
 
     /** Every kernel CudaBackend launches, with the parameter types it passes, in order. */
     static Map<String, String> expectedAbi() {
@@ -52,10 +54,11 @@ class KernelAbiTest {
         abi.put("softmax_mse_rows", "pppfppppiipp");
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
         abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
-        // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials, weightSquares, updateSquares,
-        // table, row, tableRows, ticket in place of n
-        abi.put("adam_update_norms", "ppppffffpiiippppppip");
-        abi.put("sgd_update_norms", "pppffipiiippppppip");
+        // ... then, in place of n, the measured tail: segmentStarts, segments, chunk, n; gradientPartials,
+        // gradientSquares, gradientTable, gradientRow, gradientTableRows; weightPartials, updatePartials,
+        // weightSquares, updateSquares, table, row, tableRows; counter, ticket
+        abi.put("adam_update_measured", "ppppffff" + MEASURED_TAIL);
+        abi.put("sgd_update_measured", "pppffi" + MEASURED_TAIL);
         abi.put("clip_by_value", "pfi");                   // t, limit, n
         abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
@@ -76,9 +79,8 @@ class KernelAbiTest {
         abi.put("advance_counters", "pi");                 // counters, n
         // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n, ticket
         abi.put("adam_update_counter", "ppppdddfpip");
-        // ... then segmentStarts, segments, chunk, n, weightPartials, updatePartials, weightSquares, updateSquares,
-        // table, row, tableRows, ticket in place of n
-        abi.put("adam_update_norms_counter", "ppppdddfppiiippppppip");
+        // ... then iterations and the measured tail in place of n
+        abi.put("adam_update_measured_counter", "ppppdddfp" + MEASURED_TAIL);
         return abi;
     }
 
