@@ -105,7 +105,7 @@ declare -A expected_by_module=(
     adam_update_counter adam_update_measured_counter"
   [reduce]="column_sums add_row_vector segment_sum_of_squares fill_f32"
   [data]="gather_rows_u8 gather_rows_f32 gather_rows_u8_counter gather_rows_f32_counter gather_batch_counter
-    copy_to_row_f32 advance_counters"
+    gather_next_batch copy_to_row_f32 advance_counters"
 )
 
 missing=()

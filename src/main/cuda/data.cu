@@ -1,7 +1,7 @@
 // Data movement: CpuBackend.gatherRows, which builds a batch from the dataset held on the device, and
 // the step's changing values kept on the device (CpuBackend's counter forms): a batch gathered from the
-// position a counter gives, a step's small vector stored into the row a counter selects, and the
-// counters advanced at the end of a step. With those, a training step has no per-step argument, and
+// position a counter gives (the next batch fetched ahead, advancing its counter), a step's small vector
+// stored into the row a counter selects, and the counters advanced at the end of a step. With those, a training step has no per-step argument, and
 // a CUDA graph can replay it.
 //
 // out[r][c] = source[indices[first + r]][c] * scale, from a UINT8 dataset (MNIST's pixels, read as
@@ -66,6 +66,29 @@ extern "C" __global__ void gather_batch_counter(const unsigned char* __restrict_
     const int* __restrict__ batchIndices = indices + gs::countedFirst(counter, rowsPerCount);
     gs::gatherRows(features, batchIndices, featureScale, featuresOut, rows, featureCols);
     gs::gatherRows(targets, batchIndices, 1.0f, targetsOut, rows, targetCols);
+}
+
+/**
+ * The next batch of an epoch, fetched ahead (Backend.gatherNextBatch): gather_batch_counter of the rows
+ * that exist (first + r < indexCount: the epoch's last batch may be smaller, and the fetch after it finds
+ * none), then counter[0] += 1 by the grid's last block, once every block has read the count (a plain load:
+ * this launch writes it). Element-wise launch over the larger of the two, at least one block.
+ */
+extern "C" __global__ void gather_next_batch(const unsigned char* __restrict__ features, float featureScale,
+                                             float* __restrict__ featuresOut, int featureCols,
+                                             const float* __restrict__ targets, float* __restrict__ targetsOut,
+                                             int targetCols, const int* __restrict__ indices, int indexCount,
+                                             int* __restrict__ counter, int rowsPerCount, int rows,
+                                             unsigned* __restrict__ ticket) {
+    const size_t first = static_cast<size_t>(gs::countOf(*counter)) * gs::countOf(rowsPerCount);
+    const size_t indicesLeft = first < gs::countOf(indexCount) ? gs::countOf(indexCount) - first : 0;
+    const int batchRows = static_cast<int>(indicesLeft < gs::countOf(rows) ? indicesLeft : gs::countOf(rows));
+    const int* __restrict__ batchIndices = indices + (batchRows > 0 ? first : 0);
+    gs::gatherRows(features, batchIndices, featureScale, featuresOut, batchRows, featureCols);
+    gs::gatherRows(targets, batchIndices, 1.0f, targetsOut, batchRows, targetCols);
+    if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
+        *counter += 1;
+    }
 }
 
 /** gather_rows_u8 from first = counter[0] * rowsPerCount, read on the device. */

@@ -315,6 +315,17 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * The next batch of an epoch, fetched ahead (a step fetches the next step's batch beside its update):
+     * {@link #gatherBatch} at {@code counter[0]}, then {@code counter[0] += 1}, in one op. A batch that runs
+     * past the end of {@code indices} gathers the rows there are and leaves the outputs' other rows as they
+     * were (the epoch's last, smaller batch); one that starts past the end gathers nothing (the fetch after the
+     * epoch's last batch). One launch on a GPU, which takes UINT8 features and FLOAT32 targets (a training
+     * run's dataset); the CPU takes either type for both.
+     */
+    void gatherNextBatch(Tensor features, float featureScale, Tensor targets, Tensor indices, Tensor counter,
+                         int rowsPerCount, Tensor featuresOut, Tensor targetsOut);
+
+    /**
      * {@code table[row[0]][:] = src}: stores a step's small vector (e.g. per-layer squared norms) into the
      * row of a {@code [steps, src.size()]} FLOAT32 table that the INT32 device value {@code row[0]}
      * selects. A row outside the table is an error on the CPU; a GPU writes nothing then.

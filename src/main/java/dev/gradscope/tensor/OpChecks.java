@@ -325,6 +325,21 @@ public final class OpChecks {
         }
     }
 
+    /**
+     * {@link Backend#gatherBatch} and {@link Backend#gatherNextBatch}: both gathers' operands
+     * ({@link #gatherRowsAtCounter}), and outputs of the same row count.
+     */
+    public static void gatherBatchAtCounter(String op, Tensor features, Tensor targets, Tensor indices,
+                                            Tensor counter, int rowsPerCount, Tensor featuresOut,
+                                            Tensor targetsOut) {
+        gatherRowsAtCounter(features, indices, counter, rowsPerCount, featuresOut);
+        gatherRowsAtCounter(targets, indices, counter, rowsPerCount, targetsOut);
+        if (featuresOut.rowCount() != targetsOut.rowCount()) {
+            throw new IllegalArgumentException(op + ": features out " + Shapes.describe(featuresOut.shape())
+                    + " and targets out " + Shapes.describe(targetsOut.shape()) + " have different row counts");
+        }
+    }
+
     /** {@link Backend#copyToRow}: FLOAT32 source and table, a table row as long as the source, a counter. */
     public static void copyToRow(Tensor src, Tensor table, Tensor row) {
         Shapes.requireType("copyToRow", "src", src, DType.FLOAT32);

@@ -99,14 +99,15 @@ public final class Trainer {
              Tensor segmentStarts = backend.fromHost(starts, starts.length);
              Tensor squaredGradientNorms = backend.allocate(DType.FLOAT32, steps, segments.size());
              Tensor stepNorms = backend.allocate(DType.FLOAT32, segments.size());
-             Tensor stepIndex = backend.allocate(DType.INT32, 1)) {
+             Tensor stepIndex = backend.allocate(DType.INT32, 1);
+             Tensor nextBatch = backend.allocate(DType.INT32, 1)) {
             TrainingRun run = new TrainingRun(model, options.epochs(), steps, segments, segmentStarts,
                     squaredGradientNorms, stepIndex);
             // The CPU, stepping eagerly, reads each step's gradient norms before its update (to stop before
             // a non-finite one); elsewhere the norms are read once per epoch and may be measured by the update.
             boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
-            Step step = new Step(model, options, callbacks, run, data, order, totals, inputs, targets, batch,
-                    stepNorms, !checkEveryStep);
+            Step step = new Step(model, options, callbacks, run, data, order, nextBatch, totals, inputs, targets,
+                    batch, stepNorms, !checkEveryStep);
             callbacks.forEach(c -> c.onTrainBegin(run));
             boolean ended = false;
             try {
@@ -121,6 +122,8 @@ public final class Trainer {
                         backend.copyFromHost(options.shuffle() ? Batches.permutation(n, model.random()) : identity,
                                 order);
                         backend.copyFromHost(new int[] {0}, stepIndex);
+                        backend.copyFromHost(new int[] {0}, nextBatch);
+                        step.fetchNextBatch(); // the epoch's first; each step fetches the next one
                         backend.fill(totals, 0f);
                         int seen = 0;
                         steps:
@@ -242,8 +245,10 @@ public final class Trainer {
 
     /**
      * The training step, the same ops in both modes. Every argument is fixed for a batch size; what changes
-     * from step to step is read on the device: the step index (where the batch starts in the epoch's order,
-     * which row of the per-step tables it fills) and the optimizer's own step count. The step ends by
+     * from step to step is read on the device: the step index (which row of the per-step tables the step
+     * fills), the index of the next batch to fetch (where it starts in the epoch's order) and the optimizer's
+     * own step count. A step trains on the batch that was fetched for it, fetches the next one beside its
+     * optimizer update ({@link Backend#aside}: off the chain of kernels that a step waits for) and ends by
      * advancing the step index. The in-step hooks get the epoch and step on the host; in graph mode those are
      * the captured step's.
      *
@@ -260,6 +265,7 @@ public final class Trainer {
         private final TrainingRun run;
         private final DeviceDataset data;
         private final Tensor order;
+        private final Tensor nextBatch;
         private final Tensor totals;
         private final Tensor inputs;
         private final Tensor targets;
@@ -269,8 +275,8 @@ public final class Trainer {
         private final boolean advanceInUpdate;
 
         Step(Sequential model, FitOptions options, List<Callback> callbacks, TrainingRun run, DeviceDataset data,
-             Tensor order, Tensor totals, Tensor inputs, Tensor targets, int batch, Tensor stepNorms,
-             boolean normsMayFollowUpdate) {
+             Tensor order, Tensor nextBatch, Tensor totals, Tensor inputs, Tensor targets, int batch,
+             Tensor stepNorms, boolean normsMayFollowUpdate) {
             this.model = model;
             this.backend = model.backend();
             this.options = options;
@@ -278,6 +284,7 @@ public final class Trainer {
             this.run = run;
             this.data = data;
             this.order = order;
+            this.nextBatch = nextBatch;
             this.totals = totals;
             this.inputs = inputs;
             this.targets = targets;
@@ -295,14 +302,22 @@ public final class Trainer {
         }
 
         /**
-         * Gathers the batch at {@code stepIndex * batch} of the epoch's order, runs forward, loss and backward,
-         * measures the squared gradient norms into {@code stepNorms} and the step's row of the run's table
-         * (unless the update will), and calls {@link Callback#onGradientsComputed}.
+         * The batch at {@code nextBatch * batch} of the epoch's order into the inputs and targets (its rows that
+         * exist: none after the epoch's last batch), and {@code nextBatch += 1}.
+         */
+        void fetchNextBatch() {
+            backend.gatherNextBatch(data.features, data.featureScale, data.targets, order, nextBatch, batch, inputs,
+                    targets);
+        }
+
+        /**
+         * Runs forward, loss and backward on the fetched batch's first {@code rows} rows, measures the squared
+         * gradient norms into {@code stepNorms} and the step's row of the run's table (unless the update will),
+         * and calls {@link Callback#onGradientsComputed}.
          */
         void computeGradients(int rows, int epoch, int step) {
             Tensor x = inputs.rows(0, rows);
             Tensor y = targets.rows(0, rows);
-            backend.gatherBatch(data.features, data.featureScale, data.targets, order, run.stepIndex(), batch, x, y);
             model.computeGradients(x, y, totals);
             if (!gradientNormsInUpdate) {
                 GradientNorms norms = gradientNorms();
@@ -313,8 +328,9 @@ public final class Trainer {
         }
 
         /**
-         * Clips, updates (measured when a callback asked; with the gradient norms and the advance when they
-         * are the update's), calls {@link Callback#onParametersUpdated}, advances (unless the update did).
+         * Clips; updates (measured when a callback asked; with the gradient norms and the advance when they
+         * are the update's) while the next batch is fetched beside it (nothing reads this step's batch any
+         * more); calls {@link Callback#onParametersUpdated}; advances (unless the update did).
          */
         void applyUpdate(int epoch, int step) {
             if (options.clipGlobalNorm() > 0) {
@@ -323,8 +339,10 @@ public final class Trainer {
             if (options.clipValue() > 0) {
                 backend.clipByValue(model.gradients(), (float) options.clipValue());
             }
+            backend.aside(this::fetchNextBatch);
             model.applyGradients(new StepEnd(gradientNormsInUpdate ? gradientNorms() : null, run.takeUpdateNorms(),
                     advanceInUpdate ? run.stepIndex() : null));
+            backend.joinAside();
             callbacks.forEach(c -> c.onParametersUpdated(epoch, step));
             if (!advanceInUpdate) {
                 backend.advanceCounters(run.stepIndex());

@@ -26,11 +26,11 @@ import org.junit.jupiter.api.Test;
  * the GPU each op is one kernel or one cuBLAS call (the reductions among them finish in their own last
  * block): the GPU's kernels per step are these counts (CudaBackendTest counts them there).
  *
- * <p>Per step: the batch's gather (inputs and targets); per Dense layer a GEMM and its fused bias + activation
+ * <p>Per step: per Dense layer a GEMM and its fused bias + activation
  * (the output layer its GEMM alone: the loss adds its bias and fuses the softmax, and training never reads
  * the probabilities); the loss, which also writes the output layer's bias gradient; per hidden Dense layer
  * backward its fused activation backward + bias gradient; per Dense layer the GEMM for dW and, but for the
- * first layer, the GEMM for dx;
+ * first layer, the GEMM for dx; the next step's batch fetched (inputs and targets, beside the update);
  * the optimizer op, which also ends the step: it measures the per-layer gradient norms and stores them into
  * the step's row (graph-safe: the row comes from a device counter), counts the update in its device step
  * count and advances the trainer's step counter. The profiler adds no op: the weight and update norms ride on
@@ -43,8 +43,8 @@ class OpsPerStepTest {
             "copyFromHost", "toHostFloats", "toHostInts", "synchronize", "sharesHostMemory", "close",
             "queuedOperations", "supportsGraphs", "aside", "joinAside");
 
-    /** The batch's gather + 5 GEMMs + 4 fused bias + activation + the loss (with the output bias and its
-     *  gradient) + 4 fused activation backward + bias gradient + 5 dW GEMMs + 4 dx GEMMs + Adam (with the
+    /** 5 GEMMs + 4 fused bias + activation + the loss (with the output bias and its gradient) + 4 fused
+     *  activation backward + bias gradient + 5 dW GEMMs + 4 dx GEMMs + the next batch's fetch + Adam (with the
      *  gradient norms, stored into their row, and the step counter's advance). */
     static final int CHAPTER_MLP_OPS_PER_STEP = 1 + 5 + 4 + 1 + 4 + 5 + 4 + 1;
 
@@ -57,7 +57,9 @@ class OpsPerStepTest {
             List<String> step = opsOfTheSecondStep(profiled, false);
             assertEquals(CHAPTER_MLP_OPS_PER_STEP + (profiled ? PROFILER_OPS_PER_STEP : 0), step.size(),
                     (profiled ? "profiled" : "unprofiled") + " step: " + step);
-            assertEquals("adamUpdate", step.get(step.size() - 1), "the optimizer ends the step");
+            assertEquals("gemm", step.get(0), "the step's batch was fetched by the step before");
+            assertEquals(List.of("gatherNextBatch", "adamUpdate"), step.subList(step.size() - 2, step.size()),
+                    "the next batch is fetched beside the update, which ends the step");
         }
     }
 
@@ -65,7 +67,8 @@ class OpsPerStepTest {
     void theCpuSteppingEagerlyMeasuresTheGradientNormsBeforeTheUpdate() {
         List<String> step = opsOfTheSecondStep(false, true);
         assertEquals(CHAPTER_MLP_OPS_PER_STEP + 1, step.size(), "step: " + step);
-        assertEquals(List.of("segmentSumOfSquares", "adamUpdate"), step.subList(step.size() - 2, step.size()));
+        assertEquals(List.of("segmentSumOfSquares", "gatherNextBatch", "adamUpdate"),
+                step.subList(step.size() - 3, step.size()));
     }
 
     /**

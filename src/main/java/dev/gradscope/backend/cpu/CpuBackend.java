@@ -920,6 +920,24 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void gatherNextBatch(Tensor features, float featureScale, Tensor targets, Tensor indices, Tensor counter,
+                                int rowsPerCount, Tensor featuresOut, Tensor targetsOut) {
+        OpChecks.gatherBatchAtCounter("gatherNextBatch", features, targets, indices, counter, rowsPerCount,
+                featuresOut, targetsOut);
+        long first = (long) counterValue(counter) * rowsPerCount;
+        if (first < 0) {
+            throw new IllegalArgumentException("gatherNextBatch: counter " + counterValue(counter) + " times "
+                    + rowsPerCount + " rows is below 0");
+        }
+        int rows = (int) Math.min(featuresOut.rowCount(), Math.max(0, indices.size() - first));
+        if (rows > 0) {
+            gatherRows(features, indices, (int) first, featureScale, featuresOut.rows(0, rows));
+            gatherRows(targets, indices, (int) first, 1f, targetsOut.rows(0, rows));
+        }
+        ints(counter)[off(counter)]++;
+    }
+
+    @Override
     public void copyToRow(Tensor src, Tensor table, Tensor row) {
         OpChecks.copyToRow(src, table, row);
         int r = counterValue(row);

@@ -1363,12 +1363,8 @@ public final class CudaBackend implements Backend {
                     targetsOut);
             return;
         }
-        OpChecks.gatherRowsAtCounter(features, indices, counter, rowsPerCount, featuresOut);
-        OpChecks.gatherRowsAtCounter(targets, indices, counter, rowsPerCount, targetsOut);
-        if (featuresOut.rowCount() != targetsOut.rowCount()) {
-            throw new IllegalArgumentException("gatherBatch: features out " + Shapes.describe(featuresOut.shape())
-                    + " and targets out " + Shapes.describe(targetsOut.shape()) + " have different row counts");
-        }
+        OpChecks.gatherBatchAtCounter("gatherBatch", features, targets, indices, counter, rowsPerCount, featuresOut,
+                targetsOut);
         int rows = featuresOut.rowCount();
         int featureCols = featuresOut.columnCount();
         int targetCols = targetsOut.columnCount();
@@ -1377,6 +1373,30 @@ public final class CudaBackend implements Backend {
                 Launch.elementWise((long) rows * Math.max(featureCols, targetCols), info.multiprocessors()),
                 Pointer.to(arg(features), arg(featureScale), arg(featuresOut), arg(featureCols), arg(targets),
                         arg(targetsOut), arg(targetCols), arg(indices), arg(counter), arg(rowsPerCount), arg(rows)),
+                features, targets, indices, counter, featuresOut, targetsOut);
+    }
+
+    /** One launch (gather_next_batch); the batch's rows past the indices are left alone on the device. */
+    @Override
+    public void gatherNextBatch(Tensor features, float featureScale, Tensor targets, Tensor indices, Tensor counter,
+                                int rowsPerCount, Tensor featuresOut, Tensor targetsOut) {
+        OpChecks.gatherBatchAtCounter("gatherNextBatch", features, targets, indices, counter, rowsPerCount,
+                featuresOut, targetsOut);
+        if (features.dtype() != DType.UINT8 || targets.dtype() != DType.FLOAT32) {
+            throw new IllegalArgumentException("gatherNextBatch: on CUDA the features must be UINT8 and the targets"
+                    + " FLOAT32 (a training run's dataset), got " + features.dtype() + " and " + targets.dtype());
+        }
+        int rows = featuresOut.rowCount();
+        int featureCols = featuresOut.columnCount();
+        int targetCols = targetsOut.columnCount();
+        enter();
+        // At least one block, even over no element: its last block advances the counter.
+        launch("gather_next_batch", kernels.gatherNextBatch,
+                Launch.elementWise(Math.max(1, (long) rows * Math.max(featureCols, targetCols)),
+                        info.multiprocessors()),
+                Pointer.to(arg(features), arg(featureScale), arg(featuresOut), arg(featureCols), arg(targets),
+                        arg(targetsOut), arg(targetCols), arg(indices), arg((int) indices.size()), arg(counter),
+                        arg(rowsPerCount), arg(rows), ticket()),
                 features, targets, indices, counter, featuresOut, targetsOut);
     }
 

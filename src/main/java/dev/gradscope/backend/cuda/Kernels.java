@@ -66,6 +66,7 @@ final class Kernels implements AutoCloseable {
     final CUfunction gatherBatchCounter;
     final CUfunction copyToRow;
     final CUfunction advanceCounters;
+    final CUfunction gatherNextBatch;
     final CUfunction adamUpdateCounter;
     final CUfunction adamUpdateMeasuredCounter;
 
@@ -121,6 +122,7 @@ final class Kernels implements AutoCloseable {
             gatherBatchCounter = find("gather_batch_counter", missing);
             copyToRow = find("copy_to_row_f32", missing);
             advanceCounters = find("advance_counters", missing);
+            gatherNextBatch = find("gather_next_batch", missing);
             adamUpdateCounter = find("adam_update_counter", missing);
             adamUpdateMeasuredCounter = find("adam_update_measured_counter", missing);
             if (!missing.isEmpty()) {

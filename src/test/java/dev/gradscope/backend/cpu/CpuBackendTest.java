@@ -576,6 +576,53 @@ class CpuBackendTest {
         }
     }
 
+    /**
+     * The next batch fetched ahead: the batch gather at the counter, then the counter advanced; the epoch's
+     * last, smaller batch fills the rows it has and leaves the rest alone; the fetch after it gathers nothing.
+     */
+    @Test
+    void gatherNextBatchGathersTheRowsThereAreAndAdvances() {
+        byte[] pixels = new byte[7 * 3];
+        new Random(5).nextBytes(pixels);
+        float[] labels = new float[7 * 2];
+        for (int i = 0; i < labels.length; i++) {
+            labels[i] = i;
+        }
+        int[] order = {6, 2, 0, 5, 1, 4, 3};
+        try (Tensor features = cpu.fromHost(pixels, 7, 3);
+             Tensor targets = t(labels, 7, 2);
+             Tensor indices = cpu.fromHost(order, order.length);
+             Tensor counter = cpu.allocate(DType.INT32, 1);
+             Tensor x = cpu.allocate(DType.FLOAT32, 3, 3);
+             Tensor y = cpu.allocate(DType.FLOAT32, 3, 2);
+             Tensor wantX = cpu.allocate(DType.FLOAT32, 3, 3);
+             Tensor wantY = cpu.allocate(DType.FLOAT32, 3, 2)) {
+            cpu.fill(x, -9f);
+            cpu.fill(y, -9f);
+            cpu.fill(wantX, -9f);
+            cpu.fill(wantY, -9f);
+            for (int count = 0; count < 4; count++) { // 7 rows in 3s: 3, 3, 1, then none
+                int rows = Math.max(0, Math.min(3, 7 - 3 * count));
+                if (rows > 0) {
+                    cpu.gatherRows(features, indices, 3 * count, 0.5f, wantX.rows(0, rows));
+                    cpu.gatherRows(targets, indices, 3 * count, 1f, wantY.rows(0, rows));
+                }
+                cpu.gatherNextBatch(features, 0.5f, targets, indices, counter, 3, x, y);
+                assertArrayEquals(wantX.toFloatArray(), x.toFloatArray(), "features at count " + count);
+                assertArrayEquals(wantY.toFloatArray(), y.toFloatArray(), "targets at count " + count);
+                assertArrayEquals(new int[] {count + 1}, counter.toIntArray(), "advanced past batch " + count);
+            }
+            cpu.copyFromHost(new int[] {-1}, counter);
+            IllegalArgumentException negative = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.gatherNextBatch(features, 1f, targets, indices, counter, 3, x, y));
+            assertTrue(negative.getMessage().contains("counter -1"), negative.getMessage());
+            IllegalArgumentException rows = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.gatherNextBatch(features, 1f, targets, indices, counter, 3, x, y.rows(0, 2)));
+            assertTrue(rows.getMessage().startsWith("gatherNextBatch: ") && rows.getMessage().contains("row counts"),
+                    rows.getMessage());
+        }
+    }
+
     @Test
     void copyToRowStoresIntoTheRowTheCounterSelects() {
         try (Tensor table = cpu.allocate(DType.FLOAT32, 3, 2);

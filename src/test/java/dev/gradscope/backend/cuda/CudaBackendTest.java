@@ -1441,6 +1441,32 @@ class CudaBackendTest {
                         i -> Tolerances.GPU_EXACT);
             }
         }
+        // The next batch fetched ahead: 300 rows in batches of 64 (the last has 44 rows), then one past the end,
+        // each fetch advancing the counter; the rows a fetch does not fill keep what they held.
+        for (Layout layout : Layout.values()) {
+            Tensor features = own(gpu.allocate(DType.UINT8, sourceRows * cols + 1)).view(layout.offset, sourceRows,
+                    cols);
+            gpu.copy(own(gpu.fromHost(pixels, sourceRows, cols)), features);
+            Tensor targets = input(floats, layout, sourceRows * cols / 3, 3);
+            Tensor gpuIndices = gpuInts(indices, layout);
+            Tensor counter = gpuInts(new int[] {0}, layout);
+            Tensor cpuCounter = own(CPU.fromHost(new int[] {0}, 1));
+            Tensor x = output(layout, DType.FLOAT32, 64, cols);
+            Tensor y = output(layout, DType.FLOAT32, 64, 3);
+            Tensor cpuX = cpu(filled(64 * cols, -9f), 64, cols);
+            Tensor cpuY = cpu(filled(64 * 3, -9f), 64, 3);
+            gpu.fill(x, -9f);
+            gpu.fill(y, -9f);
+            for (int count = 0; count < 6; count++) {
+                String what = "gatherNextBatch at count " + count + " " + layout;
+                CPU.gatherNextBatch(cpuBytes, 0.5f, cpu(floats, sourceRows * cols / 3, 3), cpuIndices, cpuCounter, 64,
+                        cpuX, cpuY);
+                gpu.gatherNextBatch(features, 0.5f, targets, gpuIndices, counter, 64, x, y);
+                assertClose(what + ": features", cpuX.toFloatArray(), read(x), i -> Tolerances.GPU_EXACT);
+                assertClose(what + ": targets", cpuY.toFloatArray(), read(y), i -> Tolerances.GPU_EXACT);
+                assertArrayEquals(new int[] {count + 1}, readInts(counter), what + ": the counter");
+            }
+        }
         float[] src = inputs(1025, 1);
         for (Layout layout : Layout.values()) {
             Tensor table = output(layout, DType.FLOAT32, 3, 1025);

@@ -75,6 +75,9 @@ class KernelAbiTest {
         // features, featureScale, featuresOut, featureCols, targets, targetsOut, targetCols, indices, counter,
         // rowsPerCount, rows
         abi.put("gather_batch_counter", "pfpippippii");
+        // features, featureScale, featuresOut, featureCols, targets, targetsOut, targetCols, indices, indexCount,
+        // counter, rowsPerCount, rows, ticket
+        abi.put("gather_next_batch", "pfpippipipiip");
         abi.put("copy_to_row_f32", "pppii");               // src, table, row, tableRows, n
         abi.put("advance_counters", "pi");                 // counters, n
         // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n, ticket
