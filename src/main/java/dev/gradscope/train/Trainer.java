@@ -99,8 +99,11 @@ public final class Trainer {
              Tensor segmentStarts = backend.fromHost(starts, starts.length);
              Tensor squaredGradientNorms = backend.allocate(DType.FLOAT32, steps, segments.size());
              Tensor stepNorms = backend.allocate(DType.FLOAT32, segments.size());
-             Tensor stepIndex = backend.allocate(DType.INT32, 1);
-             Tensor nextBatch = backend.allocate(DType.INT32, 1)) {
+             Tensor counters = backend.allocate(DType.INT32, 2)) {
+            // The step index (the row of the per-step tables) and the next batch to fetch: reset together at
+            // each epoch's start, in one copy.
+            Tensor stepIndex = counters.view(0, 1);
+            Tensor nextBatch = counters.view(1, 1);
             TrainingRun run = new TrainingRun(model, options.epochs(), steps, segments, segmentStarts,
                     squaredGradientNorms, stepIndex);
             // The CPU, stepping eagerly, reads each step's gradient norms before its update (to stop before
@@ -112,6 +115,7 @@ public final class Trainer {
             boolean ended = false;
             try {
                 int[] identity = IntStream.range(0, n).toArray();
+                int[] upcomingOrder = null; // the next epoch's order, once drawn
                 long operationsPerStep = -1;
                 try (StepGraphs graphs = graphMode ? new StepGraphs(model, step) : null) {
                     for (int epoch = 0; epoch < options.epochs() && !stopped(history); epoch++) {
@@ -119,10 +123,10 @@ public final class Trainer {
                         long start = System.nanoTime();
                         run.startEpoch();
                         callbacks.forEach(c -> c.onEpochBegin(e));
-                        backend.copyFromHost(options.shuffle() ? Batches.permutation(n, model.random()) : identity,
-                                order);
-                        backend.copyFromHost(new int[] {0}, stepIndex);
-                        backend.copyFromHost(new int[] {0}, nextBatch);
+                        backend.copyFromHost(upcomingOrder != null ? upcomingOrder
+                                : epochOrder(options, n, model, identity), order);
+                        upcomingOrder = null;
+                        backend.copyFromHost(new int[] {0, 0}, counters);
                         step.fetchNextBatch(); // the epoch's first; each step fetches the next one
                         backend.fill(totals, 0f);
                         int seen = 0;
@@ -166,6 +170,12 @@ public final class Trainer {
                                 callbacks.forEach(c -> c.onBatchEnd(e, stepOfEpoch, running));
                             }
                         }
+                        if (e + 1 < options.epochs() && !stopped(history)) {
+                            // Drawn while the device still runs the steps just queued (the reads below wait for
+                            // them), not at the next epoch's start with the device idle. A run that then stops
+                            // on a non-finite step has drawn an order it does not use.
+                            upcomingOrder = epochOrder(options, n, model, identity);
+                        }
                         if (!checkEveryStep && history.nonFinite() == null) {
                             // Read once per epoch: find the first step, if any, that went non-finite.
                             float[] norms = squaredGradientNorms.toFloatArray();
@@ -206,6 +216,11 @@ public final class Trainer {
             history.setProfile(options.profiler().profile());
         }
         return history;
+    }
+
+    /** An epoch's order of the {@code n} training rows: a fresh shuffle, or {@code identity} unshuffled. */
+    private static int[] epochOrder(FitOptions options, int n, Sequential model, int[] identity) {
+        return options.shuffle() ? Batches.permutation(n, model.random()) : identity;
     }
 
     /**

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Batches;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.MnistSubset;
 import dev.gradscope.nn.Adam;
@@ -211,6 +212,48 @@ class GraphStepTest {
         assertFalse(fit(model(new Adam(), "relu"), builder().callback(unsafe), true).graphs());
         assertTrue(fit(model(new Adam(), "relu"), builder().callback(hostOnly), true).graphs());
         assertFalse(fit(model(new Adam(), "relu"), builder(), false).graphs(), "the CPU has no device graphs");
+    }
+
+    /**
+     * fit, eager and in graphs, trains each epoch on a fresh shuffle drawn from the model's generator in epoch
+     * order (the next epoch's is drawn while the device still runs this one's steps), batch after batch: the
+     * parameters of a loop written out by hand with the same draws, the same gathers and the same ops, bit
+     * for bit. The last batch is smaller (1000 rows in batches of 128).
+     */
+    @Test
+    void eachEpochTrainsOnTheNextShuffleOfTheModelsGenerator() {
+        float[] byHand;
+        try (Sequential model = model(new Adam(), "relu")) {
+            Backend cpu = model.backend();
+            model.build(TRAIN.featureCount());
+            model.reserveBatch(BATCH);
+            int n = TRAIN.rows();
+            try (Tensor features = cpu.fromHost(TRAIN.features(), n, TRAIN.featureCount());
+                 Tensor labels = cpu.fromHost(TRAIN.oneHotLabels(), n, TRAIN.classCount());
+                 Tensor totals = cpu.allocate(DType.FLOAT32, 2)) {
+                for (int epoch = 0; epoch < 3; epoch++) {
+                    try (Tensor order = cpu.fromHost(Batches.permutation(n, model.random()), n)) {
+                        for (int first = 0; first < n; first += BATCH) {
+                            int rows = Math.min(BATCH, n - first);
+                            try (Tensor x = cpu.allocate(DType.FLOAT32, rows, TRAIN.featureCount());
+                                 Tensor y = cpu.allocate(DType.FLOAT32, rows, TRAIN.classCount())) {
+                                cpu.gatherRows(features, order, first, TRAIN.featureScale(), x);
+                                cpu.gatherRows(labels, order, first, 1f, y);
+                                model.computeGradients(x, y, totals);
+                                model.applyGradients();
+                            }
+                        }
+                    }
+                }
+            }
+            byHand = model.parameters().toFloatArray();
+        }
+        for (boolean graphs : new boolean[] {false, true}) {
+            try (Sequential model = model(new Adam(), "relu")) {
+                assertEquals(graphs, fit(model, builder(), graphs).graphs());
+                assertArrayEquals(byHand, model.parameters().toFloatArray(), "graphs " + graphs);
+            }
+        }
     }
 
     /**
