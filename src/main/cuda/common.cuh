@@ -183,32 +183,66 @@ __device__ __forceinline__ RowSoftmax warpRowSoftmax(const float* row, int cols,
 //
 // A sum over one block is split into REDUCTION_SLOTS slots; slot s holds the sum of elements
 // s, s + 1024, s + 2048, ... in order (the caller's slotSum(s)), and the 1024 slot sums are added
-// by a fixed binary tree in shared memory. The order of every addition is fixed by the data size
-// alone, so the result is the same bits on every run, for any block size (1024 is the launch the
-// ABI fixes: one slot per thread, coalesced reads). Accumulation is in double, as on the CPU.
+// by a fixed binary tree: slot s += slot s + width for width 512, 256, ..., 1. The order of every
+// addition is fixed by the data size alone, so the result is the same bits on every run, for any
+// block size that is a multiple of 32 (1024 is the launch the ABI fixes: one slot per thread,
+// coalesced reads). Accumulation is in double, as on the CPU. Several sums (Sums<N>) can share one
+// tree: one barrier per level for all of them.
 
 constexpr unsigned REDUCTION_SLOTS = 1024;
 
+/** N sums carried together through one block reduction. */
+template <unsigned N>
+struct Sums {
+    double value[N];
+};
+
 /**
- * The block-wide sum of slotSum(0) .. slotSum(1023), returned to every thread of the block. All
- * threads of the block must call it (it synchronises the block); it may be called repeatedly.
+ * The block-wide sums of slotSums(0) .. slotSums(1023) (each a Sums<N>), returned to every thread of the
+ * block. The tree's levels down to width 32 add in shared memory, one barrier each; the last five, within
+ * warp 0, by warpSum, whose lane 0 makes the same additions in the same order (lane s ^ width is lane
+ * s + width for s < width): the bits of the whole tree in shared memory, with 7 barriers instead of 12.
+ * All threads of the block must call it (it synchronises the block); it may be called repeatedly.
  */
-template <class SlotSum>
-__device__ double blockSumOfSlots(SlotSum slotSum) {
-    __shared__ double partial[REDUCTION_SLOTS];
+template <unsigned N, class SlotSums>
+__device__ Sums<N> blockSumsOfSlots(SlotSums slotSums) {
+    __shared__ double partial[N][REDUCTION_SLOTS];
+    __shared__ double total[N]; // apart from partial: a next call can fill partial while this one's is read
     for (unsigned s = threadIdx.x; s < REDUCTION_SLOTS; s += blockDim.x) {
-        partial[s] = slotSum(s);
+        const Sums<N> sums = slotSums(s);
+        for (unsigned i = 0; i < N; i++) {
+            partial[i][s] = sums.value[i];
+        }
     }
     __syncthreads();
-    for (unsigned width = REDUCTION_SLOTS / 2; width > 0; width /= 2) {
+    for (unsigned width = REDUCTION_SLOTS / 2; width >= WARP_SIZE; width /= 2) {
         for (unsigned s = threadIdx.x; s < width; s += blockDim.x) {
-            partial[s] += partial[s + width];
+            for (unsigned i = 0; i < N; i++) {
+                partial[i][s] += partial[i][s + width];
+            }
         }
         __syncthreads();
     }
-    const double total = partial[0];
-    __syncthreads(); // every thread has read partial[0] before a next call overwrites it
-    return total;
+    if (threadIdx.x < WARP_SIZE) {
+        for (unsigned i = 0; i < N; i++) {
+            const double sum = warpSum(partial[i][threadIdx.x]);
+            if (threadIdx.x == 0) {
+                total[i] = sum;
+            }
+        }
+    }
+    __syncthreads();
+    Sums<N> sums;
+    for (unsigned i = 0; i < N; i++) {
+        sums.value[i] = total[i];
+    }
+    return sums;
+}
+
+/** The block-wide sum of slotSum(0) .. slotSum(1023): blockSumsOfSlots of one sum. */
+template <class SlotSum>
+__device__ double blockSumOfSlots(SlotSum slotSum) {
+    return blockSumsOfSlots<1>([&](unsigned s) { return Sums<1>{{slotSum(s)}}; }).value[0];
 }
 
 // ---- column reductions over tiles of 32 columns x 8 row groups -----------------------------------
@@ -277,19 +311,28 @@ struct DoubleSum {
 };
 
 /**
- * The block-wide sum of term(k) for k in [begin, end): slot s adds k = begin + s, begin + s + 1024, ... in
- * order, and the slots are added by blockSumOfSlots' fixed tree. term(k) returns the k-th term in double
- * (it may also update element k: each k is visited once, by one thread).
+ * The block-wide sums of terms(k) (a Sums<N>) for k in [begin, end): slot s adds k = begin + s,
+ * begin + s + 1024, ... in order, and the slots are added by blockSumsOfSlots' fixed tree. terms(k) returns
+ * the k-th terms in double (it may also update element k: each k is visited once, by one thread).
  */
+template <unsigned N, class Terms>
+__device__ Sums<N> blockSumsOfRange(unsigned begin, unsigned end, Terms terms) {
+    return blockSumsOfSlots<N>([&](unsigned slot) {
+        Sums<N> sums{};
+        for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) { // k < 2^31 + 1024: no wrap
+            const Sums<N> t = terms(k);
+            for (unsigned i = 0; i < N; i++) {
+                sums.value[i] += t.value[i];
+            }
+        }
+        return sums;
+    });
+}
+
+/** The block-wide sum of term(k) for k in [begin, end): blockSumsOfRange of one sum. */
 template <class Term>
 __device__ double blockSumOfRange(unsigned begin, unsigned end, Term term) {
-    return blockSumOfSlots([&](unsigned slot) {
-        double sum = 0.0;
-        for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) { // k < 2^31 + 1024: no wrap
-            sum += term(k);
-        }
-        return sum;
-    });
+    return blockSumsOfRange<1>(begin, end, [&](unsigned k) { return Sums<1>{{term(k)}}; }).value[0];
 }
 
 // ---- the grid's last block ------------------------------------------------------------------------
@@ -383,6 +426,12 @@ __device__ __forceinline__ void forEachSegmentOfChunk(const int* __restrict__ se
 template <class Term>
 __device__ __forceinline__ double blockSumOfOverlap(unsigned begin, unsigned end, Term term) {
     return begin < end ? blockSumOfRange(begin, end, term) : 0.0; // begin, end are the block's own: uniform
+}
+
+/** blockSumOfOverlap of N sums at once (blockSumsOfRange), or zeros without a barrier for an empty range. */
+template <unsigned N, class Terms>
+__device__ __forceinline__ Sums<N> blockSumsOfOverlap(unsigned begin, unsigned end, Terms terms) {
+    return begin < end ? blockSumsOfRange<N>(begin, end, terms) : Sums<N>{};
 }
 
 } // namespace gs

@@ -26,27 +26,21 @@ struct RowOutputs {
 
 /**
  * totals[0] += sum of rowLoss[0, n), totals[1] += sum of rowCorrect[0, n), by the last block: sums in
- * double by the fixed 1024-slot tree, each added to its total once.
+ * double by the fixed 1024-slot tree (both through one), each added to its total once.
  */
 __device__ __forceinline__ void addRowTotals(const float* rowLoss, const float* rowCorrect, unsigned n,
                                              float* totals) {
-    const double loss = blockSumOfSlots([&](unsigned slot) {
-        double sum = 0.0;
+    const Sums<2> sums = blockSumsOfSlots<2>([&](unsigned slot) {
+        Sums<2> sum{};
         for (unsigned i = slot; i < n; i += REDUCTION_SLOTS) {
-            sum += loadCoherent(rowLoss + i);
-        }
-        return sum;
-    });
-    const double correct = blockSumOfSlots([&](unsigned slot) {
-        double sum = 0.0;
-        for (unsigned i = slot; i < n; i += REDUCTION_SLOTS) {
-            sum += loadCoherent(rowCorrect + i);
+            sum.value[0] += loadCoherent(rowLoss + i);
+            sum.value[1] += loadCoherent(rowCorrect + i);
         }
         return sum;
     });
     if (threadIdx.x == 0) {
-        totals[0] += static_cast<float>(loss);
-        totals[1] += static_cast<float>(correct);
+        totals[0] += static_cast<float>(sums.value[0]);
+        totals[1] += static_cast<float>(sums.value[1]);
     }
 }
 

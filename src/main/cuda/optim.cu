@@ -179,10 +179,11 @@ __device__ __forceinline__ void storeToRow(const float* __restrict__ totals, uns
 /**
  * An optimizer step that also measures itself and ends the training step (MeasuredStep), in one launch: one
  * block of 1024 per chunk of the flat buffers (forEachSegmentOfChunk) updates the chunk and writes, per
- * segment s it overlaps, gradientPartials[c][s] = sum of g^2 (segment_sum_of_squares' partial, the same bits),
- * weightPartials[c][s] = sum of p^2 before the step and updatePartials[c][s] = sum of (p after - p before)^2,
- * the difference in double; then the grid's last block adds each segment's chunks in a fixed order
- * (totalSegmentPartials) into the totals (and the tables' rows): deterministic; and last advances the counter.
+ * segment s it overlaps, in one pass through one tree (blockSumsOfOverlap), gradientPartials[c][s] = sum of
+ * g^2 (segment_sum_of_squares' partial, the same bits), weightPartials[c][s] = sum of p^2 before the step and
+ * updatePartials[c][s] = sum of (p after - p before)^2, the difference in double; then the grid's last block
+ * adds each segment's chunks in a fixed order (totalSegmentPartials) into the totals (and the tables' rows):
+ * deterministic; and last advances the counter.
  * The segments must cover the buffers: elements outside every segment are not updated. stepAt(k) updates
  * element k. Returns whether this block was the last (every block has finished its update then), in every
  * thread of it.
@@ -193,38 +194,32 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
                                                 unsigned n, const MeasuredStep& out, StepAt stepAt) {
     const unsigned columns = countOf(segments);
     // Which parts are measured is the same in every thread: the branches below are uniform across the grid.
+    const bool measured = out.gradientPartials != nullptr || out.weightPartials != nullptr;
     forEachSegmentOfChunk(segmentStarts, segments, chunk, n, [&](unsigned c, unsigned s, unsigned begin, unsigned end) {
-        const size_t at = static_cast<size_t>(c) * columns + s;
-        if (out.gradientPartials != nullptr) {
-            const double gradients = blockSumOfOverlap(begin, end, [&](unsigned k) {
-                const double g = grads[k];
-                return g * g;
-            });
-            if (threadIdx.x == 0) {
-                out.gradientPartials[at] = gradients;
-            }
-        }
-        if (out.weightPartials == nullptr) {
+        if (!measured) {
             for (unsigned k = begin + threadIdx.x; k < end; k += blockDim.x) {
                 stepAt(k);
             }
             return;
         }
-        // The first sum reads every weight of the overlap before the second pass changes any: the tree's
-        // __syncthreads lies between them.
-        const double weights = blockSumOfOverlap(begin, end, [&](unsigned k) {
-            const double p = params[k];
-            return p * p;
-        });
-        const double updates = blockSumOfOverlap(begin, end, [&](unsigned k) {
+        // One pass, the three sums through one tree: the thread that reads a weight is the one that steps it.
+        const Sums<3> sums = blockSumsOfOverlap<3>(begin, end, [&](unsigned k) {
+            const double g = grads[k];
             const float before = params[k];
             stepAt(k);
-            const double change = static_cast<double>(params[k]) - static_cast<double>(before);
-            return change * change;
+            const double weight = before;
+            const double change = static_cast<double>(params[k]) - weight;
+            return Sums<3>{{g * g, weight * weight, change * change}};
         });
         if (threadIdx.x == 0) {
-            out.weightPartials[at] = weights;
-            out.updatePartials[at] = updates;
+            const size_t at = static_cast<size_t>(c) * columns + s;
+            if (out.gradientPartials != nullptr) {
+                out.gradientPartials[at] = sums.value[0];
+            }
+            if (out.weightPartials != nullptr) {
+                out.weightPartials[at] = sums.value[1];
+                out.updatePartials[at] = sums.value[2];
+            }
         }
     });
     if (!isLastBlockToFinish(out.ticket)) {
