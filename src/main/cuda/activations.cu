@@ -21,7 +21,7 @@
 //   ID_bias_forward(float* z, const float* bias, float* y, const float* param, int paramCount, int cols,
 //                   int n)
 // z[i] += bias[i % cols], then y[i] = f(z[i]; p(i)): a dense layer after its GEMM (y == z allowed).
-// Column tiles (block 256: 32 columns x 8 row groups, see reduceColumnTiles in common.cuh):
+// Column tiles (block 1024: 32 columns x 32 row groups, see reduceColumnTiles in common.cuh):
 //   ID_bias_backward(const float* z, const float* y, const float* dy, float* dz, float* biasGradient,
 //                    const float* param, int paramCount, int rows, int cols, float saturationThreshold,
 //                    float* statistics)
@@ -211,8 +211,8 @@ struct BackwardPartial {
 };
 
 /**
- * The backward pass of bias + activation, by tiles of 32 columns x 8 row groups (reduceColumnTiles,
- * block 256), one evaluation of f' per element:
+ * The backward pass of bias + activation, by tiles of 32 columns x 32 row groups (reduceColumnTiles,
+ * block 1024), one evaluation of f' per element:
  *   - unless dy and dz are NULL, dz = dy * f'(z), the bits ID_backward gives;
  *   - unless biasGradient is NULL, biasGradient[j] = sum_i dz[i][j], in double by the tiles' fixed order,
  *     the bits column_sums gives for that dz;

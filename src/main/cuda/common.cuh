@@ -245,58 +245,60 @@ __device__ double blockSumOfSlots(SlotSum slotSum) {
     return blockSumsOfSlots<1>([&](unsigned s) { return Sums<1>{{slotSum(s)}}; }).value[0];
 }
 
-// ---- column reductions over tiles of 32 columns x 8 row groups -----------------------------------
+// ---- column reductions over tiles of 32 columns x 32 row groups ----------------------------------
 //
 // A per-column reduction of a [rows, cols] matrix (column sums, the bias gradient, per-unit
-// statistics): a block of 256 threads takes a tile of 32 columns; thread (lane, group) with
-// lane = threadIdx.x % 32 and group = threadIdx.x / 32 takes column tile * 32 + lane and rows group,
-// group + 8, group + 16, ... in order, so a warp reads 32 consecutive floats of one row (128 bytes);
-// then the 8 partials of each column are added by a fixed tree in shared memory (group g += g + 4,
-// then + 2, then + 1). The order is fixed by the shape alone: the same bits on every run. Eight
-// threads per column instead of one: a 256 x 512 batch gets 4096 threads, not 512, and each adds 32
-// rows, not 256. Blocks stride over tiles when the grid is smaller than the tile count.
+// statistics): a block takes a tile of 32 columns; row group g (0 <= g < 32) of column tile * 32 + lane
+// adds rows g, g + 32, g + 64, ... in order, so a warp reads 32 consecutive floats of one row (128
+// bytes); then the 32 partials of each column are added by a fixed tree in shared memory (group g +=
+// g + 16, then + 8, + 4, + 2, + 1). Warp w of the block takes groups w, w + warps, ...: with the launches'
+// 1024 threads, one group each, so a 256 x 512 batch gets 16,384 threads, each adding 8 rows; a smaller
+// block (the loss's last block, 256 threads) takes several groups per warp and gets the same bits. The
+// order is fixed by the shape alone: the same bits on every run, for any block size that is a multiple
+// of 32. Blocks stride over tiles when the grid is smaller than the tile count.
 
 constexpr unsigned TILE_COLUMNS = 32;
-constexpr unsigned TILE_ROW_GROUPS = 8;
-/** The block size every column-tile kernel must be launched with (Launch.columnTiles). */
-constexpr unsigned TILE_THREADS = TILE_COLUMNS * TILE_ROW_GROUPS;
+constexpr unsigned TILE_ROW_GROUPS = 32;
 
 /**
  * Runs a per-column reduction over tiles of 32 columns. Partial is a plain struct (no constructors:
  * it lives in shared memory) whose zero value is the empty reduction, with a member
  * combine(const Partial&) that adds another partial into it. addElement(partial, e, j) adds element
- * e = i * cols + j (row i, column j) to this thread's partial; finish(total, j) consumes column j's
- * reduction. All 256 threads of the block must call it (it synchronises the block). The blocks of the
- * grid share the tiles (firstTile, tileStride: blockIdx.x, gridDim.x); one block alone takes all of them
- * with 0, 1.
+ * e = i * cols + j (row i, column j) to a row group's partial; finish(total, j) consumes column j's
+ * reduction. All threads of the block (a multiple of 32) must call it (it synchronises the block). The
+ * blocks of the grid share the tiles (firstTile, tileStride: blockIdx.x, gridDim.x); one block alone takes
+ * all of them with 0, 1.
  */
 template <class Partial, class AddElement, class Finish>
 __device__ __forceinline__ void reduceColumnTiles(int rows, int cols, AddElement addElement, Finish finish,
                                                   unsigned firstTile = blockIdx.x, unsigned tileStride = gridDim.x) {
     __shared__ Partial partial[TILE_ROW_GROUPS][TILE_COLUMNS];
     const unsigned lane = threadIdx.x % TILE_COLUMNS;
-    const unsigned group = threadIdx.x / TILE_COLUMNS;
+    const unsigned warp = threadIdx.x / TILE_COLUMNS;
+    const unsigned warps = blockDim.x / TILE_COLUMNS;
     const unsigned rowCount = countOf(rows);
     const unsigned columns = countOf(cols);
     const unsigned tiles = (columns + TILE_COLUMNS - 1) / TILE_COLUMNS;
     for (unsigned tile = firstTile; tile < tiles; tile += tileStride) {
         const unsigned j = tile * TILE_COLUMNS + lane;
-        Partial mine{};
-        if (j < columns) {
+        for (unsigned group = warp; group < TILE_ROW_GROUPS; group += warps) {
+            Partial mine{};
+            if (j < columns) {
 #pragma unroll 4 // issues several rows' loads together; the additions stay in row order
-            for (unsigned i = group; i < rowCount; i += TILE_ROW_GROUPS) {
-                addElement(mine, i * columns + j, j); // rows * cols < 2^31: no wrap
+                for (unsigned i = group; i < rowCount; i += TILE_ROW_GROUPS) {
+                    addElement(mine, i * columns + j, j); // rows * cols < 2^31: no wrap
+                }
             }
+            partial[group][lane] = mine;
         }
-        partial[group][lane] = mine;
         __syncthreads();
         for (unsigned width = TILE_ROW_GROUPS / 2; width > 0; width /= 2) {
-            if (group < width) {
+            for (unsigned group = warp; group < width; group += warps) {
                 partial[group][lane].combine(partial[group + width][lane]);
             }
             __syncthreads();
         }
-        if (group == 0 && j < columns) {
+        if (warp == 0 && j < columns) {
             finish(partial[0][lane], j);
         }
         __syncthreads(); // every total is read before the next tile overwrites the partials

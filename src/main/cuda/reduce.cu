@@ -6,8 +6,8 @@
 #include "common.cuh"
 
 /**
- * out[j] = sum_i x[i][j] (the bias gradient): tiles of 32 columns x 8 row groups (reduceColumnTiles,
- * launch: block 256, grid ceil(cols / 32)), in double.
+ * out[j] = sum_i x[i][j] (the bias gradient): tiles of 32 columns x 32 row groups (reduceColumnTiles,
+ * launch: block 1024, grid ceil(cols / 32)), in double.
  */
 extern "C" __global__ void column_sums(const float* __restrict__ x, float* __restrict__ out, int rows, int cols) {
     gs::reduceColumnTiles<gs::DoubleSum>(

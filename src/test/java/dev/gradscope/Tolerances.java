@@ -113,7 +113,7 @@ public final class Tolerances {
 
     /**
      * Sums whose terms are the same floats on both sides (column sums, segment sums of squares): both
-     * accumulate in double, in different orders (1e-16; the GPU's column sums add 8 row groups and then a
+     * accumulate in double, in different orders (1e-16; the GPU's column sums add 32 row groups and then a
      * fixed tree, the CPU rows in order), then round once to float (6e-8). Relative to the sum of the
      * terms' magnitudes.
      */
@@ -207,7 +207,7 @@ public final class Tolerances {
 
     /**
      * Per-unit statistics, the sums of y and y^2, relative to the magnitudes summed (the earlier value's
-     * included): the GPU adds the floats in double (8 row groups per column, each in row order, then a
+     * included): the GPU adds the floats in double (32 row groups per column, each in row order, then a
      * fixed tree: an order that changes a double sum by about 1e-16); the CPU adds float partial sums of 8
      * rows in double (CPU_UNIT_STATISTICS_SUM_REL, 5e-7); both round once and add to the float once.
      */

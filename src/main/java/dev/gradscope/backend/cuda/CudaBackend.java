@@ -1089,7 +1089,7 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * One kernel, {@code ID_bias_backward}: tiles of 32 columns x 8 row groups (ABI) evaluate f' once per
+     * One kernel, {@code ID_bias_backward}: tiles of 32 columns x 32 row groups (ABI) evaluate f' once per
      * element, write dz and add, per column, dz (the bias gradient) and the unit statistics, each by the
      * fixed tree that {@code column_sums} uses, so the bias gradient has the bits of columnSums(dz).
      */

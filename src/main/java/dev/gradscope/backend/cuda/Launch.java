@@ -14,8 +14,8 @@ package dev.gradscope.backend.cuda;
  *       grid's last block then adds the rows' losses into the totals;</li>
  *   <li>one thread per column (per-column parameter gradients): blocks of 256;</li>
  *   <li>column tiles (column sums, the fused activation backward with its bias gradient and per-unit
- *       statistics): one block of exactly 256 threads, 32 columns x 8 row groups, per 32 columns; the
- *       kernels' fixed shared-memory tree over the 8 row groups assumes exactly this block;</li>
+ *       statistics): one block of 1024 threads, a warp per row group of 32 columns x 32 row groups, per 32
+ *       columns (the fixed tree over the 32 row groups gives the same bits for any multiple of 32);</li>
  *   <li>single-block reductions (shared parameter gradients): one block of exactly 1024 threads, whose
  *       fixed tree makes the sum deterministic;</li>
  *   <li>chunked segmented reductions (gradient norms, measured optimizer steps): one block of 1024 threads
@@ -50,8 +50,11 @@ record Launch(int grid, int block) {
     /** Columns of one column tile: a warp's 32 lanes, each on its own column. */
     static final int TILE_COLUMNS = 32;
 
-    /** Threads per block of column-tile kernels: 32 columns x 8 row groups. */
-    static final int TILE_BLOCK = 256;
+    /**
+     * Threads per block of column-tile kernels: a warp per row group, 32 columns x 32 row groups (any multiple
+     * of 32 gives the same bits; 1024 gives each thread the fewest rows, 8 of a 256-row batch).
+     */
+    static final int TILE_BLOCK = 1024;
 
     /** Threads of the single block of a reduction; the kernels' shared-memory trees assume exactly this. */
     static final int REDUCTION_BLOCK = 1024;

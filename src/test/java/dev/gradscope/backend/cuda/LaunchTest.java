@@ -37,13 +37,13 @@ class LaunchTest {
     }
 
     @Test
-    void columnTilesTakeThirtyTwoColumnsPerBlockOfExactly256() {
+    void columnTilesTakeThirtyTwoColumnsPerBlockOf1024() {
         assertTrue(Launch.columnTiles(0).isEmpty());
-        assertEquals(new Launch(1, 256), Launch.columnTiles(1));
-        assertEquals(new Launch(1, 256), Launch.columnTiles(32));
-        assertEquals(new Launch(2, 256), Launch.columnTiles(33));
-        assertEquals(new Launch(16, 256), Launch.columnTiles(512));
-        assertEquals(new Launch(25, 256), Launch.columnTiles(784));
+        assertEquals(new Launch(1, 1024), Launch.columnTiles(1));
+        assertEquals(new Launch(1, 1024), Launch.columnTiles(32));
+        assertEquals(new Launch(2, 1024), Launch.columnTiles(33));
+        assertEquals(new Launch(16, 1024), Launch.columnTiles(512));
+        assertEquals(new Launch(25, 1024), Launch.columnTiles(784));
     }
 
     @Test
