@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Compiles every SRC_DIR/*.cu to OUT_DIR/<name>.ptx with nvcc, then checks the PTX against the kernel
 # ABI (src/main/cuda/README.md): every kernel the CUDA backend loads must be an .entry of its module,
-# and no kernel may use a floating-point atomic (results must be reproducible).
+# no kernel may use a floating-point atomic (results must be reproducible), and every kernel must fit a
+# block of 1024 threads (the launches of the reductions and column tiles): at most 64 registers per
+# thread when ptxas compiles the PTX for sm_90, as the driver's JIT does on an H100 (a kernel over that
+# would fail to launch there with "too many resources requested", a failure no CPU test can see).
 #
 # Usage: scripts/build-ptx.sh SRC_DIR OUT_DIR
 #
@@ -12,7 +15,8 @@
 # .cuh and this script is not rebuilt (the checks run every time).
 #
 # Environment: NVCC (the compiler; default: nvcc on PATH, else /usr/local/cuda/bin/nvcc),
-# GRADSCOPE_CUDA_ARCH (default compute_75, see below).
+# GRADSCOPE_CUDA_ARCH (default compute_75, see below), PTXAS (default: ptxas beside nvcc, else on PATH;
+# without one the register check is skipped, with a line saying so).
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -59,6 +63,29 @@ arch="${GRADSCOPE_CUDA_ARCH:-compute_75}"
 flags=(-ptx "-arch=$arch" -std=c++17 -lineinfo -prec-div=true -prec-sqrt=true -ftz=false -fmad=true
   -Werror all-warnings)
 
+# Every kernel fits a block of 1024 threads (the launches of the reductions and column tiles): 65536
+# registers per block on every GPU from Turing on, so at most 64 per thread. ptxas -v compiles a new PTX as
+# the driver would for sm_90 and reports each kernel's registers; a PTX that fails is not kept, so the
+# next build compiles and checks it again. Without ptxas the check is skipped, and the summary says so.
+max_registers=64
+ptxas="${PTXAS:-$(dirname "$nvcc")/ptxas}"
+[[ -x "$ptxas" ]] || ptxas="$(command -v ptxas || true)"
+if [[ -n "$ptxas" ]]; then
+  register_note=", each within $max_registers registers on sm_90"
+else
+  register_note=", registers not checked (no ptxas)"
+fi
+check_registers() { # check_registers PTX NAME: prints each kernel over the limit; fails if there is one
+  [[ -n "$ptxas" ]] || return 0
+  local report over
+  report="$("$ptxas" -arch=sm_90 -v -o /dev/null "$1" 2>&1)" || { echo "$report" >&2; fail "ptxas failed on $2"; }
+  # "Compiling entry function 'KERNEL' for 'sm_90'", then "... Used N registers, ...".
+  over="$(awk -v limit="$max_registers" -v module="$2" '
+    /Compiling entry function/ { kernel = $0; sub(/^[^\047]*\047/, "", kernel); sub(/\047.*/, "", kernel) }
+    /Used [0-9]+ registers/ { for (i = 1; i <= NF; i++) if ($i == "Used" && $(i + 1) > limit) print "build-ptx: " module ": " kernel " uses " $(i + 1) " registers" }' <<<"$report")"
+  [[ -z "$over" ]] || { echo "$over" >&2; return 1; }
+}
+
 shopt -s nullglob
 sources=("$src_dir"/*.cu)
 headers=("$src_dir"/*.cuh)
@@ -75,6 +102,7 @@ for source in "${sources[@]}"; do
   if [[ $stale -eq 1 ]]; then
     # nvcc prints its own errors; write to a temporary file so a failed build leaves no partial PTX.
     "$nvcc" "${flags[@]}" -o "$ptx.tmp" "$source" || { rm -f "$ptx.tmp"; fail "nvcc failed on $source (flags: ${flags[*]})"; }
+    check_registers "$ptx.tmp" "$name.ptx" || { rm -f "$ptx.tmp"; fail "$name.ptx: kernel(s) over $max_registers registers could not launch with 1024 threads on sm_90"; }
     mv "$ptx.tmp" "$ptx"
   fi
 done
@@ -134,4 +162,4 @@ if atomics="$(grep -HnE '^[[:space:]]*(@!?%p[0-9]+[[:space:]]+)?(atom|red)(\.[a-
   fail "floating-point atomics found: sums must use the fixed-order reductions of common.cuh"
 fi
 
-echo "build-ptx: ${#sources[@]} modules, $kernel_count kernels ($kind_count activation kinds), $arch, -> $out_dir"
+echo "build-ptx: ${#sources[@]} modules, $kernel_count kernels ($kind_count activation kinds), $arch$register_note, -> $out_dir"
