@@ -1,6 +1,6 @@
 // Losses with the softmax fused in: CpuBackend.softmaxCrossEntropy and softmaxMeanSquaredError.
 //
-// One launch per loss: one warp per row (block 256 = 8 rows) first adds the output layer's bias to the
+// One launch per loss: one warp per row (block 1024 = 32 rows) first adds the output layer's bias to the
 // row's logits, in place (when bias is given: add_row_vector's float additions), then writes the row's
 // dLogits, its loss (rowLoss[r]) and whether its arg-max is right (rowCorrect[r], 1 or 0); then the
 // grid's last block (isLastBlockToFinish) adds those per-row values into the totals with one block's

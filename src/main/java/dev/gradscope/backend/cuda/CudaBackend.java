@@ -946,7 +946,7 @@ public final class CudaBackend implements Backend {
             return; // no row: no gradient to write, nothing to add
         }
         ensureLossScratch(rows);
-        launch(kernelName, rowKernel, Launch.warpPerRow(rows),
+        launch(kernelName, rowKernel, Launch.warpPerRowReduced(rows),
                 Pointer.to(arg(logits), argOrNull(bias), arg(targets), arg(gradientScale), arg(dLogits), arg(rowLoss),
                         arg(rowCorrect), argOrNull(biasGradient), arg(rows), arg(cols), arg(totals), ticket()),
                 logits, bias, targets, dLogits, biasGradient, totals);

@@ -73,6 +73,16 @@ record Launch(int grid, int block) {
         return new Launch((int) ceilDiv(rows, ROWS_PER_BLOCK), ROW_BLOCK);
     }
 
+    /**
+     * One warp per row in blocks of {@value #REDUCTION_BLOCK} (32 rows each), for the losses: their grid's last
+     * block then sums the totals and the bias gradient with 32 warps (a row group each, 8 rows of a 256-row
+     * batch per thread) instead of 8 (32 rows per thread, one after another, on every step's critical path).
+     * The same bits as any other block size.
+     */
+    static Launch warpPerRowReduced(int rows) {
+        return new Launch((int) ceilDiv(rows, REDUCTION_BLOCK / WARP), REDUCTION_BLOCK);
+    }
+
     /** One thread per column over {@code columns} columns. */
     static Launch threadPerColumn(int columns) {
         return new Launch((int) ceilDiv(columns, COLUMN_BLOCK), COLUMN_BLOCK);

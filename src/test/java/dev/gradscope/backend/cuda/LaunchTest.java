@@ -30,6 +30,14 @@ class LaunchTest {
     }
 
     @Test
+    void theLossesPut32RowsInABlockOf1024() {
+        assertTrue(Launch.warpPerRowReduced(0).isEmpty());
+        assertEquals(new Launch(1, 1024), Launch.warpPerRowReduced(1));
+        assertEquals(new Launch(8, 1024), Launch.warpPerRowReduced(256));
+        assertEquals(new Launch(9, 1024), Launch.warpPerRowReduced(257));
+    }
+
+    @Test
     void threadPerColumnCoversEveryColumn() {
         assertTrue(Launch.threadPerColumn(0).isEmpty());
         assertEquals(new Launch(1, 256), Launch.threadPerColumn(1));
