@@ -373,26 +373,46 @@ __device__ __forceinline__ T loadCoherent(const T* p) {
     return __ldcg(p);
 }
 
+/** One table of a chunked segmented reduction: partials [chunks, segments] and the totals [segments]. */
+struct PartialTable {
+    const double* partials; // NULL: a table not measured this time, skipped
+    float* out;
+};
+
 /**
- * The end of a chunked segmented reduction, in the last block: out[s] = (float) the sum over chunks c of
- * partials[c * segments + s]. One warp per segment: lane l adds chunks l, l + 32, ... in order, then the
+ * The end of a chunked segmented reduction, in the last block, for each table at once: out[s] = (float) the
+ * sum over chunks c of partials[c * segments + s]. One warp per (table, segment), so that the warps one
+ * table's segments leave idle take the next table's: lane l adds chunks l, l + 32, ... in order, then the
  * warp's fixed butterfly adds the lanes; so the order depends on the chunk count alone. Called by every
  * thread of the block (the block size a multiple of 32).
  */
-__device__ __forceinline__ void totalSegmentPartials(const double* __restrict__ partials, unsigned chunks,
-                                                     unsigned segments, float* __restrict__ out) {
+template <unsigned N>
+__device__ __forceinline__ void totalSegmentPartials(const PartialTable (&tables)[N], unsigned chunks,
+                                                     unsigned segments) {
     const unsigned warp = threadIdx.x / WARP_SIZE;
     const unsigned warps = blockDim.x / WARP_SIZE;
-    for (unsigned s = warp; s < segments; s += warps) {
+    for (unsigned job = warp; job < N * segments; job += warps) {
+        const PartialTable& table = tables[job / segments];
+        const unsigned s = job % segments;
+        if (table.partials == nullptr) {
+            continue; // the same for every lane of the warp
+        }
         double sum = 0.0;
         for (unsigned c = laneIndex(); c < chunks; c += WARP_SIZE) {
-            sum += loadCoherent(partials + static_cast<size_t>(c) * segments + s);
+            sum += loadCoherent(table.partials + static_cast<size_t>(c) * segments + s);
         }
         sum = warpSum(sum);
         if (laneIndex() == 0) {
-            out[s] = static_cast<float>(sum);
+            table.out[s] = static_cast<float>(sum);
         }
     }
+}
+
+/** totalSegmentPartials of one table. */
+__device__ __forceinline__ void totalSegmentPartials(const double* __restrict__ partials, unsigned chunks,
+                                                     unsigned segments, float* __restrict__ out) {
+    const PartialTable table[1] = {{partials, out}};
+    totalSegmentPartials(table, chunks, segments);
 }
 
 /**

@@ -226,13 +226,11 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
         return false;
     }
     const unsigned chunks = chunkCount(n, chunk);
-    if (out.gradientPartials != nullptr) {
-        totalSegmentPartials(out.gradientPartials, chunks, columns, out.gradientSquares);
-    }
-    if (out.weightPartials != nullptr) {
-        totalSegmentPartials(out.weightPartials, chunks, columns, out.weightSquares);
-        totalSegmentPartials(out.updatePartials, chunks, columns, out.updateSquares);
-    }
+    const bool weights = out.weightPartials != nullptr;
+    const PartialTable tables[3] = {{out.gradientPartials, out.gradientSquares},
+                                    {out.weightPartials, out.weightSquares},
+                                    {weights ? out.updatePartials : nullptr, out.updateSquares}};
+    totalSegmentPartials(tables, chunks, columns);
     __syncthreads(); // the block's warps have written every total
     if (out.gradientPartials != nullptr && out.gradientTable != nullptr) {
         storeToRow(out.gradientSquares, columns, out.gradientTable, out.gradientRow, out.gradientTableRows, columns, 0);
