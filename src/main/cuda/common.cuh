@@ -9,6 +9,15 @@
 
 namespace gs {
 
+/**
+ * On every kernel launched with blocks of 1024 threads (block reductions, measured optimizer steps, column
+ * tiles, the losses): at most 64 registers per thread, as 1024 threads on a multiprocessor's 65536 allow,
+ * whatever the driver's JIT would choose for the GPU at hand (build-ptx checks sm_90 as well). One resident
+ * block per multiprocessor is asked for: with the bound alone, ptxas for sm_90 aimed at two, cut these
+ * kernels to 32 registers and spilled.
+ */
+#define GS_BLOCKS_OF_1024 __launch_bounds__(1024, 1)
+
 constexpr unsigned FULL_WARP = 0xffffffffu;
 constexpr unsigned WARP_SIZE = 32;
 

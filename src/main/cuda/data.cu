@@ -7,8 +7,8 @@
 // out[r][c] = source[indices[first + r]][c] * scale, from a UINT8 dataset (MNIST's pixels, read as
 // 0..255) or a FLOAT32 one. One thread per element of out, grid-stride. The kernel cannot check an
 // index against the source's row count (the ABI does not pass it): the host validates indices when
-// it uploads them; nor, in the counter form, the counter against the indices: the trainer keeps it
-// within the epoch.
+// it uploads them; nor, in the counter forms, the counter against the indices (the trainer keeps it
+// within the epoch), except gather_next_batch, which is given their count and gathers only rows that exist.
 #include "common.cuh"
 
 namespace gs {
@@ -71,8 +71,9 @@ extern "C" __global__ void gather_batch_counter(const unsigned char* __restrict_
 /**
  * The next batch of an epoch, fetched ahead (Backend.gatherNextBatch): gather_batch_counter of the rows
  * that exist (first + r < indexCount: the epoch's last batch may be smaller, and the fetch after it finds
- * none), then counter[0] += 1 by the grid's last block, once every block has read the count (a plain load:
- * this launch writes it). Element-wise launch over the larger of the two, at least one block.
+ * none; a negative count, none), then counter[0] += 1 by the grid's last block, once every block has read
+ * the count (a plain load: this launch writes it). Element-wise launch over the larger of the two, at least
+ * one block.
  */
 extern "C" __global__ void gather_next_batch(const unsigned char* __restrict__ features, float featureScale,
                                              float* __restrict__ featuresOut, int featureCols,
@@ -80,8 +81,10 @@ extern "C" __global__ void gather_next_batch(const unsigned char* __restrict__ f
                                              int targetCols, const int* __restrict__ indices, int indexCount,
                                              int* __restrict__ counter, int rowsPerCount, int rows,
                                              unsigned* __restrict__ ticket) {
-    const size_t first = static_cast<size_t>(gs::countOf(*counter)) * gs::countOf(rowsPerCount);
-    const size_t indicesLeft = first < gs::countOf(indexCount) ? gs::countOf(indexCount) - first : 0;
+    const int count = *counter;
+    const size_t first = static_cast<size_t>(gs::countOf(count)) * gs::countOf(rowsPerCount);
+    // A negative count gathers nothing (the CPU refuses it; a kernel cannot throw).
+    const size_t indicesLeft = count >= 0 && first < gs::countOf(indexCount) ? gs::countOf(indexCount) - first : 0;
     const int batchRows = static_cast<int>(indicesLeft < gs::countOf(rows) ? indicesLeft : gs::countOf(rows));
     const int* __restrict__ batchIndices = indices + (batchRows > 0 ? first : 0);
     gs::gatherRows(features, batchIndices, featureScale, featuresOut, batchRows, featureCols);

@@ -93,7 +93,7 @@ __device__ __forceinline__ void softmaxLossRows(float* logits, const float* bias
  * Softmax then categorical cross-entropy: rowLoss = -sum_c t_c log softmax(z)_c, and
  * dLogits = (p * sum(t) - t) * gradScale (sum(t) is 1 for one-hot targets).
  */
-extern "C" __global__ void softmax_cross_entropy_rows(float* __restrict__ logits, const float* __restrict__ bias,
+extern "C" __global__ void GS_BLOCKS_OF_1024 softmax_cross_entropy_rows(float* __restrict__ logits, const float* __restrict__ bias,
                                                       const float* __restrict__ targets, float gradScale,
                                                       float* __restrict__ dLogits, float* __restrict__ rowLoss,
                                                       float* __restrict__ rowCorrect, float* __restrict__ biasGradient,
@@ -125,7 +125,7 @@ extern "C" __global__ void softmax_cross_entropy_rows(float* __restrict__ logits
  * Softmax then mean squared error: rowLoss = mean_c (p_c - t_c)^2, and dLogits = its gradient with
  * respect to the logits, p_c (g_c - sum_j g_j p_j) with g_c = 2 (p_c - t_c) / cols, times gradScale.
  */
-extern "C" __global__ void softmax_mse_rows(float* __restrict__ logits, const float* __restrict__ bias,
+extern "C" __global__ void GS_BLOCKS_OF_1024 softmax_mse_rows(float* __restrict__ logits, const float* __restrict__ bias,
                                             const float* __restrict__ targets, float gradScale,
                                             float* __restrict__ dLogits, float* __restrict__ rowLoss,
                                             float* __restrict__ rowCorrect, float* __restrict__ biasGradient,

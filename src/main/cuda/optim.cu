@@ -166,7 +166,7 @@ struct MeasuredStep {
 
 /** Stores totals[0, columns) into row row[0] of table [tableRows, width] at column `at`; a row outside: nothing. */
 __device__ __forceinline__ void storeToRow(const float* __restrict__ totals, unsigned columns, float* __restrict__ table,
-                                           const int* __restrict__ row, int tableRows, unsigned width, unsigned at) {
+                                           const int* row, int tableRows, unsigned width, unsigned at) {
     const int r = *row;
     if (r >= 0 && r < tableRows) {
         float* __restrict__ destination = table + static_cast<size_t>(r) * width + at;
@@ -251,13 +251,15 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
 } // namespace gs
 
 // The measured kernels' common tail of parameters, after the optimizer's own (MeasuredStep, in its order).
+// The rows and the counter are not __restrict__: the trainer passes one step index as all three, read (the
+// rows) and written (the counter) in the same launch, so none may be read through the read-only cache.
 #define GS_MEASURED_PARAMETERS                                                                                   \
     const int *__restrict__ segmentStarts, int segments, int chunk, int n, double *__restrict__ gradientPartials,  \
         float *__restrict__ gradientSquares, float *__restrict__ gradientTable,                                    \
-        const int *__restrict__ gradientRow, int gradientTableRows, double *__restrict__ weightPartials,           \
+        const int *gradientRow, int gradientTableRows, double *__restrict__ weightPartials,                        \
         double *__restrict__ updatePartials, float *__restrict__ weightSquares,                                    \
-        float *__restrict__ updateSquares, float *__restrict__ table, const int *__restrict__ row, int tableRows, \
-        int *__restrict__ counter, unsigned *__restrict__ ticket
+        float *__restrict__ updateSquares, float *__restrict__ table, const int *row, int tableRows, int *counter, \
+        unsigned *__restrict__ ticket
 #define GS_MEASURED_STEP                                                                                          \
     gs::MeasuredStep {                                                                                            \
         gradientPartials, gradientSquares, gradientTable, gradientRow, gradientTableRows, weightPartials,          \
@@ -265,7 +267,7 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
     }
 
 /** adam_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
-extern "C" __global__ void adam_update_measured(float* __restrict__ params, const float* __restrict__ grads,
+extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured(float* __restrict__ params, const float* __restrict__ grads,
                                                 float* __restrict__ m, float* __restrict__ v, float beta1,
                                                 float beta2, float epsilon, float stepSize, GS_MEASURED_PARAMETERS) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
@@ -292,7 +294,7 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
 }
 
 /** adam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
-extern "C" __global__ void adam_update_measured_counter(float* __restrict__ params, const float* __restrict__ grads,
+extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                         float* __restrict__ m, float* __restrict__ v,
                                                         double learningRate, double beta1, double beta2,
                                                         float epsilon, int* __restrict__ iterations,
@@ -307,7 +309,7 @@ extern "C" __global__ void adam_update_measured_counter(float* __restrict__ para
 }
 
 /** sgd_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
-extern "C" __global__ void sgd_update_measured(float* __restrict__ params, const float* __restrict__ grads,
+extern "C" __global__ void GS_BLOCKS_OF_1024 sgd_update_measured(float* __restrict__ params, const float* __restrict__ grads,
                                                float* __restrict__ velocity, float learningRate, float momentum,
                                                int nesterov, GS_MEASURED_PARAMETERS) {
     const gs::MomentumStep step{learningRate, momentum, nesterov != 0};

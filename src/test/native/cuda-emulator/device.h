@@ -23,6 +23,7 @@ using std::size_t;
 // always_inline keeps the emulated kernels close to the code nvcc would run.
 
 #define __global__
+#define __launch_bounds__(...)
 #define __device__
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))

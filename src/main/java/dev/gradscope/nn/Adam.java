@@ -68,6 +68,12 @@ public final class Adam implements Optimizer {
         return iterations == null ? 0 : iterations.toIntArray()[0];
     }
 
+    /** The backend's update op takes the whole step end. */
+    @Override
+    public boolean endsSteps() {
+        return true;
+    }
+
     @Override
     public String id() {
         return "adam";

@@ -29,9 +29,19 @@ public interface Optimizer extends AutoCloseable {
 
     /**
      * One update that also does the work ending a training step ({@link StepEnd}: gradient and update norms,
-     * advancing the step's counter), in the update's own launch on a GPU.
+     * advancing the step's counter), in the update's own launch on a GPU. The trainer passes gradient norms
+     * and a counter only to an optimizer that {@link #endsSteps}.
      */
     void step(Tensor parameters, Tensor gradients, StepEnd end);
+
+    /**
+     * Whether {@link #step(Tensor, Tensor, StepEnd)} does all of a step end's work, the gradient norms and the
+     * counter's advance included (Adam and Sgd do, through Backend's ops that take a {@link StepEnd}). The
+     * trainer hands those only to an optimizer that says so; for any other it queues them as ops of their own.
+     */
+    default boolean endsSteps() {
+        return false;
+    }
 
     /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
     String id();

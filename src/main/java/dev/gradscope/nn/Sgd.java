@@ -51,6 +51,12 @@ public final class Sgd implements Optimizer {
         backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov, end);
     }
 
+    /** The backend's update op takes the whole step end. */
+    @Override
+    public boolean endsSteps() {
+        return true;
+    }
+
     @Override
     public String id() {
         return "sgd";

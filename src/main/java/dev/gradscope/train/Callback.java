@@ -31,9 +31,10 @@ public interface Callback {
 
     /**
      * After each backward pass, before gradient clipping and the optimizer: the step's gradients are in
-     * the model's gradient buffer and the layers still hold this batch's activations. Their squared norms
-     * reach {@link TrainingRun#squaredGradientNorms()} by {@link #onParametersUpdated} (the optimizer's op may
-     * measure them). Inside the step (see the class comment).
+     * the model's gradient buffer and the layers still hold this batch's activations. Their squared norms are
+     * in the step's row of {@link TrainingRun#squaredGradientNorms()} here when a callback
+     * {@link #readsGradientNormsInStep}; otherwise the optimizer's op may measure them, and they are there by
+     * {@link #onParametersUpdated}. Inside the step (see the class comment).
      */
     default void onGradientsComputed(int epoch, int step) {
     }
@@ -44,6 +45,15 @@ public interface Callback {
      * that index in an op of its own, after this hook, instead of in the optimizer's.
      */
     default void onParametersUpdated(int epoch, int step) {
+    }
+
+    /**
+     * Whether this callback's {@link #onGradientsComputed} reads the step's gradient norms, which the trainer
+     * then measures before that hook instead of in the optimizer's op. The default: whether it overrides
+     * that hook.
+     */
+    default boolean readsGradientNormsInStep() {
+        return overrides(getClass(), "onGradientsComputed");
     }
 
     /** Whether this callback overrides {@link #onParametersUpdated}: it runs between a step's update and its end. */

@@ -120,6 +120,12 @@ public final class GradientProfiler implements Callback {
         return true;
     }
 
+    /** It reads the gradient norms at the epoch's end only: the optimizer may measure them. */
+    @Override
+    public boolean readsGradientNormsInStep() {
+        return false;
+    }
+
     @Override
     public void onEpochEnd(int epoch, java.util.Map<String, Double> logs) {
         int segments = run.segments().size();

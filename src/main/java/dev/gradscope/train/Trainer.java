@@ -2,6 +2,7 @@ package dev.gradscope.train;
 
 import dev.gradscope.data.Batches;
 import dev.gradscope.data.Dataset;
+import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
@@ -268,8 +269,9 @@ public final class Trainer {
      * the captured step's.
      *
      * <p>Where it can, the step hands its end to the optimizer's op ({@link StepEnd}), which a GPU does in the
-     * update's own launch: measuring the gradient norms (unless they are clipped, which needs the norms
-     * first, or read on the host before the update) and advancing the step index (unless a callback's
+     * update's own launch, when the optimizer {@link Optimizer#endsSteps}: measuring the
+     * gradient norms (unless they are clipped, which needs the norms first, read on the host before the
+     * update, or read by a callback in the step) and advancing the step index (unless a callback's
      * {@link Callback#onParametersUpdated} runs after the update and may read it). The same values either way.
      */
     private static final class Step {
@@ -305,9 +307,10 @@ public final class Trainer {
             this.targets = targets;
             this.batch = batch;
             this.stepNorms = stepNorms;
-            this.gradientNormsInUpdate = normsMayFollowUpdate && !(options.clipGlobalNorm() > 0)
-                    && !(options.clipValue() > 0);
-            this.advanceInUpdate = callbacks.stream().noneMatch(Callback::hooksParameterUpdates);
+            boolean optimizerEndsSteps = model.optimizer().endsSteps();
+            this.gradientNormsInUpdate = optimizerEndsSteps && normsMayFollowUpdate && !(options.clipGlobalNorm() > 0)
+                    && !(options.clipValue() > 0) && callbacks.stream().noneMatch(Callback::readsGradientNormsInStep);
+            this.advanceInUpdate = optimizerEndsSteps && callbacks.stream().noneMatch(Callback::hooksParameterUpdates);
         }
 
         /** The whole step, as a graph records it. */

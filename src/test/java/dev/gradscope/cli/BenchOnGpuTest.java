@@ -52,6 +52,7 @@ class BenchOnGpuTest {
         assertEquals(StepFigures.OP_TIMING_STEPS, opTimes.get("steps_timed"));
         // Every op the step queues, kernels and cuBLAS calls alike, and nothing else.
         assertEquals(((Number) json.get("kernels_per_step")).intValue(), ops.size(), ops.toString());
+        assertEquals(25, ops.size(), "the chapter MLP's 25 ops per step (OpsPerStepTest): " + ops);
         assertTrue(ops.get(0).get("op").toString().startsWith("gemm "), "the step starts with its first GEMM, its"
                 + " batch fetched by the step before: " + ops);
         assertEquals(14, ops.stream().filter(op -> op.get("op").toString().startsWith("gemm ")).count(),

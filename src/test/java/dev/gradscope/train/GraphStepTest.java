@@ -18,6 +18,7 @@ import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -270,6 +271,126 @@ class GraphStepTest {
             History h = fit(model(new Adam(), "relu"), builder().callback(marker), graphs);
             assertEquals(graphs, h.graphs());
             assertEquals(List.of(8, 8, 8), marker.rowsMarkedPerEpoch, "graphs " + graphs + ": every step's row, once");
+        }
+    }
+
+    /**
+     * An optimizer that does not take over the step end ({@link Optimizer#endsSteps} false, as a user's own
+     * might not): the trainer measures the gradient norms and advances the step index in ops of its own, and
+     * training gives Sgd's parameters and gradient norms, bit for bit, eager and in graphs.
+     */
+    @Test
+    void anOptimizerThatDoesNotEndStepsLeavesTheStepEndToTheTrainer() {
+        for (boolean graphs : new boolean[] {false, true}) {
+            History[] histories = new History[2];
+            float[][] parameters = new float[2][];
+            for (int way = 0; way < 2; way++) {
+                Sgd sgd = new Sgd(0.05, 0.9, true);
+                Optimizer optimizer = way == 0 ? sgd : new Optimizer() {
+                    @Override
+                    public void build(Backend backend, int parameterCount) {
+                        sgd.build(backend, parameterCount);
+                    }
+
+                    @Override
+                    public void step(Tensor parameters, Tensor gradients, StepEnd end) {
+                        assertTrue(end.gradientNorms() == null && end.counter() == null, "only the update norms");
+                        sgd.step(parameters, gradients, end);
+                    }
+
+                    @Override
+                    public String id() {
+                        return "sgd";
+                    }
+
+                    @Override
+                    public Map<String, Object> config() {
+                        return sgd.config();
+                    }
+
+                    @Override
+                    public void close() {
+                        sgd.close();
+                    }
+                };
+                try (Sequential model = model(optimizer, "relu")) {
+                    histories[way] = fit(model, builder().profiler(new GradientProfiler()), graphs);
+                    parameters[way] = model.parameters().toFloatArray();
+                }
+            }
+            assertArrayEquals(parameters[0], parameters[1], "graphs " + graphs);
+            List<Profile.StepStatistics> a = histories[0].profile().steps();
+            List<Profile.StepStatistics> b = histories[1].profile().steps();
+            assertEquals(3 * STEPS, b.size());
+            for (int i = 0; i < a.size(); i++) {
+                assertArrayEquals(a.get(i).gradientNorms(), b.get(i).gradientNorms(), "gradient norms, step " + i);
+                assertArrayEquals(a.get(i).updateNorms(), b.get(i).updateNorms(), "update norms, step " + i);
+            }
+        }
+    }
+
+    /**
+     * A callback that reads the gradient norms in the step ({@link Callback#readsGradientNormsInStep}, by
+     * default any that overrides onGradientsComputed) finds the step's row already measured there; one that
+     * says it does not lets the optimizer measure them, after the hook (in graph mode, where the CPU leaves
+     * them to the update).
+     */
+    @Test
+    void gradientNormsAreMeasuredBeforeTheHookOfACallbackThatReadsThem() {
+        for (boolean reads : new boolean[] {true, false}) {
+            NormReader reader = new NormReader(reads);
+            assertEquals(reads, reader.readsGradientNormsInStep());
+            assertTrue(fit(model(new Adam(), "relu"), builder().callback(reader), true).graphs());
+            assertEquals(3 * STEPS, reader.steps);
+            assertEquals(reads ? 3 * STEPS : 0, reader.measuredAtTheHook, "reads " + reads);
+        }
+    }
+
+    /**
+     * Compares, for every step, the row of the gradient-norm table seen at onGradientsComputed with the row at
+     * the epoch's end (the CPU reads both on the host, the graph being a rerun of the step's code).
+     */
+    private static final class NormReader implements Callback {
+        private final boolean reads;
+        private final List<float[]> seen = new ArrayList<>();
+        private TrainingRun run;
+        int steps;
+        int measuredAtTheHook;
+
+        NormReader(boolean reads) {
+            this.reads = reads;
+        }
+
+        @Override
+        public void onTrainBegin(TrainingRun run) {
+            this.run = run;
+        }
+
+        @Override
+        public void onGradientsComputed(int epoch, int step) {
+            int row = run.stepIndex().toIntArray()[0];
+            seen.add(run.squaredGradientNorms().rows(row, 1).toFloatArray());
+        }
+
+        @Override
+        public void onEpochEnd(int epoch, Map<String, Double> logs) {
+            for (int s = 0; s < seen.size(); s++) {
+                steps++;
+                if (Arrays.equals(seen.get(s), run.squaredGradientNorms().rows(s, 1).toFloatArray())) {
+                    measuredAtTheHook++;
+                }
+            }
+            seen.clear();
+        }
+
+        @Override
+        public boolean readsGradientNormsInStep() {
+            return reads;
+        }
+
+        @Override
+        public boolean graphSafe() {
+            return true;
         }
     }
 

@@ -68,8 +68,9 @@ import jcuda.driver.CUstream_flags;
  * <p>Execution. Every kernel, every device-to-device copy and every cuBLAS call goes on the main
  * stream, in program order, and returns at once; except the work queued {@link #aside}, which goes on
  * the side stream after an event of the main stream, and which the main stream waits for at
- * {@link #joinAside} (the layers' weight-gradient GEMMs: the rest of the backward pass runs beside them).
- * Only {@link #toHostFloats}, {@link #toHostInts} and {@link #synchronize()} wait, for both streams. Copies from Java arrays ({@code fromHost},
+ * {@link #joinAside} (the layers' weight-gradient GEMMs, which the rest of the backward pass runs beside, and
+ * the next batch's fetch, beside the optimizer). Only {@link #toHostFloats}, {@link #toHostInts} and
+ * {@link #synchronize()} wait, for both streams. Copies from Java arrays ({@code fromHost},
  * {@code copyFromHost}) are synchronous {@code cuMemcpyHtoD}: the garbage collector may move a Java
  * array, so it cannot be the source of an asynchronous copy; the stream is created as a blocking stream
  * ({@code CU_STREAM_DEFAULT}), which orders those copies with the stream's work on both sides. No op
@@ -145,7 +146,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * Per-chunk partial sums of the chunked segmented reductions (each block writes its chunk's, the grid's
-     * last block adds them): two tables of chunks x segments doubles, grown when a larger reduction arrives.
+     * last block adds them): three tables of chunks x segments doubles ({@link #PARTIAL_TABLES}), grown when a
+     * larger reduction arrives.
      */
     private DeviceArena.Block partials;
     private long partialsCapacity;
