@@ -282,10 +282,10 @@ __device__ __forceinline__ void biasBackward(const float* __restrict__ z, const 
                                                  int paramCount, int cols, int n) {                        \
         gs::biasActivation<gs::ID##_kind>(z, bias, y, param, paramCount, cols, n);                         \
     }                                                                                                      \
-    extern "C" __global__ void GS_BLOCKS_OF_1024 ID##_bias_backward(const float* z, const float* y, const float* dy, float* dz, \
-                                                  float* biasGradient, const float* param, int paramCount, \
-                                                  int rows, int cols, float saturationThreshold,           \
-                                                  float* statistics) {                                     \
+    extern "C" __global__ void GS_BLOCKS_OF_1024 ID##_bias_backward(                                       \
+        const float* z, const float* y, const float* dy, float* dz, float* biasGradient,                   \
+        const float* param, int paramCount, int rows, int cols, float saturationThreshold,                 \
+        float* statistics) {                                                                               \
         gs::biasBackward<gs::ID##_kind>(z, y, dy, dz, biasGradient, param, paramCount, rows, cols,         \
                                         saturationThreshold, statistics);                                  \
     }
@@ -312,8 +312,9 @@ __device__ __forceinline__ void biasBackward(const float* __restrict__ z, const 
     };                                                                                                     \
     }                                                                                                      \
     GS_ACTIVATION_KERNELS(ID)                                                                              \
-    extern "C" __global__ void GS_BLOCKS_OF_1024 ID##_parameter_gradient(const float* z, const float* dy, const float* param, \
-                                                       int paramCount, int rows, int cols, float* dParam) { \
+    extern "C" __global__ void GS_BLOCKS_OF_1024 ID##_parameter_gradient(                                  \
+        const float* z, const float* dy, const float* param, int paramCount, int rows, int cols,           \
+        float* dParam) {                                                                                   \
         gs::activationParameterGradient<gs::ID##_kind>(z, dy, param, paramCount, rows, cols, dParam);      \
     }
 

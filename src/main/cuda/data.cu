@@ -1,8 +1,8 @@
-// Data movement: CpuBackend.gatherRows, which builds a batch from the dataset held on the device, and
-// the step's changing values kept on the device (CpuBackend's counter forms): a batch gathered from the
+// Data movement: CpuBackend.gatherRows, which builds a batch from the dataset held on the device, and the
+// step's changing values kept on the device (CpuBackend's counter forms): a batch gathered from the
 // position a counter gives (the next batch fetched ahead, advancing its counter), a step's small vector
-// stored into the row a counter selects, and the counters advanced at the end of a step. With those, a training step has no per-step argument, and
-// a CUDA graph can replay it.
+// stored into the row a counter selects, and the counters advanced at the end of a step. With those, a
+// training step has no per-step argument, and a CUDA graph can replay it.
 //
 // out[r][c] = source[indices[first + r]][c] * scale, from a UINT8 dataset (MNIST's pixels, read as
 // 0..255) or a FLOAT32 one. One thread per element of out, grid-stride. The kernel cannot check an

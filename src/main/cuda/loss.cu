@@ -93,12 +93,10 @@ __device__ __forceinline__ void softmaxLossRows(float* logits, const float* bias
  * Softmax then categorical cross-entropy: rowLoss = -sum_c t_c log softmax(z)_c, and
  * dLogits = (p * sum(t) - t) * gradScale (sum(t) is 1 for one-hot targets).
  */
-extern "C" __global__ void GS_BLOCKS_OF_1024 softmax_cross_entropy_rows(float* __restrict__ logits, const float* __restrict__ bias,
-                                                      const float* __restrict__ targets, float gradScale,
-                                                      float* __restrict__ dLogits, float* __restrict__ rowLoss,
-                                                      float* __restrict__ rowCorrect, float* __restrict__ biasGradient,
-                                                      int rows, int cols, float* __restrict__ totals,
-                                                      unsigned* __restrict__ ticket) {
+extern "C" __global__ void GS_BLOCKS_OF_1024 softmax_cross_entropy_rows(
+    float* __restrict__ logits, const float* __restrict__ bias, const float* __restrict__ targets, float gradScale,
+    float* __restrict__ dLogits, float* __restrict__ rowLoss, float* __restrict__ rowCorrect,
+    float* __restrict__ biasGradient, int rows, int cols, float* __restrict__ totals, unsigned* __restrict__ ticket) {
     gs::softmaxLossRows(logits, bias, targets, rows, cols,
                         gs::RowOutputs{dLogits, rowLoss, rowCorrect, biasGradient, totals, ticket},
                         [&](const float* z, const float* t, float* d, const gs::RowSoftmax& s, unsigned lane) {
@@ -125,12 +123,10 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 softmax_cross_entropy_rows(float* _
  * Softmax then mean squared error: rowLoss = mean_c (p_c - t_c)^2, and dLogits = its gradient with
  * respect to the logits, p_c (g_c - sum_j g_j p_j) with g_c = 2 (p_c - t_c) / cols, times gradScale.
  */
-extern "C" __global__ void GS_BLOCKS_OF_1024 softmax_mse_rows(float* __restrict__ logits, const float* __restrict__ bias,
-                                            const float* __restrict__ targets, float gradScale,
-                                            float* __restrict__ dLogits, float* __restrict__ rowLoss,
-                                            float* __restrict__ rowCorrect, float* __restrict__ biasGradient,
-                                            int rows, int cols, float* __restrict__ totals,
-                                            unsigned* __restrict__ ticket) {
+extern "C" __global__ void GS_BLOCKS_OF_1024 softmax_mse_rows(
+    float* __restrict__ logits, const float* __restrict__ bias, const float* __restrict__ targets, float gradScale,
+    float* __restrict__ dLogits, float* __restrict__ rowLoss, float* __restrict__ rowCorrect,
+    float* __restrict__ biasGradient, int rows, int cols, float* __restrict__ totals, unsigned* __restrict__ ticket) {
     gs::softmaxLossRows(logits, bias, targets, rows, cols,
                         gs::RowOutputs{dLogits, rowLoss, rowCorrect, biasGradient, totals, ticket},
                         [&](const float* z, const float* t, float* d, const gs::RowSoftmax& s, unsigned lane) {

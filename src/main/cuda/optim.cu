@@ -165,8 +165,9 @@ struct MeasuredStep {
 };
 
 /** Stores totals[0, columns) into row row[0] of table [tableRows, width] at column `at`; a row outside: nothing. */
-__device__ __forceinline__ void storeToRow(const float* __restrict__ totals, unsigned columns, float* __restrict__ table,
-                                           const int* row, int tableRows, unsigned width, unsigned at) {
+__device__ __forceinline__ void storeToRow(const float* __restrict__ totals, unsigned columns,
+                                           float* __restrict__ table, const int* row, int tableRows, unsigned width,
+                                           unsigned at) {
     const int r = *row;
     if (r >= 0 && r < tableRows) {
         float* __restrict__ destination = table + static_cast<size_t>(r) * width + at;
@@ -267,9 +268,9 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
     }
 
 /** adam_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
-extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured(float* __restrict__ params, const float* __restrict__ grads,
-                                                float* __restrict__ m, float* __restrict__ v, float beta1,
-                                                float beta2, float epsilon, float stepSize, GS_MEASURED_PARAMETERS) {
+extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured(
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
+    float beta1, float beta2, float epsilon, float stepSize, GS_MEASURED_PARAMETERS) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
     gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
                         [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
@@ -294,11 +295,10 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
 }
 
 /** adam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
-extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(float* __restrict__ params, const float* __restrict__ grads,
-                                                        float* __restrict__ m, float* __restrict__ v,
-                                                        double learningRate, double beta1, double beta2,
-                                                        float epsilon, int* __restrict__ iterations,
-                                                        GS_MEASURED_PARAMETERS) {
+extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
+    double learningRate, double beta1, double beta2, float epsilon, int* __restrict__ iterations,
+    GS_MEASURED_PARAMETERS) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
@@ -309,9 +309,9 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(float*
 }
 
 /** sgd_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
-extern "C" __global__ void GS_BLOCKS_OF_1024 sgd_update_measured(float* __restrict__ params, const float* __restrict__ grads,
-                                               float* __restrict__ velocity, float learningRate, float momentum,
-                                               int nesterov, GS_MEASURED_PARAMETERS) {
+extern "C" __global__ void GS_BLOCKS_OF_1024 sgd_update_measured(
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ velocity, float learningRate,
+    float momentum, int nesterov, GS_MEASURED_PARAMETERS) {
     const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
     gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
                         [&](unsigned k) {

@@ -9,7 +9,8 @@
  * out[j] = sum_i x[i][j] (the bias gradient): tiles of 32 columns x 32 row groups (reduceColumnTiles,
  * launch: block 1024, grid ceil(cols / 32)), in double.
  */
-extern "C" __global__ void GS_BLOCKS_OF_1024 column_sums(const float* __restrict__ x, float* __restrict__ out, int rows, int cols) {
+extern "C" __global__ void GS_BLOCKS_OF_1024 column_sums(
+    const float* __restrict__ x, float* __restrict__ out, int rows, int cols) {
     gs::reduceColumnTiles<gs::DoubleSum>(
         rows, cols, [&](gs::DoubleSum& partial, unsigned e, unsigned) { partial.sum += x[e]; },
         [&](const gs::DoubleSum& total, unsigned j) { out[j] = static_cast<float>(total.sum); });
@@ -44,11 +45,10 @@ extern "C" __global__ void add_row_vector(float* __restrict__ y, const float* __
  * table is NULL, the last block also stores out into row row[0] of table [tableRows, segments], as
  * copy_to_row_f32 would (a row outside the table: nothing).
  */
-extern "C" __global__ void GS_BLOCKS_OF_1024 segment_sum_of_squares(const float* __restrict__ x, const int* __restrict__ segmentStarts,
-                                                  int segments, int chunk, int n, double* __restrict__ partials,
-                                                  float* __restrict__ out, float* __restrict__ table,
-                                                  const int* __restrict__ row, int tableRows,
-                                                  unsigned* __restrict__ ticket) {
+extern "C" __global__ void GS_BLOCKS_OF_1024 segment_sum_of_squares(
+    const float* __restrict__ x, const int* __restrict__ segmentStarts, int segments, int chunk, int n,
+    double* __restrict__ partials, float* __restrict__ out, float* __restrict__ table, const int* __restrict__ row,
+    int tableRows, unsigned* __restrict__ ticket) {
     gs::forEachSegmentOfChunk(segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                               [&](unsigned c, unsigned s, unsigned begin, unsigned end) {
         const double total = gs::blockSumOfOverlap(begin, end, [&](unsigned k) {
