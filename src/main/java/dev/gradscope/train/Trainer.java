@@ -290,6 +290,8 @@ public final class Trainer {
         private final Tensor stepNorms;
         private final boolean gradientNormsInUpdate;
         private final boolean advanceInUpdate;
+        /** The step's squared gradient norms: into {@code stepNorms} and the step's row of the run's table. */
+        private final GradientNorms gradientNorms;
 
         Step(Sequential model, FitOptions options, List<Callback> callbacks, TrainingRun run, DeviceDataset data,
              Tensor order, Tensor nextBatch, Tensor totals, Tensor inputs, Tensor targets, int batch,
@@ -311,6 +313,8 @@ public final class Trainer {
             this.gradientNormsInUpdate = optimizerEndsSteps && normsMayFollowUpdate && !(options.clipGlobalNorm() > 0)
                     && !(options.clipValue() > 0) && callbacks.stream().noneMatch(Callback::readsGradientNormsInStep);
             this.advanceInUpdate = optimizerEndsSteps && callbacks.stream().noneMatch(Callback::hooksParameterUpdates);
+            this.gradientNorms = new GradientNorms(run.segmentStarts(), stepNorms, run.squaredGradientNorms(),
+                    run.stepIndex());
         }
 
         /** The whole step, as a graph records it. */
@@ -338,9 +342,8 @@ public final class Trainer {
             Tensor y = targets.rows(0, rows);
             model.computeGradients(x, y, totals);
             if (!gradientNormsInUpdate) {
-                GradientNorms norms = gradientNorms();
-                backend.segmentSumOfSquares(model.gradients(), norms.segmentStarts(), norms.squares(), norms.table(),
-                        norms.row());
+                backend.segmentSumOfSquares(model.gradients(), gradientNorms.segmentStarts(), gradientNorms.squares(),
+                        gradientNorms.table(), gradientNorms.row());
             }
             callbacks.forEach(c -> c.onGradientsComputed(epoch, step));
         }
@@ -358,18 +361,13 @@ public final class Trainer {
                 backend.clipByValue(model.gradients(), (float) options.clipValue());
             }
             backend.aside(this::fetchNextBatch);
-            model.applyGradients(new StepEnd(gradientNormsInUpdate ? gradientNorms() : null, run.takeUpdateNorms(),
+            model.applyGradients(new StepEnd(gradientNormsInUpdate ? gradientNorms : null, run.takeUpdateNorms(),
                     advanceInUpdate ? run.stepIndex() : null));
             backend.joinAside();
             callbacks.forEach(c -> c.onParametersUpdated(epoch, step));
             if (!advanceInUpdate) {
                 backend.advanceCounters(run.stepIndex());
             }
-        }
-
-        /** The step's squared gradient norms: into {@code stepNorms} and the step's row of the run's table. */
-        private GradientNorms gradientNorms() {
-            return new GradientNorms(run.segmentStarts(), stepNorms, run.squaredGradientNorms(), run.stepIndex());
         }
     }
 
