@@ -193,6 +193,14 @@ public final class Tolerances {
     public static final double GPU_MLP_PARAMETER_ABS = 1e-4;
 
     /**
+     * The accuracy of the same weights evaluated on both backends, absolute: the logits differ by float
+     * noise, so only an image whose two best classes are within that noise of each other may change its
+     * prediction; 1 image in 400 allows for a couple of such ties in a 1000-image test set, while weights
+     * that were not loaded are off by tenths.
+     */
+    public static final double GPU_EVALUATION_ACCURACY_ABS = 0.0025;
+
+    /**
      * Per-unit statistics, the counts: the GPU evaluates f' in float (with the error an activation's
      * backward is allowed, GPU_ACTIVATION_ABS + GPU_ACTIVATION_REL |f'|), the CPU in double. So a row may
      * count differently only where the CPU's |f'| is within that noise of the boundary: a non-zero |f'|

@@ -9,8 +9,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "gradscope", mixinStandardHelpOptions = true, versionProvider = GradScope.Version.class,
         description = "Train neural networks on the JVM and watch their gradients.",
-        subcommands = {TrainCommand.class, ExperimentCommand.class, BenchCommand.class, InfoCommand.class,
-                CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, EvaluateCommand.class, ExperimentCommand.class, BenchCommand.class,
+                InfoCommand.class, CommandLine.HelpCommand.class})
 public final class GradScope implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -53,7 +53,8 @@ public final class GradScope implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "missing command: train, experiment, bench or info");
+        throw new CommandLine.ParameterException(spec.commandLine(),
+                "missing command: train, evaluate, experiment, bench or info");
     }
 
     /** Reports the version written into the jar's manifest. */

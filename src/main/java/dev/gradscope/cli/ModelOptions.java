@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
@@ -10,8 +11,10 @@ import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.Backend;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Function;
 import picocli.CommandLine.Option;
 
 /** Options that define the network and how it learns. */
@@ -88,44 +91,96 @@ final class ModelOptions {
     /** Checks every choice; a bad one is a usage error that lists the valid values. */
     Resolved resolve(RunOptions run) {
         run.validate();
+        return resolve(run::usage);
+    }
+
+    /** Checks every choice; a bad one becomes {@code invalid}'s exception, whose message lists the valid values. */
+    Resolved resolve(Function<String, RuntimeException> invalid) {
         Mlp.HiddenUnits units;
         Loss resolvedLoss;
         Initializer initializer;
         if (activationParameter != null && !Double.isFinite(activationParameter)) {
-            throw run.usage("--activation-parameter must be a finite number, got " + activationParameter);
+            throw invalid.apply("--activation-parameter must be a finite number, got " + activationParameter);
         }
         try {
             units = new Mlp.HiddenUnits(activation, activationParameter == null ? Double.NaN : activationParameter,
                     learnParameter, maxoutPieces);
         } catch (IllegalArgumentException e) {
-            throw run.usage("--activation: " + e.getMessage()
+            throw invalid.apply("--activation: " + e.getMessage()
                     + (e.getMessage().contains("valid:") ? "" : "; valid: " + Mlp.HiddenUnits.validIds()));
         }
         try {
             resolvedLoss = Loss.fromId(loss);
         } catch (IllegalArgumentException e) {
-            throw run.usage("--loss: " + e.getMessage());
+            throw invalid.apply("--loss: " + e.getMessage());
         }
         try {
             initializer = Initializer.parse(init);
         } catch (IllegalArgumentException e) {
-            throw run.usage("--init: " + e.getMessage());
+            throw invalid.apply("--init: " + e.getMessage());
         }
         String opt = optimizer.trim().toLowerCase(Locale.ROOT);
         if (!opt.equals("adam") && !opt.equals("sgd")) {
-            throw run.usage("--optimizer: unknown optimizer '" + optimizer + "'; valid: adam, sgd");
+            throw invalid.apply("--optimizer: unknown optimizer '" + optimizer + "'; valid: adam, sgd");
         }
         double lr = learningRate != null ? learningRate : opt.equals("adam") ? 1e-3 : 1e-2;
         if (!(lr > 0) || Double.isInfinite(lr)) {
-            throw run.usage("--learning-rate must be a positive number, got " + lr);
+            throw invalid.apply("--learning-rate must be a positive number, got " + lr);
         }
         if (!(momentum >= 0 && momentum < 1)) {
-            throw run.usage("--momentum must be in [0, 1), got " + momentum);
+            throw invalid.apply("--momentum must be in [0, 1), got " + momentum);
         }
         if (hidden.length == 0 || Arrays.stream(hidden).anyMatch(w -> w < 1)) {
-            throw run.usage("--hidden needs widths >= 1, got " + Arrays.toString(hidden));
+            throw invalid.apply("--hidden needs widths >= 1, got " + Arrays.toString(hidden));
         }
         return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, momentum, nesterov);
+    }
+
+    /**
+     * The options a run's saved {@code config} ({@link Resolved#config()}, as history.json and weights files
+     * hold it) was made from, for rebuilding its model; {@code where} names the file in errors.
+     *
+     * @throws InvalidDataException when a field the model needs is missing or of the wrong type
+     */
+    static ModelOptions fromConfig(Map<String, Object> config, String where) {
+        ModelOptions options = new ModelOptions();
+        options.activation = configText(config, "activation", where);
+        Object parameter = config.get("activation_parameter");
+        if (parameter != null && !(parameter instanceof Number)) {
+            throw new InvalidDataException(where + ": config.activation_parameter is not a number: " + parameter);
+        }
+        options.activationParameter = parameter == null ? null : ((Number) parameter).doubleValue();
+        options.learnParameter = Boolean.TRUE.equals(config.get("learn_parameter"));
+        Object pieces = config.get("maxout_pieces");
+        options.maxoutPieces = pieces instanceof Number n ? n.intValue() : 2; // the option's default
+        if (!(config.get("hidden") instanceof List<?> widths)
+                || widths.stream().anyMatch(w -> !(w instanceof Integer))) {
+            throw new InvalidDataException(where + ": config.hidden is not a list of layer widths: "
+                    + config.get("hidden"));
+        }
+        options.hidden = widths.stream().mapToInt(w -> (Integer) w).toArray();
+        options.loss = configText(config, "loss", where);
+        options.init = configText(config, "init", where);
+        options.optimizer = "adam"; // the option's default; evaluating does not depend on it
+        if (config.get("optimizer") instanceof Map<?, ?> optimizer && optimizer.get("name") instanceof String name) {
+            options.optimizer = name;
+            if (optimizer.get("learning_rate") instanceof Number lr) {
+                options.learningRate = lr.doubleValue();
+            }
+            if (optimizer.get("momentum") instanceof Number momentum) {
+                options.momentum = momentum.doubleValue();
+            }
+            options.nesterov = Boolean.TRUE.equals(optimizer.get("nesterov"));
+        }
+        return options;
+    }
+
+    private static String configText(Map<String, Object> config, String key, String where) {
+        if (!(config.get(key) instanceof String text)) {
+            throw new InvalidDataException(where + ": config." + key + " is missing or not a string: "
+                    + config.get(key));
+        }
+        return text;
     }
 
     /** The activation ids, for help text and shell completion. */

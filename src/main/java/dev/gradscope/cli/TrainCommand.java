@@ -12,6 +12,7 @@ import dev.gradscope.train.Diagnosis;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
+import dev.gradscope.train.ModelCheckpoint;
 import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.Trainer;
 import java.nio.file.Path;
@@ -40,9 +41,15 @@ final class TrainCommand implements Callable<Integer> {
     int epochs;
 
     @Option(names = "--out", paramLabel = "DIR",
-            description = "Write history.json (updated after every epoch), gradients.csv, layers.csv, diagnosis.txt,"
-                    + " charts and report.html here.")
+            description = "Write history.json and model.safetensors (both updated after every epoch), gradients.csv,"
+                    + " layers.csv, diagnosis.txt, charts and report.html here.")
     Path out;
+
+    @Option(names = "--load-weights", paramLabel = "FILE",
+            description = "Start from the weights in FILE instead of --init: a model.safetensors that train --out"
+                    + " wrote (trained with the same --activation and --hidden), or any safetensors file with this"
+                    + " model's tensor names and shapes.")
+    Path loadWeights;
 
     @Option(names = "--no-profile", description = "Switch the gradient profiler off (no per-layer statistics).")
     boolean noProfile;
@@ -88,6 +95,10 @@ final class TrainCommand implements Callable<Integer> {
             config.put("clip_norm", clipNorm);
             config.put("clip_value", clipValue);
             config.put("stop_on_non_finite", !keepGoingOnNan);
+            config.put("initial_weights", loadWeights == null ? null : loadWeights.toString());
+            if (loadWeights != null) {
+                SavedWeights.load(net, loadWeights, resolved);
+            }
             if (!quiet) {
                 System.out.print(net.summary());
             }
@@ -96,8 +107,11 @@ final class TrainCommand implements Callable<Integer> {
                     .profiler(noProfile ? null : new GradientProfiler())
                     .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan)
                     .graph(!run.noGraph).stepsPerGraph(run.stepsPerGraph);
+            ModelCheckpoint checkpoint = null;
             if (out != null) {
                 fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
+                checkpoint = new ModelCheckpoint(out.resolve(SavedWeights.FILE), SavedWeights.metadata(config));
+                fit.callback(checkpoint);
             }
             History history = net.fit(train, fit.build());
             Diagnosis diagnosis;
@@ -117,6 +131,12 @@ final class TrainCommand implements Callable<Integer> {
                                 + "; the parameters keep their last finite values"
                         : "warning: non-finite gradient at " + RunReport.where(history, event)
                                 + "; training went on (--keep-going-on-nan)");
+            }
+            if (checkpoint != null && checkpoint.skipped().isPresent()) {
+                System.out.println("weights not saved: " + checkpoint.skipped().get() + "; "
+                        + (checkpoint.savedEpochs() > 0
+                                ? checkpoint.file() + " holds the weights after epoch " + checkpoint.savedEpochs()
+                                : "this run wrote no " + checkpoint.file()));
             }
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%n",
                     history.last("loss"), history.last("accuracy"), history.last("val_loss"),

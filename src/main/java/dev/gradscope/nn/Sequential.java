@@ -11,6 +11,7 @@ import dev.gradscope.train.Evaluation;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.History;
 import dev.gradscope.train.Trainer;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -21,7 +22,7 @@ import java.util.SplittableRandom;
 
 /**
  * A stack of layers trained as one model, with Keras's API: {@link #add}, {@link #compile},
- * {@link #fit}, {@link #evaluate}, {@link #predict}, {@link #summary}.
+ * {@link #fit}, {@link #evaluate}, {@link #predict}, {@link #summary}, {@link #saveWeights}, {@link #loadWeights}.
  *
  * <p>All parameters live in one flat buffer on the model's backend and all gradients in another;
  * layers hold views. The output layer must be a {@link Dense} layer with a softmax (or linear)
@@ -329,6 +330,33 @@ public class Sequential implements AutoCloseable {
             }
         }
         return out;
+    }
+
+    /**
+     * Keras's {@code save_weights}: writes every parameter to {@code file} as safetensors ({@link WeightsFile}).
+     *
+     * @throws IllegalStateException when a parameter is NaN or infinite; nothing is written then
+     */
+    public void saveWeights(Path file) {
+        saveWeights(file, Map.of());
+    }
+
+    /** {@link #saveWeights(Path)} with {@code metadata} added to the file's own (strings, as safetensors holds). */
+    public void saveWeights(Path file, Map<String, String> metadata) {
+        requireBuilt("saveWeights");
+        WeightsFile.save(this, file, metadata);
+    }
+
+    /**
+     * Keras's {@code load_weights}: sets every parameter from a safetensors file whose tensors match this
+     * model's by name and shape ({@link WeightsFile}). The optimizer's state is left as it is.
+     *
+     * @throws dev.gradscope.data.InvalidDataException when the file cannot be read or does not fit; the
+     *                                                 model is unchanged then
+     */
+    public void loadWeights(Path file) {
+        requireBuilt("loadWeights");
+        WeightsFile.load(this, file);
     }
 
     /** The layer table Keras prints: name (type), output shape, parameter count, and the totals. */

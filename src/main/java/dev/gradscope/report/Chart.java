@@ -1,5 +1,6 @@
 package dev.gradscope.report;
 
+import dev.gradscope.data.AtomicFiles;
 import java.awt.Graphics2D;
 import java.awt.Rectangle;
 import java.awt.RenderingHints;

@@ -1,5 +1,6 @@
 package dev.gradscope.report;
 
+import dev.gradscope.data.AtomicFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;

@@ -2,6 +2,7 @@ package dev.gradscope.report;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.gradscope.data.AtomicFiles;
 import dev.gradscope.train.History;
 import java.io.IOException;
 import java.io.UncheckedIOException;

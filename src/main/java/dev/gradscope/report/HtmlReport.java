@@ -1,5 +1,6 @@
 package dev.gradscope.report;
 
+import dev.gradscope.data.AtomicFiles;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

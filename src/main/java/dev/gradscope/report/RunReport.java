@@ -1,5 +1,6 @@
 package dev.gradscope.report;
 
+import dev.gradscope.data.AtomicFiles;
 import dev.gradscope.train.Diagnosis;
 import dev.gradscope.train.History;
 import dev.gradscope.train.NonFiniteEvent;

@@ -208,6 +208,6 @@ class ExperimentCommandTest {
         assertEquals(2, run("experiment", "init", "--scales", "0.1,-1"));
         assertEquals(2, run("experiment", "gradients", "--epochs", "0"));
         assertEquals(2, run());
-        assertTrue(err.toString().contains("train, experiment, bench or info"), err.toString());
+        assertTrue(err.toString().contains("train, evaluate, experiment, bench or info"), err.toString());
     }
 }

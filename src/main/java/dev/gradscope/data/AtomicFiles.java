@@ -1,4 +1,4 @@
-package dev.gradscope.report;
+package dev.gradscope.data;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -15,10 +15,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * Writes a file through a temporary file in the same directory and one move, so a reader (or a
  * crash) never sees a half-written file: the old contents, or the new ones.
  */
-final class AtomicFiles {
+public final class AtomicFiles {
     /** What writes the contents to the temporary file. */
     @FunctionalInterface
-    interface Writer {
+    public interface Writer {
         void writeTo(OutputStream out) throws IOException;
     }
 
@@ -27,13 +27,13 @@ final class AtomicFiles {
     private AtomicFiles() {
     }
 
-    static void writeString(Path file, String text) {
+    public static void writeString(Path file, String text) {
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
         write(file, out -> out.write(bytes));
     }
 
     /** Creates the parent directories, writes {@code file} through a temporary file and replaces it in one move. */
-    static void write(Path file, Writer writer) {
+    public static void write(Path file, Writer writer) {
         try {
             Path target = file.toAbsolutePath();
             Path dir = target.getParent();

@@ -1,4 +1,4 @@
-package dev.gradscope.report;
+package dev.gradscope.data;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

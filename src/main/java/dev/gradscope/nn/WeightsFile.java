@@ -1,0 +1,200 @@
+package dev.gradscope.nn;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.gradscope.data.InvalidDataException;
+import dev.gradscope.data.SafeTensors;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * A model's parameters as a <a href="https://huggingface.co/docs/safetensors">safetensors</a> file: Keras's
+ * {@code save_weights} and {@code load_weights}, in a format PyTorch, JAX and NumPy read directly.
+ *
+ * <p>Each parameter tensor is one F32 tensor named {@code <layer>.<slot>}, the layer's name as
+ * {@link Sequential#summary()} prints it: {@code dense.kernel}, {@code dense.bias}, {@code dense_1.kernel},
+ * ..., {@code p_re_lu.alpha}. Shapes are GradScope's (and Keras's): a kernel is {@code [inputs, units]},
+ * the transpose of PyTorch's {@code nn.Linear.weight}. The metadata says what wrote the file
+ * ({@value #FORMAT_KEY} = {@value #FORMAT}), the model's input width and its layers, plus whatever the
+ * caller adds (the command line adds the run's config and the epoch).
+ *
+ * <p>Loading matches tensors to the model by name and shape, so any file with the right names loads,
+ * whoever wrote it. Every check runs before the first parameter changes: a file that does not fit, or holds
+ * a NaN or an infinity, changes nothing and fails with a message naming the file and the tensor. Saving
+ * refuses non-finite parameters for the same reason: GradScope never writes a file it would refuse to read.
+ */
+public final class WeightsFile {
+    /** The metadata key saying which program wrote the file, and in which layout. */
+    public static final String FORMAT_KEY = "format";
+
+    /** {@value #FORMAT_KEY}'s value in files GradScope writes. */
+    public static final String FORMAT = "gradscope.weights.v1";
+
+    /** The metadata keys {@link #save} writes itself; a caller's metadata may not use them. */
+    public static final List<String> OWN_KEYS = List.of(FORMAT_KEY, "input_units", "layers");
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** How many mismatches an error lists before it says how many more there are. */
+    private static final int LISTED_PROBLEMS = 6;
+
+    private WeightsFile() {
+    }
+
+    /** {@code dense_1.kernel}: the name a parameter tensor has in a weights file. */
+    public static String tensorName(Sequential.ParameterGroup group) {
+        return group.layer().name() + "." + group.slot().name();
+    }
+
+    /** Every parameter tensor of {@code model}, named and in layer order, read from its device in one copy. */
+    public static List<SafeTensors.Entry> entries(Sequential model) {
+        float[] all = model.parameters().toFloatArray();
+        List<SafeTensors.Entry> entries = new ArrayList<>();
+        for (Sequential.ParameterGroup g : model.parameterGroups()) {
+            entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(),
+                    Arrays.copyOfRange(all, g.offset(), g.offset() + g.slot().size())));
+        }
+        return entries;
+    }
+
+    /** The first NaN or infinity among {@code entries}, as {@code dense_1.kernel[3, 7] = NaN}, if any. */
+    public static Optional<String> firstNonFinite(List<SafeTensors.Entry> entries) {
+        for (SafeTensors.Entry e : entries) {
+            float[] values = e.values();
+            for (int i = 0; i < values.length; i++) {
+                if (!Float.isFinite(values[i])) {
+                    return Optional.of(e.name() + index(e.shape(), i) + " = " + values[i]);
+                }
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** {@code [3, 7]}: the position of flat element {@code flat} in a row-major tensor of {@code shape}. */
+    private static String index(int[] shape, int flat) {
+        if (shape.length == 0) {
+            return "";
+        }
+        int[] position = new int[shape.length];
+        for (int axis = shape.length - 1; axis >= 0; axis--) {
+            position[axis] = flat % shape[axis];
+            flat /= shape[axis];
+        }
+        return Arrays.toString(position);
+    }
+
+    /**
+     * Writes {@code model}'s parameters to {@code file}, with {@code metadata} added to the file's own.
+     *
+     * @throws IllegalStateException when a parameter is NaN or infinite (nothing is written then)
+     */
+    public static void save(Sequential model, Path file, Map<String, String> metadata) {
+        write(model, file, entries(model), metadata);
+    }
+
+    /**
+     * Writes {@code entries}, which {@link #entries} read from {@code model}, to {@code file}: for a caller that
+     * looked at them first.
+     *
+     * @throws IllegalStateException when a value is NaN or infinite (nothing is written then)
+     */
+    public static void write(Sequential model, Path file, List<SafeTensors.Entry> entries,
+                             Map<String, String> metadata) {
+        for (String key : OWN_KEYS) {
+            if (metadata.containsKey(key)) {
+                throw new IllegalArgumentException("metadata key '" + key + "' is written by WeightsFile itself");
+            }
+        }
+        Optional<String> nonFinite = firstNonFinite(entries);
+        if (nonFinite.isPresent()) {
+            throw new IllegalStateException("cannot save the weights to " + file + ": " + nonFinite.get()
+                    + " (a weights file holds finite numbers only)");
+        }
+        Map<String, String> all = new LinkedHashMap<>();
+        all.put(FORMAT_KEY, FORMAT);
+        all.put("input_units", Integer.toString(model.inputUnits()));
+        all.put("layers", layersJson(model));
+        all.putAll(metadata);
+        SafeTensors.write(file, all, entries);
+    }
+
+    /** {@code [{"name": "dense", "type": "Dense", "config": "units=512, ..."}, ...]}: what the file came from. */
+    private static String layersJson(Sequential model) {
+        List<Map<String, String>> layers = new ArrayList<>();
+        for (Layer layer : model.layers()) {
+            Map<String, String> l = new LinkedHashMap<>();
+            l.put("name", layer.name());
+            l.put("type", layer.typeName());
+            l.put("config", layer.describe());
+            layers.add(l);
+        }
+        try {
+            return JSON.writeValueAsString(layers);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot describe the layers as JSON", e);
+        }
+    }
+
+    /**
+     * Sets {@code model}'s parameters from {@code file}: every tensor of the model must be there, with its
+     * shape, and finite; the file may hold no other tensor. Checks everything before changing anything.
+     *
+     * @throws InvalidDataException when the file cannot be read, is not safetensors, does not fit the model
+     *                              or holds a NaN or infinity; the model is unchanged then
+     */
+    public static void load(Sequential model, Path file) {
+        SafeTensors.Contents contents = SafeTensors.read(file);
+        Map<String, SafeTensors.Entry> tensors = contents.tensors();
+        List<String> problems = new ArrayList<>();
+        Map<String, Sequential.ParameterGroup> expected = new LinkedHashMap<>();
+        for (Sequential.ParameterGroup g : model.parameterGroups()) {
+            String name = tensorName(g);
+            expected.put(name, g);
+            SafeTensors.Entry found = tensors.get(name);
+            if (found == null) {
+                problems.add("no tensor " + name + " " + Arrays.toString(g.slot().shape()));
+            } else if (!Arrays.equals(found.shape(), g.slot().shape())) {
+                problems.add(name + " is " + Arrays.toString(found.shape()) + " in the file, "
+                        + Arrays.toString(g.slot().shape()) + " in the model");
+            }
+        }
+        for (String name : tensors.keySet()) {
+            if (!expected.containsKey(name)) {
+                problems.add("the model has no tensor " + name);
+            }
+        }
+        if (!problems.isEmpty()) {
+            String listed = String.join("; ", problems.subList(0, Math.min(LISTED_PROBLEMS, problems.size())));
+            if (problems.size() > LISTED_PROBLEMS) {
+                listed += "; and " + (problems.size() - LISTED_PROBLEMS) + " more";
+            }
+            throw new InvalidDataException(file + ": these weights do not fit the model (" + architecture(model)
+                    + "): " + listed);
+        }
+        Optional<String> nonFinite = firstNonFinite(new ArrayList<>(tensors.values()));
+        if (nonFinite.isPresent()) {
+            throw new InvalidDataException(file + ": " + nonFinite.get() + "; a model cannot start from it");
+        }
+        float[] all = new float[(int) model.parameters().size()];
+        for (Sequential.ParameterGroup g : model.parameterGroups()) {
+            float[] values = tensors.get(tensorName(g)).values();
+            System.arraycopy(values, 0, all, g.offset(), values.length);
+        }
+        model.backend().copyFromHost(all, model.parameters());
+    }
+
+    /** {@code dense [784, 512] + [512], dense_1 ...}: the tensors a model expects, for error messages. */
+    private static String architecture(Sequential model) {
+        StringBuilder sb = new StringBuilder();
+        for (Sequential.ParameterGroup g : model.parameterGroups()) {
+            sb.append(sb.length() == 0 ? "" : ", ").append(tensorName(g)).append(' ')
+                    .append(Arrays.toString(g.slot().shape()));
+        }
+        return sb.length() == 0 ? "no parameters" : sb.toString();
+    }
+}

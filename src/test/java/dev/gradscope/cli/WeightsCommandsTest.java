@@ -1,0 +1,159 @@
+package dev.gradscope.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.report.HistoryJson;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code train --out} saves the weights, {@code train --load-weights} starts from them, {@code evaluate} scores them. */
+class WeightsCommandsTest {
+    /** One small run's output, shared by the tests that read it. */
+    @TempDir
+    static Path shared;
+
+    private static Path trained;
+
+    @TempDir
+    Path tmp;
+
+    private final StringWriter err = new StringWriter();
+
+    private static final List<String> SMALL = List.of("--device", "cpu", "--hidden", "32,16", "--train-limit", "512",
+            "--quiet");
+
+    private int run(List<String> args, String... more) {
+        List<String> all = new ArrayList<>(args);
+        all.addAll(List.of(more));
+        return GradScope.run(new PrintWriter(err, true), all.toArray(String[]::new));
+    }
+
+    private static Path subsetDir() {
+        try {
+            return Path.of(WeightsCommandsTest.class.getResource("/mnist-subset").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static List<String> train(String... more) {
+        List<String> args = new ArrayList<>(List.of("train", "--data-dir", subsetDir().toString()));
+        args.addAll(SMALL);
+        args.addAll(List.of(more));
+        return args;
+    }
+
+    @BeforeAll
+    static void trainTwoEpochs() {
+        trained = shared.resolve("run");
+        StringWriter err = new StringWriter();
+        List<String> args = train("--epochs", "2", "--activation", "elu", "--out", trained.toString());
+        assertEquals(0, GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new)), err.toString());
+    }
+
+    @SuppressWarnings("unchecked")
+    private static double last(Map<String, Object> history, String key) {
+        List<Number> values = (List<Number>) history.get(key);
+        return values.get(values.size() - 1).doubleValue();
+    }
+
+    @Test
+    void evaluateScoresTheSavedWeightsExactlyAsTheRunsLastValidation() {
+        Path result = tmp.resolve("eval.json");
+        assertEquals(0, run(List.of("evaluate", trained.resolve("model.safetensors").toString(), "--device", "cpu",
+                "--data-dir", subsetDir().toString(), "--out", result.toString())), err.toString());
+        Map<String, Object> history = HistoryJson.read(trained.resolve("history.json"));
+        Map<String, Object> evaluation = HistoryJson.read(result);
+        assertEquals(last(history, "val_loss"), ((Number) evaluation.get("loss")).doubleValue());
+        assertEquals(last(history, "val_accuracy"), ((Number) evaluation.get("accuracy")).doubleValue());
+        assertEquals(2, evaluation.get("epoch"));
+    }
+
+    /**
+     * With a learning rate of 1e-30 no weight can move (every step is far below a float's resolution), so
+     * the run's first validation is the saved weights' own: the run started from them, not from --init.
+     */
+    @Test
+    void trainWithLoadWeightsStartsFromTheSavedWeights() {
+        Path out = tmp.resolve("continued");
+        Path weights = trained.resolve("model.safetensors");
+        assertEquals(0, run(train("--epochs", "1", "--activation", "elu", "--learning-rate", "1e-30",
+                "--load-weights", weights.toString(), "--out", out.toString())), err.toString());
+        Map<String, Object> before = HistoryJson.read(trained.resolve("history.json"));
+        Map<String, Object> after = HistoryJson.read(out.resolve("history.json"));
+        assertEquals(last(before, "val_accuracy"), last(after, "val_accuracy"));
+        assertEquals(last(before, "val_loss"), last(after, "val_loss"));
+        assertEquals(weights.toString(), ((Map<?, ?>) after.get("config")).get("initial_weights"));
+    }
+
+    @Test
+    void weightsOfAnotherModelAreRefusedNamingWhatDiffers() {
+        Path weights = trained.resolve("model.safetensors");
+        assertEquals(1, run(train("--epochs", "1", "--load-weights", weights.toString())));
+        assertTrue(err.toString().contains(weights + ": these weights come from another model: activation elu"
+                + " (this run: relu)"), err.toString());
+        assertEquals(1, run(List.of("train", "--data-dir", subsetDir().toString(), "--device", "cpu", "--epochs", "1",
+                "--activation", "elu", "--hidden", "32", "--load-weights", weights.toString())));
+        assertTrue(err.toString().contains("hidden [32, 16] (this run: [32])"), err.toString());
+    }
+
+    /** A file without the run's config (saved from Java) loads by tensor names and shapes alone. */
+    @Test
+    void weightsSavedFromJavaLoadByNamesAndShapesButCannotBeEvaluated() {
+        Path weights = tmp.resolve("java.safetensors");
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = Mlp.build(backend, 9, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"),
+                     Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
+            model.saveWeights(weights);
+        }
+        assertEquals(0, run(train("--epochs", "1", "--load-weights", weights.toString())), err.toString());
+        assertEquals(1, run(List.of("evaluate", weights.toString(), "--device", "cpu",
+                "--data-dir", subsetDir().toString())));
+        assertTrue(err.toString().contains(weights + ": no 'config' in its metadata"), err.toString());
+    }
+
+    @Test
+    void brokenOrMissingFilesFailWithStatusOneAndKeepWhatARunSavedBefore() throws IOException {
+        Path broken = Files.write(tmp.resolve("broken.safetensors"), new byte[] {1, 2, 3});
+        Path out = Files.createDirectories(tmp.resolve("kept"));
+        Path keptWeights = Files.copy(trained.resolve("model.safetensors"), out.resolve("model.safetensors"));
+        Path keptHistory = Files.copy(trained.resolve("history.json"), out.resolve("history.json"));
+        byte[] weightsBefore = Files.readAllBytes(keptWeights);
+        byte[] historyBefore = Files.readAllBytes(keptHistory);
+        assertEquals(1, run(train("--epochs", "1", "--load-weights", broken.toString(), "--out", out.toString())));
+        assertTrue(err.toString().contains(broken + ": not a safetensors file: 3 bytes"), err.toString());
+        assertArrayEquals(weightsBefore, Files.readAllBytes(keptWeights));
+        assertArrayEquals(historyBefore, Files.readAllBytes(keptHistory));
+
+        Path missing = tmp.resolve("missing.safetensors");
+        assertEquals(1, run(List.of("evaluate", missing.toString(), "--data-dir", subsetDir().toString())));
+        assertTrue(err.toString().contains(missing + ": file not found"), err.toString());
+    }
+
+    @Test
+    void evaluateUsageErrorsExitWithStatusTwo() {
+        Path weights = trained.resolve("model.safetensors");
+        assertEquals(2, run(List.of("evaluate", weights.toString(), "--device", "gpu")));
+        assertTrue(err.toString().contains("unknown device 'gpu'; valid: auto, cpu, cuda"), err.toString());
+        assertEquals(2, run(List.of("evaluate")));
+        assertEquals(2, run(List.of("evaluate", weights.toString(), "--batch-size", "0")));
+    }
+}

@@ -1,0 +1,97 @@
+package dev.gradscope.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Dataset;
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.data.SafeTensors;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.Sgd;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ModelCheckpointTest {
+    private static final Dataset TRAIN = MnistSubset.load().train().take(600);
+
+    @TempDir
+    Path dir;
+
+    private static Sequential model(CpuBackend backend, Initializer init) {
+        return Mlp.build(backend, 4, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"), init)
+                .compile(new Sgd(0.01), Loss.CATEGORICAL_CROSSENTROPY);
+    }
+
+    @Test
+    void afterEveryEpochTheFileHoldsTheModelsWeightsAndThatEpochsLogs() {
+        Path file = dir.resolve("model.safetensors");
+        ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of("run", "test"));
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, Initializer.glorotUniform())) {
+            History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(2).verbose(0)
+                    .callback(checkpoint).build());
+            SafeTensors.Contents saved = SafeTensors.read(file);
+            assertEquals("2", saved.metadata().get("epoch"));
+            assertEquals("test", saved.metadata().get("run"));
+            assertEquals(history.last("loss"), Double.parseDouble(saved.metadata().get("loss")));
+            assertEquals(2, checkpoint.savedEpochs());
+            assertTrue(checkpoint.skipped().isEmpty());
+            try (Sequential fresh = model(backend, Initializer.zeros())) {
+                fresh.loadWeights(file);
+                assertArrayEquals(model.parameters().toFloatArray(), fresh.parameters().toFloatArray());
+            }
+        }
+    }
+
+    /**
+     * A run whose weights go non-finite in its second epoch (a NaN put into the first kernel as the epoch
+     * begins, as an overflow would): the file keeps the first epoch's weights, byte for byte, and the
+     * checkpoint says which epoch it left out and why.
+     */
+    @Test
+    void anEpochEndingWithNonFiniteWeightsLeavesTheLastFiniteFile() throws IOException {
+        Path file = dir.resolve("model.safetensors");
+        ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of());
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, Initializer.glorotUniform())) {
+            byte[][] afterFirstEpoch = new byte[1][];
+            Callback spoiler = new Callback() {
+                @Override
+                public void onEpochBegin(int epoch) {
+                    if (epoch == 1) {
+                        float[] parameters = model.parameters().toFloatArray();
+                        parameters[0] = Float.NaN;
+                        backend.copyFromHost(parameters, model.parameters());
+                    }
+                }
+
+                @Override
+                public void onEpochEnd(int epoch, Map<String, Double> logs) {
+                    if (epoch == 0) {
+                        try {
+                            afterFirstEpoch[0] = Files.readAllBytes(file);
+                        } catch (IOException e) {
+                            throw new IllegalStateException(e);
+                        }
+                    }
+                }
+            };
+            History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(3).verbose(0)
+                    .callback(checkpoint).callback(spoiler).build());
+            assertTrue(history.nonFinite() != null && history.nonFinite().stopped(), "the run stopped in epoch 2");
+            assertEquals("epoch 2 ended with dense.kernel[0, 0] = NaN", checkpoint.skipped().orElse(null));
+            assertEquals(1, checkpoint.savedEpochs());
+            assertArrayEquals(afterFirstEpoch[0], Files.readAllBytes(file));
+            assertEquals("1", SafeTensors.readMetadata(file).get("epoch"));
+        }
+    }
+}
