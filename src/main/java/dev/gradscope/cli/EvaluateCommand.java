@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -33,13 +34,8 @@ final class EvaluateCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "WEIGHTS", description = "A model.safetensors written by train --out.")
     Path weights;
 
-    @Option(names = "--device", defaultValue = "auto",
-            description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}). auto falls back to the CPU and says why.")
-    String device;
-
-    @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = Mnist.DEFAULT_DIR,
-            description = "Folder with the four MNIST IDX files, plain or .gz (default: ${DEFAULT-VALUE}).")
-    Path dataDir;
+    @Mixin
+    DeviceOptions machine;
 
     @Option(names = "--batch-size", defaultValue = "256",
             description = "Rows per forward pass (default: ${DEFAULT-VALUE}).")
@@ -50,10 +46,7 @@ final class EvaluateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (!Devices.NAMES.contains(device.trim().toLowerCase(Locale.ROOT))) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "unknown device '" + device + "'; valid: "
-                    + Devices.CHOICES);
-        }
+        machine.validate(message -> new CommandLine.ParameterException(spec.commandLine(), message));
         if (batchSize < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--batch-size must be >= 1, got " + batchSize);
         }
@@ -65,8 +58,8 @@ final class EvaluateCommand implements Callable<Integer> {
         ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
                 .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
                         + message));
-        Mnist mnist = Mnist.load(dataDir);
-        Devices.Selection selection = Devices.open(device);
+        Mnist mnist = machine.loadMnist();
+        Devices.Selection selection = machine.openDevice();
         try (var backend = selection.backend();
              Sequential net = resolved.build(backend, 0, mnist.test().featureCount(), mnist.test().classCount())) {
             if (selection.fallback() != null) {
@@ -88,6 +81,7 @@ final class EvaluateCommand implements Callable<Integer> {
                 result.put("accuracy", test.accuracy());
                 result.put("examples", test.examples());
                 result.put("backend", backend.name());
+                result.put("tf32", backend.tf32());
                 result.put("config", config);
                 HistoryJson.writeAtomically(out, result);
             }

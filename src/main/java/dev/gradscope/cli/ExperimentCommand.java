@@ -161,13 +161,13 @@ final class ExperimentCommand implements Runnable {
             StringBuilder sb = new StringBuilder("gradscope experiment ").append(name())
                     .append(" --device ").append(backendName).append(" --epochs ").append(epochs)
                     .append(" \\\n    --batch-size ").append(run.batchSize).append(" --seed ").append(run.seed);
-            if (!run.dataDir.equals(Path.of(Mnist.DEFAULT_DIR))) {
-                sb.append(" --data-dir ").append(run.dataDir);
+            if (!run.machine.dataDir.equals(Path.of(Mnist.DEFAULT_DIR))) {
+                sb.append(" --data-dir ").append(run.machine.dataDir);
             }
             if (run.trainLimit > 0) {
                 sb.append(" --train-limit ").append(trainRows);
             }
-            if (run.tf32) {
+            if (run.machine.tf32) {
                 sb.append(" --tf32");
             }
             for (String argument : extraArguments().trim().split(" (?=--)")) {

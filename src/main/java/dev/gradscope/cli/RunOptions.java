@@ -2,29 +2,22 @@ package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
 import dev.gradscope.data.Mnist;
-import java.nio.file.Path;
 import picocli.CommandLine;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** Options every command that trains shares: device, data, batch size, seed, graph mode and steps per graph. */
+/**
+ * Options every command that trains shares: device and data ({@link DeviceOptions}), batch size, seed, graph
+ * mode and steps per graph.
+ */
 final class RunOptions {
     @Spec(Spec.Target.MIXEE)
     CommandSpec spec;
 
-    @Option(names = "--device", defaultValue = "auto",
-            description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}). auto falls back to the CPU and says why.")
-    String device;
-
-    @Option(names = "--tf32",
-            description = "Let the GPU's GEMMs round their inputs to TF32 (10-bit mantissa) on tensor cores: faster,"
-                    + " less exact; off by default. Ignored, with a note, where there is no TF32 (the CPU).")
-    boolean tf32;
-
-    @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = Mnist.DEFAULT_DIR,
-            description = "Folder with the four MNIST IDX files, plain or .gz (default: ${DEFAULT-VALUE}).")
-    Path dataDir;
+    @Mixin
+    DeviceOptions machine;
 
     @Option(names = "--batch-size", defaultValue = "256", description = "Rows per step (default: ${DEFAULT-VALUE}).")
     int batchSize;
@@ -56,9 +49,7 @@ final class RunOptions {
     }
 
     void validate() {
-        if (!Devices.NAMES.contains(device.trim().toLowerCase(java.util.Locale.ROOT))) {
-            throw usage("unknown device '" + device + "'; valid: " + Devices.CHOICES);
-        }
+        machine.validate(this::usage);
         if (batchSize < 1) {
             throw usage("--batch-size must be >= 1, got " + batchSize);
         }
@@ -71,31 +62,11 @@ final class RunOptions {
     }
 
     Mnist loadMnist() {
-        return Mnist.load(dataDir);
+        return machine.loadMnist();
     }
 
-    /**
-     * The backend for {@code --device}, with TF32 GEMMs when {@code --tf32} asks for them; where they are
-     * not available, the selection's note says that {@code --tf32} was ignored and why (after auto's
-     * fallback reason, if any), and the run goes on in FP32.
-     */
+    /** See {@link DeviceOptions#openDevice()}. */
     Devices.Selection openDevice() {
-        Devices.Selection selection = Devices.open(device);
-        if (!tf32) {
-            return selection;
-        }
-        var backend = selection.backend();
-        var unavailable = backend.tf32Unavailable();
-        if (unavailable.isEmpty()) {
-            try {
-                backend.setTf32(true);
-            } catch (RuntimeException e) {
-                backend.close();
-                throw e;
-            }
-            return selection;
-        }
-        String note = "--tf32 ignored: " + unavailable.get();
-        return new Devices.Selection(backend, selection.fallback() == null ? note : selection.fallback() + "; " + note);
+        return machine.openDevice();
     }
 }

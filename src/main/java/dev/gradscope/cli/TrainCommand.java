@@ -160,7 +160,7 @@ final class TrainCommand implements Callable<Integer> {
         config.put("epochs", epochs);
         config.put("batch_size", run.batchSize);
         config.put("seed", run.seed);
-        config.put("device", run.device);
+        config.put("device", run.machine.device);
         config.put("backend", backend.name());
         config.put("backend_description", backend.description());
         config.put("tf32", backend.tf32());
@@ -173,7 +173,7 @@ final class TrainCommand implements Callable<Integer> {
         // the steps run eagerly.
         config.put("steps_per_graph", graph ? Trainer.stepsPerGraph(run.stepsPerGraph, train.rows(), run.batchSize)
                 : null);
-        config.put("data_dir", run.dataDir.toString());
+        config.put("data_dir", run.machine.dataDir.toString());
         config.put("train_examples", train.rows());
         config.put("validation_examples", validation.rows());
         return config;

@@ -1,0 +1,61 @@
+package dev.gradscope.cli;
+
+import dev.gradscope.backend.Devices;
+import dev.gradscope.data.Mnist;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.function.Function;
+import picocli.CommandLine.Option;
+
+/** Where a command runs and which MNIST it reads: the options of every command that trains or evaluates. */
+final class DeviceOptions {
+    @Option(names = "--device", defaultValue = "auto",
+            description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}). auto falls back to the CPU and says why.")
+    String device;
+
+    @Option(names = "--tf32",
+            description = "Let the GPU's GEMMs round their inputs to TF32 (10-bit mantissa) on tensor cores: faster,"
+                    + " less exact; off by default. Ignored, with a note, where there is no TF32 (the CPU).")
+    boolean tf32;
+
+    @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = Mnist.DEFAULT_DIR,
+            description = "Folder with the four MNIST IDX files, plain or .gz (default: ${DEFAULT-VALUE}).")
+    Path dataDir;
+
+    /** Checks {@code --device}; an unknown one becomes {@code usage}'s exception, listing the valid ones. */
+    void validate(Function<String, RuntimeException> usage) {
+        if (!Devices.NAMES.contains(device.trim().toLowerCase(Locale.ROOT))) {
+            throw usage.apply("unknown device '" + device + "'; valid: " + Devices.CHOICES);
+        }
+    }
+
+    /** The four MNIST files of {@code --data-dir}. */
+    Mnist loadMnist() {
+        return Mnist.load(dataDir);
+    }
+
+    /**
+     * The backend for {@code --device}, with TF32 GEMMs when {@code --tf32} asks for them; where they are
+     * not available, the selection's note says that {@code --tf32} was ignored and why (after auto's
+     * fallback reason, if any), and the run goes on in FP32.
+     */
+    Devices.Selection openDevice() {
+        Devices.Selection selection = Devices.open(device);
+        if (!tf32) {
+            return selection;
+        }
+        var backend = selection.backend();
+        var unavailable = backend.tf32Unavailable();
+        if (unavailable.isEmpty()) {
+            try {
+                backend.setTf32(true);
+            } catch (RuntimeException e) {
+                backend.close();
+                throw e;
+            }
+            return selection;
+        }
+        String note = "--tf32 ignored: " + unavailable.get();
+        return new Devices.Selection(backend, selection.fallback() == null ? note : selection.fallback() + "; " + note);
+    }
+}
