@@ -17,6 +17,7 @@ import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.Trainer;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -51,6 +52,11 @@ final class TrainCommand implements Callable<Integer> {
                     + " model's tensor names and shapes.")
     Path loadWeights;
 
+    @Option(names = "--save-best", paramLabel = "METRIC",
+            description = "Keep in --out's model.safetensors the epoch with the best METRIC (val_loss, val_accuracy,"
+                    + " loss or accuracy; lowest loss, highest accuracy) instead of the last epoch.")
+    String saveBest;
+
     @Option(names = "--no-profile", description = "Switch the gradient profiler off (no per-layer statistics).")
     boolean noProfile;
 
@@ -69,6 +75,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = {"-q", "--quiet"}, description = "Print only errors, the final result and the diagnosis.")
     boolean quiet;
 
+    /** The metrics {@code --save-best} may keep the best epoch of: those every train run logs. */
+    private static final List<String> CHECKPOINT_METRICS = List.of("val_loss", "val_accuracy", "loss", "accuracy");
+
     @Override
     public Integer call() {
         if (epochs < 1) {
@@ -79,6 +88,13 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (!(clipValue >= 0) || Double.isInfinite(clipValue)) {
             throw run.usage("--clip-value must be a number >= 0 (0 is off), got " + clipValue);
+        }
+        if (saveBest != null && !CHECKPOINT_METRICS.contains(saveBest)) {
+            throw run.usage("--save-best: unknown metric '" + saveBest + "'; valid: "
+                    + String.join(", ", CHECKPOINT_METRICS));
+        }
+        if (saveBest != null && out == null) {
+            throw run.usage("--save-best needs --out DIR: the weights are kept in DIR/" + SavedWeights.FILE);
         }
         ModelOptions.Resolved resolved = model.resolve(run);
         Mnist mnist = run.loadMnist();
@@ -96,6 +112,7 @@ final class TrainCommand implements Callable<Integer> {
             config.put("clip_value", clipValue);
             config.put("stop_on_non_finite", !keepGoingOnNan);
             config.put("initial_weights", loadWeights == null ? null : loadWeights.toString());
+            config.put("save_best", saveBest);
             if (loadWeights != null) {
                 SavedWeights.load(net, loadWeights, resolved);
             }
@@ -110,7 +127,9 @@ final class TrainCommand implements Callable<Integer> {
             ModelCheckpoint checkpoint = null;
             if (out != null) {
                 fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
-                checkpoint = new ModelCheckpoint(out.resolve(SavedWeights.FILE), SavedWeights.metadata(config));
+                Path weights = out.resolve(SavedWeights.FILE);
+                checkpoint = saveBest == null ? new ModelCheckpoint(weights, SavedWeights.metadata(config))
+                        : ModelCheckpoint.bestOf(weights, SavedWeights.metadata(config), saveBest);
                 fit.callback(checkpoint);
             }
             History history = net.fit(train, fit.build());
@@ -137,6 +156,10 @@ final class TrainCommand implements Callable<Integer> {
                         + (checkpoint.savedEpochs() > 0
                                 ? checkpoint.file() + " holds the weights after epoch " + checkpoint.savedEpochs()
                                 : "this run wrote no " + checkpoint.file()));
+            }
+            if (checkpoint != null && saveBest != null && checkpoint.savedEpochs() > 0) {
+                System.out.printf(Locale.ROOT, "weights: %s holds epoch %d, the best %s (%.4f)%n", checkpoint.file(),
+                        checkpoint.savedEpochs(), saveBest, checkpoint.best());
             }
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%n",
                     history.last("loss"), history.last("accuracy"), history.last("val_loss"),

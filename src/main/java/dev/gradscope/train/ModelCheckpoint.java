@@ -19,12 +19,18 @@ import java.util.Optional;
  * only at the end of the epoch in which a step went non-finite) is not written: the file keeps the last
  * finite weights, and {@link #skipped()} says which epoch was left out and why.
  *
+ * <p>{@link #bestOf} is Keras's {@code save_best_only=True}: the file is written only after an epoch that
+ * improves the monitored metric (lower is better, or higher for accuracies, as Keras's {@code mode="auto"}),
+ * so it holds the best epoch's weights.
+ *
  * <p>Besides {@link WeightsFile}'s own metadata, the file records {@code epoch} (epochs finished, from 1)
  * and that epoch's logs ({@code loss}, {@code accuracy}, ...), plus whatever the caller gives.
  */
 public final class ModelCheckpoint implements Callback {
     private final Path file;
     private final Map<String, String> metadata;
+    private final String monitor;
+    private double best = Double.NaN;
     private Sequential model;
     private int savedEpochs;
     private String skipped;
@@ -34,8 +40,31 @@ public final class ModelCheckpoint implements Callback {
      * @param metadata strings to store with the weights (the command line stores the run's config)
      */
     public ModelCheckpoint(Path file, Map<String, String> metadata) {
+        this(file, metadata, null);
+    }
+
+    private ModelCheckpoint(Path file, Map<String, String> metadata, String monitor) {
         this.file = file;
         this.metadata = new LinkedHashMap<>(metadata);
+        this.monitor = monitor;
+    }
+
+    /**
+     * A checkpoint that keeps the epoch with the best {@code monitor} ({@code val_loss}, {@code val_accuracy},
+     * {@code loss}, {@code accuracy}): lower is better, except for accuracies.
+     */
+    public static ModelCheckpoint bestOf(Path file, Map<String, String> metadata, String monitor) {
+        return new ModelCheckpoint(file, metadata, monitor);
+    }
+
+    /** The metric this checkpoint keeps the best epoch of, or empty when it keeps the last epoch. */
+    public Optional<String> monitor() {
+        return Optional.ofNullable(monitor);
+    }
+
+    /** Whether higher values of {@code metric} are better: accuracies, as Keras's {@code mode="auto"} decides. */
+    public static boolean higherIsBetter(String metric) {
+        return metric.contains("acc");
     }
 
     public Path file() {
@@ -49,6 +78,18 @@ public final class ModelCheckpoint implements Callback {
 
     @Override
     public void onEpochEnd(int epoch, Map<String, Double> logs) {
+        if (monitor != null) {
+            Double value = logs.get(monitor);
+            if (value == null) {
+                throw new IllegalStateException("the checkpoint keeps the best " + monitor + ", which the epoch's"
+                        + " logs do not have; they have " + logs.keySet());
+            }
+            boolean improved = !Double.isNaN(value) && (Double.isNaN(best)
+                    || (higherIsBetter(monitor) ? value > best : value < best));
+            if (!improved) {
+                return;
+            }
+        }
         List<SafeTensors.Entry> weights = WeightsFile.entries(model);
         Optional<String> nonFinite = WeightsFile.firstNonFinite(weights);
         if (nonFinite.isPresent()) {
@@ -61,6 +102,9 @@ public final class ModelCheckpoint implements Callback {
         WeightsFile.write(model, file, weights, all);
         savedEpochs = epoch + 1;
         skipped = null;
+        if (monitor != null) {
+            best = logs.get(monitor);
+        }
     }
 
     /** The epoch, from 1, whose weights the file holds; 0 when none was written. */
@@ -68,7 +112,15 @@ public final class ModelCheckpoint implements Callback {
         return savedEpochs;
     }
 
-    /** Why the last epoch's weights were not written, when they were not. */
+    /** The best value of {@link #monitor()} so far: that of the epoch the file holds (NaN before). */
+    public double best() {
+        return best;
+    }
+
+    /**
+     * Why the weights of the last epoch that should have been written (the last one, or the last that improved
+     * the monitored metric) were not, when they were not.
+     */
     public Optional<String> skipped() {
         return Optional.ofNullable(skipped);
     }

@@ -156,4 +156,32 @@ class WeightsCommandsTest {
         assertEquals(2, run(List.of("evaluate")));
         assertEquals(2, run(List.of("evaluate", weights.toString(), "--batch-size", "0")));
     }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void saveBestKeepsTheEpochWithTheBestMetric() {
+        // 64 training images, 8 epochs: the network overfits, and its validation loss turns up after a few.
+        Path out = tmp.resolve("best");
+        assertEquals(0, run(List.of("train", "--data-dir", subsetDir().toString(), "--device", "cpu", "--hidden",
+                "32,16", "--train-limit", "64", "--batch-size", "16", "--epochs", "8", "--learning-rate", "0.01",
+                "--quiet", "--save-best", "val_loss", "--out", out.toString())), err.toString());
+        List<Number> valLoss = (List<Number>) HistoryJson.read(out.resolve("history.json")).get("val_loss");
+        int best = 0;
+        for (int e = 1; e < valLoss.size(); e++) {
+            best = valLoss.get(e).doubleValue() < valLoss.get(best).doubleValue() ? e : best;
+        }
+        Map<String, String> metadata = dev.gradscope.data.SafeTensors.readMetadata(out.resolve("model.safetensors"));
+        assertTrue(best + 1 < valLoss.size(), "the best epoch is not the last: " + valLoss);
+        assertEquals(Integer.toString(best + 1), metadata.get("epoch"), "val_loss by epoch: " + valLoss);
+        assertEquals(valLoss.get(best).doubleValue(), Double.parseDouble(metadata.get("val_loss")));
+    }
+
+    @Test
+    void saveBestNeedsAKnownMetricAndAnOutputFolder() {
+        assertEquals(2, run(train("--save-best", "val_los", "--out", tmp.resolve("x").toString())));
+        assertTrue(err.toString().contains("--save-best: unknown metric 'val_los'; valid: val_loss, val_accuracy,"
+                + " loss, accuracy"), err.toString());
+        assertEquals(2, run(train("--save-best", "val_loss")));
+        assertTrue(err.toString().contains("--save-best needs --out DIR"), err.toString());
+    }
 }

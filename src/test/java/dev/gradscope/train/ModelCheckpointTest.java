@@ -94,4 +94,42 @@ class ModelCheckpointTest {
             assertEquals("1", SafeTensors.readMetadata(file).get("epoch"));
         }
     }
+
+    /**
+     * Keras's save_best_only: the file is rewritten only by an epoch that improves the metric. The metric is
+     * scripted (a callback ahead of the checkpoint sets it in the epoch's logs) so that the best epochs are
+     * known: the second for the loss (3, 1, 2, 1.5), the third for the accuracy (0.2, 0.5, 0.7, 0.6).
+     */
+    @Test
+    void bestOfKeepsTheEpochThatImprovedTheMetricLast() {
+        Map<String, double[]> scripts = Map.of("val_loss", new double[] {3, 1, 2, 1.5},
+                "val_accuracy", new double[] {0.2, 0.5, 0.7, 0.6});
+        Map<String, Integer> bestEpochs = Map.of("val_loss", 2, "val_accuracy", 3);
+        for (Map.Entry<String, double[]> script : scripts.entrySet()) {
+            String metric = script.getKey();
+            Path file = dir.resolve(metric + ".safetensors");
+            ModelCheckpoint checkpoint = ModelCheckpoint.bestOf(file, Map.of(), metric);
+            try (CpuBackend backend = new CpuBackend();
+                 Sequential model = model(backend, Initializer.glorotUniform())) {
+                java.util.List<float[]> parametersByEpoch = new java.util.ArrayList<>();
+                Callback scripted = new Callback() {
+                    @Override
+                    public void onEpochEnd(int epoch, Map<String, Double> logs) {
+                        logs.put(metric, script.getValue()[epoch]);
+                        parametersByEpoch.add(model.parameters().toFloatArray());
+                    }
+                };
+                model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(4).verbose(0)
+                        .validation(TRAIN.take(100)).callback(scripted).callback(checkpoint).build());
+                int best = bestEpochs.get(metric);
+                assertEquals(best, checkpoint.savedEpochs(), metric);
+                assertEquals(script.getValue()[best - 1], checkpoint.best(), metric);
+                assertEquals(Integer.toString(best), SafeTensors.readMetadata(file).get("epoch"), metric);
+                try (Sequential loaded = model(backend, Initializer.zeros())) {
+                    loaded.loadWeights(file);
+                    assertArrayEquals(parametersByEpoch.get(best - 1), loaded.parameters().toFloatArray(), metric);
+                }
+            }
+        }
+    }
 }
