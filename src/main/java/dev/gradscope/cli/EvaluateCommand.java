@@ -5,6 +5,7 @@ import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.WeightsFile;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.train.Evaluation;
 import java.nio.file.Path;
@@ -37,9 +38,10 @@ final class EvaluateCommand implements Callable<Integer> {
     @Mixin
     DeviceOptions machine;
 
-    @Option(names = "--batch-size", defaultValue = "256",
-            description = "Rows per forward pass (default: ${DEFAULT-VALUE}).")
-    int batchSize;
+    @Option(names = "--batch-size", paramLabel = "N",
+            description = "Rows per forward pass (default: the run's batch size, so that the numbers are the run's"
+                    + " own last validation numbers bit for bit; 256 when the file does not say).")
+    Integer batchSize;
 
     @Option(names = "--out", paramLabel = "FILE.json", description = "Also write the result as JSON.")
     Path out;
@@ -47,45 +49,94 @@ final class EvaluateCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         machine.validate(message -> new CommandLine.ParameterException(spec.commandLine(), message));
-        if (batchSize < 1) {
+        if (batchSize != null && batchSize < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--batch-size must be >= 1, got " + batchSize);
         }
-        Map<String, Object> config = SavedWeights.config(weights);
-        if (config == null) {
-            throw new InvalidDataException(weights + ": no '" + SavedWeights.CONFIG_KEY + "' in its metadata, so it"
-                    + " does not say which network it belongs to; evaluate reads the files that train --out writes");
-        }
-        ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
-                .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
-                        + message));
-        Mnist mnist = machine.loadMnist();
-        Devices.Selection selection = machine.openDevice();
-        try (var backend = selection.backend();
-             Sequential net = resolved.build(backend, 0, mnist.test().featureCount(), mnist.test().classCount())) {
-            if (selection.fallback() != null) {
-                System.err.println("gradscope: " + selection.fallback());
+        // One open file for the config, the shapes and the values: a run rewriting it meanwhile cannot mix versions.
+        try (SafeTensors.Reader reader = SafeTensors.open(weights)) {
+            Map<String, Object> config = SavedWeights.config(reader);
+            if (config == null) {
+                throw new InvalidDataException(weights + ": no '" + SavedWeights.CONFIG_KEY + "' in its metadata, so"
+                        + " it does not say which network it belongs to; evaluate reads the files that train --out"
+                        + " writes");
             }
-            net.loadWeights(weights);
-            Evaluation test = net.evaluate(mnist.test(), batchSize);
-            String epoch = SafeTensors.readMetadata(weights).get("epoch");
-            System.out.printf(Locale.ROOT, "test: loss %.4f, accuracy %.4f on %d images (%s %s%s, %s)%n",
-                    test.loss(), test.accuracy(), test.examples(),
-                    TrainCommand.architecture(mnist.test().featureCount(), resolved.hidden(),
-                            mnist.test().classCount()), resolved.units().activation(),
-                    epoch == null ? "" : ", after epoch " + epoch, backend.name());
-            if (out != null) {
-                Map<String, Object> result = new LinkedHashMap<>();
-                result.put("weights", weights.toString());
-                result.put("epoch", epoch != null && epoch.matches("[0-9]{1,9}") ? Integer.valueOf(epoch) : epoch);
-                result.put("loss", test.loss());
-                result.put("accuracy", test.accuracy());
-                result.put("examples", test.examples());
-                result.put("backend", backend.name());
-                result.put("tf32", backend.tf32());
-                result.put("config", config);
-                HistoryJson.writeAtomically(out, result);
+            ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
+                    .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
+                            + message));
+            Mnist mnist = machine.loadMnist();
+            int inputs = mnist.test().featureCount();
+            int classes = mnist.test().classCount();
+            requireWeightsForEveryKernel(reader, resolved.hidden(), inputs, classes);
+            int batch = batchSize != null ? batchSize : runsValidationBatch(config);
+            // The run's GEMM precision too, for its own numbers; noted (and ignored) where there is no TF32.
+            machine.tf32 |= Boolean.TRUE.equals(config.get("tf32"));
+            Devices.Selection selection = machine.openDevice();
+            try (var backend = selection.backend();
+                 Sequential net = resolved.build(backend, 0, inputs, classes)) {
+                if (selection.fallback() != null) {
+                    System.err.println("gradscope: " + selection.fallback());
+                }
+                WeightsFile.load(net, reader);
+                Evaluation test = net.evaluate(mnist.test(), batch);
+                String epoch = reader.metadata().get("epoch");
+                System.out.printf(Locale.ROOT, "test: loss %.4f, accuracy %.4f on %d images (%s %s%s, %s)%n",
+                        test.loss(), test.accuracy(), test.examples(),
+                        TrainCommand.architecture(inputs, resolved.hidden(), classes), resolved.units().activation(),
+                        epoch == null ? "" : ", after epoch " + epoch, backend.name());
+                if (out != null) {
+                    Map<String, Object> result = new LinkedHashMap<>();
+                    result.put("weights", weights.toString());
+                    result.put("epoch", epoch != null && epoch.matches("[0-9]{1,9}") ? Integer.valueOf(epoch) : epoch);
+                    result.put("loss", test.loss());
+                    result.put("accuracy", test.accuracy());
+                    result.put("examples", test.examples());
+                    result.put("batch_size", batch);
+                    result.put("backend", backend.name());
+                    result.put("tf32", backend.tf32());
+                    result.put("config", config);
+                    HistoryJson.writeAtomically(out, result);
+                }
             }
         }
         return 0;
+    }
+
+    private static final int DEFAULT_BATCH = 256;
+
+    /**
+     * The rows per forward pass of the run's validation: its batch size, cut to its training examples as fit
+     * cuts it; {@link #DEFAULT_BATCH} when the config does not say.
+     */
+    private static int runsValidationBatch(Map<String, Object> config) {
+        if (!(config.get("batch_size") instanceof Integer batch) || batch < 1) {
+            return DEFAULT_BATCH;
+        }
+        return config.get("train_examples") instanceof Integer examples && examples >= 1
+                ? Math.min(batch, examples) : batch;
+    }
+
+    /**
+     * Refuses a config whose network has more kernel weights than the file has values, before that network
+     * is allocated: a damaged config (hidden widths of 2e9) would otherwise exhaust the memory instead of
+     * failing with a message. Each layer's kernel has at least inputs x units weights.
+     */
+    private static void requireWeightsForEveryKernel(SafeTensors.Reader reader, int[] hidden, int inputs,
+                                                     int classes) {
+        long inFile = 0;
+        for (int[] shape : reader.shapes().values()) {
+            inFile += java.util.Arrays.stream(shape).asLongStream().reduce(1, (a, b) -> a * b);
+        }
+        long needed = 0;
+        long width = inputs;
+        for (int i = 0; i <= hidden.length && needed <= inFile; i++) { // each term < 2^62: no overflow
+            int units = i < hidden.length ? hidden[i] : classes;
+            needed += width * units;
+            width = units;
+        }
+        if (needed > inFile) {
+            throw new InvalidDataException(String.format(Locale.ROOT, "%s: its config describes a %s network, whose"
+                    + " kernels alone have more weights than the file's %d values", reader.file(),
+                    TrainCommand.architecture(inputs, hidden, classes), inFile));
+        }
     }
 }

@@ -150,9 +150,16 @@ final class ModelOptions {
             throw new InvalidDataException(where + ": config.activation_parameter is not a number: " + parameter);
         }
         options.activationParameter = parameter == null ? null : ((Number) parameter).doubleValue();
-        options.learnParameter = Boolean.TRUE.equals(config.get("learn_parameter"));
+        Object learn = config.get("learn_parameter");
+        if (learn != null && !(learn instanceof Boolean)) {
+            throw new InvalidDataException(where + ": config.learn_parameter is not true or false: " + learn);
+        }
+        options.learnParameter = Boolean.TRUE.equals(learn);
         Object pieces = config.get("maxout_pieces");
-        options.maxoutPieces = pieces instanceof Number n ? n.intValue() : 2; // the option's default
+        if (pieces != null && !(pieces instanceof Integer)) {
+            throw new InvalidDataException(where + ": config.maxout_pieces is not a count: " + pieces);
+        }
+        options.maxoutPieces = pieces == null ? 2 : (Integer) pieces; // 2: the option's default
         if (!(config.get("hidden") instanceof List<?> widths)
                 || widths.stream().anyMatch(w -> !(w instanceof Integer))) {
             throw new InvalidDataException(where + ": config.hidden is not a list of layer widths: "

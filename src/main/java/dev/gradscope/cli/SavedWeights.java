@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.WeightsFile;
+import dev.gradscope.tensor.ActivationKind;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,10 +26,6 @@ final class SavedWeights {
     /** The metadata key holding the run's config as JSON. */
     static final String CONFIG_KEY = "config";
 
-    /** The config fields that decide which function the network computes; a file must match them all. */
-    private static final List<String> MODEL_FIELDS =
-            List.of("activation", "activation_parameter", "learn_parameter", "maxout_pieces", "hidden");
-
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private SavedWeights() {
@@ -43,14 +41,14 @@ final class SavedWeights {
     }
 
     /**
-     * The config of the run that wrote {@code file}, or null when the file has none (it was written by
-     * {@link Sequential#saveWeights} or by another program).
+     * The config of the run that wrote the file {@code reader} has open, or null when the file has none (it
+     * was written by {@link Sequential#saveWeights} or by another program).
      *
-     * @throws InvalidDataException when the file is not readable safetensors, or its config is not JSON
+     * @throws InvalidDataException when its config is not a JSON object
      */
     @SuppressWarnings("unchecked")
-    static Map<String, Object> config(Path file) {
-        String json = SafeTensors.readMetadata(file).get(CONFIG_KEY);
+    static Map<String, Object> config(SafeTensors.Reader reader) {
+        String json = reader.metadata().get(CONFIG_KEY);
         if (json == null) {
             return null;
         }
@@ -60,40 +58,66 @@ final class SavedWeights {
                 return (Map<String, Object>) map;
             }
         } catch (JsonProcessingException e) {
-            throw new InvalidDataException(file + ": metadata '" + CONFIG_KEY + "' is not valid JSON: "
+            throw new InvalidDataException(reader.file() + ": metadata '" + CONFIG_KEY + "' is not valid JSON: "
                     + e.getOriginalMessage(), e);
         }
-        throw new InvalidDataException(file + ": metadata '" + CONFIG_KEY + "' is not a JSON object");
+        throw new InvalidDataException(reader.file() + ": metadata '" + CONFIG_KEY + "' is not a JSON object");
     }
 
     /**
      * Starts {@code model}, built from {@code resolved}, from the weights in {@code file}. A file that records
-     * its run's config must have been trained with the same activation, activation parameter and hidden
-     * widths: otherwise its weights would load into a network computing another function.
+     * its run's config must come from a network that computes the same function: the same activation, hidden
+     * widths, maxout pieces, and the same fixed activation parameter (a learned one is a tensor of the file).
      *
      * @throws InvalidDataException when the file does not fit; the model is unchanged then
      */
     static void load(Sequential model, Path file, ModelOptions.Resolved resolved) {
-        Map<String, Object> saved = config(file);
-        if (saved != null) {
-            requireSameModel(file, saved, resolved.config());
+        try (SafeTensors.Reader reader = SafeTensors.open(file)) {
+            Map<String, Object> saved = config(reader);
+            if (saved != null) {
+                requireSameModel(file, saved, resolved.config());
+            }
+            WeightsFile.load(model, reader);
         }
-        model.loadWeights(file);
     }
 
     private static void requireSameModel(Path file, Map<String, Object> saved, Map<String, Object> wanted) {
         List<String> differences = new ArrayList<>();
-        for (String field : MODEL_FIELDS) {
-            Object a = normalised(saved.get(field));
-            Object b = normalised(wanted.get(field));
-            boolean irrelevant = field.equals("maxout_pieces") && !"maxout".equals(wanted.get("activation"));
-            if (!irrelevant && !Objects.equals(a, b)) {
-                differences.add(field + " " + shown(a) + " (this run: " + shown(b) + ")");
+        compare(differences, "activation", saved.get("activation"), wanted.get("activation"));
+        compare(differences, "hidden", saved.get("hidden"), wanted.get("hidden"));
+        Object activation = wanted.get("activation");
+        if (differences.isEmpty() && activation.equals("maxout")) {
+            compare(differences, "maxout_pieces", saved.get("maxout_pieces"), wanted.get("maxout_pieces"));
+        } else if (differences.isEmpty()) {
+            ActivationKind kind = ActivationKind.fromId((String) activation);
+            if (kind.hasParameter()) {
+                // PReLU always learns its alphas; a learned parameter's starting value is overwritten by the file.
+                boolean savedLearns = kind == ActivationKind.PRELU || Boolean.TRUE.equals(saved.get("learn_parameter"));
+                boolean wantedLearns = kind == ActivationKind.PRELU
+                        || Boolean.TRUE.equals(wanted.get("learn_parameter"));
+                compare(differences, "learn_parameter", savedLearns, wantedLearns);
+                if (!savedLearns && !wantedLearns) {
+                    compare(differences, "activation_parameter", parameter(saved, kind), parameter(wanted, kind));
+                }
             }
         }
         if (!differences.isEmpty()) {
             throw new InvalidDataException(file + ": these weights come from another model: "
                     + String.join(", ", differences) + "; pass the options they were trained with");
+        }
+    }
+
+    /** The activation parameter a config's network uses: its own, or the kind's default when it gives none. */
+    private static Object parameter(Map<String, Object> config, ActivationKind kind) {
+        Object value = config.get("activation_parameter");
+        return value == null ? kind.defaultParameter() : value;
+    }
+
+    private static void compare(List<String> differences, String field, Object saved, Object wanted) {
+        Object a = normalised(saved);
+        Object b = normalised(wanted);
+        if (!Objects.equals(a, b)) {
+            differences.add(field + " " + shown(a) + " (this run: " + shown(b) + ")");
         }
     }
 

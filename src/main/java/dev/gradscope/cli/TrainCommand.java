@@ -15,6 +15,7 @@ import dev.gradscope.train.History;
 import dev.gradscope.train.ModelCheckpoint;
 import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.Trainer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -155,7 +156,9 @@ final class TrainCommand implements Callable<Integer> {
                 System.out.println("weights not saved: " + checkpoint.skipped().get() + "; "
                         + (checkpoint.savedEpochs() > 0
                                 ? checkpoint.file() + " holds the weights after epoch " + checkpoint.savedEpochs()
-                                : "this run wrote no " + checkpoint.file()));
+                                : "this run wrote no " + checkpoint.file()
+                                        + (Files.exists(checkpoint.file()) ? "; the one there holds an earlier run's"
+                                                + " weights" : "")));
             }
             if (checkpoint != null && saveBest != null && checkpoint.savedEpochs() > 0) {
                 System.out.printf(Locale.ROOT, "weights: %s holds epoch %d, the best %s (%.4f)%n", checkpoint.file(),

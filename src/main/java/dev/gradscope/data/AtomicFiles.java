@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -43,20 +45,39 @@ public final class AtomicFiles {
             Path tmp = dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid() + "."
                     + System.nanoTime() + "." + COUNTER.incrementAndGet() + ".tmp");
             try {
-                try (OutputStream out = Files.newOutputStream(tmp, StandardOpenOption.CREATE_NEW,
+                try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW,
                         StandardOpenOption.WRITE)) {
+                    OutputStream out = Channels.newOutputStream(channel);
                     writer.writeTo(out);
+                    out.flush();
+                    // On disk before the move: otherwise a crash soon after it can leave the new name on an
+                    // empty file, and the old contents gone.
+                    channel.force(true);
                 }
                 try {
                     Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
                 } catch (AtomicMoveNotSupportedException e) {
                     Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
                 }
+                syncDirectory(dir);
             } finally {
                 Files.deleteIfExists(tmp);
             }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file + ": " + e, e);
+        }
+    }
+
+    /**
+     * Makes the move itself durable where the platform can (Linux and macOS open a directory for reading;
+     * Windows cannot, and needs no directory sync).
+     */
+    private static void syncDirectory(Path dir) {
+        try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ)) {
+            channel.force(true);
+        } catch (IOException e) {
+            // Not supported here: the file's own contents are on disk; only the rename's durability is left
+            // to the file system.
         }
     }
 }

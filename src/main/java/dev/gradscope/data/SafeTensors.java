@@ -1,21 +1,26 @@
 package dev.gradscope.data;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -55,8 +60,19 @@ public final class SafeTensors {
 
     private static final int LENGTH_PREFIX_BYTES = 8;
 
-    private static final ObjectMapper JSON = new ObjectMapper()
-            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    /** The most elements a tensor may have: its bytes must fit in one Java array. */
+    static final long MAX_TENSOR_ELEMENTS = (Integer.MAX_VALUE - 8) / Float.BYTES;
+
+    /**
+     * Strict where the reference implementation is: nothing after the header's object, and a key given twice
+     * is refused (the reference keeps the last). Strings and names as long as the header may hold.
+     */
+    private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength((int) MAX_HEADER_BYTES)
+                    .maxNameLength((int) MAX_HEADER_BYTES).build())
+            .build())
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private SafeTensors() {
     }
@@ -64,15 +80,14 @@ public final class SafeTensors {
     /**
      * One named tensor: its shape and its values, row-major.
      *
-     * @param name   its key in the file; neither empty nor {@value #METADATA_KEY}
+     * @param name   its key in the file; not {@value #METADATA_KEY}
      * @param shape  its dimensions, each >= 0 ({@code []} is a scalar)
      * @param values its elements, as many as the shape has
      */
     public record Entry(String name, int[] shape, float[] values) {
         public Entry {
-            if (name == null || name.isEmpty() || name.equals(METADATA_KEY)) {
-                throw new IllegalArgumentException("a tensor's name must be neither empty nor " + METADATA_KEY
-                        + ", got '" + name + "'");
+            if (name == null || name.equals(METADATA_KEY)) {
+                throw new IllegalArgumentException("a tensor cannot be named " + name);
             }
             long size = 1;
             for (int d : shape) {
@@ -171,24 +186,9 @@ public final class SafeTensors {
 
     /** Reads every tensor of {@code file}; see the class comment for what is checked. */
     public static Contents read(Path file) {
-        Header header = readHeader(file);
-        Map<String, Entry> tensors = new LinkedHashMap<>();
-        try (InputStream in = Files.newInputStream(file)) {
-            in.skipNBytes(header.dataStart);
-            for (TensorInfo info : header.tensors) {
-                byte[] bytes = in.readNBytes(Math.toIntExact(info.end - info.begin));
-                if (bytes.length != info.end - info.begin) {
-                    throw new InvalidDataException(file + ": truncated while reading tensor '" + info.name
-                            + "' (the file changed while it was read?)");
-                }
-                float[] values = new float[bytes.length / Float.BYTES];
-                ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(values);
-                tensors.put(info.name, new Entry(info.name, info.shape, values));
-            }
-        } catch (IOException e) {
-            throw new InvalidDataException(file + ": cannot read: " + e, e);
+        try (Reader reader = open(file)) {
+            return reader.readAll();
         }
-        return new Contents(header.metadata, tensors);
     }
 
     /**
@@ -196,7 +196,115 @@ public final class SafeTensors {
      * header alone.
      */
     public static Map<String, String> readMetadata(Path file) {
-        return Collections.unmodifiableMap(readHeader(file).metadata);
+        try (Reader reader = open(file)) {
+            return reader.metadata();
+        }
+    }
+
+    /**
+     * Opens {@code file} and reads and checks its header; the tensors' values are read on demand, from the
+     * same open file. So a reader sees one version of a file that a writer replaces meanwhile (the move swaps
+     * the name, not the open file), and a caller can check names and shapes before reading any value.
+     */
+    public static Reader open(Path file) {
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(file, StandardOpenOption.READ);
+        } catch (NoSuchFileException e) {
+            throw new InvalidDataException(file + ": file not found", e);
+        } catch (IOException e) {
+            throw new InvalidDataException(file + ": cannot read: " + e, e);
+        }
+        try {
+            return new Reader(file, channel, readHeader(file, channel));
+        } catch (RuntimeException e) {
+            closeQuietly(channel, e);
+            throw e;
+        }
+    }
+
+    private static void closeQuietly(FileChannel channel, RuntimeException failure) {
+        try {
+            channel.close();
+        } catch (IOException e) {
+            failure.addSuppressed(e);
+        }
+    }
+
+    /** An open safetensors file whose header has been read and checked ({@link #open}). */
+    public static final class Reader implements AutoCloseable {
+        private final Path file;
+        private final FileChannel channel;
+        private final Header header;
+        private final Map<String, TensorInfo> byName = new LinkedHashMap<>();
+
+        private Reader(Path file, FileChannel channel, Header header) {
+            this.file = file;
+            this.channel = channel;
+            this.header = header;
+            for (TensorInfo t : header.tensors) {
+                byName.put(t.name, t);
+            }
+        }
+
+        public Path file() {
+            return file;
+        }
+
+        /** The {@value #METADATA_KEY} strings (empty when the file has none). */
+        public Map<String, String> metadata() {
+            return Collections.unmodifiableMap(header.metadata);
+        }
+
+        /** Each tensor's shape by name, in the order of their data in the file. */
+        public Map<String, int[]> shapes() {
+            Map<String, int[]> shapes = new LinkedHashMap<>();
+            byName.forEach((name, t) -> shapes.put(name, t.shape.clone()));
+            return shapes;
+        }
+
+        /** The values of tensor {@code name}, row-major. */
+        public float[] values(String name) {
+            TensorInfo t = byName.get(name);
+            if (t == null) {
+                throw new IllegalArgumentException(file + " has no tensor '" + name + "'");
+            }
+            ByteBuffer bytes = ByteBuffer.allocate((int) (t.end - t.begin)).order(ByteOrder.LITTLE_ENDIAN);
+            try {
+                long position = header.dataStart + t.begin;
+                while (bytes.hasRemaining()) {
+                    int read = channel.read(bytes, position + bytes.position());
+                    if (read < 0) {
+                        throw new InvalidDataException(file + ": truncated while reading tensor '" + name
+                                + "' (the file shrank while it was read?)");
+                    }
+                }
+            } catch (IOException e) {
+                throw new InvalidDataException(file + ": cannot read tensor '" + name + "': " + e, e);
+            }
+            float[] values = new float[bytes.capacity() / Float.BYTES];
+            bytes.flip();
+            bytes.asFloatBuffer().get(values);
+            return values;
+        }
+
+        /** Every tensor, in data order, with the metadata. */
+        public Contents readAll() {
+            Map<String, Entry> tensors = new LinkedHashMap<>();
+            for (TensorInfo t : header.tensors) {
+                tensors.put(t.name, new Entry(t.name, t.shape, values(t.name)));
+            }
+            return new Contents(header.metadata, tensors);
+        }
+
+        @Override
+        public void close() {
+            try {
+                channel.close();
+            } catch (IOException e) {
+                throw new InvalidDataException(file + ": cannot close: " + e, e);
+            }
+        }
     }
 
     private record TensorInfo(String name, int[] shape, long begin, long end) {
@@ -205,17 +313,16 @@ public final class SafeTensors {
     private record Header(Map<String, String> metadata, List<TensorInfo> tensors, long dataStart) {
     }
 
-    private static Header readHeader(Path file) {
-        long fileSize;
-        byte[] json;
-        try (InputStream in = Files.newInputStream(file)) {
-            fileSize = Files.size(file);
-            byte[] prefix = in.readNBytes(LENGTH_PREFIX_BYTES);
-            if (prefix.length < LENGTH_PREFIX_BYTES) {
+    private static Header readHeader(Path file, FileChannel channel) {
+        try {
+            long fileSize = channel.size();
+            ByteBuffer prefix = ByteBuffer.allocate(LENGTH_PREFIX_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            readFully(channel, prefix, 0);
+            if (prefix.hasRemaining()) {
                 throw new InvalidDataException(String.format("%s: not a safetensors file: %d bytes, the header length"
-                        + " alone needs %d", file, prefix.length, LENGTH_PREFIX_BYTES));
+                        + " alone needs %d", file, prefix.position(), LENGTH_PREFIX_BYTES));
             }
-            long headerLength = ByteBuffer.wrap(prefix).order(ByteOrder.LITTLE_ENDIAN).getLong();
+            long headerLength = prefix.getLong(0);
             if (headerLength < 2 || Long.compareUnsigned(headerLength, fileSize - LENGTH_PREFIX_BYTES) > 0
                     || headerLength > MAX_HEADER_BYTES) {
                 throw new InvalidDataException(String.format("%s: not a safetensors file: its first 8 bytes give a"
@@ -223,23 +330,38 @@ public final class SafeTensors {
                         Long.toUnsignedString(headerLength), fileSize - LENGTH_PREFIX_BYTES,
                         headerLength > MAX_HEADER_BYTES ? " and headers are limited to " + MAX_HEADER_BYTES : ""));
             }
-            json = in.readNBytes((int) headerLength);
-            if (json.length != headerLength) {
-                throw new InvalidDataException(file + ": truncated header (the file changed while it was read?)");
+            ByteBuffer json = ByteBuffer.allocate((int) headerLength);
+            readFully(channel, json, LENGTH_PREFIX_BYTES);
+            if (json.hasRemaining()) {
+                throw new InvalidDataException(file + ": truncated header (the file shrank while it was read?)");
             }
-        } catch (NoSuchFileException e) {
-            throw new InvalidDataException(file + ": file not found", e);
+            long dataStart = LENGTH_PREFIX_BYTES + headerLength;
+            return parseHeader(file, json.flip(), dataStart, fileSize - dataStart);
         } catch (IOException e) {
             throw new InvalidDataException(file + ": cannot read: " + e, e);
         }
-        long dataStart = LENGTH_PREFIX_BYTES + (long) json.length;
-        return parseHeader(file, json, dataStart, fileSize - dataStart);
     }
 
-    private static Header parseHeader(Path file, byte[] json, long dataStart, long dataBytes) {
+    /** Reads from {@code position} until {@code buffer} is full or the file ends. */
+    private static void readFully(FileChannel channel, ByteBuffer buffer, long position) throws IOException {
+        while (buffer.hasRemaining()) {
+            if (channel.read(buffer, position + buffer.position()) < 0) {
+                return;
+            }
+        }
+    }
+
+    private static Header parseHeader(Path file, ByteBuffer json, long dataStart, long dataBytes) {
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(json).toString();
+        } catch (CharacterCodingException e) {
+            throw new InvalidDataException(file + ": the safetensors header is not valid UTF-8", e);
+        }
         JsonNode root;
         try {
-            root = JSON.readTree(new String(json, StandardCharsets.UTF_8));
+            root = JSON.readTree(text);
         } catch (JsonProcessingException e) {
             throw new InvalidDataException(file + ": the safetensors header is not valid JSON: "
                     + e.getOriginalMessage(), e);
@@ -276,6 +398,9 @@ public final class SafeTensors {
     }
 
     private static void readMetadata(Path file, JsonNode node, Map<String, String> into) {
+        if (node.isNull()) {
+            return; // the reference implementation reads an absent and a null metadata alike
+        }
         if (!node.isObject()) {
             throw new InvalidDataException(file + ": " + METADATA_KEY + " is not a JSON object of strings");
         }
@@ -291,9 +416,6 @@ public final class SafeTensors {
 
     private static TensorInfo tensorInfo(Path file, String name, JsonNode node) {
         String where = file + ": tensor '" + name + "'";
-        if (name.isEmpty()) {
-            throw new InvalidDataException(file + ": a tensor has an empty name");
-        }
         if (!node.isObject()) {
             throw new InvalidDataException(where + " is not described by a JSON object: " + node);
         }
@@ -310,18 +432,17 @@ public final class SafeTensors {
             throw new InvalidDataException(where + " has no shape array");
         }
         int[] shape = new int[shapeNode.size()];
-        long elements = 1;
         for (int i = 0; i < shape.length; i++) {
             JsonNode d = shapeNode.get(i);
-            if (!d.canConvertToExactIntegral() || !d.canConvertToInt() || d.intValue() < 0) {
+            if (!d.isIntegralNumber() || !d.canConvertToInt() || d.intValue() < 0) {
                 throw new InvalidDataException(where + " has a shape that is not a list of counts: " + shapeNode);
             }
             shape[i] = d.intValue();
-            elements = multiplyBelowArrayLimit(where, shapeNode, elements, shape[i]);
         }
+        long elements = elementsWithinLimit(where, shape);
         JsonNode offsets = node.get("data_offsets");
-        if (offsets == null || !offsets.isArray() || offsets.size() != 2 || !offsets.get(0).canConvertToExactIntegral()
-                || !offsets.get(1).canConvertToExactIntegral() || !offsets.get(0).canConvertToLong()
+        if (offsets == null || !offsets.isArray() || offsets.size() != 2 || !offsets.get(0).isIntegralNumber()
+                || !offsets.get(1).isIntegralNumber() || !offsets.get(0).canConvertToLong()
                 || !offsets.get(1).canConvertToLong()) {
             throw new InvalidDataException(where + " has no data_offsets [begin, end]: " + offsets);
         }
@@ -338,11 +459,24 @@ public final class SafeTensors {
         return new TensorInfo(name, shape, begin, end);
     }
 
-    private static long multiplyBelowArrayLimit(String where, JsonNode shape, long elements, int dimension) {
-        long product = elements * dimension;
-        if (product > Integer.MAX_VALUE - 8) {
-            throw new InvalidDataException(where + " of shape " + shape + " has more elements than a Java array holds");
+    /**
+     * The elements of a tensor of {@code shape}; refuses tensors whose bytes would not fit in one Java array
+     * (2 GiB), which GradScope could not hold either.
+     */
+    private static long elementsWithinLimit(String where, int[] shape) {
+        long elements = 1;
+        for (int d : shape) {
+            if (d == 0) {
+                return 0;
+            }
         }
-        return product;
+        for (int d : shape) {
+            elements *= d; // at most MAX_TENSOR_ELEMENTS * Integer.MAX_VALUE: no overflow
+            if (elements > MAX_TENSOR_ELEMENTS) {
+                throw new InvalidDataException(where + " of shape " + Arrays.toString(shape) + " has more than "
+                        + MAX_TENSOR_ELEMENTS + " elements (2 GiB), more than GradScope holds in one tensor");
+            }
+        }
+        return elements;
     }
 }

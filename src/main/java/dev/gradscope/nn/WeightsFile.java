@@ -148,22 +148,32 @@ public final class WeightsFile {
      *                              or holds a NaN or infinity; the model is unchanged then
      */
     public static void load(Sequential model, Path file) {
-        SafeTensors.Contents contents = SafeTensors.read(file);
-        Map<String, SafeTensors.Entry> tensors = contents.tensors();
+        try (SafeTensors.Reader reader = SafeTensors.open(file)) {
+            load(model, reader);
+        }
+    }
+
+    /**
+     * {@link #load(Sequential, Path)} from a file already open, for a caller that read its metadata first: one
+     * reader sees one version of the file, even while a run replaces it.
+     */
+    public static void load(Sequential model, SafeTensors.Reader reader) {
+        Path file = reader.file();
+        Map<String, int[]> shapes = reader.shapes();
         List<String> problems = new ArrayList<>();
         Map<String, Sequential.ParameterGroup> expected = new LinkedHashMap<>();
         for (Sequential.ParameterGroup g : model.parameterGroups()) {
             String name = tensorName(g);
             expected.put(name, g);
-            SafeTensors.Entry found = tensors.get(name);
+            int[] found = shapes.get(name);
             if (found == null) {
                 problems.add("no tensor " + name + " " + Arrays.toString(g.slot().shape()));
-            } else if (!Arrays.equals(found.shape(), g.slot().shape())) {
-                problems.add(name + " is " + Arrays.toString(found.shape()) + " in the file, "
+            } else if (!Arrays.equals(found, g.slot().shape())) {
+                problems.add(name + " is " + Arrays.toString(found) + " in the file, "
                         + Arrays.toString(g.slot().shape()) + " in the model");
             }
         }
-        for (String name : tensors.keySet()) {
+        for (String name : shapes.keySet()) {
             if (!expected.containsKey(name)) {
                 problems.add("the model has no tensor " + name);
             }
@@ -176,14 +186,17 @@ public final class WeightsFile {
             throw new InvalidDataException(file + ": these weights do not fit the model (" + architecture(model)
                     + "): " + listed);
         }
-        Optional<String> nonFinite = firstNonFinite(new ArrayList<>(tensors.values()));
+        // Names and shapes match, so the values are as many as the model's parameters: read them only now.
+        float[] all = new float[(int) model.parameters().size()];
+        List<SafeTensors.Entry> entries = new ArrayList<>();
+        for (Sequential.ParameterGroup g : model.parameterGroups()) {
+            float[] values = reader.values(tensorName(g));
+            entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(), values));
+            System.arraycopy(values, 0, all, g.offset(), values.length);
+        }
+        Optional<String> nonFinite = firstNonFinite(entries);
         if (nonFinite.isPresent()) {
             throw new InvalidDataException(file + ": " + nonFinite.get() + "; a model cannot start from it");
-        }
-        float[] all = new float[(int) model.parameters().size()];
-        for (Sequential.ParameterGroup g : model.parameterGroups()) {
-            float[] values = tensors.get(tensorName(g)).values();
-            System.arraycopy(values, 0, all, g.offset(), values.length);
         }
         model.backend().copyFromHost(all, model.parameters());
     }

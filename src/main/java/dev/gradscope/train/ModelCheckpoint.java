@@ -15,9 +15,11 @@ import java.util.Optional;
  * weights to one safetensors file ({@link WeightsFile}), replacing the last epoch's in one move, so an
  * interrupted run keeps the weights of its last finished epoch.
  *
- * <p>An epoch that ends with a NaN or an infinity among the weights (a run that diverged; a GPU run stops
- * only at the end of the epoch in which a step went non-finite) is not written: the file keeps the last
- * finite weights, and {@link #skipped()} says which epoch was left out and why.
+ * <p>An epoch that is not a good one to keep is not written, and the file keeps the last good epoch's
+ * weights: an epoch that stopped part way (on a non-finite gradient), one whose logs hold a NaN or an
+ * infinity (a run that diverged: huge finite weights can give NaN losses), and one that ends with a
+ * non-finite weight (a GPU run stops only at the end of the epoch in which a step went non-finite).
+ * {@link #skipped()} says which epoch was left out and why.
  *
  * <p>{@link #bestOf} is Keras's {@code save_best_only=True}: the file is written only after an epoch that
  * improves the monitored metric (lower is better, or higher for accuracies, as Keras's {@code mode="auto"}),
@@ -31,7 +33,7 @@ public final class ModelCheckpoint implements Callback {
     private final Map<String, String> metadata;
     private final String monitor;
     private double best = Double.NaN;
-    private Sequential model;
+    private TrainingRun run;
     private int savedEpochs;
     private String skipped;
 
@@ -73,11 +75,22 @@ public final class ModelCheckpoint implements Callback {
 
     @Override
     public void onTrainBegin(TrainingRun run) {
-        model = run.model();
+        this.run = run;
     }
 
     @Override
     public void onEpochEnd(int epoch, Map<String, Double> logs) {
+        if (run.stepsThisEpoch() < run.stepsPerEpoch()) {
+            skipped = "epoch " + (epoch + 1) + " stopped after " + run.stepsThisEpoch() + " of "
+                    + run.stepsPerEpoch() + " steps";
+            return;
+        }
+        for (Map.Entry<String, Double> log : logs.entrySet()) {
+            if (!Double.isFinite(log.getValue())) {
+                skipped = "epoch " + (epoch + 1) + " ended with " + log.getKey() + " " + log.getValue();
+                return;
+            }
+        }
         if (monitor != null) {
             Double value = logs.get(monitor);
             if (value == null) {
@@ -90,6 +103,7 @@ public final class ModelCheckpoint implements Callback {
                 return;
             }
         }
+        Sequential model = run.model();
         List<SafeTensors.Entry> weights = WeightsFile.entries(model);
         Optional<String> nonFinite = WeightsFile.firstNonFinite(weights);
         if (nonFinite.isPresent()) {

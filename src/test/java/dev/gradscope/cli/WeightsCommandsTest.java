@@ -124,7 +124,17 @@ class WeightsCommandsTest {
                      Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
             model.saveWeights(weights);
         }
-        assertEquals(0, run(train("--epochs", "1", "--load-weights", weights.toString())), err.toString());
+        Path out = tmp.resolve("from-java");
+        assertEquals(0, run(train("--epochs", "1", "--learning-rate", "1e-30", "--load-weights", weights.toString(),
+                "--out", out.toString())), err.toString());
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = Mlp.build(backend, 1, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"),
+                     Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
+            model.loadWeights(weights);
+            double accuracy = model.evaluate(dev.gradscope.data.Mnist.load(subsetDir()).test(), 256).accuracy();
+            assertEquals(accuracy, last(HistoryJson.read(out.resolve("history.json")), "val_accuracy"),
+                    "the run started from the file's weights (and could not move them)");
+        }
         assertEquals(1, run(List.of("evaluate", weights.toString(), "--device", "cpu",
                 "--data-dir", subsetDir().toString())));
         assertTrue(err.toString().contains(weights + ": no 'config' in its metadata"), err.toString());
@@ -183,5 +193,78 @@ class WeightsCommandsTest {
                 + " loss, accuracy"), err.toString());
         assertEquals(2, run(train("--save-best", "val_loss")));
         assertTrue(err.toString().contains("--save-best needs --out DIR"), err.toString());
+    }
+
+    /** The run's validation used its batch size; evaluate uses it too, and so repeats its numbers exactly. */
+    @Test
+    void evaluateUsesTheRunsBatchSize() {
+        Path out = tmp.resolve("batch100");
+        assertEquals(0, run(train("--epochs", "1", "--batch-size", "100", "--out", out.toString())), err.toString());
+        Path result = tmp.resolve("eval100.json");
+        assertEquals(0, run(List.of("evaluate", out.resolve("model.safetensors").toString(), "--device", "cpu",
+                "--data-dir", subsetDir().toString(), "--out", result.toString())), err.toString());
+        Map<String, Object> evaluation = HistoryJson.read(result);
+        assertEquals(100, evaluation.get("batch_size"));
+        assertEquals(last(HistoryJson.read(out.resolve("history.json")), "val_loss"),
+                ((Number) evaluation.get("loss")).doubleValue());
+    }
+
+    /** Options that do not change the function the network computes do not refuse its weights. */
+    @Test
+    void weightsLoadWhenTheOptionsDifferOnlyInWhatTheFileOverrides() {
+        Path leaky = tmp.resolve("leaky");
+        assertEquals(0, run(train("--epochs", "1", "--activation", "leaky_relu", "--out", leaky.toString())),
+                err.toString());
+        String leakyWeights = leaky.resolve("model.safetensors").toString();
+        assertEquals(0, run(train("--epochs", "1", "--activation", "leaky_relu", "--activation-parameter", "0.01",
+                "--load-weights", leakyWeights)), "0.01 is leaky_relu's default: " + err);
+        assertEquals(1, run(train("--epochs", "1", "--activation", "leaky_relu", "--activation-parameter", "0.2",
+                "--load-weights", leakyWeights)));
+        assertTrue(err.toString().contains("activation_parameter 0.01 (this run: 0.2)"), err.toString());
+
+        Path prelu = tmp.resolve("prelu");
+        assertEquals(0, run(train("--epochs", "1", "--activation", "prelu", "--out", prelu.toString())),
+                err.toString());
+        assertEquals(0, run(train("--epochs", "1", "--activation", "prelu", "--learn-parameter",
+                "--activation-parameter", "0.1", "--load-weights", prelu.resolve("model.safetensors").toString())),
+                "prelu's alphas are learned and in the file: " + err);
+    }
+
+    /** A run that diverges into NaN losses keeps the weights file of the run before it, byte for byte. */
+    @Test
+    void aRunThatDivergesKeepsTheWeightsThatWereThere() throws IOException {
+        Path out = Files.createDirectories(tmp.resolve("diverged"));
+        Path weights = Files.copy(trained.resolve("model.safetensors"), out.resolve("model.safetensors"));
+        byte[] before = Files.readAllBytes(weights);
+        java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stdout = System.out;
+        System.setOut(new java.io.PrintStream(printed, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            assertEquals(0, run(train("--epochs", "1", "--activation", "elu", "--optimizer", "sgd", "--learning-rate",
+                    "1e12", "--keep-going-on-nan", "--load-weights", weights.toString(), "--out", out.toString())),
+                    err.toString());
+        } finally {
+            System.setOut(stdout);
+        }
+        assertArrayEquals(before, Files.readAllBytes(weights));
+        String text = printed.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(text.contains("weights not saved: epoch 1 ended with val_loss NaN") && text.contains("this run wrote no "
+                + weights + "; the one there holds an earlier run's weights"), text);
+    }
+
+    /** A config damaged into absurd widths fails with a message before any network is allocated. */
+    @Test
+    void evaluateRefusesAConfigWhoseNetworkTheFileCannotHold() throws IOException {
+        dev.gradscope.data.SafeTensors.Contents contents =
+                dev.gradscope.data.SafeTensors.read(trained.resolve("model.safetensors"));
+        Map<String, String> metadata = new java.util.LinkedHashMap<>(contents.metadata());
+        metadata.put("config", metadata.get("config").replace("\"hidden\":[32,16]", "\"hidden\":[2000000000]"));
+        assertTrue(metadata.get("config").contains("2000000000"), metadata.get("config"));
+        Path damaged = tmp.resolve("damaged.safetensors");
+        dev.gradscope.data.SafeTensors.write(damaged, metadata, List.copyOf(contents.tensors().values()));
+        assertEquals(1, run(List.of("evaluate", damaged.toString(), "--device", "cpu", "--data-dir",
+                subsetDir().toString())));
+        assertTrue(err.toString().contains(damaged + ": its config describes a 784-2000000000-10 network, whose"
+                + " kernels alone have more weights than the file's 25818 values"), err.toString());
     }
 }

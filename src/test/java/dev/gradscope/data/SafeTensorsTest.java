@@ -97,7 +97,8 @@ class SafeTensorsTest {
         assertRefused(file("duplicate", "{" + ok + "," + ok + "}", 1f, 2f), "Duplicate field 'a'");
         assertRefused(file("f16", "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 0f),
                 "tensor 'a' is F16; GradScope reads F32");
-        assertRefused(file("nodtype", "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 0f), "tensor 'a' has no dtype");
+        assertRefused(file("nodtype", "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 0f),
+                "tensor 'a' has no dtype");
         assertRefused(file("shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 0f),
                 "tensor 'a' has a shape that is not a list of counts");
         assertRefused(file("fraction", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 0f),
@@ -117,6 +118,74 @@ class SafeTensorsTest {
         assertRefused(dir.resolve("missing.safetensors"), "file not found");
     }
 
+    /** Where the reference implementation is strict, so is GradScope; where it accepts, GradScope does too. */
+    @Test
+    void theReadersLimitsAreTheReferenceImplementations() throws IOException {
+        String ok = "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}";
+        byte[] badUtf8 = "{\"__metadata__\":{\"k\":\"\u00ff\"}}".getBytes(StandardCharsets.ISO_8859_1);
+        assertRefused(bytes("utf8", badUtf8), "not valid UTF-8");
+        assertRefused(file("trailing-text", "{" + ok + "} x", 1f, 2f), "not valid JSON");
+        assertRefused(file("two-objects", "{" + ok + "}{}", 1f, 2f), "not valid JSON");
+        assertRefused(file("float-shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2.0],\"data_offsets\":[0,8]}}",
+                1f, 2f), "not a list of counts");
+        assertRefused(file("float-offsets", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8e0]}}",
+                1f, 2f), "has no data_offsets");
+        assertRefused(file("huge", "{\"a\":{\"dtype\":\"F32\",\"shape\":[600000000],\"data_offsets\":[0,"
+                + "2400000000]}}"), "of shape [600000000] has more than 536870909 elements (2 GiB)");
+
+        SafeTensors.Contents accepted = SafeTensors.read(file("accepted", "{\"__metadata__\":null,"
+                + "\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                + "\"none\":{\"dtype\":\"F32\",\"shape\":[2147483647,0],\"data_offsets\":[4,4]}}", 5f));
+        assertEquals(Map.of(), accepted.metadata(), "a null metadata is no metadata");
+        assertArrayEquals(new float[] {5f}, accepted.tensors().get("").values(), "an empty name is a name");
+        assertArrayEquals(new int[] {2147483647, 0}, accepted.tensors().get("none").shape());
+
+        String longText = "x".repeat(21_000_000); // beyond Jackson's default limit of 20 million characters
+        String longName = "n".repeat(60_000); // beyond its default limit of 50,000 for a name
+        Path large = dir.resolve("large.safetensors");
+        SafeTensors.write(large, Map.of("note", longText),
+                List.of(new SafeTensors.Entry(longName, new int[] {1}, new float[] {1f})));
+        SafeTensors.Contents read = SafeTensors.read(large);
+        assertEquals(longText, read.metadata().get("note"));
+        assertEquals(List.of(longName), List.copyOf(read.tensors().keySet()));
+    }
+
+    /**
+     * A reader that opened the file sees one version of it while a writer replaces it again and again, with
+     * headers of changing lengths: never the header of one version with the data of another.
+     */
+    @Test
+    void aReaderSeesOneVersionOfAFileBeingReplaced() throws Exception {
+        Path file = dir.resolve("busy.safetensors");
+        List<List<SafeTensors.Entry>> versions = List.of(
+                List.of(new SafeTensors.Entry("w", new int[] {4}, new float[] {1f, 2f, 3f, 4f})),
+                List.of(new SafeTensors.Entry("w", new int[] {4}, new float[] {-1f, -2f, -3f, -4f})));
+        List<Map<String, String>> metadata = List.of(Map.of("epoch", "1"), Map.of("epoch", "2", "note", "x".repeat(37)));
+        SafeTensors.write(file, metadata.get(0), versions.get(0));
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread writer = new Thread(() -> {
+            for (int i = 0; !stop.get(); i++) {
+                SafeTensors.write(file, metadata.get(i % 2), versions.get(i % 2));
+            }
+        });
+        writer.start();
+        try {
+            long deadline = System.nanoTime() + 1_000_000_000L;
+            int reads = 0;
+            while (System.nanoTime() < deadline) {
+                SafeTensors.Contents contents = SafeTensors.read(file);
+                int version = contents.metadata().get("epoch").equals("1") ? 0 : 1;
+                assertArrayEquals(versions.get(version).get(0).values(), contents.tensors().get("w").values(),
+                        "read " + reads + ": the data of the version whose header was read");
+                reads++;
+            }
+            assertTrue(reads > 10, "reads: " + reads);
+        } finally {
+            stop.set(true);
+            writer.join();
+        }
+    }
+
     @Test
     void writingRefusesTwoTensorsOfOneNameAndBadEntries() {
         Path file = dir.resolve("dup.safetensors");
@@ -126,12 +195,20 @@ class SafeTensorsTest {
         assertThrows(IllegalArgumentException.class, () -> new SafeTensors.Entry("a", new int[] {2}, new float[1]));
         assertThrows(IllegalArgumentException.class,
                 () -> new SafeTensors.Entry(SafeTensors.METADATA_KEY, new int[] {1}, new float[1]));
+        assertThrows(IllegalArgumentException.class, () -> new SafeTensors.Entry("n", new int[] {-1}, new float[0]));
     }
 
     private void assertRefused(Path file, String expected) {
         InvalidDataException e = assertThrows(InvalidDataException.class, () -> SafeTensors.read(file), file.toString());
         assertTrue(e.getMessage().startsWith(file.toString()), e.getMessage());
         assertTrue(e.getMessage().contains(expected), "expected '" + expected + "' in: " + e.getMessage());
+    }
+
+    private Path bytes(String name, byte[] header) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).array());
+        out.write(header);
+        return Files.write(dir.resolve(name), out.toByteArray());
     }
 
     /** A file of {@code header} (unpadded) and {@code values} as little-endian floats. */

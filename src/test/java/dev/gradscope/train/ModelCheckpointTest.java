@@ -37,8 +37,16 @@ class ModelCheckpointTest {
         ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of("run", "test"));
         try (CpuBackend backend = new CpuBackend();
              Sequential model = model(backend, Initializer.glorotUniform())) {
+            java.util.List<String> epochsInTheFile = new java.util.ArrayList<>();
+            Callback reader = new Callback() {
+                @Override
+                public void onEpochEnd(int epoch, Map<String, Double> logs) {
+                    epochsInTheFile.add(SafeTensors.readMetadata(file).get("epoch"));
+                }
+            };
             History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(2).verbose(0)
-                    .callback(checkpoint).build());
+                    .callback(checkpoint).callback(reader).build());
+            assertEquals(java.util.List.of("1", "2"), epochsInTheFile, "rewritten after each epoch");
             SafeTensors.Contents saved = SafeTensors.read(file);
             assertEquals("2", saved.metadata().get("epoch"));
             assertEquals("test", saved.metadata().get("run"));
@@ -54,8 +62,8 @@ class ModelCheckpointTest {
 
     /**
      * A run whose weights go non-finite in its second epoch (a NaN put into the first kernel as the epoch
-     * begins, as an overflow would): the file keeps the first epoch's weights, byte for byte, and the
-     * checkpoint says which epoch it left out and why.
+     * begins, as an overflow would), and which stops there: the file keeps the first epoch's weights, byte
+     * for byte, and the checkpoint says which epoch it left out and why.
      */
     @Test
     void anEpochEndingWithNonFiniteWeightsLeavesTheLastFiniteFile() throws IOException {
@@ -88,10 +96,55 @@ class ModelCheckpointTest {
             History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(3).verbose(0)
                     .callback(checkpoint).callback(spoiler).build());
             assertTrue(history.nonFinite() != null && history.nonFinite().stopped(), "the run stopped in epoch 2");
-            assertEquals("epoch 2 ended with dense.kernel[0, 0] = NaN", checkpoint.skipped().orElse(null));
+            assertEquals("epoch 2 stopped after 1 of 6 steps", checkpoint.skipped().orElse(null));
             assertEquals(1, checkpoint.savedEpochs());
             assertArrayEquals(afterFirstEpoch[0], Files.readAllBytes(file));
             assertEquals("1", SafeTensors.readMetadata(file).get("epoch"));
+        }
+    }
+
+    /**
+     * The other two epochs not worth keeping, each after a first epoch that was: one that ran all its steps
+     * but whose weights end non-finite (as on a GPU, which stops at the end of such an epoch), and one whose
+     * logs hold a NaN (weights that are finite but huge).
+     */
+    @Test
+    void epochsEndingWithNonFiniteWeightsOrLogsAreNotWritten() throws IOException {
+        for (String spoilt : new String[] {"weights", "logs"}) {
+            Path file = dir.resolve(spoilt + ".safetensors");
+            ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of());
+            try (CpuBackend backend = new CpuBackend();
+                 Sequential model = model(backend, Initializer.glorotUniform())) {
+                byte[][] afterFirstEpoch = new byte[1][];
+                Callback spoiler = new Callback() {
+                    @Override
+                    public void onEpochEnd(int epoch, Map<String, Double> logs) {
+                        if (epoch == 1 && spoilt.equals("weights")) {
+                            float[] parameters = model.parameters().toFloatArray();
+                            parameters[parameters.length - 1] = Float.POSITIVE_INFINITY;
+                            backend.copyFromHost(parameters, model.parameters());
+                        } else if (epoch == 1) {
+                            logs.put("val_loss", Double.NaN);
+                        }
+                    }
+                };
+                Callback copier = new Callback() {
+                    @Override
+                    public void onEpochEnd(int epoch, Map<String, Double> logs) {
+                        try {
+                            afterFirstEpoch[0] = epoch == 0 ? Files.readAllBytes(file) : afterFirstEpoch[0];
+                        } catch (IOException e) {
+                            throw new IllegalStateException(e);
+                        }
+                    }
+                };
+                model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(2).verbose(0).validation(TRAIN.take(100))
+                        .callback(spoiler).callback(checkpoint).callback(copier).build());
+                assertEquals(spoilt.equals("weights") ? "epoch 2 ended with dense_2.bias[9] = Infinity"
+                        : "epoch 2 ended with val_loss NaN", checkpoint.skipped().orElse(null));
+                assertEquals(1, checkpoint.savedEpochs());
+                assertArrayEquals(afterFirstEpoch[0], Files.readAllBytes(file), spoilt);
+            }
         }
     }
 
