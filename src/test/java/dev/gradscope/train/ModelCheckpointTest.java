@@ -26,6 +26,34 @@ class ModelCheckpointTest {
     @TempDir
     Path dir;
 
+    /** Puts {@code value} into parameter {@code index} of {@code model}, as an overflow would. */
+    private static void spoil(Sequential model, int index, float value) {
+        float[] parameters = model.parameters().toFloatArray();
+        parameters[index] = value;
+        model.backend().copyFromHost(parameters, model.parameters());
+    }
+
+    /** The bytes of a checkpoint's file as its first epoch left them (a callback after the checkpoint). */
+    private static final class FirstEpochFile implements Callback {
+        private final Path file;
+        byte[] bytes;
+
+        FirstEpochFile(Path file) {
+            this.file = file;
+        }
+
+        @Override
+        public void onEpochEnd(int epoch, Map<String, Double> logs) {
+            if (epoch == 0) {
+                try {
+                    bytes = Files.readAllBytes(file);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }
+        }
+    }
+
     private static Sequential model(CpuBackend backend, Initializer init) {
         return Mlp.build(backend, 4, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"), init)
                 .compile(new Sgd(0.01), Loss.CATEGORICAL_CROSSENTROPY);
@@ -71,34 +99,21 @@ class ModelCheckpointTest {
         ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of());
         try (CpuBackend backend = new CpuBackend();
              Sequential model = model(backend, Initializer.glorotUniform())) {
-            byte[][] afterFirstEpoch = new byte[1][];
+            FirstEpochFile afterFirstEpoch = new FirstEpochFile(file);
             Callback spoiler = new Callback() {
                 @Override
                 public void onEpochBegin(int epoch) {
                     if (epoch == 1) {
-                        float[] parameters = model.parameters().toFloatArray();
-                        parameters[0] = Float.NaN;
-                        backend.copyFromHost(parameters, model.parameters());
-                    }
-                }
-
-                @Override
-                public void onEpochEnd(int epoch, Map<String, Double> logs) {
-                    if (epoch == 0) {
-                        try {
-                            afterFirstEpoch[0] = Files.readAllBytes(file);
-                        } catch (IOException e) {
-                            throw new IllegalStateException(e);
-                        }
+                        spoil(model, 0, Float.NaN);
                     }
                 }
             };
             History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(3).verbose(0)
-                    .callback(checkpoint).callback(spoiler).build());
+                    .callback(checkpoint).callback(spoiler).callback(afterFirstEpoch).build());
             assertTrue(history.nonFinite() != null && history.nonFinite().stopped(), "the run stopped in epoch 2");
             assertEquals("epoch 2 stopped after 1 of 6 steps", checkpoint.skipped().orElse(null));
             assertEquals(1, checkpoint.savedEpochs());
-            assertArrayEquals(afterFirstEpoch[0], Files.readAllBytes(file));
+            assertArrayEquals(afterFirstEpoch.bytes, Files.readAllBytes(file));
             assertEquals("1", SafeTensors.readMetadata(file).get("epoch"));
         }
     }
@@ -115,35 +130,23 @@ class ModelCheckpointTest {
             ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of());
             try (CpuBackend backend = new CpuBackend();
                  Sequential model = model(backend, Initializer.glorotUniform())) {
-                byte[][] afterFirstEpoch = new byte[1][];
+                FirstEpochFile afterFirstEpoch = new FirstEpochFile(file);
                 Callback spoiler = new Callback() {
                     @Override
                     public void onEpochEnd(int epoch, Map<String, Double> logs) {
                         if (epoch == 1 && spoilt.equals("weights")) {
-                            float[] parameters = model.parameters().toFloatArray();
-                            parameters[parameters.length - 1] = Float.POSITIVE_INFINITY;
-                            backend.copyFromHost(parameters, model.parameters());
+                            spoil(model, (int) model.parameters().size() - 1, Float.POSITIVE_INFINITY);
                         } else if (epoch == 1) {
                             logs.put("val_loss", Double.NaN);
                         }
                     }
                 };
-                Callback copier = new Callback() {
-                    @Override
-                    public void onEpochEnd(int epoch, Map<String, Double> logs) {
-                        try {
-                            afterFirstEpoch[0] = epoch == 0 ? Files.readAllBytes(file) : afterFirstEpoch[0];
-                        } catch (IOException e) {
-                            throw new IllegalStateException(e);
-                        }
-                    }
-                };
                 model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(2).verbose(0).validation(TRAIN.take(100))
-                        .callback(spoiler).callback(checkpoint).callback(copier).build());
+                        .callback(spoiler).callback(checkpoint).callback(afterFirstEpoch).build());
                 assertEquals(spoilt.equals("weights") ? "epoch 2 ended with dense_2.bias[9] = Infinity"
                         : "epoch 2 ended with val_loss NaN", checkpoint.skipped().orElse(null));
                 assertEquals(1, checkpoint.savedEpochs());
-                assertArrayEquals(afterFirstEpoch[0], Files.readAllBytes(file), spoilt);
+                assertArrayEquals(afterFirstEpoch.bytes, Files.readAllBytes(file), spoilt);
             }
         }
     }
