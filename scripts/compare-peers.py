@@ -36,10 +36,11 @@ with epsilon 1e-7; the JSON says so in "optimizer": {"update": "torch.optim.Adam
 shows in the losses, slightly, and not in the time: on 2000 images after 3 epochs (CPU), final_loss
 was 0.3840 with torch.optim.Adam, 0.3861 with the Keras update written out in PyTorch, 0.3858 in JAX.
 
-The initial weights come from NumPy (seed --seed) and each epoch's shuffle from a NumPy generator with
-the same seed, uploaded to the device at the start of the epoch as GradScope does; so every variant
-starts from the same weights and sees the same batches (GradScope's own weights differ: its generator
-is another). The loss is summed on the device and read once per epoch; "final_loss" is the last
+The initial weights come from NumPy (seed --seed), or with --initial-weights FILE from GradScope's own
+draw (`gradscope bench --save-initial-weights FILE`, a safetensors file read here with NumPy alone); each
+epoch's shuffle comes from a NumPy generator with the seed, uploaded to the device at the start of the
+epoch as GradScope does. So every variant starts from the same weights, GradScope's too with FILE, and
+sees the same batches (GradScope's shuffles differ: its generator is another). The loss is summed on the device and read once per epoch; "final_loss" is the last
 epoch's mean loss over its examples, as in `gradscope bench`.
 
 Processes: when both frameworks are asked for, each runs in a child process of this script (PyTorch and
@@ -58,7 +59,8 @@ cannot be read; 2 for usage errors; 3 when every requested variant was skipped (
 
 Needs Python 3.9+ and NumPy; PyTorch and JAX are used when installed (either may be absent).
 Usage: scripts/compare-peers.py [--data-dir data/mnist] [--epochs 5] [--only NAME,...] [--seed 42]
-                                [--device cuda|cpu] [--train-limit N] [--batch-size 256] [--tf32]
+                                [--initial-weights FILE] [--device cuda|cpu] [--train-limit N]
+                                [--batch-size 256] [--tf32]
                                 [--torch-python PY] [--jax-python PY] [--out FILE.json]
 """
 
@@ -179,6 +181,66 @@ def glorot_uniform(seed):
     return layers
 
 
+def read_safetensors(path):
+    """{name: float32 array} of a safetensors file of F32 tensors, checked as GradScope's reader checks it."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise DataError("%s: cannot read: %s" % (path, e))
+    if len(data) < 8:
+        raise DataError("%s: not a safetensors file: %d bytes, the header length alone needs 8" % (path, len(data)))
+    length = int.from_bytes(data[:8], "little")
+    if length < 2 or length > len(data) - 8:
+        raise DataError("%s: not a safetensors file: its first 8 bytes give a header of %d bytes, the file has %d "
+                        "bytes after them" % (path, length, len(data) - 8))
+    try:
+        header = json.loads(data[8:8 + length].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise DataError("%s: the safetensors header is not valid JSON: %s" % (path, e))
+    if not isinstance(header, dict):
+        raise DataError("%s: the safetensors header is not a JSON object" % path)
+    header.pop("__metadata__", None)
+    start = 8 + length
+    tensors, covered = {}, 0
+    for name, info in sorted(header.items(), key=lambda item: tuple(item[1].get("data_offsets", (0, 0)))):
+        try:
+            dtype, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise DataError("%s: tensor '%s' is not described by dtype, shape and data_offsets" % (path, name))
+        if dtype != "F32":
+            raise DataError("%s: tensor '%s' is %s; F32 expected" % (path, name, dtype))
+        if begin != covered or end - begin != 4 * math.prod(shape):
+            raise DataError("%s: tensor '%s' has data_offsets [%s, %s], which do not follow the tensor before it "
+                            "or fit its shape %s" % (path, name, begin, end, list(shape)))
+        covered = end
+        tensors[name] = np.frombuffer(data, dtype="<f4", count=math.prod(shape), offset=start + begin).reshape(shape)
+    if start + covered != len(data):
+        raise DataError("%s: the tensors cover %d data bytes, the file has %d after its header" % (
+            path, covered, len(data) - start))
+    return tensors
+
+
+def gradscope_initial_weights(path):
+    """[(kernel, bias)] per layer from a weights file GradScope wrote for this network (dense ... dense_4)."""
+    tensors = read_safetensors(path)
+    sizes = (INPUTS,) + HIDDEN + (CLASSES,)
+    names = ["dense"] + ["dense_%d" % i for i in range(1, len(sizes) - 1)]
+    expected = {}
+    for name, fan_in, fan_out in zip(names, sizes[:-1], sizes[1:]):
+        expected[name + ".kernel"] = (fan_in, fan_out)
+        expected[name + ".bias"] = (fan_out,)
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    if found != expected:
+        raise DataError("%s: holds %s; the chapter's ReLU MLP needs %s" % (
+            path, ", ".join("%s %s" % (n, list(s)) for n, s in found.items()),
+            ", ".join("%s %s" % (n, list(s)) for n, s in expected.items())))
+    for name, t in tensors.items():
+        if not np.all(np.isfinite(t)):
+            raise DataError("%s: tensor '%s' holds a NaN or an infinity" % (path, name))
+    return [(tensors[n + ".kernel"].copy(), tensors[n + ".bias"].copy()) for n in names]
+
+
 def epoch_orders(seed, n):
     """An endless series of shuffles of range(n), the same for every variant given the same seed."""
     # A stream apart from the weights' (seed + 1), so that changing the model would not change the shuffles.
@@ -216,6 +278,7 @@ def result_record(ctx, backend, precision, device, framework, update, notes, war
         "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE, "beta_1": BETA_1, "beta_2": BETA_2,
                       "epsilon": EPSILON, "update": update},
         "init": "glorot_uniform",
+        "initial_weights": ctx.initial_weights,
         "batch_size": ctx.batch_size,
         "profile": False,
         "train_examples": ctx.n,
@@ -234,7 +297,7 @@ def result_record(ctx, backend, precision, device, framework, update, notes, war
 class Context:
     """The inputs every variant shares: data on the host, initial weights, sizes, options."""
 
-    def __init__(self, args, pixels, labels):
+    def __init__(self, args, pixels, labels, initial=None):
         self.pixels = pixels
         self.labels = labels
         self.n = pixels.shape[0]
@@ -243,7 +306,8 @@ class Context:
         self.epochs = args.epochs
         self.seed = args.seed
         self.device = args.device
-        self.initial = glorot_uniform(args.seed)
+        self.initial_weights = args.initial_weights
+        self.initial = initial if initial is not None else glorot_uniform(args.seed)
 
 
 def import_failure(framework, module, error):
@@ -642,6 +706,9 @@ def parse_args(argv):
                         help="default: cuda when PyTorch or JAX (whichever is asked for) sees a GPU, else cpu")
     parser.add_argument("--train-limit", type=positive_int, metavar="N", help="use the first N training images")
     parser.add_argument("--seed", type=int, default=42, help="initial weights and shuffles (default: %(default)s)")
+    parser.add_argument("--initial-weights", metavar="FILE",
+                        help="start every variant from these weights (`gradscope bench --save-initial-weights "
+                             "FILE`) instead of NumPy's glorot_uniform draw")
     parser.add_argument("--tf32", action="store_true",
                         help="also run the PyTorch variants with TF32 matmuls (CUDA only)")
     parser.add_argument("--out", metavar="FILE.json", help="also write the JSON array here")
@@ -738,6 +805,7 @@ def run_in_worker(args, framework, python, runs):
                    "--device", args.device, "--seed", str(args.seed)]
         command += ["--train-limit", str(args.train_limit)] if args.train_limit else []
         command += ["--tf32"] if args.tf32 else []
+        command += ["--initial-weights", args.initial_weights] if args.initial_weights else []
         # Its stdout repeats what this process prints at the end; its stderr (progress, errors) passes through.
         try:
             rc = subprocess.run(command, stdout=subprocess.DEVNULL).returncode
@@ -761,12 +829,13 @@ def main(argv=None):
     runs = planned_runs(args)
     try:
         pixels, labels = load_mnist(args.data_dir, args.train_limit)
+        initial = gradscope_initial_weights(args.initial_weights) if args.initial_weights else None
     except DataError as e:
         log("error: " + str(e))
         return EXIT_FAILED
     if args.device is None:
         args.device = default_device(runs)
-    ctx = Context(args, pixels, labels)
+    ctx = Context(args, pixels, labels, initial)
     if not args.worker:
         log("%d training images, batch %d (%d full batches + %d), %d timed epoch%s after one warm-up, device %s" % (
             ctx.n, ctx.batch_size, ctx.full_batches, ctx.tail, ctx.epochs, "" if ctx.epochs == 1 else "s",

@@ -12,7 +12,8 @@
 #                  in line (-Dgradscope.cuda.aside=false), reductions in chunks of 4096
 #                  (-Dgradscope.cuda.reductionChunk=4096), --tf32 and --profile-cost (their JSON into
 #                  logs.txt), and every `bench` subcommand its --help lists
-#   peers          compare-peers.py --epochs 3: the same benchmark in PyTorch and JAX, with a Python that
+#   peers          compare-peers.py --epochs 3: the same benchmark in PyTorch and JAX, from bench's initial
+#                  weights (--save-initial-weights, --initial-weights), with a Python that
 #                  has either (GRADSCOPE_PEERS_PYTHON, python3, /opt/*/bin/python3, ...); "skipped", which
 #                  does not fail the run, when there is none or no variant can run
 #   train-cuda     gradscope train --device cuda --epochs 2 on the full MNIST
@@ -256,7 +257,11 @@ bench_help="$STEP_LOG"
 # --op-times (where listed): every op of a step timed on the device, the table in logs.txt, op_times in bench.json.
 op_times=()
 grep -q -- '--op-times' "$bench_help" && op_times=(--op-times)
-run_step bench 120 "${gradscope[@]}" bench --device cuda --data-dir "$here/mnist" --out "$out/bench.json" "${op_times[@]}"
+# GradScope's initial weights (where listed), so that the peers step starts PyTorch and JAX from them too.
+initial_weights=()
+grep -q -- '--save-initial-weights' "$bench_help" && initial_weights=(--save-initial-weights "$work/initial.safetensors")
+run_step bench 120 "${gradscope[@]}" bench --device cuda --data-dir "$here/mnist" --out "$out/bench.json" \
+  "${op_times[@]}" "${initial_weights[@]}"
 if [[ -f "$out/bench.json" ]]; then
   record bench "$(row_status)" "$STEP_SECONDS" \
     "median epoch $(json_number "$out/bench.json" median_epoch_seconds) s ($(json_number "$out/bench.json" train_examples) examples), $(json_number "$out/bench.json" kernels_per_step) kernels/step"
@@ -348,8 +353,10 @@ else
   peer_pythons=()
   [[ -n "$torch_python" ]] && peer_pythons+=(--torch-python "$torch_python")
   [[ -n "$jax_python" ]] && peer_pythons+=(--jax-python "$jax_python")
+  peers_initial=()
+  [[ -f "$work/initial.safetensors" ]] && peers_initial=(--initial-weights "$work/initial.safetensors")
   run_step peers 150 "${peers_env[@]}" "$peers_python" "$here/compare-peers.py" --device cuda --epochs 3 \
-    --data-dir "$here/mnist" --out "$work/peers.json" "${peer_pythons[@]}"
+    --data-dir "$here/mnist" --out "$work/peers.json" "${peer_pythons[@]}" "${peers_initial[@]}"
   [[ -f "$work/peers.json" ]] && cp "$work/peers.json" "$out/peers.json"
   # The fastest variant that ran, against GradScope's bench median when there is one.
   figure="$("$peers_python" - "$work/peers.json" "$out/bench.json" 2>/dev/null <<'PEERS'

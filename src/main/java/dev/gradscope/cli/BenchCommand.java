@@ -48,6 +48,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Also write the results as JSON to FILE.")
     Path out;
 
+    @Option(names = "--save-initial-weights", paramLabel = "FILE",
+            description = "Write the model's initial weights to FILE (safetensors) before training, so that"
+                    + " scripts/compare-peers.py --initial-weights FILE starts PyTorch and JAX from them too.")
+    Path saveInitialWeights;
+
     @Option(names = "--no-profile",
             description = "Switch the gradient profiler off, to measure what profiling costs (on by default, as in train).")
     boolean noProfile;
@@ -100,6 +105,9 @@ final class BenchCommand implements Callable<Integer> {
             }
             var train = run.trainLimit > 0 ? mnist.train().take(Math.min(run.trainLimit, mnist.train().rows()))
                     : mnist.train();
+            if (saveInitialWeights != null) {
+                net.saveWeights(saveInitialWeights);
+            }
             if (profileCost) {
                 return profileCost(net, train, backend.name(), backend.description(), resolved);
             }

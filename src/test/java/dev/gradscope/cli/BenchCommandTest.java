@@ -1,9 +1,14 @@
 package dev.gradscope.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -56,5 +61,23 @@ class BenchCommandTest {
         assertEquals(2, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cpu", "--data-dir",
                 data.toString(), "--train-limit", "512", "--epochs", "2", "--op-times"), err.toString());
         assertTrue(err.toString().contains("--op-times times ops with CUDA events: it needs the GPU"), err.toString());
+    }
+
+    /** The weights the bench starts from, for compare-peers.py: the model as built, before any step. */
+    @Test
+    void saveInitialWeightsWritesTheWeightsTheBenchStartsFrom() throws URISyntaxException {
+        Path data = Path.of(BenchCommandTest.class.getResource("/mnist-subset").toURI());
+        Path initial = tmp.resolve("initial.safetensors");
+        assertEquals(0, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cpu", "--data-dir",
+                data.toString(), "--train-limit", "256", "--hidden", "16", "--epochs", "2", "--seed", "7",
+                "--save-initial-weights", initial.toString()), err.toString());
+        try (CpuBackend backend = new CpuBackend();
+             Sequential built = Mlp.build(backend, 7, 784, new int[] {16}, 10, Mlp.HiddenUnits.of("relu"),
+                     Initializer.glorotUniform());
+             Sequential loaded = Mlp.build(backend, 8, 784, new int[] {16}, 10, Mlp.HiddenUnits.of("relu"),
+                     Initializer.glorotUniform())) {
+            loaded.loadWeights(initial);
+            assertArrayEquals(built.parameters().toFloatArray(), loaded.parameters().toFloatArray());
+        }
     }
 }
