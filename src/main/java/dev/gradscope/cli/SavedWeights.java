@@ -92,7 +92,8 @@ final class SavedWeights {
             ActivationKind kind = ActivationKind.fromId((String) activation);
             if (kind.hasParameter()) {
                 // PReLU always learns its alphas; a learned parameter's starting value is overwritten by the file.
-                boolean savedLearns = kind == ActivationKind.PRELU || Boolean.TRUE.equals(saved.get("learn_parameter"));
+                boolean savedLearns = kind == ActivationKind.PRELU
+                        || Boolean.TRUE.equals(saved.get("learn_parameter"));
                 boolean wantedLearns = kind == ActivationKind.PRELU
                         || Boolean.TRUE.equals(wanted.get("learn_parameter"));
                 compare(differences, "learn_parameter", savedLearns, wantedLearns);

@@ -154,15 +154,15 @@ final class TrainCommand implements Callable<Integer> {
             }
             if (checkpoint != null && checkpoint.skipped().isPresent()) {
                 System.out.println("weights not saved: " + checkpoint.skipped().get() + "; "
-                        + (checkpoint.savedEpochs() > 0
-                                ? checkpoint.file() + " holds the weights after epoch " + checkpoint.savedEpochs()
+                        + (checkpoint.savedEpoch() > 0
+                                ? checkpoint.file() + " holds the weights after epoch " + checkpoint.savedEpoch()
                                 : "this run wrote no " + checkpoint.file()
                                         + (Files.exists(checkpoint.file()) ? "; the one there holds an earlier run's"
                                                 + " weights" : "")));
             }
-            if (checkpoint != null && saveBest != null && checkpoint.savedEpochs() > 0) {
+            if (checkpoint != null && saveBest != null && checkpoint.savedEpoch() > 0) {
                 System.out.printf(Locale.ROOT, "weights: %s holds epoch %d, the best %s (%.4f)%n", checkpoint.file(),
-                        checkpoint.savedEpochs(), saveBest, checkpoint.best());
+                        checkpoint.savedEpoch(), saveBest, checkpoint.best());
             }
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%n",
                     history.last("loss"), history.last("accuracy"), history.last("val_loss"),

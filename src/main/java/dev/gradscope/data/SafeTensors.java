@@ -454,7 +454,8 @@ public final class SafeTensors {
         }
         if (end - begin != elements * Float.BYTES) {
             throw new InvalidDataException(String.format("%s: shape %s of %s needs %d bytes, its data_offsets %s"
-                    + " span %d", where, Arrays.toString(shape), FLOAT32, elements * Float.BYTES, offsets, end - begin));
+                    + " span %d", where, Arrays.toString(shape), FLOAT32, elements * Float.BYTES, offsets,
+                    end - begin));
         }
         return new TensorInfo(name, shape, begin, end);
     }

@@ -34,7 +34,7 @@ public final class ModelCheckpoint implements Callback {
     private final String monitor;
     private double best = Double.NaN;
     private TrainingRun run;
-    private int savedEpochs;
+    private int savedEpoch;
     private String skipped;
 
     /**
@@ -114,7 +114,7 @@ public final class ModelCheckpoint implements Callback {
         all.put("epoch", Integer.toString(epoch + 1));
         logs.forEach((key, value) -> all.put(key, String.format(Locale.ROOT, "%s", value)));
         WeightsFile.write(model, file, weights, all);
-        savedEpochs = epoch + 1;
+        savedEpoch = epoch + 1;
         skipped = null;
         if (monitor != null) {
             best = logs.get(monitor);
@@ -122,8 +122,8 @@ public final class ModelCheckpoint implements Callback {
     }
 
     /** The epoch, from 1, whose weights the file holds; 0 when none was written. */
-    public int savedEpochs() {
-        return savedEpochs;
+    public int savedEpoch() {
+        return savedEpoch;
     }
 
     /** The best value of {@link #monitor()} so far: that of the epoch the file holds (NaN before). */

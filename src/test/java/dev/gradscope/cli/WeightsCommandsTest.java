@@ -24,7 +24,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code train --out} saves the weights, {@code train --load-weights} starts from them, {@code evaluate} scores them. */
+/**
+ * {@code train --out} saves the weights, {@code train --load-weights} starts from them, {@code evaluate}
+ * scores them.
+ */
 class WeightsCommandsTest {
     /** One small run's output, shared by the tests that read it. */
     @TempDir
@@ -248,8 +251,8 @@ class WeightsCommandsTest {
         }
         assertArrayEquals(before, Files.readAllBytes(weights));
         String text = printed.toString(java.nio.charset.StandardCharsets.UTF_8);
-        assertTrue(text.contains("weights not saved: epoch 1 ended with val_loss NaN") && text.contains("this run wrote no "
-                + weights + "; the one there holds an earlier run's weights"), text);
+        assertTrue(text.contains("weights not saved: epoch 1 ended with val_loss NaN")
+                && text.contains("this run wrote no " + weights + "; the one there holds an earlier run's weights"), text);
     }
 
     /** A config damaged into absurd widths fails with a message before any network is allocated. */

@@ -160,7 +160,8 @@ class SafeTensorsTest {
         List<List<SafeTensors.Entry>> versions = List.of(
                 List.of(new SafeTensors.Entry("w", new int[] {4}, new float[] {1f, 2f, 3f, 4f})),
                 List.of(new SafeTensors.Entry("w", new int[] {4}, new float[] {-1f, -2f, -3f, -4f})));
-        List<Map<String, String>> metadata = List.of(Map.of("epoch", "1"), Map.of("epoch", "2", "note", "x".repeat(37)));
+        List<Map<String, String>> metadata =
+                List.of(Map.of("epoch", "1"), Map.of("epoch", "2", "note", "x".repeat(37)));
         SafeTensors.write(file, metadata.get(0), versions.get(0));
         java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
         Thread writer = new Thread(() -> {
@@ -199,7 +200,8 @@ class SafeTensorsTest {
     }
 
     private void assertRefused(Path file, String expected) {
-        InvalidDataException e = assertThrows(InvalidDataException.class, () -> SafeTensors.read(file), file.toString());
+        InvalidDataException e =
+                assertThrows(InvalidDataException.class, () -> SafeTensors.read(file), file.toString());
         assertTrue(e.getMessage().startsWith(file.toString()), e.getMessage());
         assertTrue(e.getMessage().contains(expected), "expected '" + expected + "' in: " + e.getMessage());
     }

@@ -101,7 +101,8 @@ class WeightsFileTest {
             assertTrue(message.startsWith(file + ": these weights do not fit the model"), message);
             assertTrue(message.contains("no tensor p_re_lu.alpha [6]"), message);
             assertTrue(message.contains("dense_1.kernel is [6, 3] in the file, [6, 5] in the model"), message);
-            assertTrue(message.contains("; and 2 more"), "six of the eight problems listed, the rest counted: " + message);
+            assertTrue(message.contains("; and 2 more"),
+                    "six of the eight problems listed, the rest counted: " + message);
             assertArrayEquals(before, model.parameters().toFloatArray(), "unchanged");
 
             model.saveWeights(file);

@@ -79,7 +79,7 @@ class ModelCheckpointTest {
             assertEquals("2", saved.metadata().get("epoch"));
             assertEquals("test", saved.metadata().get("run"));
             assertEquals(history.last("loss"), Double.parseDouble(saved.metadata().get("loss")));
-            assertEquals(2, checkpoint.savedEpochs());
+            assertEquals(2, checkpoint.savedEpoch());
             assertTrue(checkpoint.skipped().isEmpty());
             try (Sequential fresh = model(backend, Initializer.zeros())) {
                 fresh.loadWeights(file);
@@ -112,7 +112,7 @@ class ModelCheckpointTest {
                     .callback(checkpoint).callback(spoiler).callback(afterFirstEpoch).build());
             assertTrue(history.nonFinite() != null && history.nonFinite().stopped(), "the run stopped in epoch 2");
             assertEquals("epoch 2 stopped after 1 of 6 steps", checkpoint.skipped().orElse(null));
-            assertEquals(1, checkpoint.savedEpochs());
+            assertEquals(1, checkpoint.savedEpoch());
             assertArrayEquals(afterFirstEpoch.bytes, Files.readAllBytes(file));
             assertEquals("1", SafeTensors.readMetadata(file).get("epoch"));
         }
@@ -145,7 +145,7 @@ class ModelCheckpointTest {
                         .callback(spoiler).callback(checkpoint).callback(afterFirstEpoch).build());
                 assertEquals(spoilt.equals("weights") ? "epoch 2 ended with dense_2.bias[9] = Infinity"
                         : "epoch 2 ended with val_loss NaN", checkpoint.skipped().orElse(null));
-                assertEquals(1, checkpoint.savedEpochs());
+                assertEquals(1, checkpoint.savedEpoch());
                 assertArrayEquals(afterFirstEpoch.bytes, Files.readAllBytes(file), spoilt);
             }
         }
@@ -178,7 +178,7 @@ class ModelCheckpointTest {
                 model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(4).verbose(0)
                         .validation(TRAIN.take(100)).callback(scripted).callback(checkpoint).build());
                 int best = bestEpochs.get(metric);
-                assertEquals(best, checkpoint.savedEpochs(), metric);
+                assertEquals(best, checkpoint.savedEpoch(), metric);
                 assertEquals(script.getValue()[best - 1], checkpoint.best(), metric);
                 assertEquals(Integer.toString(best), SafeTensors.readMetadata(file).get("epoch"), metric);
                 try (Sequential loaded = model(backend, Initializer.zeros())) {
