@@ -1,5 +1,6 @@
 package dev.gradscope;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,13 +12,18 @@ import dev.gradscope.nn.Dense;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.train.History;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The Java example of the README, line for line but on the committed MNIST subset and for one epoch,
  * so that the example a reader copies compiles and runs.
  */
 class ReadmeExampleTest {
+    @TempDir
+    Path out;
+
     @Test
     void theChaptersKerasModelInJava() {
         Mnist mnist = MnistSubset.load();
@@ -36,6 +42,11 @@ class ReadmeExampleTest {
             assertEquals(1, history.get("val_accuracy").size());
             float[][] probabilities = model.predict(new float[][] {new float[784]}, 256);
             assertEquals(10, probabilities[0].length);
+            model.saveWeights(out.resolve("model.safetensors"));
+            float[] trained = model.parameters().toFloatArray();
+            backend.fill(model.parameters(), 0f);
+            model.loadWeights(out.resolve("model.safetensors"));
+            assertArrayEquals(trained, model.parameters().toFloatArray());
         }
     }
 }
