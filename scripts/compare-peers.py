@@ -202,14 +202,21 @@ def read_safetensors(path):
         raise DataError("%s: the safetensors header is not a JSON object" % path)
     header.pop("__metadata__", None)
     start = 8 + length
+
+    def count(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    for name, info in header.items():
+        if not (isinstance(info, dict) and isinstance(info.get("shape"), list) and all(map(count, info["shape"]))
+                and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2
+                and all(map(count, info["data_offsets"]))):
+            raise DataError("%s: tensor '%s' is not described by a dtype, a shape of counts and data_offsets "
+                            "[begin, end]: %r" % (path, name, info))
+        if info.get("dtype") != "F32":
+            raise DataError("%s: tensor '%s' is %s; F32 expected" % (path, name, info.get("dtype")))
     tensors, covered = {}, 0
-    for name, info in sorted(header.items(), key=lambda item: tuple(item[1].get("data_offsets", (0, 0)))):
-        try:
-            dtype, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise DataError("%s: tensor '%s' is not described by dtype, shape and data_offsets" % (path, name))
-        if dtype != "F32":
-            raise DataError("%s: tensor '%s' is %s; F32 expected" % (path, name, dtype))
+    for name, info in sorted(header.items(), key=lambda item: tuple(item[1]["data_offsets"])):
+        shape, (begin, end) = tuple(info["shape"]), info["data_offsets"]
         if begin != covered or end - begin != 4 * math.prod(shape):
             raise DataError("%s: tensor '%s' has data_offsets [%s, %s], which do not follow the tensor before it "
                             "or fit its shape %s" % (path, name, begin, end, list(shape)))
@@ -277,7 +284,7 @@ def result_record(ctx, backend, precision, device, framework, update, notes, war
         "loss": "categorical_crossentropy",
         "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE, "beta_1": BETA_1, "beta_2": BETA_2,
                       "epsilon": EPSILON, "update": update},
-        "init": "glorot_uniform",
+        "init": "glorot_uniform" if ctx.initial_weights is None else "from initial_weights",
         "initial_weights": ctx.initial_weights,
         "batch_size": ctx.batch_size,
         "profile": False,

@@ -4,6 +4,7 @@ import dev.gradscope.backend.Devices;
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.data.SafeTensors;
+import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.WeightsFile;
 import dev.gradscope.report.HistoryJson;
@@ -66,15 +67,17 @@ final class EvaluateCommand implements Callable<Integer> {
             Mnist mnist = machine.loadMnist();
             int inputs = mnist.test().featureCount();
             int classes = mnist.test().classCount();
-            requireWeightsForEveryKernel(reader, resolved.hidden(), inputs, classes);
+            requireWeightsForEveryKernel(reader, resolved, inputs, classes);
             int batch = batchSize != null ? batchSize : runsValidationBatch(config);
-            // The run's GEMM precision too, for its own numbers; noted (and ignored) where there is no TF32.
-            machine.tf32 |= Boolean.TRUE.equals(config.get("tf32"));
             Devices.Selection selection = machine.openDevice();
             try (var backend = selection.backend();
                  Sequential net = resolved.build(backend, 0, inputs, classes)) {
                 if (selection.fallback() != null) {
                     System.err.println("gradscope: " + selection.fallback());
+                }
+                if (Boolean.TRUE.equals(config.get("tf32")) && !backend.tf32() && backend.tf32Unavailable().isEmpty()) {
+                    System.err.println("gradscope: the run trained and validated with --tf32; evaluating in FP32"
+                            + " (pass --tf32 for the run's own numbers)");
                 }
                 WeightsFile.load(net, reader);
                 Evaluation test = net.evaluate(mnist.test(), batch);
@@ -118,20 +121,26 @@ final class EvaluateCommand implements Callable<Integer> {
     /**
      * Refuses a config whose network has more kernel weights than the file has values, before that network
      * is allocated: a damaged config (hidden widths of 2e9) would otherwise exhaust the memory instead of
-     * failing with a message. Each layer's kernel has at least inputs x units weights.
+     * failing with a message. Each layer's kernel has at least inputs x units weights (x pieces for maxout).
      */
-    private static void requireWeightsForEveryKernel(SafeTensors.Reader reader, int[] hidden, int inputs,
-                                                     int classes) {
+    private static void requireWeightsForEveryKernel(SafeTensors.Reader reader, ModelOptions.Resolved resolved,
+                                                     int inputs, int classes) {
+        int[] hidden = resolved.hidden();
+        long pieces = resolved.units().activation().equals(Mlp.MAXOUT) ? resolved.units().maxoutPieces() : 1;
         long inFile = 0;
         for (int[] shape : reader.shapes().values()) {
             inFile += java.util.Arrays.stream(shape).asLongStream().reduce(1, (a, b) -> a * b);
         }
         long needed = 0;
         long width = inputs;
-        for (int i = 0; i <= hidden.length && needed <= inFile; i++) { // each term < 2^62: no overflow
-            int units = i < hidden.length ? hidden[i] : classes;
-            needed += width * units;
-            width = units;
+        try {
+            for (int i = 0; i <= hidden.length && needed <= inFile; i++) {
+                int units = i < hidden.length ? hidden[i] : classes;
+                needed = Math.addExact(needed, Math.multiplyExact(width, units * (i < hidden.length ? pieces : 1)));
+                width = units;
+            }
+        } catch (ArithmeticException e) {
+            needed = Long.MAX_VALUE; // more than any file holds
         }
         if (needed > inFile) {
             throw new InvalidDataException(String.format(Locale.ROOT, "%s: its config describes a %s network, whose"

@@ -133,12 +133,18 @@ final class ModelOptions {
         if (hidden.length == 0 || Arrays.stream(hidden).anyMatch(w -> w < 1)) {
             throw invalid.apply("--hidden needs widths >= 1, got " + Arrays.toString(hidden));
         }
+        if (units.activation().equals(Mlp.MAXOUT)
+                && Arrays.stream(hidden).anyMatch(w -> (long) w * units.maxoutPieces() > Integer.MAX_VALUE)) {
+            throw invalid.apply("--maxout-pieces " + units.maxoutPieces() + " with --hidden " + Arrays.toString(hidden)
+                    + " gives a layer more than " + Integer.MAX_VALUE + " pre-activations per row");
+        }
         return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, momentum, nesterov);
     }
 
     /**
      * The options a run's saved {@code config} ({@link Resolved#config()}, as history.json and weights files
-     * hold it) was made from, for rebuilding its model; {@code where} names the file in errors.
+     * hold it) was made from, for rebuilding its network to evaluate it (the optimizer is Adam with its
+     * defaults: evaluation does not use it); {@code where} names the file in errors.
      *
      * @throws InvalidDataException when a field the model needs is missing or of the wrong type
      */
@@ -168,17 +174,7 @@ final class ModelOptions {
         options.hidden = widths.stream().mapToInt(w -> (Integer) w).toArray();
         options.loss = configText(config, "loss", where);
         options.init = configText(config, "init", where);
-        options.optimizer = "adam"; // the option's default; evaluating does not depend on it
-        if (config.get("optimizer") instanceof Map<?, ?> optimizer && optimizer.get("name") instanceof String name) {
-            options.optimizer = name;
-            if (optimizer.get("learning_rate") instanceof Number lr) {
-                options.learningRate = lr.doubleValue();
-            }
-            if (optimizer.get("momentum") instanceof Number momentum) {
-                options.momentum = momentum.doubleValue();
-            }
-            options.nesterov = Boolean.TRUE.equals(optimizer.get("nesterov"));
-        }
+        options.optimizer = "adam"; // evaluating does not depend on the optimizer, so the config's is not read
         return options;
     }
 

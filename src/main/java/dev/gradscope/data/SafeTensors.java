@@ -45,7 +45,8 @@ import java.util.Set;
  * 8-byte aligned in the file, as the reference implementation does.
  *
  * <p>Reading checks all of that and refuses anything else with an {@link InvalidDataException} that names
- * the file, the tensor and the numbers; writing goes through a temporary file and one move
+ * the file, the tensor and the numbers. Beyond the reference implementation's limits, a dimension must fit
+ * a Java int and a tensor's bytes a Java array (2 GiB); writing goes through a temporary file and one move
  * ({@link AtomicFiles}), so a file being replaced is never seen half-written.
  */
 public final class SafeTensors {
@@ -215,19 +216,19 @@ public final class SafeTensors {
         } catch (IOException e) {
             throw new InvalidDataException(file + ": cannot read: " + e, e);
         }
+        boolean opened = false;
         try {
-            return new Reader(file, channel, readHeader(file, channel));
-        } catch (RuntimeException e) {
-            closeQuietly(channel, e);
-            throw e;
-        }
-    }
-
-    private static void closeQuietly(FileChannel channel, RuntimeException failure) {
-        try {
-            channel.close();
-        } catch (IOException e) {
-            failure.addSuppressed(e);
+            Reader reader = new Reader(file, channel, readHeader(file, channel));
+            opened = true;
+            return reader;
+        } finally {
+            if (!opened) { // any failure, an Error too, closes the file now rather than when collected
+                try {
+                    channel.close();
+                } catch (IOException e) {
+                    // the failure being thrown says more than this one
+                }
+            }
         }
     }
 

@@ -30,6 +30,10 @@ public class Maxout extends Layer {
             throw new IllegalArgumentException("Maxout: units and pieces must be >= 1, got " + units + " and "
                     + pieces);
         }
+        if ((long) units * pieces > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("Maxout: " + units + " units of " + pieces + " pieces are more than "
+                    + Integer.MAX_VALUE + " pre-activations per row");
+        }
         this.units = units;
         this.pieces = pieces;
     }

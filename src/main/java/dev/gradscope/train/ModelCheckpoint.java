@@ -16,9 +16,10 @@ import java.util.Optional;
  * interrupted run keeps the weights of its last finished epoch.
  *
  * <p>An epoch that is not a good one to keep is not written, and the file keeps the last good epoch's
- * weights: an epoch that stopped part way (on a non-finite gradient), one whose logs hold a NaN or an
- * infinity (a run that diverged: huge finite weights can give NaN losses), and one that ends with a
- * non-finite weight (a GPU run stops only at the end of the epoch in which a step went non-finite).
+ * weights: an epoch in which a gradient was not finite, and any later one (the run stopped there, or went
+ * on from weights that took that step; a GPU run finds the step only at the end of its epoch); one whose
+ * logs hold a NaN or an infinity (a run that diverged: huge finite weights can give NaN losses); and one
+ * that ends with a non-finite weight.
  * {@link #skipped()} says which epoch was left out and why.
  *
  * <p>{@link #bestOf} is Keras's {@code save_best_only=True}: the file is written only after an epoch that
@@ -80,9 +81,11 @@ public final class ModelCheckpoint implements Callback {
 
     @Override
     public void onEpochEnd(int epoch, Map<String, Double> logs) {
-        if (run.stepsThisEpoch() < run.stepsPerEpoch()) {
-            skipped = "epoch " + (epoch + 1) + " stopped after " + run.stepsThisEpoch() + " of "
-                    + run.stepsPerEpoch() + " steps";
+        Optional<NonFiniteEvent> event = run.nonFinite();
+        if (event.isPresent() && event.get().epoch() <= epoch) {
+            NonFiniteEvent e = event.get();
+            skipped = "epoch " + (epoch + 1) + (e.epoch() == epoch ? " had" : " follows") + " a non-finite gradient"
+                    + " (epoch " + (e.epoch() + 1) + ", step " + (e.step() + 1) + ", first in " + e.layerName() + ")";
             return;
         }
         for (Map.Entry<String, Double> log : logs.entrySet()) {

@@ -157,6 +157,7 @@ public final class Trainer {
                                         e, s, segments, options.stopOnNonFinite()) : null;
                                 if (event != null && history.nonFinite() == null) {
                                     history.setNonFinite(event);
+                                    run.setNonFinite(event);
                                     if (event.stopped()) {
                                         break steps; // before the update: the parameters keep their finite values
                                     }
@@ -185,6 +186,7 @@ public final class Trainer {
                                         options.stopOnNonFinite());
                                 if (event != null) {
                                     history.setNonFinite(event);
+                                    run.setNonFinite(event);
                                 }
                             }
                         }

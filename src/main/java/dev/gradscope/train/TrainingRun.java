@@ -23,6 +23,7 @@ public final class TrainingRun {
     private int batchRows;
     private UpdateNorms updateNorms;
     private int stepsThisEpoch;
+    private NonFiniteEvent nonFinite;
     private long examplesThisEpoch;
 
     TrainingRun(Sequential model, int epochs, int stepsPerEpoch, List<Profile.Segment> segments,
@@ -85,6 +86,18 @@ public final class TrainingRun {
     /** The examples of those steps. */
     public long examplesThisEpoch() {
         return examplesThisEpoch;
+    }
+
+    /**
+     * The first step whose gradients were not finite, once the trainer has found it: right away when the
+     * CPU steps eagerly, at the end of its epoch elsewhere.
+     */
+    public java.util.Optional<NonFiniteEvent> nonFinite() {
+        return java.util.Optional.ofNullable(nonFinite);
+    }
+
+    void setNonFinite(NonFiniteEvent event) {
+        this.nonFinite = event;
     }
 
     void startEpoch() {

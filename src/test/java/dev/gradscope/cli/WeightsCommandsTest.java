@@ -233,7 +233,7 @@ class WeightsCommandsTest {
                 "prelu's alphas are learned and in the file: " + err);
     }
 
-    /** A run that diverges into NaN losses keeps the weights file of the run before it, byte for byte. */
+    /** A run that diverges keeps the weights file of the run before it, byte for byte, and says so. */
     @Test
     void aRunThatDivergesKeepsTheWeightsThatWereThere() throws IOException {
         Path out = Files.createDirectories(tmp.resolve("diverged"));
@@ -251,23 +251,52 @@ class WeightsCommandsTest {
         }
         assertArrayEquals(before, Files.readAllBytes(weights));
         String text = printed.toString(java.nio.charset.StandardCharsets.UTF_8);
-        assertTrue(text.contains("weights not saved: epoch 1 ended with val_loss NaN")
-                && text.contains("this run wrote no " + weights + "; the one there holds an earlier run's weights"), text);
+        assertTrue(text.contains("weights not saved: epoch 1 had a non-finite gradient (epoch 1, step 2, first in"
+                + " dense_2); this run wrote no " + weights + "; the one there holds an earlier run's weights"), text);
     }
 
-    /** A config damaged into absurd widths fails with a message before any network is allocated. */
+    /**
+     * A config damaged into absurd widths or maxout pieces fails with a message before any network is
+     * allocated; a config with an optimizer evaluate does not know still evaluates (it needs none).
+     */
     @Test
     void evaluateRefusesAConfigWhoseNetworkTheFileCannotHold() throws IOException {
-        dev.gradscope.data.SafeTensors.Contents contents =
-                dev.gradscope.data.SafeTensors.read(trained.resolve("model.safetensors"));
-        Map<String, String> metadata = new java.util.LinkedHashMap<>(contents.metadata());
-        metadata.put("config", metadata.get("config").replace("\"hidden\":[32,16]", "\"hidden\":[2000000000]"));
-        assertTrue(metadata.get("config").contains("2000000000"), metadata.get("config"));
-        Path damaged = tmp.resolve("damaged.safetensors");
-        dev.gradscope.data.SafeTensors.write(damaged, metadata, List.copyOf(contents.tensors().values()));
+        Path damaged = damagedConfig("\"hidden\":[32,16]", "\"hidden\":[2000000000]");
         assertEquals(1, run(List.of("evaluate", damaged.toString(), "--device", "cpu", "--data-dir",
                 subsetDir().toString())));
         assertTrue(err.toString().contains(damaged + ": its config describes a 784-2000000000-10 network, whose"
                 + " kernels alone have more weights than the file's 25818 values"), err.toString());
+
+        for (String pieces : List.of("1000000000", "2500000")) {
+            Path maxout = damagedConfig("\"activation\":\"elu\"", "\"activation\":\"maxout\"",
+                    "\"maxout_pieces\":2", "\"maxout_pieces\":" + pieces, "\"hidden\":[32,16]", "\"hidden\":[3]");
+            assertEquals(1, run(List.of("evaluate", maxout.toString(), "--device", "cpu", "--data-dir",
+                    subsetDir().toString())), pieces);
+            assertTrue(err.toString().contains(pieces.length() > 7
+                    ? maxout + ": its config is not a valid model: --maxout-pieces 1000000000 with --hidden [3] gives"
+                            + " a layer more than 2147483647 pre-activations per row"
+                    : maxout + ": its config describes a 784-3-10 network, whose kernels alone have more weights"),
+                    err.toString());
+        }
+
+        Path rmsprop = damagedConfig("\"name\":\"adam\"", "\"name\":\"rmsprop\"");
+        assertEquals(0, run(List.of("evaluate", rmsprop.toString(), "--device", "cpu", "--data-dir",
+                subsetDir().toString())), err.toString());
+    }
+
+    /** The trained run's weights file with its config's text edited: each pair of arguments, old then new. */
+    private Path damagedConfig(String... replacements) {
+        dev.gradscope.data.SafeTensors.Contents contents =
+                dev.gradscope.data.SafeTensors.read(trained.resolve("model.safetensors"));
+        Map<String, String> metadata = new java.util.LinkedHashMap<>(contents.metadata());
+        String config = metadata.get("config");
+        for (int i = 0; i < replacements.length; i += 2) {
+            assertTrue(config.contains(replacements[i]), replacements[i] + " in " + config);
+            config = config.replace(replacements[i], replacements[i + 1]);
+        }
+        metadata.put("config", config);
+        Path damaged = tmp.resolve("damaged-" + Integer.toHexString(config.hashCode()) + ".safetensors");
+        dev.gradscope.data.SafeTensors.write(damaged, metadata, List.copyOf(contents.tensors().values()));
+        return damaged;
     }
 }

@@ -118,7 +118,10 @@ class SafeTensorsTest {
         assertRefused(dir.resolve("missing.safetensors"), "file not found");
     }
 
-    /** Where the reference implementation is strict, so is GradScope; where it accepts, GradScope does too. */
+    /**
+     * Where the reference implementation is strict, so is GradScope; where it accepts, GradScope does too,
+     * within Java's limits (a dimension is an int, a tensor's bytes fit an array).
+     */
     @Test
     void theReadersLimitsAreTheReferenceImplementations() throws IOException {
         String ok = "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}";

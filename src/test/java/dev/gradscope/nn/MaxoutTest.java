@@ -70,4 +70,12 @@ class MaxoutTest {
                     Tolerances.F32_GRADCHECK_REL, Tolerances.F32_GRADCHECK_ABS);
         }
     }
+
+    @Test
+    void moreThanAnIntOfPreActivationsIsRefused() {
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> new Maxout(3, 1_000_000_000));
+        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("3 units of 1000000000 pieces"),
+                e.getMessage());
+    }
 }

@@ -89,9 +89,9 @@ class ModelCheckpointTest {
     }
 
     /**
-     * A run whose weights go non-finite in its second epoch (a NaN put into the first kernel as the epoch
-     * begins, as an overflow would), and which stops there: the file keeps the first epoch's weights, byte
-     * for byte, and the checkpoint says which epoch it left out and why.
+     * A run whose weights go non-finite in its second epoch (a NaN put into the first kernel before the
+     * epoch's last step, as an overflow would), and which stops at that last step: the file keeps the first
+     * epoch's weights, byte for byte, and the checkpoint says which epoch it left out and why.
      */
     @Test
     void anEpochEndingWithNonFiniteWeightsLeavesTheLastFiniteFile() throws IOException {
@@ -102,8 +102,8 @@ class ModelCheckpointTest {
             FirstEpochFile afterFirstEpoch = new FirstEpochFile(file);
             Callback spoiler = new Callback() {
                 @Override
-                public void onEpochBegin(int epoch) {
-                    if (epoch == 1) {
+                public void onBatchEnd(int epoch, int step, RunningMetrics progress) {
+                    if (epoch == 1 && step == 4) { // so that the last step of the epoch stops
                         spoil(model, 0, Float.NaN);
                     }
                 }
@@ -111,7 +111,9 @@ class ModelCheckpointTest {
             History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(3).verbose(0)
                     .callback(checkpoint).callback(spoiler).callback(afterFirstEpoch).build());
             assertTrue(history.nonFinite() != null && history.nonFinite().stopped(), "the run stopped in epoch 2");
-            assertEquals("epoch 2 stopped after 1 of 6 steps", checkpoint.skipped().orElse(null));
+            assertEquals(6, history.nonFinite().step() + 1, "the last step stopped: every step of the epoch ran");
+            assertEquals("epoch 2 had a non-finite gradient (epoch 2, step 6, first in dense_2)",
+                    checkpoint.skipped().orElse(null));
             assertEquals(1, checkpoint.savedEpoch());
             assertArrayEquals(afterFirstEpoch.bytes, Files.readAllBytes(file));
             assertEquals("1", SafeTensors.readMetadata(file).get("epoch"));
