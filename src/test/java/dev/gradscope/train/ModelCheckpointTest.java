@@ -94,7 +94,7 @@ class ModelCheckpointTest {
      * epoch's weights, byte for byte, and the checkpoint says which epoch it left out and why.
      */
     @Test
-    void anEpochEndingWithNonFiniteWeightsLeavesTheLastFiniteFile() throws IOException {
+    void anEpochWithANonFiniteGradientLeavesTheLastGoodFile() throws IOException {
         Path file = dir.resolve("model.safetensors");
         ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of());
         try (CpuBackend backend = new CpuBackend();
