@@ -17,6 +17,7 @@ import dev.gradscope.tensor.Backend;
 import dev.gradscope.train.Diagnosis;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.History;
+import dev.gradscope.train.ModelCheckpoint;
 import dev.gradscope.train.Profile;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -185,18 +186,21 @@ final class ExperimentCommand implements Runnable {
             if (!quiet) {
                 System.out.printf(Locale.ROOT, "[%d/%d] %s: %s%n", index + 1, count, spec.name(), setting);
             }
-            long start = System.nanoTime();
-            History history;
-            try (Sequential net = spec.model().build(backend, run.seed, train.featureCount(), train.classCount())) {
-                history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                        .validation(test).verbose(quiet ? 0 : 1).graph(!run.noGraph)
-                        .stepsPerGraph(run.stepsPerGraph).build());
-            }
-            double seconds = (System.nanoTime() - start) / 1e9;
             Map<String, Object> config = TrainCommand.config("experiment " + name(), spec.model(), run, epochs,
                     backend, train, test);
             config.put("run", spec.name());
             Path runDir = dir.resolve(ExperimentReport.RUNS_DIR).resolve(spec.dirName());
+            long start = System.nanoTime();
+            History history;
+            try (Sequential net = spec.model().build(backend, run.seed, train.featureCount(), train.classCount())) {
+                // Each run keeps its weights as train --out does, for gradscope evaluate.
+                history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
+                        .validation(test).verbose(quiet ? 0 : 1).graph(!run.noGraph)
+                        .stepsPerGraph(run.stepsPerGraph)
+                        .callback(new ModelCheckpoint(runDir.resolve(SavedWeights.FILE), SavedWeights.metadata(config)))
+                        .build());
+            }
+            double seconds = (System.nanoTime() - start) / 1e9;
             RunReport.Written written = RunReport.write(runDir, "experiment " + name() + ": " + spec.name(), setting,
                     history, config);
             Run result = new Run(spec.name(), runDir, history, written.diagnosis(), seconds);

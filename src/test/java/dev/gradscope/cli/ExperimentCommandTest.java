@@ -159,6 +159,14 @@ class ExperimentCommandTest {
         assertFalse(page.contains("σ=0.1: exploding"));
         assertTrue(page.contains("plain SGD"), "the page says which optimizer was used");
         assertTrue(out.contains("exploded: σ=3 (non-finite gradient at epoch 1, step " + step), out);
+
+        // Each run keeps its weights as train --out does; the exploded one, whose only epoch broke, has none.
+        assertFalse(Files.exists(dir.resolve("runs/sigma-3/model.safetensors")), "no weights from a broken epoch");
+        Path weights = dir.resolve("runs/sigma-0.1/model.safetensors");
+        Path evaluation = tmp.resolve("sigma-0.1.json");
+        assertEquals(0, run("evaluate", weights.toString(), "--device", "cpu", "--data-dir", subsetDir().toString(),
+                "--out", evaluation.toString()), err.toString());
+        assertEquals(((List<?>) small.get("val_accuracy")).get(0), HistoryJson.read(evaluation).get("accuracy"));
     }
 
     @Test
