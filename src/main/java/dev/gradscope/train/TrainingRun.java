@@ -4,6 +4,7 @@ import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * What a callback may look at during {@code fit}: the model, the loop's shape, and the buffers the
@@ -92,8 +93,8 @@ public final class TrainingRun {
      * The first step whose gradients were not finite, once the trainer has found it: right away when the
      * CPU steps eagerly, at the end of its epoch elsewhere.
      */
-    public java.util.Optional<NonFiniteEvent> nonFinite() {
-        return java.util.Optional.ofNullable(nonFinite);
+    public Optional<NonFiniteEvent> nonFinite() {
+        return Optional.ofNullable(nonFinite);
     }
 
     void setNonFinite(NonFiniteEvent event) {
