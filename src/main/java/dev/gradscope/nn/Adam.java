@@ -64,8 +64,33 @@ public final class Adam implements Optimizer {
      * Number of steps taken so far (Keras's {@code iterations}); 0 before {@link #build} and after
      * {@link #close}. Reads the device: waits for the queued work.
      */
+    @Override
     public long iterations() {
         return iterations == null ? 0 : iterations.toIntArray()[0];
+    }
+
+    /** Sets Keras's {@code iterations}, which the next update's bias corrections use (on the device). */
+    @Override
+    public void setIterations(long count) {
+        if (iterations == null) {
+            throw new IllegalStateException("Adam is not built yet: no step count to set");
+        }
+        if (count < 0 || count > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("Adam's step count is a count below 2^31, got " + count);
+        }
+        backend.copyFromHost(new int[] {(int) count}, iterations);
+    }
+
+    /** The first and second moments, Keras's {@code momentums} and {@code velocities}. */
+    @Override
+    public Map<String, Tensor> stateBuffers() {
+        if (firstMoment == null) {
+            return Map.of();
+        }
+        Map<String, Tensor> buffers = new LinkedHashMap<>();
+        buffers.put("m", firstMoment);
+        buffers.put("v", secondMoment);
+        return buffers;
     }
 
     /** The backend's update op takes the whole step end. */

@@ -43,6 +43,36 @@ public interface Optimizer extends AutoCloseable {
         return false;
     }
 
+    /**
+     * The optimizer's state besides the update count: named FLOAT32 buffers of {@code [parameterCount]}, laid
+     * out as the model's flat parameter buffer (Adam's {@code m} and {@code v}, SGD's {@code velocity}), in a
+     * fixed order. They are the live buffers on the model's device, for saving and restoring a run
+     * ({@link dev.gradscope.train.TrainingState}); empty before {@link #build} and for an optimizer without
+     * state (SGD without momentum).
+     */
+    default Map<String, Tensor> stateBuffers() {
+        return Map.of();
+    }
+
+    /**
+     * Updates taken so far, for an optimizer whose update depends on their count (Adam's bias corrections);
+     * 0 for one whose update does not (SGD). Reads the device: waits for the queued work.
+     */
+    default long iterations() {
+        return 0;
+    }
+
+    /**
+     * Sets the count of updates taken, to resume a run where it stopped. An optimizer that does not count
+     * accepts only 0.
+     */
+    default void setIterations(long iterations) {
+        if (iterations != 0) {
+            throw new IllegalArgumentException(id() + " does not count its updates; cannot resume it at update "
+                    + iterations);
+        }
+    }
+
     /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
     String id();
 

@@ -51,6 +51,12 @@ public final class Sgd implements Optimizer {
         backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov, end);
     }
 
+    /** The momentum's velocity (none without momentum). */
+    @Override
+    public Map<String, Tensor> stateBuffers() {
+        return velocity == null ? Map.of() : Map.of("velocity", velocity);
+    }
+
     /** The backend's update op takes the whole step end. */
     @Override
     public boolean endsSteps() {

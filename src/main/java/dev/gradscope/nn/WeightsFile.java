@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Predicate;
 
 /**
  * A model's parameters as a <a href="https://huggingface.co/docs/safetensors">safetensors</a> file: Keras's
@@ -124,7 +125,7 @@ public final class WeightsFile {
     }
 
     /** {@code [{"name": "dense", "type": "Dense", "config": "units=512, ..."}, ...]}: what the file came from. */
-    private static String layersJson(Sequential model) {
+    public static String layersJson(Sequential model) {
         List<Map<String, String>> layers = new ArrayList<>();
         for (Layer layer : model.layers()) {
             Map<String, String> l = new LinkedHashMap<>();
@@ -158,6 +159,18 @@ public final class WeightsFile {
      * reader sees one version of the file, even while a run replaces it.
      */
     public static void load(Sequential model, SafeTensors.Reader reader) {
+        model.backend().copyFromHost(read(model, reader, name -> false), model.parameters());
+    }
+
+    /**
+     * Reads and checks, as {@link #load(Sequential, SafeTensors.Reader)} does, the parameters of {@code model}
+     * from {@code reader}'s file without setting them: the model's flat parameter buffer, for a caller that
+     * checks more before changing anything. Tensors for which {@code readElsewhere} holds are the caller's
+     * (a training state's optimizer buffers) and are not taken for unknown parameters.
+     *
+     * @throws InvalidDataException when the file does not fit the model or holds a NaN or infinity
+     */
+    public static float[] read(Sequential model, SafeTensors.Reader reader, Predicate<String> readElsewhere) {
         Path file = reader.file();
         Map<String, int[]> shapes = reader.shapes();
         List<String> problems = new ArrayList<>();
@@ -174,7 +187,7 @@ public final class WeightsFile {
             }
         }
         for (String name : shapes.keySet()) {
-            if (!expected.containsKey(name)) {
+            if (!expected.containsKey(name) && !readElsewhere.test(name)) {
                 problems.add("the model has no tensor " + name);
             }
         }
@@ -198,11 +211,11 @@ public final class WeightsFile {
         if (nonFinite.isPresent()) {
             throw new InvalidDataException(file + ": " + nonFinite.get() + "; a model cannot start from it");
         }
-        model.backend().copyFromHost(all, model.parameters());
+        return all;
     }
 
     /** {@code dense [784, 512] + [512], dense_1 ...}: the tensors a model expects, for error messages. */
-    private static String architecture(Sequential model) {
+    static String architecture(Sequential model) {
         StringBuilder sb = new StringBuilder();
         for (Sequential.ParameterGroup g : model.parameterGroups()) {
             sb.append(sb.length() == 0 ? "" : ", ").append(tensorName(g)).append(' ')

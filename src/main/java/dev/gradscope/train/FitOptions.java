@@ -26,10 +26,14 @@ import java.util.List;
  *                   takes about f / stepsPerGraph launches instead of f. At most f is used (a larger value
  *                   makes the full batches of an epoch one graph). It changes no result, only how often the
  *                   host launches; it does nothing when the steps run eagerly.
+ * @param resumeFrom a saved state to go on from ({@link TrainingState#load}, which has already set the model's
+ *                   parameters and optimizer state), or null: training starts at its epoch, as Keras's
+ *                   {@code initial_epoch}, with its history and profile; {@code epochs} stays the total.
  */
 public record FitOptions(int batchSize, int epochs, Dataset validation, boolean shuffle, int verbose,
                          List<Callback> callbacks, GradientProfiler profiler, double clipGlobalNorm,
-                         double clipValue, boolean stopOnNonFinite, boolean graph, int stepsPerGraph) {
+                         double clipValue, boolean stopOnNonFinite, boolean graph, int stepsPerGraph,
+                         TrainingState resumeFrom) {
 
     public FitOptions {
         if (batchSize < 1) {
@@ -66,6 +70,7 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
         private boolean stopOnNonFinite = true;
         private boolean graph = true;
         private int stepsPerGraph = 1;
+        private TrainingState resumeFrom;
 
         public Builder batchSize(int batchSize) {
             this.batchSize = batchSize;
@@ -133,9 +138,19 @@ public record FitOptions(int batchSize, int epochs, Dataset validation, boolean 
             return this;
         }
 
+        /**
+         * Goes on from {@code state}, which {@link TrainingState#load} read into the model: the run starts at the
+         * state's epoch, its history and profile continue the state's, and {@link #epochs} is the total to
+         * reach. With the same data, batch size and options the result is that of the run never interrupted.
+         */
+        public Builder resumeFrom(TrainingState state) {
+            this.resumeFrom = state;
+            return this;
+        }
+
         public FitOptions build() {
             return new FitOptions(batchSize, epochs, validation, shuffle, verbose, callbacks, profiler, clipGlobalNorm,
-                    clipValue, stopOnNonFinite, graph, stepsPerGraph);
+                    clipValue, stopOnNonFinite, graph, stepsPerGraph, resumeFrom);
         }
     }
 }

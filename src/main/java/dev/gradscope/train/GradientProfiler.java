@@ -75,7 +75,21 @@ public final class GradientProfiler implements Callback {
         Sequential model = run.model();
         this.backend = model.backend();
         int segments = run.segments().size();
-        profile = new Profile(run.segments(), saturationThreshold);
+        Profile earlier = run.history().profile();
+        if (earlier != null) {
+            // A resumed run: its profile goes on from the finished epochs'.
+            if (earlier.saturationThreshold() != saturationThreshold) {
+                throw new IllegalArgumentException("the resumed run's profile counts |f'| below "
+                        + earlier.saturationThreshold() + " as saturated, this profiler below " + saturationThreshold
+                        + ": one profile cannot mix them");
+            }
+            profile = earlier.copy();
+            globalStepAtEpochStart = earlier.steps().isEmpty() ? run.initialEpoch() * run.stepsPerEpoch()
+                    : earlier.steps().get(earlier.steps().size() - 1).globalStep() + 1;
+        } else {
+            profile = new Profile(run.segments(), saturationThreshold);
+            globalStepAtEpochStart = run.initialEpoch() * run.stepsPerEpoch();
+        }
         updateTable = backend.allocate(DType.FLOAT32, run.stepsPerEpoch(), 2, segments);
         stepUpdate = backend.allocate(DType.FLOAT32, 2, segments);
         stepNorms = new UpdateNorms(run.segmentStarts(), stepUpdate.rows(0, 1).reshape(segments),
@@ -87,7 +101,6 @@ public final class GradientProfiler implements Callback {
             watched.add(new WatchedLayer(i, layer, statistics,
                     layer.watchUnits(statistics, (float) saturationThreshold)));
         }
-        globalStepAtEpochStart = 0;
     }
 
     @Override

@@ -20,6 +20,18 @@ public final class History {
     private int stepsPerGraph = 1;
     private long operationsPerStep = -1;
 
+    /**
+     * A copy to go on recording into: the metrics, seconds and profile (copied too), not the non-finite event
+     * or the execution figures, which describe one {@code fit} call.
+     */
+    History continued() {
+        History copy = new History();
+        metrics.forEach((key, values) -> copy.metrics.put(key, new ArrayList<>(values)));
+        copy.epochSeconds.addAll(epochSeconds);
+        copy.profile = profile == null ? null : profile.copy();
+        return copy;
+    }
+
     /** Appends one epoch's logs. */
     public void record(Map<String, Double> logs, double seconds) {
         logs.forEach((key, value) -> metrics.computeIfAbsent(key, k -> new ArrayList<>()).add(value));

@@ -1,8 +1,10 @@
 package dev.gradscope.train;
 
+import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.WeightsFile;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -33,6 +35,7 @@ public final class ModelCheckpoint implements Callback {
     private final Path file;
     private final Map<String, String> metadata;
     private final String monitor;
+    private final boolean trainingState;
     private double best = Double.NaN;
     private TrainingRun run;
     private int savedEpoch;
@@ -43,13 +46,23 @@ public final class ModelCheckpoint implements Callback {
      * @param metadata strings to store with the weights (the command line stores the run's config)
      */
     public ModelCheckpoint(Path file, Map<String, String> metadata) {
-        this(file, metadata, null);
+        this(file, metadata, null, false);
     }
 
-    private ModelCheckpoint(Path file, Map<String, String> metadata, String monitor) {
+    private ModelCheckpoint(Path file, Map<String, String> metadata, String monitor, boolean trainingState) {
         this.file = file;
         this.metadata = new LinkedHashMap<>(metadata);
         this.monitor = monitor;
+        this.trainingState = trainingState;
+    }
+
+    /**
+     * A checkpoint of everything a run needs to go on ({@link TrainingState}: the parameters, the optimizer's
+     * state, the history and the profile) after every good epoch: Keras's {@code BackupAndRestore}, which
+     * {@link FitOptions.Builder#resumeFrom} resumes from.
+     */
+    public static ModelCheckpoint trainingState(Path file, Map<String, String> metadata) {
+        return new ModelCheckpoint(file, metadata, null, true);
     }
 
     /**
@@ -57,7 +70,7 @@ public final class ModelCheckpoint implements Callback {
      * {@code loss}, {@code accuracy}): lower is better, except for accuracies.
      */
     public static ModelCheckpoint bestOf(Path file, Map<String, String> metadata, String monitor) {
-        return new ModelCheckpoint(file, metadata, monitor);
+        return new ModelCheckpoint(file, metadata, monitor, false);
     }
 
     /** The metric this checkpoint keeps the best epoch of, or empty when it keeps the last epoch. */
@@ -74,9 +87,42 @@ public final class ModelCheckpoint implements Callback {
         return file;
     }
 
+    /**
+     * For a resumed run ({@link TrainingRun#initialEpoch()} above 0) that keeps the best epoch: the best so far
+     * is the earlier epochs' best, when the file holds that epoch; otherwise the next epoch is written whatever
+     * it scores.
+     */
     @Override
     public void onTrainBegin(TrainingRun run) {
         this.run = run;
+        if (monitor == null || run.initialEpoch() == 0 || !run.history().metrics().containsKey(monitor)) {
+            return;
+        }
+        List<Double> earlier = run.history().get(monitor);
+        int bestEpoch = -1;
+        for (int e = 0; e < earlier.size(); e++) {
+            double value = earlier.get(e);
+            if (!Double.isNaN(value) && (bestEpoch < 0
+                    || (higherIsBetter(monitor) ? value > earlier.get(bestEpoch) : value < earlier.get(bestEpoch)))) {
+                bestEpoch = e;
+            }
+        }
+        if (bestEpoch >= 0 && Integer.toString(bestEpoch + 1).equals(savedEpochOf(file))) {
+            best = earlier.get(bestEpoch);
+            savedEpoch = bestEpoch + 1;
+        }
+    }
+
+    /** The {@code epoch} a checkpoint file records, or null when there is no readable file. */
+    private static String savedEpochOf(Path file) {
+        if (!Files.exists(file)) {
+            return null;
+        }
+        try {
+            return SafeTensors.readMetadata(file).get("epoch");
+        } catch (InvalidDataException e) {
+            return null;
+        }
     }
 
     @Override
@@ -107,6 +153,17 @@ public final class ModelCheckpoint implements Callback {
             }
         }
         Sequential model = run.model();
+        if (trainingState) {
+            try {
+                TrainingState.save(file, model, run.history(), metadata);
+            } catch (IllegalStateException e) { // a non-finite weight or optimizer moment
+                skipped = "epoch " + (epoch + 1) + ": " + e.getMessage();
+                return;
+            }
+            savedEpoch = epoch + 1;
+            skipped = null;
+            return;
+        }
         List<SafeTensors.Entry> weights = WeightsFile.entries(model);
         Optional<String> nonFinite = WeightsFile.firstNonFinite(weights);
         if (nonFinite.isPresent()) {

@@ -78,6 +78,14 @@ public final class Profile {
         this.saturationThreshold = saturationThreshold;
     }
 
+    /** A copy that more steps and epochs may be added to without changing this one. */
+    Profile copy() {
+        Profile copy = new Profile(segments, saturationThreshold);
+        copy.steps.addAll(steps);
+        copy.units.addAll(units);
+        return copy;
+    }
+
     void addStep(StepStatistics s) {
         steps.add(s);
     }

@@ -89,7 +89,9 @@ public final class Trainer {
         List<Profile.Segment> segments = segments(model);
         int[] starts = segmentStarts(model);
 
-        History history = new History();
+        TrainingState resumed = options.resumeFrom();
+        int initialEpoch = resumed == null ? 0 : resumed.epochs();
+        History history = resumed == null ? new History() : resumed.history();
         try (DeviceDataset data = DeviceDataset.upload(backend, train);
              DeviceDataset validation = options.validation() == null ? null
                      : DeviceDataset.upload(backend, options.validation());
@@ -105,21 +107,29 @@ public final class Trainer {
             // each epoch's start, in one copy.
             Tensor stepIndex = counters.view(0, 1);
             Tensor nextBatch = counters.view(1, 1);
-            TrainingRun run = new TrainingRun(model, options.epochs(), steps, segments, segmentStarts,
-                    squaredGradientNorms, stepIndex);
+            TrainingRun run = new TrainingRun(model, options.epochs(), initialEpoch, history, steps, segments,
+                    segmentStarts, squaredGradientNorms, stepIndex);
             // The CPU, stepping eagerly, reads each step's gradient norms before its update (to stop before
             // a non-finite one); elsewhere the norms are read once per epoch and may be measured by the update.
             boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
             Step step = new Step(model, options, callbacks, run, data, order, nextBatch, totals, inputs, targets,
                     batch, stepNorms, !checkEveryStep);
             callbacks.forEach(c -> c.onTrainBegin(run));
+            if (options.profiler() != null) {
+                history.setProfile(options.profiler().profile()); // live: a callback may save it after each epoch
+            }
             boolean ended = false;
             try {
                 int[] identity = IntStream.range(0, n).toArray();
+                for (int skipped = 0; skipped < initialEpoch; skipped++) {
+                    // A resumed run draws the finished epochs' shuffles again, so that the model's random stream
+                    // is where the uninterrupted run's would be: the next epoch gets the same order.
+                    epochOrder(options, n, model, identity);
+                }
                 int[] upcomingOrder = null; // the next epoch's order, once drawn
                 long operationsPerStep = -1;
                 try (StepGraphs graphs = graphMode ? new StepGraphs(model, step) : null) {
-                    for (int epoch = 0; epoch < options.epochs() && !stopped(history); epoch++) {
+                    for (int epoch = initialEpoch; epoch < options.epochs() && !stopped(history); epoch++) {
                         final int e = epoch;
                         long start = System.nanoTime();
                         run.startEpoch();

@@ -16,6 +16,8 @@ import java.util.Optional;
 public final class TrainingRun {
     private final Sequential model;
     private final int epochs;
+    private final int initialEpoch;
+    private final History history;
     private final int stepsPerEpoch;
     private final List<Profile.Segment> segments;
     private final Tensor segmentStarts;
@@ -27,10 +29,12 @@ public final class TrainingRun {
     private NonFiniteEvent nonFinite;
     private long examplesThisEpoch;
 
-    TrainingRun(Sequential model, int epochs, int stepsPerEpoch, List<Profile.Segment> segments,
-                Tensor segmentStarts, Tensor squaredGradientNorms, Tensor stepIndex) {
+    TrainingRun(Sequential model, int epochs, int initialEpoch, History history, int stepsPerEpoch,
+                List<Profile.Segment> segments, Tensor segmentStarts, Tensor squaredGradientNorms, Tensor stepIndex) {
         this.model = model;
         this.epochs = epochs;
+        this.initialEpoch = initialEpoch;
+        this.history = history;
         this.stepsPerEpoch = stepsPerEpoch;
         this.segments = segments;
         this.segmentStarts = segmentStarts;
@@ -44,6 +48,20 @@ public final class TrainingRun {
 
     public int epochs() {
         return epochs;
+    }
+
+    /** The epoch (from 0) this {@code fit} starts at: 0, or the epochs a resumed run had finished. */
+    public int initialEpoch() {
+        return initialEpoch;
+    }
+
+    /**
+     * The history as {@code fit} will return it, so far: every finished epoch's logs and seconds (a resumed
+     * run's earlier epochs first), and the profile when the profiler is on. Recorded before
+     * {@link Callback#onEpochEnd} is called.
+     */
+    public History history() {
+        return history;
     }
 
     public int stepsPerEpoch() {

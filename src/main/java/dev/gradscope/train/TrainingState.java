@@ -1,0 +1,587 @@
+package dev.gradscope.train;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.gradscope.data.InvalidDataException;
+import dev.gradscope.data.SafeTensors;
+import dev.gradscope.nn.Optimizer;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.WeightsFile;
+import dev.gradscope.tensor.Tensor;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Everything a run needs to go on where it stopped, in one safetensors file: the parameters, the optimizer's
+ * state (Adam's moments and step count, SGD's velocity), the epochs finished with their logs and seconds, and
+ * the gradient profile so far. Keras's {@code BackupAndRestore}, or a PyTorch checkpoint of the model's and
+ * the optimizer's {@code state_dict}s.
+ *
+ * <p>A run resumed from it ({@link FitOptions.Builder#resumeFrom}) gives the same parameters, logs and
+ * profile, bit for bit on one device, as the run that was never interrupted: the shuffles of the epochs
+ * already trained are drawn again from the model's seed and thrown away, so the next epoch sees the order it
+ * would have seen.
+ *
+ * <p>The file. The parameters are named as in a weights file ({@link WeightsFile}: {@code dense.kernel}, ...).
+ * The optimizer's buffers are split the same way and named {@code optimizer/<buffer>/<parameter>}, e.g.
+ * {@code optimizer/m/dense.kernel}. The profile's per-step norms are three F32 tables of {@code [steps,
+ * tensors]}, {@code profile/squared_gradient_norms}, {@code profile/squared_weight_norms} and
+ * {@code profile/squared_update_norms}: the squares the device summed, from which the norms come back exactly.
+ * The metadata holds {@value #FORMAT_KEY} = {@value #FORMAT}, {@code epochs} (finished), {@code iterations}
+ * (the optimizer's updates), {@code optimizer} (its id and settings), {@code history} and {@code profile}
+ * (JSON), the model's input width and layers, and whatever the caller adds.
+ *
+ * <p>Loading checks every name, shape and value, and that the history and the profile agree with each other,
+ * before it changes the model: a file that does not fit changes nothing and fails naming the file and what is
+ * wrong. Saving refuses a state with a NaN or an infinity in its parameters, optimizer buffers or logs.
+ */
+public final class TrainingState {
+    /** The metadata key saying what the file is. */
+    public static final String FORMAT_KEY = WeightsFile.FORMAT_KEY;
+
+    /** {@value #FORMAT_KEY}'s value in a training state. */
+    public static final String FORMAT = "gradscope.training-state.v1";
+
+    /** The metadata keys {@link #save} writes itself; a caller's metadata may not use them. */
+    public static final List<String> OWN_KEYS = List.of(FORMAT_KEY, "input_units", "layers", "epochs",
+            "iterations", "optimizer", "history", "profile");
+
+    static final String OPTIMIZER_PREFIX = "optimizer/";
+    static final String PROFILE_PREFIX = "profile/";
+    private static final List<String> PROFILE_TABLES = List.of("squared_gradient_norms", "squared_weight_norms",
+            "squared_update_norms");
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final int epochs;
+    private final long iterations;
+    private final History history;
+    private final Map<String, String> metadata;
+
+    private TrainingState(int epochs, long iterations, History history, Map<String, String> metadata) {
+        this.epochs = epochs;
+        this.iterations = iterations;
+        this.history = history;
+        this.metadata = Map.copyOf(metadata);
+    }
+
+    /** Epochs finished when the state was saved: a resumed run starts at this epoch (from 0). */
+    public int epochs() {
+        return epochs;
+    }
+
+    /** The optimizer's updates when the state was saved (0 for one that does not count them). */
+    public long iterations() {
+        return iterations;
+    }
+
+    /** The finished epochs' logs and seconds, and the profile of their steps (null when none was kept). */
+    public History history() {
+        return history.continued();
+    }
+
+    /** Every metadata string of the file, the caller's included. */
+    public Map<String, String> metadata() {
+        return metadata;
+    }
+
+    /**
+     * Writes {@code model}'s parameters and optimizer state, and {@code history} (its epochs and its profile),
+     * to {@code file}, replacing it in one move; {@code metadata} is added to the file's own.
+     *
+     * @throws IllegalStateException when a parameter, an optimizer buffer or a log is NaN or infinite, or the
+     *                               history records a non-finite gradient (nothing is written then)
+     */
+    public static void save(Path file, Sequential model, History history, Map<String, String> metadata) {
+        for (String key : OWN_KEYS) {
+            if (metadata.containsKey(key)) {
+                throw new IllegalArgumentException("metadata key '" + key + "' is written by TrainingState itself");
+            }
+        }
+        String cannot = "cannot save the training state to " + file + ": ";
+        if (history.nonFinite() != null) {
+            throw new IllegalStateException(cannot + "the run had a non-finite gradient (" + history.nonFinite()
+                    + "); a state to resume from comes from the epochs before it");
+        }
+        history.metrics().forEach((metric, values) -> {
+            for (int e = 0; e < values.size(); e++) {
+                if (!Double.isFinite(values.get(e))) {
+                    throw new IllegalStateException(cannot + metric + " of epoch " + (e + 1) + " is " + values.get(e));
+                }
+            }
+        });
+        List<SafeTensors.Entry> entries = new ArrayList<>(WeightsFile.entries(model));
+        Optimizer optimizer = model.optimizer();
+        for (Map.Entry<String, Tensor> buffer : optimizer.stateBuffers().entrySet()) {
+            float[] all = buffer.getValue().toFloatArray();
+            for (Sequential.ParameterGroup g : model.parameterGroups()) {
+                entries.add(new SafeTensors.Entry(optimizerTensorName(buffer.getKey(), g), g.slot().shape(),
+                        Arrays.copyOfRange(all, g.offset(), g.offset() + g.slot().size())));
+            }
+        }
+        Optional<String> nonFinite = WeightsFile.firstNonFinite(entries);
+        if (nonFinite.isPresent()) {
+            throw new IllegalStateException(cannot + nonFinite.get() + " (a training state holds finite numbers only)");
+        }
+        Map<String, String> all = new LinkedHashMap<>();
+        all.put(FORMAT_KEY, FORMAT);
+        all.put("input_units", Integer.toString(model.inputUnits()));
+        all.put("layers", WeightsFile.layersJson(model));
+        all.put("epochs", Integer.toString(history.epochs()));
+        all.put("iterations", Long.toString(optimizer.iterations()));
+        all.put("optimizer", json(optimizer.config()));
+        all.put("history", json(historyDocument(history)));
+        Profile profile = history.profile();
+        if (profile != null) {
+            all.put("profile", json(profileDocument(profile)));
+            entries.addAll(profileTables(profile));
+        }
+        all.putAll(metadata);
+        SafeTensors.write(file, all, entries);
+    }
+
+    /** {@code optimizer/m/dense.kernel}: the part of optimizer buffer {@code buffer} that belongs to {@code g}. */
+    static String optimizerTensorName(String buffer, Sequential.ParameterGroup g) {
+        return OPTIMIZER_PREFIX + buffer + "/" + WeightsFile.tensorName(g);
+    }
+
+    private static Map<String, Object> historyDocument(History history) {
+        Map<String, Object> doc = new LinkedHashMap<>();
+        doc.put("metrics", history.metrics());
+        doc.put("epoch_seconds", history.epochSeconds());
+        return doc;
+    }
+
+    /**
+     * The profile besides its per-step norms: the saturation threshold, the parameter tensors, the steps of
+     * each epoch ({@code [epoch, steps, first global step]}) and every epoch's unit statistics.
+     */
+    private static Map<String, Object> profileDocument(Profile profile) {
+        Map<String, Object> doc = new LinkedHashMap<>();
+        doc.put("saturation_threshold", profile.saturationThreshold());
+        List<Map<String, Object>> segments = new ArrayList<>();
+        for (Profile.Segment g : profile.segments()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("layer_index", g.layerIndex());
+            m.put("layer_name", g.layerName());
+            m.put("layer_type", g.layerType());
+            m.put("parameter", g.parameter());
+            segments.add(m);
+        }
+        doc.put("segments", segments);
+        List<int[]> epochs = new ArrayList<>();
+        for (Profile.StepStatistics s : profile.steps()) {
+            int[] last = epochs.isEmpty() ? null : epochs.get(epochs.size() - 1);
+            if (last != null && last[0] == s.epoch() && s.step() == last[1] && s.globalStep() == last[2] + last[1]) {
+                last[1]++;
+            } else if (s.step() == 0) {
+                epochs.add(new int[] {s.epoch(), 1, s.globalStep()});
+            } else {
+                throw new IllegalStateException("the profile's steps are not consecutive: epoch " + s.epoch()
+                        + ", step " + s.step() + ", global step " + s.globalStep() + " after " + Arrays.toString(last));
+            }
+        }
+        doc.put("epochs", epochs);
+        List<Map<String, Object>> units = new ArrayList<>();
+        for (Profile.UnitStatistics u : profile.units()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("epoch", u.epoch());
+            m.put("layer_index", u.layerIndex());
+            m.put("layer_name", u.layerName());
+            m.put("activation", u.activation());
+            m.put("units", u.units());
+            for (int i = 0; i < UNIT_FRACTIONS.size(); i++) {
+                m.put(UNIT_FRACTIONS.get(i), unitValue(u, i));
+            }
+            units.add(m);
+        }
+        doc.put("units", units);
+        return doc;
+    }
+
+    /**
+     * The per-step norms as the squares they were taken from: each norm is the root of a float the device
+     * summed ({@link GradientProfiler}), so rounding its square to a float gives that float back, and its root
+     * the same norm, exactly.
+     */
+    private static List<SafeTensors.Entry> profileTables(Profile profile) {
+        int steps = profile.steps().size();
+        int segments = profile.segments().size();
+        List<SafeTensors.Entry> tables = new ArrayList<>();
+        for (int t = 0; t < PROFILE_TABLES.size(); t++) {
+            float[] squares = new float[steps * segments];
+            for (int s = 0; s < steps; s++) {
+                double[] norms = column(profile.steps().get(s), t);
+                for (int i = 0; i < segments; i++) {
+                    squares[s * segments + i] = (float) (norms[i] * norms[i]);
+                }
+            }
+            tables.add(new SafeTensors.Entry(PROFILE_PREFIX + PROFILE_TABLES.get(t), new int[] {steps, segments},
+                    squares));
+        }
+        return tables;
+    }
+
+    /** The real-valued fields of a {@link Profile.UnitStatistics}, as the profile's JSON names them. */
+    private static final List<String> UNIT_FRACTIONS = List.of("dead_fraction", "inactive_fraction",
+            "saturated_fraction", "mean", "std");
+
+    private static double unitValue(Profile.UnitStatistics u, int field) {
+        return switch (field) {
+            case 0 -> u.deadFraction();
+            case 1 -> u.inactiveFraction();
+            case 2 -> u.saturatedFraction();
+            case 3 -> u.mean();
+            default -> u.std();
+        };
+    }
+
+    private static double[] column(Profile.StepStatistics s, int table) {
+        return switch (table) {
+            case 0 -> s.gradientNorms();
+            case 1 -> s.weightNorms();
+            default -> s.updateNorms();
+        };
+    }
+
+    private static String json(Object value) {
+        try {
+            return JSON.writeValueAsString(value);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot write the training state's metadata as JSON", e);
+        }
+    }
+
+    /**
+     * Sets {@code model}'s parameters and optimizer state from {@code file} and returns the rest (epochs,
+     * history, profile) for {@link FitOptions.Builder#resumeFrom}. The model must be built and compiled with
+     * the optimizer the state was saved with (its learning rate and other settings may differ).
+     *
+     * @throws InvalidDataException when the file cannot be read, is not a training state or does not fit the
+     *                              model; the model is unchanged then
+     */
+    public static TrainingState load(Path file, Sequential model) {
+        try (SafeTensors.Reader reader = SafeTensors.open(file)) {
+            return load(reader, model);
+        }
+    }
+
+    /** {@link #load(Path, Sequential)} from a file already open, for a caller that read its metadata first. */
+    public static TrainingState load(SafeTensors.Reader reader, Sequential model) {
+        Path file = reader.file();
+        Map<String, String> meta = reader.metadata();
+        String format = meta.get(FORMAT_KEY);
+        if (!FORMAT.equals(format)) {
+            throw new InvalidDataException(file + ": not a training state (" + FORMAT_KEY + " is "
+                    + (format == null ? "missing" : "'" + format + "'") + ", expected '" + FORMAT + "')"
+                    + (WeightsFile.FORMAT.equals(format) ? "; it holds weights only, without the optimizer's state"
+                            : ""));
+        }
+        Optimizer optimizer = model.optimizer();
+        if (optimizer == null || !model.isBuilt()) {
+            throw new IllegalStateException("load a training state into a model built and compiled first");
+        }
+        int epochs = (int) count(meta, "epochs", file, Integer.MAX_VALUE);
+        long iterations = count(meta, "iterations", file, Integer.MAX_VALUE);
+        JsonNode savedOptimizer = parse(meta, "optimizer", file);
+        String savedId = savedOptimizer.path("name").asText("");
+        if (!savedId.equals(optimizer.id())) {
+            throw new InvalidDataException(file + ": the state was saved by optimizer '" + savedId
+                    + "', the model's is '" + optimizer.id() + "'");
+        }
+        Map<String, int[]> shapes = reader.shapes();
+        float[] parameters = WeightsFile.read(model, reader,
+                name -> name.startsWith(OPTIMIZER_PREFIX) || name.startsWith(PROFILE_PREFIX));
+        Map<String, float[]> buffers = readOptimizerBuffers(reader, model, shapes);
+        History history = readHistory(parse(meta, "history", file), epochs, file);
+        if (meta.containsKey("profile")) {
+            history.setProfile(readProfile(reader, parse(meta, "profile", file), Trainer.segments(model), epochs,
+                    shapes));
+        } else if (shapes.keySet().stream().anyMatch(n -> n.startsWith(PROFILE_PREFIX))) {
+            throw new InvalidDataException(file + ": it has profile tables but no 'profile' metadata");
+        }
+        // Everything read and checked: only now does the model change, the step count first (an optimizer that
+        // does not count refuses a count other than 0, and then nothing has changed).
+        try {
+            optimizer.setIterations(iterations);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidDataException(file + ": metadata 'iterations' is " + iterations + ": " + e.getMessage(),
+                    e);
+        }
+        model.backend().copyFromHost(parameters, model.parameters());
+        buffers.forEach((name, values) -> model.backend().copyFromHost(values, optimizer.stateBuffers().get(name)));
+        return new TrainingState(epochs, iterations, history, meta);
+    }
+
+    /** Every optimizer buffer, assembled into the model's flat layout and checked; refuses a tensor left over. */
+    private static Map<String, float[]> readOptimizerBuffers(SafeTensors.Reader reader, Sequential model,
+                                                             Map<String, int[]> shapes) {
+        Path file = reader.file();
+        List<String> problems = new ArrayList<>();
+        List<String> expected = new ArrayList<>();
+        Map<String, Tensor> own = model.optimizer().stateBuffers();
+        for (String buffer : own.keySet()) {
+            for (Sequential.ParameterGroup g : model.parameterGroups()) {
+                String name = optimizerTensorName(buffer, g);
+                expected.add(name);
+                int[] found = shapes.get(name);
+                if (found == null) {
+                    problems.add("no tensor " + name);
+                } else if (!Arrays.equals(found, g.slot().shape())) {
+                    problems.add(name + " is " + Arrays.toString(found) + ", the parameter "
+                            + Arrays.toString(g.slot().shape()));
+                }
+            }
+        }
+        for (String name : shapes.keySet()) {
+            if (name.startsWith(OPTIMIZER_PREFIX) && !expected.contains(name)) {
+                problems.add("the optimizer (" + model.optimizer().id() + ", state " + own.keySet()
+                        + ") has no tensor " + name);
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new InvalidDataException(file + ": the optimizer's state does not fit: "
+                    + String.join("; ", problems.subList(0, Math.min(6, problems.size())))
+                    + (problems.size() > 6 ? "; and " + (problems.size() - 6) + " more" : ""));
+        }
+        Map<String, float[]> buffers = new LinkedHashMap<>();
+        List<SafeTensors.Entry> entries = new ArrayList<>();
+        for (String buffer : own.keySet()) {
+            float[] all = new float[(int) model.parameters().size()];
+            for (Sequential.ParameterGroup g : model.parameterGroups()) {
+                String name = optimizerTensorName(buffer, g);
+                float[] values = reader.values(name);
+                entries.add(new SafeTensors.Entry(name, g.slot().shape(), values));
+                System.arraycopy(values, 0, all, g.offset(), values.length);
+            }
+            buffers.put(buffer, all);
+        }
+        Optional<String> nonFinite = WeightsFile.firstNonFinite(entries);
+        if (nonFinite.isPresent()) {
+            throw new InvalidDataException(file + ": " + nonFinite.get() + "; a run cannot go on from it");
+        }
+        return buffers;
+    }
+
+    private static History readHistory(JsonNode doc, int epochs, Path file) {
+        String where = file + ": metadata 'history'";
+        JsonNode metrics = doc.path("metrics");
+        JsonNode seconds = doc.path("epoch_seconds");
+        if (!metrics.isObject() || !seconds.isArray()) {
+            throw new InvalidDataException(where + " needs an object 'metrics' and an array 'epoch_seconds'");
+        }
+        if (seconds.size() != epochs) {
+            throw new InvalidDataException(where + " has " + seconds.size() + " epoch_seconds for " + epochs
+                    + " epochs");
+        }
+        Map<String, double[]> values = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = metrics.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> metric = it.next();
+            values.put(metric.getKey(), numbers(metric.getValue(), epochs, where + ", metric " + metric.getKey()));
+        }
+        double[] secondsPerEpoch = numbers(seconds, epochs, where + ", epoch_seconds");
+        History history = new History();
+        for (int e = 0; e < epochs; e++) {
+            Map<String, Double> logs = new LinkedHashMap<>();
+            for (Map.Entry<String, double[]> metric : values.entrySet()) {
+                logs.put(metric.getKey(), metric.getValue()[e]);
+            }
+            history.record(logs, secondsPerEpoch[e]);
+        }
+        return history;
+    }
+
+    private static Profile readProfile(SafeTensors.Reader reader, JsonNode doc, List<Profile.Segment> segments,
+                                       int epochs, Map<String, int[]> shapes) {
+        Path file = reader.file();
+        String where = file + ": metadata 'profile'";
+        List<Profile.Segment> saved = new ArrayList<>();
+        List<Profile.UnitStatistics> units = new ArrayList<>();
+        List<int[]> epochSteps = new ArrayList<>();
+        for (JsonNode g : array(doc, "segments", where)) {
+            saved.add(new Profile.Segment(integer(g, "layer_index", where), text(g, "layer_name", where),
+                    text(g, "layer_type", where), text(g, "parameter", where)));
+        }
+        for (JsonNode u : array(doc, "units", where)) {
+            double[] values = new double[UNIT_FRACTIONS.size()];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = real(u, UNIT_FRACTIONS.get(i), where);
+            }
+            units.add(new Profile.UnitStatistics(integer(u, "epoch", where), integer(u, "layer_index", where),
+                    text(u, "layer_name", where), text(u, "activation", where), integer(u, "units", where),
+                    values[0], values[1], values[2], values[3], values[4]));
+        }
+        for (JsonNode e : array(doc, "epochs", where)) {
+            if (!e.isArray() || e.size() != 3 || !e.get(0).canConvertToInt() || !e.get(1).canConvertToInt()
+                    || !e.get(2).canConvertToInt() || !e.get(0).isIntegralNumber() || !e.get(1).isIntegralNumber()
+                    || !e.get(2).isIntegralNumber()) {
+                throw new InvalidDataException(where + ": an entry of 'epochs' is not [epoch, steps, first global"
+                        + " step]: " + e);
+            }
+            epochSteps.add(new int[] {e.get(0).intValue(), e.get(1).intValue(), e.get(2).intValue()});
+        }
+        if (!saved.equals(segments)) {
+            throw new InvalidDataException(where + " describes the parameter tensors " + names(saved)
+                    + ", the model has " + names(segments));
+        }
+        double threshold = doc.path("saturation_threshold").asDouble(Double.NaN);
+        if (!(threshold > 0)) {
+            throw new InvalidDataException(where + " has no saturation_threshold > 0");
+        }
+        // Epochs in order, each within the state's, with at least one step; global steps in order. (A profile
+        // may start after epoch 0: a run resumed with the profiler on that had it off before.)
+        int steps = 0;
+        int nextEpoch = 0;
+        long nextGlobalStep = 0;
+        for (int i = 0; i < epochSteps.size(); i++) {
+            int[] e = epochSteps.get(i);
+            if (e == null || e.length != 3 || e[0] < nextEpoch || e[0] >= epochs || e[1] < 1
+                    || e[2] < nextGlobalStep || (long) steps + e[1] > Integer.MAX_VALUE) {
+                throw new InvalidDataException(where + ": its epochs must be [epoch, steps, first global step], in"
+                        + " order, for epochs below " + epochs + "; entry " + i + " is " + Arrays.toString(e));
+            }
+            steps += e[1];
+            nextEpoch = e[0] + 1;
+            nextGlobalStep = (long) e[2] + e[1];
+        }
+        for (Profile.UnitStatistics u : units) {
+            if (u == null || u.epoch() < 0 || u.epoch() >= epochs) {
+                throw new InvalidDataException(where + " has unit statistics of an epoch it did not run: " + u);
+            }
+        }
+        float[][] tables = new float[PROFILE_TABLES.size()][];
+        for (int t = 0; t < PROFILE_TABLES.size(); t++) {
+            String name = PROFILE_PREFIX + PROFILE_TABLES.get(t);
+            int[] shape = shapes.get(name);
+            int[] wanted = {steps, segments.size()};
+            if (!Arrays.equals(shape, wanted)) {
+                throw new InvalidDataException(file + ": tensor " + name + " is "
+                        + (shape == null ? "missing" : Arrays.toString(shape)) + ", the profile needs "
+                        + Arrays.toString(wanted));
+            }
+            tables[t] = reader.values(name);
+        }
+        for (String name : shapes.keySet()) {
+            if (name.startsWith(PROFILE_PREFIX) && !PROFILE_TABLES.contains(name.substring(PROFILE_PREFIX.length()))) {
+                throw new InvalidDataException(file + ": unknown profile table " + name + "; a profile has "
+                        + PROFILE_TABLES);
+            }
+        }
+        Profile profile = new Profile(segments, threshold);
+        int row = 0;
+        for (int[] e : epochSteps) {
+            for (int s = 0; s < e[1]; s++, row++) {
+                profile.addStep(new Profile.StepStatistics(e[0], s, e[2] + s, roots(tables[0], row, segments.size()),
+                        roots(tables[1], row, segments.size()), roots(tables[2], row, segments.size())));
+            }
+        }
+        units.forEach(profile::addUnits);
+        return profile;
+    }
+
+    private static double[] roots(float[] squares, int row, int width) {
+        double[] out = new double[width];
+        for (int i = 0; i < width; i++) {
+            out[i] = Math.sqrt(squares[row * width + i]);
+        }
+        return out;
+    }
+
+    /** {@code [dense.kernel (layer 0, Dense), ...]}. */
+    private static List<String> names(List<Profile.Segment> segments) {
+        return segments.stream().map(g -> g.layerName() + "." + g.parameter() + " (layer " + g.layerIndex() + ", "
+                + g.layerType() + ")").toList();
+    }
+
+    private static JsonNode array(JsonNode doc, String key, String where) {
+        JsonNode node = doc.get(key);
+        if (node == null || !node.isArray()) {
+            throw new InvalidDataException(where + " is not a profile: '" + key + "' is not an array");
+        }
+        return node;
+    }
+
+    private static int integer(JsonNode object, String key, String where) {
+        JsonNode node = object.get(key);
+        if (node == null || !node.isIntegralNumber() || !node.canConvertToInt()) {
+            throw new InvalidDataException(where + " is not a profile: '" + key + "' of " + object
+                    + " is not a whole number");
+        }
+        return node.intValue();
+    }
+
+    private static String text(JsonNode object, String key, String where) {
+        JsonNode node = object.get(key);
+        if (node == null || !node.isTextual()) {
+            throw new InvalidDataException(where + " is not a profile: '" + key + "' of " + object
+                    + " is not a string");
+        }
+        return node.textValue();
+    }
+
+    /** A number; JSON has no NaN, so Jackson writes a NaN or an infinity as a string, read back here. */
+    private static double real(JsonNode object, String key, String where) {
+        JsonNode node = object.get(key);
+        if (node != null && node.isNumber()) {
+            return node.doubleValue();
+        }
+        if (node != null && node.isTextual() && List.of("NaN", "Infinity", "-Infinity").contains(node.textValue())) {
+            return Double.parseDouble(node.textValue());
+        }
+        throw new InvalidDataException(where + " is not a profile: '" + key + "' of " + object + " is not a number");
+    }
+
+    private static double[] numbers(JsonNode array, int count, String where) {
+        if (!array.isArray() || array.size() != count) {
+            throw new InvalidDataException(where + " needs " + count + " numbers, one per epoch, got " + array);
+        }
+        double[] out = new double[count];
+        for (int i = 0; i < count; i++) {
+            if (!array.get(i).isNumber()) {
+                throw new InvalidDataException(where + "[" + i + "] is not a number: " + array.get(i));
+            }
+            out[i] = array.get(i).doubleValue();
+        }
+        return out;
+    }
+
+    private static long count(Map<String, String> meta, String key, Path file, long max) {
+        String text = meta.get(key);
+        try {
+            long value = Long.parseLong(text == null ? "" : text);
+            if (value >= 0 && value <= max) {
+                return value;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new InvalidDataException(file + ": metadata '" + key + "' must be a count from 0 to " + max + ", got "
+                + (text == null ? "nothing" : "'" + text + "'"));
+    }
+
+    private static JsonNode parse(Map<String, String> meta, String key, Path file) {
+        String text = meta.get(key);
+        if (text == null) {
+            throw new InvalidDataException(file + ": metadata '" + key + "' is missing");
+        }
+        try {
+            JsonNode node = JSON.readTree(text);
+            if (node != null && node.isObject()) {
+                return node;
+            }
+        } catch (JsonProcessingException e) {
+            throw new InvalidDataException(file + ": metadata '" + key + "' is not valid JSON: "
+                    + e.getOriginalMessage(), e);
+        }
+        throw new InvalidDataException(file + ": metadata '" + key + "' is not a JSON object");
+    }
+}

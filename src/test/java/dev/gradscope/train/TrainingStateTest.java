@@ -1,0 +1,329 @@
+package dev.gradscope.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Dataset;
+import dev.gradscope.data.InvalidDataException;
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.data.SafeTensors;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Optimizer;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.Sgd;
+import dev.gradscope.tensor.Backend;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Supplier;
+import java.util.function.UnaryOperator;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** Saving a run's state and resuming from it: the same run as the one never interrupted, bit for bit. */
+class TrainingStateTest {
+    /** 450 rows in batches of 100: four full batches and a last one of 50 every epoch. */
+    private static final Dataset TRAIN = MnistSubset.load().train().take(450);
+    private static final Dataset TEST = MnistSubset.load().test().take(200);
+
+    @TempDir
+    Path dir;
+
+    private static Sequential model(Backend backend, String activation, Supplier<Optimizer> optimizer) {
+        return Mlp.build(backend, 11, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of(activation),
+                Initializer.glorotUniform()).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
+    }
+
+    private static FitOptions.Builder options(int epochs) {
+        return FitOptions.builder().batchSize(100).epochs(epochs).validation(TEST).verbose(0)
+                .profiler(new GradientProfiler());
+    }
+
+    private static Supplier<Optimizer> optimizer(String id) {
+        return switch (id) {
+            case "adam" -> Adam::new;
+            case "sgd_momentum" -> () -> new Sgd(0.05, 0.9, true);
+            default -> () -> new Sgd(0.05);
+        };
+    }
+
+    /** Everything a run ends with that a resumed run must reproduce. */
+    private record Outcome(float[] parameters, Map<String, float[]> optimizerState, long iterations,
+                           Map<String, List<Double>> metrics, Profile profile) {
+    }
+
+    private static Outcome outcome(Sequential model, History history) {
+        Map<String, float[]> state = new LinkedHashMap<>();
+        model.optimizer().stateBuffers().forEach((name, buffer) -> state.put(name, buffer.toFloatArray()));
+        return new Outcome(model.parameters().toFloatArray(), state, model.optimizer().iterations(),
+                history.metrics(), history.profile());
+    }
+
+    private static void assertSameOutcome(Outcome expected, Outcome actual) {
+        assertArrayEquals(expected.parameters(), actual.parameters(), "parameters, bit for bit");
+        assertEquals(expected.optimizerState().keySet(), actual.optimizerState().keySet());
+        expected.optimizerState().forEach((name, values) ->
+                assertArrayEquals(values, actual.optimizerState().get(name), "optimizer buffer " + name));
+        assertEquals(expected.iterations(), actual.iterations(), "optimizer iterations");
+        assertEquals(expected.metrics(), actual.metrics(), "every epoch's logs");
+        assertSameProfile(expected.profile(), actual.profile());
+    }
+
+    private static void assertSameProfile(Profile expected, Profile actual) {
+        assertEquals(expected.segments(), actual.segments());
+        assertEquals(expected.saturationThreshold(), actual.saturationThreshold());
+        assertEquals(expected.steps().size(), actual.steps().size(), "profiled steps");
+        for (int i = 0; i < expected.steps().size(); i++) {
+            Profile.StepStatistics e = expected.steps().get(i);
+            Profile.StepStatistics a = actual.steps().get(i);
+            String where = "step " + i + " (epoch " + e.epoch() + ", step " + e.step() + ")";
+            assertEquals(List.of(e.epoch(), e.step(), e.globalStep()), List.of(a.epoch(), a.step(), a.globalStep()),
+                    where);
+            assertArrayEquals(e.gradientNorms(), a.gradientNorms(), where + ": gradient norms");
+            assertArrayEquals(e.weightNorms(), a.weightNorms(), where + ": weight norms");
+            assertArrayEquals(e.updateNorms(), a.updateNorms(), where + ": update norms");
+        }
+        assertEquals(expected.units(), actual.units(), "unit statistics");
+    }
+
+    /** Trains {@code epochs} epochs straight, then the same run stopped after {@code stopAfter} and resumed. */
+    private void assertResumesExactly(String activation, String optimizerId, int stopAfter, int epochs,
+                                      boolean emulateGraphsWhenResumed) {
+        Supplier<Optimizer> optimizer = optimizer(optimizerId);
+        Outcome straight;
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, activation, optimizer)) {
+            straight = outcome(model, model.fit(TRAIN, options(epochs).build()));
+        }
+        Path file = dir.resolve(activation + "-" + optimizerId + ".safetensors");
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, activation, optimizer)) {
+            model.fit(TRAIN, options(stopAfter).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+        }
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, activation, optimizer)) {
+            TrainingState state = TrainingState.load(file, model);
+            assertEquals(stopAfter, state.epochs());
+            History resumed = Trainer.fit(model, TRAIN, options(epochs).resumeFrom(state).stepsPerGraph(2).build(),
+                    emulateGraphsWhenResumed);
+            assertEquals(epochs, resumed.epochs(), "the history counts the earlier epochs too");
+            assertEquals(epochs, resumed.epochSeconds().size());
+            assertSameOutcome(straight, outcome(model, resumed));
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"adam", "sgd", "sgd_momentum"})
+    void aResumedRunIsTheUninterruptedRunBitForBit(String optimizerId) {
+        assertResumesExactly("relu", optimizerId, 1, 3, false);
+    }
+
+    @Test
+    void learnedActivationParametersAndTheirMomentsResumeToo() {
+        assertResumesExactly("prelu", "adam", 2, 3, false);
+    }
+
+    @Test
+    void aResumedRunMayReplayItsStepsAsGraphs() {
+        assertResumesExactly("tanh", "adam", 1, 2, true);
+    }
+
+    @Test
+    void resumingTwiceIsStillTheSameRun() {
+        Outcome straight;
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "elu", Adam::new)) {
+            straight = outcome(model, model.fit(TRAIN, options(3).build()));
+        }
+        Path file = dir.resolve("state.safetensors");
+        Outcome last = null;
+        for (int reached = 1; reached <= 3; reached++) {
+            try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "elu", Adam::new)) {
+                FitOptions.Builder fit = options(reached).callback(ModelCheckpoint.trainingState(file, Map.of()));
+                if (reached > 1) {
+                    fit.resumeFrom(TrainingState.load(file, model));
+                }
+                last = outcome(model, model.fit(TRAIN, fit.build()));
+            }
+        }
+        assertSameOutcome(straight, last);
+    }
+
+    @Test
+    void theFileNamesEveryPartAndNumPyCanReadIt() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            History history = model.fit(TRAIN, options(2).build());
+            TrainingState.save(file, model, history, Map.of("run", "test"));
+            SafeTensors.Contents contents = SafeTensors.read(file);
+            assertEquals(TrainingState.FORMAT, contents.metadata().get("format"));
+            assertEquals("2", contents.metadata().get("epochs"));
+            assertEquals("10", contents.metadata().get("iterations"), "5 steps per epoch, 2 epochs");
+            assertEquals("test", contents.metadata().get("run"));
+            assertTrue(contents.metadata().get("optimizer").contains("\"name\":\"adam\""));
+            List<String> names = new ArrayList<>(contents.tensors().keySet());
+            assertTrue(names.containsAll(List.of("dense.kernel", "dense_2.bias", "optimizer/m/dense.kernel",
+                    "optimizer/v/dense_2.bias", "profile/squared_gradient_norms")), names.toString());
+            int segments = history.profile().segments().size();
+            assertArrayEquals(new int[] {10, segments},
+                    contents.tensors().get("profile/squared_update_norms").shape());
+            float[] m = model.optimizer().stateBuffers().get("m").toFloatArray();
+            float[] kernelMoments = contents.tensors().get("optimizer/m/dense.kernel").values();
+            assertArrayEquals(java.util.Arrays.copyOf(m, kernelMoments.length), kernelMoments,
+                    "the first kernel's moments are the first of the flat buffer");
+        }
+    }
+
+    @Test
+    void squaredNormsRoundTripToTheSameNorms() {
+        SplittableRandom random = new SplittableRandom(3);
+        List<Float> squares = new ArrayList<>(List.of(0f, Float.MIN_VALUE, Float.MIN_NORMAL, Float.MAX_VALUE,
+                1f, Float.POSITIVE_INFINITY, Float.NaN, 3e-39f));
+        for (int i = 0; i < 100_000; i++) {
+            squares.add(Float.intBitsToFloat(random.nextInt(0, 0x7f800000))); // every finite float >= 0
+        }
+        for (float square : squares) {
+            double norm = Math.sqrt(square); // as the profiler takes it
+            float stored = (float) (norm * norm); // as the state stores it
+            assertEquals(Double.doubleToLongBits(norm), Double.doubleToLongBits(Math.sqrt(stored)),
+                    () -> "square " + square);
+        }
+    }
+
+    @Test
+    void savingRefusesANonFiniteState() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            History history = model.fit(TRAIN, options(1).build());
+            float[] m = model.optimizer().stateBuffers().get("v").toFloatArray();
+            m[5] = Float.NaN;
+            backend.copyFromHost(m, model.optimizer().stateBuffers().get("v"));
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> TrainingState.save(file, model, history, Map.of()));
+            assertTrue(e.getMessage().contains("optimizer/v/dense.kernel[0, 5] = NaN"), e.getMessage());
+            assertFalse(Files.exists(file), "nothing written");
+        }
+    }
+
+    /** Saves a one-epoch Adam run's state, rewrites it with {@code edit}, and loads it into a fresh model. */
+    private String loadEdited(UnaryOperator<SafeTensors.Contents> edit, String activation,
+                              Supplier<Optimizer> loadInto) {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            TrainingState.save(file, model, model.fit(TRAIN, options(1).build()), Map.of());
+        }
+        SafeTensors.Contents edited = edit.apply(SafeTensors.read(file));
+        SafeTensors.write(file, edited.metadata(), new ArrayList<>(edited.tensors().values()));
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, activation, loadInto)) {
+            float[] before = model.parameters().toFloatArray();
+            long iterations = model.optimizer().iterations();
+            InvalidDataException e = assertThrows(InvalidDataException.class, () -> TrainingState.load(file, model));
+            assertArrayEquals(before, model.parameters().toFloatArray(), "a refused state changes nothing");
+            assertEquals(iterations, model.optimizer().iterations(), "nor the optimizer's step count");
+            assertTrue(e.getMessage().startsWith(file.toString()), e.getMessage());
+            return e.getMessage();
+        }
+    }
+
+    private static void assertContains(String expected, String message) {
+        assertTrue(message.contains(expected), () -> "expected '" + expected + "' in: " + message);
+    }
+
+    private static UnaryOperator<SafeTensors.Contents> metadata(String key, String value) {
+        return c -> {
+            Map<String, String> meta = new LinkedHashMap<>(c.metadata());
+            if (value == null) {
+                meta.remove(key);
+            } else {
+                meta.put(key, value);
+            }
+            return new SafeTensors.Contents(meta, c.tensors());
+        };
+    }
+
+    private static UnaryOperator<SafeTensors.Contents> tensor(String name, UnaryOperator<SafeTensors.Entry> edit) {
+        return c -> {
+            Map<String, SafeTensors.Entry> tensors = new LinkedHashMap<>();
+            c.tensors().forEach((key, entry) -> {
+                SafeTensors.Entry edited = key.equals(name) ? edit.apply(entry) : entry;
+                if (edited != null) {
+                    tensors.put(edited.name(), edited);
+                }
+            });
+            return new SafeTensors.Contents(c.metadata(), tensors);
+        };
+    }
+
+    @Test
+    void aStateThatDoesNotFitChangesNothingAndSaysWhy() {
+        assertContains("not a training state",
+                loadEdited(metadata("format", "gradscope.weights.v1"), "relu", Adam::new));
+        assertContains("saved by optimizer 'adam', the model's is 'sgd'",
+                loadEdited(c -> c, "relu", () -> new Sgd(0.1, 0.9, false)));
+        assertContains("no tensor p_re_lu.alpha", loadEdited(c -> c, "prelu", Adam::new));
+        assertContains("1 epoch_seconds for 2 epochs", loadEdited(metadata("epochs", "2"), "relu", Adam::new));
+        assertContains("'iterations' must be a count",
+                loadEdited(metadata("iterations", "-1"), "relu", Adam::new));
+        assertContains("'history' is not a JSON object",
+                loadEdited(metadata("history", "[1, 2]"), "relu", Adam::new));
+        assertContains("'segments' is not an array",
+                loadEdited(metadata("profile", "{\"segments\": 3}"), "relu", Adam::new));
+        assertContains("no tensor optimizer/m/dense_1.bias",
+                loadEdited(tensor("optimizer/m/dense_1.bias", e -> null), "relu", Adam::new));
+        assertContains("has no tensor optimizer/momentum/dense_1.bias", loadEdited(tensor("optimizer/m/dense_1.bias",
+                e -> new SafeTensors.Entry("optimizer/momentum/dense_1.bias", e.shape(), e.values())), "relu",
+                Adam::new));
+        assertContains("optimizer/v/dense.bias[3] = Infinity", loadEdited(tensor("optimizer/v/dense.bias", e -> {
+            float[] v = e.values();
+            v[3] = Float.POSITIVE_INFINITY;
+            return new SafeTensors.Entry(e.name(), e.shape(), v);
+        }), "relu", Adam::new));
+        assertContains("profile/squared_weight_norms is [1, 30], the profile needs [5, 6]",
+                loadEdited(tensor("profile/squared_weight_norms",
+                        e -> new SafeTensors.Entry(e.name(), new int[] {1, e.values().length}, e.values())), "relu",
+                        Adam::new));
+    }
+
+    @Test
+    void aRunResumedWithTheProfilerOffKeepsTheEarlierProfile() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            model.fit(TRAIN, options(1).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            History history = model.fit(TRAIN, options(2).profiler(null)
+                    .resumeFrom(TrainingState.load(file, model)).build());
+            assertNotNull(history.profile());
+            assertEquals(1, history.profile().epochs(), "the first epoch's steps only");
+            assertEquals(2, history.epochs());
+        }
+    }
+
+    @Test
+    void aFinishedStateTrainsNoFurtherWithoutMoreEpochs() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            model.fit(TRAIN, options(2).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            TrainingState state = TrainingState.load(file, model);
+            float[] before = model.parameters().toFloatArray();
+            History history = model.fit(TRAIN, options(2).resumeFrom(state).build());
+            assertEquals(2, history.epochs());
+            assertArrayEquals(before, model.parameters().toFloatArray(), "no step taken");
+        }
+    }
+}
