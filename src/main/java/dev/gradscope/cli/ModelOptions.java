@@ -178,6 +178,28 @@ final class ModelOptions {
         return options;
     }
 
+    /**
+     * {@link #fromConfig} with the config's optimizer too (its id, learning rate, momentum and Nesterov flag),
+     * for going on with a saved run.
+     *
+     * @throws InvalidDataException when the optimizer's config is missing or malformed
+     */
+    static ModelOptions fromConfigWithOptimizer(Map<String, Object> config, String where) {
+        ModelOptions options = fromConfig(config, where);
+        if (!(config.get("optimizer") instanceof Map<?, ?> optimizer) || !(optimizer.get("name") instanceof String id)
+                || !(optimizer.get("learning_rate") instanceof Number lr)) {
+            throw new InvalidDataException(where + ": config.optimizer is not an optimizer's name and settings: "
+                    + config.get("optimizer"));
+        }
+        options.optimizer = id;
+        options.learningRate = lr.doubleValue();
+        if (optimizer.get("momentum") instanceof Number momentum) {
+            options.momentum = momentum.doubleValue();
+        }
+        options.nesterov = Boolean.TRUE.equals(optimizer.get("nesterov"));
+        return options;
+    }
+
     private static String configText(Map<String, Object> config, String key, String where) {
         if (!(config.get(key) instanceof String text)) {
             throw new InvalidDataException(where + ": config." + key + " is missing or not a string: "

@@ -1,6 +1,7 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
+import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Sequential;
@@ -15,6 +16,8 @@ import dev.gradscope.train.History;
 import dev.gradscope.train.ModelCheckpoint;
 import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.Trainer;
+import dev.gradscope.train.TrainingRun;
+import dev.gradscope.train.TrainingState;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -24,7 +27,10 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code gradscope train}: trains the chapter's MLP on MNIST with the gradient profiler on, prints the
@@ -43,8 +49,9 @@ final class TrainCommand implements Callable<Integer> {
     int epochs;
 
     @Option(names = "--out", paramLabel = "DIR",
-            description = "Write history.json and model.safetensors (both updated after every epoch), gradients.csv,"
-                    + " layers.csv, diagnosis.txt, charts and report.html here.")
+            description = "Write history.json, model.safetensors and " + ResumedRun.FILE + " (all three updated after"
+                    + " every epoch; train --resume DIR goes on from the last), gradients.csv, layers.csv,"
+                    + " diagnosis.txt, charts and report.html here.")
     Path out;
 
     @Option(names = "--load-weights", paramLabel = "FILE",
@@ -52,6 +59,13 @@ final class TrainCommand implements Callable<Integer> {
                     + " wrote (trained with the same --activation and --hidden), or any safetensors file with this"
                     + " model's tensor names and shapes.")
     Path loadWeights;
+
+    @Option(names = "--resume", paramLabel = "DIR",
+            description = "Go on with the run that train --out DIR saved, from the last epoch it finished, with its"
+                    + " settings, its optimizer's state and its shuffles: the same numbers as if it had never"
+                    + " stopped. Writes to DIR. --epochs is the total to reach (default: the run's own); --device,"
+                    + " --tf32, --data-dir, --no-graph, --steps-per-graph and --quiet may be given, nothing else.")
+    Path resume;
 
     @Option(names = "--save-best", paramLabel = "METRIC",
             description = "Keep in --out's model.safetensors the epoch with the best METRIC (val_loss, val_accuracy,"
@@ -79,8 +93,83 @@ final class TrainCommand implements Callable<Integer> {
     /** The metrics {@code --save-best} may keep the best epoch of: those every train run logs. */
     private static final List<String> CHECKPOINT_METRICS = List.of("val_loss", "val_accuracy", "loss", "accuracy");
 
+    @Spec
+    CommandSpec spec;
+
     @Override
     public Integer call() {
+        ResumedRun resumed = resume == null ? null : resumeFrom(resume);
+        try {
+            return train(resumed);
+        } finally {
+            if (resumed != null) {
+                resumed.close();
+            }
+        }
+    }
+
+    /**
+     * Opens the saved run in {@code dir} and takes its settings into this command's options, keeping those that
+     * {@code --resume} allows where they were given.
+     */
+    private ResumedRun resumeFrom(Path dir) {
+        List<String> refused = spec.commandLine().getParseResult().matchedOptions().stream()
+                .map(OptionSpec::longestName).filter(name -> !ResumedRun.ALLOWED_OPTIONS.contains(name)).distinct()
+                .toList();
+        if (!refused.isEmpty()) {
+            throw run.usage("--resume goes on with the saved run as it was set up, so it takes no "
+                    + String.join(", ", refused) + "; it may be given "
+                    + String.join(", ", ResumedRun.ALLOWED_OPTIONS.subList(1, ResumedRun.ALLOWED_OPTIONS.size())));
+        }
+        ResumedRun resumed = ResumedRun.open(dir);
+        try {
+            String where = resumed.file().toString();
+            model = ModelOptions.fromConfigWithOptimizer(resumed.config(), where);
+            run.batchSize = resumed.integer("batch_size", 0);
+            run.seed = resumed.longInteger("seed");
+            run.trainLimit = resumed.integer("train_examples", 0);
+            if (!given("--data-dir") && resumed.text("data_dir") != null) {
+                run.machine.dataDir = Path.of(resumed.text("data_dir"));
+            }
+            if (!given("--device") && resumed.text("device") != null) {
+                run.machine.device = resumed.text("device");
+            }
+            if (!given("--tf32")) {
+                run.machine.tf32 = resumed.flag("tf32");
+            }
+            if (!given("--steps-per-graph")) {
+                run.stepsPerGraph = resumed.integer("steps_per_graph", 1);
+            }
+            noProfile = !resumed.flag("profile");
+            clipNorm = resumed.real("clip_norm");
+            clipValue = resumed.real("clip_value");
+            keepGoingOnNan = !resumed.flag("stop_on_non_finite");
+            saveBest = resumed.text("save_best");
+            out = dir;
+            int done = resumed.epochsDone();
+            if (given("--epochs") && epochs <= done) {
+                throw run.usage("--epochs " + epochs + ": the run in " + dir + " has finished " + done + " epochs;"
+                        + " --epochs is the total to reach");
+            }
+            if (!given("--epochs")) {
+                epochs = resumed.integer("epochs", 0);
+                if (epochs <= done) {
+                    throw run.usage("the run in " + dir + " has finished all its " + done + " epochs; pass --epochs N"
+                            + " (more than " + done + ") to train it further");
+                }
+            }
+            return resumed;
+        } catch (RuntimeException e) {
+            resumed.close();
+            throw e;
+        }
+    }
+
+    private boolean given(String option) {
+        return spec.commandLine().getParseResult().hasMatchedOption(option);
+    }
+
+    private Integer train(ResumedRun resumed) {
         if (epochs < 1) {
             throw run.usage("--epochs must be >= 1, got " + epochs);
         }
@@ -112,26 +201,45 @@ final class TrainCommand implements Callable<Integer> {
             config.put("clip_norm", clipNorm);
             config.put("clip_value", clipValue);
             config.put("stop_on_non_finite", !keepGoingOnNan);
-            config.put("initial_weights", loadWeights == null ? null : loadWeights.toString());
+            config.put("initial_weights", resumed != null ? resumed.config().get("initial_weights")
+                    : loadWeights == null ? null : loadWeights.toString());
             config.put("save_best", saveBest);
+            TrainingState state = null;
             if (loadWeights != null) {
                 SavedWeights.load(net, loadWeights, resolved);
             }
+            if (resumed != null) {
+                if (train.rows() != resumed.integer("train_examples", 0)) {
+                    throw new InvalidDataException(resumed.file() + ": the run trained on "
+                            + resumed.integer("train_examples", 0) + " images, " + run.machine.dataDir + " has "
+                            + train.rows());
+                }
+                config.put("resumed_at_epochs", resumed.resumedAtEpochs());
+                state = resumed.load(net);
+            }
             if (!quiet) {
                 System.out.print(net.summary());
+            }
+            if (state != null && !quiet) {
+                System.out.printf(Locale.ROOT, "resuming %s after epoch %d of %d (%s)%n", resume, state.epochs(),
+                        epochs, resumed.file());
             }
             FitOptions.Builder fit = FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
                     .validation(mnist.test()).verbose(quiet ? 0 : 1)
                     .profiler(noProfile ? null : new GradientProfiler())
                     .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan)
-                    .graph(!run.noGraph).stepsPerGraph(run.stepsPerGraph);
+                    .graph(!run.noGraph).stepsPerGraph(run.stepsPerGraph).resumeFrom(state);
             ModelCheckpoint checkpoint = null;
+            ModelCheckpoint stateCheckpoint = null;
             if (out != null) {
                 fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
                 Path weights = out.resolve(SavedWeights.FILE);
                 checkpoint = saveBest == null ? new ModelCheckpoint(weights, SavedWeights.metadata(config))
                         : ModelCheckpoint.bestOf(weights, SavedWeights.metadata(config), saveBest);
                 fit.callback(checkpoint);
+                stateCheckpoint = ModelCheckpoint.trainingState(out.resolve(ResumedRun.FILE),
+                        SavedWeights.metadata(config));
+                fit.callback(stateCheckpoint);
             }
             History history = net.fit(train, fit.build());
             Diagnosis diagnosis;
@@ -159,6 +267,11 @@ final class TrainCommand implements Callable<Integer> {
                                 : "this run wrote no " + checkpoint.file()
                                         + (Files.exists(checkpoint.file()) ? "; the one there holds an earlier run's"
                                                 + " weights" : "")));
+            }
+            if (stateCheckpoint != null && stateCheckpoint.skipped().isPresent()) {
+                System.out.println("training state not saved: " + stateCheckpoint.skipped().get()
+                        + (stateCheckpoint.savedEpoch() > 0 ? "; " + stateCheckpoint.file() + " holds the state after"
+                                + " epoch " + stateCheckpoint.savedEpoch() + ", which train --resume goes on from" : ""));
             }
             if (checkpoint != null && saveBest != null && checkpoint.savedEpoch() > 0) {
                 System.out.printf(Locale.ROOT, "weights: %s holds epoch %d, the best %s (%.4f)%n", checkpoint.file(),
@@ -242,12 +355,14 @@ final class TrainCommand implements Callable<Integer> {
         return x == Math.rint(x) && Math.abs(x) < 1e6 ? String.valueOf((long) x) : String.valueOf(x);
     }
 
-    /** Rewrites history.json after every epoch, so an interrupted run keeps what it learned so far. */
+    /**
+     * Rewrites history.json after every epoch, so an interrupted run keeps what it learned so far (a resumed
+     * run's history holds the earlier epochs too).
+     */
     private static final class HistoryWriter implements Callback {
         private final Path file;
         private final Map<String, Object> config;
-        private final History soFar = new History();
-        private long epochStart;
+        private TrainingRun run;
 
         HistoryWriter(Path file, Map<String, Object> config) {
             this.file = file;
@@ -255,14 +370,13 @@ final class TrainCommand implements Callable<Integer> {
         }
 
         @Override
-        public void onEpochBegin(int epoch) {
-            epochStart = System.nanoTime();
+        public void onTrainBegin(TrainingRun run) {
+            this.run = run;
         }
 
         @Override
         public void onEpochEnd(int epoch, Map<String, Double> logs) {
-            soFar.record(logs, (System.nanoTime() - epochStart) / 1e9);
-            HistoryJson.write(file, soFar, config);
+            HistoryJson.write(file, run.history(), config);
         }
 
         @Override

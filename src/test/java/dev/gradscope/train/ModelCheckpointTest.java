@@ -190,4 +190,31 @@ class ModelCheckpointTest {
             }
         }
     }
+
+    @Test
+    void aResumedBestOfCheckpointKeepsTheEarlierBestUntilAnEpochBeatsIt() {
+        Path file = dir.resolve("best.safetensors");
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, Initializer.glorotUniform()).build(784)) {
+            History earlier = new History();
+            earlier.record(Map.of("val_loss", 0.5), 1);
+            earlier.record(Map.of("val_loss", 0.7), 1);
+
+            ModelCheckpoint withoutFile = ModelCheckpoint.bestOf(file, Map.of(), "val_loss");
+            withoutFile.onTrainBegin(new TrainingRun(model, 4, 2, earlier, 1, java.util.List.of(), null, null, null));
+            assertEquals(0, withoutFile.savedEpoch(), "no file holds the earlier best: the next epoch is written");
+            assertTrue(Double.isNaN(withoutFile.best()));
+
+            model.saveWeights(file, Map.of("epoch", "1")); // the earlier run's best, epoch 1
+            ModelCheckpoint best = ModelCheckpoint.bestOf(file, Map.of(), "val_loss");
+            best.onTrainBegin(new TrainingRun(model, 4, 2, earlier, 1, java.util.List.of(), null, null, null));
+            assertEquals(1, best.savedEpoch());
+            assertEquals(0.5, best.best());
+            best.onEpochEnd(2, Map.of("val_loss", 0.6));
+            assertEquals("1", SafeTensors.readMetadata(file).get("epoch"), "0.6 is worse than epoch 1's 0.5");
+            best.onEpochEnd(3, Map.of("val_loss", 0.4));
+            assertEquals("4", SafeTensors.readMetadata(file).get("epoch"));
+            assertEquals(4, best.savedEpoch());
+        }
+    }
 }

@@ -1,0 +1,179 @@
+package dev.gradscope.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.gradscope.data.SafeTensors;
+import dev.gradscope.report.HistoryJson;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code train --out} keeps the training state after every epoch; {@code train --resume DIR} goes on from it. */
+class ResumeCommandTest {
+    @TempDir
+    static Path shared;
+
+    /** Three epochs in one go, the run the resumed ones must equal. */
+    private static Path straight;
+
+    @TempDir
+    Path tmp;
+
+    private final StringWriter err = new StringWriter();
+
+    private static final List<String> RUN = List.of("--device", "cpu", "--hidden", "32,16", "--train-limit", "300",
+            "--batch-size", "64", "--activation", "prelu", "--optimizer", "sgd", "--momentum", "0.9",
+            "--clip-norm", "5", "--quiet");
+
+    private static Path subsetDir() {
+        try {
+            return Path.of(ResumeCommandTest.class.getResource("/mnist-subset").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static int run(StringWriter err, List<String> args) {
+        return GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new));
+    }
+
+    private int run(String... args) {
+        return run(err, List.of(args));
+    }
+
+    private static List<String> train(Path out, int epochs) {
+        List<String> args = new ArrayList<>(List.of("train", "--data-dir", subsetDir().toString(), "--epochs",
+                Integer.toString(epochs), "--out", out.toString()));
+        args.addAll(RUN);
+        return args;
+    }
+
+    @BeforeAll
+    static void trainThreeEpochs() {
+        straight = shared.resolve("straight");
+        StringWriter err = new StringWriter();
+        assertEquals(0, run(err, train(straight, 3)), err.toString());
+    }
+
+    private static Map<String, SafeTensors.Entry> tensors(Path file) {
+        return SafeTensors.read(file).tensors();
+    }
+
+    /** Same names, shapes and values, bit for bit. */
+    private static void assertSameTensors(Path expected, Path actual) {
+        Map<String, SafeTensors.Entry> a = tensors(expected);
+        Map<String, SafeTensors.Entry> b = tensors(actual);
+        assertEquals(a.keySet(), b.keySet());
+        a.forEach((name, entry) -> {
+            assertEquals(List.of(entry.shape().length), List.of(b.get(name).shape().length), name);
+            assertTrue(java.util.Arrays.equals(entry.values(), b.get(name).values()), name + " differs");
+        });
+    }
+
+    private static void assertSameRun(Path expected, Path actual) throws IOException {
+        assertSameTensors(expected.resolve("model.safetensors"), actual.resolve("model.safetensors"));
+        assertSameTensors(expected.resolve(ResumedRun.FILE), actual.resolve(ResumedRun.FILE));
+        Map<String, Object> a = HistoryJson.read(expected.resolve("history.json"));
+        Map<String, Object> b = HistoryJson.read(actual.resolve("history.json"));
+        for (String metric : List.of("loss", "accuracy", "val_loss", "val_accuracy")) {
+            assertEquals(a.get(metric), b.get(metric), metric + " of every epoch");
+        }
+        for (String table : List.of("gradients.csv", "layers.csv", "diagnosis.txt")) {
+            assertEquals(Files.readString(expected.resolve(table)), Files.readString(actual.resolve(table)), table);
+        }
+    }
+
+    /** Rewrites the config that {@code dir}'s training state records. */
+    @SuppressWarnings("unchecked")
+    private static void editConfig(Path dir, Consumer<Map<String, Object>> edit) throws IOException {
+        Path state = dir.resolve(ResumedRun.FILE);
+        SafeTensors.Contents contents = SafeTensors.read(state);
+        Map<String, String> metadata = new LinkedHashMap<>(contents.metadata());
+        Map<String, Object> config = new ObjectMapper().readValue(metadata.get("config"), Map.class);
+        edit.accept(config);
+        metadata.put("config", new ObjectMapper().writeValueAsString(config));
+        SafeTensors.write(state, metadata, new ArrayList<>(contents.tensors().values()));
+    }
+
+    @Test
+    void aRunResumedToMoreEpochsIsTheRunTrainedInOneGo() throws IOException {
+        Path dir = tmp.resolve("run");
+        assertEquals(0, run(err, train(dir, 1)), err.toString());
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"), err.toString());
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "3", "--quiet"), err.toString());
+        assertSameRun(straight, dir);
+        Map<String, Object> config = HistoryJson.read(dir.resolve("history.json"));
+        @SuppressWarnings("unchecked")
+        Map<String, Object> c = (Map<String, Object>) config.get("config");
+        assertEquals(List.of(1, 2), c.get("resumed_at_epochs"));
+        assertEquals(3, c.get("epochs"));
+        assertEquals(3, ((List<?>) config.get("epoch_seconds")).size());
+    }
+
+    @Test
+    void anInterruptedRunGoesOnToItsOwnEpochs() throws IOException {
+        Path dir = tmp.resolve("run");
+        assertEquals(0, run(err, train(dir, 1)), err.toString());
+        editConfig(dir, config -> config.put("epochs", 3)); // as if started for 3 epochs and killed after 1
+
+        assertEquals(0, run("train", "--resume", dir.toString(), "--quiet"), err.toString());
+        assertSameRun(straight, dir);
+    }
+
+    @Test
+    void resumeTakesOnlyOptionsThatDoNotChangeTheRun() {
+        Path dir = tmp.resolve("run");
+        assertEquals(0, run(err, train(dir, 1)), err.toString());
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--learning-rate", "0.1",
+                "--seed", "7"));
+        assertTrue(err.toString().contains("takes no --learning-rate, --seed; it may be given --epochs, --device"),
+                err.toString());
+        assertEquals(2, run("train", "--resume", dir.toString()));
+        assertTrue(err.toString().contains("has finished all its 1 epochs; pass --epochs N (more than 1)"),
+                err.toString());
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "1"));
+        assertTrue(err.toString().contains("--epochs 1: the run in " + dir + " has finished 1 epochs"),
+                err.toString());
+        Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
+        assertEquals(1, ((List<?>) history.get("loss")).size(), "a refused resume changes nothing");
+    }
+
+    @Test
+    void aDirectoryWithoutAStateSaysSoAndExits1() throws IOException {
+        assertEquals(1, run("train", "--resume", tmp.toString(), "--epochs", "2"));
+        assertTrue(err.toString().contains(tmp.resolve(ResumedRun.FILE) + ": file not found; train --out " + tmp
+                + " writes it"), err.toString());
+        Path dir = tmp.resolve("weights-only");
+        Files.createDirectories(dir);
+        Files.copy(straight.resolve("model.safetensors"), dir.resolve(ResumedRun.FILE));
+        assertEquals(1, run("train", "--resume", dir.toString(), "--epochs", "4"));
+        assertTrue(err.toString().contains("not a training state (format is 'gradscope.weights.v1')"),
+                err.toString());
+        Files.write(dir.resolve(ResumedRun.FILE), new byte[] {1, 2, 3});
+        assertEquals(1, run("train", "--resume", dir.toString(), "--epochs", "4"));
+        assertTrue(err.toString().contains("not a safetensors file"), err.toString());
+    }
+
+    @Test
+    void aStateWhoseImagesAreNotThereSaysHowManyItTrainedOn() throws IOException {
+        Path dir = tmp.resolve("run");
+        assertEquals(0, run(err, train(dir, 1)), err.toString());
+        editConfig(dir, config -> config.put("train_examples", 99_999));
+        assertEquals(1, run("train", "--resume", dir.toString(), "--epochs", "2"));
+        assertTrue(err.toString().contains("the run trained on 99999 images, " + subsetDir() + " has "),
+                err.toString());
+    }
+}

@@ -1,0 +1,110 @@
+package dev.gradscope.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.backend.cuda.CudaBackend;
+import dev.gradscope.data.Dataset;
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.tensor.Backend;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Training states saved and resumed on the GPU, where the optimizer's moments and step count live on the
+ * device and the steps replay as CUDA graphs. Tagged {@code gpu}: skipped, with the reason, where no CUDA
+ * device works (and run on the CUDA emulator by {@code mvn test}).
+ */
+@Tag("gpu")
+class ResumeOnGpuTest {
+    private static final Optional<String> UNAVAILABLE = CudaBackend.unavailableReason();
+    /** Four full batches of 100 and a last one of 50: both step graphs run every epoch. */
+    private static final Dataset TRAIN = MnistSubset.load().train().take(450);
+    private static final Dataset TEST = MnistSubset.load().test().take(200);
+
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void requireGpu() {
+        assumeTrue(UNAVAILABLE.isEmpty(), () -> "no usable CUDA device: " + UNAVAILABLE.orElse(""));
+    }
+
+    private static Sequential model(Backend backend) {
+        return Mlp.build(backend, 5, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("prelu"),
+                Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
+    }
+
+    private static FitOptions.Builder options(int epochs) {
+        return FitOptions.builder().batchSize(100).epochs(epochs).validation(TEST).verbose(0)
+                .profiler(new GradientProfiler()).stepsPerGraph(2);
+    }
+
+    @Test
+    void aRunResumedOnTheGpuIsTheUninterruptedRunBitForBit() {
+        float[] parameters;
+        float[] secondMoments;
+        History straight;
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+            straight = model.fit(TRAIN, options(3).build());
+            assertTrue(straight.graphs(), "the steps ran as graphs");
+            parameters = model.parameters().toFloatArray();
+            secondMoments = model.optimizer().stateBuffers().get("v").toFloatArray();
+        }
+        Path file = dir.resolve("state.safetensors");
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+            model.fit(TRAIN, options(2).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+        }
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+            History resumed = model.fit(TRAIN, options(3).resumeFrom(TrainingState.load(file, model)).build());
+            assertArrayEquals(parameters, model.parameters().toFloatArray(), "parameters, bit for bit");
+            assertArrayEquals(secondMoments, model.optimizer().stateBuffers().get("v").toFloatArray(),
+                    "Adam's second moments");
+            assertEquals(15, model.optimizer().iterations(), "3 epochs of 5 steps");
+            assertEquals(straight.metrics(), resumed.metrics());
+            assertEquals(straight.profile().steps().size(), resumed.profile().steps().size());
+            for (int s = 0; s < straight.profile().steps().size(); s++) {
+                assertArrayEquals(straight.profile().steps().get(s).gradientNorms(),
+                        resumed.profile().steps().get(s).gradientNorms(), "gradient norms of step " + s);
+            }
+            assertEquals(straight.profile().units(), resumed.profile().units());
+        }
+    }
+
+    @Test
+    void aStateSavedOnTheCpuGoesOnOnTheGpuWithTheSameNumbers() {
+        Path file = dir.resolve("state.safetensors");
+        float[] parameters;
+        float[] firstMoments;
+        try (CpuBackend cpu = new CpuBackend(); Sequential model = model(cpu)) {
+            model.fit(TRAIN, options(1).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+            parameters = model.parameters().toFloatArray();
+            firstMoments = model.optimizer().stateBuffers().get("m").toFloatArray();
+        }
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+            TrainingState state = TrainingState.load(file, model);
+            assertArrayEquals(parameters, model.parameters().toFloatArray());
+            assertArrayEquals(firstMoments, model.optimizer().stateBuffers().get("m").toFloatArray());
+            assertEquals(5, model.optimizer().iterations());
+            History history = model.fit(TRAIN, options(2).resumeFrom(state).build());
+            assertEquals(2, history.epochs());
+            assertEquals(List.of(0, 1), history.profile().steps().stream().map(Profile.StepStatistics::epoch)
+                    .distinct().toList());
+            assertEquals(10, model.optimizer().iterations(), "the GPU's Adam went on counting from 5");
+        }
+    }
+}
