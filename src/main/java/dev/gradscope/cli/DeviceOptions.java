@@ -13,7 +13,7 @@ final class DeviceOptions {
             description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}). auto falls back to the CPU and says why.")
     String device;
 
-    @Option(names = "--tf32",
+    @Option(names = "--tf32", negatable = true,
             description = "Let the GPU's GEMMs round their inputs to TF32 (10-bit mantissa) on tensor cores: faster,"
                     + " less exact; off by default. Ignored, with a note, where there is no TF32 (the CPU).")
     boolean tf32;

@@ -19,8 +19,9 @@ final class ResumedRun implements AutoCloseable {
     static final String FILE = "training-state.safetensors";
 
     /**
-     * The options {@code --resume} may be given with: how many epochs in all, and where and how the steps run.
-     * Anything that changes what the run computes comes from the saved run.
+     * The options {@code --resume} may be given with: how many epochs in all, and where and how the steps run
+     * (the device and TF32 change the rounding, not the model or how it learns). Everything else comes from the
+     * saved run.
      */
     static final List<String> ALLOWED_OPTIONS = List.of("--resume", "--epochs", "--device", "--tf32", "--data-dir",
             "--no-graph", "--steps-per-graph", "--quiet");

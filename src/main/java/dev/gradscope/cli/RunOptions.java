@@ -2,6 +2,7 @@ package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
 import dev.gradscope.data.Mnist;
+import java.util.function.Function;
 import picocli.CommandLine;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -49,15 +50,20 @@ final class RunOptions {
     }
 
     void validate() {
-        machine.validate(this::usage);
+        validate(this::usage);
+    }
+
+    /** Checks every choice; a bad one becomes {@code invalid}'s exception. */
+    void validate(Function<String, RuntimeException> invalid) {
+        machine.validate(invalid);
         if (batchSize < 1) {
-            throw usage("--batch-size must be >= 1, got " + batchSize);
+            throw invalid.apply("--batch-size must be >= 1, got " + batchSize);
         }
         if (trainLimit < 0) {
-            throw usage("--train-limit must be >= 0, got " + trainLimit);
+            throw invalid.apply("--train-limit must be >= 0, got " + trainLimit);
         }
         if (stepsPerGraph < 1) {
-            throw usage("--steps-per-graph must be >= 1, got " + stepsPerGraph);
+            throw invalid.apply("--steps-per-graph must be >= 1, got " + stepsPerGraph);
         }
     }
 

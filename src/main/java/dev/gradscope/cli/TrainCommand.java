@@ -25,6 +25,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.function.Function;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -63,8 +64,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--resume", paramLabel = "DIR",
             description = "Go on with the run that train --out DIR saved, from the last epoch it finished, with its"
                     + " settings, its optimizer's state and its shuffles: the same numbers as if it had never"
-                    + " stopped. Writes to DIR. --epochs is the total to reach (default: the run's own); --device,"
-                    + " --tf32, --data-dir, --no-graph, --steps-per-graph and --quiet may be given, nothing else.")
+                    + " stopped (on the same device and TF32 setting, which are the run's unless given). Writes to"
+                    + " DIR. --epochs is the total to reach (default: the run's own); --device, --tf32/--no-tf32,"
+                    + " --data-dir, --no-graph, --steps-per-graph and --quiet may be given, nothing else.")
     Path resume;
 
     @Option(names = "--save-best", paramLabel = "METRIC",
@@ -121,6 +123,7 @@ final class TrainCommand implements Callable<Integer> {
                     + String.join(", ", refused) + "; it may be given "
                     + String.join(", ", ResumedRun.ALLOWED_OPTIONS.subList(1, ResumedRun.ALLOWED_OPTIONS.size())));
         }
+        run.validate(); // what was given (--device, --steps-per-graph) before the saved settings come in
         ResumedRun resumed = ResumedRun.open(dir);
         try {
             String where = resumed.file().toString();
@@ -158,6 +161,15 @@ final class TrainCommand implements Callable<Integer> {
                             + " (more than " + done + ") to train it further");
                 }
             }
+            // The saved settings are data: one that no run could have had is the file's fault (exit 1).
+            Function<String, RuntimeException> corrupt = message -> new InvalidDataException(where
+                    + ": its config does not describe a train run: " + message);
+            run.validate(corrupt);
+            if (run.trainLimit < 1) {
+                throw corrupt.apply("train_examples must be >= 1, got " + run.trainLimit);
+            }
+            validate(corrupt);
+            model.resolve(corrupt);
             return resumed;
         } catch (RuntimeException e) {
             resumed.close();
@@ -169,23 +181,28 @@ final class TrainCommand implements Callable<Integer> {
         return spec.commandLine().getParseResult().hasMatchedOption(option);
     }
 
-    private Integer train(ResumedRun resumed) {
+    /** Checks the options of this command's own; a bad one becomes {@code invalid}'s exception. */
+    private void validate(Function<String, RuntimeException> invalid) {
         if (epochs < 1) {
-            throw run.usage("--epochs must be >= 1, got " + epochs);
+            throw invalid.apply("--epochs must be >= 1, got " + epochs);
         }
         if (!(clipNorm >= 0) || Double.isInfinite(clipNorm)) {
-            throw run.usage("--clip-norm must be a number >= 0 (0 is off), got " + clipNorm);
+            throw invalid.apply("--clip-norm must be a number >= 0 (0 is off), got " + clipNorm);
         }
         if (!(clipValue >= 0) || Double.isInfinite(clipValue)) {
-            throw run.usage("--clip-value must be a number >= 0 (0 is off), got " + clipValue);
+            throw invalid.apply("--clip-value must be a number >= 0 (0 is off), got " + clipValue);
         }
         if (saveBest != null && !CHECKPOINT_METRICS.contains(saveBest)) {
-            throw run.usage("--save-best: unknown metric '" + saveBest + "'; valid: "
+            throw invalid.apply("--save-best: unknown metric '" + saveBest + "'; valid: "
                     + String.join(", ", CHECKPOINT_METRICS));
         }
         if (saveBest != null && out == null) {
-            throw run.usage("--save-best needs --out DIR: the weights are kept in DIR/" + SavedWeights.FILE);
+            throw invalid.apply("--save-best needs --out DIR: the weights are kept in DIR/" + SavedWeights.FILE);
         }
+    }
+
+    private Integer train(ResumedRun resumed) {
+        validate(run::usage);
         ModelOptions.Resolved resolved = model.resolve(run);
         Mnist mnist = run.loadMnist();
         Devices.Selection device = run.openDevice();
@@ -219,6 +236,15 @@ final class TrainCommand implements Callable<Integer> {
             }
             if (!quiet) {
                 System.out.print(net.summary());
+            }
+            if (state != null) {
+                String savedOn = resumed.text("backend") + (resumed.flag("tf32") ? " with TF32" : "");
+                String goesOnOn = backend.name() + (backend.tf32() ? " with TF32" : "");
+                if (!savedOn.equals(goesOnOn)) {
+                    System.err.println("gradscope: note: the run trained on " + savedOn + " and goes on on " + goesOnOn
+                            + ": the numbers from here differ from an uninterrupted run's by the rounding of the"
+                            + " two");
+                }
             }
             if (state != null && !quiet) {
                 System.out.printf(Locale.ROOT, "resuming %s after epoch %d of %d (%s)%n", resume, state.epochs(),

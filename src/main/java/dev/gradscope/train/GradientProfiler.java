@@ -84,8 +84,13 @@ public final class GradientProfiler implements Callback {
                         + ": one profile cannot mix them");
             }
             profile = earlier.copy();
-            globalStepAtEpochStart = earlier.steps().isEmpty() ? run.initialEpoch() * run.stepsPerEpoch()
-                    : earlier.steps().get(earlier.steps().size() - 1).globalStep() + 1;
+            // After the earlier profile's last step; at least where this epoch's first step is when every
+            // earlier epoch had full steps (the earlier profile may end before the epochs it did not profile).
+            globalStepAtEpochStart = run.initialEpoch() * run.stepsPerEpoch();
+            if (!earlier.steps().isEmpty()) {
+                globalStepAtEpochStart = Math.max(globalStepAtEpochStart,
+                        earlier.steps().get(earlier.steps().size() - 1).globalStep() + 1);
+            }
         } else {
             profile = new Profile(run.segments(), saturationThreshold);
             globalStepAtEpochStart = run.initialEpoch() * run.stepsPerEpoch();

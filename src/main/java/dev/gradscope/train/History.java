@@ -65,7 +65,10 @@ public final class History {
         return Collections.unmodifiableList(epochSeconds);
     }
 
-    /** What the gradient profiler measured, or null when it was switched off. */
+    /**
+     * What the gradient profiler measured, or null when it was switched off (a run resumed with it off keeps
+     * the profile of the earlier epochs that had it on).
+     */
     public Profile profile() {
         return profile;
     }

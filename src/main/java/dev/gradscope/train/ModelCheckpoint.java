@@ -30,6 +30,9 @@ import java.util.Optional;
  *
  * <p>Besides {@link WeightsFile}'s own metadata, the file records {@code epoch} (epochs finished, from 1)
  * and that epoch's logs ({@code loss}, {@code accuracy}, ...), plus whatever the caller gives.
+ *
+ * <p>{@link #trainingState} writes a {@link TrainingState} instead (the parameters, the optimizer's state, the
+ * history and the profile, with its own metadata and the caller's), after every good epoch.
  */
 public final class ModelCheckpoint implements Callback {
     private final Path file;
@@ -95,7 +98,18 @@ public final class ModelCheckpoint implements Callback {
     @Override
     public void onTrainBegin(TrainingRun run) {
         this.run = run;
-        if (monitor == null || run.initialEpoch() == 0 || !run.history().metrics().containsKey(monitor)) {
+        if (run.initialEpoch() == 0) {
+            return;
+        }
+        if (monitor == null) {
+            // A resumed run's file holds the epoch the run goes on from, when it is that run's.
+            String key = trainingState ? "epochs" : "epoch";
+            if (Integer.toString(run.initialEpoch()).equals(savedEpochOf(file, key))) {
+                savedEpoch = run.initialEpoch();
+            }
+            return;
+        }
+        if (!run.history().metrics().containsKey(monitor)) {
             return;
         }
         List<Double> earlier = run.history().get(monitor);
@@ -107,19 +121,19 @@ public final class ModelCheckpoint implements Callback {
                 bestEpoch = e;
             }
         }
-        if (bestEpoch >= 0 && Integer.toString(bestEpoch + 1).equals(savedEpochOf(file))) {
+        if (bestEpoch >= 0 && Integer.toString(bestEpoch + 1).equals(savedEpochOf(file, "epoch"))) {
             best = earlier.get(bestEpoch);
             savedEpoch = bestEpoch + 1;
         }
     }
 
-    /** The {@code epoch} a checkpoint file records, or null when there is no readable file. */
-    private static String savedEpochOf(Path file) {
+    /** The epoch a checkpoint file records under {@code key}, or null when there is no readable file. */
+    private static String savedEpochOf(Path file, String key) {
         if (!Files.exists(file)) {
             return null;
         }
         try {
-            return SafeTensors.readMetadata(file).get("epoch");
+            return SafeTensors.readMetadata(file).get(key);
         } catch (InvalidDataException e) {
             return null;
         }

@@ -92,6 +92,9 @@ public final class Trainer {
         TrainingState resumed = options.resumeFrom();
         int initialEpoch = resumed == null ? 0 : resumed.epochs();
         History history = resumed == null ? new History() : resumed.history();
+        if (resumed != null && resumed.epochs() > 0) {
+            requireSameMetrics(history, options.validation() != null);
+        }
         try (DeviceDataset data = DeviceDataset.upload(backend, train);
              DeviceDataset validation = options.validation() == null ? null
                      : DeviceDataset.upload(backend, options.validation());
@@ -173,7 +176,7 @@ public final class Trainer {
                                     }
                                 }
                                 step.applyUpdate(e, s);
-                                if (e == 0 && s == 0 && queuedBefore >= 0) {
+                                if (e == initialEpoch && s == 0 && queuedBefore >= 0) {
                                     operationsPerStep = backend.queuedOperations() - queuedBefore; // an eager step
                                 }
                                 seen = s * batch + rows;
@@ -229,6 +232,22 @@ public final class Trainer {
             history.setProfile(options.profiler().profile());
         }
         return history;
+    }
+
+    /**
+     * A resumed history must log what this {@code fit} logs, every metric once per epoch: a history whose
+     * lists differ in length could not be saved and resumed again.
+     */
+    private static void requireSameMetrics(History history, boolean validation) {
+        Set<String> logged = new java.util.LinkedHashSet<>(List.of("loss", "accuracy"));
+        if (validation) {
+            logged.addAll(List.of("val_loss", "val_accuracy"));
+        }
+        if (!history.metrics().keySet().equals(logged)) {
+            throw new IllegalArgumentException("the resumed run logged " + history.metrics().keySet() + ", this fit"
+                    + " logs " + logged + (validation ? " (it has validation data)" : " (it has no validation data)")
+                    + ": resume with the validation data the run had, or without");
+        }
     }
 
     /** An epoch's order of the {@code n} training rows: a fresh shuffle, or {@code identity} unshuffled. */

@@ -19,6 +19,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * Everything a run needs to go on where it stopped, in one safetensors file: the parameters, the optimizer's
@@ -40,9 +41,13 @@ import java.util.Optional;
  * (the optimizer's updates), {@code optimizer} (its id and settings), {@code history} and {@code profile}
  * (JSON), the model's input width and layers, and whatever the caller adds.
  *
- * <p>Loading checks every name, shape and value, and that the history and the profile agree with each other,
- * before it changes the model: a file that does not fit changes nothing and fails naming the file and what is
- * wrong. Saving refuses a state with a NaN or an infinity in its parameters, optimizer buffers or logs.
+ * <p>Loading checks, before it changes the model: that the parameters and the optimizer's buffers are the
+ * model's and its optimizer's by name and shape, and finite; that the input width, the optimizer's id, the
+ * counts, the history (one value of each metric per epoch) and the profile (the model's parameter tensors,
+ * epochs in order, norms' squares >= 0, unit statistics within their ranges) are well formed. A file that
+ * does not fit changes nothing and fails naming the file and what is wrong. Saving refuses a state with a
+ * NaN or an infinity in its parameters, optimizer buffers or logs, or a history whose metrics do not have
+ * one value per epoch.
  */
 public final class TrainingState {
     /** The metadata key saying what the file is. */
@@ -113,6 +118,10 @@ public final class TrainingState {
                     + "); a state to resume from comes from the epochs before it");
         }
         history.metrics().forEach((metric, values) -> {
+            if (values.size() != history.epochs()) {
+                throw new IllegalStateException(cannot + "the history has " + values.size() + " values of " + metric
+                        + " for " + history.epochs() + " epochs");
+            }
             for (int e = 0; e < values.size(); e++) {
                 if (!Double.isFinite(values.get(e))) {
                     throw new IllegalStateException(cannot + metric + " of epoch " + (e + 1) + " is " + values.get(e));
@@ -290,6 +299,10 @@ public final class TrainingState {
         if (optimizer == null || !model.isBuilt()) {
             throw new IllegalStateException("load a training state into a model built and compiled first");
         }
+        if (!Integer.toString(model.inputUnits()).equals(meta.get("input_units"))) {
+            throw new InvalidDataException(file + ": the state's model takes " + meta.get("input_units")
+                    + " input features, this one " + model.inputUnits());
+        }
         int epochs = (int) count(meta, "epochs", file, Integer.MAX_VALUE);
         long iterations = count(meta, "iterations", file, Integer.MAX_VALUE);
         JsonNode savedOptimizer = parse(meta, "optimizer", file);
@@ -433,8 +446,9 @@ public final class TrainingState {
             throw new InvalidDataException(where + " describes the parameter tensors " + names(saved)
                     + ", the model has " + names(segments));
         }
-        double threshold = doc.path("saturation_threshold").asDouble(Double.NaN);
-        if (!(threshold > 0)) {
+        JsonNode thresholdNode = doc.path("saturation_threshold");
+        double threshold = thresholdNode.isNumber() ? thresholdNode.doubleValue() : Double.NaN;
+        if (!(threshold > 0) || Double.isInfinite(threshold)) {
             throw new InvalidDataException(where + " has no saturation_threshold > 0");
         }
         // Epochs in order, each within the state's, with at least one step; global steps in order. (A profile
@@ -453,9 +467,17 @@ public final class TrainingState {
             nextEpoch = e[0] + 1;
             nextGlobalStep = (long) e[2] + e[1];
         }
+        int layers = segments.stream().mapToInt(Profile.Segment::layerIndex).max().orElse(-1) + 1;
         for (Profile.UnitStatistics u : units) {
-            if (u == null || u.epoch() < 0 || u.epoch() >= epochs) {
-                throw new InvalidDataException(where + " has unit statistics of an epoch it did not run: " + u);
+            // NaN is allowed: a statistic of NaN activations (the state itself is saved from finite epochs only).
+            boolean fractions = Stream.of(u.deadFraction(), u.inactiveFraction(), u.saturatedFraction())
+                    .allMatch(f -> Double.isNaN(f) || (f >= 0 && f <= 1));
+            if (u.epoch() < 0 || u.epoch() >= epochs || u.layerIndex() < 0 || u.layerIndex() >= layers
+                    || u.units() < 1 || !fractions || Double.isInfinite(u.mean()) || u.std() < 0
+                    || Double.isInfinite(u.std())) {
+                throw new InvalidDataException(where + " has unit statistics that no run of this model measures"
+                        + " (an epoch it did not run, a layer it lacks, fractions outside [0, 1] or a negative"
+                        + " std): " + u);
             }
         }
         float[][] tables = new float[PROFILE_TABLES.size()][];
@@ -469,6 +491,14 @@ public final class TrainingState {
                         + Arrays.toString(wanted));
             }
             tables[t] = reader.values(name);
+            for (int i = 0; i < tables[t].length; i++) {
+                // A square is >= 0; NaN is an update that was not measured.
+                if (tables[t][i] < 0 || tables[t][i] == Float.POSITIVE_INFINITY) {
+                    throw new InvalidDataException(file + ": tensor " + name + " holds " + tables[t][i] + " at step "
+                            + i / segments.size() + ", tensor " + i % segments.size() + "; a squared norm of a"
+                            + " state is finite and >= 0");
+                }
+            }
         }
         for (String name : shapes.keySet()) {
             if (name.startsWith(PROFILE_PREFIX) && !PROFILE_TABLES.contains(name.substring(PROFILE_PREFIX.length()))) {

@@ -176,4 +176,43 @@ class ResumeCommandTest {
         assertTrue(err.toString().contains("the run trained on 99999 images, " + subsetDir() + " has "),
                 err.toString());
     }
+
+    @Test
+    void aSavedConfigThatNoRunCouldHaveIsTheFilesFaultAndExits1() throws IOException {
+        Path dir = tmp.resolve("run");
+        assertEquals(0, run(err, train(dir, 1)), err.toString());
+        byte[] saved = Files.readAllBytes(dir.resolve(ResumedRun.FILE));
+        Map<String, Object> badValues = new LinkedHashMap<>();
+        badValues.put("batch_size", 0);
+        badValues.put("activation", "foo");
+        badValues.put("clip_norm", -1);
+        badValues.put("save_best", "bogus");
+        badValues.put("steps_per_graph", 0);
+        badValues.put("device", "quantum");
+        for (Map.Entry<String, Object> bad : badValues.entrySet()) {
+            Files.write(dir.resolve(ResumedRun.FILE), saved);
+            editConfig(dir, config -> config.put(bad.getKey(), bad.getValue()));
+            StringWriter out = new StringWriter();
+            assertEquals(1, run(out, List.of("train", "--resume", dir.toString(), "--epochs", "2")),
+                    bad + ": " + out);
+            assertTrue(out.toString().contains(dir.resolve(ResumedRun.FILE) + ": its config does not describe a train"
+                    + " run: "), bad + ": " + out);
+        }
+        Files.write(dir.resolve(ResumedRun.FILE), saved);
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--device", "quantum"));
+        assertTrue(err.toString().contains("unknown device 'quantum'"), err.toString());
+    }
+
+    @Test
+    void tf32MayBeSwitchedEitherWayOnResume() {
+        Path dir = tmp.resolve("run");
+        assertEquals(0, run(err, train(dir, 1)), err.toString());
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--no-tf32", "--quiet"),
+                err.toString());
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "3", "--tf32", "--quiet"),
+                err.toString());
+        Map<?, ?> config = (Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config");
+        assertEquals(false, config.get("tf32"), "the CPU has no TF32 (the run says so and goes on in FP32)");
+        assertEquals(List.of(1, 2), config.get("resumed_at_epochs"));
+    }
 }

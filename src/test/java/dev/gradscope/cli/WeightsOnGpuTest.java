@@ -2,6 +2,7 @@ package dev.gradscope.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gradscope.Tolerances;
@@ -100,5 +101,28 @@ class WeightsOnGpuTest {
                 assertEquals(valAccuracy.get(1).doubleValue(), accuracy, Tolerances.GPU_EVALUATION_ACCURACY_ABS);
             }
         }
+    }
+
+    @Test
+    void aCpuRunResumedOnTheGpuGoesOnAndSaysItsNumbersDiffer() throws URISyntaxException {
+        Path data = Path.of(WeightsOnGpuTest.class.getResource("/mnist-subset").toURI());
+        Path out = tmp.resolve("run");
+        assertEquals(0, GradScope.run(new PrintWriter(err, true), "train", "--device", "cpu", "--data-dir",
+                data.toString(), "--hidden", "32,16", "--train-limit", "512", "--epochs", "1", "--quiet", "--out",
+                out.toString()), err.toString());
+        java.io.ByteArrayOutputStream notes = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stderr = System.err;
+        System.setErr(new java.io.PrintStream(notes, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            assertEquals(0, GradScope.run(new PrintWriter(err, true), "train", "--resume", out.toString(), "--device",
+                    "cuda", "--epochs", "2", "--quiet"), err.toString());
+        } finally {
+            System.setErr(stderr);
+        }
+        String printed = notes.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(printed.contains("the run trained on cpu and goes on on cuda"), printed);
+        Map<String, Object> history = HistoryJson.read(out.resolve("history.json"));
+        assertEquals(2, ((List<?>) history.get("val_loss")).size());
+        assertEquals("cuda", ((Map<?, ?>) history.get("config")).get("backend"));
     }
 }

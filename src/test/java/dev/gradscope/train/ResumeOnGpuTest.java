@@ -76,6 +76,8 @@ class ResumeOnGpuTest {
                     "Adam's second moments");
             assertEquals(15, model.optimizer().iterations(), "3 epochs of 5 steps");
             assertEquals(straight.metrics(), resumed.metrics());
+            assertEquals(straight.operationsPerStep(), resumed.operationsPerStep(), "counted on the first new step");
+            assertTrue(resumed.operationsPerStep() > 0);
             assertEquals(straight.profile().steps().size(), resumed.profile().steps().size());
             for (int s = 0; s < straight.profile().steps().size(); s++) {
                 assertArrayEquals(straight.profile().steps().get(s).gradientNorms(),

@@ -326,4 +326,69 @@ class TrainingStateTest {
             assertArrayEquals(before, model.parameters().toFloatArray(), "no step taken");
         }
     }
+
+    @Test
+    void aResumedRunMustLogWhatTheSavedRunLogged() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            model.fit(TRAIN, options(1).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            TrainingState state = TrainingState.load(file, model);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> model.fit(TRAIN, options(2).validation(null).resumeFrom(state).build()));
+            assertContains("the resumed run logged [loss, accuracy, val_loss, val_accuracy], this fit logs [loss,"
+                    + " accuracy] (it has no validation data)", e.getMessage());
+        }
+        History ragged = new History();
+        ragged.record(Map.of("loss", 1.0, "val_loss", 1.0), 1);
+        ragged.record(Map.of("loss", 0.9), 1);
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> TrainingState.save(file, model, ragged, Map.of()));
+            assertContains("the history has 1 values of val_loss for 2 epochs", e.getMessage());
+        }
+    }
+
+    @Test
+    void aProfileResumedAfterEpochsWithoutItNumbersItsStepsFromTheRunsStart() {
+        Path file = dir.resolve("state.safetensors");
+        for (int reached = 1; reached <= 3; reached++) {
+            try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
+                FitOptions.Builder fit = options(reached).callback(ModelCheckpoint.trainingState(file, Map.of()));
+                if (reached == 2) {
+                    fit.profiler(null);
+                }
+                if (reached > 1) {
+                    fit.resumeFrom(TrainingState.load(file, model));
+                }
+                History history = model.fit(TRAIN, fit.build());
+                if (reached == 3) {
+                    List<Integer> epochs = history.profile().steps().stream().map(Profile.StepStatistics::epoch)
+                            .toList();
+                    List<Integer> globalSteps = history.profile().steps().stream()
+                            .map(Profile.StepStatistics::globalStep).toList();
+                    assertEquals(List.of(0, 0, 0, 0, 0, 2, 2, 2, 2, 2), epochs, "epoch 2 (from 1) was not profiled");
+                    assertEquals(List.of(0, 1, 2, 3, 4, 10, 11, 12, 13, 14), globalSteps);
+                }
+            }
+        }
+    }
+
+    @Test
+    void aProfileWithImpossibleNumbersIsRefused() {
+        assertContains("a squared norm of a state is finite and >= 0", loadEdited(tensor("profile/squared_gradient_norms",
+                e -> {
+                    float[] v = e.values();
+                    v[7] = -1f;
+                    return new SafeTensors.Entry(e.name(), e.shape(), v);
+                }), "relu", Adam::new));
+        assertContains("unit statistics that no run of this model measures", loadEdited(c -> {
+            Map<String, String> meta = new LinkedHashMap<>(c.metadata());
+            meta.put("profile", meta.get("profile").replaceFirst("\"dead_fraction\":[^,]*", "\"dead_fraction\":1.5"));
+            return new SafeTensors.Contents(meta, c.tensors());
+        }, "relu", Adam::new));
+        assertContains("the state's model takes 783 input features, this one 784",
+                loadEdited(metadata("input_units", "783"), "relu", Adam::new));
+    }
 }
