@@ -10,6 +10,7 @@ import dev.gradscope.report.RunReport;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.train.Callback;
 import dev.gradscope.train.Diagnosis;
+import dev.gradscope.train.EarlyStopping;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
@@ -73,6 +74,17 @@ final class TrainCommand implements Callable<Integer> {
             description = "Keep in --out's model.safetensors the epoch with the best METRIC (val_loss, val_accuracy,"
                     + " loss or accuracy; lowest loss, highest accuracy) instead of the last epoch.")
     String saveBest;
+
+    @Option(names = "--early-stopping", paramLabel = "[METRIC:]PATIENCE",
+            description = "Stop when METRIC (default: val_loss; or val_accuracy, loss, accuracy) has not improved for"
+                    + " PATIENCE epochs, as Keras's EarlyStopping; the weights stay the last epoch's (add --save-best"
+                    + " METRIC to keep the best).")
+    String earlyStopping;
+
+    @Option(names = "--min-delta", paramLabel = "D", defaultValue = "0",
+            description = "With --early-stopping: how much an epoch must beat the best by to count as an improvement"
+                    + " (default: ${DEFAULT-VALUE}).")
+    double minDelta;
 
     @Option(names = "--no-profile", description = "Switch the gradient profiler off (no per-layer statistics).")
     boolean noProfile;
@@ -148,6 +160,15 @@ final class TrainCommand implements Callable<Integer> {
             clipValue = resumed.real("clip_value");
             keepGoingOnNan = !resumed.flag("stop_on_non_finite");
             saveBest = resumed.text("save_best");
+            if (resumed.config().get("early_stopping") instanceof Map<?, ?> stopping) {
+                if (!(stopping.get("patience") instanceof Integer patience) || !(stopping.get("monitor") instanceof String
+                        metric) || !(stopping.get("min_delta") instanceof Number delta)) {
+                    throw new InvalidDataException(where + ": config.early_stopping is not a monitor, patience and"
+                            + " min_delta: " + stopping);
+                }
+                earlyStopping = metric + ":" + patience;
+                minDelta = delta.doubleValue();
+            }
             out = dir;
             int done = resumed.epochsDone();
             if (given("--epochs") && epochs <= done) {
@@ -199,6 +220,34 @@ final class TrainCommand implements Callable<Integer> {
         if (saveBest != null && out == null) {
             throw invalid.apply("--save-best needs --out DIR: the weights are kept in DIR/" + SavedWeights.FILE);
         }
+        earlyStopping(invalid);
+    }
+
+    /** The {@code --early-stopping} callback, or null without it; a bad value becomes {@code invalid}'s exception. */
+    private EarlyStopping earlyStopping(Function<String, RuntimeException> invalid) {
+        if (!(minDelta >= 0) || Double.isInfinite(minDelta)) {
+            throw invalid.apply("--min-delta must be a number >= 0, got " + minDelta);
+        }
+        if (earlyStopping == null) {
+            return null;
+        }
+        int colon = earlyStopping.lastIndexOf(':');
+        String metric = colon < 0 ? "val_loss" : earlyStopping.substring(0, colon).trim();
+        String patience = earlyStopping.substring(colon + 1).trim();
+        if (!CHECKPOINT_METRICS.contains(metric)) {
+            throw invalid.apply("--early-stopping: unknown metric '" + metric + "'; valid: "
+                    + String.join(", ", CHECKPOINT_METRICS));
+        }
+        try {
+            int epochsWithoutImprovement = Integer.parseInt(patience);
+            if (epochsWithoutImprovement >= 0) {
+                return new EarlyStopping(metric, epochsWithoutImprovement, minDelta);
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw invalid.apply("--early-stopping: the patience must be a count of epochs >= 0, got '" + patience
+                + "' (e.g. --early-stopping 3 or --early-stopping val_accuracy:5)");
     }
 
     private Integer train(ResumedRun resumed) {
@@ -221,6 +270,15 @@ final class TrainCommand implements Callable<Integer> {
             config.put("initial_weights", resumed != null ? resumed.config().get("initial_weights")
                     : loadWeights == null ? null : loadWeights.toString());
             config.put("save_best", saveBest);
+            EarlyStopping stopper = earlyStopping(run::usage);
+            Map<String, Object> stopping = null;
+            if (stopper != null) {
+                stopping = new LinkedHashMap<>();
+                stopping.put("monitor", stopper.monitor());
+                stopping.put("patience", stopper.patience());
+                stopping.put("min_delta", stopper.minDelta());
+            }
+            config.put("early_stopping", stopping);
             TrainingState state = null;
             if (loadWeights != null) {
                 SavedWeights.load(net, loadWeights, resolved);
@@ -233,6 +291,11 @@ final class TrainCommand implements Callable<Integer> {
                 }
                 config.put("resumed_at_epochs", resumed.resumedAtEpochs());
                 state = resumed.load(net);
+                if (stopper != null && stopper.replay(state.history())) {
+                    System.out.println("nothing to train: the run in " + resume + " stopped early after epoch "
+                            + (stopper.stoppedEpoch() + 1) + " (" + stopper.reason() + "), and would stop there again");
+                    return 0;
+                }
             }
             if (!quiet) {
                 System.out.print(net.summary());
@@ -266,6 +329,9 @@ final class TrainCommand implements Callable<Integer> {
                 stateCheckpoint = ModelCheckpoint.trainingState(out.resolve(ResumedRun.FILE),
                         SavedWeights.metadata(config));
                 fit.callback(stateCheckpoint);
+            }
+            if (stopper != null) {
+                fit.callback(stopper); // after the checkpoints: the epoch that stops the run is saved too
             }
             History history = net.fit(train, fit.build());
             Diagnosis diagnosis;
@@ -302,6 +368,10 @@ final class TrainCommand implements Callable<Integer> {
             if (checkpoint != null && saveBest != null && checkpoint.savedEpoch() > 0) {
                 System.out.printf(Locale.ROOT, "weights: %s holds epoch %d, the best %s (%.4f)%n", checkpoint.file(),
                         checkpoint.savedEpoch(), saveBest, checkpoint.best());
+            }
+            if (stopper != null && stopper.stoppedEpoch() >= 0) {
+                System.out.println("stopped early after epoch " + (stopper.stoppedEpoch() + 1) + " of " + epochs + ": "
+                        + stopper.reason());
             }
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%n",
                     history.last("loss"), history.last("accuracy"), history.last("val_loss"),

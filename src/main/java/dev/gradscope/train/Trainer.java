@@ -132,7 +132,8 @@ public final class Trainer {
                 int[] upcomingOrder = null; // the next epoch's order, once drawn
                 long operationsPerStep = -1;
                 try (StepGraphs graphs = graphMode ? new StepGraphs(model, step) : null) {
-                    for (int epoch = initialEpoch; epoch < options.epochs() && !stopped(history); epoch++) {
+                    for (int epoch = initialEpoch; epoch < options.epochs() && !stopped(history)
+                            && !run.stopRequested(); epoch++) {
                         final int e = epoch;
                         long start = System.nanoTime();
                         run.startEpoch();
@@ -185,7 +186,7 @@ public final class Trainer {
                                 callbacks.forEach(c -> c.onBatchEnd(e, stepOfEpoch, running));
                             }
                         }
-                        if (e + 1 < options.epochs() && !stopped(history)) {
+                        if (e + 1 < options.epochs() && !stopped(history) && !run.stopRequested()) {
                             // Drawn while the device still runs the steps just queued (the reads below wait for
                             // them), not at the next epoch's start with the device idle. A run that then stops
                             // on a non-finite step has drawn an order it does not use.

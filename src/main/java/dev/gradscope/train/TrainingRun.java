@@ -28,6 +28,7 @@ public final class TrainingRun {
     private int stepsThisEpoch;
     private NonFiniteEvent nonFinite;
     private long examplesThisEpoch;
+    private boolean stopRequested;
 
     TrainingRun(Sequential model, int epochs, int initialEpoch, History history, int stepsPerEpoch,
                 List<Profile.Segment> segments, Tensor segmentStarts, Tensor squaredGradientNorms, Tensor stepIndex) {
@@ -113,6 +114,19 @@ public final class TrainingRun {
      */
     public Optional<NonFiniteEvent> nonFinite() {
         return Optional.ofNullable(nonFinite);
+    }
+
+    /**
+     * Asks the trainer to stop after the current epoch (or, from {@link Callback#onTrainBegin}, before the
+     * first): Keras's {@code model.stop_training = True}.
+     */
+    public void stopTraining() {
+        stopRequested = true;
+    }
+
+    /** Whether a callback asked to stop ({@link #stopTraining}). */
+    public boolean stopRequested() {
+        return stopRequested;
     }
 
     void setNonFinite(NonFiniteEvent event) {

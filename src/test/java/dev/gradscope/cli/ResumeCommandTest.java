@@ -215,4 +215,43 @@ class ResumeCommandTest {
         assertEquals(false, config.get("tf32"), "the CPU has no TF32 (the run says so and goes on in FP32)");
         assertEquals(List.of(1, 2), config.get("resumed_at_epochs"));
     }
+
+    @Test
+    void earlyStoppingStopsTheRunAndAResumeOfItHasNothingToTrain() throws IOException {
+        Path dir = tmp.resolve("run");
+        List<String> args = new ArrayList<>(train(dir, 5));
+        args.addAll(List.of("--early-stopping", "loss:1", "--min-delta", "10"));
+        java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stdout = System.out;
+        System.setOut(new java.io.PrintStream(printed, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            assertEquals(0, run(err, args), err.toString());
+            assertEquals(2, ((List<?>) HistoryJson.read(dir.resolve("history.json")).get("loss")).size());
+            byte[] state = Files.readAllBytes(dir.resolve(ResumedRun.FILE));
+            assertEquals(0, run("train", "--resume", dir.toString(), "--quiet"), err.toString());
+            assertTrue(java.util.Arrays.equals(state, Files.readAllBytes(dir.resolve(ResumedRun.FILE))),
+                    "nothing rewritten");
+        } finally {
+            System.setOut(stdout);
+        }
+        String out = printed.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(out.contains("stopped early after epoch 2 of 5: loss did not improve on epoch 1's"), out);
+        assertTrue(out.contains("by more than 10.0 for 1 epoch"), out);
+        assertTrue(out.contains("nothing to train: the run in " + dir + " stopped early after epoch 2"), out);
+        Map<?, ?> config = (Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config");
+        assertEquals(Map.of("monitor", "loss", "patience", 1, "min_delta", 10.0), config.get("early_stopping"));
+    }
+
+    @Test
+    void earlyStoppingOptionsAreChecked() {
+        Path dir = tmp.resolve("run");
+        for (List<String> bad : List.of(List.of("--early-stopping", "foo:3"), List.of("--early-stopping", "-1"),
+                List.of("--early-stopping", "val_loss:x"), List.of("--min-delta", "-1"))) {
+            List<String> args = new ArrayList<>(train(dir, 1));
+            args.addAll(bad);
+            StringWriter out = new StringWriter();
+            assertEquals(2, run(out, args), bad + ": " + out);
+            assertTrue(out.toString().contains(bad.get(0)), bad + ": " + out);
+        }
+    }
 }

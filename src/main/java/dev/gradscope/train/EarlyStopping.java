@@ -1,0 +1,153 @@
+package dev.gradscope.train;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Keras's {@code EarlyStopping(monitor, patience, min_delta)}: stops training when the monitored metric has not
+ * improved for {@code patience} epochs. Lower is better, except for accuracies (Keras's {@code mode="auto"});
+ * an epoch improves on the best so far when it beats it by more than {@code minDelta}. As in Keras, every epoch
+ * without an improvement adds one to a wait that an improvement resets, and training stops after an epoch
+ * (not the first) that brings the wait to {@code patience}; a NaN is never an improvement.
+ *
+ * <p>A resumed run ({@link FitOptions.Builder#resumeFrom}) goes through its earlier epochs' logs first, so it
+ * stops where the run that never stopped would have; one that had already stopped trains no further. The
+ * weights stay those of the last epoch: keep the best epoch's with {@link ModelCheckpoint#bestOf} on the same
+ * metric (Keras's {@code restore_best_weights} is not offered).
+ */
+public final class EarlyStopping implements Callback {
+    private final String monitor;
+    private final int patience;
+    private final double minDelta;
+    private TrainingRun run;
+    private double best;
+    private int bestEpoch;
+    private int wait;
+    private int stoppedEpoch;
+
+    /**
+     * @param monitor  the metric to watch: {@code val_loss}, {@code val_accuracy}, {@code loss}, {@code accuracy}
+     * @param patience epochs without improvement after which training stops (>= 0)
+     * @param minDelta how much an epoch must beat the best by to count as an improvement (>= 0)
+     */
+    public EarlyStopping(String monitor, int patience, double minDelta) {
+        if (patience < 0 || !(minDelta >= 0) || Double.isInfinite(minDelta)) {
+            throw new IllegalArgumentException("early stopping needs patience >= 0 and a finite min_delta >= 0, got "
+                    + patience + " and " + minDelta);
+        }
+        this.monitor = monitor;
+        this.patience = patience;
+        this.minDelta = minDelta;
+        reset();
+    }
+
+    public EarlyStopping(String monitor, int patience) {
+        this(monitor, patience, 0);
+    }
+
+    private void reset() {
+        best = Double.NaN;
+        bestEpoch = -1;
+        wait = 0;
+        stoppedEpoch = -1;
+    }
+
+    public String monitor() {
+        return monitor;
+    }
+
+    public int patience() {
+        return patience;
+    }
+
+    public double minDelta() {
+        return minDelta;
+    }
+
+    @Override
+    public void onTrainBegin(TrainingRun run) {
+        this.run = run;
+        if (replay(run.history())) {
+            run.stopTraining();
+        }
+    }
+
+    /**
+     * Goes through {@code history}'s epochs from the start, as if they were being trained, and says whether
+     * training would have stopped in them ({@link #stoppedEpoch()} and {@link #reason()} then say where and
+     * why): what a resumed run does first.
+     */
+    public boolean replay(History history) {
+        reset();
+        if (history.epochs() > 0) {
+            List<Double> values = history.get(monitor);
+            for (int e = 0; e < values.size() && stoppedEpoch < 0; e++) {
+                observe(e, values.get(e));
+            }
+        }
+        return stoppedEpoch >= 0;
+    }
+
+    @Override
+    public void onEpochEnd(int epoch, Map<String, Double> logs) {
+        Double value = logs.get(monitor);
+        if (value == null) {
+            throw new IllegalStateException("early stopping watches " + monitor + ", which the epoch's logs do not"
+                    + " have; they have " + logs.keySet());
+        }
+        observe(epoch, value);
+        if (stoppedEpoch >= 0) {
+            run.stopTraining();
+        }
+    }
+
+    /** Keras's rule for one epoch's value. */
+    private void observe(int epoch, double value) {
+        wait++;
+        if (improves(value)) {
+            best = value;
+            bestEpoch = epoch;
+            wait = 0;
+            return;
+        }
+        if (wait >= patience && epoch > 0) {
+            stoppedEpoch = epoch;
+        }
+    }
+
+    private boolean improves(double value) {
+        if (Double.isNaN(value)) {
+            return false;
+        }
+        if (Double.isNaN(best)) {
+            return true;
+        }
+        return ModelCheckpoint.higherIsBetter(monitor) ? value - minDelta > best : value + minDelta < best;
+    }
+
+    /** The epoch (from 0) after which training stopped, or -1 when it did not stop early. */
+    public int stoppedEpoch() {
+        return stoppedEpoch;
+    }
+
+    /** The epoch (from 0) with the best value so far, or -1 before any. */
+    public int bestEpoch() {
+        return bestEpoch;
+    }
+
+    /** The best value so far (NaN before any). */
+    public double best() {
+        return best;
+    }
+
+    /** Why training stopped, e.g. {@code val_loss did not improve on epoch 3's 0.1234 for 2 epochs}; null if not. */
+    public String reason() {
+        if (stoppedEpoch < 0) {
+            return null;
+        }
+        return bestEpoch < 0 ? monitor + " was NaN for " + wait + " epochs"
+                : String.format(Locale.ROOT, "%s did not improve on epoch %d's %.4f%s for %d epoch%s", monitor,
+                        bestEpoch + 1, best, minDelta > 0 ? " by more than " + minDelta : "", wait, wait == 1 ? "" : "s");
+    }
+}

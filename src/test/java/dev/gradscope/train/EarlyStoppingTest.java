@@ -1,0 +1,108 @@
+package dev.gradscope.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Dataset;
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Keras's EarlyStopping rule, in a fit and across a resume. */
+class EarlyStoppingTest {
+    private static final Dataset TRAIN = MnistSubset.load().train().take(300);
+
+    @TempDir
+    Path dir;
+
+    /** The epoch (from 0) after which {@code stopping} stops on {@code values}, or -1. */
+    private static int stopsAfter(EarlyStopping stopping, String metric, double... values) {
+        History history = new History();
+        for (double v : values) {
+            history.record(Map.of(metric, v), 0);
+        }
+        stopping.replay(history);
+        return stopping.stoppedEpoch();
+    }
+
+    @Test
+    void itStopsAfterPatienceEpochsWithoutImprovementAsKerasDoes() {
+        assertEquals(3, stopsAfter(new EarlyStopping("val_loss", 2), "val_loss", 1.0, 0.9, 0.95, 0.96, 0.5));
+        assertEquals(-1, stopsAfter(new EarlyStopping("val_loss", 2), "val_loss", 1.0, 0.9, 0.95, 0.8, 0.85));
+        assertEquals(2, stopsAfter(new EarlyStopping("val_loss", 2, 0.2), "val_loss", 1.0, 0.9, 0.85),
+                "0.9 and 0.85 do not beat 1.0 by more than 0.2");
+        assertEquals(2, stopsAfter(new EarlyStopping("val_accuracy", 1), "val_accuracy", 0.5, 0.6, 0.55),
+                "higher is better for accuracies");
+        assertEquals(1, stopsAfter(new EarlyStopping("loss", 0), "loss", 1.0, 1.0), "an equal value is no improvement");
+        assertEquals(-1, stopsAfter(new EarlyStopping("loss", 0), "loss", 1.0), "never after the first epoch");
+        EarlyStopping nan = new EarlyStopping("loss", 1);
+        assertEquals(1, stopsAfter(nan, "loss", 1.0, Double.NaN));
+        assertEquals("loss did not improve on epoch 1's 1.0000 for 1 epoch", nan.reason());
+        assertThrows(IllegalArgumentException.class, () -> new EarlyStopping("loss", -1));
+        assertThrows(IllegalArgumentException.class, () -> new EarlyStopping("loss", 1, Double.NaN));
+    }
+
+    private static Sequential model(CpuBackend backend) {
+        return Mlp.build(backend, 3, 784, new int[] {16}, 10, Mlp.HiddenUnits.of("relu"), Initializer.glorotUniform())
+                .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
+    }
+
+    /** Training loss must fall by more than 10 per epoch: the second epoch cannot, so training stops there. */
+    private static FitOptions.Builder options(int epochs, EarlyStopping stopping) {
+        return FitOptions.builder().batchSize(100).epochs(epochs).verbose(0).callback(stopping);
+    }
+
+    @Test
+    void aFitStopsAfterTheEpochThatRunsOutOfPatienceAndAResumedOneStopsThereToo() {
+        float[] straight;
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            EarlyStopping stopping = new EarlyStopping("loss", 1, 10);
+            History history = model.fit(TRAIN, options(5, stopping).build());
+            assertEquals(2, history.epochs());
+            assertEquals(1, stopping.stoppedEpoch());
+            straight = model.parameters().toFloatArray();
+        }
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            model.fit(TRAIN, options(1, new EarlyStopping("loss", 1, 10))
+                    .callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            EarlyStopping stopping = new EarlyStopping("loss", 1, 10);
+            History history = model.fit(TRAIN, options(5, stopping).resumeFrom(TrainingState.load(file, model))
+                    .callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+            assertEquals(2, history.epochs());
+            assertEquals(1, stopping.stoppedEpoch());
+            assertArrayEquals(straight, model.parameters().toFloatArray());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            TrainingState state = TrainingState.load(file, model);
+            float[] saved = model.parameters().toFloatArray();
+            EarlyStopping stopping = new EarlyStopping("loss", 1, 10);
+            History history = model.fit(TRAIN, options(5, stopping).resumeFrom(state).build());
+            assertEquals(List.of(2, 1), List.of(history.epochs(), stopping.stoppedEpoch()),
+                    "a run that had stopped trains no further");
+            assertArrayEquals(saved, model.parameters().toFloatArray());
+        }
+    }
+
+    @Test
+    void aMetricTheLogsLackIsAnError() {
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> model.fit(TRAIN, options(2, new EarlyStopping("val_loss", 1)).build()));
+            assertTrue(e.getMessage().contains("watches val_loss, which the epoch's logs do not have"), e.getMessage());
+        }
+    }
+}
