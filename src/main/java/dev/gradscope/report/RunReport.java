@@ -220,12 +220,16 @@ public final class RunReport {
         return event.epoch() == 0 ? event.step() : -1;
     }
 
-    /** The verdict's colour: red for non-finite and exploding, amber for the other findings, green for healthy. */
+    /**
+     * The verdict's colour: red for non-finite and exploding, amber for the other findings, green for healthy,
+     * neutral without a profile.
+     */
     public static HtmlReport.Tone tone(Diagnosis.Kind kind) {
         return switch (kind) {
             case NON_FINITE, EXPLODING -> HtmlReport.Tone.FAILURE;
             case VANISHING, DEAD_UNITS, SATURATION -> HtmlReport.Tone.WARNING;
             case HEALTHY -> HtmlReport.Tone.SUCCESS;
+            case NOT_PROFILED -> HtmlReport.Tone.INFO;
         };
     }
 
@@ -238,6 +242,7 @@ public final class RunReport {
             case DEAD_UNITS -> "Dying units";
             case SATURATION -> "Saturated units";
             case HEALTHY -> "Healthy gradient flow";
+            case NOT_PROFILED -> "No gradient profile";
         };
     }
 

@@ -61,7 +61,8 @@ public record Diagnosis(List<LayerRow> layers, List<Verdict> verdicts) {
         }
     }
 
-    public enum Kind { NON_FINITE, EXPLODING, VANISHING, DEAD_UNITS, SATURATION, HEALTHY }
+    /** What a verdict found; {@code NOT_PROFILED}: nothing to judge the gradient flow by (the profiler was off). */
+    public enum Kind { NON_FINITE, EXPLODING, VANISHING, DEAD_UNITS, SATURATION, HEALTHY, NOT_PROFILED }
 
     /** Reads a run's history; a run without a profile gets no table and one verdict saying so. */
     public static Diagnosis of(History history) {
@@ -72,7 +73,7 @@ public record Diagnosis(List<LayerRow> layers, List<Verdict> verdicts) {
         }
         if (profile == null || profile.steps().isEmpty()) {
             if (verdicts.isEmpty()) {
-                verdicts.add(new Verdict(Kind.HEALTHY, "no profile was recorded (the profiler was off)"));
+                verdicts.add(new Verdict(Kind.NOT_PROFILED, "no profile was recorded (the profiler was off)"));
             }
             return new Diagnosis(List.of(), verdicts);
         }

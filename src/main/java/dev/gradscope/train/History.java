@@ -21,6 +21,26 @@ public final class History {
     private long operationsPerStep = -1;
 
     /**
+     * A history with these epochs, profile and non-finite event, as a run's files hold them, for reading a
+     * finished run back; {@code metrics} has one value per epoch of {@code epochSeconds}.
+     */
+    public static History of(Map<String, List<Double>> metrics, List<Double> epochSeconds, Profile profile,
+                             NonFiniteEvent nonFinite) {
+        History history = new History();
+        metrics.forEach((metric, values) -> {
+            if (values.size() != epochSeconds.size()) {
+                throw new IllegalArgumentException(metric + " has " + values.size() + " values for "
+                        + epochSeconds.size() + " epochs");
+            }
+            history.metrics.put(metric, new ArrayList<>(values));
+        });
+        history.epochSeconds.addAll(epochSeconds);
+        history.profile = profile;
+        history.nonFinite = nonFinite;
+        return history;
+    }
+
+    /**
      * A copy to go on recording into: the metrics, seconds and profile (copied too), not the non-finite event
      * or the execution figures, which describe one {@code fit} call.
      */

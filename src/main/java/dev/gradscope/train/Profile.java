@@ -78,6 +78,25 @@ public final class Profile {
         this.saturationThreshold = saturationThreshold;
     }
 
+    /**
+     * A profile with these steps and unit statistics, as a run's files hold them ({@code gradients.csv},
+     * {@code layers.csv}), for reading a finished run back.
+     */
+    public static Profile of(List<Segment> segments, double saturationThreshold, List<StepStatistics> steps,
+                             List<UnitStatistics> units) {
+        Profile profile = new Profile(segments, saturationThreshold);
+        for (StepStatistics s : steps) {
+            if (s.gradientNorms().length != segments.size() || s.weightNorms().length != segments.size()
+                    || s.updateNorms().length != segments.size()) {
+                throw new IllegalArgumentException("step " + s.globalStep() + " has norms for "
+                        + s.gradientNorms().length + " tensors, the profile " + segments.size());
+            }
+            profile.addStep(s);
+        }
+        units.forEach(profile::addUnits);
+        return profile;
+    }
+
     /** A copy that more steps and epochs may be added to without changing this one. */
     Profile copy() {
         Profile copy = new Profile(segments, saturationThreshold);

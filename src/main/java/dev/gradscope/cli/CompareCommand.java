@@ -1,0 +1,214 @@
+package dev.gradscope.cli;
+
+import dev.gradscope.report.ExperimentReport;
+import dev.gradscope.report.ExperimentReport.Run;
+import dev.gradscope.report.HtmlReport;
+import dev.gradscope.report.RunFiles;
+import dev.gradscope.train.Diagnosis;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code gradscope compare RUN_DIR...}: the runs that {@code train --out} wrote, read back ({@link RunFiles})
+ * and set side by side on one page, as the experiments set their own runs: what the runs differ in, the
+ * verdicts, loss and accuracy per epoch, gradient norm against depth, layer 1's gradient per step, a summary
+ * table and a link to each run's own report.
+ */
+@Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Compare finished train runs (the folders their --out wrote) on one page: what they differ in,"
+                + " loss and accuracy per epoch, gradient norm against depth, layer 1's gradient per step, a summary"
+                + " table and each run's verdicts.")
+final class CompareCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(arity = "2..*", paramLabel = "RUN_DIR", description = "Two or more folders that train --out wrote.")
+    List<Path> runDirs;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR",
+            description = "Write report.html, summary.csv and figures/ (PNG, SVG and CSV of every chart) here.")
+    Path out;
+
+    @Option(names = "--names", split = ",", paramLabel = "NAME",
+            description = "What the figures call the runs, in order (default: the folders' names).")
+    List<String> names;
+
+    /** Config entries that say where a run ran, not what it computed: left out of "what the runs differ in". */
+    private static final Set<String> NOT_SETTINGS = Set.of("command", "backend_description", "data_dir",
+            "resumed_at_epochs", "graph", "steps_per_graph");
+
+    @Override
+    public Integer call() {
+        if (names != null && names.size() != runDirs.size()) {
+            throw usage("--names gives " + names.size() + " names for " + runDirs.size() + " runs");
+        }
+        if (names != null && new HashSet<>(names).size() != names.size()) {
+            throw usage("--names: every run needs a name of its own, got " + names);
+        }
+        Path report = out.toAbsolutePath().normalize();
+        for (Path dir : runDirs) {
+            if (dir.toAbsolutePath().normalize().equals(report)) {
+                throw usage("--out " + out + " is one of the runs: its report.html would be replaced");
+            }
+        }
+        List<String> labels = names != null ? names : defaultNames(runDirs);
+        List<RunFiles.Run> read = new ArrayList<>();
+        List<Run> runs = new ArrayList<>();
+        for (int i = 0; i < runDirs.size(); i++) {
+            RunFiles.Run run = RunFiles.read(runDirs.get(i));
+            read.add(run);
+            runs.add(new Run(labels.get(i), runDirs.get(i).toAbsolutePath().normalize(), run.history(),
+                    Diagnosis.of(run.history()), run.history().epochSeconds().stream().mapToDouble(x -> x).sum()));
+        }
+        Path page = write(runs, read);
+        System.out.printf(Locale.ROOT, "%-20s %6s %10s %12s %22s  %s%n", "run", "epochs", "val_loss", "val_accuracy",
+                "layer 1 / output |dW|", "verdicts");
+        for (Run run : runs) {
+            System.out.printf(Locale.ROOT, "%-20s %6d %10.4f %12.4f %22s  %s%n", run.name(), run.history().epochs(),
+                    run.last("val_loss"), run.last("val_accuracy"),
+                    Double.isNaN(run.firstToLastRatio()) ? "-" : ExperimentCommand.ratioText(run.firstToLastRatio()),
+                    verdicts(run));
+        }
+        System.out.println("wrote " + page);
+        return 0;
+    }
+
+    private CommandLine.ParameterException usage(String message) {
+        return new CommandLine.ParameterException(spec.commandLine(), message);
+    }
+
+    /** The folders' names, or the paths as given when two folders have the same name. */
+    private static List<String> defaultNames(List<Path> dirs) {
+        List<String> names = dirs.stream().map(d -> Objects.toString(d.toAbsolutePath().normalize().getFileName(),
+                d.toString())).toList();
+        return new HashSet<>(names).size() == names.size() ? names : dirs.stream().map(Path::toString).toList();
+    }
+
+    private static String verdicts(Run run) {
+        return run.diagnosis().verdicts().stream().map(v -> v.kind().name().toLowerCase(Locale.ROOT)).distinct()
+                .collect(Collectors.joining(", "));
+    }
+
+    private Path write(List<Run> runs, List<RunFiles.Run> read) {
+        String title = "gradscope compare: " + runs.stream().map(Run::name).collect(Collectors.joining(", "));
+        ExperimentReport report = new ExperimentReport(out, title);
+        HtmlReport page = report.page();
+        page.heading("Runs");
+        for (int i = 0; i < runs.size(); i++) {
+            page.paragraph(runs.get(i).name() + ": " + setting(read.get(i).config()) + " (" + read.get(i).dir() + ").");
+        }
+        page.paragraph(differences(runs, read));
+
+        page.heading("Verdicts");
+        List<Run> exploded = ExperimentReport.exploded(runs);
+        if (!exploded.isEmpty()) {
+            page.verdict(HtmlReport.Tone.FAILURE, "Exploding gradients: " + names(exploded), null);
+        }
+        List<Run> vanishing = runs.stream().filter(r -> r.has(Diagnosis.Kind.VANISHING)).toList();
+        if (!vanishing.isEmpty()) {
+            page.verdict(HtmlReport.Tone.WARNING, "Vanishing gradients: " + names(vanishing), "Layer 1 receives less"
+                    + " than " + ExperimentCommand.ratioText(Diagnosis.VANISHING_RATIO) + " of the output layer's"
+                    + " gradient over the first " + Diagnosis.WINDOW + " steps.");
+        }
+        runs.stream().filter(r -> !Double.isNaN(r.last("val_accuracy")))
+                .max((a, b) -> Double.compare(a.last("val_accuracy"), b.last("val_accuracy")))
+                .ifPresent(best -> page.verdict(HtmlReport.Tone.INFO, String.format(Locale.ROOT,
+                        "Best final test accuracy: %s (%.4f)", best.name(), best.last("val_accuracy")), runs.stream()
+                        .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.last("val_accuracy")))
+                        .collect(Collectors.joining(", ")) + "."));
+        for (Run run : runs) {
+            report.verdicts(run);
+        }
+
+        String subtitle = runs.size() + " runs";
+        page.heading("Loss and accuracy per epoch");
+        report.figure(ExperimentReport.metricPerEpoch("Training loss per epoch", subtitle, "training loss", true, runs,
+                "loss"), "loss");
+        report.figure(ExperimentReport.metricPerEpoch("Test loss per epoch", subtitle, "test loss (val_loss)", true,
+                runs, "val_loss"), "val-loss");
+        report.figure(ExperimentReport.trainAndTestAccuracy("Train and test accuracy per epoch", subtitle, runs),
+                "accuracy");
+        report.figure(ExperimentReport.finalAccuracy("Final train and test accuracy", subtitle, "run", runs),
+                "final-accuracy");
+
+        page.heading("Gradient flow");
+        List<Run> profiled = runs.stream().filter(r -> r.profile() != null && !r.profile().steps().isEmpty()).toList();
+        if (profiled.size() < runs.size()) {
+            page.verdict(HtmlReport.Tone.INFO, "No gradient profile: " + names(runs.stream()
+                    .filter(r -> !profiled.contains(r)).toList()), "These runs had the profiler switched off"
+                    + " (--no-profile): the gradient figures leave them out.");
+        }
+        if (!profiled.isEmpty()) {
+            page.paragraph("For each run, the mean norm of each kernel's gradient over the steps of an epoch, from"
+                    + " layer 1 (next to the input) to the output layer: a line that falls to the left is a gradient"
+                    + " that vanishes on its way back to the input.");
+            report.figure(ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1", subtitle,
+                    profiled, 0), "gradient-norm-by-depth");
+            int lastCommon = profiled.stream().mapToInt(r -> r.profile().epochs()).min().orElse(1) - 1;
+            if (lastCommon > 0) {
+                report.figure(ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch "
+                        + (lastCommon + 1), subtitle, profiled, lastCommon), "gradient-norm-by-depth-last");
+            }
+            page.paragraph("Layer 1's kernel gradient norm at every step: where a run's gradient grows without bound"
+                    + " it explodes; a line that ends early ends where its gradient stopped being finite.");
+            report.figure(ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step", subtitle,
+                    profiled, 1, false), "layer-1-gradient-norm-per-step");
+        }
+        page.heading("Summary");
+        report.summary(runs).runLinks(runs.stream().filter(r -> Files.exists(r.report())).toList());
+        return report.write();
+    }
+
+    private static String names(List<Run> runs) {
+        return runs.stream().map(Run::name).collect(Collectors.joining(", "));
+    }
+
+    /** One line on what a run trained, from its config. */
+    static String setting(Map<String, Object> config) {
+        Object optimizer = config.get("optimizer");
+        String opt = optimizer instanceof Map<?, ?> m ? m.get("name") + " (lr " + m.get("learning_rate") + ")"
+                : String.valueOf(optimizer);
+        return String.format(Locale.ROOT, "%s, hidden %s, %s, %s, %s, batch %s, %s training images, %s",
+                config.get("activation"), config.get("hidden"), config.get("loss"), opt, config.get("init"),
+                config.get("batch_size"), config.get("train_examples"), config.get("backend"));
+    }
+
+    /** "The runs differ in: activation (relu, sigmoid); ..." over the config entries that are settings. */
+    private static String differences(List<Run> runs, List<RunFiles.Run> read) {
+        Set<String> keys = new LinkedHashSet<>();
+        read.forEach(r -> keys.addAll(r.config().keySet()));
+        List<String> differing = new ArrayList<>();
+        for (String key : keys) {
+            if (NOT_SETTINGS.contains(key)) {
+                continue;
+            }
+            List<Object> values = read.stream().map(r -> r.config().get(key)).toList();
+            if (new HashSet<>(values).size() > 1) {
+                List<String> shown = new ArrayList<>();
+                for (int i = 0; i < runs.size(); i++) {
+                    String value = String.valueOf(values.get(i));
+                    shown.add(value.equals(runs.get(i).name()) ? value : value + " (" + runs.get(i).name() + ")");
+                }
+                differing.add(key + ": " + String.join(", ", shown));
+            }
+        }
+        return differing.isEmpty() ? "The runs' configs are the same (apart from where they ran)."
+                : "The runs differ in: " + String.join("; ", differing) + ".";
+    }
+}

@@ -1,0 +1,223 @@
+package dev.gradscope.report;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.gradscope.data.InvalidDataException;
+import dev.gradscope.train.GradientProfiler;
+import dev.gradscope.train.History;
+import dev.gradscope.train.NonFiniteEvent;
+import dev.gradscope.train.Profile;
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.commons.csv.CSVFormat;
+import org.apache.commons.csv.CSVParser;
+import org.apache.commons.csv.CSVRecord;
+
+/**
+ * Reads back what {@link RunReport#write} left in a run's folder: {@value RunReport#HISTORY_FILE} (the logs,
+ * seconds, non-finite event and config) and, when the profiler was on, {@value RunReport#GRADIENTS_FILE} and
+ * {@value RunReport#LAYERS_FILE} (the profile). Numbers come back exactly: the files write doubles in full.
+ *
+ * <p>What the files do not hold comes back as the command line sets it: the saturation threshold is
+ * {@link GradientProfiler#DEFAULT_SATURATION_THRESHOLD}, and a parameter tensor's layer type is empty.
+ * Anything malformed fails with an {@link InvalidDataException} naming the file and the line.
+ */
+public final class RunFiles {
+    /** A finished run, read back: its folder, the config it was given and its history (with the profile). */
+    public record Run(Path dir, Map<String, Object> config, History history) {
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final List<String> NOT_METRICS = List.of("epoch_seconds", "non_finite", "diagnosis", "config");
+
+    private RunFiles() {
+    }
+
+    /** The run in {@code dir}; see the class comment. */
+    public static Run read(Path dir) {
+        Path historyFile = dir.resolve(RunReport.HISTORY_FILE);
+        JsonNode doc;
+        try {
+            doc = JSON.readTree(historyFile.toFile());
+        } catch (IOException e) {
+            throw new InvalidDataException(historyFile + (Files.exists(historyFile) ? ": not valid JSON: "
+                    + e.getMessage() : ": file not found; is " + dir + " a folder that train --out wrote?"), e);
+        }
+        if (doc == null || !doc.isObject()) {
+            throw new InvalidDataException(historyFile + ": not a JSON object");
+        }
+        if (!doc.has("diagnosis")) {
+            throw new InvalidDataException(historyFile + ": the run has not finished (no diagnosis yet): the"
+                    + " per-step tables and the diagnosis are written when training ends");
+        }
+        List<Double> seconds = numbers(doc.get("epoch_seconds"), historyFile, "epoch_seconds");
+        Map<String, List<Double>> metrics = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = doc.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> field = it.next();
+            if (NOT_METRICS.contains(field.getKey())) {
+                continue;
+            }
+            List<Double> values = numbers(field.getValue(), historyFile, field.getKey());
+            if (values.isEmpty() && !seconds.isEmpty()) {
+                continue; // the history writes the four usual metrics always, empty when not logged
+            }
+            if (values.size() != seconds.size()) {
+                throw new InvalidDataException(historyFile + ": " + field.getKey() + " has " + values.size()
+                        + " values for " + seconds.size() + " epochs");
+            }
+            metrics.put(field.getKey(), values);
+        }
+        NonFiniteEvent nonFinite = nonFinite(doc.get("non_finite"), historyFile);
+        Profile profile = Files.exists(dir.resolve(RunReport.GRADIENTS_FILE))
+                ? profile(dir.resolve(RunReport.GRADIENTS_FILE), dir.resolve(RunReport.LAYERS_FILE)) : null;
+        JsonNode config = doc.get("config");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> configMap = config != null && config.isObject()
+                ? JSON.convertValue(config, Map.class) : Map.of();
+        return new Run(dir, configMap, History.of(metrics, seconds, profile, nonFinite));
+    }
+
+    /** An array of numbers; JSON has no NaN, so the history writes a NaN or an infinity as a string. */
+    private static List<Double> numbers(JsonNode array, Path file, String key) {
+        if (array == null || !array.isArray()) {
+            throw new InvalidDataException(file + ": " + key + " is not an array of numbers");
+        }
+        List<Double> values = new ArrayList<>();
+        for (JsonNode v : array) {
+            if (v.isNumber()) {
+                values.add(v.doubleValue());
+            } else if (v.isTextual() && List.of("NaN", "Infinity", "-Infinity").contains(v.textValue())) {
+                values.add(Double.parseDouble(v.textValue()));
+            } else {
+                throw new InvalidDataException(file + ": " + key + " holds " + v + ", not a number");
+            }
+        }
+        return values;
+    }
+
+    private static NonFiniteEvent nonFinite(JsonNode node, Path file) {
+        if (node == null || node.isNull()) {
+            return null;
+        }
+        if (!node.path("epoch").canConvertToInt() || !node.path("step").canConvertToInt()
+                || !node.path("layer").isTextual() || !node.path("stopped").isBoolean()
+                || node.path("epoch").intValue() < 1 || node.path("step").intValue() < 1) {
+            throw new InvalidDataException(file + ": non_finite is not {epoch, step, layer, stopped}: " + node);
+        }
+        return new NonFiniteEvent(node.get("epoch").intValue() - 1, node.get("step").intValue() - 1,
+                node.get("layer").textValue(), node.get("stopped").booleanValue());
+    }
+
+    private static Profile profile(Path gradientsFile, Path layersFile) {
+        List<Profile.Segment> segments = new ArrayList<>();
+        List<Profile.StepStatistics> steps = new ArrayList<>();
+        try (CSVParser csv = parser(gradientsFile, RunReport.GRADIENTS_HEADER)) {
+            List<CSVRecord> rows = csv.getRecords();
+            // The first step's rows name the tensors, in order; every step has one row per tensor, in that order.
+            for (CSVRecord row : rows) {
+                if (!cell(row, "global_step", gradientsFile).equals(rows.get(0).get("global_step"))) {
+                    break;
+                }
+                segments.add(new Profile.Segment(integer(row, "layer_index", gradientsFile), row.get("layer"), "",
+                        row.get("parameter")));
+            }
+            int width = segments.size();
+            if (rows.size() % Math.max(1, width) != 0) {
+                throw new InvalidDataException(gradientsFile + ": " + rows.size() + " rows are not whole steps of "
+                        + width + " tensors");
+            }
+            for (int first = 0; first < rows.size(); first += width) {
+                CSVRecord head = rows.get(first);
+                double[][] norms = new double[3][width];
+                for (int i = 0; i < width; i++) {
+                    CSVRecord row = rows.get(first + i);
+                    Profile.Segment expected = segments.get(i);
+                    if (!cell(row, "global_step", gradientsFile).equals(head.get("global_step"))
+                            || !row.get("layer").equals(expected.layerName())
+                            || !row.get("parameter").equals(expected.parameter())) {
+                        throw new InvalidDataException(gradientsFile + ": line " + (row.getRecordNumber() + 1)
+                                + " should be step " + head.get("global_step") + "'s "
+                                + expected.layerName() + "." + expected.parameter() + ", as in every step");
+                    }
+                    norms[0][i] = real(row, "grad_norm", gradientsFile);
+                    norms[1][i] = real(row, "weight_norm", gradientsFile);
+                    norms[2][i] = real(row, "update_norm", gradientsFile);
+                }
+                steps.add(new Profile.StepStatistics(integer(head, "epoch", gradientsFile) - 1,
+                        integer(head, "step", gradientsFile) - 1, integer(head, "global_step", gradientsFile) - 1,
+                        norms[0], norms[1], norms[2]));
+            }
+        } catch (IOException e) {
+            throw new InvalidDataException(gradientsFile + ": cannot read: " + e.getMessage(), e);
+        }
+        List<Profile.UnitStatistics> units = new ArrayList<>();
+        try (CSVParser csv = parser(layersFile, RunReport.LAYERS_HEADER)) {
+            for (CSVRecord row : csv) {
+                units.add(new Profile.UnitStatistics(integer(row, "epoch", layersFile) - 1,
+                        integer(row, "layer_index", layersFile), row.get("layer"), row.get("activation"),
+                        integer(row, "units", layersFile), real(row, "dead_fraction", layersFile),
+                        real(row, "inactive_fraction", layersFile), real(row, "saturated_fraction", layersFile),
+                        real(row, "mean", layersFile), real(row, "std", layersFile)));
+            }
+        } catch (IOException e) {
+            throw new InvalidDataException(layersFile + ": cannot read: " + e.getMessage(), e);
+        }
+        return Profile.of(segments, GradientProfiler.DEFAULT_SATURATION_THRESHOLD, steps, units);
+    }
+
+    /** A parser of {@code file}, whose first line must be {@code header}. */
+    private static CSVParser parser(Path file, List<String> header) throws IOException {
+        Reader reader;
+        try {
+            reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            throw new InvalidDataException(file + ": file not found", e);
+        }
+        CSVParser csv = CSVFormat.RFC4180.builder().setHeader().setSkipHeaderRecord(true).get().parse(reader);
+        if (!csv.getHeaderNames().equals(header)) {
+            csv.close();
+            throw new InvalidDataException(file + ": its columns are " + csv.getHeaderNames() + ", expected " + header);
+        }
+        return csv;
+    }
+
+    private static int integer(CSVRecord row, String column, Path file) {
+        try {
+            return Integer.parseInt(cell(row, column, file));
+        } catch (NumberFormatException e) {
+            throw new InvalidDataException(file + ": line " + (row.getRecordNumber() + 1) + ": " + column
+                    + " is not a whole number: '" + row.get(column) + "'", e);
+        }
+    }
+
+    /** A number; an empty cell (not measured) is NaN. */
+    private static double real(CSVRecord row, String column, Path file) {
+        String text = cell(row, column, file);
+        if (text.isEmpty()) {
+            return Double.NaN;
+        }
+        try {
+            return Double.parseDouble(text);
+        } catch (NumberFormatException e) {
+            throw new InvalidDataException(file + ": line " + (row.getRecordNumber() + 1) + ": " + column
+                    + " is not a number: '" + text + "'", e);
+        }
+    }
+
+    private static String cell(CSVRecord row, String column, Path file) {
+        if (!row.isConsistent()) {
+            throw new InvalidDataException(file + ": line " + (row.getRecordNumber() + 1) + " has " + row.size()
+                    + " cells, the header " + row.getParser().getHeaderNames().size());
+        }
+        return row.get(column);
+    }
+}

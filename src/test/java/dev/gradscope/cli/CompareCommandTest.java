@@ -1,0 +1,101 @@
+package dev.gradscope.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.report.HistoryJson;
+import dev.gradscope.report.RunReportTest;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code gradscope compare} reads finished runs back and sets them side by side on one page. */
+class CompareCommandTest {
+    @TempDir
+    static Path runs;
+
+    @TempDir
+    Path tmp;
+
+    private final StringWriter err = new StringWriter();
+
+    private static Path subsetDir() {
+        try {
+            return Path.of(CompareCommandTest.class.getResource("/mnist-subset").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @BeforeAll
+    static void trainTwoRuns() {
+        for (String activation : List.of("relu", "sigmoid")) {
+            StringWriter err = new StringWriter();
+            List<String> args = List.of("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--hidden",
+                    "32,16,16", "--train-limit", "512", "--epochs", "2", "--activation", activation, "--quiet",
+                    "--out", runs.resolve(activation).toString());
+            assertEquals(0, GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new)), err.toString());
+        }
+    }
+
+    private int run(String... args) {
+        return GradScope.run(new PrintWriter(err, true), args);
+    }
+
+    @Test
+    void twoRunsMakeOnePageWhoseSummaryIsTheirHistories() throws IOException {
+        Path out = tmp.resolve("compare");
+        assertEquals(0, run("compare", runs.resolve("relu").toString(), runs.resolve("sigmoid").toString(), "--out",
+                out.toString()), err.toString());
+        String page = Files.readString(out.resolve("report.html"));
+        assertTrue(page.contains("The runs differ in: activation: relu, sigmoid."), "what the runs differ in");
+        assertTrue(page.contains("Vanishing gradients: sigmoid"), "the verdict of the sigmoid run");
+        List<String> summary = Files.readAllLines(out.resolve("summary.csv"));
+        assertEquals(3, summary.size(), "a header and a row per run");
+        for (String activation : List.of("relu", "sigmoid")) {
+            Map<String, Object> history = HistoryJson.read(runs.resolve(activation).resolve("history.json"));
+            double valAccuracy = ((Number) ((List<?>) history.get("val_accuracy")).get(1)).doubleValue();
+            assertTrue(summary.stream().anyMatch(row -> row.startsWith(activation + ",2,")
+                    && row.contains("," + valAccuracy + ",")), activation + " " + valAccuracy + " in " + summary);
+        }
+        for (String figure : List.of("loss", "val-loss", "accuracy", "final-accuracy", "gradient-norm-by-depth",
+                "gradient-norm-by-depth-last", "layer-1-gradient-norm-per-step")) {
+            assertTrue(Files.exists(out.resolve("figures").resolve(figure + ".png")), figure);
+        }
+        RunReportTest.assertPage(out.resolve("report.html"), 7);
+    }
+
+    @Test
+    void namesAndBadInputAreChecked() throws IOException {
+        String relu = runs.resolve("relu").toString();
+        String sigmoid = runs.resolve("sigmoid").toString();
+        Path out = tmp.resolve("compare");
+        assertEquals(0, run("compare", relu, sigmoid, "--names", "ReLU,sigmoid", "--out", out.toString()),
+                err.toString());
+        assertTrue(Files.readString(out.resolve("summary.csv")).contains("\nReLU,2,"));
+
+        List<List<String>> usage = List.of(
+                List.of("compare", relu, "--out", out.toString()),
+                List.of("compare", relu, sigmoid, "--names", "a", "--out", out.toString()),
+                List.of("compare", relu, sigmoid, "--names", "a,a", "--out", out.toString()),
+                List.of("compare", relu, sigmoid, "--out", relu));
+        for (List<String> args : usage) {
+            StringWriter messages = new StringWriter();
+            assertEquals(2, GradScope.run(new PrintWriter(messages, true), args.toArray(String[]::new)),
+                    args + ": " + messages);
+        }
+        List<String> missing = new ArrayList<>(List.of("compare", relu, tmp.resolve("nothing").toString(), "--out",
+                out.toString()));
+        assertEquals(1, run(missing.toArray(String[]::new)));
+        assertTrue(err.toString().contains("nothing/history.json: file not found"), err.toString());
+    }
+}

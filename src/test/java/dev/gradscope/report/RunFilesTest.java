@@ -1,0 +1,122 @@
+package dev.gradscope.report;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.InvalidDataException;
+import dev.gradscope.data.Mnist;
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.train.FitOptions;
+import dev.gradscope.train.GradientProfiler;
+import dev.gradscope.train.History;
+import dev.gradscope.train.NonFiniteEvent;
+import dev.gradscope.train.Profile;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A run's files read back give the run's history and profile, number for number. */
+class RunFilesTest {
+    private static final Mnist MNIST = MnistSubset.load();
+
+    @TempDir
+    Path tmp;
+
+    private static History train(String activation) {
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = Mlp.build(backend, 9, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of(activation),
+                     Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
+            return model.fit(MNIST.train().take(350), FitOptions.builder().batchSize(100).epochs(2)
+                    .validation(MNIST.test().take(100)).verbose(0).profiler(new GradientProfiler()).build());
+        }
+    }
+
+    private Path written(History history) {
+        Path dir = tmp.resolve("run");
+        RunReport.write(dir, "test", "test run", history, Map.of("activation", "prelu", "hidden", List.of(24, 12)));
+        return dir;
+    }
+
+    @Test
+    void aRunsFilesGiveBackItsHistoryAndProfileExactly() {
+        History history = train("prelu");
+        RunFiles.Run read = RunFiles.read(written(history));
+        assertEquals(history.metrics(), read.history().metrics());
+        assertEquals(history.epochSeconds(), read.history().epochSeconds());
+        assertNull(read.history().nonFinite());
+        assertEquals("prelu", read.config().get("activation"));
+        Profile expected = history.profile();
+        Profile actual = read.history().profile();
+        assertEquals(expected.segments().stream().map(s -> s.layerIndex() + s.layerName() + s.parameter()).toList(),
+                actual.segments().stream().map(s -> s.layerIndex() + s.layerName() + s.parameter()).toList());
+        assertEquals(expected.steps().size(), actual.steps().size());
+        for (int i = 0; i < expected.steps().size(); i++) {
+            Profile.StepStatistics e = expected.steps().get(i);
+            Profile.StepStatistics a = actual.steps().get(i);
+            assertEquals(List.of(e.epoch(), e.step(), e.globalStep()), List.of(a.epoch(), a.step(), a.globalStep()));
+            assertArrayEquals(e.gradientNorms(), a.gradientNorms(), "step " + i);
+            assertArrayEquals(e.weightNorms(), a.weightNorms(), "step " + i);
+            assertArrayEquals(e.updateNorms(), a.updateNorms(), "step " + i);
+        }
+        assertEquals(expected.units(), actual.units());
+        assertEquals(expected.saturationThreshold(), actual.saturationThreshold());
+    }
+
+    @Test
+    void aNonFiniteEventAndNaNLossesComeBack() {
+        History trained = train("relu");
+        List<Double> nan = List.of(1.0, Double.NaN);
+        History history = History.of(Map.of("loss", nan, "accuracy", List.of(0.5, 0.5)), trained.epochSeconds(),
+                trained.profile(), new NonFiniteEvent(1, 2, "dense_1", true));
+        RunFiles.Run read = RunFiles.read(written(history));
+        assertEquals(new NonFiniteEvent(1, 2, "dense_1", true), read.history().nonFinite());
+        assertTrue(Double.isNaN(read.history().get("loss").get(1)));
+    }
+
+    @Test
+    void whatIsMissingOrMalformedIsNamed() throws IOException {
+        InvalidDataException missing = assertThrows(InvalidDataException.class, () -> RunFiles.read(tmp));
+        assertTrue(missing.getMessage().contains("history.json: file not found; is " + tmp
+                + " a folder that train --out wrote?"), missing.getMessage());
+
+        Path dir = written(train("relu"));
+        Path gradients = dir.resolve(RunReport.GRADIENTS_FILE);
+        String csv = Files.readString(gradients);
+        Files.writeString(gradients, csv.replaceFirst("grad_norm", "gradient"));
+        assertContains("gradients.csv: its columns are", () -> RunFiles.read(dir));
+        String[] lines = csv.split("\n");
+        lines[3] = lines[3].replaceFirst(",[^,]*,([^,]*,[^,]*,[^,]*)$", ",x,$1");
+        Files.writeString(gradients, String.join("\n", lines) + "\n");
+        assertContains("gradients.csv: line 4: grad_norm is not a number: 'x'", () -> RunFiles.read(dir));
+        lines = csv.split("\n");
+        String swapped = lines[7]; // step 2's first two rows: dense.kernel, dense.bias
+        lines[7] = lines[8];
+        lines[8] = swapped;
+        Files.writeString(gradients, String.join("\n", lines) + "\n");
+        assertContains("gradients.csv: line 8 should be step 2's dense.kernel, as in every step",
+                () -> RunFiles.read(dir));
+        Files.writeString(gradients, csv);
+
+        Path history = dir.resolve(RunReport.HISTORY_FILE);
+        Files.writeString(history, Files.readString(history).replace("\"diagnosis\"", "\"verdicts\""));
+        assertContains("the run has not finished", () -> RunFiles.read(dir));
+    }
+
+    private static void assertContains(String expected, org.junit.jupiter.api.function.Executable read) {
+        InvalidDataException e = assertThrows(InvalidDataException.class, read);
+        assertTrue(e.getMessage().contains(expected), () -> "expected '" + expected + "' in: " + e.getMessage());
+    }
+}
