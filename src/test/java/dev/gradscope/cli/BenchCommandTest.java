@@ -6,13 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.MnistSubset;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -28,9 +28,9 @@ class BenchCommandTest {
 
     @Test
     @SuppressWarnings("unchecked")
-    void reportsTheEpochAndTheGemmsOfOneStep() throws URISyntaxException {
+    void reportsTheEpochAndTheGemmsOfOneStep() {
         Path out = tmp.resolve("bench.json");
-        Path data = Path.of(BenchCommandTest.class.getResource("/mnist-subset").toURI());
+        Path data = MnistSubset.dir();
         assertEquals(0, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cpu", "--data-dir",
                 data.toString(), "--train-limit", "512", "--epochs", "2", "--no-profile", "--out", out.toString()),
                 err.toString());
@@ -56,8 +56,8 @@ class BenchCommandTest {
     }
 
     @Test
-    void opTimesOnTheCpuIsAUsageError() throws URISyntaxException {
-        Path data = Path.of(BenchCommandTest.class.getResource("/mnist-subset").toURI());
+    void opTimesOnTheCpuIsAUsageError() {
+        Path data = MnistSubset.dir();
         assertEquals(2, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cpu", "--data-dir",
                 data.toString(), "--train-limit", "512", "--epochs", "2", "--op-times"), err.toString());
         assertTrue(err.toString().contains("--op-times times ops with CUDA events: it needs the GPU"), err.toString());
@@ -65,8 +65,8 @@ class BenchCommandTest {
 
     /** The weights the bench starts from, for compare-peers.py: the model as built, before any step. */
     @Test
-    void saveInitialWeightsWritesTheWeightsTheBenchStartsFrom() throws URISyntaxException {
-        Path data = Path.of(BenchCommandTest.class.getResource("/mnist-subset").toURI());
+    void saveInitialWeightsWritesTheWeightsTheBenchStartsFrom() {
+        Path data = MnistSubset.dir();
         Path initial = tmp.resolve("initial.safetensors");
         assertEquals(0, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cpu", "--data-dir",
                 data.toString(), "--train-limit", "256", "--hidden", "16", "--epochs", "2", "--seed", "7",

@@ -5,10 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gradscope.backend.cuda.CudaBackend;
+import dev.gradscope.data.MnistSubset;
 import dev.gradscope.report.HistoryJson;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -38,9 +38,9 @@ class BenchOnGpuTest {
 
     @Test
     @SuppressWarnings("unchecked")
-    void opTimesListEveryOpOfAStepInQueueOrder() throws URISyntaxException {
+    void opTimesListEveryOpOfAStepInQueueOrder() {
         Path out = tmp.resolve("bench.json");
-        Path data = Path.of(BenchOnGpuTest.class.getResource("/mnist-subset").toURI());
+        Path data = MnistSubset.dir();
         int batch = 32;
         int examples = batch * (StepFigures.OP_TIMING_WARMUP_STEPS + StepFigures.OP_TIMING_STEPS);
         assertEquals(0, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cuda", "--data-dir",
@@ -75,8 +75,8 @@ class BenchOnGpuTest {
 
     /** --steps-per-graph reaches the trainer: bench records the steps each launch ran, at most the full batches. */
     @Test
-    void stepsPerGraphAreRecorded() throws URISyntaxException {
-        Path data = Path.of(BenchOnGpuTest.class.getResource("/mnist-subset").toURI());
+    void stepsPerGraphAreRecorded() {
+        Path data = MnistSubset.dir();
         for (int[] asked : new int[][] {{4, 4}, {1000, 5}}) { // 160 examples in batches of 32: 5 full batches
             Path out = tmp.resolve("bench-" + asked[0] + ".json");
             assertEquals(0, GradScope.run(new PrintWriter(err, true), "bench", "--device", "cuda", "--data-dir",

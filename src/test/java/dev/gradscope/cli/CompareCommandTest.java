@@ -3,12 +3,12 @@ package dev.gradscope.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradscope.data.MnistSubset;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.report.RunReportTest;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -28,19 +28,12 @@ class CompareCommandTest {
 
     private final StringWriter err = new StringWriter();
 
-    private static Path subsetDir() {
-        try {
-            return Path.of(CompareCommandTest.class.getResource("/mnist-subset").toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     @BeforeAll
     static void trainTwoRuns() {
         for (String activation : List.of("relu", "sigmoid")) {
             StringWriter err = new StringWriter();
-            List<String> args = List.of("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--hidden",
+            List<String> args = List.of("train", "--device", "cpu", "--data-dir", MnistSubset.dir().toString(), "--hidden",
                     "32,16,16", "--train-limit", "512", "--epochs", "2", "--activation", activation, "--quiet",
                     "--out", runs.resolve(activation).toString());
             assertEquals(0, GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new)), err.toString());

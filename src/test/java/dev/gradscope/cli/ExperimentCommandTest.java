@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradscope.data.MnistSubset;
 import dev.gradscope.report.CsvTable;
 import dev.gradscope.report.ExperimentReport;
 import dev.gradscope.report.HistoryJson;
@@ -17,7 +18,6 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -59,17 +59,10 @@ class ExperimentCommandTest {
         }
     }
 
-    private static Path subsetDir() {
-        try {
-            return Path.of(ExperimentCommandTest.class.getResource("/mnist-subset").toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     private String[] args(String experiment, Path dir, int trainLimit, String... more) {
         List<String> all = new ArrayList<>(List.of("experiment", experiment, "--device", "cpu", "--data-dir",
-                subsetDir().toString(), "--train-limit", String.valueOf(trainLimit), "--epochs", "1", "--out",
+                MnistSubset.dir().toString(), "--train-limit", String.valueOf(trainLimit), "--epochs", "1", "--out",
                 dir.toString(), "--quiet"));
         all.addAll(List.of(more));
         return all.toArray(String[]::new);
@@ -164,7 +157,7 @@ class ExperimentCommandTest {
         assertFalse(Files.exists(dir.resolve("runs/sigma-3/model.safetensors")), "no weights from a broken epoch");
         Path weights = dir.resolve("runs/sigma-0.1/model.safetensors");
         Path evaluation = tmp.resolve("sigma-0.1.json");
-        assertEquals(0, run("evaluate", weights.toString(), "--device", "cpu", "--data-dir", subsetDir().toString(),
+        assertEquals(0, run("evaluate", weights.toString(), "--device", "cpu", "--data-dir", MnistSubset.dir().toString(),
                 "--out", evaluation.toString()), err.toString());
         assertEquals(((List<?>) small.get("val_accuracy")).get(0), HistoryJson.read(evaluation).get("accuracy"));
     }
@@ -172,7 +165,7 @@ class ExperimentCommandTest {
     @Test
     void trainOutWritesTheSameArtifactsAndPrintsTheDiagnosis() throws IOException {
         Path dir = tmp.resolve("train");
-        assertEquals(0, run("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--epochs", "2",
+        assertEquals(0, run("train", "--device", "cpu", "--data-dir", MnistSubset.dir().toString(), "--epochs", "2",
                 "--train-limit", "512", "--activation", "tanh", "--out", dir.toString(), "--quiet"), err.toString());
         assertRunArtifacts(dir, 2 * STEPS_PER_EPOCH, CHAPTER_TENSORS, 2 * CHAPTER_HIDDEN);
         assertTrue(out.contains("diagnosis:") && out.contains("depth"), out);
@@ -186,7 +179,7 @@ class ExperimentCommandTest {
     @Test
     void trainStopsAtANonFiniteGradientAndSaysWhereWithExitStatusZero() throws IOException {
         Path dir = tmp.resolve("nan");
-        assertEquals(0, run("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--epochs", "2",
+        assertEquals(0, run("train", "--device", "cpu", "--data-dir", MnistSubset.dir().toString(), "--epochs", "2",
                 "--train-limit", "1024", "--init", "random_normal:3", "--optimizer", "sgd", "--out", dir.toString(),
                 "--quiet"), err.toString());
         assertTrue(out.contains("training stopped: non-finite gradient at epoch 1, step"), out);
@@ -198,7 +191,7 @@ class ExperimentCommandTest {
     @Test
     void trainWithoutProfileWritesNoGradientFilesAndClippingMustNotBeNegative() throws IOException {
         Path dir = tmp.resolve("plain");
-        assertEquals(0, run("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--epochs", "1",
+        assertEquals(0, run("train", "--device", "cpu", "--data-dir", MnistSubset.dir().toString(), "--epochs", "1",
                 "--train-limit", "512", "--no-profile", "--clip-norm", "1", "--out", dir.toString(), "--quiet"),
                 err.toString());
         assertFalse(Files.exists(dir.resolve(RunReport.GRADIENTS_FILE)));

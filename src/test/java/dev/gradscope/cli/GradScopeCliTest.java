@@ -3,10 +3,10 @@ package dev.gradscope.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradscope.data.MnistSubset;
 import dev.gradscope.report.HistoryJson;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,18 +27,11 @@ class GradScopeCliTest {
         return GradScope.run(new PrintWriter(err, true), args);
     }
 
-    private static Path subsetDir() {
-        try {
-            return Path.of(GradScopeCliTest.class.getResource("/mnist-subset").toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     @Test
     void trainWritesHistoryJsonWithEveryKerasKeyAndTheConfig() {
         Path out = tmp.resolve("run");
-        int status = run("train", "--device", "cpu", "--data-dir", subsetDir().toString(), "--epochs", "2",
+        int status = run("train", "--device", "cpu", "--data-dir", MnistSubset.dir().toString(), "--epochs", "2",
                 "--train-limit", "512", "--activation", "elu", "--activation-parameter", "0.5", "--seed", "3",
                 "--out", out.toString(), "--quiet");
         assertEquals(0, status, err.toString());
@@ -62,7 +55,7 @@ class GradScopeCliTest {
         for (boolean noGraph : new boolean[] {false, true}) {
             Path out = tmp.resolve("bench-" + noGraph + ".json");
             List<String> args = new java.util.ArrayList<>(List.of("bench", "--device", "cpu", "--data-dir",
-                    subsetDir().toString(), "--train-limit", "300", "--hidden", "16", "--epochs", "2", "--out",
+                    MnistSubset.dir().toString(), "--train-limit", "300", "--hidden", "16", "--epochs", "2", "--out",
                     out.toString()));
             if (noGraph) {
                 args.add("--no-graph");
@@ -120,7 +113,7 @@ class GradScopeCliTest {
         for (String value : List.of("0", "-2")) {
             for (List<String> command : List.of(List.of("train"), List.of("bench"), List.of("experiment", "init"))) {
                 List<String> args = new ArrayList<>(command);
-                args.addAll(List.of("--device", "cpu", "--data-dir", subsetDir().toString(), "--steps-per-graph",
+                args.addAll(List.of("--device", "cpu", "--data-dir", MnistSubset.dir().toString(), "--steps-per-graph",
                         value));
                 err.getBuffer().setLength(0);
                 assertEquals(2, run(args.toArray(String[]::new)), String.join(" ", args));
@@ -163,7 +156,7 @@ class GradScopeCliTest {
         int status;
         System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
         try {
-            status = run("train", "--device", "cpu", "--tf32", "--data-dir", subsetDir().toString(), "--epochs", "1",
+            status = run("train", "--device", "cpu", "--tf32", "--data-dir", MnistSubset.dir().toString(), "--epochs", "1",
                     "--train-limit", "256", "--out", out.toString(), "--quiet", "--no-profile");
         } finally {
             System.setErr(original);
@@ -181,10 +174,10 @@ class GradScopeCliTest {
 
     @Test
     void infoSucceedsAndCudaFailsLoudlyWithoutAGpu() {
-        assertEquals(0, run("info", "--data-dir", subsetDir().toString()));
+        assertEquals(0, run("info", "--data-dir", MnistSubset.dir().toString()));
         org.junit.jupiter.api.Assumptions.assumeFalse(dev.gradscope.backend.Devices.cudaUnavailableReason() == null,
                 "a CUDA device is present: --device cuda would train");
-        assertEquals(1, run("train", "--device", "cuda", "--data-dir", subsetDir().toString(), "--epochs", "1"));
+        assertEquals(1, run("train", "--device", "cuda", "--data-dir", MnistSubset.dir().toString(), "--epochs", "1"));
         assertTrue(err.toString().toLowerCase().contains("cuda"), err.toString());
     }
 }

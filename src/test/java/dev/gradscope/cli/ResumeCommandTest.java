@@ -4,12 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.gradscope.data.MnistSubset;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.report.HistoryJson;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -38,13 +38,6 @@ class ResumeCommandTest {
             "--batch-size", "64", "--activation", "prelu", "--optimizer", "sgd", "--momentum", "0.9",
             "--clip-norm", "5", "--quiet");
 
-    private static Path subsetDir() {
-        try {
-            return Path.of(ResumeCommandTest.class.getResource("/mnist-subset").toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     private static int run(StringWriter err, List<String> args) {
         return GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new));
@@ -55,7 +48,7 @@ class ResumeCommandTest {
     }
 
     private static List<String> train(Path out, int epochs) {
-        List<String> args = new ArrayList<>(List.of("train", "--data-dir", subsetDir().toString(), "--epochs",
+        List<String> args = new ArrayList<>(List.of("train", "--data-dir", MnistSubset.dir().toString(), "--epochs",
                 Integer.toString(epochs), "--out", out.toString()));
         args.addAll(RUN);
         return args;
@@ -173,7 +166,7 @@ class ResumeCommandTest {
         assertEquals(0, run(err, train(dir, 1)), err.toString());
         editConfig(dir, config -> config.put("train_examples", 99_999));
         assertEquals(1, run("train", "--resume", dir.toString(), "--epochs", "2"));
-        assertTrue(err.toString().contains("the run trained on 99999 images, " + subsetDir() + " has "),
+        assertTrue(err.toString().contains("the run trained on 99999 images, " + MnistSubset.dir() + " has "),
                 err.toString());
     }
 

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.MnistSubset;
 import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
@@ -14,7 +15,6 @@ import dev.gradscope.report.HistoryJson;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -49,16 +49,9 @@ class WeightsCommandsTest {
         return GradScope.run(new PrintWriter(err, true), all.toArray(String[]::new));
     }
 
-    private static Path subsetDir() {
-        try {
-            return Path.of(WeightsCommandsTest.class.getResource("/mnist-subset").toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     private static List<String> train(String... more) {
-        List<String> args = new ArrayList<>(List.of("train", "--data-dir", subsetDir().toString()));
+        List<String> args = new ArrayList<>(List.of("train", "--data-dir", MnistSubset.dir().toString()));
         args.addAll(SMALL);
         args.addAll(List.of(more));
         return args;
@@ -82,7 +75,7 @@ class WeightsCommandsTest {
     void evaluateScoresTheSavedWeightsExactlyAsTheRunsLastValidation() {
         Path result = tmp.resolve("eval.json");
         assertEquals(0, run(List.of("evaluate", trained.resolve("model.safetensors").toString(), "--device", "cpu",
-                "--data-dir", subsetDir().toString(), "--out", result.toString())), err.toString());
+                "--data-dir", MnistSubset.dir().toString(), "--out", result.toString())), err.toString());
         Map<String, Object> history = HistoryJson.read(trained.resolve("history.json"));
         Map<String, Object> evaluation = HistoryJson.read(result);
         assertEquals(last(history, "val_loss"), ((Number) evaluation.get("loss")).doubleValue());
@@ -113,7 +106,7 @@ class WeightsCommandsTest {
         assertEquals(1, run(train("--epochs", "1", "--load-weights", weights.toString())));
         assertTrue(err.toString().contains(weights + ": these weights come from another model: activation elu"
                 + " (this run: relu)"), err.toString());
-        assertEquals(1, run(List.of("train", "--data-dir", subsetDir().toString(), "--device", "cpu", "--epochs", "1",
+        assertEquals(1, run(List.of("train", "--data-dir", MnistSubset.dir().toString(), "--device", "cpu", "--epochs", "1",
                 "--activation", "elu", "--hidden", "32", "--load-weights", weights.toString())));
         assertTrue(err.toString().contains("hidden [32, 16] (this run: [32])"), err.toString());
     }
@@ -134,12 +127,12 @@ class WeightsCommandsTest {
              Sequential model = Mlp.build(backend, 1, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"),
                      Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
             model.loadWeights(weights);
-            double accuracy = model.evaluate(dev.gradscope.data.Mnist.load(subsetDir()).test(), 256).accuracy();
+            double accuracy = model.evaluate(dev.gradscope.data.Mnist.load(MnistSubset.dir()).test(), 256).accuracy();
             assertEquals(accuracy, last(HistoryJson.read(out.resolve("history.json")), "val_accuracy"),
                     "the run started from the file's weights (and could not move them)");
         }
         assertEquals(1, run(List.of("evaluate", weights.toString(), "--device", "cpu",
-                "--data-dir", subsetDir().toString())));
+                "--data-dir", MnistSubset.dir().toString())));
         assertTrue(err.toString().contains(weights + ": no 'config' in its metadata"), err.toString());
     }
 
@@ -157,7 +150,7 @@ class WeightsCommandsTest {
         assertArrayEquals(historyBefore, Files.readAllBytes(keptHistory));
 
         Path missing = tmp.resolve("missing.safetensors");
-        assertEquals(1, run(List.of("evaluate", missing.toString(), "--data-dir", subsetDir().toString())));
+        assertEquals(1, run(List.of("evaluate", missing.toString(), "--data-dir", MnistSubset.dir().toString())));
         assertTrue(err.toString().contains(missing + ": file not found"), err.toString());
     }
 
@@ -175,7 +168,7 @@ class WeightsCommandsTest {
     void saveBestKeepsTheEpochWithTheBestMetric() {
         // 64 training images, 8 epochs: the network overfits, and its validation loss turns up after a few.
         Path out = tmp.resolve("best");
-        assertEquals(0, run(List.of("train", "--data-dir", subsetDir().toString(), "--device", "cpu", "--hidden",
+        assertEquals(0, run(List.of("train", "--data-dir", MnistSubset.dir().toString(), "--device", "cpu", "--hidden",
                 "32,16", "--train-limit", "64", "--batch-size", "16", "--epochs", "8", "--learning-rate", "0.01",
                 "--quiet", "--save-best", "val_loss", "--out", out.toString())), err.toString());
         List<Number> valLoss = (List<Number>) HistoryJson.read(out.resolve("history.json")).get("val_loss");
@@ -205,7 +198,7 @@ class WeightsCommandsTest {
         assertEquals(0, run(train("--epochs", "1", "--batch-size", "100", "--out", out.toString())), err.toString());
         Path result = tmp.resolve("eval100.json");
         assertEquals(0, run(List.of("evaluate", out.resolve("model.safetensors").toString(), "--device", "cpu",
-                "--data-dir", subsetDir().toString(), "--out", result.toString())), err.toString());
+                "--data-dir", MnistSubset.dir().toString(), "--out", result.toString())), err.toString());
         Map<String, Object> evaluation = HistoryJson.read(result);
         assertEquals(100, evaluation.get("batch_size"));
         assertEquals(last(HistoryJson.read(out.resolve("history.json")), "val_loss"),
@@ -263,7 +256,7 @@ class WeightsCommandsTest {
     void evaluateRefusesAConfigWhoseNetworkTheFileCannotHold() throws IOException {
         Path damaged = damagedConfig("\"hidden\":[32,16]", "\"hidden\":[2000000000]");
         assertEquals(1, run(List.of("evaluate", damaged.toString(), "--device", "cpu", "--data-dir",
-                subsetDir().toString())));
+                MnistSubset.dir().toString())));
         assertTrue(err.toString().contains(damaged + ": its config describes a 784-2000000000-10 network, whose"
                 + " kernels alone have more weights than the file's 25818 values"), err.toString());
 
@@ -271,7 +264,7 @@ class WeightsCommandsTest {
             Path maxout = damagedConfig("\"activation\":\"elu\"", "\"activation\":\"maxout\"",
                     "\"maxout_pieces\":2", "\"maxout_pieces\":" + pieces, "\"hidden\":[32,16]", "\"hidden\":[3]");
             assertEquals(1, run(List.of("evaluate", maxout.toString(), "--device", "cpu", "--data-dir",
-                    subsetDir().toString())), pieces);
+                    MnistSubset.dir().toString())), pieces);
             assertTrue(err.toString().contains(pieces.length() > 7
                     ? maxout + ": its config is not a valid model: --maxout-pieces 1000000000 with --hidden [3] gives"
                             + " a layer more than 2147483647 pre-activations per row"
@@ -281,7 +274,7 @@ class WeightsCommandsTest {
 
         Path rmsprop = damagedConfig("\"name\":\"adam\"", "\"name\":\"rmsprop\"");
         assertEquals(0, run(List.of("evaluate", rmsprop.toString(), "--device", "cpu", "--data-dir",
-                subsetDir().toString())), err.toString());
+                MnistSubset.dir().toString())), err.toString());
     }
 
     /** The trained run's weights file with its config's text edited: each pair of arguments, old then new. */

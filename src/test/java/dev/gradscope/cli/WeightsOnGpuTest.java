@@ -19,7 +19,6 @@ import dev.gradscope.report.HistoryJson;
 import dev.gradscope.tensor.Backend;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -76,8 +75,8 @@ class WeightsOnGpuTest {
     /** Evaluating on the device that trained repeats the run's last validation exactly; on the CPU, closely. */
     @Test
     @SuppressWarnings("unchecked")
-    void evaluateRepeatsTheRunsLastValidation() throws URISyntaxException {
-        Path data = Path.of(WeightsOnGpuTest.class.getResource("/mnist-subset").toURI());
+    void evaluateRepeatsTheRunsLastValidation() {
+        Path data = MnistSubset.dir();
         Path out = tmp.resolve("run");
         assertEquals(0, GradScope.run(new PrintWriter(err, true), "train", "--device", "cuda", "--data-dir",
                 data.toString(), "--hidden", "32,16", "--train-limit", "512", "--epochs", "2", "--quiet", "--out",
@@ -104,8 +103,8 @@ class WeightsOnGpuTest {
     }
 
     @Test
-    void aCpuRunResumedOnTheGpuGoesOnAndSaysItsNumbersDiffer() throws URISyntaxException {
-        Path data = Path.of(WeightsOnGpuTest.class.getResource("/mnist-subset").toURI());
+    void aCpuRunResumedOnTheGpuGoesOnAndSaysItsNumbersDiffer() {
+        Path data = MnistSubset.dir();
         Path out = tmp.resolve("run");
         assertEquals(0, GradScope.run(new PrintWriter(err, true), "train", "--device", "cpu", "--data-dir",
                 data.toString(), "--hidden", "32,16", "--train-limit", "512", "--epochs", "1", "--quiet", "--out",
