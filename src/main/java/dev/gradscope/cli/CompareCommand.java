@@ -4,6 +4,7 @@ import dev.gradscope.report.ExperimentReport;
 import dev.gradscope.report.ExperimentReport.Run;
 import dev.gradscope.report.HtmlReport;
 import dev.gradscope.report.RunFiles;
+import dev.gradscope.report.RunReport;
 import dev.gradscope.train.Diagnosis;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -58,14 +59,24 @@ final class CompareCommand implements Callable<Integer> {
         if (names != null && names.size() != runDirs.size()) {
             throw usage("--names gives " + names.size() + " names for " + runDirs.size() + " runs");
         }
-        if (names != null && new HashSet<>(names).size() != names.size()) {
+        if (names != null && (new HashSet<>(names).size() != names.size()
+                || names.stream().anyMatch(String::isBlank))) {
             throw usage("--names: every run needs a name of its own, got " + names);
         }
-        Path report = out.toAbsolutePath().normalize();
+        out = out.toAbsolutePath().normalize();
+        Path outReal = realPath(out);
+        Set<Path> seen = new HashSet<>();
         for (Path dir : runDirs) {
-            if (dir.toAbsolutePath().normalize().equals(report)) {
+            Path real = realPath(dir.toAbsolutePath().normalize());
+            if (!seen.add(real)) {
+                throw usage("the run " + dir + " is given twice");
+            }
+            if (real.equals(outReal)) {
                 throw usage("--out " + out + " is one of the runs: its report.html would be replaced");
             }
+        }
+        if (Files.exists(out.resolve(RunReport.HISTORY_FILE)) || Files.exists(out.resolve(ResumedRun.FILE))) {
+            throw usage("--out " + out + " holds a train run: its report.html would be replaced");
         }
         List<String> labels = names != null ? names : defaultNames(runDirs);
         List<RunFiles.Run> read = new ArrayList<>();
@@ -87,6 +98,15 @@ final class CompareCommand implements Callable<Integer> {
         }
         System.out.println("wrote " + page);
         return 0;
+    }
+
+    /** The path with links resolved, for a folder that exists; else as given. */
+    private static Path realPath(Path path) {
+        try {
+            return Files.exists(path) ? path.toRealPath() : path;
+        } catch (java.io.IOException e) {
+            return path;
+        }
     }
 
     private CommandLine.ParameterException usage(String message) {
@@ -181,6 +201,9 @@ final class CompareCommand implements Callable<Integer> {
 
     /** One line on what a run trained, from its config. */
     static String setting(Map<String, Object> config) {
+        if (config.isEmpty()) {
+            return "no config recorded";
+        }
         Object optimizer = config.get("optimizer");
         String opt = optimizer instanceof Map<?, ?> m ? m.get("name") + " (lr " + m.get("learning_rate") + ")"
                 : String.valueOf(optimizer);

@@ -54,7 +54,7 @@ public final class GradScope implements Runnable {
     @Override
     public void run() {
         throw new CommandLine.ParameterException(spec.commandLine(),
-                "missing command: train, evaluate, experiment, bench or info");
+                "missing command: train, evaluate, compare, experiment, bench or info");
     }
 
     /** Reports the version written into the jar's manifest. */

@@ -252,6 +252,9 @@ final class TrainCommand implements Callable<Integer> {
 
     private Integer train(ResumedRun resumed) {
         validate(run::usage);
+        if (earlyStopping == null && given("--min-delta")) {
+            throw run.usage("--min-delta is the improvement --early-stopping asks for; give --early-stopping too");
+        }
         ModelOptions.Resolved resolved = model.resolve(run);
         Mnist mnist = run.loadMnist();
         Devices.Selection device = run.openDevice();
@@ -369,9 +372,13 @@ final class TrainCommand implements Callable<Integer> {
                 System.out.printf(Locale.ROOT, "weights: %s holds epoch %d, the best %s (%.4f)%n", checkpoint.file(),
                         checkpoint.savedEpoch(), saveBest, checkpoint.best());
             }
-            if (stopper != null && stopper.stoppedEpoch() >= 0) {
-                System.out.println("stopped early after epoch " + (stopper.stoppedEpoch() + 1) + " of " + epochs + ": "
-                        + stopper.reason());
+            // A run stopped by a non-finite gradient was not stopped early, whatever its last logs say.
+            if (stopper != null && stopper.stoppedEpoch() >= 0 && (event == null || !event.stopped())) {
+                System.out.println(stopper.stoppedEpoch() + 1 < epochs
+                        ? "stopped early after epoch " + (stopper.stoppedEpoch() + 1) + " of " + epochs + ": "
+                                + stopper.reason()
+                        : "early stopping: " + stopper.reason() + " by the last epoch; a resume with more --epochs"
+                                + " would stop here too");
             }
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%n",
                     history.last("loss"), history.last("accuracy"), history.last("val_loss"),

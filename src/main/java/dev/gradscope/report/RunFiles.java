@@ -28,8 +28,11 @@ import org.apache.commons.csv.CSVRecord;
  * {@value RunReport#LAYERS_FILE} (the profile). Numbers come back exactly: the files write doubles in full.
  *
  * <p>What the files do not hold comes back as the command line sets it: the saturation threshold is
- * {@link GradientProfiler#DEFAULT_SATURATION_THRESHOLD}, and a parameter tensor's layer type is empty.
- * Anything malformed fails with an {@link InvalidDataException} naming the file and the line.
+ * {@link GradientProfiler#DEFAULT_SATURATION_THRESHOLD}, and a parameter tensor's layer type is empty. The
+ * tables of a run whose config says the profiler was off are not read (they can only be an earlier run's).
+ * Anything malformed fails with an {@link InvalidDataException} naming the file and the line: a value that is
+ * not a number, a step whose rows disagree or name other tensors than the first step's, steps or epochs out of
+ * order or beyond the run's epochs, a negative norm, a fraction outside [0, 1], a layer without units.
  */
 public final class RunFiles {
     /** A finished run, read back: its folder, the config it was given and its history (with the profile). */
@@ -77,12 +80,15 @@ public final class RunFiles {
             metrics.put(field.getKey(), values);
         }
         NonFiniteEvent nonFinite = nonFinite(doc.get("non_finite"), historyFile);
-        Profile profile = Files.exists(dir.resolve(RunReport.GRADIENTS_FILE))
-                ? profile(dir.resolve(RunReport.GRADIENTS_FILE), dir.resolve(RunReport.LAYERS_FILE)) : null;
         JsonNode config = doc.get("config");
         @SuppressWarnings("unchecked")
         Map<String, Object> configMap = config != null && config.isObject()
                 ? JSON.convertValue(config, Map.class) : Map.of();
+        // A run with the profiler off has no tables of its own: any there are an earlier run's.
+        boolean profiled = !Boolean.FALSE.equals(configMap.get("profile"));
+        Profile profile = profiled && Files.exists(dir.resolve(RunReport.GRADIENTS_FILE))
+                ? profile(dir.resolve(RunReport.GRADIENTS_FILE), dir.resolve(RunReport.LAYERS_FILE), seconds.size())
+                : null;
         return new Run(dir, configMap, History.of(metrics, seconds, profile, nonFinite));
     }
 
@@ -117,14 +123,25 @@ public final class RunFiles {
                 node.get("layer").textValue(), node.get("stopped").booleanValue());
     }
 
-    private static Profile profile(Path gradientsFile, Path layersFile) {
+    /**
+     * The profile in the two tables of a run of {@code epochs} epochs: every step's rows name the first step's
+     * tensors in order and agree on the step; steps and epochs go forward; norms and fractions are in range.
+     */
+    private static Profile profile(Path gradientsFile, Path layersFile, int epochs) {
         List<Profile.Segment> segments = new ArrayList<>();
         List<Profile.StepStatistics> steps = new ArrayList<>();
         try (CSVParser csv = parser(gradientsFile, RunReport.GRADIENTS_HEADER)) {
             List<CSVRecord> rows = csv.getRecords();
-            // The first step's rows name the tensors, in order; every step has one row per tensor, in that order.
+            if (rows.isEmpty()) {
+                throw new InvalidDataException(gradientsFile + ": no steps, only the header (a run writes a row for"
+                        + " every step and parameter tensor)");
+            }
+            // The first step's rows name the tensors, in order, up to a row of another step or one that names the
+            // first tensor again; every step has one row per tensor, in that order.
+            String firstTensor = cell(rows.get(0), "layer", gradientsFile) + "." + rows.get(0).get("parameter");
             for (CSVRecord row : rows) {
-                if (!cell(row, "global_step", gradientsFile).equals(rows.get(0).get("global_step"))) {
+                if (!segments.isEmpty() && (!cell(row, "global_step", gradientsFile).equals(rows.get(0)
+                        .get("global_step")) || (row.get("layer") + "." + row.get("parameter")).equals(firstTensor))) {
                     break;
                 }
                 segments.add(new Profile.Segment(integer(row, "layer_index", gradientsFile), row.get("layer"), "",
@@ -137,24 +154,35 @@ public final class RunFiles {
             }
             for (int first = 0; first < rows.size(); first += width) {
                 CSVRecord head = rows.get(first);
+                int epoch = integer(head, "epoch", gradientsFile);
+                int step = integer(head, "step", gradientsFile);
+                int globalStep = integer(head, "global_step", gradientsFile);
+                Profile.StepStatistics previous = steps.isEmpty() ? null : steps.get(steps.size() - 1);
+                boolean inOrder = previous == null || (globalStep - 1 > previous.globalStep()
+                        && (epoch - 1 > previous.epoch() || (epoch - 1 == previous.epoch() && step - 1 > previous.step())));
+                if (epoch < 1 || epoch > epochs || step < 1 || globalStep < 1 || !inOrder) {
+                    throw new InvalidDataException(gradientsFile + ": line " + (head.getRecordNumber() + 1) + ": epoch "
+                            + epoch + ", step " + step + ", global step " + globalStep + " is not a step after the last"
+                            + " one of a run of " + epochs + " epochs");
+                }
                 double[][] norms = new double[3][width];
                 for (int i = 0; i < width; i++) {
                     CSVRecord row = rows.get(first + i);
                     Profile.Segment expected = segments.get(i);
                     if (!cell(row, "global_step", gradientsFile).equals(head.get("global_step"))
+                            || !row.get("epoch").equals(head.get("epoch")) || !row.get("step").equals(head.get("step"))
                             || !row.get("layer").equals(expected.layerName())
                             || !row.get("parameter").equals(expected.parameter())) {
                         throw new InvalidDataException(gradientsFile + ": line " + (row.getRecordNumber() + 1)
                                 + " should be step " + head.get("global_step") + "'s "
                                 + expected.layerName() + "." + expected.parameter() + ", as in every step");
                     }
-                    norms[0][i] = real(row, "grad_norm", gradientsFile);
-                    norms[1][i] = real(row, "weight_norm", gradientsFile);
-                    norms[2][i] = real(row, "update_norm", gradientsFile);
+                    norms[0][i] = norm(row, "grad_norm", gradientsFile);
+                    norms[1][i] = norm(row, "weight_norm", gradientsFile);
+                    norms[2][i] = norm(row, "update_norm", gradientsFile);
                 }
-                steps.add(new Profile.StepStatistics(integer(head, "epoch", gradientsFile) - 1,
-                        integer(head, "step", gradientsFile) - 1, integer(head, "global_step", gradientsFile) - 1,
-                        norms[0], norms[1], norms[2]));
+                steps.add(new Profile.StepStatistics(epoch - 1, step - 1, globalStep - 1, norms[0], norms[1],
+                        norms[2]));
             }
         } catch (IOException e) {
             throw new InvalidDataException(gradientsFile + ": cannot read: " + e.getMessage(), e);
@@ -162,11 +190,18 @@ public final class RunFiles {
         List<Profile.UnitStatistics> units = new ArrayList<>();
         try (CSVParser csv = parser(layersFile, RunReport.LAYERS_HEADER)) {
             for (CSVRecord row : csv) {
-                units.add(new Profile.UnitStatistics(integer(row, "epoch", layersFile) - 1,
-                        integer(row, "layer_index", layersFile), row.get("layer"), row.get("activation"),
-                        integer(row, "units", layersFile), real(row, "dead_fraction", layersFile),
-                        real(row, "inactive_fraction", layersFile), real(row, "saturated_fraction", layersFile),
-                        real(row, "mean", layersFile), real(row, "std", layersFile)));
+                int epoch = integer(row, "epoch", layersFile);
+                int layer = integer(row, "layer_index", layersFile);
+                int width = integer(row, "units", layersFile);
+                if (epoch < 1 || epoch > epochs || layer < 0 || width < 1) {
+                    throw new InvalidDataException(layersFile + ": line " + (row.getRecordNumber() + 1) + ": epoch "
+                            + epoch + ", layer_index " + layer + ", units " + width + " are not those of a layer in a"
+                            + " run of " + epochs + " epochs");
+                }
+                units.add(new Profile.UnitStatistics(epoch - 1, layer, row.get("layer"), row.get("activation"), width,
+                        fraction(row, "dead_fraction", layersFile), fraction(row, "inactive_fraction", layersFile),
+                        fraction(row, "saturated_fraction", layersFile), real(row, "mean", layersFile),
+                        norm(row, "std", layersFile)));
             }
         } catch (IOException e) {
             throw new InvalidDataException(layersFile + ": cannot read: " + e.getMessage(), e);
@@ -182,7 +217,8 @@ public final class RunFiles {
         } catch (NoSuchFileException e) {
             throw new InvalidDataException(file + ": file not found", e);
         }
-        CSVParser csv = CSVFormat.RFC4180.builder().setHeader().setSkipHeaderRecord(true).get().parse(reader);
+        CSVParser csv = CSVFormat.RFC4180.builder().setHeader().setSkipHeaderRecord(true).setIgnoreEmptyLines(true)
+                .get().parse(reader);
         if (!csv.getHeaderNames().equals(header)) {
             csv.close();
             throw new InvalidDataException(file + ": its columns are " + csv.getHeaderNames() + ", expected " + header);
@@ -211,6 +247,26 @@ public final class RunFiles {
             throw new InvalidDataException(file + ": line " + (row.getRecordNumber() + 1) + ": " + column
                     + " is not a number: '" + text + "'", e);
         }
+    }
+
+    /** A norm: >= 0, infinite when it overflowed, NaN or empty when not measured or not finite. */
+    private static double norm(CSVRecord row, String column, Path file) {
+        double value = real(row, column, file);
+        if (value < 0) {
+            throw new InvalidDataException(file + ": line " + (row.getRecordNumber() + 1) + ": " + column + " is "
+                    + value + "; a norm is >= 0");
+        }
+        return value;
+    }
+
+    /** A fraction in [0, 1], or NaN. */
+    private static double fraction(CSVRecord row, String column, Path file) {
+        double value = real(row, column, file);
+        if (value < 0 || value > 1) {
+            throw new InvalidDataException(file + ": line " + (row.getRecordNumber() + 1) + ": " + column + " is "
+                    + value + "; a fraction is within [0, 1]");
+        }
+        return value;
     }
 
     private static String cell(CSVRecord row, String column, Path file) {

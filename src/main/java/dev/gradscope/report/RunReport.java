@@ -130,6 +130,9 @@ public final class RunReport {
             chart(page, gradientNormByDepth(profile, setting), charts, "gradient-norm-by-depth");
             chart(page, updateRatioPerStep(profile, setting), charts, "update-ratio-per-step");
         } else {
+            // An earlier run's tables in the same folder would pass for this run's.
+            deleteIfExists(dir.resolve(GRADIENTS_FILE));
+            deleteIfExists(dir.resolve(LAYERS_FILE));
             page.heading("Gradient flow per layer");
             page.verdict(HtmlReport.Tone.INFO, "No gradient profile",
                     "The profiler was switched off for this run, so there are no per-step gradient norms, no "
@@ -175,6 +178,14 @@ public final class RunReport {
         Path reportFile = dir.resolve(REPORT_FILE);
         page.write(reportFile);
         return new Written(dir, reportFile, diagnosis);
+    }
+
+    private static void deleteIfExists(Path file) {
+        try {
+            java.nio.file.Files.deleteIfExists(file);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot delete the stale " + file + ": " + e.getMessage(), e);
+        }
     }
 
     /** {@link HistoryJson#document} with {@code non_finite} and {@code diagnosis} before {@code config}. */

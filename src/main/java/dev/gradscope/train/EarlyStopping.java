@@ -9,7 +9,9 @@ import java.util.Map;
  * improved for {@code patience} epochs. Lower is better, except for accuracies (Keras's {@code mode="auto"});
  * an epoch improves on the best so far when it beats it by more than {@code minDelta}. As in Keras, every epoch
  * without an improvement adds one to a wait that an improvement resets, and training stops after an epoch
- * (not the first) that brings the wait to {@code patience}; a NaN is never an improvement.
+ * (not the first) that brings the wait to {@code patience}. A NaN is never an improvement, nor the best: unlike
+ * Keras 3, where a NaN in the first epoch becomes the best and no later epoch can beat it, a later finite value
+ * is the first best. A metric the epochs do not log fails before training starts.
  *
  * <p>A resumed run ({@link FitOptions.Builder#resumeFrom}) goes through its earlier epochs' logs first, so it
  * stops where the run that never stopped would have; one that had already stopped trains no further. The
@@ -68,6 +70,10 @@ public final class EarlyStopping implements Callback {
     @Override
     public void onTrainBegin(TrainingRun run) {
         this.run = run;
+        if (!run.metrics().contains(monitor)) {
+            throw new IllegalArgumentException("early stopping watches " + monitor + ", which this fit does not log;"
+                    + " it logs " + run.metrics() + (monitor.startsWith("val_") ? " (no validation data)" : ""));
+        }
         if (replay(run.history())) {
             run.stopTraining();
         }

@@ -110,8 +110,12 @@ public final class Trainer {
             // each epoch's start, in one copy.
             Tensor stepIndex = counters.view(0, 1);
             Tensor nextBatch = counters.view(1, 1);
-            TrainingRun run = new TrainingRun(model, options.epochs(), initialEpoch, history, steps, segments,
-                    segmentStarts, squaredGradientNorms, stepIndex);
+            List<String> metrics = new ArrayList<>(List.of("loss", "accuracy"));
+            if (validation != null) {
+                metrics.addAll(List.of("val_loss", "val_accuracy"));
+            }
+            TrainingRun run = new TrainingRun(model, options.epochs(), initialEpoch, history, metrics, steps,
+                    segments, segmentStarts, squaredGradientNorms, stepIndex);
             // The CPU, stepping eagerly, reads each step's gradient norms before its update (to stop before
             // a non-finite one); elsewhere the norms are read once per epoch and may be measured by the update.
             boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
@@ -206,8 +210,9 @@ public final class Trainer {
                         }
                         float[] t = totals.toFloatArray();
                         Map<String, Double> logs = new LinkedHashMap<>();
-                        logs.put("loss", (double) t[0] / seen);
-                        logs.put("accuracy", (double) t[1] / seen);
+                        // An epoch stopped before its first update has seen no example: nothing to average.
+                        logs.put("loss", seen == 0 ? Double.NaN : (double) t[0] / seen);
+                        logs.put("accuracy", seen == 0 ? Double.NaN : (double) t[1] / seen);
                         if (validation != null) {
                             Evaluation v = evaluate(model, validation, batch);
                             logs.put("val_loss", v.loss());

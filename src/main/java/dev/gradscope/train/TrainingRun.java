@@ -18,6 +18,7 @@ public final class TrainingRun {
     private final int epochs;
     private final int initialEpoch;
     private final History history;
+    private final List<String> metrics;
     private final int stepsPerEpoch;
     private final List<Profile.Segment> segments;
     private final Tensor segmentStarts;
@@ -30,12 +31,14 @@ public final class TrainingRun {
     private long examplesThisEpoch;
     private boolean stopRequested;
 
-    TrainingRun(Sequential model, int epochs, int initialEpoch, History history, int stepsPerEpoch,
-                List<Profile.Segment> segments, Tensor segmentStarts, Tensor squaredGradientNorms, Tensor stepIndex) {
+    TrainingRun(Sequential model, int epochs, int initialEpoch, History history, List<String> metrics,
+                int stepsPerEpoch, List<Profile.Segment> segments, Tensor segmentStarts, Tensor squaredGradientNorms,
+                Tensor stepIndex) {
         this.model = model;
         this.epochs = epochs;
         this.initialEpoch = initialEpoch;
         this.history = history;
+        this.metrics = List.copyOf(metrics);
         this.stepsPerEpoch = stepsPerEpoch;
         this.segments = segments;
         this.segmentStarts = segmentStarts;
@@ -63,6 +66,11 @@ public final class TrainingRun {
      */
     public History history() {
         return history;
+    }
+
+    /** The metrics every epoch logs: {@code loss}, {@code accuracy}, and {@code val_*} with validation data. */
+    public List<String> metrics() {
+        return metrics;
     }
 
     public int stepsPerEpoch() {

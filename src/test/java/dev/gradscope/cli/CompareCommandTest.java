@@ -91,4 +91,32 @@ class CompareCommandTest {
         assertEquals(1, run(missing.toArray(String[]::new)));
         assertTrue(err.toString().contains("nothing/history.json: file not found"), err.toString());
     }
+
+    @Test
+    void relativePathsWork() throws IOException {
+        Path here = Path.of("").toAbsolutePath();
+        Path out = here.relativize(tmp.resolve("compare"));
+        assertEquals(0, run("compare", here.relativize(runs.resolve("relu")).toString(),
+                here.relativize(runs.resolve("sigmoid")).toString(), "--out", out.toString()), err.toString());
+        RunReportTest.assertPage(tmp.resolve("compare").resolve("report.html"), 7);
+    }
+
+    @Test
+    void aRunGivenTwiceOrAnOutThatHoldsARunIsAUsageError() throws IOException {
+        String relu = runs.resolve("relu").toString();
+        Path link = tmp.resolve("link");
+        Files.createSymbolicLink(link, runs.resolve("sigmoid"));
+        byte[] report = Files.readAllBytes(runs.resolve("sigmoid").resolve("report.html"));
+        for (List<String> args : List.of(
+                List.of("compare", relu, relu + "/", "--out", tmp.resolve("c").toString()),
+                List.of("compare", relu, runs.resolve("sigmoid").toString(), "--names", " ,b", "--out",
+                        tmp.resolve("c").toString()),
+                List.of("compare", relu, runs.resolve("sigmoid").toString(), "--out", link.toString()),
+                List.of("compare", relu, link.toString(), "--out", runs.resolve("sigmoid").toString()))) {
+            StringWriter messages = new StringWriter();
+            assertEquals(2, GradScope.run(new PrintWriter(messages, true), args.toArray(String[]::new)),
+                    args + ": " + messages);
+        }
+        assertTrue(java.util.Arrays.equals(report, Files.readAllBytes(runs.resolve("sigmoid").resolve("report.html"))));
+    }
 }

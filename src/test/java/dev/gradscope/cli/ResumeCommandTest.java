@@ -239,12 +239,34 @@ class ResumeCommandTest {
     void earlyStoppingOptionsAreChecked() {
         Path dir = tmp.resolve("run");
         for (List<String> bad : List.of(List.of("--early-stopping", "foo:3"), List.of("--early-stopping", "-1"),
-                List.of("--early-stopping", "val_loss:x"), List.of("--min-delta", "-1"))) {
+                List.of("--early-stopping", "val_loss:x"), List.of("--min-delta", "-1"), List.of("--min-delta", "0.1"))) {
             List<String> args = new ArrayList<>(train(dir, 1));
             args.addAll(bad);
             StringWriter out = new StringWriter();
             assertEquals(2, run(out, args), bad + ": " + out);
             assertTrue(out.toString().contains(bad.get(0)), bad + ": " + out);
         }
+    }
+
+    @Test
+    void aRunStoppedByANonFiniteGradientWasNotStoppedEarly() {
+        Path dir = tmp.resolve("run");
+        java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stdout = System.out;
+        System.setOut(new java.io.PrintStream(printed, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            assertEquals(0, run("train", "--device", "cpu", "--data-dir", MnistSubset.dir().toString(), "--hidden",
+                    "32,16", "--train-limit", "512", "--epochs", "3", "--init", "random_normal:1000", "--optimizer",
+                    "sgd", "--learning-rate", "100", "--early-stopping", "loss:0", "--out", dir.toString(), "--quiet"),
+                    err.toString());
+        } finally {
+            System.setOut(stdout);
+        }
+        String out = printed.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(out.contains("training stopped: non-finite gradient at epoch 2, step 1"), out);
+        assertTrue(!out.contains("stopped early") && !out.contains("early stopping:"), out);
+        Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
+        assertEquals(List.of("NaN", "NaN"), List.of(((List<?>) history.get("loss")).get(1),
+                ((List<?>) history.get("accuracy")).get(1)), "an epoch stopped before its first update saw nothing");
     }
 }

@@ -119,4 +119,56 @@ class RunFilesTest {
         InvalidDataException e = assertThrows(InvalidDataException.class, read);
         assertTrue(e.getMessage().contains(expected), () -> "expected '" + expected + "' in: " + e.getMessage());
     }
+
+    /** Rewrites cell {@code column} of data line {@code line} (1: the first after the header) of {@code file}. */
+    private static void setCell(Path file, int line, String column, String value) throws IOException {
+        List<String> lines = new java.util.ArrayList<>(Files.readAllLines(file));
+        int index = List.of(lines.get(0).split(",", -1)).indexOf(column);
+        String[] cells = lines.get(line).split(",", -1);
+        cells[index] = value;
+        lines.set(line, String.join(",", cells));
+        Files.write(file, lines);
+    }
+
+    @Test
+    void impossibleValuesAreRefusedWithTheirLine() throws IOException {
+        Path dir = written(train("relu"));
+        Path gradients = dir.resolve(RunReport.GRADIENTS_FILE);
+        Path layers = dir.resolve(RunReport.LAYERS_FILE);
+        byte[] gradientsCsv = Files.readAllBytes(gradients);
+        byte[] layersCsv = Files.readAllBytes(layers);
+        Object[][] cases = {
+            {gradients, 1, "epoch", "0", "line 2: epoch 0, step 1, global step 1 is not a step"},
+            {gradients, 7, "epoch", "3", "line 8: epoch 3, step 2, global step 2 is not a step after the last one of"
+                    + " a run of 2 epochs"},
+            {gradients, 7, "global_step", "1", "line 8: epoch 1, step 2, global step 1 is not a step after"},
+            {gradients, 8, "step", "5", "line 9 should be step 2's dense.bias"},
+            {gradients, 3, "grad_norm", "-5", "line 4: grad_norm is -5.0; a norm is >= 0"},
+            {layers, 1, "dead_fraction", "5", "line 2: dead_fraction is 5.0; a fraction is within [0, 1]"},
+            {layers, 1, "units", "-3", "line 2: epoch 1, layer_index 0, units -3 are not those of a layer"},
+        };
+        for (Object[] c : cases) {
+            Files.write(gradients, gradientsCsv);
+            Files.write(layers, layersCsv);
+            setCell((Path) c[0], (Integer) c[1], (String) c[2], (String) c[3]);
+            assertContains((String) c[4], () -> RunFiles.read(dir));
+        }
+        Files.write(layers, layersCsv);
+        Files.writeString(gradients, new String(gradientsCsv, java.nio.charset.StandardCharsets.UTF_8) + "\n\n");
+        RunFiles.read(dir); // blank lines at the end are no rows
+        Files.writeString(gradients, String.join(",", RunReport.GRADIENTS_HEADER) + "\n");
+        assertContains("gradients.csv: no steps, only the header", () -> RunFiles.read(dir));
+    }
+
+    @Test
+    void tablesLeftByAnEarlierRunAreNotTakenForARunWithoutProfile() throws IOException {
+        Path dir = written(train("relu"));
+        assertTrue(Files.exists(dir.resolve(RunReport.GRADIENTS_FILE)));
+        History unprofiled = History.of(Map.of("loss", List.of(1.0)), List.of(2.0), null, null);
+        RunReport.write(dir, "test", "test run", unprofiled, Map.of("profile", false));
+        assertTrue(!Files.exists(dir.resolve(RunReport.GRADIENTS_FILE))
+                && !Files.exists(dir.resolve(RunReport.LAYERS_FILE)), "the report deletes the stale tables");
+        Files.writeString(dir.resolve(RunReport.GRADIENTS_FILE), "left over");
+        assertNull(RunFiles.read(dir).history().profile(), "and the reader does not read tables of such a run");
+    }
 }

@@ -100,9 +100,12 @@ class EarlyStoppingTest {
     @Test
     void aMetricTheLogsLackIsAnError() {
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
-            IllegalStateException e = assertThrows(IllegalStateException.class,
+            float[] before = model.parameters().toFloatArray();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> model.fit(TRAIN, options(2, new EarlyStopping("val_loss", 1)).build()));
-            assertTrue(e.getMessage().contains("watches val_loss, which the epoch's logs do not have"), e.getMessage());
+            assertTrue(e.getMessage().contains("watches val_loss, which this fit does not log; it logs [loss,"
+                    + " accuracy] (no validation data)"), e.getMessage());
+            assertArrayEquals(before, model.parameters().toFloatArray(), "refused before any step");
         }
     }
 }

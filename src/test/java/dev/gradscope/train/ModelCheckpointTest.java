@@ -201,13 +201,15 @@ class ModelCheckpointTest {
             earlier.record(Map.of("val_loss", 0.7), 1);
 
             ModelCheckpoint withoutFile = ModelCheckpoint.bestOf(file, Map.of(), "val_loss");
-            withoutFile.onTrainBegin(new TrainingRun(model, 4, 2, earlier, 1, java.util.List.of(), null, null, null));
+            withoutFile.onTrainBegin(new TrainingRun(model, 4, 2, earlier, java.util.List.of("val_loss"), 1,
+                    java.util.List.of(), null, null, null));
             assertEquals(0, withoutFile.savedEpoch(), "no file holds the earlier best: the next epoch is written");
             assertTrue(Double.isNaN(withoutFile.best()));
 
             model.saveWeights(file, Map.of("epoch", "1")); // the earlier run's best, epoch 1
             ModelCheckpoint best = ModelCheckpoint.bestOf(file, Map.of(), "val_loss");
-            best.onTrainBegin(new TrainingRun(model, 4, 2, earlier, 1, java.util.List.of(), null, null, null));
+            best.onTrainBegin(new TrainingRun(model, 4, 2, earlier, java.util.List.of("val_loss"), 1,
+                    java.util.List.of(), null, null, null));
             assertEquals(1, best.savedEpoch());
             assertEquals(0.5, best.best());
             best.onEpochEnd(2, Map.of("val_loss", 0.6));
