@@ -16,6 +16,7 @@ import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
 import dev.gradscope.train.ModelCheckpoint;
 import dev.gradscope.train.NonFiniteEvent;
+import dev.gradscope.train.ReduceLROnPlateau;
 import dev.gradscope.train.Trainer;
 import dev.gradscope.train.TrainingRun;
 import dev.gradscope.train.TrainingState;
@@ -85,6 +86,20 @@ final class TrainCommand implements Callable<Integer> {
             description = "With --early-stopping: how much an epoch must beat the best by to count as an improvement"
                     + " (default: ${DEFAULT-VALUE}).")
     double minDelta;
+
+    @Option(names = "--reduce-lr-on-plateau", paramLabel = "[METRIC:]PATIENCE",
+            description = "Multiply the learning rate by --lr-factor when METRIC (default: val_loss) has not improved"
+                    + " for PATIENCE epochs, as Keras's ReduceLROnPlateau (min_delta 1e-4); every epoch's rate is in"
+                    + " history.json as learning_rate.")
+    String reduceLrOnPlateau;
+
+    @Option(names = "--lr-factor", paramLabel = "F", defaultValue = "0.1",
+            description = "With --reduce-lr-on-plateau: what the rate is multiplied by (default: ${DEFAULT-VALUE}).")
+    double lrFactor;
+
+    @Option(names = "--min-lr", paramLabel = "LR", defaultValue = "0",
+            description = "With --reduce-lr-on-plateau: the lowest learning rate (default: ${DEFAULT-VALUE}).")
+    double minLearningRate;
 
     @Option(names = "--no-profile", description = "Switch the gradient profiler off (no per-layer statistics).")
     boolean noProfile;
@@ -160,6 +175,17 @@ final class TrainCommand implements Callable<Integer> {
             clipValue = resumed.real("clip_value");
             keepGoingOnNan = !resumed.flag("stop_on_non_finite");
             saveBest = resumed.text("save_best");
+            if (resumed.config().get("reduce_lr_on_plateau") instanceof Map<?, ?> plateau) {
+                if (!(plateau.get("patience") instanceof Integer patience) || !(plateau.get("monitor") instanceof String
+                        metric) || !(plateau.get("factor") instanceof Number factor)
+                        || !(plateau.get("min_lr") instanceof Number floor)) {
+                    throw new InvalidDataException(where + ": config.reduce_lr_on_plateau is not a monitor, patience,"
+                            + " factor and min_lr: " + plateau);
+                }
+                reduceLrOnPlateau = metric + ":" + patience;
+                lrFactor = factor.doubleValue();
+                minLearningRate = floor.doubleValue();
+            }
             if (resumed.config().get("early_stopping") instanceof Map<?, ?> stopping) {
                 if (!(stopping.get("patience") instanceof Integer patience) || !(stopping.get("monitor") instanceof String
                         metric) || !(stopping.get("min_delta") instanceof Number delta)) {
@@ -221,6 +247,7 @@ final class TrainCommand implements Callable<Integer> {
             throw invalid.apply("--save-best needs --out DIR: the weights are kept in DIR/" + SavedWeights.FILE);
         }
         earlyStopping(invalid);
+        reduceLearningRate(invalid);
     }
 
     /** The {@code --early-stopping} callback, or null without it; a bad value becomes {@code invalid}'s exception. */
@@ -231,29 +258,63 @@ final class TrainCommand implements Callable<Integer> {
         if (earlyStopping == null) {
             return null;
         }
-        int colon = earlyStopping.lastIndexOf(':');
-        String metric = colon < 0 ? "val_loss" : earlyStopping.substring(0, colon).trim();
-        String patience = earlyStopping.substring(colon + 1).trim();
-        if (!CHECKPOINT_METRICS.contains(metric)) {
-            throw invalid.apply("--early-stopping: unknown metric '" + metric + "'; valid: "
-                    + String.join(", ", CHECKPOINT_METRICS));
+        MetricPatience watch = MetricPatience.parse("--early-stopping", earlyStopping, invalid);
+        return new EarlyStopping(watch.metric(), watch.patience(), minDelta);
+    }
+
+    /**
+     * The {@code --reduce-lr-on-plateau} callback (Keras's min_delta, 1e-4, and no cooldown), or null without it; a
+     * bad value becomes {@code invalid}'s exception.
+     */
+    private ReduceLROnPlateau reduceLearningRate(Function<String, RuntimeException> invalid) {
+        if (!(lrFactor > 0 && lrFactor < 1)) {
+            throw invalid.apply("--lr-factor must be a number between 0 and 1, got " + lrFactor);
         }
-        try {
-            int epochsWithoutImprovement = Integer.parseInt(patience);
-            if (epochsWithoutImprovement >= 0) {
-                return new EarlyStopping(metric, epochsWithoutImprovement, minDelta);
+        if (!(minLearningRate >= 0) || Double.isInfinite(minLearningRate)) {
+            throw invalid.apply("--min-lr must be a number >= 0, got " + minLearningRate);
+        }
+        if (reduceLrOnPlateau == null) {
+            return null;
+        }
+        MetricPatience watch = MetricPatience.parse("--reduce-lr-on-plateau", reduceLrOnPlateau, invalid);
+        return new ReduceLROnPlateau(watch.metric(), lrFactor, watch.patience(), PLATEAU_MIN_DELTA, 0,
+                minLearningRate);
+    }
+
+    /** Keras's {@code ReduceLROnPlateau} default: how much an epoch must beat the best by. */
+    private static final double PLATEAU_MIN_DELTA = 1e-4;
+
+    /** {@code [METRIC:]PATIENCE}: the metric a callback watches (default val_loss) and its patience in epochs. */
+    private record MetricPatience(String metric, int patience) {
+        static MetricPatience parse(String option, String text, Function<String, RuntimeException> invalid) {
+            int colon = text.lastIndexOf(':');
+            String metric = colon < 0 ? "val_loss" : text.substring(0, colon).trim();
+            String patience = text.substring(colon + 1).trim();
+            if (!CHECKPOINT_METRICS.contains(metric)) {
+                throw invalid.apply(option + ": unknown metric '" + metric + "'; valid: "
+                        + String.join(", ", CHECKPOINT_METRICS));
             }
-        } catch (NumberFormatException e) {
-            // reported below
+            try {
+                int epochs = Integer.parseInt(patience);
+                if (epochs >= 0) {
+                    return new MetricPatience(metric, epochs);
+                }
+            } catch (NumberFormatException e) {
+                // reported below
+            }
+            throw invalid.apply(option + ": the patience must be a count of epochs >= 0, got '" + patience
+                    + "' (e.g. " + option + " 3 or " + option + " val_accuracy:5)");
         }
-        throw invalid.apply("--early-stopping: the patience must be a count of epochs >= 0, got '" + patience
-                + "' (e.g. --early-stopping 3 or --early-stopping val_accuracy:5)");
     }
 
     private Integer train(ResumedRun resumed) {
         validate(run::usage);
         if (earlyStopping == null && given("--min-delta")) {
             throw run.usage("--min-delta is the improvement --early-stopping asks for; give --early-stopping too");
+        }
+        if (reduceLrOnPlateau == null && (given("--lr-factor") || given("--min-lr"))) {
+            throw run.usage("--lr-factor and --min-lr set how --reduce-lr-on-plateau reduces the learning rate; give"
+                    + " --reduce-lr-on-plateau too");
         }
         ModelOptions.Resolved resolved = model.resolve(run);
         Mnist mnist = run.loadMnist();
@@ -282,6 +343,18 @@ final class TrainCommand implements Callable<Integer> {
                 stopping.put("min_delta", stopper.minDelta());
             }
             config.put("early_stopping", stopping);
+            ReduceLROnPlateau plateau = reduceLearningRate(run::usage);
+            Map<String, Object> plateauConfig = null;
+            if (plateau != null) {
+                plateauConfig = new LinkedHashMap<>();
+                plateauConfig.put("monitor", plateau.monitor());
+                plateauConfig.put("patience", plateau.patience());
+                plateauConfig.put("factor", plateau.factor());
+                plateauConfig.put("min_delta", plateau.minDelta());
+                plateauConfig.put("cooldown", plateau.cooldown());
+                plateauConfig.put("min_lr", plateau.minLearningRate());
+            }
+            config.put("reduce_lr_on_plateau", plateauConfig);
             TrainingState state = null;
             if (loadWeights != null) {
                 SavedWeights.load(net, loadWeights, resolved);
@@ -336,6 +409,9 @@ final class TrainCommand implements Callable<Integer> {
             if (stopper != null) {
                 fit.callback(stopper); // after the checkpoints: the epoch that stops the run is saved too
             }
+            if (plateau != null) {
+                fit.callback(plateau);
+            }
             History history = net.fit(train, fit.build());
             Diagnosis diagnosis;
             Path report = null;
@@ -379,6 +455,10 @@ final class TrainCommand implements Callable<Integer> {
                                 + stopper.reason()
                         : "early stopping: " + stopper.reason() + " by the last epoch; a resume with more --epochs"
                                 + " would stop here too");
+            }
+            List<Double> rates = history.get("learning_rate");
+            if (rates.stream().distinct().count() > 1) {
+                System.out.println("learning rate: " + schedule(rates));
             }
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%n",
                     history.last("loss"), history.last("accuracy"), history.last("val_loss"),
@@ -452,6 +532,21 @@ final class TrainCommand implements Callable<Integer> {
             i = j;
         }
         return sb.append('-').append(classes).toString();
+    }
+
+    /** {@code 0.001 (epochs 1-3), 1.0E-4 (epochs 4-10)}: each learning rate and the epochs that trained with it. */
+    static String schedule(List<Double> rates) {
+        List<String> parts = new java.util.ArrayList<>();
+        for (int first = 0; first < rates.size(); ) {
+            int last = first;
+            while (last + 1 < rates.size() && rates.get(last + 1).equals(rates.get(first))) {
+                last++;
+            }
+            parts.add(rates.get(first) + (first == last ? " (epoch " + (first + 1) + ")"
+                    : " (epochs " + (first + 1) + "-" + (last + 1) + ")"));
+            first = last + 1;
+        }
+        return String.join(", ", parts);
     }
 
     private static String number(double x) {

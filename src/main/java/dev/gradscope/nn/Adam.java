@@ -17,7 +17,8 @@ import java.util.Map;
  * next and can be captured once as a graph ({@link Backend#capture}).
  */
 public final class Adam implements Optimizer {
-    private final double learningRate;
+    private double learningRate;
+    private long settingsVersion;
     private final double beta1;
     private final double beta2;
     private final double epsilon;
@@ -97,6 +98,28 @@ public final class Adam implements Optimizer {
     @Override
     public boolean endsSteps() {
         return true;
+    }
+
+    @Override
+    public double learningRate() {
+        return learningRate;
+    }
+
+    @Override
+    public void setLearningRate(double learningRate) {
+        if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
+            throw new IllegalArgumentException(id() + ": the learning rate must be a positive number, got "
+                    + learningRate);
+        }
+        if (learningRate != this.learningRate) {
+            this.learningRate = learningRate;
+            settingsVersion++;
+        }
+    }
+
+    @Override
+    public long settingsVersion() {
+        return settingsVersion;
     }
 
     @Override

@@ -73,6 +73,19 @@ public interface Optimizer extends AutoCloseable {
         }
     }
 
+    /** The learning rate the next update uses. */
+    double learningRate();
+
+    /**
+     * Sets the learning rate of the updates from now on (a schedule, {@code ReduceLROnPlateau}). A step captured
+     * as a graph holds the rate it was captured with: {@link #settingsVersion} changes, and the trainer captures
+     * its graphs again.
+     */
+    void setLearningRate(double learningRate);
+
+    /** Changes whenever a setting that a captured update holds (the learning rate) changes. */
+    long settingsVersion();
+
     /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
     String id();
 

@@ -13,7 +13,8 @@ import java.util.Map;
  * Nesterov {@code p += momentum v - lr g}.
  */
 public final class Sgd implements Optimizer {
-    private final double learningRate;
+    private double learningRate;
+    private long settingsVersion;
     private final double momentum;
     private final boolean nesterov;
     private Backend backend;
@@ -61,6 +62,28 @@ public final class Sgd implements Optimizer {
     @Override
     public boolean endsSteps() {
         return true;
+    }
+
+    @Override
+    public double learningRate() {
+        return learningRate;
+    }
+
+    @Override
+    public void setLearningRate(double learningRate) {
+        if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
+            throw new IllegalArgumentException(id() + ": the learning rate must be a positive number, got "
+                    + learningRate);
+        }
+        if (learningRate != this.learningRate) {
+            this.learningRate = learningRate;
+            settingsVersion++;
+        }
+    }
+
+    @Override
+    public long settingsVersion() {
+        return settingsVersion;
     }
 
     @Override

@@ -33,18 +33,18 @@ import java.util.stream.IntStream;
  * step queues its ops one by one (eager). Both modes queue the same ops with the same arguments: they give
  * the same parameters, bit for bit.
  *
- * <p>The graphs. A graph may hold several consecutive steps ({@link FitOptions#stepsPerGraph()}, K, at most
- * the epoch's f full batches): captured by running the step K times inside one capture, each copy advancing
- * the device counters, it replays K steps per launch. An epoch is cut into groups from its start: the full
- * batches in groups of K, the last f mod K of them as one group of that many, and the smaller last batch,
- * if any, as a group of one. Each group runs as the graph for its (batch rows, steps), captured when first
- * needed and launched from then on: with K = 1, one graph for the full batches and one for the last batch;
- * with K = 3 and f = 7, graphs of three steps, of one and of the last batch; with K >= f, the epoch's full
- * batches as one graph. The first group of each batch size runs eagerly, step by step (it makes whatever a
- * backend allocates on first use), before any graph of that size is captured: with K = 1 just the first
- * step, with K >= f the first epoch's full batches. A graph lives as long as the {@code fit} call, and
- * is captured again if the model's buffers move. After a launch the host counts each of its steps and calls
- * {@link Callback#onBatchEnd} once per step, in order; their running metrics are those at the graph's end.
+ * <p>The graphs. A graph may hold several consecutive steps ({@link FitOptions#stepsPerGraph()}, K, at most the
+ * epoch's f full batches): captured by running the step K times inside one capture, each copy advancing the device
+ * counters, it replays K steps per launch. An epoch is cut into groups from its start: the full batches in groups
+ * of K, the last f mod K of them as one group of that many, and the smaller last batch, if any, as a group of one.
+ * Each group runs as the graph for its (batch rows, steps), captured when first needed and launched from then on:
+ * with K = 1, one graph for the full batches and one for the last batch; with K = 3 and f = 7, graphs of three
+ * steps, of one and of the last batch; with K >= f, the epoch's full batches as one graph. The first group of each
+ * batch size runs eagerly, step by step (it makes whatever a backend allocates on first use), before any graph of
+ * that size is captured: with K = 1 just the first step, with K >= f the first epoch's full batches. A graph lives
+ * as long as the {@code fit} call, and is captured again if the model's buffers move or the optimizer's learning
+ * rate changes. After a launch the host counts each of its steps and calls {@link Callback#onBatchEnd} once per
+ * step, in order; their running metrics are those at the graph's end.
  *
  * <p>Non-finite gradients. Where tensors live in host memory and steps run eagerly (the CPU), the norms are
  * checked after every backward pass and training can stop before the update; otherwise they are read once
@@ -110,10 +110,7 @@ public final class Trainer {
             // each epoch's start, in one copy.
             Tensor stepIndex = counters.view(0, 1);
             Tensor nextBatch = counters.view(1, 1);
-            List<String> metrics = new ArrayList<>(List.of("loss", "accuracy"));
-            if (validation != null) {
-                metrics.addAll(List.of("val_loss", "val_accuracy"));
-            }
+            List<String> metrics = loggedMetrics(validation != null);
             TrainingRun run = new TrainingRun(model, options.epochs(), initialEpoch, history, metrics, steps,
                     segments, segmentStarts, squaredGradientNorms, stepIndex);
             // The CPU, stepping eagerly, reads each step's gradient norms before its update (to stop before
@@ -140,6 +137,7 @@ public final class Trainer {
                             && !run.stopRequested(); epoch++) {
                         final int e = epoch;
                         long start = System.nanoTime();
+                        double learningRate = model.optimizer().learningRate(); // the epoch's, before a callback's change
                         run.startEpoch();
                         callbacks.forEach(c -> c.onEpochBegin(e));
                         backend.copyFromHost(upcomingOrder != null ? upcomingOrder
@@ -218,6 +216,7 @@ public final class Trainer {
                             logs.put("val_loss", v.loss());
                             logs.put("val_accuracy", v.accuracy());
                         }
+                        logs.put("learning_rate", learningRate);
                         double seconds = (System.nanoTime() - start) / 1e9;
                         history.record(logs, seconds);
                         callbacks.forEach(c -> c.onEpochEnd(e, logs));
@@ -245,15 +244,26 @@ public final class Trainer {
      * lists differ in length could not be saved and resumed again.
      */
     private static void requireSameMetrics(History history, boolean validation) {
-        Set<String> logged = new java.util.LinkedHashSet<>(List.of("loss", "accuracy"));
-        if (validation) {
-            logged.addAll(List.of("val_loss", "val_accuracy"));
-        }
+        Set<String> logged = new java.util.LinkedHashSet<>(loggedMetrics(validation));
         if (!history.metrics().keySet().equals(logged)) {
             throw new IllegalArgumentException("the resumed run logged " + history.metrics().keySet() + ", this fit"
                     + " logs " + logged + (validation ? " (it has validation data)" : " (it has no validation data)")
                     + ": resume with the validation data the run had, or without");
         }
+    }
+
+    /**
+     * What every epoch logs, in order: {@code loss}, {@code accuracy}, with validation data {@code val_loss} and
+     * {@code val_accuracy}, and {@code learning_rate}, the optimizer's during the epoch (Keras logs it when a
+     * callback changes it; here it is always there, so a history says which rate every epoch trained with).
+     */
+    static List<String> loggedMetrics(boolean validation) {
+        List<String> metrics = new ArrayList<>(List.of("loss", "accuracy"));
+        if (validation) {
+            metrics.addAll(List.of("val_loss", "val_accuracy"));
+        }
+        metrics.add("learning_rate");
+        return metrics;
     }
 
     /** An epoch's order of the {@code n} training rows: a fresh shuffle, or {@code identity} unshuffled. */
@@ -422,11 +432,13 @@ public final class Trainer {
         private final Map<Key, StepGraph> graphs = new HashMap<>();
         private final Set<Integer> warmedUp = new HashSet<>();
         private long layoutVersion;
+        private long optimizerSettings;
 
         StepGraphs(Sequential model, Step step) {
             this.model = model;
             this.step = step;
             this.layoutVersion = model.layoutVersion();
+            this.optimizerSettings = model.optimizer().settingsVersion();
         }
 
         /**
@@ -440,6 +452,11 @@ public final class Trainer {
                 close();
                 warmedUp.clear();
                 layoutVersion = model.layoutVersion();
+            }
+            if (model.optimizer().settingsVersion() != optimizerSettings) {
+                // The graphs hold the old learning rate; the buffers stayed put, so no eager warm-up is needed.
+                close();
+                optimizerSettings = model.optimizer().settingsVersion();
             }
             Key key = new Key(rows, count);
             StepGraph graph = graphs.get(key);

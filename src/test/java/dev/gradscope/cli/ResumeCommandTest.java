@@ -269,4 +269,33 @@ class ResumeCommandTest {
         assertEquals(List.of("NaN", "NaN"), List.of(((List<?>) history.get("loss")).get(1),
                 ((List<?>) history.get("accuracy")).get(1)), "an epoch stopped before its first update saw nothing");
     }
+
+    @Test
+    void aPlateauHalvesTheRateAndAResumedRunGoesOnAtTheHalvedRate() throws IOException {
+        List<String> plateau = List.of("--learning-rate", "1e-9", "--reduce-lr-on-plateau", "loss:0", "--lr-factor",
+                "0.5");
+        Path once = tmp.resolve("once");
+        List<String> args = new ArrayList<>(train(once, 4));
+        args.addAll(plateau);
+        assertEquals(0, run(err, args), err.toString());
+        assertEquals(List.of(1e-9, 1e-9, 5e-10, 2.5e-10),
+                HistoryJson.read(once.resolve("history.json")).get("learning_rate"),
+                "at 1e-9 the loss moves by less than 1e-4 an epoch: a plateau after every epoch but the first");
+        Path resumed = tmp.resolve("resumed");
+        args = new ArrayList<>(train(resumed, 2));
+        args.addAll(plateau);
+        assertEquals(0, run(err, args), err.toString());
+        assertEquals(0, run("train", "--resume", resumed.toString(), "--epochs", "4", "--quiet"), err.toString());
+        assertSameRun(once, resumed);
+        assertEquals(HistoryJson.read(once.resolve("history.json")).get("learning_rate"),
+                HistoryJson.read(resumed.resolve("history.json")).get("learning_rate"));
+        for (List<String> bad : List.of(List.of("--lr-factor", "0.5"), List.of("--min-lr", "0.1"),
+                List.of("--reduce-lr-on-plateau", "3", "--lr-factor", "1.5"),
+                List.of("--reduce-lr-on-plateau", "foo:3"))) {
+            List<String> refused = new ArrayList<>(train(tmp.resolve("refused"), 1));
+            refused.addAll(bad);
+            StringWriter out = new StringWriter();
+            assertEquals(2, run(out, refused), bad + ": " + out);
+        }
+    }
 }

@@ -147,7 +147,8 @@ class SequentialTest {
         try (CpuBackend backend = new CpuBackend(); Sequential model = chapterModel(backend, 3)) {
             History h = model.fit(MNIST.train().take(512), FitOptions.builder().batchSize(256).epochs(2)
                     .validation(MNIST.test().take(300)).verbose(0).build());
-            assertEquals(List.of("loss", "accuracy", "val_loss", "val_accuracy"), List.copyOf(h.metrics().keySet()));
+            assertEquals(List.of("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"),
+                    List.copyOf(h.metrics().keySet()));
             for (String key : h.metrics().keySet()) {
                 assertEquals(2, h.get(key).size(), key);
             }

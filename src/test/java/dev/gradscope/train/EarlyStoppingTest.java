@@ -104,7 +104,7 @@ class EarlyStoppingTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> model.fit(TRAIN, options(2, new EarlyStopping("val_loss", 1)).build()));
             assertTrue(e.getMessage().contains("watches val_loss, which this fit does not log; it logs [loss,"
-                    + " accuracy] (no validation data)"), e.getMessage());
+                    + " accuracy, learning_rate] (no validation data)"), e.getMessage());
             assertArrayEquals(before, model.parameters().toFloatArray(), "refused before any step");
         }
     }

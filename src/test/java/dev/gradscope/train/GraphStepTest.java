@@ -299,6 +299,21 @@ class GraphStepTest {
                     }
 
                     @Override
+                    public double learningRate() {
+                        return sgd.learningRate();
+                    }
+
+                    @Override
+                    public void setLearningRate(double learningRate) {
+                        sgd.setLearningRate(learningRate);
+                    }
+
+                    @Override
+                    public long settingsVersion() {
+                        return sgd.settingsVersion();
+                    }
+
+                    @Override
                     public String id() {
                         return "sgd";
                     }

@@ -109,4 +109,30 @@ class ResumeOnGpuTest {
             assertEquals(10, model.optimizer().iterations(), "the GPU's Adam went on counting from 5");
         }
     }
+
+    /**
+     * A callback that changes the learning rate between epochs: the replayed graphs hold the rate they were
+     * captured with, so the trainer captures them again, and graph mode gives the eager numbers.
+     */
+    @Test
+    void aLearningRateChangedBetweenEpochsReachesTheReplayedGraphs() {
+        float[][] parameters = new float[2][];
+        History[] histories = new History[2];
+        for (int way = 0; way < 2; way++) {
+            try (CudaBackend gpu = new CudaBackend();
+                 Sequential model = Mlp.build(gpu, 5, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"),
+                         Initializer.glorotUniform()).compile(new dev.gradscope.nn.Sgd(0.1),
+                         Loss.CATEGORICAL_CROSSENTROPY).build(784)) {
+                // Loss must fall by more than 10 per epoch: it never does, so the rate halves after every epoch.
+                histories[way] = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(4).verbose(0)
+                        .stepsPerGraph(2).graph(way == 1)
+                        .callback(new ReduceLROnPlateau("loss", 0.5, 0, 10, 0, 0)).build());
+                parameters[way] = model.parameters().toFloatArray();
+            }
+        }
+        assertTrue(histories[1].graphs(), "the second way replayed graphs");
+        assertEquals(List.of(0.1, 0.1, 0.05, 0.025), histories[1].get("learning_rate"));
+        assertEquals(histories[0].metrics(), histories[1].metrics());
+        assertArrayEquals(parameters[0], parameters[1], "graphs and eager steps, bit for bit");
+    }
 }

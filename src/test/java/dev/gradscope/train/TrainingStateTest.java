@@ -337,8 +337,8 @@ class TrainingStateTest {
             TrainingState state = TrainingState.load(file, model);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> model.fit(TRAIN, options(2).validation(null).resumeFrom(state).build()));
-            assertContains("the resumed run logged [loss, accuracy, val_loss, val_accuracy], this fit logs [loss,"
-                    + " accuracy] (it has no validation data)", e.getMessage());
+            assertContains("the resumed run logged [loss, accuracy, val_loss, val_accuracy, learning_rate], this fit"
+                    + " logs [loss, accuracy, learning_rate] (it has no validation data)", e.getMessage());
         }
         History ragged = new History();
         ragged.record(Map.of("loss", 1.0, "val_loss", 1.0), 1);
