@@ -13,7 +13,7 @@ import java.util.Map;
 
 /**
  * Writes a run's {@code history.json}: one array per metric ({@code loss}, {@code accuracy},
- * {@code val_loss}, {@code val_accuracy}) with a value per epoch, {@code epoch_seconds}, and
+ * {@code val_loss}, {@code val_accuracy}, {@code learning_rate}) with a value per epoch, {@code epoch_seconds}, and
  * {@code config}, everything the run was given. Writes go to a temporary file that replaces the old
  * one in one move, so a crash never leaves a half-written history behind.
  */

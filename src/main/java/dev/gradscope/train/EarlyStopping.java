@@ -70,10 +70,7 @@ public final class EarlyStopping implements Callback {
     @Override
     public void onTrainBegin(TrainingRun run) {
         this.run = run;
-        if (!run.metrics().contains(monitor)) {
-            throw new IllegalArgumentException("early stopping watches " + monitor + ", which this fit does not log;"
-                    + " it logs " + run.metrics() + (monitor.startsWith("val_") ? " (no validation data)" : ""));
-        }
+        run.requireMonitorable("early stopping", monitor);
         if (replay(run.history())) {
             run.stopTraining();
         }

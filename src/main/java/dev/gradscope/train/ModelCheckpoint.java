@@ -98,6 +98,9 @@ public final class ModelCheckpoint implements Callback {
     @Override
     public void onTrainBegin(TrainingRun run) {
         this.run = run;
+        if (monitor != null) {
+            run.requireMonitorable("the best-of checkpoint", monitor);
+        }
         if (run.initialEpoch() == 0) {
             return;
         }

@@ -77,7 +77,9 @@ final class ProgressLogger implements Callback {
         double seconds = (System.nanoTime() - epochStart) / 1e9;
         StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "Epoch %d/%d - %d/%d - %.1fs - %.0fms/step",
                 epoch + 1, epochs, stepsPerEpoch, stepsPerEpoch, seconds, 1000 * seconds / stepsPerEpoch));
-        logs.forEach((k, v) -> line.append(String.format(Locale.ROOT, " - %s: %.4f", k, v)));
+        // Keras's format: four decimals, or an exponent for values too small to show in them (a learning rate).
+        logs.forEach((k, v) -> line.append(String.format(Locale.ROOT, v != 0 && Math.abs(v) < 1e-3 ? " - %s: %.4e"
+                : " - %s: %.4f", k, v)));
         out.println(line);
         out.flush();
     }

@@ -9,9 +9,12 @@ import java.util.Map;
  * Keras's {@code ReduceLROnPlateau(monitor, factor, patience, min_delta, cooldown, min_lr)}: multiplies the
  * optimizer's learning rate by {@code factor} when the monitored metric has not improved for {@code patience}
  * epochs. Lower is better, except for accuracies (Keras's {@code mode="auto"}); an epoch improves when it beats
- * the best by more than {@code minDelta}. As in Keras: after a reduction the wait starts again and, for
- * {@code cooldown} epochs, the epochs do not count towards it; a rate already at {@code minLearningRate} is not
- * reduced, and none is reduced below it; a NaN is never an improvement.
+ * the best by more than {@code minDelta} (the best starts at infinity, minus infinity for accuracies). As in
+ * Keras: after a reduction the wait starts again and, for {@code cooldown} epochs, the epochs do not count
+ * towards it (the count goes down before an epoch is judged, so a cooldown of 1 changes nothing); a rate
+ * already at {@code minLearningRate} is not reduced, and none is reduced below it; a NaN is never an
+ * improvement. It judges an epoch at the optimizer's rate at the epoch's end and changes the rate only to
+ * reduce it, so a scheduler's own changes stand.
  *
  * <p>The new rate applies from the next epoch on; every epoch's rate is in the history as {@code learning_rate}.
  * On a GPU the trainer captures its step graphs again after a change (they hold the rate).
@@ -92,32 +95,34 @@ public final class ReduceLROnPlateau implements Callback {
 
     @Override
     public void onTrainBegin(TrainingRun run) {
-        if (!run.metrics().contains(monitor)) {
-            throw new IllegalArgumentException("ReduceLROnPlateau watches " + monitor + ", which this fit does not"
-                    + " log; it logs " + run.metrics());
-        }
+        run.requireMonitorable("ReduceLROnPlateau", monitor);
         optimizer = run.model().optimizer();
-        best = Double.NaN;
+        best = ModelCheckpoint.higherIsBetter(monitor) ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
         wait = 0;
         cooldownLeft = 0;
         reducedAfter.clear();
         History earlier = run.history();
         if (earlier.epochs() > 0) {
+            // The earlier epochs, each with the rate it trained with, as the history logged it.
             List<Double> values = earlier.get(monitor);
             List<Double> rates = earlier.get("learning_rate");
-            double rate = Double.NaN;
+            double next = Double.NaN;
             for (int e = 0; e < values.size(); e++) {
-                rate = observe(e, values.get(e), rates.get(e));
+                next = observe(e, values.get(e), rates.get(e));
             }
-            optimizer.setLearningRate(rate); // where the run that never stopped would be now
+            if (next != optimizer.learningRate()) {
+                optimizer.setLearningRate(next); // where the run that never stopped would be now
+            }
         }
     }
 
+    /** Judges the epoch at the optimizer's rate now, as Keras does, and sets a new one only on a reduction. */
     @Override
     public void onEpochEnd(int epoch, Map<String, Double> logs) {
-        double rate = observe(epoch, logs.get(monitor), logs.get("learning_rate"));
-        if (rate != optimizer.learningRate()) {
-            optimizer.setLearningRate(rate);
+        double rate = optimizer.learningRate();
+        double next = observe(epoch, logs.get(monitor), rate);
+        if (next != rate) {
+            optimizer.setLearningRate(next);
         }
     }
 
@@ -145,13 +150,8 @@ public final class ReduceLROnPlateau implements Callback {
         return rate;
     }
 
+    /** Keras's test, against a best that starts at infinity (minus infinity for accuracies); a NaN never improves. */
     private boolean improves(double value) {
-        if (Double.isNaN(value)) {
-            return false;
-        }
-        if (Double.isNaN(best)) {
-            return true;
-        }
         return ModelCheckpoint.higherIsBetter(monitor) ? value > best + minDelta : value < best - minDelta;
     }
 }

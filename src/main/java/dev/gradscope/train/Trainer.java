@@ -92,6 +92,11 @@ public final class Trainer {
         TrainingState resumed = options.resumeFrom();
         int initialEpoch = resumed == null ? 0 : resumed.epochs();
         History history = resumed == null ? new History() : resumed.history();
+        if (resumed != null && resumed.epochs() > 0 && !history.metrics().containsKey("learning_rate")) {
+            // Saved before epochs logged their rate, which nothing changed then: the optimizer's for every epoch.
+            history.addMetric("learning_rate", java.util.Collections.nCopies(history.epochs(),
+                    model.optimizer().learningRate()));
+        }
         if (resumed != null && resumed.epochs() > 0) {
             requireSameMetrics(history, options.validation() != null);
         }
@@ -137,9 +142,11 @@ public final class Trainer {
                             && !run.stopRequested(); epoch++) {
                         final int e = epoch;
                         long start = System.nanoTime();
-                        double learningRate = model.optimizer().learningRate(); // the epoch's, before a callback's change
                         run.startEpoch();
                         callbacks.forEach(c -> c.onEpochBegin(e));
+                        // The rate the epoch trains with: after a scheduler's onEpochBegin, before any end-of-epoch
+                        // change (a change within the epoch is not logged).
+                        double learningRate = model.optimizer().learningRate();
                         backend.copyFromHost(upcomingOrder != null ? upcomingOrder
                                 : epochOrder(options, n, model, identity), order);
                         upcomingOrder = null;
@@ -454,7 +461,8 @@ public final class Trainer {
                 layoutVersion = model.layoutVersion();
             }
             if (model.optimizer().settingsVersion() != optimizerSettings) {
-                // The graphs hold the old learning rate; the buffers stayed put, so no eager warm-up is needed.
+                // The graphs hold the old learning rate; the buffers stayed put, so no eager warm-up is needed. A
+                // change within an epoch reaches the steps at the next launch (see Optimizer.setLearningRate).
                 close();
                 optimizerSettings = model.optimizer().settingsVersion();
             }

@@ -68,9 +68,24 @@ public final class TrainingRun {
         return history;
     }
 
-    /** The metrics every epoch logs: {@code loss}, {@code accuracy}, and {@code val_*} with validation data. */
+    /**
+     * The metrics every epoch logs: {@code loss}, {@code accuracy}, {@code val_*} with validation data, and
+     * {@code learning_rate}.
+     */
     public List<String> metrics() {
         return metrics;
+    }
+
+    /**
+     * Fails unless {@code metric} is one a callback ({@code who}) may watch for improvement: one this fit logs
+     * and not {@code learning_rate}, which says how the run trained, not how well.
+     */
+    public void requireMonitorable(String who, String metric) {
+        List<String> watchable = metrics.stream().filter(m -> !m.equals("learning_rate")).toList();
+        if (!watchable.contains(metric)) {
+            throw new IllegalArgumentException(who + " watches " + metric + ", which is not a metric of this fit; it"
+                    + " can watch " + watchable + (metric.startsWith("val_") ? " (no validation data)" : ""));
+        }
     }
 
     public int stepsPerEpoch() {

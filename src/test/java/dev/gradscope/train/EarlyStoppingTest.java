@@ -103,8 +103,8 @@ class EarlyStoppingTest {
             float[] before = model.parameters().toFloatArray();
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> model.fit(TRAIN, options(2, new EarlyStopping("val_loss", 1)).build()));
-            assertTrue(e.getMessage().contains("watches val_loss, which this fit does not log; it logs [loss,"
-                    + " accuracy, learning_rate] (no validation data)"), e.getMessage());
+            assertTrue(e.getMessage().contains("early stopping watches val_loss, which is not a metric of this fit; it"
+                    + " can watch [loss, accuracy] (no validation data)"), e.getMessage());
             assertArrayEquals(before, model.parameters().toFloatArray(), "refused before any step");
         }
     }

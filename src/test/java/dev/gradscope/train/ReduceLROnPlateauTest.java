@@ -72,6 +72,11 @@ class ReduceLROnPlateauTest {
         assertEquals(0.5, replay(delta, new double[] {1.0, 0.85}, new double[] {1, 1}),
                 "0.85 does not beat 1.0 by more than 0.2");
 
+        ReduceLROnPlateau infinite = new ReduceLROnPlateau("val_loss", 0.5, 2, 0, 0, 0);
+        assertEquals(0.5, replay(infinite, new double[] {Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, 5, 5},
+                new double[] {1, 1, 0.5, 0.5}));
+        assertEquals(List.of(1), infinite.reducedAfter(), "the best starts at infinity, which infinity does not beat");
+
         assertThrows(IllegalArgumentException.class, () -> new ReduceLROnPlateau("val_loss", 1.0, 1, 0, 0, 0));
         assertThrows(IllegalArgumentException.class, () -> new ReduceLROnPlateau("val_loss", 0.5, -1, 0, 0, 0));
     }
@@ -88,6 +93,50 @@ class ReduceLROnPlateauTest {
                     .callback(halving()).build());
             assertEquals(List.of(0.1, 0.1, 0.05, 0.025), history.get("learning_rate"));
             assertEquals(0.0125, model.optimizer().learningRate());
+        }
+    }
+
+    /** A Keras-style scheduler that sets 0.1 / (epoch + 1) at each epoch's start. */
+    private static final class Schedule implements Callback {
+        private TrainingRun run;
+
+        @Override
+        public void onTrainBegin(TrainingRun run) {
+            this.run = run;
+        }
+
+        @Override
+        public void onEpochBegin(int epoch) {
+            run.model().optimizer().setLearningRate(0.1 / (epoch + 1));
+        }
+    }
+
+    @Test
+    void theHistoryLogsTheRateASchedulerSetAndThePlateauLeavesItAlone() {
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, 0.1)) {
+            History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(4).verbose(0)
+                    .callback(new Schedule()).callback(new ReduceLROnPlateau("loss", 0.5, 100, 0, 0, 0)).build());
+            assertEquals(List.of(0.1, 0.1 / 2, 0.1 / 3, 0.1 / 4), history.get("learning_rate"));
+            assertEquals(0.1 / 4, model.optimizer().learningRate());
+        }
+    }
+
+    @Test
+    void aStateSavedBeforeEpochsLoggedTheirRateResumesAtTheOptimizersRate() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, 0.1)) {
+            model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(1).verbose(0)
+                    .callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+        }
+        dev.gradscope.data.SafeTensors.Contents contents = dev.gradscope.data.SafeTensors.read(file);
+        Map<String, String> metadata = new LinkedHashMap<>(contents.metadata());
+        metadata.put("history", metadata.get("history").replaceFirst(",\\s*\"learning_rate\":\\[[^]]*]", ""));
+        assertTrue(!metadata.get("history").contains("learning_rate"), metadata.get("history"));
+        dev.gradscope.data.SafeTensors.write(file, metadata, new java.util.ArrayList<>(contents.tensors().values()));
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, 0.1)) {
+            History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(2).verbose(0)
+                    .resumeFrom(TrainingState.load(file, model)).build());
+            assertEquals(List.of(0.1, 0.1), history.get("learning_rate"));
         }
     }
 
@@ -120,7 +169,13 @@ class ReduceLROnPlateauTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> model.fit(TRAIN,
                     FitOptions.builder().batchSize(100).epochs(2).verbose(0)
                             .callback(new ReduceLROnPlateau("val_loss")).build()));
-            assertTrue(e.getMessage().contains("watches val_loss, which this fit does not log"), e.getMessage());
+            assertTrue(e.getMessage().contains("ReduceLROnPlateau watches val_loss, which is not a metric of this fit"),
+                    e.getMessage());
+            IllegalArgumentException rate = assertThrows(IllegalArgumentException.class, () -> model.fit(TRAIN,
+                    FitOptions.builder().batchSize(100).epochs(2).verbose(0)
+                            .callback(new EarlyStopping("learning_rate", 1)).build()));
+            assertTrue(rate.getMessage().contains("watches learning_rate, which is not a metric of this fit; it can"
+                    + " watch [loss, accuracy]"), rate.getMessage());
         }
     }
 }
