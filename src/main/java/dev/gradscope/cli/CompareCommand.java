@@ -166,6 +166,12 @@ final class CompareCommand implements Callable<Integer> {
                 "accuracy");
         report.figure(ExperimentReport.finalAccuracy("Final train and test accuracy", subtitle, "run", runs),
                 "final-accuracy");
+        boolean ratesDiffer = runs.stream().flatMap(r -> r.history().metrics()
+                .getOrDefault("learning_rate", List.of()).stream()).distinct().count() > 1;
+        if (ratesDiffer) {
+            report.figure(ExperimentReport.metricPerEpoch("Learning rate per epoch", subtitle, "learning rate", true,
+                    runs, "learning_rate"), "learning-rate");
+        }
 
         page.heading("Gradient flow");
         List<Run> profiled = runs.stream().filter(r -> r.profile() != null && !r.profile().steps().isEmpty()).toList();

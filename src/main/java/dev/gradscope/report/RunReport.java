@@ -51,6 +51,8 @@ public final class RunReport {
     /** The charts' base names (each written as .png, .svg and .csv). */
     public static final List<String> CHART_NAMES = List.of("loss", "accuracy", "gradient-norm-per-step",
             "gradient-norm-by-depth", "update-ratio-per-step");
+    /** The chart a run's report adds when its learning rate changed (a schedule): the rate of every epoch. */
+    public static final String LEARNING_RATE_CHART = "learning-rate";
     public static final int CHART_WIDTH = HtmlReport.DEFAULT_CHART_WIDTH;
     public static final int CHART_HEIGHT = HtmlReport.DEFAULT_CHART_HEIGHT;
 
@@ -152,6 +154,12 @@ public final class RunReport {
                 .series("test (val_accuracy)", metric(history, "val_accuracy"))
                 .build();
         chart(page, accuracy, charts, "accuracy");
+        List<Double> rates = metric(history, "learning_rate");
+        if (rates.stream().distinct().count() > 1) { // a schedule changed it: show when
+            chart(page, LineChart.builder().title("Learning rate per epoch").subtitle(setting).xLabel("epoch")
+                    .yLabel("learning rate").logY(true).markers(true).series("learning_rate", rates).build(), charts,
+                    LEARNING_RATE_CHART);
+        }
 
         page.heading("Files");
         List<Path> links = new ArrayList<>();

@@ -7,6 +7,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.gradscope.data.MnistSubset;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.report.HistoryJson;
+import dev.gradscope.report.RunReport;
+import dev.gradscope.report.RunReportTest;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -289,6 +291,13 @@ class ResumeCommandTest {
         assertSameRun(once, resumed);
         assertEquals(HistoryJson.read(once.resolve("history.json")).get("learning_rate"),
                 HistoryJson.read(resumed.resolve("history.json")).get("learning_rate"));
+        // The rate changed, so the run's report and a comparison show it per epoch.
+        RunReportTest.assertPage(once.resolve("report.html"), RunReport.CHART_NAMES.size() + 1);
+        assertTrue(Files.exists(once.resolve("charts").resolve(RunReport.LEARNING_RATE_CHART + ".png")));
+        Path compared = tmp.resolve("compared");
+        assertEquals(0, run("compare", once.toString(), resumed.toString(), "--out", compared.toString()),
+                err.toString());
+        assertTrue(Files.exists(compared.resolve("figures").resolve("learning-rate.png")));
         for (List<String> bad : List.of(List.of("--lr-factor", "0.5"), List.of("--min-lr", "0.1"),
                 List.of("--reduce-lr-on-plateau", "3", "--lr-factor", "1.5"),
                 List.of("--reduce-lr-on-plateau", "foo:3"))) {
