@@ -176,9 +176,8 @@ final class CompareCommand implements Callable<Integer> {
         page.heading("Gradient flow");
         List<Run> profiled = runs.stream().filter(r -> r.profile() != null && !r.profile().steps().isEmpty()).toList();
         if (profiled.size() < runs.size()) {
-            page.verdict(HtmlReport.Tone.INFO, "No gradient profile: " + names(runs.stream()
-                    .filter(r -> !profiled.contains(r)).toList()), "These runs had the profiler switched off"
-                    + " (--no-profile): the gradient figures leave them out.");
+            page.paragraph("The gradient figures leave out the runs without a profile: " + names(runs.stream()
+                    .filter(r -> !profiled.contains(r)).toList()) + ".");
         }
         if (!profiled.isEmpty()) {
             page.paragraph("For each run, the mean norm of each kernel's gradient over the steps of an epoch, from"

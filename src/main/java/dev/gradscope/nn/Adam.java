@@ -18,7 +18,6 @@ import java.util.Map;
  */
 public final class Adam implements Optimizer {
     private double learningRate;
-    private long settingsVersion;
     private final double beta1;
     private final double beta2;
     private final double epsilon;
@@ -111,15 +110,7 @@ public final class Adam implements Optimizer {
             throw new IllegalArgumentException(id() + ": the learning rate must be a positive number, got "
                     + learningRate);
         }
-        if (learningRate != this.learningRate) {
-            this.learningRate = learningRate;
-            settingsVersion++;
-        }
-    }
-
-    @Override
-    public long settingsVersion() {
-        return settingsVersion;
+        this.learningRate = learningRate;
     }
 
     @Override

@@ -78,8 +78,8 @@ public interface Optimizer extends AutoCloseable {
 
     /**
      * Sets the learning rate of the updates from now on (a schedule, {@code ReduceLROnPlateau}). A step captured
-     * as a graph holds the rate it was captured with: {@link #settingsVersion} changes, and the trainer captures
-     * its graphs again before its next launch. A change between epochs (in {@code onEpochBegin} or
+     * as a graph holds the rate it was captured with: the trainer captures its graphs again before its next
+     * launch when the rate differs. A change between epochs (in {@code onEpochBegin} or
      * {@code onEpochEnd}) is therefore exact in graph mode; one within an epoch ({@code onBatchEnd}) reaches
      * the steps at the next launch, which with several steps per graph is up to that many steps later than
      * when the steps run eagerly. The default: an optimizer whose rate cannot change.
@@ -88,10 +88,6 @@ public interface Optimizer extends AutoCloseable {
         throw new UnsupportedOperationException(id() + " does not let its learning rate change");
     }
 
-    /** Changes whenever a setting that a captured update holds (the learning rate) changes; 0 if none can. */
-    default long settingsVersion() {
-        return 0;
-    }
 
     /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
     String id();

@@ -14,7 +14,6 @@ import java.util.Map;
  */
 public final class Sgd implements Optimizer {
     private double learningRate;
-    private long settingsVersion;
     private final double momentum;
     private final boolean nesterov;
     private Backend backend;
@@ -75,15 +74,7 @@ public final class Sgd implements Optimizer {
             throw new IllegalArgumentException(id() + ": the learning rate must be a positive number, got "
                     + learningRate);
         }
-        if (learningRate != this.learningRate) {
-            this.learningRate = learningRate;
-            settingsVersion++;
-        }
-    }
-
-    @Override
-    public long settingsVersion() {
-        return settingsVersion;
+        this.learningRate = learningRate;
     }
 
     @Override

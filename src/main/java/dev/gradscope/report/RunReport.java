@@ -22,7 +22,8 @@ import java.util.Map;
  *   <li>{@value #DIAGNOSIS_FILE}: {@link Diagnosis#describe()};</li>
  *   <li>{@code charts/}: loss and accuracy per epoch, kernel gradient norm per step (log y), kernel
  *       gradient norm against depth for the first (and last) epoch (log y), update/weight ratio per step
- *       (log y), each as PNG, SVG and the CSV of its points;</li>
+ *       (log y), and the learning rate per epoch when it changed, each as PNG, SVG and the CSV of its
+ *       points;</li>
  *   <li>{@value #REPORT_FILE}: one self-contained page with the verdicts, the per-layer table, the charts
  *       and links to every file above.</li>
  * </ul>
@@ -31,7 +32,8 @@ import java.util.Map;
  * {@code global_step} count from 1, as the progress bar and the diagnosis print them;
  * {@code layer_index} is the layer's position in the model, from 0, as in {@code Sequential.layers()};
  * depth counts the layers that have a kernel, from 1 next to the input. Without a profile (the
- * profiler switched off) the CSVs and gradient charts are not written and the page says so.
+ * profiler switched off) the gradient charts are not written, CSVs an earlier run left in the folder are
+ * deleted, and the page says so.
  *
  * <pre>{@code
  * History history = model.fit(train, options);
@@ -168,7 +170,8 @@ public final class RunReport {
         links.add(diagnosisFile);
         page.links(links.toArray(Path[]::new));
         CsvTable files = new CsvTable("file", "holds");
-        files.addRow(HISTORY_FILE, "loss, accuracy, val_loss, val_accuracy and epoch_seconds per epoch; non_finite"
+        files.addRow(HISTORY_FILE, "loss, accuracy, val_loss, val_accuracy, learning_rate and epoch_seconds per"
+                + " epoch; non_finite"
                 + " (where a gradient first stopped being finite, or null); the diagnosis; the configuration");
         if (!dataFiles.isEmpty()) {
             files.addRow(GRADIENTS_FILE, "one row per step and parameter tensor: " + String.join(", ", GRADIENTS_HEADER));
@@ -265,12 +268,8 @@ public final class RunReport {
         };
     }
 
-    /** One callout per verdict; a run without a profile gets a neutral one. */
+    /** One callout per verdict (a run without a profile gets a neutral one, {@code NOT_PROFILED}). */
     static void addVerdicts(HtmlReport page, History history, Diagnosis diagnosis) {
-        if (history.profile() == null && history.nonFinite() == null) {
-            page.verdict(HtmlReport.Tone.INFO, "No gradient profile", "The profiler was switched off for this run.");
-            return;
-        }
         for (Diagnosis.Verdict v : diagnosis.verdicts()) {
             page.verdict(tone(v.kind()), headline(v.kind()), sentence(v.text()));
         }

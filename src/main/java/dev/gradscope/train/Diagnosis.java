@@ -19,7 +19,7 @@ import java.util.Locale;
  *   <li>saturation: at least {@value #SATURATED_FRACTION} of a layer's activations sat where the slope is
  *       small but not zero ({@link Profile.UnitStatistics#softSaturatedFraction()}) in the last epoch.</li>
  * </ul>
- * Otherwise the verdict is healthy.
+ * Otherwise the verdict is healthy; a run without a profile gets one verdict, not profiled.
  *
  * @param layers   one row per layer with a kernel, input side first
  * @param verdicts what the numbers say, worst first

@@ -52,15 +52,6 @@ public final class History {
         return copy;
     }
 
-    /** Adds a metric that the epochs recorded so far did not log, one value per epoch. */
-    void addMetric(String metric, List<Double> values) {
-        if (metrics.containsKey(metric) || values.size() != epochs()) {
-            throw new IllegalArgumentException("cannot add " + metric + " with " + values.size() + " values to "
-                    + epochs() + " epochs of " + metrics.keySet());
-        }
-        metrics.put(metric, new ArrayList<>(values));
-    }
-
     /** Appends one epoch's logs. */
     public void record(Map<String, Double> logs, double seconds) {
         logs.forEach((key, value) -> metrics.computeIfAbsent(key, k -> new ArrayList<>()).add(value));

@@ -92,11 +92,6 @@ public final class Trainer {
         TrainingState resumed = options.resumeFrom();
         int initialEpoch = resumed == null ? 0 : resumed.epochs();
         History history = resumed == null ? new History() : resumed.history();
-        if (resumed != null && resumed.epochs() > 0 && !history.metrics().containsKey("learning_rate")) {
-            // Saved before epochs logged their rate, which nothing changed then: the optimizer's for every epoch.
-            history.addMetric("learning_rate", java.util.Collections.nCopies(history.epochs(),
-                    model.optimizer().learningRate()));
-        }
         if (resumed != null && resumed.epochs() > 0) {
             requireSameMetrics(history, options.validation() != null);
         }
@@ -439,13 +434,14 @@ public final class Trainer {
         private final Map<Key, StepGraph> graphs = new HashMap<>();
         private final Set<Integer> warmedUp = new HashSet<>();
         private long layoutVersion;
-        private long optimizerSettings;
+        /** The learning rate the graphs hold: they are captured again when the optimizer's differs. */
+        private double capturedLearningRate;
 
         StepGraphs(Sequential model, Step step) {
             this.model = model;
             this.step = step;
             this.layoutVersion = model.layoutVersion();
-            this.optimizerSettings = model.optimizer().settingsVersion();
+            this.capturedLearningRate = model.optimizer().learningRate();
         }
 
         /**
@@ -460,11 +456,11 @@ public final class Trainer {
                 warmedUp.clear();
                 layoutVersion = model.layoutVersion();
             }
-            if (model.optimizer().settingsVersion() != optimizerSettings) {
+            if (model.optimizer().learningRate() != capturedLearningRate) {
                 // The graphs hold the old learning rate; the buffers stayed put, so no eager warm-up is needed. A
                 // change within an epoch reaches the steps at the next launch (see Optimizer.setLearningRate).
                 close();
-                optimizerSettings = model.optimizer().settingsVersion();
+                capturedLearningRate = model.optimizer().learningRate();
             }
             Key key = new Key(rows, count);
             StepGraph graph = graphs.get(key);

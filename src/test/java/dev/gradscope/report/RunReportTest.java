@@ -131,6 +131,12 @@ public class RunReportTest {
         assertLinksResolve(doc, tmp);
         assertTrue(Files.readString(page).contains("No gradient profile"));
         assertEquals(2, elements(doc, "svg").size(), "loss and accuracy charts only");
+        Diagnosis diagnosis = Diagnosis.of(history);
+        assertEquals(List.of(Diagnosis.Kind.NOT_PROFILED), diagnosis.verdicts().stream().map(Diagnosis.Verdict::kind)
+                .toList(), "not judged healthy: there is nothing to judge by");
+        assertEquals(HtmlReport.Tone.INFO, RunReport.tone(Diagnosis.Kind.NOT_PROFILED));
+        assertTrue(Files.readString(page).contains("No profile was recorded (the profiler was off)."),
+                "the diagnosis's own verdict, as a callout");
     }
 
     /**

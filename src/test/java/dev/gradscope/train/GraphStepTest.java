@@ -309,11 +309,6 @@ class GraphStepTest {
                     }
 
                     @Override
-                    public long settingsVersion() {
-                        return sgd.settingsVersion();
-                    }
-
-                    @Override
                     public String id() {
                         return "sgd";
                     }
