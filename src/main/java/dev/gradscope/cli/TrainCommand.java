@@ -15,11 +15,13 @@ import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
 import dev.gradscope.train.ModelCheckpoint;
+import dev.gradscope.train.Monitor;
 import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.ReduceLROnPlateau;
 import dev.gradscope.train.Trainer;
 import dev.gradscope.train.TrainingRun;
 import dev.gradscope.train.TrainingState;
+import dev.gradscope.train.TrainingStateCheckpoint;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -119,8 +121,6 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = {"-q", "--quiet"}, description = "Print only errors, the final result and the diagnosis.")
     boolean quiet;
 
-    /** The metrics {@code --save-best} may keep the best epoch of: those every train run logs. */
-    private static final List<String> CHECKPOINT_METRICS = List.of("val_loss", "val_accuracy", "loss", "accuracy");
 
     @Spec
     CommandSpec spec;
@@ -239,9 +239,9 @@ final class TrainCommand implements Callable<Integer> {
         if (!(clipValue >= 0) || Double.isInfinite(clipValue)) {
             throw invalid.apply("--clip-value must be a number >= 0 (0 is off), got " + clipValue);
         }
-        if (saveBest != null && !CHECKPOINT_METRICS.contains(saveBest)) {
+        if (saveBest != null && !Monitor.METRICS.contains(saveBest)) {
             throw invalid.apply("--save-best: unknown metric '" + saveBest + "'; valid: "
-                    + String.join(", ", CHECKPOINT_METRICS));
+                    + String.join(", ", Monitor.METRICS));
         }
         if (saveBest != null && out == null) {
             throw invalid.apply("--save-best needs --out DIR: the weights are kept in DIR/" + SavedWeights.FILE);
@@ -290,9 +290,9 @@ final class TrainCommand implements Callable<Integer> {
             int colon = text.lastIndexOf(':');
             String metric = colon < 0 ? "val_loss" : text.substring(0, colon).trim();
             String patience = text.substring(colon + 1).trim();
-            if (!CHECKPOINT_METRICS.contains(metric)) {
+            if (!Monitor.METRICS.contains(metric)) {
                 throw invalid.apply(option + ": unknown metric '" + metric + "'; valid: "
-                        + String.join(", ", CHECKPOINT_METRICS));
+                        + String.join(", ", Monitor.METRICS));
             }
             try {
                 int epochs = Integer.parseInt(patience);
@@ -395,14 +395,14 @@ final class TrainCommand implements Callable<Integer> {
                     .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan)
                     .graph(!run.noGraph).stepsPerGraph(run.stepsPerGraph).resumeFrom(state);
             ModelCheckpoint checkpoint = null;
-            ModelCheckpoint stateCheckpoint = null;
+            TrainingStateCheckpoint stateCheckpoint = null;
             if (out != null) {
                 fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
                 Path weights = out.resolve(SavedWeights.FILE);
                 checkpoint = saveBest == null ? new ModelCheckpoint(weights, SavedWeights.metadata(config))
                         : ModelCheckpoint.bestOf(weights, SavedWeights.metadata(config), saveBest);
                 fit.callback(checkpoint);
-                stateCheckpoint = ModelCheckpoint.trainingState(out.resolve(ResumedRun.FILE),
+                stateCheckpoint = new TrainingStateCheckpoint(out.resolve(ResumedRun.FILE),
                         SavedWeights.metadata(config));
                 fit.callback(stateCheckpoint);
             }

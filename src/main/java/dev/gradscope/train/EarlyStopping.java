@@ -126,7 +126,7 @@ public final class EarlyStopping implements Callback {
         if (Double.isNaN(best)) {
             return true;
         }
-        return ModelCheckpoint.higherIsBetter(monitor) ? value - minDelta > best : value + minDelta < best;
+        return Monitor.improves(monitor, value, best, minDelta);
     }
 
     /** The epoch (from 0) after which training stopped, or -1 when it did not stop early. */

@@ -31,14 +31,13 @@ import java.util.Optional;
  * <p>Besides {@link WeightsFile}'s own metadata, the file records {@code epoch} (epochs finished, from 1)
  * and that epoch's logs ({@code loss}, {@code accuracy}, ...), plus whatever the caller gives.
  *
- * <p>{@link #trainingState} writes a {@link TrainingState} instead (the parameters, the optimizer's state, the
- * history and the profile, with its own metadata and the caller's), after every good epoch.
+ * <p>To keep everything a run needs to go on (optimizer state, history, profile), see
+ * {@link TrainingStateCheckpoint}.
  */
 public final class ModelCheckpoint implements Callback {
     private final Path file;
     private final Map<String, String> metadata;
     private final String monitor;
-    private final boolean trainingState;
     private double best = Double.NaN;
     private TrainingRun run;
     private int savedEpoch;
@@ -49,23 +48,13 @@ public final class ModelCheckpoint implements Callback {
      * @param metadata strings to store with the weights (the command line stores the run's config)
      */
     public ModelCheckpoint(Path file, Map<String, String> metadata) {
-        this(file, metadata, null, false);
+        this(file, metadata, null);
     }
 
-    private ModelCheckpoint(Path file, Map<String, String> metadata, String monitor, boolean trainingState) {
+    private ModelCheckpoint(Path file, Map<String, String> metadata, String monitor) {
         this.file = file;
         this.metadata = new LinkedHashMap<>(metadata);
         this.monitor = monitor;
-        this.trainingState = trainingState;
-    }
-
-    /**
-     * A checkpoint of everything a run needs to go on ({@link TrainingState}: the parameters, the optimizer's
-     * state, the history and the profile) after every good epoch: Keras's {@code BackupAndRestore}, which
-     * {@link FitOptions.Builder#resumeFrom} resumes from.
-     */
-    public static ModelCheckpoint trainingState(Path file, Map<String, String> metadata) {
-        return new ModelCheckpoint(file, metadata, null, true);
     }
 
     /**
@@ -73,17 +62,12 @@ public final class ModelCheckpoint implements Callback {
      * {@code loss}, {@code accuracy}): lower is better, except for accuracies.
      */
     public static ModelCheckpoint bestOf(Path file, Map<String, String> metadata, String monitor) {
-        return new ModelCheckpoint(file, metadata, monitor, false);
+        return new ModelCheckpoint(file, metadata, monitor);
     }
 
     /** The metric this checkpoint keeps the best epoch of, or empty when it keeps the last epoch. */
     public Optional<String> monitor() {
         return Optional.ofNullable(monitor);
-    }
-
-    /** Whether higher values of {@code metric} are better: accuracies, as Keras's {@code mode="auto"} decides. */
-    public static boolean higherIsBetter(String metric) {
-        return metric.contains("acc");
     }
 
     public Path file() {
@@ -106,8 +90,7 @@ public final class ModelCheckpoint implements Callback {
         }
         if (monitor == null) {
             // A resumed run's file holds the epoch the run goes on from, when it is that run's.
-            String key = trainingState ? "epochs" : "epoch";
-            if (Integer.toString(run.initialEpoch()).equals(savedEpochOf(file, key))) {
+            if (Integer.toString(run.initialEpoch()).equals(savedEpochOf(file, "epoch"))) {
                 savedEpoch = run.initialEpoch();
             }
             return;
@@ -119,8 +102,7 @@ public final class ModelCheckpoint implements Callback {
         int bestEpoch = -1;
         for (int e = 0; e < earlier.size(); e++) {
             double value = earlier.get(e);
-            if (!Double.isNaN(value) && (bestEpoch < 0
-                    || (higherIsBetter(monitor) ? value > earlier.get(bestEpoch) : value < earlier.get(bestEpoch)))) {
+            if (!Double.isNaN(value) && (bestEpoch < 0 || Monitor.improves(monitor, value, earlier.get(bestEpoch), 0))) {
                 bestEpoch = e;
             }
         }
@@ -131,7 +113,7 @@ public final class ModelCheckpoint implements Callback {
     }
 
     /** The epoch a checkpoint file records under {@code key}, or null when there is no readable file. */
-    private static String savedEpochOf(Path file, String key) {
+    static String savedEpochOf(Path file, String key) {
         if (!Files.exists(file)) {
             return null;
         }
@@ -144,18 +126,10 @@ public final class ModelCheckpoint implements Callback {
 
     @Override
     public void onEpochEnd(int epoch, Map<String, Double> logs) {
-        Optional<NonFiniteEvent> event = run.nonFinite();
-        if (event.isPresent() && event.get().epoch() <= epoch) {
-            NonFiniteEvent e = event.get();
-            skipped = "epoch " + (epoch + 1) + (e.epoch() == epoch ? " had" : " follows") + " a non-finite gradient"
-                    + " (epoch " + (e.epoch() + 1) + ", step " + (e.step() + 1) + ", first in " + e.layerName() + ")";
+        Optional<String> notWorthKeeping = notWorthKeeping(run, epoch, logs);
+        if (notWorthKeeping.isPresent()) {
+            skipped = notWorthKeeping.get();
             return;
-        }
-        for (Map.Entry<String, Double> log : logs.entrySet()) {
-            if (!Double.isFinite(log.getValue())) {
-                skipped = "epoch " + (epoch + 1) + " ended with " + log.getKey() + " " + log.getValue();
-                return;
-            }
         }
         if (monitor != null) {
             Double value = logs.get(monitor);
@@ -163,24 +137,12 @@ public final class ModelCheckpoint implements Callback {
                 throw new IllegalStateException("the checkpoint keeps the best " + monitor + ", which the epoch's"
                         + " logs do not have; they have " + logs.keySet());
             }
-            boolean improved = !Double.isNaN(value) && (Double.isNaN(best)
-                    || (higherIsBetter(monitor) ? value > best : value < best));
+            boolean improved = !Double.isNaN(value) && (Double.isNaN(best) || Monitor.improves(monitor, value, best, 0));
             if (!improved) {
                 return;
             }
         }
         Sequential model = run.model();
-        if (trainingState) {
-            try {
-                TrainingState.save(file, model, run.history(), metadata);
-            } catch (IllegalStateException e) { // a non-finite weight or optimizer moment
-                skipped = "epoch " + (epoch + 1) + ": " + e.getMessage();
-                return;
-            }
-            savedEpoch = epoch + 1;
-            skipped = null;
-            return;
-        }
         List<SafeTensors.Entry> weights = WeightsFile.entries(model);
         Optional<String> nonFinite = WeightsFile.firstNonFinite(weights);
         if (nonFinite.isPresent()) {
@@ -196,6 +158,26 @@ public final class ModelCheckpoint implements Callback {
         if (monitor != null) {
             best = logs.get(monitor);
         }
+    }
+
+    /**
+     * Why epoch {@code epoch}, which ended with {@code logs}, is not one to keep, if it is not: it had a
+     * non-finite gradient or follows one, or a log is NaN or infinite. Shared with {@link TrainingStateCheckpoint}.
+     */
+    static Optional<String> notWorthKeeping(TrainingRun run, int epoch, Map<String, Double> logs) {
+        Optional<NonFiniteEvent> event = run.nonFinite();
+        if (event.isPresent() && event.get().epoch() <= epoch) {
+            NonFiniteEvent e = event.get();
+            return Optional.of("epoch " + (epoch + 1) + (e.epoch() == epoch ? " had" : " follows")
+                    + " a non-finite gradient (epoch " + (e.epoch() + 1) + ", step " + (e.step() + 1) + ", first in "
+                    + e.layerName() + ")");
+        }
+        for (Map.Entry<String, Double> log : logs.entrySet()) {
+            if (!Double.isFinite(log.getValue())) {
+                return Optional.of("epoch " + (epoch + 1) + " ended with " + log.getKey() + " " + log.getValue());
+            }
+        }
+        return Optional.empty();
     }
 
     /** The epoch, from 1, whose weights the file holds; 0 when none was written. */

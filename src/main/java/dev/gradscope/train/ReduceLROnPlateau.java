@@ -97,7 +97,7 @@ public final class ReduceLROnPlateau implements Callback {
     public void onTrainBegin(TrainingRun run) {
         run.requireMonitorable("ReduceLROnPlateau", monitor);
         optimizer = run.model().optimizer();
-        best = ModelCheckpoint.higherIsBetter(monitor) ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
+        best = Monitor.higherIsBetter(monitor) ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
         wait = 0;
         cooldownLeft = 0;
         reducedAfter.clear();
@@ -152,6 +152,6 @@ public final class ReduceLROnPlateau implements Callback {
 
     /** Keras's test, against a best that starts at infinity (minus infinity for accuracies); a NaN never improves. */
     private boolean improves(double value) {
-        return ModelCheckpoint.higherIsBetter(monitor) ? value > best + minDelta : value < best - minDelta;
+        return Monitor.improves(monitor, value, best, minDelta);
     }
 }

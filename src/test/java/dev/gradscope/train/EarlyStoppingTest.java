@@ -76,12 +76,12 @@ class EarlyStoppingTest {
         Path file = dir.resolve("state.safetensors");
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
             model.fit(TRAIN, options(1, new EarlyStopping("loss", 1, 10))
-                    .callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+                    .callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
             EarlyStopping stopping = new EarlyStopping("loss", 1, 10);
             History history = model.fit(TRAIN, options(5, stopping).resumeFrom(TrainingState.load(file, model))
-                    .callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+                    .callback(new TrainingStateCheckpoint(file, Map.of())).build());
             assertEquals(2, history.epochs());
             assertEquals(1, stopping.stoppedEpoch());
             assertArrayEquals(straight, model.parameters().toFloatArray());

@@ -134,7 +134,7 @@ class ReduceLROnPlateauTest {
         Path file = dir.resolve("state.safetensors");
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, 0.1)) {
             model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(2).verbose(0).callback(halving())
-                    .callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+                    .callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, 0.1)) {
             History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(4).verbose(0)

@@ -67,7 +67,7 @@ class ResumeOnGpuTest {
         }
         Path file = dir.resolve("state.safetensors");
         try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
-            model.fit(TRAIN, options(2).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+            model.fit(TRAIN, options(2).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
         try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
             History resumed = model.fit(TRAIN, options(3).resumeFrom(TrainingState.load(file, model)).build());
@@ -93,7 +93,7 @@ class ResumeOnGpuTest {
         float[] parameters;
         float[] firstMoments;
         try (CpuBackend cpu = new CpuBackend(); Sequential model = model(cpu)) {
-            model.fit(TRAIN, options(1).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+            model.fit(TRAIN, options(1).callback(new TrainingStateCheckpoint(file, Map.of())).build());
             parameters = model.parameters().toFloatArray();
             firstMoments = model.optimizer().stateBuffers().get("m").toFloatArray();
         }

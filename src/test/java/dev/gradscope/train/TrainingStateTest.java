@@ -112,7 +112,7 @@ class TrainingStateTest {
         Path file = dir.resolve(activation + "-" + optimizerId + ".safetensors");
         try (CpuBackend backend = new CpuBackend();
              Sequential model = model(backend, activation, optimizer)) {
-            model.fit(TRAIN, options(stopAfter).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+            model.fit(TRAIN, options(stopAfter).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
         try (CpuBackend backend = new CpuBackend();
              Sequential model = model(backend, activation, optimizer)) {
@@ -152,7 +152,7 @@ class TrainingStateTest {
         Outcome last = null;
         for (int reached = 1; reached <= 3; reached++) {
             try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "elu", Adam::new)) {
-                FitOptions.Builder fit = options(reached).callback(ModelCheckpoint.trainingState(file, Map.of()));
+                FitOptions.Builder fit = options(reached).callback(new TrainingStateCheckpoint(file, Map.of()));
                 if (reached > 1) {
                     fit.resumeFrom(TrainingState.load(file, model));
                 }
@@ -301,7 +301,7 @@ class TrainingStateTest {
     void aRunResumedWithTheProfilerOffKeepsTheEarlierProfile() {
         Path file = dir.resolve("state.safetensors");
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
-            model.fit(TRAIN, options(1).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+            model.fit(TRAIN, options(1).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
             History history = model.fit(TRAIN, options(2).profiler(null)
@@ -316,7 +316,7 @@ class TrainingStateTest {
     void aFinishedStateTrainsNoFurtherWithoutMoreEpochs() {
         Path file = dir.resolve("state.safetensors");
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
-            model.fit(TRAIN, options(2).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+            model.fit(TRAIN, options(2).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
             TrainingState state = TrainingState.load(file, model);
@@ -331,7 +331,7 @@ class TrainingStateTest {
     void aResumedRunMustLogWhatTheSavedRunLogged() {
         Path file = dir.resolve("state.safetensors");
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
-            model.fit(TRAIN, options(1).callback(ModelCheckpoint.trainingState(file, Map.of())).build());
+            model.fit(TRAIN, options(1).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
             TrainingState state = TrainingState.load(file, model);
@@ -355,7 +355,7 @@ class TrainingStateTest {
         Path file = dir.resolve("state.safetensors");
         for (int reached = 1; reached <= 3; reached++) {
             try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", Adam::new)) {
-                FitOptions.Builder fit = options(reached).callback(ModelCheckpoint.trainingState(file, Map.of()));
+                FitOptions.Builder fit = options(reached).callback(new TrainingStateCheckpoint(file, Map.of()));
                 if (reached == 2) {
                     fit.profiler(null);
                 }
