@@ -94,7 +94,7 @@ final class CompareCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "%-20s %6d %10.4f %12.4f %22s  %s%n", run.name(), run.history().epochs(),
                     run.last("val_loss"), run.last("val_accuracy"),
                     Double.isNaN(run.firstToLastRatio()) ? "-" : ExperimentCommand.ratioText(run.firstToLastRatio()),
-                    verdicts(run));
+                    run.verdictKinds());
         }
         System.out.println("wrote " + page);
         return 0;
@@ -120,11 +120,6 @@ final class CompareCommand implements Callable<Integer> {
         return new HashSet<>(names).size() == names.size() ? names : dirs.stream().map(Path::toString).toList();
     }
 
-    private static String verdicts(Run run) {
-        return run.diagnosis().verdicts().stream().map(v -> v.kind().name().toLowerCase(Locale.ROOT)).distinct()
-                .collect(Collectors.joining(", "));
-    }
-
     private Path write(List<Run> runs, List<RunFiles.Run> read) {
         String title = "gradscope compare: " + runs.stream().map(Run::name).collect(Collectors.joining(", "));
         ExperimentReport report = new ExperimentReport(out, title);
@@ -136,22 +131,8 @@ final class CompareCommand implements Callable<Integer> {
         page.paragraph(differences(runs, read));
 
         page.heading("Verdicts");
-        List<Run> exploded = ExperimentReport.exploded(runs);
-        if (!exploded.isEmpty()) {
-            page.verdict(HtmlReport.Tone.FAILURE, "Exploding gradients: " + names(exploded), null);
-        }
-        List<Run> vanishing = runs.stream().filter(r -> r.has(Diagnosis.Kind.VANISHING)).toList();
-        if (!vanishing.isEmpty()) {
-            page.verdict(HtmlReport.Tone.WARNING, "Vanishing gradients: " + names(vanishing), "Layer 1 receives less"
-                    + " than " + ExperimentCommand.ratioText(Diagnosis.VANISHING_RATIO) + " of the output layer's"
-                    + " gradient over the first " + Diagnosis.WINDOW + " steps.");
-        }
-        runs.stream().filter(r -> !Double.isNaN(r.last("val_accuracy")))
-                .max((a, b) -> Double.compare(a.last("val_accuracy"), b.last("val_accuracy")))
-                .ifPresent(best -> page.verdict(HtmlReport.Tone.INFO, String.format(Locale.ROOT,
-                        "Best final test accuracy: %s (%.4f)", best.name(), best.last("val_accuracy")), runs.stream()
-                        .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.last("val_accuracy")))
-                        .collect(Collectors.joining(", ")) + "."));
+        ExperimentCommand.problemVerdicts(page, runs);
+        ExperimentCommand.bestAccuracyVerdict(page, runs);
         for (Run run : runs) {
             report.verdicts(run);
         }
@@ -176,7 +157,7 @@ final class CompareCommand implements Callable<Integer> {
         page.heading("Gradient flow");
         List<Run> profiled = runs.stream().filter(r -> r.profile() != null && !r.profile().steps().isEmpty()).toList();
         if (profiled.size() < runs.size()) {
-            page.paragraph("The gradient figures leave out the runs without a profile: " + names(runs.stream()
+            page.paragraph("The gradient figures leave out the runs without a profile: " + ExperimentCommand.names(runs.stream()
                     .filter(r -> !profiled.contains(r)).toList()) + ".");
         }
         if (!profiled.isEmpty()) {
@@ -198,10 +179,6 @@ final class CompareCommand implements Callable<Integer> {
         page.heading("Summary");
         report.summary(runs).runLinks(runs.stream().filter(r -> Files.exists(r.report())).toList());
         return report.write();
-    }
-
-    private static String names(List<Run> runs) {
-        return runs.stream().map(Run::name).collect(Collectors.joining(", "));
     }
 
     /** One line on what a run trained, from its config. */

@@ -450,12 +450,7 @@ final class ExperimentCommand implements Runnable {
                     + " through unchanged where they are active, so every layer learns.");
             page.paragraph("Every run: " + setting + ".");
             gradientFlowVerdicts(page, runs);
-            Run best = runs.stream().max((a, b) -> Double.compare(a.last("val_accuracy"), b.last("val_accuracy")))
-                    .orElseThrow();
-            page.verdict(HtmlReport.Tone.INFO, String.format(Locale.ROOT, "Best final test accuracy: %s (%.4f)",
-                    best.name(), best.last("val_accuracy")), runs.stream()
-                    .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.last("val_accuracy")))
-                    .collect(Collectors.joining(", ")) + ".");
+            bestAccuracyVerdict(page, runs);
             String fig517 = "Figure 5.17: training loss per epoch";
             figure(report, fig517, null, ExperimentReport.metricPerEpoch(fig517, model, "training loss", true, runs,
                     "loss"), "fig-5-17-loss");
@@ -499,6 +494,11 @@ final class ExperimentCommand implements Runnable {
                         + " markedly more than relu's", detail);
             }
         }
+        problemVerdicts(page, runs);
+    }
+
+    /** The runs whose gradients vanish, with how much of the output's gradient layer 1 gets, and those that explode. */
+    static void problemVerdicts(HtmlReport page, List<Run> runs) {
         List<Run> vanishing = runs.stream().filter(x -> x.has(Diagnosis.Kind.VANISHING)).toList();
         if (!vanishing.isEmpty()) {
             page.verdict(HtmlReport.Tone.WARNING, "Vanishing gradients: " + names(vanishing),
@@ -511,6 +511,16 @@ final class ExperimentCommand implements Runnable {
         if (!exploded.isEmpty()) {
             page.verdict(HtmlReport.Tone.FAILURE, "Exploding gradients: " + String.join(", ", exploded), null);
         }
+    }
+
+    /** Which run ended with the best test accuracy, and every run's, when any has one. */
+    static void bestAccuracyVerdict(HtmlReport page, List<Run> runs) {
+        runs.stream().filter(r -> !Double.isNaN(r.last("val_accuracy")))
+                .max((a, b) -> Double.compare(a.last("val_accuracy"), b.last("val_accuracy")))
+                .ifPresent(best -> page.verdict(HtmlReport.Tone.INFO, String.format(Locale.ROOT,
+                        "Best final test accuracy: %s (%.4f)", best.name(), best.last("val_accuracy")), runs.stream()
+                        .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.last("val_accuracy")))
+                        .collect(Collectors.joining(", ")) + "."));
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -622,9 +632,7 @@ final class ExperimentCommand implements Runnable {
                 double[] byDepth = run.profile() == null ? new double[] {Double.NaN}
                         : RunReport.kernelGradientNormsByDepth(run.profile(), 0);
                 table.addRow(run.name(), byDepth[0], byDepth[byDepth.length - 1], run.firstToLastRatio(),
-                        ratioText(run.firstToLastRatio()), run.last("val_accuracy"),
-                        run.diagnosis().verdicts().stream().map(x -> x.kind().name().toLowerCase(Locale.ROOT))
-                                .distinct().collect(Collectors.joining(", ")));
+                        ratioText(run.firstToLastRatio()), run.last("val_accuracy"), run.verdictKinds());
             }
             return table;
         }
@@ -840,7 +848,7 @@ final class ExperimentCommand implements Runnable {
         return p.steps().get(0).gradientNorms()[p.kernelSegments().get(depth - 1)];
     }
 
-    private static String names(List<Run> runs) {
+    static String names(List<Run> runs) {
         return runs.stream().map(Run::name).collect(Collectors.joining(", "));
     }
 

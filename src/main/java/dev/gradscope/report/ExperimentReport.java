@@ -74,6 +74,12 @@ public final class ExperimentReport {
             return diagnosis.verdicts().stream().anyMatch(v -> v.kind() == kind);
         }
 
+        /** The kinds of its verdicts, in order, without repeats: {@code "vanishing, dead_units"}. */
+        public String verdictKinds() {
+            return diagnosis.verdicts().stream().map(v -> v.kind().name().toLowerCase(java.util.Locale.ROOT))
+                    .distinct().collect(Collectors.joining(", "));
+        }
+
         /** Whether the run's gradients exploded: a non-finite gradient or an exploding verdict. */
         public boolean exploded() {
             return history.nonFinite() != null || has(Diagnosis.Kind.NON_FINITE) || has(Diagnosis.Kind.EXPLODING);
@@ -153,8 +159,7 @@ public final class ExperimentReport {
                     run.last("val_loss"), run.last("val_accuracy"), run.firstToLastRatio(),
                     run.history().nonFinite() == null ? "-"
                             : RunReport.describeStep(run.history(), run.history().nonFinite()),
-                    run.diagnosis().verdicts().stream().map(v -> v.kind().name().toLowerCase(java.util.Locale.ROOT))
-                            .distinct().collect(Collectors.joining(", ")),
+                    run.verdictKinds(),
                     run.seconds());
         }
         return table;

@@ -3,8 +3,6 @@ package dev.gradscope.train;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.Optimizer;
