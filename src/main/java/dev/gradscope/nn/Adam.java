@@ -106,11 +106,7 @@ public final class Adam implements Optimizer {
 
     @Override
     public void setLearningRate(double learningRate) {
-        if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
-            throw new IllegalArgumentException(id() + ": the learning rate must be a positive number, got "
-                    + learningRate);
-        }
-        this.learningRate = learningRate;
+        this.learningRate = Optimizer.requirePositiveRate(id(), learningRate);
     }
 
     @Override

@@ -89,6 +89,15 @@ public interface Optimizer extends AutoCloseable {
     }
 
 
+    /** {@code learningRate}, when it is a finite number above 0; otherwise an error naming {@code optimizer}. */
+    static double requirePositiveRate(String optimizer, double learningRate) {
+        if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
+            throw new IllegalArgumentException(optimizer + ": the learning rate must be a positive number, got "
+                    + learningRate);
+        }
+        return learningRate;
+    }
+
     /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
     String id();
 
