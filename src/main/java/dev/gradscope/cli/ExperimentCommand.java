@@ -19,6 +19,7 @@ import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.History;
 import dev.gradscope.train.ModelCheckpoint;
 import dev.gradscope.train.Profile;
+import dev.gradscope.train.TensorBoard;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -88,6 +89,11 @@ final class ExperimentCommand implements Runnable {
 
         @Option(names = {"-q", "--quiet"}, description = "Print only errors and the final result.")
         boolean quiet;
+
+        @Option(names = "--tensorboard", paramLabel = "DIR",
+                description = "Also write each run's epochs and profile as TensorBoard event files in DIR/RUN, so"
+                        + " that tensorboard --logdir DIR shows the runs side by side.")
+        Path tensorboard;
 
         /** The epochs each run trains; its initial value is the experiment's default, which the help shows. */
         @Option(names = "--epochs", description = "Epochs per run (default: ${DEFAULT-VALUE}).")
@@ -194,11 +200,14 @@ final class ExperimentCommand implements Runnable {
             History history;
             try (Sequential net = spec.model().build(backend, run.seed, train.featureCount(), train.classCount())) {
                 // Each run keeps its weights as train --out does, for gradscope evaluate.
-                history = net.fit(train, FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
+                FitOptions.Builder fit = FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
                         .validation(test).verbose(quiet ? 0 : 1).graph(!run.noGraph)
                         .stepsPerGraph(run.stepsPerGraph)
-                        .callback(new ModelCheckpoint(runDir.resolve(SavedWeights.FILE), SavedWeights.metadata(config)))
-                        .build());
+                        .callback(new ModelCheckpoint(runDir.resolve(SavedWeights.FILE), SavedWeights.metadata(config)));
+                if (tensorboard != null) {
+                    fit.callback(new TensorBoard(tensorboard.resolve(spec.dirName())));
+                }
+                history = net.fit(train, fit.build());
             }
             double seconds = (System.nanoTime() - start) / 1e9;
             RunReport.Written written = RunReport.write(runDir, "experiment " + name() + ": " + spec.name(), setting,

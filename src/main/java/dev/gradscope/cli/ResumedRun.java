@@ -24,7 +24,7 @@ final class ResumedRun implements AutoCloseable {
      * saved run.
      */
     static final List<String> ALLOWED_OPTIONS = List.of("--resume", "--epochs", "--device", "--tf32", "--data-dir",
-            "--no-graph", "--steps-per-graph", "--quiet");
+            "--no-graph", "--steps-per-graph", "--quiet", "--tensorboard", "--histogram-freq");
 
     private final SafeTensors.Reader reader;
     private final Map<String, Object> config;

@@ -18,6 +18,7 @@ import dev.gradscope.train.ModelCheckpoint;
 import dev.gradscope.train.Monitor;
 import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.ReduceLROnPlateau;
+import dev.gradscope.train.TensorBoard;
 import dev.gradscope.train.Trainer;
 import dev.gradscope.train.TrainingRun;
 import dev.gradscope.train.TrainingState;
@@ -70,7 +71,8 @@ final class TrainCommand implements Callable<Integer> {
                     + " settings, its optimizer's state and its shuffles: the same numbers as if it had never"
                     + " stopped (on the same device and TF32 setting, which are the run's unless given). Writes to"
                     + " DIR. --epochs is the total to reach (default: the run's own); --device, --tf32/--no-tf32,"
-                    + " --data-dir, --no-graph, --steps-per-graph and --quiet may be given, nothing else.")
+                    + " --data-dir, --no-graph, --steps-per-graph, --quiet, --tensorboard and --histogram-freq may be given,"
+                    + " nothing else.")
     Path resume;
 
     @Option(names = "--save-best", paramLabel = "METRIC",
@@ -102,6 +104,17 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--min-lr", paramLabel = "LR", defaultValue = "0",
             description = "With --reduce-lr-on-plateau: the lowest learning rate (default: ${DEFAULT-VALUE}).")
     double minLearningRate;
+
+    @Option(names = "--tensorboard", paramLabel = "DIR",
+            description = "Also write every epoch's logs and the profiler's per-step gradient, weight and update"
+                    + " norms and per-layer unit statistics as TensorBoard event files in DIR/train and"
+                    + " DIR/validation (Keras's TensorBoard callback): tensorboard --logdir DIR shows them.")
+    Path tensorboard;
+
+    @Option(names = "--histogram-freq", paramLabel = "N", defaultValue = "0",
+            description = "With --tensorboard: add a histogram of every parameter tensor every N epochs (Keras's"
+                    + " histogram_freq; default: ${DEFAULT-VALUE}, none).")
+    int histogramFrequency;
 
     @Option(names = "--no-profile", description = "Switch the gradient profiler off (no per-layer statistics).")
     boolean noProfile;
@@ -195,6 +208,17 @@ final class TrainCommand implements Callable<Integer> {
                 earlyStopping = metric + ":" + patience;
                 minDelta = delta.doubleValue();
             }
+            if (!given("--tensorboard") && resumed.config().get("tensorboard") instanceof Map<?, ?> board) {
+                if (!(board.get("log_dir") instanceof String logDir) || !(board.get("histogram_freq") instanceof
+                        Integer frequency)) {
+                    throw new InvalidDataException(where + ": config.tensorboard is not a log_dir and"
+                            + " histogram_freq: " + board);
+                }
+                tensorboard = Path.of(logDir);
+                if (!given("--histogram-freq")) {
+                    histogramFrequency = frequency;
+                }
+            }
             out = dir;
             int done = resumed.epochsDone();
             if (given("--epochs") && epochs <= done) {
@@ -245,6 +269,10 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (saveBest != null && out == null) {
             throw invalid.apply("--save-best needs --out DIR: the weights are kept in DIR/" + SavedWeights.FILE);
+        }
+        if (histogramFrequency < 0) {
+            throw invalid.apply("--histogram-freq must be a count of epochs >= 0 (0: none), got "
+                    + histogramFrequency);
         }
         earlyStopping(invalid);
         reduceLearningRate(invalid);
@@ -312,6 +340,10 @@ final class TrainCommand implements Callable<Integer> {
         if (earlyStopping == null && given("--min-delta")) {
             throw run.usage("--min-delta is the improvement --early-stopping asks for; give --early-stopping too");
         }
+        if (tensorboard == null && given("--histogram-freq")) {
+            throw run.usage("--histogram-freq sets how often --tensorboard writes weight histograms; give"
+                    + " --tensorboard DIR too");
+        }
         if (reduceLrOnPlateau == null && (given("--lr-factor") || given("--min-lr"))) {
             throw run.usage("--lr-factor and --min-lr set how --reduce-lr-on-plateau reduces the learning rate; give"
                     + " --reduce-lr-on-plateau too");
@@ -355,6 +387,13 @@ final class TrainCommand implements Callable<Integer> {
                 plateauConfig.put("min_lr", plateau.minLearningRate());
             }
             config.put("reduce_lr_on_plateau", plateauConfig);
+            Map<String, Object> boardConfig = null;
+            if (tensorboard != null) {
+                boardConfig = new LinkedHashMap<>();
+                boardConfig.put("log_dir", tensorboard.toString());
+                boardConfig.put("histogram_freq", histogramFrequency);
+            }
+            config.put("tensorboard", boardConfig);
             TrainingState state = null;
             if (loadWeights != null) {
                 SavedWeights.load(net, loadWeights, resolved);
@@ -412,6 +451,12 @@ final class TrainCommand implements Callable<Integer> {
             if (plateau != null) {
                 fit.callback(plateau);
             }
+            TensorBoard board = null;
+            if (tensorboard != null) {
+                // After the checkpoints: an epoch TensorBoard shows is one a resume does not train again.
+                board = new TensorBoard(tensorboard, histogramFrequency);
+                fit.callback(board);
+            }
             History history = net.fit(train, fit.build());
             Diagnosis diagnosis;
             Path report = null;
@@ -455,6 +500,10 @@ final class TrainCommand implements Callable<Integer> {
                                 + stopper.reason()
                         : "early stopping: " + stopper.reason() + " by the last epoch; a resume with more --epochs"
                                 + " would stop here too");
+            }
+            if (board != null && board.trainFile() != null && !quiet) {
+                System.out.println("tensorboard: events in " + board.logDir() + " (tensorboard --logdir "
+                        + board.logDir() + ")");
             }
             List<Double> rates = history.get("learning_rate");
             if (rates.stream().distinct().count() > 1) {

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.data.MnistSubset;
+import dev.gradscope.data.TensorBoardEventReader;
 import dev.gradscope.report.CsvTable;
 import dev.gradscope.report.ExperimentReport;
 import dev.gradscope.report.HistoryJson;
@@ -107,16 +108,22 @@ class ExperimentCommandTest {
     @Test
     void lossesTrainsMseAndCrossEntropyAndDrawsFigures515And516() throws IOException {
         Path dir = tmp.resolve("losses");
-        assertEquals(0, run(args("losses", dir, 512)), err.toString());
+        Path board = tmp.resolve("tensorboard");
+        assertEquals(0, run(args("losses", dir, 512, "--tensorboard", board.toString())), err.toString());
         assertFigures(dir, "fig-5-15-loss", "fig-5-16-accuracy", "gradient-norm-by-depth");
         for (String loss : List.of("mse", "categorical_crossentropy")) {
             Path runDir = dir.resolve("runs").resolve(loss);
             assertRunArtifacts(runDir, STEPS_PER_EPOCH, CHAPTER_TENSORS, CHAPTER_HIDDEN);
             @SuppressWarnings("unchecked")
-            Map<String, Object> config = (Map<String, Object>) HistoryJson.read(runDir.resolve(RunReport.HISTORY_FILE))
-                    .get("config");
+            Map<String, Object> history = (Map<String, Object>) HistoryJson.read(runDir.resolve(RunReport.HISTORY_FILE));
+            @SuppressWarnings("unchecked")
+            Map<String, Object> config = (Map<String, Object>) history.get("config");
             assertEquals(loss, config.get("loss"));
             assertEquals("sigmoid", config.get("activation"));
+            // Each run is a TensorBoard run of its own, named as its folder.
+            List<Float> logged = TensorBoardEventReader.readDirectory(board.resolve(loss).resolve("validation"))
+                    .stream().filter(e -> "epoch_accuracy".equals(e.tag())).map(e -> e.simpleValue()).toList();
+            assertEquals(List.of(((Number) ((List<?>) history.get("val_accuracy")).get(0)).floatValue()), logged);
         }
     }
 
