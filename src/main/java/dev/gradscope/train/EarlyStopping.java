@@ -13,16 +13,27 @@ import java.util.Map;
  * Keras 3, where a NaN in the first epoch becomes the best and no later epoch can beat it, a later finite value
  * is the first best. A metric the epochs do not log fails before training starts.
  *
+ * <p>With {@code restoreBestWeights} (Keras's {@code restore_best_weights=True}) it keeps a host copy of the
+ * parameters after each epoch that improves on the best, and puts them back when training ends, whether it
+ * stopped early or ran all its epochs, as Keras 3 does; the optimizer's state stays the last epoch's. Without
+ * it the weights stay those of the last epoch; {@link ModelCheckpoint#bestOf} on the same metric keeps the best
+ * epoch's in a file either way.
+ *
  * <p>A resumed run ({@link FitOptions.Builder#resumeFrom}) goes through its earlier epochs' logs first, so it
- * stops where the run that never stopped would have; one that had already stopped trains no further. The
- * weights stay those of the last epoch: keep the best epoch's with {@link ModelCheckpoint#bestOf} on the same
- * metric (Keras's {@code restore_best_weights} is not offered).
+ * stops where the run that never stopped would have; one that had already stopped trains no further. The best
+ * weights it can restore are those of the epochs it trains itself: a training state holds the last epoch's
+ * weights only, so when the best epoch came before the resume and no later epoch beats it, nothing is restored
+ * ({@link #restoredEpoch()} is -1; {@link #bestEpoch()} still names the best epoch).
  */
 public final class EarlyStopping implements Callback {
     private final String monitor;
     private final int patience;
     private final double minDelta;
+    private final boolean restoreBestWeights;
     private TrainingRun run;
+    private float[] bestWeights;
+    private int bestWeightsEpoch;
+    private int restoredEpoch;
     private double best;
     private int bestEpoch;
     private int wait;
@@ -32,8 +43,9 @@ public final class EarlyStopping implements Callback {
      * @param monitor  the metric to watch: {@code val_loss}, {@code val_accuracy}, {@code loss}, {@code accuracy}
      * @param patience epochs without improvement after which training stops (>= 0)
      * @param minDelta how much an epoch must beat the best by to count as an improvement (>= 0)
+     * @param restoreBestWeights whether to put the best epoch's parameters back when training ends
      */
-    public EarlyStopping(String monitor, int patience, double minDelta) {
+    public EarlyStopping(String monitor, int patience, double minDelta, boolean restoreBestWeights) {
         if (patience < 0 || !(minDelta >= 0) || Double.isInfinite(minDelta)) {
             throw new IllegalArgumentException("early stopping needs patience >= 0 and a finite min_delta >= 0, got "
                     + patience + " and " + minDelta);
@@ -41,7 +53,12 @@ public final class EarlyStopping implements Callback {
         this.monitor = monitor;
         this.patience = patience;
         this.minDelta = minDelta;
+        this.restoreBestWeights = restoreBestWeights;
         reset();
+    }
+
+    public EarlyStopping(String monitor, int patience, double minDelta) {
+        this(monitor, patience, minDelta, false);
     }
 
     public EarlyStopping(String monitor, int patience) {
@@ -53,6 +70,9 @@ public final class EarlyStopping implements Callback {
         bestEpoch = -1;
         wait = 0;
         stoppedEpoch = -1;
+        bestWeights = null;
+        bestWeightsEpoch = -1;
+        restoredEpoch = -1;
     }
 
     public String monitor() {
@@ -65,6 +85,10 @@ public final class EarlyStopping implements Callback {
 
     public double minDelta() {
         return minDelta;
+    }
+
+    public boolean restoresBestWeights() {
+        return restoreBestWeights;
     }
 
     @Override
@@ -99,24 +123,38 @@ public final class EarlyStopping implements Callback {
             throw new IllegalStateException("early stopping watches " + monitor + ", which the epoch's logs do not"
                     + " have; they have " + logs.keySet());
         }
-        observe(epoch, value);
+        if (observe(epoch, value) && restoreBestWeights) {
+            bestWeights = run.model().parameters().toFloatArray();
+            bestWeightsEpoch = epoch;
+        }
         if (stoppedEpoch >= 0) {
             run.stopTraining();
         }
     }
 
-    /** Keras's rule for one epoch's value. */
-    private void observe(int epoch, double value) {
+    /** Puts the best epoch's parameters back, with {@code restoreBestWeights}, when this fit trained that epoch. */
+    @Override
+    public void onTrainEnd(History history) {
+        if (restoreBestWeights && bestWeights != null) {
+            run.model().backend().copyFromHost(bestWeights, run.model().parameters());
+            restoredEpoch = bestWeightsEpoch;
+            bestWeights = null;
+        }
+    }
+
+    /** Keras's rule for one epoch's value; true when it improves on the best. */
+    private boolean observe(int epoch, double value) {
         wait++;
         if (improves(value)) {
             best = value;
             bestEpoch = epoch;
             wait = 0;
-            return;
+            return true;
         }
         if (wait >= patience && epoch > 0) {
             stoppedEpoch = epoch;
         }
+        return false;
     }
 
     private boolean improves(double value) {
@@ -137,6 +175,14 @@ public final class EarlyStopping implements Callback {
     /** The epoch (from 0) with the best value so far, or -1 before any. */
     public int bestEpoch() {
         return bestEpoch;
+    }
+
+    /**
+     * The epoch (from 0) whose parameters were put back when training ended, with {@code restoreBestWeights};
+     * -1 before that, without it, or when the best epoch came before a resume.
+     */
+    public int restoredEpoch() {
+        return restoredEpoch;
     }
 
     /** The best value so far (NaN before any). */

@@ -97,6 +97,78 @@ class EarlyStoppingTest {
         }
     }
 
+    /** The parameters after every epoch. */
+    private static final class Snapshots implements Callback {
+        final List<float[]> parameters = new java.util.ArrayList<>();
+        private TrainingRun run;
+
+        @Override
+        public void onTrainBegin(TrainingRun run) {
+            this.run = run;
+        }
+
+        @Override
+        public void onEpochEnd(int epoch, Map<String, Double> logs) {
+            parameters.add(run.model().parameters().toFloatArray());
+        }
+    }
+
+    @Test
+    void restoreBestWeightsPutsTheBestEpochsParametersBackWhenTrainingEnds() {
+        // No later epoch beats the first's loss by 10: epoch 0 is the best, and patience 1 stops after epoch 1.
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            Snapshots snapshots = new Snapshots();
+            EarlyStopping stopping = new EarlyStopping("loss", 1, 10, true);
+            model.fit(TRAIN, options(5, stopping).callback(snapshots).build());
+            assertEquals(List.of(1, 0, 0), List.of(stopping.stoppedEpoch(), stopping.bestEpoch(),
+                    stopping.restoredEpoch()));
+            assertArrayEquals(snapshots.parameters.get(0), model.parameters().toFloatArray());
+            assertTrue(!java.util.Arrays.equals(snapshots.parameters.get(0), snapshots.parameters.get(1)));
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            Snapshots snapshots = new Snapshots();
+            EarlyStopping stopping = new EarlyStopping("loss", 1, 10);
+            model.fit(TRAIN, options(5, stopping).callback(snapshots).build());
+            assertEquals(-1, stopping.restoredEpoch());
+            assertArrayEquals(snapshots.parameters.get(1), model.parameters().toFloatArray(), "the last epoch's");
+        }
+        // As Keras 3: a run that did not stop early is restored too.
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            Snapshots snapshots = new Snapshots();
+            EarlyStopping stopping = new EarlyStopping("loss", 5, 10, true);
+            model.fit(TRAIN, options(3, stopping).callback(snapshots).build());
+            assertEquals(List.of(-1, 0), List.of(stopping.stoppedEpoch(), stopping.restoredEpoch()));
+            assertArrayEquals(snapshots.parameters.get(0), model.parameters().toFloatArray());
+        }
+    }
+
+    @Test
+    void aResumedRunRestoresOnlyABestEpochItTrainedItself() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            model.fit(TRAIN, options(1, new EarlyStopping("loss", 5, 10, true))
+                    .callback(new TrainingStateCheckpoint(file, Map.of())).build());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            Snapshots snapshots = new Snapshots();
+            EarlyStopping stopping = new EarlyStopping("loss", 5, 10, true);
+            model.fit(TRAIN, options(3, stopping).resumeFrom(TrainingState.load(file, model)).callback(snapshots)
+                    .build());
+            assertEquals(List.of(0, -1), List.of(stopping.bestEpoch(), stopping.restoredEpoch()),
+                    "the best epoch came before the resume: its weights are not in the state");
+            assertArrayEquals(snapshots.parameters.get(1), model.parameters().toFloatArray());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            Snapshots snapshots = new Snapshots();
+            EarlyStopping stopping = new EarlyStopping("loss", 5, 0, true);
+            model.fit(TRAIN, options(3, stopping).resumeFrom(TrainingState.load(file, model)).callback(snapshots)
+                    .build());
+            assertEquals(2, stopping.bestEpoch(), "the loss falls every epoch");
+            assertEquals(2, stopping.restoredEpoch());
+            assertArrayEquals(snapshots.parameters.get(1), model.parameters().toFloatArray());
+        }
+    }
+
     @Test
     void aMetricTheLogsLackIsAnError() {
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
