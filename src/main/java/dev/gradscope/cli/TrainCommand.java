@@ -105,6 +105,13 @@ final class TrainCommand implements Callable<Integer> {
             description = "With --reduce-lr-on-plateau: the lowest learning rate (default: ${DEFAULT-VALUE}).")
     double minLearningRate;
 
+    @Option(names = "--lr-schedule", paramLabel = "SCHEDULE",
+            description = "Set the learning rate before every epoch: step:EPOCHS:GAMMA (times GAMMA every EPOCHS"
+                    + " epochs, PyTorch's StepLR), exponential:GAMMA (times GAMMA every epoch) or"
+                    + " cosine[:MIN_LR[:EPOCHS]] (half a cosine from --learning-rate to MIN_LR, default 0, over"
+                    + " EPOCHS, default --epochs; PyTorch's CosineAnnealingLR, Keras's CosineDecay).")
+    String lrSchedule;
+
     @Option(names = "--tensorboard", paramLabel = "DIR",
             description = "Also write every epoch's logs and the profiler's per-step gradient, weight and update"
                     + " norms and per-layer unit statistics as TensorBoard event files in DIR/train and"
@@ -219,6 +226,7 @@ final class TrainCommand implements Callable<Integer> {
                     histogramFrequency = frequency;
                 }
             }
+            lrSchedule = resumed.text("lr_schedule");
             out = dir;
             int done = resumed.epochsDone();
             if (given("--epochs") && epochs <= done) {
@@ -231,6 +239,9 @@ final class TrainCommand implements Callable<Integer> {
                     throw run.usage("the run in " + dir + " has finished all its " + done + " epochs; pass --epochs N"
                             + " (more than " + done + ") to train it further");
                 }
+            }
+            if (lrSchedule != null) {
+                ScheduleOption.parse(lrSchedule, epochs, run::usage); // a cosine that more epochs would run past
             }
             // The saved settings are data: one that no run could have had is the file's fault (exit 1).
             Function<String, RuntimeException> corrupt = message -> new InvalidDataException(where
@@ -276,6 +287,19 @@ final class TrainCommand implements Callable<Integer> {
         }
         earlyStopping(invalid);
         reduceLearningRate(invalid);
+        schedule(invalid);
+    }
+
+    /** The {@code --lr-schedule}, or null without it; a bad value becomes {@code invalid}'s exception. */
+    private ScheduleOption schedule(Function<String, RuntimeException> invalid) {
+        if (lrSchedule == null) {
+            return null;
+        }
+        if (reduceLrOnPlateau != null) {
+            throw invalid.apply("--lr-schedule sets every epoch's learning rate, which would undo the reductions of"
+                    + " --reduce-lr-on-plateau: give one of them");
+        }
+        return ScheduleOption.parse(lrSchedule, epochs, invalid);
     }
 
     /** The {@code --early-stopping} callback, or null without it; a bad value becomes {@code invalid}'s exception. */
@@ -387,6 +411,8 @@ final class TrainCommand implements Callable<Integer> {
                 plateauConfig.put("min_lr", plateau.minLearningRate());
             }
             config.put("reduce_lr_on_plateau", plateauConfig);
+            ScheduleOption schedule = schedule(run::usage);
+            config.put("lr_schedule", schedule == null ? null : schedule.canonical());
             Map<String, Object> boardConfig = null;
             if (tensorboard != null) {
                 boardConfig = new LinkedHashMap<>();
@@ -450,6 +476,9 @@ final class TrainCommand implements Callable<Integer> {
             }
             if (plateau != null) {
                 fit.callback(plateau);
+            }
+            if (schedule != null) {
+                fit.callback(schedule.scheduler());
             }
             TensorBoard board = null;
             if (tensorboard != null) {

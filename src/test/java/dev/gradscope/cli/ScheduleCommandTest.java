@@ -1,0 +1,93 @@
+package dev.gradscope.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.report.HistoryJson;
+import dev.gradscope.report.RunReport;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code train --lr-schedule}: the rates it logs, its config, its refusals, and a resume past its end. */
+class ScheduleCommandTest {
+    @TempDir
+    Path tmp;
+
+    private final StringWriter err = new StringWriter();
+
+    private int run(List<String> args) {
+        return GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new));
+    }
+
+    private static List<String> train(String... more) {
+        List<String> args = new ArrayList<>(List.of("train", "--data-dir", MnistSubset.dir().toString(), "--device",
+                "cpu", "--hidden", "16", "--train-limit", "200", "--batch-size", "100", "--quiet"));
+        args.addAll(List.of(more));
+        return args;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> history(Path out) {
+        return (Map<String, Object>) HistoryJson.read(out.resolve(RunReport.HISTORY_FILE));
+    }
+
+    @Test
+    void theRatesAreLoggedAndTheScheduleRecordedWithItsLength() {
+        Path out = tmp.resolve("step");
+        assertEquals(0, run(train("--epochs", "3", "--lr-schedule", "step:2:0.5", "--out", out.toString())),
+                err.toString());
+        assertEquals(List.of(0.001, 0.001, 0.0005), history(out).get("learning_rate"));
+        assertEquals("step:2:0.5", ((Map<?, ?>) history(out).get("config")).get("lr_schedule"));
+
+        Path cosine = tmp.resolve("cosine");
+        assertEquals(0, run(train("--epochs", "2", "--lr-schedule", "cosine", "--out", cosine.toString())),
+                err.toString());
+        assertEquals("cosine:0.0:2", ((Map<?, ?>) history(cosine).get("config")).get("lr_schedule"),
+                "the length the cosine took from --epochs");
+        assertEquals(List.of(0.001, 0.0005), history(cosine).get("learning_rate"));
+    }
+
+    @Test
+    void aResumeKeepsTheScheduleAndCannotRunACosineToZero() {
+        Path out = tmp.resolve("run");
+        assertEquals(0, run(train("--epochs", "2", "--lr-schedule", "cosine:0.0001", "--out", out.toString())),
+                err.toString());
+        assertEquals(0, run(List.of("train", "--resume", out.toString(), "--epochs", "3", "--quiet")), err.toString());
+        assertEquals(List.of(0.001, 0.00055, 0.0001), history(out).get("learning_rate"),
+                "past its 2 epochs the cosine stays at its minimum");
+
+        Path toZero = tmp.resolve("to-zero");
+        assertEquals(0, run(train("--epochs", "1", "--lr-schedule", "cosine", "--out", toZero.toString())),
+                err.toString());
+        assertEquals(2, run(List.of("train", "--resume", toZero.toString(), "--epochs", "2", "--quiet")));
+        assertTrue(err.toString().contains("the cosine reaches a rate of 0 after 1 epochs, and a run of 2 cannot"
+                + " train at 0"), err.toString());
+        assertEquals(2, run(List.of("train", "--resume", out.toString(), "--epochs", "4", "--lr-schedule", "step:1:0.5")));
+        assertTrue(err.toString().contains("--resume goes on with the saved run as it was set up, so it takes no"
+                + " --lr-schedule"), err.toString());
+    }
+
+    @Test
+    void badSchedulesAndAScheduleWithAPlateauAreUsageErrors() {
+        for (String bad : List.of("linear:3", "step:2", "step:0:0.5", "exponential:1.5", "cosine:-1",
+                "exponential:x", "cosine:0:2:7")) {
+            StringWriter errors = new StringWriter();
+            assertEquals(2, GradScope.run(new PrintWriter(errors, true), train("--epochs", "1", "--lr-schedule", bad)
+                    .toArray(String[]::new)), bad);
+            assertTrue(errors.toString().contains("--lr-schedule"), bad + ": " + errors);
+        }
+        assertEquals(2, run(train("--epochs", "1", "--lr-schedule", "step:1:0.5", "--reduce-lr-on-plateau", "2",
+                "--out", tmp.resolve("both").toString())));
+        assertTrue(err.toString().contains("--lr-schedule sets every epoch's learning rate, which would undo the"
+                + " reductions of --reduce-lr-on-plateau: give one of them"), err.toString());
+        assertTrue(Files.notExists(tmp.resolve("both")));
+    }
+}
