@@ -135,4 +135,25 @@ class ResumeOnGpuTest {
         assertEquals(histories[0].metrics(), histories[1].metrics());
         assertArrayEquals(parameters[0], parameters[1], "graphs and eager steps, bit for bit");
     }
+
+    /** The same for a schedule, which sets the rate before each epoch rather than after one. */
+    @Test
+    void aScheduledRateReachesTheReplayedGraphs() {
+        float[][] parameters = new float[2][];
+        History[] histories = new History[2];
+        for (int way = 0; way < 2; way++) {
+            try (CudaBackend gpu = new CudaBackend();
+                 Sequential model = Mlp.build(gpu, 5, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"),
+                         Initializer.glorotUniform()).compile(new dev.gradscope.nn.Adam(),
+                         Loss.CATEGORICAL_CROSSENTROPY).build(784)) {
+                histories[way] = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(3).verbose(0)
+                        .graph(way == 1).callback(LearningRateScheduler.cosine(3, 1e-4)).build());
+                parameters[way] = model.parameters().toFloatArray();
+            }
+        }
+        assertTrue(histories[1].graphs(), "the second way replayed graphs");
+        assertEquals(3, histories[1].get("learning_rate").stream().distinct().count());
+        assertEquals(histories[0].metrics(), histories[1].metrics());
+        assertArrayEquals(parameters[0], parameters[1], "graphs and eager steps, bit for bit");
+    }
 }
