@@ -15,7 +15,8 @@ import picocli.CommandLine.Option;
 final class DataOptions {
     /** Null when not given: {@code evaluate} then takes the weights file's own, the others {@link DatasetKind#DEFAULT}. */
     @Option(names = "--dataset", paramLabel = "NAME", completionCandidates = Ids.class,
-            description = "The images: ${COMPLETION-CANDIDATES} (default: mnist).")
+            description = "The images: ${COMPLETION-CANDIDATES} (default: mnist; for evaluate, the one the weights"
+                    + " were trained on).")
     String dataset;
 
     /** Null when not given: the data set's own folder. */

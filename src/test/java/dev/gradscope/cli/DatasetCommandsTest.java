@@ -121,7 +121,7 @@ class DatasetCommandsTest {
     @Test
     void theHelpListsTheDatasetsFromTheirTable() {
         assertEquals(0, runCapturingOutput("train", "--help"));
-        assertTrue(out.toString().contains("The images: mnist, fashion_mnist (default: mnist)."), out.toString());
+        assertTrue(out.toString().contains("The images: mnist, fashion_mnist (default: mnist;"), out.toString());
     }
 
     @Test
