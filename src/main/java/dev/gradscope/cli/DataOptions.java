@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
  * command that reads images ({@link DeviceOptions} carries them for the commands that train or evaluate).
  */
 final class DataOptions {
-    /** Null when not given: {@code evaluate} then takes the weights file's own, the others {@link DatasetKind#DEFAULT}. */
+    /** Null when not given: evaluate then takes the weights file's own, the others {@link DatasetKind#DEFAULT}. */
     @Option(names = "--dataset", paramLabel = "NAME", completionCandidates = Ids.class,
             description = "The images: ${COMPLETION-CANDIDATES} (default: mnist; for evaluate, the one the weights"
                     + " were trained on).")
