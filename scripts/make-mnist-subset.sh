@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
-# Cuts the small MNIST subset that the tests use from the real, verified files: the first 4000
-# training and the first 1000 test images with their labels, written as valid IDX files under
-# their standard names, gzip-compressed (gzip -n, so the same input gives the same bytes).
+# Cuts the small subset of a data set in MNIST's format that the tests use from the real, verified
+# files: the first training and test images with their labels, written as valid IDX files under their
+# standard names, gzip-compressed (gzip -n, so the same input gives the same bytes).
+#   mnist          the first 4000 training and 1000 test images -> src/test/resources/mnist-subset
+#   fashion_mnist  the first 2000 training and 500 test images   -> src/test/resources/fashion-mnist-subset
 #
-# Usage: scripts/make-mnist-subset.sh [SOURCE_DIR [OUT_DIR]]
-#   SOURCE_DIR  the full MNIST, default data/mnist (fetched and verified by fetch-mnist.sh first)
-#   OUT_DIR     default src/test/resources/mnist-subset
+# Usage: scripts/make-mnist-subset.sh [--dataset mnist|fashion_mnist] [SOURCE_DIR [OUT_DIR]]
+#   SOURCE_DIR  the full data set, default data/mnist or data/fashion-mnist (fetched and verified by its
+#               fetch script first)
+#   OUT_DIR     default the subset's folder above
 set -euo pipefail
 
-readonly TRAIN_COUNT=4000
-readonly TEST_COUNT=1000
 readonly IMAGE_BYTES=$((28 * 28))
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(dirname "$script_dir")"
-source_dir="${1:-$repo_root/data/mnist}"
-out_dir="${2:-$repo_root/src/test/resources/mnist-subset}"
 
-# Makes sure the source is the real MNIST (downloads it if missing; prints one line).
-"$script_dir/fetch-mnist.sh" "$source_dir"
+dataset=mnist
+if [[ "${1:-}" == --dataset ]]; then
+  dataset="${2:-}"
+  shift 2 || true
+elif [[ "${1:-}" == --dataset=* ]]; then
+  dataset="${1#--dataset=}"
+  shift
+fi
+case "$dataset" in
+  mnist) title=MNIST train_count=4000 test_count=1000 data=mnist fetch=fetch-mnist.sh ;;
+  fashion_mnist) title=Fashion-MNIST train_count=2000 test_count=500 data=fashion-mnist fetch=fetch-fashion-mnist.sh ;;
+  *) echo "make-mnist-subset: unknown dataset '$dataset'; valid: mnist, fashion_mnist" >&2; exit 2 ;;
+esac
+source_dir="${1:-$repo_root/data/$data}"
+out_dir="${2:-$repo_root/src/test/resources/$data-subset}"
+
+# Makes sure the source is the real data set (downloads it if missing; prints one line).
+"$script_dir/$fetch" "$source_dir"
 
 # Prints a 32-bit big-endian integer as 4 raw bytes.
 be32() {
@@ -47,8 +62,8 @@ cut_idx() {
 }
 
 mkdir -p "$out_dir"
-cut_idx train-images-idx3-ubyte "$TRAIN_COUNT" "$IMAGE_BYTES"
-cut_idx train-labels-idx1-ubyte "$TRAIN_COUNT" 1
-cut_idx t10k-images-idx3-ubyte "$TEST_COUNT" "$IMAGE_BYTES"
-cut_idx t10k-labels-idx1-ubyte "$TEST_COUNT" 1
-echo "MNIST subset ($TRAIN_COUNT train, $TEST_COUNT test) written to $out_dir"
+cut_idx train-images-idx3-ubyte "$train_count" "$IMAGE_BYTES"
+cut_idx train-labels-idx1-ubyte "$train_count" 1
+cut_idx t10k-images-idx3-ubyte "$test_count" "$IMAGE_BYTES"
+cut_idx t10k-labels-idx1-ubyte "$test_count" 1
+echo "$title subset ($train_count train, $test_count test) written to $out_dir"

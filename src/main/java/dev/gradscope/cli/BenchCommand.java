@@ -32,7 +32,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         subcommands = BenchKernelsCommand.class,
-        description = "Time training epochs of the chapter's MLP on MNIST (median after one warm-up epoch); "
+        description = "Time training epochs of the chapter's MLP on MNIST or --dataset's (median after one warm-up"
+                + " epoch); "
                 + "the subcommand kernels times single kernels instead.")
 final class BenchCommand implements Callable<Integer> {
     @Mixin
@@ -91,7 +92,7 @@ final class BenchCommand implements Callable<Integer> {
             throw run.usage("--profile-cost times the profiler both off and on; drop --no-profile");
         }
         ModelOptions.Resolved resolved = model.resolve(run);
-        Mnist mnist = run.loadMnist();
+        Mnist mnist = run.loadData();
         var device = run.openDevice();
         try (var backend = device.backend();
              Sequential net = resolved.build(backend, run.seed, mnist.train().featureCount(),
@@ -129,6 +130,7 @@ final class BenchCommand implements Callable<Integer> {
             result.put("graph", history.graphs());
             result.put("steps_per_graph", history.graphs() ? history.stepsPerGraph() : null);
             result.put("kernels_per_step", history.operationsPerStep() < 0 ? null : history.operationsPerStep());
+            result.put("dataset", mnist.kind().id());
             result.put("train_examples", train.rows());
             result.put("warmup_epoch_seconds", history.epochSeconds().get(0));
             result.put("epoch_seconds", timed);

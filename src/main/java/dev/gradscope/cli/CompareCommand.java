@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import dev.gradscope.data.DatasetKind;
 import dev.gradscope.report.ExperimentReport;
 import dev.gradscope.report.ExperimentReport.Run;
 import dev.gradscope.report.HtmlReport;
@@ -189,9 +190,23 @@ final class CompareCommand implements Callable<Integer> {
         Object optimizer = config.get("optimizer");
         String opt = optimizer instanceof Map<?, ?> m ? m.get("name") + " (lr " + m.get("learning_rate") + ")"
                 : String.valueOf(optimizer);
-        return String.format(Locale.ROOT, "%s, hidden %s, %s, %s, %s, batch %s, %s training images, %s",
+        return String.format(Locale.ROOT, "%s, hidden %s, %s, %s, %s, batch %s, %s %s training images, %s",
                 config.get("activation"), config.get("hidden"), config.get("loss"), opt, config.get("init"),
-                config.get("batch_size"), config.get("train_examples"), config.get("backend"));
+                config.get("batch_size"), config.get("train_examples"), datasetTitle(config), config.get("backend"));
+    }
+
+    /** The id of the data set a run's config records: {@code mnist} for runs saved before configs recorded one. */
+    private static String datasetId(Map<String, Object> config) {
+        return String.valueOf(config.getOrDefault("dataset", DatasetKind.MNIST.id()));
+    }
+
+    /** The name of a run's data set, as the id when this version does not know it. */
+    private static String datasetTitle(Map<String, Object> config) {
+        try {
+            return DatasetKind.fromId(datasetId(config)).title();
+        } catch (IllegalArgumentException e) {
+            return datasetId(config);
+        }
     }
 
     /** "The runs differ in: activation (relu, sigmoid); ..." over the config entries that are settings. */
@@ -203,7 +218,9 @@ final class CompareCommand implements Callable<Integer> {
             if (NOT_SETTINGS.contains(key)) {
                 continue;
             }
-            List<Object> values = read.stream().map(r -> r.config().get(key)).toList();
+            // A run saved before configs recorded the data set trained on MNIST.
+            List<Object> values = read.stream().map(r -> key.equals("dataset") ? datasetId(r.config())
+                    : r.config().get(key)).toList();
             if (new HashSet<>(values).size() > 1) {
                 List<String> shown = new ArrayList<>();
                 for (int i = 0; i < runs.size(); i++) {

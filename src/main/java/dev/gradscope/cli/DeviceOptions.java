@@ -2,12 +2,12 @@ package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
 import dev.gradscope.data.Mnist;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.function.Function;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** Where a command runs and which MNIST it reads: the options of every command that trains or evaluates. */
+/** Where a command runs and which data it reads: the options of every command that trains or evaluates. */
 final class DeviceOptions {
     @Option(names = "--device", defaultValue = "auto",
             description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}). auto falls back to the CPU and says why.")
@@ -18,20 +18,23 @@ final class DeviceOptions {
                     + " less exact; off by default. Ignored, with a note, where there is no TF32 (the CPU).")
     boolean tf32;
 
-    @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = Mnist.DEFAULT_DIR,
-            description = "Folder with the four MNIST IDX files, plain or .gz (default: ${DEFAULT-VALUE}).")
-    Path dataDir;
+    @Mixin
+    DataOptions data;
 
-    /** Checks {@code --device}; an unknown one becomes {@code usage}'s exception, listing the valid ones. */
+    /**
+     * Checks {@code --device} and {@code --dataset}; an unknown one becomes {@code usage}'s exception, listing the
+     * valid ones.
+     */
     void validate(Function<String, RuntimeException> usage) {
         if (!Devices.NAMES.contains(device.trim().toLowerCase(Locale.ROOT))) {
             throw usage.apply("unknown device '" + device + "'; valid: " + Devices.CHOICES);
         }
+        data.validate(usage);
     }
 
-    /** The four MNIST files of {@code --data-dir}. */
-    Mnist loadMnist() {
-        return Mnist.load(dataDir);
+    /** The four files of {@code --dataset} in {@code --data-dir} (see {@link DataOptions}). */
+    Mnist loadData() {
+        return data.load();
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
+import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.data.SafeTensors;
@@ -23,12 +24,13 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code gradscope evaluate WEIGHTS}: Keras's {@code evaluate} on the MNIST test set, for weights that
- * {@code train --out} saved. The file's metadata holds the run's config, so the command rebuilds the same
- * network without being told its options.
+ * {@code gradscope evaluate WEIGHTS}: Keras's {@code evaluate} on the test set of the data set the weights were
+ * trained on, for weights that {@code train --out} saved. The file's metadata holds the run's config, so the
+ * command rebuilds the same network, and reads the same data set, without being told its options.
  */
 @Command(name = "evaluate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Evaluate the weights a train run saved (its --out DIR/model.safetensors) on the MNIST test set.")
+        description = "Evaluate the weights a train run saved (its --out DIR/model.safetensors) on the test set of"
+                + " the data set they were trained on (or --dataset's).")
 final class EvaluateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -64,7 +66,14 @@ final class EvaluateCommand implements Callable<Integer> {
             ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
                     .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
                             + message));
-            Mnist mnist = machine.loadMnist();
+            DatasetKind trainedOn = recordedDataset(config, weights);
+            if (machine.data.dataset == null) {
+                machine.data.dataset = trainedOn.id();
+            } else if (machine.data.dataset() != trainedOn) {
+                System.err.println("gradscope: note: the weights were trained on " + trainedOn.title() + "; evaluating"
+                        + " them on " + machine.data.dataset().title() + " as --dataset asks");
+            }
+            Mnist mnist = machine.loadData();
             int inputs = mnist.test().featureCount();
             int classes = mnist.test().classCount();
             requireWeightsForEveryKernel(reader, resolved, inputs, classes);
@@ -82,8 +91,8 @@ final class EvaluateCommand implements Callable<Integer> {
                 WeightsFile.load(net, reader);
                 Evaluation test = net.evaluate(mnist.test(), batch);
                 String epoch = reader.metadata().get("epoch");
-                System.out.printf(Locale.ROOT, "test: loss %.4f, accuracy %.4f on %d images (%s %s%s, %s)%n",
-                        test.loss(), test.accuracy(), test.examples(),
+                System.out.printf(Locale.ROOT, "test: loss %.4f, accuracy %.4f on %d %s images (%s %s%s, %s)%n",
+                        test.loss(), test.accuracy(), test.examples(), mnist.kind().title(),
                         TrainCommand.architecture(inputs, resolved.hidden(), classes), resolved.units().activation(),
                         epoch == null ? "" : ", after epoch " + epoch, backend.name());
                 if (out != null) {
@@ -92,6 +101,7 @@ final class EvaluateCommand implements Callable<Integer> {
                     result.put("epoch", epoch != null && epoch.matches("[0-9]{1,9}") ? Integer.valueOf(epoch) : epoch);
                     result.put("loss", test.loss());
                     result.put("accuracy", test.accuracy());
+                    result.put("dataset", mnist.kind().id());
                     result.put("examples", test.examples());
                     result.put("batch_size", batch);
                     result.put("backend", backend.name());
@@ -105,6 +115,20 @@ final class EvaluateCommand implements Callable<Integer> {
     }
 
     private static final int DEFAULT_BATCH = 256;
+
+    /** The data set a run's config records; MNIST for files written before runs recorded one. */
+    private static DatasetKind recordedDataset(Map<String, Object> config, Path weights) {
+        Object id = config.get("dataset");
+        if (id == null) {
+            return DatasetKind.MNIST;
+        }
+        try {
+            return DatasetKind.fromId(String.valueOf(id));
+        } catch (IllegalArgumentException e) {
+            throw new InvalidDataException(weights + ": its config names a data set this version does not know: "
+                    + e.getMessage(), e);
+        }
+    }
 
     /**
      * The rows per forward pass of the run's validation: its batch size, cut to its training examples as fit

@@ -2,6 +2,7 @@ package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
 import dev.gradscope.data.Dataset;
+import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
@@ -139,7 +140,7 @@ final class ExperimentCommand implements Runnable {
             }
             List<RunSpec> specs = plan();
             Path dir = out != null ? out : Path.of("out", "experiment-" + name());
-            Mnist mnist = run.loadMnist();
+            Mnist mnist = run.loadData();
             Devices.Selection device = run.openDevice();
             try (Backend backend = device.backend()) {
                 if (device.fallback() != null) {
@@ -148,11 +149,11 @@ final class ExperimentCommand implements Runnable {
                 Dataset train = TrainCommand.trainingData(run, mnist);
                 List<Run> runs = new ArrayList<>();
                 for (int i = 0; i < specs.size(); i++) {
-                    runs.add(train(specs.get(i), i, specs.size(), dir, backend, train, mnist.test()));
+                    runs.add(train(specs.get(i), i, specs.size(), dir, backend, mnist.kind(), train, mnist.test()));
                 }
-                String setting = String.format(Locale.ROOT, "%d epoch%s, batch %d, %d training and %d test images,"
-                                + " seed %d, %s", epochs, epochs == 1 ? "" : "s", run.batchSize, train.rows(),
-                        mnist.test().rows(), run.seed, backend.name());
+                String setting = String.format(Locale.ROOT, "%d epoch%s, batch %d, %d %s training and %d test"
+                                + " images, seed %d, %s", epochs, epochs == 1 ? "" : "s", run.batchSize, train.rows(),
+                        mnist.kind().title(), mnist.test().rows(), run.seed, backend.name());
                 ExperimentReport report = new ExperimentReport(dir, title);
                 report(report, runs, setting);
                 report.page().heading("Reproduce");
@@ -168,8 +169,12 @@ final class ExperimentCommand implements Runnable {
             StringBuilder sb = new StringBuilder("gradscope experiment ").append(name())
                     .append(" --device ").append(backendName).append(" --epochs ").append(epochs)
                     .append(" \\\n    --batch-size ").append(run.batchSize).append(" --seed ").append(run.seed);
-            if (!run.machine.dataDir.equals(Path.of(Mnist.DEFAULT_DIR))) {
-                sb.append(" --data-dir ").append(run.machine.dataDir);
+            DataOptions data = run.machine.data;
+            if (data.dataset() != DatasetKind.DEFAULT) {
+                sb.append(" --dataset ").append(data.dataset().id());
+            }
+            if (!data.dataDir().equals(Path.of(data.dataset().defaultDir()))) {
+                sb.append(" --data-dir ").append(data.dataDir());
             }
             if (run.trainLimit > 0) {
                 sb.append(" --train-limit ").append(trainRows);
@@ -186,9 +191,9 @@ final class ExperimentCommand implements Runnable {
         /** The experiment's own options as given, for the page's command line. */
         abstract String extraArguments();
 
-        private Run train(RunSpec spec, int index, int count, Path dir, Backend backend, Dataset train,
-                          Dataset test) {
-            String setting = TrainCommand.setting(spec.model(), train, test, run.batchSize, backend);
+        private Run train(RunSpec spec, int index, int count, Path dir, Backend backend, DatasetKind dataset,
+                          Dataset train, Dataset test) {
+            String setting = TrainCommand.setting(spec.model(), dataset, train, test, run.batchSize, backend);
             if (!quiet) {
                 System.out.printf(Locale.ROOT, "[%d/%d] %s: %s%n", index + 1, count, spec.name(), setting);
             }
@@ -255,7 +260,7 @@ final class ExperimentCommand implements Runnable {
         }
     }
 
-    /** The chapter's MLP on MNIST, e.g. {@code 784-512-256-128-64-10}. */
+    /** The chapter's MLP on MNIST (or any data set of its format), e.g. {@code 784-512-256-128-64-10}. */
     private static String chapterMlp() {
         return TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT);
     }

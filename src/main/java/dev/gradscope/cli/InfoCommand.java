@@ -6,25 +6,32 @@ import dev.gradscope.backend.cuda.CudaBackend;
 import dev.gradscope.backend.cuda.CudaException;
 import dev.gradscope.backend.cuda.CudaProbe;
 import dev.gradscope.backend.cuda.CudaUnavailableException;
+import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Spec;
 
 /** {@code gradscope info}: what this machine offers GradScope. */
 @Command(name = "info", mixinStandardHelpOptions = true,
-        description = "Show the Java runtime, the backends that work here, and whether MNIST is present.")
+        description = "Show the Java runtime, the backends that work here, and which data sets are present (each in"
+                + " its own folder; --data-dir says where to look for --dataset's).")
 final class InfoCommand implements Callable<Integer> {
-    @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = Mnist.DEFAULT_DIR,
-            description = "Where to look for MNIST (default: ${DEFAULT-VALUE}).")
-    Path dataDir;
+    @Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Mixin
+    DataOptions data;
 
     @Override
     public Integer call() {
+        data.validate(message -> new CommandLine.ParameterException(spec.commandLine(), message));
         System.out.println(new GradScope.Version().getVersion()[0]);
         System.out.println("java:  " + System.getProperty("java.vm.name") + " " + Runtime.version() + " ("
                 + System.getProperty("os.name") + " " + System.getProperty("os.arch") + ")");
@@ -32,7 +39,10 @@ final class InfoCommand implements Callable<Integer> {
             System.out.println("cpu:   available - " + cpu.description());
         }
         describeCuda().forEach(System.out::println);
-        System.out.println("mnist: " + describeData(dataDir));
+        for (DatasetKind kind : DatasetKind.values()) {
+            Path dir = kind == data.dataset() ? data.dataDir() : Path.of(kind.defaultDir());
+            System.out.println(kind.id() + ": " + describeData(kind, dir));
+        }
         return 0;
     }
 
@@ -60,12 +70,12 @@ final class InfoCommand implements Callable<Integer> {
         return lines;
     }
 
-    private static String describeData(Path dir) {
+    private static String describeData(DatasetKind kind, Path dir) {
         if (!Files.isDirectory(dir)) {
-            return "not found in " + dir + " (run " + Mnist.FETCH_SCRIPT + ")";
+            return "not found in " + dir + " (run " + kind.fetchScript() + ")";
         }
         try {
-            Mnist m = Mnist.load(dir);
+            Mnist m = Mnist.load(kind, dir);
             return m.train().rows() + " training and " + m.test().rows() + " test images in " + dir;
         } catch (RuntimeException e) {
             return "unusable: " + e.getMessage();

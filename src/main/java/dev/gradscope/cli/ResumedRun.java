@@ -20,11 +20,11 @@ final class ResumedRun implements AutoCloseable {
 
     /**
      * The options {@code --resume} may be given with: how many epochs in all, and where and how the steps run
-     * (the device and TF32 change the rounding, not the model or how it learns). Everything else comes from the
-     * saved run.
+     * (the device and TF32 change the rounding, not the model or how it learns), and where the data is.
+     * Everything else comes from the saved run; {@code --dataset} may only repeat the run's own.
      */
     static final List<String> ALLOWED_OPTIONS = List.of("--resume", "--epochs", "--device", "--tf32", "--data-dir",
-            "--no-graph", "--steps-per-graph", "--quiet", "--tensorboard", "--histogram-freq");
+            "--dataset", "--no-graph", "--steps-per-graph", "--quiet", "--tensorboard", "--histogram-freq");
 
     private final SafeTensors.Reader reader;
     private final Map<String, Object> config;

@@ -67,8 +67,9 @@ final class RunOptions {
         }
     }
 
-    Mnist loadMnist() {
-        return machine.loadMnist();
+    /** See {@link DeviceOptions#loadData()}. */
+    Mnist loadData() {
+        return machine.loadData();
     }
 
     /** See {@link DeviceOptions#openDevice()}. */

@@ -3,6 +3,7 @@ package dev.gradscope.cli;
 import dev.gradscope.backend.Devices;
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.Dataset;
+import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
@@ -39,11 +40,11 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code gradscope train}: trains the chapter's MLP on MNIST with the gradient profiler on, prints the
- * diagnosis, and with {@code --out} writes every run artifact ({@link RunReport}).
+ * {@code gradscope train}: trains the chapter's MLP on MNIST (or {@code --dataset}'s images) with the gradient
+ * profiler on, prints the diagnosis, and with {@code --out} writes every run artifact ({@link RunReport}).
  */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Train an MLP (by default the chapter's 784-512-256-128-64-10) on MNIST.")
+        description = "Train an MLP (by default the chapter's 784-512-256-128-64-10) on MNIST or Fashion-MNIST.")
 final class TrainCommand implements Callable<Integer> {
     @Mixin
     ModelOptions model;
@@ -71,8 +72,8 @@ final class TrainCommand implements Callable<Integer> {
                     + " settings, its optimizer's state and its shuffles: the same numbers as if it had never"
                     + " stopped (on the same device and TF32 setting, which are the run's unless given). Writes to"
                     + " DIR. --epochs is the total to reach (default: the run's own); --device, --tf32/--no-tf32,"
-                    + " --data-dir, --no-graph, --steps-per-graph, --quiet, --tensorboard and --histogram-freq may be given,"
-                    + " nothing else.")
+                    + " --data-dir, --dataset (the run's own only), --no-graph, --steps-per-graph, --quiet, --tensorboard"
+                    + " and --histogram-freq may be given, nothing else.")
     Path resume;
 
     @Option(names = "--save-best", paramLabel = "METRIC",
@@ -178,8 +179,9 @@ final class TrainCommand implements Callable<Integer> {
             run.batchSize = resumed.integer("batch_size", 0);
             run.seed = resumed.longInteger("seed");
             run.trainLimit = resumed.integer("train_examples", 0);
+            resumeDataset(resumed, dir);
             if (!given("--data-dir") && resumed.text("data_dir") != null) {
-                run.machine.dataDir = Path.of(resumed.text("data_dir"));
+                run.machine.data.dataDir = Path.of(resumed.text("data_dir"));
             }
             if (!given("--device") && resumed.text("device") != null) {
                 run.machine.device = resumed.text("device");
@@ -257,6 +259,26 @@ final class TrainCommand implements Callable<Integer> {
             resumed.close();
             throw e;
         }
+    }
+
+    /**
+     * Takes the saved run's data set (MNIST for a run saved before runs recorded one); a {@code --dataset} that names
+     * another is a usage error, as the run's other settings are.
+     */
+    private void resumeDataset(ResumedRun resumed, Path dir) {
+        String saved = resumed.text("dataset");
+        DatasetKind kind;
+        try {
+            kind = saved == null ? DatasetKind.MNIST : DatasetKind.fromId(saved);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidDataException(resumed.file() + ": its config does not describe a train run:"
+                    + " config.dataset: " + e.getMessage(), e);
+        }
+        if (given("--dataset") && run.machine.data.dataset() != kind) {
+            throw run.usage("--dataset " + run.machine.data.dataset + ": the run in " + dir + " trained on " + kind.id()
+                    + ", and --resume goes on with the run's own data set");
+        }
+        run.machine.data.dataset = kind.id();
     }
 
     private boolean given(String option) {
@@ -373,7 +395,7 @@ final class TrainCommand implements Callable<Integer> {
                     + " --reduce-lr-on-plateau too");
         }
         ModelOptions.Resolved resolved = model.resolve(run);
-        Mnist mnist = run.loadMnist();
+        Mnist mnist = run.loadData();
         Devices.Selection device = run.openDevice();
         try (var backend = device.backend();
              Sequential net = resolved.build(backend, run.seed, mnist.train().featureCount(),
@@ -427,7 +449,7 @@ final class TrainCommand implements Callable<Integer> {
             if (resumed != null) {
                 if (train.rows() != resumed.integer("train_examples", 0)) {
                     throw new InvalidDataException(resumed.file() + ": the run trained on "
-                            + resumed.integer("train_examples", 0) + " images, " + run.machine.dataDir + " has "
+                            + resumed.integer("train_examples", 0) + " images, " + run.machine.data.dataDir() + " has "
                             + train.rows());
                 }
                 config.put("resumed_at_epochs", resumed.resumedAtEpochs());
@@ -491,7 +513,7 @@ final class TrainCommand implements Callable<Integer> {
             Path report = null;
             if (out != null) {
                 RunReport.Written written = RunReport.write(out, "gradscope train: " + resolved.units().activation(),
-                        setting(resolved, train, mnist.test(), run.batchSize, backend), history, config);
+                        setting(resolved, mnist.kind(), train, mnist.test(), run.batchSize, backend), history, config);
                 diagnosis = written.diagnosis();
                 report = written.report();
             } else {
@@ -573,7 +595,8 @@ final class TrainCommand implements Callable<Integer> {
         // the steps run eagerly.
         config.put("steps_per_graph", graph ? Trainer.stepsPerGraph(run.stepsPerGraph, train.rows(), run.batchSize)
                 : null);
-        config.put("data_dir", run.machine.dataDir.toString());
+        config.put("dataset", run.machine.data.dataset().id());
+        config.put("data_dir", run.machine.data.dataDir().toString());
         config.put("train_examples", train.rows());
         config.put("validation_examples", validation.rows());
         return config;
@@ -581,16 +604,18 @@ final class TrainCommand implements Callable<Integer> {
 
     /**
      * One line on what is trained, for report pages and chart subtitles, e.g. {@code 784-512-256-128-64-10
-     * sigmoid, categorical_crossentropy, adam (lr 0.001), glorot_uniform, batch 256, 60000 examples, cpu}.
+     * sigmoid, categorical_crossentropy, adam (lr 0.001), glorot_uniform, batch 256, 60000 MNIST training and
+     * 10000 test images, cpu}.
      */
-    static String setting(ModelOptions.Resolved resolved, Dataset train, Dataset validation, int batchSize,
-                          Backend backend) {
-        return String.format(Locale.ROOT, "%s %s, %s, %s (lr %s%s), %s, batch %d, %d training and %d test images, %s",
+    static String setting(ModelOptions.Resolved resolved, DatasetKind dataset, Dataset train, Dataset validation,
+                          int batchSize, Backend backend) {
+        return String.format(Locale.ROOT,
+                "%s %s, %s, %s (lr %s%s), %s, batch %d, %d %s training and %d test images, %s",
                 architecture(train.featureCount(), resolved.hidden(), train.classCount()),
                 resolved.units().activation(), resolved.loss().id(), resolved.optimizerId(),
                 number(resolved.learningRate()),
                 resolved.momentum() > 0 ? ", momentum " + number(resolved.momentum()) : "",
-                resolved.initializer(), batchSize, train.rows(), validation.rows(), backend.name());
+                resolved.initializer(), batchSize, train.rows(), dataset.title(), validation.rows(), backend.name());
     }
 
     /** {@code 784-512-256-128-64-10}; a run of equal widths is shortened: {@code 784-128x10-10}. */

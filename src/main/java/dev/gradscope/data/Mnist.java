@@ -6,18 +6,20 @@ import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
- * The MNIST handwritten digits (Yann LeCun, Corinna Cortes, Christopher J.C. Burges; CC BY-SA 3.0):
- * 60,000 training and 10,000 test images of 28x28 grey pixels, labels 0..9.
+ * An image set in MNIST's format, MNIST itself or one of the other {@link DatasetKind}s (Fashion-MNIST was made
+ * as a drop-in replacement): 28x28 grey pixels, labels 0..9, for MNIST 60,000 training and 10,000 test images.
  *
- * <p>{@link #load(Path)} reads the four original IDX files, each plain or gzip, from a directory
- * that {@value #FETCH_SCRIPT} fills. {@link #loadFromClasspath(String)} reads the same four names
- * (gzip) from classpath resources, such as the small subset under {@code src/test/resources}.
- * Both check that images and labels agree in count, images are 28x28 and labels are in 0..9.
+ * <p>{@link #load(DatasetKind, Path)} reads the four original IDX files, each plain or gzip, from a directory
+ * that the kind's {@linkplain DatasetKind#fetchScript() fetch script} fills. {@link #loadFromClasspath(DatasetKind,
+ * String)} reads the same four names (gzip) from classpath resources, such as the small subsets under
+ * {@code src/test/resources}. Both check that images and labels agree in count, images are 28x28 and labels
+ * are in 0..9, and name the data set in their messages.
  *
- * @param train the training images ({@code mnist-train})
- * @param test the test images ({@code mnist-test})
+ * @param kind which data set this is
+ * @param train the training images ({@code mnist-train}; {@code fashion_mnist-train} for Fashion-MNIST)
+ * @param test the test images ({@code mnist-test}, {@code fashion_mnist-test})
  */
-public record Mnist(Dataset train, Dataset test) {
+public record Mnist(DatasetKind kind, Dataset train, Dataset test) {
     public static final String TRAIN_IMAGES = "train-images-idx3-ubyte";
     public static final String TRAIN_LABELS = "train-labels-idx1-ubyte";
     public static final String TEST_IMAGES = "t10k-images-idx3-ubyte";
@@ -30,47 +32,53 @@ public record Mnist(Dataset train, Dataset test) {
     /** Pixels are stored as 0..255; the model sees them in [0, 1]. */
     public static final float PIXEL_SCALE = 1f / 255f;
 
-    /** The script, relative to the repository root, that downloads and verifies the files. */
-    public static final String FETCH_SCRIPT = "scripts/fetch-mnist.sh";
-    /** The directory, relative to the repository root, that {@value #FETCH_SCRIPT} fills by default. */
-    public static final String DEFAULT_DIR = "data/mnist";
-
     private static final String GZIP_SUFFIX = ".gz";
     private static final int IMAGE_DIMENSIONS = 3;
     private static final int LABEL_DIMENSIONS = 1;
 
-    /**
-     * Loads MNIST from {@code dir}, which holds the four standard files, each named as is (plain)
-     * or with {@code .gz} (gzip).
-     *
-     * @throws InvalidDataException if a file is missing or malformed, or images and labels disagree;
-     *     the message says to run {@value #FETCH_SCRIPT}
-     */
+    /** {@link #load(DatasetKind, Path)} of MNIST. */
     public static Mnist load(Path dir) {
-        return new Mnist(
-                loadSplit("mnist-train", dir, TRAIN_IMAGES, TRAIN_LABELS),
-                loadSplit("mnist-test", dir, TEST_IMAGES, TEST_LABELS));
+        return load(DatasetKind.MNIST, dir);
     }
 
     /**
-     * Loads MNIST from classpath resources {@code resourceDir + "/" + name + ".gz"} (gzip), for
-     * example {@code loadFromClasspath("/mnist-subset")} for the subset committed with the tests.
+     * Loads the data set {@code kind} from {@code dir}, which holds the four standard files, each named as is
+     * (plain) or with {@code .gz} (gzip).
+     *
+     * @throws InvalidDataException if a file is missing or malformed, or images and labels disagree; the
+     *     message names the data set and says to run its fetch script
+     */
+    public static Mnist load(DatasetKind kind, Path dir) {
+        return new Mnist(kind,
+                loadSplit(kind, kind.id() + "-train", dir, TRAIN_IMAGES, TRAIN_LABELS),
+                loadSplit(kind, kind.id() + "-test", dir, TEST_IMAGES, TEST_LABELS));
+    }
+
+    /** {@link #loadFromClasspath(DatasetKind, String)} of MNIST. */
+    public static Mnist loadFromClasspath(String resourceDir) {
+        return loadFromClasspath(DatasetKind.MNIST, resourceDir);
+    }
+
+    /**
+     * Loads the data set {@code kind} from classpath resources {@code resourceDir + "/" + name + ".gz"} (gzip),
+     * for example {@code loadFromClasspath(DatasetKind.MNIST, "/mnist-subset")} for the subset committed with
+     * the tests.
      *
      * @throws InvalidDataException if a resource is missing or malformed, or images and labels disagree
      */
-    public static Mnist loadFromClasspath(String resourceDir) {
-        return new Mnist(
-                toDataset("mnist-train", readResource(resourceDir, TRAIN_IMAGES, IMAGE_DIMENSIONS),
+    public static Mnist loadFromClasspath(DatasetKind kind, String resourceDir) {
+        return new Mnist(kind,
+                toDataset(kind, kind.id() + "-train", readResource(resourceDir, TRAIN_IMAGES, IMAGE_DIMENSIONS),
                         readResource(resourceDir, TRAIN_LABELS, LABEL_DIMENSIONS)),
-                toDataset("mnist-test", readResource(resourceDir, TEST_IMAGES, IMAGE_DIMENSIONS),
+                toDataset(kind, kind.id() + "-test", readResource(resourceDir, TEST_IMAGES, IMAGE_DIMENSIONS),
                         readResource(resourceDir, TEST_LABELS, LABEL_DIMENSIONS)));
     }
 
-    private static String fetchHint(Path dir) {
-        return "Run " + FETCH_SCRIPT + " " + dir + " to download and verify MNIST.";
+    private static String fetchHint(DatasetKind kind, Path dir) {
+        return "Run " + kind.fetchScript() + " " + dir + " to download and verify " + kind.title() + ".";
     }
 
-    private static Path findFile(Path dir, String name) {
+    private static Path findFile(DatasetKind kind, Path dir, String name) {
         Path plain = dir.resolve(name);
         Path gzipped = dir.resolve(name + GZIP_SUFFIX);
         if (Files.isRegularFile(plain)) {
@@ -80,19 +88,19 @@ public record Mnist(Dataset train, Dataset test) {
             return gzipped;
         }
         String where = Files.isDirectory(dir) ? "" : " (directory " + dir + " does not exist)";
-        throw new InvalidDataException("MNIST file not found: neither " + plain + " nor " + gzipped + where + ". "
-                + fetchHint(dir));
+        throw new InvalidDataException(kind.title() + " file not found: neither " + plain + " nor " + gzipped + where
+                + ". " + fetchHint(kind, dir));
     }
 
-    private static Dataset loadSplit(String name, Path dir, String imagesName, String labelsName) {
-        Path imagesPath = findFile(dir, imagesName);
-        Path labelsPath = findFile(dir, labelsName);
+    private static Dataset loadSplit(DatasetKind kind, String name, Path dir, String imagesName, String labelsName) {
+        Path imagesPath = findFile(kind, dir, imagesName);
+        Path labelsPath = findFile(kind, dir, labelsName);
         // Any defect in a fetched file is cured the same way: fetch it again.
         try {
-            return toDataset(name, IdxReader.read(imagesPath, IMAGE_DIMENSIONS),
+            return toDataset(kind, name, IdxReader.read(imagesPath, IMAGE_DIMENSIONS),
                     IdxReader.read(labelsPath, LABEL_DIMENSIONS));
         } catch (InvalidDataException e) {
-            throw new InvalidDataException(e.getMessage() + ". " + fetchHint(dir), e);
+            throw new InvalidDataException(e.getMessage() + ". " + fetchHint(kind, dir), e);
         }
     }
 
@@ -106,11 +114,12 @@ public record Mnist(Dataset train, Dataset test) {
         return IdxReader.read(in, "classpath:" + resource, dimensionCount);
     }
 
-    private static Dataset toDataset(String name, IdxArray images, IdxArray labels) {
+    private static Dataset toDataset(DatasetKind kind, String name, IdxArray images, IdxArray labels) {
         int[] dims = images.dimensions();
         if (dims[1] != IMAGE_ROWS || dims[2] != IMAGE_COLUMNS) {
             throw new InvalidDataException(images.source() + ": images are " + dims[1] + "x" + dims[2]
-                    + " (dimensions " + Arrays.toString(dims) + "), MNIST images are " + IMAGE_ROWS + "x" + IMAGE_COLUMNS);
+                    + " (dimensions " + Arrays.toString(dims) + "), " + kind.title() + " images are " + IMAGE_ROWS
+                    + "x" + IMAGE_COLUMNS);
         }
         if (images.count() != labels.count()) {
             throw new InvalidDataException("image and label counts disagree: " + images.source() + " holds "
@@ -122,7 +131,7 @@ public record Mnist(Dataset train, Dataset test) {
             classes[i] = labelBytes[i] & 0xFF;
             if (classes[i] >= CLASS_COUNT) {
                 throw new InvalidDataException(labels.source() + ": label " + i + " is " + classes[i]
-                        + ", MNIST labels are 0.." + (CLASS_COUNT - 1));
+                        + ", " + kind.title() + " labels are 0.." + (CLASS_COUNT - 1));
             }
         }
         return new Dataset(name, images.data(), classes, PIXELS, CLASS_COUNT, PIXEL_SCALE);

@@ -144,7 +144,7 @@ class MnistTest {
 
     @Test
     void fullMnistWhenFetched() {
-        Path fetched = Path.of(Mnist.DEFAULT_DIR);
+        Path fetched = Path.of(DatasetKind.MNIST.defaultDir());
         assumeTrue(Files.isDirectory(fetched), "full MNIST not fetched: run scripts/fetch-mnist.sh to test against it");
         Mnist mnist = Mnist.load(fetched);
         assertEquals(60_000, mnist.train().rows());
