@@ -1,7 +1,8 @@
 // Optimizer steps over the flat parameter and gradient buffers: CpuBackend.adamUpdate (also its form that
-// reads the iteration count from the device) and sgdUpdate, their measured forms that also end a training
-// step (Backend's StepEnd: gradient and update norms, the step counter) in the same launch, and the gradient
-// clipping that precedes them: clipByValue and clipByGlobalNorm.
+// reads the iteration count from the device), sgdUpdate and rmspropUpdate, each with Keras 3's decoupled weight
+// decay in the same pass, their measured forms that also end a training step (Backend's StepEnd: gradient and
+// update norms, the step counter) in the same launch, and the gradient clipping that precedes them:
+// clipByValue and clipByGlobalNorm.
 //
 // The CPU computes these in float, so the GPU computes the same float operations in the same order,
 // each rounded on its own: the __f*_rn intrinsics are never fused into an FMA (nvcc fuses a * b + c
@@ -12,31 +13,76 @@
 namespace gs {
 
 /**
+ * Keras 3's decoupled weight decay, applied to a parameter before the optimizer's own step:
+ * p - p * weightDecay * learningRate, each operation rounded on its own as on the CPU. With weightDecay 0
+ * the parameter is returned untouched (not p - 0, which would turn -0 into +0 and an infinity into NaN),
+ * so a run without weight decay has the bits it had before weight decay existed.
+ */
+__device__ __forceinline__ float decayed(float p, float weightDecay, float learningRate) {
+    return weightDecay == 0.0f ? p : __fsub_rn(p, __fmul_rn(__fmul_rn(p, weightDecay), learningRate));
+}
+
+/**
  * Keras's Adam rule, the bias corrections folded into stepSize by the caller:
- * m += (1 - beta1)(g - m), v += (1 - beta2)(g^2 - v), p -= stepSize m / (sqrt(v) + epsilon).
+ * m += (1 - beta1)(g - m), v += (1 - beta2)(g^2 - v), p -= stepSize m / (sqrt(v) + epsilon); after the
+ * weight decay (decayed) with weightDecay and learningRate, which the host-scalar kernels leave at 0.
  */
 struct AdamStep {
-    float oneMinusBeta1, oneMinusBeta2, epsilon, stepSize;
+    float oneMinusBeta1, oneMinusBeta2, epsilon, stepSize, weightDecay, learningRate;
 
     __device__ __forceinline__ void operator()(float& p, float g, float& m, float& v) const {
         m = __fadd_rn(m, __fmul_rn(oneMinusBeta1, __fsub_rn(g, m)));
         v = __fadd_rn(v, __fmul_rn(oneMinusBeta2, __fsub_rn(__fmul_rn(g, g), v)));
-        p = __fsub_rn(p, __fdiv_rn(__fmul_rn(stepSize, m), __fadd_rn(__fsqrt_rn(v), epsilon)));
+        p = __fsub_rn(decayed(p, weightDecay, learningRate),
+                      __fdiv_rn(__fmul_rn(stepSize, m), __fadd_rn(__fsqrt_rn(v), epsilon)));
     }
 };
 
 /**
- * Keras's SGD rule with momentum: velocity = momentum velocity - lr g, then p += velocity or, with
- * Nesterov, p += momentum velocity - lr g.
+ * Keras's SGD rule with momentum, after the weight decay: velocity = momentum velocity - lr g, then
+ * p += velocity or, with Nesterov, p += momentum velocity - lr g.
  */
 struct MomentumStep {
-    float learningRate, momentum;
+    float learningRate, momentum, weightDecay;
     bool nesterov;
 
     __device__ __forceinline__ void operator()(float& p, float g, float& velocity) const {
         const float lrG = __fmul_rn(learningRate, g);
         velocity = __fsub_rn(__fmul_rn(momentum, velocity), lrG);
-        p = __fadd_rn(p, nesterov ? __fsub_rn(__fmul_rn(momentum, velocity), lrG) : velocity);
+        p = __fadd_rn(decayed(p, weightDecay, learningRate),
+                      nesterov ? __fsub_rn(__fmul_rn(momentum, velocity), lrG) : velocity);
+    }
+};
+
+/**
+ * Keras 3's RMSprop rule, after the weight decay: velocity = rho velocity + (1 - rho) g^2; centered:
+ * average = rho average + (1 - rho) g and denominator = velocity - average^2 + epsilon, else
+ * denominator = velocity + epsilon (epsilon inside the square root, as Keras 3); increment =
+ * lr g / sqrt(denominator); with momentum, buffer = momentum buffer + increment and p -= buffer, else
+ * p -= increment. average is only touched when centered, buffer only when momentum != 0.
+ */
+struct RmsPropStep {
+    float learningRate, rho, oneMinusRho, momentum, epsilon, weightDecay;
+    bool centered;
+
+    __device__ __forceinline__ void operator()(float& p, float g, float& velocity, float& average,
+                                               float& buffer) const {
+        const float start = decayed(p, weightDecay, learningRate);
+        velocity = __fadd_rn(__fmul_rn(rho, velocity), __fmul_rn(oneMinusRho, __fmul_rn(g, g)));
+        float denominator;
+        if (centered) {
+            average = __fadd_rn(__fmul_rn(rho, average), __fmul_rn(oneMinusRho, g));
+            denominator = __fadd_rn(__fsub_rn(velocity, __fmul_rn(average, average)), epsilon);
+        } else {
+            denominator = __fadd_rn(velocity, epsilon);
+        }
+        const float increment = __fdiv_rn(__fmul_rn(learningRate, g), __fsqrt_rn(denominator));
+        if (momentum != 0.0f) {
+            buffer = __fadd_rn(__fmul_rn(momentum, buffer), increment);
+            p = __fsub_rn(start, buffer);
+        } else {
+            p = __fsub_rn(start, increment);
+        }
     }
 };
 
@@ -70,9 +116,9 @@ __device__ __forceinline__ float adamStepSize(double learningRate, double beta1,
     return __double2float_rn(__ddiv_rn(numerator, __dsub_rn(1.0, powerBySquaring(beta1, t))));
 }
 
-/** SGD without momentum: p - lr g, each operation rounded on its own as on the CPU. */
-__device__ __forceinline__ float plainStep(float p, float g, float learningRate) {
-    return __fsub_rn(p, __fmul_rn(learningRate, g));
+/** SGD without momentum, after the weight decay: p - lr g, each operation rounded on its own as on the CPU. */
+__device__ __forceinline__ float plainStep(float p, float g, float learningRate, float weightDecay) {
+    return __fsub_rn(decayed(p, weightDecay, learningRate), __fmul_rn(learningRate, g));
 }
 
 /** Java's Math.min: NaN when either operand is NaN, and -0 is below +0 (fminf does neither). */
@@ -133,7 +179,7 @@ __device__ __forceinline__ void adamElements(float* __restrict__ params, const f
 extern "C" __global__ void adam_update(float* __restrict__ params, const float* __restrict__ grads,
                                        float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
                                        float epsilon, float stepSize, int n) {
-    const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
+    const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize, 0.0f, 0.0f};
     gs::adamElements(params, grads, m, v, step, n);
 }
 
@@ -271,7 +317,7 @@ __device__ __forceinline__ bool updateWithNorms(float* __restrict__ params, cons
 extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
     float beta1, float beta2, float epsilon, float stepSize, GS_MEASURED_PARAMETERS) {
-    const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize};
+    const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize, 0.0f, 0.0f};
     gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
                         [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
 }
@@ -279,15 +325,16 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured(
 /**
  * adam_update with the step size from the device's iteration count (Backend.adamUpdate's counter form):
  * stepSize = adamStepSize(learningRate, beta1, beta2, iterations), the moments with (float) beta1 and
- * (float) beta2. Every thread computes the step size (a few dozen double operations); the grid's last block,
+ * (float) beta2, after the weight decay with weightDecay and (float) learningRate. Every thread computes the step size (a few dozen double operations); the grid's last block,
  * when every block has read the count, adds this update to it (iterations[0] += 1).
  */
 extern "C" __global__ void adam_update_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                float* __restrict__ m, float* __restrict__ v, double learningRate,
-                                               double beta1, double beta2, float epsilon, int* __restrict__ iterations,
-                                               int n, unsigned* __restrict__ ticket) {
+                                               double beta1, double beta2, float epsilon, float weightDecay,
+                                               int* __restrict__ iterations, int n, unsigned* __restrict__ ticket) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
-                            epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
+                            epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations), weightDecay,
+                            __double2float_rn(learningRate)};
     gs::adamElements(params, grads, m, v, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
         *iterations += 1;
@@ -297,10 +344,11 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
 /** adam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
 extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
-    double learningRate, double beta1, double beta2, float epsilon, int* __restrict__ iterations,
+    double learningRate, double beta1, double beta2, float epsilon, float weightDecay, int* __restrict__ iterations,
     GS_MEASURED_PARAMETERS) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
-                            epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations)};
+                            epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations), weightDecay,
+                            __double2float_rn(learningRate)};
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                                           GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
     if (last && threadIdx.x == 0) {
@@ -311,22 +359,22 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(
 /** sgd_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
 extern "C" __global__ void GS_BLOCKS_OF_1024 sgd_update_measured(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ velocity, float learningRate,
-    float momentum, int nesterov, GS_MEASURED_PARAMETERS) {
-    const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
+    float momentum, int nesterov, float weightDecay, GS_MEASURED_PARAMETERS) {
+    const gs::MomentumStep step{learningRate, momentum, weightDecay, nesterov != 0};
     gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
                         [&](unsigned k) {
         if (momentum == 0.0f) {
-            params[k] = gs::plainStep(params[k], grads[k], learningRate);
+            params[k] = gs::plainStep(params[k], grads[k], learningRate, weightDecay);
         } else {
             step(params[k], grads[k], velocity[k]);
         }
     });
 }
 
-/** velocity is not read (and may be NULL) when momentum is 0: then p -= lr g. */
+/** velocity is not read (and may be NULL) when momentum is 0: then p -= lr g (after the weight decay). */
 extern "C" __global__ void sgd_update(float* __restrict__ params, const float* __restrict__ grads,
                                       float* __restrict__ velocity, float learningRate, float momentum, int nesterov,
-                                      int n) {
+                                      float weightDecay, int n) {
     if (momentum == 0.0f) {
         gs::forEachElement(
             gs::countOf(n), gs::allAligned16(params, grads),
@@ -335,14 +383,14 @@ extern "C" __global__ void sgd_update(float* __restrict__ params, const float* _
                 const float4 g4 = gs::load4ReadOnly(grads, k);
 #pragma unroll
                 for (int l = 0; l < 4; l++) {
-                    gs::lane(p4, l) = gs::plainStep(gs::lane(p4, l), gs::lane(g4, l), learningRate);
+                    gs::lane(p4, l) = gs::plainStep(gs::lane(p4, l), gs::lane(g4, l), learningRate, weightDecay);
                 }
                 gs::store4(params, k, p4);
             },
-            [&](unsigned i) { params[i] = gs::plainStep(params[i], grads[i], learningRate); });
+            [&](unsigned i) { params[i] = gs::plainStep(params[i], grads[i], learningRate, weightDecay); });
         return;
     }
-    const gs::MomentumStep step{learningRate, momentum, nesterov != 0};
+    const gs::MomentumStep step{learningRate, momentum, weightDecay, nesterov != 0};
     gs::forEachElement(
         gs::countOf(n), gs::allAligned16(params, grads, velocity),
         [&](unsigned k) {
@@ -357,6 +405,82 @@ extern "C" __global__ void sgd_update(float* __restrict__ params, const float* _
             gs::store4(velocity, k, v4);
         },
         [&](unsigned i) { step(params[i], grads[i], velocity[i]); });
+}
+
+namespace gs {
+
+/** The RMSprop step of rmsprop_update's arguments; 1 - rho in float, as the CPU computes it. */
+__device__ __forceinline__ RmsPropStep rmspropStep(float learningRate, float rho, float momentum, float epsilon,
+                                                   int centered, float weightDecay) {
+    return RmsPropStep{learningRate, rho, __fsub_rn(1.0f, rho), momentum, epsilon, weightDecay, centered != 0};
+}
+
+/**
+ * The RMSprop step of element k: average (the centered form's average gradient) is read and written only when
+ * centered, buffer (the momentum) only with momentum; either may be NULL when it is not used.
+ */
+__device__ __forceinline__ void rmspropAt(unsigned k, float* __restrict__ params, const float* __restrict__ grads,
+                                          float* __restrict__ velocity, float* __restrict__ average,
+                                          float* __restrict__ buffer, const RmsPropStep& step) {
+    float a = step.centered ? average[k] : 0.0f;
+    float b = step.momentum != 0.0f ? buffer[k] : 0.0f;
+    step(params[k], grads[k], velocity[k], a, b);
+    if (step.centered) {
+        average[k] = a;
+    }
+    if (step.momentum != 0.0f) {
+        buffer[k] = b;
+    }
+}
+
+} // namespace gs
+
+/**
+ * One RMSprop step (RmsPropStep) over the flat buffers: averageGradient is used only when centered != 0 and
+ * momentumBuffer only when momentum != 0; either may be NULL when it is not used. 16-byte groups when every
+ * buffer used is aligned.
+ */
+extern "C" __global__ void rmsprop_update(float* __restrict__ params, const float* __restrict__ grads,
+                                          float* __restrict__ velocity, float* __restrict__ averageGradient,
+                                          float* __restrict__ momentumBuffer, float learningRate, float rho,
+                                          float momentum, float epsilon, int centered, float weightDecay, int n) {
+    const gs::RmsPropStep step = gs::rmspropStep(learningRate, rho, momentum, epsilon, centered, weightDecay);
+    float* __restrict__ average = step.centered ? averageGradient : nullptr;
+    float* __restrict__ buffer = step.momentum != 0.0f ? momentumBuffer : nullptr;
+    gs::forEachElement(
+        gs::countOf(n), gs::allAligned16(params, grads, velocity, average, buffer),
+        [&](unsigned k) {
+            float4 p4 = gs::load4(params, k);
+            const float4 g4 = gs::load4ReadOnly(grads, k);
+            float4 v4 = gs::load4(velocity, k);
+            float4 a4 = average != nullptr ? gs::load4(average, k) : float4{0.0f, 0.0f, 0.0f, 0.0f};
+            float4 b4 = buffer != nullptr ? gs::load4(buffer, k) : float4{0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                step(gs::lane(p4, l), gs::lane(g4, l), gs::lane(v4, l), gs::lane(a4, l), gs::lane(b4, l));
+            }
+            gs::store4(params, k, p4);
+            gs::store4(velocity, k, v4);
+            if (average != nullptr) {
+                gs::store4(average, k, a4);
+            }
+            if (buffer != nullptr) {
+                gs::store4(buffer, k, b4);
+            }
+        },
+        [&](unsigned i) { gs::rmspropAt(i, params, grads, velocity, average, buffer, step); });
+}
+
+/** rmsprop_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+extern "C" __global__ void GS_BLOCKS_OF_1024 rmsprop_update_measured(
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ velocity,
+    float* __restrict__ averageGradient, float* __restrict__ momentumBuffer, float learningRate, float rho,
+    float momentum, float epsilon, int centered, float weightDecay, GS_MEASURED_PARAMETERS) {
+    const gs::RmsPropStep step = gs::rmspropStep(learningRate, rho, momentum, epsilon, centered, weightDecay);
+    gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
+                        [&](unsigned k) {
+        gs::rmspropAt(k, params, grads, velocity, averageGradient, momentumBuffer, step);
+    });
 }
 
 /** t = clamp(t, -limit, limit) element-wise (gradient clipping by value); NaN stays NaN. */

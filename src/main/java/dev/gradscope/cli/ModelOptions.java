@@ -6,9 +6,11 @@ import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Optimizer;
+import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.Backend;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -43,27 +45,56 @@ final class ModelOptions {
             description = "categorical_crossentropy or mse, on the softmax output (default: ${DEFAULT-VALUE}).")
     String loss;
 
-    @Option(names = "--optimizer", defaultValue = "adam", description = "adam or sgd (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--optimizer", defaultValue = "adam",
+            description = "adam, sgd or rmsprop (default: ${DEFAULT-VALUE}).")
     String optimizer;
 
     @Option(names = "--learning-rate", paramLabel = "LR",
-            description = "Learning rate (default: Keras's, 0.001 for adam and 0.01 for sgd).")
+            description = "Learning rate (default: Keras's, 0.001 for adam and rmsprop, 0.01 for sgd).")
     Double learningRate;
 
-    @Option(names = "--momentum", defaultValue = "0", description = "SGD momentum (default: ${DEFAULT-VALUE}).")
-    double momentum;
+    @Option(names = "--momentum", paramLabel = "M", description = "Momentum of sgd or rmsprop (default: 0).")
+    Double momentum;
 
-    @Option(names = "--nesterov", description = "Nesterov momentum for SGD.")
+    @Option(names = "--nesterov", description = "Nesterov momentum for sgd.")
     boolean nesterov;
+
+    @Option(names = "--rho", paramLabel = "RHO",
+            description = "rmsprop's discount of the squared gradients' moving average, in [0, 1) (default: 0.9).")
+    Double rho;
+
+    @Option(names = "--centered",
+            description = "Centered rmsprop: divides by the gradient's estimated variance, not its second moment.")
+    boolean centered;
+
+    @Option(names = "--weight-decay", paramLabel = "WD",
+            description = "Decoupled weight decay, Keras 3's, for any optimizer: p -= p * WD * lr before each"
+                    + " update (adam with it is AdamW, whose Keras default is 0.004; default: 0).")
+    Double weightDecay;
 
     @Option(names = "--init", defaultValue = "glorot_uniform", paramLabel = "KIND[:SCALE]",
             description = "Kernel initializer, optionally scaled, e.g. he_normal or random_normal:1.0"
                     + " (default: ${DEFAULT-VALUE}).")
     String init;
 
+    /** The optimizers' ids, as {@code --optimizer} takes them. */
+    static final List<String> OPTIMIZERS = List.of("adam", "sgd", "rmsprop");
+
+    /** RMSprop's rho and every optimizer's epsilon when not given: Keras's. */
+    private static final double DEFAULT_RHO = 0.9;
+    private static final double DEFAULT_EPSILON = 1e-7;
+
     /** Everything resolved and checked, ready to build the model. */
     record Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
-                    double learningRate, double momentum, boolean nesterov) {
+                    double learningRate, double momentum, boolean nesterov, double rho, boolean centered,
+                    double weightDecay) {
+
+        /** Without rmsprop's settings and without weight decay (Keras's defaults). */
+        Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
+                 double learningRate, double momentum, boolean nesterov) {
+            this(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, DEFAULT_RHO, false,
+                    0);
+        }
 
         Sequential build(Backend backend, long seed, int inputs, int classes) {
             Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, initializer);
@@ -71,7 +102,12 @@ final class ModelOptions {
         }
 
         Optimizer newOptimizer() {
-            return optimizerId.equals("adam") ? new Adam(learningRate) : new Sgd(learningRate, momentum, nesterov);
+            return switch (optimizerId) {
+                case "adam" -> new Adam(learningRate, 0.9, 0.999, DEFAULT_EPSILON, weightDecay);
+                case "sgd" -> new Sgd(learningRate, momentum, nesterov, weightDecay);
+                case "rmsprop" -> new RmsProp(learningRate, rho, momentum, DEFAULT_EPSILON, centered, weightDecay);
+                default -> throw new IllegalStateException("no optimizer '" + optimizerId + "'");
+            };
         }
 
         Map<String, Object> config() {
@@ -120,15 +156,43 @@ final class ModelOptions {
             throw invalid.apply("--init: " + e.getMessage());
         }
         String opt = optimizer.trim().toLowerCase(Locale.ROOT);
-        if (!opt.equals("adam") && !opt.equals("sgd")) {
-            throw invalid.apply("--optimizer: unknown optimizer '" + optimizer + "'; valid: adam, sgd");
+        if (!OPTIMIZERS.contains(opt)) {
+            throw invalid.apply("--optimizer: unknown optimizer '" + optimizer + "'; valid: "
+                    + String.join(", ", OPTIMIZERS));
         }
-        double lr = learningRate != null ? learningRate : opt.equals("adam") ? 1e-3 : 1e-2;
+        List<String> notApplying = new ArrayList<>();
+        if (momentum != null && opt.equals("adam")) {
+            notApplying.add("--momentum");
+        }
+        if (nesterov && !opt.equals("sgd")) {
+            notApplying.add("--nesterov");
+        }
+        if (rho != null && !opt.equals("rmsprop")) {
+            notApplying.add("--rho");
+        }
+        if (centered && !opt.equals("rmsprop")) {
+            notApplying.add("--centered");
+        }
+        if (!notApplying.isEmpty()) {
+            throw invalid.apply(String.join(", ", notApplying) + (notApplying.size() == 1 ? " does" : " do")
+                    + " not apply to --optimizer " + opt + " (--momentum is for sgd and rmsprop, --nesterov for sgd,"
+                    + " --rho and --centered for rmsprop)");
+        }
+        double lr = learningRate != null ? learningRate : opt.equals("sgd") ? 1e-2 : 1e-3;
         if (!(lr > 0) || Double.isInfinite(lr)) {
             throw invalid.apply("--learning-rate must be a positive number, got " + lr);
         }
-        if (!(momentum >= 0 && momentum < 1)) {
+        double resolvedMomentum = momentum == null ? 0 : momentum;
+        if (!(resolvedMomentum >= 0 && resolvedMomentum < 1)) {
             throw invalid.apply("--momentum must be in [0, 1), got " + momentum);
+        }
+        double resolvedRho = rho == null ? DEFAULT_RHO : rho;
+        if (!(resolvedRho >= 0 && resolvedRho < 1)) {
+            throw invalid.apply("--rho must be in [0, 1), got " + rho);
+        }
+        double resolvedDecay = weightDecay == null ? 0 : weightDecay;
+        if (!(resolvedDecay >= 0) || Double.isInfinite(resolvedDecay)) {
+            throw invalid.apply("--weight-decay must be a finite number >= 0, got " + weightDecay);
         }
         if (hidden.length == 0 || Arrays.stream(hidden).anyMatch(w -> w < 1)) {
             throw invalid.apply("--hidden needs widths >= 1, got " + Arrays.toString(hidden));
@@ -138,7 +202,8 @@ final class ModelOptions {
             throw invalid.apply("--maxout-pieces " + units.maxoutPieces() + " with --hidden " + Arrays.toString(hidden)
                     + " gives a layer more than " + Integer.MAX_VALUE + " pre-activations per row");
         }
-        return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, momentum, nesterov);
+        return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum, nesterov,
+                resolvedRho, centered, resolvedDecay);
     }
 
     /**
@@ -179,8 +244,8 @@ final class ModelOptions {
     }
 
     /**
-     * {@link #fromConfig} with the config's optimizer too (its id, learning rate, momentum and Nesterov flag),
-     * for going on with a saved run.
+     * {@link #fromConfig} with the config's optimizer too (its id, learning rate, momentum, Nesterov flag, rho,
+     * centered flag and weight decay, each as far as the config has it), for going on with a saved run.
      *
      * @throws InvalidDataException when the optimizer's config is missing or malformed
      */
@@ -193,11 +258,30 @@ final class ModelOptions {
         }
         options.optimizer = id;
         options.learningRate = lr.doubleValue();
-        if (optimizer.get("momentum") instanceof Number momentum) {
-            options.momentum = momentum.doubleValue();
-        }
-        options.nesterov = Boolean.TRUE.equals(optimizer.get("nesterov"));
+        options.momentum = number(optimizer, "momentum", where);
+        options.nesterov = flag(optimizer, "nesterov", where);
+        options.rho = number(optimizer, "rho", where);
+        options.centered = flag(optimizer, "centered", where);
+        options.weightDecay = number(optimizer, "weight_decay", where); // absent from runs saved before it existed
         return options;
+    }
+
+    /** {@code optimizer.key} as a number, null when absent; something else there is the file's fault. */
+    private static Double number(Map<?, ?> optimizer, String key, String where) {
+        Object value = optimizer.get(key);
+        if (value != null && !(value instanceof Number)) {
+            throw new InvalidDataException(where + ": config.optimizer." + key + " is not a number: " + value);
+        }
+        return value == null ? null : ((Number) value).doubleValue();
+    }
+
+    /** {@code optimizer.key} as true or false, false when absent; something else there is the file's fault. */
+    private static boolean flag(Map<?, ?> optimizer, String key, String where) {
+        Object value = optimizer.get(key);
+        if (value != null && !(value instanceof Boolean)) {
+            throw new InvalidDataException(where + ": config.optimizer." + key + " is not true or false: " + value);
+        }
+        return Boolean.TRUE.equals(value);
     }
 
     private static String configText(Map<String, Object> config, String key, String where) {

@@ -614,8 +614,26 @@ final class TrainCommand implements Callable<Integer> {
                 architecture(train.featureCount(), resolved.hidden(), train.classCount()),
                 resolved.units().activation(), resolved.loss().id(), resolved.optimizerId(),
                 number(resolved.learningRate()),
-                resolved.momentum() > 0 ? ", momentum " + number(resolved.momentum()) : "",
+                optimizerSettings(resolved),
                 resolved.initializer(), batchSize, train.rows(), dataset.title(), validation.rows(), backend.name());
+    }
+
+    /** What {@link #setting} says of the optimizer besides its id and rate: what differs from Keras's defaults. */
+    private static String optimizerSettings(ModelOptions.Resolved resolved) {
+        StringBuilder sb = new StringBuilder();
+        if (resolved.optimizerId().equals("rmsprop") && resolved.rho() != 0.9) {
+            sb.append(", rho ").append(number(resolved.rho()));
+        }
+        if (resolved.momentum() > 0) {
+            sb.append(", momentum ").append(number(resolved.momentum()));
+        }
+        if (resolved.centered()) {
+            sb.append(", centered");
+        }
+        if (resolved.weightDecay() > 0) {
+            sb.append(", weight decay ").append(number(resolved.weightDecay()));
+        }
+        return sb.toString();
     }
 
     /** {@code 784-512-256-128-64-10}; a run of equal widths is shortened: {@code 784-128x10-10}. */

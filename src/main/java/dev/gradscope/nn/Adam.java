@@ -10,7 +10,10 @@ import java.util.Map;
 /**
  * Adam (Kingma and Ba, 2015) with Keras's defaults and update rule: learning rate 1e-3,
  * beta1 0.9, beta2 0.999, epsilon 1e-7, bias corrections folded into the step size
- * {@code lr sqrt(1 - beta2^t) / (1 - beta1^t)} and epsilon added outside the square root.
+ * {@code lr sqrt(1 - beta2^t) / (1 - beta1^t)} and epsilon added outside the square root. With a weight
+ * decay {@code wd > 0} it is AdamW (Loshchilov and Hutter, 2019) as Keras 3 has it: before each update
+ * {@code p -= p * wd * lr}, decoupled from the gradient (Keras's {@code AdamW} defaults to wd 0.004), in the
+ * update's own pass.
  *
  * <p>The step count {@code t} lives on the device, beside the moments: the update computes its step size
  * from it there and advances it in the same launch, so a step has no argument that changes from one step to the
@@ -21,6 +24,7 @@ public final class Adam implements Optimizer {
     private final double beta1;
     private final double beta2;
     private final double epsilon;
+    private final double weightDecay;
     private Backend backend;
     private Tensor firstMoment;
     private Tensor secondMoment;
@@ -35,6 +39,10 @@ public final class Adam implements Optimizer {
     }
 
     public Adam(double learningRate, double beta1, double beta2, double epsilon) {
+        this(learningRate, beta1, beta2, epsilon, 0);
+    }
+
+    public Adam(double learningRate, double beta1, double beta2, double epsilon, double weightDecay) {
         if (!(learningRate > 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(epsilon > 0)) {
             throw new IllegalArgumentException("Adam: need learning rate > 0, 0 <= beta1, beta2 < 1, epsilon > 0;"
                     + " got lr=" + learningRate + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
@@ -43,6 +51,7 @@ public final class Adam implements Optimizer {
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.epsilon = epsilon;
+        this.weightDecay = Optimizer.requireWeightDecay("Adam", weightDecay);
     }
 
     @Override
@@ -57,7 +66,7 @@ public final class Adam implements Optimizer {
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, learningRate, beta1, beta2,
-                (float) epsilon, iterations, end); // which also counts the update in iterations
+                (float) epsilon, (float) weightDecay, iterations, end); // which also counts the update
     }
 
     /**
@@ -122,6 +131,7 @@ public final class Adam implements Optimizer {
         c.put("beta_1", beta1);
         c.put("beta_2", beta2);
         c.put("epsilon", epsilon);
+        c.put("weight_decay", weightDecay);
         return c;
     }
 

@@ -36,7 +36,7 @@ public interface Optimizer extends AutoCloseable {
 
     /**
      * Whether {@link #step(Tensor, Tensor, StepEnd)} does all of a step end's work, the gradient norms and the
-     * counter's advance included (Adam and Sgd do, through Backend's ops that take a {@link StepEnd}). The
+     * counter's advance included (Adam, Sgd and RmsProp do, through Backend's ops that take a {@link StepEnd}). The
      * trainer hands those only to an optimizer that says so; for any other it queues them as ops of their own.
      */
     default boolean endsSteps() {
@@ -45,7 +45,8 @@ public interface Optimizer extends AutoCloseable {
 
     /**
      * The optimizer's state besides the update count: named FLOAT32 buffers of {@code [parameterCount]}, laid
-     * out as the model's flat parameter buffer (Adam's {@code m} and {@code v}, SGD's {@code velocity}), in a
+     * out as the model's flat parameter buffer (Adam's {@code m} and {@code v}, SGD's {@code velocity}, RMSprop's
+     * {@code velocity}, {@code momentum} and {@code average_gradient}), in a
      * fixed order. They are the live buffers on the model's device, for saving and restoring a run
      * ({@link dev.gradscope.train.TrainingState}); empty before {@link #build} and for an optimizer without
      * state (SGD without momentum).
@@ -98,7 +99,19 @@ public interface Optimizer extends AutoCloseable {
         return learningRate;
     }
 
-    /** The id used on the command line ({@code "adam"}, {@code "sgd"}). */
+    /**
+     * {@code weightDecay}, when it is a finite number of at least 0 (Keras 3's decoupled weight decay: before
+     * each update {@code p -= p * weightDecay * learningRate}); otherwise an error naming {@code optimizer}.
+     */
+    static double requireWeightDecay(String optimizer, double weightDecay) {
+        if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
+            throw new IllegalArgumentException(optimizer + ": the weight decay must be a finite number >= 0, got "
+                    + weightDecay);
+        }
+        return weightDecay;
+    }
+
+    /** The id used on the command line ({@code "adam"}, {@code "sgd"}, {@code "rmsprop"}). */
     String id();
 
     /** The hyper-parameters, for saved configs. */

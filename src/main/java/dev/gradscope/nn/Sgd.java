@@ -10,12 +10,14 @@ import java.util.Map;
 /**
  * Stochastic gradient descent with optional momentum and Nesterov momentum, Keras's defaults and rule
  * (learning rate 0.01, momentum 0): {@code v = momentum v - lr g}, then {@code p += v}, or with
- * Nesterov {@code p += momentum v - lr g}.
+ * Nesterov {@code p += momentum v - lr g}. With a weight decay {@code wd > 0}, Keras 3's decoupled form: before
+ * each update {@code p -= p * wd * lr}, in the update's own pass.
  */
 public final class Sgd implements Optimizer {
     private double learningRate;
     private final double momentum;
     private final boolean nesterov;
+    private final double weightDecay;
     private Backend backend;
     private Tensor velocity;
 
@@ -28,6 +30,10 @@ public final class Sgd implements Optimizer {
     }
 
     public Sgd(double learningRate, double momentum, boolean nesterov) {
+        this(learningRate, momentum, nesterov, 0);
+    }
+
+    public Sgd(double learningRate, double momentum, boolean nesterov, double weightDecay) {
         if (!(learningRate > 0) || !(momentum >= 0 && momentum < 1)) {
             throw new IllegalArgumentException("SGD: need learning rate > 0 and 0 <= momentum < 1; got lr="
                     + learningRate + " momentum=" + momentum);
@@ -35,6 +41,7 @@ public final class Sgd implements Optimizer {
         this.learningRate = learningRate;
         this.momentum = momentum;
         this.nesterov = nesterov;
+        this.weightDecay = Optimizer.requireWeightDecay("SGD", weightDecay);
     }
 
     @Override
@@ -48,7 +55,8 @@ public final class Sgd implements Optimizer {
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov, end);
+        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov,
+                (float) weightDecay, end);
     }
 
     /** The momentum's velocity (none without momentum). */
@@ -85,6 +93,7 @@ public final class Sgd implements Optimizer {
         c.put("learning_rate", learningRate);
         c.put("momentum", momentum);
         c.put("nesterov", nesterov);
+        c.put("weight_decay", weightDecay);
         return c;
     }
 

@@ -279,8 +279,33 @@ public interface Backend extends AutoCloseable {
     }
 
     /** {@link #sgdUpdate}, and the {@link UpdateNorms} as {@link #adamUpdate} writes them when not null. */
+    default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                           boolean nesterov, UpdateNorms norms) {
+        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, 0f, norms);
+    }
+
+    /**
+     * {@link #sgdUpdate} after Keras 3's decoupled weight decay, in the same pass: first
+     * {@code p -= p * weightDecay * learningRate} (each product rounded in float, in that order), then the
+     * update. A {@code weightDecay} of 0 leaves {@code p} to the update alone: the bits of the op without it.
+     */
     void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                   boolean nesterov, UpdateNorms norms);
+                   boolean nesterov, float weightDecay, UpdateNorms norms);
+
+    /**
+     * One RMSprop step, Keras 3's rule, after its decoupled weight decay ({@code p -= p * weightDecay *
+     * learningRate}, nothing when 0): {@code velocity = rho velocity + (1 - rho) g^2}; centered:
+     * {@code averageGradient = rho averageGradient + (1 - rho) g} and {@code denominator = velocity -
+     * averageGradient^2 + epsilon}, else {@code denominator = velocity + epsilon} (epsilon inside the square
+     * root, as Keras 3 and unlike PyTorch); {@code increment = learningRate g / sqrt(denominator)}; with momentum
+     * {@code momentumBuffer = momentum momentumBuffer + increment} and {@code p -= momentumBuffer}, else
+     * {@code p -= increment}. All in float, {@code 1 - rho} too. {@code averageGradient} is read and written only
+     * when centered and {@code momentumBuffer} only when momentum is not 0; each may be null otherwise. When
+     * {@code norms} is not null, also the {@link UpdateNorms} as {@link #adamUpdate} writes them.
+     */
+    void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient, Tensor momentumBuffer,
+                       float learningRate, float rho, float momentum, float epsilon, boolean centered,
+                       float weightDecay, UpdateNorms norms);
 
     // ---- data ---------------------------------------------------------------------------------
 
@@ -352,8 +377,19 @@ public interface Backend extends AutoCloseable {
      * {@code (float) beta1} and {@code (float) beta2}; then {@code iterations[0] += 1}, the count of updates
      * taken (on a GPU in the update's own launch, so a step needs no op of its own to advance it).
      */
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+                            double beta2, float epsilon, Tensor iterations, UpdateNorms norms) {
+        adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, 0f, iterations, norms);
+    }
+
+    /**
+     * The counter form of {@code adamUpdate} after Keras 3's decoupled weight decay, in the same pass: first
+     * {@code p -= p * weightDecay * (float) learningRate} (each product rounded in float, in that order), then
+     * the update (AdamW). A {@code weightDecay} of 0 leaves {@code p} to the update alone: the bits of the op
+     * without it.
+     */
     void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
-                    double beta2, float epsilon, Tensor iterations, UpdateNorms norms);
+                    double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms);
 
     /**
      * The counter form of {@code adamUpdate}, ending a training step ({@link StepEnd}): the gradients' norms,
@@ -362,8 +398,15 @@ public interface Backend extends AutoCloseable {
      */
     default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
                             double beta2, float epsilon, Tensor iterations, StepEnd end) {
+        adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, 0f, iterations, end);
+    }
+
+    /** The step-ending counter form of {@code adamUpdate}, after the weight decay as the counter form has it. */
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+                            double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, iterations, end.updateNorms());
+        adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+                end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
         }
@@ -375,8 +418,34 @@ public interface Backend extends AutoCloseable {
      */
     default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
                            boolean nesterov, StepEnd end) {
+        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, 0f, end);
+    }
+
+    /** {@code sgdUpdate} with weight decay, ending a training step ({@link StepEnd}). */
+    default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                           boolean nesterov, float weightDecay, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, end.updateNorms());
+        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, weightDecay, end.updateNorms());
+        if (end.counter() != null) {
+            advanceCounters(end.counter());
+        }
+    }
+
+    /** {@link #rmspropUpdate} without norms. */
+    default void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
+                               Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
+                               boolean centered, float weightDecay) {
+        rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate, rho, momentum, epsilon,
+                centered, weightDecay, (UpdateNorms) null);
+    }
+
+    /** {@link #rmspropUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
+    default void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
+                               Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
+                               boolean centered, float weightDecay, StepEnd end) {
+        measureGradientNorms(grads, end.gradientNorms());
+        rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate, rho, momentum, epsilon,
+                centered, weightDecay, end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
         }

@@ -281,6 +281,33 @@ public final class OpChecks {
         Shapes.requireSame("sgdUpdate", "params", params, "velocity", velocity);
     }
 
+    /**
+     * {@link Backend#rmspropUpdate}: the gradient and the velocity have the shape of the parameters, and so do
+     * the average gradient when centered and the momentum buffer when the momentum is not 0 (each is needed
+     * then).
+     */
+    public static void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
+                                     Tensor momentumBuffer, float momentum, boolean centered) {
+        Shapes.requireSame("rmspropUpdate", "params", params, "grads", grads);
+        if (velocity == null) {
+            throw new IllegalArgumentException("rmspropUpdate: no velocity buffer");
+        }
+        Shapes.requireSame("rmspropUpdate", "params", params, "velocity", velocity);
+        if (centered) {
+            if (averageGradient == null) {
+                throw new IllegalArgumentException("rmspropUpdate: centered needs an averageGradient buffer");
+            }
+            Shapes.requireSame("rmspropUpdate", "params", params, "averageGradient", averageGradient);
+        }
+        if (momentum != 0) {
+            if (momentumBuffer == null) {
+                throw new IllegalArgumentException("rmspropUpdate: momentum " + momentum
+                        + " needs a momentumBuffer");
+            }
+            Shapes.requireSame("rmspropUpdate", "params", params, "momentumBuffer", momentumBuffer);
+        }
+    }
+
     // ---- data ---------------------------------------------------------------------------------
 
     /**

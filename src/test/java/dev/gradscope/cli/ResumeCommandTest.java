@@ -118,6 +118,38 @@ class ResumeCommandTest {
         assertEquals(3, ((List<?>) config.get("epoch_seconds")).size());
     }
 
+    /**
+     * An RMSprop run with every buffer (centered, momentum) and a weight decay, resumed, is the run trained in
+     * one go; its settings come from the saved config, and --resume refuses to change them.
+     */
+    @Test
+    void anRmsPropRunWithWeightDecayResumesBitForBit() throws IOException {
+        List<String> rmsprop = List.of("--optimizer", "rmsprop", "--rho", "0.8", "--momentum", "0.5", "--centered",
+                "--weight-decay", "0.01");
+        List<String> straightArgs = new ArrayList<>(train(tmp.resolve("straight"), 2));
+        straightArgs.removeAll(List.of("--optimizer", "sgd", "--momentum", "0.9"));
+        straightArgs.addAll(rmsprop);
+        assertEquals(0, run(err, straightArgs), err.toString());
+        List<String> oneEpoch = new ArrayList<>(straightArgs);
+        Path dir = tmp.resolve("run");
+        oneEpoch.set(oneEpoch.indexOf("--epochs") + 1, "1");
+        oneEpoch.set(oneEpoch.indexOf("--out") + 1, dir.toString());
+        assertEquals(0, run(err, oneEpoch), err.toString());
+        for (List<String> change : List.of(List.of("--rho", "0.9"), List.of("--weight-decay", "0"),
+                List.of("--centered"), List.of("--optimizer", "adam"))) {
+            List<String> args = new ArrayList<>(List.of("train", "--resume", dir.toString(), "--epochs", "2"));
+            args.addAll(change);
+            assertEquals(2, run(err, args), err.toString());
+            assertTrue(err.toString().contains("takes no " + change.get(0)), err.toString());
+        }
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"), err.toString());
+        assertSameRun(tmp.resolve("straight"), dir);
+        Map<?, ?> optimizer = (Map<?, ?>) ((Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config"))
+                .get("optimizer");
+        assertEquals(List.of("rmsprop", 0.8, 0.5, true, 0.01), List.of(optimizer.get("name"), optimizer.get("rho"),
+                optimizer.get("momentum"), optimizer.get("centered"), optimizer.get("weight_decay")));
+    }
+
     @Test
     void anInterruptedRunGoesOnToItsOwnEpochs() throws IOException {
         Path dir = tmp.resolve("run");
@@ -184,6 +216,7 @@ class ResumeCommandTest {
         badValues.put("save_best", "bogus");
         badValues.put("steps_per_graph", 0);
         badValues.put("device", "quantum");
+        badValues.put("optimizer", Map.of("name", "rmsprop", "learning_rate", 1e-3, "rho", 1.5));
         for (Map.Entry<String, Object> bad : badValues.entrySet()) {
             Files.write(dir.resolve(ResumedRun.FILE), saved);
             editConfig(dir, config -> config.put(bad.getKey(), bad.getValue()));

@@ -3,9 +3,12 @@ package dev.gradscope.nn;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.tensor.Tensor;
+import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /** One and two optimizer steps against values worked out by hand from Keras's update rules. */
@@ -85,10 +88,121 @@ class OptimizerTest {
     }
 
     @Test
+    void rmsPropPlainCenteredAndWithMomentum() {
+        // Keras's docstring example: lr 0.1, p = 10, loss p^2 / 2 so g = p: velocity 0.1 * 100 = 10, p = 10 -
+        // 0.1 * 10 / sqrt(10 + 1e-7) = 9.683772.
+        assertEquals(10 - 1 / Math.sqrt(10 + 1e-7), steps(new RmsProp(0.1), new float[] {10f}, new float[] {10f})[0],
+                1e-6);
+        // Keras defaults: lr 1e-3, rho 0.9, epsilon 1e-7 inside the square root. p0 = 1, g = 0.5 then -0.2.
+        double v1 = 0.1 * 0.25;
+        double v2 = 0.9 * v1 + 0.1 * 0.04;
+        double p1 = 1 - 1e-3 * 0.5 / Math.sqrt(v1 + 1e-7);
+        double p2 = p1 - 1e-3 * -0.2 / Math.sqrt(v2 + 1e-7);
+        float[] g1 = {0.5f};
+        float[] g2 = {-0.2f};
+        assertEquals(p1, steps(new RmsProp(), new float[] {1f}, g1)[0], TOLERANCE);
+        assertEquals(p2, steps(new RmsProp(), new float[] {1f}, g1, g2)[0], TOLERANCE);
+        // Centered: the average gradient a = 0.1 g1, then 0.9 a1 + 0.1 g2; the denominator v - a^2 + epsilon.
+        double a1 = 0.1 * 0.5;
+        double a2 = 0.9 * a1 + 0.1 * -0.2;
+        double c1 = 1 - 1e-3 * 0.5 / Math.sqrt(v1 - a1 * a1 + 1e-7);
+        double c2 = c1 - 1e-3 * -0.2 / Math.sqrt(v2 - a2 * a2 + 1e-7);
+        assertEquals(c2, steps(new RmsProp(1e-3, 0.9, 0, 1e-7, true, 0), new float[] {1f}, g1, g2)[0], TOLERANCE);
+        // Momentum 0.5: the buffer b1 = increment 1, b2 = 0.5 b1 + increment 2; p -= b each step.
+        double b1 = 1e-3 * 0.5 / Math.sqrt(v1 + 1e-7);
+        double b2 = 0.5 * b1 + 1e-3 * -0.2 / Math.sqrt(v2 + 1e-7);
+        assertEquals(1 - b1 - b2, steps(new RmsProp(1e-3, 0.9, 0.5, 1e-7, false, 0), new float[] {1f}, g1, g2)[0],
+                TOLERANCE);
+        // rho 0.5, all three at once.
+        double rv1 = 0.5 * 0.25;
+        double ra1 = 0.5 * 0.5;
+        double rv2 = 0.5 * rv1 + 0.5 * 0.04;
+        double ra2 = 0.5 * ra1 + 0.5 * -0.2;
+        double rb1 = 1e-2 * 0.5 / Math.sqrt(rv1 - ra1 * ra1 + 1e-7);
+        double rb2 = 0.5 * rb1 + 1e-2 * -0.2 / Math.sqrt(rv2 - ra2 * ra2 + 1e-7);
+        assertEquals(1 - rb1 - rb2, steps(new RmsProp(1e-2, 0.5, 0.5, 1e-7, true, 0), new float[] {1f}, g1, g2)[0],
+                TOLERANCE);
+    }
+
+    /**
+     * Keras 3's decoupled weight decay, before each update: p -= p wd lr, then the optimizer's own rule on the
+     * decayed p (the moments never see it).
+     */
+    @Test
+    void weightDecayShrinksTheParametersBeforeEachUpdate() {
+        float[] g1 = {0.5f};
+        float[] g2 = {-0.2f};
+        // RMSprop, lr 1e-2, wd 0.1: each step first multiplies p by 1 - 0.1 * 0.01.
+        double v1 = 0.1 * 0.25;
+        double v2 = 0.9 * v1 + 0.1 * 0.04;
+        double p1 = 1 * (1 - 1e-3) - 1e-2 * 0.5 / Math.sqrt(v1 + 1e-7);
+        double p2 = p1 * (1 - 1e-3) - 1e-2 * -0.2 / Math.sqrt(v2 + 1e-7);
+        assertEquals(p2, steps(new RmsProp(1e-2, 0.9, 0, 1e-7, false, 0.1), new float[] {1f}, g1, g2)[0], TOLERANCE);
+        // SGD, lr 0.1, wd 0.5: p1 = 1 - 0.05 - 0.05 = 0.9. Momentum 0.9: v1 = -0.05, p1 = 0.95 - 0.05 = 0.9;
+        // v2 = -0.095, p2 = 0.9 (1 - 0.05) - 0.095 = 0.76. Nesterov: p1 = 0.95 + 0.9 (-0.05) - 0.05 = 0.855.
+        assertEquals(0.9, steps(new Sgd(0.1, 0, false, 0.5), new float[] {1f}, g1)[0], TOLERANCE);
+        assertEquals(0.76, steps(new Sgd(0.1, 0.9, false, 0.5), new float[] {1f}, g1, g1)[0], TOLERANCE);
+        assertEquals(0.855, steps(new Sgd(0.1, 0.9, true, 0.5), new float[] {1f}, g1)[0], TOLERANCE);
+        // AdamW, lr 1e-2, wd 0.1: the decay is p wd lr whatever the moments; Adam's own step as without it.
+        double m1 = 0.1 * 0.5;
+        double am1 = 0.001 * 0.25;
+        double adamW = 1 * (1 - 1e-3) - 1e-2 * Math.sqrt(1 - 0.999) / (1 - 0.9) * m1 / (Math.sqrt(am1) + 1e-7);
+        assertEquals(adamW, steps(new Adam(1e-2, 0.9, 0.999, 1e-7, 0.1), new float[] {1f}, g1)[0], TOLERANCE);
+        // Decoupled, not L2: with a zero gradient the moments stay 0 and p moves by exactly p wd lr (an L2 term
+        // in the gradient would go through Adam's normalisation and move p by about lr).
+        assertEquals(2 - 2 * 0.1 * 1e-2, steps(new Adam(1e-2, 0.9, 0.999, 1e-7, 0.1), new float[] {2f},
+                new float[] {0f})[0], TOLERANCE);
+    }
+
+    /**
+     * A weight decay of 0 leaves the parameter to the update alone, as before weight decay existed: -0 stays -0
+     * and an infinity stays infinite under a zero gradient (p - p * 0 * lr would make them +0 and NaN). (SGD
+     * with momentum is left out: its own rule, p += velocity with a velocity of +0, makes -0 into +0.)
+     */
+    @Test
+    void aZeroWeightDecayIsNoDecayAtAll() {
+        float[] start = {-0f, Float.POSITIVE_INFINITY, 1.5f};
+        float[] zero = {0f, 0f, 0f};
+        for (Optimizer optimizer : new Optimizer[] {new Adam(), new Sgd(0.1), new RmsProp(),
+            new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0)}) {
+            float[] after = steps(optimizer, start, zero, zero);
+            assertEquals(Float.floatToRawIntBits(-0f), Float.floatToRawIntBits(after[0]), optimizer.id() + " -0");
+            assertEquals(Float.POSITIVE_INFINITY, after[1], optimizer.id() + " infinity");
+            assertEquals(1.5f, after[2], optimizer.id());
+        }
+    }
+
+    @Test
+    void rmsPropStateIsNamedAsKerasNamesIt() {
+        try (RmsProp plain = new RmsProp(); RmsProp full = new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.004)) {
+            plain.build(backend, 3);
+            full.build(backend, 3);
+            assertEquals(List.of("velocity"), List.copyOf(plain.stateBuffers().keySet()));
+            assertEquals(List.of("velocity", "momentum", "average_gradient"), List.copyOf(full.stateBuffers().keySet()));
+            assertEquals(Map.of("name", "rmsprop", "learning_rate", 1e-3, "rho", 0.9, "momentum", 0.5, "epsilon", 1e-7,
+                    "centered", true, "weight_decay", 0.004), full.config());
+            assertEquals(0, full.iterations(), "RMSprop does not count its updates");
+        }
+    }
+
+    @Test
     void rejectsBadHyperParameters() {
         assertThrows(IllegalArgumentException.class, () -> new Adam(0));
         assertThrows(IllegalArgumentException.class, () -> new Adam(1e-3, 1.0, 0.999, 1e-7));
         assertThrows(IllegalArgumentException.class, () -> new Sgd(0.1, 1.0, false));
         assertThrows(IllegalArgumentException.class, () -> new Sgd(-1));
+        assertThrows(IllegalArgumentException.class, () -> new RmsProp(0));
+        assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 1.0, 0, 1e-7, false, 0));
+        assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, -0.1, 0, 1e-7, false, 0));
+        assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 0.9, 1.0, 1e-7, false, 0));
+        assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 0.9, 0, 0, false, 0));
+        assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 0.9, 0, Double.NaN, false, 0));
+        for (double bad : new double[] {-1e-3, Double.NaN, Double.POSITIVE_INFINITY}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new RmsProp(1e-3, 0.9, 0, 1e-7, false, bad));
+            assertTrue(e.getMessage().contains("weight decay"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> new Adam(1e-3, 0.9, 0.999, 1e-7, bad));
+            assertThrows(IllegalArgumentException.class, () -> new Sgd(0.1, 0, false, bad));
+        }
     }
 }

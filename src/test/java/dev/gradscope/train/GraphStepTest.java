@@ -15,6 +15,7 @@ import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
@@ -50,7 +51,7 @@ class GraphStepTest {
 
     static Stream<Arguments> settings() {
         List<Arguments> settings = new ArrayList<>();
-        for (String optimizer : new String[] {"adam", "sgd"}) {
+        for (String optimizer : new String[] {"adam", "sgd", "rmsprop"}) {
             for (boolean profiler : new boolean[] {true, false}) {
                 settings.add(Arguments.of(optimizer, "relu", profiler, false));
             }
@@ -91,7 +92,7 @@ class GraphStepTest {
      * every graph the first captured.
      */
     @ParameterizedTest(name = "{0}, {1} steps per graph")
-    @CsvSource({"adam, 3", "sgd, 3", "adam, 100", "sgd, 100"})
+    @CsvSource({"adam, 3", "sgd, 3", "rmsprop, 3", "adam, 100", "sgd, 100"})
     void severalStepsPerGraphGiveTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
         Run eager = train(optimizer, "relu", true, false, false, stepsPerGraph, 2);
         Run graphs = train(optimizer, "relu", true, false, true, stepsPerGraph, 2);
@@ -511,7 +512,12 @@ class GraphStepTest {
 
     private static Run train(String optimizer, String hidden, boolean profiler, boolean clipping, boolean graphs,
                              int stepsPerGraph, int epochs) {
-        Supplier<Optimizer> make = () -> optimizer.equals("adam") ? new Adam(2e-3) : new Sgd(0.05, 0.9, true);
+        // RMSprop with all its buffers and a weight decay; SGD with Nesterov momentum and a weight decay.
+        Supplier<Optimizer> make = () -> switch (optimizer) {
+            case "adam" -> new Adam(2e-3);
+            case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01);
+            default -> new Sgd(0.05, 0.9, true, 0.01);
+        };
         try (Sequential model = model(make.get(), hidden)) {
             FitOptions.Builder options = builder().profiler(profiler ? new GradientProfiler() : null)
                     .stepsPerGraph(stepsPerGraph).epochs(epochs);

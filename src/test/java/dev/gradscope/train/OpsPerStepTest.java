@@ -9,14 +9,21 @@ import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Optimizer;
+import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.Backend;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Proxy;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * How many device ops one training step of the chapter's MLP (784-512-256-128-64-10, ReLU, softmax
@@ -52,17 +59,30 @@ class OpsPerStepTest {
     /** What the profiler adds: nothing (see the class comment). */
     static final int PROFILER_OPS_PER_STEP = 0;
 
-    @Test
-    void oneStepOfTheChapterMlpCallsOneOpPerFusedStage() {
+    /**
+     * The same count whichever optimizer ends the step, weight decay and RMSprop's buffers included: each is
+     * one op (its weight decay inside the update).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"adam", "adamw", "sgd", "rmsprop"})
+    void oneStepOfTheChapterMlpCallsOneOpPerFusedStage(String optimizer) {
+        String update = optimizer.startsWith("adam") ? "adamUpdate" : optimizer + "Update";
         for (boolean profiled : new boolean[] {false, true}) {
-            List<String> step = opsOfTheSecondStep(profiled, false);
+            List<String> step = opsOfTheSecondStep(profiled, false, OPTIMIZERS.get(optimizer));
             assertEquals(CHAPTER_MLP_OPS_PER_STEP + (profiled ? PROFILER_OPS_PER_STEP : 0), step.size(),
                     (profiled ? "profiled" : "unprofiled") + " step: " + step);
             assertEquals("gemm", step.get(0), "the step's batch was fetched by the step before");
-            assertEquals(List.of("gatherNextBatch", "adamUpdate"), step.subList(step.size() - 2, step.size()),
+            assertEquals(List.of("gatherNextBatch", update), step.subList(step.size() - 2, step.size()),
                     "the next batch is fetched beside the update, which ends the step");
         }
     }
+
+    /** Each optimizer with all it can do: AdamW, SGD with Nesterov momentum and weight decay, RMSprop centered. */
+    private static final Map<String, Supplier<Optimizer>> OPTIMIZERS = Map.of(
+            "adam", Adam::new,
+            "adamw", () -> new Adam(1e-3, 0.9, 0.999, 1e-7, 0.004),
+            "sgd", () -> new Sgd(0.01, 0.9, true, 0.004),
+            "rmsprop", () -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.004));
 
     @Test
     void theCpuSteppingEagerlyMeasuresTheGradientNormsBeforeTheUpdate() {
@@ -77,6 +97,12 @@ class OpsPerStepTest {
      * host memory (as the CPU) or not (as a GPU).
      */
     static List<String> opsOfTheSecondStep(boolean profiled, boolean sharesHostMemory) {
+        return opsOfTheSecondStep(profiled, sharesHostMemory, Adam::new);
+    }
+
+    /** {@link #opsOfTheSecondStep(boolean, boolean)} with the optimizer that {@code optimizer} makes. */
+    static List<String> opsOfTheSecondStep(boolean profiled, boolean sharesHostMemory,
+                                           Supplier<Optimizer> optimizer) {
         List<String> calls = new ArrayList<>();
         try (CpuBackend cpu = new CpuBackend()) {
             Backend counting = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(),
@@ -102,7 +128,8 @@ class OpsPerStepTest {
                 }
             };
             try (Sequential model = Mlp.build(counting, 3, 784, Mlp.CHAPTER_HIDDEN, 10, Mlp.HiddenUnits.of("relu"),
-                    Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
+                    Initializer.glorotUniform()).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY,
+                    "accuracy")) {
                 model.fit(train, FitOptions.builder().batchSize(256).epochs(1).verbose(0).shuffle(false)
                         .profiler(profiled ? new GradientProfiler() : null).callback(stepEnds).build());
             }

@@ -13,9 +13,11 @@ import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Backend;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -23,6 +25,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Training states saved and resumed on the GPU, where the optimizer's moments and step count live on the
@@ -45,8 +49,14 @@ class ResumeOnGpuTest {
     }
 
     private static Sequential model(Backend backend) {
+        return model(backend, "adam");
+    }
+
+    /** Adam, or RMSprop with all its buffers (centered, momentum) and a weight decay. */
+    private static Sequential model(Backend backend, String optimizer) {
         return Mlp.build(backend, 5, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("prelu"),
-                Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
+                Initializer.glorotUniform()).compile(optimizer.equals("adam") ? new Adam()
+                        : new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01), Loss.CATEGORICAL_CROSSENTROPY).build(784);
     }
 
     private static FitOptions.Builder options(int epochs) {
@@ -54,27 +64,30 @@ class ResumeOnGpuTest {
                 .profiler(new GradientProfiler()).stepsPerGraph(2);
     }
 
-    @Test
-    void aRunResumedOnTheGpuIsTheUninterruptedRunBitForBit() {
+    @ParameterizedTest
+    @ValueSource(strings = {"adam", "rmsprop"})
+    void aRunResumedOnTheGpuIsTheUninterruptedRunBitForBit(String optimizer) {
         float[] parameters;
-        float[] secondMoments;
+        Map<String, float[]> state = new LinkedHashMap<>();
         History straight;
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer)) {
             straight = model.fit(TRAIN, options(3).build());
             assertTrue(straight.graphs(), "the steps ran as graphs");
             parameters = model.parameters().toFloatArray();
-            secondMoments = model.optimizer().stateBuffers().get("v").toFloatArray();
+            model.optimizer().stateBuffers().forEach((name, buffer) -> state.put(name, buffer.toFloatArray()));
         }
         Path file = dir.resolve("state.safetensors");
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer)) {
             model.fit(TRAIN, options(2).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer)) {
             History resumed = model.fit(TRAIN, options(3).resumeFrom(TrainingState.load(file, model)).build());
             assertArrayEquals(parameters, model.parameters().toFloatArray(), "parameters, bit for bit");
-            assertArrayEquals(secondMoments, model.optimizer().stateBuffers().get("v").toFloatArray(),
-                    "Adam's second moments");
-            assertEquals(15, model.optimizer().iterations(), "3 epochs of 5 steps");
+            assertEquals(state.keySet(), model.optimizer().stateBuffers().keySet());
+            state.forEach((name, values) -> assertArrayEquals(values,
+                    model.optimizer().stateBuffers().get(name).toFloatArray(), optimizer + "'s " + name));
+            assertEquals(optimizer.equals("adam") ? 15 : 0, model.optimizer().iterations(),
+                    "Adam counts 3 epochs of 5 steps");
             assertEquals(straight.metrics(), resumed.metrics());
             assertEquals(straight.operationsPerStep(), resumed.operationsPerStep(), "counted on the first new step");
             assertTrue(resumed.operationsPerStep() > 0);
@@ -112,16 +125,20 @@ class ResumeOnGpuTest {
 
     /**
      * A callback that changes the learning rate between epochs: the replayed graphs hold the rate they were
-     * captured with, so the trainer captures them again, and graph mode gives the eager numbers.
+     * captured with, so the trainer captures them again, and graph mode gives the eager numbers. For SGD and for
+     * RMSprop with a weight decay (whose decay also uses the rate).
      */
-    @Test
-    void aLearningRateChangedBetweenEpochsReachesTheReplayedGraphs() {
+    @ParameterizedTest
+    @ValueSource(strings = {"sgd", "rmsprop"})
+    void aLearningRateChangedBetweenEpochsReachesTheReplayedGraphs(String optimizer) {
         float[][] parameters = new float[2][];
         History[] histories = new History[2];
+        double rate = optimizer.equals("sgd") ? 0.1 : 0.004;
         for (int way = 0; way < 2; way++) {
             try (CudaBackend gpu = new CudaBackend();
                  Sequential model = Mlp.build(gpu, 5, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("relu"),
-                         Initializer.glorotUniform()).compile(new dev.gradscope.nn.Sgd(0.1),
+                         Initializer.glorotUniform()).compile(optimizer.equals("sgd") ? new dev.gradscope.nn.Sgd(rate)
+                                 : new RmsProp(rate, 0.9, 0, 1e-7, false, 0.05),
                          Loss.CATEGORICAL_CROSSENTROPY).build(784)) {
                 // Loss must fall by more than 10 per epoch: it never does, so the rate halves after every epoch.
                 histories[way] = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(4).verbose(0)
@@ -131,7 +148,7 @@ class ResumeOnGpuTest {
             }
         }
         assertTrue(histories[1].graphs(), "the second way replayed graphs");
-        assertEquals(List.of(0.1, 0.1, 0.05, 0.025), histories[1].get("learning_rate"));
+        assertEquals(List.of(rate, rate, rate / 2, rate / 4), histories[1].get("learning_rate"));
         assertEquals(histories[0].metrics(), histories[1].metrics());
         assertArrayEquals(parameters[0], parameters[1], "graphs and eager steps, bit for bit");
     }

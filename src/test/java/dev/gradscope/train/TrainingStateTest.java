@@ -18,6 +18,7 @@ import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.Backend;
 import java.nio.file.Files;
@@ -56,7 +57,10 @@ class TrainingStateTest {
     private static Supplier<Optimizer> optimizer(String id) {
         return switch (id) {
             case "adam" -> Adam::new;
+            case "adamw" -> () -> new Adam(1e-3, 0.9, 0.999, 1e-7, 0.004);
             case "sgd_momentum" -> () -> new Sgd(0.05, 0.9, true);
+            case "rmsprop" -> RmsProp::new;
+            case "rmsprop_centered_momentum_decay" -> () -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01);
             default -> () -> new Sgd(0.05);
         };
     }
@@ -127,7 +131,7 @@ class TrainingStateTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"adam", "sgd", "sgd_momentum"})
+    @ValueSource(strings = {"adam", "adamw", "sgd", "sgd_momentum", "rmsprop", "rmsprop_centered_momentum_decay"})
     void aResumedRunIsTheUninterruptedRunBitForBit(String optimizerId) {
         assertResumesExactly("relu", optimizerId, 1, 3, false);
     }
@@ -265,6 +269,42 @@ class TrainingStateTest {
             });
             return new SafeTensors.Contents(c.metadata(), tensors);
         };
+    }
+
+    /**
+     * RMSprop's buffers depend on its settings: a state saved by a centered RMSprop with momentum does not fit a
+     * plain one, nor the other way round, nor Adam; each is refused, naming what does not fit.
+     */
+    @Test
+    void anRmsPropStateFitsOnlyAnRmsPropWithTheSameBuffers() {
+        Path file = dir.resolve("rmsprop.safetensors");
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, "relu", optimizer("rmsprop_centered_momentum_decay"))) {
+            TrainingState.save(file, model, model.fit(TRAIN, options(1).build()), Map.of());
+        }
+        Map<Supplier<Optimizer>, String> refusals = new LinkedHashMap<>();
+        refusals.put(RmsProp::new, "the optimizer (rmsprop, state [velocity]) has no tensor optimizer/momentum/");
+        refusals.put(() -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, false, 0.01),
+                "the optimizer (rmsprop, state [velocity, momentum]) has no tensor optimizer/average_gradient/");
+        refusals.put(Adam::new, "saved by optimizer 'rmsprop', the model's is 'adam'");
+        refusals.forEach((loadInto, expected) -> {
+            try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", loadInto)) {
+                float[] before = model.parameters().toFloatArray();
+                InvalidDataException e = assertThrows(InvalidDataException.class,
+                        () -> TrainingState.load(file, model));
+                assertContains(expected, e.getMessage());
+                assertArrayEquals(before, model.parameters().toFloatArray(), "a refused state changes nothing");
+            }
+        });
+        Path plain = dir.resolve("plain.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", RmsProp::new)) {
+            TrainingState.save(plain, model, model.fit(TRAIN, options(1).build()), Map.of());
+        }
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, "relu", optimizer("rmsprop_centered_momentum_decay"))) {
+            assertContains("no tensor optimizer/momentum/dense.kernel", assertThrows(InvalidDataException.class,
+                    () -> TrainingState.load(plain, model)).getMessage());
+        }
     }
 
     @Test

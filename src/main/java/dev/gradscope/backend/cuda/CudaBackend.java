@@ -1171,7 +1171,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                          boolean nesterov, UpdateNorms norms) {
+                          boolean nesterov, float weightDecay, UpdateNorms norms) {
         checkSgdUpdate(params, grads, velocity, momentum, norms);
         enter();
         int n = (int) params.size();
@@ -1180,25 +1180,26 @@ public final class CudaBackend implements Backend {
         if (!measurable(norms)) {
             launch("sgd_update", kernels.sgdUpdate, Launch.elementWise(n, info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
-                            arg(nesterov ? 1 : 0), arg(n)),
+                            arg(nesterov ? 1 : 0), arg(weightDecay), arg(n)),
                     params, grads, v);
             return;
         }
-        launchSgdMeasured(params, grads, v, learningRate, momentum, nesterov, StepEnd.measuring(norms));
+        launchSgdMeasured(params, grads, v, learningRate, momentum, nesterov, weightDecay, StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
     public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                          boolean nesterov, StepEnd end) {
+                          boolean nesterov, float weightDecay, StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, end);
+            Backend.super.sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, weightDecay, end);
             return;
         }
         checkSgdUpdate(params, grads, velocity, momentum, end.updateNorms());
         checkStepEnd("sgdUpdate", end);
         enter();
-        launchSgdMeasured(params, grads, momentum == 0 ? null : velocity, learningRate, momentum, nesterov, end);
+        launchSgdMeasured(params, grads, momentum == 0 ? null : velocity, learningRate, momentum, nesterov,
+                weightDecay, end);
     }
 
     private void checkSgdUpdate(Tensor params, Tensor grads, Tensor velocity, float momentum, UpdateNorms norms) {
@@ -1213,11 +1214,76 @@ public final class CudaBackend implements Backend {
 
     /** sgd_update_measured; {@code velocity} is null without momentum. Checked by the caller. */
     private void launchSgdMeasured(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                                   boolean nesterov, StepEnd end) {
+                                   boolean nesterov, float weightDecay, StepEnd end) {
         launchMeasured("sgd_update_measured", kernels.sgdUpdateMeasured, (int) params.size(),
                 new Pointer[] {arg(params), arg(grads), argOrNull(velocity), arg(learningRate), arg(momentum),
-                        arg(nesterov ? 1 : 0)},
+                        arg(nesterov ? 1 : 0), arg(weightDecay)},
                 new Tensor[] {params, grads, velocity}, end);
+    }
+
+    @Override
+    public void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
+                              Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
+                              boolean centered, float weightDecay, UpdateNorms norms) {
+        checkRmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered, norms);
+        enter();
+        int n = (int) params.size();
+        // The buffers the reference leaves alone go as NULL, so the kernel cannot touch them.
+        Tensor average = centered ? averageGradient : null;
+        Tensor buffer = momentum == 0 ? null : momentumBuffer;
+        if (!measurable(norms)) {
+            launch("rmsprop_update", kernels.rmspropUpdate, Launch.elementWise(n, info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), arg(velocity), argOrNull(average), argOrNull(buffer),
+                            arg(learningRate), arg(rho), arg(momentum), arg(epsilon), arg(centered ? 1 : 0),
+                            arg(weightDecay), arg(n)),
+                    params, grads, velocity, average, buffer);
+            return;
+        }
+        launchRmspropMeasured(params, grads, velocity, average, buffer, learningRate, rho, momentum, epsilon, centered,
+                weightDecay, StepEnd.measuring(norms));
+    }
+
+    /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
+    @Override
+    public void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
+                              Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
+                              boolean centered, float weightDecay, StepEnd end) {
+        if (!fusible(end)) {
+            Backend.super.rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate, rho,
+                    momentum, epsilon, centered, weightDecay, end);
+            return;
+        }
+        checkRmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered,
+                end.updateNorms());
+        checkStepEnd("rmspropUpdate", end);
+        enter();
+        launchRmspropMeasured(params, grads, velocity, centered ? averageGradient : null,
+                momentum == 0 ? null : momentumBuffer, learningRate, rho, momentum, epsilon, centered, weightDecay,
+                end);
+    }
+
+    private void checkRmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
+                                    Tensor momentumBuffer, float momentum, boolean centered, UpdateNorms norms) {
+        OpChecks.rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered);
+        OpChecks.updateNorms("rmspropUpdate", params, norms);
+        requireFloats(params, grads, velocity);
+        if (centered) {
+            requireFloats(averageGradient);
+        }
+        if (momentum != 0) {
+            requireFloats(momentumBuffer);
+        }
+    }
+
+    /** rmsprop_update_measured; the buffers not used are null. Checked by the caller. */
+    private void launchRmspropMeasured(Tensor params, Tensor grads, Tensor velocity, Tensor average, Tensor buffer,
+                                       float learningRate, float rho, float momentum, float epsilon,
+                                       boolean centered, float weightDecay, StepEnd end) {
+        launchMeasured("rmsprop_update_measured", kernels.rmspropUpdateMeasured, (int) params.size(),
+                new Pointer[] {arg(params), arg(grads), arg(velocity), argOrNull(average), argOrNull(buffer),
+                        arg(learningRate), arg(rho), arg(momentum), arg(epsilon), arg(centered ? 1 : 0),
+                        arg(weightDecay)},
+                new Tensor[] {params, grads, velocity, average, buffer}, end);
     }
 
     /**
@@ -1422,7 +1488,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
-                           double beta2, float epsilon, Tensor iterations, UpdateNorms norms) {
+                           double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
         OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
         OpChecks.updateNorms("adamUpdate", params, norms);
         requireFloats(params, grads, m, v);
@@ -1433,20 +1499,21 @@ public final class CudaBackend implements Backend {
             launch("adam_update_counter", kernels.adamUpdateCounter,
                     Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                            arg(epsilon), arg(iterations), arg(n), ticket()),
+                            arg(epsilon), arg(weightDecay), arg(iterations), arg(n), ticket()),
                     params, grads, m, v, iterations);
             return;
         }
-        launchAdamMeasuredAtCounter(params, grads, m, v, learningRate, beta1, beta2, epsilon, iterations,
+        launchAdamMeasuredAtCounter(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
                 StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
-                           double beta2, float epsilon, Tensor iterations, StepEnd end) {
+                           double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, iterations, end);
+            Backend.super.adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+                    end);
             return;
         }
         OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
@@ -1454,16 +1521,17 @@ public final class CudaBackend implements Backend {
         checkStepEnd("adamUpdate", end);
         requireFloats(params, grads, m, v);
         enter();
-        launchAdamMeasuredAtCounter(params, grads, m, v, learningRate, beta1, beta2, epsilon, iterations, end);
+        launchAdamMeasuredAtCounter(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+                end);
     }
 
     /** adam_update_measured_counter (its last block also counts the update). Checked by the caller. */
     private void launchAdamMeasuredAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate,
-                                             double beta1, double beta2, float epsilon, Tensor iterations,
-                                             StepEnd end) {
+                                             double beta1, double beta2, float epsilon, float weightDecay,
+                                             Tensor iterations, StepEnd end) {
         launchMeasured("adam_update_measured_counter", kernels.adamUpdateMeasuredCounter, (int) params.size(),
                 new Pointer[] {arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                        arg(epsilon), arg(iterations)},
+                        arg(epsilon), arg(weightDecay), arg(iterations)},
                 new Tensor[] {params, grads, m, v, iterations}, end);
     }
 

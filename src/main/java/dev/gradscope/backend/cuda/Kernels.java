@@ -53,6 +53,8 @@ final class Kernels implements AutoCloseable {
     final CUfunction sgdUpdate;
     final CUfunction adamUpdateMeasured;
     final CUfunction sgdUpdateMeasured;
+    final CUfunction rmspropUpdate;
+    final CUfunction rmspropUpdateMeasured;
     final CUfunction columnSums;
     final CUfunction addRowVector;
     final CUfunction segmentSumOfSquares;
@@ -109,6 +111,8 @@ final class Kernels implements AutoCloseable {
             sgdUpdate = find("sgd_update", missing);
             adamUpdateMeasured = find("adam_update_measured", missing);
             sgdUpdateMeasured = find("sgd_update_measured", missing);
+            rmspropUpdate = find("rmsprop_update", missing);
+            rmspropUpdateMeasured = find("rmsprop_update_measured", missing);
             columnSums = find("column_sums", missing);
             addRowVector = find("add_row_vector", missing);
             segmentSumOfSquares = find("segment_sum_of_squares", missing);

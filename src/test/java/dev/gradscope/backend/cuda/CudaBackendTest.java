@@ -17,6 +17,7 @@ import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.ActivationKind;
@@ -862,9 +863,10 @@ class CudaBackendTest {
             v[i] = (float) Math.abs(rng.nextGaussian() * 0.01);
         }
         int segments = starts.length - 1;
-        for (int variant = 0; variant < 3; variant++) {
+        for (int variant = 0; variant < 4; variant++) {
             for (Layout layout : Layout.values()) {
-                String what = (variant == 0 ? "adam" : variant == 1 ? "sgd" : "sgd nesterov") + " " + layout;
+                String what = List.of("adam", "sgd", "sgd nesterov", "rmsprop momentum weight decay").get(variant)
+                        + " " + layout;
                 Tensor[] measured = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
                     output(layout, DType.FLOAT32, n)};
                 Tensor[] plain = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
@@ -889,6 +891,13 @@ class CudaBackendTest {
                     gpu.adamUpdate(measured[0], grads, measured[1], measured[2], 0.9f, 0.999f, 1e-7f, 0.01f, norms);
                     gpu.adamUpdate(plain[0], grads, plain[1], plain[2], 0.9f, 0.999f, 1e-7f, 0.01f);
                     CPU.adamUpdate(cpuParams, cpu(g, n), cpu(m, n), cpu(v, n), 0.9f, 0.999f, 1e-7f, 0.01f, cpuNorms);
+                } else if (variant == 3) { // velocity: the non-negative v; momentum buffer: m
+                    gpu.rmspropUpdate(measured[0], grads, measured[2], null, measured[1], 0.01f, 0.9f, 0.9f, 1e-7f,
+                            false, 0.01f, norms);
+                    gpu.rmspropUpdate(plain[0], grads, plain[2], null, plain[1], 0.01f, 0.9f, 0.9f, 1e-7f, false,
+                            0.01f);
+                    CPU.rmspropUpdate(cpuParams, cpu(g, n), cpu(v, n), null, cpu(m, n), 0.01f, 0.9f, 0.9f, 1e-7f,
+                            false, 0.01f, cpuNorms);
                 } else {
                     boolean nesterov = variant == 2;
                     float momentum = nesterov ? 0.9f : 0f;
@@ -951,7 +960,8 @@ class CudaBackendTest {
         // {gradient norms, their table, update norms, counter, the counter's elements, other starts, fused}
         int[][] cases = {{1, 1, 0, 0, 1, 0, 1}, {1, 0, 1, 1, 1, 0, 1}, {0, 0, 1, 1, 1, 0, 1}, {1, 1, 1, 1, 1, 0, 1},
             {1, 1, 1, 1, 2, 0, 0}, {1, 1, 1, 0, 1, 1, 0}, {0, 0, 0, 1, 1, 0, 0}};
-        for (String optimizer : List.of("adam", "sgd", "sgd nesterov")) {
+        for (String optimizer : List.of("adam", "adamw", "sgd", "sgd nesterov", "rmsprop")) {
+            float weightDecay = optimizer.equals("adamw") ? 0.004f : optimizer.equals("rmsprop") ? 0.01f : 0f;
             for (int[] c : cases) {
                 String what = optimizer + " " + Arrays.toString(c);
                 Layout layout = c[1] == 1 ? Layout.SHIFTED : Layout.ALIGNED;
@@ -982,9 +992,12 @@ class CudaBackendTest {
                     float momentum = nesterov ? 0.9f : 0f;
                     long before = gpu.queuedOperations();
                     if (way == 0) {
-                        if (optimizer.equals("adam")) {
+                        if (optimizer.startsWith("adam")) {
                             gpu.adamUpdate(buffers[0], grads, buffers[1], buffers[2], 2e-3, 0.85, 0.995, 1e-7f,
-                                    iterations, end);
+                                    weightDecay, iterations, end);
+                        } else if (optimizer.equals("rmsprop")) { // velocity: the non-negative v; momentum: m
+                            gpu.rmspropUpdate(buffers[0], grads, buffers[2], null, buffers[1], 0.01f, 0.9f, 0.9f,
+                                    1e-7f, false, weightDecay, end);
                         } else {
                             gpu.sgdUpdate(buffers[0], grads, buffers[1], 0.05f, momentum, nesterov, end);
                         }
@@ -995,9 +1008,12 @@ class CudaBackendTest {
                         } else if (gradientNorms != null) {
                             gpu.segmentSumOfSquares(grads, gradientNorms.segmentStarts(), gradientSquares);
                         }
-                        if (optimizer.equals("adam")) {
+                        if (optimizer.startsWith("adam")) {
                             gpu.adamUpdate(buffers[0], grads, buffers[1], buffers[2], 2e-3, 0.85, 0.995, 1e-7f,
-                                    iterations, updateNorms);
+                                    weightDecay, iterations, updateNorms);
+                        } else if (optimizer.equals("rmsprop")) {
+                            gpu.rmspropUpdate(buffers[0], grads, buffers[2], null, buffers[1], 0.01f, 0.9f, 0.9f,
+                                    1e-7f, false, weightDecay, updateNorms);
                         } else {
                             gpu.sgdUpdate(buffers[0], grads, buffers[1], 0.05f, momentum, nesterov, updateNorms);
                         }
@@ -1199,6 +1215,151 @@ class CudaBackendTest {
                 gpu.sgdUpdate(gp, input(g, layout, n), gv, lr, momentum, nesterov);
                 assertClose(what + " params", ep, read(gp), i -> pAllowed[i]);
                 assertClose(what + " velocity", ev, read(gv), i -> vAllowed[i]);
+            }
+        }
+    }
+
+    /**
+     * RMSprop (rmsprop_update) against the CPU in each form: plain, centered, with momentum, and all of them with
+     * a weight decay; sizes around the 16-byte groups, both layouts. A buffer the form does not use is passed
+     * anyway and must stay untouched, as on the CPU. Forward error bounds on the magnitudes of each formula.
+     */
+    @ParameterizedTest(name = "centered={0} momentum={1} weightDecay={2}")
+    @CsvSource({"false, 0, 0", "true, 0, 0", "false, 0.9, 0", "false, 0, 0.01", "true, 0.5, 0.01"})
+    void rmspropUpdateMatchesTheCpu(boolean centered, float momentum, float weightDecay) {
+        float lr = 0.01f;
+        float rho = 0.9f;
+        float epsilon = 1e-7f;
+        double rel = Tolerances.GPU_OPTIMIZER_REL;
+        for (int n : new int[] {1, 3, 1000, 4097}) {
+            float[] p = inputs(n, 1);
+            float[] g = inputs(n, 1);
+            float[] a = inputs(n, 0.01);
+            float[] v = abs(inputs(n, 0.01));
+            for (int i = 0; i < n; i++) {
+                v[i] = Math.max(v[i], 2 * a[i] * a[i]); // a velocity of at least the squared mean, as in training
+            }
+            float[] b = inputs(n, 0.01);
+            Tensor cp = cpu(p, n);
+            Tensor cv = cpu(v, n);
+            Tensor ca = cpu(a, n);
+            Tensor cb = cpu(b, n);
+            CPU.rmspropUpdate(cp, cpu(g, n), cv, ca, cb, lr, rho, momentum, epsilon, centered, weightDecay);
+            float[] ep = cp.toFloatArray();
+            float[] ev = cv.toFloatArray();
+            float[] ea = ca.toFloatArray();
+            float[] eb = cb.toFloatArray();
+            double[] vAllowed = new double[n];
+            double[] aAllowed = new double[n];
+            double[] bAllowed = new double[n];
+            double[] pAllowed = new double[n];
+            for (int i = 0; i < n; i++) {
+                double vScale = rho * v[i] + (1 - rho) * sq(g[i]);
+                double aScale = rho * Math.abs(a[i]) + (1 - rho) * Math.abs(g[i]);
+                vAllowed[i] = rel * vScale;
+                aAllowed[i] = centered ? rel * aScale : 0;
+                double denominator = centered ? ev[i] - sq(ea[i]) + epsilon : ev[i] + epsilon;
+                double denominatorError = rel * (vScale + (centered ? sq(aScale) : 0) + epsilon);
+                double increment = lr * Math.abs(g[i]) / Math.sqrt(denominator);
+                double incrementAllowed = increment * (3 * rel + denominatorError / denominator);
+                double step = momentum != 0 ? momentum * Math.abs(b[i]) + increment : increment;
+                bAllowed[i] = momentum != 0 ? rel * step + incrementAllowed : 0;
+                pAllowed[i] = rel * (Math.abs(p[i]) + Math.abs(p[i]) * weightDecay * lr + step)
+                        + (momentum != 0 ? bAllowed[i] : incrementAllowed);
+            }
+            for (Layout layout : Layout.values()) {
+                String what = "rmsprop centered " + centered + " momentum " + momentum + " weight decay "
+                        + weightDecay + " [" + n + "] " + layout;
+                Tensor gp = output(layout, DType.FLOAT32, n);
+                Tensor gv = output(layout, DType.FLOAT32, n);
+                Tensor ga = output(layout, DType.FLOAT32, n);
+                Tensor gb = output(layout, DType.FLOAT32, n);
+                gpu.copyFromHost(p, gp);
+                gpu.copyFromHost(v, gv);
+                gpu.copyFromHost(a, ga);
+                gpu.copyFromHost(b, gb);
+                gpu.rmspropUpdate(gp, input(g, layout, n), gv, ga, gb, lr, rho, momentum, epsilon, centered,
+                        weightDecay);
+                assertClose(what + " params", ep, read(gp), i -> pAllowed[i]);
+                assertClose(what + " velocity", ev, read(gv), i -> vAllowed[i]);
+                assertClose(what + " average gradient", ea, read(ga), i -> aAllowed[i]);
+                assertClose(what + " momentum", eb, read(gb), i -> bAllowed[i]);
+            }
+        }
+    }
+
+    /**
+     * Weight decay in Adam's counter form (adam_update_counter: AdamW) and in SGD (sgd_update), against the CPU:
+     * the decay p wd lr is one more term of the same error bound; its effect (1e-2 of p here) is far above it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"adamw", "sgd", "sgd momentum", "sgd nesterov"})
+    void weightDecayMatchesTheCpu(String optimizer) {
+        float weightDecay = 0.5f;
+        float lr = 0.02f;
+        double rel = Tolerances.GPU_OPTIMIZER_REL;
+        for (int n : new int[] {1, 3, 1000, 4097}) {
+            float[] p = inputs(n, 1);
+            float[] g = inputs(n, 1);
+            float[] m = inputs(n, 0.1);
+            float[] v = abs(inputs(n, 0.01));
+            Tensor cp = cpu(p, n);
+            Tensor cm = cpu(m, n);
+            Tensor cv = cpu(v, n);
+            Tensor cpuCount = CPU.fromHost(new int[] {3}, 1);
+            float momentum = optimizer.equals("sgd") ? 0f : 0.9f;
+            boolean nesterov = optimizer.equals("sgd nesterov");
+            if (optimizer.equals("adamw")) {
+                CPU.adamUpdate(cp, cpu(g, n), cm, cv, lr, 0.9, 0.999, 1e-7f, weightDecay, cpuCount, (UpdateNorms) null);
+            } else {
+                CPU.sgdUpdate(cp, cpu(g, n), cm, lr, momentum, nesterov, weightDecay, (UpdateNorms) null);
+            }
+            cpuCount.close();
+            float[] ep = cp.toFloatArray();
+            float[] em = cm.toFloatArray();
+            float[] ev = cv.toFloatArray();
+            float stepSize = Backend.adamStepSize(lr, 0.9, 0.999, 4);
+            double[] mAllowed = new double[n];
+            double[] vAllowed = new double[n];
+            double[] pAllowed = new double[n];
+            for (int i = 0; i < n; i++) {
+                double decay = Math.abs(p[i]) * weightDecay * lr;
+                if (optimizer.equals("adamw")) {
+                    double mScale = Math.abs(m[i]) + 0.1 * (Math.abs(g[i]) + Math.abs(m[i]));
+                    double vScale = v[i] + 0.001 * (sq(g[i]) + v[i]);
+                    mAllowed[i] = rel * mScale;
+                    vAllowed[i] = rel * vScale;
+                    double s = Math.sqrt(ev[i]);
+                    double update = stepSize * Math.abs(em[i]) / (s + 1e-7);
+                    pAllowed[i] = rel * (Math.abs(p[i]) + decay + update) + stepSize * rel * mScale / (s + 1e-7)
+                            + update * (Math.sqrt(ev[i] + rel * vScale) - s) / (s + 1e-7);
+                } else {
+                    mAllowed[i] = momentum == 0 ? 0 : rel * (momentum * Math.abs(m[i]) + lr * Math.abs(g[i]));
+                    vAllowed[i] = 0;
+                    pAllowed[i] = rel * (Math.abs(p[i]) + decay + (1 + momentum) * Math.abs(em[i])
+                            + lr * Math.abs(g[i])) + (1 + momentum) * mAllowed[i];
+                }
+            }
+            for (Layout layout : Layout.values()) {
+                String what = optimizer + " [" + n + "] " + layout;
+                Tensor gp = output(layout, DType.FLOAT32, n);
+                Tensor gm = output(layout, DType.FLOAT32, n);
+                Tensor gv = output(layout, DType.FLOAT32, n);
+                gpu.copyFromHost(p, gp);
+                gpu.copyFromHost(m, gm);
+                gpu.copyFromHost(v, gv);
+                if (optimizer.equals("adamw")) {
+                    Tensor count = gpuInts(new int[] {3}, layout);
+                    gpu.adamUpdate(gp, input(g, layout, n), gm, gv, lr, 0.9, 0.999, 1e-7f, weightDecay, count,
+                            (UpdateNorms) null);
+                    assertArrayEquals(new int[] {4}, readInts(count), what + ": the update is counted");
+                } else {
+                    gpu.sgdUpdate(gp, input(g, layout, n), gm, lr, momentum, nesterov, weightDecay,
+                            (UpdateNorms) null);
+                }
+                assertClose(what + " params", ep, read(gp), i -> pAllowed[i]);
+                assertClose(what + " m or velocity", em, read(gm), i -> mAllowed[i]);
+                assertClose(what + " v", ev, read(gv), i -> vAllowed[i]);
             }
         }
     }
@@ -1744,15 +1905,18 @@ class CudaBackendTest {
      * steps, of the seventh full batch and of the last batch), and 1000 (the seven full batches as one graph).
      */
     @ParameterizedTest(name = "{0}, {1} steps per graph")
-    @CsvSource({"adam, 1", "sgd, 1", "adam, 3", "sgd, 3", "adam, 1000"})
+    @CsvSource({"adam, 1", "sgd, 1", "rmsprop, 1", "adam, 3", "sgd, 3", "rmsprop, 3", "adam, 1000"})
     void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
         History[] histories = new History[2];
         float[][] parameters = new float[2][];
         for (int mode = 0; mode < 2; mode++) {
             try (Sequential model = Mlp.build(gpu, SEED, 784, new int[] {64, 32}, 10, Mlp.HiddenUnits.of("relu"),
-                    Initializer.glorotUniform()).compile(optimizer.equals("adam") ? new Adam(2e-3)
-                            : new Sgd(0.05, 0.9, true), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
+                    Initializer.glorotUniform()).compile(switch (optimizer) {
+                        case "adam" -> new Adam(2e-3);
+                        case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01); // every buffer, decay
+                        default -> new Sgd(0.05, 0.9, true);
+                    }, Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
                 histories[mode] = model.fit(train, FitOptions.builder().batchSize(128).epochs(3).verbose(0)
                         .graph(mode == 1).stepsPerGraph(stepsPerGraph).build());
                 parameters[mode] = model.parameters().toFloatArray();

@@ -53,12 +53,17 @@ class KernelAbiTest {
         abi.put("softmax_cross_entropy_rows", "pppfppppiipp");
         abi.put("softmax_mse_rows", "pppfppppiipp");
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
-        abi.put("sgd_update", "pppffii");                  // params, grads, velocity, lr, momentum, nesterov, n
+        // params, grads, velocity, lr, momentum, nesterov, weightDecay, n
+        abi.put("sgd_update", "pppffifi");
+        // params, grads, velocity, averageGradient, momentumBuffer, lr, rho, momentum, epsilon, centered,
+        // weightDecay, n
+        abi.put("rmsprop_update", "pppppffffifi");
         // ... then, in place of n, the measured tail: segmentStarts, segments, chunk, n; gradientPartials,
         // gradientSquares, gradientTable, gradientRow, gradientTableRows; weightPartials, updatePartials,
         // weightSquares, updateSquares, table, row, tableRows; counter, ticket
         abi.put("adam_update_measured", "ppppffff" + MEASURED_TAIL);
-        abi.put("sgd_update_measured", "pppffi" + MEASURED_TAIL);
+        abi.put("sgd_update_measured", "pppffif" + MEASURED_TAIL);
+        abi.put("rmsprop_update_measured", "pppppffffif" + MEASURED_TAIL);
         abi.put("clip_by_value", "pfi");                   // t, limit, n
         abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
@@ -80,10 +85,10 @@ class KernelAbiTest {
         abi.put("gather_next_batch", "pfpippipipiip");
         abi.put("copy_to_row_f32", "pppii");               // src, table, row, tableRows, n
         abi.put("advance_counters", "pi");                 // counters, n
-        // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, iterations, n, ticket
-        abi.put("adam_update_counter", "ppppdddfpip");
+        // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, weightDecay, iterations, n, ticket
+        abi.put("adam_update_counter", "ppppdddffpip");
         // ... then iterations and the measured tail in place of n
-        abi.put("adam_update_measured_counter", "ppppdddfp" + MEASURED_TAIL);
+        abi.put("adam_update_measured_counter", "ppppdddffp" + MEASURED_TAIL);
         return abi;
     }
 
