@@ -36,9 +36,10 @@ class ResumeCommandTest {
 
     private final StringWriter err = new StringWriter();
 
+    /** A run of many settings at once; with dropout, a resumed run must draw the masks of the run in one go. */
     private static final List<String> RUN = List.of("--device", "cpu", "--hidden", "32,16", "--train-limit", "300",
             "--batch-size", "64", "--activation", "prelu", "--optimizer", "sgd", "--momentum", "0.9",
-            "--clip-norm", "5", "--quiet");
+            "--clip-norm", "5", "--dropout", "0.2", "--quiet");
 
 
     private static int run(StringWriter err, List<String> args) {
@@ -136,6 +137,8 @@ class ResumeCommandTest {
                 "--seed", "7"));
         assertTrue(err.toString().contains("takes no --learning-rate, --seed; it may be given --epochs, --device"),
                 err.toString());
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--dropout", "0.5"));
+        assertTrue(err.toString().contains("takes no --dropout;"), err.toString());
         assertEquals(2, run("train", "--resume", dir.toString()));
         assertTrue(err.toString().contains("has finished all its 1 epochs; pass --epochs N (more than 1)"),
                 err.toString());
