@@ -74,6 +74,12 @@ public class Dropout extends Layer {
         return streamKey;
     }
 
+    /** The units are those of the layer before, which the profiler watches there. */
+    @Override
+    public boolean hasOwnUnits() {
+        return false;
+    }
+
     @Override
     protected void allocate(Backend backend, int maxBatch) {
         this.backend = backend;

@@ -92,6 +92,14 @@ public abstract class Layer implements AutoCloseable {
     }
 
     /**
+     * Whether the layer computes units of its own for the profiler to watch; false for one that passes the units
+     * before it through ({@link Dropout}: their activity is the layer's before it).
+     */
+    public boolean hasOwnUnits() {
+        return true;
+    }
+
+    /**
      * Asks the layer to add its units' statistics (see {@link dev.gradscope.tensor.Backend#accumulateUnitStatistics})
      * to {@code statistics}, {@code [4, units]}, in each backward pass from now on, inside the pass that
      * already evaluates its activation's derivative; {@code null} stops it. The profiler's way of watching
