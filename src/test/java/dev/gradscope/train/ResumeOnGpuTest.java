@@ -23,6 +23,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Training states saved and resumed on the GPU, where the optimizer's moments and step count live on the
@@ -45,8 +47,12 @@ class ResumeOnGpuTest {
     }
 
     private static Sequential model(Backend backend) {
+        return model(backend, 0);
+    }
+
+    private static Sequential model(Backend backend, double dropout) {
         return Mlp.build(backend, 5, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("prelu"),
-                Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
+                Initializer.glorotUniform(), dropout).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
     }
 
     private static FitOptions.Builder options(int epochs) {
@@ -54,22 +60,24 @@ class ResumeOnGpuTest {
                 .profiler(new GradientProfiler()).stepsPerGraph(2);
     }
 
-    @Test
-    void aRunResumedOnTheGpuIsTheUninterruptedRunBitForBit() {
+    /** With dropout, the replayed graphs of the resumed epochs draw the masks of the uninterrupted run's. */
+    @ParameterizedTest(name = "dropout {0}")
+    @ValueSource(doubles = {0, 0.3})
+    void aRunResumedOnTheGpuIsTheUninterruptedRunBitForBit(double dropout) {
         float[] parameters;
         float[] secondMoments;
         History straight;
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, dropout)) {
             straight = model.fit(TRAIN, options(3).build());
             assertTrue(straight.graphs(), "the steps ran as graphs");
             parameters = model.parameters().toFloatArray();
             secondMoments = model.optimizer().stateBuffers().get("v").toFloatArray();
         }
         Path file = dir.resolve("state.safetensors");
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, dropout)) {
             model.fit(TRAIN, options(2).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, dropout)) {
             History resumed = model.fit(TRAIN, options(3).resumeFrom(TrainingState.load(file, model)).build());
             assertArrayEquals(parameters, model.parameters().toFloatArray(), "parameters, bit for bit");
             assertArrayEquals(secondMoments, model.optimizer().stateBuffers().get("v").toFloatArray(),
