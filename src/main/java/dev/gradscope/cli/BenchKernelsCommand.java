@@ -436,9 +436,11 @@ final class BenchKernelsCommand implements Callable<Integer> {
                         f.gigaPerSecond(), 100 * fraction(f, copy), flag(f, copy), b.gigaPerSecond(),
                         100 * fraction(b, copy), flag(b, copy)).stripTrailing());
             }
+            Timing f = dropout[0];
+            Timing b = dropout[1];
             o.println(String.format(Locale.ROOT, "%-14s %10.1f %7.1f %-4s %10.1f %7.1f %s", "dropout(" + DROPOUT_RATE
-                    + ")", dropout[0].gigaPerSecond(), 100 * fraction(dropout[0], copy), flag(dropout[0], copy),
-                    dropout[1].gigaPerSecond(), 100 * fraction(dropout[1], copy), flag(dropout[1], copy)).stripTrailing());
+                    + ")", f.gigaPerSecond(), 100 * fraction(f, copy), flag(f, copy), b.gigaPerSecond(),
+                    100 * fraction(b, copy), flag(b, copy)).stripTrailing());
             o.printf(Locale.ROOT, "(fwd moves 8N bytes, bwd 12N, dropout's 8N; <95, <90: below 95%%, 90%% of the copy's"
                     + " GB/s)%n");
             for (int t = 0; t < THRESHOLDS.length; t++) {

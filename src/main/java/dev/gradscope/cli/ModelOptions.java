@@ -40,7 +40,8 @@ final class ModelOptions {
     int[] hidden = Mlp.CHAPTER_HIDDEN.clone();
 
     @Option(names = "--dropout", defaultValue = "0", paramLabel = "RATE",
-            description = "A Dropout of this rate after every hidden layer, in [0, 1) (default: ${DEFAULT-VALUE}, none).")
+            description = "A Dropout of this rate after every hidden layer, in [0, 1) (default: ${DEFAULT-VALUE},"
+                    + " none).")
     double dropout;
 
     @Option(names = "--loss", defaultValue = "categorical_crossentropy",

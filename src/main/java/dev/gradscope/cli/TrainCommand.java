@@ -509,7 +509,8 @@ final class TrainCommand implements Callable<Integer> {
                           Backend backend) {
         return String.format(Locale.ROOT, "%s %s, %s, %s (lr %s%s), %s, batch %d, %d training and %d test images, %s",
                 architecture(train.featureCount(), resolved.hidden(), train.classCount()),
-                resolved.units().activation() + (resolved.dropout() > 0 ? ", dropout " + number(resolved.dropout()) : ""),
+                resolved.units().activation()
+                        + (resolved.dropout() > 0 ? ", dropout " + number(resolved.dropout()) : ""),
                 resolved.loss().id(), resolved.optimizerId(),
                 number(resolved.learningRate()),
                 resolved.momentum() > 0 ? ", momentum " + number(resolved.momentum()) : "",

@@ -26,7 +26,8 @@ import java.util.stream.IntStream;
  *
  * <p>One step, two ways to run it. The step ({@link Step}) takes nothing from the host that changes from
  * step to step: the batch's place in the epoch's order, the row of the per-step tables and Adam's step
- * count are device counters, advanced by the step itself. So it can be captured once as a graph
+ * count are device counters, advanced by the step itself (the epoch, which dropout's masks depend on with that
+ * row, is a device counter too, set at each epoch's start). So it can be captured once as a graph
  * ({@link Backend#capture}) and replayed for every batch of that size: the graph mode, the default where
  * the backend has device graphs ({@link Backend#supportsGraphs}) and every callback is
  * {@linkplain Callback#graphSafe graph-safe}. Otherwise, and with {@link FitOptions#graph()} false, every

@@ -255,8 +255,8 @@ class WeightsCommandsTest {
                 "--load-weights", weights, "--out", without.toString())), err.toString());
         assertEquals(last(history, "val_loss"), last(HistoryJson.read(without.resolve("history.json")), "val_loss"));
         Path with = tmp.resolve("with");
-        assertEquals(0, run(train("--epochs", "1", "--activation", "elu", "--learning-rate", "1e-30", "--dropout", "0.5",
-                "--load-weights", trained.resolve("model.safetensors").toString(), "--out", with.toString())),
+        assertEquals(0, run(train("--epochs", "1", "--activation", "elu", "--learning-rate", "1e-30", "--dropout",
+                "0.5", "--load-weights", trained.resolve("model.safetensors").toString(), "--out", with.toString())),
                 err.toString());
         assertEquals(last(HistoryJson.read(trained.resolve("history.json")), "val_loss"),
                 last(HistoryJson.read(with.resolve("history.json")), "val_loss"));

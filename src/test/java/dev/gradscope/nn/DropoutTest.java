@@ -21,17 +21,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** The Dropout layer and its ops on the CPU, the reference: Keras's inverted dropout in training, identity otherwise. */
+/** The Dropout layer and its ops on the CPU, the reference: Keras's inverted dropout in training, else identity. */
 class DropoutTest {
     private static final int ROWS = 256;
     private static final int UNITS = 512;
-
-    /**
-     * Standard deviations a kept count may lie from its mean: for a fair coin per element, a two-sided normal tail
-     * of 5.7e-7, so a correct generator fails one assertion in about two million (and, the draws being a fixed hash,
-     * a passing test passes every time).
-     */
-    private static final double BINOMIAL_SIGMAS = 5;
 
     private final CpuBackend backend = new CpuBackend();
 
@@ -65,12 +58,13 @@ class DropoutTest {
         return x;
     }
 
-    /** |kept - n(1-rate)| within BINOMIAL_SIGMAS standard deviations of Binomial(n, 1 - rate). */
+    /** {@code |kept - n keep|} within {@link Tolerances#DROPOUT_BINOMIAL_SIGMAS} deviations of Binomial(n, keep). */
     private static void assertBinomial(String what, long kept, long n, double keep) {
         double mean = n * keep;
         double sd = Math.sqrt(n * keep * (1 - keep));
-        assertTrue(Math.abs(kept - mean) <= BINOMIAL_SIGMAS * sd, what + ": kept " + kept + " of " + n
-                + ", expected " + mean + " +- " + BINOMIAL_SIGMAS + " x " + sd);
+        double sigmas = Tolerances.DROPOUT_BINOMIAL_SIGMAS;
+        assertTrue(Math.abs(kept - mean) <= sigmas * sd, what + ": kept " + kept + " of " + n + ", expected " + mean
+                + " +- " + sigmas + " x " + sd);
     }
 
     @ParameterizedTest(name = "rate {0}")
@@ -123,7 +117,8 @@ class DropoutTest {
     void everyStepLayerAndSeedDrawsItsOwnMaskAndTheSameStepTheSameMask() {
         float[] x = normals(ROWS * UNITS, 2);
         try (Tensor input = backend.fromHost(x, ROWS, UNITS);
-             Dropout d = layer(0.5, 42, 1); Dropout otherLayer = layer(0.5, 42, 3); Dropout otherSeed = layer(0.5, 43, 1);
+             Dropout d = layer(0.5, 42, 1); Dropout otherLayer = layer(0.5, 42, 3);
+             Dropout otherSeed = layer(0.5, 43, 1);
              Tensor s00 = step(0, 0); Tensor s01 = step(0, 1); Tensor s10 = step(1, 0)) {
             float[] a = d.forwardTraining(input, s00).toFloatArray();
             assertArrayEquals(a, d.forwardTraining(input, s00).toFloatArray(), "the same step, the same mask");
@@ -180,7 +175,8 @@ class DropoutTest {
     @Test
     void inferenceAndRateZeroAreTheIdentity() {
         float[] x = normals(ROWS * UNITS, 6);
-        try (Dropout d = layer(0.5, 1, 1); Dropout none = layer(0, 1, 1); Tensor input = backend.fromHost(x, ROWS, UNITS);
+        try (Dropout d = layer(0.5, 1, 1); Dropout none = layer(0, 1, 1);
+             Tensor input = backend.fromHost(x, ROWS, UNITS);
              Tensor st = step(0, 0)) {
             assertSame(input, d.forward(input), "inference: the input itself, no op");
             assertArrayEquals(x, input.toFloatArray());
@@ -315,7 +311,8 @@ class DropoutTest {
             try (Tensor x = backend.fromHost(flat(rows), rows.length, 784);
                  Tensor t = backend.fromHost(java.util.Arrays.copyOf(test.oneHotLabels(), rows.length * 10),
                          rows.length, 10);
-                 Tensor trained = backend.allocate(DType.FLOAT32, 2); Tensor evaluated = backend.allocate(DType.FLOAT32, 2)) {
+                 Tensor trained = backend.allocate(DType.FLOAT32, 2);
+                 Tensor evaluated = backend.allocate(DType.FLOAT32, 2)) {
                 with.computeGradients(x, t, trained);
                 with.accumulateLoss(x, t, evaluated);
                 assertFalse(trained.toFloatArray()[0] == evaluated.toFloatArray()[0]);

@@ -169,7 +169,8 @@ class GradientProfilerTest {
             Profile profile = h.profile();
             assertEquals(List.of(0, 0, 2, 2, 4, 4, 6, 6, 8, 8),
                     profile.segments().stream().map(Profile.Segment::layerIndex).toList());
-            assertEquals(List.of(0, 2, 4, 6), profile.units().stream().map(Profile.UnitStatistics::layerIndex).toList());
+            assertEquals(List.of(0, 2, 4, 6),
+                    profile.units().stream().map(Profile.UnitStatistics::layerIndex).toList());
             assertEquals(List.of("dense", "dense_1", "dense_2", "dense_3"),
                     profile.units().stream().map(Profile.UnitStatistics::layerName).toList());
             Diagnosis d = Diagnosis.of(h);

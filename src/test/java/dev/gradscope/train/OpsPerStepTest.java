@@ -120,7 +120,8 @@ class OpsPerStepTest {
                 }
             };
             try (Sequential model = Mlp.build(counting, 3, 784, Mlp.CHAPTER_HIDDEN, 10, Mlp.HiddenUnits.of("relu"),
-                    Initializer.glorotUniform(), dropout).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
+                    Initializer.glorotUniform(), dropout)
+                    .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
                 model.fit(train, FitOptions.builder().batchSize(256).epochs(1).verbose(0).shuffle(false)
                         .profiler(profiled ? new GradientProfiler() : null).callback(stepEnds).build());
             }

@@ -50,7 +50,8 @@ class TrainingStateTest {
 
     private static Sequential model(Backend backend, String activation, Supplier<Optimizer> optimizer, double dropout) {
         return Mlp.build(backend, 11, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of(activation),
-                Initializer.glorotUniform(), dropout).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
+                Initializer.glorotUniform(), dropout).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY)
+                .build(784);
     }
 
     private static FitOptions.Builder options(int epochs) {
