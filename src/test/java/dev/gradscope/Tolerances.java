@@ -254,4 +254,15 @@ public final class Tolerances {
      * up to k of about 25000, far beyond the shapes here, while a wrong or missing term fails.
      */
     public static final double GEMM_F32_RELATIVE = 1e-5;
+
+    // ---- dropout's masks -----------------------------------------------------------------------
+
+    /**
+     * Standard deviations a dropout layer's count of kept elements may lie from its mean, n (1 - rate), for
+     * Binomial(n, 1 - rate): a two-sided normal tail of 5.7e-7, so a fair generator would fail one such check in
+     * about two million (the draws being a fixed hash, a passing test passes every time). A wrong threshold (an
+     * off-by-one in the 24-bit comparison is 6e-8 of n, far inside) is not what this catches; a biased hash, a
+     * mask that ignores the step, or one reused across units moves the count by many deviations.
+     */
+    public static final double DROPOUT_BINOMIAL_SIGMAS = 5;
 }

@@ -7,6 +7,7 @@ import dev.gradscope.report.HistoryJson;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.DropoutMask;
 import dev.gradscope.tensor.Tensor;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -31,8 +32,9 @@ import picocli.CommandLine.Spec;
  * bytes: read z and dy, write dz) of every element-wise {@link ActivationKind}, with its default
  * parameter where it has one, are each run {@value #WARMUP_RUNS} times untimed and R times timed
  * ({@link Stopwatch}: CUDA events on the GPU). Each reports the median run, GB/s = bytes / median and
- * the percentage of the copy's GB/s. Two SGEMMs give GFLOP/s: the MLP's first layer and, off the CPU,
- * 4096^3.
+ * the percentage of the copy's GB/s. So does dropout at rate {@value #DROPOUT_RATE}, forward and backward (8N
+ * bytes each: one tensor read, one written; the mask is hashed, not read). Two SGEMMs give GFLOP/s: the MLP's
+ * first layer and, off the CPU, 4096^3.
  *
  * <p>Inputs are varied (a Weyl sequence, z in [-8, 8): every kink and both saturated tails), never
  * zeros. Outputs are poisoned with NaN before the warm-up; after timing, windows at the start, middle
@@ -49,6 +51,9 @@ final class BenchKernelsCommand implements Callable<Integer> {
 
     /** Fractions of the copy's bandwidth a kind is measured against, highest first. */
     static final double[] THRESHOLDS = {0.95, 0.90};
+
+    /** The rate dropout is timed at: half the elements kept, so the branch is least predictable. */
+    static final double DROPOUT_RATE = 0.5;
 
     /** Largest {@code --elements}: four tensors of 2^30 floats are 16 GiB. */
     static final int MAX_ELEMENTS = 1 << 30;
@@ -170,6 +175,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
             result.put("statistic", "median");
 
             Timing copy;
+            Timing[] dropout;
             Map<ActivationKind, Timing[]> kinds = new LinkedHashMap<>();
             List<Map<String, Object>> kindJson = new ArrayList<>();
             try (Tensor z = patterned(n, i -> weyl(i, 0.6180339887498949, -8, 8));
@@ -206,6 +212,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
                         kindJson.add(entry);
                     }
                 }
+                dropout = measureDropout(z, dy, y, dz, copy, result);
             }
             result.put("kinds", kindJson);
 
@@ -245,7 +252,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
             result.put("thresholds", thresholds);
             result.put("wrong_results", wrong);
 
-            printTable(copy, kinds, gemms, passingCounts);
+            printTable(copy, kinds, dropout, gemms, passingCounts);
             if (out != null) {
                 HistoryJson.writeAtomically(out, result);
             }
@@ -259,6 +266,44 @@ final class BenchKernelsCommand implements Callable<Integer> {
                     passingCounts[1], kinds.size(), big == null ? "4096^3 skipped"
                             : String.format(Locale.ROOT, "4096^3 %.0f GFLOP/s", (Double) big));
             return 0;
+        }
+
+        /**
+         * Times dropout's forward (z to y) and backward (dy to dz) at {@link #DROPOUT_RATE}, checks windows of both
+         * against the hash ({@link DropoutMask}), and puts them into {@code result} as {@code "dropout"}.
+         */
+        private Timing[] measureDropout(Tensor z, Tensor dy, Tensor y, Tensor dz, Timing copy,
+                                        Map<String, Object> result) {
+            long key = DropoutMask.streamKey(0, 1);
+            try (Tensor step = backend.fromHost(new int[] {0, 1}, 2)) {
+                backend.fill(y, Float.NaN);
+                backend.fill(dz, Float.NaN);
+                Timing forward = measure(() -> backend.dropoutForward(z, DROPOUT_RATE, key, step, y), 8L * n);
+                String forwardCheck = checkDropout("dropout forward", key, z, y);
+                Timing backward = measure(() -> backend.dropoutBackward(dy, DROPOUT_RATE, key, step, dz), 8L * n);
+                String backwardCheck = checkDropout("dropout backward", key, dy, dz);
+                Map<String, Object> entry = new LinkedHashMap<>();
+                entry.put("rate", DROPOUT_RATE);
+                entry.put("forward", bandwidthJson(forward, copy, forwardCheck));
+                entry.put("backward", bandwidthJson(backward, copy, backwardCheck));
+                result.put("dropout", entry);
+                return new Timing[] {forward, backward};
+            }
+        }
+
+        /** A dropout output against its input: {@code in * scale} where the hash keeps the element, else 0. */
+        private String checkDropout(String op, long key, Tensor in, Tensor out) {
+            long stepKey = DropoutMask.stepKey(key, 0, 1);
+            int threshold = DropoutMask.threshold(DROPOUT_RATE);
+            float scale = DropoutMask.scale(DROPOUT_RATE);
+            return checkWindows(op, n, (start, length) -> {
+                float[] x = backend.toHostFloats(in.view(start, length));
+                double[] expected = new double[length];
+                for (int e = 0; e < length; e++) {
+                    expected[e] = DropoutMask.bits(stepKey, start + e) >= threshold ? x[e] * scale : 0f;
+                }
+                return compare(op, start, backend.toHostFloats(out.view(start, length)), expected, 0);
+            });
         }
 
         /** Warms {@code op} up, then times it. */
@@ -374,8 +419,8 @@ final class BenchKernelsCommand implements Callable<Integer> {
             return null;
         }
 
-        private void printTable(Timing copy, Map<ActivationKind, Timing[]> kinds, List<Map<String, Object>> gemms,
-                                int[] passingCounts) {
+        private void printTable(Timing copy, Map<ActivationKind, Timing[]> kinds, Timing[] dropout,
+                                List<Map<String, Object>> gemms, int[] passingCounts) {
             PrintStream o = System.out;
             o.printf(Locale.ROOT, "bench kernels on %s: %s%n", backend.name(), backend.description());
             o.printf(Locale.ROOT, "N = %d floats (%.1f MiB per tensor); median of %d runs after %d warm-up; %s%n",
@@ -391,7 +436,13 @@ final class BenchKernelsCommand implements Callable<Integer> {
                         f.gigaPerSecond(), 100 * fraction(f, copy), flag(f, copy), b.gigaPerSecond(),
                         100 * fraction(b, copy), flag(b, copy)).stripTrailing());
             }
-            o.printf(Locale.ROOT, "(fwd moves 8N bytes, bwd 12N; <95, <90: below 95%%, 90%% of the copy's GB/s)%n");
+            Timing f = dropout[0];
+            Timing b = dropout[1];
+            o.println(String.format(Locale.ROOT, "%-14s %10.1f %7.1f %-4s %10.1f %7.1f %s", "dropout(" + DROPOUT_RATE
+                    + ")", f.gigaPerSecond(), 100 * fraction(f, copy), flag(f, copy), b.gigaPerSecond(),
+                    100 * fraction(b, copy), flag(b, copy)).stripTrailing());
+            o.printf(Locale.ROOT, "(fwd moves 8N bytes, bwd 12N, dropout's 8N; <95, <90: below 95%%, 90%% of the copy's"
+                    + " GB/s)%n");
             for (int t = 0; t < THRESHOLDS.length; t++) {
                 o.printf(Locale.ROOT, "forward and backward >= %.0f%% of copy: %d of %d kinds%n", THRESHOLDS[t] * 100,
                         passingCounts[t], kinds.size());

@@ -41,6 +41,11 @@ final class ModelOptions {
             description = "Hidden layer widths (default: 512,256,128,64).")
     int[] hidden = Mlp.CHAPTER_HIDDEN.clone();
 
+    @Option(names = "--dropout", defaultValue = "0", paramLabel = "RATE",
+            description = "A Dropout of this rate after every hidden layer, in [0, 1) (default: ${DEFAULT-VALUE},"
+                    + " none).")
+    double dropout;
+
     @Option(names = "--loss", defaultValue = "categorical_crossentropy",
             description = "categorical_crossentropy or mse, on the softmax output (default: ${DEFAULT-VALUE}).")
     String loss;
@@ -87,17 +92,17 @@ final class ModelOptions {
     /** Everything resolved and checked, ready to build the model. */
     record Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                     double learningRate, double momentum, boolean nesterov, double rho, boolean centered,
-                    double weightDecay) {
+                    double weightDecay, double dropout) {
 
-        /** Without rmsprop's settings and without weight decay (Keras's defaults). */
+        /** Without rmsprop's settings, weight decay (Keras's defaults) and dropout. */
         Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                  double learningRate, double momentum, boolean nesterov) {
             this(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, DEFAULT_RHO, false,
-                    0);
+                    0, 0);
         }
 
         Sequential build(Backend backend, long seed, int inputs, int classes) {
-            Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, initializer);
+            Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, initializer, dropout);
             return model.compile(newOptimizer(), loss, "accuracy");
         }
 
@@ -117,6 +122,7 @@ final class ModelOptions {
             c.put("learn_parameter", units.learnable());
             c.put("maxout_pieces", units.maxoutPieces());
             c.put("hidden", hidden);
+            c.put("dropout", dropout);
             c.put("loss", loss.id());
             c.put("optimizer", newOptimizer().config());
             c.put("init", initializer.toString());
@@ -194,6 +200,9 @@ final class ModelOptions {
         if (!(resolvedDecay >= 0) || Double.isInfinite(resolvedDecay)) {
             throw invalid.apply("--weight-decay must be a finite number >= 0, got " + weightDecay);
         }
+        if (!(dropout >= 0 && dropout < 1) || (float) dropout >= 1) {
+            throw invalid.apply("--dropout must be a rate in [0, 1) (0 is none), got " + dropout);
+        }
         if (hidden.length == 0 || Arrays.stream(hidden).anyMatch(w -> w < 1)) {
             throw invalid.apply("--hidden needs widths >= 1, got " + Arrays.toString(hidden));
         }
@@ -203,7 +212,7 @@ final class ModelOptions {
                     + " gives a layer more than " + Integer.MAX_VALUE + " pre-activations per row");
         }
         return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum, nesterov,
-                resolvedRho, centered, resolvedDecay);
+                resolvedRho, centered, resolvedDecay, dropout);
     }
 
     /**
@@ -237,6 +246,11 @@ final class ModelOptions {
                     + config.get("hidden"));
         }
         options.hidden = widths.stream().mapToInt(w -> (Integer) w).toArray();
+        Object dropout = config.get("dropout");
+        if (dropout != null && !(dropout instanceof Number)) {
+            throw new InvalidDataException(where + ": config.dropout is not a rate: " + dropout);
+        }
+        options.dropout = dropout == null ? 0 : ((Number) dropout).doubleValue(); // 0: a run from before dropout
         options.loss = configText(config, "loss", where);
         options.init = configText(config, "init", where);
         options.optimizer = "adam"; // evaluating does not depend on the optimizer, so the config's is not read

@@ -68,6 +68,8 @@ final class SavedWeights {
      * Starts {@code model}, built from {@code resolved}, from the weights in {@code file}. A file that records
      * its run's config must come from a network that computes the same function: the same activation, hidden
      * widths, maxout pieces, and the same fixed activation parameter (a learned one is a tensor of the file).
+     * The dropout rate may differ: Dropout has no parameters (the tensors keep their names) and inference passes
+     * through it, so a network with other dropout computes the same function from these weights.
      *
      * @throws InvalidDataException when the file does not fit; the model is unchanged then
      */

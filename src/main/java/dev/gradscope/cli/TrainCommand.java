@@ -612,7 +612,9 @@ final class TrainCommand implements Callable<Integer> {
         return String.format(Locale.ROOT,
                 "%s %s, %s, %s (lr %s%s), %s, batch %d, %d %s training and %d test images, %s",
                 architecture(train.featureCount(), resolved.hidden(), train.classCount()),
-                resolved.units().activation(), resolved.loss().id(), resolved.optimizerId(),
+                resolved.units().activation()
+                        + (resolved.dropout() > 0 ? ", dropout " + number(resolved.dropout()) : ""),
+                resolved.loss().id(), resolved.optimizerId(),
                 number(resolved.learningRate()),
                 optimizerSettings(resolved),
                 resolved.initializer(), batchSize, train.rows(), dataset.title(), validation.rows(), backend.name());

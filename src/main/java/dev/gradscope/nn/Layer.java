@@ -43,8 +43,29 @@ public abstract class Layer implements AutoCloseable {
     /** Creates this layer's buffers for batches of up to {@code maxBatch} rows. */
     protected abstract void allocate(Backend backend, int maxBatch);
 
-    /** Computes the layer's output for the batch {@code x}; keeps what backward needs. */
+    /**
+     * Computes the layer's output for the batch {@code x} in inference ({@code evaluate}, {@code predict},
+     * validation): no dropout.
+     */
     public abstract Tensor forward(Tensor x);
+
+    /**
+     * The forward pass of a training step ({@link Sequential#computeGradients}), keeping what backward needs: what
+     * {@link #forward} computes, plus what only training does (a {@link Dropout} drops units). {@code step} is the
+     * step's {@code (epoch, step of the epoch)} as two INT32 elements on the device, read there by a layer that
+     * draws random numbers, so that a step captured as a graph draws afresh each time it is replayed. The mode is
+     * the method: a captured training step holds the training ops, and evaluation never calls this.
+     */
+    public Tensor forwardTraining(Tensor x, Tensor step) {
+        return forward(x);
+    }
+
+    /**
+     * Gives the layer its place in the model, once, when the model is built: a layer that draws random numbers in
+     * training derives its own stream from the model's seed and its index (so the same seed gives the same run).
+     */
+    protected void place(long modelSeed, int layerIndex) {
+    }
 
     /**
      * Given {@code dy}, the loss gradient with respect to this layer's last output, writes (=) the
@@ -68,6 +89,14 @@ public abstract class Layer implements AutoCloseable {
      */
     public Activity lastActivity() {
         return null;
+    }
+
+    /**
+     * Whether the layer computes units of its own for the profiler to watch; false for one that passes the units
+     * before it through ({@link Dropout}: their activity is the layer's before it).
+     */
+    public boolean hasOwnUnits() {
+        return true;
     }
 
     /**

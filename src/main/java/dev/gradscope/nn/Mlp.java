@@ -68,9 +68,23 @@ public final class Mlp {
      */
     public static Sequential build(Backend backend, long seed, int inputs, int[] hidden, int classes,
                                    HiddenUnits units, Initializer kernelInitializer) {
+        return build(backend, seed, inputs, hidden, classes, units, kernelInitializer, 0);
+    }
+
+    /**
+     * {@link #build(Backend, long, int, int[], int, HiddenUnits, Initializer)} with a {@link Dropout} of
+     * {@code dropoutRate} after every hidden layer (after its activation), where Keras's MNIST MLP example puts
+     * them; none when the rate is 0. Dropout has no parameters, so the weights are those of the model without it.
+     */
+    public static Sequential build(Backend backend, long seed, int inputs, int[] hidden, int classes,
+                                   HiddenUnits units, Initializer kernelInitializer, double dropoutRate) {
+        Dropout.requireRate(dropoutRate); // NaN would add no layer without saying so
         Sequential model = new Sequential(backend, seed).input(inputs);
         for (int width : hidden) {
             addHidden(model, width, units, kernelInitializer);
+            if (dropoutRate > 0) {
+                model.add(new Dropout(dropoutRate));
+            }
         }
         model.add(new Dense(classes, ActivationKind.SOFTMAX).kernelInitializer(kernelInitializer));
         model.build(inputs);

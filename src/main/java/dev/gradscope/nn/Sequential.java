@@ -47,6 +47,8 @@ public class Sequential implements AutoCloseable {
     private final List<ParameterGroup> parameterGroups = new ArrayList<>();
     private int allocatedBatch;
     private Tensor outputGradient;
+    /** The training step (epoch 0, step 0) that {@link #computeGradients(Tensor, Tensor, Tensor)} passes. */
+    private Tensor firstStep;
     private long layoutVersion;
 
     /** Where one parameter tensor of one layer lies in the flat buffers. */
@@ -137,6 +139,9 @@ public class Sequential implements AutoCloseable {
             layer.setName(count == 1 ? base : base + "_" + (count - 1));
             width = layer.build(width);
         }
+        for (int i = 0; i < layers.size(); i++) {
+            layers.get(i).place(seed, i);
+        }
         layOutParameters();
         built = true;
         if (optimizer != null) {
@@ -170,6 +175,7 @@ public class Sequential implements AutoCloseable {
             layer.bind(values, grads);
         }
         backend.copyFromHost(initial, parameters);
+        firstStep = backend.allocate(DType.INT32, 2);
     }
 
     /** Makes sure every layer has buffers for batches of {@code batch} rows (allocates only when it grows). */
@@ -209,13 +215,16 @@ public class Sequential implements AutoCloseable {
      * fuses the softmax, so training and evaluation skip the output activation) and returns them.
      */
     private Tensor forward(Tensor x, boolean toLogits) {
-        Tensor h = forwardHidden(x);
+        Tensor h = forwardHidden(x, null);
         Layer output = layers.get(layers.size() - 1);
         return toLogits ? ((Dense) output).forwardLogits(h) : output.forward(h);
     }
 
-    /** Checks the batch and runs every layer but the output layer; returns the output layer's input. */
-    private Tensor forwardHidden(Tensor x) {
+    /**
+     * Checks the batch and runs every layer but the output layer, in inference ({@code step} null) or in the
+     * training step {@code step} ({@link Layer#forwardTraining}); returns the output layer's input.
+     */
+    private Tensor forwardHidden(Tensor x, Tensor step) {
         requireBuilt("forward");
         if (x.columnCount() != inputUnits) {
             throw new IllegalArgumentException("the model takes " + inputUnits + " input features, got "
@@ -224,7 +233,7 @@ public class Sequential implements AutoCloseable {
         reserveBatch(x.rowCount());
         Tensor h = x;
         for (int i = 0; i < layers.size() - 1; i++) {
-            h = layers.get(i).forward(h);
+            h = step == null ? layers.get(i).forward(h) : layers.get(i).forwardTraining(h, step);
         }
         return h;
     }
@@ -232,11 +241,23 @@ public class Sequential implements AutoCloseable {
     /**
      * One forward and backward pass on a device batch: writes every parameter gradient (=) and
      * accumulates the batch's summed loss and correct count into {@code totals} (2 floats). Gradients
-     * are of the batch-mean loss.
+     * are of the batch-mean loss. A training pass: dropout layers drop, with the masks of the first step of the
+     * first epoch; {@link #computeGradients(Tensor, Tensor, Tensor, Tensor)} takes the step.
      */
     public void computeGradients(Tensor x, Tensor targets, Tensor totals) {
+        requireBuilt("computeGradients");
+        computeGradients(x, targets, totals, firstStep);
+    }
+
+    /**
+     * {@link #computeGradients(Tensor, Tensor, Tensor)} in the training step {@code step}: its {@code (epoch, step
+     * of the epoch)} as two INT32 elements on the device, which dropout layers draw their masks from there (the
+     * trainer's step counters, so a replayed graph draws a fresh mask each step and a resumed run the masks of the
+     * run it resumes).
+     */
+    public void computeGradients(Tensor x, Tensor targets, Tensor totals, Tensor step) {
         requireCompiled("computeGradients");
-        Tensor h = forwardHidden(x);
+        Tensor h = forwardHidden(x, step);
         int batch = x.rowCount();
         Dense output = (Dense) layers.get(layers.size() - 1);
         Tensor dLogits = outputGradient.rows(0, batch);
@@ -473,6 +494,6 @@ public class Sequential implements AutoCloseable {
         if (optimizer != null) {
             optimizer.close();
         }
-        Tensor.closeAll(parameters, gradients, outputGradient);
+        Tensor.closeAll(parameters, gradients, outputGradient, firstStep);
     }
 }

@@ -157,6 +157,25 @@ public interface Backend extends AutoCloseable {
     /** {@code dz[i][u*pieces + p] = p == winner[i][u] ? dy[i][u] : 0}. */
     void maxoutBackward(Tensor dy, Tensor winner, int pieces, Tensor dz);
 
+    // ---- dropout --------------------------------------------------------------------------------
+
+    /**
+     * Inverted dropout in a training step, element-wise: {@code y[i] = x[i] * scale} where element {@code i} is
+     * kept, {@code 0} where it is dropped (even when {@code x[i]} is NaN, as Keras's {@code where}), with the
+     * keep decision and {@code scale = 1 / (1 - rate)} of {@link DropoutMask} for {@code streamKey} at the step
+     * {@code step} holds: an INT32 tensor of two elements on the device, {@code (epoch, step of the epoch)}, read
+     * there, so that a replayed step graph draws a fresh mask. {@code rate} is in [0, 1); {@code y} may be
+     * {@code x}.
+     */
+    void dropoutForward(Tensor x, double rate, long streamKey, Tensor step, Tensor y);
+
+    /**
+     * The backward pass of {@link #dropoutForward} with the same {@code rate}, {@code streamKey} and {@code step}
+     * value: {@code dx[i] = dy[i] * scale} where element {@code i} was kept, {@code 0} where it was dropped. The
+     * mask is drawn again from the hash (no mask buffer). {@code dx} may be {@code dy}.
+     */
+    void dropoutBackward(Tensor dy, double rate, long streamKey, Tensor step, Tensor dx);
+
     /** {@code probabilities = softmax(logits)} row by row, numerically stable. */
     void softmax(Tensor logits, Tensor probabilities);
 

@@ -378,6 +378,22 @@ public final class OpChecks {
         counter("copyToRow", "row", row);
     }
 
+    /**
+     * {@link Backend#dropoutForward} and {@link Backend#dropoutBackward}: input and output of one size, a rate
+     * in [0, 1), and the step as two INT32 elements (epoch, step of the epoch).
+     */
+    public static void dropout(String op, Tensor in, double rate, Tensor step, Tensor out) {
+        if (in.size() != out.size()) {
+            throw new IllegalArgumentException(op + ": input " + Shapes.describe(in.shape()) + " and output "
+                    + Shapes.describe(out.shape()) + " differ in size");
+        }
+        if (!(rate >= 0 && rate < 1) || (float) rate >= 1) {
+            throw new IllegalArgumentException(op + ": rate must be in [0, 1), got " + rate);
+        }
+        Shapes.requireType(op, "step", step, DType.INT32);
+        requireLength(op + " (step: epoch, step of the epoch)", 2, step);
+    }
+
     /** {@link Backend#advanceCounters}: an INT32 tensor. */
     public static void advanceCounters(Tensor counters) {
         Shapes.requireType("advanceCounters", "counters", counters, DType.INT32);

@@ -102,6 +102,9 @@ public final class GradientProfiler implements Callback {
         List<Layer> layers = model.layers();
         for (int i = 0; i < layers.size() - 1; i++) { // the output layer's softmax is the loss's business
             Layer layer = layers.get(i);
+            if (!layer.hasOwnUnits()) {
+                continue; // a Dropout: its units are the layer's before it, watched there
+            }
             Tensor statistics = backend.allocate(DType.FLOAT32, 4, layer.outputUnits());
             watched.add(new WatchedLayer(i, layer, statistics,
                     layer.watchUnits(statistics, (float) saturationThreshold)));

@@ -26,7 +26,8 @@ import java.util.stream.IntStream;
  *
  * <p>One step, two ways to run it. The step ({@link Step}) takes nothing from the host that changes from
  * step to step: the batch's place in the epoch's order, the row of the per-step tables and Adam's step
- * count are device counters, advanced by the step itself. So it can be captured once as a graph
+ * count are device counters, advanced by the step itself (the epoch, which dropout's masks depend on with that
+ * row, is a device counter too, set at each epoch's start). So it can be captured once as a graph
  * ({@link Backend#capture}) and replayed for every batch of that size: the graph mode, the default where
  * the backend has device graphs ({@link Backend#supportsGraphs}) and every callback is
  * {@linkplain Callback#graphSafe graph-safe}. Otherwise, and with {@link FitOptions#graph()} false, every
@@ -105,19 +106,22 @@ public final class Trainer {
              Tensor segmentStarts = backend.fromHost(starts, starts.length);
              Tensor squaredGradientNorms = backend.allocate(DType.FLOAT32, steps, segments.size());
              Tensor stepNorms = backend.allocate(DType.FLOAT32, segments.size());
-             Tensor counters = backend.allocate(DType.INT32, 2)) {
-            // The step index (the row of the per-step tables) and the next batch to fetch: reset together at
-            // each epoch's start, in one copy.
-            Tensor stepIndex = counters.view(0, 1);
-            Tensor nextBatch = counters.view(1, 1);
+             Tensor counters = backend.allocate(DType.INT32, 3)) {
+            // The epoch, the step index (the row of the per-step tables) and the next batch to fetch: set together
+            // at each epoch's start, in one copy. The first two are the training step that dropout draws its masks
+            // for (Sequential.computeGradients): on the device, so a replayed graph draws afresh every step, and
+            // counted from the run's start, so a resumed run draws the masks of the run it resumes.
+            Tensor trainingStep = counters.view(0, 2);
+            Tensor stepIndex = counters.view(1, 1);
+            Tensor nextBatch = counters.view(2, 1);
             List<String> metrics = loggedMetrics(validation != null);
             TrainingRun run = new TrainingRun(model, options.epochs(), initialEpoch, history, metrics, steps,
                     segments, segmentStarts, squaredGradientNorms, stepIndex);
             // The CPU, stepping eagerly, reads each step's gradient norms before its update (to stop before
             // a non-finite one); elsewhere the norms are read once per epoch and may be measured by the update.
             boolean checkEveryStep = !graphMode && backend.sharesHostMemory();
-            Step step = new Step(model, options, callbacks, run, data, order, nextBatch, totals, inputs, targets,
-                    batch, stepNorms, !checkEveryStep);
+            Step step = new Step(model, options, callbacks, run, data, order, trainingStep, nextBatch, totals, inputs,
+                    targets, batch, stepNorms, !checkEveryStep);
             callbacks.forEach(c -> c.onTrainBegin(run));
             if (options.profiler() != null) {
                 history.setProfile(options.profiler().profile()); // live: a callback may save it after each epoch
@@ -145,7 +149,7 @@ public final class Trainer {
                         backend.copyFromHost(upcomingOrder != null ? upcomingOrder
                                 : epochOrder(options, n, model, identity), order);
                         upcomingOrder = null;
-                        backend.copyFromHost(new int[] {0, 0}, counters);
+                        backend.copyFromHost(new int[] {e, 0, 0}, counters);
                         step.fetchNextBatch(); // the epoch's first; each step fetches the next one
                         backend.fill(totals, 0f);
                         int seen = 0;
@@ -331,6 +335,7 @@ public final class Trainer {
         private final TrainingRun run;
         private final DeviceDataset data;
         private final Tensor order;
+        private final Tensor trainingStep;
         private final Tensor nextBatch;
         private final Tensor totals;
         private final Tensor inputs;
@@ -343,8 +348,8 @@ public final class Trainer {
         private final GradientNorms gradientNorms;
 
         Step(Sequential model, FitOptions options, List<Callback> callbacks, TrainingRun run, DeviceDataset data,
-             Tensor order, Tensor nextBatch, Tensor totals, Tensor inputs, Tensor targets, int batch,
-             Tensor stepNorms, boolean normsMayFollowUpdate) {
+             Tensor order, Tensor trainingStep, Tensor nextBatch, Tensor totals, Tensor inputs, Tensor targets,
+             int batch, Tensor stepNorms, boolean normsMayFollowUpdate) {
             this.model = model;
             this.backend = model.backend();
             this.options = options;
@@ -352,6 +357,7 @@ public final class Trainer {
             this.run = run;
             this.data = data;
             this.order = order;
+            this.trainingStep = trainingStep;
             this.nextBatch = nextBatch;
             this.totals = totals;
             this.inputs = inputs;
@@ -389,7 +395,7 @@ public final class Trainer {
         void computeGradients(int rows, int epoch, int step) {
             Tensor x = inputs.rows(0, rows);
             Tensor y = targets.rows(0, rows);
-            model.computeGradients(x, y, totals);
+            model.computeGradients(x, y, totals, trainingStep);
             if (!gradientNormsInUpdate) {
                 backend.segmentSumOfSquares(model.gradients(), gradientNorms.segmentStarts(), gradientNorms.squares(),
                         gradientNorms.table(), gradientNorms.row());

@@ -58,6 +58,13 @@ class BenchKernelsCommandTest {
             }
         }
         assertFalse(byKind.containsKey(ActivationKind.SOFTMAX.id()), "softmax is not element-wise");
+        Map<String, Object> dropout = (Map<String, Object>) json.get("dropout");
+        assertEquals(0.5, dropout.get("rate"));
+        for (String direction : List.of("forward", "backward")) {
+            Map<String, Object> figures = (Map<String, Object>) dropout.get(direction);
+            assertTrue(((Number) figures.get("gb_per_s")).doubleValue() > 0, "dropout " + direction);
+            assertEquals("ok", figures.get("check"), "dropout " + direction + " against the hash");
+        }
 
         List<Map<String, Object>> gemm = (List<Map<String, Object>>) json.get("gemm");
         assertTrue(((Number) gemm.get(0).get("gflop_per_s")).doubleValue() > 0, gemm.toString());

@@ -36,9 +36,10 @@ class ResumeCommandTest {
 
     private final StringWriter err = new StringWriter();
 
+    /** A run of many settings at once; with dropout, a resumed run must draw the masks of the run in one go. */
     private static final List<String> RUN = List.of("--device", "cpu", "--hidden", "32,16", "--train-limit", "300",
             "--batch-size", "64", "--activation", "prelu", "--optimizer", "sgd", "--momentum", "0.9",
-            "--clip-norm", "5", "--quiet");
+            "--clip-norm", "5", "--dropout", "0.2", "--quiet");
 
 
     private static int run(StringWriter err, List<String> args) {
@@ -168,6 +169,8 @@ class ResumeCommandTest {
                 "--seed", "7"));
         assertTrue(err.toString().contains("takes no --learning-rate, --seed; it may be given --epochs, --device"),
                 err.toString());
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--dropout", "0.5"));
+        assertTrue(err.toString().contains("takes no --dropout;"), err.toString());
         assertEquals(2, run("train", "--resume", dir.toString()));
         assertTrue(err.toString().contains("has finished all its 1 epochs; pass --epochs N (more than 1)"),
                 err.toString());
@@ -307,15 +310,17 @@ class ResumeCommandTest {
 
     @Test
     void aPlateauHalvesTheRateAndAResumedRunGoesOnAtTheHalvedRate() throws IOException {
-        List<String> plateau = List.of("--learning-rate", "1e-9", "--reduce-lr-on-plateau", "loss:0", "--lr-factor",
-                "0.5");
+        // val_loss: the training loss of RUN, which has dropout, moves with each epoch's masks even when the weights
+        // do not.
+        List<String> plateau = List.of("--learning-rate", "1e-9", "--reduce-lr-on-plateau", "val_loss:0",
+                "--lr-factor", "0.5");
         Path once = tmp.resolve("once");
         List<String> args = new ArrayList<>(train(once, 4));
         args.addAll(plateau);
         assertEquals(0, run(err, args), err.toString());
         assertEquals(List.of(1e-9, 1e-9, 5e-10, 2.5e-10),
                 HistoryJson.read(once.resolve("history.json")).get("learning_rate"),
-                "at 1e-9 the loss moves by less than 1e-4 an epoch: a plateau after every epoch but the first");
+                "at 1e-9 val_loss moves by less than 1e-4 an epoch: a plateau after every epoch but the first");
         Path resumed = tmp.resolve("resumed");
         args = new ArrayList<>(train(resumed, 2));
         args.addAll(plateau);

@@ -226,6 +226,50 @@ class WeightsCommandsTest {
                 "prelu's alphas are learned and in the file: " + err);
     }
 
+    /**
+     * A run with dropout records its rate, and its weights file lists the Dropout layers; evaluate rebuilds that
+     * network and scores it as the run's last validation did (no unit dropped in either). The weights fit a network
+     * with other dropout (or none), which computes the same function from them: with a learning rate of 1e-30 a run
+     * started from them validates as the saved run did, either way round.
+     */
+    @Test
+    void dropoutIsRecordedAndWeightsLoadWhateverTheDropout() {
+        Path dropped = tmp.resolve("dropout");
+        assertEquals(0, run(train("--epochs", "1", "--activation", "elu", "--dropout", "0.25", "--out",
+                dropped.toString())), err.toString());
+        Map<String, Object> history = HistoryJson.read(dropped.resolve("history.json"));
+        assertEquals(0.25, ((Map<?, ?>) history.get("config")).get("dropout"));
+        String weights = dropped.resolve("model.safetensors").toString();
+        String layers = dev.gradscope.data.SafeTensors.read(Path.of(weights)).metadata().get("layers");
+        assertTrue(layers.contains("{\"name\":\"dropout_1\",\"type\":\"Dropout\",\"config\":\"rate=0.25\"}"), layers);
+
+        Path result = tmp.resolve("eval.json");
+        assertEquals(0, run(List.of("evaluate", weights, "--device", "cpu", "--data-dir", MnistSubset.dir().toString(),
+                "--out", result.toString())), err.toString());
+        Map<String, Object> evaluation = HistoryJson.read(result);
+        assertEquals(last(history, "val_loss"), ((Number) evaluation.get("loss")).doubleValue());
+        assertEquals(last(history, "val_accuracy"), ((Number) evaluation.get("accuracy")).doubleValue());
+
+        Path without = tmp.resolve("without");
+        assertEquals(0, run(train("--epochs", "1", "--activation", "elu", "--learning-rate", "1e-30",
+                "--load-weights", weights, "--out", without.toString())), err.toString());
+        assertEquals(last(history, "val_loss"), last(HistoryJson.read(without.resolve("history.json")), "val_loss"));
+        Path with = tmp.resolve("with");
+        assertEquals(0, run(train("--epochs", "1", "--activation", "elu", "--learning-rate", "1e-30", "--dropout",
+                "0.5", "--load-weights", trained.resolve("model.safetensors").toString(), "--out", with.toString())),
+                err.toString());
+        assertEquals(last(HistoryJson.read(trained.resolve("history.json")), "val_loss"),
+                last(HistoryJson.read(with.resolve("history.json")), "val_loss"));
+    }
+
+    @Test
+    void aDropoutRateOutsideZeroToOneIsAUsageError() {
+        for (String rate : new String[] {"1", "-0.1", "NaN", "1.5"}) {
+            assertEquals(2, run(train("--epochs", "1", "--dropout", rate)), rate);
+            assertTrue(err.toString().contains("--dropout must be a rate in [0, 1) (0 is none), got "), err.toString());
+        }
+    }
+
     /** A run that diverges keeps the weights file of the run before it, byte for byte, and says so. */
     @Test
     void aRunThatDivergesKeepsTheWeightsThatWereThere() throws IOException {

@@ -154,6 +154,36 @@ class GradientProfilerTest {
         }
     }
 
+    /**
+     * Dropout layers have no parameters and no units of their own: the profile's tensors and watched units are the
+     * Dense layers' (at their places in the model, 0, 2, 4 ...), the diagnosis numbers the Dense layers 1 to 5, and
+     * a ReLU network with Keras's dropout is healthy.
+     */
+    @Test
+    void dropoutLayersAreNeitherProfiledNorNumbered() {
+        try (CpuBackend backend = new CpuBackend();
+             Sequential m = Mlp.build(backend, 11, 784, Mlp.CHAPTER_HIDDEN, 10, Mlp.HiddenUnits.of("relu"),
+                     Initializer.glorotUniform(), 0.2).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
+            History h = m.fit(MNIST.train().take(1024), FitOptions.builder().batchSize(128).epochs(1).verbose(0)
+                    .profiler(new GradientProfiler()).build());
+            Profile profile = h.profile();
+            assertEquals(List.of(0, 0, 2, 2, 4, 4, 6, 6, 8, 8),
+                    profile.segments().stream().map(Profile.Segment::layerIndex).toList());
+            assertEquals(List.of(0, 2, 4, 6),
+                    profile.units().stream().map(Profile.UnitStatistics::layerIndex).toList());
+            assertEquals(List.of("dense", "dense_1", "dense_2", "dense_3"),
+                    profile.units().stream().map(Profile.UnitStatistics::layerName).toList());
+            Diagnosis d = Diagnosis.of(h);
+            assertEquals(List.of(1, 2, 3, 4, 5), d.layers().stream().map(Diagnosis.LayerRow::depth).toList());
+            assertEquals(List.of("dense", "dense_1", "dense_2", "dense_3", "dense_4"),
+                    d.layers().stream().map(Diagnosis.LayerRow::layerName).toList());
+            assertTrue(d.layers().subList(0, 4).stream().allMatch(row -> Double.isFinite(row.deadFraction())),
+                    "every hidden Dense layer's units: " + d.describe());
+            assertTrue(d.verdicts().stream().noneMatch(v -> v.kind() == Diagnosis.Kind.VANISHING
+                    || v.kind() == Diagnosis.Kind.EXPLODING || v.kind() == Diagnosis.Kind.NON_FINITE), d.describe());
+        }
+    }
+
     @Test
     void largeInitialWeightsAreDiagnosedAsExploding() {
         try (CpuBackend backend = new CpuBackend();

@@ -34,6 +34,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The trainer's graph mode on the CPU, whose capture gives a graph that reruns the step ({@code emulateGraphs}):
@@ -53,20 +54,22 @@ class GraphStepTest {
         List<Arguments> settings = new ArrayList<>();
         for (String optimizer : new String[] {"adam", "sgd", "rmsprop"}) {
             for (boolean profiler : new boolean[] {true, false}) {
-                settings.add(Arguments.of(optimizer, "relu", profiler, false));
+                settings.add(Arguments.of(optimizer, "relu", profiler, false, 0.0));
             }
         }
-        settings.add(Arguments.of("adam", "maxout", true, false)); // statistics outside the backward pass
-        settings.add(Arguments.of("sgd", "tanh", true, true)); // clipping by norm and by value
+        settings.add(Arguments.of("adam", "maxout", true, false, 0.0)); // statistics outside the backward pass
+        settings.add(Arguments.of("sgd", "tanh", true, true, 0.0)); // clipping by norm and by value
+        settings.add(Arguments.of("adam", "relu", true, false, 0.3)); // masks drawn from the device counters
+        settings.add(Arguments.of("sgd", "prelu", true, false, 0.5)); // a dropout after an activation layer
         return settings.stream();
     }
 
-    @ParameterizedTest(name = "{0}, {1}, profiler {2}, clipping {3}")
+    @ParameterizedTest(name = "{0}, {1}, profiler {2}, clipping {3}, dropout {4}")
     @MethodSource("settings")
     void graphModeGivesTheEagerParametersBitForBit(String optimizer, String hidden, boolean profiler,
-                                                    boolean clipping) {
-        Run eager = train(optimizer, hidden, profiler, clipping, false, 1, 3);
-        Run graphs = train(optimizer, hidden, profiler, clipping, true, 1, 3);
+                                                    boolean clipping, double dropout) {
+        Run eager = train(optimizer, hidden, profiler, clipping, false, 1, 3, dropout);
+        Run graphs = train(optimizer, hidden, profiler, clipping, true, 1, 3, dropout);
         assertFalse(eager.history.graphs());
         assertTrue(graphs.history.graphs());
         assertArrayEquals(eager.parameters, graphs.parameters, "parameters after 3 epochs of " + STEPS + " steps");
@@ -94,8 +97,8 @@ class GraphStepTest {
     @ParameterizedTest(name = "{0}, {1} steps per graph")
     @CsvSource({"adam, 3", "sgd, 3", "rmsprop, 3", "adam, 100", "sgd, 100"})
     void severalStepsPerGraphGiveTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
-        Run eager = train(optimizer, "relu", true, false, false, stepsPerGraph, 2);
-        Run graphs = train(optimizer, "relu", true, false, true, stepsPerGraph, 2);
+        Run eager = train(optimizer, "relu", true, false, false, stepsPerGraph, 2, 0);
+        Run graphs = train(optimizer, "relu", true, false, true, stepsPerGraph, 2, 0);
         assertEquals(1, eager.history.stepsPerGraph(), "eager steps: one at a time, whatever was asked");
         assertEquals(Math.min(stepsPerGraph, STEPS - 1), graphs.history.stepsPerGraph(), "at most the full batches");
         assertArrayEquals(eager.parameters, graphs.parameters, "parameters after 2 epochs of " + STEPS + " steps");
@@ -220,12 +223,14 @@ class GraphStepTest {
      * fit, eager and in graphs, trains each epoch on a fresh shuffle drawn from the model's generator in epoch
      * order (the next epoch's is drawn while the device still runs this one's steps), batch after batch: the
      * parameters of a loop written out by hand with the same draws, the same gathers and the same ops, bit
-     * for bit. The last batch is smaller (1000 rows in batches of 128).
+     * for bit. The last batch is smaller (1000 rows in batches of 128). With dropout, each step's masks are those
+     * of its (epoch, step of the epoch).
      */
-    @Test
-    void eachEpochTrainsOnTheNextShuffleOfTheModelsGenerator() {
+    @ParameterizedTest(name = "dropout {0}")
+    @ValueSource(doubles = {0, 0.3})
+    void eachEpochTrainsOnTheNextShuffleOfTheModelsGenerator(double dropout) {
         float[] byHand;
-        try (Sequential model = model(new Adam(), "relu")) {
+        try (Sequential model = model(new Adam(), "relu", dropout)) {
             Backend cpu = model.backend();
             model.build(TRAIN.featureCount());
             model.reserveBatch(BATCH);
@@ -241,7 +246,9 @@ class GraphStepTest {
                                  Tensor y = cpu.allocate(DType.FLOAT32, rows, TRAIN.classCount())) {
                                 cpu.gatherRows(features, order, first, TRAIN.featureScale(), x);
                                 cpu.gatherRows(labels, order, first, 1f, y);
-                                model.computeGradients(x, y, totals);
+                                try (Tensor step = cpu.fromHost(new int[] {epoch, first / BATCH}, 2)) {
+                                    model.computeGradients(x, y, totals, step);
+                                }
                                 model.applyGradients();
                             }
                         }
@@ -251,7 +258,7 @@ class GraphStepTest {
             byHand = model.parameters().toFloatArray();
         }
         for (boolean graphs : new boolean[] {false, true}) {
-            try (Sequential model = model(new Adam(), "relu")) {
+            try (Sequential model = model(new Adam(), "relu", dropout)) {
                 assertEquals(graphs, fit(model, builder(), graphs).graphs());
                 assertArrayEquals(byHand, model.parameters().toFloatArray(), "graphs " + graphs);
             }
@@ -511,14 +518,14 @@ class GraphStepTest {
     }
 
     private static Run train(String optimizer, String hidden, boolean profiler, boolean clipping, boolean graphs,
-                             int stepsPerGraph, int epochs) {
+                             int stepsPerGraph, int epochs, double dropout) {
         // RMSprop with all its buffers and a weight decay; SGD with Nesterov momentum and a weight decay.
         Supplier<Optimizer> make = () -> switch (optimizer) {
             case "adam" -> new Adam(2e-3);
             case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01);
             default -> new Sgd(0.05, 0.9, true, 0.01);
         };
-        try (Sequential model = model(make.get(), hidden)) {
+        try (Sequential model = model(make.get(), hidden, dropout)) {
             FitOptions.Builder options = builder().profiler(profiler ? new GradientProfiler() : null)
                     .stepsPerGraph(stepsPerGraph).epochs(epochs);
             if (clipping) {
@@ -539,9 +546,13 @@ class GraphStepTest {
     }
 
     private static Sequential model(Optimizer optimizer, String hidden) {
+        return model(optimizer, hidden, 0);
+    }
+
+    private static Sequential model(Optimizer optimizer, String hidden, double dropout) {
         Mlp.HiddenUnits units = hidden.equals(Mlp.MAXOUT) ? new Mlp.HiddenUnits(Mlp.MAXOUT, Double.NaN, false, 2)
                 : Mlp.HiddenUnits.of(hidden);
-        return Mlp.build(new CpuBackend(), 7, 784, new int[] {32, 16}, 10, units, Initializer.glorotUniform())
+        return Mlp.build(new CpuBackend(), 7, 784, new int[] {32, 16}, 10, units, Initializer.glorotUniform(), dropout)
                 .compile(optimizer, Loss.CATEGORICAL_CROSSENTROPY, "accuracy");
     }
 }

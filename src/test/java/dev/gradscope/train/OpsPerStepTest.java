@@ -59,6 +59,9 @@ class OpsPerStepTest {
     /** What the profiler adds: nothing (see the class comment). */
     static final int PROFILER_OPS_PER_STEP = 0;
 
+    /** What a Dropout after each of the 4 hidden layers adds: its forward and its backward, one op each. */
+    static final int DROPOUT_OPS_PER_STEP = 4 * 2;
+
     /**
      * The same count whichever optimizer ends the step, weight decay and RMSprop's buffers included: each is
      * one op (its weight decay inside the update).
@@ -68,7 +71,7 @@ class OpsPerStepTest {
     void oneStepOfTheChapterMlpCallsOneOpPerFusedStage(String optimizer) {
         String update = optimizer.startsWith("adam") ? "adamUpdate" : optimizer + "Update";
         for (boolean profiled : new boolean[] {false, true}) {
-            List<String> step = opsOfTheSecondStep(profiled, false, OPTIMIZERS.get(optimizer));
+            List<String> step = opsOfTheSecondStep(profiled, false, OPTIMIZERS.get(optimizer), 0);
             assertEquals(CHAPTER_MLP_OPS_PER_STEP + (profiled ? PROFILER_OPS_PER_STEP : 0), step.size(),
                     (profiled ? "profiled" : "unprofiled") + " step: " + step);
             assertEquals("gemm", step.get(0), "the step's batch was fetched by the step before");
@@ -85,8 +88,22 @@ class OpsPerStepTest {
             "rmsprop", () -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.004));
 
     @Test
+    void dropoutAddsItsForwardAndBackwardAfterEachHiddenLayer() {
+        for (boolean profiled : new boolean[] {false, true}) {
+            List<String> step = opsOfTheSecondStep(profiled, false, 0.2);
+            assertEquals(CHAPTER_MLP_OPS_PER_STEP + DROPOUT_OPS_PER_STEP, step.size(), "step: " + step);
+            assertEquals(List.of("gemm", "biasActivationForward", "dropoutForward", "gemm"), step.subList(0, 4),
+                    "the first hidden layer's output is dropped before the next layer's GEMM");
+            assertEquals(4, step.stream().filter("dropoutBackward"::equals).count());
+            int lastBackward = step.lastIndexOf("dropoutBackward");
+            assertEquals(List.of("dropoutBackward", "biasActivationBackward", "gemm"),
+                    step.subList(lastBackward, lastBackward + 3), "the gradient is masked before the first layer's");
+        }
+    }
+
+    @Test
     void theCpuSteppingEagerlyMeasuresTheGradientNormsBeforeTheUpdate() {
-        List<String> step = opsOfTheSecondStep(false, true);
+        List<String> step = opsOfTheSecondStep(false, true, 0);
         assertEquals(CHAPTER_MLP_OPS_PER_STEP + 1, step.size(), "step: " + step);
         assertEquals(List.of("segmentSumOfSquares", "gatherNextBatch", "adamUpdate"),
                 step.subList(step.size() - 3, step.size()));
@@ -94,15 +111,21 @@ class OpsPerStepTest {
 
     /**
      * The op names of the second training step, with or without the profiler, on a backend that says it shares
-     * host memory (as the CPU) or not (as a GPU).
+     * host memory (as the CPU) or not (as a GPU), with a Dropout of {@code dropout} after each hidden layer (none at
+     * 0).
      */
     static List<String> opsOfTheSecondStep(boolean profiled, boolean sharesHostMemory) {
-        return opsOfTheSecondStep(profiled, sharesHostMemory, Adam::new);
+        return opsOfTheSecondStep(profiled, sharesHostMemory, Adam::new, 0);
     }
 
-    /** {@link #opsOfTheSecondStep(boolean, boolean)} with the optimizer that {@code optimizer} makes. */
+    /** {@link #opsOfTheSecondStep(boolean, boolean)} with Adam and a Dropout of {@code dropout}. */
+    static List<String> opsOfTheSecondStep(boolean profiled, boolean sharesHostMemory, double dropout) {
+        return opsOfTheSecondStep(profiled, sharesHostMemory, Adam::new, dropout);
+    }
+
+    /** {@link #opsOfTheSecondStep(boolean, boolean, double)} with the optimizer that {@code optimizer} makes. */
     static List<String> opsOfTheSecondStep(boolean profiled, boolean sharesHostMemory,
-                                           Supplier<Optimizer> optimizer) {
+                                           Supplier<Optimizer> optimizer, double dropout) {
         List<String> calls = new ArrayList<>();
         try (CpuBackend cpu = new CpuBackend()) {
             Backend counting = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(),
@@ -128,8 +151,8 @@ class OpsPerStepTest {
                 }
             };
             try (Sequential model = Mlp.build(counting, 3, 784, Mlp.CHAPTER_HIDDEN, 10, Mlp.HiddenUnits.of("relu"),
-                    Initializer.glorotUniform()).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY,
-                    "accuracy")) {
+                    Initializer.glorotUniform(), dropout)
+                    .compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
                 model.fit(train, FitOptions.builder().batchSize(256).epochs(1).verbose(0).shuffle(false)
                         .profiler(profiled ? new GradientProfiler() : null).callback(stepEnds).build());
             }
@@ -140,7 +163,7 @@ class OpsPerStepTest {
     /** Prints the ops of one step, for a reader counting kernels by hand. */
     public static void main(String[] args) {
         for (boolean profiled : new boolean[] {false, true}) {
-            List<String> step = opsOfTheSecondStep(profiled, false);
+            List<String> step = opsOfTheSecondStep(profiled, false, 0);
             System.out.println((profiled ? "profiled: " : "unprofiled: ") + step.size() + " " + step);
         }
     }

@@ -26,6 +26,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -49,13 +50,13 @@ class ResumeOnGpuTest {
     }
 
     private static Sequential model(Backend backend) {
-        return model(backend, "adam");
+        return model(backend, "adam", 0);
     }
 
-    /** Adam, or RMSprop with all its buffers (centered, momentum) and a weight decay. */
-    private static Sequential model(Backend backend, String optimizer) {
+    /** Adam, or RMSprop with all its buffers (centered, momentum) and a weight decay; a Dropout of {@code dropout}. */
+    private static Sequential model(Backend backend, String optimizer, double dropout) {
         return Mlp.build(backend, 5, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("prelu"),
-                Initializer.glorotUniform()).compile(optimizer.equals("adam") ? new Adam()
+                Initializer.glorotUniform(), dropout).compile(optimizer.equals("adam") ? new Adam()
                         : new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01), Loss.CATEGORICAL_CROSSENTROPY).build(784);
     }
 
@@ -64,23 +65,24 @@ class ResumeOnGpuTest {
                 .profiler(new GradientProfiler()).stepsPerGraph(2);
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"adam", "rmsprop"})
-    void aRunResumedOnTheGpuIsTheUninterruptedRunBitForBit(String optimizer) {
+    /** With dropout, the replayed graphs of the resumed epochs draw the masks of the uninterrupted run's. */
+    @ParameterizedTest(name = "{0}, dropout {1}")
+    @CsvSource({"adam, 0", "adam, 0.3", "rmsprop, 0"})
+    void aRunResumedOnTheGpuIsTheUninterruptedRunBitForBit(String optimizer, double dropout) {
         float[] parameters;
         Map<String, float[]> state = new LinkedHashMap<>();
         History straight;
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer, dropout)) {
             straight = model.fit(TRAIN, options(3).build());
             assertTrue(straight.graphs(), "the steps ran as graphs");
             parameters = model.parameters().toFloatArray();
             model.optimizer().stateBuffers().forEach((name, buffer) -> state.put(name, buffer.toFloatArray()));
         }
         Path file = dir.resolve("state.safetensors");
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer, dropout)) {
             model.fit(TRAIN, options(2).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
-        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer)) {
+        try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer, dropout)) {
             History resumed = model.fit(TRAIN, options(3).resumeFrom(TrainingState.load(file, model)).build());
             assertArrayEquals(parameters, model.parameters().toFloatArray(), "parameters, bit for bit");
             assertEquals(state.keySet(), model.optimizer().stateBuffers().keySet());

@@ -33,6 +33,7 @@ import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** Saving a run's state and resuming from it: the same run as the one never interrupted, bit for bit. */
@@ -45,8 +46,13 @@ class TrainingStateTest {
     Path dir;
 
     private static Sequential model(Backend backend, String activation, Supplier<Optimizer> optimizer) {
+        return model(backend, activation, optimizer, 0);
+    }
+
+    private static Sequential model(Backend backend, String activation, Supplier<Optimizer> optimizer, double dropout) {
         return Mlp.build(backend, 11, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of(activation),
-                Initializer.glorotUniform()).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
+                Initializer.glorotUniform(), dropout).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY)
+                .build(784);
     }
 
     private static FitOptions.Builder options(int epochs) {
@@ -106,20 +112,20 @@ class TrainingStateTest {
 
     /** Trains {@code epochs} epochs straight, then the same run stopped after {@code stopAfter} and resumed. */
     private void assertResumesExactly(String activation, String optimizerId, int stopAfter, int epochs,
-                                      boolean emulateGraphsWhenResumed) {
+                                      boolean emulateGraphsWhenResumed, double dropout) {
         Supplier<Optimizer> optimizer = optimizer(optimizerId);
         Outcome straight;
         try (CpuBackend backend = new CpuBackend();
-             Sequential model = model(backend, activation, optimizer)) {
+             Sequential model = model(backend, activation, optimizer, dropout)) {
             straight = outcome(model, model.fit(TRAIN, options(epochs).build()));
         }
         Path file = dir.resolve(activation + "-" + optimizerId + ".safetensors");
         try (CpuBackend backend = new CpuBackend();
-             Sequential model = model(backend, activation, optimizer)) {
+             Sequential model = model(backend, activation, optimizer, dropout)) {
             model.fit(TRAIN, options(stopAfter).callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
         try (CpuBackend backend = new CpuBackend();
-             Sequential model = model(backend, activation, optimizer)) {
+             Sequential model = model(backend, activation, optimizer, dropout)) {
             TrainingState state = TrainingState.load(file, model);
             assertEquals(stopAfter, state.epochs());
             History resumed = Trainer.fit(model, TRAIN, options(epochs).resumeFrom(state).stepsPerGraph(2).build(),
@@ -130,20 +136,23 @@ class TrainingStateTest {
         }
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"adam", "adamw", "sgd", "sgd_momentum", "rmsprop", "rmsprop_centered_momentum_decay"})
-    void aResumedRunIsTheUninterruptedRunBitForBit(String optimizerId) {
-        assertResumesExactly("relu", optimizerId, 1, 3, false);
+    /** With dropout, the resumed epochs draw the masks of the uninterrupted run's (they depend on the epoch). */
+    @ParameterizedTest(name = "{0}, dropout {1}")
+    @CsvSource({"adam, 0", "adamw, 0", "sgd, 0", "sgd_momentum, 0", "rmsprop, 0", "rmsprop_centered_momentum_decay, 0",
+        "adam, 0.3"})
+    void aResumedRunIsTheUninterruptedRunBitForBit(String optimizerId, double dropout) {
+        assertResumesExactly("relu", optimizerId, 1, 3, false, dropout);
     }
 
     @Test
     void learnedActivationParametersAndTheirMomentsResumeToo() {
-        assertResumesExactly("prelu", "adam", 2, 3, false);
+        assertResumesExactly("prelu", "adam", 2, 3, false, 0);
     }
 
-    @Test
-    void aResumedRunMayReplayItsStepsAsGraphs() {
-        assertResumesExactly("tanh", "adam", 1, 2, true);
+    @ParameterizedTest(name = "dropout {0}")
+    @ValueSource(doubles = {0, 0.3})
+    void aResumedRunMayReplayItsStepsAsGraphs(double dropout) {
+        assertResumesExactly("tanh", "adam", 1, 2, true, dropout);
     }
 
     @Test

@@ -3,6 +3,7 @@ package dev.gradscope.backend.cpu;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.DropoutMask;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
 import dev.gradscope.tensor.Tensor;
@@ -252,6 +253,40 @@ public final class CpuBackend implements Backend {
         forEachChunk((int) z.size(), (from, to) -> {
             for (int i = from; i < to; i++) {
                 dzd[dzo + i] = (float) (dyd[dyo + i] * df.applyAsDouble(zd[zo + i], p.at(i)));
+            }
+        });
+    }
+
+    // ---- dropout --------------------------------------------------------------------------------
+
+    @Override
+    public void dropoutForward(Tensor x, double rate, long streamKey, Tensor step, Tensor y) {
+        OpChecks.dropout("dropoutForward", x, rate, step, y);
+        dropoutElements(x, rate, streamKey, step, y);
+    }
+
+    @Override
+    public void dropoutBackward(Tensor dy, double rate, long streamKey, Tensor step, Tensor dx) {
+        OpChecks.dropout("dropoutBackward", dy, rate, step, dx);
+        dropoutElements(dy, rate, streamKey, step, dx);
+    }
+
+    /**
+     * {@code out[i] = in[i] * scale} where {@link DropoutMask} keeps element {@code i} at the step {@code step}
+     * holds, else 0: the forward pass on x and the backward pass on dy are the same map. The arguments are checked.
+     */
+    private static void dropoutElements(Tensor in, double rate, long streamKey, Tensor step, Tensor out) {
+        int[] s = ints(step);
+        long stepKey = DropoutMask.stepKey(streamKey, s[off(step)], s[off(step) + 1]);
+        int threshold = DropoutMask.threshold(rate);
+        float scale = DropoutMask.scale(rate);
+        float[] ind = floats(in);
+        float[] outd = floats(out);
+        int io = off(in);
+        int oo = off(out);
+        forEachChunk((int) in.size(), (from, to) -> {
+            for (int i = from; i < to; i++) {
+                outd[oo + i] = DropoutMask.bits(stepKey, i) >= threshold ? ind[io + i] * scale : 0f;
             }
         });
     }

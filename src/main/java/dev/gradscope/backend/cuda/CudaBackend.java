@@ -28,6 +28,7 @@ import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.DropoutMask;
 import dev.gradscope.tensor.GradientNorms;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
@@ -857,6 +858,31 @@ public final class CudaBackend implements Backend {
         launch(kind.id() + "_parameter_gradient", kernels.parameterGradient(kind), launch,
                 Pointer.to(arg(z), arg(dy), arg(param), arg(paramCount), arg(rows), arg(cols), arg(dParam)),
                 z, param, dy, dParam);
+    }
+
+    // ---- dropout (dropout.cu) ---------------------------------------------------------------------
+
+    @Override
+    public void dropoutForward(Tensor x, double rate, long streamKey, Tensor step, Tensor y) {
+        OpChecks.dropout("dropoutForward", x, rate, step, y);
+        launchDropout("dropout_forward", kernels.dropoutForward, x, rate, streamKey, step, y);
+    }
+
+    @Override
+    public void dropoutBackward(Tensor dy, double rate, long streamKey, Tensor step, Tensor dx) {
+        OpChecks.dropout("dropoutBackward", dy, rate, step, dx);
+        launchDropout("dropout_backward", kernels.dropoutBackward, dy, rate, streamKey, step, dx);
+    }
+
+    /** One element-wise kernel: out = in * scale where DropoutMask keeps the element at the step on the device. */
+    private void launchDropout(String kernelName, CUfunction function, Tensor in, double rate, long streamKey,
+                               Tensor step, Tensor out) {
+        requireFloats(in, out);
+        enter();
+        int n = (int) in.size();
+        launch(kernelName, function, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(in), arg(out), arg(n), arg(DropoutMask.threshold(rate)), arg(DropoutMask.scale(rate)),
+                        arg(streamKey), arg(step)), in, step, out);
     }
 
     @Override
@@ -1917,6 +1943,10 @@ public final class CudaBackend implements Backend {
 
     private static Pointer arg(float value) {
         return Pointer.to(new float[] {value});
+    }
+
+    private static Pointer arg(long value) {
+        return Pointer.to(new long[] {value});
     }
 
     private static Pointer arg(double value) {

@@ -31,7 +31,7 @@ import jcuda.driver.CUmodule;
  */
 final class Kernels implements AutoCloseable {
     /** The {@code .cu} files, one per op family; each becomes {@code /ptx/FAMILY.ptx}. */
-    static final List<String> FAMILIES = List.of("activations", "loss", "optim", "reduce", "data");
+    static final List<String> FAMILIES = List.of("activations", "dropout", "loss", "optim", "reduce", "data");
 
     /** The start of the reason given when the PTX is not in the jar. */
     static final String NOT_BUILT = "kernels were not built (no nvcc at build time)";
@@ -47,6 +47,8 @@ final class Kernels implements AutoCloseable {
     final CUfunction maxoutForward;
     final CUfunction maxoutBackward;
     final CUfunction softmaxRows;
+    final CUfunction dropoutForward;
+    final CUfunction dropoutBackward;
     final CUfunction softmaxCrossEntropyRows;
     final CUfunction softmaxMseRows;
     final CUfunction adamUpdate;
@@ -105,6 +107,8 @@ final class Kernels implements AutoCloseable {
             maxoutForward = find("maxout_forward", missing);
             maxoutBackward = find("maxout_backward", missing);
             softmaxRows = find("softmax_rows", missing);
+            dropoutForward = find("dropout_forward", missing);
+            dropoutBackward = find("dropout_backward", missing);
             softmaxCrossEntropyRows = find("softmax_cross_entropy_rows", missing);
             softmaxMseRows = find("softmax_mse_rows", missing);
             adamUpdate = find("adam_update", missing);

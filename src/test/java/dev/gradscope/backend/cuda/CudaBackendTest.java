@@ -525,6 +525,97 @@ class CudaBackendTest {
         }
     }
 
+    // ---- dropout --------------------------------------------------------------------------------------
+
+    /**
+     * Dropout's mask is integer hashing (DropoutMask, dropout.cu): the GPU keeps and scales exactly the CPU's
+     * elements, bit for bit, for every shape, layout, rate and step, in place too. Edge values (NaN, infinities,
+     * signed zeros) go through unchanged where kept and become 0 where dropped.
+     */
+    @Test
+    void dropoutForwardAndBackwardMatchTheCpuBitForBit() {
+        float[] specials = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 0f, -0f};
+        int[][] steps = {{0, 0}, {0, 1}, {3, 17}, {Integer.MAX_VALUE, 70000}};
+        for (int[] shape : SHAPES) {
+            int n = shape[0] * shape[1];
+            float[] x = inputs(n, 2);
+            for (float special : specials) {
+                x[rng.nextInt(n)] = special;
+            }
+            for (double rate : new double[] {0, 0.2, 0.5, 0.9}) {
+                for (int[] step : steps) {
+                    long key = rng.nextLong();
+                    Tensor cpuIn = cpu(x, shape);
+                    Tensor cpuOut = own(CPU.allocate(DType.FLOAT32, shape));
+                    Tensor cpuStep = own(CPU.fromHost(step, 2));
+                    CPU.dropoutForward(cpuIn, rate, key, cpuStep, cpuOut);
+                    float[] expected = cpuOut.toFloatArray();
+                    for (Layout layout : Layout.values()) {
+                        String what = "dropout " + Arrays.toString(shape) + " rate " + rate + " step "
+                                + Arrays.toString(step) + " " + layout;
+                        Tensor in = input(x, layout, shape);
+                        Tensor gpuStep = gpuInts(step, layout);
+                        Tensor out = output(layout, DType.FLOAT32, shape);
+                        Tensor gradient = output(layout, DType.FLOAT32, shape);
+                        gpu.dropoutForward(in, rate, key, gpuStep, out);
+                        gpu.dropoutBackward(in, rate, key, gpuStep, gradient); // the same map on dy
+                        assertBitsEqual(what + " forward", expected, read(out));
+                        assertBitsEqual(what + " backward", expected, read(gradient));
+                        gpu.dropoutForward(in, rate, key, gpuStep, in);
+                        assertBitsEqual(what + " in place", expected, in.toFloatArray());
+                    }
+                }
+            }
+        }
+    }
+
+    private static void assertBitsEqual(String what, float[] expected, float[] actual) {
+        assertClose(what, expected, actual, i -> Tolerances.GPU_EXACT);
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(Float.floatToIntBits(expected[i]), Float.floatToIntBits(actual[i]), what + ": element " + i);
+        }
+    }
+
+    /**
+     * A captured graph reads the step from the device: each replay draws the mask of the step the counters then
+     * hold, a fresh one every step, each the CPU's.
+     */
+    @Test
+    void aReplayedDropoutGraphDrawsAFreshMaskEveryStep() {
+        int rows = 37;
+        int cols = 65;
+        int steps = 4;
+        long key = 0x5EED;
+        float[] x = inputs(rows * cols, 1);
+        Tensor in = own(gpu.fromHost(x, rows, cols));
+        Tensor out = own(gpu.allocate(DType.FLOAT32, rows, cols));
+        Tensor table = own(gpu.fromHost(nans(steps * rows * cols), steps, rows * cols));
+        Tensor counters = own(gpu.fromHost(new int[] {5, 0}, 2)); // epoch 5, step 0
+        Tensor stepIndex = counters.view(1, 1);
+        try (var graph = gpu.capture(() -> {
+            gpu.dropoutForward(in, 0.5, key, counters, out);
+            gpu.copyToRow(out.reshape(rows * cols), table, stepIndex);
+            gpu.advanceCounters(stepIndex);
+        })) {
+            for (int s = 0; s < steps; s++) {
+                graph.launch();
+            }
+        }
+        float[] replayed = table.toFloatArray();
+        Tensor cpuIn = cpu(x, rows, cols);
+        Tensor cpuOut = own(CPU.allocate(DType.FLOAT32, rows, cols));
+        float[][] masks = new float[steps][];
+        for (int s = 0; s < steps; s++) {
+            CPU.dropoutForward(cpuIn, 0.5, key, own(CPU.fromHost(new int[] {5, s}, 2)), cpuOut);
+            masks[s] = cpuOut.toFloatArray();
+            assertBitsEqual("replay " + s, masks[s],
+                    Arrays.copyOfRange(replayed, s * rows * cols, (s + 1) * rows * cols));
+            if (s > 0) {
+                assertFalse(Arrays.equals(masks[s - 1], masks[s]), "steps " + (s - 1) + " and " + s + " differ");
+            }
+        }
+    }
+
     @Test
     void softmaxMatchesTheCpu() {
         int[][] shapes = {{1, 1}, {3, 10}, {257, 10}, {4097, 3}, {5, 1000}, {2, 4097}};
@@ -1904,15 +1995,16 @@ class CudaBackendTest {
      * same kernels with the same arguments. So do graphs of several steps: 3 per graph (graphs of three
      * steps, of the seventh full batch and of the last batch), and 1000 (the seven full batches as one graph).
      */
-    @ParameterizedTest(name = "{0}, {1} steps per graph")
-    @CsvSource({"adam, 1", "sgd, 1", "rmsprop, 1", "adam, 3", "sgd, 3", "rmsprop, 3", "adam, 1000"})
-    void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
+    @ParameterizedTest(name = "{0}, {1} steps per graph, dropout {2}")
+    @CsvSource({"adam, 1, 0", "sgd, 1, 0", "rmsprop, 1, 0", "adam, 3, 0", "sgd, 3, 0", "rmsprop, 3, 0",
+        "adam, 1000, 0", "adam, 1, 0.3", "sgd, 3, 0.3"})
+    void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph, double dropout) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
         History[] histories = new History[2];
         float[][] parameters = new float[2][];
         for (int mode = 0; mode < 2; mode++) {
             try (Sequential model = Mlp.build(gpu, SEED, 784, new int[] {64, 32}, 10, Mlp.HiddenUnits.of("relu"),
-                    Initializer.glorotUniform()).compile(switch (optimizer) {
+                    Initializer.glorotUniform(), dropout).compile(switch (optimizer) {
                         case "adam" -> new Adam(2e-3);
                         case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01); // every buffer, decay
                         default -> new Sgd(0.05, 0.9, true);
@@ -1938,8 +2030,9 @@ class CudaBackendTest {
         }
         // 5 ops per Dense layer, as OpsPerStepTest counts them for the chapter MLP's 5 (its GEMM, dW and dx
         // GEMMs, fused forward and backward, less the first layer's dx, the last layer's activation kernels;
-        // plus the loss, the next batch's fetch and the optimizer): 15 for these 3 layers.
-        assertEquals(15, histories[0].operationsPerStep(), "queued by one eager step");
+        // plus the loss, the next batch's fetch and the optimizer): 15 for these 3 layers; a dropout after each
+        // hidden layer adds its forward and backward kernels.
+        assertEquals(15 + (dropout > 0 ? 2 * 2 : 0), histories[0].operationsPerStep(), "queued by one eager step");
         assertEquals(histories[0].operationsPerStep(), histories[1].operationsPerStep());
     }
 

@@ -49,6 +49,9 @@ class KernelAbiTest {
         abi.put("maxout_forward", "pppiii");               // z, y, winner, rows, units, pieces
         abi.put("maxout_backward", "pppiii");              // dy, winner, dz, rows, units, pieces
         abi.put("softmax_rows", "ppii");                   // logits, probabilities, rows, cols
+        // in, out, n, threshold, scale, streamKey (a 64-bit integer: .u64, as a pointer reads), step
+        abi.put("dropout_forward", "ppiifpp");
+        abi.put("dropout_backward", "ppiifpp");
         // logits, bias, targets, scale, dLogits, rowLoss, rowCorrect, biasGradient, rows, cols, totals, ticket
         abi.put("softmax_cross_entropy_rows", "pppfppppiipp");
         abi.put("softmax_mse_rows", "pppfppppiipp");
