@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
@@ -197,7 +198,28 @@ final class CompareCommand implements Callable<Integer> {
 
     /** The id of the data set a run's config records: {@code mnist} for runs saved before configs recorded one. */
     private static String datasetId(Map<String, Object> config) {
-        return String.valueOf(config.getOrDefault("dataset", DatasetKind.MNIST.id()));
+        return String.valueOf(settingOf(config, "dataset"));
+    }
+
+    /**
+     * Settings that configs record since a later version, with the value a run saved before then had, so that an
+     * old run and a new one with the same setting do not "differ" in it (a key missing reads as null, as an option
+     * not given is recorded, so only these need saying).
+     */
+    private static final Map<String, Object> RECORDED_LATER = Map.of("dataset", DatasetKind.MNIST.id(),
+            "dropout", 0.0);
+    /** Keys the optimizer's config has recorded later, with the value they then had: weight decay was off. */
+    private static final Map<String, Object> OPTIMIZER_RECORDED_LATER = Map.of("weight_decay", 0.0);
+
+    /** A setting of a run's config, with its value before configs recorded it when they did not. */
+    private static Object settingOf(Map<String, Object> config, String key) {
+        Object value = config.containsKey(key) ? config.get(key) : RECORDED_LATER.get(key);
+        if (key.equals("optimizer") && value instanceof Map<?, ?> optimizer) {
+            Map<Object, Object> complete = new LinkedHashMap<>(optimizer);
+            OPTIMIZER_RECORDED_LATER.forEach(complete::putIfAbsent);
+            return complete;
+        }
+        return value;
     }
 
     /** The name of a run's data set, as the id when this version does not know it. */
@@ -218,9 +240,7 @@ final class CompareCommand implements Callable<Integer> {
             if (NOT_SETTINGS.contains(key)) {
                 continue;
             }
-            // A run saved before configs recorded the data set trained on MNIST.
-            List<Object> values = read.stream().map(r -> key.equals("dataset") ? datasetId(r.config())
-                    : r.config().get(key)).toList();
+            List<Object> values = read.stream().map(r -> settingOf(r.config(), key)).toList();
             if (new HashSet<>(values).size() > 1) {
                 List<String> shown = new ArrayList<>();
                 for (int i = 0; i < runs.size(); i++) {

@@ -67,6 +67,29 @@ class CompareCommandTest {
         RunReportTest.assertPage(out.resolve("report.html"), 7);
     }
 
+    /** A run saved before configs recorded the data set, dropout and weight decay had MNIST, none and none. */
+    @Test
+    @SuppressWarnings("unchecked")
+    void anOlderRunDoesNotDifferInSettingsItsConfigDidNotRecordYet() throws IOException {
+        Path old = Files.createDirectories(tmp.resolve("old-relu"));
+        try (var files = Files.list(runs.resolve("relu"))) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                Files.copy(f, old.resolve(f.getFileName()));
+            }
+        }
+        Map<String, Object> history = HistoryJson.read(old.resolve("history.json"));
+        Map<String, Object> config = (Map<String, Object>) history.get("config");
+        config.remove("dataset");
+        config.remove("dropout");
+        ((Map<String, Object>) config.get("optimizer")).remove("weight_decay");
+        HistoryJson.writeAtomically(old.resolve("history.json"), history);
+        Path out = tmp.resolve("compare");
+        assertEquals(0, run("compare", old.toString(), runs.resolve("sigmoid").toString(), "--out", out.toString()),
+                err.toString());
+        assertTrue(Files.readString(out.resolve("report.html")).contains(
+                "The runs differ in: activation: relu (old-relu), sigmoid."), "only in the activation");
+    }
+
     @Test
     void namesAndBadInputAreChecked() throws IOException {
         String relu = runs.resolve("relu").toString();
