@@ -286,7 +286,7 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /** Checks the options of this command's own; a bad one becomes {@code invalid}'s exception. */
-    private void validate(Function<String, RuntimeException> invalid) {
+    private Callbacks validate(Function<String, RuntimeException> invalid) {
         if (epochs < 1) {
             throw invalid.apply("--epochs must be >= 1, got " + epochs);
         }
@@ -307,9 +307,11 @@ final class TrainCommand implements Callable<Integer> {
             throw invalid.apply("--histogram-freq must be a count of epochs >= 0 (0: none), got "
                     + histogramFrequency);
         }
-        earlyStopping(invalid);
-        reduceLearningRate(invalid);
-        schedule(invalid);
+        return new Callbacks(earlyStopping(invalid), reduceLearningRate(invalid), schedule(invalid));
+    }
+
+    /** The callbacks the options ask for, each null when not asked for. */
+    private record Callbacks(EarlyStopping stopper, ReduceLROnPlateau plateau, ScheduleOption schedule) {
     }
 
     /** The {@code --lr-schedule}, or null without it; a bad value becomes {@code invalid}'s exception. */
@@ -382,7 +384,7 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private Integer train(ResumedRun resumed) {
-        validate(run::usage);
+        Callbacks asked = validate(run::usage);
         if (earlyStopping == null && given("--min-delta")) {
             throw run.usage("--min-delta is the improvement --early-stopping asks for; give --early-stopping too");
         }
@@ -412,7 +414,7 @@ final class TrainCommand implements Callable<Integer> {
             config.put("initial_weights", resumed != null ? resumed.config().get("initial_weights")
                     : loadWeights == null ? null : loadWeights.toString());
             config.put("save_best", saveBest);
-            EarlyStopping stopper = earlyStopping(run::usage);
+            EarlyStopping stopper = asked.stopper();
             Map<String, Object> stopping = null;
             if (stopper != null) {
                 stopping = new LinkedHashMap<>();
@@ -421,7 +423,7 @@ final class TrainCommand implements Callable<Integer> {
                 stopping.put("min_delta", stopper.minDelta());
             }
             config.put("early_stopping", stopping);
-            ReduceLROnPlateau plateau = reduceLearningRate(run::usage);
+            ReduceLROnPlateau plateau = asked.plateau();
             Map<String, Object> plateauConfig = null;
             if (plateau != null) {
                 plateauConfig = new LinkedHashMap<>();
@@ -433,7 +435,7 @@ final class TrainCommand implements Callable<Integer> {
                 plateauConfig.put("min_lr", plateau.minLearningRate());
             }
             config.put("reduce_lr_on_plateau", plateauConfig);
-            ScheduleOption schedule = schedule(run::usage);
+            ScheduleOption schedule = asked.schedule();
             config.put("lr_schedule", schedule == null ? null : schedule.canonical());
             Map<String, Object> boardConfig = null;
             if (tensorboard != null) {
