@@ -9,6 +9,7 @@ import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.WeightsFile;
 import dev.gradscope.report.HistoryJson;
+import dev.gradscope.train.ClassificationReport;
 import dev.gradscope.train.Evaluation;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -90,11 +91,14 @@ final class EvaluateCommand implements Callable<Integer> {
                 }
                 WeightsFile.load(net, reader);
                 Evaluation test = net.evaluate(mnist.test(), batch);
+                ClassificationReport perClass = ClassificationReport.of(net, mnist.test(), batch,
+                        mnist.kind().classNames());
                 String epoch = reader.metadata().get("epoch");
                 System.out.printf(Locale.ROOT, "test: loss %.4f, accuracy %.4f on %d %s images (%s %s%s, %s)%n",
                         test.loss(), test.accuracy(), test.examples(), mnist.kind().title(),
                         TrainCommand.architecture(inputs, resolved.hidden(), classes), resolved.units().activation(),
                         epoch == null ? "" : ", after epoch " + epoch, backend.name());
+                System.out.print(perClass.describe());
                 if (out != null) {
                     Map<String, Object> result = new LinkedHashMap<>();
                     result.put("weights", weights.toString());
@@ -106,12 +110,20 @@ final class EvaluateCommand implements Callable<Integer> {
                     result.put("batch_size", batch);
                     result.put("backend", backend.name());
                     result.put("tf32", backend.tf32());
+                    result.putAll(classesOf(perClass));
                     result.put("config", config);
                     HistoryJson.writeAtomically(out, result);
                 }
             }
         }
         return 0;
+    }
+
+    /** The per-class numbers for the JSON, without the accuracy the evaluation already gives. */
+    private static Map<String, Object> classesOf(ClassificationReport classes) {
+        Map<String, Object> map = new LinkedHashMap<>(classes.toMap());
+        map.remove("accuracy");
+        return map;
     }
 
     private static final int DEFAULT_BATCH = 256;

@@ -10,6 +10,7 @@ import dev.gradscope.report.HistoryJson;
 import dev.gradscope.report.RunReport;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.train.Callback;
+import dev.gradscope.train.ClassificationReport;
 import dev.gradscope.train.Diagnosis;
 import dev.gradscope.train.EarlyStopping;
 import dev.gradscope.train.FitOptions;
@@ -513,9 +514,13 @@ final class TrainCommand implements Callable<Integer> {
             History history = net.fit(train, fit.build());
             Diagnosis diagnosis;
             Path report = null;
+            // The trained model per class on the test set: one more inference pass, for the report and a line here.
+            ClassificationReport classes = history.epochs() > 0
+                    ? ClassificationReport.of(net, mnist.test(), run.batchSize, mnist.kind().classNames()) : null;
             if (out != null) {
                 RunReport.Written written = RunReport.write(out, "gradscope train: " + resolved.units().activation(),
-                        setting(resolved, mnist.kind(), train, mnist.test(), run.batchSize, backend), history, config);
+                        setting(resolved, mnist.kind(), train, mnist.test(), run.batchSize, backend), history, config,
+                        classes);
                 diagnosis = written.diagnosis();
                 report = written.report();
             } else {
@@ -557,6 +562,14 @@ final class TrainCommand implements Callable<Integer> {
             if (board != null && board.trainFile() != null && !quiet) {
                 System.out.println("tensorboard: events in " + board.logDir() + " (tensorboard --logdir "
                         + board.logDir() + ")");
+            }
+            if (classes != null && !quiet) {
+                int weakest = classes.weakestClass();
+                int[] confused = classes.mostConfused();
+                System.out.printf(Locale.ROOT, "per class: lowest recall %s %.4f%s%n", classes.label(weakest),
+                        classes.recall(weakest), confused == null ? "" : "; most confused: " + classes.label(confused[0])
+                                + " taken for " + classes.label(confused[1]) + " " + classes.count(confused[0],
+                                confused[1]) + " times");
             }
             List<Double> rates = history.get("learning_rate");
             if (rates.stream().distinct().count() > 1) {

@@ -1,6 +1,7 @@
 package dev.gradscope.report;
 
 import dev.gradscope.data.AtomicFiles;
+import dev.gradscope.train.ClassificationReport;
 import dev.gradscope.train.Diagnosis;
 import dev.gradscope.train.History;
 import dev.gradscope.train.NonFiniteEvent;
@@ -47,6 +48,8 @@ public final class RunReport {
     public static final String GRADIENTS_FILE = "gradients.csv";
     public static final String LAYERS_FILE = "layers.csv";
     public static final String DIAGNOSIS_FILE = "diagnosis.txt";
+    public static final String CLASSES_FILE = "classes.csv";
+    public static final String CONFUSION_FILE = "confusion.csv";
     public static final String REPORT_FILE = "report.html";
     /** Where the charts go, inside the run's folder. */
     public static final String CHARTS_DIR = "charts";
@@ -97,6 +100,15 @@ public final class RunReport {
      * @param config  everything the run was given, for {@value #HISTORY_FILE} and the page
      */
     public static Written write(Path dir, String title, String setting, History history, Map<String, Object> config) {
+        return write(dir, title, setting, history, config, null);
+    }
+
+    /**
+     * {@link #write(Path, String, String, History, Map)}, with a section on how the model ended up doing per class on
+     * the test set when {@code classes} is not null ({@value #CLASSES_FILE}, {@value #CONFUSION_FILE}).
+     */
+    public static Written write(Path dir, String title, String setting, History history, Map<String, Object> config,
+                                ClassificationReport classes) {
         Diagnosis diagnosis = Diagnosis.of(history);
         Profile profile = history.profile();
         Path historyFile = dir.resolve(HISTORY_FILE);
@@ -163,6 +175,29 @@ public final class RunReport {
                     LEARNING_RATE_CHART);
         }
 
+        if (classes != null) {
+            page.heading("Per class, on the test set");
+            page.paragraph("The model after the last epoch (" + history.epochs() + "), predicting the class with the"
+                    + " largest output: precision is the fraction of the images predicted as a class that are of"
+                    + " it, recall the fraction of a class's images predicted as it (scikit-learn's"
+                    + " classification_report). Lowest recall: " + classes.label(classes.weakestClass())
+                    + String.format(Locale.ROOT, ", %.4f.", classes.recall(classes.weakestClass()))
+                    + mostConfusedText(classes));
+            CsvTable perClass = classesTable(classes);
+            page.table(perClass);
+            CsvTable confusion = confusionTable(classes);
+            page.table("Confusion matrix: rows are the true classes, columns the predicted ones", confusion);
+            Path classesFile = dir.resolve(CLASSES_FILE);
+            perClass.write(classesFile);
+            Path confusionFile = dir.resolve(CONFUSION_FILE);
+            confusion.write(confusionFile);
+            dataFiles.add(classesFile);
+            dataFiles.add(confusionFile);
+        } else {
+            deleteIfExists(dir.resolve(CLASSES_FILE));
+            deleteIfExists(dir.resolve(CONFUSION_FILE));
+        }
+
         page.heading("Files");
         List<Path> links = new ArrayList<>();
         links.add(historyFile);
@@ -178,6 +213,10 @@ public final class RunReport {
             files.addRow(LAYERS_FILE, "one row per epoch and watched layer (hidden layers with a non-linear"
                     + " activation): " + String.join(", ", LAYERS_HEADER));
         }
+        if (classes != null) {
+            files.addRow(CLASSES_FILE, "one row per class: precision, recall, f1 and support on the test set");
+            files.addRow(CONFUSION_FILE, "the confusion matrix: a row per true class, a column per predicted class");
+        }
         files.addRow(DIAGNOSIS_FILE, "the verdicts and the per-layer table, as printed at the end of training");
         files.addRow(CHARTS_DIR + "/", "each chart as PNG, SVG and the CSV of its points");
         page.table(files);
@@ -189,6 +228,41 @@ public final class RunReport {
         Path reportFile = dir.resolve(REPORT_FILE);
         page.write(reportFile);
         return new Written(dir, reportFile, diagnosis);
+    }
+
+    private static String mostConfusedText(ClassificationReport classes) {
+        int[] most = classes.mostConfused();
+        return most == null ? "" : " Most often confused: " + classes.label(most[0]) + " taken for "
+                + classes.label(most[1]) + ", " + classes.count(most[0], most[1]) + " times.";
+    }
+
+    /** One row per class: its name, precision, recall, F1 and support. */
+    public static CsvTable classesTable(ClassificationReport classes) {
+        CsvTable table = new CsvTable("class", "name", "precision", "recall", "f1", "support");
+        for (int c = 0; c < classes.classes(); c++) {
+            table.addRow(c, classes.classNames().get(c), classes.precision(c), classes.recall(c), classes.f1(c),
+                    classes.support(c));
+        }
+        return table;
+    }
+
+    /** The confusion matrix, a row per true class, with the class names as the first column. */
+    public static CsvTable confusionTable(ClassificationReport classes) {
+        List<String> header = new ArrayList<>();
+        header.add("true_class");
+        for (int p = 0; p < classes.classes(); p++) {
+            header.add(Integer.toString(p));
+        }
+        CsvTable table = new CsvTable(header);
+        for (int a = 0; a < classes.classes(); a++) {
+            Object[] row = new Object[classes.classes() + 1];
+            row[0] = classes.label(a);
+            for (int p = 0; p < classes.classes(); p++) {
+                row[p + 1] = classes.count(a, p);
+            }
+            table.addRow(row);
+        }
+        return table;
     }
 
     private static void deleteIfExists(Path file) {

@@ -181,6 +181,38 @@ class ExperimentCommandTest {
                 .get("config");
         assertEquals(true, config.get("profile"));
         assertEquals(true, config.get("stop_on_non_finite"));
+
+        // Per class on the test set: the confusion matrix's diagonal is the run's last val_accuracy.
+        List<String> classes = Files.readAllLines(dir.resolve(RunReport.CLASSES_FILE));
+        assertEquals("class,name,precision,recall,f1,support", classes.get(0));
+        assertEquals(11, classes.size());
+        List<String> confusion = Files.readAllLines(dir.resolve(RunReport.CONFUSION_FILE));
+        assertEquals(11, confusion.size());
+        long correct = 0;
+        long total = 0;
+        for (int a = 0; a < 10; a++) {
+            String[] cells = confusion.get(a + 1).split(",");
+            assertEquals(Integer.toString(a), cells[0]);
+            for (int p = 0; p < 10; p++) {
+                long count = Long.parseLong(cells[p + 1]);
+                total += count;
+                correct += a == p ? count : 0;
+            }
+        }
+        assertEquals(1000, total, "the subset's test images");
+        List<?> valAccuracy = (List<?>) HistoryJson.read(dir.resolve(RunReport.HISTORY_FILE)).get("val_accuracy");
+        assertEquals(((Number) valAccuracy.get(1)).doubleValue(), correct / (double) total, 1e-12);
+        assertTrue(Files.readString(dir.resolve(RunReport.REPORT_FILE)).contains("Per class, on the test set"));
+
+        Path json = tmp.resolve("evaluation.json");
+        assertEquals(0, run("evaluate", dir.resolve("model.safetensors").toString(), "--device", "cpu", "--data-dir",
+                MnistSubset.dir().toString(), "--out", json.toString()), err.toString());
+        assertTrue(out.contains("confusion matrix (rows: true class, columns: predicted class)"), out);
+        Map<String, Object> evaluation = HistoryJson.read(json);
+        assertEquals(10, ((List<?>) evaluation.get("per_class")).size());
+        List<?> firstRow = (List<?>) ((List<?>) evaluation.get("confusion_matrix")).get(0);
+        assertEquals(confusion.get(1), "0," + firstRow.stream().map(String::valueOf)
+                .collect(java.util.stream.Collectors.joining(",")), "evaluate's matrix is the run's");
     }
 
     @Test

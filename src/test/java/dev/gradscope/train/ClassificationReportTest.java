@@ -1,0 +1,90 @@
+package dev.gradscope.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.DatasetKind;
+import dev.gradscope.data.Mnist;
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Initializer;
+import dev.gradscope.nn.Loss;
+import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Sequential;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Per-class precision, recall, F1 and the confusion matrix, against hand counts and the model's evaluation. */
+class ClassificationReportTest {
+    private static final List<String> ABC = List.of("a", "b", "c");
+
+    @Test
+    void theNumbersAreScikitLearnsForAHandCountedCase() {
+        // true:      a a a a b b c c c c
+        // predicted: a a b c b b c c c a
+        ClassificationReport report = ClassificationReport.of(new int[] {0, 0, 0, 0, 1, 1, 2, 2, 2, 2},
+                new int[] {0, 0, 1, 2, 1, 1, 2, 2, 2, 0}, ABC);
+        assertEquals(2, report.count(0, 0));
+        assertEquals(1, report.count(0, 1));
+        assertEquals(1, report.count(2, 0));
+        assertEquals(List.of(4L, 2L, 4L), List.of(report.support(0), report.support(1), report.support(2)));
+        assertEquals(2.0 / 3, report.precision(0), 1e-15);  // 2 of the 3 predicted a
+        assertEquals(0.5, report.recall(0), 1e-15);         // 2 of the 4 a
+        assertEquals(2 * (2.0 / 3) * 0.5 / (2.0 / 3 + 0.5), report.f1(0), 1e-15);
+        assertEquals(2.0 / 3, report.precision(1), 1e-15);
+        assertEquals(1.0, report.recall(1), 1e-15);
+        assertEquals(0.75, report.precision(2), 1e-15);
+        assertEquals(0.75, report.recall(2), 1e-15);
+        assertEquals(0.7, report.accuracy(), 1e-15);
+        assertEquals(0, report.weakestClass());
+        assertArrayEquals(new int[] {0, 1}, report.mostConfused(), "the first of the largest off-diagonal counts");
+        String text = report.describe();
+        assertTrue(text.contains("accuracy 0.7000"), text);
+        assertTrue(text.contains("macro"), text);
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> perClass = (List<Map<String, Object>>) report.toMap().get("per_class");
+        assertEquals("b", perClass.get(1).get("name"));
+        assertEquals(List.of(List.of(2L, 1L, 1L), List.of(0L, 2L, 0L), List.of(1L, 0L, 3L)),
+                report.toMap().get("confusion_matrix"));
+    }
+
+    @Test
+    void aClassNeverPredictedOrWithoutExamplesScoresZeroAsScikitLearnsDefaultDoes() {
+        ClassificationReport report = ClassificationReport.of(new int[] {0, 0, 1}, new int[] {0, 0, 0}, ABC);
+        assertEquals(0, report.precision(1), "b is never predicted");
+        assertEquals(0, report.recall(2), "c has no examples");
+        assertEquals(0, report.f1(2));
+        assertEquals(1, report.weakestClass(), "the first class with the lowest recall");
+        assertNull(ClassificationReport.of(new int[] {1}, new int[] {1}, ABC).mostConfused());
+        assertThrows(IllegalArgumentException.class, () -> ClassificationReport.of(new int[] {0}, new int[] {}, ABC));
+        assertThrows(IllegalArgumentException.class, () -> ClassificationReport.of(new int[] {3}, new int[] {0}, ABC));
+        assertThrows(IllegalArgumentException.class, () -> ClassificationReport.of(new int[] {0}, new int[] {-1}, ABC));
+    }
+
+    @Test
+    void onATrainedModelItsAccuracyIsTheEvaluationsAndDropoutIsOffInIt() {
+        Mnist subset = MnistSubset.load();
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = Mlp.build(backend, 3, 784, new int[] {32}, 10, Mlp.HiddenUnits.of("relu"),
+                     Initializer.glorotUniform(), 0.5).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784)) {
+            model.fit(subset.train().take(1000), FitOptions.builder().batchSize(100).epochs(2).verbose(0).build());
+            Evaluation evaluation = model.evaluate(subset.test(), 100);
+            List<String> names = DatasetKind.MNIST.classNames();
+            ClassificationReport report = ClassificationReport.of(model, subset.test(), 100, names);
+            assertEquals(subset.test().rows(), report.examples());
+            assertEquals(evaluation.accuracy(), report.accuracy(), 1e-12);
+            // 20 steps with half the units dropped: well above chance (0.1), far from done (0.46 here)
+            assertTrue(report.accuracy() > 0.3, "the model learned: " + report.accuracy());
+            for (int c = 0; c < 10; c++) {
+                assertEquals(subset.test().labelCounts()[c], report.support(c), "support of " + c);
+            }
+            assertEquals(report.toMap(), ClassificationReport.of(model, subset.test(), 7, names).toMap(),
+                    "inference: the same predictions whatever the batch");
+        }
+    }
+}
