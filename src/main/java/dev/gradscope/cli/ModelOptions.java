@@ -185,20 +185,21 @@ final class ModelOptions {
                     + " --rho and --centered for rmsprop)");
         }
         double lr = learningRate != null ? learningRate : opt.equals("sgd") ? 1e-2 : 1e-3;
-        if (!(lr > 0) || Double.isInfinite(lr)) {
-            throw invalid.apply("--learning-rate must be a positive number, got " + lr);
+        // Checked as the floats the kernels compute with (Optimizer.isPositiveFloat, isFloatFraction).
+        if (!Optimizer.isPositiveFloat(lr)) {
+            throw invalid.apply("--learning-rate must be a positive number that a float can hold, got " + lr);
         }
         double resolvedMomentum = momentum == null ? 0 : momentum;
-        if (!(resolvedMomentum >= 0 && resolvedMomentum < 1)) {
-            throw invalid.apply("--momentum must be in [0, 1), got " + momentum);
+        if (!Optimizer.isFloatFraction(resolvedMomentum)) {
+            throw invalid.apply("--momentum must be in [0, 1) as a float (0.99999999 is 1), got " + momentum);
         }
         double resolvedRho = rho == null ? DEFAULT_RHO : rho;
-        if (!(resolvedRho >= 0 && resolvedRho < 1)) {
-            throw invalid.apply("--rho must be in [0, 1), got " + rho);
+        if (!Optimizer.isFloatFraction(resolvedRho)) {
+            throw invalid.apply("--rho must be in [0, 1) as a float (0.99999999 is 1), got " + rho);
         }
         double resolvedDecay = weightDecay == null ? 0 : weightDecay;
-        if (!(resolvedDecay >= 0) || Double.isInfinite(resolvedDecay)) {
-            throw invalid.apply("--weight-decay must be a finite number >= 0, got " + weightDecay);
+        if (!Optimizer.isNonNegativeFloat(resolvedDecay)) {
+            throw invalid.apply("--weight-decay must be a number >= 0 that a float can hold, got " + weightDecay);
         }
         if (!(dropout >= 0 && dropout < 1) || (float) dropout >= 1) {
             throw invalid.apply("--dropout must be a rate in [0, 1) (0 is none), got " + dropout);

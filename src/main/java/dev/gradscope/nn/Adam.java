@@ -43,7 +43,8 @@ public final class Adam implements Optimizer {
     }
 
     public Adam(double learningRate, double beta1, double beta2, double epsilon, double weightDecay) {
-        if (!(learningRate > 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(epsilon > 0)) {
+        if (!Optimizer.isPositiveFloat(learningRate) || !Optimizer.isFloatFraction(beta1)
+                || !Optimizer.isFloatFraction(beta2) || !Optimizer.isPositiveFloat(epsilon)) {
             throw new IllegalArgumentException("Adam: need learning rate > 0, 0 <= beta1, beta2 < 1, epsilon > 0;"
                     + " got lr=" + learningRate + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
         }

@@ -90,9 +90,27 @@ public interface Optimizer extends AutoCloseable {
     }
 
 
+    /**
+     * Whether {@code value} is in [0, 1) as the float the kernels compute with: a rho or beta of 0.99999999 is a
+     * double below 1 but the float 1, which would stop a moving average from moving.
+     */
+    static boolean isFloatFraction(double value) {
+        return value >= 0 && (float) value < 1;
+    }
+
+    /** Whether {@code value} is above 0 and finite as a float: 1e39 is a finite double but an infinite float. */
+    static boolean isPositiveFloat(double value) {
+        return value > 0 && (float) value > 0 && Float.isFinite((float) value);
+    }
+
+    /** Whether {@code value} is at least 0 and finite as a float. */
+    static boolean isNonNegativeFloat(double value) {
+        return value >= 0 && Float.isFinite((float) value);
+    }
+
     /** {@code learningRate}, when it is a finite number above 0; otherwise an error naming {@code optimizer}. */
     static double requirePositiveRate(String optimizer, double learningRate) {
-        if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
+        if (!isPositiveFloat(learningRate)) {
             throw new IllegalArgumentException(optimizer + ": the learning rate must be a positive number, got "
                     + learningRate);
         }
@@ -104,7 +122,7 @@ public interface Optimizer extends AutoCloseable {
      * each update {@code p -= p * weightDecay * learningRate}); otherwise an error naming {@code optimizer}.
      */
     static double requireWeightDecay(String optimizer, double weightDecay) {
-        if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
+        if (!isNonNegativeFloat(weightDecay)) {
             throw new IllegalArgumentException(optimizer + ": the weight decay must be a finite number >= 0, got "
                     + weightDecay);
         }

@@ -47,8 +47,8 @@ public final class RmsProp implements Optimizer {
 
     public RmsProp(double learningRate, double rho, double momentum, double epsilon, boolean centered,
                    double weightDecay) {
-        if (!(learningRate > 0) || Double.isInfinite(learningRate) || !(rho >= 0 && rho < 1)
-                || !(momentum >= 0 && momentum < 1) || !(epsilon > 0) || Double.isInfinite(epsilon)) {
+        if (!Optimizer.isPositiveFloat(learningRate) || !Optimizer.isFloatFraction(rho)
+                || !Optimizer.isFloatFraction(momentum) || !Optimizer.isPositiveFloat(epsilon)) {
             throw new IllegalArgumentException("RMSprop: need learning rate > 0, 0 <= rho < 1, 0 <= momentum < 1,"
                     + " finite epsilon > 0; got lr=" + learningRate + " rho=" + rho + " momentum=" + momentum
                     + " epsilon=" + epsilon);

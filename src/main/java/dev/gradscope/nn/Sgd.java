@@ -34,7 +34,7 @@ public final class Sgd implements Optimizer {
     }
 
     public Sgd(double learningRate, double momentum, boolean nesterov, double weightDecay) {
-        if (!(learningRate > 0) || !(momentum >= 0 && momentum < 1)) {
+        if (!Optimizer.isPositiveFloat(learningRate) || !Optimizer.isFloatFraction(momentum)) {
             throw new IllegalArgumentException("SGD: need learning rate > 0 and 0 <= momentum < 1; got lr="
                     + learningRate + " momentum=" + momentum);
         }

@@ -78,13 +78,23 @@ class OptimizerOptionsTest {
         refusals.put(List.of("--optimizer", "sgd", "--centered"), "--centered does not apply to --optimizer sgd");
         refusals.put(List.of("--optimizer", "rmsprop", "--nesterov"), "--nesterov does not apply to --optimizer"
                 + " rmsprop (--momentum is for sgd and rmsprop, --nesterov for sgd, --rho and --centered for rmsprop)");
-        for (String rho : List.of("1", "-0.1", "NaN")) {
-            refusals.put(List.of("--optimizer", "rmsprop", "--rho", rho), "--rho must be in [0, 1), got " + rho);
+        // 0.99999999 is below 1 as a double but is the float 1, which the kernels use: refused too.
+        for (String rho : List.of("1", "-0.1", "NaN", "0.99999999")) {
+            refusals.put(List.of("--optimizer", "rmsprop", "--rho", rho),
+                    "--rho must be in [0, 1) as a float (0.99999999 is 1), got " + Double.parseDouble(rho));
         }
-        refusals.put(List.of("--optimizer", "rmsprop", "--momentum", "1"), "--momentum must be in [0, 1), got 1.0");
-        for (String decay : List.of("-0.001", "NaN", "Infinity")) {
+        for (String momentum : List.of("1", "0.99999999")) {
+            refusals.put(List.of("--optimizer", "rmsprop", "--momentum", momentum),
+                    "--momentum must be in [0, 1) as a float (0.99999999 is 1), got " + Double.parseDouble(momentum));
+        }
+        // 1e39 is a finite double but an infinite float.
+        for (String decay : List.of("-0.001", "NaN", "Infinity", "1e39")) {
             refusals.put(List.of("--optimizer", "sgd", "--weight-decay", decay),
-                    "--weight-decay must be a finite number >= 0, got " + Double.parseDouble(decay));
+                    "--weight-decay must be a number >= 0 that a float can hold, got " + Double.parseDouble(decay));
+        }
+        for (String rate : List.of("1e39", "1e-50")) {
+            refusals.put(List.of("--learning-rate", rate),
+                    "--learning-rate must be a positive number that a float can hold, got " + Double.parseDouble(rate));
         }
         for (String command : List.of("train", "bench")) {
             refusals.forEach((options, message) -> {

@@ -197,6 +197,15 @@ class OptimizerTest {
         assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 0.9, 1.0, 1e-7, false, 0));
         assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 0.9, 0, 0, false, 0));
         assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 0.9, 0, Double.NaN, false, 0));
+        // Values the kernels would see as other floats: 0.99999999 is 1f, 1e39 is infinite, 1e-50 is 0.
+        assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 0.99999999, 0, 1e-7, false, 0));
+        assertThrows(IllegalArgumentException.class, () -> new RmsProp(1e-3, 0.9, 0.99999999, 1e-7, false, 0));
+        assertThrows(IllegalArgumentException.class, () -> new Adam(1e-3, 0.9, 0.99999999, 1e-7));
+        assertThrows(IllegalArgumentException.class, () -> new Sgd(0.1, 0.99999999, false));
+        assertThrows(IllegalArgumentException.class, () -> new Sgd(1e39));
+        assertThrows(IllegalArgumentException.class, () -> new Adam(1e-50));
+        assertThrows(IllegalArgumentException.class, () -> new Sgd(0.1, 0, false, 1e39));
+        assertThrows(IllegalArgumentException.class, () -> new Adam(1e-3).setLearningRate(1e39));
         for (double bad : new double[] {-1e-3, Double.NaN, Double.POSITIVE_INFINITY}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> new RmsProp(1e-3, 0.9, 0, 1e-7, false, bad));
