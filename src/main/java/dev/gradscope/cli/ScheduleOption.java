@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import dev.gradscope.nn.Optimizer;
 import dev.gradscope.train.LearningRateScheduler;
 import java.util.Locale;
 import java.util.function.Function;
@@ -13,46 +14,76 @@ record ScheduleOption(LearningRateScheduler scheduler, String canonical) {
     static final String FORMS = "step:EPOCHS:GAMMA, exponential:GAMMA or cosine[:MIN_LR[:EPOCHS]]";
 
     /**
-     * @param text    the option's value
-     * @param epochs  the run's epochs: the cosine's length unless the text gives one
-     * @param invalid what a bad value becomes
+     * @param text        the option's value
+     * @param epochs      the run's epochs: the cosine's length unless the text gives one, and the epochs whose
+     *                    rates must be ones a float holds above 0
+     * @param initialRate the optimizer's learning rate, which the schedule starts from
+     * @param resumed     whether the schedule is a saved run's (which --resume cannot change)
+     * @param invalid     what a bad value becomes
      */
-    static ScheduleOption parse(String text, int epochs, Function<String, RuntimeException> invalid) {
+    static ScheduleOption parse(String text, int epochs, double initialRate, boolean resumed,
+                                Function<String, RuntimeException> invalid) {
         String[] parts = text.trim().split(":", -1);
         String kind = parts[0].trim().toLowerCase(Locale.ROOT);
+        ScheduleOption option;
         try {
             switch (kind) {
                 case "step" -> {
                     requireParts(parts, 3, 3, text, invalid);
-                    int stepSize = Integer.parseInt(parts[1].trim());
-                    double gamma = Double.parseDouble(parts[2].trim());
-                    return new ScheduleOption(LearningRateScheduler.step(stepSize, gamma),
+                    int stepSize = integer(parts[1], "EPOCHS", text, invalid);
+                    double gamma = real(parts[2], "GAMMA", text, invalid);
+                    option = new ScheduleOption(LearningRateScheduler.step(stepSize, gamma),
                             "step:" + stepSize + ":" + gamma);
                 }
                 case "exponential" -> {
                     requireParts(parts, 2, 2, text, invalid);
-                    double gamma = Double.parseDouble(parts[1].trim());
-                    return new ScheduleOption(LearningRateScheduler.exponential(gamma), "exponential:" + gamma);
+                    double gamma = real(parts[1], "GAMMA", text, invalid);
+                    option = new ScheduleOption(LearningRateScheduler.exponential(gamma), "exponential:" + gamma);
                 }
                 case "cosine" -> {
                     requireParts(parts, 1, 3, text, invalid);
-                    double minRate = parts.length > 1 ? Double.parseDouble(parts[1].trim()) : 0;
-                    int length = parts.length > 2 ? Integer.parseInt(parts[2].trim()) : epochs;
-                    if (minRate == 0 && length < epochs) {
-                        throw invalid.apply("--lr-schedule " + text + ": the cosine reaches a rate of 0 after " + length
-                                + " epochs, and a run of " + epochs + " cannot train at 0; give it a minimum rate"
-                                + " above 0 (cosine:MIN_LR:" + length + ") or train at most " + length + " epochs");
+                    double minRate = parts.length > 1 ? real(parts[1], "MIN_LR", text, invalid) : 0;
+                    int length = parts.length > 2 ? integer(parts[2], "EPOCHS", text, invalid) : epochs;
+                    if (minRate >= initialRate) {
+                        throw invalid.apply("--lr-schedule " + text + ": the cosine's minimum rate " + minRate
+                                + " must be below the learning rate it starts from, " + initialRate);
                     }
-                    return new ScheduleOption(LearningRateScheduler.cosine(length, minRate),
+                    option = new ScheduleOption(LearningRateScheduler.cosine(length, minRate),
                             "cosine:" + minRate + ":" + length);
                 }
                 default -> throw invalid.apply("--lr-schedule: unknown schedule '" + parts[0] + "'; valid: " + FORMS);
             }
-        } catch (NumberFormatException e) {
-            throw invalid.apply("--lr-schedule " + text + ": " + e.getMessage() + " is not a number; the forms are "
-                    + FORMS);
         } catch (IllegalArgumentException e) {
             throw invalid.apply("--lr-schedule " + text + ": " + e.getMessage());
+        }
+        for (int epoch = 0; epoch < epochs; epoch++) {
+            double rate = option.scheduler().rate(epoch, initialRate);
+            if (!Optimizer.isPositiveFloat(rate)) {
+                throw invalid.apply("--lr-schedule " + text + " gives epoch " + (epoch + 1) + " of " + epochs
+                        + " a learning rate of " + rate + ", which is not above 0 as a float"
+                        + (resumed ? "; the saved run's schedule cannot go on that far: train at most " + epoch
+                                + " epochs" : kind.equals("cosine") ? "; give the cosine a minimum rate above 0"
+                                        + " (cosine:MIN_LR) or train at most " + epoch + " epochs" : ""));
+            }
+        }
+        return option;
+    }
+
+    private static int integer(String field, String name, String text, Function<String, RuntimeException> invalid) {
+        try {
+            return Integer.parseInt(field.trim());
+        } catch (NumberFormatException e) {
+            throw invalid.apply("--lr-schedule " + text + ": " + name + " must be a whole number of epochs, got '"
+                    + field + "'; the forms are " + FORMS);
+        }
+    }
+
+    private static double real(String field, String name, String text, Function<String, RuntimeException> invalid) {
+        try {
+            return Double.parseDouble(field.trim());
+        } catch (NumberFormatException e) {
+            throw invalid.apply("--lr-schedule " + text + ": " + name + " must be a number, got '" + field
+                    + "'; the forms are " + FORMS);
         }
     }
 

@@ -243,12 +243,12 @@ final class TrainCommand implements Callable<Integer> {
                             + " (more than " + done + ") to train it further");
                 }
             }
-            if (lrSchedule != null) {
-                ScheduleOption.parse(lrSchedule, epochs, run::usage); // a cosine that more epochs would run past
+            if (lrSchedule != null) { // a schedule that more epochs would run down to 0: the user's --epochs
+                ScheduleOption.parse(lrSchedule, epochs, model.resolve(corrupt(where)).learningRate(), true,
+                        run::usage);
             }
             // The saved settings are data: one that no run could have had is the file's fault (exit 1).
-            Function<String, RuntimeException> corrupt = message -> new InvalidDataException(where
-                    + ": its config does not describe a train run: " + message);
+            Function<String, RuntimeException> corrupt = corrupt(where);
             run.validate(corrupt);
             if (run.trainLimit < 1) {
                 throw corrupt.apply("train_examples must be >= 1, got " + run.trainLimit);
@@ -280,6 +280,11 @@ final class TrainCommand implements Callable<Integer> {
                     + ", and --resume goes on with the run's own data set");
         }
         run.machine.data.dataset = kind.id();
+    }
+
+    /** What a saved setting that no run could have had becomes: the file's fault (exit 1). */
+    private static Function<String, RuntimeException> corrupt(String where) {
+        return message -> new InvalidDataException(where + ": its config does not describe a train run: " + message);
     }
 
     private boolean given(String option) {
@@ -324,7 +329,8 @@ final class TrainCommand implements Callable<Integer> {
             throw invalid.apply("--lr-schedule sets every epoch's learning rate, which would undo the reductions of"
                     + " --reduce-lr-on-plateau: give one of them");
         }
-        return ScheduleOption.parse(lrSchedule, epochs, invalid);
+        return ScheduleOption.parse(lrSchedule, epochs, model.resolve(invalid).learningRate(), resume != null,
+                invalid);
     }
 
     /** The {@code --early-stopping} callback, or null without it; a bad value becomes {@code invalid}'s exception. */

@@ -1,7 +1,6 @@
 package dev.gradscope.train;
 
 import dev.gradscope.nn.Optimizer;
-import java.util.List;
 import java.util.Locale;
 
 /**
@@ -10,9 +9,10 @@ import java.util.Locale;
  * users write as such functions: {@link #step} ({@code StepLR}), {@link #exponential} ({@code ExponentialLR}) and
  * {@link #cosine} ({@code CosineAnnealingLR}, Keras's {@code CosineDecay} with {@code alpha = minRate / initial}).
  *
- * <p>The schedule is a function of the epoch and the initial rate, not of the rate before, so a resumed run
- * ({@link FitOptions.Builder#resumeFrom}) sets the rate the run that never stopped had: its initial rate is
- * the first epoch's, as the history logged it. Every epoch's rate is in the history as {@code learning_rate};
+ * <p>The schedule is a function of the epoch and the initial rate, the optimizer's when training begins, not of
+ * the rate before; so a resumed run ({@link FitOptions.Builder#resumeFrom}), whose optimizer is built at the
+ * rate the run started with (a training state does not change it), sets the rates the run that never stopped
+ * had. Every epoch's rate is in the history as {@code learning_rate};
  * on a GPU the trainer captures its step graphs again after a change (they hold the rate). Combined with
  * {@link ReduceLROnPlateau}, the schedule sets every epoch's rate and so undoes the plateau's reductions: use one
  * or the other.
@@ -23,7 +23,7 @@ public final class LearningRateScheduler implements Callback {
     public interface Schedule {
         /**
          * @param epoch       the epoch about to train, from 0
-         * @param initialRate the optimizer's rate when training began (a resumed run's: its first epoch's)
+         * @param initialRate the optimizer's rate when training began
          * @return the epoch's rate, finite and > 0
          */
         double rate(int epoch, double initialRate);
@@ -63,8 +63,10 @@ public final class LearningRateScheduler implements Callback {
     }
 
     /**
-     * PyTorch's {@code CosineAnnealingLR(T_max = epochs, eta_min = minRate)}: from the initial rate at epoch 0
-     * along half a cosine towards {@code minRate}, which epoch {@code epochs} would reach.
+     * Keras's {@code CosineDecay(initial, decay_steps = epochs, alpha = minRate / initial)} counted in epochs, which
+     * is PyTorch's {@code CosineAnnealingLR(T_max = epochs, eta_min = minRate)} up to {@code epochs}: from the
+     * initial rate at epoch 0 along half a cosine towards {@code minRate}, which epoch {@code epochs} reaches. From
+     * there on the rate stays at {@code minRate}, as Keras's does; PyTorch's would rise again along the cosine.
      */
     public static LearningRateScheduler cosine(int epochs, double minRate) {
         if (epochs < 1 || !(minRate >= 0) || Double.isInfinite(minRate)) {
@@ -84,24 +86,23 @@ public final class LearningRateScheduler implements Callback {
     @Override
     public void onTrainBegin(TrainingRun run) {
         optimizer = run.model().optimizer();
-        List<Double> logged = run.history().epochs() > 0 ? run.history().get("learning_rate") : List.of();
-        initialRate = logged.isEmpty() ? optimizer.learningRate() : logged.get(0);
+        initialRate = optimizer.learningRate();
     }
 
     @Override
     public void onEpochBegin(int epoch) {
         double rate = schedule.rate(epoch, initialRate);
-        if (!(rate > 0) || Double.isInfinite(rate)) {
+        if (!Optimizer.isPositiveFloat(rate)) {
             throw new IllegalStateException(description + " gives epoch " + (epoch + 1) + " the learning rate " + rate
-                    + "; a rate must be finite and > 0");
+                    + "; a rate must be above 0 and finite as a float");
         }
         if (rate != optimizer.learningRate()) {
             optimizer.setLearningRate(rate);
         }
     }
 
-    /** The rate the schedule gives {@code epoch} (from 0) once training has begun. */
-    public double rate(int epoch) {
+    /** The rate the schedule gives {@code epoch} (from 0) when training began at {@code initialRate}. */
+    public double rate(int epoch, double initialRate) {
         return schedule.rate(epoch, initialRate);
     }
 }

@@ -68,8 +68,9 @@ class ScheduleCommandTest {
         assertEquals(0, run(train("--epochs", "1", "--lr-schedule", "cosine", "--out", toZero.toString())),
                 err.toString());
         assertEquals(2, run(List.of("train", "--resume", toZero.toString(), "--epochs", "2", "--quiet")));
-        assertTrue(err.toString().contains("the cosine reaches a rate of 0 after 1 epochs, and a run of 2 cannot"
-                + " train at 0"), err.toString());
+        assertTrue(err.toString().contains("--lr-schedule cosine:0.0:1 gives epoch 2 of 2 a learning rate of 0.0,"
+                + " which is not above 0 as a float; the saved run's schedule cannot go on that far: train at most 1"
+                + " epochs"), err.toString());
         assertEquals(2, run(List.of("train", "--resume", out.toString(), "--epochs", "4", "--lr-schedule", "step:1:0.5")));
         assertTrue(err.toString().contains("--resume goes on with the saved run as it was set up, so it takes no"
                 + " --lr-schedule"), err.toString());
@@ -77,13 +78,25 @@ class ScheduleCommandTest {
 
     @Test
     void badSchedulesAndAScheduleWithAPlateauAreUsageErrors() {
-        for (String bad : List.of("linear:3", "step:2", "step:0:0.5", "exponential:1.5", "cosine:-1",
-                "exponential:x", "cosine:0:2:7")) {
+        Map<String, String> refusals = Map.of(
+                "linear:3", "unknown schedule 'linear'",
+                "step:2", "expected step:EPOCHS:GAMMA",
+                "step:0:0.5", "a step schedule needs a step size >= 1 epoch",
+                "step:1.5:0.5", "EPOCHS must be a whole number of epochs, got '1.5'",
+                "exponential:1.5", "an exponential schedule needs 0 < gamma <= 1",
+                "exponential:x", "GAMMA must be a number, got 'x'",
+                "cosine:-1", "a cosine schedule needs epochs >= 1 and a finite minimum rate >= 0",
+                "cosine:0:2:7", "expected step:EPOCHS:GAMMA",
+                "cosine:0.01", "the cosine's minimum rate 0.01 must be below the learning rate it starts from, 0.001",
+                // 1e-3 * 1e-300 is a double, but the float 0: the third epoch would not train
+                "exponential:1e-300", "gives epoch 2 of 3 a learning rate of 1.0000000000000001E-303, which is not above 0"
+                        + " as a float");
+        refusals.forEach((bad, message) -> {
             StringWriter errors = new StringWriter();
-            assertEquals(2, GradScope.run(new PrintWriter(errors, true), train("--epochs", "1", "--lr-schedule", bad)
+            assertEquals(2, GradScope.run(new PrintWriter(errors, true), train("--epochs", "3", "--lr-schedule", bad)
                     .toArray(String[]::new)), bad);
-            assertTrue(errors.toString().contains("--lr-schedule"), bad + ": " + errors);
-        }
+            assertTrue(errors.toString().contains(message), bad + ": " + errors);
+        });
         assertEquals(2, run(train("--epochs", "1", "--lr-schedule", "step:1:0.5", "--reduce-lr-on-plateau", "2",
                 "--out", tmp.resolve("both").toString())));
         assertTrue(err.toString().contains("--lr-schedule sets every epoch's learning rate, which would undo the"

@@ -88,6 +88,24 @@ class LearningRateSchedulerTest {
         assertEquals(List.of(0.001, 0.0005, 0.00025, 0.000125), straightRates);
     }
 
+    /** A warm-up, whose first epoch's rate is not the initial rate, goes on at the rates of the straight run. */
+    @Test
+    void aCustomScheduleResumesFromTheInitialRateNotTheFirstEpochs() {
+        LearningRateScheduler.Schedule warmUp = (epoch, initial) -> initial * (epoch + 1) / 4;
+        List<Double> straight = ratesOf(new LearningRateScheduler(warmUp), new Adam(), 4);
+        assertEquals(List.of(2.5e-4, 5e-4, 7.5e-4, 1e-3), straight);
+        Path state = dir.resolve("warm-up.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, new Adam())) {
+            model.fit(TRAIN, options(2, new LearningRateScheduler(warmUp), new TrainingStateCheckpoint(state,
+                    Map.of())).build());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, new Adam())) {
+            History resumed = model.fit(TRAIN, options(4, new LearningRateScheduler(warmUp))
+                    .resumeFrom(TrainingState.load(state, model)).build());
+            assertEquals(straight, resumed.get("learning_rate"));
+        }
+    }
+
     @Test
     void badSchedulesAreRefused() {
         assertThrows(IllegalArgumentException.class, () -> LearningRateScheduler.step(0, 0.5));
@@ -100,7 +118,8 @@ class LearningRateSchedulerTest {
             float[] before = model.parameters().toFloatArray();
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.fit(TRAIN,
                     options(2, new LearningRateScheduler((epoch, initial) -> epoch == 0 ? initial : 0)).build()));
-            assertTrue(e.getMessage().contains("gives epoch 2 the learning rate 0.0; a rate must be finite and > 0"),
+            assertTrue(e.getMessage().contains("gives epoch 2 the learning rate 0.0; a rate must be above 0 and finite"
+                    + " as a float"),
                     e.getMessage());
             assertTrue(!java.util.Arrays.equals(before, model.parameters().toFloatArray()), "epoch 1 trained");
         }
