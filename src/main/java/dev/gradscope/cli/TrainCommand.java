@@ -218,13 +218,17 @@ final class TrainCommand implements Callable<Integer> {
                 earlyStopping = metric + ":" + patience;
                 minDelta = delta.doubleValue();
             }
-            if (!given("--tensorboard") && resumed.config().get("tensorboard") instanceof Map<?, ?> board) {
+            // The run's TensorBoard folder and histogram frequency go on unless given (another folder keeps the
+            // frequency).
+            if (resumed.config().get("tensorboard") instanceof Map<?, ?> board) {
                 if (!(board.get("log_dir") instanceof String logDir) || !(board.get("histogram_freq") instanceof
                         Integer frequency)) {
                     throw new InvalidDataException(where + ": config.tensorboard is not a log_dir and"
                             + " histogram_freq: " + board);
                 }
-                tensorboard = Path.of(logDir);
+                if (!given("--tensorboard")) {
+                    tensorboard = Path.of(logDir);
+                }
                 if (!given("--histogram-freq")) {
                     histogramFrequency = frequency;
                 }
@@ -308,6 +312,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (saveBest != null && out == null) {
             throw invalid.apply("--save-best needs --out DIR: the weights are kept in DIR/" + SavedWeights.FILE);
+        }
+        if (tensorboard != null && tensorboard.toString().isBlank()) {
+            throw invalid.apply("--tensorboard needs a folder, got an empty path");
         }
         if (histogramFrequency < 0) {
             throw invalid.apply("--histogram-freq must be a count of epochs >= 0 (0: none), got "
@@ -565,7 +572,7 @@ final class TrainCommand implements Callable<Integer> {
                         : "early stopping: " + stopper.reason() + " by the last epoch; a resume with more --epochs"
                                 + " would stop here too");
             }
-            if (board != null && board.trainFile() != null && !quiet) {
+            if (board != null && board.failure() == null && !quiet) {
                 System.out.println("tensorboard: events in " + board.logDir() + " (tensorboard --logdir "
                         + board.logDir() + ")");
             }

@@ -32,7 +32,8 @@ import java.util.zip.CRC32C;
  * and 7 bucket (packed doubles).
  *
  * <p>Each {@link #append} opens the file, adds its events and closes it, so no handle stays open between epochs
- * and a run that dies leaves every appended record whole.
+ * and a run that dies leaves every appended record whole. A file (or folder) deleted meanwhile, say by someone
+ * clearing old logs, is made again, with its version record first, as TensorFlow's {@code EventsWriter} does.
  */
 public final class TensorBoardEvents {
     public static final String FILE_VERSION = "brain.Event:2";
@@ -69,8 +70,7 @@ public final class TensorBoardEvents {
                 }
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot create a TensorBoard event file in " + dir + ": " + e.getMessage(),
-                    e);
+            throw new UncheckedIOException("cannot create a TensorBoard event file in " + dir + ": " + describe(e), e);
         }
     }
 
@@ -196,14 +196,33 @@ public final class TensorBoardEvents {
             });
             all.writeBytes(record(event.toByteArray()));
         }
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND)) {
-            ByteBuffer bytes = ByteBuffer.wrap(all.toByteArray());
-            while (bytes.hasRemaining()) {
-                channel.write(bytes);
+        try {
+            if (Files.notExists(file)) {
+                Files.createDirectories(file.toAbsolutePath().getParent());
+                all = prepend(record(versionEvent(now)), all);
+            }
+            try (FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                    StandardOpenOption.APPEND)) {
+                ByteBuffer bytes = ByteBuffer.wrap(all.toByteArray());
+                while (bytes.hasRemaining()) {
+                    channel.write(bytes);
+                }
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write TensorBoard events to " + file + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot write TensorBoard events to " + file + ": " + describe(e), e);
         }
+    }
+
+    private static ByteArrayOutputStream prepend(byte[] first, ByteArrayOutputStream rest) {
+        ByteArrayOutputStream all = new ByteArrayOutputStream(first.length + rest.size());
+        all.writeBytes(first);
+        all.writeBytes(rest.toByteArray());
+        return all;
+    }
+
+    /** An I/O error as its kind and message: a NoSuchFileException's message is only the path. */
+    private static String describe(IOException e) {
+        return e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
     }
 
     private static byte[] versionEvent(double wallTime) {

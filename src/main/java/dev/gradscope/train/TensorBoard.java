@@ -24,6 +24,10 @@ import java.util.Map;
  * <p>The profiler's numbers are read on the host once per epoch anyway; this callback reads nothing more from the
  * device, except the weights for a histogram. A resumed run writes its new epochs into a new file beside the
  * earlier ones, as TensorFlow does.
+ *
+ * <p>The event files are a view of the run, not part of it: when one cannot be written (a full disk, a folder
+ * that cannot be made), the callback says so once on standard error, with the reason, and training goes on
+ * without it; {@link #failure()} keeps the reason.
  */
 public final class TensorBoard implements Callback {
     private final Path logDir;
@@ -31,6 +35,7 @@ public final class TensorBoard implements Callback {
     private TrainingRun run;
     private TensorBoardEvents train;
     private TensorBoardEvents validation;
+    private String failure;
 
     /**
      * @param logDir             the folder TensorBoard is pointed at
@@ -67,15 +72,39 @@ public final class TensorBoard implements Callback {
         return validation == null ? null : validation.file();
     }
 
+    /** Why the event files stopped being written, or null while they are. */
+    public String failure() {
+        return failure;
+    }
+
     @Override
     public void onTrainBegin(TrainingRun run) {
         this.run = run;
-        train = TensorBoardEvents.create(logDir.resolve("train"));
+        train = null;
         validation = null;
+        failure = null;
+        guarded(() -> train = TensorBoardEvents.create(logDir.resolve("train")));
+    }
+
+    /** Runs {@code write}; a failure stops this callback's writing, with one line saying why, not the training. */
+    private void guarded(Runnable write) {
+        if (failure != null) {
+            return;
+        }
+        try {
+            write.run();
+        } catch (java.io.UncheckedIOException e) {
+            failure = e.getMessage();
+            System.err.println("gradscope: warning: " + failure + "; training goes on without TensorBoard events");
+        }
     }
 
     @Override
     public void onEpochEnd(int epoch, Map<String, Double> logs) {
+        guarded(() -> writeEpoch(epoch, logs));
+    }
+
+    private void writeEpoch(int epoch, Map<String, Double> logs) {
         TensorBoardEvents.Events trainEvents = new TensorBoardEvents.Events();
         TensorBoardEvents.Events validationEvents = new TensorBoardEvents.Events();
         for (Map.Entry<String, Double> log : logs.entrySet()) {

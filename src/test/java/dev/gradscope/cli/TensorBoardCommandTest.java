@@ -76,8 +76,8 @@ class TensorBoardCommandTest {
     void aResumedRunGoesOnWritingWhereTheRunDidOrWhereItIsTold() throws Exception {
         Path out = tmp.resolve("run");
         Path logs = tmp.resolve("logs");
-        assertEquals(0, run(train("--epochs", "1", "--out", out.toString(), "--tensorboard", logs.toString())),
-                err.toString());
+        assertEquals(0, run(train("--epochs", "1", "--out", out.toString(), "--tensorboard", logs.toString(),
+                "--histogram-freq", "1")), err.toString());
         assertEquals(0, run(List.of("train", "--resume", out.toString(), "--epochs", "2", "--quiet")), err.toString());
         try (Stream<Path> files = Files.list(logs.resolve("train"))) {
             assertEquals(2, files.count(), "the resumed epochs in a file of their own");
@@ -87,10 +87,10 @@ class TensorBoardCommandTest {
 
         Path elsewhere = tmp.resolve("elsewhere");
         assertEquals(0, run(List.of("train", "--resume", out.toString(), "--epochs", "3", "--tensorboard",
-                elsewhere.toString(), "--histogram-freq", "1", "--quiet")), err.toString());
+                elsewhere.toString(), "--quiet")), err.toString());
         List<Event> moved = TensorBoardEventReader.readDirectory(elsewhere.resolve("train"));
         assertEquals(List.of(2L), steps(moved, "epoch_loss"));
-        assertEquals(List.of(2L), steps(moved, "weights/dense.kernel"));
+        assertEquals(List.of(2L), steps(moved, "weights/dense.kernel"), "the run's histogram frequency goes on");
         assertEquals(List.of(0L, 1L), steps(TensorBoardEventReader.readDirectory(logs.resolve("train")),
                 "epoch_loss"), "the first folder is left as it was");
     }
@@ -105,5 +105,7 @@ class TensorBoardCommandTest {
         assertTrue(err.toString().contains("--histogram-freq must be a count of epochs >= 0 (0: none), got -1"),
                 err.toString());
         assertTrue(Files.notExists(tmp.resolve("logs")), "refused before anything was written");
+        assertEquals(2, run(train("--epochs", "1", "--tensorboard", "")));
+        assertTrue(err.toString().contains("--tensorboard needs a folder, got an empty path"), err.toString());
     }
 }

@@ -99,6 +99,35 @@ class TensorBoardEventsTest {
     }
 
     @Test
+    void aFileDeletedBetweenAppendsIsMadeAgainWithItsVersionRecordFirst() throws Exception {
+        TensorBoardEvents file = TensorBoardEvents.create(dir.resolve("logs").resolve("train"));
+        file.append(new TensorBoardEvents.Events().scalar("epoch_loss", 0, 1));
+        deleteTree(dir.resolve("logs"));
+        file.append(new TensorBoardEvents.Events().scalar("epoch_loss", 1, 0.5));
+        List<TensorBoardEventReader.Event> events = TensorBoardEventReader.read(file.file());
+        assertEquals(2, events.size());
+        assertEquals(TensorBoardEvents.FILE_VERSION, events.get(0).fileVersion());
+        assertEquals(1, events.get(1).step());
+    }
+
+    private static void deleteTree(Path root) throws java.io.IOException {
+        try (var paths = Files.walk(root)) {
+            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+
+    @Test
+    void aFileThatCannotBeWrittenSaysWhyWithTheErrorsKind() throws Exception {
+        Path blocker = Files.writeString(dir.resolve("not-a-folder"), "");
+        java.io.UncheckedIOException e = org.junit.jupiter.api.Assertions.assertThrows(
+                java.io.UncheckedIOException.class, () -> TensorBoardEvents.create(blocker.resolve("train")));
+        assertTrue(e.getMessage().startsWith("cannot create a TensorBoard event file in " + blocker.resolve("train")
+                + ": FileSystemException"), e.getMessage());
+    }
+
+    @Test
     void aRecordCutShortIsFoundByTheReader() throws Exception {
         TensorBoardEvents file = TensorBoardEvents.create(dir);
         file.append(new TensorBoardEvents.Events().scalar("epoch_loss", 0, 1));

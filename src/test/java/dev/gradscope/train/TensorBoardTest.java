@@ -126,6 +126,28 @@ class TensorBoardTest {
     }
 
     @Test
+    void aTensorBoardThatCannotWriteSaysSoOnceAndTrainingGoesOn() throws Exception {
+        Path blocker = Files.writeString(dir.resolve("not-a-folder"), "");
+        TensorBoard board = new TensorBoard(blocker);
+        java.io.PrintStream savedErr = System.err;
+        java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(printed, true, java.nio.charset.StandardCharsets.UTF_8));
+        History history;
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            history = model.fit(TRAIN, FitOptions.builder().batchSize(BATCH).epochs(2).verbose(0).callback(board)
+                    .build());
+        } finally {
+            System.setErr(savedErr);
+        }
+        assertEquals(2, history.epochs(), "both epochs trained");
+        assertTrue(board.failure().contains("Not a directory"), board.failure());
+        String warning = printed.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(1, warning.lines().filter(l -> l.contains("training goes on without TensorBoard events")).count(),
+                warning);
+        assertNull(board.trainFile());
+    }
+
+    @Test
     void aResumedRunAddsItsNewEpochsInAFileOfItsOwn() throws Exception {
         Path state = dir.resolve("state.safetensors");
         Path logs = dir.resolve("logs");
