@@ -142,6 +142,33 @@ class EarlyStoppingTest {
         }
     }
 
+    /** An improvement in the middle of a run, not its first or last epoch, is the one restored. */
+    @Test
+    void theBestEpochRestoredMayBeAMiddleOne() {
+        // Scripted losses through a callback that runs before the stopper and rewrites the logged loss: the
+        // best is epoch 1 (0.5) of 0..3, and patience 2 stops after epoch 3.
+        double[] scripted = {1.0, 0.5, 0.7, 0.6};
+        Callback script = new Callback() {
+            @Override
+            public void onEpochEnd(int epoch, Map<String, Double> logs) {
+                logs.put("loss", scripted[epoch]);
+            }
+        };
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            Snapshots snapshots = new Snapshots();
+            EarlyStopping stopping = new EarlyStopping("loss", 2, 0, true);
+            model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(6).verbose(0).callback(script)
+                    .callback(snapshots).callback(stopping).build());
+            assertEquals(List.of(3, 1, 1), List.of(stopping.stoppedEpoch(), stopping.bestEpoch(),
+                    stopping.restoredEpoch()));
+            assertArrayEquals(snapshots.parameters.get(1), model.parameters().toFloatArray());
+            for (int other : new int[] {0, 2, 3}) {
+                assertTrue(!java.util.Arrays.equals(snapshots.parameters.get(other), model.parameters().toFloatArray()),
+                        "not epoch " + other + "'s");
+            }
+        }
+    }
+
     @Test
     void aResumedRunRestoresOnlyABestEpochItTrainedItself() {
         Path file = dir.resolve("state.safetensors");
