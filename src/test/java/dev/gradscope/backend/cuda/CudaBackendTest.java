@@ -953,20 +953,27 @@ class CudaBackendTest {
         for (int i = 0; i < n; i++) {
             v[i] = (float) Math.abs(rng.nextGaussian() * 0.01);
         }
+        // RMSprop's average gradient, when centered: as the rule keeps it, its square below the velocity
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) ((i % 2 == 0 ? 0.5 : -0.5) * Math.sqrt(v[i]));
+        }
         int segments = starts.length - 1;
-        for (int variant = 0; variant < 4; variant++) {
+        for (int variant = 0; variant < 5; variant++) {
             for (Layout layout : Layout.values()) {
-                String what = List.of("adam", "sgd", "sgd nesterov", "rmsprop momentum weight decay").get(variant)
-                        + " " + layout;
+                String what = List.of("adam", "sgd", "sgd nesterov", "rmsprop momentum weight decay",
+                        "rmsprop centered momentum weight decay").get(variant) + " " + layout;
                 Tensor[] measured = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
-                    output(layout, DType.FLOAT32, n)};
+                    output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n)};
                 Tensor[] plain = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
-                    output(layout, DType.FLOAT32, n)};
+                    output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n)};
                 for (Tensor[] buffers : new Tensor[][] {measured, plain}) {
                     gpu.copyFromHost(p, buffers[0]);
                     gpu.copyFromHost(m, buffers[1]);
                     gpu.copyFromHost(v, buffers[2]);
+                    gpu.copyFromHost(a, buffers[3]);
                 }
+                Tensor[] cpuBuffers = {cpu(m, n), cpu(v, n), cpu(a, n)};
                 Tensor grads = input(g, layout, n);
                 Tensor weightSquares = output(layout, DType.FLOAT32, segments);
                 Tensor updateSquares = output(layout, DType.FLOAT32, segments);
@@ -982,13 +989,23 @@ class CudaBackendTest {
                     gpu.adamUpdate(measured[0], grads, measured[1], measured[2], 0.9f, 0.999f, 1e-7f, 0.01f, norms);
                     gpu.adamUpdate(plain[0], grads, plain[1], plain[2], 0.9f, 0.999f, 1e-7f, 0.01f);
                     CPU.adamUpdate(cpuParams, cpu(g, n), cpu(m, n), cpu(v, n), 0.9f, 0.999f, 1e-7f, 0.01f, cpuNorms);
-                } else if (variant == 3) { // velocity: the non-negative v; momentum buffer: m
-                    gpu.rmspropUpdate(measured[0], grads, measured[2], null, measured[1], 0.01f, 0.9f, 0.9f, 1e-7f,
-                            false, 0.01f, norms);
-                    gpu.rmspropUpdate(plain[0], grads, plain[2], null, plain[1], 0.01f, 0.9f, 0.9f, 1e-7f, false,
-                            0.01f);
-                    CPU.rmspropUpdate(cpuParams, cpu(g, n), cpu(v, n), null, cpu(m, n), 0.01f, 0.9f, 0.9f, 1e-7f,
-                            false, 0.01f, cpuNorms);
+                } else if (variant >= 3) { // velocity: the non-negative v; momentum buffer: m; average gradient: a
+                    boolean centered = variant == 4;
+                    gpu.rmspropUpdate(measured[0], grads, measured[2], centered ? measured[3] : null, measured[1],
+                            0.01f, 0.9f, 0.9f, 1e-7f, centered, 0.01f, norms);
+                    gpu.rmspropUpdate(plain[0], grads, plain[2], centered ? plain[3] : null, plain[1], 0.01f, 0.9f,
+                            0.9f, 1e-7f, centered, 0.01f);
+                    CPU.rmspropUpdate(cpuParams, cpu(g, n), cpuBuffers[1], centered ? cpuBuffers[2] : null,
+                            cpuBuffers[0], 0.01f, 0.9f, 0.9f, 1e-7f, centered, 0.01f, cpuNorms);
+                    // The fused kernel writes each buffer where the CPU does: a swapped pointer would show here.
+                    assertClose(what + " parameters against the CPU", cpuParams.toFloatArray(), read(measured[0]),
+                            i -> Tolerances.GPU_EXACT);
+                    assertClose(what + " momentum against the CPU", cpuBuffers[0].toFloatArray(), read(measured[1]),
+                            i -> Tolerances.GPU_EXACT);
+                    assertClose(what + " velocity against the CPU", cpuBuffers[1].toFloatArray(), read(measured[2]),
+                            i -> Tolerances.GPU_EXACT);
+                    assertClose(what + " average gradient against the CPU", centered ? cpuBuffers[2].toFloatArray()
+                            : a, read(measured[3]), i -> Tolerances.GPU_EXACT);
                 } else {
                     boolean nesterov = variant == 2;
                     float momentum = nesterov ? 0.9f : 0f;
@@ -996,7 +1013,7 @@ class CudaBackendTest {
                     gpu.sgdUpdate(plain[0], grads, plain[1], 0.05f, momentum, nesterov);
                     CPU.sgdUpdate(cpuParams, cpu(g, n), cpu(m, n), 0.05f, momentum, nesterov, cpuNorms);
                 }
-                for (int b = 0; b < 3; b++) {
+                for (int b = 0; b < 4; b++) {
                     float[] want = read(plain[b]);
                     assertClose(what + " buffer " + b, want, read(measured[b]), i -> Tolerances.GPU_EXACT);
                 }
