@@ -5,6 +5,8 @@
 #   SCRIPT        its name, for messages (fetch-mnist)
 #   EXPECTED_MD5  an associative array: file name -> MD5 of the uncompressed file
 # Files are stored uncompressed under their standard names, and only after all four have the expected sums.
+# The sourcing script calls begin_fetch DIR before it downloads, stage_verified FROM "$staging" SOURCE, then
+# install_staged "$staging" DIR.
 
 readonly NAMES=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
 
@@ -62,10 +64,40 @@ stage_verified() {
   done
 }
 
-# install_staged FROM DIR: moves the four verified files into DIR. Only verified files reach DIR.
+# begin_fetch DIR: makes $work, a temporary folder for what is downloaded and unpacked, and $staging, a
+# hidden folder inside DIR (made if need be) where stage_verified writes the files. Staging on DIR's own
+# filesystem makes each move of install_staged a rename, which an interruption cannot leave half done: a
+# move from /tmp to another filesystem is a copy, and Ctrl-C during it would leave a truncated file under
+# its final name. Both folders are removed when the script exits, interrupted or not, and so is DIR if this
+# made it and it stayed empty.
+begin_fetch() {
+  work="" staging="" made_dir=""
+  trap end_fetch EXIT
+  # An interrupted script exits (running the EXIT trap) with the status a shell reports for the signal.
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  if [[ ! -d "$1" ]]; then
+    mkdir -p "$1" || fail "cannot make the folder $1"
+    made_dir="$1"
+  fi
+  staging="$(mktemp -d "$1/.staging.XXXXXX")" || fail "cannot write in $1"
+  work="$(mktemp -d)" || fail "cannot make a temporary folder"
+}
+
+end_fetch() {
+  # A second Ctrl-C must not cut the cleaning short (ignored signals are ignored by rm too).
+  trap '' HUP INT TERM
+  rm -rf "${work:-}" "${staging:-}"
+  if [[ -n "${made_dir:-}" ]]; then
+    rmdir "$made_dir" 2>/dev/null || true
+  fi
+}
+
+# install_staged FROM DIR: moves the four verified files from FROM, a folder on DIR's filesystem (see
+# begin_fetch), into DIR. Only verified files reach DIR, and each arrives whole.
 install_staged() {
   local name
-  mkdir -p "$2"
   for name in "${NAMES[@]}"; do
     mv -f "$1/$name" "$2/$name"
   done

