@@ -30,7 +30,8 @@ import picocli.CommandLine.Option;
  * That is what {@code bench} does without a subcommand; {@code bench kernels} ({@link BenchKernelsCommand})
  * times single kernels against the memory bandwidth.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        versionProvider = GradScope.Version.class, sortOptions = false,
         subcommands = BenchKernelsCommand.class,
         description = "Time training epochs of the chapter's MLP on MNIST or --dataset's (median after one warm-up"
                 + " epoch); "

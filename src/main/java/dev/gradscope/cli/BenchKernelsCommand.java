@@ -42,7 +42,8 @@ import picocli.CommandLine.Spec;
  * garbage fails the command instead of posting a fast time. Exit status: 0 when every result checks
  * out, whatever the bandwidth; 1 when something fails to run or gives wrong results; 2 on usage errors.
  */
-@Command(name = "kernels", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "kernels", mixinStandardHelpOptions = true,
+        versionProvider = GradScope.Version.class, sortOptions = false,
         description = "Time the copy, every element-wise activation (forward, backward) and two SGEMMs; "
                 + "report GB/s, the percentage of the copy's GB/s, and GFLOP/s.")
 final class BenchKernelsCommand implements Callable<Integer> {

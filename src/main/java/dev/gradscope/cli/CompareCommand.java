@@ -33,7 +33,8 @@ import picocli.CommandLine.Spec;
  * verdicts, loss and accuracy per epoch, gradient norm against depth, layer 1's gradient per step, a summary
  * table and a link to each run's own report.
  */
-@Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "compare", mixinStandardHelpOptions = true,
+        versionProvider = GradScope.Version.class, sortOptions = false,
         description = "Compare finished train runs (the folders their --out wrote) on one page: what they differ in,"
                 + " loss and accuracy per epoch, gradient norm against depth, layer 1's gradient per step, a summary"
                 + " table and each run's verdicts.")

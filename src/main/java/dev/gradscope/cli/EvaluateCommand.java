@@ -29,7 +29,8 @@ import picocli.CommandLine.Spec;
  * trained on, for weights that {@code train --out} saved. The file's metadata holds the run's config, so the
  * command rebuilds the same network, and reads the same data set, without being told its options.
  */
-@Command(name = "evaluate", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "evaluate", mixinStandardHelpOptions = true,
+        versionProvider = GradScope.Version.class, sortOptions = false,
         description = "Evaluate the weights a train run saved (its --out DIR/model.safetensors) on the test set of"
                 + " the data set they were trained on (or --dataset's).")
 final class EvaluateCommand implements Callable<Integer> {

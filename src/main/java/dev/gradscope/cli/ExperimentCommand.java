@@ -49,7 +49,7 @@ import picocli.CommandLine.Spec;
  *       gradients overflow.</li>
  * </ul>
  */
-@Command(name = "experiment", mixinStandardHelpOptions = true,
+@Command(name = "experiment", mixinStandardHelpOptions = true, versionProvider = GradScope.Version.class,
         description = "Reproduce an experiment of section 5.4 of the chapter and write its report.",
         subcommands = {ExperimentCommand.Losses.class, ExperimentCommand.Activations.class,
                 ExperimentCommand.Gradients.class, ExperimentCommand.Init.class})
@@ -330,7 +330,8 @@ final class ExperimentCommand implements Runnable {
     // ---------------------------------------------------------------------------------------------
 
     /** Figures 5.15 and 5.16: MSE vs cross-entropy on the sigmoid MLP. */
-    @Command(name = "losses", mixinStandardHelpOptions = true, sortOptions = false,
+    @Command(name = "losses", mixinStandardHelpOptions = true,
+            versionProvider = GradScope.Version.class, sortOptions = false,
             description = "Figures 5.15 and 5.16: the sigmoid MLP trained with MSE and with cross-entropy (Adam,"
                     + " batch 256): training loss, train and test accuracy per epoch.")
     static final class Losses extends Experiment {
@@ -423,7 +424,8 @@ final class ExperimentCommand implements Runnable {
     // ---------------------------------------------------------------------------------------------
 
     /** Figures 5.17 and 5.18: five activations with cross-entropy. */
-    @Command(name = "activations", mixinStandardHelpOptions = true, sortOptions = false,
+    @Command(name = "activations", mixinStandardHelpOptions = true,
+            versionProvider = GradScope.Version.class, sortOptions = false,
             description = "Figures 5.17 and 5.18: the chapter's MLP with sigmoid, tanh, softsign, relu and elu"
                     + " (cross-entropy, Adam, batch 256): training loss per epoch, final train and test accuracy,"
                     + " and the gradient each layer receives.")
@@ -540,7 +542,8 @@ final class ExperimentCommand implements Runnable {
     // ---------------------------------------------------------------------------------------------
 
     /** Gradient norm against depth for every activation of the chapter, at two depths. */
-    @Command(name = "gradients", mixinStandardHelpOptions = true, sortOptions = false,
+    @Command(name = "gradients", mixinStandardHelpOptions = true,
+            versionProvider = GradScope.Version.class, sortOptions = false,
             description = "Every activation of the chapter: the gradient norm of each layer against its depth over"
                     + " the first epoch (log scale), in the chapter's MLP and in a deep, narrow one.")
     static final class Gradients extends Experiment {
@@ -667,7 +670,8 @@ final class ExperimentCommand implements Runnable {
     // ---------------------------------------------------------------------------------------------
 
     /** Exploding gradients: the same ReLU MLP from kernels of growing initial scale. */
-    @Command(name = "init", mixinStandardHelpOptions = true, sortOptions = false,
+    @Command(name = "init", mixinStandardHelpOptions = true,
+            versionProvider = GradScope.Version.class, sortOptions = false,
             description = "Exploding gradients: the chapter's ReLU MLP from random_normal kernels of growing standard"
                     + " deviation, trained with plain SGD; names the runs whose gradients explode and the step where"
                     + " training broke.")

@@ -19,7 +19,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Spec;
 
 /** {@code gradscope info}: what this machine offers GradScope. */
-@Command(name = "info", mixinStandardHelpOptions = true,
+@Command(name = "info", mixinStandardHelpOptions = true, versionProvider = GradScope.Version.class,
         description = "Show the Java runtime, the backends that work here, and which data sets are present (each in"
                 + " its own folder; --data-dir says where to look for --dataset's).")
 final class InfoCommand implements Callable<Integer> {

@@ -44,7 +44,8 @@ import picocli.CommandLine.Spec;
  * {@code gradscope train}: trains the chapter's MLP on MNIST (or {@code --dataset}'s images) with the gradient
  * profiler on, prints the diagnosis, and with {@code --out} writes every run artifact ({@link RunReport}).
  */
-@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "train", mixinStandardHelpOptions = true,
+        versionProvider = GradScope.Version.class, sortOptions = false,
         description = "Train an MLP (by default the chapter's 784-512-256-128-64-10) on MNIST or Fashion-MNIST.")
 final class TrainCommand implements Callable<Integer> {
     @Mixin

@@ -92,6 +92,26 @@ class GradScopeCliTest {
     }
 
     @Test
+    void everyCommandPrintsTheVersion() {
+        for (List<String> command : List.of(List.of(), List.of("train"), List.of("evaluate"), List.of("compare"),
+                List.of("experiment"), List.of("experiment", "losses"), List.of("bench"), List.of("bench", "kernels"),
+                List.of("info"))) {
+            java.io.PrintStream saved = System.out;
+            java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();
+            System.setOut(new java.io.PrintStream(printed, true, java.nio.charset.StandardCharsets.UTF_8));
+            List<String> args = new java.util.ArrayList<>(command);
+            args.add("-V");
+            try {
+                assertEquals(0, run(args.toArray(String[]::new)), command + ": " + err);
+            } finally {
+                System.setOut(saved);
+            }
+            assertTrue(printed.toString(java.nio.charset.StandardCharsets.UTF_8).startsWith("gradscope "),
+                    command + " -V printed '" + printed + "'");
+        }
+    }
+
+    @Test
     void unknownChoicesAreUsageErrorsThatListTheValidOnes() {
         assertEquals(2, run("train", "--activation", "sigmod"));
         assertTrue(err.toString().contains("sigmod") && err.toString().contains("sigmoid")
