@@ -93,9 +93,10 @@ class GradScopeCliTest {
 
     @Test
     void everyCommandPrintsTheVersion() {
-        for (List<String> command : List.of(List.of(), List.of("train"), List.of("evaluate"), List.of("compare"),
+        List<List<String>> commands = List.of(List.of(), List.of("train"), List.of("evaluate"), List.of("compare"),
                 List.of("experiment"), List.of("experiment", "losses"), List.of("bench"), List.of("bench", "kernels"),
-                List.of("info"))) {
+                List.of("info"));
+        for (List<String> command : commands) {
             java.io.PrintStream saved = System.out;
             java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();
             System.setOut(new java.io.PrintStream(printed, true, java.nio.charset.StandardCharsets.UTF_8));
