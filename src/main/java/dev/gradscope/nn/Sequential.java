@@ -47,7 +47,7 @@ public class Sequential implements AutoCloseable {
     private final List<ParameterGroup> parameterGroups = new ArrayList<>();
     private int allocatedBatch;
     private Tensor outputGradient;
-    /** The training step (epoch 0, step 0) that {@link #computeGradients(Tensor, Tensor, Tensor)} passes. */
+    /** The step (epoch 0, step 0) {@link #computeGradients(Tensor, Tensor, Tensor)} passes to layers that ignore it. */
     private Tensor firstStep;
     private long layoutVersion;
 
@@ -241,11 +241,21 @@ public class Sequential implements AutoCloseable {
     /**
      * One forward and backward pass on a device batch: writes every parameter gradient (=) and
      * accumulates the batch's summed loss and correct count into {@code totals} (2 floats). Gradients
-     * are of the batch-mean loss. A training pass: dropout layers drop, with the masks of the first step of the
-     * first epoch; {@link #computeGradients(Tensor, Tensor, Tensor, Tensor)} takes the step.
+     * are of the batch-mean loss. A training pass, for a model whose layers draw no random numbers: a model
+     * with a {@link Dropout} must say which step it is in ({@link #computeGradients(Tensor, Tensor, Tensor, Tensor)}),
+     * since its masks come from the step, and a loop that called this form would train one mask throughout.
+     *
+     * @throws IllegalStateException when the model has a Dropout with a rate above 0
      */
     public void computeGradients(Tensor x, Tensor targets, Tensor totals) {
         requireBuilt("computeGradients");
+        for (Layer layer : layers) {
+            if (layer instanceof Dropout dropout && dropout.rate() > 0) {
+                throw new IllegalStateException(layer.name() + " draws its mask from the training step: call"
+                        + " computeGradients(x, targets, totals, step) with the step's (epoch, step of the epoch) as two"
+                        + " INT32 elements on the device, as fit does, so that each step draws its own");
+            }
+        }
         computeGradients(x, targets, totals, firstStep);
     }
 

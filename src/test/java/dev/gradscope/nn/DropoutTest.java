@@ -256,15 +256,16 @@ class DropoutTest {
         try (Sequential model = Mlp.build(backend, 3, features, new int[] {5, 4}, classes, Mlp.HiddenUnits.of("tanh"),
                 Initializer.parse("glorot_uniform:1.5"), 0.3).compile(new Sgd(0.1), Loss.CATEGORICAL_CROSSENTROPY);
              Tensor xs = backend.fromHost(x, batch, features); Tensor ys = backend.fromHost(y, batch, classes);
-             Tensor totals = backend.allocate(DType.FLOAT32, 2)) {
-            model.computeGradients(xs, ys, totals);
+             Tensor totals = backend.allocate(DType.FLOAT32, 2);
+             Tensor step = backend.fromHost(new int[] {2, 5}, 2)) { // one step's masks, the same in every pass
+            model.computeGradients(xs, ys, totals, step);
             float[] analytic = model.gradients().toFloatArray();
             float[] parameters = model.parameters().toFloatArray();
             GradientCheck.check("tanh MLP with dropout 0.3",
                     GradientCheck.hostMirror(parameters, () -> backend.copyFromHost(parameters, model.parameters())),
                     analytic, () -> {
                         backend.fill(totals, 0f);
-                        model.computeGradients(xs, ys, totals);
+                        model.computeGradients(xs, ys, totals, step);
                         return totals.toFloatArray()[0] / (double) batch;
                     }, Tolerances.F32_GRADCHECK_STEP, Tolerances.F32_GRADCHECK_REL, Tolerances.F32_GRADCHECK_ABS);
         }
@@ -312,8 +313,12 @@ class DropoutTest {
                  Tensor t = backend.fromHost(java.util.Arrays.copyOf(test.oneHotLabels(), rows.length * 10),
                          rows.length, 10);
                  Tensor trained = backend.allocate(DType.FLOAT32, 2);
-                 Tensor evaluated = backend.allocate(DType.FLOAT32, 2)) {
-                with.computeGradients(x, t, trained);
+                 Tensor evaluated = backend.allocate(DType.FLOAT32, 2);
+                 Tensor step = backend.fromHost(new int[] {0, 0}, 2)) {
+                IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                        () -> with.computeGradients(x, t, trained));
+                assertTrue(e.getMessage().contains("dropout draws its mask from the training step"), e.getMessage());
+                with.computeGradients(x, t, trained, step);
                 with.accumulateLoss(x, t, evaluated);
                 assertFalse(trained.toFloatArray()[0] == evaluated.toFloatArray()[0]);
             }
