@@ -309,6 +309,8 @@ public final class TrainingState {
             throw new InvalidDataException(file + ": the state was saved by optimizer '" + savedId
                     + "', the model's is '" + optimizer.id() + "'");
         }
+        requireSameLayers(parse(meta, "layers", file), model, file);
+        requireSameOptimizerSettings(savedOptimizer, optimizer, file);
         Map<String, int[]> shapes = reader.shapes();
         float[] parameters = WeightsFile.read(model, reader,
                 name -> name.startsWith(OPTIMIZER_PREFIX) || name.startsWith(PROFILE_PREFIX));
@@ -331,6 +333,63 @@ public final class TrainingState {
         model.backend().copyFromHost(parameters, model.parameters());
         buffers.forEach((name, values) -> model.backend().copyFromHost(values, optimizer.stateBuffers().get(name)));
         return new TrainingState(epochs, iterations, history, meta);
+    }
+
+    /**
+     * Refuses a state whose layers compute differently from the model's in a way the tensors do not show: another
+     * activation, dropout rate or fixed activation parameter. What the state's tensors replace may differ: a
+     * kernel's initializer, a learned parameter's starting value.
+     */
+    private static void requireSameLayers(JsonNode saved, Sequential model, Path file) {
+        List<String> theirs = new ArrayList<>();
+        for (JsonNode layer : saved) {
+            theirs.add(layer.path("name").asText() + " " + layer.path("type").asText() + " "
+                    + computed(layer.path("config").asText()));
+        }
+        List<String> ours = new ArrayList<>();
+        for (dev.gradscope.nn.Layer layer : model.layers()) {
+            ours.add(layer.name() + " " + layer.typeName() + " " + computed(layer.describe()));
+        }
+        if (!theirs.equals(ours)) {
+            throw new InvalidDataException(file + ": the state's layers are " + theirs + ", the model's " + ours);
+        }
+    }
+
+    /** A layer's description less what loading a state replaces (see {@link #requireSameLayers}). */
+    private static String computed(String description) {
+        return description.replaceAll(",? ?kernel=[^,]*", "")
+                .replaceAll("\\((\\w+)=[^,]*, (learned[^)]*)\\)", "($1 $2)");
+    }
+
+    /**
+     * Refuses a state saved by the same optimizer with other settings (RMSprop's rho, a weight decay): they are not
+     * in its buffers, and going on with others would not be the run that stopped. The learning rate may differ: a
+     * schedule or a plateau sets it. A setting the state does not record is one its version did not have; of
+     * those, a missing weight decay was 0.
+     */
+    private static void requireSameOptimizerSettings(JsonNode saved, Optimizer optimizer, Path file) {
+        List<String> differences = new ArrayList<>();
+        optimizer.config().forEach((key, value) -> {
+            if (key.equals("name") || key.equals("learning_rate")) {
+                return;
+            }
+            JsonNode theirs = saved.get(key);
+            if (theirs == null && key.equals("weight_decay")) {
+                theirs = JSON.getNodeFactory().numberNode(0.0);
+            }
+            if (theirs == null) {
+                return;
+            }
+            boolean same = value instanceof Number number ? theirs.isNumber()
+                    && theirs.doubleValue() == number.doubleValue() : theirs.asText().equals(String.valueOf(value));
+            if (!same) {
+                differences.add(key + " " + theirs + " in the state, " + value + " in the model");
+            }
+        });
+        if (!differences.isEmpty()) {
+            throw new InvalidDataException(file + ": the state's " + optimizer.id() + " has other settings: "
+                    + String.join("; ", differences));
+        }
     }
 
     /** Every optimizer buffer, assembled into the model's flat layout and checked; refuses a tensor left over. */
@@ -603,13 +662,14 @@ public final class TrainingState {
         }
         try {
             JsonNode node = JSON.readTree(text);
-            if (node != null && node.isObject()) {
+            if (node != null && (key.equals("layers") ? node.isArray() : node.isObject())) {
                 return node;
             }
         } catch (JsonProcessingException e) {
             throw new InvalidDataException(file + ": metadata '" + key + "' is not valid JSON: "
                     + e.getOriginalMessage(), e);
         }
-        throw new InvalidDataException(file + ": metadata '" + key + "' is not a JSON object");
+        throw new InvalidDataException(file + ": metadata '" + key + "' is not a JSON "
+                + (key.equals("layers") ? "array" : "object"));
     }
 }

@@ -281,8 +281,9 @@ class TrainingStateTest {
     }
 
     /**
-     * RMSprop's buffers depend on its settings: a state saved by a centered RMSprop with momentum does not fit a
-     * plain one, nor the other way round, nor Adam; each is refused, naming what does not fit.
+     * A state saved by a centered RMSprop with momentum and a weight decay does not fit an RMSprop with other
+     * settings, nor the other way round, nor Adam: its buffers and its settings are the run's. Each is refused,
+     * naming what does not fit.
      */
     @Test
     void anRmsPropStateFitsOnlyAnRmsPropWithTheSameBuffers() {
@@ -292,9 +293,13 @@ class TrainingStateTest {
             TrainingState.save(file, model, model.fit(TRAIN, options(1).build()), Map.of());
         }
         Map<Supplier<Optimizer>, String> refusals = new LinkedHashMap<>();
-        refusals.put(RmsProp::new, "the optimizer (rmsprop, state [velocity]) has no tensor optimizer/momentum/");
+        refusals.put(RmsProp::new, "the state's rmsprop has other settings: momentum 0.5 in the state, 0.0 in the"
+                + " model; centered true in the state, false in the model; weight_decay 0.01 in the state, 0.0 in the"
+                + " model");
         refusals.put(() -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, false, 0.01),
-                "the optimizer (rmsprop, state [velocity, momentum]) has no tensor optimizer/average_gradient/");
+                "the state's rmsprop has other settings: centered true in the state, false in the model");
+        refusals.put(() -> new RmsProp(1e-3, 0.8, 0.5, 1e-7, true, 0.01),
+                "the state's rmsprop has other settings: rho 0.9 in the state, 0.8 in the model");
         refusals.put(Adam::new, "saved by optimizer 'rmsprop', the model's is 'adam'");
         refusals.forEach((loadInto, expected) -> {
             try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", loadInto)) {
@@ -311,8 +316,50 @@ class TrainingStateTest {
         }
         try (CpuBackend backend = new CpuBackend();
              Sequential model = model(backend, "relu", optimizer("rmsprop_centered_momentum_decay"))) {
-            assertContains("no tensor optimizer/momentum/dense.kernel", assertThrows(InvalidDataException.class,
+            assertContains("momentum 0.0 in the state, 0.5 in the model", assertThrows(InvalidDataException.class,
                     () -> TrainingState.load(plain, model)).getMessage());
+        }
+    }
+
+    /**
+     * What the tensors do not show must match (a dropout rate, a fixed activation parameter); what loading replaces
+     * need not (a kernel's initializer, a learned parameter's starting value).
+     */
+    @Test
+    void aStateFitsAModelThatComputesWhatItsRunComputed() {
+        Path dropout = dir.resolve("dropout.safetensors");
+        Path prelu = dir.resolve("prelu.safetensors");
+        try (CpuBackend backend = new CpuBackend()) {
+            try (Sequential model = model(backend, "relu", Adam::new, 0.3)) {
+                TrainingState.save(dropout, model, model.fit(TRAIN, options(1).build()), Map.of());
+            }
+            try (Sequential model = model(backend, "prelu", Adam::new)) {
+                TrainingState.save(prelu, model, model.fit(TRAIN, options(1).build()), Map.of());
+            }
+            try (Sequential model = model(backend, "relu", Adam::new, 0.5)) {
+                float[] before = model.parameters().toFloatArray();
+                assertContains("dropout Dropout rate=0.3", assertThrows(InvalidDataException.class,
+                        () -> TrainingState.load(dropout, model)).getMessage());
+                assertArrayEquals(before, model.parameters().toFloatArray(), "a refused state changes nothing");
+            }
+            try (Sequential model = Mlp.build(backend, 11, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of("relu"),
+                    Initializer.parse("he_normal"), 0.3).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784)) {
+                assertEquals(1, TrainingState.load(dropout, model).epochs(), "another initializer: the state's weights");
+            }
+            try (Sequential model = Mlp.build(backend, 11, 784, new int[] {24, 12}, 10,
+                    new Mlp.HiddenUnits("prelu", 0.1, true, 2), Initializer.glorotUniform())
+                    .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784)) {
+                assertEquals(1, TrainingState.load(prelu, model).epochs(), "another starting alpha: the state's");
+            }
+            try (Sequential model = model(backend, "elu", Adam::new);
+                 Sequential other = Mlp.build(backend, 11, 784, new int[] {24, 12}, 10,
+                         new Mlp.HiddenUnits("elu", 0.5, false, 2), Initializer.glorotUniform())
+                         .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784)) {
+                Path elu = dir.resolve("elu.safetensors");
+                TrainingState.save(elu, model, model.fit(TRAIN, options(1).build()), Map.of());
+                assertContains("the state's layers are", assertThrows(InvalidDataException.class,
+                        () -> TrainingState.load(elu, other)).getMessage());
+            }
         }
     }
 
@@ -322,7 +369,10 @@ class TrainingStateTest {
                 loadEdited(metadata("format", "gradscope.weights.v1"), "relu", Adam::new));
         assertContains("saved by optimizer 'adam', the model's is 'sgd'",
                 loadEdited(c -> c, "relu", () -> new Sgd(0.1, 0.9, false)));
-        assertContains("no tensor p_re_lu.alpha", loadEdited(c -> c, "prelu", Adam::new));
+        assertContains("the state's layers are [dense Dense units=24, activation=relu, dense_1 Dense",
+                loadEdited(c -> c, "prelu", Adam::new));
+        assertContains("the state's adam has other settings: weight_decay 0.0 in the state, 0.004 in the model",
+                loadEdited(c -> c, "relu", () -> new Adam(1e-3, 0.9, 0.999, 1e-7, 0.004)));
         assertContains("1 epoch_seconds for 2 epochs", loadEdited(metadata("epochs", "2"), "relu", Adam::new));
         assertContains("'iterations' must be a count",
                 loadEdited(metadata("iterations", "-1"), "relu", Adam::new));
