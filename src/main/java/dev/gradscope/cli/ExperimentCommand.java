@@ -434,21 +434,30 @@ final class ExperimentCommand implements Runnable {
                 description = "Activations to compare (default: sigmoid,tanh,softsign,relu,elu).")
         List<String> activations = new ArrayList<>(DEFAULT);
 
+        @Option(names = "--batch-norm",
+                description = "A BatchNormalization between every hidden layer's product and its activation, in"
+                        + " every run.")
+        boolean batchNorm;
+
         Activations() {
             super("activations", 10, "Activations and gradient flow (chapter section 5.4, Figures 5.17 and 5.18)");
         }
 
         @Override
         String extraArguments() {
-            return " --activations " + String.join(",", activations);
+            return " --activations " + String.join(",", activations) + (batchNorm ? " --batch-norm" : "");
         }
 
         @Override
         List<RunSpec> plan() {
             List<RunSpec> specs = new ArrayList<>();
             for (Mlp.HiddenUnits units : hiddenUnits(activations, "--activations")) {
+                if (batchNorm && units.activation().equals(Mlp.MAXOUT)) {
+                    throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
+                            + " activation, so leave it out of --activations");
+                }
                 specs.add(new RunSpec(units.activation(), units.activation(),
-                        adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY)));
+                        adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY).withBatchNorm(batchNorm)));
             }
             return specs;
         }
@@ -462,6 +471,9 @@ final class ExperimentCommand implements Runnable {
                     + " claims: sigmoid's derivative is at most 0.25, so the gradient shrinks on its way back to the"
                     + " input (vanishing gradients), and tanh and softsign less so; ReLU and ELU pass the gradient"
                     + " through unchanged where they are active, so every layer learns.");
+            if (batchNorm) {
+                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation.");
+            }
             page.paragraph("Every run: " + setting + ".");
             gradientFlowVerdicts(page, runs);
             bestAccuracyVerdict(page, runs);

@@ -21,8 +21,8 @@ import java.util.function.Predicate;
  * {@link Sequential#summary()} prints it: {@code dense.kernel}, {@code dense.bias}, {@code dense_1.kernel},
  * ..., {@code p_re_lu.alpha}; a layer's non-trainable state is saved the same way after the parameters
  * ({@code batch_normalization.moving_mean}, {@code batch_normalization.moving_variance}, Keras's names), so that
- * a loaded model predicts as the saved one did. Shapes are GradScope's (and Keras's): a kernel is {@code [inputs, units]},
- * the transpose of PyTorch's {@code nn.Linear.weight}. The metadata says what wrote the file
+ * a loaded model predicts as the saved one did. Shapes are GradScope's (and Keras's): a kernel is
+ * {@code [inputs, units]}, the transpose of PyTorch's {@code nn.Linear.weight}. The metadata says what wrote the file
  * ({@value #FORMAT_KEY} = {@value #FORMAT}), the model's input width and its layers, plus whatever the
  * caller adds (the command line adds the run's config and the epoch).
  *
@@ -202,7 +202,8 @@ public final class WeightsFile {
     /**
      * Reads and checks, as {@link #load(Sequential, SafeTensors.Reader)} does, the parameters of {@code model}
      * from {@code reader}'s file without setting them: the model's flat parameter buffer, for a caller that
-     * checks more before changing anything, with its non-trainable state. Tensors for which {@code readElsewhere} holds are the caller's
+     * checks more before changing anything, with its non-trainable state. Tensors for which {@code readElsewhere}
+     * holds are the caller's
      * (a training state's optimizer buffers) and are not taken for unknown parameters.
      *
      * @throws InvalidDataException when the file does not fit the model or holds a NaN or infinity

@@ -415,6 +415,15 @@ public final class OpChecks {
         }
     }
 
+    /** {@link #batchNorm} for the ops that take the batch's statistics: they need at least one row. */
+    public static void batchNormOfBatch(String op, Tensor x, Tensor same, double momentum, float epsilon,
+                                        Tensor... perUnit) {
+        batchNorm(op, x, same, momentum, epsilon, perUnit);
+        if (x.rowCount() < 1) {
+            throw new IllegalArgumentException(op + ": a batch of " + x.rowCount() + " rows has no mean or variance");
+        }
+    }
+
     /** {@link Backend#advanceCounters}: an INT32 tensor. */
     public static void advanceCounters(Tensor counters) {
         Shapes.requireType("advanceCounters", "counters", counters, DType.INT32);

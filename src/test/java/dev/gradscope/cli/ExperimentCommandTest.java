@@ -149,6 +149,7 @@ class ExperimentCommandTest {
      * below that, and that the profiler watches the sigmoid units behind each BatchNormalization.
      */
     @Test
+    @SuppressWarnings("unchecked")
     void gradientsWithBatchNormHealTheDeepSigmoidNet() throws IOException {
         String ratio = "layer 1 / output ||dW|| (epoch 1)";
         double[] ratios = new double[2];
@@ -169,7 +170,15 @@ class ExperimentCommandTest {
             }
         }
         assertTrue(ratios[1] > 100 * ratios[0], "with " + ratios[1] + ", without " + ratios[0]);
-        assertEquals(2, run(args("gradients", tmp.resolve("maxout"), 512, "--activations", "maxout", "--batch-norm")));
+        assertEquals(2, run(args("gradients", tmp.resolve("maxout"), 512, "--activations", "maxout",
+                "--batch-norm")));
+        // experiment activations takes it too, and records it in each run.
+        Path activations = tmp.resolve("activations");
+        assertEquals(0, run(args("activations", activations, 512, "--activations", "sigmoid", "--batch-norm")),
+                err.toString());
+        Map<String, Object> config = (Map<String, Object>) HistoryJson.read(activations.resolve("runs/sigmoid")
+                .resolve(RunReport.HISTORY_FILE)).get("config");
+        assertEquals(true, config.get("batch_norm"));
     }
 
     @Test

@@ -85,7 +85,8 @@ class TrainingStateTest {
         Map<String, float[]> state = new LinkedHashMap<>();
         model.optimizer().stateBuffers().forEach((name, buffer) -> state.put(name, buffer.toFloatArray()));
         return new Outcome(model.parameters().toFloatArray(), state, model.optimizer().iterations(),
-                history.metrics(), history.profile(), model.state() == null ? new float[0] : model.state().toFloatArray());
+                history.metrics(), history.profile(),
+                model.state() == null ? new float[0] : model.state().toFloatArray());
     }
 
     private static void assertSameOutcome(Outcome expected, Outcome actual) {

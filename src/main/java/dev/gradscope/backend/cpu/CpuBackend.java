@@ -297,7 +297,7 @@ public final class CpuBackend implements Backend {
     public void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
                                          Tensor movingMean, Tensor movingVariance, Tensor batchMean,
                                          Tensor batchInvStd, Tensor y) {
-        OpChecks.batchNorm("batchNormTrainingForward", x, y, momentum, epsilon, gamma, beta, movingMean,
+        OpChecks.batchNormOfBatch("batchNormTrainingForward", x, y, momentum, epsilon, gamma, beta, movingMean,
                 movingVariance, batchMean, batchInvStd);
         int rows = x.rowCount();
         int cols = x.columnCount();
@@ -369,7 +369,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy,
                                   Tensor dx, Tensor dGamma, Tensor dBeta) {
-        OpChecks.batchNorm("batchNormBackward", x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
+        OpChecks.batchNormOfBatch("batchNormBackward", x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
         if (dx != null) {
             Shapes.requireSame("batchNormBackward", "dy", dy, "dx", dx);
         }

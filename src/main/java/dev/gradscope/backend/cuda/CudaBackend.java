@@ -892,7 +892,7 @@ public final class CudaBackend implements Backend {
     public void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
                                          Tensor movingMean, Tensor movingVariance, Tensor batchMean,
                                          Tensor batchInvStd, Tensor y) {
-        OpChecks.batchNorm("batchNormTrainingForward", x, y, momentum, epsilon, gamma, beta, movingMean,
+        OpChecks.batchNormOfBatch("batchNormTrainingForward", x, y, momentum, epsilon, gamma, beta, movingMean,
                 movingVariance, batchMean, batchInvStd);
         requireFloats(x, gamma, beta, movingMean, movingVariance, batchMean, batchInvStd, y);
         int rows = x.rowCount();
@@ -922,7 +922,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy,
                                   Tensor dx, Tensor dGamma, Tensor dBeta) {
-        OpChecks.batchNorm("batchNormBackward", x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
+        OpChecks.batchNormOfBatch("batchNormBackward", x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
         requireFloats(x, gamma, batchMean, batchInvStd, dy, dGamma, dBeta);
         if (dx != null) {
             Shapes.requireSame("batchNormBackward", "dy", dy, "dx", dx);

@@ -31,7 +31,8 @@ import jcuda.driver.CUmodule;
  */
 final class Kernels implements AutoCloseable {
     /** The {@code .cu} files, one per op family; each becomes {@code /ptx/FAMILY.ptx}. */
-    static final List<String> FAMILIES = List.of("activations", "batch_norm", "dropout", "loss", "optim", "reduce", "data");
+    static final List<String> FAMILIES = List.of("activations", "batch_norm", "dropout", "loss", "optim", "reduce",
+            "data");
 
     /** The start of the reason given when the PTX is not in the jar. */
     static final String NOT_BUILT = "kernels were not built (no nvcc at build time)";

@@ -579,7 +579,8 @@ class CudaBackendTest {
                 Tensor gpuInvStd = output(layout, DType.FLOAT32, cols);
                 Tensor y = output(layout, DType.FLOAT32, shape);
                 gpu.batchNormTrainingForward(input(x, layout, shape), input(gamma, layout, cols),
-                        input(beta, layout, cols), 0.99, 1e-3f, gpuMovingMean, gpuMovingVariance, gpuMean, gpuInvStd, y);
+                        input(beta, layout, cols), 0.99, 1e-3f, gpuMovingMean, gpuMovingVariance, gpuMean, gpuInvStd,
+                        y);
                 assertClose(what + " batchMean", mean, read(gpuMean), j -> Tolerances.GPU_SUM_REL * absMean[j]);
                 assertClose(what + " batchInvStd", invStd, read(gpuInvStd), j -> Tolerances.GPU_SUM_REL * invStd[j]);
                 float[] expectedMovingMean = cpuMovingMean.toFloatArray();
@@ -588,7 +589,8 @@ class CudaBackendTest {
                         j -> Tolerances.GPU_SUM_REL * (Math.abs(expectedMovingMean[j]) + absMean[j]));
                 assertClose(what + " moving_variance", expectedMovingVariance, read(gpuMovingVariance),
                         j -> Tolerances.GPU_SUM_REL * expectedMovingVariance[j]);
-                assertClose(what + " y", cpuY.toFloatArray(), read(y), i -> Tolerances.GPU_BATCH_NORM_REL * yMagnitude[i]);
+                assertClose(what + " y", cpuY.toFloatArray(), read(y),
+                        i -> Tolerances.GPU_BATCH_NORM_REL * yMagnitude[i]);
             }
         }
     }
@@ -648,8 +650,9 @@ class CudaBackendTest {
                     Tensor dx = withDx ? output(layout, DType.FLOAT32, shape) : null;
                     Tensor gpuDGamma = output(layout, DType.FLOAT32, cols);
                     Tensor gpuDBeta = output(layout, DType.FLOAT32, cols);
-                    gpu.batchNormBackward(input(x, layout, shape), input(gamma, layout, cols), input(mean, layout, cols),
-                            input(invStd, layout, cols), input(dy, layout, shape), dx, gpuDGamma, gpuDBeta);
+                    gpu.batchNormBackward(input(x, layout, shape), input(gamma, layout, cols),
+                            input(mean, layout, cols), input(invStd, layout, cols), input(dy, layout, shape), dx,
+                            gpuDGamma, gpuDBeta);
                     String backward = "batchNormBackward " + what + (withDx ? "" : " without dx");
                     assertClose(backward + " dgamma", dGamma, read(gpuDGamma),
                             j -> Tolerances.GPU_SUM_REL * sumMagnitude[j]);
