@@ -190,9 +190,9 @@ public interface Backend extends AutoCloseable {
      * xhat + beta}, writes the batch's {@code (float) mean} and {@code invStd} per column into {@code batchMean}
      * and {@code batchInvStd} (for {@link #batchNormBackward}), and updates the moving statistics in place, in
      * float: {@code movingMean = movingMean * (float) momentum + (float) mean * (float) (1 - momentum)} (1 - momentum
-     * in double, as Keras's Python float), the same for
-     * {@code movingVariance} with {@code (float) var}. {@code gamma}, {@code beta} and the four statistics have
-     * one element per column; {@code y} has the shape of {@code x} and is not {@code x}.
+     * taken in double, as Keras's Python float), the same for {@code movingVariance} with {@code (float) var}.
+     * {@code gamma}, {@code beta} and the four statistics have one element per column; {@code y} has the shape of
+     * {@code x} and is not {@code x}; the batch has at least one row.
      */
     void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
                                   Tensor movingMean, Tensor movingVariance, Tensor batchMean, Tensor batchInvStd,
@@ -209,8 +209,9 @@ public interface Backend extends AutoCloseable {
      * The backward pass of {@link #batchNormTrainingForward}, given its input {@code x}, {@code batchMean} and
      * {@code batchInvStd}: writes (=) {@code dBeta[j] = sum_i dy} and {@code dGamma[j] = sum_i dy * xhat} (in
      * double), and, when {@code dx} is not null, {@code dx = scale * (dy - meanDy - xhat * meanDyXhat)} with
-     * {@code scale = (float) (gamma * invStd)}, {@code meanDy = (float) (dBeta / batch)} and {@code meanDyXhat =
-     * (float) (dGamma / batch)} (the batch statistics' own gradient included, Ioffe and Szegedy's formula).
+     * {@code scale = (float) (gamma * invStd)}, {@code meanDy = (float) (sum_i dy / batch)} and {@code meanDyXhat =
+     * (float) (sum_i dy * xhat / batch)} from the double sums (the batch statistics' own gradient included, Ioffe
+     * and Szegedy's formula).
      */
     void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy, Tensor dx,
                            Tensor dGamma, Tensor dBeta);
