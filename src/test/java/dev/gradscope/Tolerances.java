@@ -265,4 +265,23 @@ public final class Tolerances {
      * mask that ignores the step, or one reused across units moves the count by many deviations.
      */
     public static final double DROPOUT_BINOMIAL_SIGMAS = 5;
+
+    /**
+     * Absolute error of a float32 batch-normalization output {@code xhat = (x - mean) * invStd} (and of {@code
+     * gamma * xhat + beta} for gamma, beta of order 1) against its double closed form, for inputs below 8 in
+     * magnitude and column standard deviations of at least 0.5: the float mean is off by half an ulp of 8
+     * (5e-7), the subtraction and the two products round once each (6e-8 of values up to 4), and invStd (at most
+     * 2) carries that into xhat: about 1.5e-6, doubled for margin. A forgotten epsilon (1e-3 in var + epsilon)
+     * or an unbiased variance (a factor batch / (batch - 1)) is off by 1e-4 and more.
+     */
+    public static final double BATCH_NORM_F32_ABS = 3e-6;
+
+    /**
+     * Relative error allowed between the GPU's batch-normalization outputs and the CPU's: both sum in double, in
+     * different orders (the GPU by column tiles of 32 row groups), and round the statistics once to float, so
+     * the statistics may differ by one float ulp (6e-8) and an output, whose arithmetic is otherwise the same
+     * rounded operations, by a few ulps of the magnitudes entering it; 1e-5 of those magnitudes, as
+     * {@link #GPU_ACTIVATION_REL}.
+     */
+    public static final double GPU_BATCH_NORM_REL = 1e-5;
 }

@@ -436,21 +436,30 @@ final class ExperimentCommand implements Runnable {
                 description = "Activations to compare (default: sigmoid,tanh,softsign,relu,elu).")
         List<String> activations = new ArrayList<>(DEFAULT);
 
+        @Option(names = "--batch-norm",
+                description = "A BatchNormalization between every hidden layer's product and its activation, in"
+                        + " every run.")
+        boolean batchNorm;
+
         Activations() {
             super("activations", 10, "Activations and gradient flow (chapter section 5.4, Figures 5.17 and 5.18)");
         }
 
         @Override
         String extraArguments() {
-            return " --activations " + String.join(",", activations);
+            return " --activations " + String.join(",", activations) + (batchNorm ? " --batch-norm" : "");
         }
 
         @Override
         List<RunSpec> plan() {
             List<RunSpec> specs = new ArrayList<>();
             for (Mlp.HiddenUnits units : hiddenUnits(activations, "--activations")) {
+                if (batchNorm && units.activation().equals(Mlp.MAXOUT)) {
+                    throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
+                            + " activation, so leave it out of --activations");
+                }
                 specs.add(new RunSpec(units.activation(), units.activation(),
-                        adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY)));
+                        adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY).withBatchNorm(batchNorm)));
             }
             return specs;
         }
@@ -464,6 +473,9 @@ final class ExperimentCommand implements Runnable {
                     + " claims: sigmoid's derivative is at most 0.25, so the gradient shrinks on its way back to the"
                     + " input (vanishing gradients), and tanh and softsign less so; ReLU and ELU pass the gradient"
                     + " through unchanged where they are active, so every layer learns.");
+            if (batchNorm) {
+                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation.");
+            }
             page.paragraph("Every run: " + setting + ".");
             gradientFlowVerdicts(page, runs);
             bestAccuracyVerdict(page, runs);
@@ -560,6 +572,12 @@ final class ExperimentCommand implements Runnable {
                 description = "Units per hidden layer of the deep variant (default: ${DEFAULT-VALUE}).")
         int deepWidth;
 
+        @Option(names = "--batch-norm",
+                description = "A BatchNormalization between every hidden layer's product and its activation, in"
+                        + " every run: the textbook cure for vanishing gradients (maxout, which has no separate"
+                        + " activation, is left out of the default list).")
+        boolean batchNorm;
+
         Gradients() {
             super("gradients", 1, "Gradient norm against depth for every activation of the chapter");
         }
@@ -567,7 +585,7 @@ final class ExperimentCommand implements Runnable {
         @Override
         String extraArguments() {
             return " --activations " + String.join(",", activations) + " --deep-layers " + deepLayers
-                    + " --deep-width " + deepWidth;
+                    + " --deep-width " + deepWidth + (batchNorm ? " --batch-norm" : "");
         }
 
         private int[] deepHidden() {
@@ -592,13 +610,21 @@ final class ExperimentCommand implements Runnable {
             if (deepWidth < 1) {
                 throw usage("--deep-width must be >= 1, got " + deepWidth);
             }
+            if (batchNorm && activations.equals(CHAPTER_ACTIVATIONS)) {
+                activations = new ArrayList<>(activations);
+                activations.remove(Mlp.MAXOUT);
+            }
             List<Mlp.HiddenUnits> units = hiddenUnits(activations, "--activations");
+            if (batchNorm && units.stream().anyMatch(u -> u.activation().equals(Mlp.MAXOUT))) {
+                throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
+                        + " activation, so leave it out of --activations");
+            }
             List<RunSpec> specs = new ArrayList<>();
             List<int[]> variants = variants();
             for (int v = 0; v < variants.size(); v++) {
                 for (Mlp.HiddenUnits u : units) {
                     specs.add(new RunSpec(u.activation(), variantDir(v) + "-" + u.activation(),
-                            adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY)));
+                            adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY).withBatchNorm(batchNorm)));
                 }
             }
             return specs;
@@ -612,6 +638,11 @@ final class ExperimentCommand implements Runnable {
                     + " each kernel's gradient over the steps of the first epoch is drawn against the layer's depth"
                     + " (1 = next to the input), on a log scale: a line falling to the left is a gradient vanishing"
                     + " on its way back to the input, a line rising to the left one that explodes.");
+            if (batchNorm) {
+                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation: the"
+                        + " normalisation keeps each pre-activation at mean 0 and variance 1 over the batch, which is"
+                        + " what heals a vanishing gradient.");
+            }
             page.paragraph("Every run: " + setting + ".");
             if (runs.stream().anyMatch(r -> r.name().equals("step"))) {
                 page.paragraph("step's derivative is 0 wherever it is defined, so no gradient reaches its hidden"

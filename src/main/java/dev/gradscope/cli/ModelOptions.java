@@ -46,6 +46,11 @@ final class ModelOptions {
                     + " none).")
     double dropout;
 
+    @Option(names = "--batch-norm",
+            description = "A BatchNormalization between every hidden layer's product and its activation:"
+                    + " Dense (linear) -> BatchNormalization -> activation.")
+    boolean batchNorm;
+
     @Option(names = "--loss", defaultValue = "categorical_crossentropy",
             description = "categorical_crossentropy or mse, on the softmax output (default: ${DEFAULT-VALUE}).")
     String loss;
@@ -92,17 +97,24 @@ final class ModelOptions {
     /** Everything resolved and checked, ready to build the model. */
     record Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                     double learningRate, double momentum, boolean nesterov, double rho, boolean centered,
-                    double weightDecay, double dropout) {
+                    double weightDecay, double dropout, boolean batchNorm) {
 
-        /** Without rmsprop's settings, weight decay (Keras's defaults) and dropout. */
+        /** Without rmsprop's settings, weight decay (Keras's defaults), dropout and batch normalization. */
         Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                  double learningRate, double momentum, boolean nesterov) {
             this(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, DEFAULT_RHO, false,
-                    0, 0);
+                    0, 0, false);
+        }
+
+        /** The same settings with batch normalization on or off. */
+        Resolved withBatchNorm(boolean on) {
+            return new Resolved(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, rho,
+                    centered, weightDecay, dropout, on);
         }
 
         Sequential build(Backend backend, long seed, int inputs, int classes) {
-            Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, initializer, dropout);
+            Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, initializer, dropout,
+                    batchNorm);
             return model.compile(newOptimizer(), loss, "accuracy");
         }
 
@@ -123,6 +135,7 @@ final class ModelOptions {
             c.put("maxout_pieces", units.maxoutPieces());
             c.put("hidden", hidden);
             c.put("dropout", dropout);
+            c.put("batch_norm", batchNorm);
             c.put("loss", loss.id());
             c.put("optimizer", newOptimizer().config());
             c.put("init", initializer.toString());
@@ -204,6 +217,10 @@ final class ModelOptions {
         if (!(dropout >= 0 && dropout < 1) || (float) dropout >= 1) {
             throw invalid.apply("--dropout must be a rate in [0, 1) (0 is none), got " + dropout);
         }
+        if (batchNorm && units.activation().equals(Mlp.MAXOUT)) {
+            throw invalid.apply("--batch-norm goes between a Dense layer and its activation; maxout units have no"
+                    + " separate activation (use another --activation)");
+        }
         if (hidden.length == 0 || Arrays.stream(hidden).anyMatch(w -> w < 1)) {
             throw invalid.apply("--hidden needs widths >= 1, got " + Arrays.toString(hidden));
         }
@@ -213,7 +230,7 @@ final class ModelOptions {
                     + " gives a layer more than " + Integer.MAX_VALUE + " pre-activations per row");
         }
         return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum, nesterov,
-                resolvedRho, centered, resolvedDecay, dropout);
+                resolvedRho, centered, resolvedDecay, dropout, batchNorm);
     }
 
     /**
@@ -252,6 +269,11 @@ final class ModelOptions {
             throw new InvalidDataException(where + ": config.dropout is not a rate: " + dropout);
         }
         options.dropout = dropout == null ? 0 : ((Number) dropout).doubleValue(); // 0: a run from before dropout
+        Object batchNorm = config.get("batch_norm");
+        if (batchNorm != null && !(batchNorm instanceof Boolean)) {
+            throw new InvalidDataException(where + ": config.batch_norm is not true or false: " + batchNorm);
+        }
+        options.batchNorm = Boolean.TRUE.equals(batchNorm); // absent: a run from before batch normalization
         options.loss = configText(config, "loss", where);
         options.init = configText(config, "init", where);
         options.optimizer = "adam"; // evaluating does not depend on the optimizer, so the config's is not read

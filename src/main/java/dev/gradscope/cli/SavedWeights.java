@@ -69,7 +69,8 @@ final class SavedWeights {
      * its run's config must come from a network that computes the same function: the same activation, hidden
      * widths, maxout pieces, and the same fixed activation parameter (a learned one is a tensor of the file).
      * The dropout rate may differ: Dropout has no parameters (the tensors keep their names) and inference passes
-     * through it, so a network with other dropout computes the same function from these weights.
+     * through it, so a network with other dropout computes the same function from these weights. Batch
+     * normalization may not differ: its layers have tensors of their own (gamma, beta and the moving statistics).
      *
      * @throws InvalidDataException when the file does not fit; the model is unchanged then
      */
@@ -87,6 +88,8 @@ final class SavedWeights {
         List<String> differences = new ArrayList<>();
         compare(differences, "activation", saved.get("activation"), wanted.get("activation"));
         compare(differences, "hidden", saved.get("hidden"), wanted.get("hidden"));
+        compare(differences, "batch_norm", Boolean.TRUE.equals(saved.get("batch_norm")),
+                Boolean.TRUE.equals(wanted.get("batch_norm")));
         Object activation = wanted.get("activation");
         if (differences.isEmpty() && activation.equals("maxout")) {
             compare(differences, "maxout_pieces", saved.get("maxout_pieces"), wanted.get("maxout_pieces"));

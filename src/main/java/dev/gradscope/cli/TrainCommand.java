@@ -642,6 +642,7 @@ final class TrainCommand implements Callable<Integer> {
                 "%s %s, %s, %s (lr %s%s), %s, batch %d, %d %s training and %d test images, %s",
                 architecture(train.featureCount(), resolved.hidden(), train.classCount()),
                 resolved.units().activation()
+                        + (resolved.batchNorm() ? ", batch norm" : "")
                         + (resolved.dropout() > 0 ? ", dropout " + number(resolved.dropout()) : ""),
                 resolved.loss().id(), resolved.optimizerId(),
                 number(resolved.learningRate()),

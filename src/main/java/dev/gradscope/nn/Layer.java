@@ -40,6 +40,21 @@ public abstract class Layer implements AutoCloseable {
     protected void bind(List<Tensor> parameters, List<Tensor> gradients) {
     }
 
+    /**
+     * The layer's non-trainable state tensors (Keras's {@code non_trainable_weights}: a
+     * {@link BatchNormalization}'s moving statistics), in the order {@link #bindState} receives them. The model
+     * lays them out in one flat state buffer apart from the parameters, so that the optimizer never touches them;
+     * the layer's own ops update them on the device in a training step; weights files and training states save
+     * them beside the parameters.
+     */
+    public List<ParameterSlot> stateSlots() {
+        return List.of();
+    }
+
+    /** Receives views of the model's state buffer, one per {@link #stateSlots()} slot. */
+    protected void bindState(List<Tensor> state) {
+    }
+
     /** Creates this layer's buffers for batches of up to {@code maxBatch} rows. */
     protected abstract void allocate(Backend backend, int maxBatch);
 
@@ -125,6 +140,11 @@ public abstract class Layer implements AutoCloseable {
 
     public int parameterCount() {
         return parameterSlots().stream().mapToInt(ParameterSlot::size).sum();
+    }
+
+    /** The elements of the layer's non-trainable state ({@link #stateSlots()}). */
+    public int stateCount() {
+        return stateSlots().stream().mapToInt(ParameterSlot::size).sum();
     }
 
     /** A short description of the layer's configuration, for summaries and saved configs. */

@@ -78,10 +78,32 @@ public final class Mlp {
      */
     public static Sequential build(Backend backend, long seed, int inputs, int[] hidden, int classes,
                                    HiddenUnits units, Initializer kernelInitializer, double dropoutRate) {
+        return build(backend, seed, inputs, hidden, classes, units, kernelInitializer, dropoutRate, false);
+    }
+
+    /**
+     * {@link #build(Backend, long, int, int[], int, HiddenUnits, Initializer, double)}, with, when
+     * {@code batchNorm}, a {@link BatchNormalization} between each hidden layer's product and its activation, the
+     * paper's place and Keras's idiom: {@code Dense (linear) -> BatchNormalization -> Activation}. The Dense keeps
+     * its bias (Keras's examples drop it with {@code use_bias=False}): the normalisation subtracts the batch mean,
+     * so the bias changes nothing, gets a zero gradient (up to rounding) and stays where weight decay leaves it.
+     * Maxout units have no pre-activation to normalise and are refused.
+     */
+    public static Sequential build(Backend backend, long seed, int inputs, int[] hidden, int classes,
+                                   HiddenUnits units, Initializer kernelInitializer, double dropoutRate,
+                                   boolean batchNorm) {
         Dropout.requireRate(dropoutRate); // NaN would add no layer without saying so
+        if (batchNorm && units.activation().equals(MAXOUT)) {
+            throw new IllegalArgumentException("batch normalization goes between a Dense layer and its activation;"
+                    + " maxout units have no separate activation to put it before");
+        }
         Sequential model = new Sequential(backend, seed).input(inputs);
         for (int width : hidden) {
-            addHidden(model, width, units, kernelInitializer);
+            if (batchNorm) {
+                addNormalizedHidden(model, width, units, kernelInitializer);
+            } else {
+                addHidden(model, width, units, kernelInitializer);
+            }
             if (dropoutRate > 0) {
                 model.add(new Dropout(dropoutRate));
             }
@@ -89,6 +111,19 @@ public final class Mlp {
         model.add(new Dense(classes, ActivationKind.SOFTMAX).kernelInitializer(kernelInitializer));
         model.build(inputs);
         return model;
+    }
+
+    /** {@code Dense (linear) -> BatchNormalization -> the activation as its own layer}. */
+    private static void addNormalizedHidden(Sequential model, int width, HiddenUnits units, Initializer init) {
+        ActivationKind kind = ActivationKind.fromId(units.activation());
+        double parameter = Double.isNaN(units.parameter()) ? kind.defaultParameter() : units.parameter();
+        model.add(new Dense(width).kernelInitializer(init));
+        model.add(new BatchNormalization());
+        if (kind == ActivationKind.PRELU) {
+            model.add(new PReLU(parameter, true));
+        } else {
+            model.add(new ActivationLayer(kind, parameter, units.learnable(), false));
+        }
     }
 
     private static void addHidden(Sequential model, int width, HiddenUnits units, Initializer init) {

@@ -45,6 +45,9 @@ public class Sequential implements AutoCloseable {
     private Tensor parameters;
     private Tensor gradients;
     private final List<ParameterGroup> parameterGroups = new ArrayList<>();
+    /** The layers' non-trainable state, one flat buffer (null when no layer has any). */
+    private Tensor state;
+    private final List<StateGroup> stateGroups = new ArrayList<>();
     private int allocatedBatch;
     private Tensor outputGradient;
     /** The step (epoch 0, step 0) {@link #computeGradients(Tensor, Tensor, Tensor)} passes to layers that ignore it. */
@@ -54,6 +57,13 @@ public class Sequential implements AutoCloseable {
     /** Where one parameter tensor of one layer lies in the flat buffers. */
     public record ParameterGroup(Layer layer, int layerIndex, ParameterSlot slot, int offset, Tensor value,
                                  Tensor gradient) {
+    }
+
+    /**
+     * Where one non-trainable state tensor of one layer (a moving mean) lies in the flat state buffer: no
+     * gradient, no optimizer, but saved and loaded with the parameters.
+     */
+    public record StateGroup(Layer layer, int layerIndex, ParameterSlot slot, int offset, Tensor value) {
     }
 
     public Sequential(Backend backend, long seed) {
@@ -176,6 +186,31 @@ public class Sequential implements AutoCloseable {
         }
         backend.copyFromHost(initial, parameters);
         firstStep = backend.allocate(DType.INT32, 2);
+        layOutState();
+    }
+
+    /** The non-trainable state's flat buffer and its views; its initializers draw no random numbers. */
+    private void layOutState() {
+        int total = layers.stream().mapToInt(Layer::stateCount).sum();
+        if (total == 0) {
+            return;
+        }
+        float[] initial = new float[total];
+        state = backend.allocate(DType.FLOAT32, total);
+        int offset = 0;
+        for (int li = 0; li < layers.size(); li++) {
+            Layer layer = layers.get(li);
+            List<Tensor> values = new ArrayList<>();
+            for (ParameterSlot slot : layer.stateSlots()) {
+                slot.initializer().fill(initial, offset, slot.size(), slot.fanIn(), slot.fanOut(), random);
+                Tensor value = state.view(offset, slot.shape());
+                values.add(value);
+                stateGroups.add(new StateGroup(layer, li, slot, offset, value));
+                offset += slot.size();
+            }
+            layer.bindState(values);
+        }
+        backend.copyFromHost(initial, state);
     }
 
     /** Makes sure every layer has buffers for batches of {@code batch} rows (allocates only when it grows). */
@@ -400,16 +435,28 @@ public class Sequential implements AutoCloseable {
         sb.append(String.format(Locale.ROOT, "%-32s%-24s%16s%n", "Layer (type)", "Output Shape", "Param #"));
         sb.append(thick);
         long trainable = 0;
+        long nonTrainable = 0;
         for (int i = 0; i < layers.size(); i++) {
             Layer layer = layers.get(i);
-            sb.append(String.format(Locale.ROOT, "%-32s%-24s%,16d%n", layer.name() + " (" + layer.typeName() + ")",
-                    "(None, " + layer.outputUnits() + ")", layer.parameterCount()));
+            // Keras counts a layer's non-trainable weights (BatchNormalization's moving statistics) in its column.
+            String label = layer.name() + " (" + layer.typeName() + ")";
+            String shape = "(None, " + layer.outputUnits() + ")";
+            long count = layer.parameterCount() + layer.stateCount();
+            if (label.length() < 32) {
+                sb.append(String.format(Locale.ROOT, "%-32s%-24s%,16d%n", label, shape, count));
+            } else { // as Keras wraps a long cell: the type on a line of its own
+                sb.append(String.format(Locale.ROOT, "%-32s%-24s%,16d%n", layer.name(), shape, count));
+                sb.append("(").append(layer.typeName()).append(")\n");
+            }
             trainable += layer.parameterCount();
+            nonTrainable += layer.stateCount();
             sb.append(i + 1 < layers.size() ? rule : thick);
         }
-        sb.append(String.format(Locale.ROOT, " Total params: %,d (%s)%n", trainable, humanBytes(trainable * 4)));
+        long total = trainable + nonTrainable;
+        sb.append(String.format(Locale.ROOT, " Total params: %,d (%s)%n", total, humanBytes(total * 4)));
         sb.append(String.format(Locale.ROOT, " Trainable params: %,d (%s)%n", trainable, humanBytes(trainable * 4)));
-        sb.append(String.format(Locale.ROOT, " Non-trainable params: 0 (0.00 B)%n"));
+        sb.append(String.format(Locale.ROOT, " Non-trainable params: %,d (%s)%n", nonTrainable,
+                humanBytes(nonTrainable * 4)));
         return sb.toString();
     }
 
@@ -436,6 +483,20 @@ public class Sequential implements AutoCloseable {
     /** Where each parameter tensor lies in the flat buffers, in layer order. */
     public List<ParameterGroup> parameterGroups() {
         return Collections.unmodifiableList(parameterGroups);
+    }
+
+    /** Where each non-trainable state tensor lies in the flat state buffer, in layer order. */
+    public List<StateGroup> stateGroups() {
+        return Collections.unmodifiableList(stateGroups);
+    }
+
+    /**
+     * The flat buffer of the layers' non-trainable state (views of it are, e.g., the moving statistics), or null
+     * when no layer has state.
+     */
+    public Tensor state() {
+        requireBuilt("state");
+        return state;
     }
 
     /** The flat parameter buffer (views of it are the layers' weights). */
@@ -504,6 +565,6 @@ public class Sequential implements AutoCloseable {
         if (optimizer != null) {
             optimizer.close();
         }
-        Tensor.closeAll(parameters, gradients, outputGradient, firstStep);
+        Tensor.closeAll(parameters, gradients, outputGradient, firstStep, state);
     }
 }

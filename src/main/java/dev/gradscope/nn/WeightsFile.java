@@ -19,8 +19,10 @@ import java.util.function.Predicate;
  *
  * <p>Each parameter tensor is one F32 tensor named {@code <layer>.<slot>}, the layer's name as
  * {@link Sequential#summary()} prints it: {@code dense.kernel}, {@code dense.bias}, {@code dense_1.kernel},
- * ..., {@code p_re_lu.alpha}. Shapes are GradScope's (and Keras's): a kernel is {@code [inputs, units]},
- * the transpose of PyTorch's {@code nn.Linear.weight}. The metadata says what wrote the file
+ * ..., {@code p_re_lu.alpha}; a layer's non-trainable state is saved the same way after the parameters
+ * ({@code batch_normalization.moving_mean}, {@code batch_normalization.moving_variance}, Keras's names), so that
+ * a loaded model predicts as the saved one did. Shapes are GradScope's (and Keras's): a kernel is
+ * {@code [inputs, units]}, the transpose of PyTorch's {@code nn.Linear.weight}. The metadata says what wrote the file
  * ({@value #FORMAT_KEY} = {@value #FORMAT}), the model's input width and its layers, plus whatever the
  * caller adds (the command line adds the run's config and the epoch).
  *
@@ -52,7 +54,15 @@ public final class WeightsFile {
         return group.layer().name() + "." + group.slot().name();
     }
 
-    /** Every parameter tensor of {@code model}, named and in layer order, read from its device in one copy. */
+    /** {@code batch_normalization.moving_mean}: the name a non-trainable state tensor has in a weights file. */
+    public static String tensorName(Sequential.StateGroup group) {
+        return group.layer().name() + "." + group.slot().name();
+    }
+
+    /**
+     * Every parameter tensor of {@code model}, named and in layer order, then every non-trainable state tensor,
+     * read from its device in one copy each.
+     */
     public static List<SafeTensors.Entry> entries(Sequential model) {
         float[] all = model.parameters().toFloatArray();
         List<SafeTensors.Entry> entries = new ArrayList<>();
@@ -60,7 +70,34 @@ public final class WeightsFile {
             entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(),
                     Arrays.copyOfRange(all, g.offset(), g.offset() + g.slot().size())));
         }
+        if (model.state() != null) {
+            float[] state = model.state().toFloatArray();
+            for (Sequential.StateGroup g : model.stateGroups()) {
+                entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(),
+                        Arrays.copyOfRange(state, g.offset(), g.offset() + g.slot().size())));
+            }
+        }
         return entries;
+    }
+
+    /**
+     * A model's weights as read from a file, in the layout of its flat buffers: the parameters and the
+     * non-trainable state (empty when the model has none).
+     */
+    public record Values(float[] parameters, float[] state) {
+        /** Sets {@code model}'s parameters and state to these values. */
+        public void setInto(Sequential model) {
+            model.backend().copyFromHost(parameters, model.parameters());
+            if (model.state() != null) {
+                model.backend().copyFromHost(state, model.state());
+            }
+        }
+    }
+
+    /** The model's parameters and state, read from its device: what {@link Values#setInto} restores. */
+    public static Values values(Sequential model) {
+        return new Values(model.parameters().toFloatArray(),
+                model.state() == null ? new float[0] : model.state().toFloatArray());
     }
 
     /** The first NaN or infinity among {@code entries}, as {@code dense_1.kernel[3, 7] = NaN}, if any. */
@@ -159,33 +196,38 @@ public final class WeightsFile {
      * reader sees one version of the file, even while a run replaces it.
      */
     public static void load(Sequential model, SafeTensors.Reader reader) {
-        model.backend().copyFromHost(read(model, reader, name -> false), model.parameters());
+        read(model, reader, name -> false).setInto(model);
     }
 
     /**
      * Reads and checks, as {@link #load(Sequential, SafeTensors.Reader)} does, the parameters of {@code model}
      * from {@code reader}'s file without setting them: the model's flat parameter buffer, for a caller that
-     * checks more before changing anything. Tensors for which {@code readElsewhere} holds are the caller's
+     * checks more before changing anything, with its non-trainable state. Tensors for which {@code readElsewhere}
+     * holds are the caller's
      * (a training state's optimizer buffers) and are not taken for unknown parameters.
      *
      * @throws InvalidDataException when the file does not fit the model or holds a NaN or infinity
      */
-    public static float[] read(Sequential model, SafeTensors.Reader reader, Predicate<String> readElsewhere) {
+    public static Values read(Sequential model, SafeTensors.Reader reader, Predicate<String> readElsewhere) {
         Path file = reader.file();
         Map<String, int[]> shapes = reader.shapes();
         List<String> problems = new ArrayList<>();
-        Map<String, Sequential.ParameterGroup> expected = new LinkedHashMap<>();
+        Map<String, int[]> expected = new LinkedHashMap<>();
         for (Sequential.ParameterGroup g : model.parameterGroups()) {
-            String name = tensorName(g);
-            expected.put(name, g);
+            expected.put(tensorName(g), g.slot().shape());
+        }
+        for (Sequential.StateGroup g : model.stateGroups()) {
+            expected.put(tensorName(g), g.slot().shape());
+        }
+        expected.forEach((name, shape) -> {
             int[] found = shapes.get(name);
             if (found == null) {
-                problems.add("no tensor " + name + " " + Arrays.toString(g.slot().shape()));
-            } else if (!Arrays.equals(found, g.slot().shape())) {
-                problems.add(name + " is " + Arrays.toString(found) + " in the file, "
-                        + Arrays.toString(g.slot().shape()) + " in the model");
+                problems.add("no tensor " + name + " " + Arrays.toString(shape));
+            } else if (!Arrays.equals(found, shape)) {
+                problems.add(name + " is " + Arrays.toString(found) + " in the file, " + Arrays.toString(shape)
+                        + " in the model");
             }
-        }
+        });
         for (String name : shapes.keySet()) {
             if (!expected.containsKey(name) && !readElsewhere.test(name)) {
                 problems.add("the model has no tensor " + name);
@@ -207,11 +249,17 @@ public final class WeightsFile {
             entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(), values));
             System.arraycopy(values, 0, all, g.offset(), values.length);
         }
+        float[] state = new float[model.state() == null ? 0 : (int) model.state().size()];
+        for (Sequential.StateGroup g : model.stateGroups()) {
+            float[] values = reader.values(tensorName(g));
+            entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(), values));
+            System.arraycopy(values, 0, state, g.offset(), values.length);
+        }
         Optional<String> nonFinite = firstNonFinite(entries);
         if (nonFinite.isPresent()) {
             throw new InvalidDataException(file + ": " + nonFinite.get() + "; a model cannot start from it");
         }
-        return all;
+        return new Values(all, state);
     }
 
     /** {@code dense [784, 512] + [512], dense_1 ...}: the tensors a model expects, for error messages. */
@@ -220,6 +268,9 @@ public final class WeightsFile {
         for (Sequential.ParameterGroup g : model.parameterGroups()) {
             sb.append(sb.length() == 0 ? "" : ", ").append(tensorName(g)).append(' ')
                     .append(Arrays.toString(g.slot().shape()));
+        }
+        for (Sequential.StateGroup g : model.stateGroups()) {
+            sb.append(", ").append(tensorName(g)).append(' ').append(Arrays.toString(g.slot().shape()));
         }
         return sb.length() == 0 ? "no parameters" : sb.toString();
     }

@@ -176,6 +176,46 @@ public interface Backend extends AutoCloseable {
      */
     void dropoutBackward(Tensor dy, double rate, long streamKey, Tensor step, Tensor dx);
 
+    // ---- batch normalization ----------------------------------------------------------------------
+    //
+    // Per column j of x [batch, units] (a unit), over the rows (the batch). The arithmetic both backends do,
+    // bit for bit up to the order of the double sums: mean = sum_i x / batch and var = sum_i (x - mean)^2 / batch
+    // (two passes, in double; the biased variance, as Keras's), invStd = (float) (1 / sqrt(var + epsilon)) in
+    // double, xhat = (x - (float) mean) * invStd and y = gamma * xhat + beta in float, each operation rounded
+    // (no fused multiply-add). A batch of one row has var 0: xhat = 0, y = beta, nothing divides by zero.
+
+    /**
+     * Batch normalization in a training step (Keras's {@code BatchNormalization} called with {@code training=True}):
+     * normalises each column of {@code x} with the batch's mean and biased variance, writes {@code y = gamma *
+     * xhat + beta}, writes the batch's {@code (float) mean} and {@code invStd} per column into {@code batchMean}
+     * and {@code batchInvStd} (for {@link #batchNormBackward}), and updates the moving statistics in place, in
+     * float: {@code movingMean = movingMean * (float) momentum + (float) mean * (float) (1 - momentum)} (1 - momentum
+     * taken in double, as Keras's Python float), the same for {@code movingVariance} with {@code (float) var}.
+     * {@code gamma}, {@code beta} and the four statistics have one element per column; {@code y} has the shape of
+     * {@code x} and is not {@code x}; the batch has at least one row.
+     */
+    void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
+                                  Tensor movingMean, Tensor movingVariance, Tensor batchMean, Tensor batchInvStd,
+                                  Tensor y);
+
+    /**
+     * Batch normalization in inference: {@code y = gamma * ((x - movingMean) * invStd) + beta} per column, with
+     * {@code invStd = (float) (1 / sqrt(movingVariance + epsilon))} in double. Reads the moving statistics only.
+     */
+    void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean, Tensor movingVariance,
+                                   float epsilon, Tensor y);
+
+    /**
+     * The backward pass of {@link #batchNormTrainingForward}, given its input {@code x}, {@code batchMean} and
+     * {@code batchInvStd}: writes (=) {@code dBeta[j] = sum_i dy} and {@code dGamma[j] = sum_i dy * xhat} (in
+     * double), and, when {@code dx} is not null, {@code dx = scale * (dy - meanDy - xhat * meanDyXhat)} with
+     * {@code scale = (float) (gamma * invStd)}, {@code meanDy = (float) (sum_i dy / batch)} and {@code meanDyXhat =
+     * (float) (sum_i dy * xhat / batch)} from the double sums (the batch statistics' own gradient included, Ioffe
+     * and Szegedy's formula).
+     */
+    void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy, Tensor dx,
+                           Tensor dGamma, Tensor dBeta);
+
     /** {@code probabilities = softmax(logits)} row by row, numerically stable. */
     void softmax(Tensor logits, Tensor probabilities);
 

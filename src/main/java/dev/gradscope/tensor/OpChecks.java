@@ -394,6 +394,36 @@ public final class OpChecks {
         requireLength(op + " (step: epoch, step of the epoch)", 2, step);
     }
 
+    /**
+     * The batch-normalization ops: {@code y} (or {@code dx}, {@code dy}) has the shape of the matrix {@code x}, and
+     * every per-unit tensor (gamma, beta, the statistics, their gradients) one element per column; a momentum in
+     * [0, 1] and an epsilon above 0 (the ops take the square root of var + epsilon, and var may be 0).
+     */
+    public static void batchNorm(String op, Tensor x, Tensor same, double momentum, float epsilon, Tensor... perUnit) {
+        Shapes.requireMatrix(op, "x", x);
+        Shapes.requireSame(op, "x", x, "output", same);
+        for (Tensor t : perUnit) {
+            if (t != null) {
+                requireLength(op + " (per-unit tensor)", x.columnCount(), t);
+            }
+        }
+        if (!(momentum >= 0 && momentum <= 1)) {
+            throw new IllegalArgumentException(op + ": momentum must be in [0, 1], got " + momentum);
+        }
+        if (!(epsilon > 0) || Float.isInfinite(epsilon)) {
+            throw new IllegalArgumentException(op + ": epsilon must be a finite number > 0, got " + epsilon);
+        }
+    }
+
+    /** {@link #batchNorm} for the ops that take the batch's statistics: they need at least one row. */
+    public static void batchNormOfBatch(String op, Tensor x, Tensor same, double momentum, float epsilon,
+                                        Tensor... perUnit) {
+        batchNorm(op, x, same, momentum, epsilon, perUnit);
+        if (x.rowCount() < 1) {
+            throw new IllegalArgumentException(op + ": a batch of " + x.rowCount() + " rows has no mean or variance");
+        }
+    }
+
     /** {@link Backend#advanceCounters}: an INT32 tensor. */
     public static void advanceCounters(Tensor counters) {
         Shapes.requireType("advanceCounters", "counters", counters, DType.INT32);

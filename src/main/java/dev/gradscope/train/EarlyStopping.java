@@ -1,5 +1,6 @@
 package dev.gradscope.train;
 
+import dev.gradscope.nn.WeightsFile;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -31,7 +32,7 @@ public final class EarlyStopping implements Callback {
     private final double minDelta;
     private final boolean restoreBestWeights;
     private TrainingRun run;
-    private float[] bestWeights;
+    private WeightsFile.Values bestWeights;
     private int bestWeightsEpoch;
     private int restoredEpoch;
     private double best;
@@ -124,7 +125,7 @@ public final class EarlyStopping implements Callback {
                     + " have; they have " + logs.keySet());
         }
         if (observe(epoch, value) && restoreBestWeights) {
-            bestWeights = run.model().parameters().toFloatArray();
+            bestWeights = WeightsFile.values(run.model()); // with the moving statistics, as Keras's get_weights
             bestWeightsEpoch = epoch;
         }
         if (stoppedEpoch >= 0) {
@@ -136,7 +137,7 @@ public final class EarlyStopping implements Callback {
     @Override
     public void onTrainEnd(History history) {
         if (restoreBestWeights && bestWeights != null) {
-            run.model().backend().copyFromHost(bestWeights, run.model().parameters());
+            bestWeights.setInto(run.model());
             restoredEpoch = bestWeightsEpoch;
             bestWeights = null;
         }

@@ -170,11 +170,15 @@ public final class Profile {
     }
 
     /**
-     * The units a kernel feeds in one epoch: those of its own layer (a Dense with an activation), or of
-     * the activation layer right after it (PReLU, Swish...); null when neither was watched.
+     * The units a kernel feeds in one epoch: those of its own layer (a Dense with an activation), of
+     * the activation layer right after it (PReLU, Swish...), or of the activation layer after a
+     * BatchNormalization right after it; null when none was watched.
      */
     public UnitStatistics unitsFedBy(int layerIndex, int epoch) {
-        for (int index : new int[] {layerIndex, layerIndex + 1}) {
+        boolean normalized = segments.stream()
+                .anyMatch(s -> s.layerIndex() == layerIndex + 1 && s.layerType().equals("BatchNormalization"));
+        int[] candidates = normalized ? new int[] {layerIndex, layerIndex + 2} : new int[] {layerIndex, layerIndex + 1};
+        for (int index : candidates) {
             for (UnitStatistics u : units) {
                 if (u.epoch() == epoch && u.layerIndex() == index) {
                     return u;

@@ -30,7 +30,8 @@ import java.util.stream.Stream;
  * already trained are drawn again from the model's seed and thrown away, so the next epoch sees the order it
  * would have seen.
  *
- * <p>The file. The parameters are named as in a weights file ({@link WeightsFile}: {@code dense.kernel}, ...).
+ * <p>The file. The parameters and the layers' non-trainable state are named as in a weights file
+ * ({@link WeightsFile}: {@code dense.kernel}, ..., {@code batch_normalization.moving_mean}).
  * The optimizer's buffers are split the same way and named {@code optimizer/<buffer>/<parameter>}, e.g.
  * {@code optimizer/m/dense.kernel}. The profile's per-step norms are three F32 tables of {@code [steps,
  * tensors]}, {@code profile/squared_gradient_norms}, {@code profile/squared_weight_norms} and
@@ -312,7 +313,7 @@ public final class TrainingState {
         requireSameLayers(parse(meta, "layers", file), model, file);
         requireSameOptimizerSettings(savedOptimizer, optimizer, file);
         Map<String, int[]> shapes = reader.shapes();
-        float[] parameters = WeightsFile.read(model, reader,
+        WeightsFile.Values weights = WeightsFile.read(model, reader,
                 name -> name.startsWith(OPTIMIZER_PREFIX) || name.startsWith(PROFILE_PREFIX));
         Map<String, float[]> buffers = readOptimizerBuffers(reader, model, shapes);
         History history = readHistory(parse(meta, "history", file), epochs, file);
@@ -330,7 +331,7 @@ public final class TrainingState {
             throw new InvalidDataException(file + ": metadata 'iterations' is " + iterations + ": " + e.getMessage(),
                     e);
         }
-        model.backend().copyFromHost(parameters, model.parameters());
+        weights.setInto(model);
         buffers.forEach((name, values) -> model.backend().copyFromHost(values, optimizer.stateBuffers().get(name)));
         return new TrainingState(epochs, iterations, history, meta);
     }

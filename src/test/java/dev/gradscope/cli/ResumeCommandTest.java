@@ -151,6 +151,31 @@ class ResumeCommandTest {
                 optimizer.get("momentum"), optimizer.get("centered"), optimizer.get("weight_decay")));
     }
 
+    /**
+     * A run with batch normalization (and AdamW's weight decay), resumed through the CLI, is the run trained in
+     * one go: the moving statistics are in the training state and the weights file, bit for bit; --resume refuses
+     * --batch-norm, which would change the network.
+     */
+    @Test
+    void aBatchNormalizedRunResumesBitForBit() throws IOException {
+        List<String> straightArgs = new ArrayList<>(train(tmp.resolve("straight"), 2));
+        straightArgs.removeAll(List.of("--optimizer", "sgd", "--momentum", "0.9"));
+        straightArgs.set(straightArgs.indexOf("prelu"), "sigmoid");
+        straightArgs.addAll(List.of("--batch-norm", "--weight-decay", "0.004"));
+        assertEquals(0, run(err, straightArgs), err.toString());
+        List<String> oneEpoch = new ArrayList<>(straightArgs);
+        Path dir = tmp.resolve("run");
+        oneEpoch.set(oneEpoch.indexOf("--epochs") + 1, "1");
+        oneEpoch.set(oneEpoch.indexOf("--out") + 1, dir.toString());
+        assertEquals(0, run(err, oneEpoch), err.toString());
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--batch-norm"));
+        assertTrue(err.toString().contains("takes no --batch-norm;"), err.toString());
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"), err.toString());
+        assertSameRun(tmp.resolve("straight"), dir);
+        assertTrue(tensors(dir.resolve("model.safetensors")).containsKey("batch_normalization_1.moving_variance"));
+        assertEquals(true, ((Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config")).get("batch_norm"));
+    }
+
     @Test
     void anInterruptedRunGoesOnToItsOwnEpochs() throws IOException {
         Path dir = tmp.resolve("run");

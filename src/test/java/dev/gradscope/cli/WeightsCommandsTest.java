@@ -262,6 +262,45 @@ class WeightsCommandsTest {
                 last(HistoryJson.read(with.resolve("history.json")), "val_loss"));
     }
 
+    /**
+     * A run with batch normalization records it, and its weights file holds the BatchNormalization layers' gamma,
+     * beta and moving statistics; evaluate rebuilds that network and scores it as the run's last validation did
+     * (both normalise with the moving statistics). Its weights do not fit a network without batch normalization,
+     * nor the other way round: the file and the error say which tensors differ.
+     */
+    @Test
+    void batchNormIsRecordedEvaluatedAndRefusedByANetworkWithout() {
+        Path normalized = tmp.resolve("batch-norm");
+        assertEquals(0, run(train("--epochs", "1", "--activation", "sigmoid", "--batch-norm", "--out",
+                normalized.toString())), err.toString());
+        Map<String, Object> history = HistoryJson.read(normalized.resolve("history.json"));
+        assertEquals(true, ((Map<?, ?>) history.get("config")).get("batch_norm"));
+        Path weights = normalized.resolve("model.safetensors");
+        dev.gradscope.data.SafeTensors.Contents contents = dev.gradscope.data.SafeTensors.read(weights);
+        assertTrue(contents.metadata().get("layers").contains("\"type\":\"BatchNormalization\""));
+        assertEquals(List.of("dense.kernel", "dense.bias", "batch_normalization.gamma", "batch_normalization.beta"),
+                contents.tensors().keySet().stream().limit(4).toList());
+        assertTrue(contents.tensors().containsKey("batch_normalization_1.moving_mean"), contents.tensors().keySet()
+                .toString());
+
+        Path result = tmp.resolve("eval.json");
+        assertEquals(0, run(List.of("evaluate", weights.toString(), "--device", "cpu", "--data-dir",
+                MnistSubset.dir().toString(), "--out", result.toString())), err.toString());
+        Map<String, Object> evaluation = HistoryJson.read(result);
+        assertEquals(last(history, "val_loss"), ((Number) evaluation.get("loss")).doubleValue());
+        assertEquals(last(history, "val_accuracy"), ((Number) evaluation.get("accuracy")).doubleValue());
+
+        assertEquals(1, run(train("--epochs", "1", "--activation", "sigmoid", "--load-weights", weights.toString(),
+                "--out", tmp.resolve("without").toString())));
+        assertTrue(err.toString().contains("batch_norm true (this run: false)"), err.toString());
+        assertEquals(1, run(train("--epochs", "1", "--activation", "elu", "--batch-norm", "--load-weights",
+                trained.resolve("model.safetensors").toString(), "--out", tmp.resolve("with").toString())));
+        assertTrue(err.toString().contains("batch_norm false (this run: true)"), err.toString());
+        assertEquals(2, run(train("--epochs", "1", "--activation", "maxout", "--batch-norm")));
+        assertTrue(err.toString().contains("--batch-norm goes between a Dense layer and its activation"),
+                err.toString());
+    }
+
     @Test
     void aDropoutRateOutsideZeroToOneIsAUsageError() {
         for (String rate : new String[] {"1", "-0.1", "NaN", "1.5"}) {

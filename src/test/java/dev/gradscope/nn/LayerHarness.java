@@ -21,6 +21,12 @@ final class LayerHarness implements AutoCloseable {
     final float[] input;
     final Tensor inputTensor;
     final float[] outputWeights;
+    /** The layer's non-trainable state (a BatchNormalization's moving statistics), or null when it has none. */
+    final Tensor state;
+    /** The step a training forward pass is given: (epoch 0, step 0). */
+    final Tensor step;
+    /** Whether {@link #forward} is the training forward pass ({@link Layer#forwardTraining}). */
+    boolean training;
 
     LayerHarness(Layer layer, int inputUnits, int batch, long seed, InputSampler sampler) {
         this.layer = layer;
@@ -41,6 +47,20 @@ final class LayerHarness implements AutoCloseable {
             offset += slot.size();
         }
         layer.bind(values, grads);
+        float[] initialState = new float[layer.stateCount()];
+        state = initialState.length == 0 ? null : backend.allocate(DType.FLOAT32, initialState.length);
+        List<Tensor> stateViews = new ArrayList<>();
+        offset = 0;
+        for (ParameterSlot slot : layer.stateSlots()) {
+            slot.initializer().fill(initialState, offset, slot.size(), slot.fanIn(), slot.fanOut(), random);
+            stateViews.add(state.view(offset, slot.shape()));
+            offset += slot.size();
+        }
+        if (state != null) {
+            backend.copyFromHost(initialState, state);
+            layer.bindState(stateViews);
+        }
+        step = backend.allocate(DType.INT32, 2);
         layer.allocate(backend, batch);
         uploadParameters();
         input = new float[batch * inputUnits];
@@ -93,7 +113,7 @@ final class LayerHarness implements AutoCloseable {
     }
 
     float[] forward() {
-        return layer.forward(inputTensor).toFloatArray();
+        return (training ? layer.forwardTraining(inputTensor, step) : layer.forward(inputTensor)).toFloatArray();
     }
 
     /** The test loss: sum of the outputs weighted by fixed random weights, in double. */
@@ -132,6 +152,7 @@ final class LayerHarness implements AutoCloseable {
         inputTensor.close();
         parameters.close();
         gradients.close();
+        Tensor.closeAll(state, step);
         backend.close();
     }
 }

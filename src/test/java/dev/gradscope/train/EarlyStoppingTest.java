@@ -97,9 +97,10 @@ class EarlyStoppingTest {
         }
     }
 
-    /** The parameters after every epoch. */
+    /** The parameters (and the non-trainable state, when the model has some) after every epoch. */
     private static final class Snapshots implements Callback {
         final List<float[]> parameters = new java.util.ArrayList<>();
+        final List<float[]> state = new java.util.ArrayList<>();
         private TrainingRun run;
 
         @Override
@@ -110,6 +111,9 @@ class EarlyStoppingTest {
         @Override
         public void onEpochEnd(int epoch, Map<String, Double> logs) {
             parameters.add(run.model().parameters().toFloatArray());
+            if (run.model().state() != null) {
+                state.add(run.model().state().toFloatArray());
+            }
         }
     }
 
@@ -166,6 +170,22 @@ class EarlyStoppingTest {
                 assertTrue(!java.util.Arrays.equals(snapshots.parameters.get(other), model.parameters().toFloatArray()),
                         "not epoch " + other + "'s");
             }
+        }
+    }
+
+    /** Keras restores every weight, the non-trainable ones too: batch normalization's moving statistics. */
+    @Test
+    void restoreBestWeightsPutsTheBestEpochsMovingStatisticsBackToo() {
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = Mlp.build(backend, 3, 784, new int[] {16}, 10, Mlp.HiddenUnits.of("relu"),
+                     Initializer.glorotUniform(), 0, true).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
+            Snapshots snapshots = new Snapshots();
+            EarlyStopping stopping = new EarlyStopping("loss", 1, 10, true);
+            model.fit(TRAIN, options(5, stopping).callback(snapshots).build());
+            assertEquals(List.of(1, 0), List.of(stopping.stoppedEpoch(), stopping.restoredEpoch()));
+            assertArrayEquals(snapshots.parameters.get(0), model.parameters().toFloatArray());
+            assertArrayEquals(snapshots.state.get(0), model.state().toFloatArray());
+            assertTrue(!java.util.Arrays.equals(snapshots.state.get(0), snapshots.state.get(1)));
         }
     }
 

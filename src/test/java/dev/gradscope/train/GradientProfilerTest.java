@@ -184,6 +184,36 @@ class GradientProfilerTest {
         }
     }
 
+    /**
+     * With batch normalization each hidden layer is Dense -> BatchNormalization -> Activation: gamma and beta are
+     * profiled like any parameter, the watched units are the activations' (behind each BatchNormalization, which
+     * has none of its own), the diagnosis numbers the Dense layers 1 to 9 and reads each one's units from its
+     * activation; the deep sigmoid net that sigmoidDeepNetworkIsDiagnosedAsVanishing finds vanishing is healthy.
+     */
+    @Test
+    void batchNormalizationHealsTheDeepSigmoidNetAndKeepsTheLayerNumbering() {
+        try (CpuBackend backend = new CpuBackend();
+             Sequential m = Mlp.build(backend, 1, 784, new int[] {64, 64, 64, 64, 64, 64, 64, 64}, 10,
+                     Mlp.HiddenUnits.of("sigmoid"), Initializer.glorotUniform(), 0, true)
+                     .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY)) {
+            History h = m.fit(MNIST.train().take(1024), FitOptions.builder().batchSize(128).epochs(1).verbose(0)
+                    .profiler(new GradientProfiler()).build());
+            Profile profile = h.profile();
+            assertEquals(List.of("kernel", "bias", "gamma", "beta"), profile.segments().subList(0, 4).stream()
+                    .map(Profile.Segment::parameter).toList());
+            assertEquals(List.of(2, 5, 8, 11, 14, 17, 20, 23),
+                    profile.units().stream().map(Profile.UnitStatistics::layerIndex).toList());
+            Diagnosis d = Diagnosis.of(h);
+            assertEquals(List.of(1, 2, 3, 4, 5, 6, 7, 8, 9), d.layers().stream().map(Diagnosis.LayerRow::depth)
+                    .toList());
+            assertEquals("dense_8", d.layers().get(8).layerName());
+            assertTrue(d.layers().subList(0, 8).stream().allMatch(row -> Double.isFinite(row.saturatedFraction())),
+                    "every hidden Dense layer's units, read from its activation: " + d.describe());
+            assertEquals(List.of(Diagnosis.Kind.HEALTHY), d.verdicts().stream().map(Diagnosis.Verdict::kind).toList(),
+                    d.describe());
+        }
+    }
+
     @Test
     void largeInitialWeightsAreDiagnosedAsExploding() {
         try (CpuBackend backend = new CpuBackend();

@@ -49,6 +49,8 @@ class GraphStepTest {
     private static final Dataset TRAIN = MnistSubset.load().train().take(1000);
     private static final int BATCH = 128;
     private static final int STEPS = 8;
+    /** After an activation id: hidden layers of Dense (linear) -> BatchNormalization -> that activation. */
+    private static final String BATCH_NORM = "+batch_norm";
 
     static Stream<Arguments> settings() {
         List<Arguments> settings = new ArrayList<>();
@@ -61,6 +63,9 @@ class GraphStepTest {
         settings.add(Arguments.of("sgd", "tanh", true, true, 0.0)); // clipping by norm and by value
         settings.add(Arguments.of("adam", "relu", true, false, 0.3)); // masks drawn from the device counters
         settings.add(Arguments.of("sgd", "prelu", true, false, 0.5)); // a dropout after an activation layer
+        // Batch normalization: its moving statistics updated inside the replayed step, with weight decay on
+        settings.add(Arguments.of("rmsprop", "sigmoid" + BATCH_NORM, true, false, 0.0));
+        settings.add(Arguments.of("adam", "relu" + BATCH_NORM, true, true, 0.3));
         return settings.stream();
     }
 
@@ -73,6 +78,7 @@ class GraphStepTest {
         assertFalse(eager.history.graphs());
         assertTrue(graphs.history.graphs());
         assertArrayEquals(eager.parameters, graphs.parameters, "parameters after 3 epochs of " + STEPS + " steps");
+        assertArrayEquals(eager.state, graphs.state, "non-trainable state (moving statistics) after 3 epochs");
         assertEquals(eager.history.metrics(), graphs.history.metrics(), "loss and accuracy per epoch");
         assertEquals(eager.iterations, graphs.iterations, "Adam's step count");
         if (profiler) {
@@ -514,7 +520,7 @@ class GraphStepTest {
         }
     }
 
-    private record Run(History history, float[] parameters, long iterations) {
+    private record Run(History history, float[] parameters, long iterations, float[] state) {
     }
 
     private static Run train(String optimizer, String hidden, boolean profiler, boolean clipping, boolean graphs,
@@ -533,7 +539,8 @@ class GraphStepTest {
             }
             History h = fit(model, options, graphs);
             long iterations = model.optimizer() instanceof Adam adam ? adam.iterations() : -1;
-            return new Run(h, model.parameters().toFloatArray(), iterations);
+            return new Run(h, model.parameters().toFloatArray(), iterations,
+                    model.state() == null ? new float[0] : model.state().toFloatArray());
         }
     }
 
@@ -550,9 +557,11 @@ class GraphStepTest {
     }
 
     private static Sequential model(Optimizer optimizer, String hidden, double dropout) {
-        Mlp.HiddenUnits units = hidden.equals(Mlp.MAXOUT) ? new Mlp.HiddenUnits(Mlp.MAXOUT, Double.NaN, false, 2)
-                : Mlp.HiddenUnits.of(hidden);
-        return Mlp.build(new CpuBackend(), 7, 784, new int[] {32, 16}, 10, units, Initializer.glorotUniform(), dropout)
-                .compile(optimizer, Loss.CATEGORICAL_CROSSENTROPY, "accuracy");
+        boolean batchNorm = hidden.endsWith(BATCH_NORM);
+        String activation = batchNorm ? hidden.substring(0, hidden.length() - BATCH_NORM.length()) : hidden;
+        Mlp.HiddenUnits units = activation.equals(Mlp.MAXOUT)
+                ? new Mlp.HiddenUnits(Mlp.MAXOUT, Double.NaN, false, 2) : Mlp.HiddenUnits.of(activation);
+        return Mlp.build(new CpuBackend(), 7, 784, new int[] {32, 16}, 10, units, Initializer.glorotUniform(), dropout,
+                batchNorm).compile(optimizer, Loss.CATEGORICAL_CROSSENTROPY, "accuracy");
     }
 }

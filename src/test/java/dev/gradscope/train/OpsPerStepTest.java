@@ -63,6 +63,13 @@ class OpsPerStepTest {
     static final int DROPOUT_OPS_PER_STEP = 4 * 2;
 
     /**
+     * What batch normalization adds to each of the 4 hidden layers, Dense (linear) -> BatchNormalization ->
+     * Activation: the Dense layer's bias add and bias gradient take the place of its fused bias + activation ops,
+     * and the BatchNormalization and the activation layer each add a forward and a backward op.
+     */
+    static final int BATCH_NORM_OPS_PER_STEP = 4 * 4;
+
+    /**
      * The same count whichever optimizer ends the step, weight decay and RMSprop's buffers included: each is
      * one op (its weight decay inside the update).
      */
@@ -102,6 +109,25 @@ class OpsPerStepTest {
     }
 
     @Test
+    void batchNormalizationAddsTwoLayersOfOneForwardAndOneBackwardOpEach() {
+        for (boolean profiled : new boolean[] {false, true}) {
+            List<String> step = opsOfTheSecondStep(profiled, false, Adam::new, 0, true);
+            assertEquals(CHAPTER_MLP_OPS_PER_STEP + BATCH_NORM_OPS_PER_STEP, step.size(), "step: " + step);
+            assertEquals(List.of("gemm", "addRowVectorAccumulate", "batchNormTrainingForward", "activationForward",
+                    "gemm"), step.subList(0, 5), "the first hidden layer: product, bias, normalisation, activation");
+            assertEquals(4, step.stream().filter("batchNormBackward"::equals).count());
+            assertEquals(0, step.stream().filter(op -> op.startsWith("batchNormInference")).count(),
+                    "training never normalises with the moving statistics");
+            int lastBackward = step.lastIndexOf("batchNormBackward");
+            assertEquals(List.of("batchNormBackward", "columnSums", "gemm"), step.subList(lastBackward,
+                    lastBackward + 3), "the first layer's bias gradient and dW, no dx");
+        }
+        // Without it, nothing changes: the chapter MLP keeps its count exactly.
+        assertEquals(CHAPTER_MLP_OPS_PER_STEP, opsOfTheSecondStep(false, false, Adam::new, 0, false).size());
+        assertEquals(25, CHAPTER_MLP_OPS_PER_STEP);
+    }
+
+    @Test
     void theCpuSteppingEagerlyMeasuresTheGradientNormsBeforeTheUpdate() {
         List<String> step = opsOfTheSecondStep(false, true, 0);
         assertEquals(CHAPTER_MLP_OPS_PER_STEP + 1, step.size(), "step: " + step);
@@ -126,6 +152,12 @@ class OpsPerStepTest {
     /** {@link #opsOfTheSecondStep(boolean, boolean, double)} with the optimizer that {@code optimizer} makes. */
     static List<String> opsOfTheSecondStep(boolean profiled, boolean sharesHostMemory,
                                            Supplier<Optimizer> optimizer, double dropout) {
+        return opsOfTheSecondStep(profiled, sharesHostMemory, optimizer, dropout, false);
+    }
+
+    /** {@link #opsOfTheSecondStep(boolean, boolean, Supplier, double)}, with batch normalization when asked. */
+    static List<String> opsOfTheSecondStep(boolean profiled, boolean sharesHostMemory,
+                                           Supplier<Optimizer> optimizer, double dropout, boolean batchNorm) {
         List<String> calls = new ArrayList<>();
         try (CpuBackend cpu = new CpuBackend()) {
             Backend counting = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(),
@@ -151,7 +183,7 @@ class OpsPerStepTest {
                 }
             };
             try (Sequential model = Mlp.build(counting, 3, 784, Mlp.CHAPTER_HIDDEN, 10, Mlp.HiddenUnits.of("relu"),
-                    Initializer.glorotUniform(), dropout)
+                    Initializer.glorotUniform(), dropout, batchNorm)
                     .compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
                 model.fit(train, FitOptions.builder().batchSize(256).epochs(1).verbose(0).shuffle(false)
                         .profiler(profiled ? new GradientProfiler() : null).callback(stepEnds).build());

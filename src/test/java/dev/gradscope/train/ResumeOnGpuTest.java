@@ -53,10 +53,14 @@ class ResumeOnGpuTest {
         return model(backend, "adam", 0);
     }
 
-    /** Adam, or RMSprop with all its buffers (centered, momentum) and a weight decay; a Dropout of {@code dropout}. */
+    /**
+     * Adam, or RMSprop with all its buffers (centered, momentum) and a weight decay; a Dropout of {@code dropout};
+     * "rmsprop+batch_norm": RMSprop as that, and a BatchNormalization before each hidden PReLU.
+     */
     private static Sequential model(Backend backend, String optimizer, double dropout) {
+        boolean batchNorm = optimizer.endsWith("+batch_norm");
         return Mlp.build(backend, 5, 784, new int[] {32, 16}, 10, Mlp.HiddenUnits.of("prelu"),
-                Initializer.glorotUniform(), dropout).compile(optimizer.equals("adam") ? new Adam()
+                Initializer.glorotUniform(), dropout, batchNorm).compile(optimizer.equals("adam") ? new Adam()
                         : new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01), Loss.CATEGORICAL_CROSSENTROPY).build(784);
     }
 
@@ -67,15 +71,17 @@ class ResumeOnGpuTest {
 
     /** With dropout, the replayed graphs of the resumed epochs draw the masks of the uninterrupted run's. */
     @ParameterizedTest(name = "{0}, dropout {1}")
-    @CsvSource({"adam, 0", "adam, 0.3", "rmsprop, 0"})
+    @CsvSource({"adam, 0", "adam, 0.3", "rmsprop, 0", "rmsprop+batch_norm, 0"})
     void aRunResumedOnTheGpuIsTheUninterruptedRunBitForBit(String optimizer, double dropout) {
         float[] parameters;
+        float[] movingStatistics;
         Map<String, float[]> state = new LinkedHashMap<>();
         History straight;
         try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer, dropout)) {
             straight = model.fit(TRAIN, options(3).build());
             assertTrue(straight.graphs(), "the steps ran as graphs");
             parameters = model.parameters().toFloatArray();
+            movingStatistics = model.state() == null ? new float[0] : model.state().toFloatArray();
             model.optimizer().stateBuffers().forEach((name, buffer) -> state.put(name, buffer.toFloatArray()));
         }
         Path file = dir.resolve("state.safetensors");
@@ -85,6 +91,8 @@ class ResumeOnGpuTest {
         try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu, optimizer, dropout)) {
             History resumed = model.fit(TRAIN, options(3).resumeFrom(TrainingState.load(file, model)).build());
             assertArrayEquals(parameters, model.parameters().toFloatArray(), "parameters, bit for bit");
+            assertArrayEquals(movingStatistics, model.state() == null ? new float[0] : model.state().toFloatArray(),
+                    "moving statistics, bit for bit");
             assertEquals(state.keySet(), model.optimizer().stateBuffers().keySet());
             state.forEach((name, values) -> assertArrayEquals(values,
                     model.optimizer().stateBuffers().get(name).toFloatArray(), optimizer + "'s " + name));

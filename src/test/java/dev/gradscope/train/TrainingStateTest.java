@@ -49,9 +49,14 @@ class TrainingStateTest {
         return model(backend, activation, optimizer, 0);
     }
 
+    /** After an activation id: hidden layers of Dense (linear) -> BatchNormalization -> that activation. */
+    private static final String BATCH_NORM = "+batch_norm";
+
     private static Sequential model(Backend backend, String activation, Supplier<Optimizer> optimizer, double dropout) {
-        return Mlp.build(backend, 11, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of(activation),
-                Initializer.glorotUniform(), dropout).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY)
+        boolean batchNorm = activation.endsWith(BATCH_NORM);
+        String id = batchNorm ? activation.substring(0, activation.length() - BATCH_NORM.length()) : activation;
+        return Mlp.build(backend, 11, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of(id),
+                Initializer.glorotUniform(), dropout, batchNorm).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY)
                 .build(784);
     }
 
@@ -73,18 +78,20 @@ class TrainingStateTest {
 
     /** Everything a run ends with that a resumed run must reproduce. */
     private record Outcome(float[] parameters, Map<String, float[]> optimizerState, long iterations,
-                           Map<String, List<Double>> metrics, Profile profile) {
+                           Map<String, List<Double>> metrics, Profile profile, float[] layerState) {
     }
 
     private static Outcome outcome(Sequential model, History history) {
         Map<String, float[]> state = new LinkedHashMap<>();
         model.optimizer().stateBuffers().forEach((name, buffer) -> state.put(name, buffer.toFloatArray()));
         return new Outcome(model.parameters().toFloatArray(), state, model.optimizer().iterations(),
-                history.metrics(), history.profile());
+                history.metrics(), history.profile(),
+                model.state() == null ? new float[0] : model.state().toFloatArray());
     }
 
     private static void assertSameOutcome(Outcome expected, Outcome actual) {
         assertArrayEquals(expected.parameters(), actual.parameters(), "parameters, bit for bit");
+        assertArrayEquals(expected.layerState(), actual.layerState(), "moving statistics, bit for bit");
         assertEquals(expected.optimizerState().keySet(), actual.optimizerState().keySet());
         expected.optimizerState().forEach((name, values) ->
                 assertArrayEquals(values, actual.optimizerState().get(name), "optimizer buffer " + name));
@@ -142,6 +149,16 @@ class TrainingStateTest {
         "adam, 0.3"})
     void aResumedRunIsTheUninterruptedRunBitForBit(String optimizerId, double dropout) {
         assertResumesExactly("relu", optimizerId, 1, 3, false, dropout);
+    }
+
+    /**
+     * Batch normalization's moving statistics are saved in the state and go on where they stopped, eagerly and
+     * in replayed graphs; AdamW's weight decay leaves them alone.
+     */
+    @ParameterizedTest(name = "graphs when resumed: {0}")
+    @ValueSource(booleans = {false, true})
+    void batchNormalizationResumesWithItsMovingStatistics(boolean graphs) {
+        assertResumesExactly("sigmoid" + BATCH_NORM, "adamw", 1, 3, graphs, 0);
     }
 
     @Test

@@ -291,6 +291,134 @@ public final class CpuBackend implements Backend {
         });
     }
 
+    // ---- batch normalization ------------------------------------------------------------------------
+
+    @Override
+    public void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
+                                         Tensor movingMean, Tensor movingVariance, Tensor batchMean,
+                                         Tensor batchInvStd, Tensor y) {
+        OpChecks.batchNormOfBatch("batchNormTrainingForward", x, y, momentum, epsilon, gamma, beta, movingMean,
+                movingVariance, batchMean, batchInvStd);
+        int rows = x.rowCount();
+        int cols = x.columnCount();
+        float[] xd = floats(x);
+        int xo = off(x);
+        double[] mean = new double[cols];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                mean[j] += xd[xo + i * cols + j];
+            }
+        }
+        double[] squares = new double[cols];
+        for (int j = 0; j < cols; j++) {
+            mean[j] /= rows;
+        }
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                double d = xd[xo + i * cols + j] - mean[j];
+                squares[j] += d * d;
+            }
+        }
+        float[] meanF = new float[cols];
+        float[] invStd = new float[cols];
+        float keep = (float) momentum;
+        float oneMinusMomentum = (float) (1.0 - momentum);
+        for (int j = 0; j < cols; j++) {
+            double variance = squares[j] / rows;
+            meanF[j] = (float) mean[j];
+            invStd[j] = (float) (1.0 / Math.sqrt(variance + epsilon));
+            set(batchMean, j, meanF[j]);
+            set(batchInvStd, j, invStd[j]);
+            set(movingMean, j, get(movingMean, j) * keep + meanF[j] * oneMinusMomentum);
+            set(movingVariance, j, get(movingVariance, j) * keep + (float) variance * oneMinusMomentum);
+        }
+        normalizeColumns(x, gamma, beta, meanF, invStd, y);
+    }
+
+    @Override
+    public void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean,
+                                          Tensor movingVariance, float epsilon, Tensor y) {
+        OpChecks.batchNorm("batchNormInferenceForward", x, y, 0, epsilon, gamma, beta, movingMean, movingVariance);
+        int cols = x.columnCount();
+        float[] mean = new float[cols];
+        float[] invStd = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            mean[j] = get(movingMean, j);
+            invStd[j] = (float) (1.0 / Math.sqrt((double) get(movingVariance, j) + epsilon));
+        }
+        normalizeColumns(x, gamma, beta, mean, invStd, y);
+    }
+
+    /** {@code y = gamma * ((x - mean) * invStd) + beta} per column, each operation rounded to float. */
+    private static void normalizeColumns(Tensor x, Tensor gamma, Tensor beta, float[] mean, float[] invStd,
+                                         Tensor y) {
+        int rows = x.rowCount();
+        int cols = x.columnCount();
+        float[] xd = floats(x);
+        float[] yd = floats(y);
+        int xo = off(x);
+        int yo = off(y);
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                float xhat = (xd[xo + i * cols + j] - mean[j]) * invStd[j];
+                yd[yo + i * cols + j] = get(gamma, j) * xhat + get(beta, j);
+            }
+        }
+    }
+
+    @Override
+    public void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy,
+                                  Tensor dx, Tensor dGamma, Tensor dBeta) {
+        OpChecks.batchNormOfBatch("batchNormBackward", x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
+        if (dx != null) {
+            Shapes.requireSame("batchNormBackward", "dy", dy, "dx", dx);
+        }
+        int rows = x.rowCount();
+        int cols = x.columnCount();
+        float[] xd = floats(x);
+        float[] dyd = floats(dy);
+        int xo = off(x);
+        int dyo = off(dy);
+        double[] sumDy = new double[cols];
+        double[] sumDyXhat = new double[cols];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                float xhat = (xd[xo + i * cols + j] - get(batchMean, j)) * get(batchInvStd, j);
+                float g = dyd[dyo + i * cols + j];
+                sumDy[j] += g;
+                sumDyXhat[j] += (double) g * xhat;
+            }
+        }
+        for (int j = 0; j < cols; j++) {
+            set(dBeta, j, (float) sumDy[j]);
+            set(dGamma, j, (float) sumDyXhat[j]);
+        }
+        if (dx == null) {
+            return;
+        }
+        float[] dxd = floats(dx);
+        int dxo = off(dx);
+        for (int j = 0; j < cols; j++) {
+            float mean = get(batchMean, j);
+            float invStd = get(batchInvStd, j);
+            float scale = (float) ((double) get(gamma, j) * invStd);
+            float meanDy = (float) (sumDy[j] / rows);
+            float meanDyXhat = (float) (sumDyXhat[j] / rows);
+            for (int i = 0; i < rows; i++) {
+                float xhat = (xd[xo + i * cols + j] - mean) * invStd;
+                dxd[dxo + i * cols + j] = scale * (dyd[dyo + i * cols + j] - meanDy - xhat * meanDyXhat);
+            }
+        }
+    }
+
+    private static float get(Tensor t, int i) {
+        return floats(t)[off(t) + i];
+    }
+
+    private static void set(Tensor t, int i, float value) {
+        floats(t)[off(t) + i] = value;
+    }
+
     @Override
     public void activationParameterGradient(ActivationKind kind, Tensor z, Tensor param, Tensor dy, Tensor dParam) {
         int paramCount = OpChecks.activationParameterGradient(kind, z, param, dy, dParam);

@@ -885,6 +885,58 @@ public final class CudaBackend implements Backend {
                         arg(streamKey), arg(step)), in, step, out);
     }
 
+    // ---- batch normalization (batch_norm.cu) ----------------------------------------------------------
+
+    /** One block per tile of 32 columns reads its tile three times: sum, squares about the mean, normalise. */
+    @Override
+    public void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
+                                         Tensor movingMean, Tensor movingVariance, Tensor batchMean,
+                                         Tensor batchInvStd, Tensor y) {
+        OpChecks.batchNormOfBatch("batchNormTrainingForward", x, y, momentum, epsilon, gamma, beta, movingMean,
+                movingVariance, batchMean, batchInvStd);
+        requireFloats(x, gamma, beta, movingMean, movingVariance, batchMean, batchInvStd, y);
+        int rows = x.rowCount();
+        int cols = x.columnCount();
+        enter();
+        launch("batch_norm_training_forward", kernels.batchNormTrainingForward, Launch.columnTiles(cols),
+                Pointer.to(arg(x), arg(gamma), arg(beta), arg((float) momentum), arg((float) (1.0 - momentum)),
+                        arg(epsilon), arg(movingMean), arg(movingVariance), arg(batchMean), arg(batchInvStd), arg(y),
+                        arg(rows), arg(cols)),
+                x, gamma, beta, movingMean, movingVariance, batchMean, batchInvStd, y);
+    }
+
+    @Override
+    public void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean,
+                                          Tensor movingVariance, float epsilon, Tensor y) {
+        OpChecks.batchNorm("batchNormInferenceForward", x, y, 0, epsilon, gamma, beta, movingMean, movingVariance);
+        requireFloats(x, gamma, beta, movingMean, movingVariance, y);
+        int rows = x.rowCount();
+        int cols = x.columnCount();
+        enter();
+        launch("batch_norm_inference_forward", kernels.batchNormInferenceForward, Launch.columnTiles(cols),
+                Pointer.to(arg(x), arg(gamma), arg(beta), arg(movingMean), arg(movingVariance), arg(epsilon), arg(y),
+                        arg(rows), arg(cols)),
+                x, gamma, beta, movingMean, movingVariance, y);
+    }
+
+    @Override
+    public void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy,
+                                  Tensor dx, Tensor dGamma, Tensor dBeta) {
+        OpChecks.batchNormOfBatch("batchNormBackward", x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
+        requireFloats(x, gamma, batchMean, batchInvStd, dy, dGamma, dBeta);
+        if (dx != null) {
+            Shapes.requireSame("batchNormBackward", "dy", dy, "dx", dx);
+            requireFloats(dx);
+        }
+        int rows = x.rowCount();
+        int cols = x.columnCount();
+        enter();
+        launch("batch_norm_backward", kernels.batchNormBackward, Launch.columnTiles(cols),
+                Pointer.to(arg(x), arg(gamma), arg(batchMean), arg(batchInvStd), arg(dy), argOrNull(dx), arg(dGamma),
+                        arg(dBeta), arg(rows), arg(cols)),
+                x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta);
+    }
+
     @Override
     public void maxoutForward(Tensor z, int pieces, Tensor y, Tensor winner) {
         int rows = z.rowCount();

@@ -31,7 +31,8 @@ import jcuda.driver.CUmodule;
  */
 final class Kernels implements AutoCloseable {
     /** The {@code .cu} files, one per op family; each becomes {@code /ptx/FAMILY.ptx}. */
-    static final List<String> FAMILIES = List.of("activations", "dropout", "loss", "optim", "reduce", "data");
+    static final List<String> FAMILIES = List.of("activations", "batch_norm", "dropout", "loss", "optim", "reduce",
+            "data");
 
     /** The start of the reason given when the PTX is not in the jar. */
     static final String NOT_BUILT = "kernels were not built (no nvcc at build time)";
@@ -48,6 +49,9 @@ final class Kernels implements AutoCloseable {
     final CUfunction maxoutBackward;
     final CUfunction softmaxRows;
     final CUfunction dropoutForward;
+    final CUfunction batchNormTrainingForward;
+    final CUfunction batchNormInferenceForward;
+    final CUfunction batchNormBackward;
     final CUfunction dropoutBackward;
     final CUfunction softmaxCrossEntropyRows;
     final CUfunction softmaxMseRows;
@@ -108,6 +112,9 @@ final class Kernels implements AutoCloseable {
             maxoutBackward = find("maxout_backward", missing);
             softmaxRows = find("softmax_rows", missing);
             dropoutForward = find("dropout_forward", missing);
+            batchNormTrainingForward = find("batch_norm_training_forward", missing);
+            batchNormInferenceForward = find("batch_norm_inference_forward", missing);
+            batchNormBackward = find("batch_norm_backward", missing);
             dropoutBackward = find("dropout_backward", missing);
             softmaxCrossEntropyRows = find("softmax_cross_entropy_rows", missing);
             softmaxMseRows = find("softmax_mse_rows", missing);

@@ -525,6 +525,148 @@ class CudaBackendTest {
         }
     }
 
+    // ---- batch normalization ------------------------------------------------------------------------------
+
+    /** A GPU tensor that starts as {@code data} inside a guarded block: for the ops' read-modify-write state. */
+    private Tensor guardedInput(float[] data, Layout layout, int... shape) {
+        Tensor t = output(layout, DType.FLOAT32, shape);
+        gpu.copyFromHost(data, t);
+        return t;
+    }
+
+    /**
+     * The training forward pass against the CPU's, for every fused shape (a batch of one row too, whose variance
+     * is 0) and layout: the statistics and the moving averages within one rounding of the double sums, taken in
+     * another order; the output within {@link Tolerances#GPU_BATCH_NORM_REL} of the magnitudes entering it.
+     */
+    @Test
+    void batchNormTrainingForwardMatchesTheCpu() {
+        for (int[] shape : FUSED_SHAPES) {
+            int rows = shape[0];
+            int cols = shape[1];
+            float[] x = inputs(rows * cols, 2);
+            float[] gamma = inputs(cols, 1);
+            float[] beta = inputs(cols, 1);
+            float[] movingMean = inputs(cols, 1);
+            float[] movingVariance = new float[cols];
+            for (int j = 0; j < cols; j++) {
+                movingVariance[j] = (float) rng.nextDouble(0.1, 4);
+            }
+            Tensor cpuMovingMean = cpu(movingMean.clone(), cols);
+            Tensor cpuMovingVariance = cpu(movingVariance.clone(), cols);
+            Tensor cpuMean = cpu(new float[cols], cols);
+            Tensor cpuInvStd = cpu(new float[cols], cols);
+            Tensor cpuY = cpu(new float[rows * cols], shape);
+            CPU.batchNormTrainingForward(cpu(x, shape), cpu(gamma, cols), cpu(beta, cols), 0.99, 1e-3f,
+                    cpuMovingMean, cpuMovingVariance, cpuMean, cpuInvStd, cpuY);
+            float[] mean = cpuMean.toFloatArray();
+            float[] invStd = cpuInvStd.toFloatArray();
+            double[] yMagnitude = new double[rows * cols];
+            double[] absMean = new double[cols]; // the magnitude of a column's sum, divided by the batch
+            for (int i = 0; i < rows * cols; i++) {
+                absMean[i % cols] += Math.abs(x[i]) / rows;
+            }
+            for (int i = 0; i < rows * cols; i++) {
+                int j = i % cols;
+                yMagnitude[i] = Math.abs(gamma[j]) * (Math.abs(x[i]) + Math.abs(mean[j])) * invStd[j]
+                        + Math.abs(beta[j]);
+            }
+            for (Layout layout : Layout.values()) {
+                String what = "batchNormTrainingForward " + Arrays.toString(shape) + " " + layout;
+                Tensor gpuMovingMean = guardedInput(movingMean, layout, cols);
+                Tensor gpuMovingVariance = guardedInput(movingVariance, layout, cols);
+                Tensor gpuMean = output(layout, DType.FLOAT32, cols);
+                Tensor gpuInvStd = output(layout, DType.FLOAT32, cols);
+                Tensor y = output(layout, DType.FLOAT32, shape);
+                gpu.batchNormTrainingForward(input(x, layout, shape), input(gamma, layout, cols),
+                        input(beta, layout, cols), 0.99, 1e-3f, gpuMovingMean, gpuMovingVariance, gpuMean, gpuInvStd,
+                        y);
+                assertClose(what + " batchMean", mean, read(gpuMean), j -> Tolerances.GPU_SUM_REL * absMean[j]);
+                assertClose(what + " batchInvStd", invStd, read(gpuInvStd), j -> Tolerances.GPU_SUM_REL * invStd[j]);
+                float[] expectedMovingMean = cpuMovingMean.toFloatArray();
+                float[] expectedMovingVariance = cpuMovingVariance.toFloatArray();
+                assertClose(what + " moving_mean", expectedMovingMean, read(gpuMovingMean),
+                        j -> Tolerances.GPU_SUM_REL * (Math.abs(expectedMovingMean[j]) + absMean[j]));
+                assertClose(what + " moving_variance", expectedMovingVariance, read(gpuMovingVariance),
+                        j -> Tolerances.GPU_SUM_REL * expectedMovingVariance[j]);
+                assertClose(what + " y", cpuY.toFloatArray(), read(y),
+                        i -> Tolerances.GPU_BATCH_NORM_REL * yMagnitude[i]);
+            }
+        }
+    }
+
+    /**
+     * Inference and, given the same batch statistics, the backward pass: inference has no sum, so the GPU gives the
+     * CPU's bits; the backward pass's sums (dgamma, dbeta) agree within one rounding of their double sums, dx
+     * within {@link Tolerances#GPU_BATCH_NORM_REL} of the magnitudes entering it; without dx, only the sums.
+     */
+    @Test
+    void batchNormInferenceAndBackwardMatchTheCpu() {
+        for (int[] shape : FUSED_SHAPES) {
+            int rows = shape[0];
+            int cols = shape[1];
+            float[] x = inputs(rows * cols, 2);
+            float[] dy = inputs(rows * cols, 1);
+            float[] gamma = inputs(cols, 1);
+            float[] beta = inputs(cols, 1);
+            float[] mean = inputs(cols, 1);
+            float[] variance = new float[cols];
+            float[] invStd = new float[cols];
+            for (int j = 0; j < cols; j++) {
+                variance[j] = (float) rng.nextDouble(0.1, 4);
+                invStd[j] = (float) (1 / Math.sqrt(variance[j] + 1e-3));
+            }
+            Tensor cpuY = cpu(new float[rows * cols], shape);
+            CPU.batchNormInferenceForward(cpu(x, shape), cpu(gamma, cols), cpu(beta, cols), cpu(mean, cols),
+                    cpu(variance, cols), 1e-3f, cpuY);
+            Tensor cpuDx = cpu(new float[rows * cols], shape);
+            Tensor cpuDGamma = cpu(new float[cols], cols);
+            Tensor cpuDBeta = cpu(new float[cols], cols);
+            CPU.batchNormBackward(cpu(x, shape), cpu(gamma, cols), cpu(mean, cols), cpu(invStd, cols), cpu(dy, shape),
+                    cpuDx, cpuDGamma, cpuDBeta);
+            float[] dGamma = cpuDGamma.toFloatArray();
+            float[] dBeta = cpuDBeta.toFloatArray();
+            double[] sumMagnitude = new double[2 * cols];
+            double[] dxMagnitude = new double[rows * cols];
+            for (int i = 0; i < rows * cols; i++) {
+                int j = i % cols;
+                double xhat = Math.abs(x[i] - mean[j]) * invStd[j];
+                sumMagnitude[j] += Math.abs(dy[i]) * xhat;
+                sumMagnitude[cols + j] += Math.abs(dy[i]);
+            }
+            for (int i = 0; i < rows * cols; i++) {
+                int j = i % cols;
+                double xhat = Math.abs(x[i] - mean[j]) * invStd[j];
+                dxMagnitude[i] = Math.abs(gamma[j]) * invStd[j] * (Math.abs(dy[i]) + sumMagnitude[cols + j] / rows
+                        + xhat * sumMagnitude[j] / rows);
+            }
+            for (Layout layout : Layout.values()) {
+                String what = Arrays.toString(shape) + " " + layout;
+                Tensor y = output(layout, DType.FLOAT32, shape);
+                gpu.batchNormInferenceForward(input(x, layout, shape), input(gamma, layout, cols),
+                        input(beta, layout, cols), input(mean, layout, cols), input(variance, layout, cols), 1e-3f, y);
+                assertBitsEqual("batchNormInferenceForward " + what, cpuY.toFloatArray(), read(y));
+                for (boolean withDx : new boolean[] {true, false}) {
+                    Tensor dx = withDx ? output(layout, DType.FLOAT32, shape) : null;
+                    Tensor gpuDGamma = output(layout, DType.FLOAT32, cols);
+                    Tensor gpuDBeta = output(layout, DType.FLOAT32, cols);
+                    gpu.batchNormBackward(input(x, layout, shape), input(gamma, layout, cols),
+                            input(mean, layout, cols), input(invStd, layout, cols), input(dy, layout, shape), dx,
+                            gpuDGamma, gpuDBeta);
+                    String backward = "batchNormBackward " + what + (withDx ? "" : " without dx");
+                    assertClose(backward + " dgamma", dGamma, read(gpuDGamma),
+                            j -> Tolerances.GPU_SUM_REL * sumMagnitude[j]);
+                    assertClose(backward + " dbeta", dBeta, read(gpuDBeta),
+                            j -> Tolerances.GPU_SUM_REL * sumMagnitude[cols + j]);
+                    if (withDx) {
+                        assertClose(backward + " dx", cpuDx.toFloatArray(), read(dx),
+                                i -> Tolerances.GPU_BATCH_NORM_REL * dxMagnitude[i]);
+                    }
+                }
+            }
+        }
+    }
+
     // ---- dropout --------------------------------------------------------------------------------------
 
     /**
@@ -2012,16 +2154,19 @@ class CudaBackendTest {
      * same kernels with the same arguments. So do graphs of several steps: 3 per graph (graphs of three
      * steps, of the seventh full batch and of the last batch), and 1000 (the seven full batches as one graph).
      */
-    @ParameterizedTest(name = "{0}, {1} steps per graph, dropout {2}")
-    @CsvSource({"adam, 1, 0", "sgd, 1, 0", "rmsprop, 1, 0", "adam, 3, 0", "sgd, 3, 0", "rmsprop, 3, 0",
-        "adam, 1000, 0", "adam, 1, 0.3", "sgd, 3, 0.3"})
-    void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph, double dropout) {
+    @ParameterizedTest(name = "{0}, {1} steps per graph, dropout {2}, batch norm {3}")
+    @CsvSource({"adam, 1, 0, false", "sgd, 1, 0, false", "rmsprop, 1, 0, false", "adam, 3, 0, false",
+        "sgd, 3, 0, false", "rmsprop, 3, 0, false", "adam, 1000, 0, false", "adam, 1, 0.3, false",
+        "sgd, 3, 0.3, false", "rmsprop, 1, 0, true", "sgd, 3, 0.3, true"})
+    void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph, double dropout,
+                                                       boolean batchNorm) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
         History[] histories = new History[2];
         float[][] parameters = new float[2][];
+        float[][] movingStatistics = new float[2][];
         for (int mode = 0; mode < 2; mode++) {
             try (Sequential model = Mlp.build(gpu, SEED, 784, new int[] {64, 32}, 10, Mlp.HiddenUnits.of("relu"),
-                    Initializer.glorotUniform(), dropout).compile(switch (optimizer) {
+                    Initializer.glorotUniform(), dropout, batchNorm).compile(switch (optimizer) {
                         case "adam" -> new Adam(2e-3);
                         case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01); // every buffer, decay
                         default -> new Sgd(0.05, 0.9, true);
@@ -2029,12 +2174,15 @@ class CudaBackendTest {
                 histories[mode] = model.fit(train, FitOptions.builder().batchSize(128).epochs(3).verbose(0)
                         .graph(mode == 1).stepsPerGraph(stepsPerGraph).build());
                 parameters[mode] = model.parameters().toFloatArray();
+                movingStatistics[mode] = model.state() == null ? new float[0] : model.state().toFloatArray();
             }
         }
         assertFalse(histories[0].graphs());
         assertTrue(histories[1].graphs(), "CudaBackend captures the step, the profiler being graph-safe");
         assertEquals(Math.min(stepsPerGraph, 7), histories[1].stepsPerGraph(), "at most the 7 full batches");
         assertClose(optimizer + ": parameters, graph against eager", parameters[0], parameters[1],
+                i -> Tolerances.GPU_EXACT);
+        assertClose(optimizer + ": moving statistics, graph against eager", movingStatistics[0], movingStatistics[1],
                 i -> Tolerances.GPU_EXACT);
         assertEquals(histories[0].metrics(), histories[1].metrics());
         List<Profile.StepStatistics> eager = histories[0].profile().steps();
@@ -2048,8 +2196,9 @@ class CudaBackendTest {
         // 5 ops per Dense layer, as OpsPerStepTest counts them for the chapter MLP's 5 (its GEMM, dW and dx
         // GEMMs, fused forward and backward, less the first layer's dx, the last layer's activation kernels;
         // plus the loss, the next batch's fetch and the optimizer): 15 for these 3 layers; a dropout after each
-        // hidden layer adds its forward and backward kernels.
-        assertEquals(15 + (dropout > 0 ? 2 * 2 : 0), histories[0].operationsPerStep(), "queued by one eager step");
+        // hidden layer adds its forward and backward kernels, batch normalization 4 (OpsPerStepTest).
+        assertEquals(15 + (dropout > 0 ? 2 * 2 : 0) + (batchNorm ? 2 * 4 : 0), histories[0].operationsPerStep(),
+                "queued by one eager step");
         assertEquals(histories[0].operationsPerStep(), histories[1].operationsPerStep());
     }
 

@@ -52,6 +52,13 @@ class KernelAbiTest {
         // in, out, n, threshold, scale, streamKey (a 64-bit integer: .u64, as a pointer reads), step
         abi.put("dropout_forward", "ppiifpp");
         abi.put("dropout_backward", "ppiifpp");
+        // x, gamma, beta, momentum, oneMinusMomentum, epsilon, movingMean, movingVariance, batchMean, batchInvStd,
+        // y, rows, cols
+        abi.put("batch_norm_training_forward", "pppfffpppppii");
+        // x, gamma, beta, movingMean, movingVariance, epsilon, y, rows, cols
+        abi.put("batch_norm_inference_forward", "pppppfpii");
+        // x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta, rows, cols
+        abi.put("batch_norm_backward", "ppppppppii");
         // logits, bias, targets, scale, dLogits, rowLoss, rowCorrect, biasGradient, rows, cols, totals, ticket
         abi.put("softmax_cross_entropy_rows", "pppfppppiipp");
         abi.put("softmax_mse_rows", "pppfppppiipp");
