@@ -12,12 +12,11 @@ import java.util.List;
  * gradient is the sum over the batch (and over the units when shared) of {@code dy * df/dparam}.
  * {@link PReLU} and {@link Swish} are the two named uses of the learnable case.
  */
-public class ActivationLayer extends Layer {
+public class ActivationLayer extends ElementwiseLayer {
     private final ActivationKind kind;
     private final double initialParameter;
     private final boolean learnable;
     private final boolean perUnit;
-    private int units;
 
     private Tensor parameter;
     private Tensor parameterGradient;
@@ -68,17 +67,6 @@ public class ActivationLayer extends Layer {
         return "Activation";
     }
 
-    @Override
-    public int build(int inputUnits) {
-        this.inputUnits = inputUnits;
-        this.units = inputUnits;
-        return units;
-    }
-
-    @Override
-    public int outputUnits() {
-        return units;
-    }
 
     @Override
     public List<ParameterSlot> parameterSlots() {

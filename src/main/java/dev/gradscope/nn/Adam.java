@@ -19,12 +19,10 @@ import java.util.Map;
  * from it there and advances it in the same launch, so a step has no argument that changes from one step to the
  * next and can be captured once as a graph ({@link Backend#capture}).
  */
-public final class Adam implements Optimizer {
-    private double learningRate;
+public final class Adam extends BaseOptimizer {
     private final double beta1;
     private final double beta2;
     private final double epsilon;
-    private final double weightDecay;
     private Backend backend;
     private Tensor firstMoment;
     private Tensor secondMoment;
@@ -43,16 +41,15 @@ public final class Adam implements Optimizer {
     }
 
     public Adam(double learningRate, double beta1, double beta2, double epsilon, double weightDecay) {
-        if (!Optimizer.isPositiveFloat(learningRate) || !Optimizer.isFloatFraction(beta1)
-                || !Optimizer.isFloatFraction(beta2) || !Optimizer.isPositiveFloat(epsilon)) {
+        super("Adam", learningRate, weightDecay);
+        if (!Optimizer.isFloatFraction(beta1) || !Optimizer.isFloatFraction(beta2)
+                || !Optimizer.isPositiveFloat(epsilon)) {
             throw new IllegalArgumentException("Adam: need learning rate > 0, 0 <= beta1, beta2 < 1, epsilon > 0;"
                     + " got lr=" + learningRate + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
         }
-        this.learningRate = learningRate;
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.epsilon = epsilon;
-        this.weightDecay = Optimizer.requireWeightDecay("Adam", weightDecay);
     }
 
     @Override
@@ -66,8 +63,8 @@ public final class Adam implements Optimizer {
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, learningRate, beta1, beta2,
-                (float) epsilon, (float) weightDecay, iterations, end); // which also counts the update
+        backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, learningRate(), beta1, beta2,
+                (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
     }
 
     /**
@@ -103,21 +100,8 @@ public final class Adam implements Optimizer {
         return buffers;
     }
 
-    /** The backend's update op takes the whole step end. */
-    @Override
-    public boolean endsSteps() {
-        return true;
-    }
 
-    @Override
-    public double learningRate() {
-        return learningRate;
-    }
 
-    @Override
-    public void setLearningRate(double learningRate) {
-        this.learningRate = Optimizer.requirePositiveRate(id(), learningRate);
-    }
 
     @Override
     public String id() {
@@ -128,11 +112,11 @@ public final class Adam implements Optimizer {
     public Map<String, Object> config() {
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("name", id());
-        c.put("learning_rate", learningRate);
+        c.put("learning_rate", learningRate());
         c.put("beta_1", beta1);
         c.put("beta_2", beta2);
         c.put("epsilon", epsilon);
-        c.put("weight_decay", weightDecay);
+        c.put("weight_decay", weightDecay());
         return c;
     }
 

@@ -30,7 +30,7 @@ import java.util.List;
  *
  * <p>No units of its own for the profiler: the activation after it is watched.
  */
-public class BatchNormalization extends Layer {
+public class BatchNormalization extends ElementwiseLayer {
     /** Keras's default momentum of the moving statistics. */
     public static final double DEFAULT_MOMENTUM = 0.99;
     /** Keras's default epsilon, added to the variance. */
@@ -38,7 +38,6 @@ public class BatchNormalization extends Layer {
 
     private final double momentum;
     private final float epsilon;
-    private int units;
 
     private Tensor gamma;
     private Tensor beta;
@@ -79,17 +78,6 @@ public class BatchNormalization extends Layer {
         return "BatchNormalization";
     }
 
-    @Override
-    public int build(int inputUnits) {
-        this.inputUnits = inputUnits;
-        this.units = inputUnits;
-        return units;
-    }
-
-    @Override
-    public int outputUnits() {
-        return units;
-    }
 
     @Override
     public List<ParameterSlot> parameterSlots() {

@@ -20,9 +20,8 @@ import dev.gradscope.tensor.Tensor;
  * <p>No parameters and no units of its own: the profiler watches the units of the layer before it (their
  * activity is that of the activation, before any unit is dropped).
  */
-public class Dropout extends Layer {
+public class Dropout extends ElementwiseLayer {
     private final double rate;
-    private int units;
     private long streamKey;
     private Tensor output;
     private Tensor inputGradient;
@@ -52,17 +51,6 @@ public class Dropout extends Layer {
         return "Dropout";
     }
 
-    @Override
-    public int build(int inputUnits) {
-        this.inputUnits = inputUnits;
-        this.units = inputUnits;
-        return units;
-    }
-
-    @Override
-    public int outputUnits() {
-        return units;
-    }
 
     @Override
     protected void place(long modelSeed, int layerIndex) {

@@ -25,13 +25,11 @@ import java.util.Map;
  * update does not depend on a step count, so a step has no changing argument besides the learning rate, which
  * a captured step graph holds (the trainer captures again when it changes).
  */
-public final class RmsProp implements Optimizer {
-    private double learningRate;
+public final class RmsProp extends BaseOptimizer {
     private final double rho;
     private final double momentum;
     private final double epsilon;
     private final boolean centered;
-    private final double weightDecay;
     private Backend backend;
     private Tensor velocity;
     private Tensor momentumBuffer; // only with momentum
@@ -47,18 +45,17 @@ public final class RmsProp implements Optimizer {
 
     public RmsProp(double learningRate, double rho, double momentum, double epsilon, boolean centered,
                    double weightDecay) {
-        if (!Optimizer.isPositiveFloat(learningRate) || !Optimizer.isFloatFraction(rho)
+        super("RMSprop", learningRate, weightDecay);
+        if (!Optimizer.isFloatFraction(rho)
                 || !Optimizer.isFloatFraction(momentum) || !Optimizer.isPositiveFloat(epsilon)) {
             throw new IllegalArgumentException("RMSprop: need learning rate > 0, 0 <= rho < 1, 0 <= momentum < 1,"
                     + " finite epsilon > 0; got lr=" + learningRate + " rho=" + rho + " momentum=" + momentum
                     + " epsilon=" + epsilon);
         }
-        this.learningRate = learningRate;
         this.rho = rho;
         this.momentum = momentum;
         this.epsilon = epsilon;
         this.centered = centered;
-        this.weightDecay = Optimizer.requireWeightDecay("RMSprop", weightDecay);
     }
 
     @Override
@@ -76,8 +73,8 @@ public final class RmsProp implements Optimizer {
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.rmspropUpdate(parameters, gradients, velocity, averageGradient, momentumBuffer, (float) learningRate,
-                (float) rho, (float) momentum, (float) epsilon, centered, (float) weightDecay, end);
+        backend.rmspropUpdate(parameters, gradients, velocity, averageGradient, momentumBuffer, (float) learningRate(),
+                (float) rho, (float) momentum, (float) epsilon, centered, (float) weightDecay(), end);
     }
 
     /**
@@ -100,21 +97,8 @@ public final class RmsProp implements Optimizer {
         return buffers;
     }
 
-    /** The backend's update op takes the whole step end. */
-    @Override
-    public boolean endsSteps() {
-        return true;
-    }
 
-    @Override
-    public double learningRate() {
-        return learningRate;
-    }
 
-    @Override
-    public void setLearningRate(double learningRate) {
-        this.learningRate = Optimizer.requirePositiveRate(id(), learningRate);
-    }
 
     @Override
     public String id() {
@@ -125,12 +109,12 @@ public final class RmsProp implements Optimizer {
     public Map<String, Object> config() {
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("name", id());
-        c.put("learning_rate", learningRate);
+        c.put("learning_rate", learningRate());
         c.put("rho", rho);
         c.put("momentum", momentum);
         c.put("epsilon", epsilon);
         c.put("centered", centered);
-        c.put("weight_decay", weightDecay);
+        c.put("weight_decay", weightDecay());
         return c;
     }
 

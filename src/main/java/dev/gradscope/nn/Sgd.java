@@ -13,11 +13,9 @@ import java.util.Map;
  * Nesterov {@code p += momentum v - lr g}. With a weight decay {@code wd > 0}, Keras 3's decoupled form: before
  * each update {@code p -= p * wd * lr}, in the update's own pass.
  */
-public final class Sgd implements Optimizer {
-    private double learningRate;
+public final class Sgd extends BaseOptimizer {
     private final double momentum;
     private final boolean nesterov;
-    private final double weightDecay;
     private Backend backend;
     private Tensor velocity;
 
@@ -34,14 +32,13 @@ public final class Sgd implements Optimizer {
     }
 
     public Sgd(double learningRate, double momentum, boolean nesterov, double weightDecay) {
-        if (!Optimizer.isPositiveFloat(learningRate) || !Optimizer.isFloatFraction(momentum)) {
+        super("SGD", learningRate, weightDecay);
+        if (!Optimizer.isFloatFraction(momentum)) {
             throw new IllegalArgumentException("SGD: need learning rate > 0 and 0 <= momentum < 1; got lr="
                     + learningRate + " momentum=" + momentum);
         }
-        this.learningRate = learningRate;
         this.momentum = momentum;
         this.nesterov = nesterov;
-        this.weightDecay = Optimizer.requireWeightDecay("SGD", weightDecay);
     }
 
     @Override
@@ -55,8 +52,8 @@ public final class Sgd implements Optimizer {
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate, (float) momentum, nesterov,
-                (float) weightDecay, end);
+        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate(), (float) momentum, nesterov,
+                (float) weightDecay(), end);
     }
 
     /** The momentum's velocity (none without momentum). */
@@ -65,21 +62,8 @@ public final class Sgd implements Optimizer {
         return velocity == null ? Map.of() : Map.of("velocity", velocity);
     }
 
-    /** The backend's update op takes the whole step end. */
-    @Override
-    public boolean endsSteps() {
-        return true;
-    }
 
-    @Override
-    public double learningRate() {
-        return learningRate;
-    }
 
-    @Override
-    public void setLearningRate(double learningRate) {
-        this.learningRate = Optimizer.requirePositiveRate(id(), learningRate);
-    }
 
     @Override
     public String id() {
@@ -90,10 +74,10 @@ public final class Sgd implements Optimizer {
     public Map<String, Object> config() {
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("name", id());
-        c.put("learning_rate", learningRate);
+        c.put("learning_rate", learningRate());
         c.put("momentum", momentum);
         c.put("nesterov", nesterov);
-        c.put("weight_decay", weightDecay);
+        c.put("weight_decay", weightDecay());
         return c;
     }
 
