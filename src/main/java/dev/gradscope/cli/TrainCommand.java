@@ -544,7 +544,9 @@ final class TrainCommand implements Callable<Integer> {
             if (event != null) {
                 System.out.println(event.stopped()
                         ? "training stopped: non-finite gradient at " + RunReport.where(history, event)
-                                + "; the parameters keep their last finite values"
+                                + "; the parameters keep their last finite values" + (net.state() == null ? ""
+                                        : " (batch normalization's moving statistics took that step's forward pass,"
+                                                + " which may have made them non-finite too)")
                         : "warning: non-finite gradient at " + RunReport.where(history, event)
                                 + "; training went on (--keep-going-on-nan)");
             }

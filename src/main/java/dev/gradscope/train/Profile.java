@@ -170,22 +170,22 @@ public final class Profile {
     }
 
     /**
-     * The units a kernel feeds in one epoch: those of its own layer (a Dense with an activation), of
-     * the activation layer right after it (PReLU, Swish...), or of the activation layer after a
-     * BatchNormalization right after it; null when none was watched.
+     * The units a kernel feeds in one epoch: the first watched layer from the kernel's own (a Dense with an
+     * activation) up to the next kernel's: an activation layer right after it (PReLU, Swish...), or after a
+     * BatchNormalization or a Dropout; null when none was watched. It goes by layer positions only, so a profile
+     * read back from a run's files, whose segments do not say their layers' types, finds the same units.
      */
     public UnitStatistics unitsFedBy(int layerIndex, int epoch) {
-        boolean normalized = segments.stream()
-                .anyMatch(s -> s.layerIndex() == layerIndex + 1 && s.layerType().equals("BatchNormalization"));
-        int[] candidates = normalized ? new int[] {layerIndex, layerIndex + 2} : new int[] {layerIndex, layerIndex + 1};
-        for (int index : candidates) {
-            for (UnitStatistics u : units) {
-                if (u.epoch() == epoch && u.layerIndex() == index) {
-                    return u;
-                }
+        int nextKernel = segments.stream().filter(s -> s.isKernel() && s.layerIndex() > layerIndex)
+                .mapToInt(Segment::layerIndex).min().orElse(Integer.MAX_VALUE);
+        UnitStatistics first = null;
+        for (UnitStatistics u : units) {
+            if (u.epoch() == epoch && u.layerIndex() >= layerIndex && u.layerIndex() < nextKernel
+                    && (first == null || u.layerIndex() < first.layerIndex())) {
+                first = u;
             }
         }
-        return null;
+        return first;
     }
 
     /** Number of epochs with at least one recorded step. */

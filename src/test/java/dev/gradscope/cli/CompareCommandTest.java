@@ -67,7 +67,7 @@ class CompareCommandTest {
         RunReportTest.assertPage(out.resolve("report.html"), 7);
     }
 
-    /** A run saved before configs recorded the data set, dropout and weight decay had MNIST, none and none. */
+    /** A run saved before configs recorded the data set, dropout, batch norm and weight decay had MNIST and none. */
     @Test
     @SuppressWarnings("unchecked")
     void anOlderRunDoesNotDifferInSettingsItsConfigDidNotRecordYet() throws IOException {
@@ -81,6 +81,7 @@ class CompareCommandTest {
         Map<String, Object> config = (Map<String, Object>) history.get("config");
         config.remove("dataset");
         config.remove("dropout");
+        config.remove("batch_norm");
         ((Map<String, Object>) config.get("optimizer")).remove("weight_decay");
         HistoryJson.writeAtomically(old.resolve("history.json"), history);
         Path out = tmp.resolve("compare");

@@ -327,6 +327,34 @@ class BatchNormalizationTest {
         }
     }
 
+    /**
+     * Inference never moves the moving statistics: evaluate and predict leave them as they were, and a fit with
+     * validation data ends with the statistics of the same fit without it.
+     */
+    @Test
+    void evaluationPredictionAndValidationLeaveTheMovingStatisticsAlone() {
+        Dataset train = MnistSubset.load().train().take(300);
+        Dataset test = MnistSubset.load().test().take(100);
+        float[][] rows = new float[5][784];
+        float[][] afterFit = new float[2][];
+        for (int withValidation = 0; withValidation < 2; withValidation++) {
+            try (Sequential model = normalized(2, new int[] {32, 16}, "sigmoid", new Adam())) {
+                dev.gradscope.train.FitOptions.Builder options = dev.gradscope.train.FitOptions.builder()
+                        .batchSize(100).epochs(2).verbose(0);
+                if (withValidation == 1) {
+                    options.validation(test);
+                }
+                model.fit(train, options.build());
+                afterFit[withValidation] = model.state().toFloatArray();
+                model.evaluate(test, 50);
+                model.predict(rows, 3);
+                assertArrayEquals(afterFit[withValidation], model.state().toFloatArray(),
+                        "evaluate and predict moved the moving statistics");
+            }
+        }
+        assertArrayEquals(afterFit[0], afterFit[1], "validation moved the moving statistics");
+    }
+
     /** save_weights then load_weights: the moving statistics come back, and predictions with them. */
     @Test
     void weightsFilesHoldTheMovingStatistics(@TempDir Path dir) {

@@ -15,6 +15,7 @@ import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.train.Diagnosis;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
@@ -73,6 +74,29 @@ class RunFilesTest {
         }
         assertEquals(expected.units(), actual.units());
         assertEquals(expected.saturationThreshold(), actual.saturationThreshold());
+    }
+
+    /**
+     * The diagnosis of a run read back equals the live one's, dead and saturated units included, where the units a
+     * kernel feeds are an activation layer's after a PReLU's parameter or a batch normalization.
+     */
+    @Test
+    void theDiagnosisOfARunReadBackIsTheLiveOnes() {
+        for (boolean batchNorm : new boolean[] {false, true}) {
+            History history;
+            try (CpuBackend backend = new CpuBackend();
+                 Sequential model = Mlp.build(backend, 9, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of("prelu"),
+                         Initializer.glorotUniform(), 0, batchNorm).compile(new Adam(),
+                         Loss.CATEGORICAL_CROSSENTROPY)) {
+                history = model.fit(MNIST.train().take(350), FitOptions.builder().batchSize(100).epochs(2)
+                        .validation(MNIST.test().take(100)).verbose(0).profiler(new GradientProfiler()).build());
+            }
+            String live = Diagnosis.of(history).describe();
+            assertTrue(live.lines().filter(l -> l.matches("[12] .*")).noneMatch(l -> l.trim().endsWith("-")),
+                    "the live diagnosis has the hidden layers' unit statistics: " + live);
+            assertEquals(live, Diagnosis.of(RunFiles.read(written(history)).history()).describe(),
+                    "batch norm " + batchNorm);
+        }
     }
 
     @Test
