@@ -13,7 +13,8 @@ import java.util.Map;
  * Keras: after a reduction the wait starts again and, for {@code cooldown} epochs, the epochs do not count
  * towards it (the count goes down before an epoch is judged, so a cooldown of 1 changes nothing); a rate
  * already at {@code minLearningRate} is not reduced, and none is reduced below it; a NaN is never an
- * improvement. It judges an epoch at the optimizer's rate at the epoch's end and changes the rate only to
+ * improvement. Unlike Keras, no rate is reduced to one a float holds as 0 (below about 1.4e-45): the kernels take
+ * the rate as a float, and training would stop without a word. It judges an epoch at the optimizer's rate at the epoch's end and changes the rate only to
  * reduce it, so a scheduler's own changes stand.
  *
  * <p>The new rate applies from the next epoch on; every epoch's rate is in the history as {@code learning_rate}.
@@ -141,11 +142,14 @@ public final class ReduceLROnPlateau implements Callback {
             return rate;
         }
         wait++;
-        if (wait >= patience && rate > minLearningRate) {
+        // A rate a float holds as 0 would stop training without a word (the kernels take floats): the rate
+        // stops falling before it, as if min_lr were there.
+        double next = Math.max(rate * factor, minLearningRate);
+        if (wait >= patience && rate > minLearningRate && Optimizer.isPositiveFloat(next)) {
             reducedAfter.add(epoch);
             cooldownLeft = cooldown;
             wait = 0;
-            return Math.max(rate * factor, minLearningRate);
+            return next;
         }
         return rate;
     }

@@ -96,6 +96,20 @@ class ReduceLROnPlateauTest {
         }
     }
 
+    /**
+     * A rate a float holds as 0 is never set: from 1e-30, a factor of 1e-10 reduces once, after epoch 2 (the first
+     * epoch is always the best so far), to 1e-40, a float's subnormal, and then stops, where it would have gone to
+     * 1e-50, the float 0.
+     */
+    @Test
+    void noRateIsReducedToOneAFloatHoldsAsZero() {
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, 1e-30)) {
+            History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(4).verbose(0)
+                    .callback(new ReduceLROnPlateau("loss", 1e-10, 0, 10, 0, 0)).build());
+            assertEquals(List.of(1e-30, 1e-30, 1e-30 * 1e-10, 1e-30 * 1e-10), history.get("learning_rate"));
+        }
+    }
+
     /** A Keras-style scheduler that sets 0.1 / (epoch + 1) at each epoch's start. */
     private static final class Schedule implements Callback {
         private TrainingRun run;
