@@ -99,7 +99,12 @@ final class EvaluateCommand implements Callable<Integer> {
                         test.loss(), test.accuracy(), test.examples(), mnist.kind().title(),
                         TrainCommand.architecture(inputs, resolved.hidden(), classes), resolved.units().activation(),
                         epoch == null ? "" : ", after epoch " + epoch, backend.name());
-                System.out.print(perClass.describe());
+                if (perClass.nonFiniteRows() > 0) {
+                    System.out.println("per class: not reported: " + perClass.nonFiniteRows() + " of "
+                            + perClass.examples() + " images get non-finite outputs from these weights");
+                } else {
+                    System.out.print(perClass.describe());
+                }
                 if (out != null) {
                     Map<String, Object> result = new LinkedHashMap<>();
                     result.put("weights", weights.toString());
@@ -111,7 +116,9 @@ final class EvaluateCommand implements Callable<Integer> {
                     result.put("batch_size", batch);
                     result.put("backend", backend.name());
                     result.put("tf32", backend.tf32());
-                    result.putAll(classesOf(perClass));
+                    if (perClass.nonFiniteRows() == 0) {
+                        result.putAll(classesOf(perClass));
+                    }
                     result.put("config", config);
                     HistoryJson.writeAtomically(out, result);
                 }

@@ -528,9 +528,15 @@ final class TrainCommand implements Callable<Integer> {
             History history = net.fit(train, fit.build());
             Diagnosis diagnosis;
             Path report = null;
-            // The trained model per class on the test set: one more inference pass, for the report and a line here.
+            // The trained model per class on the test set: one more inference pass, for the report and a line here;
+            // none for a model whose outputs are not finite (a diverged run), whose numbers would say nothing.
             ClassificationReport classes = history.epochs() > 0
                     ? ClassificationReport.of(net, mnist.test(), run.batchSize, mnist.kind().classNames()) : null;
+            if (classes != null && classes.nonFiniteRows() > 0) {
+                System.out.println("per class: not reported: " + classes.nonFiniteRows() + " of " + classes.examples()
+                        + " test images get non-finite outputs from the trained model");
+                classes = null;
+            }
             if (out != null) {
                 RunReport.Written written = RunReport.write(out, "gradscope train: " + resolved.units().activation(),
                         setting(resolved, mnist.kind(), train, mnist.test(), run.batchSize, backend), history, config,

@@ -44,8 +44,8 @@ public final class Adam extends BaseOptimizer {
         super("Adam", learningRate, weightDecay);
         if (!Optimizer.isFloatFraction(beta1) || !Optimizer.isFloatFraction(beta2)
                 || !Optimizer.isPositiveFloat(epsilon)) {
-            throw new IllegalArgumentException("Adam: need learning rate > 0, 0 <= beta1, beta2 < 1, epsilon > 0;"
-                    + " got lr=" + learningRate + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
+            throw new IllegalArgumentException("Adam: need 0 <= beta1, beta2 < 1 and epsilon > 0, as floats; got"
+                    + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
         }
         this.beta1 = beta1;
         this.beta2 = beta2;

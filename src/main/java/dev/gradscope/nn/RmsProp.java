@@ -48,9 +48,8 @@ public final class RmsProp extends BaseOptimizer {
         super("RMSprop", learningRate, weightDecay);
         if (!Optimizer.isFloatFraction(rho)
                 || !Optimizer.isFloatFraction(momentum) || !Optimizer.isPositiveFloat(epsilon)) {
-            throw new IllegalArgumentException("RMSprop: need learning rate > 0, 0 <= rho < 1, 0 <= momentum < 1,"
-                    + " finite epsilon > 0; got lr=" + learningRate + " rho=" + rho + " momentum=" + momentum
-                    + " epsilon=" + epsilon);
+            throw new IllegalArgumentException("RMSprop: need 0 <= rho < 1, 0 <= momentum < 1 and a finite epsilon > 0,"
+                    + " as floats; got rho=" + rho + " momentum=" + momentum + " epsilon=" + epsilon);
         }
         this.rho = rho;
         this.momentum = momentum;

@@ -370,6 +370,18 @@ public class Sequential implements AutoCloseable {
      * {@code x} ({@code [n, inputFeatures]}, any backend), as a new host array {@code [n][outputs]}.
      */
     public float[][] predict(float[][] x, int batchSize) {
+        return predict(x, batchSize, false);
+    }
+
+    /**
+     * {@link #predict} stopping at the output layer's logits, before its softmax: what the loss and the accuracy
+     * the evaluation counts are taken from (the largest logit is the predicted class).
+     */
+    public float[][] predictLogits(float[][] x, int batchSize) {
+        return predict(x, batchSize, true);
+    }
+
+    private float[][] predict(float[][] x, int batchSize, boolean logits) {
         int n = x.length;
         build(n == 0 ? inputUnits : x[0].length);
         int batch = Math.max(1, Math.min(batchSize, n));
@@ -388,7 +400,7 @@ public class Sequential implements AutoCloseable {
                 }
                 Tensor xb = input.rows(0, rows);
                 backend.copyFromHost(flat, xb);
-                float[] y = forward(xb).toFloatArray();
+                float[] y = (logits ? forward(xb, true) : forward(xb)).toFloatArray();
                 int width = outputUnits();
                 for (int r = 0; r < rows; r++) {
                     out[first + r] = java.util.Arrays.copyOfRange(y, r * width, (r + 1) * width);

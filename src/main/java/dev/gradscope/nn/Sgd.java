@@ -34,8 +34,7 @@ public final class Sgd extends BaseOptimizer {
     public Sgd(double learningRate, double momentum, boolean nesterov, double weightDecay) {
         super("SGD", learningRate, weightDecay);
         if (!Optimizer.isFloatFraction(momentum)) {
-            throw new IllegalArgumentException("SGD: need learning rate > 0 and 0 <= momentum < 1; got lr="
-                    + learningRate + " momentum=" + momentum);
+            throw new IllegalArgumentException("SGD: need 0 <= momentum < 1 as a float; got momentum=" + momentum);
         }
         this.momentum = momentum;
         this.nesterov = nesterov;

@@ -177,10 +177,11 @@ public final class RunReport {
 
         if (classes != null) {
             page.heading("Per class, on the test set");
-            page.paragraph("The model after the last epoch (" + history.epochs() + "), predicting the class with the"
-                    + " largest output: precision is the fraction of the images predicted as a class that are of"
-                    + " it, recall the fraction of a class's images predicted as it (scikit-learn's"
-                    + " classification_report). Lowest recall: " + classes.label(classes.weakestClass())
+            page.paragraph("The model as training left it (after epoch " + history.epochs() + ", or where a non-finite"
+                    + " gradient stopped it; with --save-best, model.safetensors may hold another epoch),"
+                    + " predicting the class with the largest logit: precision is the fraction of the images"
+                    + " predicted as a class that are of it, recall the fraction of a class's images predicted as it"
+                    + " (scikit-learn's classification_report). Lowest recall: " + classes.label(classes.weakestClass())
                     + String.format(Locale.ROOT, ", %.4f.", classes.recall(classes.weakestClass()))
                     + mostConfusedText(classes));
             CsvTable perClass = classesTable(classes);

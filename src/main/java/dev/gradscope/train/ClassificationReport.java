@@ -11,17 +11,20 @@ import java.util.Map;
 /**
  * How a classifier did per class on a data set: the confusion matrix (row: the true class, column: the predicted
  * one) and, from it, each class's precision, recall, F1 and support, as scikit-learn's {@code confusion_matrix} and
- * {@code classification_report} give them for {@code argmax(model.predict(x))}. A class that is never predicted has
- * a precision of 0, and one without examples a recall of 0 (scikit-learn's {@code zero_division} default, less its
- * warning).
+ * {@code classification_report} give them for the predicted classes. A model's predicted class is its largest
+ * logit, as its evaluation's accuracy counts it. A class that is never predicted has a precision of 0, and one
+ * without examples a recall of 0 (scikit-learn's {@code zero_division} default, less its warning); the averages
+ * are over every class.
  */
 public final class ClassificationReport {
     private final List<String> classNames;
     private final long[][] confusion;
+    private final int nonFiniteRows;
 
-    private ClassificationReport(List<String> classNames, long[][] confusion) {
+    private ClassificationReport(List<String> classNames, long[][] confusion, int nonFiniteRows) {
         this.classNames = List.copyOf(classNames);
         this.confusion = confusion;
+        this.nonFiniteRows = nonFiniteRows;
     }
 
     /**
@@ -42,15 +45,17 @@ public final class ClassificationReport {
             }
             confusion[labels[i]][predicted[i]]++;
         }
-        return new ClassificationReport(classNames, confusion);
+        return new ClassificationReport(classNames, confusion, 0);
     }
 
     /** Rows per forward pass when predicting: bounds the host copy of the inputs. */
     private static final int PREDICT_ROWS = 4096;
 
     /**
-     * Predicts every row of {@code data} with {@code model} (inference: no dropout) and counts the predicted class,
-     * the first largest output, against the label.
+     * Predicts every row of {@code data} with {@code model} (inference: no dropout, batch normalization's moving
+     * statistics) and counts the predicted class, the first largest logit, against the label. Rows whose logits are
+     * not all finite (a diverged model) are counted too, as class 0 like the evaluation's argmax does, and
+     * {@link #nonFiniteRows()} says how many: a report with any says little.
      */
     public static ClassificationReport of(Sequential model, Dataset data, int batchSize, List<String> classNames) {
         if (classNames.size() != data.classCount()) {
@@ -60,6 +65,7 @@ public final class ClassificationReport {
         int n = data.rows();
         int features = data.featureCount();
         int[] predicted = new int[n];
+        int nonFinite = 0;
         for (int first = 0; first < n; first += PREDICT_ROWS) {
             int rows = Math.min(PREDICT_ROWS, n - first);
             float[][] x = new float[rows][features];
@@ -68,12 +74,23 @@ public final class ClassificationReport {
                     x[r][c] = data.feature(first + r, c) * data.featureScale();
                 }
             }
-            float[][] outputs = model.predict(x, batchSize);
+            float[][] logits = model.predictLogits(x, batchSize);
             for (int r = 0; r < rows; r++) {
-                predicted[first + r] = argMax(outputs[r]);
+                predicted[first + r] = argMax(logits[r]);
+                for (float v : logits[r]) {
+                    if (!Float.isFinite(v)) {
+                        nonFinite++;
+                        break;
+                    }
+                }
             }
         }
-        return of(data.labels(), predicted, classNames);
+        return new ClassificationReport(classNames, of(data.labels(), predicted, classNames).confusion, nonFinite);
+    }
+
+    /** The examples whose model outputs were not all finite; 0 for counts given directly. */
+    public int nonFiniteRows() {
+        return nonFiniteRows;
     }
 
     private static int argMax(float[] values) {
@@ -210,7 +227,7 @@ public final class ClassificationReport {
 
     /** scikit-learn's {@code classification_report} layout, then the confusion matrix. */
     public String describe() {
-        int width = 5;
+        int width = "weighted".length();
         for (int c = 0; c < classes(); c++) {
             width = Math.max(width, label(c).length());
         }
@@ -218,15 +235,22 @@ public final class ClassificationReport {
         sb.append(String.format(Locale.ROOT, "%-" + width + "s  %9s  %9s  %9s  %7s%n", "class", "precision", "recall",
                 "f1", "support"));
         double[] macro = new double[3];
+        double[] weighted = new double[3];
+        long n = Math.max(1, examples());
         for (int c = 0; c < classes(); c++) {
             sb.append(String.format(Locale.ROOT, "%-" + width + "s  %9.4f  %9.4f  %9.4f  %7d%n", label(c), precision(c),
                     recall(c), f1(c), support(c)));
             macro[0] += precision(c) / classes();
             macro[1] += recall(c) / classes();
             macro[2] += f1(c) / classes();
+            weighted[0] += precision(c) * support(c) / n;
+            weighted[1] += recall(c) * support(c) / n;
+            weighted[2] += f1(c) * support(c) / n;
         }
         sb.append(String.format(Locale.ROOT, "%-" + width + "s  %9.4f  %9.4f  %9.4f  %7d%n", "macro", macro[0],
                 macro[1], macro[2], examples()));
+        sb.append(String.format(Locale.ROOT, "%-" + width + "s  %9.4f  %9.4f  %9.4f  %7d%n", "weighted", weighted[0],
+                weighted[1], weighted[2], examples()));
         sb.append(String.format(Locale.ROOT, "accuracy %.4f%n", accuracy()));
         sb.append("confusion matrix (rows: true class, columns: predicted class):\n");
         int cell = 5;

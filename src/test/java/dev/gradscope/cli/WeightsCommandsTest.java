@@ -329,6 +329,9 @@ class WeightsCommandsTest {
         String text = printed.toString(java.nio.charset.StandardCharsets.UTF_8);
         assertTrue(text.contains("weights not saved: epoch 1 had a non-finite gradient (epoch 1, step 2, first in"
                 + " dense_2); this run wrote no " + weights + "; the one there holds an earlier run's weights"), text);
+        // Its outputs are NaN: no per-class numbers that would say nothing, and no files of them.
+        assertTrue(text.contains("per class: not reported: 1000 of 1000 test images get non-finite outputs"), text);
+        assertTrue(Files.notExists(out.resolve("classes.csv")) && Files.notExists(out.resolve("confusion.csv")));
     }
 
     /**

@@ -45,7 +45,13 @@ class ClassificationReportTest {
         assertArrayEquals(new int[] {0, 1}, report.mostConfused(), "the first of the largest off-diagonal counts");
         String text = report.describe();
         assertTrue(text.contains("accuracy 0.7000"), text);
-        assertTrue(text.contains("macro"), text);
+        // macro: the plain mean over the classes; weighted: by support (4, 2, 4 of 10)
+        double macroRecall = (0.5 + 1.0 + 0.75) / 3;
+        double weightedRecall = (0.5 * 4 + 1.0 * 2 + 0.75 * 4) / 10;
+        assertTrue(text.contains(String.format(java.util.Locale.ROOT, "%9.4f", macroRecall)), text);
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("weighted") && l.contains(String.format(java.util.Locale.ROOT,
+                "%9.4f", weightedRecall))), text);
+        assertEquals(0, report.nonFiniteRows());
         @SuppressWarnings("unchecked")
         List<Map<String, Object>> perClass = (List<Map<String, Object>>) report.toMap().get("per_class");
         assertEquals("b", perClass.get(1).get("name"));
@@ -85,6 +91,13 @@ class ClassificationReportTest {
             }
             assertEquals(report.toMap(), ClassificationReport.of(model, subset.test(), 7, names).toMap(),
                     "inference: the same predictions whatever the batch");
+            assertEquals(0, report.nonFiniteRows());
+            // A diverged model: every output NaN. The rows are counted, so that no one reads the numbers.
+            float[] nan = new float[(int) model.parameters().size()];
+            java.util.Arrays.fill(nan, Float.NaN);
+            backend.copyFromHost(nan, model.parameters());
+            assertEquals(subset.test().rows(), ClassificationReport.of(model, subset.test(), 100, names)
+                    .nonFiniteRows());
         }
     }
 }
