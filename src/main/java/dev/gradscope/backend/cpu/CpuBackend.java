@@ -358,12 +358,19 @@ public final class CpuBackend implements Backend {
         float[] yd = floats(y);
         int xo = off(x);
         int yo = off(y);
+        float[] g = columns(gamma, cols);
+        float[] b = columns(beta, cols);
         for (int i = 0; i < rows; i++) {
             for (int j = 0; j < cols; j++) {
                 float xhat = (xd[xo + i * cols + j] - mean[j]) * invStd[j];
-                yd[yo + i * cols + j] = get(gamma, j) * xhat + get(beta, j);
+                yd[yo + i * cols + j] = g[j] * xhat + b[j];
             }
         }
+    }
+
+    /** The first {@code cols} elements of {@code t}, for loops that read them once per row. */
+    private static float[] columns(Tensor t, int cols) {
+        return java.util.Arrays.copyOfRange(floats(t), off(t), off(t) + cols);
     }
 
     @Override
@@ -379,11 +386,13 @@ public final class CpuBackend implements Backend {
         float[] dyd = floats(dy);
         int xo = off(x);
         int dyo = off(dy);
+        float[] mean = columns(batchMean, cols);
+        float[] invStd = columns(batchInvStd, cols);
         double[] sumDy = new double[cols];
         double[] sumDyXhat = new double[cols];
         for (int i = 0; i < rows; i++) {
             for (int j = 0; j < cols; j++) {
-                float xhat = (xd[xo + i * cols + j] - get(batchMean, j)) * get(batchInvStd, j);
+                float xhat = (xd[xo + i * cols + j] - mean[j]) * invStd[j];
                 float g = dyd[dyo + i * cols + j];
                 sumDy[j] += g;
                 sumDyXhat[j] += (double) g * xhat;
@@ -398,15 +407,19 @@ public final class CpuBackend implements Backend {
         }
         float[] dxd = floats(dx);
         int dxo = off(dx);
+        float[] scale = new float[cols];
+        float[] meanDy = new float[cols];
+        float[] meanDyXhat = new float[cols];
         for (int j = 0; j < cols; j++) {
-            float mean = get(batchMean, j);
-            float invStd = get(batchInvStd, j);
-            float scale = (float) ((double) get(gamma, j) * invStd);
-            float meanDy = (float) (sumDy[j] / rows);
-            float meanDyXhat = (float) (sumDyXhat[j] / rows);
-            for (int i = 0; i < rows; i++) {
-                float xhat = (xd[xo + i * cols + j] - mean) * invStd;
-                dxd[dxo + i * cols + j] = scale * (dyd[dyo + i * cols + j] - meanDy - xhat * meanDyXhat);
+            scale[j] = (float) ((double) get(gamma, j) * invStd[j]);
+            meanDy[j] = (float) (sumDy[j] / rows);
+            meanDyXhat[j] = (float) (sumDyXhat[j] / rows);
+        }
+        // Row by row, as the arrays lie: the same float operations per element as column by column.
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                float xhat = (xd[xo + i * cols + j] - mean[j]) * invStd[j];
+                dxd[dxo + i * cols + j] = scale[j] * (dyd[dyo + i * cols + j] - meanDy[j] - xhat * meanDyXhat[j]);
             }
         }
     }
