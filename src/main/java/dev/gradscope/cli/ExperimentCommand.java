@@ -45,6 +45,8 @@ import picocli.CommandLine.Spec;
  *   <li>{@code activations}: sigmoid, tanh, softsign, relu and elu with cross-entropy (Figures 5.17, 5.18);</li>
  *   <li>{@code gradients}: every activation of the chapter, gradient norm against depth after the first epoch,
  *       for the chapter's MLP and a deep, narrow one;</li>
+ *   <li>{@code normalization}: a deep MLP per activation without and with batch normalization, gradient norm
+ *       against depth: the vanishing gradient and its cure;</li>
  *   <li>{@code init}: a ReLU MLP whose kernels start at growing scales, trained with plain SGD until the
  *       gradients overflow.</li>
  * </ul>
@@ -52,10 +54,10 @@ import picocli.CommandLine.Spec;
 @Command(name = "experiment", mixinStandardHelpOptions = true, versionProvider = GradScope.Version.class,
         description = "Reproduce an experiment of section 5.4 of the chapter and write its report.",
         subcommands = {ExperimentCommand.Losses.class, ExperimentCommand.Activations.class,
-                ExperimentCommand.Gradients.class, ExperimentCommand.Init.class})
+                ExperimentCommand.Gradients.class, ExperimentCommand.Normalization.class, ExperimentCommand.Init.class})
 final class ExperimentCommand implements Runnable {
     /** The experiments, for the "missing experiment" message. */
-    static final String NAMES = "losses, activations, gradients or init";
+    static final String NAMES = "losses, activations, gradients, normalization or init";
 
     /** The chapter's activations, in its order. */
     static final List<String> CHAPTER_ACTIVATIONS = List.of("step", "linear", "sigmoid", "tanh", "hardtanh", "arctan",
@@ -672,7 +674,7 @@ final class ExperimentCommand implements Runnable {
             }
         }
 
-        private static dev.gradscope.report.CsvTable ratioTable(List<Run> runs) {
+        static dev.gradscope.report.CsvTable ratioTable(List<Run> runs) {
             dev.gradscope.report.CsvTable table = new dev.gradscope.report.CsvTable("activation",
                     "layer 1 ||dW||", "output ||dW||", "layer 1 / output", "as a fraction", "val_accuracy",
                     "verdicts");
@@ -695,6 +697,132 @@ final class ExperimentCommand implements Runnable {
                         .map(r -> r.name() + " " + ratioText(r.firstToLastRatio())).collect(Collectors.joining(", ")));
             }
             return sb.toString();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /** Vanishing gradients in a deep MLP and batch normalization's cure, each activation with and without it. */
+    @Command(name = "normalization", mixinStandardHelpOptions = true,
+            versionProvider = GradScope.Version.class, sortOptions = false,
+            description = "Vanishing gradients and their textbook cure: a deep MLP per activation, trained without"
+                    + " and with a BatchNormalization between every hidden layer's product and its activation;"
+                    + " gradient norm against depth, loss and test accuracy per epoch.")
+    static final class Normalization extends Experiment {
+        static final List<String> DEFAULT = List.of("sigmoid", "tanh", "relu");
+
+        @Option(names = "--activations", split = ",", paramLabel = "ID",
+                description = "Activations to compare (default: sigmoid,tanh,relu; not maxout, which has no separate"
+                        + " activation to normalise in front of).")
+        List<String> activations = new ArrayList<>(DEFAULT);
+
+        @Option(names = "--deep-layers", defaultValue = "10",
+                description = "Hidden layers (default: ${DEFAULT-VALUE}).")
+        int deepLayers;
+
+        @Option(names = "--deep-width", defaultValue = "128",
+                description = "Units per hidden layer (default: ${DEFAULT-VALUE}).")
+        int deepWidth;
+
+        /** The suffix of a normalised run's name. */
+        static final String NORMALIZED = " + batch norm";
+
+        Normalization() {
+            super("normalization", 3, "Vanishing gradients and batch normalization");
+        }
+
+        @Override
+        String extraArguments() {
+            return " --activations " + String.join(",", activations) + " --deep-layers " + deepLayers
+                    + " --deep-width " + deepWidth;
+        }
+
+        private int[] hidden() {
+            int[] hidden = new int[deepLayers];
+            Arrays.fill(hidden, deepWidth);
+            return hidden;
+        }
+
+        @Override
+        List<RunSpec> plan() {
+            if (deepLayers < 1) {
+                throw usage("--deep-layers must be >= 1, got " + deepLayers);
+            }
+            if (deepWidth < 1) {
+                throw usage("--deep-width must be >= 1, got " + deepWidth);
+            }
+            List<RunSpec> specs = new ArrayList<>();
+            for (Mlp.HiddenUnits units : hiddenUnits(activations, "--activations")) {
+                if (units.activation().equals(Mlp.MAXOUT)) {
+                    throw usage("maxout has no separate activation to normalise in front of; leave it out of"
+                            + " --activations");
+                }
+                ModelOptions.Resolved plain = adam(units, hidden(), Loss.CATEGORICAL_CROSSENTROPY);
+                specs.add(new RunSpec(units.activation(), units.activation(), plain));
+                specs.add(new RunSpec(units.activation() + NORMALIZED, units.activation() + "-batch-norm",
+                        plain.withBatchNorm(true)));
+            }
+            return specs;
+        }
+
+        @Override
+        void report(ExperimentReport report, List<Run> runs, String setting) {
+            String model = TrainCommand.architecture(Mnist.PIXELS, hidden(), Mnist.CLASS_COUNT)
+                    + ", categorical_crossentropy, Adam (lr 0.001), glorot_uniform";
+            HtmlReport page = report.page();
+            page.paragraph("A deep MLP (" + model + ") trained once per activation as it is, and once with every"
+                    + " hidden layer as Dense (linear) -> BatchNormalization -> activation. Without it, each layer"
+                    + " multiplies the gradient on its way back by its weights and its activation's derivative (at"
+                    + " most 0.25 for sigmoid), so after " + deepLayers + " layers little reaches the input; the"
+                    + " normalisation keeps every pre-activation at mean 0 and variance 1 over the batch, in the"
+                    + " activation's steep middle, and the layers' gradients stay of one size.");
+            page.paragraph("Every run: " + setting + ".");
+            normalizationVerdicts(page, runs);
+            problemVerdicts(page, runs);
+            figure(report, "Gradient norm against depth, epoch 1", "For each run, the mean norm of each kernel's"
+                    + " gradient over the steps of the first epoch, from layer 1 (next to the input) to the output"
+                    + " layer, on a log scale: a line that falls to the left is a gradient that vanishes on its way"
+                    + " back to the input.", depthChart(model, runs), "gradient-norm-by-depth");
+            page.table("Layer 1 / output layer gradient norm, epoch 1", Gradients.ratioTable(runs));
+            figure(report, "Training loss per epoch", null, ExperimentReport.metricPerEpoch("Training loss per epoch",
+                    model, "training loss", true, runs, "loss"), "loss");
+            figure(report, "Test accuracy per epoch", "A normalised net validates with the moving averages of the"
+                    + " batch statistics, which lag the weights while they change fast: its test accuracy can trail"
+                    + " its training accuracy for the first epoch.", ExperimentReport.metricPerEpoch(
+                            "Test accuracy per epoch", model, "val_accuracy", false, runs, "val_accuracy"),
+                    "val-accuracy");
+            runsSection(report, runs);
+        }
+
+        /** For each activation, how much more of the output layer's gradient layer 1 gets with normalisation. */
+        private static void normalizationVerdicts(HtmlReport page, List<Run> runs) {
+            for (Run plain : runs) {
+                Run normalized = find(runs, plain.name() + NORMALIZED);
+                if (normalized == null) {
+                    continue;
+                }
+                double without = plain.firstToLastRatio();
+                double with = normalized.firstToLastRatio();
+                String detail = String.format(Locale.ROOT, "In the first epoch layer 1 receives %s of the output"
+                        + " layer's gradient norm without batch normalization and %s with it; test accuracy after"
+                        + " the last epoch %.4f without, %.4f with.", ratioText(without), ratioText(with),
+                        plain.last("val_accuracy"), normalized.last("val_accuracy"));
+                if (without < Diagnosis.VANISHING_RATIO && with > 10 * without) {
+                    page.verdict(HtmlReport.Tone.SUCCESS, plain.name() + ": batch normalization heals the vanishing"
+                            + " gradient", detail);
+                } else if (without < Diagnosis.VANISHING_RATIO) {
+                    page.verdict(HtmlReport.Tone.WARNING, plain.name() + ": the gradient vanishes, and batch"
+                            + " normalization does not heal it in this run", detail);
+                } else {
+                    page.verdict(HtmlReport.Tone.INFO, plain.name() + ": no vanishing gradient to heal", detail);
+                }
+            }
+        }
+
+        @Override
+        String outcome(List<Run> runs) {
+            return "layer 1 / output ||dW|| in epoch 1: " + runs.stream()
+                    .map(r -> r.name() + " " + ratioText(r.firstToLastRatio())).collect(Collectors.joining(", "));
         }
     }
 
