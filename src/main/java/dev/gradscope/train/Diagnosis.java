@@ -13,7 +13,8 @@ import java.util.Locale;
  *       layer's gradient norm (means over the first {@value #WINDOW} steps);</li>
  *   <li>exploding: it receives more than {@value #EXPLODING_RATIO} times the output layer's, or any
  *       kernel's gradient norm grows more than {@value #EXPLODING_GROWTH} times from the first steps to
- *       its largest, or starts above {@value #EXPLODING_NORM}, or a gradient becomes non-finite;</li>
+ *       a largest above {@value #EXPLODING_NORM}, or starts above {@value #EXPLODING_NORM}, or a gradient
+ *       becomes non-finite (a layer whose vanished gradient recovers grows as much, to an ordinary size);</li>
  *   <li>dying units: at least {@value #DEAD_FRACTION} of a layer's units passed no gradient in the last
  *       epoch;</li>
  *   <li>saturation: at least {@value #SATURATED_FRACTION} of a layer's activations sat where the slope is
@@ -115,8 +116,9 @@ public record Diagnosis(List<LayerRow> layers, List<Verdict> verdicts) {
             }
         }
         for (int d = 0; d < kernels.size(); d++) {
-            double growth = maxNorm(steps, kernels.get(d)) / start[d];
-            if (growth > EXPLODING_GROWTH) {
+            double largest = maxNorm(steps, kernels.get(d));
+            double growth = largest / start[d];
+            if (growth > EXPLODING_GROWTH && largest > EXPLODING_NORM) {
                 verdicts.add(new Verdict(Kind.EXPLODING, String.format(Locale.ROOT,
                         "exploding: %s's gradient norm grew %sx during training", rows.get(d).layerName(),
                         round(growth))));
