@@ -280,6 +280,13 @@ final class ExperimentCommand implements Runnable {
         report.figure(chart, baseName);
     }
 
+    /** The hidden widths of a deep MLP: {@code layers} layers of {@code width} units. */
+    static int[] uniformHidden(int layers, int width) {
+        int[] hidden = new int[layers];
+        Arrays.fill(hidden, width);
+        return hidden;
+    }
+
     /** Mean kernel gradient norm of each layer over the first epoch, against depth, one line per run. */
     private static LineChart depthChart(String subtitle, List<Run> runs) {
         return ExperimentReport.gradientNormByDepth("Gradient norm against depth, epoch 1", subtitle, runs, 0);
@@ -591,9 +598,7 @@ final class ExperimentCommand implements Runnable {
         }
 
         private int[] deepHidden() {
-            int[] hidden = new int[deepLayers];
-            Arrays.fill(hidden, deepWidth);
-            return hidden;
+            return uniformHidden(deepLayers, deepWidth);
         }
 
         private List<int[]> variants() {
@@ -738,9 +743,7 @@ final class ExperimentCommand implements Runnable {
         }
 
         private int[] hidden() {
-            int[] hidden = new int[deepLayers];
-            Arrays.fill(hidden, deepWidth);
-            return hidden;
+            return uniformHidden(deepLayers, deepWidth);
         }
 
         @Override

@@ -3,14 +3,12 @@ package dev.gradscope.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.gradscope.data.MnistSubset;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.report.RunReport;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -24,14 +22,11 @@ class ScheduleCommandTest {
     private final StringWriter err = new StringWriter();
 
     private int run(List<String> args) {
-        return GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new));
+        return SubsetTrainRuns.run(err, args);
     }
 
     private static List<String> train(String... more) {
-        List<String> args = new ArrayList<>(List.of("train", "--data-dir", MnistSubset.dir().toString(), "--device",
-                "cpu", "--hidden", "16", "--train-limit", "200", "--batch-size", "100", "--quiet"));
-        args.addAll(List.of(more));
-        return args;
+        return SubsetTrainRuns.train(more);
     }
 
     @SuppressWarnings("unchecked")

@@ -4,17 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.gradscope.data.MnistSubset;
 import dev.gradscope.data.TensorBoardEventReader;
 import dev.gradscope.data.TensorBoardEventReader.Event;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -29,14 +26,11 @@ class TensorBoardCommandTest {
     private final StringWriter err = new StringWriter();
 
     private int run(List<String> args) {
-        return GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new));
+        return SubsetTrainRuns.run(err, args);
     }
 
     private static List<String> train(String... more) {
-        List<String> args = new ArrayList<>(List.of("train", "--data-dir", MnistSubset.dir().toString(), "--device",
-                "cpu", "--hidden", "16", "--train-limit", "200", "--batch-size", "100", "--quiet"));
-        args.addAll(List.of(more));
-        return args;
+        return SubsetTrainRuns.train(more);
     }
 
     private static List<Long> steps(List<Event> events, String tag) {
