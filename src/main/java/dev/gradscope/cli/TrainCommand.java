@@ -585,7 +585,7 @@ final class TrainCommand implements Callable<Integer> {
                 System.out.println("tensorboard: events in " + board.logDir() + " (tensorboard --logdir "
                         + board.logDir() + ")");
             }
-            if (classes != null && !quiet) {
+            if (classes != null && !quiet && classes.examples() > 0) {
                 int weakest = classes.weakestClass();
                 int[] confused = classes.mostConfused();
                 System.out.printf(Locale.ROOT, "per class: lowest recall %s %.4f%s%n", classes.label(weakest),

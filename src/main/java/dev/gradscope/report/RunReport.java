@@ -181,8 +181,9 @@ public final class RunReport {
                     + " gradient stopped it; with --save-best, model.safetensors may hold another epoch),"
                     + " predicting the class with the largest logit: precision is the fraction of the images"
                     + " predicted as a class that are of it, recall the fraction of a class's images predicted as it"
-                    + " (scikit-learn's classification_report). Lowest recall: " + classes.label(classes.weakestClass())
-                    + String.format(Locale.ROOT, ", %.4f.", classes.recall(classes.weakestClass()))
+                    + " (scikit-learn's classification_report)." + (classes.examples() == 0 ? ""
+                            : " Lowest recall: " + classes.label(classes.weakestClass()) + String.format(Locale.ROOT,
+                                    ", %.4f.", classes.recall(classes.weakestClass())))
                     + mostConfusedText(classes));
             CsvTable perClass = classesTable(classes);
             page.table(perClass);

@@ -13,8 +13,9 @@ import java.util.Map;
  * one) and, from it, each class's precision, recall, F1 and support, as scikit-learn's {@code confusion_matrix} and
  * {@code classification_report} give them for the predicted classes. A model's predicted class is its largest
  * logit, as its evaluation's accuracy counts it. A class that is never predicted has a precision of 0, and one
- * without examples a recall of 0 (scikit-learn's {@code zero_division} default, less its warning); the averages
- * are over every class.
+ * without examples a recall of 0 (scikit-learn's {@code zero_division} default, less its warning). As in
+ * scikit-learn, the macro average is over the classes present: those with examples or predictions (a class with
+ * neither has no precision or recall to average); the weighted average weights each class by its support.
  */
 public final class ClassificationReport {
     private final List<String> classNames;
@@ -171,15 +172,53 @@ public final class ClassificationReport {
         return n == 0 ? 0 : (double) correct / n;
     }
 
-    /** The class with the lowest recall (the first, on a tie). */
+    /**
+     * The class with the lowest recall among those with examples (the first, on a tie); a class without examples
+     * has no recall to be weak in. -1 when no class has examples.
+     */
     public int weakestClass() {
-        int weakest = 0;
-        for (int c = 1; c < classes(); c++) {
-            if (recall(c) < recall(weakest)) {
+        int weakest = -1;
+        for (int c = 0; c < classes(); c++) {
+            if (support(c) > 0 && (weakest < 0 || recall(c) < recall(weakest))) {
                 weakest = c;
             }
         }
         return weakest;
+    }
+
+    /** Whether scikit-learn's report lists class {@code c}: it has examples or predictions. */
+    public boolean present(int c) {
+        return support(c) > 0 || predictedAs(c) > 0;
+    }
+
+    /** {precision, recall, F1}, each the plain mean over the classes {@link #present present}; zeros if none. */
+    public double[] macroAverage() {
+        double[] sums = new double[3];
+        int present = 0;
+        for (int c = 0; c < classes(); c++) {
+            if (present(c)) {
+                sums[0] += precision(c);
+                sums[1] += recall(c);
+                sums[2] += f1(c);
+                present++;
+            }
+        }
+        for (int i = 0; i < 3 && present > 0; i++) {
+            sums[i] /= present;
+        }
+        return sums;
+    }
+
+    /** {precision, recall, F1}, each the mean over the classes weighted by their support; zeros if no examples. */
+    public double[] weightedAverage() {
+        double[] sums = new double[3];
+        long n = examples();
+        for (int c = 0; c < classes() && n > 0; c++) {
+            sums[0] += precision(c) * support(c) / n;
+            sums[1] += recall(c) * support(c) / n;
+            sums[2] += f1(c) * support(c) / n;
+        }
+        return sums;
     }
 
     /** The most frequent confusion, {actual, predicted}, off the diagonal; null when there is none. */
@@ -221,8 +260,19 @@ public final class ClassificationReport {
         Map<String, Object> map = new LinkedHashMap<>();
         map.put("accuracy", accuracy());
         map.put("per_class", perClass);
+        map.put("macro_avg", average(macroAverage()));
+        map.put("weighted_avg", average(weightedAverage()));
         map.put("confusion_matrix", matrix);
         return map;
+    }
+
+    private Map<String, Object> average(double[] precisionRecallF1) {
+        Map<String, Object> row = new LinkedHashMap<>();
+        row.put("precision", precisionRecallF1[0]);
+        row.put("recall", precisionRecallF1[1]);
+        row.put("f1", precisionRecallF1[2]);
+        row.put("support", examples());
+        return row;
     }
 
     /** scikit-learn's {@code classification_report} layout, then the confusion matrix. */
@@ -234,19 +284,12 @@ public final class ClassificationReport {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%-" + width + "s  %9s  %9s  %9s  %7s%n", "class", "precision", "recall",
                 "f1", "support"));
-        double[] macro = new double[3];
-        double[] weighted = new double[3];
-        long n = Math.max(1, examples());
         for (int c = 0; c < classes(); c++) {
             sb.append(String.format(Locale.ROOT, "%-" + width + "s  %9.4f  %9.4f  %9.4f  %7d%n", label(c), precision(c),
                     recall(c), f1(c), support(c)));
-            macro[0] += precision(c) / classes();
-            macro[1] += recall(c) / classes();
-            macro[2] += f1(c) / classes();
-            weighted[0] += precision(c) * support(c) / n;
-            weighted[1] += recall(c) * support(c) / n;
-            weighted[2] += f1(c) * support(c) / n;
         }
+        double[] macro = macroAverage();
+        double[] weighted = weightedAverage();
         sb.append(String.format(Locale.ROOT, "%-" + width + "s  %9.4f  %9.4f  %9.4f  %7d%n", "macro", macro[0],
                 macro[1], macro[2], examples()));
         sb.append(String.format(Locale.ROOT, "%-" + width + "s  %9.4f  %9.4f  %9.4f  %7d%n", "weighted", weighted[0],

@@ -2,6 +2,7 @@ package dev.gradscope.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -57,6 +58,36 @@ class ClassificationReportTest {
         assertEquals("b", perClass.get(1).get("name"));
         assertEquals(List.of(List.of(2L, 1L, 1L), List.of(0L, 2L, 0L), List.of(1L, 0L, 3L)),
                 report.toMap().get("confusion_matrix"));
+    }
+
+    @Test
+    void theMacroAverageIsOverTheClassesPresentAsInScikitLearn() {
+        // classification_report([0, 0, 1], [0, 0, 0]) lists the labels 0 and 1 only: macro avg precision 0.3333,
+        // recall 0.5000, f1 0.4000 (c, with neither examples nor predictions, is not averaged)
+        ClassificationReport report = ClassificationReport.of(new int[] {0, 0, 1}, new int[] {0, 0, 0}, ABC);
+        assertFalse(report.present(2));
+        assertArrayEquals(new double[] {1.0 / 3, 0.5, 0.4}, report.macroAverage(), 1e-15);
+        // weighted by support (2, 1): precision 2/3 * 2/3, recall 2/3, f1 0.8 * 2/3
+        assertArrayEquals(new double[] {4.0 / 9, 2.0 / 3, 0.8 * 2 / 3}, report.weightedAverage(), 1e-15);
+        assertTrue(report.describe().lines().anyMatch(l -> l.startsWith("macro")
+                && l.contains("   0.3333") && l.contains("   0.5000") && l.contains("   0.4000")), report.describe());
+        @SuppressWarnings("unchecked")
+        Map<String, Object> macro = (Map<String, Object>) report.toMap().get("macro_avg");
+        assertEquals(0.5, (double) macro.get("recall"), 1e-15);
+        assertEquals(3L, macro.get("support"));
+
+        // a class predicted but without examples is present: [0, 1] predicted as [0, 2] averages a, b and c
+        ClassificationReport predictedOnly = ClassificationReport.of(new int[] {0, 1}, new int[] {0, 2}, ABC);
+        assertTrue(predictedOnly.present(2));
+        assertArrayEquals(new double[] {1.0 / 3, 1.0 / 3, 1.0 / 3}, predictedOnly.macroAverage(), 1e-15);
+    }
+
+    @Test
+    void theWeakestClassIsOneWithExamples() {
+        // a has no examples (recall 0 by convention): b, all right, is the only class that can be weakest
+        ClassificationReport report = ClassificationReport.of(new int[] {1, 1}, new int[] {1, 1}, ABC);
+        assertEquals(1, report.weakestClass());
+        assertEquals(-1, ClassificationReport.of(new int[] {}, new int[] {}, ABC).weakestClass());
     }
 
     @Test
