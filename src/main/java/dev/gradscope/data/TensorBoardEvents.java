@@ -74,8 +74,22 @@ public final class TensorBoardEvents {
         }
     }
 
-    private static String hostName() {
+    /** Where the kernel keeps the host's name on Linux: read without the DNS lookup InetAddress may make. */
+    private static final Path KERNEL_HOSTNAME = Path.of("/proc/sys/kernel/hostname");
+
+    /**
+     * The machine's name as TensorFlow's {@code socket.gethostname()} gives it: {@code HOSTNAME} when a shell
+     * exported it, else the kernel's, else "localhost"; characters a file name should not hold become '_'.
+     */
+    static String hostName() {
         String host = System.getenv("HOSTNAME");
+        if (host == null || host.isBlank()) {
+            try {
+                host = Files.readString(KERNEL_HOSTNAME).trim();
+            } catch (IOException | SecurityException e) {
+                host = null;  // not Linux, or not readable: the name is only part of a file name
+            }
+        }
         if (host == null || host.isBlank()) {
             host = "localhost";
         }

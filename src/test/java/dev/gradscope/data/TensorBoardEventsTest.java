@@ -46,6 +46,21 @@ class TensorBoardEventsTest {
     }
 
     @Test
+    void theFileNameCarriesTheHostsNameAsTensorFlowsDoes() throws Exception {
+        String expected = System.getenv("HOSTNAME");
+        Path kernelName = Path.of("/proc/sys/kernel/hostname");
+        if ((expected == null || expected.isBlank()) && Files.isReadable(kernelName)) {
+            expected = Files.readString(kernelName).trim();
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(expected != null && !expected.isBlank(),
+                "neither HOSTNAME nor /proc/sys/kernel/hostname names this machine");
+        String name = TensorBoardEvents.create(dir).file().getFileName().toString();
+        // events.out.tfevents.SECONDS.HOST.PID.N
+        assertTrue(name.contains("." + expected.replaceAll("[^A-Za-z0-9._-]", "_") + "."
+                + ProcessHandle.current().pid() + "."), name);
+    }
+
+    @Test
     void scalarsComeBackWithTheirTagsStepsAndValues() {
         TensorBoardEvents file = TensorBoardEvents.create(dir);
         file.append(new TensorBoardEvents.Events().scalar("epoch_loss", 0, 0.75).scalar("epoch_loss", 1, 0.5));
