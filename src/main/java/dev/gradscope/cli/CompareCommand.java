@@ -142,6 +142,18 @@ final class CompareCommand implements Callable<Integer> {
 
         String subtitle = runs.size() + " runs";
         page.heading("Loss and accuracy per epoch");
+        List<String> heldOut = new ArrayList<>();
+        for (int i = 0; i < runs.size(); i++) {
+            if (RunReport.heldOutValidation(read.get(i).config())) {
+                heldOut.add(runs.get(i).name());
+            }
+        }
+        if (!heldOut.isEmpty()) {
+            page.paragraph("The test loss and accuracy (val_loss, val_accuracy) of " + String.join(", ", heldOut)
+                    + " are on the images " + (heldOut.size() == 1 ? "it" : "they") + " held out of "
+                    + (heldOut.size() == 1 ? "its" : "their") + " training set (--validation-split), not on the"
+                    + " test set; each run's history.json holds its one test-set evaluation under \"test\".");
+        }
         report.figure(ExperimentReport.metricPerEpoch("Training loss per epoch", subtitle, "training loss", true, runs,
                 "loss"), "loss");
         report.figure(ExperimentReport.metricPerEpoch("Test loss per epoch", subtitle, "test loss (val_loss)", true,
@@ -208,7 +220,7 @@ final class CompareCommand implements Callable<Integer> {
      * not given is recorded, so only these need saying).
      */
     private static final Map<String, Object> RECORDED_LATER = Map.of("dataset", DatasetKind.MNIST.id(),
-            "dropout", 0.0, "batch_norm", false);
+            "dropout", 0.0, "batch_norm", false, "validation_split", 0.0);
     /** Keys the optimizer's config has recorded later, with the value they then had: weight decay was off. */
     private static final Map<String, Object> OPTIMIZER_RECORDED_LATER = Map.of("weight_decay", 0.0);
 

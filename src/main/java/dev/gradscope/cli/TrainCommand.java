@@ -13,6 +13,7 @@ import dev.gradscope.train.Callback;
 import dev.gradscope.train.ClassificationReport;
 import dev.gradscope.train.Diagnosis;
 import dev.gradscope.train.EarlyStopping;
+import dev.gradscope.train.Evaluation;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.GradientProfiler;
 import dev.gradscope.train.History;
@@ -77,6 +78,14 @@ final class TrainCommand implements Callable<Integer> {
                     + " --data-dir, --dataset (the run's own only), --no-graph, --steps-per-graph, --quiet, --tensorboard"
                     + " and --histogram-freq may be given, nothing else.")
     Path resume;
+
+    @Option(names = "--validation-split", paramLabel = "FRACTION", defaultValue = "0",
+            description = "Hold out the last FRACTION of the training images (Keras's validation_split, taken before"
+                    + " any shuffling) and report val_loss and val_accuracy on them instead of on the test set, so"
+                    + " --save-best, --early-stopping and --reduce-lr-on-plateau never see the test set; the test set"
+                    + " is evaluated once, after training (default: 0, validation on the test set, as the chapter"
+                    + " does).")
+    double validationSplit;
 
     @Option(names = "--save-best", paramLabel = "METRIC",
             description = "Keep in --out's model.safetensors the epoch with the best METRIC (val_loss, val_accuracy,"
@@ -180,7 +189,11 @@ final class TrainCommand implements Callable<Integer> {
             model = ModelOptions.fromConfigWithOptimizer(resumed.config(), where);
             run.batchSize = resumed.integer("batch_size", 0);
             run.seed = resumed.longInteger("seed");
-            run.trainLimit = resumed.integer("train_examples", 0);
+            // train_examples counts the images trained on; a held-out validation split came from the same first
+            // images of the training set, so the run reads as many as both and cuts them where it did.
+            validationSplit = resumed.config().containsKey("validation_split") ? resumed.real("validation_split") : 0;
+            run.trainLimit = resumed.integer("train_examples", 0)
+                    + (validationSplit > 0 ? resumed.integer("validation_examples", 0) : 0);
             resumeDataset(resumed, dir);
             if (!given("--data-dir") && resumed.text("data_dir") != null) {
                 run.machine.data.dataDir = Path.of(resumed.text("data_dir"));
@@ -301,6 +314,9 @@ final class TrainCommand implements Callable<Integer> {
         if (epochs < 1) {
             throw invalid.apply("--epochs must be >= 1, got " + epochs);
         }
+        if (!(validationSplit >= 0 && validationSplit < 1)) {
+            throw invalid.apply("--validation-split must be a fraction >= 0 and < 1 (0 is off), got " + validationSplit);
+        }
         if (!(clipNorm >= 0) || Double.isInfinite(clipNorm)) {
             throw invalid.apply("--clip-norm must be a number >= 0 (0 is off), got " + clipNorm);
         }
@@ -420,8 +436,21 @@ final class TrainCommand implements Callable<Integer> {
             if (device.fallback() != null) {
                 System.err.println("gradscope: " + device.fallback());
             }
-            Dataset train = trainingData(run, mnist);
-            Map<String, Object> config = config("train", resolved, run, epochs, backend, train, mnist.test());
+            Dataset given = trainingData(run, mnist);
+            Dataset train = given;
+            Dataset validation = mnist.test();
+            if (validationSplit > 0) {
+                Dataset.Split split;
+                try {
+                    split = given.validationSplit(validationSplit);
+                } catch (IllegalArgumentException e) {
+                    throw run.usage("--validation-split " + validationSplit + ": " + e.getMessage());
+                }
+                train = split.train();
+                validation = split.validation();
+            }
+            Map<String, Object> config = config("train", resolved, run, epochs, backend, train, validation);
+            config.put("validation_split", validationSplit);
             config.put("profile", !noProfile);
             config.put("clip_norm", clipNorm);
             config.put("clip_value", clipValue);
@@ -494,7 +523,7 @@ final class TrainCommand implements Callable<Integer> {
                         epochs, resumed.file());
             }
             FitOptions.Builder fit = FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                    .validation(mnist.test()).verbose(quiet ? 0 : 1)
+                    .validation(validation).verbose(quiet ? 0 : 1)
                     .profiler(noProfile ? null : new GradientProfiler())
                     .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan)
                     .graph(!run.noGraph).stepsPerGraph(run.stepsPerGraph).resumeFrom(state);
@@ -537,10 +566,13 @@ final class TrainCommand implements Callable<Integer> {
                         + " test images get non-finite outputs from the trained model");
                 classes = null;
             }
+            // val_* came from the held-out images: the test set is seen once, now, as Keras's evaluate after fit
+            Evaluation tested = validationSplit > 0 && history.epochs() > 0
+                    ? net.evaluate(mnist.test(), run.batchSize) : null;
             if (out != null) {
                 RunReport.Written written = RunReport.write(out, "gradscope train: " + resolved.units().activation(),
-                        setting(resolved, mnist.kind(), train, mnist.test(), run.batchSize, backend), history, config,
-                        classes);
+                        setting(resolved, mnist.kind(), train, validation, mnist.test(), run.batchSize, backend),
+                        history, config, classes, tested);
                 diagnosis = written.diagnosis();
                 report = written.report();
             } else {
@@ -597,9 +629,11 @@ final class TrainCommand implements Callable<Integer> {
             if (rates.stream().distinct().count() > 1) {
                 System.out.println("learning rate: " + schedule(rates));
             }
-            System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%n",
+            System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%s%n",
                     history.last("loss"), history.last("accuracy"), history.last("val_loss"),
-                    history.last("val_accuracy"), report == null ? "" : "; wrote " + report);
+                    history.last("val_accuracy"), tested == null ? "" : String.format(Locale.ROOT,
+                            ", test_loss %.4f, test_accuracy %.4f", tested.loss(), tested.accuracy()),
+                    report == null ? "" : "; wrote " + report);
             System.out.print("diagnosis:\n" + diagnosis.describe());
         }
         return 0;
@@ -646,8 +680,21 @@ final class TrainCommand implements Callable<Integer> {
      */
     static String setting(ModelOptions.Resolved resolved, DatasetKind dataset, Dataset train, Dataset validation,
                           int batchSize, Backend backend) {
+        return setting(resolved, dataset, train, validation, validation, batchSize, backend);
+    }
+
+    /**
+     * {@link #setting} of a run that validates on {@code validation} and is tested on {@code test}: the same set
+     * unless it held out a validation split of its training images, which the line then counts, e.g. {@code 54000
+     * MNIST training images (6000 more held out for validation) and 10000 test images}.
+     */
+    static String setting(ModelOptions.Resolved resolved, DatasetKind dataset, Dataset train, Dataset validation,
+                          Dataset test, int batchSize, Backend backend) {
+        String images = String.format(Locale.ROOT, "%d %s training%s and %d test images", train.rows(),
+                dataset.title(), validation == test ? "" : " images (" + validation.rows()
+                        + " more held out for validation)", test.rows());
         return String.format(Locale.ROOT,
-                "%s %s, %s, %s (lr %s%s), %s, batch %d, %d %s training and %d test images, %s",
+                "%s %s, %s, %s (lr %s%s), %s, batch %d, %s, %s",
                 architecture(train.featureCount(), resolved.hidden(), train.classCount()),
                 resolved.units().activation()
                         + (resolved.batchNorm() ? ", batch norm" : "")
@@ -655,7 +702,7 @@ final class TrainCommand implements Callable<Integer> {
                 resolved.loss().id(), resolved.optimizerId(),
                 number(resolved.learningRate()),
                 optimizerSettings(resolved),
-                resolved.initializer(), batchSize, train.rows(), dataset.title(), validation.rows(), backend.name());
+                resolved.initializer(), batchSize, images, backend.name());
     }
 
     /** What {@link #setting} says of the optimizer besides its id and rate: what differs from Keras's defaults. */

@@ -142,6 +142,32 @@ public final class Dataset {
                 Arrays.copyOfRange(labels, from, to), featureCount, classCount, featureScale);
     }
 
+    /** A data set cut in two: the rows to train on and the rows held out to validate on. */
+    public record Split(Dataset train, Dataset validation) {
+    }
+
+    /**
+     * Keras's {@code validation_split}: the last {@code fraction} of the rows, taken before any shuffling, held out
+     * for validation, and the rows before them to train on. The cut is Keras's, at {@code (int) (rows * (1 -
+     * fraction))}, so a run holds out the same images as a Keras run given the same arrays.
+     *
+     * @throws IllegalArgumentException when {@code fraction} is not in (0, 1) or leaves either part without rows
+     */
+    public Split validationSplit(double fraction) {
+        if (!(fraction > 0 && fraction < 1)) {
+            throw new IllegalArgumentException("validation split must be a fraction between 0 and 1, got " + fraction);
+        }
+        int trainRows = (int) (rows() * (1.0 - fraction));
+        if (trainRows < 1 || trainRows == rows()) {
+            throw new IllegalArgumentException("validation split " + fraction + " of " + name + "'s " + rows()
+                    + " rows leaves " + trainRows + " to train on and " + (rows() - trainRows)
+                    + " to validate on; each needs at least one");
+        }
+        Dataset validation = subset(trainRows, rows());
+        return new Split(subset(0, trainRows), new Dataset(name + " (validation split)", validation.features,
+                validation.labels, featureCount, classCount, featureScale));
+    }
+
     /** The first {@code n} rows as a new data set. */
     public Dataset take(int n) {
         return subset(0, n);

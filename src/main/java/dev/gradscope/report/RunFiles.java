@@ -40,7 +40,8 @@ public final class RunFiles {
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final List<String> NOT_METRICS = List.of("epoch_seconds", "non_finite", "diagnosis", "config");
+    private static final List<String> NOT_METRICS = List.of("epoch_seconds", "non_finite", "diagnosis",
+            RunReport.TEST_KEY, "config");
 
     private RunFiles() {
     }

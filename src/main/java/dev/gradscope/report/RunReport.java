@@ -3,6 +3,7 @@ package dev.gradscope.report;
 import dev.gradscope.data.AtomicFiles;
 import dev.gradscope.train.ClassificationReport;
 import dev.gradscope.train.Diagnosis;
+import dev.gradscope.train.Evaluation;
 import dev.gradscope.train.History;
 import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.Profile;
@@ -109,10 +110,31 @@ public final class RunReport {
      */
     public static Written write(Path dir, String title, String setting, History history, Map<String, Object> config,
                                 ClassificationReport classes) {
+        return write(dir, title, setting, history, config, classes, null);
+    }
+
+    /**
+     * {@link #write(Path, String, String, History, Map, ClassificationReport)} for a run that validated on a
+     * held-out split of its training images, with {@code test}, the trained model's one evaluation on the test set
+     * ({@code test} in {@value #HISTORY_FILE}, and in the result table); null when there is none.
+     */
+    public static Written write(Path dir, String title, String setting, History history, Map<String, Object> config,
+                                ClassificationReport classes, Evaluation test) {
         Diagnosis diagnosis = Diagnosis.of(history);
         Profile profile = history.profile();
         Path historyFile = dir.resolve(HISTORY_FILE);
-        HistoryJson.writeAtomically(historyFile, historyDocument(history, diagnosis, config));
+        Map<String, Object> document = historyDocument(history, diagnosis, config);
+        if (test != null) {
+            Map<String, Object> withTest = new LinkedHashMap<>();
+            document.forEach((key, value) -> {
+                if (key.equals("config")) {
+                    withTest.put(TEST_KEY, testDocument(test));
+                }
+                withTest.put(key, value);
+            });
+            document = withTest;
+        }
+        HistoryJson.writeAtomically(historyFile, document);
         Path diagnosisFile = dir.resolve(DIAGNOSIS_FILE);
         AtomicFiles.writeString(diagnosisFile, diagnosis.describe());
 
@@ -122,7 +144,7 @@ public final class RunReport {
         addVerdicts(page, history, diagnosis);
 
         page.heading("Result");
-        page.table(resultTable(history));
+        page.table(resultTable(history, test));
 
         Path charts = dir.resolve(CHARTS_DIR);
         List<Path> dataFiles = new ArrayList<>();
@@ -156,16 +178,18 @@ public final class RunReport {
         }
 
         page.heading("Loss and accuracy per epoch");
+        // val_* are on the test set unless the run held out a validation split of its training images
+        String validated = heldOutValidation(config) ? "validation" : "test";
         LineChart loss = LineChart.builder().title("Loss per epoch").subtitle(setting)
                 .xLabel("epoch").yLabel("loss").logY(true)
                 .series("train (loss)", metric(history, "loss"))
-                .series("test (val_loss)", metric(history, "val_loss"))
+                .series(validated + " (val_loss)", metric(history, "val_loss"))
                 .build();
         chart(page, loss, charts, "loss");
         LineChart accuracy = LineChart.builder().title("Accuracy per epoch").subtitle(setting)
                 .xLabel("epoch").yLabel("accuracy").yRange(0, 1)
                 .series("train (accuracy)", metric(history, "accuracy"))
-                .series("test (val_accuracy)", metric(history, "val_accuracy"))
+                .series(validated + " (val_accuracy)", metric(history, "val_accuracy"))
                 .build();
         chart(page, accuracy, charts, "accuracy");
         List<Double> rates = metric(history, "learning_rate");
@@ -358,14 +382,36 @@ public final class RunReport {
         return rest.isEmpty() ? rest : Character.toUpperCase(rest.charAt(0)) + rest.substring(1) + ".";
     }
 
-    private static CsvTable resultTable(History history) {
-        CsvTable table = new CsvTable("epochs", "loss", "accuracy", "val_loss", "val_accuracy", "seconds",
-                "non-finite gradient");
+    private static CsvTable resultTable(History history, Evaluation test) {
+        List<String> columns = new ArrayList<>(List.of("epochs", "loss", "accuracy", "val_loss", "val_accuracy"));
+        if (test != null) {
+            columns.addAll(List.of("test_loss", "test_accuracy"));
+        }
+        columns.addAll(List.of("seconds", "non-finite gradient"));
+        CsvTable table = new CsvTable(columns.toArray(String[]::new));
         NonFiniteEvent event = history.nonFinite();
-        table.addRow(history.epochs(), last(history, "loss"), last(history, "accuracy"), last(history, "val_loss"),
-                last(history, "val_accuracy"), history.epochSeconds().stream().mapToDouble(Double::doubleValue).sum(),
-                event == null ? "none" : describeStep(history, event));
+        // Arrays.asList: a metric the run did not log is a null cell
+        List<Object> row = new ArrayList<>(java.util.Arrays.asList(history.epochs(), last(history, "loss"),
+                last(history, "accuracy"), last(history, "val_loss"), last(history, "val_accuracy")));
+        if (test != null) {
+            row.add(test.loss());
+            row.add(test.accuracy());
+        }
+        row.add(history.epochSeconds().stream().mapToDouble(Double::doubleValue).sum());
+        row.add(event == null ? "none" : describeStep(history, event));
+        table.addRow(row.toArray());
         return table;
+    }
+
+    /** The key of {@value #HISTORY_FILE} that holds the one evaluation on the test set after training, if any. */
+    public static final String TEST_KEY = "test";
+
+    private static Map<String, Object> testDocument(Evaluation test) {
+        Map<String, Object> doc = new LinkedHashMap<>();
+        doc.put("loss", test.loss());
+        doc.put("accuracy", test.accuracy());
+        doc.put("examples", test.examples());
+        return doc;
     }
 
     /** "epoch 1, step 4 (global step 4), first in dense_4; training stopped there". */
@@ -566,5 +612,10 @@ public final class RunReport {
             return java.util.Arrays.toString(doubles);
         }
         return String.valueOf(value);
+    }
+
+    /** Whether a run's config says it validated on a held-out part of its training images, not the test set. */
+    public static boolean heldOutValidation(Map<String, Object> config) {
+        return config != null && config.get("validation_split") instanceof Number split && split.doubleValue() > 0;
     }
 }

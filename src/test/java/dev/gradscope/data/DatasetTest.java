@@ -28,6 +28,28 @@ class DatasetTest {
     }
 
     @Test
+    void aValidationSplitHoldsOutTheLastRowsWhereKerasCutsThem() {
+        // Keras: split_at = int(4 * (1 - 0.3)) = int(2.8) = 2; rows 2 and 3 are held out
+        Dataset.Split split = small().validationSplit(0.3);
+        assertEquals(2, split.train().rows());
+        assertEquals(2, split.validation().rows());
+        assertEquals(11, split.train().feature(1, 1));
+        assertEquals(0, split.train().label(1));
+        assertEquals(21, split.validation().feature(0, 1));
+        assertEquals(2, split.validation().label(1));
+        assertEquals(255, split.validation().feature(1, 2));
+        assertEquals("small (validation split)", split.validation().name());
+        assertEquals(0.5f, split.validation().featureScale());
+        assertEquals(3, small().validationSplit(0.25).train().rows(), "int(4 * 0.75) = 3");
+        // nothing left on one side, or not a fraction
+        for (double bad : new double[] {1e-17, 0.9, 0, 1, -0.5, Double.NaN}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> small().validationSplit(bad), "split " + bad);
+            assertTrue(e.getMessage().contains("split"), e.getMessage());
+        }
+    }
+
+    @Test
     void oneHotLabelsHaveOneOnePerRow() {
         float[] expected = {
             0, 0, 1, 0,

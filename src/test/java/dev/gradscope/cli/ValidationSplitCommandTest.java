@@ -1,0 +1,126 @@
+package dev.gradscope.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.gradscope.data.MnistSubset;
+import dev.gradscope.report.HistoryJson;
+import dev.gradscope.report.RunFiles;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code train --validation-split F}: Keras's validation_split. val_loss and val_accuracy come from the last F of the
+ * training images, the test set is evaluated once after training, and a resumed run holds out the same images.
+ */
+class ValidationSplitCommandTest {
+    @TempDir
+    Path tmp;
+
+    private final StringWriter err = new StringWriter();
+
+    /** 200 subset images, 20% held out: 160 to train on (batches of 100 and 60) and 40 to validate on. */
+    private static List<String> split(Path out, int epochs, String... more) {
+        List<String> args = SubsetTrainRuns.train("--validation-split", "0.2", "--epochs",
+                Integer.toString(epochs), "--out", out.toString());
+        args.addAll(List.of(more));
+        return args;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> config(Map<String, Object> history) {
+        return (Map<String, Object>) history.get("config");
+    }
+
+    @Test
+    void theLastImagesAreHeldOutAndTheTestSetIsEvaluatedOnceAfterTraining() throws IOException {
+        Path dir = tmp.resolve("split");
+        ByteArrayOutputStream stdout = new ByteArrayOutputStream();
+        PrintStream original = System.out;
+        System.setOut(new PrintStream(stdout, true, StandardCharsets.UTF_8));
+        try {
+            assertEquals(0, SubsetTrainRuns.run(err, split(dir, 2)), err.toString());
+        } finally {
+            System.setOut(original);
+        }
+        Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
+        Map<String, Object> config = config(history);
+        assertEquals(0.2, config.get("validation_split"));
+        assertEquals(160, config.get("train_examples"), "the images trained on");
+        assertEquals(40, config.get("validation_examples"), "the images held out");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> test = (Map<String, Object>) history.get("test");
+        int testImages = MnistSubset.load().test().rows();
+        assertEquals(testImages, test.get("examples"));
+        double testAccuracy = (double) test.get("accuracy");
+        assertTrue(testAccuracy > 0.1 && testAccuracy <= 1, "the model learned something: " + testAccuracy);
+        // the validation accuracy is a count out of 40 images, the test accuracy one out of the test set
+        List<?> validation = (List<?>) history.get("val_accuracy");
+        double last = ((Number) validation.get(validation.size() - 1)).doubleValue();
+        assertEquals(Math.rint(last * 40), last * 40, 1e-9, "val_accuracy counts the 40 held-out images: " + last);
+        String printed = stdout.toString(StandardCharsets.UTF_8);
+        assertTrue(printed.contains(String.format(java.util.Locale.ROOT, "test_accuracy %.4f", testAccuracy)),
+                printed);
+        String report = Files.readString(dir.resolve("report.html"));
+        assertTrue(report.contains("validation (val_loss)") && report.contains("test_accuracy"), "report labels");
+        assertTrue(report.contains("160 MNIST training images (40 more held out for validation) and " + testImages
+                + " test images"), "the setting line counts the three sets");
+        // read back as a finished run (compare reads it so): the test evaluation is not an epoch metric
+        RunFiles.Run run = RunFiles.read(dir);
+        assertEquals(2, run.history().epochs());
+        assertTrue(!run.history().metrics().containsKey("test"));
+    }
+
+    @Test
+    void withoutASplitTheTestSetValidatesAsBefore() throws IOException {
+        Path dir = tmp.resolve("plain");
+        assertEquals(0, SubsetTrainRuns.run(err, SubsetTrainRuns.train("--epochs", "1", "--out", dir.toString())),
+                err.toString());
+        Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
+        assertEquals(0.0, config(history).get("validation_split"));
+        assertEquals(200, config(history).get("train_examples"));
+        assertEquals(MnistSubset.load().test().rows(), config(history).get("validation_examples"));
+        assertTrue(!history.containsKey("test"), "the test set was the validation data: no second evaluation");
+    }
+
+    @Test
+    void aResumedRunHoldsOutTheSameImagesAndEqualsTheRunTrainedInOneGo() throws IOException {
+        Path straight = tmp.resolve("straight");
+        assertEquals(0, SubsetTrainRuns.run(err, split(straight, 2)), err.toString());
+        Path resumed = tmp.resolve("resumed");
+        assertEquals(0, SubsetTrainRuns.run(err, split(resumed, 1)), err.toString());
+        assertEquals(2, SubsetTrainRuns.run(err, List.of("train", "--resume", resumed.toString(), "--epochs", "2",
+                "--validation-split", "0.1")), err.toString());
+        assertTrue(err.toString().contains("takes no --validation-split"), err.toString());
+        assertEquals(0, SubsetTrainRuns.run(err, List.of("train", "--resume", resumed.toString(), "--epochs", "2",
+                "--quiet")), err.toString());
+        Map<String, Object> a = HistoryJson.read(straight.resolve("history.json"));
+        Map<String, Object> b = HistoryJson.read(resumed.resolve("history.json"));
+        for (String key : List.of("loss", "accuracy", "val_loss", "val_accuracy", "test")) {
+            assertEquals(a.get(key), b.get(key), key);
+        }
+        assertEquals(40, config(b).get("validation_examples"));
+        assertNotEquals(a.get("val_accuracy"), null);
+    }
+
+    @Test
+    void aSplitThatIsNoFractionOrLeavesNothingIsAUsageError() {
+        for (String bad : List.of("1", "-0.2", "NaN", "0.999")) {
+            List<String> args = new ArrayList<>(SubsetTrainRuns.train("--epochs", "1", "--validation-split", bad));
+            StringWriter errors = new StringWriter();
+            assertEquals(2, SubsetTrainRuns.run(errors, args), bad + ": " + errors);
+            assertTrue(errors.toString().contains("--validation-split"), errors.toString());
+        }
+    }
+}
