@@ -163,7 +163,10 @@ class TrainingStateTest {
         assertResumesExactly("relu", "adam", 1, 3, graphs, 0, 0.1);
     }
 
-    /** A state from a run whose loss smoothed its labels otherwise is refused, naming both smoothings. */
+    /**
+     * A state from a run whose loss smoothed its labels otherwise is refused, naming both smoothings; one without
+     * the key (saved before label smoothing existed) is a run without it.
+     */
     @Test
     void aStateFitsOnlyAModelWithTheSameLabelSmoothing() {
         Path smoothed = dir.resolve("smoothed.safetensors");
@@ -182,6 +185,16 @@ class TrainingStateTest {
             }
             try (Sequential model = model(backend, "relu", Adam::new, 0, 0.1)) {
                 assertEquals(1, TrainingState.load(smoothed, model).epochs());
+            }
+            // A state saved before label smoothing existed has no key: it had none.
+            SafeTensors.Contents older = metadata("label_smoothing", null).apply(SafeTensors.read(smoothed));
+            SafeTensors.write(smoothed, older.metadata(), new ArrayList<>(older.tensors().values()));
+            try (Sequential model = model(backend, "relu", Adam::new, 0, 0)) {
+                assertEquals(1, TrainingState.load(smoothed, model).epochs());
+            }
+            try (Sequential model = model(backend, "relu", Adam::new, 0, 0.1)) {
+                assertContains("trained with label smoothing 0.0, the model's loss has 0.1", assertThrows(
+                        InvalidDataException.class, () -> TrainingState.load(smoothed, model)).getMessage());
             }
         }
     }
@@ -433,6 +446,10 @@ class TrainingStateTest {
                 loadEdited(c -> c, "prelu", Adam::new));
         assertContains("the state's adam has other settings: weight_decay 0.0 in the state, 0.004 in the model",
                 loadEdited(c -> c, "relu", () -> new Adam(1e-3, 0.9, 0.999, 1e-7, 0.004)));
+        assertContains("the state's run trained with label smoothing 0.2, the model's loss has 0.0",
+                loadEdited(metadata("label_smoothing", "0.2"), "relu", Adam::new));
+        assertContains("metadata 'label_smoothing' is not a number: some",
+                loadEdited(metadata("label_smoothing", "some"), "relu", Adam::new));
         assertContains("1 epoch_seconds for 2 epochs", loadEdited(metadata("epochs", "2"), "relu", Adam::new));
         assertContains("'iterations' must be a count",
                 loadEdited(metadata("iterations", "-1"), "relu", Adam::new));
