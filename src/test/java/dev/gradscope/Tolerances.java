@@ -21,6 +21,14 @@ public final class Tolerances {
      */
     public static final double CLOSED_FORM_F64 = 1e-12;
 
+    /**
+     * Relative error allowed between a run's logged loss (each row's loss rounded to a float, summed into a float
+     * total once per batch) and the same loss computed in double from the model's logits: a few float roundings
+     * of 6e-8 each, about 1e-7 in all for a few batches. A loss of the wrong targets (one-hot instead of smoothed
+     * ones) is off by about half its size.
+     */
+    public static final double CPU_LOGGED_LOSS_REL = 1e-5;
+
     // ---- gradient checks (deeplearning4j's GradientCheckUtil rule, in double) ----------------------
 
     /**

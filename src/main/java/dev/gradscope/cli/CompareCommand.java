@@ -220,7 +220,7 @@ final class CompareCommand implements Callable<Integer> {
      * not given is recorded, so only these need saying).
      */
     private static final Map<String, Object> RECORDED_LATER = Map.of("dataset", DatasetKind.MNIST.id(),
-            "dropout", 0.0, "batch_norm", false, "validation_split", 0.0);
+            "dropout", 0.0, "batch_norm", false, "validation_split", 0.0, "label_smoothing", 0.0);
     /** Keys the optimizer's config has recorded later, with the value they then had: weight decay was off. */
     private static final Map<String, Object> OPTIMIZER_RECORDED_LATER = Map.of("weight_decay", 0.0);
 

@@ -55,6 +55,11 @@ final class ModelOptions {
             description = "categorical_crossentropy or mse, on the softmax output (default: ${DEFAULT-VALUE}).")
     String loss;
 
+    @Option(names = "--label-smoothing", defaultValue = "0", paramLabel = "LS",
+            description = "Smooth categorical_crossentropy's targets to onehot*(1-LS) + LS/classes, in [0, 1)"
+                    + " (default: ${DEFAULT-VALUE}, none); loss and val_loss are then the smoothed loss, as in Keras.")
+    double labelSmoothing;
+
     @Option(names = "--optimizer", defaultValue = "adam",
             description = "adam, sgd or rmsprop (default: ${DEFAULT-VALUE}).")
     String optimizer;
@@ -97,25 +102,28 @@ final class ModelOptions {
     /** Everything resolved and checked, ready to build the model. */
     record Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                     double learningRate, double momentum, boolean nesterov, double rho, boolean centered,
-                    double weightDecay, double dropout, boolean batchNorm) {
+                    double weightDecay, double dropout, boolean batchNorm, double labelSmoothing) {
 
-        /** Without rmsprop's settings, weight decay (Keras's defaults), dropout and batch normalization. */
+        /**
+         * Without rmsprop's settings, weight decay (Keras's defaults), dropout, batch normalization and label
+         * smoothing.
+         */
         Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                  double learningRate, double momentum, boolean nesterov) {
             this(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, DEFAULT_RHO, false,
-                    0, 0, false);
+                    0, 0, false, 0);
         }
 
         /** The same settings with batch normalization on or off. */
         Resolved withBatchNorm(boolean on) {
             return new Resolved(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, rho,
-                    centered, weightDecay, dropout, on);
+                    centered, weightDecay, dropout, on, labelSmoothing);
         }
 
         Sequential build(Backend backend, long seed, int inputs, int classes) {
             Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, initializer, dropout,
                     batchNorm);
-            return model.compile(newOptimizer(), loss, "accuracy");
+            return model.compile(newOptimizer(), loss, labelSmoothing, "accuracy");
         }
 
         Optimizer newOptimizer() {
@@ -137,6 +145,7 @@ final class ModelOptions {
             c.put("dropout", dropout);
             c.put("batch_norm", batchNorm);
             c.put("loss", loss.id());
+            c.put("label_smoothing", labelSmoothing);
             c.put("optimizer", newOptimizer().config());
             c.put("init", initializer.toString());
             return c;
@@ -217,6 +226,14 @@ final class ModelOptions {
         if (!(dropout >= 0 && dropout < 1) || (float) dropout >= 1) {
             throw invalid.apply("--dropout must be a rate in [0, 1) (0 is none), got " + dropout);
         }
+        if (!(labelSmoothing >= 0 && labelSmoothing < 1) || (float) labelSmoothing >= 1) {
+            throw invalid.apply("--label-smoothing must be in [0, 1) as a float (0.99999999 is 1), got "
+                    + labelSmoothing);
+        }
+        if (labelSmoothing != 0 && resolvedLoss != Loss.CATEGORICAL_CROSSENTROPY) {
+            throw invalid.apply("--label-smoothing applies to --loss " + Loss.CATEGORICAL_CROSSENTROPY.id()
+                    + " only, not --loss " + resolvedLoss.id());
+        }
         if (batchNorm && units.activation().equals(Mlp.MAXOUT)) {
             throw invalid.apply("--batch-norm goes between a Dense layer and its activation; maxout units have no"
                     + " separate activation (use another --activation)");
@@ -230,7 +247,7 @@ final class ModelOptions {
                     + " gives a layer more than " + Integer.MAX_VALUE + " pre-activations per row");
         }
         return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum, nesterov,
-                resolvedRho, centered, resolvedDecay, dropout, batchNorm);
+                resolvedRho, centered, resolvedDecay, dropout, batchNorm, labelSmoothing);
     }
 
     /**
@@ -275,6 +292,12 @@ final class ModelOptions {
         }
         options.batchNorm = Boolean.TRUE.equals(batchNorm); // absent: a run from before batch normalization
         options.loss = configText(config, "loss", where);
+        Object smoothing = config.get("label_smoothing");
+        if (smoothing != null && !(smoothing instanceof Number)) {
+            throw new InvalidDataException(where + ": config.label_smoothing is not a number: " + smoothing);
+        }
+        // 0: a run from before label smoothing
+        options.labelSmoothing = smoothing == null ? 0 : ((Number) smoothing).doubleValue();
         options.init = configText(config, "init", where);
         options.optimizer = "adam"; // evaluating does not depend on the optimizer, so the config's is not read
         return options;

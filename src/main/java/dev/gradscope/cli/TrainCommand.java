@@ -699,7 +699,10 @@ final class TrainCommand implements Callable<Integer> {
                 resolved.units().activation()
                         + (resolved.batchNorm() ? ", batch norm" : "")
                         + (resolved.dropout() > 0 ? ", dropout " + number(resolved.dropout()) : ""),
-                resolved.loss().id(), resolved.optimizerId(),
+                resolved.loss().id()
+                        + (resolved.labelSmoothing() > 0 ? " (label smoothing " + number(resolved.labelSmoothing()) + ")"
+                                : ""),
+                resolved.optimizerId(),
                 number(resolved.learningRate()),
                 optimizerSettings(resolved),
                 resolved.initializer(), batchSize, images, backend.name());

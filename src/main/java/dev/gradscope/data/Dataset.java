@@ -116,11 +116,36 @@ public final class Dataset {
 
     /** The labels as one-hot rows: {@code rows() * classCount()} floats, row-major, one 1 per row. */
     public float[] oneHotLabels() {
-        float[] oneHot = new float[labels.length * classCount];
-        for (int row = 0; row < labels.length; row++) {
-            oneHot[row * classCount + labels[row]] = 1f;
+        return oneHotLabels(0);
+    }
+
+    /**
+     * The labels as smoothed one-hot rows, Keras's and PyTorch's {@code label_smoothing}: {@code onehot * (1 - ls)
+     * + ls / K} with K = {@link #classCount()}, so the label's class gets {@code 1 - ls + ls / K} and every other
+     * class {@code ls / K}, each computed in double and rounded to a float once (0 gives {@link #oneHotLabels()}
+     * exactly). Each row still sums to 1, and its largest value is still the label's alone, which the accuracy's
+     * arg-max of the targets relies on.
+     *
+     * @throws IllegalArgumentException when {@code labelSmoothing} is not in [0, 1), or so close to 1 that the two
+     *                                  values round to the same float (then the label would be lost)
+     */
+    public float[] oneHotLabels(double labelSmoothing) {
+        if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
+            throw new IllegalArgumentException("label smoothing must be in [0, 1), got " + labelSmoothing);
         }
-        return oneHot;
+        float other = (float) (labelSmoothing / classCount);
+        float hot = (float) (1 - labelSmoothing + labelSmoothing / classCount);
+        if (classCount > 1 && !(hot > other)) {
+            throw new IllegalArgumentException("label smoothing " + labelSmoothing + " over " + classCount
+                    + " classes gives the label's class the float " + hot + " and the others " + other
+                    + ": the label would be lost; use a smaller one");
+        }
+        float[] targets = new float[labels.length * classCount];
+        Arrays.fill(targets, other);
+        for (int row = 0; row < labels.length; row++) {
+            targets[row * classCount + labels[row]] = hot;
+        }
+        return targets;
     }
 
     /** How many rows carry each class: {@code classCount()} counts. */

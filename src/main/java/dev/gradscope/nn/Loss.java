@@ -16,7 +16,9 @@ public enum Loss {
     /**
      * Categorical cross-entropy, {@code -sum_c t_c log p_c} with {@code p = softmax(z)}. Its gradient
      * {@code p - t} does not shrink when the softmax saturates on a wrong answer, which is why it learns
-     * faster than MSE on a softmax output.
+     * faster than MSE on a softmax output. With label smoothing ls ({@link Sequential#compile(Optimizer, Loss,
+     * double, String...)}), Keras's and PyTorch's {@code label_smoothing}, t is the smoothed target
+     * {@code onehot * (1 - ls) + ls / K}: the loss no longer reaches 0, so the logits stop growing without bound.
      */
     CATEGORICAL_CROSSENTROPY("categorical_crossentropy", "crossentropy", "cross_entropy", "ce"),
     /**
@@ -65,6 +67,23 @@ public enum Loss {
                     dLogits, biasGradient, totals);
             case MEAN_SQUARED_ERROR -> backend.softmaxMeanSquaredError(logits, bias, targets, gradientScale,
                     dLogits, biasGradient, totals);
+        }
+    }
+
+    /**
+     * Checks a label smoothing for this loss: in [0, 1) as a float (the targets are floats: 0.99999999 is 1), and 0
+     * for any loss but categorical cross-entropy (Keras's MSE has none).
+     *
+     * @throws IllegalArgumentException naming the value and the loss when it is not
+     */
+    public void requireLabelSmoothing(double labelSmoothing) {
+        if (!(labelSmoothing >= 0 && labelSmoothing < 1) || (float) labelSmoothing >= 1) {
+            throw new IllegalArgumentException("label smoothing must be in [0, 1) as a float (0.99999999 is 1), got "
+                    + labelSmoothing);
+        }
+        if (labelSmoothing != 0 && this != CATEGORICAL_CROSSENTROPY) {
+            throw new IllegalArgumentException("label smoothing " + labelSmoothing + " applies to "
+                    + CATEGORICAL_CROSSENTROPY.id + " only, the loss is " + id);
         }
     }
 

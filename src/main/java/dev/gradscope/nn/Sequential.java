@@ -40,6 +40,7 @@ public class Sequential implements AutoCloseable {
     private boolean built;
     private Optimizer optimizer;
     private Loss loss;
+    private double labelSmoothing;
     private List<String> metrics = List.of();
 
     private Tensor parameters;
@@ -103,6 +104,20 @@ public class Sequential implements AutoCloseable {
      * always computed).
      */
     public Sequential compile(Optimizer optimizer, Loss loss, String... metrics) {
+        return compile(optimizer, loss, 0, metrics);
+    }
+
+    /**
+     * {@link #compile(Optimizer, Loss, String...)} with label smoothing, Keras's
+     * {@code CategoricalCrossentropy(label_smoothing=ls)}: {@link #fit} and {@link #evaluate} train on and score
+     * against the targets {@code onehot * (1 - ls) + ls / K} (K classes), so the loss they report, val_loss
+     * included, is the smoothed one, as Keras reports it. The accuracy is unchanged: the label's class keeps the
+     * largest target.
+     *
+     * @param labelSmoothing in [0, 1); above 0 for categorical cross-entropy only
+     */
+    public Sequential compile(Optimizer optimizer, Loss loss, double labelSmoothing, String... metrics) {
+        loss.requireLabelSmoothing(labelSmoothing);
         for (String m : metrics) {
             if (!m.equalsIgnoreCase("accuracy") && !m.equalsIgnoreCase("acc")) {
                 throw new IllegalArgumentException("unknown metric '" + m + "'; valid: accuracy");
@@ -120,6 +135,7 @@ public class Sequential implements AutoCloseable {
         }
         this.optimizer = optimizer;
         this.loss = loss;
+        this.labelSmoothing = labelSmoothing;
         this.metrics = List.of("accuracy");
         layoutVersion++;
         if (built) {
@@ -545,6 +561,11 @@ public class Sequential implements AutoCloseable {
 
     public Loss loss() {
         return loss;
+    }
+
+    /** The loss's label smoothing, 0 for none (see {@link #compile(Optimizer, Loss, double, String...)}). */
+    public double labelSmoothing() {
+        return labelSmoothing;
     }
 
     public List<String> metrics() {

@@ -1,12 +1,15 @@
 package dev.gradscope.train;
 
 import dev.gradscope.data.Dataset;
+import dev.gradscope.nn.Sequential;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.Tensor;
 
 /**
  * A labelled dataset copied once to a backend: the raw uint8 features (scaled to float only when a
- * batch is gathered) and one-hot targets. A training run never copies data to the device again.
+ * batch is gathered) and one-hot targets, smoothed here when the model's loss smooths its labels
+ * ({@link Sequential#labelSmoothing()}): the loss op takes any target distribution, so smoothing costs no op
+ * per step. A training run never copies data to the device again.
  */
 final class DeviceDataset implements AutoCloseable {
     final Tensor features;
@@ -21,10 +24,15 @@ final class DeviceDataset implements AutoCloseable {
         this.rows = rows;
     }
 
-    static DeviceDataset upload(Backend backend, Dataset data) {
+    /**
+     * {@code data} on {@code backend}, its targets smoothed by {@code labelSmoothing}
+     * ({@link Dataset#oneHotLabels(double)}).
+     */
+    static DeviceDataset upload(Backend backend, Dataset data, double labelSmoothing) {
+        float[] targetValues = data.oneHotLabels(labelSmoothing);
         Tensor features = backend.fromHost(data.features(), data.rows(), data.featureCount());
         try {
-            Tensor targets = backend.fromHost(data.oneHotLabels(), data.rows(), data.classCount());
+            Tensor targets = backend.fromHost(targetValues, data.rows(), data.classCount());
             return new DeviceDataset(features, targets, data.featureScale(), data.rows());
         } catch (RuntimeException e) {
             features.close();

@@ -96,9 +96,10 @@ public final class Trainer {
         if (resumed != null && resumed.epochs() > 0) {
             requireSameMetrics(history, options.validation() != null);
         }
-        try (DeviceDataset data = DeviceDataset.upload(backend, train);
+        // Both smoothed as the loss says: the reported loss and val_loss are the smoothed loss, as in Keras.
+        try (DeviceDataset data = DeviceDataset.upload(backend, train, model.labelSmoothing());
              DeviceDataset validation = options.validation() == null ? null
-                     : DeviceDataset.upload(backend, options.validation());
+                     : DeviceDataset.upload(backend, options.validation(), model.labelSmoothing());
              Tensor order = backend.allocate(DType.INT32, n);
              Tensor totals = backend.allocate(DType.FLOAT32, 2);
              Tensor inputs = backend.allocate(DType.FLOAT32, batch, train.featureCount());
@@ -528,11 +529,14 @@ public final class Trainer {
         return starts;
     }
 
-    /** Mean loss and accuracy of {@code model} over {@code data}, in batches of {@code batchSize}. */
+    /**
+     * Mean loss and accuracy of {@code model} over {@code data}, in batches of {@code batchSize}; the loss is the
+     * model's, with its label smoothing, as fit reports val_loss.
+     */
     public static Evaluation evaluate(Sequential model, Dataset data, int batchSize) {
         requireCompatible(model, data, "evaluation data");
         model.build(data.featureCount());
-        try (DeviceDataset device = DeviceDataset.upload(model.backend(), data)) {
+        try (DeviceDataset device = DeviceDataset.upload(model.backend(), data, model.labelSmoothing())) {
             return evaluate(model, device, batchSize);
         }
     }

@@ -37,12 +37,12 @@ import java.util.stream.Stream;
  * tensors]}, {@code profile/squared_gradient_norms}, {@code profile/squared_weight_norms} and
  * {@code profile/squared_update_norms}: the squares the device summed, from which the norms come back exactly.
  * The metadata holds {@value #FORMAT_KEY} = {@value #FORMAT}, {@code epochs} (finished), {@code iterations}
- * (the optimizer's updates), {@code optimizer} (its id and settings), {@code history} and {@code profile}
- * (JSON), the model's input width and layers, and whatever the caller adds.
+ * (the optimizer's updates), {@code optimizer} (its id and settings), {@code label_smoothing} (the loss's),
+ * {@code history} and {@code profile} (JSON), the model's input width and layers, and whatever the caller adds.
  *
  * <p>Loading checks, before it changes the model: that the parameters and the optimizer's buffers are the
  * model's and its optimizer's by name and shape, and finite; that the input width, the optimizer's id, the
- * counts, the history (one value of each metric per epoch) and the profile (the model's parameter tensors,
+ * loss's label smoothing, the counts, the history (one value of each metric per epoch) and the profile (the model's parameter tensors,
  * epochs in order, norms' squares >= 0, unit statistics within their ranges) are well formed. A file that
  * does not fit changes nothing and fails naming the file and what is wrong. Saving refuses a state with a
  * NaN or an infinity in its parameters, optimizer buffers or logs, or a history whose metrics do not have
@@ -57,7 +57,7 @@ public final class TrainingState {
 
     /** The metadata keys {@link #save} writes itself; a caller's metadata may not use them. */
     public static final List<String> OWN_KEYS = List.of(FORMAT_KEY, "input_units", "layers", "epochs",
-            "iterations", "optimizer", "history", "profile");
+            "iterations", "optimizer", "label_smoothing", "history", "profile");
 
     static final String OPTIMIZER_PREFIX = "optimizer/";
     static final String PROFILE_PREFIX = "profile/";
@@ -147,6 +147,7 @@ public final class TrainingState {
         all.put("epochs", Integer.toString(history.epochs()));
         all.put("iterations", Long.toString(optimizer.iterations()));
         all.put("optimizer", json(optimizer.config()));
+        all.put("label_smoothing", Double.toString(model.labelSmoothing()));
         all.put("history", json(historyDocument(history)));
         Profile profile = history.profile();
         if (profile != null) {
@@ -311,6 +312,7 @@ public final class TrainingState {
                     + "', the model's is '" + optimizer.id() + "'");
         }
         requireSameLayers(parse(meta, "layers", file), model, file);
+        requireSameLabelSmoothing(meta, model, file);
         requireSameOptimizerSettings(savedOptimizer, optimizer, file);
         Map<String, int[]> shapes = reader.shapes();
         WeightsFile.Values weights = WeightsFile.read(model, reader,
@@ -353,6 +355,25 @@ public final class TrainingState {
         }
         if (!theirs.equals(ours)) {
             throw new InvalidDataException(file + ": the state's layers are " + theirs + ", the model's " + ours);
+        }
+    }
+
+    /**
+     * Refuses a state saved by a run whose loss smoothed its labels otherwise: its history's losses are of other
+     * targets, and going on with others would not be the run that stopped. A state without the key is from a
+     * version before label smoothing, which had none.
+     */
+    private static void requireSameLabelSmoothing(Map<String, String> meta, Sequential model, Path file) {
+        String text = meta.getOrDefault("label_smoothing", "0");
+        double saved;
+        try {
+            saved = Double.parseDouble(text);
+        } catch (NumberFormatException e) {
+            throw new InvalidDataException(file + ": metadata 'label_smoothing' is not a number: " + text, e);
+        }
+        if (saved != model.labelSmoothing()) {
+            throw new InvalidDataException(file + ": the state's run trained with label smoothing " + saved
+                    + ", the model's loss has " + model.labelSmoothing());
         }
     }
 

@@ -67,7 +67,10 @@ class CompareCommandTest {
         RunReportTest.assertPage(out.resolve("report.html"), 7);
     }
 
-    /** A run saved before configs recorded the data set, dropout, batch norm and weight decay had MNIST and none. */
+    /**
+     * A run saved before configs recorded the data set, dropout, batch norm, label smoothing and weight decay had
+     * MNIST and none.
+     */
     @Test
     @SuppressWarnings("unchecked")
     void anOlderRunDoesNotDifferInSettingsItsConfigDidNotRecordYet() throws IOException {
@@ -82,6 +85,7 @@ class CompareCommandTest {
         config.remove("dataset");
         config.remove("dropout");
         config.remove("batch_norm");
+        config.remove("label_smoothing");
         ((Map<String, Object>) config.get("optimizer")).remove("weight_decay");
         HistoryJson.writeAtomically(old.resolve("history.json"), history);
         Path out = tmp.resolve("compare");

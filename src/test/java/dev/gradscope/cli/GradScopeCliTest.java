@@ -151,6 +151,22 @@ class GradScopeCliTest {
         assertEquals(2, run("train", "--learning-rate", "NaN"));
     }
 
+    /** --label-smoothing takes [0, 1) as a float, and goes with categorical_crossentropy only: usage errors. */
+    @Test
+    void labelSmoothingOutsideItsRangeOrWithMseIsAUsageError() {
+        for (String bad : List.of("1", "-0.1", "0.99999999", "NaN")) {
+            err.getBuffer().setLength(0);
+            assertEquals(2, run("train", "--label-smoothing", bad), bad);
+            assertTrue(err.toString().contains("--label-smoothing must be in [0, 1)"), err.toString());
+        }
+        err.getBuffer().setLength(0);
+        assertEquals(2, run("train", "--loss", "mse", "--label-smoothing", "0.1"));
+        assertTrue(err.toString().contains("--label-smoothing applies to --loss categorical_crossentropy only, not"
+                + " --loss mse"), err.toString());
+        assertEquals(2, run("train", "--label-smoothing", "some"));
+        assertTrue(err.toString().contains("--label-smoothing"), err.toString());
+    }
+
     /** --steps-per-graph belongs to every command that trains; 1 unless given. */
     @Test
     void stepsPerGraphIsParsedByEveryCommandThatTrains() {

@@ -176,6 +176,55 @@ class ResumeCommandTest {
         assertEquals(true, ((Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config")).get("batch_norm"));
     }
 
+    /**
+     * A run with label smoothing, resumed through the CLI, is the run trained in one go, its loss and val_loss the
+     * smoothed ones; --resume refuses --label-smoothing (the run's own is used). evaluate rebuilds the run's loss
+     * from the weights file's config: it reports the run's last val_loss, bit for bit; without the key (an older
+     * run's config) it reports the one-hot loss of the same weights, which is lower (the smoothed loss is
+     * 0.9 CE + 0.1 mean_c(-log p_c), and that mean is at least log 10, far above a trained model's CE).
+     */
+    @Test
+    void aRunWithLabelSmoothingResumesBitForBitAndEvaluatesWithItsLoss() throws IOException {
+        List<String> straightArgs = new ArrayList<>(train(tmp.resolve("straight"), 2));
+        straightArgs.addAll(List.of("--label-smoothing", "0.1"));
+        assertEquals(0, run(err, straightArgs), err.toString());
+        List<String> oneEpoch = new ArrayList<>(straightArgs);
+        Path dir = tmp.resolve("run");
+        oneEpoch.set(oneEpoch.indexOf("--epochs") + 1, "1");
+        oneEpoch.set(oneEpoch.indexOf("--out") + 1, dir.toString());
+        assertEquals(0, run(err, oneEpoch), err.toString());
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--label-smoothing", "0"));
+        assertTrue(err.toString().contains("takes no --label-smoothing;"), err.toString());
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"), err.toString());
+        assertSameRun(tmp.resolve("straight"), dir);
+        Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
+        assertEquals(0.1, ((Map<?, ?>) history.get("config")).get("label_smoothing"));
+        List<?> valLoss = (List<?>) history.get("val_loss");
+
+        Path result = tmp.resolve("evaluate.json");
+        assertEquals(0, run("evaluate", dir.resolve("model.safetensors").toString(), "--device", "cpu",
+                "--data-dir", MnistSubset.dir().toString(), "--out", result.toString()), err.toString());
+        double evaluated = ((Number) HistoryJson.read(result).get("loss")).doubleValue();
+        assertEquals(((Number) valLoss.get(1)).doubleValue(), evaluated, "the run's own last val_loss");
+        editWeightsConfig(dir.resolve("model.safetensors"), config -> config.remove("label_smoothing"));
+        assertEquals(0, run("evaluate", dir.resolve("model.safetensors").toString(), "--device", "cpu",
+                "--data-dir", MnistSubset.dir().toString(), "--out", result.toString()), err.toString());
+        double oneHot = ((Number) HistoryJson.read(result).get("loss")).doubleValue();
+        assertTrue(oneHot < evaluated, "a config without label smoothing (an older run's) evaluates the one-hot"
+                + " loss " + oneHot + ", below the smoothed " + evaluated);
+    }
+
+    /** Rewrites the config that a weights file records. */
+    @SuppressWarnings("unchecked")
+    private static void editWeightsConfig(Path file, Consumer<Map<String, Object>> edit) throws IOException {
+        SafeTensors.Contents contents = SafeTensors.read(file);
+        Map<String, String> metadata = new LinkedHashMap<>(contents.metadata());
+        Map<String, Object> config = new ObjectMapper().readValue(metadata.get("config"), Map.class);
+        edit.accept(config);
+        metadata.put("config", new ObjectMapper().writeValueAsString(config));
+        SafeTensors.write(file, metadata, new ArrayList<>(contents.tensors().values()));
+    }
+
     @Test
     void anInterruptedRunGoesOnToItsOwnEpochs() throws IOException {
         Path dir = tmp.resolve("run");

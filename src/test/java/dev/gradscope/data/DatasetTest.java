@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 class DatasetTest {
@@ -58,6 +59,52 @@ class DatasetTest {
             0, 0, 1, 0,
         };
         assertArrayEquals(expected, small().oneHotLabels());
+    }
+
+    /** Keras's and PyTorch's smoothing, onehot * (1 - ls) + ls / K: 0.1 over 4 classes gives 0.925 and 0.025. */
+    @Test
+    void smoothedLabelsSpreadTheSmoothingOverEveryClass() {
+        float h = 0.925f;
+        float o = 0.025f;
+        float[] expected = {
+            o, o, h, o,
+            h, o, o, o,
+            o, h, o, o,
+            o, o, h, o,
+        };
+        assertArrayEquals(expected, small().oneHotLabels(0.1));
+        assertArrayEquals(small().oneHotLabels(), small().oneHotLabels(0), "0 is the one-hot rows, bit for bit");
+        float[] close = small().oneHotLabels(0.999);
+        for (int row = 0; row < 4; row++) {
+            double sum = 0;
+            for (int c = 0; c < 4; c++) {
+                sum += close[row * 4 + c];
+                if (c != small().label(row)) {
+                    assertTrue(close[row * 4 + small().label(row)] > close[row * 4 + c], "row " + row + " class " + c);
+                }
+            }
+            assertEquals(1, sum, 1e-6, "row " + row + " sums to 1");
+        }
+        for (double bad : new double[] {-0.5, 1, Double.NaN}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> small().oneHotLabels(bad));
+            assertTrue(e.getMessage().contains(String.valueOf(bad)), e.getMessage());
+        }
+    }
+
+    /**
+     * A smoothing so close to 1 that, over two classes, both targets round to the float 0.5: refused, since the
+     * label would be lost (the accuracy takes the targets' arg-max). 1 - 2^-25 is 1 as a float, which the loss's
+     * own check refuses first.
+     */
+    @Test
+    void aSmoothingThatWouldLoseTheLabelIsRefused() {
+        Dataset twoClasses = new Dataset("two", new byte[2], new int[] {1, 0}, 1, 2, 1f);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> twoClasses.oneHotLabels(1 - 0x1p-25));
+        assertTrue(e.getMessage().contains("label would be lost"), e.getMessage());
+        float[] justBelow = twoClasses.oneHotLabels(Math.nextDown(1 - 0x1p-25));
+        assertTrue(justBelow[1] > justBelow[0] && justBelow[2] > justBelow[3], Arrays.toString(justBelow));
     }
 
     @Test

@@ -1,11 +1,13 @@
 package dev.gradscope.nn;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.Tolerances;
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Dataset;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
 import java.util.SplittableRandom;
@@ -54,6 +56,68 @@ class LossTest {
         for (int i = 0; i < 4; i++) {
             assertEquals(expected[i], grad[i], 1e-7, "dLogits[" + i + "]");
         }
+    }
+
+    /**
+     * Label smoothing 0.2 over 2 classes: the targets Dataset builds for label 1 are (0.1, 0.9). Row 0: logits
+     * (0, ln 3) -> p = (1/4, 3/4): loss -(0.1 ln(1/4) + 0.9 ln(3/4)), gradient p - t = (0.15, -0.15). Row 1: logits
+     * (ln 4, 0) -> p = (4/5, 1/5): loss -(0.1 ln(4/5) + 0.9 ln(1/5)), gradient (0.7, -0.7), arg-max 0 is wrong.
+     */
+    @Test
+    void crossEntropyOfSmoothedTargetsMatchesHandComputedValues() {
+        float[] targets = labels(2, 1, 1).oneHotLabels(0.2);
+        assertArrayEquals(new float[] {0.1f, 0.9f, 0.1f, 0.9f}, targets);
+        float[] logits = {0f, (float) Math.log(3), (float) Math.log(4), 0f};
+        float[] grad = new float[4];
+        float[] totals = run(Loss.CATEGORICAL_CROSSENTROPY, logits, targets, 2, 2, 0.5f, grad);
+        double row0 = -(0.1 * Math.log(0.25) + 0.9 * Math.log(0.75));
+        double row1 = -(0.1 * Math.log(0.8) + 0.9 * Math.log(0.2));
+        assertEquals(row0 + row1, totals[0], 1e-6);
+        assertEquals(1f, totals[1], "row 0 right, row 1 wrong: smoothing keeps the label the targets' arg-max");
+        float[] expected = {0.15f * 0.5f, -0.15f * 0.5f, 0.7f * 0.5f, -0.7f * 0.5f};
+        for (int i = 0; i < 4; i++) {
+            assertEquals(expected[i], grad[i], 1e-7, "dLogits[" + i + "]");
+        }
+    }
+
+    /** The gradient of the loss of smoothed targets (0.1 over 5 classes) against central differences. */
+    @Test
+    void gradientCheckOfLogitsWithSmoothedTargets() {
+        SplittableRandom random = new SplittableRandom(11);
+        float[] logits = new float[BATCH * CLASSES];
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] = (float) random.nextDouble(-3, 3);
+        }
+        float[] targets = labels(CLASSES, 0, 3, 4, 1).oneHotLabels(0.1);
+        float scale = 1f / BATCH;
+        float[] grad = new float[logits.length];
+        run(Loss.CATEGORICAL_CROSSENTROPY, logits, targets, BATCH, CLASSES, scale, grad);
+        GradientCheck.check("smoothed crossentropy logits", GradientCheck.hostMirror(logits, () -> { }), grad,
+                () -> run(Loss.CATEGORICAL_CROSSENTROPY, logits, targets, BATCH, CLASSES, scale, null)[0]
+                        * (double) scale,
+                Tolerances.F32_GRADCHECK_STEP, Tolerances.F32_GRADCHECK_REL, Tolerances.F32_GRADCHECK_ABS);
+    }
+
+    @Test
+    void labelSmoothingIsCheckedForTheLoss() {
+        Loss.CATEGORICAL_CROSSENTROPY.requireLabelSmoothing(0);
+        Loss.CATEGORICAL_CROSSENTROPY.requireLabelSmoothing(0.999);
+        Loss.MEAN_SQUARED_ERROR.requireLabelSmoothing(0);
+        for (double bad : new double[] {-0.1, 1, 0.99999999, Double.NaN}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Loss.CATEGORICAL_CROSSENTROPY.requireLabelSmoothing(bad));
+            assertTrue(e.getMessage().contains("[0, 1)") && e.getMessage().contains(String.valueOf(bad)),
+                    e.getMessage());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Loss.MEAN_SQUARED_ERROR.requireLabelSmoothing(0.1));
+        assertTrue(e.getMessage().contains("categorical_crossentropy") && e.getMessage().contains("mse"),
+                e.getMessage());
+    }
+
+    /** A dataset of one pixel per row and these labels, for its targets. */
+    private static Dataset labels(int classes, int... labels) {
+        return new Dataset("labels", new byte[labels.length], labels, 1, classes, 1f);
     }
 
     @Test

@@ -6,7 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradscope.Tolerances;
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.data.Dataset;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.data.MnistSubset;
 import dev.gradscope.tensor.ActivationKind;
@@ -14,6 +16,7 @@ import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.train.FitOptions;
 import dev.gradscope.train.History;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -153,6 +156,88 @@ class SequentialTest {
                 assertEquals(2, h.get(key).size(), key);
             }
             assertEquals(h.last("val_loss"), model.evaluate(MNIST.test().take(300), 100).loss(), 1e-5);
+        }
+    }
+
+    /**
+     * Label smoothing 0.1 over 10 classes (targets 0.91 and 0.01): a short run learns (its loss falls), and its
+     * loss and val_loss are the cross-entropy of the smoothed targets, as Keras logs them: val_loss is what the
+     * model's logits give against those targets, computed here in double, and evaluate reports the same. That
+     * loss never falls below the targets' own entropy (Gibbs' inequality), about 0.5003, which the one-hot loss
+     * of a trained model is far below. The accuracy still counts the labels.
+     */
+    @Test
+    void labelSmoothingTrainsOnAndReportsTheSmoothedLoss() {
+        Dataset train = MNIST.train().take(1000);
+        Dataset test = MNIST.test().take(300);
+        double entropy = -(0.91 * Math.log(0.91) + 9 * 0.01 * Math.log(0.01));
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = Mlp.build(backend, 3, 784, new int[] {64, 32}, 10, Mlp.HiddenUnits.of("relu"),
+                     Initializer.glorotUniform()).compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY, 0.1, "accuracy")) {
+            assertEquals(0.1, model.labelSmoothing());
+            History h = model.fit(train, FitOptions.builder().batchSize(100).epochs(4).validation(test).verbose(0)
+                    .build());
+            List<Double> loss = h.get("loss");
+            for (int e = 1; e < loss.size(); e++) {
+                assertTrue(loss.get(e) < loss.get(e - 1), "loss falls every epoch: " + loss);
+            }
+            assertTrue(h.last("val_accuracy") > 0.6, "it learns (from 0.1 by chance): " + h.get("val_accuracy"));
+            for (String metric : List.of("loss", "val_loss")) {
+                for (double value : h.get(metric)) {
+                    assertTrue(value > entropy, metric + " " + value + " is at least the entropy " + entropy);
+                }
+            }
+
+            float[] pixels = test.scaledFeatures();
+            float[][] rows = new float[test.rows()][];
+            for (int r = 0; r < rows.length; r++) {
+                rows[r] = Arrays.copyOfRange(pixels, r * 784, (r + 1) * 784);
+            }
+            float[][] logits = model.predictLogits(rows, 100);
+            double smoothed = 0;
+            double oneHot = 0;
+            int correct = 0;
+            for (int r = 0; r < rows.length; r++) {
+                double max = Double.NEGATIVE_INFINITY;
+                int argMax = 0;
+                for (int c = 0; c < 10; c++) {
+                    if (logits[r][c] > max) {
+                        max = logits[r][c];
+                        argMax = c;
+                    }
+                }
+                double sum = 0;
+                for (int c = 0; c < 10; c++) {
+                    sum += Math.exp(logits[r][c] - max);
+                }
+                double logSumExp = max + Math.log(sum);
+                for (int c = 0; c < 10; c++) {
+                    double target = c == test.label(r) ? 0.91 : 0.01;
+                    smoothed -= target * (logits[r][c] - logSumExp);
+                }
+                oneHot -= logits[r][test.label(r)] - logSumExp;
+                correct += argMax == test.label(r) ? 1 : 0;
+            }
+            smoothed /= rows.length;
+            oneHot /= rows.length;
+            assertEquals(smoothed, h.last("val_loss"), Tolerances.CPU_LOGGED_LOSS_REL * smoothed);
+            assertEquals(smoothed, model.evaluate(test, 100).loss(), Tolerances.CPU_LOGGED_LOSS_REL * smoothed);
+            assertTrue(smoothed - oneHot > 0.2, "smoothed " + smoothed + " against one-hot " + oneHot);
+            assertEquals((double) correct / rows.length, h.last("val_accuracy"), 1e-12);
+        }
+    }
+
+    @Test
+    void compileRefusesABadLabelSmoothing() {
+        try (CpuBackend backend = new CpuBackend()) {
+            Sequential model = new Sequential(backend, 1).add(new Dense(3, ActivationKind.SOFTMAX));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> model.compile(new Adam(), Loss.MEAN_SQUARED_ERROR, 0.1, "accuracy"));
+            assertTrue(e.getMessage().contains("mse"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> model.compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY, 1.0));
+            assertTrue(e.getMessage().contains("[0, 1)"), e.getMessage());
+            assertEquals(0, model.compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).labelSmoothing());
         }
     }
 

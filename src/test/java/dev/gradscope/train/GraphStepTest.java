@@ -34,7 +34,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The trainer's graph mode on the CPU, whose capture gives a graph that reruns the step ({@code emulateGraphs}):
@@ -230,19 +229,19 @@ class GraphStepTest {
      * order (the next epoch's is drawn while the device still runs this one's steps), batch after batch: the
      * parameters of a loop written out by hand with the same draws, the same gathers and the same ops, bit
      * for bit. The last batch is smaller (1000 rows in batches of 128). With dropout, each step's masks are those
-     * of its (epoch, step of the epoch).
+     * of its (epoch, step of the epoch). With label smoothing, the batches' targets are the smoothed one-hot rows.
      */
-    @ParameterizedTest(name = "dropout {0}")
-    @ValueSource(doubles = {0, 0.3})
-    void eachEpochTrainsOnTheNextShuffleOfTheModelsGenerator(double dropout) {
+    @ParameterizedTest(name = "dropout {0}, label smoothing {1}")
+    @CsvSource({"0, 0", "0.3, 0", "0, 0.1"})
+    void eachEpochTrainsOnTheNextShuffleOfTheModelsGenerator(double dropout, double labelSmoothing) {
         float[] byHand;
-        try (Sequential model = model(new Adam(), "relu", dropout)) {
+        try (Sequential model = model(new Adam(), "relu", dropout, labelSmoothing)) {
             Backend cpu = model.backend();
             model.build(TRAIN.featureCount());
             model.reserveBatch(BATCH);
             int n = TRAIN.rows();
             try (Tensor features = cpu.fromHost(TRAIN.features(), n, TRAIN.featureCount());
-                 Tensor labels = cpu.fromHost(TRAIN.oneHotLabels(), n, TRAIN.classCount());
+                 Tensor labels = cpu.fromHost(TRAIN.oneHotLabels(labelSmoothing), n, TRAIN.classCount());
                  Tensor totals = cpu.allocate(DType.FLOAT32, 2)) {
                 for (int epoch = 0; epoch < 3; epoch++) {
                     try (Tensor order = cpu.fromHost(Batches.permutation(n, model.random()), n)) {
@@ -264,7 +263,7 @@ class GraphStepTest {
             byHand = model.parameters().toFloatArray();
         }
         for (boolean graphs : new boolean[] {false, true}) {
-            try (Sequential model = model(new Adam(), "relu", dropout)) {
+            try (Sequential model = model(new Adam(), "relu", dropout, labelSmoothing)) {
                 assertEquals(graphs, fit(model, builder(), graphs).graphs());
                 assertArrayEquals(byHand, model.parameters().toFloatArray(), "graphs " + graphs);
             }
@@ -557,11 +556,15 @@ class GraphStepTest {
     }
 
     private static Sequential model(Optimizer optimizer, String hidden, double dropout) {
+        return model(optimizer, hidden, dropout, 0);
+    }
+
+    private static Sequential model(Optimizer optimizer, String hidden, double dropout, double labelSmoothing) {
         boolean batchNorm = hidden.endsWith(BATCH_NORM);
         String activation = batchNorm ? hidden.substring(0, hidden.length() - BATCH_NORM.length()) : hidden;
         Mlp.HiddenUnits units = activation.equals(Mlp.MAXOUT)
                 ? new Mlp.HiddenUnits(Mlp.MAXOUT, Double.NaN, false, 2) : Mlp.HiddenUnits.of(activation);
         return Mlp.build(new CpuBackend(), 7, 784, new int[] {32, 16}, 10, units, Initializer.glorotUniform(), dropout,
-                batchNorm).compile(optimizer, Loss.CATEGORICAL_CROSSENTROPY, "accuracy");
+                batchNorm).compile(optimizer, Loss.CATEGORICAL_CROSSENTROPY, labelSmoothing, "accuracy");
     }
 }

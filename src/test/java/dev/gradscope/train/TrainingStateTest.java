@@ -53,11 +53,16 @@ class TrainingStateTest {
     private static final String BATCH_NORM = "+batch_norm";
 
     private static Sequential model(Backend backend, String activation, Supplier<Optimizer> optimizer, double dropout) {
+        return model(backend, activation, optimizer, dropout, 0);
+    }
+
+    private static Sequential model(Backend backend, String activation, Supplier<Optimizer> optimizer, double dropout,
+                                    double labelSmoothing) {
         boolean batchNorm = activation.endsWith(BATCH_NORM);
         String id = batchNorm ? activation.substring(0, activation.length() - BATCH_NORM.length()) : activation;
         return Mlp.build(backend, 11, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of(id),
-                Initializer.glorotUniform(), dropout, batchNorm).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY)
-                .build(784);
+                Initializer.glorotUniform(), dropout, batchNorm).compile(optimizer.get(), Loss.CATEGORICAL_CROSSENTROPY,
+                labelSmoothing).build(784);
     }
 
     private static FitOptions.Builder options(int epochs) {
@@ -120,6 +125,11 @@ class TrainingStateTest {
     /** Trains {@code epochs} epochs straight, then the same run stopped after {@code stopAfter} and resumed. */
     private void assertResumesExactly(String activation, String optimizerId, int stopAfter, int epochs,
                                       boolean emulateGraphsWhenResumed, double dropout) {
+        assertResumesExactly(activation, optimizerId, stopAfter, epochs, emulateGraphsWhenResumed, dropout, 0);
+    }
+
+    private void assertResumesExactly(String activation, String optimizerId, int stopAfter, int epochs,
+                                      boolean emulateGraphsWhenResumed, double dropout, double labelSmoothing) {
         Supplier<Optimizer> optimizer = optimizer(optimizerId);
         Outcome straight;
         try (CpuBackend backend = new CpuBackend();
@@ -140,6 +150,52 @@ class TrainingStateTest {
             assertEquals(epochs, resumed.epochs(), "the history counts the earlier epochs too");
             assertEquals(epochs, resumed.epochSeconds().size());
             assertSameOutcome(straight, outcome(model, resumed));
+        }
+    }
+
+    /**
+     * A run whose loss smooths its labels resumes with them smoothed (its val_loss and loss are logged alike), in
+     * eager steps and in replayed graphs.
+     */
+    @ParameterizedTest(name = "graphs when resumed: {0}")
+    @ValueSource(booleans = {false, true})
+    void aRunWithLabelSmoothingResumesBitForBit(boolean graphs) {
+        assertResumesExactly("relu", "adam", 1, 3, graphs, 0, 0.1);
+    }
+
+    /**
+     * A state from a run whose loss smoothed its labels otherwise is refused, naming both smoothings; one without
+     * the key (saved before label smoothing existed) is a run without it.
+     */
+    @Test
+    void aStateFitsOnlyAModelWithTheSameLabelSmoothing() {
+        Path smoothed = dir.resolve("smoothed.safetensors");
+        try (CpuBackend backend = new CpuBackend()) {
+            try (Sequential model = model(backend, "relu", Adam::new, 0, 0.1)) {
+                TrainingState.save(smoothed, model, model.fit(TRAIN, options(1).build()), Map.of());
+            }
+            for (double other : new double[] {0, 0.2}) {
+                try (Sequential model = model(backend, "relu", Adam::new, 0, other)) {
+                    float[] before = model.parameters().toFloatArray();
+                    String message = assertThrows(InvalidDataException.class,
+                            () -> TrainingState.load(smoothed, model)).getMessage();
+                    assertContains("trained with label smoothing 0.1, the model's loss has " + other, message);
+                    assertArrayEquals(before, model.parameters().toFloatArray(), "a refused state changes nothing");
+                }
+            }
+            try (Sequential model = model(backend, "relu", Adam::new, 0, 0.1)) {
+                assertEquals(1, TrainingState.load(smoothed, model).epochs());
+            }
+            // A state saved before label smoothing existed has no key: it had none.
+            SafeTensors.Contents older = metadata("label_smoothing", null).apply(SafeTensors.read(smoothed));
+            SafeTensors.write(smoothed, older.metadata(), new ArrayList<>(older.tensors().values()));
+            try (Sequential model = model(backend, "relu", Adam::new, 0, 0)) {
+                assertEquals(1, TrainingState.load(smoothed, model).epochs());
+            }
+            try (Sequential model = model(backend, "relu", Adam::new, 0, 0.1)) {
+                assertContains("trained with label smoothing 0.0, the model's loss has 0.1", assertThrows(
+                        InvalidDataException.class, () -> TrainingState.load(smoothed, model)).getMessage());
+            }
         }
     }
 
@@ -390,6 +446,10 @@ class TrainingStateTest {
                 loadEdited(c -> c, "prelu", Adam::new));
         assertContains("the state's adam has other settings: weight_decay 0.0 in the state, 0.004 in the model",
                 loadEdited(c -> c, "relu", () -> new Adam(1e-3, 0.9, 0.999, 1e-7, 0.004)));
+        assertContains("the state's run trained with label smoothing 0.2, the model's loss has 0.0",
+                loadEdited(metadata("label_smoothing", "0.2"), "relu", Adam::new));
+        assertContains("metadata 'label_smoothing' is not a number: some",
+                loadEdited(metadata("label_smoothing", "some"), "relu", Adam::new));
         assertContains("1 epoch_seconds for 2 epochs", loadEdited(metadata("epochs", "2"), "relu", Adam::new));
         assertContains("'iterations' must be a count",
                 loadEdited(metadata("iterations", "-1"), "relu", Adam::new));

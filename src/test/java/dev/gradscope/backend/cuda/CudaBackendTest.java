@@ -2153,13 +2153,14 @@ class CudaBackendTest {
      * smaller batch) gives the parameters, profile and metrics of eager steps, bit for bit: both queue the
      * same kernels with the same arguments. So do graphs of several steps: 3 per graph (graphs of three
      * steps, of the seventh full batch and of the last batch), and 1000 (the seven full batches as one graph).
+     * With label smoothing, the batches gather the smoothed targets the same way.
      */
-    @ParameterizedTest(name = "{0}, {1} steps per graph, dropout {2}, batch norm {3}")
-    @CsvSource({"adam, 1, 0, false", "sgd, 1, 0, false", "rmsprop, 1, 0, false", "adam, 3, 0, false",
-        "sgd, 3, 0, false", "rmsprop, 3, 0, false", "adam, 1000, 0, false", "adam, 1, 0.3, false",
-        "sgd, 3, 0.3, false", "rmsprop, 1, 0, true", "sgd, 3, 0.3, true"})
+    @ParameterizedTest(name = "{0}, {1} steps per graph, dropout {2}, batch norm {3}, label smoothing {4}")
+    @CsvSource({"adam, 1, 0, false, 0", "sgd, 1, 0, false, 0", "rmsprop, 1, 0, false, 0", "adam, 3, 0, false, 0",
+        "sgd, 3, 0, false, 0", "rmsprop, 3, 0, false, 0", "adam, 1000, 0, false, 0", "adam, 1, 0.3, false, 0",
+        "sgd, 3, 0.3, false, 0", "rmsprop, 1, 0, true, 0", "sgd, 3, 0.3, true, 0", "adam, 3, 0, false, 0.1"})
     void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph, double dropout,
-                                                       boolean batchNorm) {
+                                                       boolean batchNorm, double labelSmoothing) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
         History[] histories = new History[2];
         float[][] parameters = new float[2][];
@@ -2170,7 +2171,7 @@ class CudaBackendTest {
                         case "adam" -> new Adam(2e-3);
                         case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01); // every buffer, decay
                         default -> new Sgd(0.05, 0.9, true);
-                    }, Loss.CATEGORICAL_CROSSENTROPY, "accuracy")) {
+                    }, Loss.CATEGORICAL_CROSSENTROPY, labelSmoothing, "accuracy")) {
                 histories[mode] = model.fit(train, FitOptions.builder().batchSize(128).epochs(3).verbose(0)
                         .graph(mode == 1).stepsPerGraph(stepsPerGraph).build());
                 parameters[mode] = model.parameters().toFloatArray();
@@ -2200,6 +2201,51 @@ class CudaBackendTest {
         assertEquals(15 + (dropout > 0 ? 2 * 2 : 0) + (batchNorm ? 2 * 4 : 0), histories[0].operationsPerStep(),
                 "queued by one eager step");
         assertEquals(histories[0].operationsPerStep(), histories[1].operationsPerStep());
+    }
+
+    /**
+     * fit with label smoothing on the GPU: the smoothed targets are uploaded once and gathered per batch as one-hot
+     * ones are, so the logged loss and val_loss per epoch are the CPU's smoothed ones, and so are the parameters
+     * (within the whole-model tolerances); evaluate reports the last val_loss, bit for bit, which is above the
+     * smoothed targets' entropy (about 0.5003, the least a smoothed loss can be).
+     */
+    @Test
+    void fitWithLabelSmoothingLogsTheCpusSmoothedLosses() {
+        Dataset train = MnistSubset.load().train().take(600);
+        Dataset test = MnistSubset.load().test().take(200);
+        Backend[] backends = {CPU, gpu};
+        History[] histories = new History[2];
+        float[][] parameters = new float[2][];
+        double[] evaluated = new double[2];
+        for (int b = 0; b < 2; b++) {
+            try (Sequential model = Mlp.build(backends[b], SEED, 784, new int[] {64, 32}, 10,
+                    Mlp.HiddenUnits.of("relu"), Initializer.glorotUniform())
+                    .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY, 0.1, "accuracy")) {
+                histories[b] = model.fit(train, FitOptions.builder().batchSize(100).epochs(2).validation(test)
+                        .verbose(0).build());
+                parameters[b] = model.parameters().toFloatArray();
+                evaluated[b] = model.evaluate(test, 100).loss();
+            }
+        }
+        for (String metric : List.of("loss", "val_loss")) {
+            float[] cpu = toFloats(histories[0].get(metric));
+            float[] onGpu = toFloats(histories[1].get(metric));
+            assertClose("label smoothing 0.1: " + metric + " per epoch", cpu, onGpu,
+                    i -> Tolerances.GPU_MLP_LOSS_REL * Math.abs(cpu[i]));
+        }
+        assertClose("label smoothing 0.1: parameters after 2 epochs", parameters[0], parameters[1],
+                i -> Tolerances.GPU_MLP_PARAMETER_ABS);
+        assertEquals(histories[1].last("val_loss"), evaluated[1], "evaluate gives the GPU's last val_loss");
+        double entropy = -(0.91 * Math.log(0.91) + 9 * 0.01 * Math.log(0.01));
+        assertTrue(evaluated[1] > entropy, "a smoothed loss " + evaluated[1] + " is above the entropy " + entropy);
+    }
+
+    private static float[] toFloats(List<Double> values) {
+        float[] floats = new float[values.size()];
+        for (int i = 0; i < floats.length; i++) {
+            floats[i] = values.get(i).floatValue();
+        }
+        return floats;
     }
 
     private record Training(float[] losses, float[] parameters) {
