@@ -45,7 +45,8 @@ final class EvaluateCommand implements Callable<Integer> {
 
     @Option(names = "--batch-size", paramLabel = "N",
             description = "Rows per forward pass (default: the run's batch size, so that the numbers are the run's"
-                    + " own last validation numbers bit for bit; 256 when the file does not say).")
+                    + " own last validation numbers bit for bit, or its test numbers for a --validation-split run;"
+                    + " 256 when the file does not say).")
     Integer batchSize;
 
     @Option(names = "--out", paramLabel = "FILE.json", description = "Also write the result as JSON.")

@@ -552,11 +552,11 @@ final class ExperimentCommand implements Runnable {
 
     /** Which run ended with the best test accuracy, and every run's, when any has one. */
     static void bestAccuracyVerdict(HtmlReport page, List<Run> runs) {
-        runs.stream().filter(r -> !Double.isNaN(r.last("val_accuracy")))
-                .max((a, b) -> Double.compare(a.last("val_accuracy"), b.last("val_accuracy")))
+        runs.stream().filter(r -> !Double.isNaN(r.finalTestAccuracy()))
+                .max((a, b) -> Double.compare(a.finalTestAccuracy(), b.finalTestAccuracy()))
                 .ifPresent(best -> page.verdict(HtmlReport.Tone.INFO, String.format(Locale.ROOT,
-                        "Best final test accuracy: %s (%.4f)", best.name(), best.last("val_accuracy")), runs.stream()
-                        .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.last("val_accuracy")))
+                        "Best final test accuracy: %s (%.4f)", best.name(), best.finalTestAccuracy()), runs.stream()
+                        .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.finalTestAccuracy()))
                         .collect(Collectors.joining(", ")) + "."));
     }
 

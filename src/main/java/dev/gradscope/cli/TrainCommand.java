@@ -429,25 +429,26 @@ final class TrainCommand implements Callable<Integer> {
         }
         ModelOptions.Resolved resolved = model.resolve(run);
         Mnist mnist = run.loadData();
+        // The images to train on and to validate on, known before the device is opened: an impossible split is
+        // refused without starting CUDA.
+        Dataset train = trainingData(run, mnist);
+        Dataset validation = mnist.test();
+        if (validationSplit > 0) {
+            Dataset.Split split;
+            try {
+                split = train.validationSplit(validationSplit);
+            } catch (IllegalArgumentException e) {
+                throw run.usage("--validation-split " + validationSplit + ": " + e.getMessage());
+            }
+            train = split.train();
+            validation = split.validation();
+        }
         Devices.Selection device = run.openDevice();
         try (var backend = device.backend();
              Sequential net = resolved.build(backend, run.seed, mnist.train().featureCount(),
                      mnist.train().classCount())) {
             if (device.fallback() != null) {
                 System.err.println("gradscope: " + device.fallback());
-            }
-            Dataset given = trainingData(run, mnist);
-            Dataset train = given;
-            Dataset validation = mnist.test();
-            if (validationSplit > 0) {
-                Dataset.Split split;
-                try {
-                    split = given.validationSplit(validationSplit);
-                } catch (IllegalArgumentException e) {
-                    throw run.usage("--validation-split " + validationSplit + ": " + e.getMessage());
-                }
-                train = split.train();
-                validation = split.validation();
             }
             Map<String, Object> config = config("train", resolved, run, epochs, backend, train, validation);
             config.put("validation_split", validationSplit);
@@ -561,14 +562,18 @@ final class TrainCommand implements Callable<Integer> {
             // none for a model whose outputs are not finite (a diverged run), whose numbers would say nothing.
             ClassificationReport classes = history.epochs() > 0
                     ? ClassificationReport.of(net, mnist.test(), run.batchSize, mnist.kind().classNames()) : null;
-            if (classes != null && classes.nonFiniteRows() > 0) {
+            boolean finiteOutputs = classes != null && classes.nonFiniteRows() == 0;
+            if (classes != null && !finiteOutputs) {
                 System.out.println("per class: not reported: " + classes.nonFiniteRows() + " of " + classes.examples()
                         + " test images get non-finite outputs from the trained model");
                 classes = null;
             }
-            // val_* came from the held-out images: the test set is seen once, now, as Keras's evaluate after fit
-            Evaluation tested = validationSplit > 0 && history.epochs() > 0
-                    ? net.evaluate(mnist.test(), run.batchSize) : null;
+            // val_* came from the held-out images: the test set is seen once, now, by the model as training left it,
+            // as Keras's evaluate after fit; not for a diverged model, whose numbers would say nothing either.
+            Evaluation tested = validationSplit > 0 && finiteOutputs ? net.evaluate(mnist.test(), run.batchSize) : null;
+            if (validationSplit > 0 && classes == null && history.epochs() > 0) {
+                System.out.println("test: not evaluated: the trained model's outputs are not finite");
+            }
             if (out != null) {
                 RunReport.Written written = RunReport.write(out, "gradscope train: " + resolved.units().activation(),
                         setting(resolved, mnist.kind(), train, validation, mnist.test(), run.batchSize, backend),
@@ -604,6 +609,11 @@ final class TrainCommand implements Callable<Integer> {
             if (checkpoint != null && saveBest != null && checkpoint.savedEpoch() > 0) {
                 System.out.printf(Locale.ROOT, "weights: %s holds epoch %d, the best %s (%.4f)%n", checkpoint.file(),
                         checkpoint.savedEpoch(), saveBest, checkpoint.best());
+                if (tested != null && checkpoint.savedEpoch() != history.epochs()) {
+                    System.out.printf(Locale.ROOT, "test: test_loss and test_accuracy are the model's after epoch %d;"
+                            + " gradscope evaluate %s tests epoch %d%n", history.epochs(), checkpoint.file(),
+                            checkpoint.savedEpoch());
+                }
             }
             // A run stopped by a non-finite gradient was not stopped early, whatever its last logs say.
             if (stopper != null && stopper.stoppedEpoch() >= 0 && (event == null || !event.stopped())) {

@@ -77,23 +77,28 @@ public final class TensorBoardEvents {
     /** Where the kernel keeps the host's name on Linux: read without the DNS lookup InetAddress may make. */
     private static final Path KERNEL_HOSTNAME = Path.of("/proc/sys/kernel/hostname");
 
-    /**
-     * The machine's name as TensorFlow's {@code socket.gethostname()} gives it: {@code HOSTNAME} when a shell
-     * exported it, else the kernel's, else "localhost"; characters a file name should not hold become '_'.
-     */
-    static String hostName() {
-        String host = System.getenv("HOSTNAME");
-        if (host == null || host.isBlank()) {
-            try {
-                host = Files.readString(KERNEL_HOSTNAME).trim();
-            } catch (IOException | SecurityException e) {
-                host = null;  // not Linux, or not readable: the name is only part of a file name
-            }
+    /** The machine's name for event file names, from the kernel or the environment. */
+    private static String hostName() {
+        String kernelName;
+        try {
+            kernelName = Files.readString(KERNEL_HOSTNAME);
+        } catch (IOException | SecurityException e) {
+            kernelName = null; // not Linux, or not readable: the name is only part of a file name
         }
+        return hostName(kernelName, System.getenv("HOSTNAME"));
+    }
+
+    /**
+     * The machine's name as TensorFlow's {@code socket.gethostname()} gives it: the kernel's (what gethostname(2)
+     * returns), else {@code HOSTNAME} where the kernel's cannot be read, else "localhost"; characters a file name
+     * should not hold become '_'.
+     */
+    static String hostName(String kernelName, String environmentName) {
+        String host = kernelName == null || kernelName.isBlank() ? environmentName : kernelName.trim();
         if (host == null || host.isBlank()) {
             host = "localhost";
         }
-        return host.replaceAll("[^A-Za-z0-9._-]", "_");
+        return host.trim().replaceAll("[^A-Za-z0-9._-]", "_");
     }
 
     private static double wallTime() {

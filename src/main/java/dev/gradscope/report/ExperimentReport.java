@@ -1,6 +1,7 @@
 package dev.gradscope.report;
 
 import dev.gradscope.train.Diagnosis;
+import dev.gradscope.train.Evaluation;
 import dev.gradscope.train.History;
 import dev.gradscope.train.Profile;
 import java.nio.file.Path;
@@ -40,7 +41,25 @@ public final class ExperimentReport {
      * @param diagnosis its diagnosis
      * @param seconds   wall-clock time of the run, training and evaluation
      */
-    public record Run(String name, Path dir, History history, Diagnosis diagnosis, double seconds) {
+    public record Run(String name, Path dir, History history, Diagnosis diagnosis, double seconds, Evaluation test) {
+        /** A run validated on the test set, whose final test accuracy is its last {@code val_accuracy}. */
+        public Run(String name, Path dir, History history, Diagnosis diagnosis, double seconds) {
+            this(name, dir, history, diagnosis, seconds, null);
+        }
+
+        /**
+         * The accuracy on the test set after training: the one evaluation of a run that validated on a held-out split
+         * of its training images ({@code test}), else its last {@code val_accuracy}. NaN when there is none.
+         */
+        public double finalTestAccuracy() {
+            return test != null ? test.accuracy() : last("val_accuracy");
+        }
+
+        /** What its {@code val_} metrics were measured on, for labels: "test", or "validation" for a held-out split. */
+        public String validatedOn() {
+            return test != null ? "validation" : "test";
+        }
+
         public Path report() {
             return dir.resolve(RunReport.REPORT_FILE);
         }
@@ -152,11 +171,11 @@ public final class ExperimentReport {
      * ratio of epoch 1, the step where a gradient went non-finite, the verdicts and the run time.
      */
     public static CsvTable summaryTable(List<Run> runs) {
-        CsvTable table = new CsvTable("run", "epochs", "loss", "accuracy", "val_loss", "val_accuracy",
+        CsvTable table = new CsvTable("run", "epochs", "loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy",
                 "layer 1 / output ||dW|| (epoch 1)", "non-finite at", "verdicts", "seconds");
         for (Run run : runs) {
             table.addRow(run.name(), run.history().epochs(), run.last("loss"), run.last("accuracy"),
-                    run.last("val_loss"), run.last("val_accuracy"), run.firstToLastRatio(),
+                    run.last("val_loss"), run.last("val_accuracy"), run.finalTestAccuracy(), run.firstToLastRatio(),
                     run.history().nonFinite() == null ? "-"
                             : RunReport.describeStep(run.history(), run.history().nonFinite()),
                     run.verdictKinds(),
@@ -182,7 +201,8 @@ public final class ExperimentReport {
                 .yLabel("accuracy").yRange(0, 1);
         for (Run run : runs) {
             chart.series(run.name() + " train", run.history().metrics().getOrDefault("accuracy", List.of()));
-            chart.series(run.name() + " test", run.history().metrics().getOrDefault("val_accuracy", List.of()));
+            chart.series(run.name() + " " + run.validatedOn(), run.history().metrics().getOrDefault("val_accuracy",
+                    List.of()));
         }
         return chart.build();
     }
@@ -192,7 +212,7 @@ public final class ExperimentReport {
         BarChart.Builder chart = BarChart.builder().title(title).subtitle(subtitle).xLabel(xLabel).yLabel("accuracy")
                 .yRange(0, 1.05).groups("train", "test");
         for (Run run : runs) {
-            chart.category(run.name(), run.last("accuracy"), run.last("val_accuracy"));
+            chart.category(run.name(), run.last("accuracy"), run.finalTestAccuracy());
         }
         return chart.build();
     }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.train.GradientProfiler;
+import dev.gradscope.train.Evaluation;
 import dev.gradscope.train.History;
 import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.Profile;
@@ -35,8 +36,12 @@ import org.apache.commons.csv.CSVRecord;
  * order or beyond the run's epochs, a negative norm, a fraction outside [0, 1], a layer without units.
  */
 public final class RunFiles {
-    /** A finished run, read back: its folder, the config it was given and its history (with the profile). */
-    public record Run(Path dir, Map<String, Object> config, History history) {
+    /**
+     * A finished run, read back: its folder, the config it was given, its history (with the profile) and its one
+     * test-set evaluation after training ({@code --validation-split} runs; null for the others, whose
+     * {@code val_} metrics are on the test set).
+     */
+    public record Run(Path dir, Map<String, Object> config, History history, Evaluation test) {
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -90,7 +95,22 @@ public final class RunFiles {
         Profile profile = profiled && Files.exists(dir.resolve(RunReport.GRADIENTS_FILE))
                 ? profile(dir.resolve(RunReport.GRADIENTS_FILE), dir.resolve(RunReport.LAYERS_FILE), seconds.size())
                 : null;
-        return new Run(dir, configMap, History.of(metrics, seconds, profile, nonFinite));
+        return new Run(dir, configMap, History.of(metrics, seconds, profile, nonFinite),
+                test(doc.get(RunReport.TEST_KEY), historyFile));
+    }
+
+    private static Evaluation test(JsonNode node, Path file) {
+        if (node == null || node.isNull()) {
+            return null;
+        }
+        if (!node.path("loss").isNumber() && !node.path("loss").isTextual() || !node.path("accuracy").isNumber()
+                || !node.path("examples").canConvertToInt() || node.path("examples").intValue() < 1
+                || !(node.path("accuracy").doubleValue() >= 0 && node.path("accuracy").doubleValue() <= 1)) {
+            throw new InvalidDataException(file + ": " + RunReport.TEST_KEY + " is not {loss, accuracy in [0, 1],"
+                    + " examples}: " + node);
+        }
+        double loss = numbers(JSON.createArrayNode().add(node.get("loss")), file, RunReport.TEST_KEY + ".loss").get(0);
+        return new Evaluation(loss, node.get("accuracy").doubleValue(), node.get("examples").intValue());
     }
 
     /** An array of numbers; JSON has no NaN, so the history writes a NaN or an infinity as a string. */

@@ -9,6 +9,7 @@ import dev.gradscope.train.NonFiniteEvent;
 import dev.gradscope.train.Profile;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -46,6 +47,8 @@ import java.util.Map;
  */
 public final class RunReport {
     public static final String HISTORY_FILE = "history.json";
+    /** The key of {@value #HISTORY_FILE} that holds the one evaluation on the test set after training, if any. */
+    public static final String TEST_KEY = "test";
     public static final String GRADIENTS_FILE = "gradients.csv";
     public static final String LAYERS_FILE = "layers.csv";
     public static final String DIAGNOSIS_FILE = "diagnosis.txt";
@@ -128,7 +131,7 @@ public final class RunReport {
             Map<String, Object> withTest = new LinkedHashMap<>();
             document.forEach((key, value) -> {
                 if (key.equals("config")) {
-                    withTest.put(TEST_KEY, testDocument(test));
+                    withTest.put(TEST_KEY, testDocument(test, history));
                 }
                 withTest.put(key, value);
             });
@@ -232,7 +235,8 @@ public final class RunReport {
         page.links(links.toArray(Path[]::new));
         CsvTable files = new CsvTable("file", "holds");
         files.addRow(HISTORY_FILE, "loss, accuracy, val_loss, val_accuracy, learning_rate and epoch_seconds per"
-                + " epoch; non_finite"
+                + " epoch; " + TEST_KEY + " (with --validation-split: the test set's loss and accuracy after training,"
+                + " and the epoch the model had reached); non_finite"
                 + " (where a gradient first stopped being finite, or null); the diagnosis; the configuration");
         if (!dataFiles.isEmpty()) {
             files.addRow(GRADIENTS_FILE, "one row per step and parameter tensor: " + String.join(", ", GRADIENTS_HEADER));
@@ -391,7 +395,7 @@ public final class RunReport {
         CsvTable table = new CsvTable(columns.toArray(String[]::new));
         NonFiniteEvent event = history.nonFinite();
         // Arrays.asList: a metric the run did not log is a null cell
-        List<Object> row = new ArrayList<>(java.util.Arrays.asList(history.epochs(), last(history, "loss"),
+        List<Object> row = new ArrayList<>(Arrays.asList(history.epochs(), last(history, "loss"),
                 last(history, "accuracy"), last(history, "val_loss"), last(history, "val_accuracy")));
         if (test != null) {
             row.add(test.loss());
@@ -403,14 +407,12 @@ public final class RunReport {
         return table;
     }
 
-    /** The key of {@value #HISTORY_FILE} that holds the one evaluation on the test set after training, if any. */
-    public static final String TEST_KEY = "test";
-
-    private static Map<String, Object> testDocument(Evaluation test) {
+    private static Map<String, Object> testDocument(Evaluation test, History history) {
         Map<String, Object> doc = new LinkedHashMap<>();
         doc.put("loss", test.loss());
         doc.put("accuracy", test.accuracy());
         doc.put("examples", test.examples());
+        doc.put("epoch", history.epochs()); // the model as training left it, which --save-best may not have kept
         return doc;
     }
 

@@ -1,7 +1,9 @@
 package dev.gradscope.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.data.MnistSubset;
@@ -79,7 +81,9 @@ class ValidationSplitCommandTest {
         // read back as a finished run (compare reads it so): the test evaluation is not an epoch metric
         RunFiles.Run run = RunFiles.read(dir);
         assertEquals(2, run.history().epochs());
-        assertTrue(!run.history().metrics().containsKey("test"));
+        assertFalse(run.history().metrics().containsKey("test"));
+        assertEquals(testAccuracy, run.test().accuracy());
+        assertEquals(2, test.get("epoch"), "the model as training left it");
     }
 
     @Test
@@ -91,7 +95,8 @@ class ValidationSplitCommandTest {
         assertEquals(0.0, config(history).get("validation_split"));
         assertEquals(200, config(history).get("train_examples"));
         assertEquals(MnistSubset.load().test().rows(), config(history).get("validation_examples"));
-        assertTrue(!history.containsKey("test"), "the test set was the validation data: no second evaluation");
+        assertFalse(history.containsKey("test"), "the test set was the validation data: no second evaluation");
+        assertNull(RunFiles.read(dir).test());
     }
 
     @Test
@@ -111,7 +116,35 @@ class ValidationSplitCommandTest {
             assertEquals(a.get(key), b.get(key), key);
         }
         assertEquals(40, config(b).get("validation_examples"));
-        assertNotEquals(a.get("val_accuracy"), null);
+    }
+
+    /** compare ranks a split run by its accuracy on the test set, not on its held-out images (found in review). */
+    @Test
+    void compareCallsTestAccuracyOnlyWhatWasMeasuredOnTheTestSet() throws IOException {
+        Path split = tmp.resolve("split");
+        assertEquals(0, SubsetTrainRuns.run(err, split(split, 2)), err.toString());
+        Path plain = tmp.resolve("plain");
+        assertEquals(0, SubsetTrainRuns.run(err, SubsetTrainRuns.train("--epochs", "2", "--out", plain.toString())),
+                err.toString());
+        Path out = tmp.resolve("compare");
+        assertEquals(0, SubsetTrainRuns.run(err, List.of("compare", split.toString(), plain.toString(), "--out",
+                out.toString())), err.toString());
+        Map<String, Object> history = HistoryJson.read(split.resolve("history.json"));
+        @SuppressWarnings("unchecked")
+        double testAccuracy = (double) ((Map<String, Object>) history.get("test")).get("accuracy");
+        List<?> validation = (List<?>) history.get("val_accuracy");
+        double heldOut = ((Number) validation.get(validation.size() - 1)).doubleValue();
+        assertNotEquals(heldOut, testAccuracy, "the subset's two accuracies differ, so the test can tell them apart");
+        String page = Files.readString(out.resolve("report.html"));
+        int verdict = page.indexOf("Best final test accuracy");
+        assertTrue(verdict >= 0, "no verdict");
+        String text = page.substring(verdict, Math.min(page.length(), verdict + 400));
+        assertTrue(text.contains(String.format(java.util.Locale.ROOT, "split %.4f", testAccuracy)), text);
+        assertTrue(page.contains("held out of the training set (--validation-split)"), "the curves are explained");
+        List<String> summary = Files.readAllLines(out.resolve("summary.csv"));
+        assertTrue(summary.get(0).contains("test_accuracy"), summary.get(0));
+        assertTrue(summary.stream().anyMatch(line -> line.startsWith("split,") && line.contains(","
+                + testAccuracy + ",")), String.join("\n", summary));
     }
 
     @Test
