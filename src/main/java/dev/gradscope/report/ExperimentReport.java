@@ -6,6 +6,7 @@ import dev.gradscope.train.Profile;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 import java.util.stream.Collectors;
 
 /**
@@ -227,8 +228,25 @@ public final class ExperimentReport {
      */
     public static LineChart kernelGradientNormPerStep(String title, String subtitle, List<Run> runs, int depth,
                                                       boolean logX) {
+        return kernelNormPerStep(title, subtitle, runs, depth, logX, "||dL/dW|| of layer " + depth,
+                Profile.StepStatistics::gradientNorms);
+    }
+
+    /**
+     * {@link #kernelGradientNormPerStep} for the size of each step's update of that kernel, ||W_after −
+     * W_before||: what the optimizer did with the gradient (after clipping, where there is clipping). A step
+     * that stopped before its update has none and is not drawn.
+     */
+    public static LineChart kernelUpdateNormPerStep(String title, String subtitle, List<Run> runs, int depth,
+                                                    boolean logX) {
+        return kernelNormPerStep(title, subtitle, runs, depth, logX, "||ΔW|| of layer " + depth,
+                Profile.StepStatistics::updateNorms);
+    }
+
+    private static LineChart kernelNormPerStep(String title, String subtitle, List<Run> runs, int depth, boolean logX,
+                                               String yLabel, Function<Profile.StepStatistics, double[]> norms) {
         LineChart.Builder chart = LineChart.builder().title(title).subtitle(subtitle).xLabel("step (over all epochs)")
-                .yLabel("||dL/dW|| of layer " + depth).logY(true).logX(logX);
+                .yLabel(yLabel).logY(true).logX(logX);
         for (Run run : runs) {
             Profile p = run.profile();
             if (p == null || p.kernelSegments().size() < depth) {
@@ -240,7 +258,7 @@ public final class ExperimentReport {
             double[] y = new double[steps.size()];
             for (int i = 0; i < x.length; i++) {
                 x[i] = steps.get(i).globalStep() + 1;
-                y[i] = steps.get(i).gradientNorms()[segment];
+                y[i] = norms.apply(steps.get(i))[segment];
             }
             chart.series(run.name(), x, y);
         }
