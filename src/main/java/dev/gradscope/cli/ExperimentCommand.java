@@ -1032,6 +1032,7 @@ final class ExperimentCommand implements Runnable {
             Clipping clipping = clipping();
             List<Pair> pairs = pairs(runs, CLIPPED);
             List<Run> plain = clipping.on() ? pairs.stream().map(Pair::without).toList() : runs;
+            List<Run> clipped = pairs.stream().map(Pair::with).toList();
             String optimizerText = optimizerId().equals("sgd")
                     ? "plain SGD (lr " + learningRate() + (momentum > 0 ? ", momentum " + momentum : ", no momentum")
                             + ")"
@@ -1091,7 +1092,6 @@ final class ExperimentCommand implements Runnable {
                     + " those points).", ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step",
                     model, plain, 1, true), "gradient-norm-per-step");
             if (clipping.on()) {
-                List<Run> clipped = pairs.stream().map(Pair::with).toList();
                 String clippedModel = model + ", clipped by " + clipping.text();
                 figure(report, "Gradient norm per step, clipped runs", "The same for the runs clipped by "
                         + clipping.text() + ". These are the norms of the gradients as computed, before clipping (as"
@@ -1100,11 +1100,12 @@ final class ExperimentCommand implements Runnable {
                         ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step, before clipping",
                                 clippedModel, clipped, 1, true), "gradient-norm-per-step-clipped");
                 figure(report, "Update norm per step", "The size of each step's change of layer 1's kernel, ||W after"
-                        + " the step − W before||, for every run: what the optimizer did with the gradient, after"
-                        + " clipping. Here clipping shows: " + updateBound(clipping, "the clipped runs' whole step")
+                        + " the step − W before||, for every run, the clipped one of each σ dashed in its colour: what"
+                        + " the optimizer did with the gradient, after clipping. Here clipping shows: " + updateBound(clipping, "the clipped runs' whole step")
                         + " A step that broke has no update and is not drawn.",
                         ExperimentReport.kernelUpdateNormPerStep("Layer 1 update norm per step, without and with"
-                                + " clipping", model, runs, 1, true), "update-norm-per-step");
+                                + " clipping (dashed)", model, plain, CLIPPED, clipped, 1, true),
+                        "update-norm-per-step");
                 figure(report, "Final test accuracy, without and with clipping", null,
                         pairedAccuracy(pairs, model, clipping), "accuracy");
             } else {
