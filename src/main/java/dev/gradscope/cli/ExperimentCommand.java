@@ -1143,7 +1143,11 @@ final class ExperimentCommand implements Runnable {
                         + LEARNED_ACCURACY + "; chance is 0.1). Gradient norm of layer 1 at step 1: " + stuck.stream()
                         .map(r -> r.name() + " " + round(stepOneNorm(r, 1))).collect(Collectors.joining(", ")) + ".");
             }
-            if (exploded.isEmpty()) {
+            if (exploded.isEmpty() && batchNorm) {
+                page.verdict(HtmlReport.Tone.INFO, "No run exploded with batch normalization", "Every hidden layer"
+                        + " normalises its pre-activations, which undoes the kernels' scale; run the same command"
+                        + " without --batch-norm to see the same σ explode.");
+            } else if (exploded.isEmpty()) {
                 page.verdict(HtmlReport.Tone.WARNING, "No run exploded", "Try larger --scales, or --optimizer sgd.");
             }
         }

@@ -376,8 +376,9 @@ class ExperimentCommandTest {
         assertEquals(true, config.get("batch_norm"));
         // 5 Dense x (kernel, bias) + 4 BatchNormalization x (gamma, beta); the 4 relu layers are watched.
         assertRunArtifacts(runDir, 4, CHAPTER_TENSORS + 8, CHAPTER_HIDDEN);
-        assertTrue(Files.readString(dir.resolve(ExperimentReport.REPORT_FILE)).contains(
-                "Dense (linear) -&gt; BatchNormalization -&gt; activation"));
+        String page = Files.readString(dir.resolve(ExperimentReport.REPORT_FILE));
+        assertTrue(page.contains("Dense (linear) -&gt; BatchNormalization -&gt; activation"), page);
+        assertTrue(page.contains("No run exploded with batch normalization"), page);
     }
 
     @Test
