@@ -8,6 +8,7 @@ import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
+import dev.gradscope.report.BarChart;
 import dev.gradscope.report.Chart;
 import dev.gradscope.report.ExperimentReport;
 import dev.gradscope.report.ExperimentReport.Run;
@@ -74,11 +75,71 @@ final class ExperimentCommand implements Runnable {
     /**
      * One run of an experiment.
      *
-     * @param name    how figures and tables name it
-     * @param dirName its folder under {@code runs/}
-     * @param model   the network and how it learns
+     * @param name     how figures and tables name it
+     * @param dirName  its folder under {@code runs/}
+     * @param model    the network and how it learns
+     * @param clipping how its gradients are clipped before each update ({@link Clipping#NONE}: not at all)
      */
-    record RunSpec(String name, String dirName, ModelOptions.Resolved model) {
+    record RunSpec(String name, String dirName, ModelOptions.Resolved model, Clipping clipping) {
+        /** A run whose gradients are not clipped. */
+        RunSpec(String name, String dirName, ModelOptions.Resolved model) {
+            this(name, dirName, model, Clipping.NONE);
+        }
+
+        /**
+         * The same run changed by a cure, named {@code NAME + nameSuffix} in folder {@code DIR + dirSuffix}, so
+         * that {@link #pairs} finds the two.
+         */
+        RunSpec variant(String nameSuffix, String dirSuffix, ModelOptions.Resolved model, Clipping clipping) {
+            return new RunSpec(name + nameSuffix, dirName + dirSuffix, model, clipping);
+        }
+    }
+
+    /**
+     * Gradient clipping as {@code train --clip-norm} and {@code --clip-value} do it ({@link
+     * FitOptions#clipGlobalNorm}, {@link FitOptions#clipValue}): after the profiler has measured the gradients,
+     * before the optimizer's update.
+     *
+     * @param globalNorm rescale all gradients together when their global L2 norm exceeds this (0: off)
+     * @param value      clamp every gradient element to [-value, value] (0: off)
+     */
+    record Clipping(double globalNorm, double value) {
+        static final Clipping NONE = new Clipping(0, 0);
+
+        boolean on() {
+            return globalNorm > 0 || value > 0;
+        }
+
+        /** "global norm 1", "value 0.5", "global norm 1, then value 0.5": what the page and the run's setting say. */
+        String text() {
+            List<String> parts = new ArrayList<>();
+            if (globalNorm > 0) {
+                parts.add("global norm " + scaleText(globalNorm));
+            }
+            if (value > 0) {
+                parts.add("value " + scaleText(value));
+            }
+            return parts.isEmpty() ? "none" : String.join(", then ", parts);
+        }
+    }
+
+    /**
+     * A run and the same run with a cure (batch normalization, gradient clipping), whose name is the first's
+     * followed by the cure's suffix ({@link RunSpec#variant}).
+     */
+    record Pair(Run without, Run with) {
+    }
+
+    /** Each run that has a variant named {@code NAME + suffix}, with that variant, in the runs' order. */
+    static List<Pair> pairs(List<Run> runs, String suffix) {
+        List<Pair> result = new ArrayList<>();
+        for (Run run : runs) {
+            Run with = find(runs, run.name() + suffix);
+            if (with != null) {
+                result.add(new Pair(run, with));
+            }
+        }
+        return result;
     }
 
     /** What every experiment shares: options, data, device, the loop over runs and the report. */
@@ -195,13 +256,16 @@ final class ExperimentCommand implements Runnable {
 
         private Run train(RunSpec spec, int index, int count, Path dir, Backend backend, DatasetKind dataset,
                           Dataset train, Dataset test) {
-            String setting = TrainCommand.setting(spec.model(), dataset, train, test, run.batchSize, backend);
+            String setting = TrainCommand.setting(spec.model(), dataset, train, test, run.batchSize, backend)
+                    + (spec.clipping().on() ? ", gradients clipped by " + spec.clipping().text() : "");
             if (!quiet) {
                 System.out.printf(Locale.ROOT, "[%d/%d] %s: %s%n", index + 1, count, spec.name(), setting);
             }
             Map<String, Object> config = TrainCommand.config("experiment " + name(), spec.model(), run, epochs,
                     backend, train, test);
             config.put("run", spec.name());
+            config.put("clip_norm", spec.clipping().globalNorm());
+            config.put("clip_value", spec.clipping().value());
             Path runDir = dir.resolve(ExperimentReport.RUNS_DIR).resolve(spec.dirName());
             long start = System.nanoTime();
             History history;
@@ -210,6 +274,7 @@ final class ExperimentCommand implements Runnable {
                 FitOptions.Builder fit = FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
                         .validation(test).verbose(quiet ? 0 : 1).graph(!run.noGraph)
                         .stepsPerGraph(run.stepsPerGraph)
+                        .clipGlobalNorm(spec.clipping().globalNorm()).clipValue(spec.clipping().value())
                         .callback(new ModelCheckpoint(runDir.resolve(SavedWeights.FILE), SavedWeights.metadata(config)));
                 if (tensorboard != null) {
                     fit.callback(new TensorBoard(tensorboard.resolve(spec.dirName())));
@@ -259,6 +324,17 @@ final class ExperimentCommand implements Runnable {
                 throw usage(option + " names an activation twice: " + ids);
             }
             return units;
+        }
+
+        /**
+         * With {@code batchNorm}, a usage error when {@code units} has maxout: batch normalization goes between a
+         * Dense layer's product and its activation, and maxout has no activation apart from its product.
+         */
+        void requireSeparateActivations(boolean batchNorm, List<Mlp.HiddenUnits> units, String option) {
+            if (batchNorm && units.stream().anyMatch(u -> u.activation().equals(Mlp.MAXOUT))) {
+                throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
+                        + " activation, so " + option + " cannot name it");
+            }
         }
     }
 
@@ -462,11 +538,9 @@ final class ExperimentCommand implements Runnable {
         @Override
         List<RunSpec> plan() {
             List<RunSpec> specs = new ArrayList<>();
-            for (Mlp.HiddenUnits units : hiddenUnits(activations, "--activations")) {
-                if (batchNorm && units.activation().equals(Mlp.MAXOUT)) {
-                    throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
-                            + " activation, so leave it out of --activations");
-                }
+            List<Mlp.HiddenUnits> checked = hiddenUnits(activations, "--activations");
+            requireSeparateActivations(batchNorm, checked, "--activations");
+            for (Mlp.HiddenUnits units : checked) {
                 specs.add(new RunSpec(units.activation(), units.activation(),
                         adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY).withBatchNorm(batchNorm)));
             }
@@ -622,10 +696,7 @@ final class ExperimentCommand implements Runnable {
                 activations.remove(Mlp.MAXOUT);
             }
             List<Mlp.HiddenUnits> units = hiddenUnits(activations, "--activations");
-            if (batchNorm && units.stream().anyMatch(u -> u.activation().equals(Mlp.MAXOUT))) {
-                throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
-                        + " activation, so leave it out of --activations");
-            }
+            requireSeparateActivations(batchNorm, units, "--activations");
             List<RunSpec> specs = new ArrayList<>();
             List<int[]> variants = variants();
             for (int v = 0; v < variants.size(); v++) {
@@ -760,10 +831,10 @@ final class ExperimentCommand implements Runnable {
                     throw usage("maxout has no separate activation to normalise in front of; leave it out of"
                             + " --activations");
                 }
-                ModelOptions.Resolved plain = adam(units, hidden(), Loss.CATEGORICAL_CROSSENTROPY);
-                specs.add(new RunSpec(units.activation(), units.activation(), plain));
-                specs.add(new RunSpec(units.activation() + NORMALIZED, units.activation() + "-batch-norm",
-                        plain.withBatchNorm(true)));
+                RunSpec plain = new RunSpec(units.activation(), units.activation(),
+                        adam(units, hidden(), Loss.CATEGORICAL_CROSSENTROPY));
+                specs.add(plain);
+                specs.add(plain.variant(NORMALIZED, "-batch-norm", plain.model().withBatchNorm(true), Clipping.NONE));
             }
             return specs;
         }
@@ -799,11 +870,9 @@ final class ExperimentCommand implements Runnable {
 
         /** For each activation, how much more of the output layer's gradient layer 1 gets with normalisation. */
         private static void normalizationVerdicts(HtmlReport page, List<Run> runs) {
-            for (Run plain : runs) {
-                Run normalized = find(runs, plain.name() + NORMALIZED);
-                if (normalized == null) {
-                    continue;
-                }
+            for (Pair pair : pairs(runs, NORMALIZED)) {
+                Run plain = pair.without();
+                Run normalized = pair.with();
                 double without = plain.firstToLastRatio();
                 double with = normalized.firstToLastRatio();
                 String detail = String.format(Locale.ROOT, "In the first epoch layer 1 receives %s of the output"
@@ -831,15 +900,19 @@ final class ExperimentCommand implements Runnable {
 
     // ---------------------------------------------------------------------------------------------
 
-    /** Exploding gradients: the same ReLU MLP from kernels of growing initial scale. */
+    /** Exploding gradients: the same ReLU MLP from kernels of growing initial scale, and gradient clipping's cure. */
     @Command(name = "init", mixinStandardHelpOptions = true,
             versionProvider = GradScope.Version.class, sortOptions = false,
             description = "Exploding gradients: the chapter's ReLU MLP from random_normal kernels of growing standard"
                     + " deviation, trained with plain SGD; names the runs whose gradients explode and the step where"
-                    + " training broke.")
+                    + " training broke. With --clip-norm or --clip-value every σ is trained again with its gradients"
+                    + " clipped, and the report says σ by σ what clipping changed.")
     static final class Init extends Experiment {
         /** A run "learned" when its final test accuracy reaches this (chance is 0.1). */
         static final double LEARNED_ACCURACY = 0.5;
+        /** The suffix of a clipped run's name, and of its folder. */
+        static final String CLIPPED = " clipped";
+        static final String CLIPPED_DIR = "-clipped";
 
         @Option(names = "--scales", split = ",", paramLabel = "SIGMA",
                 description = "Standard deviations of the kernels' random_normal initializer"
@@ -862,6 +935,23 @@ final class ExperimentCommand implements Runnable {
         @Option(names = "--momentum", defaultValue = "0", description = "SGD momentum (default: ${DEFAULT-VALUE}).")
         double momentum;
 
+        @Option(names = "--clip-norm", paramLabel = "MAX",
+                description = "Also train every σ with its gradients rescaled, before each update, to global L2 norm"
+                        + " MAX whenever they are longer (Keras's global_clipnorm, PyTorch's clip_grad_norm_), in a"
+                        + " run of its own beside the plain one (runs/sigma-S-clipped).")
+        Double clipNorm;
+
+        @Option(names = "--clip-value", paramLabel = "LIMIT",
+                description = "Also train every σ with every gradient element clamped to [-LIMIT, LIMIT] before each"
+                        + " update (Keras's clipvalue, PyTorch's clip_grad_value_); with --clip-norm too, the clipped"
+                        + " runs do both, the norm first.")
+        Double clipValue;
+
+        @Option(names = "--batch-norm",
+                description = "A BatchNormalization between every hidden layer's product and its activation, in"
+                        + " every run.")
+        boolean batchNorm;
+
         Init() {
             super("init", 1, "Exploding gradients from large initial weights");
         }
@@ -870,7 +960,10 @@ final class ExperimentCommand implements Runnable {
         String extraArguments() {
             return " --scales " + Arrays.stream(scales).mapToObj(ExperimentCommand::scaleText)
                     .collect(Collectors.joining(",")) + " --activation " + activation + " --optimizer " + optimizerId()
-                    + " --learning-rate " + learningRate() + (momentum > 0 ? " --momentum " + momentum : "");
+                    + " --learning-rate " + learningRate() + (momentum > 0 ? " --momentum " + momentum : "")
+                    + (clipNorm != null ? " --clip-norm " + scaleText(clipNorm) : "")
+                    + (clipValue != null ? " --clip-value " + scaleText(clipValue) : "")
+                    + (batchNorm ? " --batch-norm" : "");
         }
 
         private String optimizerId() {
@@ -881,9 +974,25 @@ final class ExperimentCommand implements Runnable {
             return learningRate != null ? learningRate : optimizerId().equals("adam") ? 1e-3 : 1e-2;
         }
 
+        /** The clipping of the clipped runs, checked; {@link Clipping#NONE} when neither option is given. */
+        Clipping clipping() {
+            return new Clipping(clipLimit(clipNorm, "--clip-norm"), clipLimit(clipValue, "--clip-value"));
+        }
+
+        private double clipLimit(Double limit, String option) {
+            if (limit == null) {
+                return 0;
+            }
+            if (!(limit > 0) || Double.isInfinite(limit)) {
+                throw usage(option + " must be a positive, finite number, got " + limit);
+            }
+            return limit;
+        }
+
         @Override
         List<RunSpec> plan() {
             Mlp.HiddenUnits units = hiddenUnits(List.of(activation), "--activation").get(0);
+            requireSeparateActivations(batchNorm, List.of(units), "--activation");
             if (!optimizerId().equals("sgd") && !optimizerId().equals("adam")) {
                 throw usage("--optimizer: unknown optimizer '" + optimizer + "'; valid: sgd, adam");
             }
@@ -893,6 +1002,7 @@ final class ExperimentCommand implements Runnable {
             if (!(momentum >= 0 && momentum < 1)) {
                 throw usage("--momentum must be in [0, 1), got " + momentum);
             }
+            Clipping clipping = clipping();
             if (scales == null || scales.length == 0) {
                 throw usage("--scales needs at least one standard deviation");
             }
@@ -906,20 +1016,28 @@ final class ExperimentCommand implements Runnable {
                 if (specs.stream().anyMatch(s -> s.dirName().equals("sigma-" + text))) {
                     throw usage("--scales names " + text + " twice");
                 }
-                specs.add(new RunSpec("σ=" + text, "sigma-" + text, new ModelOptions.Resolved(units,
+                RunSpec plain = new RunSpec("σ=" + text, "sigma-" + text, new ModelOptions.Resolved(units,
                         Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY, init, optimizerId(), learningRate(),
-                        momentum, false)));
+                        momentum, false).withBatchNorm(batchNorm));
+                specs.add(plain);
+                if (clipping.on()) {
+                    specs.add(plain.variant(CLIPPED, CLIPPED_DIR, plain.model(), clipping));
+                }
             }
             return specs;
         }
 
         @Override
         void report(ExperimentReport report, List<Run> runs, String setting) {
+            Clipping clipping = clipping();
+            List<Pair> pairs = pairs(runs, CLIPPED);
+            List<Run> plain = clipping.on() ? pairs.stream().map(Pair::without).toList() : runs;
+            List<Run> clipped = pairs.stream().map(Pair::with).toList();
             String optimizerText = optimizerId().equals("sgd")
                     ? "plain SGD (lr " + learningRate() + (momentum > 0 ? ", momentum " + momentum : ", no momentum")
                             + ")"
                     : "Adam (lr " + learningRate() + ")";
-            String model = chapterMlp() + " " + activation
+            String model = chapterMlp() + " " + activation + (batchNorm ? ", batch norm" : "")
                     + ", categorical_crossentropy, " + optimizerText;
             HtmlReport page = report.page();
             page.paragraph("The same MLP (" + model + ") trained from kernels drawn from a normal distribution with"
@@ -941,18 +1059,72 @@ final class ExperimentCommand implements Runnable {
                         + " the gradient; plain SGD (the default of this experiment) shows an exploding gradient"
                         + " more directly.");
             }
+            if (batchNorm) {
+                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation. The"
+                        + " normalisation divides each pre-activation by its standard deviation over the batch, which"
+                        + " undoes the kernel's scale: the signal reaching each activation no longer grows with σ, and"
+                        + " a kernel's gradient shrinks as the kernel grows (scaling a kernel by c leaves the"
+                        + " normalised output unchanged and divides its gradient by c). The output layer is not"
+                        + " normalised: its kernel still starts at σ.");
+            }
+            if (clipping.on()) {
+                page.paragraph(clippingExplanation(clipping));
+            }
             page.paragraph("Every run: " + setting + ". Training stops at the first step whose gradient is not"
                     + " finite, before that step's update.");
 
             page.heading("Verdicts");
+            outcomeVerdicts(page, plain);
+            if (clipping.on()) {
+                page.heading("What clipping changed, σ by σ");
+                for (Pair pair : pairs) {
+                    clippingVerdict(page, pair, clipping);
+                }
+            }
+
+            figure(report, "Gradient norm at the first step against σ", "The norm of each kernel's gradient at step"
+                    + " 1, before any update, against the initial standard deviation σ (both axes logarithmic): the"
+                    + " explosion is already there before training starts." + (clipping.on() ? " The clipped runs"
+                    + " have the same norms here: clipping acts after the gradient is measured." : ""),
+                    stepOneChart(plain, model), "gradient-norm-at-step-1");
+            figure(report, "Gradient norm per step", "The gradient norm of layer 1's kernel at every step, one line per"
+                    + " σ, both axes logarithmic; a line ends where its gradient stopped being finite (the figure notes"
+                    + " those points).", ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step",
+                    model, plain, 1, true), "gradient-norm-per-step");
+            if (clipping.on()) {
+                String clippedModel = model + ", clipped by " + clipping.text();
+                figure(report, "Gradient norm per step, clipped runs", "The same for the runs clipped by "
+                        + clipping.text() + ". These are the norms of the gradients as computed, before clipping (as"
+                        + " gradients.csv records them), so the clipped runs still show large norms: clipping does"
+                        + " not make the gradient smaller, only the step taken with it.",
+                        ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step, before clipping",
+                                clippedModel, clipped, 1, true), "gradient-norm-per-step-clipped");
+                figure(report, "Update norm per step", "The size of each step's change of layer 1's kernel, ||W after"
+                        + " the step − W before||, for every run, the clipped one of each σ dashed in its colour: what"
+                        + " the optimizer did with the gradient, after clipping. Here clipping shows: " + updateBound(clipping, "the clipped runs' whole step")
+                        + " A step that broke has no update and is not drawn.",
+                        ExperimentReport.kernelUpdateNormPerStep("Layer 1 update norm per step, without and with"
+                                + " clipping (dashed)", model, plain, CLIPPED, clipped, 1, true),
+                        "update-norm-per-step");
+                figure(report, "Final test accuracy, without and with clipping", null,
+                        pairedAccuracy(pairs, model, clipping), "accuracy");
+            } else {
+                figure(report, "Final train and test accuracy", null, ExperimentReport.finalAccuracy("Final train"
+                        + " and test accuracy per initial scale", model, "initial standard deviation of the kernels",
+                        runs), "accuracy");
+            }
+            runsSection(report, runs);
+        }
+
+        /** The verdicts without clipping: the runs that explode (and where), those that learned, those stuck. */
+        private void outcomeVerdicts(HtmlReport page, List<Run> runs) {
             List<Run> exploded = ExperimentReport.exploded(runs);
             for (Run run : exploded) {
                 History h = run.history();
                 String detail = h.nonFinite() != null
                         ? "Training broke at " + RunReport.where(h, h.nonFinite()) + ": the gradient became "
                                 + "infinite or NaN" + (h.nonFinite().stopped() ? " and training stopped there." : ".")
-                        : run.diagnosis().verdicts().stream().filter(x -> x.kind() == Diagnosis.Kind.EXPLODING)
-                                .map(x -> RunReport.sentence(x.text())).collect(Collectors.joining(" "));
+                        : explodingDiagnosis(run);
                 page.verdict(HtmlReport.Tone.FAILURE, run.name() + ": exploding gradients", detail
                         + String.format(Locale.ROOT, " Gradient norm of layer 1 at step 1: %s.",
                                 round(stepOneNorm(run, 1))));
@@ -971,22 +1143,177 @@ final class ExperimentCommand implements Runnable {
                         + LEARNED_ACCURACY + "; chance is 0.1). Gradient norm of layer 1 at step 1: " + stuck.stream()
                         .map(r -> r.name() + " " + round(stepOneNorm(r, 1))).collect(Collectors.joining(", ")) + ".");
             }
-            if (exploded.isEmpty()) {
+            if (exploded.isEmpty() && batchNorm) {
+                page.verdict(HtmlReport.Tone.INFO, "No run exploded with batch normalization", "Every hidden layer"
+                        + " normalises its pre-activations, which undoes the kernels' scale; run the same command"
+                        + " without --batch-norm to see the same σ explode.");
+            } else if (exploded.isEmpty()) {
                 page.verdict(HtmlReport.Tone.WARNING, "No run exploded", "Try larger --scales, or --optimizer sgd.");
             }
+        }
 
-            figure(report, "Gradient norm at the first step against σ", "The norm of each kernel's gradient at step"
-                    + " 1, before any update, against the initial standard deviation σ (both axes logarithmic): the"
-                    + " explosion is already there before training starts.", stepOneChart(runs, model),
-                    "gradient-norm-at-step-1");
-            figure(report, "Gradient norm per step", "The gradient norm of layer 1's kernel at every step, one line per"
-                    + " σ, both axes logarithmic; a line ends where its gradient stopped being finite (the figure notes"
-                    + " those points).", ExperimentReport.kernelGradientNormPerStep("Layer 1 gradient norm per step",
-                    model, runs, 1, true), "gradient-norm-per-step");
-            figure(report, "Final train and test accuracy", null, ExperimentReport.finalAccuracy("Final train and test"
-                    + " accuracy per initial scale", model, "initial standard deviation of the kernels", runs),
-                    "accuracy");
-            runsSection(report, runs);
+        /** The diagnosis's exploding verdicts of a run, as sentences. */
+        private static String explodingDiagnosis(Run run) {
+            return run.diagnosis().verdicts().stream().filter(x -> x.kind() == Diagnosis.Kind.EXPLODING)
+                    .map(x -> RunReport.sentence(x.text())).collect(Collectors.joining(" "));
+        }
+
+        /** What clipping does, and what the figures of the clipped runs show and do not show. */
+        private String clippingExplanation(Clipping clipping) {
+            List<String> what = new ArrayList<>();
+            if (clipping.globalNorm() > 0) {
+                what.add("whenever the gradients of all parameters together are longer than "
+                        + scaleText(clipping.globalNorm()) + " (their global L2 norm), it scales them all down to that"
+                        + " length, keeping their direction (Keras's global_clipnorm, PyTorch's clip_grad_norm_)");
+            }
+            if (clipping.value() > 0) {
+                what.add((what.isEmpty() ? "" : "then ") + "it clamps every gradient element to ["
+                        + "-" + scaleText(clipping.value()) + ", " + scaleText(clipping.value()) + "], which changes"
+                        + " the direction too (Keras's clipvalue, PyTorch's clip_grad_value_)");
+            }
+            return "Every σ is trained twice: as it is, and with its gradients clipped by " + clipping.text() + " (σ=S"
+                    + CLIPPED + ", in runs/sigma-S" + CLIPPED_DIR + "). Clipping acts after the backward pass has"
+                    + " computed the gradients and the profiler has measured them, before the update: "
+                    + String.join("; ", what) + ". It does not make the gradient smaller where it is computed: the"
+                    + " gradient norms recorded and drawn for the clipped runs are the norms before clipping, and they"
+                    + " stay large. What it bounds is the step: " + updateBound(clipping, "the whole step")
+                    + " A clipped step can still overflow when the forward pass or the gradient itself already does,"
+                    + " and a bounded step can be too small to undo weights that start far too large.";
+        }
+
+        /** How large a clipped step can be, as far as the optimizer lets one say it exactly. */
+        private String updateBound(Clipping clipping, String subject) {
+            if (!optimizerId().equals("sgd") || momentum > 0) {
+                return "the update norm of a clipped run stays within what " + (optimizerId().equals("sgd")
+                        ? "momentum" : "Adam") + " makes of clipped gradients, which has no simple bound in terms of"
+                        + " the limit.";
+            }
+            String lr = scaleText(learningRate());
+            if (clipping.globalNorm() > 0) {
+                return "with plain SGD the update is the learning rate times the clipped gradient, so " + subject
+                        + " (all parameters together) is at most lr × MAX = " + lr + " × "
+                        + scaleText(clipping.globalNorm()) + " = " + round(learningRate() * clipping.globalNorm())
+                        + " long.";
+            }
+            return "with plain SGD the update is the learning rate times the clipped gradient, so no parameter moves"
+                    + " by more than lr × LIMIT = " + lr + " × " + scaleText(clipping.value()) + " = "
+                    + round(learningRate() * clipping.value()) + " in a step.";
+        }
+
+        /** What became of a run, as far as clipping can change it. */
+        enum Outcome {
+            /** A gradient overflowed and training stopped. */
+            EXPLODED("an exploding"),
+            /** Finished with test accuracy of at least {@link Init#LEARNED_ACCURACY}. */
+            TRAINED("a trained"),
+            /** Finished below it. */
+            STUCK("a stuck");
+
+            final String phrase;
+
+            Outcome(String phrase) {
+                this.phrase = phrase;
+            }
+
+            static Outcome of(Run run) {
+                if (run.history().nonFinite() != null) {
+                    return EXPLODED;
+                }
+                return run.last("val_accuracy") >= LEARNED_ACCURACY ? TRAINED : STUCK;
+            }
+        }
+
+        /** For one σ: whether clipping turned an exploding run into a trained or a stuck one, or changed nothing. */
+        private void clippingVerdict(HtmlReport page, Pair pair, Clipping clipping) {
+            Outcome without = Outcome.of(pair.without());
+            Outcome with = Outcome.of(pair.with());
+            int acted = stepsClipped(pair.with(), clipping);
+            int steps = pair.with().profile() == null ? 0 : pair.with().profile().steps().size();
+            String name = pair.without().name();
+            HtmlReport.Tone tone;
+            String headline;
+            if (without == with && acted == 0 && clipping.value() == 0) {
+                tone = HtmlReport.Tone.INFO;
+                headline = name + ": clipping changed nothing (it never acted)";
+            } else if (without == with) {
+                tone = with == Outcome.EXPLODED ? HtmlReport.Tone.FAILURE : HtmlReport.Tone.INFO;
+                headline = name + ": " + (with == Outcome.EXPLODED ? "the gradients overflow with clipping too"
+                        : "clipping changed no outcome: " + (with == Outcome.TRAINED ? "trained" : "stuck")
+                                + " without and with it");
+            } else {
+                tone = with == Outcome.TRAINED ? HtmlReport.Tone.SUCCESS
+                        : with == Outcome.EXPLODED ? HtmlReport.Tone.FAILURE : HtmlReport.Tone.WARNING;
+                headline = name + ": clipping turned " + without.phrase + " run into " + with.phrase + " one";
+            }
+            StringBuilder detail = new StringBuilder("Without clipping: ").append(describe(pair.without()))
+                    .append(". Clipped by ").append(clipping.text()).append(": ").append(describe(pair.with()))
+                    .append(".");
+            if (acted >= 0) {
+                detail.append(String.format(Locale.ROOT, " The global gradient norm exceeded %s at %d of %d steps.",
+                        scaleText(clipping.globalNorm()), acted, steps));
+            }
+            detail.append(String.format(Locale.ROOT, " Layer 1's gradient norm at step 1: %s in both (measured before"
+                            + " clipping); its largest step (||ΔW||): %s without clipping, %s with it.",
+                    round(stepOneNorm(pair.without(), 1)), round(largestUpdate(pair.without(), 1)),
+                    round(largestUpdate(pair.with(), 1))));
+            page.verdict(tone, headline, detail.toString());
+        }
+
+        /** "training broke at epoch 1, step 4 ...: test accuracy 0.1135" or "test accuracy 0.6326 ...". */
+        private static String describe(Run run) {
+            History h = run.history();
+            String accuracy = String.format(Locale.ROOT, "test accuracy %.4f", run.last("val_accuracy"));
+            if (h.nonFinite() != null) {
+                return "training broke at " + RunReport.where(h, h.nonFinite()) + " (a non-finite gradient); "
+                        + accuracy + " with the weights it had";
+            }
+            return accuracy + (run.has(Diagnosis.Kind.EXPLODING) ? "; the diagnosis still calls its gradients"
+                    + " exploding: " + explodingDiagnosis(run).replaceAll("\\.$", "") : "");
+        }
+
+        /**
+         * At how many steps global-norm clipping acted: the steps whose global gradient norm, from the profile's
+         * per-tensor norms, exceeded the limit. -1 when that cannot be told (no norm clipping, no profile).
+         */
+        private static int stepsClipped(Run run, Clipping clipping) {
+            Profile p = run.profile();
+            if (clipping.globalNorm() == 0 || p == null) {
+                return -1;
+            }
+            int count = 0;
+            for (Profile.StepStatistics step : p.steps()) {
+                double squares = 0;
+                for (double norm : step.gradientNorms()) {
+                    squares += norm * norm;
+                }
+                // A non-finite norm is not clipped: that step stops training before its update.
+                count += Math.sqrt(squares) > clipping.globalNorm() && Double.isFinite(squares) ? 1 : 0;
+            }
+            return count;
+        }
+
+        /** The largest update norm of the kernel of layer {@code depth} over the run's steps; NaN if none. */
+        private static double largestUpdate(Run run, int depth) {
+            Profile p = run.profile();
+            if (p == null || p.kernelSegments().size() < depth) {
+                return Double.NaN;
+            }
+            int segment = p.kernelSegments().get(depth - 1);
+            return p.steps().stream().mapToDouble(s -> s.updateNorms()[segment]).filter(Double::isFinite).max()
+                    .orElse(Double.NaN);
+        }
+
+        /** Test accuracy per σ, a bar without and a bar with clipping. */
+        private static BarChart pairedAccuracy(List<Pair> pairs, String model, Clipping clipping) {
+            String with = "clipped by " + clipping.text();
+            BarChart.Builder chart = BarChart.builder().title("Final test accuracy per initial scale, without and"
+                    + " with clipping").subtitle(model).xLabel("initial standard deviation of the kernels")
+                    .yLabel("test accuracy").yRange(0, 1.05).groups("without clipping", with);
+            for (Pair pair : pairs) {
+                chart.category(pair.without().name(), pair.without().last("val_accuracy"),
+                        pair.with().last("val_accuracy"));
+            }
+            return chart.build();
         }
 
         private LineChart stepOneChart(List<Run> runs, String model) {
@@ -1009,12 +1336,21 @@ final class ExperimentCommand implements Runnable {
 
         @Override
         String outcome(List<Run> runs) {
-            List<Run> exploded = ExperimentReport.exploded(runs);
-            if (exploded.isEmpty()) {
-                return "no run exploded";
+            Clipping clipping = clipping();
+            List<Pair> pairs = pairs(runs, CLIPPED);
+            List<Run> plain = clipping.on() ? pairs.stream().map(Pair::without).toList() : runs;
+            List<Run> exploded = ExperimentReport.exploded(plain);
+            String result = exploded.isEmpty() ? "no run exploded" : "exploded: " + exploded.stream()
+                    .map(r -> r.name() + (r.history().nonFinite() == null ? "" : " (non-finite gradient at "
+                            + RunReport.where(r.history(), r.history().nonFinite()) + ")"))
+                    .collect(Collectors.joining(", "));
+            if (!clipping.on()) {
+                return result;
             }
-            return "exploded: " + exploded.stream().map(r -> r.name() + (r.history().nonFinite() == null ? ""
-                    : " (non-finite gradient at " + RunReport.where(r.history(), r.history().nonFinite()) + ")"))
+            return result + "\nclipped by " + clipping.text() + ": " + pairs.stream().map(Pair::with)
+                    .map(r -> r.name() + " " + (r.history().nonFinite() != null ? "non-finite gradient at "
+                            + RunReport.where(r.history(), r.history().nonFinite())
+                            : String.format(Locale.ROOT, "val_accuracy %.4f", r.last("val_accuracy"))))
                     .collect(Collectors.joining(", "));
         }
     }

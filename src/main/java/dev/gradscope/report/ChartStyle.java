@@ -59,6 +59,12 @@ final class ChartStyle {
         return new BasicStroke(2f, BasicStroke.CAP_ROUND, BasicStroke.JOIN_ROUND, 10f, dash, 0f);
     }
 
+    /** The line of a variant of series {@code series}: the pattern after that series' own (dashed after solid). */
+    static Stroke variantStroke(int series) {
+        float[] dash = DASHES[(series / PALETTE.length + 1) % DASHES.length];
+        return new BasicStroke(2f, BasicStroke.CAP_ROUND, BasicStroke.JOIN_ROUND, 10f, dash, 0f);
+    }
+
     static Shape shape(int series) {
         return SHAPES[series % SHAPES.length];
     }

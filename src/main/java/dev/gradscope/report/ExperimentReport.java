@@ -7,6 +7,7 @@ import dev.gradscope.train.Profile;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 import java.util.stream.Collectors;
 
 /**
@@ -247,8 +248,46 @@ public final class ExperimentReport {
      */
     public static LineChart kernelGradientNormPerStep(String title, String subtitle, List<Run> runs, int depth,
                                                       boolean logX) {
-        LineChart.Builder chart = LineChart.builder().title(title).subtitle(subtitle).xLabel("step (over all epochs)")
-                .yLabel("||dL/dW|| of layer " + depth).logY(true).logX(logX);
+        LineChart.Builder chart = LineChart.builder();
+        addKernelNormsPerStep(chart, runs, depth, Profile.StepStatistics::gradientNorms);
+        return styled(chart, title, subtitle, "||dL/dW|| of layer " + depth, logX).build();
+    }
+
+    /**
+     * {@link #kernelGradientNormPerStep} for the size of each step's update of that kernel, ||W_after −
+     * W_before||: what the optimizer did with the gradient (after clipping, where there is clipping). A step
+     * that stopped before its update has none and is not drawn. Each run of {@code variants}, named as a run of
+     * {@code runs} followed by {@code variantSuffix}, is drawn dashed in that run's colour.
+     */
+    public static LineChart kernelUpdateNormPerStep(String title, String subtitle, List<Run> runs,
+                                                    String variantSuffix, List<Run> variants, int depth, boolean logX) {
+        LineChart.Builder chart = LineChart.builder();
+        addKernelNormsPerStep(chart, runs, depth, Profile.StepStatistics::updateNorms);
+        for (Run variant : variants) {
+            String base = variant.name().endsWith(variantSuffix)
+                    ? variant.name().substring(0, variant.name().length() - variantSuffix.length()) : null;
+            boolean drawn = addKernelNormsPerStep(chart, List.of(variant), depth, Profile.StepStatistics::updateNorms)
+                    == 1;
+            if (drawn && runs.stream().anyMatch(r -> r.name().equals(base) && r.profile() != null)) {
+                chart.variantOf(base);
+            }
+        }
+        return styled(chart, title, subtitle, "||ΔW|| of layer " + depth, logX).build();
+    }
+
+    private static LineChart.Builder styled(LineChart.Builder chart, String title, String subtitle, String yLabel,
+                                            boolean logX) {
+        return chart.title(title).subtitle(subtitle).xLabel("step (over all epochs)").yLabel(yLabel).logY(true)
+                .logX(logX);
+    }
+
+    /**
+     * A line per run with a profile: {@code norms}' value of the kernel at {@code depth} at every step. Returns how
+     * many lines it added.
+     */
+    private static int addKernelNormsPerStep(LineChart.Builder chart, List<Run> runs, int depth,
+                                              Function<Profile.StepStatistics, double[]> norms) {
+        int added = 0;
         for (Run run : runs) {
             Profile p = run.profile();
             if (p == null || p.kernelSegments().size() < depth) {
@@ -260,11 +299,12 @@ public final class ExperimentReport {
             double[] y = new double[steps.size()];
             for (int i = 0; i < x.length; i++) {
                 x[i] = steps.get(i).globalStep() + 1;
-                y[i] = steps.get(i).gradientNorms()[segment];
+                y[i] = norms.apply(steps.get(i))[segment];
             }
             chart.series(run.name(), x, y);
+            added++;
         }
-        return chart.build();
+        return added;
     }
 
     /** The runs of {@code runs} whose gradients exploded ({@link Run#exploded()}), in order. */

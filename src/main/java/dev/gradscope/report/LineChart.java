@@ -46,7 +46,12 @@ public final class LineChart extends Chart {
     private final List<Series> series;
     private final List<String> notes;
 
-    private record Series(String name, double[] x, double[] y) {
+    /**
+     * @param style   which colour, marker and line pattern it gets ({@link ChartStyle}): its index, or the index of
+     *                the series it is a variant of
+     * @param variant whether it is drawn as a variant: the next line pattern after its style's
+     */
+    private record Series(String name, double[] x, double[] y, int style, boolean variant) {
     }
 
     private LineChart(Builder b) {
@@ -193,9 +198,10 @@ public final class LineChart extends Chart {
         XYLineAndShapeRenderer renderer = new XYLineAndShapeRenderer(true, markers != null ? markers : longest <= MARKER_LIMIT);
         renderer.setDrawSeriesLineAsPath(true); // one path per series: small SVGs even for thousands of steps
         for (int i = 0; i < series.size(); i++) {
-            renderer.setSeriesPaint(i, ChartStyle.color(i));
-            renderer.setSeriesStroke(i, ChartStyle.lineStroke(i));
-            renderer.setSeriesShape(i, ChartStyle.shape(i));
+            Series s = series.get(i);
+            renderer.setSeriesPaint(i, ChartStyle.color(s.style));
+            renderer.setSeriesStroke(i, s.variant ? ChartStyle.variantStroke(s.style) : ChartStyle.lineStroke(s.style));
+            renderer.setSeriesShape(i, ChartStyle.shape(s.style));
         }
         XYPlot plot = new XYPlot(dataset, xAxis, yAxis, renderer);
         ChartStyle.stylePlot(plot);
@@ -294,8 +300,31 @@ public final class LineChart extends Chart {
             if (!names.add(name)) {
                 throw new IllegalArgumentException("series '" + name + "' was added twice");
             }
-            series.add(new Series(name, x.clone(), y.clone()));
+            series.add(new Series(name, x.clone(), y.clone(), series.size(), false));
             return this;
+        }
+
+        /**
+         * Draws the series added last as a variant of the series named {@code base}: in its colour and marker, with
+         * the next line pattern (dashed where {@code base} is solid), e.g. a run with a cure beside the same run
+         * without.
+         */
+        public Builder variantOf(String base) {
+            if (series.isEmpty()) {
+                throw new IllegalArgumentException("variantOf('" + base + "') needs a series added before it");
+            }
+            Series last = series.get(series.size() - 1);
+            int index = seriesNamesAdded().indexOf(base);
+            if (index < 0 || index == series.size() - 1) {
+                throw new IllegalArgumentException("series '" + last.name + "' cannot be a variant of '" + base
+                        + "': " + (index < 0 ? "no such series; added: " + seriesNamesAdded() : "itself"));
+            }
+            series.set(series.size() - 1, new Series(last.name, last.x, last.y, series.get(index).style, true));
+            return this;
+        }
+
+        private List<String> seriesNamesAdded() {
+            return series.stream().map(Series::name).toList();
         }
 
         /** Adds a line through (1, y[0]), (2, y[1]), ..., (n, y[n-1]): one value per epoch, numbered from 1 as Keras prints them. */

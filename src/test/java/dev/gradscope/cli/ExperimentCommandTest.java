@@ -27,6 +27,7 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 /**
  * Each experiment, and {@code train --out}, run end to end on the committed MNIST subset with tiny settings
@@ -234,6 +235,150 @@ class ExperimentCommandTest {
         assertEquals(0, run("evaluate", weights.toString(), "--device", "cpu", "--data-dir", MnistSubset.dir().toString(),
                 "--out", evaluation.toString()), err.toString());
         assertEquals(((List<?>) small.get("val_accuracy")).get(0), HistoryJson.read(evaluation).get("accuracy"));
+    }
+
+    /** The runs experiment init plans for {@code args}, without training any. */
+    private static List<ExperimentCommand.RunSpec> initPlan(String... args) {
+        CommandLine command = new CommandLine(new ExperimentCommand.Init());
+        command.parseArgs(args);
+        return ((ExperimentCommand.Init) command.getCommand()).plan();
+    }
+
+    @Test
+    void initPlansAClippedTwinOfEverySigmaOnlyWithAClippingLimit() {
+        List<ExperimentCommand.RunSpec> plain = initPlan("--scales", "0.1,3");
+        assertEquals(List.of("sigma-0.1", "sigma-3"), plain.stream().map(ExperimentCommand.RunSpec::dirName).toList());
+        assertEquals(List.of("σ=0.1", "σ=3"), plain.stream().map(ExperimentCommand.RunSpec::name).toList());
+        assertTrue(plain.stream().noneMatch(s -> s.clipping().on() || s.model().batchNorm()));
+
+        List<ExperimentCommand.RunSpec> clipped = initPlan("--scales", "0.1,3", "--clip-norm", "1");
+        assertEquals(List.of("sigma-0.1", "sigma-0.1-clipped", "sigma-3", "sigma-3-clipped"),
+                clipped.stream().map(ExperimentCommand.RunSpec::dirName).toList());
+        assertEquals(List.of("σ=0.1", "σ=0.1 clipped", "σ=3", "σ=3 clipped"),
+                clipped.stream().map(ExperimentCommand.RunSpec::name).toList());
+        for (int i = 0; i < clipped.size(); i += 2) {
+            assertEquals(ExperimentCommand.Clipping.NONE, clipped.get(i).clipping());
+            assertEquals(new ExperimentCommand.Clipping(1, 0), clipped.get(i + 1).clipping());
+            assertEquals(clipped.get(i).model(), clipped.get(i + 1).model(), "the twin differs only in clipping");
+        }
+        assertEquals(new ExperimentCommand.Clipping(2, 0.5), initPlan("--scales", "1", "--clip-value", "0.5",
+                "--clip-norm", "2").get(1).clipping());
+        assertEquals(new ExperimentCommand.Clipping(0, 0.5), initPlan("--scales", "1", "--clip-value", "0.5")
+                .get(1).clipping());
+
+        List<ExperimentCommand.RunSpec> normalized = initPlan("--scales", "0.1,3", "--batch-norm", "--clip-norm", "1");
+        assertEquals(4, normalized.size());
+        assertTrue(normalized.stream().allMatch(s -> s.model().batchNorm()), "every run, clipped or not");
+    }
+
+    @Test
+    void initClippingLimitsMustBePositiveFiniteNumbers() {
+        for (String option : List.of("--clip-norm", "--clip-value")) {
+            for (String limit : List.of("-1", "0", "NaN", "Infinity", "-Infinity")) {
+                StringWriter errors = new StringWriter();
+                int status = GradScope.run(new PrintWriter(errors, true), "experiment", "init", "--device", "cpu",
+                        option, limit);
+                assertEquals(2, status, option + " " + limit);
+                assertTrue(errors.toString().contains(option + " must be a positive, finite number, got "),
+                        errors.toString());
+            }
+        }
+        assertEquals(2, run("experiment", "init", "--clip-norm", "one"));
+        assertTrue(err.toString().contains("--clip-norm"), err.toString());
+        assertEquals(2, run("experiment", "init", "--activation", "maxout", "--batch-norm"));
+        assertTrue(err.toString().contains("maxout has no separate activation, so --activation cannot name it"),
+                err.toString());
+    }
+
+    /**
+     * experiment init --clip-norm 10 on 1024 subset images (4 steps): σ=3 overflows at step 3 without clipping
+     * and trains all 4 steps with it (measured: test accuracy 0.117, its largest step of layer 1 0.034 against
+     * 2.7e13 without); σ=0.1's global gradient norm (about 1.5) never reaches 10, so its clipped twin is the same
+     * run. The profiler records the norms before clipping: the twins' step-1 norms are equal, and far above 10.
+     */
+    @Test
+    void initClipNormKeepsTheExplodingRunFiniteAndBoundsItsStep() throws IOException {
+        Path dir = tmp.resolve("init-clipped");
+        double maxNorm = 10;
+        double learningRate = 0.01;
+        assertEquals(0, run(args("init", dir, 1024, "--scales", "0.1,3", "--clip-norm", "10")), err.toString());
+        assertFigures(dir, "gradient-norm-at-step-1", "gradient-norm-per-step", "gradient-norm-per-step-clipped",
+                "update-norm-per-step", "accuracy");
+        Path plainRun = dir.resolve("runs/sigma-3");
+        Path clippedRun = dir.resolve("runs/sigma-3-clipped");
+        assertNotNull(HistoryJson.read(plainRun.resolve(RunReport.HISTORY_FILE)).get("non_finite"));
+        Map<String, Object> history = HistoryJson.read(clippedRun.resolve(RunReport.HISTORY_FILE));
+        assertNull(history.get("non_finite"), "clipped, sigma 3 trains its epoch to the end");
+        assertRunArtifacts(clippedRun, 4, CHAPTER_TENSORS, CHAPTER_HIDDEN);
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = (Map<String, Object>) history.get("config");
+        assertEquals(maxNorm, ((Number) config.get("clip_norm")).doubleValue());
+        assertEquals(0.0, ((Number) config.get("clip_value")).doubleValue());
+        assertEquals("σ=3 clipped", config.get("run"));
+
+        // Each clipped step, all tensors together, moved the weights by at most lr * MAX (float rounding aside),
+        // while the gradient norm recorded for it, before clipping, is far larger and the same as the plain run's.
+        CsvTable clippedSteps = CsvTable.read(clippedRun.resolve(RunReport.GRADIENTS_FILE));
+        Map<String, Double> squaredUpdates = new java.util.HashMap<>();
+        for (List<Object> row : clippedSteps.rows()) {
+            double update = Double.parseDouble((String) row.get(clippedSteps.header().indexOf("update_norm")));
+            squaredUpdates.merge((String) row.get(2), update * update, Double::sum);
+        }
+        assertEquals(4, squaredUpdates.size());
+        for (double squares : squaredUpdates.values()) {
+            assertTrue(Math.sqrt(squares) <= learningRate * maxNorm * (1 + 1e-5), "step " + Math.sqrt(squares));
+        }
+        double clippedFirst = firstKernelGradientNorm(clippedRun);
+        assertEquals(firstKernelGradientNorm(plainRun), clippedFirst, "step 1 is measured before clipping");
+        assertTrue(clippedFirst > 100 * maxNorm, "recorded before clipping: " + clippedFirst);
+
+        CsvTable summary = CsvTable.read(dir.resolve(ExperimentReport.SUMMARY_FILE));
+        assertEquals(4, summary.rowCount());
+        assertEquals(column(summary, "σ=0.1", "val_accuracy"), column(summary, "σ=0.1 clipped", "val_accuracy"));
+        String page = Files.readString(dir.resolve(ExperimentReport.REPORT_FILE));
+        assertTrue(page.contains("σ=3: clipping turned an exploding run into"), "the page says what clipping did");
+        assertTrue(page.contains("σ=0.1: clipping changed nothing (it never acted)"), page);
+        assertTrue(page.contains("at most lr × MAX = 0.01 × 10 = 0.1 long"), "the page states the limit");
+        assertTrue(page.contains("norms before clipping"), "and what the clipped runs' gradient norms are");
+        assertTrue(out.contains("clipped by global norm 10: σ=0.1 clipped val_accuracy"), out);
+        assertFalse(out.contains("σ=3 clipped non-finite"), out);
+
+        // The clipped run's weights evaluate as any run's.
+        Path evaluation = tmp.resolve("sigma-3-clipped.json");
+        assertEquals(0, run("evaluate", clippedRun.resolve("model.safetensors").toString(), "--device", "cpu",
+                "--data-dir", MnistSubset.dir().toString(), "--out", evaluation.toString()), err.toString());
+        assertEquals(((List<?>) history.get("val_accuracy")).get(0), HistoryJson.read(evaluation).get("accuracy"));
+    }
+
+    /** The kernel gradient norm of the first layer at the first step, as the run's gradients.csv holds it. */
+    private static double firstKernelGradientNorm(Path runDir) {
+        CsvTable table = CsvTable.read(runDir.resolve(RunReport.GRADIENTS_FILE));
+        List<Object> first = table.row(0);
+        assertEquals("1", first.get(2));
+        assertEquals("kernel", first.get(table.header().indexOf("parameter")));
+        return Double.parseDouble((String) first.get(table.header().indexOf("grad_norm")));
+    }
+
+    /**
+     * experiment init --batch-norm: every hidden layer normalised. On 1024 subset images σ=3, which overflows at
+     * step 3 without it, trains its 4 steps to the end (measured: its layer 1 gradient norm starts at about 1
+     * instead of 1.4e6).
+     */
+    @Test
+    void initBatchNormNormalisesEveryRun() throws IOException {
+        Path dir = tmp.resolve("init-batch-norm");
+        assertEquals(0, run(args("init", dir, 1024, "--scales", "3", "--batch-norm")), err.toString());
+        Path runDir = dir.resolve("runs/sigma-3");
+        Map<String, Object> history = HistoryJson.read(runDir.resolve(RunReport.HISTORY_FILE));
+        assertNull(history.get("non_finite"), "sigma 3 stays finite with batch normalization");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> config = (Map<String, Object>) history.get("config");
+        assertEquals(true, config.get("batch_norm"));
+        // 5 Dense x (kernel, bias) + 4 BatchNormalization x (gamma, beta); the 4 relu layers are watched.
+        assertRunArtifacts(runDir, 4, CHAPTER_TENSORS + 8, CHAPTER_HIDDEN);
+        String page = Files.readString(dir.resolve(ExperimentReport.REPORT_FILE));
+        assertTrue(page.contains("Dense (linear) -&gt; BatchNormalization -&gt; activation"), page);
+        assertTrue(page.contains("No run exploded with batch normalization"), page);
     }
 
     @Test

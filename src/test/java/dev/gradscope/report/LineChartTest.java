@@ -14,6 +14,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -81,6 +85,22 @@ class LineChartTest {
             }
         }
         assertTrue(coloured, "no saturated (series) colour anywhere in the image");
+    }
+
+    @Test
+    void aVariantTakesItsBaseSeriesColourWithTheNextLinePattern() {
+        String svg = LineChart.builder().series("sigmoid", CE_LOSS).series("relu", MSE_LOSS)
+                .series("sigmoid + batch norm", MSE_LOSS).variantOf("sigmoid").build().toSvgString(800, 450);
+        // The series' lines (2 px wide, in the legend and in the plot): colour, and dashed or not.
+        Matcher line = Pattern.compile("style='stroke-width:2\\.0;stroke:(rgb\\([0-9,]+\\))([^']*)'").matcher(svg);
+        Set<String> styles = new TreeSet<>();
+        while (line.find()) {
+            styles.add(line.group(1) + (line.group(2).contains("stroke-dasharray") ? " dashed" : " solid"));
+        }
+        assertEquals(Set.of("rgb(31,119,180) solid", "rgb(255,127,14) solid", "rgb(31,119,180) dashed"), styles);
+        assertThrows(IllegalArgumentException.class, () -> LineChart.builder().series("a", CE_LOSS).variantOf("b"));
+        assertThrows(IllegalArgumentException.class, () -> LineChart.builder().series("a", CE_LOSS).variantOf("a"));
+        assertThrows(IllegalArgumentException.class, () -> LineChart.builder().variantOf("a"));
     }
 
     @Test
