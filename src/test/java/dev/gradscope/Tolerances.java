@@ -284,4 +284,11 @@ public final class Tolerances {
      * {@link #GPU_ACTIVATION_REL}.
      */
     public static final double GPU_BATCH_NORM_REL = 1e-5;
+
+    /**
+     * How far from 1 the ten softmax probabilities of one row may sum: each is its double value rounded once to
+     * float (at most half an ulp of 1, 6e-8), so the ten floats, summed in double, are within 10 * 6e-8 of 1.
+     * A softmax that forgot to normalise, or a row of logits, is off by far more.
+     */
+    public static final double SOFTMAX_ROW_SUM_ABS = 1e-6;
 }
