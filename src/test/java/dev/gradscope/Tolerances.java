@@ -291,4 +291,12 @@ public final class Tolerances {
      * A softmax that forgot to normalise, or a row of logits, is off by far more.
      */
     public static final double SOFTMAX_ROW_SUM_ABS = 1e-6;
+
+    /**
+     * The class probabilities that the same weights give the same image on both backends, absolute: the logits
+     * differ by the GEMMs' float noise ({@link #GPU_GEMM_ELEMENT_REL} of the sum of the products' magnitudes, a
+     * few units in a small MLP on [0, 1] pixels, so 1e-5 at most), and a softmax probability moves by at most
+     * twice the largest change of a logit. Weights that were not loaded, or another image, are off by tenths.
+     */
+    public static final double GPU_PREDICT_PROBABILITY_ABS = 1e-4;
 }
