@@ -124,8 +124,12 @@ final class PredictCommand implements Callable<Integer> {
             ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
                     .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
                             + message));
+            DatasetKind trainedOn = EvaluateCommand.recordedDataset(config, weights);
             if (machine.data.dataset == null) {
-                machine.data.dataset = EvaluateCommand.recordedDataset(config, weights).id();
+                machine.data.dataset = trainedOn.id();
+            } else if (machine.data.dataset() != trainedOn) {
+                err.println("gradscope: note: the weights were trained on " + trainedOn.title() + "; naming"
+                        + " their classes as " + machine.data.dataset().title() + "'s, as --dataset asks");
             }
             DatasetKind kind = machine.data.dataset();
             EvaluateCommand.requireWeightsForEveryKernel(reader, resolved, Mnist.PIXELS, Mnist.CLASS_COUNT);

@@ -250,6 +250,8 @@ class PredictCommandTest {
         assertEquals(0, predict(fashionWeights, PNGS.get(0).toString(), "--device", "cpu", "--dataset", "mnist"),
                 err.toString());
         assertTrue(stdout.matches("(?s)[^:]*: [0-9] \\(.*"), stdout);
+        assertTrue(err.toString().contains("gradscope: note: the weights were trained on Fashion-MNIST; naming their"
+                + " classes as MNIST's, as --dataset asks"), err.toString());
     }
 
     /** Unreadable images are named and the rest still classified (and written); the status is then 1. */
