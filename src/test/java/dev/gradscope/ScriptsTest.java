@@ -435,6 +435,13 @@ class ScriptsTest {
         assertEquals(fetchesOf(DatasetKind.MNIST), launch("evaluate", weights.toString(), "--dataset", "mnist"),
                 "--dataset overrides the file's");
         assertEquals(List.of(), launch("evaluate", weights.toString(), "--data-dir", "elsewhere"));
+        // predict reads the data set only for --test-index: image files need none.
+        assertEquals(List.of(), launch("predict", weights.toString(), "digit.png", "--top", "5"));
+        assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("predict", "--top", "5", weights.toString(),
+                "--test-index", "0,1"));
+        assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("predict", weights.toString(), "--test-index=3"));
+        assertEquals(fetchesOf(DatasetKind.MNIST), launch("predict", weights.toString(), "--test-index", "3",
+                "--dataset", "mnist"));
         // A weights file that records no data set is MNIST's, as the CLI reads it.
         Path plain = tmp.resolve("plain.safetensors");
         SafeTensors.write(plain, Map.of(), List.of(new SafeTensors.Entry("w", new int[] {1}, new float[] {1})));

@@ -292,4 +292,19 @@ public final class Tolerances {
      * {@link #GPU_ACTIVATION_REL}.
      */
     public static final double GPU_BATCH_NORM_REL = 1e-5;
+
+    /**
+     * How far from 1 the ten softmax probabilities of one row may sum: each is its double value rounded once to
+     * float (at most half an ulp of 1, 6e-8), so the ten floats, summed in double, are within 10 * 6e-8 of 1.
+     * A softmax that forgot to normalise, or a row of logits, is off by far more.
+     */
+    public static final double SOFTMAX_ROW_SUM_ABS = 1e-6;
+
+    /**
+     * The class probabilities that the same weights give the same image on both backends, absolute: the logits
+     * differ by the GEMMs' float noise ({@link #GPU_GEMM_ELEMENT_REL} of the sum of the products' magnitudes, a
+     * few units in a small MLP on [0, 1] pixels, so 1e-5 at most), and a softmax probability moves by at most
+     * twice the largest change of a logit. Weights that were not loaded, or another image, are off by tenths.
+     */
+    public static final double GPU_PREDICT_PROBABILITY_ABS = 1e-4;
 }

@@ -13,10 +13,13 @@ import picocli.CommandLine.Option;
  * command that reads images ({@link DeviceOptions} carries them for the commands that train or evaluate).
  */
 final class DataOptions {
-    /** Null when not given: evaluate then takes the weights file's own, the others {@link DatasetKind#DEFAULT}. */
+    /**
+     * Null when not given: evaluate and predict then take the weights file's own, the others
+     * {@link DatasetKind#DEFAULT}.
+     */
     @Option(names = "--dataset", paramLabel = "NAME", completionCandidates = Ids.class,
-            description = "The images: ${COMPLETION-CANDIDATES} (default: mnist; for evaluate, the one the weights"
-                    + " were trained on).")
+            description = "The images: ${COMPLETION-CANDIDATES} (default: mnist; for evaluate and predict, the one the"
+                    + " weights were trained on).")
     String dataset;
 
     /** Null when not given: the data set's own folder. */

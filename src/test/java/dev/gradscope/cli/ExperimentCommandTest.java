@@ -460,6 +460,7 @@ class ExperimentCommandTest {
         assertEquals(2, run("experiment", "init", "--scales", "0.1,-1"));
         assertEquals(2, run("experiment", "gradients", "--epochs", "0"));
         assertEquals(2, run());
-        assertTrue(err.toString().contains("train, evaluate, compare, experiment, bench or info"), err.toString());
+        assertTrue(err.toString().contains("train, evaluate, predict, compare, experiment, bench or info"),
+                err.toString());
     }
 }

@@ -114,9 +114,9 @@ class GradScopeCliTest {
 
     @Test
     void everyCommandPrintsTheVersion() {
-        List<List<String>> commands = List.of(List.of(), List.of("train"), List.of("evaluate"), List.of("compare"),
-                List.of("experiment"), List.of("experiment", "losses"), List.of("bench"), List.of("bench", "kernels"),
-                List.of("info"));
+        List<List<String>> commands = List.of(List.of(), List.of("train"), List.of("evaluate"), List.of("predict"),
+                List.of("compare"), List.of("experiment"), List.of("experiment", "losses"), List.of("bench"),
+                List.of("bench", "kernels"), List.of("info"));
         for (List<String> command : commands) {
             java.io.PrintStream saved = System.out;
             java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();

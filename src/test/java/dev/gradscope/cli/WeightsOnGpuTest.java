@@ -124,4 +124,40 @@ class WeightsOnGpuTest {
         assertEquals(2, ((List<?>) history.get("val_loss")).size());
         assertEquals("cuda", ((Map<?, ?>) history.get("config")).get("backend"));
     }
+
+    /**
+     * predict on the GPU gives the CPU's probabilities up to float noise, and so the same classes but for a near
+     * tie of the two best.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void predictOnTheGpuGivesTheCpusProbabilities() {
+        Path data = MnistSubset.dir();
+        Path out = tmp.resolve("run");
+        assertEquals(0, GradScope.run(new PrintWriter(err, true), "train", "--device", "cuda", "--data-dir",
+                data.toString(), "--hidden", "32,16", "--train-limit", "512", "--epochs", "1", "--quiet", "--out",
+                out.toString()), err.toString());
+        Map<String, List<Map<String, Object>>> predictions = new java.util.HashMap<>();
+        for (String device : List.of("cuda", "cpu")) {
+            Path result = tmp.resolve("predict-" + device + ".json");
+            assertEquals(0, GradScope.run(new PrintWriter(err, true), "predict", out.resolve("model.safetensors")
+                    .toString(), "--device", device, "--data-dir", data.toString(), "--test-index",
+                    "0,1,2,3,4,5,6,7,8,9,999", "--out", result.toString()), err.toString());
+            predictions.put(device, (List<Map<String, Object>>) HistoryJson.read(result).get("predictions"));
+        }
+        for (int i = 0; i < 11; i++) {
+            List<Number> gpu = (List<Number>) predictions.get("cuda").get(i).get("probabilities");
+            List<Number> cpu = (List<Number>) predictions.get("cpu").get(i).get("probabilities");
+            for (int c = 0; c < 10; c++) {
+                assertEquals(cpu.get(c).doubleValue(), gpu.get(c).doubleValue(),
+                        Tolerances.GPU_PREDICT_PROBABILITY_ABS, "image " + i + ", class " + c);
+            }
+            List<Map<String, Object>> top = (List<Map<String, Object>>) predictions.get("cpu").get(i).get("top");
+            double gap = ((Number) top.get(0).get("probability")).doubleValue()
+                    - ((Number) top.get(1).get("probability")).doubleValue();
+            if (gap > 2 * Tolerances.GPU_PREDICT_PROBABILITY_ABS) {
+                assertEquals(predictions.get("cpu").get(i).get("class"), predictions.get("cuda").get(i).get("class"));
+            }
+        }
+    }
 }

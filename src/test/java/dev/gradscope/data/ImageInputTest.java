@@ -1,0 +1,244 @@
+package dev.gradscope.data;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.function.IntBinaryOperator;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@link ImageInput} on hand-made images whose 28x28 result is worked out by hand: every expected pixel is a grey
+ * level in 0..255 (a whole number or an exact average) times {@link Mnist#PIXEL_SCALE}, as the data sets' bytes
+ * become floats, so the comparisons are exact.
+ */
+class ImageInputTest {
+    private static final int SIZE = ImageInput.SIZE;
+
+    @TempDir
+    Path tmp;
+
+    /** A grey image of {@code width x height} whose pixel (x, y) is {@code value.applyAsInt(x, y)} in 0..255. */
+    private static BufferedImage grey(int width, int height, IntBinaryOperator value) {
+        BufferedImage image = new BufferedImage(width, height, BufferedImage.TYPE_BYTE_GRAY);
+        for (int y = 0; y < height; y++) {
+            for (int x = 0; x < width; x++) {
+                image.getRaster().setSample(x, y, 0, value.applyAsInt(x, y));
+            }
+        }
+        return image;
+    }
+
+    /** The 28x28 floats whose pixel (x, y) is grey level {@code value.apply(x, y)} (0..255, any fraction). */
+    private static float[] expected(DoubleOfPixel value) {
+        float[] pixels = new float[SIZE * SIZE];
+        for (int y = 0; y < SIZE; y++) {
+            for (int x = 0; x < SIZE; x++) {
+                pixels[y * SIZE + x] = (float) value.at(x, y) * Mnist.PIXEL_SCALE;
+            }
+        }
+        return pixels;
+    }
+
+    private interface DoubleOfPixel {
+        double at(int x, int y);
+    }
+
+    private Path png(String name, BufferedImage image) throws IOException {
+        Path file = tmp.resolve(name);
+        assertTrue(ImageIO.write(image, "png", file.toFile()), "a PNG writer");
+        return file;
+    }
+
+    @Test
+    void aSolidDarkGreyImageIsItsLevelEverywhereAndNotInverted() {
+        ImageInput.Prepared p = ImageInput.prepare(grey(SIZE, SIZE, (x, y) -> 100), ImageInput.Invert.AUTO);
+        assertArrayEquals(expected((x, y) -> 100), p.pixels());
+        assertFalse(p.inverted() || p.scaled() || p.padded());
+        assertEquals(100 / 255.0, p.borderMean(), 1e-12);
+        // --invert yes inverts it anyway; --invert no never does.
+        assertArrayEquals(expected((x, y) -> 155), ImageInput.prepare(grey(SIZE, SIZE, (x, y) -> 100),
+                ImageInput.Invert.YES).pixels());
+        assertArrayEquals(expected((x, y) -> 200), ImageInput.prepare(grey(SIZE, SIZE, (x, y) -> 200),
+                ImageInput.Invert.NO).pixels());
+    }
+
+    /** A 28x28 grey image of a data set's test image gives that image's floats bit for bit. */
+    @Test
+    void aTestImageWrittenAsAGreyPngComesBackAsTheDataSetsOwnFloats() throws IOException {
+        Dataset test = MnistSubset.load().test();
+        float[] scaled = test.scaledFeatures();
+        for (int row : new int[] {0, 1, 999}) {
+            Path file = png("test" + row + ".png", grey(SIZE, SIZE, (x, y) -> test.feature(row, y * SIZE + x)));
+            ImageInput.Prepared p = ImageInput.prepare(file, ImageInput.Invert.AUTO);
+            assertArrayEquals(Arrays.copyOfRange(scaled, row * Mnist.PIXELS, (row + 1) * Mnist.PIXELS), p.pixels());
+            assertFalse(p.inverted(), "MNIST's border is black");
+        }
+    }
+
+    /**
+     * A 56x56 horizontal ramp, level 2x in column x, halves: new pixel x averages columns 2x and 2x+1, levels 4x
+     * and 4x+2, into 4x+1.
+     */
+    @Test
+    void aLargerGradientIsAreaAveragedDown() {
+        ImageInput.Prepared p = ImageInput.prepare(grey(56, 56, (x, y) -> 2 * x), ImageInput.Invert.AUTO);
+        assertArrayEquals(expected((x, y) -> 4 * x + 1), p.pixels());
+        assertTrue(p.scaled() && !p.padded() && !p.inverted());
+        assertEquals(28, p.scaledWidth());
+    }
+
+    /** A 14x14 ramp doubles: each source pixel becomes a 2x2 block of its level. */
+    @Test
+    void aSmallerImageIsScaledUpByTheSameAreaRule() {
+        ImageInput.Prepared p = ImageInput.prepare(grey(14, 14, (x, y) -> 10 * x + y), ImageInput.Invert.NO);
+        assertArrayEquals(expected((x, y) -> 10 * (x / 2) + y / 2), p.pixels());
+    }
+
+    /**
+     * Three source columns to 28 share them unevenly: new pixel 9 covers [27/28, 30/28) of a source pixel, 1/28 of
+     * column 0 and 2/28 of column 1, so it is (1 * 0 + 2 * 84) / 3 = 56.
+     */
+    @Test
+    void unevenSharesAreWeightedByTheAreaTheyCover() {
+        ImageInput.Prepared p = ImageInput.prepare(grey(3, 3, (x, y) -> 84 * x), ImageInput.Invert.NO);
+        assertEquals(56 * Mnist.PIXEL_SCALE, p.pixels()[9]);
+        assertEquals(0f, p.pixels()[8]);
+        assertEquals(84 * Mnist.PIXEL_SCALE, p.pixels()[10]);
+    }
+
+    /**
+     * A 56x28 image, a ring of level 40 around black, keeps its aspect ratio: it becomes 28x14 (each new pixel
+     * the mean of a 2x2 block: 30 in a corner, 20 along an edge, 0 inside), centred in rows 7..20, and rows 0..6
+     * and 21..27 are padded with the background, the border's mean, 40.
+     */
+    @Test
+    void aNonSquareImageKeepsItsAspectRatioAndIsPaddedWithItsBackground() {
+        BufferedImage wide = grey(56, 28, (x, y) -> x == 0 || x == 55 || y == 0 || y == 27 ? 40 : 0);
+        ImageInput.Prepared p = ImageInput.prepare(wide, ImageInput.Invert.AUTO);
+        assertEquals(28, p.scaledWidth());
+        assertEquals(14, p.scaledHeight());
+        assertTrue(p.scaled() && p.padded() && !p.inverted());
+        assertArrayEquals(expected((x, y) -> {
+            if (y < 7 || y > 20) {
+                return 40;
+            }
+            boolean edgeRow = y == 7 || y == 20;
+            boolean edgeColumn = x == 0 || x == 27;
+            return edgeRow && edgeColumn ? 30 : edgeRow || edgeColumn ? 20 : 0;
+        }), p.pixels());
+
+        // Standing up, 28x56 becomes 14x28 in columns 7..20.
+        BufferedImage tall = grey(28, 56, (x, y) -> x == 0 || x == 27 || y == 0 || y == 55 ? 40 : 0);
+        ImageInput.Prepared t = ImageInput.prepare(tall, ImageInput.Invert.AUTO);
+        assertEquals(14, t.scaledWidth());
+        assertEquals(28, t.scaledHeight());
+        assertEquals(40 * Mnist.PIXEL_SCALE, t.pixels()[6]);
+        assertEquals(30 * Mnist.PIXEL_SCALE, t.pixels()[7]);
+        assertEquals(20 * Mnist.PIXEL_SCALE, t.pixels()[8]);
+        assertEquals(0f, t.pixels()[SIZE + 8]);
+    }
+
+    /**
+     * Ink on paper, a black 4x4 square on white in RGB: auto inverts it (its border is white), so the square is
+     * white on black as MNIST's strokes are.
+     */
+    @Test
+    void aLightBackgroundIsInvertedByAuto() {
+        BufferedImage paper = new BufferedImage(SIZE, SIZE, BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < SIZE; y++) {
+            for (int x = 0; x < SIZE; x++) {
+                boolean ink = x >= 12 && x < 16 && y >= 12 && y < 16;
+                paper.setRGB(x, y, ink ? 0x000000 : 0xFFFFFF);
+            }
+        }
+        ImageInput.Prepared p = ImageInput.prepare(paper, ImageInput.Invert.AUTO);
+        assertTrue(p.inverted());
+        assertEquals(1.0, p.borderMean());
+        assertArrayEquals(expected((x, y) -> x >= 12 && x < 16 && y >= 12 && y < 16 ? 255 : 0), p.pixels());
+        assertArrayEquals(expected((x, y) -> x >= 12 && x < 16 && y >= 12 && y < 16 ? 0 : 255),
+                ImageInput.prepare(paper, ImageInput.Invert.NO).pixels());
+    }
+
+    /** The border decides: a light square on a dark border is not inverted, however much of the image it is. */
+    @Test
+    void autoLooksAtTheBorderOnly() {
+        BufferedImage image = grey(SIZE, SIZE, (x, y) -> x == 0 || y == 0 || x == 27 || y == 27 ? 0 : 255);
+        ImageInput.Prepared p = ImageInput.prepare(image, ImageInput.Invert.AUTO);
+        assertFalse(p.inverted());
+        assertEquals(0.0, p.borderMean());
+        // A border of exactly half white is not "light" (the rule is a mean above 0.5).
+        BufferedImage half = grey(2, 2, (x, y) -> x == 0 ? 0 : 255);
+        assertFalse(ImageInput.prepare(half, ImageInput.Invert.AUTO).inverted());
+    }
+
+    /** Colour becomes its luma, 0.299 R + 0.587 G + 0.114 B; a transparent pixel is white, as a viewer shows it. */
+    @Test
+    void colourIsLumaAndTransparencyIsWhite() {
+        BufferedImage image = new BufferedImage(SIZE, SIZE, BufferedImage.TYPE_INT_ARGB);
+        for (int y = 0; y < SIZE; y++) {
+            for (int x = 0; x < SIZE; x++) {
+                image.setRGB(x, y, 0xFF000000); // opaque black
+            }
+        }
+        image.setRGB(1, 1, 0xFFFF0000);
+        image.setRGB(2, 1, 0xFF00FF00);
+        image.setRGB(3, 1, 0xFF0000FF);
+        image.setRGB(4, 1, 0x00000000); // fully transparent
+        float[] pixels = ImageInput.prepare(image, ImageInput.Invert.NO).pixels();
+        assertEquals((float) (0.299 * 255) * Mnist.PIXEL_SCALE, pixels[SIZE + 1]);
+        assertEquals((float) (0.587 * 255) * Mnist.PIXEL_SCALE, pixels[SIZE + 2]);
+        assertEquals((float) (0.114 * 255) * Mnist.PIXEL_SCALE, pixels[SIZE + 3]);
+        assertEquals(255 * Mnist.PIXEL_SCALE, pixels[SIZE + 4]);
+        assertEquals(0f, pixels[SIZE + 5]);
+    }
+
+    /** A 16-bit grey image's samples are rescaled from 0..65535. */
+    @Test
+    void sixteenBitGreyIsRescaled() {
+        BufferedImage image = new BufferedImage(SIZE, SIZE, BufferedImage.TYPE_USHORT_GRAY);
+        image.getRaster().setSample(5, 5, 0, 65535);
+        image.getRaster().setSample(6, 5, 0, 257 * 100);
+        float[] pixels = ImageInput.prepare(image, ImageInput.Invert.NO).pixels();
+        assertEquals(255 * Mnist.PIXEL_SCALE, pixels[5 * SIZE + 5]);
+        assertEquals(100 * Mnist.PIXEL_SCALE, pixels[5 * SIZE + 6]);
+        assertEquals(0f, pixels[0]);
+    }
+
+    @Test
+    void missingDamagedAndNonImageFilesAreNamed() throws IOException {
+        Path missing = tmp.resolve("missing.png");
+        InvalidDataException e = assertThrows(InvalidDataException.class, () -> ImageInput.read(missing));
+        assertEquals(missing + ": file not found", e.getMessage());
+
+        Path text = Files.writeString(tmp.resolve("notes.png"), "not an image");
+        e = assertThrows(InvalidDataException.class, () -> ImageInput.read(text));
+        assertTrue(e.getMessage().startsWith(text + ": not an image javax.imageio reads"), e.getMessage());
+
+        byte[] whole = Files.readAllBytes(png("whole.png", grey(SIZE, SIZE, (x, y) -> (x * y) % 256)));
+        Path cut = Files.write(tmp.resolve("cut.png"), Arrays.copyOf(whole, whole.length / 2));
+        e = assertThrows(InvalidDataException.class, () -> ImageInput.read(cut));
+        assertTrue(e.getMessage().startsWith(cut + ": cannot decode the image"), e.getMessage());
+
+        e = assertThrows(InvalidDataException.class, () -> ImageInput.read(tmp));
+        assertEquals(tmp + ": not a readable file", e.getMessage());
+    }
+
+    @Test
+    void invertChoicesAreNamedAndAnUnknownOneListsThem() {
+        assertEquals(ImageInput.Invert.AUTO, ImageInput.Invert.fromId("Auto"));
+        assertEquals(ImageInput.Invert.NO, ImageInput.Invert.fromId("no"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ImageInput.Invert.fromId("maybe"));
+        assertEquals("unknown --invert 'maybe'; valid: auto, yes, no", e.getMessage());
+    }
+}
