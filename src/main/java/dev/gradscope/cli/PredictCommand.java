@@ -76,6 +76,13 @@ final class PredictCommand implements Callable<Integer> {
                     + " inverts an image whose border is light (mean above 0.5), and says so.")
     String invert;
 
+    /** Null when not given: the framing of the data set's own images; refused with --test-index. */
+    @Option(names = "--frame", paramLabel = "digit|whole",
+            description = "How an image that is not 28x28 becomes 28x28: digit (the default for MNIST) frames its ink"
+                    + " as MNIST framed its digits, in a 20x20 box centred by its centre of mass; whole (the default"
+                    + " for Fashion-MNIST, whose clothes fill their frames) scales the whole image to fit.")
+    String frame;
+
     @Mixin
     DeviceOptions machine;
 
@@ -107,8 +114,14 @@ final class PredictCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cli, "--invert is for image files; the test images are"
                     + " light on dark already");
         }
+        if (fromTestSet && frame != null) {
+            throw new CommandLine.ParameterException(cli, "--frame is for image files; the test images are framed"
+                    + " already");
+        }
+        ImageInput.Frame framing;
         try {
             inversion = invert == null ? ImageInput.Invert.AUTO : ImageInput.Invert.fromId(invert);
+            framing = frame == null ? null : ImageInput.Frame.fromId(frame);
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(cli, e.getMessage());
         }
@@ -132,6 +145,9 @@ final class PredictCommand implements Callable<Integer> {
                         + " their classes as " + machine.data.dataset().title() + "'s, as --dataset asks");
             }
             DatasetKind kind = machine.data.dataset();
+            if (framing == null) {
+                framing = ImageInput.Frame.of(kind);
+            }
             EvaluateCommand.requireWeightsForEveryKernel(reader, resolved, Mnist.PIXELS, Mnist.CLASS_COUNT);
 
             List<Input> inputs = new ArrayList<>();
@@ -141,7 +157,7 @@ final class PredictCommand implements Callable<Integer> {
             } else {
                 for (Path image : images) {
                     try {
-                        ImageInput.Prepared prepared = ImageInput.prepare(image, inversion);
+                        ImageInput.Prepared prepared = ImageInput.prepare(image, inversion, framing);
                         inputs.add(new Input(image.toString(), image, -1, -1, prepared, prepared.pixels()));
                     } catch (InvalidDataException e) {
                         err.println("gradscope: error: " + e.getMessage());
@@ -286,6 +302,7 @@ final class PredictCommand implements Callable<Integer> {
             prediction.put("scaled_to", List.of(prepared.scaledWidth(), prepared.scaledHeight()));
             prediction.put("border_mean", prepared.borderMean());
             prediction.put("inverted", prepared.inverted());
+            prediction.put("framed_as_digit", prepared.digitFramed());
         }
         return prediction;
     }
@@ -310,7 +327,11 @@ final class PredictCommand implements Callable<Integer> {
             sb.append(String.format(Locale.ROOT, "; inverted (%s, its border's mean is %.2f)",
                     inversion == ImageInput.Invert.AUTO ? "dark on light" : "--invert yes", prepared.borderMean()));
         }
-        if (prepared != null && prepared.scaled()) {
+        if (prepared != null && prepared.digitFramed()) {
+            sb.append(String.format(Locale.ROOT, "; framed as MNIST's digits: its ink scaled to %dx%d in a %dx%d box,"
+                    + " centred by its centre of mass", prepared.scaledWidth(), prepared.scaledHeight(),
+                    ImageInput.DIGIT_BOX, ImageInput.DIGIT_BOX));
+        } else if (prepared != null && prepared.scaled()) {
             sb.append(String.format(Locale.ROOT, "; scaled %dx%d to %dx%d", prepared.width(), prepared.height(),
                     prepared.scaledWidth(), prepared.scaledHeight()));
             if (prepared.padded()) {

@@ -21,9 +21,13 @@ import javax.imageio.ImageIO;
  *   <li>Light on dark: MNIST's digits are light strokes on black, a photo of ink is dark strokes on paper. With
  *       {@link Invert#AUTO} the image is inverted ({@code 255 - v}) when the mean of its border (its outermost
  *       rows and columns) is light, above {@link #LIGHT_BORDER} of white.</li>
- *   <li>28x28: any other size is scaled, keeping its aspect ratio, so that its longer side is 28 pixels, each new
- *       pixel the area-weighted mean of the source pixels it covers; the shorter side is centred and padded with
- *       the background, the mean of the border after inversion.</li>
+ *   <li>28x28: a 28x28 image is taken as it is, already in the data sets' format. Any other size is framed as
+ *       {@link Frame} says. {@link Frame#WHOLE} scales the whole image, keeping its aspect ratio, so that its
+ *       longer side is 28 pixels, each new pixel the area-weighted mean of the source pixels it covers; the shorter
+ *       side is centred and padded with the background, the mean of the border after inversion.
+ *       {@link Frame#DIGIT} does what MNIST did to its digits: the background is taken off and the ink stretched
+ *       to full white, the ink's bounding box is scaled (area-weighted) so that its longer side is 20 pixels, and
+ *       it is placed on black so that its centre of mass is the centre of the 28x28 field.</li>
  *   <li>Scaled: {@code v * (1/255)} in float, exactly {@link Mnist#PIXEL_SCALE}, so that a 28x28 grey image of a
  *       data set's test image gives that image's very floats.</li>
  * </ol>
@@ -36,6 +40,48 @@ public final class ImageInput {
     public static final double LIGHT_BORDER = 0.5;
 
     private static final double WHITE = 255;
+
+    /** The side of the box MNIST's digits were scaled into, inside the 28x28 field (LeCun et al.). */
+    public static final int DIGIT_BOX = 20;
+
+    /**
+     * Of the ink's brightest value above the background, the share a pixel must exceed to count in the ink's bounding
+     * box: keeps faint paper texture and compression noise from stretching the box.
+     */
+    static final double INK_THRESHOLD = 0.1;
+
+    /** How an image that is not 28x28 is brought to 28x28. */
+    public enum Frame {
+        /** The whole image, scaled to fit and padded with its background (objects that fill the frame). */
+        WHOLE,
+        /** MNIST's own normalisation of a digit: its ink in a 20x20 box, centred by centre of mass. */
+        DIGIT;
+
+        /** {@code whole}, {@code digit}. */
+        public String id() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+
+        /**
+         * The frame named {@code id}, in any case.
+         *
+         * @throws IllegalArgumentException naming {@code id} and the valid ids
+         */
+        public static Frame fromId(String id) {
+            for (Frame frame : values()) {
+                if (frame.id().equals(id.trim().toLowerCase(Locale.ROOT))) {
+                    return frame;
+                }
+            }
+            throw new IllegalArgumentException("unknown --frame '" + id + "'; valid: "
+                    + Arrays.stream(values()).map(Frame::id).collect(Collectors.joining(", ")));
+        }
+
+        /** The framing that made a data set's images: MNIST's digits were centred by mass, the clothes fill theirs. */
+        public static Frame of(DatasetKind kind) {
+            return kind == DatasetKind.MNIST ? DIGIT : WHOLE;
+        }
+    }
 
     /** Whether to make an image's strokes light on dark before the model sees it. */
     public enum Invert {
@@ -73,13 +119,16 @@ public final class ImageInput {
      * @param pixels        {@code SIZE * SIZE} floats in [0, 1], row-major
      * @param width         the source's width
      * @param height        the source's height
-     * @param scaledWidth   the width it was scaled to before padding ({@code SIZE} when it was not scaled)
-     * @param scaledHeight  the height it was scaled to before padding
+     * @param scaledWidth   the width it (or, framed as a digit, its ink) was scaled to before padding ({@code SIZE}
+     *                      when it was not scaled)
+     * @param scaledHeight  the height it (or its ink) was scaled to before padding
      * @param borderMean    the mean of the source's border in [0, 1], before any inversion
      * @param inverted      whether it was inverted
+     * @param digitFramed   whether it was framed as MNIST frames a digit ({@link Frame#DIGIT}, on an image that was
+     *                      not 28x28 and had ink)
      */
     public record Prepared(float[] pixels, int width, int height, int scaledWidth, int scaledHeight,
-                           double borderMean, boolean inverted) {
+                           double borderMean, boolean inverted, boolean digitFramed) {
         /** Whether the source was not 28x28 and so was scaled (and padded when it was not square). */
         public boolean scaled() {
             return width != SIZE || height != SIZE;
@@ -120,24 +169,38 @@ public final class ImageInput {
         return image;
     }
 
-    /** {@link #prepare(BufferedImage, Invert)} of the image in {@code file}. */
-    public static Prepared prepare(Path file, Invert invert) {
-        return prepare(read(file), invert);
+    /** {@link #prepare(BufferedImage, Invert, Frame)} of the image in {@code file}. */
+    public static Prepared prepare(Path file, Invert invert, Frame frame) {
+        return prepare(read(file), invert, frame);
+    }
+
+    /** {@link #prepare(BufferedImage, Invert, Frame)} with the whole image scaled to fit, {@link Frame#WHOLE}. */
+    public static Prepared prepare(BufferedImage image, Invert invert) {
+        return prepare(image, invert, Frame.WHOLE);
     }
 
     /** The image as the models take it (see the class comment for each step). */
-    public static Prepared prepare(BufferedImage image, Invert invert) {
+    public static Prepared prepare(BufferedImage image, Invert invert, Frame frame) {
         int width = image.getWidth();
         int height = image.getHeight();
         double[] grey = grey(image);
-        double border = borderMean(grey, width, height) / WHITE;
+        double borderGrey = borderMean(grey, width, height);
+        double border = borderGrey / WHITE;
         boolean inverted = invert == Invert.YES || (invert == Invert.AUTO && border > LIGHT_BORDER);
         if (inverted) {
             for (int i = 0; i < grey.length; i++) {
                 grey[i] = WHITE - grey[i];
             }
         }
-        double background = (inverted ? 1 - border : border) * WHITE;
+        // in grey levels, as the pixels are: an even paper then comes out exactly 0 when taken off
+        double background = inverted ? WHITE - borderGrey : borderGrey;
+        if (frame == Frame.DIGIT && (width != SIZE || height != SIZE)) {
+            Prepared digit = frameDigit(grey, width, height, background, border, inverted);
+            if (digit != null) {
+                return digit;
+            }
+            // no ink to frame (a blank image): scaled whole, as it is
+        }
         int longer = Math.max(width, height);
         int scaledWidth = Math.max(1, (int) Math.round((double) width * SIZE / longer));
         int scaledHeight = Math.max(1, (int) Math.round((double) height * SIZE / longer));
@@ -152,7 +215,76 @@ public final class ImageInput {
                 pixels[(top + y) * SIZE + left + x] = (float) scaled[y * scaledWidth + x] * Mnist.PIXEL_SCALE;
             }
         }
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false);
+    }
+
+    /**
+     * MNIST's framing of a digit (light on dark in {@code grey}, 0..255): the ink above {@code background}, stretched
+     * so that its brightest pixel is white, cut to its bounding box, scaled so that the box's longer side is
+     * {@link #DIGIT_BOX}, and placed on black with its centre of mass at the centre of the field (moved by whole
+     * pixels, as MNIST's were). Null when no pixel is brighter than the background.
+     */
+    private static Prepared frameDigit(double[] grey, int width, int height, double background, double border,
+                                       boolean inverted) {
+        double brightest = Arrays.stream(grey).max().orElse(0);
+        if (!(brightest > background)) {
+            return null;
+        }
+        double stretch = WHITE / (brightest - background);
+        double[] ink = new double[grey.length];
+        int left = width;
+        int right = -1;
+        int top = height;
+        int bottom = -1;
+        for (int y = 0; y < height; y++) {
+            for (int x = 0; x < width; x++) {
+                double v = Math.max(0, grey[y * width + x] - background) * stretch;
+                ink[y * width + x] = v;
+                if (v > INK_THRESHOLD * WHITE) {
+                    left = Math.min(left, x);
+                    right = Math.max(right, x);
+                    top = Math.min(top, y);
+                    bottom = Math.max(bottom, y);
+                }
+            }
+        }
+        int boxWidth = right - left + 1;
+        int boxHeight = bottom - top + 1;
+        double[] box = new double[boxWidth * boxHeight];
+        for (int y = 0; y < boxHeight; y++) {
+            System.arraycopy(ink, (top + y) * width + left, box, y * boxWidth, boxWidth);
+        }
+        int longer = Math.max(boxWidth, boxHeight);
+        int scaledWidth = Math.max(1, (int) Math.round((double) boxWidth * DIGIT_BOX / longer));
+        int scaledHeight = Math.max(1, (int) Math.round((double) boxHeight * DIGIT_BOX / longer));
+        double[] scaled = areaAverage(box, boxWidth, boxHeight, scaledWidth, scaledHeight);
+        // The centre of mass in pixel indices goes to pixel (14, 14): MNIST's training images have theirs within
+        // half a pixel of it (measured: every one of the first 2000 between 13.5 and 14.5 on both axes).
+        double mass = 0;
+        double sumX = 0;
+        double sumY = 0;
+        for (int y = 0; y < scaledHeight; y++) {
+            for (int x = 0; x < scaledWidth; x++) {
+                double v = scaled[y * scaledWidth + x];
+                mass += v;
+                sumX += v * x;
+                sumY += v * y;
+            }
+        }
+        int shiftX = (int) Math.round(SIZE / 2 - sumX / mass);
+        int shiftY = (int) Math.round(SIZE / 2 - sumY / mass);
+        float[] pixels = new float[SIZE * SIZE];
+        for (int y = 0; y < scaledHeight; y++) {
+            for (int x = 0; x < scaledWidth; x++) {
+                int tx = x + shiftX;
+                int ty = y + shiftY;
+                // a lopsided digit may reach past the field, as it could in MNIST's own framing: that ink is cut
+                if (tx >= 0 && tx < SIZE && ty >= 0 && ty < SIZE) {
+                    pixels[ty * SIZE + tx] = (float) scaled[y * scaledWidth + x] * Mnist.PIXEL_SCALE;
+                }
+            }
+        }
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true);
     }
 
     /**

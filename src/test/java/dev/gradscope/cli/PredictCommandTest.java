@@ -8,6 +8,7 @@ import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
+import dev.gradscope.data.ImageInput;
 import dev.gradscope.data.MnistSubset;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.Sequential;
@@ -214,14 +215,64 @@ class PredictCommandTest {
         Path png = tmp.resolve("paper.png");
         ImageIO.write(paper, "png", png.toFile());
         Path json = tmp.resolve("paper.json");
-        assertEquals(0, predict(weights.toString(), png.toString(), "--device", "cpu", "--out", json.toString()),
-                err.toString());
+        assertEquals(0, predict(weights.toString(), png.toString(), "--device", "cpu", "--frame", "whole", "--out",
+                json.toString()), err.toString());
         assertTrue(stdout.contains("; inverted (dark on light, its border's mean is 1.00); scaled 56x56 to 28x28"),
                 stdout);
         Map<String, Object> prediction = predictions(json).get(0);
         assertTrue(Arrays.equals(reference(new int[] {0})[0], probabilities(prediction)));
         assertEquals(true, prediction.get("inverted"));
         assertEquals(List.of(56, 56), prediction.get("size"));
+    }
+
+    /**
+     * By default an MNIST model's images are framed as MNIST framed its digits. A test image is framed so already, so
+     * its enlarged ink-on-paper copy, placed off-centre on a wide grey sheet, comes back as it, but for rounding: a
+     * cosine similarity above 0.999 with the test image's own pixels (whole-image scaling gives under 0.5: the digit
+     * is small and off-centre, on grey).
+     */
+    @Test
+    void aDigitOffCentreOnAWideSheetIsFramedAsMnistsDigitsAre() throws IOException {
+        Dataset test = MnistSubset.load().test();
+        float[] original = test.scaledFeatures();
+        for (int i = 0; i < 4; i++) {
+            BufferedImage sheet = new BufferedImage(150, 90, BufferedImage.TYPE_BYTE_GRAY);
+            for (int y = 0; y < 90; y++) {
+                for (int x = 0; x < 150; x++) {
+                    int dx = x - 10 - 20 * i; // the digit's 56x56 copy starts at (10 + 20i, 20)
+                    int dy = y - 20;
+                    int ink = dx >= 0 && dx < 56 && dy >= 0 && dy < 56 ? test.feature(i, (dy / 2) * 28 + dx / 2) : 0;
+                    sheet.getRaster().setSample(x, y, 0, 230 - ink * 200 / 255); // dark ink on grey paper
+                }
+            }
+            float[] own = Arrays.copyOfRange(original, i * 784, (i + 1) * 784);
+            double framed = cosine(own, ImageInput.prepare(sheet, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT)
+                    .pixels());
+            double whole = cosine(own, ImageInput.prepare(sheet, ImageInput.Invert.AUTO, ImageInput.Frame.WHOLE)
+                    .pixels());
+            assertTrue(framed > 0.999 && whole < 0.5, "test image " + i + ": framed " + framed + ", whole " + whole);
+            if (i == 0) { // and through the command line, by default
+                Path png = tmp.resolve("sheet.png");
+                ImageIO.write(sheet, "png", png.toFile());
+                Path json = tmp.resolve("sheet.json");
+                assertEquals(0, predict(weights.toString(), png.toString(), "--device", "cpu", "--out",
+                        json.toString()), err.toString());
+                assertTrue(stdout.contains("framed as MNIST's digits: its ink scaled to"), stdout);
+                assertEquals(true, predictions(json).get(0).get("framed_as_digit"));
+            }
+        }
+    }
+
+    private static double cosine(float[] a, float[] b) {
+        double dot = 0;
+        double aa = 0;
+        double bb = 0;
+        for (int i = 0; i < a.length; i++) {
+            dot += (double) a[i] * b[i];
+            aa += (double) a[i] * a[i];
+            bb += (double) b[i] * b[i];
+        }
+        return dot / Math.sqrt(aa * bb);
     }
 
     /** Class names come from the data set the weights record: a Fashion-MNIST run's classes are clothes. */
@@ -291,6 +342,10 @@ class PredictCommandTest {
         assertEquals(2, predict(w, png, "--invert", "maybe"));
         assertTrue(err.toString().contains("unknown --invert 'maybe'; valid: auto, yes, no"), err.toString());
         assertEquals(2, predict(w, "--test-index", "0", "--invert", "yes"));
+        assertEquals(2, predict(w, png, "--frame", "square"));
+        assertTrue(err.toString().contains("unknown --frame 'square'; valid: whole, digit"), err.toString());
+        assertEquals(2, predict(w, "--test-index", "0", "--frame", "digit"));
+        assertTrue(err.toString().contains("--frame is for image files"), err.toString());
         assertEquals(2, predict(w, png, "--device", "gpu"));
         assertEquals(2, predict(w, png, "--dataset", "cifar10"));
         assertEquals(2, predict());

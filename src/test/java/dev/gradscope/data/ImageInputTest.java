@@ -79,7 +79,7 @@ class ImageInputTest {
         float[] scaled = test.scaledFeatures();
         for (int row : new int[] {0, 1, 999}) {
             Path file = png("test" + row + ".png", grey(SIZE, SIZE, (x, y) -> test.feature(row, y * SIZE + x)));
-            ImageInput.Prepared p = ImageInput.prepare(file, ImageInput.Invert.AUTO);
+            ImageInput.Prepared p = ImageInput.prepare(file, ImageInput.Invert.AUTO, ImageInput.Frame.WHOLE);
             assertArrayEquals(Arrays.copyOfRange(scaled, row * Mnist.PIXELS, (row + 1) * Mnist.PIXELS), p.pixels());
             assertFalse(p.inverted(), "MNIST's border is black");
         }
@@ -240,5 +240,47 @@ class ImageInputTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> ImageInput.Invert.fromId("maybe"));
         assertEquals("unknown --invert 'maybe'; valid: auto, yes, no", e.getMessage());
+    }
+
+    /**
+     * MNIST's framing of a digit: a 12x6 block of ink on a 100x60 light sheet, off-centre, is inverted, its paper
+     * taken off and its ink stretched to white, scaled to 10x20, and placed with its centre of mass, pixel (4.5,
+     * 9.5) of the box, on pixel (14, 14), rounding half up: columns 10..19 and rows 5..24, exactly white, the rest
+     * black.
+     */
+    @Test
+    void aDigitIsFramedInATwentyPixelBoxCentredByItsCentreOfMass() {
+        BufferedImage sheet = grey(100, 60, (x, y) -> x >= 70 && x < 76 && y >= 5 && y < 17 ? 40 : 220);
+        ImageInput.Prepared p = ImageInput.prepare(sheet, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT);
+        assertTrue(p.inverted());
+        assertTrue(p.digitFramed());
+        assertEquals(10, p.scaledWidth());
+        assertEquals(20, p.scaledHeight());
+        assertArrayEquals(expected((x, y) -> x >= 10 && x < 20 && y >= 5 && y < 25 ? 255 : 0), p.pixels());
+    }
+
+    /** A blank image has no ink to frame: it is scaled whole; a 28x28 image is taken as it is by either frame. */
+    @Test
+    void aBlankOrAlreadyFramedImageIsNotFramedAsADigit() {
+        ImageInput.Prepared blank = ImageInput.prepare(grey(50, 50, (x, y) -> 255), ImageInput.Invert.AUTO,
+                ImageInput.Frame.DIGIT);
+        assertFalse(blank.digitFramed());
+        assertArrayEquals(expected((x, y) -> 0), blank.pixels());
+        BufferedImage square = grey(SIZE, SIZE, (x, y) -> (x * 7 + y * 3) % 256);
+        ImageInput.Prepared digit = ImageInput.prepare(square, ImageInput.Invert.NO, ImageInput.Frame.DIGIT);
+        assertFalse(digit.digitFramed());
+        assertArrayEquals(ImageInput.prepare(square, ImageInput.Invert.NO, ImageInput.Frame.WHOLE).pixels(),
+                digit.pixels());
+        assertArrayEquals(expected((x, y) -> (x * 7 + y * 3) % 256), digit.pixels());
+    }
+
+    @Test
+    void eachDataSetHasTheFramingOfItsOwnImages() {
+        assertEquals(ImageInput.Frame.DIGIT, ImageInput.Frame.of(DatasetKind.MNIST));
+        assertEquals(ImageInput.Frame.WHOLE, ImageInput.Frame.of(DatasetKind.FASHION_MNIST));
+        assertEquals(ImageInput.Frame.DIGIT, ImageInput.Frame.fromId(" Digit"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ImageInput.Frame.fromId("square"));
+        assertEquals("unknown --frame 'square'; valid: whole, digit", e.getMessage());
     }
 }
