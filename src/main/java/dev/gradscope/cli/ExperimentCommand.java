@@ -351,21 +351,25 @@ final class ExperimentCommand implements Runnable {
                 description = "Hidden activation of both runs (default: ${DEFAULT-VALUE}, as in the chapter).")
         String activation;
 
+        @Mixin
+        BatchNormOption batchNorm;
+
         Losses() {
             super("losses", 10, "MSE vs cross-entropy (chapter section 5.4, Figures 5.15 and 5.16)");
         }
 
         @Override
         String extraArguments() {
-            return " --activation " + activation;
+            return " --activation " + activation + batchNorm.argument();
         }
 
         @Override
         List<RunSpec> plan() {
             Mlp.HiddenUnits units = hiddenUnits(List.of(activation), "--activation").get(0);
+            batchNorm.requireSeparateActivations(List.of(units), "--activation", this::usage);
             List<RunSpec> specs = new ArrayList<>();
             for (Loss loss : List.of(Loss.MEAN_SQUARED_ERROR, Loss.CATEGORICAL_CROSSENTROPY)) {
-                specs.add(new RunSpec(loss.id(), loss.id(), adam(units, Mlp.CHAPTER_HIDDEN, loss)));
+                specs.add(new RunSpec(loss.id(), loss.id(), batchNorm.applyTo(adam(units, Mlp.CHAPTER_HIDDEN, loss))));
             }
             return specs;
         }
@@ -381,6 +385,7 @@ final class ExperimentCommand implements Runnable {
                     + " softmax output and once with categorical cross-entropy. Its claim: cross-entropy learns"
                     + " faster, because the softmax's own slope damps MSE's gradient (most of all when the output is"
                     + " confidently wrong), while cross-entropy's gradient at the logits is simply p − y.");
+            batchNorm.describe(page, ", in both runs");
             page.paragraph("Both runs: " + setting + ".");
             double ceTrain = ce.history().get("accuracy").get(0);
             double mseTrain = mse.history().get("accuracy").get(0);
@@ -445,10 +450,8 @@ final class ExperimentCommand implements Runnable {
                 description = "Activations to compare (default: sigmoid,tanh,softsign,relu,elu).")
         List<String> activations = new ArrayList<>(DEFAULT);
 
-        @Option(names = "--batch-norm",
-                description = "A BatchNormalization between every hidden layer's product and its activation, in"
-                        + " every run.")
-        boolean batchNorm;
+        @Mixin
+        BatchNormOption batchNorm;
 
         Activations() {
             super("activations", 10, "Activations and gradient flow (chapter section 5.4, Figures 5.17 and 5.18)");
@@ -456,19 +459,17 @@ final class ExperimentCommand implements Runnable {
 
         @Override
         String extraArguments() {
-            return " --activations " + String.join(",", activations) + (batchNorm ? " --batch-norm" : "");
+            return " --activations " + String.join(",", activations) + batchNorm.argument();
         }
 
         @Override
         List<RunSpec> plan() {
             List<RunSpec> specs = new ArrayList<>();
-            for (Mlp.HiddenUnits units : hiddenUnits(activations, "--activations")) {
-                if (batchNorm && units.activation().equals(Mlp.MAXOUT)) {
-                    throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
-                            + " activation, so leave it out of --activations");
-                }
+            List<Mlp.HiddenUnits> chosen = hiddenUnits(activations, "--activations");
+            batchNorm.requireSeparateActivations(chosen, "--activations", this::usage);
+            for (Mlp.HiddenUnits units : chosen) {
                 specs.add(new RunSpec(units.activation(), units.activation(),
-                        adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY).withBatchNorm(batchNorm)));
+                        batchNorm.applyTo(adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY))));
             }
             return specs;
         }
@@ -482,9 +483,7 @@ final class ExperimentCommand implements Runnable {
                     + " claims: sigmoid's derivative is at most 0.25, so the gradient shrinks on its way back to the"
                     + " input (vanishing gradients), and tanh and softsign less so; ReLU and ELU pass the gradient"
                     + " through unchanged where they are active, so every layer learns.");
-            if (batchNorm) {
-                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation.");
-            }
+            batchNorm.describe(page, "");
             page.paragraph("Every run: " + setting + ".");
             gradientFlowVerdicts(page, runs);
             bestAccuracyVerdict(page, runs);
@@ -581,11 +580,9 @@ final class ExperimentCommand implements Runnable {
                 description = "Units per hidden layer of the deep variant (default: ${DEFAULT-VALUE}).")
         int deepWidth;
 
-        @Option(names = "--batch-norm",
-                description = "A BatchNormalization between every hidden layer's product and its activation, in"
-                        + " every run: the textbook cure for vanishing gradients (maxout, which has no separate"
-                        + " activation, is left out of the default list).")
-        boolean batchNorm;
+        /** With it, maxout, which has no separate activation to normalise before, leaves the default list. */
+        @Mixin
+        BatchNormOption batchNorm;
 
         Gradients() {
             super("gradients", 1, "Gradient norm against depth for every activation of the chapter");
@@ -594,7 +591,7 @@ final class ExperimentCommand implements Runnable {
         @Override
         String extraArguments() {
             return " --activations " + String.join(",", activations) + " --deep-layers " + deepLayers
-                    + " --deep-width " + deepWidth + (batchNorm ? " --batch-norm" : "");
+                    + " --deep-width " + deepWidth + batchNorm.argument();
         }
 
         private int[] deepHidden() {
@@ -617,21 +614,18 @@ final class ExperimentCommand implements Runnable {
             if (deepWidth < 1) {
                 throw usage("--deep-width must be >= 1, got " + deepWidth);
             }
-            if (batchNorm && activations.equals(CHAPTER_ACTIVATIONS)) {
+            if (batchNorm.on && activations.equals(CHAPTER_ACTIVATIONS)) {
                 activations = new ArrayList<>(activations);
                 activations.remove(Mlp.MAXOUT);
             }
             List<Mlp.HiddenUnits> units = hiddenUnits(activations, "--activations");
-            if (batchNorm && units.stream().anyMatch(u -> u.activation().equals(Mlp.MAXOUT))) {
-                throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
-                        + " activation, so leave it out of --activations");
-            }
+            batchNorm.requireSeparateActivations(units, "--activations", this::usage);
             List<RunSpec> specs = new ArrayList<>();
             List<int[]> variants = variants();
             for (int v = 0; v < variants.size(); v++) {
                 for (Mlp.HiddenUnits u : units) {
                     specs.add(new RunSpec(u.activation(), variantDir(v) + "-" + u.activation(),
-                            adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY).withBatchNorm(batchNorm)));
+                            batchNorm.applyTo(adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY))));
                 }
             }
             return specs;
@@ -645,11 +639,8 @@ final class ExperimentCommand implements Runnable {
                     + " each kernel's gradient over the steps of the first epoch is drawn against the layer's depth"
                     + " (1 = next to the input), on a log scale: a line falling to the left is a gradient vanishing"
                     + " on its way back to the input, a line rising to the left one that explodes.");
-            if (batchNorm) {
-                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation: the"
-                        + " normalisation keeps each pre-activation at mean 0 and variance 1 over the batch, which is"
-                        + " what heals a vanishing gradient.");
-            }
+            batchNorm.describe(page, ": the normalisation keeps each pre-activation at mean 0 and variance 1 over the"
+                    + " batch, which is what heals a vanishing gradient");
             page.paragraph("Every run: " + setting + ".");
             if (runs.stream().anyMatch(r -> r.name().equals("step"))) {
                 page.paragraph("step's derivative is 0 wherever it is defined, so no gradient reaches its hidden"
