@@ -3,6 +3,7 @@ package dev.gradscope.cli;
 import dev.gradscope.backend.Devices;
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.backend.cuda.CudaBackend;
+import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
@@ -65,10 +66,6 @@ final class BenchKernelsCommand implements Callable<Integer> {
      * rest of the N floats, so the column statistics are sums over many rows).
      */
     static final int BATCH_NORM_COLUMNS = 512;
-
-    /** Keras's defaults, which the timed batch normalization uses. */
-    static final double BATCH_NORM_MOMENTUM = 0.99;
-    static final float BATCH_NORM_EPSILON = 1e-3f;
 
     /**
      * Batch normalization's dGamma and dBeta, sums over the rows, may also be off by this much of the sum of their
@@ -383,17 +380,18 @@ final class BenchKernelsCommand implements Callable<Integer> {
                 for (Tensor t : List.of(out, dx, batchMean, batchInvStd, dGamma, dBeta)) {
                     backend.fill(t, Float.NaN);
                 }
-                Timing forward = measure(() -> backend.batchNormTrainingForward(x, gamma, beta, BATCH_NORM_MOMENTUM,
-                        BATCH_NORM_EPSILON, movingMean, movingVariance, batchMean, batchInvStd, out),
-                        8L * elements + 32L * cols);
+                // Keras's momentum and epsilon, as a layer built without settings has them.
+                Timing forward = measure(() -> backend.batchNormTrainingForward(x, gamma, beta,
+                        BatchNormalization.DEFAULT_MOMENTUM, BatchNormalization.DEFAULT_EPSILON, movingMean,
+                        movingVariance, batchMean, batchInvStd, out), 8L * elements + 32L * cols);
                 Timing backward = measure(() -> backend.batchNormBackward(x, gamma, batchMean, batchInvStd, gradient,
                         dx, dGamma, dBeta), 12L * elements + 20L * cols);
                 String[] checks = checkBatchNorm(rows, cols, gammaValues, betaValues, out, dx, dGamma, dBeta);
                 Map<String, Object> entry = new LinkedHashMap<>();
                 entry.put("rows", rows);
                 entry.put("cols", cols);
-                entry.put("momentum", BATCH_NORM_MOMENTUM);
-                entry.put("epsilon", (double) BATCH_NORM_EPSILON);
+                entry.put("momentum", BatchNormalization.DEFAULT_MOMENTUM);
+                entry.put("epsilon", ModelOptions.DEFAULT_BATCH_NORM_EPSILON); // the float's value as one types it
                 entry.put("forward", bandwidthJson(forward, copy, checks[0]));
                 entry.put("backward", bandwidthJson(backward, copy, checks[1]));
                 result.put("batch_norm", entry);
@@ -435,7 +433,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
                     squares += d * d;
                 }
                 float m = (float) mean;
-                float s = (float) (1.0 / Math.sqrt(squares / rows + BATCH_NORM_EPSILON));
+                float s = (float) (1.0 / Math.sqrt(squares / rows + BatchNormalization.DEFAULT_EPSILON));
                 double[] total = new double[4];
                 for (int i = 0; i < rows; i++) {
                     float g = gradientInput(i * cols + j);
