@@ -3,6 +3,7 @@ package dev.gradscope.cli;
 import dev.gradscope.backend.Devices;
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.backend.cuda.CudaBackend;
+import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.tensor.ActivationKind;
 import dev.gradscope.tensor.Backend;
@@ -33,8 +34,12 @@ import picocli.CommandLine.Spec;
  * parameter where it has one, are each run {@value #WARMUP_RUNS} times untimed and R times timed
  * ({@link Stopwatch}: CUDA events on the GPU). Each reports the median run, GB/s = bytes / median and
  * the percentage of the copy's GB/s. So does dropout at rate {@value #DROPOUT_RATE}, forward and backward (8N
- * bytes each: one tensor read, one written; the mask is hashed, not read). Two SGEMMs give GFLOP/s: the MLP's
- * first layer and, off the CPU, 4096^3.
+ * bytes each: one tensor read, one written; the mask is hashed, not read). So does batch normalization's
+ * training forward and backward pass over the N floats as a [N / {@value #BATCH_NORM_COLUMNS} x
+ * {@value #BATCH_NORM_COLUMNS}] batch: the bytes it must move at the least, 8N (read x, write y) and 12N (read x and
+ * dy, write dx), plus its per-column vectors (forward: gamma, beta and the moving statistics read, the moving and
+ * the batch statistics written, 32 bytes a column; backward: gamma and the batch statistics read, dGamma and dBeta
+ * written, 20). Two SGEMMs give GFLOP/s: the MLP's first layer and, off the CPU, 4096^3.
  *
  * <p>Inputs are varied (a Weyl sequence, z in [-8, 8): every kink and both saturated tails), never
  * zeros. Outputs are poisoned with NaN before the warm-up; after timing, windows at the start, middle
@@ -55,6 +60,19 @@ final class BenchKernelsCommand implements Callable<Integer> {
 
     /** The rate dropout is timed at: half the elements kept, so the branch is least predictable. */
     static final double DROPOUT_RATE = 0.5;
+
+    /**
+     * Columns of the batch batch normalization is timed on: the chapter MLP's widest hidden layer (its rows are the
+     * rest of the N floats, so the column statistics are sums over many rows).
+     */
+    static final int BATCH_NORM_COLUMNS = 512;
+
+    /**
+     * Batch normalization's dGamma and dBeta, sums over the rows, may also be off by this much of the sum of their
+     * terms' magnitudes: a batch statistic one float ulp apart (the device sums in double too, but in another
+     * order) moves every xhat by about 1e-7 of itself.
+     */
+    static final double BATCH_NORM_SUM_CHECK_REL = 1e-6;
 
     /** Largest {@code --elements}: four tensors of 2^30 floats are 16 GiB. */
     static final int MAX_ELEMENTS = 1 << 30;
@@ -145,6 +163,19 @@ final class BenchKernelsCommand implements Callable<Integer> {
                 ? CUDA_DEFAULT_ELEMENTS : DEFAULT_ELEMENTS;
     }
 
+    /**
+     * The {@code "batch_norm"} entry of the JSON for {@code elements} floats on {@code backend}, with the copy it is
+     * measured against: the command's inputs, timing and checks without the rest of the bench, for the CUDA
+     * emulator, where the whole bench (its 4096^3 SGEMM above all) would take hours.
+     */
+    static Map<String, Object> batchNormEntry(Backend backend, int elements, int repetitions) {
+        BenchKernelsCommand command = new BenchKernelsCommand();
+        command.repetitions = repetitions;
+        try (CpuBackend reference = new CpuBackend()) {
+            return command.new Run(backend, reference, Stopwatch.of(backend), elements).batchNormOnly();
+        }
+    }
+
     private CommandLine.ParameterException usage(String message) {
         return new CommandLine.ParameterException(spec.commandLine(), message);
     }
@@ -177,10 +208,10 @@ final class BenchKernelsCommand implements Callable<Integer> {
 
             Timing copy;
             Timing[] dropout;
+            Timing[] batchNorm;
             Map<ActivationKind, Timing[]> kinds = new LinkedHashMap<>();
             List<Map<String, Object>> kindJson = new ArrayList<>();
-            try (Tensor z = patterned(n, i -> weyl(i, 0.6180339887498949, -8, 8));
-                 Tensor dy = patterned(n, i -> weyl(i, 0.41421356237309515, -1, 1));
+            try (Tensor z = patterned(n, Run::input); Tensor dy = patterned(n, Run::gradientInput);
                  Tensor y = backend.allocate(DType.FLOAT32, n); Tensor dz = backend.allocate(DType.FLOAT32, n)) {
                 backend.fill(y, Float.NaN);
                 copy = measure(() -> backend.copy(z, y), 8L * n);
@@ -214,6 +245,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
                     }
                 }
                 dropout = measureDropout(z, dy, y, dz, copy, result);
+                batchNorm = measureBatchNorm(z, dy, y, dz, copy, result);
             }
             result.put("kinds", kindJson);
 
@@ -253,7 +285,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
             result.put("thresholds", thresholds);
             result.put("wrong_results", wrong);
 
-            printTable(copy, kinds, dropout, gemms, passingCounts);
+            printTable(copy, kinds, dropout, batchNorm, gemms, passingCounts);
             if (out != null) {
                 HistoryJson.writeAtomically(out, result);
             }
@@ -267,6 +299,18 @@ final class BenchKernelsCommand implements Callable<Integer> {
                     passingCounts[1], kinds.size(), big == null ? "4096^3 skipped"
                             : String.format(Locale.ROOT, "4096^3 %.0f GFLOP/s", (Double) big));
             return 0;
+        }
+
+        /** {@link #measureBatchNorm}'s entry, after the copy it is a percentage of (see {@link #batchNormEntry}). */
+        @SuppressWarnings("unchecked")
+        Map<String, Object> batchNormOnly() {
+            Map<String, Object> result = new LinkedHashMap<>();
+            try (Tensor z = patterned(n, Run::input); Tensor dy = patterned(n, Run::gradientInput);
+                 Tensor y = backend.allocate(DType.FLOAT32, n); Tensor dz = backend.allocate(DType.FLOAT32, n)) {
+                Timing copy = measure(() -> backend.copy(z, y), 8L * n);
+                measureBatchNorm(z, dy, y, dz, copy, result);
+            }
+            return (Map<String, Object>) result.get("batch_norm");
         }
 
         /**
@@ -305,6 +349,152 @@ final class BenchKernelsCommand implements Callable<Integer> {
                 }
                 return compare(op, start, backend.toHostFloats(out.view(start, length)), expected, 0);
             });
+        }
+
+        /**
+         * Times batch normalization's training forward (z to y, with the batch's statistics) and backward (dy to dz,
+         * with dGamma and dBeta) on z and dy as a [rows x {@link #BATCH_NORM_COLUMNS}] batch, checks windows of y,
+         * dz, dGamma and dBeta against column statistics summed on the host from the inputs' formulas, and puts
+         * them into {@code result} as {@code "batch_norm"}.
+         */
+        private Timing[] measureBatchNorm(Tensor z, Tensor dy, Tensor y, Tensor dz, Timing copy,
+                                          Map<String, Object> result) {
+            int cols = Math.min(BATCH_NORM_COLUMNS, n);
+            int rows = n / cols;
+            long elements = (long) rows * cols;
+            float[] gammaValues = values(0, cols, j -> weyl(j, 0.7548776662466927, 0.5, 1.5));
+            float[] betaValues = values(0, cols, j -> weyl(j, 0.5698402909980532, -0.5, 0.5));
+            Tensor x = z.view(0, rows, cols);
+            Tensor out = y.view(0, rows, cols);
+            Tensor gradient = dy.view(0, rows, cols);
+            Tensor dx = dz.view(0, rows, cols);
+            try (Tensor gamma = backend.fromHost(gammaValues, cols); Tensor beta = backend.fromHost(betaValues, cols);
+                 Tensor movingMean = backend.allocate(DType.FLOAT32, cols);
+                 Tensor movingVariance = backend.allocate(DType.FLOAT32, cols);
+                 Tensor batchMean = backend.allocate(DType.FLOAT32, cols);
+                 Tensor batchInvStd = backend.allocate(DType.FLOAT32, cols);
+                 Tensor dGamma = backend.allocate(DType.FLOAT32, cols);
+                 Tensor dBeta = backend.allocate(DType.FLOAT32, cols)) {
+                backend.fill(movingMean, 0f);
+                backend.fill(movingVariance, 1f);
+                for (Tensor t : List.of(out, dx, batchMean, batchInvStd, dGamma, dBeta)) {
+                    backend.fill(t, Float.NaN);
+                }
+                // Keras's momentum and epsilon, as a layer built without settings has them.
+                Timing forward = measure(() -> backend.batchNormTrainingForward(x, gamma, beta,
+                        BatchNormalization.DEFAULT_MOMENTUM, BatchNormalization.DEFAULT_EPSILON, movingMean,
+                        movingVariance, batchMean, batchInvStd, out), 8L * elements + 32L * cols);
+                Timing backward = measure(() -> backend.batchNormBackward(x, gamma, batchMean, batchInvStd, gradient,
+                        dx, dGamma, dBeta), 12L * elements + 20L * cols);
+                String[] checks = checkBatchNorm(rows, cols, gammaValues, betaValues, out, dx, dGamma, dBeta);
+                Map<String, Object> entry = new LinkedHashMap<>();
+                entry.put("rows", rows);
+                entry.put("cols", cols);
+                entry.put("momentum", BatchNormalization.DEFAULT_MOMENTUM);
+                entry.put("epsilon", ModelOptions.DEFAULT_BATCH_NORM_EPSILON); // the float's value as one types it
+                entry.put("forward", bandwidthJson(forward, copy, checks[0]));
+                entry.put("backward", bandwidthJson(backward, copy, checks[1]));
+                result.put("batch_norm", entry);
+                return new Timing[] {forward, backward};
+            }
+        }
+
+        /**
+         * Batch normalization's outputs against the host: each checked column's mean, biased variance, sum of dy
+         * and sum of dy * xhat in double over the inputs' formulas (the values {@link #patterned} wrote), then
+         * y and dx with the backends' float operations. Returns the forward's check (y) and the backward's (dx,
+         * dGamma and dBeta).
+         */
+        private String[] checkBatchNorm(int rows, int cols, float[] gamma, float[] beta, Tensor y, Tensor dx,
+                                        Tensor dGamma, Tensor dBeta) {
+            int elements = rows * cols;
+            java.util.Set<Integer> columns = new java.util.TreeSet<>();
+            for (int start : windowStarts(elements)) {
+                for (int e = start; e < Math.min(start + CHECK_WINDOW, elements); e++) {
+                    columns.add(e % cols);
+                }
+            }
+            for (int start : windowStarts(cols)) {
+                for (int j = start; j < Math.min(start + CHECK_WINDOW, cols); j++) {
+                    columns.add(j);
+                }
+            }
+            Map<Integer, float[]> stats = new java.util.HashMap<>(); // mean, invStd, meanDy, meanDyXhat
+            Map<Integer, double[]> sums = new java.util.HashMap<>(); // sum dy, sum dy xhat, and their magnitudes
+            for (int j : columns) {
+                double sum = 0;
+                for (int i = 0; i < rows; i++) {
+                    sum += input(i * cols + j);
+                }
+                double mean = sum / rows;
+                double squares = 0;
+                for (int i = 0; i < rows; i++) {
+                    double d = input(i * cols + j) - mean;
+                    squares += d * d;
+                }
+                float m = (float) mean;
+                float s = (float) (1.0 / Math.sqrt(squares / rows + BatchNormalization.DEFAULT_EPSILON));
+                double[] total = new double[4];
+                for (int i = 0; i < rows; i++) {
+                    float g = gradientInput(i * cols + j);
+                    float xhat = (input(i * cols + j) - m) * s;
+                    total[0] += g;
+                    total[1] += (double) g * xhat;
+                    total[2] += Math.abs(g);
+                    total[3] += Math.abs((double) g * xhat);
+                }
+                stats.put(j, new float[] {m, s, (float) (total[0] / rows), (float) (total[1] / rows)});
+                sums.put(j, total);
+            }
+            String forward = checkWindows("batch_norm forward", elements, (start, length) -> {
+                double[] expected = new double[length];
+                for (int e = 0; e < length; e++) {
+                    int j = (start + e) % cols;
+                    float[] st = stats.get(j);
+                    expected[e] = gamma[j] * ((input(start + e) - st[0]) * st[1]) + beta[j];
+                }
+                return compare("batch_norm forward", start, backend.toHostFloats(y.reshape(elements)
+                        .view(start, length)), expected, e -> CHECK_ABS + CHECK_REL * Math.abs(expected[e]));
+            });
+            String backward = checkWindows("batch_norm backward dx", elements, (start, length) -> {
+                double[] expected = new double[length];
+                for (int e = 0; e < length; e++) {
+                    int j = (start + e) % cols;
+                    float[] st = stats.get(j);
+                    float scale = (float) ((double) gamma[j] * st[1]);
+                    float xhat = (input(start + e) - st[0]) * st[1];
+                    expected[e] = scale * ((gradientInput(start + e) - st[2]) - xhat * st[3]);
+                }
+                return compare("batch_norm backward dx", start, backend.toHostFloats(dx.reshape(elements)
+                        .view(start, length)), expected, e -> CHECK_ABS + CHECK_REL * Math.abs(expected[e]));
+            });
+            for (int which = 0; which < 2 && backward.equals("ok"); which++) {
+                int sum = which;
+                String op = which == 0 ? "batch_norm backward dBeta" : "batch_norm backward dGamma";
+                Tensor got = which == 0 ? dBeta : dGamma;
+                backward = checkWindows(op, cols, (start, length) -> {
+                    double[] expected = new double[length];
+                    double[] magnitude = new double[length];
+                    for (int e = 0; e < length; e++) {
+                        expected[e] = (float) sums.get(start + e)[sum];
+                        magnitude[e] = sums.get(start + e)[sum + 2];
+                    }
+                    return compare(op, start, backend.toHostFloats(got.view(start, length)), expected,
+                            e -> CHECK_ABS + CHECK_REL * Math.abs(expected[e])
+                                    + BATCH_NORM_SUM_CHECK_REL * magnitude[e]);
+                });
+            }
+            return new String[] {forward, backward};
+        }
+
+        /** Element i of z as {@link #call} wrote it. */
+        private static float input(int i) {
+            return (float) weyl(i, 0.6180339887498949, -8, 8);
+        }
+
+        /** Element i of dy as {@link #call} wrote it. */
+        private static float gradientInput(int i) {
+            return (float) weyl(i, 0.41421356237309515, -1, 1);
         }
 
         /** Warms {@code op} up, then times it. */
@@ -421,7 +611,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
         }
 
         private void printTable(Timing copy, Map<ActivationKind, Timing[]> kinds, Timing[] dropout,
-                                List<Map<String, Object>> gemms, int[] passingCounts) {
+                                Timing[] batchNorm, List<Map<String, Object>> gemms, int[] passingCounts) {
             PrintStream o = System.out;
             o.printf(Locale.ROOT, "bench kernels on %s: %s%n", backend.name(), backend.description());
             o.printf(Locale.ROOT, "N = %d floats (%.1f MiB per tensor); median of %d runs after %d warm-up; %s%n",
@@ -437,13 +627,11 @@ final class BenchKernelsCommand implements Callable<Integer> {
                         f.gigaPerSecond(), 100 * fraction(f, copy), flag(f, copy), b.gigaPerSecond(),
                         100 * fraction(b, copy), flag(b, copy)).stripTrailing());
             }
-            Timing f = dropout[0];
-            Timing b = dropout[1];
-            o.println(String.format(Locale.ROOT, "%-14s %10.1f %7.1f %-4s %10.1f %7.1f %s", "dropout(" + DROPOUT_RATE
-                    + ")", f.gigaPerSecond(), 100 * fraction(f, copy), flag(f, copy), b.gigaPerSecond(),
-                    100 * fraction(b, copy), flag(b, copy)).stripTrailing());
-            o.printf(Locale.ROOT, "(fwd moves 8N bytes, bwd 12N, dropout's 8N; <95, <90: below 95%%, 90%% of the copy's"
-                    + " GB/s)%n");
+            printRow(o, "dropout(" + DROPOUT_RATE + ")", dropout, copy);
+            printRow(o, "batch_norm", batchNorm, copy);
+            o.printf(Locale.ROOT, "(fwd moves 8N bytes, bwd 12N, dropout's 8N; batch_norm's over [N/%d x %d] 8N and 12N"
+                    + " plus its per-column vectors; <95, <90: below 95%%, 90%% of the copy's GB/s)%n",
+                    Math.min(BATCH_NORM_COLUMNS, n), Math.min(BATCH_NORM_COLUMNS, n));
             for (int t = 0; t < THRESHOLDS.length; t++) {
                 o.printf(Locale.ROOT, "forward and backward >= %.0f%% of copy: %d of %d kinds%n", THRESHOLDS[t] * 100,
                         passingCounts[t], kinds.size());
@@ -464,6 +652,15 @@ final class BenchKernelsCommand implements Callable<Integer> {
                 wrong.forEach(w -> o.println("WRONG: " + w));
             }
         }
+    }
+
+    /** One op's row of the table: forward and backward GB/s and percentages of the copy's. */
+    private static void printRow(PrintStream o, String name, Timing[] op, Timing copy) {
+        Timing f = op[0];
+        Timing b = op[1];
+        o.println(String.format(Locale.ROOT, "%-14s %10.1f %7.1f %-4s %10.1f %7.1f %s", name, f.gigaPerSecond(),
+                100 * fraction(f, copy), flag(f, copy), b.gigaPerSecond(), 100 * fraction(b, copy), flag(b, copy))
+                .stripTrailing());
     }
 
     /** Start, middle and end windows of an output of {@code n} elements (overlapping when n is small). */

@@ -1,6 +1,7 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.data.DatasetKind;
+import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.report.ExperimentReport;
 import dev.gradscope.report.ExperimentReport.Run;
 import dev.gradscope.report.HtmlReport;
@@ -214,10 +215,13 @@ final class CompareCommand implements Callable<Integer> {
     /**
      * Settings that configs record since a later version, with the value a run saved before then had, so that an
      * old run and a new one with the same setting do not "differ" in it (a key missing reads as null, as an option
-     * not given is recorded, so only these need saying).
+     * not given is recorded, so only these need saying). Batch normalization's momentum and epsilon were Keras's
+     * before {@code --bn-momentum} and {@code --bn-epsilon}; a run without batch normalization does not record them.
      */
     private static final Map<String, Object> RECORDED_LATER = Map.of("dataset", DatasetKind.MNIST.id(),
-            "dropout", 0.0, "batch_norm", false, "validation_split", 0.0, "label_smoothing", 0.0);
+            "dropout", 0.0, "batch_norm", false, "validation_split", 0.0, "label_smoothing", 0.0,
+            ModelOptions.BATCH_NORM_MOMENTUM, BatchNormalization.DEFAULT_MOMENTUM,
+            ModelOptions.BATCH_NORM_EPSILON, ModelOptions.DEFAULT_BATCH_NORM_EPSILON);
     /** Keys the optimizer's config has recorded later, with the value they then had: weight decay was off. */
     private static final Map<String, Object> OPTIMIZER_RECORDED_LATER = Map.of("weight_decay", 0.0);
 

@@ -325,17 +325,6 @@ final class ExperimentCommand implements Runnable {
             }
             return units;
         }
-
-        /**
-         * With {@code batchNorm}, a usage error when {@code units} has maxout: batch normalization goes between a
-         * Dense layer's product and its activation, and maxout has no activation apart from its product.
-         */
-        void requireSeparateActivations(boolean batchNorm, List<Mlp.HiddenUnits> units, String option) {
-            if (batchNorm && units.stream().anyMatch(u -> u.activation().equals(Mlp.MAXOUT))) {
-                throw usage("--batch-norm goes between a Dense layer and its activation; maxout has no separate"
-                        + " activation, so " + option + " cannot name it");
-            }
-        }
     }
 
     /** The chapter's MLP on MNIST (or any data set of its format), e.g. {@code 784-512-256-128-64-10}. */
@@ -427,21 +416,25 @@ final class ExperimentCommand implements Runnable {
                 description = "Hidden activation of both runs (default: ${DEFAULT-VALUE}, as in the chapter).")
         String activation;
 
+        @Mixin
+        BatchNormOption batchNorm;
+
         Losses() {
             super("losses", 10, "MSE vs cross-entropy (chapter section 5.4, Figures 5.15 and 5.16)");
         }
 
         @Override
         String extraArguments() {
-            return " --activation " + activation;
+            return " --activation " + activation + batchNorm.argument();
         }
 
         @Override
         List<RunSpec> plan() {
             Mlp.HiddenUnits units = hiddenUnits(List.of(activation), "--activation").get(0);
+            batchNorm.requireSeparateActivations(List.of(units), "--activation", this::usage);
             List<RunSpec> specs = new ArrayList<>();
             for (Loss loss : List.of(Loss.MEAN_SQUARED_ERROR, Loss.CATEGORICAL_CROSSENTROPY)) {
-                specs.add(new RunSpec(loss.id(), loss.id(), adam(units, Mlp.CHAPTER_HIDDEN, loss)));
+                specs.add(new RunSpec(loss.id(), loss.id(), batchNorm.applyTo(adam(units, Mlp.CHAPTER_HIDDEN, loss))));
             }
             return specs;
         }
@@ -457,6 +450,7 @@ final class ExperimentCommand implements Runnable {
                     + " softmax output and once with categorical cross-entropy. Its claim: cross-entropy learns"
                     + " faster, because the softmax's own slope damps MSE's gradient (most of all when the output is"
                     + " confidently wrong), while cross-entropy's gradient at the logits is simply p − y.");
+            batchNorm.describe(page, ", in both runs");
             page.paragraph("Both runs: " + setting + ".");
             double ceTrain = ce.history().get("accuracy").get(0);
             double mseTrain = mse.history().get("accuracy").get(0);
@@ -521,10 +515,8 @@ final class ExperimentCommand implements Runnable {
                 description = "Activations to compare (default: sigmoid,tanh,softsign,relu,elu).")
         List<String> activations = new ArrayList<>(DEFAULT);
 
-        @Option(names = "--batch-norm",
-                description = "A BatchNormalization between every hidden layer's product and its activation, in"
-                        + " every run.")
-        boolean batchNorm;
+        @Mixin
+        BatchNormOption batchNorm;
 
         Activations() {
             super("activations", 10, "Activations and gradient flow (chapter section 5.4, Figures 5.17 and 5.18)");
@@ -532,17 +524,17 @@ final class ExperimentCommand implements Runnable {
 
         @Override
         String extraArguments() {
-            return " --activations " + String.join(",", activations) + (batchNorm ? " --batch-norm" : "");
+            return " --activations " + String.join(",", activations) + batchNorm.argument();
         }
 
         @Override
         List<RunSpec> plan() {
             List<RunSpec> specs = new ArrayList<>();
-            List<Mlp.HiddenUnits> checked = hiddenUnits(activations, "--activations");
-            requireSeparateActivations(batchNorm, checked, "--activations");
-            for (Mlp.HiddenUnits units : checked) {
+            List<Mlp.HiddenUnits> chosen = hiddenUnits(activations, "--activations");
+            batchNorm.requireSeparateActivations(chosen, "--activations", this::usage);
+            for (Mlp.HiddenUnits units : chosen) {
                 specs.add(new RunSpec(units.activation(), units.activation(),
-                        adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY).withBatchNorm(batchNorm)));
+                        batchNorm.applyTo(adam(units, Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY))));
             }
             return specs;
         }
@@ -556,9 +548,7 @@ final class ExperimentCommand implements Runnable {
                     + " claims: sigmoid's derivative is at most 0.25, so the gradient shrinks on its way back to the"
                     + " input (vanishing gradients), and tanh and softsign less so; ReLU and ELU pass the gradient"
                     + " through unchanged where they are active, so every layer learns.");
-            if (batchNorm) {
-                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation.");
-            }
+            batchNorm.describe(page, "");
             page.paragraph("Every run: " + setting + ".");
             gradientFlowVerdicts(page, runs);
             bestAccuracyVerdict(page, runs);
@@ -655,11 +645,9 @@ final class ExperimentCommand implements Runnable {
                 description = "Units per hidden layer of the deep variant (default: ${DEFAULT-VALUE}).")
         int deepWidth;
 
-        @Option(names = "--batch-norm",
-                description = "A BatchNormalization between every hidden layer's product and its activation, in"
-                        + " every run: the textbook cure for vanishing gradients (maxout, which has no separate"
-                        + " activation, is left out of the default list).")
-        boolean batchNorm;
+        /** With it, maxout, which has no separate activation to normalise before, leaves the default list. */
+        @Mixin
+        BatchNormOption batchNorm;
 
         Gradients() {
             super("gradients", 1, "Gradient norm against depth for every activation of the chapter");
@@ -668,7 +656,7 @@ final class ExperimentCommand implements Runnable {
         @Override
         String extraArguments() {
             return " --activations " + String.join(",", activations) + " --deep-layers " + deepLayers
-                    + " --deep-width " + deepWidth + (batchNorm ? " --batch-norm" : "");
+                    + " --deep-width " + deepWidth + batchNorm.argument();
         }
 
         private int[] deepHidden() {
@@ -691,18 +679,18 @@ final class ExperimentCommand implements Runnable {
             if (deepWidth < 1) {
                 throw usage("--deep-width must be >= 1, got " + deepWidth);
             }
-            if (batchNorm && activations.equals(CHAPTER_ACTIVATIONS)) {
+            if (batchNorm.on && activations.equals(CHAPTER_ACTIVATIONS)) {
                 activations = new ArrayList<>(activations);
                 activations.remove(Mlp.MAXOUT);
             }
             List<Mlp.HiddenUnits> units = hiddenUnits(activations, "--activations");
-            requireSeparateActivations(batchNorm, units, "--activations");
+            batchNorm.requireSeparateActivations(units, "--activations", this::usage);
             List<RunSpec> specs = new ArrayList<>();
             List<int[]> variants = variants();
             for (int v = 0; v < variants.size(); v++) {
                 for (Mlp.HiddenUnits u : units) {
                     specs.add(new RunSpec(u.activation(), variantDir(v) + "-" + u.activation(),
-                            adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY).withBatchNorm(batchNorm)));
+                            batchNorm.applyTo(adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY))));
                 }
             }
             return specs;
@@ -716,11 +704,8 @@ final class ExperimentCommand implements Runnable {
                     + " each kernel's gradient over the steps of the first epoch is drawn against the layer's depth"
                     + " (1 = next to the input), on a log scale: a line falling to the left is a gradient vanishing"
                     + " on its way back to the input, a line rising to the left one that explodes.");
-            if (batchNorm) {
-                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation: the"
-                        + " normalisation keeps each pre-activation at mean 0 and variance 1 over the batch, which is"
-                        + " what heals a vanishing gradient.");
-            }
+            batchNorm.describe(page, ": the normalisation keeps each pre-activation at mean 0 and variance 1 over the"
+                    + " batch, which is what heals a vanishing gradient");
             page.paragraph("Every run: " + setting + ".");
             if (runs.stream().anyMatch(r -> r.name().equals("step"))) {
                 page.paragraph("step's derivative is 0 wherever it is defined, so no gradient reaches its hidden"
@@ -947,10 +932,8 @@ final class ExperimentCommand implements Runnable {
                         + " runs do both, the norm first.")
         Double clipValue;
 
-        @Option(names = "--batch-norm",
-                description = "A BatchNormalization between every hidden layer's product and its activation, in"
-                        + " every run.")
-        boolean batchNorm;
+        @Mixin
+        BatchNormOption batchNorm;
 
         Init() {
             super("init", 1, "Exploding gradients from large initial weights");
@@ -963,7 +946,7 @@ final class ExperimentCommand implements Runnable {
                     + " --learning-rate " + learningRate() + (momentum > 0 ? " --momentum " + momentum : "")
                     + (clipNorm != null ? " --clip-norm " + scaleText(clipNorm) : "")
                     + (clipValue != null ? " --clip-value " + scaleText(clipValue) : "")
-                    + (batchNorm ? " --batch-norm" : "");
+                    + batchNorm.argument();
         }
 
         private String optimizerId() {
@@ -992,7 +975,7 @@ final class ExperimentCommand implements Runnable {
         @Override
         List<RunSpec> plan() {
             Mlp.HiddenUnits units = hiddenUnits(List.of(activation), "--activation").get(0);
-            requireSeparateActivations(batchNorm, List.of(units), "--activation");
+            batchNorm.requireSeparateActivations(List.of(units), "--activation", this::usage);
             if (!optimizerId().equals("sgd") && !optimizerId().equals("adam")) {
                 throw usage("--optimizer: unknown optimizer '" + optimizer + "'; valid: sgd, adam");
             }
@@ -1018,7 +1001,7 @@ final class ExperimentCommand implements Runnable {
                 }
                 RunSpec plain = new RunSpec("σ=" + text, "sigma-" + text, new ModelOptions.Resolved(units,
                         Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY, init, optimizerId(), learningRate(),
-                        momentum, false).withBatchNorm(batchNorm));
+                        momentum, false).withBatchNorm(batchNorm.on));
                 specs.add(plain);
                 if (clipping.on()) {
                     specs.add(plain.variant(CLIPPED, CLIPPED_DIR, plain.model(), clipping));
@@ -1037,7 +1020,7 @@ final class ExperimentCommand implements Runnable {
                     ? "plain SGD (lr " + learningRate() + (momentum > 0 ? ", momentum " + momentum : ", no momentum")
                             + ")"
                     : "Adam (lr " + learningRate() + ")";
-            String model = chapterMlp() + " " + activation + (batchNorm ? ", batch norm" : "")
+            String model = chapterMlp() + " " + activation + (batchNorm.on ? ", batch norm" : "")
                     + ", categorical_crossentropy, " + optimizerText;
             HtmlReport page = report.page();
             page.paragraph("The same MLP (" + model + ") trained from kernels drawn from a normal distribution with"
@@ -1059,7 +1042,7 @@ final class ExperimentCommand implements Runnable {
                         + " the gradient; plain SGD (the default of this experiment) shows an exploding gradient"
                         + " more directly.");
             }
-            if (batchNorm) {
+            if (batchNorm.on) {
                 page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation. The"
                         + " normalisation divides each pre-activation by its standard deviation over the batch, which"
                         + " undoes the kernel's scale: the signal reaching each activation no longer grows with σ, and"
@@ -1143,7 +1126,7 @@ final class ExperimentCommand implements Runnable {
                         + LEARNED_ACCURACY + "; chance is 0.1). Gradient norm of layer 1 at step 1: " + stuck.stream()
                         .map(r -> r.name() + " " + round(stepOneNorm(r, 1))).collect(Collectors.joining(", ")) + ".");
             }
-            if (exploded.isEmpty() && batchNorm) {
+            if (exploded.isEmpty() && batchNorm.on) {
                 page.verdict(HtmlReport.Tone.INFO, "No run exploded with batch normalization", "Every hidden layer"
                         + " normalises its pre-activations, which undoes the kernels' scale; run the same command"
                         + " without --batch-norm to see the same σ explode.");

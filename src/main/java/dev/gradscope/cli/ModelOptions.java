@@ -2,6 +2,7 @@ package dev.gradscope.cli;
 
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
@@ -51,6 +52,16 @@ final class ModelOptions {
                     + " Dense (linear) -> BatchNormalization -> activation.")
     boolean batchNorm;
 
+    @Option(names = "--bn-momentum", paramLabel = "M",
+            description = "With --batch-norm: momentum of the moving statistics, moving = moving * M + batch * (1 - M),"
+                    + " in [0, 1) (default: Keras's, 0.99).")
+    Double batchNormMomentum;
+
+    @Option(names = "--bn-epsilon", paramLabel = "E",
+            description = "With --batch-norm: added to the variance before its square root, > 0 (default: Keras's,"
+                    + " 0.001).")
+    Double batchNormEpsilon;
+
     @Option(names = "--loss", defaultValue = "categorical_crossentropy",
             description = "categorical_crossentropy or mse, on the softmax output (default: ${DEFAULT-VALUE}).")
     String loss;
@@ -99,10 +110,20 @@ final class ModelOptions {
     private static final double DEFAULT_RHO = 0.9;
     private static final double DEFAULT_EPSILON = 1e-7;
 
+    /** The config keys of {@code --bn-momentum} and {@code --bn-epsilon}, recorded with {@code batch_norm} true. */
+    static final String BATCH_NORM_MOMENTUM = "batch_norm_momentum";
+    static final String BATCH_NORM_EPSILON = "batch_norm_epsilon";
+    /**
+     * {@link BatchNormalization#DEFAULT_EPSILON} as the number one types, which configs record (the float itself
+     * would print as 0.0010000000474974513); the layer gets it as that float.
+     */
+    static final double DEFAULT_BATCH_NORM_EPSILON = 1e-3;
+
     /** Everything resolved and checked, ready to build the model. */
     record Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                     double learningRate, double momentum, boolean nesterov, double rho, boolean centered,
-                    double weightDecay, double dropout, boolean batchNorm, double labelSmoothing) {
+                    double weightDecay, double dropout, boolean batchNorm, double batchNormMomentum,
+                    double batchNormEpsilon, double labelSmoothing) {
 
         /**
          * Without rmsprop's settings, weight decay (Keras's defaults), dropout, batch normalization and label
@@ -111,18 +132,18 @@ final class ModelOptions {
         Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                  double learningRate, double momentum, boolean nesterov) {
             this(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, DEFAULT_RHO, false,
-                    0, 0, false, 0);
+                    0, 0, false, BatchNormalization.DEFAULT_MOMENTUM, DEFAULT_BATCH_NORM_EPSILON, 0);
         }
 
-        /** The same settings with batch normalization on or off. */
+        /** The same settings with batch normalization on (with this run's momentum and epsilon) or off. */
         Resolved withBatchNorm(boolean on) {
             return new Resolved(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, rho,
-                    centered, weightDecay, dropout, on, labelSmoothing);
+                    centered, weightDecay, dropout, on, batchNormMomentum, batchNormEpsilon, labelSmoothing);
         }
 
         Sequential build(Backend backend, long seed, int inputs, int classes) {
             Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, initializer, dropout,
-                    batchNorm);
+                    batchNorm, batchNormMomentum, (float) batchNormEpsilon);
             return model.compile(newOptimizer(), loss, labelSmoothing, "accuracy");
         }
 
@@ -144,6 +165,10 @@ final class ModelOptions {
             c.put("hidden", hidden);
             c.put("dropout", dropout);
             c.put("batch_norm", batchNorm);
+            if (batchNorm) { // the normalisation's own settings, only where there is one
+                c.put(BATCH_NORM_MOMENTUM, batchNormMomentum);
+                c.put(BATCH_NORM_EPSILON, batchNormEpsilon);
+            }
             c.put("loss", loss.id());
             c.put("label_smoothing", labelSmoothing);
             c.put("optimizer", newOptimizer().config());
@@ -238,6 +263,29 @@ final class ModelOptions {
             throw invalid.apply("--batch-norm goes between a Dense layer and its activation; maxout units have no"
                     + " separate activation (use another --activation)");
         }
+        List<String> withoutBatchNorm = new ArrayList<>();
+        if (batchNormMomentum != null && !batchNorm) {
+            withoutBatchNorm.add("--bn-momentum");
+        }
+        if (batchNormEpsilon != null && !batchNorm) {
+            withoutBatchNorm.add("--bn-epsilon");
+        }
+        if (!withoutBatchNorm.isEmpty()) {
+            throw invalid.apply(String.join(", ", withoutBatchNorm) + " only " + (withoutBatchNorm.size() == 1
+                    ? "applies" : "apply") + " with --batch-norm (they set its layers' moving statistics)");
+        }
+        double resolvedBnMomentum = batchNormMomentum == null ? BatchNormalization.DEFAULT_MOMENTUM
+                : batchNormMomentum;
+        // As the kernels take them: float momentum and 1 - momentum, float epsilon.
+        if (!Optimizer.isFloatFraction(resolvedBnMomentum)) {
+            throw invalid.apply("--bn-momentum must be in [0, 1) as a float (0.99999999 is 1), got "
+                    + batchNormMomentum);
+        }
+        double resolvedBnEpsilon = batchNormEpsilon == null ? DEFAULT_BATCH_NORM_EPSILON : batchNormEpsilon;
+        if (!Optimizer.isPositiveFloat(resolvedBnEpsilon)) {
+            throw invalid.apply("--bn-epsilon must be a positive number that a float can hold, got "
+                    + batchNormEpsilon);
+        }
         if (hidden.length == 0 || Arrays.stream(hidden).anyMatch(w -> w < 1)) {
             throw invalid.apply("--hidden needs widths >= 1, got " + Arrays.toString(hidden));
         }
@@ -247,7 +295,8 @@ final class ModelOptions {
                     + " gives a layer more than " + Integer.MAX_VALUE + " pre-activations per row");
         }
         return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum, nesterov,
-                resolvedRho, centered, resolvedDecay, dropout, batchNorm, labelSmoothing);
+                resolvedRho, centered, resolvedDecay, dropout, batchNorm, resolvedBnMomentum,
+                resolvedBnEpsilon, labelSmoothing);
     }
 
     /**
@@ -291,6 +340,10 @@ final class ModelOptions {
             throw new InvalidDataException(where + ": config.batch_norm is not true or false: " + batchNorm);
         }
         options.batchNorm = Boolean.TRUE.equals(batchNorm); // absent: a run from before batch normalization
+        if (options.batchNorm) { // absent: a run from before --bn-momentum and --bn-epsilon, with Keras's defaults
+            options.batchNormMomentum = optionalNumber(config, BATCH_NORM_MOMENTUM, where);
+            options.batchNormEpsilon = optionalNumber(config, BATCH_NORM_EPSILON, where);
+        }
         options.loss = configText(config, "loss", where);
         Object smoothing = config.get("label_smoothing");
         if (smoothing != null && !(smoothing instanceof Number)) {
@@ -342,6 +395,15 @@ final class ModelOptions {
             throw new InvalidDataException(where + ": config.optimizer." + key + " is not true or false: " + value);
         }
         return Boolean.TRUE.equals(value);
+    }
+
+    /** {@code config.key} as a number, null when absent; something else there is the file's fault. */
+    private static Double optionalNumber(Map<String, Object> config, String key, String where) {
+        Object value = config.get(key);
+        if (value != null && !(value instanceof Number)) {
+            throw new InvalidDataException(where + ": config." + key + " is not a number: " + value);
+        }
+        return value == null ? null : ((Number) value).doubleValue();
     }
 
     private static String configText(Map<String, Object> config, String key, String where) {

@@ -70,7 +70,8 @@ final class SavedWeights {
      * widths, maxout pieces, and the same fixed activation parameter (a learned one is a tensor of the file).
      * The dropout rate may differ: Dropout has no parameters (the tensors keep their names) and inference passes
      * through it, so a network with other dropout computes the same function from these weights. Batch
-     * normalization may not differ: its layers have tensors of their own (gamma, beta and the moving statistics).
+     * normalization may not differ: its layers have tensors of their own (gamma, beta and the moving statistics),
+     * nor may its epsilon, which inference adds to the variance; its momentum may (it only acts in training).
      *
      * @throws InvalidDataException when the file does not fit; the model is unchanged then
      */
@@ -90,6 +91,15 @@ final class SavedWeights {
         compare(differences, "hidden", saved.get("hidden"), wanted.get("hidden"));
         compare(differences, "batch_norm", Boolean.TRUE.equals(saved.get("batch_norm")),
                 Boolean.TRUE.equals(wanted.get("batch_norm")));
+        if (differences.isEmpty() && Boolean.TRUE.equals(wanted.get("batch_norm"))) {
+            // Epsilon is in what inference computes; the momentum only moves the statistics in training.
+            double savedEpsilon = batchNormEpsilon(saved);
+            double wantedEpsilon = batchNormEpsilon(wanted);
+            if ((float) savedEpsilon != (float) wantedEpsilon) { // the layers compute with floats
+                differences.add(ModelOptions.BATCH_NORM_EPSILON + " " + savedEpsilon + " (this run: " + wantedEpsilon
+                        + ")");
+            }
+        }
         Object activation = wanted.get("activation");
         if (differences.isEmpty() && activation.equals("maxout")) {
             compare(differences, "maxout_pieces", saved.get("maxout_pieces"), wanted.get("maxout_pieces"));
@@ -111,6 +121,12 @@ final class SavedWeights {
             throw new InvalidDataException(file + ": these weights come from another model: "
                     + String.join(", ", differences) + "; pass the options they were trained with");
         }
+    }
+
+    /** The epsilon a config's normalisations use: Keras's when it records none (a run from before the option). */
+    private static double batchNormEpsilon(Map<String, Object> config) {
+        Object value = config.get(ModelOptions.BATCH_NORM_EPSILON);
+        return value instanceof Number n ? n.doubleValue() : ModelOptions.DEFAULT_BATCH_NORM_EPSILON;
     }
 
     /** The activation parameter a config's network uses: its own, or the kind's default when it gives none. */

@@ -5,6 +5,7 @@ import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
+import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.report.RunReport;
@@ -28,6 +29,7 @@ import dev.gradscope.train.TrainingState;
 import dev.gradscope.train.TrainingStateCheckpoint;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -707,7 +709,7 @@ final class TrainCommand implements Callable<Integer> {
                 "%s %s, %s, %s (lr %s%s), %s, batch %d, %s, %s",
                 architecture(train.featureCount(), resolved.hidden(), train.classCount()),
                 resolved.units().activation()
-                        + (resolved.batchNorm() ? ", batch norm" : "")
+                        + (resolved.batchNorm() ? ", batch norm" + batchNormSettings(resolved) : "")
                         + (resolved.dropout() > 0 ? ", dropout " + number(resolved.dropout()) : ""),
                 resolved.loss().id()
                         + (resolved.labelSmoothing() > 0 ? " (label smoothing " + number(resolved.labelSmoothing()) + ")"
@@ -716,6 +718,18 @@ final class TrainCommand implements Callable<Integer> {
                 number(resolved.learningRate()),
                 optimizerSettings(resolved),
                 resolved.initializer(), batchSize, images, backend.name());
+    }
+
+    /** What {@link #setting} says of batch normalization's momentum and epsilon: those other than Keras's. */
+    private static String batchNormSettings(ModelOptions.Resolved resolved) {
+        List<String> settings = new ArrayList<>();
+        if (resolved.batchNormMomentum() != BatchNormalization.DEFAULT_MOMENTUM) {
+            settings.add("momentum " + number(resolved.batchNormMomentum()));
+        }
+        if (resolved.batchNormEpsilon() != ModelOptions.DEFAULT_BATCH_NORM_EPSILON) {
+            settings.add("epsilon " + number(resolved.batchNormEpsilon()));
+        }
+        return settings.isEmpty() ? "" : " (" + String.join(", ", settings) + ")";
     }
 
     /** What {@link #setting} says of the optimizer besides its id and rate: what differs from Keras's defaults. */

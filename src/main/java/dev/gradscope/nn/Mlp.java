@@ -92,6 +92,18 @@ public final class Mlp {
     public static Sequential build(Backend backend, long seed, int inputs, int[] hidden, int classes,
                                    HiddenUnits units, Initializer kernelInitializer, double dropoutRate,
                                    boolean batchNorm) {
+        return build(backend, seed, inputs, hidden, classes, units, kernelInitializer, dropoutRate, batchNorm,
+                BatchNormalization.DEFAULT_MOMENTUM, BatchNormalization.DEFAULT_EPSILON);
+    }
+
+    /**
+     * {@link #build(Backend, long, int, int[], int, HiddenUnits, Initializer, double, boolean)} whose
+     * normalisations have this momentum and epsilon ({@link BatchNormalization#BatchNormalization(double, float)});
+     * both are ignored without {@code batchNorm}.
+     */
+    public static Sequential build(Backend backend, long seed, int inputs, int[] hidden, int classes,
+                                   HiddenUnits units, Initializer kernelInitializer, double dropoutRate,
+                                   boolean batchNorm, double batchNormMomentum, float batchNormEpsilon) {
         Dropout.requireRate(dropoutRate); // NaN would add no layer without saying so
         if (batchNorm && units.activation().equals(MAXOUT)) {
             throw new IllegalArgumentException("batch normalization goes between a Dense layer and its activation;"
@@ -100,7 +112,8 @@ public final class Mlp {
         Sequential model = new Sequential(backend, seed).input(inputs);
         for (int width : hidden) {
             if (batchNorm) {
-                addNormalizedHidden(model, width, units, kernelInitializer);
+                addNormalizedHidden(model, width, units, kernelInitializer,
+                        new BatchNormalization(batchNormMomentum, batchNormEpsilon));
             } else {
                 addHidden(model, width, units, kernelInitializer);
             }
@@ -114,11 +127,12 @@ public final class Mlp {
     }
 
     /** {@code Dense (linear) -> BatchNormalization -> the activation as its own layer}. */
-    private static void addNormalizedHidden(Sequential model, int width, HiddenUnits units, Initializer init) {
+    private static void addNormalizedHidden(Sequential model, int width, HiddenUnits units, Initializer init,
+                                            BatchNormalization normalization) {
         ActivationKind kind = ActivationKind.fromId(units.activation());
         double parameter = Double.isNaN(units.parameter()) ? kind.defaultParameter() : units.parameter();
         model.add(new Dense(width).kernelInitializer(init));
-        model.add(new BatchNormalization());
+        model.add(normalization);
         if (kind == ActivationKind.PRELU) {
             model.add(new PReLU(parameter, true));
         } else {

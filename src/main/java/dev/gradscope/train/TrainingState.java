@@ -340,8 +340,9 @@ public final class TrainingState {
 
     /**
      * Refuses a state whose layers compute differently from the model's in a way the tensors do not show: another
-     * activation, dropout rate or fixed activation parameter. What the state's tensors replace may differ: a
-     * kernel's initializer, a learned parameter's starting value.
+     * activation, dropout rate, batch normalization's momentum or epsilon, or fixed activation parameter. What the
+     * state's tensors replace may differ: a kernel's initializer, a learned parameter's starting value. When the
+     * layers line up, the error names each that differs.
      */
     private static void requireSameLayers(JsonNode saved, Sequential model, Path file) {
         List<String> theirs = new ArrayList<>();
@@ -354,7 +355,14 @@ public final class TrainingState {
             ours.add(layer.name() + " " + layer.typeName() + " " + computed(layer.describe()));
         }
         if (!theirs.equals(ours)) {
-            throw new InvalidDataException(file + ": the state's layers are " + theirs + ", the model's " + ours);
+            List<String> differing = new ArrayList<>();
+            for (int i = 0; theirs.size() == ours.size() && i < theirs.size(); i++) {
+                if (!theirs.get(i).equals(ours.get(i))) {
+                    differing.add(theirs.get(i) + " in the state, " + ours.get(i) + " in the model");
+                }
+            }
+            throw new InvalidDataException(file + ": the state's layers are " + theirs + ", the model's " + ours
+                    + (differing.isEmpty() ? "" : "; they differ in " + String.join("; ", differing)));
         }
     }
 

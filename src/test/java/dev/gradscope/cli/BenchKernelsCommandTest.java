@@ -66,10 +66,55 @@ class BenchKernelsCommandTest {
             assertEquals("ok", figures.get("check"), "dropout " + direction + " against the hash");
         }
 
+        assertBatchNormRow(json, 8, 512);
+
         List<Map<String, Object>> gemm = (List<Map<String, Object>>) json.get("gemm");
         assertTrue(((Number) gemm.get(0).get("gflop_per_s")).doubleValue() > 0, gemm.toString());
         assertEquals(2, ((List<?>) json.get("thresholds")).size());
         assertEquals(List.of(), json.get("wrong_results"));
+    }
+
+    /**
+     * The batch-normalization row: the N floats as a [rows x cols] batch, forward and backward checked against the
+     * host, bytes the least each pass must move (8N and 12N plus the per-column vectors), a positive rate.
+     */
+    @SuppressWarnings("unchecked")
+    static void assertBatchNormRow(Map<String, Object> json, int rows, int cols) {
+        Map<String, Object> batchNorm = (Map<String, Object>) json.get("batch_norm");
+        assertNotNull(batchNorm, json.keySet().toString());
+        assertEquals(List.of(rows, cols, 0.99), List.of(batchNorm.get("rows"), batchNorm.get("cols"),
+                batchNorm.get("momentum")));
+        long elements = (long) rows * cols;
+        Map<String, Long> bytes = Map.of("forward", 8 * elements + 32L * cols, "backward", 12 * elements + 20L * cols);
+        for (String direction : List.of("forward", "backward")) {
+            Map<String, Object> figures = (Map<String, Object>) batchNorm.get(direction);
+            assertEquals("ok", figures.get("check"), "batch_norm " + direction + " against the host");
+            assertEquals(bytes.get(direction), ((Number) figures.get("bytes")).longValue(), direction);
+            double ms = ((Number) figures.get("median_ms")).doubleValue();
+            double rate = ((Number) figures.get("gb_per_s")).doubleValue();
+            assertTrue(ms > 0 && rate > 0, "batch_norm " + direction + ": " + figures);
+            assertEquals(bytes.get(direction) / ms / 1e6, rate, 1e-9 * rate, "GB/s is bytes over the median");
+        }
+    }
+
+    /** Fewer floats than a row of 512: one row of them (its variance is 0, so y is beta; still checked). */
+    @Test
+    void batchNormOfFewerElementsThanItsColumnsIsOneRow() {
+        Path out = tmp.resolve("small.json");
+        java.io.PrintStream saved = System.out;
+        java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();
+        try (java.io.PrintStream capture = new java.io.PrintStream(printed, true,
+                java.nio.charset.StandardCharsets.UTF_8)) {
+            System.setOut(capture);
+            assertEquals(0, run("bench", "kernels", "--device", "cpu", "--elements", "300", "--repetitions", "1",
+                    "--out", out.toString()), err.toString());
+        } finally {
+            System.setOut(saved);
+        }
+        assertBatchNormRow(HistoryJson.read(out), 1, 300);
+        String table = printed.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(table.lines().anyMatch(line -> line.startsWith("batch_norm ")), table);
+        assertTrue(table.contains("batch_norm's over [N/300 x 300] 8N and 12N"), table);
     }
 
     @Test

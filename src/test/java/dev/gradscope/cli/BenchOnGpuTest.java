@@ -73,6 +73,20 @@ class BenchOnGpuTest {
         assertEquals(sums[1], ((Number) opTimes.get("aside_ms")).doubleValue(), 1e-9 * Math.max(1, sums[1]));
     }
 
+    /**
+     * bench kernels' batch-normalization entry on the GPU (the whole command, with its 4096^3 SGEMM, is too slow for
+     * the emulator): forward and backward check out against the host. 1000 x 512 floats + 3: each of the blocks'
+     * warps strides over many rows, and the rest of the N floats is left out of the batch.
+     */
+    @Test
+    void kernelsTimesBatchNormWithCheckedResults() {
+        try (CudaBackend cuda = new CudaBackend()) {
+            Map<String, Object> json = Map.of("batch_norm",
+                    BenchKernelsCommand.batchNormEntry(cuda, 1000 * 512 + 3, 2));
+            BenchKernelsCommandTest.assertBatchNormRow(json, 1000, 512);
+        }
+    }
+
     /** --steps-per-graph reaches the trainer: bench records the steps each launch ran, at most the full batches. */
     @Test
     void stepsPerGraphAreRecorded() {

@@ -12,6 +12,7 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
@@ -93,6 +94,44 @@ class CompareCommandTest {
                 err.toString());
         assertTrue(Files.readString(out.resolve("report.html")).contains(
                 "The runs differ in: activation: relu (old-relu), sigmoid."), "only in the activation");
+    }
+
+    /**
+     * A batch-normalized run saved before configs recorded the normalisation's momentum and epsilon had Keras's; a
+     * run with another momentum differs in it.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void anOlderBatchNormRunHadKerasMomentumAndEpsilon() throws IOException {
+        Map<String, Path> dirs = new LinkedHashMap<>();
+        Map<String, Map<String, Object>> settings = new LinkedHashMap<>();
+        settings.put("old", Map.of());
+        settings.put("new", Map.of("batch_norm_momentum", 0.99, "batch_norm_epsilon", 0.001));
+        settings.put("slow", Map.of("batch_norm_momentum", 0.9, "batch_norm_epsilon", 0.001));
+        for (var e : settings.entrySet()) {
+            Path copy = Files.createDirectories(tmp.resolve(e.getKey()));
+            try (var files = Files.list(runs.resolve("relu"))) {
+                for (Path f : files.filter(Files::isRegularFile).toList()) {
+                    Files.copy(f, copy.resolve(f.getFileName()));
+                }
+            }
+            Map<String, Object> history = HistoryJson.read(copy.resolve("history.json"));
+            Map<String, Object> config = (Map<String, Object>) history.get("config");
+            config.put("batch_norm", true);
+            config.putAll(e.getValue());
+            HistoryJson.writeAtomically(copy.resolve("history.json"), history);
+            dirs.put(e.getKey(), copy);
+        }
+        Path same = tmp.resolve("same");
+        assertEquals(0, run("compare", dirs.get("old").toString(), dirs.get("new").toString(), "--out",
+                same.toString()), err.toString());
+        assertTrue(Files.readString(same.resolve("report.html")).contains("The runs&#39; configs are the same"),
+                "the defaults are what the old run had");
+        Path differ = tmp.resolve("differ");
+        assertEquals(0, run("compare", dirs.get("old").toString(), dirs.get("slow").toString(), "--out",
+                differ.toString()), err.toString());
+        assertTrue(Files.readString(differ.resolve("report.html")).contains(
+                "The runs differ in: batch_norm_momentum: 0.99 (old), 0.9 (slow)."), "only in the momentum");
     }
 
     @Test

@@ -128,6 +128,34 @@ class ExperimentCommandTest {
         }
     }
 
+    /**
+     * experiment losses --batch-norm: both runs (MSE and cross-entropy) have a BatchNormalization before each hidden
+     * sigmoid, recorded in their configs and said on the page and in its command line; maxout is refused as in the
+     * other experiments that take the option.
+     */
+    @Test
+    void lossesWithBatchNormNormalizesBothRuns() throws IOException {
+        Path dir = tmp.resolve("losses");
+        assertEquals(0, run(args("losses", dir, 512, "--batch-norm")), err.toString());
+        for (String loss : List.of("mse", "categorical_crossentropy")) {
+            Path runDir = dir.resolve("runs").resolve(loss);
+            // 5 Dense layers x (kernel, bias) + 4 BatchNormalization x (gamma, beta); 4 watched layers.
+            assertRunArtifacts(runDir, STEPS_PER_EPOCH, CHAPTER_TENSORS + 8, CHAPTER_HIDDEN);
+            @SuppressWarnings("unchecked")
+            Map<String, Object> config = (Map<String, Object>) HistoryJson.read(runDir.resolve(RunReport.HISTORY_FILE))
+                    .get("config");
+            assertEquals(List.of(loss, "sigmoid", true), List.of(config.get("loss"), config.get("activation"),
+                    config.get("batch_norm")));
+        }
+        String page = Files.readString(dir.resolve(ExperimentReport.REPORT_FILE));
+        assertTrue(page.contains("Every hidden layer is Dense (linear) -&gt; BatchNormalization -&gt; activation, in"
+                + " both runs."), "the page says so");
+        assertTrue(page.contains("--batch-norm"), "the page's command line has the option");
+        assertEquals(2, run(args("losses", tmp.resolve("maxout"), 512, "--activation", "maxout", "--batch-norm")));
+        assertTrue(err.toString().contains("maxout has no separate activation, so leave it out of --activation"),
+                err.toString());
+    }
+
     @Test
     void gradientsDrawsOneDepthFigurePerVariantForEveryActivationGiven() throws IOException {
         Path dir = tmp.resolve("gradients");

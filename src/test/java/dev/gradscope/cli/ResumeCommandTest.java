@@ -154,14 +154,16 @@ class ResumeCommandTest {
     /**
      * A run with batch normalization (and AdamW's weight decay), resumed through the CLI, is the run trained in
      * one go: the moving statistics are in the training state and the weights file, bit for bit; --resume refuses
-     * --batch-norm, which would change the network.
+     * --batch-norm, which would change the network. The run's own momentum and epsilon (not Keras's) go on: with
+     * the defaults, the moving statistics and the outputs would differ from the straight run's.
      */
     @Test
     void aBatchNormalizedRunResumesBitForBit() throws IOException {
         List<String> straightArgs = new ArrayList<>(train(tmp.resolve("straight"), 2));
         straightArgs.removeAll(List.of("--optimizer", "sgd", "--momentum", "0.9"));
         straightArgs.set(straightArgs.indexOf("prelu"), "sigmoid");
-        straightArgs.addAll(List.of("--batch-norm", "--weight-decay", "0.004"));
+        straightArgs.addAll(List.of("--batch-norm", "--bn-momentum", "0.9", "--bn-epsilon", "0.01",
+                "--weight-decay", "0.004"));
         assertEquals(0, run(err, straightArgs), err.toString());
         List<String> oneEpoch = new ArrayList<>(straightArgs);
         Path dir = tmp.resolve("run");
@@ -170,10 +172,14 @@ class ResumeCommandTest {
         assertEquals(0, run(err, oneEpoch), err.toString());
         assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--batch-norm"));
         assertTrue(err.toString().contains("takes no --batch-norm;"), err.toString());
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--bn-momentum", "0.99"));
+        assertTrue(err.toString().contains("takes no --bn-momentum;"), err.toString());
         assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"), err.toString());
         assertSameRun(tmp.resolve("straight"), dir);
         assertTrue(tensors(dir.resolve("model.safetensors")).containsKey("batch_normalization_1.moving_variance"));
-        assertEquals(true, ((Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config")).get("batch_norm"));
+        Map<?, ?> config = (Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config");
+        assertEquals(List.of(true, 0.9, 0.01), List.of(config.get("batch_norm"), config.get("batch_norm_momentum"),
+                config.get("batch_norm_epsilon")));
     }
 
     /**

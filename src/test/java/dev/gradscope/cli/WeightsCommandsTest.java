@@ -301,6 +301,56 @@ class WeightsCommandsTest {
                 err.toString());
     }
 
+    /**
+     * {@code --bn-momentum} and {@code --bn-epsilon} reach every BatchNormalization layer, the config and the weights
+     * file's layer configs; evaluate builds the layers with the file's values, so it scores the weights exactly as
+     * the run's last validation did (with Keras's epsilon the normalisation, and so the loss, would differ). Other
+     * weights may start a run whose momentum differs (it acts in training only), but not one whose epsilon does.
+     */
+    @Test
+    void batchNormMomentumAndEpsilonAreRecordedAndEvaluatedWithTheRunsValues() {
+        Path normalized = tmp.resolve("batch-norm");
+        assertEquals(0, run(train("--epochs", "1", "--activation", "sigmoid", "--batch-norm", "--bn-momentum", "0.9",
+                "--bn-epsilon", "0.01", "--out", normalized.toString())), err.toString());
+        Map<String, Object> history = HistoryJson.read(normalized.resolve("history.json"));
+        Map<?, ?> config = (Map<?, ?>) history.get("config");
+        assertEquals(List.of(0.9, 0.01), List.of(config.get("batch_norm_momentum"), config.get("batch_norm_epsilon")));
+        Path weights = normalized.resolve("model.safetensors");
+        String layers = dev.gradscope.data.SafeTensors.read(weights).metadata().get("layers");
+        assertEquals(2, layers.split("\"config\":\"momentum=0.9, epsilon=0.01\"", -1).length - 1, layers);
+
+        Path result = tmp.resolve("eval.json");
+        assertEquals(0, run(List.of("evaluate", weights.toString(), "--device", "cpu", "--data-dir",
+                MnistSubset.dir().toString(), "--out", result.toString())), err.toString());
+        assertEquals(last(history, "val_loss"), ((Number) HistoryJson.read(result).get("loss")).doubleValue());
+
+        assertEquals(0, run(train("--epochs", "1", "--activation", "sigmoid", "--batch-norm", "--bn-epsilon", "0.01",
+                "--load-weights", weights.toString(), "--out", tmp.resolve("momentum").toString())), err.toString());
+        assertEquals(1, run(train("--epochs", "1", "--activation", "sigmoid", "--batch-norm", "--load-weights",
+                weights.toString(), "--out", tmp.resolve("epsilon").toString())));
+        assertTrue(err.toString().contains("batch_norm_epsilon 0.01 (this run: 0.001)"), err.toString());
+    }
+
+    /** Only with --batch-norm, and within what the kernels take as floats: usage errors naming the option. */
+    @Test
+    void badBatchNormSettingsAreUsageErrors() {
+        assertEquals(2, run(train("--epochs", "1", "--bn-momentum", "0.9")));
+        assertTrue(err.toString().contains("--bn-momentum only applies with --batch-norm"), err.toString());
+        assertEquals(2, run(train("--epochs", "1", "--bn-momentum", "0.9", "--bn-epsilon", "0.01")));
+        assertTrue(err.toString().contains("--bn-momentum, --bn-epsilon only apply with --batch-norm"),
+                err.toString());
+        for (String momentum : new String[] {"1", "0.99999999", "-0.1", "NaN", "Infinity"}) {
+            assertEquals(2, run(train("--epochs", "1", "--batch-norm", "--bn-momentum", momentum)), momentum);
+            assertTrue(err.toString().contains("--bn-momentum must be in [0, 1) as a float (0.99999999 is 1), got "
+                    + Double.parseDouble(momentum)), err.toString());
+        }
+        for (String epsilon : new String[] {"0", "-1e-3", "1e-50", "1e39", "NaN", "Infinity"}) {
+            assertEquals(2, run(train("--epochs", "1", "--batch-norm", "--bn-epsilon", epsilon)), epsilon);
+            assertTrue(err.toString().contains("--bn-epsilon must be a positive number that a float can hold, got "
+                    + Double.parseDouble(epsilon)), err.toString());
+        }
+    }
+
     @Test
     void aDropoutRateOutsideZeroToOneIsAUsageError() {
         for (String rate : new String[] {"1", "-0.1", "NaN", "1.5"}) {

@@ -436,6 +436,42 @@ class TrainingStateTest {
         }
     }
 
+    /**
+     * Batch normalization's momentum and epsilon are not in its tensors, but going on with others would not be the
+     * run that stopped: a model whose normalisations differ in either is refused, the error naming the layers and
+     * their settings on both sides, and nothing changes.
+     */
+    @Test
+    void aStateFitsOnlyAModelWithItsBatchNormSettings() {
+        Path file = dir.resolve("batch-norm.safetensors");
+        try (CpuBackend backend = new CpuBackend()) {
+            try (Sequential model = batchNormalized(backend, 0.9, 1e-2f)) {
+                TrainingState.save(file, model, model.fit(TRAIN, options(1).build()), Map.of());
+            }
+            for (double[] other : new double[][] {{0.99, 1e-2}, {0.9, 1e-3}}) {
+                try (Sequential model = batchNormalized(backend, other[0], (float) other[1])) {
+                    float[] before = model.state().toFloatArray();
+                    String message = assertThrows(InvalidDataException.class, () -> TrainingState.load(file, model))
+                            .getMessage();
+                    assertContains("they differ in batch_normalization BatchNormalization momentum=0.9,"
+                            + " epsilon=0.01 in the state, batch_normalization BatchNormalization momentum="
+                            + other[0] + ", epsilon=" + (float) other[1] + " in the model", message);
+                    assertContains("batch_normalization_1 BatchNormalization momentum=0.9", message);
+                    assertArrayEquals(before, model.state().toFloatArray(), "a refused state changes nothing");
+                }
+            }
+            try (Sequential model = batchNormalized(backend, 0.9, 1e-2f)) {
+                assertEquals(1, TrainingState.load(file, model).epochs(), "the same settings fit");
+            }
+        }
+    }
+
+    private static Sequential batchNormalized(Backend backend, double momentum, float epsilon) {
+        return Mlp.build(backend, 11, 784, new int[] {24, 12}, 10, Mlp.HiddenUnits.of("relu"),
+                Initializer.glorotUniform(), 0, true, momentum, epsilon)
+                .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(784);
+    }
+
     @Test
     void aStateThatDoesNotFitChangesNothingAndSaysWhy() {
         assertContains("not a training state",
