@@ -93,6 +93,9 @@ final class CompareCommand implements Callable<Integer> {
                     run.test()));
         }
         Path page = write(runs, read);
+        if (read.stream().map(r -> settingOf(r.config(), "label_smoothing")).distinct().count() > 1) {
+            System.out.println("note: the runs differ in label smoothing; their losses are not comparable");
+        }
         System.out.printf(Locale.ROOT, "%-20s %6s %10s %12s %13s %22s  %s%n", "run", "epochs", "val_loss",
                 "val_accuracy", "test_accuracy", "layer 1 / output |dW|", "verdicts");
         for (Run run : runs) {
@@ -145,6 +148,11 @@ final class CompareCommand implements Callable<Integer> {
 
         String subtitle = runs.size() + " runs";
         page.heading("Loss and accuracy per epoch");
+        if (read.stream().map(r -> settingOf(r.config(), "label_smoothing")).distinct().count() > 1) {
+            page.paragraph("The runs differ in label smoothing, so their losses are not comparable: a smoothed run's"
+                    + " loss is against its smoothed targets (as Keras reports it) and cannot fall below their"
+                    + " entropy. Compare their accuracies.");
+        }
         List<String> heldOut = runs.stream().filter(r -> r.test() != null).map(Run::name).toList();
         if (!heldOut.isEmpty()) {
             page.paragraph("The val_loss and val_accuracy curves of " + String.join(", ", heldOut) + " are on images"
@@ -202,8 +210,11 @@ final class CompareCommand implements Callable<Integer> {
         Object optimizer = config.get("optimizer");
         String opt = optimizer instanceof Map<?, ?> m ? m.get("name") + " (lr " + m.get("learning_rate") + ")"
                 : String.valueOf(optimizer);
+        Object smoothing = settingOf(config, "label_smoothing");
+        String loss = config.get("loss") + (smoothing instanceof Number ls && ls.doubleValue() > 0
+                ? " (label smoothing " + TrainCommand.number(ls.doubleValue()) + ")" : "");
         return String.format(Locale.ROOT, "%s, hidden %s, %s, %s, %s, batch %s, %s %s training images, %s",
-                config.get("activation"), config.get("hidden"), config.get("loss"), opt, config.get("init"),
+                config.get("activation"), config.get("hidden"), loss, opt, config.get("init"),
                 config.get("batch_size"), config.get("train_examples"), datasetTitle(config), config.get("backend"));
     }
 

@@ -96,8 +96,12 @@ final class EvaluateCommand implements Callable<Integer> {
                 ClassificationReport perClass = ClassificationReport.of(net, mnist.test(), batch,
                         mnist.kind().classNames());
                 String epoch = reader.metadata().get("epoch");
-                System.out.printf(Locale.ROOT, "test: loss %.4f, accuracy %.4f on %d %s images (%s %s%s, %s)%n",
-                        test.loss(), test.accuracy(), test.examples(), mnist.kind().title(),
+                // a smoothed run's loss is against its smoothed targets, as Keras reports it: not comparable with an
+                // unsmoothed run's, so the line says so
+                String smoothed = resolved.labelSmoothing() > 0
+                        ? " (label smoothing " + TrainCommand.number(resolved.labelSmoothing()) + ")" : "";
+                System.out.printf(Locale.ROOT, "test: loss %.4f%s, accuracy %.4f on %d %s images (%s %s%s, %s)%n",
+                        test.loss(), smoothed, test.accuracy(), test.examples(), mnist.kind().title(),
                         TrainCommand.architecture(inputs, resolved.hidden(), classes), resolved.units().activation(),
                         epoch == null ? "" : ", after epoch " + epoch, backend.name());
                 if (perClass.nonFiniteRows() > 0) {
@@ -111,6 +115,7 @@ final class EvaluateCommand implements Callable<Integer> {
                     result.put("weights", weights.toString());
                     result.put("epoch", epoch != null && epoch.matches("[0-9]{1,9}") ? Integer.valueOf(epoch) : epoch);
                     result.put("loss", test.loss());
+                    result.put("label_smoothing", resolved.labelSmoothing());
                     result.put("accuracy", test.accuracy());
                     result.put("dataset", mnist.kind().id());
                     result.put("examples", test.examples());

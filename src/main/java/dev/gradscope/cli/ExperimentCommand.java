@@ -1084,8 +1084,8 @@ final class ExperimentCommand implements Runnable {
                                 clippedModel, clipped, 1, true), "gradient-norm-per-step-clipped");
                 figure(report, "Update norm per step", "The size of each step's change of layer 1's kernel, ||W after"
                         + " the step − W before||, for every run, the clipped one of each σ dashed in its colour: what"
-                        + " the optimizer did with the gradient, after clipping. Here clipping shows: " + updateBound(clipping, "the clipped runs' whole step")
-                        + " A step that broke has no update and is not drawn.",
+                        + " the optimizer did with the gradient, after clipping. Here clipping shows: "
+                        + updateBound(clipping, "the clipped runs' whole step") + " A step that broke has no update and is not drawn.",
                         ExperimentReport.kernelUpdateNormPerStep("Layer 1 update norm per step, without and with"
                                 + " clipping (dashed)", model, plain, CLIPPED, clipped, 1, true),
                         "update-norm-per-step");

@@ -251,13 +251,10 @@ final class ModelOptions {
         if (!(dropout >= 0 && dropout < 1) || (float) dropout >= 1) {
             throw invalid.apply("--dropout must be a rate in [0, 1) (0 is none), got " + dropout);
         }
-        if (!(labelSmoothing >= 0 && labelSmoothing < 1) || (float) labelSmoothing >= 1) {
-            throw invalid.apply("--label-smoothing must be in [0, 1) as a float (0.99999999 is 1), got "
-                    + labelSmoothing);
-        }
-        if (labelSmoothing != 0 && resolvedLoss != Loss.CATEGORICAL_CROSSENTROPY) {
-            throw invalid.apply("--label-smoothing applies to --loss " + Loss.CATEGORICAL_CROSSENTROPY.id()
-                    + " only, not --loss " + resolvedLoss.id());
+        try {
+            resolvedLoss.requireLabelSmoothing(labelSmoothing);
+        } catch (IllegalArgumentException e) {
+            throw invalid.apply("--label-smoothing: " + e.getMessage());
         }
         if (batchNorm && units.activation().equals(Mlp.MAXOUT)) {
             throw invalid.apply("--batch-norm goes between a Dense layer and its activation; maxout units have no"
@@ -294,9 +291,10 @@ final class ModelOptions {
             throw invalid.apply("--maxout-pieces " + units.maxoutPieces() + " with --hidden " + Arrays.toString(hidden)
                     + " gives a layer more than " + Integer.MAX_VALUE + " pre-activations per row");
         }
-        return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum, nesterov,
-                resolvedRho, centered, resolvedDecay, dropout, batchNorm, resolvedBnMomentum,
-                resolvedBnEpsilon, labelSmoothing);
+        // + 0.0 makes a given -0 the 0 it means, so that configs record 0.0 and compare finds no difference
+        return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum + 0.0,
+                nesterov, resolvedRho, centered, resolvedDecay + 0.0, dropout + 0.0, batchNorm, resolvedBnMomentum + 0.0,
+                resolvedBnEpsilon, labelSmoothing + 0.0);
     }
 
     /**

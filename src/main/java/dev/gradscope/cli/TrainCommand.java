@@ -784,7 +784,7 @@ final class TrainCommand implements Callable<Integer> {
         return String.join(", ", parts);
     }
 
-    private static String number(double x) {
+    static String number(double x) {
         return x == Math.rint(x) && Math.abs(x) < 1e6 ? String.valueOf((long) x) : String.valueOf(x);
     }
 

@@ -77,13 +77,16 @@ public enum Loss {
      * @throws IllegalArgumentException naming the value and the loss when it is not
      */
     public void requireLabelSmoothing(double labelSmoothing) {
-        if (!(labelSmoothing >= 0 && labelSmoothing < 1) || (float) labelSmoothing >= 1) {
-            throw new IllegalArgumentException("label smoothing must be in [0, 1) as a float (0.99999999 is 1), got "
-                    + labelSmoothing);
+        if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
+            throw new IllegalArgumentException("label smoothing must be in [0, 1), got " + labelSmoothing);
+        }
+        if ((float) labelSmoothing >= 1) {
+            throw new IllegalArgumentException("label smoothing must be in [0, 1) as a float, and " + labelSmoothing
+                    + " is 1 as a float");
         }
         if (labelSmoothing != 0 && this != CATEGORICAL_CROSSENTROPY) {
-            throw new IllegalArgumentException("label smoothing " + labelSmoothing + " applies to "
-                    + CATEGORICAL_CROSSENTROPY.id + " only, the loss is " + id);
+            throw new IllegalArgumentException("label smoothing " + labelSmoothing + " applies to --loss "
+                    + CATEGORICAL_CROSSENTROPY.id + " only, not " + id);
         }
     }
 

@@ -292,7 +292,9 @@ public class Sequential implements AutoCloseable {
     /**
      * One forward and backward pass on a device batch: writes every parameter gradient (=) and
      * accumulates the batch's summed loss and correct count into {@code totals} (2 floats). Gradients
-     * are of the batch-mean loss. A training pass, for a model whose layers draw no random numbers: a model
+     * are of the batch-mean loss. The targets are used as given: for a model compiled with a label smoothing, pass
+     * the smoothed rows ({@code Dataset.oneHotLabels(model.labelSmoothing())}), as fit does. A training pass, for a
+     * model whose layers draw no random numbers: a model
      * with a {@link Dropout} must say which step it is in ({@link #computeGradients(Tensor, Tensor, Tensor, Tensor)}),
      * since its masks come from the step, and a loop that called this form would train one mask throughout.
      *
@@ -334,7 +336,8 @@ public class Sequential implements AutoCloseable {
 
     /**
      * Evaluates the loss on a device batch without touching the gradients: accumulates summed loss and
-     * correct count into {@code totals}.
+     * correct count into {@code totals}. The targets are used as given (smoothed ones for a model compiled with a
+     * label smoothing, as evaluate passes).
      */
     public void accumulateLoss(Tensor x, Tensor targets, Tensor totals) {
         requireCompiled("evaluate");

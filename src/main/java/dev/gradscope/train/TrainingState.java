@@ -42,10 +42,10 @@ import java.util.stream.Stream;
  *
  * <p>Loading checks, before it changes the model: that the parameters and the optimizer's buffers are the
  * model's and its optimizer's by name and shape, and finite; that the input width, the optimizer's id, the
- * loss's label smoothing, the counts, the history (one value of each metric per epoch) and the profile (the model's parameter tensors,
- * epochs in order, norms' squares >= 0, unit statistics within their ranges) are well formed. A file that
- * does not fit changes nothing and fails naming the file and what is wrong. Saving refuses a state with a
- * NaN or an infinity in its parameters, optimizer buffers or logs, or a history whose metrics do not have
+ * loss's label smoothing, the counts, the history (one value of each metric per epoch) and the profile (the
+ * model's parameter tensors, epochs in order, norms' squares >= 0, unit statistics within their ranges) are well
+ * formed. A file that does not fit changes nothing and fails naming the file and what is wrong. Saving refuses a
+ * state with a NaN or an infinity in its parameters, optimizer buffers or logs, or a history whose metrics do not have
  * one value per epoch.
  */
 public final class TrainingState {

@@ -314,7 +314,7 @@ class ExperimentCommandTest {
         assertEquals(2, run("experiment", "init", "--clip-norm", "one"));
         assertTrue(err.toString().contains("--clip-norm"), err.toString());
         assertEquals(2, run("experiment", "init", "--activation", "maxout", "--batch-norm"));
-        assertTrue(err.toString().contains("maxout has no separate activation, so --activation cannot name it"),
+        assertTrue(err.toString().contains("maxout has no separate activation, so leave it out of --activation"),
                 err.toString());
     }
 
