@@ -138,7 +138,7 @@ final class EvaluateCommand implements Callable<Integer> {
     private static final int DEFAULT_BATCH = 256;
 
     /** The data set a run's config records; MNIST for files written before runs recorded one. */
-    private static DatasetKind recordedDataset(Map<String, Object> config, Path weights) {
+    static DatasetKind recordedDataset(Map<String, Object> config, Path weights) {
         Object id = config.get("dataset");
         if (id == null) {
             return DatasetKind.MNIST;
@@ -168,8 +168,8 @@ final class EvaluateCommand implements Callable<Integer> {
      * is allocated: a damaged config (hidden widths of 2e9) would otherwise exhaust the memory instead of
      * failing with a message. Each layer's kernel has at least inputs x units weights (x pieces for maxout).
      */
-    private static void requireWeightsForEveryKernel(SafeTensors.Reader reader, ModelOptions.Resolved resolved,
-                                                     int inputs, int classes) {
+    static void requireWeightsForEveryKernel(SafeTensors.Reader reader, ModelOptions.Resolved resolved,
+                                             int inputs, int classes) {
         int[] hidden = resolved.hidden();
         long pieces = resolved.units().activation().equals(Mlp.MAXOUT) ? resolved.units().maxoutPieces() : 1;
         long inFile = 0;

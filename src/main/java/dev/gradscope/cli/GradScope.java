@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "gradscope", mixinStandardHelpOptions = true, versionProvider = GradScope.Version.class,
         description = "Train neural networks on the JVM and watch their gradients.",
-        subcommands = {TrainCommand.class, EvaluateCommand.class, CompareCommand.class, ExperimentCommand.class,
+        subcommands = {TrainCommand.class, EvaluateCommand.class, ExportCommand.class, CompareCommand.class, ExperimentCommand.class,
                 BenchCommand.class, InfoCommand.class, CommandLine.HelpCommand.class})
 public final class GradScope implements Runnable {
     @CommandLine.Spec
