@@ -352,6 +352,12 @@ public final class OnnxExport {
         private final Map<Float, String> constants = new HashMap<>();
         private final Map<String, String> weights = new HashMap<>();
 
+        Graph() {
+            for (String name : List.of(INPUT, LOGITS, PROBABILITIES)) {
+                used.put(name, 1); // the graph's own names: no other value may take them
+            }
+        }
+
         /** {@code base}, or {@code base_1}, {@code base_2}... when taken: names in a graph are unique. */
         String fresh(String base) {
             int n = used.merge(base, 1, Integer::sum);
