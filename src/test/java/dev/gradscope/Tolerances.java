@@ -86,6 +86,30 @@ public final class Tolerances {
      */
     public static final double F32_GRADCHECK_ABS = 5e-5;
 
+    // ---- ONNX export: ONNX Runtime against the model itself (OnnxExportTest) --------------------------
+
+    /**
+     * Logits of an exported model run by ONNX Runtime against the same model's {@code predictLogits} on the CPU,
+     * relative to the row's largest |logit|: |onnx - gradscope| <= ONNX_LOGITS_ABS + ONNX_LOGITS_REL * max|logit|.
+     * The two sum each 784-term dot product in different orders (ONNX Runtime's blocked, FMA GEMM), about
+     * eps sqrt(k) = 2e-6 of the magnitudes summed, and evaluate activations in float where GradScope's CPU
+     * evaluates them in double (composites such as gelu and bent_identity round a few times more); the hidden
+     * layers carry these on. Measured worst over every kind, maxout, batch normalization and learned parameters,
+     * on inputs up to 40 times a unit scale: 5e-6 (selu); this is four times that. A different definition is far
+     * outside it: gelu's tanh approximation or Keras 2's hard sigmoid (slope 0.2) fail by 10 to 100 times.
+     */
+    public static final double ONNX_LOGITS_REL = 2e-5;
+
+    /** Absolute floor of the logits bound, for rows whose logits are all near 0: a few float ulps of 1. */
+    public static final double ONNX_LOGITS_ABS = 2e-6;
+
+    /**
+     * Probabilities (in [0, 1]) of the exported model against {@code predict}: the logit errors above pass into
+     * the softmax scaled by at most 1/2 (|dp_i| <= p_i (|dz_i| + sum_j p_j |dz_j|)), and ONNX Runtime's softmax
+     * computes in float where GradScope's CPU computes in double. Measured worst 6e-6; a third of this.
+     */
+    public static final double ONNX_PROBABILITY_ABS = 2e-5;
+
     // ---- GPU against the CPU reference (CudaBackendTest) --------------------------------------------
     //
     // Both backends see the same float inputs. Each bound is |gpu - cpu| <= atol + rtol * |cpu| unless

@@ -174,7 +174,7 @@ final class EvaluateCommand implements Callable<Integer> {
      * failing with a message. Each layer's kernel has at least inputs x units weights (x pieces for maxout).
      */
     static void requireWeightsForEveryKernel(SafeTensors.Reader reader, ModelOptions.Resolved resolved,
-                                                     int inputs, int classes) {
+                                             int inputs, int classes) {
         int[] hidden = resolved.hidden();
         long pieces = resolved.units().activation().equals(Mlp.MAXOUT) ? resolved.units().maxoutPieces() : 1;
         long inFile = 0;

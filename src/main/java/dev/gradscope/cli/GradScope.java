@@ -9,8 +9,9 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "gradscope", mixinStandardHelpOptions = true, versionProvider = GradScope.Version.class,
         description = "Train neural networks on the JVM and watch their gradients.",
-        subcommands = {TrainCommand.class, EvaluateCommand.class, PredictCommand.class, CompareCommand.class,
-                ExperimentCommand.class, BenchCommand.class, InfoCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, EvaluateCommand.class, PredictCommand.class, ExportCommand.class,
+                CompareCommand.class, ExperimentCommand.class, BenchCommand.class, InfoCommand.class,
+                CommandLine.HelpCommand.class})
 public final class GradScope implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -54,7 +55,7 @@ public final class GradScope implements Runnable {
     @Override
     public void run() {
         throw new CommandLine.ParameterException(spec.commandLine(),
-                "missing command: train, evaluate, predict, compare, experiment, bench or info");
+                "missing command: train, evaluate, predict, export, compare, experiment, bench or info");
     }
 
     /** Reports the version written into the jar's manifest. */

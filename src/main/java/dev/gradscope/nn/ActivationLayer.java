@@ -62,6 +62,21 @@ public class ActivationLayer extends ElementwiseLayer {
         return kind;
     }
 
+    /** The parameter's value: fixed, or where the learned one started (ignored by kinds without one). */
+    public double initialParameter() {
+        return initialParameter;
+    }
+
+    /** Whether the optimizer trains the parameter (it is then a tensor of the model's parameters). */
+    public boolean learnable() {
+        return learnable;
+    }
+
+    /** Whether a learned parameter has one value per unit rather than one shared by all. */
+    public boolean perUnit() {
+        return perUnit;
+    }
+
     @Override
     public String typeName() {
         return "Activation";

@@ -75,6 +75,11 @@ public class Dense extends Layer {
         return activation;
     }
 
+    /** The activation's alpha or beta, fixed (the kind's default when not given; ignored by kinds without one). */
+    public double activationParameter() {
+        return activationParameter;
+    }
+
     @Override
     public String typeName() {
         return "Dense";

@@ -488,7 +488,7 @@ class ExperimentCommandTest {
         assertEquals(2, run("experiment", "init", "--scales", "0.1,-1"));
         assertEquals(2, run("experiment", "gradients", "--epochs", "0"));
         assertEquals(2, run());
-        assertTrue(err.toString().contains("train, evaluate, predict, compare, experiment, bench or info"),
+        assertTrue(err.toString().contains("train, evaluate, predict, export, compare, experiment, bench or info"),
                 err.toString());
     }
 }

@@ -1,0 +1,106 @@
+package dev.gradscope.cli;
+
+import dev.gradscope.backend.Devices;
+import dev.gradscope.data.DatasetKind;
+import dev.gradscope.data.InvalidDataException;
+import dev.gradscope.data.Mnist;
+import dev.gradscope.data.SafeTensors;
+import dev.gradscope.nn.OnnxExport;
+import dev.gradscope.nn.Sequential;
+import dev.gradscope.nn.WeightsFile;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code gradscope export WEIGHTS}: the network a {@code train --out} run saved, as an ONNX model ({@link OnnxExport})
+ * that ONNX Runtime runs from any language, as Keras's {@code model.export(path, format="onnx")} does. As
+ * {@code evaluate}, it rebuilds the network from the config in the file's metadata.
+ */
+@Command(name = "export", mixinStandardHelpOptions = true,
+        versionProvider = GradScope.Version.class, sortOptions = false,
+        description = "Export the weights a train run saved (its --out DIR/model.safetensors) as an ONNX model:"
+                + " input 'input' float [batch, 784], outputs 'logits' and 'probabilities' float [batch, 10].")
+final class ExportCommand implements Callable<Integer> {
+    /** The file written beside the weights when {@code --out} is not given. */
+    static final String DEFAULT_FILE = "model.onnx";
+
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "WEIGHTS", description = "A model.safetensors written by train --out.")
+    Path weights;
+
+    @Option(names = "--out", paramLabel = "FILE.onnx",
+            description = "Where to write the model (default: " + DEFAULT_FILE + " beside WEIGHTS).")
+    Path out;
+
+    @Option(names = "--device", defaultValue = "cpu",
+            description = "auto, cpu or cuda: where the network is rebuilt to read its weights (default:"
+                    + " ${DEFAULT-VALUE}; the file is the same from every device).")
+    String device;
+
+    @Override
+    public Integer call() {
+        if (!Devices.NAMES.contains(device.trim().toLowerCase(Locale.ROOT))) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "unknown device '" + device + "'; valid: "
+                    + Devices.CHOICES);
+        }
+        Path target = out != null ? out : weights.toAbsolutePath().resolveSibling(DEFAULT_FILE);
+        OnnxExport.Written written;
+        // One open file for the config, the shapes and the values: a run rewriting it meanwhile cannot mix versions.
+        try (SafeTensors.Reader reader = SafeTensors.open(weights)) {
+            Map<String, Object> config = SavedWeights.config(reader);
+            if (config == null) {
+                throw new InvalidDataException(weights + ": no '" + SavedWeights.CONFIG_KEY + "' in its metadata, so"
+                        + " it does not say which network it belongs to; export reads the files that train --out"
+                        + " writes");
+            }
+            ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
+                    .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
+                            + message));
+            DatasetKind dataset = EvaluateCommand.recordedDataset(config, weights);
+            int inputs = inputUnits(reader);
+            int classes = dataset.classNames().size();
+            EvaluateCommand.requireWeightsForEveryKernel(reader, resolved, inputs, classes);
+            Devices.Selection selection = Devices.open(device);
+            try (var backend = selection.backend();
+                 Sequential net = resolved.build(backend, 0, inputs, classes)) {
+                if (selection.fallback() != null) {
+                    System.err.println("gradscope: " + selection.fallback());
+                }
+                WeightsFile.load(net, reader);
+                written = OnnxExport.write(net, target);
+            }
+        }
+        System.out.printf(Locale.ROOT, "wrote %s (%,d bytes): ONNX opset %d, IR version %d; input '%s' float [%s, %d];"
+                        + " outputs '%s' and '%s' float [%s, %d]%n", written.file(), written.bytes(), OnnxExport.OPSET,
+                OnnxExport.IR_VERSION, OnnxExport.INPUT, OnnxExport.BATCH, written.inputs(), OnnxExport.LOGITS,
+                OnnxExport.PROBABILITIES, OnnxExport.BATCH, written.outputs());
+        return 0;
+    }
+
+    /** The input width the weights file records ({@link WeightsFile} writes it); an MNIST image's for files without. */
+    private int inputUnits(SafeTensors.Reader reader) {
+        String recorded = reader.metadata().get("input_units");
+        if (recorded == null) {
+            return Mnist.PIXELS;
+        }
+        try {
+            int units = Integer.parseInt(recorded.trim());
+            if (units >= 1) {
+                return units;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new InvalidDataException(weights + ": metadata 'input_units' is not a width >= 1: '" + recorded + "'");
+    }
+}
