@@ -75,19 +75,22 @@ fi
 cp -r "$target/test-classes" "$stage/tests/classes"
 
 # --- 2. Test dependencies and the JUnit console launcher -----------------------------------------
-# The test-only jars: the test classpath less the runtime one (already inside gradscope.jar) and
-# less JUnit itself (the console launcher bundles it; a second Jupiter engine would be an error).
+# The test-only jars: the dependencies of test scope (the others are inside gradscope.jar) less JUnit
+# itself (the console launcher bundles it; a second Jupiter engine would be an error). They come from
+# dependency:list, which names each one's scope: build-classpath's includeScope=runtime lists the test
+# scope's jars too, so the difference of the two classpaths held none.
 classpath_of() { # classpath_of SCOPE FILE
   (cd "$repo_root" && mvn -q -B -Dstyle.color=never "$DEPENDENCY_PLUGIN:build-classpath" \
     -Dmdep.includeScope="$1" -Dmdep.outputFile="$2") || fail "mvn dependency:build-classpath ($1) failed"
   tr ':' '\n' <"$2" | sed '/^$/d' | LC_ALL=C sort -u >"$2.lines"
 }
 classpath_of test "$work/test.cp"
-classpath_of runtime "$work/runtime.cp"
+(cd "$repo_root" && mvn -q -B -Dstyle.color=never "$DEPENDENCY_PLUGIN:list" -DoutputAbsoluteArtifactFilename=true \
+  -DoutputFile="$work/dependencies.txt") || fail "mvn dependency:list failed"
 platform_jar="$(grep -m1 '/junit-platform-engine-[^/]*\.jar$' "$work/test.cp.lines" || true)"
 [[ -n "$platform_jar" ]] || fail "no junit-platform-engine on the test classpath; cannot tell the JUnit version"
 platform_version="$(basename "$(dirname "$platform_jar")")"
-LC_ALL=C comm -23 "$work/test.cp.lines" "$work/runtime.cp.lines" \
+grep -o -E ':test:/[^ ]+\.jar' "$work/dependencies.txt" | sed 's/^:test://' | LC_ALL=C sort -u \
   | grep -v -E '/org/(junit|opentest4j|apiguardian)/' >"$work/test-only.lines" || true
 while IFS= read -r dep; do cp "$dep" "$stage/tests/lib/"; done <"$work/test-only.lines"
 # ONNX Runtime's jar (the export tests' runtime) carries its native library for six platforms, 75 MB in all; the
