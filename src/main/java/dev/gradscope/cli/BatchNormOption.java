@@ -15,8 +15,8 @@ import picocli.CommandLine.Option;
 final class BatchNormOption {
     @Option(names = "--batch-norm",
             description = "A BatchNormalization between every hidden layer's product and its activation, in every"
-                    + " run: the textbook cure for vanishing gradients (not for maxout, which has no separate"
-                    + " activation).")
+                    + " run: the textbook cure for vanishing gradients, which also undoes the kernels' scale that makes"
+                    + " gradients explode (not for maxout, which has no separate activation).")
     boolean on;
 
     /** {@code " --batch-norm"} when on, else empty: for the page's command line. */

@@ -236,8 +236,15 @@ final class CompareCommand implements Callable<Integer> {
     /** Keys the optimizer's config has recorded later, with the value they then had: weight decay was off. */
     private static final Map<String, Object> OPTIMIZER_RECORDED_LATER = Map.of("weight_decay", 0.0);
 
+    /** Settings a run has only with batch normalization: without it, they are absent, not Keras's defaults. */
+    private static final Set<String> BATCH_NORM_SETTINGS = Set.of(ModelOptions.BATCH_NORM_MOMENTUM,
+            ModelOptions.BATCH_NORM_EPSILON);
+
     /** A setting of a run's config, with its value before configs recorded it when they did not. */
     private static Object settingOf(Map<String, Object> config, String key) {
+        if (BATCH_NORM_SETTINGS.contains(key) && !Boolean.TRUE.equals(config.get("batch_norm"))) {
+            return config.get(key); // a run without batch normalization has no momentum or epsilon of one
+        }
         Object value = config.containsKey(key) ? config.get(key) : RECORDED_LATER.get(key);
         if (key.equals("optimizer") && value instanceof Map<?, ?> optimizer) {
             Map<Object, Object> complete = new LinkedHashMap<>(optimizer);

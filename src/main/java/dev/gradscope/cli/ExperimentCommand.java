@@ -7,6 +7,7 @@ import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.BarChart;
 import dev.gradscope.report.Chart;
@@ -441,7 +442,7 @@ final class ExperimentCommand implements Runnable {
 
         @Override
         void report(ExperimentReport report, List<Run> runs, String setting) {
-            String model = chapterMlp() + " " + activation
+            String model = chapterMlp() + " " + activation + (batchNorm.on ? ", batch norm" : "")
                     + ", Adam (lr 0.001), glorot_uniform";
             Run mse = find(runs, Loss.MEAN_SQUARED_ERROR.id());
             Run ce = find(runs, Loss.CATEGORICAL_CROSSENTROPY.id());
@@ -541,7 +542,7 @@ final class ExperimentCommand implements Runnable {
 
         @Override
         void report(ExperimentReport report, List<Run> runs, String setting) {
-            String model = chapterMlp()
+            String model = chapterMlp() + (batchNorm.on ? ", batch norm" : "")
                     + ", categorical_crossentropy, Adam (lr 0.001), glorot_uniform";
             HtmlReport page = report.page();
             page.paragraph("The chapter's MLP (" + model + ") trained once per hidden activation. The chapter's"
@@ -966,8 +967,9 @@ final class ExperimentCommand implements Runnable {
             if (limit == null) {
                 return 0;
             }
-            if (!(limit > 0) || Double.isInfinite(limit)) {
-                throw usage(option + " must be a positive, finite number, got " + limit);
+            // the backends clip with the float of the limit: 1e-50 would be 0 and 1e39 infinite
+            if (!Optimizer.isPositiveFloat(limit)) {
+                throw usage(option + " must be a positive number that a float can hold, got " + limit);
             }
             return limit;
         }
@@ -1042,14 +1044,11 @@ final class ExperimentCommand implements Runnable {
                         + " the gradient; plain SGD (the default of this experiment) shows an exploding gradient"
                         + " more directly.");
             }
-            if (batchNorm.on) {
-                page.paragraph("Every hidden layer is Dense (linear) -> BatchNormalization -> activation. The"
-                        + " normalisation divides each pre-activation by its standard deviation over the batch, which"
-                        + " undoes the kernel's scale: the signal reaching each activation no longer grows with σ, and"
-                        + " a kernel's gradient shrinks as the kernel grows (scaling a kernel by c leaves the"
-                        + " normalised output unchanged and divides its gradient by c). The output layer is not"
-                        + " normalised: its kernel still starts at σ.");
-            }
+            batchNorm.describe(page, ". The normalisation divides each pre-activation by its standard deviation over"
+                    + " the batch, which undoes the kernel's scale: the signal reaching each activation no longer grows"
+                    + " with σ, and a kernel's gradient shrinks as the kernel grows (scaling a kernel by c leaves the"
+                    + " normalised output unchanged and divides its gradient by c). The output layer is not"
+                    + " normalised: its kernel still starts at σ");
             if (clipping.on()) {
                 page.paragraph(clippingExplanation(clipping));
             }
@@ -1085,7 +1084,8 @@ final class ExperimentCommand implements Runnable {
                 figure(report, "Update norm per step", "The size of each step's change of layer 1's kernel, ||W after"
                         + " the step − W before||, for every run, the clipped one of each σ dashed in its colour: what"
                         + " the optimizer did with the gradient, after clipping. Here clipping shows: "
-                        + updateBound(clipping, "the clipped runs' whole step") + " A step that broke has no update and is not drawn.",
+                        + updateBound(clipping, "the clipped runs' whole step")
+                        + " A step that broke has no update and is not drawn.",
                         ExperimentReport.kernelUpdateNormPerStep("Layer 1 update norm per step, without and with"
                                 + " clipping (dashed)", model, plain, CLIPPED, clipped, 1, true),
                         "update-norm-per-step");
@@ -1164,23 +1164,41 @@ final class ExperimentCommand implements Runnable {
                     + " and a bounded step can be too small to undo weights that start far too large.";
         }
 
-        /** How large a clipped step can be, as far as the optimizer lets one say it exactly. */
+        /**
+         * How large a clipped step can be, as far as the optimizer lets one say it exactly. With Keras's SGD momentum
+         * m (v = m v - lr g, w += v) a step sums the clipped gradients of all steps so far, weighted by powers of m,
+         * so it is at most 1 / (1 - m) times plain SGD's bound.
+         */
         private String updateBound(Clipping clipping, String subject) {
-            if (!optimizerId().equals("sgd") || momentum > 0) {
-                return "the update norm of a clipped run stays within what " + (optimizerId().equals("sgd")
-                        ? "momentum" : "Adam") + " makes of clipped gradients, which has no simple bound in terms of"
-                        + " the limit.";
+            if (!optimizerId().equals("sgd")) {
+                return "Adam divides each parameter's step by the running root mean square of its gradient, so a"
+                        + " clipped run's steps stay near the learning rate per parameter, as an unclipped run's do:"
+                        + " the limit sets no bound of its own on them.";
             }
             String lr = scaleText(learningRate());
+            double growth = 1 / (1 - momentum);
+            String rule = momentum > 0
+                    ? "with SGD and momentum " + scaleText(momentum) + " a step adds up the clipped gradients of every"
+                            + " step so far, weighted by powers of the momentum, so "
+                    : "with plain SGD the update is the learning rate times the clipped gradient, so ";
+            String factor = momentum > 0 ? " / (1 − " + scaleText(momentum) + ")" : "";
             if (clipping.globalNorm() > 0) {
-                return "with plain SGD the update is the learning rate times the clipped gradient, so " + subject
-                        + " (all parameters together) is at most lr × MAX = " + lr + " × "
-                        + scaleText(clipping.globalNorm()) + " = " + round(learningRate() * clipping.globalNorm())
-                        + " long.";
+                return rule + subject + " (all parameters together) is at most lr × MAX" + factor + " = " + lr + " × "
+                        + scaleText(clipping.globalNorm()) + factor + " = "
+                        + round(learningRate() * clipping.globalNorm() * growth) + " long.";
             }
-            return "with plain SGD the update is the learning rate times the clipped gradient, so no parameter moves"
-                    + " by more than lr × LIMIT = " + lr + " × " + scaleText(clipping.value()) + " = "
-                    + round(learningRate() * clipping.value()) + " in a step.";
+            return rule + "no parameter moves by more than lr × LIMIT" + factor + " = " + lr + " × "
+                    + scaleText(clipping.value()) + factor + " = " + round(learningRate() * clipping.value() * growth)
+                    + " in a step, and a kernel of n weights by at most that times √n (the figure's layer 1 kernel,"
+                    + " with its " + layerOneWeights() + " weights, by " + round(learningRate() * clipping.value()
+                    * growth * Math.sqrt(layerOneWeights())) + ").";
+        }
+
+        /** The weights of layer 1's kernel in this experiment's network. */
+        private long layerOneWeights() {
+            Mlp.HiddenUnits units = hiddenUnits(List.of(activation), "--activation").get(0);
+            return (long) Mnist.PIXELS * Mlp.CHAPTER_HIDDEN[0]
+                    * (units.activation().equals(Mlp.MAXOUT) ? units.maxoutPieces() : 1);
         }
 
         /** What became of a run, as far as clipping can change it. */
@@ -1250,8 +1268,9 @@ final class ExperimentCommand implements Runnable {
                 return "training broke at " + RunReport.where(h, h.nonFinite()) + " (a non-finite gradient); "
                         + accuracy + " with the weights it had";
             }
-            return accuracy + (run.has(Diagnosis.Kind.EXPLODING) ? "; the diagnosis still calls its gradients"
-                    + " exploding: " + explodingDiagnosis(run).replaceAll("\\.$", "") : "");
+            return accuracy + (run.has(Diagnosis.Kind.EXPLODING) ? "; the diagnosis, which compares means over the"
+                    + " first and the last steps, still calls its gradients exploding: "
+                    + explodingDiagnosis(run).replaceAll("\\.$", "") : "");
         }
 
         /**

@@ -6,6 +6,7 @@ import dev.gradscope.data.Dataset;
 import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.BatchNormalization;
+import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.report.RunReport;
@@ -319,12 +320,18 @@ final class TrainCommand implements Callable<Integer> {
         if (!(validationSplit >= 0 && validationSplit < 1)) {
             throw invalid.apply("--validation-split must be a fraction >= 0 and < 1 (0 is off), got " + validationSplit);
         }
-        if (!(clipNorm >= 0) || Double.isInfinite(clipNorm)) {
-            throw invalid.apply("--clip-norm must be a number >= 0 (0 is off), got " + clipNorm);
+        // the backends clip with the float of the limit: 1e-50 would be 0 (no step at all) and 1e39 infinite
+        if (!(clipNorm == 0 || Optimizer.isPositiveFloat(clipNorm))) {
+            throw invalid.apply("--clip-norm must be 0 (off) or a positive number that a float can hold, got "
+                    + clipNorm);
         }
-        if (!(clipValue >= 0) || Double.isInfinite(clipValue)) {
-            throw invalid.apply("--clip-value must be a number >= 0 (0 is off), got " + clipValue);
+        if (!(clipValue == 0 || Optimizer.isPositiveFloat(clipValue))) {
+            throw invalid.apply("--clip-value must be 0 (off) or a positive number that a float can hold, got "
+                    + clipValue);
         }
+        clipNorm += 0.0; // a -0 given is the 0 it means
+        clipValue += 0.0;
+        validationSplit += 0.0;
         if (saveBest != null && !Monitor.METRICS.contains(saveBest)) {
             throw invalid.apply("--save-best: unknown metric '" + saveBest + "'; valid: "
                     + String.join(", ", Monitor.METRICS));

@@ -1,6 +1,7 @@
 package dev.gradscope.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.data.MnistSubset;
@@ -132,6 +133,33 @@ class CompareCommandTest {
                 differ.toString()), err.toString());
         assertTrue(Files.readString(differ.resolve("report.html")).contains(
                 "The runs differ in: batch_norm_momentum: 0.99 (old), 0.9 (slow)."), "only in the momentum");
+    }
+
+    /**
+     * Review bnclip: a run without batch normalization has no momentum or epsilon of one; compare must not say it
+     * differs from a batch-normalized run in them (only in batch_norm).
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void aRunWithoutBatchNormDiffersOnlyInBatchNorm() throws IOException {
+        Path normalized = Files.createDirectories(tmp.resolve("normalized"));
+        try (var files = Files.list(runs.resolve("relu"))) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                Files.copy(f, normalized.resolve(f.getFileName()));
+            }
+        }
+        Map<String, Object> history = HistoryJson.read(normalized.resolve("history.json"));
+        Map<String, Object> config = (Map<String, Object>) history.get("config");
+        config.put("batch_norm", true);
+        config.put("batch_norm_momentum", 0.9);
+        config.put("batch_norm_epsilon", 0.01);
+        HistoryJson.writeAtomically(normalized.resolve("history.json"), history);
+        Path out = tmp.resolve("bn-against-plain");
+        assertEquals(0, run("compare", runs.resolve("relu").toString(), normalized.toString(), "--out",
+                out.toString()), err.toString());
+        String page = Files.readString(out.resolve("report.html"));
+        assertFalse(page.contains("batch_norm_momentum: 0.99 (relu)"), "relu has no batch normalization");
+        assertFalse(page.contains("batch_norm_epsilon: 0.001 (relu)"), "relu has no batch normalization");
     }
 
     @Test
