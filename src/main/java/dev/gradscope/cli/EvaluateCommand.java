@@ -60,15 +60,9 @@ final class EvaluateCommand implements Callable<Integer> {
         }
         // One open file for the config, the shapes and the values: a run rewriting it meanwhile cannot mix versions.
         try (SafeTensors.Reader reader = SafeTensors.open(weights)) {
-            Map<String, Object> config = SavedWeights.config(reader);
-            if (config == null) {
-                throw new InvalidDataException(weights + ": no '" + SavedWeights.CONFIG_KEY + "' in its metadata, so"
-                        + " it does not say which network it belongs to; evaluate reads the files that train --out"
-                        + " writes");
-            }
-            ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
-                    .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
-                            + message));
+            SavedWeights.Recorded recorded = SavedWeights.recorded(reader, "evaluate");
+            Map<String, Object> config = recorded.config();
+            ModelOptions.Resolved resolved = recorded.model();
             DatasetKind trainedOn = recordedDataset(config, weights);
             if (machine.data.dataset == null) {
                 machine.data.dataset = trainedOn.id();

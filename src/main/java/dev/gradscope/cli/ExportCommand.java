@@ -57,15 +57,9 @@ final class ExportCommand implements Callable<Integer> {
         OnnxExport.Written written;
         // One open file for the config, the shapes and the values: a run rewriting it meanwhile cannot mix versions.
         try (SafeTensors.Reader reader = SafeTensors.open(weights)) {
-            Map<String, Object> config = SavedWeights.config(reader);
-            if (config == null) {
-                throw new InvalidDataException(weights + ": no '" + SavedWeights.CONFIG_KEY + "' in its metadata, so"
-                        + " it does not say which network it belongs to; export reads the files that train --out"
-                        + " writes");
-            }
-            ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
-                    .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
-                            + message));
+            SavedWeights.Recorded recorded = SavedWeights.recorded(reader, "export");
+            Map<String, Object> config = recorded.config();
+            ModelOptions.Resolved resolved = recorded.model();
             DatasetKind dataset = EvaluateCommand.recordedDataset(config, weights);
             int inputs = inputUnits(reader);
             int classes = dataset.classNames().size();

@@ -64,6 +64,30 @@ final class SavedWeights {
         throw new InvalidDataException(reader.file() + ": metadata '" + CONFIG_KEY + "' is not a JSON object");
     }
 
+    /** A weights file's config and the network it describes. */
+    record Recorded(Map<String, Object> config, ModelOptions.Resolved model) {
+    }
+
+    /**
+     * The config of the run that wrote {@code reader}'s file and the network it describes, for a command that rebuilds
+     * that network from the file alone (evaluate, predict, export).
+     *
+     * @param command the command, for the message when the file has no config
+     * @throws InvalidDataException naming the file when it has no config or its config is not a valid model
+     */
+    static Recorded recorded(SafeTensors.Reader reader, String command) {
+        Path weights = reader.file();
+        Map<String, Object> config = config(reader);
+        if (config == null) {
+            throw new InvalidDataException(weights + ": no '" + CONFIG_KEY + "' in its metadata, so it does not say"
+                    + " which network it belongs to; " + command + " reads the files that train --out writes");
+        }
+        ModelOptions.Resolved model = ModelOptions.fromConfig(config, weights.toString())
+                .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
+                        + message));
+        return new Recorded(config, model);
+    }
+
     /**
      * Starts {@code model}, built from {@code resolved}, from the weights in {@code file}. A file that records
      * its run's config must come from a network that computes the same function: the same activation, hidden
