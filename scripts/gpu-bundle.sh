@@ -93,7 +93,7 @@ platform_version="$(basename "$(dirname "$platform_jar")")"
 grep -o -E ':test:/[^ ]+\.jar' "$work/dependencies.txt" | sed 's/^:test://' | LC_ALL=C sort -u \
   | grep -v -E '/org/(junit|opentest4j|apiguardian)/' >"$work/test-only.lines" || true
 while IFS= read -r dep; do cp "$dep" "$stage/tests/lib/"; done <"$work/test-only.lines"
-# ONNX Runtime's jar (the export tests' runtime) carries its native library for six platforms, 75 MB in all; the
+# ONNX Runtime's jar (the export tests' runtime) carries its native library for five platforms, 75 MB in all; the
 # GPU host is linux-x64, and the others would take the bundle past its limit.
 for ort in "$stage"/tests/lib/onnxruntime-*.jar; do
   [[ -e "$ort" ]] || continue

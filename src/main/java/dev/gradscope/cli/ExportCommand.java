@@ -8,6 +8,8 @@ import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.OnnxExport;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.WeightsFile;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
@@ -54,6 +56,7 @@ final class ExportCommand implements Callable<Integer> {
                     + Devices.CHOICES);
         }
         Path target = out != null ? out : weights.toAbsolutePath().resolveSibling(DEFAULT_FILE);
+        requireOnnxTarget(target);
         OnnxExport.Written written;
         // One open file for the config, the shapes and the values: a run rewriting it meanwhile cannot mix versions.
         try (SafeTensors.Reader reader = SafeTensors.open(weights)) {
@@ -79,6 +82,28 @@ final class ExportCommand implements Callable<Integer> {
                 OnnxExport.IR_VERSION, OnnxExport.INPUT, OnnxExport.BATCH, written.inputs(), OnnxExport.LOGITS,
                 OnnxExport.PROBABILITIES, OnnxExport.BATCH, written.outputs());
         return 0;
+    }
+
+    /**
+     * Refuses a target that would lose something or cannot be written: a folder, or a safetensors file (the run's
+     * weights or training state, which the ONNX file would replace).
+     */
+    private void requireOnnxTarget(Path target) {
+        if (Files.isDirectory(target)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--out " + target + " is a folder; give the"
+                    + " file to write, e.g. " + target.resolve(DEFAULT_FILE));
+        }
+        String name = String.valueOf(target.getFileName()).toLowerCase(Locale.ROOT);
+        boolean sameFile;
+        try {
+            sameFile = Files.exists(target) && Files.exists(weights) && Files.isSameFile(target, weights);
+        } catch (IOException e) {
+            sameFile = false; // cannot tell: the name check below still guards the runs' files
+        }
+        if (sameFile || name.endsWith(".safetensors")) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--out " + target + " would replace a"
+                    + " safetensors file (a run's weights or training state) with the ONNX model; give a .onnx file");
+        }
     }
 
     /** The input width the weights file records ({@link WeightsFile} writes it); an MNIST image's for files without. */

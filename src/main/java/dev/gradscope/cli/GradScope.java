@@ -62,8 +62,7 @@ public final class GradScope implements Runnable {
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            String v = GradScope.class.getPackage().getImplementationVersion();
-            return new String[] {"gradscope " + (v == null ? "(development build)" : v)};
+            return new String[] {"gradscope " + dev.gradscope.Version.text()};
         }
     }
 }

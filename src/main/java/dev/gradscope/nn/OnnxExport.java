@@ -24,8 +24,9 @@ import java.util.Optional;
  *
  * <p>The graph: one input {@value #INPUT} {@code float [batch, inputs]} (batch symbolic) and two outputs,
  * {@value #LOGITS} (the output layer's {@code x · W + b}, what the model's losses and accuracy take) and
- * {@value #PROBABILITIES} (their softmax over the last axis): {@link Sequential#predictLogits} and
- * {@link Sequential#predict}. Each {@link Dense} is a {@code Gemm} ({@code transB = 0}: the kernel is
+ * {@value #PROBABILITIES} (their softmax over the last axis): {@link Sequential#predictLogits} and, for the
+ * softmax output layer every command builds, {@link Sequential#predict} (a linear output layer's predict gives the
+ * logits themselves). Each {@link Dense} is a {@code Gemm} ({@code transB = 0}: the kernel is
  * {@code [in, out]}, as here) followed by its activation; a {@link Maxout} is a {@code Gemm} to
  * {@code units * pieces}, a {@code Reshape} to {@code [batch, units, pieces]} and a {@code ReduceMax} over the
  * pieces (piece {@code p} of unit {@code u} is column {@code u * pieces + p}); a {@link BatchNormalization} is the
@@ -37,9 +38,10 @@ import java.util.Optional;
  * where one computes the same function with the same parameter (Relu, Sigmoid, Tanh, Elu, Selu, Celu,
  * LeakyRelu, PRelu, Softplus, Softsign, Atan, HardSigmoid with alpha 1/6 and beta 1/2 (ONNX's default alpha is
  * Keras 2's 0.2), HardSwish, Clip for hardtanh and relu6), otherwise a composite of basic operators: step is
- * {@code Cast(x > 0)}, gelu the exact erf form, swish and silu {@code x * Sigmoid(beta x)}, mish
- * {@code x * Tanh(Softplus(x))}, log_sigmoid {@code -Softplus(-x)}, bent_identity {@code x^2 / (sqrt(x^2 + 1) + 1)
- * / 2 + x} (the form without cancellation near 0 that the CPU reference uses). A learned parameter is an
+ * {@code Cast(x > 0)} (NaN kept NaN), gelu the exact erf form, swish and silu {@code x * Sigmoid(beta x)}, mish
+ * {@code x * Tanh(Softplus(x))}, log_sigmoid {@code -Softplus(-x)}, bent_identity {@code x (x / (h + 1)) / 2 + x}
+ * with {@code h = hypot(x, 1)} scaled as hypot scales it (the form of the backends: no cancellation near 0, no
+ * overflow of x^2). A learned parameter is an
  * initializer: PReLU's slopes feed {@code PRelu}, a learned swish beta its {@code Mul}, a learned elu or celu
  * alpha its composite. Opset {@value #OPSET} (IR version {@value #IR_VERSION}), widely supported: GELU and Mish,
  * operators only from opsets 20 and 18, are composed instead.
@@ -55,7 +57,7 @@ import java.util.Optional;
  * repeated numbers are written unpacked, one field each.
  */
 public final class OnnxExport {
-    /** The ONNX IR version of the files written: 8, ONNX 1.10's, ONNX Runtime reads it since its 1.10. */
+    /** The ONNX IR version of the files written: 8, ONNX 1.10's (with opset 17, ONNX Runtime 1.12 or later reads them). */
     public static final int IR_VERSION = 8;
     /** The default-domain opset the graph uses. */
     public static final int OPSET = 17;
@@ -223,18 +225,28 @@ public final class OnnxExport {
         String y = g.fresh(layer + "/output");
         return switch (kind) {
             case LINEAR -> x;
-            case STEP -> g.op(layer, "Cast", List.of(Attribute.integer("to", TENSOR_FLOAT)), y,
-                    g.op(layer, "Greater", x, g.constant(0)));
+            case STEP -> {
+                // NaN stays NaN, as both backends give it: Cast(x > 0) alone would make it a clean 0
+                String positive = g.op(layer, "Cast", List.of(Attribute.integer("to", TENSOR_FLOAT)),
+                        g.fresh(layer + "/step"), g.op(layer, "Greater", x, g.constant(0)));
+                yield g.op(layer, "Where", List.of(), y, g.op(layer, "IsNaN", x), x, positive);
+            }
             case SIGMOID -> g.op(layer, "Sigmoid", List.of(), y, x);
             case TANH -> g.op(layer, "Tanh", List.of(), y, x);
             case HARD_TANH -> g.op(layer, "Clip", List.of(), y, x, g.constant(-1), g.constant(1));
             case ARCTAN -> g.op(layer, "Atan", List.of(), y, x);
             case SOFTSIGN -> g.op(layer, "Softsign", List.of(), y, x);
             case BENT_IDENTITY -> {
-                String square = g.op(layer, "Mul", x, x);
-                String root = g.op(layer, "Sqrt", g.op(layer, "Add", square, g.constant(1)));
-                String bend = g.op(layer, "Div", square, g.op(layer, "Add", root, g.constant(1)));
-                yield g.op(layer, "Add", List.of(), y, g.op(layer, "Mul", bend, g.constant(0.5f)), x);
+                // x (x / (h + 1)) / 2 + x with h = hypot(x, 1), as the backends compute it: h = s sqrt((x/s)^2 +
+                // (1/s)^2) with s = max(|x|, 1) does not overflow x^2 for |x| above 1.8e19 (s = 1 for |x| <= 1)
+                String scale = g.op(layer, "Max", g.op(layer, "Abs", x), g.constant(1));
+                String xs = g.op(layer, "Div", x, scale);
+                String inverse = g.op(layer, "Div", g.constant(1), scale);
+                String hypot = g.op(layer, "Mul", scale, g.op(layer, "Sqrt", g.op(layer, "Add",
+                        g.op(layer, "Mul", xs, xs), g.op(layer, "Mul", inverse, inverse))));
+                String ratio = g.op(layer, "Div", x, g.op(layer, "Add", hypot, g.constant(1)));
+                yield g.op(layer, "Add", List.of(), y, g.op(layer, "Mul", g.op(layer, "Mul", x, ratio),
+                        g.constant(0.5f)), x);
             }
             case RELU -> g.op(layer, "Relu", List.of(), y, x);
             // LeakyRelu is x for x >= 0 and alpha x below: the same function, 0 included
@@ -308,8 +320,7 @@ public final class OnnxExport {
     }
 
     private static String producerVersion() {
-        String version = OnnxExport.class.getPackage().getImplementationVersion();
-        return version == null ? "development build" : version;
+        return dev.gradscope.Version.text();
     }
 
     /** One attribute of a node: a float, an int or a list of ints. */
@@ -397,8 +408,8 @@ public final class OnnxExport {
                 for (int d = 0; d < dims.length; d++) {
                     dims[d] = entry.shape()[d];
                 }
-                floats(fresh(n), dims, entry.values());
-                return n;
+                // the initializer's name is the graph's name of the tensor: whatever fresh gives, not n
+                return floats(fresh(n), dims, entry.values());
             });
         }
 

@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -122,6 +123,26 @@ class ExportCommandTest {
         export(2, "export", weights().toString(), "--device", "gpu");
         assertTrue(err.toString().contains("unknown device 'gpu'"), err.toString());
         export(2, "export", weights().toString(), "--out");
+    }
+
+    /**
+     * An --out that would lose something is a usage error and nothing changes: the weights file itself, the run's
+     * training state, any safetensors file, a folder (found in review: the weights were replaced by the ONNX file).
+     */
+    @Test
+    void anOutThatWouldReplaceTheRunsFilesOrIsAFolderIsRefused() throws Exception {
+        byte[] before = Files.readAllBytes(weights());
+        byte[] state = Files.readAllBytes(run.resolve(ResumedRun.FILE));
+        for (Path target : List.of(weights(), run.resolve(ResumedRun.FILE), run.resolve("./" + SavedWeights.FILE),
+                tmp.resolve("other.SAFETENSORS"))) {
+            err.getBuffer().setLength(0);
+            export(2, "export", weights().toString(), "--out", target.toString());
+            assertTrue(err.toString().contains("would replace a safetensors file"), err.toString());
+        }
+        assertArrayEquals(before, Files.readAllBytes(weights()), "the weights are untouched");
+        assertArrayEquals(state, Files.readAllBytes(run.resolve(ResumedRun.FILE)), "the training state too");
+        export(2, "export", weights().toString(), "--out", tmp.toString());
+        assertTrue(err.toString().contains("is a folder; give the file to write, e.g. "), err.toString());
     }
 
     @Test

@@ -237,7 +237,11 @@ class OnnxExportTest {
                         List.copyOf(onnx.session().getOutputNames()));
                 String input = onnx.session().getInputInfo().get(OnnxExport.INPUT).getInfo().toString();
                 assertTrue(input.contains("shape=[-1, 784]"), input);
-                assertTrue(input.contains("dimNames=[batch,]") || input.contains("batch"), input);
+                assertTrue(input.contains("dimNames=[batch,\"\"]"), input);
+                for (String output : List.of(OnnxExport.LOGITS, OnnxExport.PROBABILITIES)) {
+                    String info = onnx.session().getOutputInfo().get(output).getInfo().toString();
+                    assertTrue(info.contains("shape=[-1, 10]") && info.contains("dimNames=[batch,\"\"]"), info);
+                }
                 assertEquals(OnnxExport.PRODUCER, onnx.session().getMetadata().getProducerName());
                 // any batch: one row, and more rows than the model was ever run with
                 assertEquals(1, onnx.run(new float[][] {X[20]}).logits().length);

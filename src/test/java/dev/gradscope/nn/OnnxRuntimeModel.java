@@ -25,14 +25,16 @@ public final class OnnxRuntimeModel implements AutoCloseable {
 
     /** Loads the model from the bytes of an ONNX file; ONNX Runtime checks it (and refuses a malformed one). */
     public static OnnxRuntimeModel of(byte[] model) throws OrtException {
-        return new OnnxRuntimeModel(OrtEnvironment.getEnvironment().createSession(model,
-                new OrtSession.SessionOptions()));
+        try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
+            return new OnnxRuntimeModel(OrtEnvironment.getEnvironment().createSession(model, options));
+        }
     }
 
     /** Loads the model from an ONNX file. */
     public static OnnxRuntimeModel of(Path file) throws OrtException {
-        return new OnnxRuntimeModel(OrtEnvironment.getEnvironment().createSession(file.toString(),
-                new OrtSession.SessionOptions()));
+        try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
+            return new OnnxRuntimeModel(OrtEnvironment.getEnvironment().createSession(file.toString(), options));
+        }
     }
 
     public OrtSession session() {
