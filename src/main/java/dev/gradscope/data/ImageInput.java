@@ -2,6 +2,7 @@ package dev.gradscope.data;
 
 import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
+import java.awt.image.DataBuffer;
 import java.awt.image.Raster;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -171,7 +172,12 @@ public final class ImageInput {
 
     /** {@link #prepare(BufferedImage, Invert, Frame)} of the image in {@code file}. */
     public static Prepared prepare(Path file, Invert invert, Frame frame) {
-        return prepare(read(file), invert, frame);
+        BufferedImage image = read(file);
+        try {
+            return prepare(image, invert, frame);
+        } catch (InvalidDataException e) {
+            throw new InvalidDataException(file + ": " + e.getMessage(), e);
+        }
     }
 
     /** {@link #prepare(BufferedImage, Invert, Frame)} with the whole image scaled to fit, {@link Frame#WHOLE}. */
@@ -179,7 +185,11 @@ public final class ImageInput {
         return prepare(image, invert, Frame.WHOLE);
     }
 
-    /** The image as the models take it (see the class comment for each step). */
+    /**
+     * The image as the models take it (see the class comment for each step).
+     *
+     * @throws InvalidDataException naming a pixel whose level is not a finite number
+     */
     public static Prepared prepare(BufferedImage image, Invert invert, Frame frame) {
         int width = image.getWidth();
         int height = image.getHeight();
@@ -290,6 +300,9 @@ public final class ImageInput {
     /**
      * The grey level of every pixel in 0..255, row-major: a grey image's samples (rescaled from their bit depth),
      * otherwise the luma of the sRGB colour; transparent pixels laid over white.
+     *
+     * @throws InvalidDataException naming the first pixel whose level is not a finite number (a float image's NaN or
+     *                              infinity)
      */
     static double[] grey(BufferedImage image) {
         int width = image.getWidth();
@@ -297,17 +310,39 @@ public final class ImageInput {
         double[] grey = new double[width * height];
         var model = image.getColorModel();
         Raster raster = image.getRaster();
+        int type = raster.getTransferType();
         // getRGB would take a grey image's samples for linear light and brighten them into sRGB; its samples
         // are what the file holds, as the data sets' bytes are.
         if (model.getColorSpace().getType() == ColorSpace.TYPE_GRAY
                 && model.getNumColorComponents() == 1 && !model.isAlphaPremultiplied()) {
-            double maxGrey = (1 << model.getComponentSize(0)) - 1;
-            double maxAlpha = model.hasAlpha() ? (1 << model.getComponentSize(1)) - 1 : 1;
+            boolean alpha = model.hasAlpha();
+            if (type == DataBuffer.TYPE_BYTE || type == DataBuffer.TYPE_USHORT || type == DataBuffer.TYPE_INT) {
+                // Unsigned integers of the component's bit depth. In long: for 32 bits, 1 << 32 is 1 in int (the
+                // shift is taken mod 32) and ColorModel's own normalisation divides by 0; a 32-bit sample above
+                // 2^31 reads as a negative int.
+                double maxGrey = (1L << model.getComponentSize(0)) - 1;
+                double maxAlpha = alpha ? (1L << model.getComponentSize(1)) - 1 : 1;
+                for (int y = 0; y < height; y++) {
+                    for (int x = 0; x < width; x++) {
+                        double v = Integer.toUnsignedLong(raster.getSample(x, y, 0)) * WHITE / maxGrey;
+                        double a = alpha ? Integer.toUnsignedLong(raster.getSample(x, y, 1)) / maxAlpha : 1;
+                        grey[y * width + x] = overWhite(v, a);
+                    }
+                }
+                return grey;
+            }
+            // Signed shorts, floats and doubles: the colour model's components in [0, 1] (for floats, what the file
+            // holds: getSample would truncate them to 0 or 1).
+            Object pixel = null;
+            float[] components = null;
             for (int y = 0; y < height; y++) {
                 for (int x = 0; x < width; x++) {
-                    double v = raster.getSample(x, y, 0) * WHITE / maxGrey;
-                    double alpha = model.hasAlpha() ? raster.getSample(x, y, 1) / maxAlpha : 1;
-                    grey[y * width + x] = overWhite(v, alpha);
+                    pixel = raster.getDataElements(x, y, pixel);
+                    components = model.getNormalizedComponents(pixel, components, 0);
+                    double v = finite(components[0], x, y) * WHITE;
+                    double a = alpha ? finite(components[1], x, y) : 1;
+                    // a float file may hold levels outside [0, 1]: the nearest level the model knows
+                    grey[y * width + x] = overWhite(Math.min(WHITE, Math.max(0, v)), Math.min(1, Math.max(0, a)));
                 }
             }
             return grey;
@@ -321,6 +356,14 @@ public final class ImageInput {
             }
         }
         return grey;
+    }
+
+    /** {@code value}, refused when it is NaN or infinite: a damaged or unscaled float image. */
+    private static double finite(float value, int x, int y) {
+        if (!Float.isFinite(value)) {
+            throw new InvalidDataException("pixel (" + x + ", " + y + ") is " + value + ", not a grey level");
+        }
+        return value;
     }
 
     private static double overWhite(double value, double alpha) {

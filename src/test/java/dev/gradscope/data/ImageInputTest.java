@@ -6,7 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.awt.Transparency;
+import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
+import java.awt.image.ColorModel;
+import java.awt.image.ComponentColorModel;
+import java.awt.image.DataBuffer;
+import java.awt.image.WritableRaster;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -212,6 +218,48 @@ class ImageInputTest {
         assertEquals(255 * Mnist.PIXEL_SCALE, pixels[5 * SIZE + 5]);
         assertEquals(100 * Mnist.PIXEL_SCALE, pixels[5 * SIZE + 6]);
         assertEquals(0f, pixels[0]);
+    }
+
+    /** A one-channel grey image of {@code dataType} whose every sample is {@code sample} (a Float or an Integer). */
+    private static BufferedImage greyOfType(int dataType, Number sample) {
+        ColorModel model = new ComponentColorModel(ColorSpace.getInstance(ColorSpace.CS_GRAY), false, false,
+                Transparency.OPAQUE, dataType);
+        WritableRaster raster = model.createCompatibleWritableRaster(SIZE, SIZE);
+        for (int y = 0; y < SIZE; y++) {
+            for (int x = 0; x < SIZE; x++) {
+                if (sample instanceof Float f) {
+                    raster.setSample(x, y, 0, f);
+                } else {
+                    raster.setSample(x, y, 0, sample.intValue());
+                }
+            }
+        }
+        return new BufferedImage(model, raster, false, null);
+    }
+
+    /**
+     * 32-bit grey (as javax.imageio reads some TIFFs): a float sample is its level in [0, 1], an int sample is
+     * unsigned, out of 2^32 - 1 (1 << 32 is 1 in Java's int, so it must not be the scale), and a NaN is refused.
+     */
+    @Test
+    void thirtyTwoBitGreyIsScaledAndANonFiniteLevelRefused() {
+        float[] floats = ImageInput.prepare(greyOfType(DataBuffer.TYPE_FLOAT, 0.25f), ImageInput.Invert.NO)
+                .pixels();
+        assertArrayEquals(expected((x, y) -> 0.25 * 255), floats);
+        // 0xC0000000: above 2^31, a negative int; three quarters of 2^32 - 1, within half a level
+        float[] ints = ImageInput.prepare(greyOfType(DataBuffer.TYPE_INT, 0xC0000000), ImageInput.Invert.NO)
+                .pixels();
+        for (float p : ints) {
+            assertEquals(0.75f, p, 0.5f / 255);
+        }
+        // a float level above white is white
+        assertArrayEquals(expected((x, y) -> 255), ImageInput.prepare(greyOfType(DataBuffer.TYPE_FLOAT, 3f),
+                ImageInput.Invert.NO).pixels());
+        BufferedImage nan = greyOfType(DataBuffer.TYPE_FLOAT, 0.5f);
+        nan.getRaster().setSample(4, 2, 0, Float.NaN);
+        InvalidDataException e = assertThrows(InvalidDataException.class,
+                () -> ImageInput.prepare(nan, ImageInput.Invert.NO));
+        assertEquals("pixel (4, 2) is NaN, not a grey level", e.getMessage());
     }
 
     @Test
