@@ -300,6 +300,7 @@ final class PredictCommand implements Callable<Integer> {
         if (prepared != null) {
             prediction.put("size", List.of(prepared.width(), prepared.height()));
             prediction.put("scaled_to", List.of(prepared.scaledWidth(), prepared.scaledHeight()));
+            prediction.put("subsampling", prepared.subsampling());
             prediction.put("border_mean", prepared.borderMean());
             prediction.put("inverted", prepared.inverted());
             prediction.put("framed_as_digit", prepared.digitFramed());
@@ -323,6 +324,10 @@ final class PredictCommand implements Callable<Integer> {
                 .map(e -> String.format(Locale.ROOT, "%s %.4f", e.get("name"), (Float) e.get("probability")))
                 .collect(Collectors.joining(", ")));
         ImageInput.Prepared prepared = input.prepared();
+        if (prepared != null && prepared.subsampling() > 1) {
+            sb.append(String.format(Locale.ROOT, "; decoded at every %dth pixel of every %dth row (larger than %d)",
+                    prepared.subsampling(), prepared.subsampling(), ImageInput.MAX_DECODED_SIDE));
+        }
         if (prepared != null && prepared.inverted()) {
             sb.append(String.format(Locale.ROOT, "; inverted (%s, its border's mean is %.2f)",
                     inversion == ImageInput.Invert.AUTO ? "dark on light" : "--invert yes", prepared.borderMean()));

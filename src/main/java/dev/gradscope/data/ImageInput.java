@@ -8,9 +8,13 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.Locale;
 import java.util.stream.Collectors;
 import javax.imageio.ImageIO;
+import javax.imageio.ImageReadParam;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
 
 /**
  * An image file made into what the models trained on MNIST's format take: 28x28 grey pixels, light on dark,
@@ -127,9 +131,10 @@ public final class ImageInput {
      * @param inverted      whether it was inverted
      * @param digitFramed   whether it was framed as MNIST frames a digit ({@link Frame#DIGIT}, on an image that was
      *                      not 28x28 and had ink)
+     * @param subsampling   1, or the step a large image file was decoded at ({@link Decoded#subsampling})
      */
     public record Prepared(float[] pixels, int width, int height, int scaledWidth, int scaledHeight,
-                           double borderMean, boolean inverted, boolean digitFramed) {
+                           double borderMean, boolean inverted, boolean digitFramed, int subsampling) {
         /** Whether the source was not 28x28 and so was scaled (and padded when it was not square). */
         public boolean scaled() {
             return width != SIZE || height != SIZE;
@@ -145,39 +150,99 @@ public final class ImageInput {
     }
 
     /**
-     * Reads {@code file} with javax.imageio (PNG, JPEG, GIF, BMP and whatever other readers are installed).
+     * An image file as decoded.
+     *
+     * @param image        its pixels, every {@code subsampling}-th column of every {@code subsampling}-th row
+     * @param width        the file's width
+     * @param height       the file's height
+     * @param subsampling  1, or for a large image the step it was decoded at (see {@link #MAX_DECODED_SIDE})
+     */
+    public record Decoded(BufferedImage image, int width, int height, int subsampling) {
+    }
+
+    /**
+     * The longest side decoded: a larger image is decoded at every k-th pixel of every k-th row, k the least whole
+     * number that brings its longer side to this or less. It ends 28x28 anyway, and a 20000x15000 PNG (a few hundred
+     * kilobytes of one colour) would otherwise take gigabytes, bytes then doubles, and end a batch of images with an
+     * OutOfMemoryError.
+     */
+    public static final int MAX_DECODED_SIDE = 2048;
+
+    /**
+     * Reads {@code file} with javax.imageio (PNG, JPEG, GIF, BMP and whatever other readers are installed): its
+     * size first, then its pixels, subsampled when it is larger than {@link #MAX_DECODED_SIDE}.
      *
      * @throws InvalidDataException naming the file when it is missing, unreadable, not an image or damaged
      */
-    public static BufferedImage read(Path file) {
+    public static Decoded read(Path file) {
         if (!Files.exists(file)) {
             throw new InvalidDataException(file + ": file not found");
         }
         if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
             throw new InvalidDataException(file + ": not a readable file");
         }
-        BufferedImage image;
-        try {
-            image = ImageIO.read(file.toFile());
+        try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
+            Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
+            if (readers == null || !readers.hasNext()) {
+                throw new InvalidDataException(file + ": not an image javax.imageio reads (" + readableFormats()
+                        + ")");
+            }
+            ImageReader reader = readers.next();
+            try {
+                reader.setInput(in, true, true);
+                int width = reader.getWidth(0);
+                int height = reader.getHeight(0);
+                int subsampling = subsampling(width, height);
+                ImageReadParam param = reader.getDefaultReadParam();
+                if (subsampling > 1) {
+                    param.setSourceSubsampling(subsampling, subsampling, 0, 0);
+                }
+                return new Decoded(reader.read(0, param), width, height, subsampling);
+            } finally {
+                reader.dispose();
+            }
         } catch (IOException | RuntimeException e) {
+            if (e instanceof InvalidDataException invalid) {
+                throw invalid;
+            }
             // Decoders report a damaged file with IOExceptions and, for some damage, runtime exceptions.
             throw new InvalidDataException(file + ": cannot decode the image: " + e.getMessage(), e);
+        } catch (OutOfMemoryError e) {
+            // One image's pixels, even subsampled (a file of many bytes per pixel): what it took is free again, and
+            // the other images of the batch are still classified.
+            throw new InvalidDataException(file + ": too large to decode in the memory this JVM has ("
+                    + e.getMessage() + ")", e);
         }
-        if (image == null) {
-            throw new InvalidDataException(file + ": not an image javax.imageio reads (PNG, JPEG, GIF, BMP: "
-                    + String.join(", ", ImageIO.getReaderFormatNames()).toLowerCase(Locale.ROOT) + ")");
-        }
-        return image;
     }
 
-    /** {@link #prepare(BufferedImage, Invert, Frame)} of the image in {@code file}. */
+    /** The step an image of {@code width x height} is decoded at: 1 up to {@link #MAX_DECODED_SIDE}. */
+    static int subsampling(int width, int height) {
+        int longer = Math.max(width, height);
+        return (longer + MAX_DECODED_SIDE - 1) / MAX_DECODED_SIDE;
+    }
+
+    /** The formats javax.imageio reads here. */
+    static String readableFormats() {
+        return "PNG, JPEG, GIF, BMP: " + String.join(", ", ImageIO.getReaderFormatNames()).toLowerCase(Locale.ROOT);
+    }
+
+    /**
+     * {@link #prepare(BufferedImage, Invert, Frame)} of the image in {@code file}, its size the file's (a large one
+     * is decoded subsampled).
+     *
+     * @throws InvalidDataException naming the file when it cannot be read or has a pixel that is not a number
+     */
     public static Prepared prepare(Path file, Invert invert, Frame frame) {
-        BufferedImage image = read(file);
+        Decoded decoded = read(file);
+        Prepared prepared;
         try {
-            return prepare(image, invert, frame);
+            prepared = prepare(decoded.image(), invert, frame);
         } catch (InvalidDataException e) {
             throw new InvalidDataException(file + ": " + e.getMessage(), e);
         }
+        return decoded.subsampling() == 1 ? prepared : new Prepared(prepared.pixels(), decoded.width(),
+                decoded.height(), prepared.scaledWidth(), prepared.scaledHeight(), prepared.borderMean(),
+                prepared.inverted(), prepared.digitFramed(), decoded.subsampling());
     }
 
     /** {@link #prepare(BufferedImage, Invert, Frame)} with the whole image scaled to fit, {@link Frame#WHOLE}. */
@@ -225,7 +290,7 @@ public final class ImageInput {
                 pixels[(top + y) * SIZE + left + x] = (float) scaled[y * scaledWidth + x] * Mnist.PIXEL_SCALE;
             }
         }
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false, 1);
     }
 
     /**
@@ -294,7 +359,7 @@ public final class ImageInput {
                 }
             }
         }
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true, 1);
     }
 
     /**

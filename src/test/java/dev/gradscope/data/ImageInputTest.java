@@ -13,11 +13,17 @@ import java.awt.image.ColorModel;
 import java.awt.image.ComponentColorModel;
 import java.awt.image.DataBuffer;
 import java.awt.image.WritableRaster;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.function.IntBinaryOperator;
+import java.util.zip.CRC32;
+import java.util.zip.Deflater;
+import java.util.zip.DeflaterOutputStream;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -260,6 +266,71 @@ class ImageInputTest {
         InvalidDataException e = assertThrows(InvalidDataException.class,
                 () -> ImageInput.prepare(nan, ImageInput.Invert.NO));
         assertEquals("pixel (4, 2) is NaN, not a grey level", e.getMessage());
+    }
+
+    /**
+     * A {@code width x height} 8-bit grey PNG whose pixel (x, y) is {@code value.applyAsInt(x, y)}, written chunk by
+     * chunk: an image too large for a BufferedImage in a test's memory, but of few bytes compressed.
+     */
+    private Path hugePng(String name, int width, int height, IntBinaryOperator value) throws IOException {
+        ByteArrayOutputStream compressed = new ByteArrayOutputStream();
+        byte[] row = new byte[width + 1]; // filter byte 0 (none), then the samples
+        try (DeflaterOutputStream deflate = new DeflaterOutputStream(compressed, new Deflater(Deflater.BEST_SPEED),
+                1 << 16)) {
+            for (int y = 0; y < height; y++) {
+                for (int x = 0; x < width; x++) {
+                    row[x + 1] = (byte) value.applyAsInt(x, y);
+                }
+                deflate.write(row);
+            }
+        }
+        ByteArrayOutputStream png = new ByteArrayOutputStream();
+        png.write(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'});
+        ByteBuffer header = ByteBuffer.allocate(13).putInt(width).putInt(height).put((byte) 8).put((byte) 0)
+                .put((byte) 0).put((byte) 0).put((byte) 0);
+        chunk(png, "IHDR", header.array());
+        chunk(png, "IDAT", compressed.toByteArray());
+        chunk(png, "IEND", new byte[0]);
+        return Files.write(tmp.resolve(name), png.toByteArray());
+    }
+
+    private static void chunk(ByteArrayOutputStream png, String type, byte[] data) {
+        byte[] typeBytes = type.getBytes(StandardCharsets.US_ASCII);
+        CRC32 crc = new CRC32();
+        crc.update(typeBytes);
+        crc.update(data);
+        png.writeBytes(ByteBuffer.allocate(4).putInt(data.length).array());
+        png.writeBytes(typeBytes);
+        png.writeBytes(data);
+        png.writeBytes(ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
+    }
+
+    /**
+     * A 12000x9000 PNG (108 million pixels: bytes then doubles would take a gigabyte) is decoded at every 6th pixel
+     * of every 6th row, the least step that brings its longer side to 2048 or less, and still reported at its own
+     * size. A 6000x6000 dark block on light paper, from (3000, 1500): decoded 2000x1500, scaled to 28x21 and padded
+     * by 3 rows above; inverted, the paper is 255 - 220 and the block white.
+     */
+    @Test
+    void aHugeImageIsDecodedSubsampled() throws IOException {
+        Path file = hugePng("huge.png", 12000, 9000,
+                (x, y) -> x >= 3000 && x < 9000 && y >= 1500 && y < 7500 ? 0 : 220);
+        assertTrue(Files.size(file) < 1_000_000, "a small file: " + Files.size(file));
+        ImageInput.Decoded decoded = ImageInput.read(file);
+        assertEquals(6, decoded.subsampling());
+        assertEquals(2000, decoded.image().getWidth());
+        assertEquals(1500, decoded.image().getHeight());
+        ImageInput.Prepared p = ImageInput.prepare(file, ImageInput.Invert.AUTO, ImageInput.Frame.WHOLE);
+        assertEquals(12000, p.width());
+        assertEquals(9000, p.height());
+        assertEquals(6, p.subsampling());
+        assertTrue(p.inverted());
+        assertEquals(28, p.scaledWidth());
+        assertEquals(21, p.scaledHeight());
+        assertEquals(35 * Mnist.PIXEL_SCALE, p.pixels()[0]);
+        assertEquals(255 * Mnist.PIXEL_SCALE, p.pixels()[13 * SIZE + 14]);
+        assertEquals(1, ImageInput.subsampling(2048, 10));
+        assertEquals(2, ImageInput.subsampling(10, 2049));
     }
 
     @Test
