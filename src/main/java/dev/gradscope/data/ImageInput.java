@@ -7,8 +7,10 @@ import java.awt.image.Raster;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Locale;
 import java.util.stream.Collectors;
 import javax.imageio.ImageIO;
@@ -172,7 +174,8 @@ public final class ImageInput {
      * Reads {@code file} with javax.imageio (PNG, JPEG, GIF, BMP and whatever other readers are installed): its
      * size first, then its pixels, subsampled when it is larger than {@link #MAX_DECODED_SIDE}.
      *
-     * @throws InvalidDataException naming the file when it is missing, unreadable, not an image or damaged
+     * @throws InvalidDataException naming the file when it is missing, unreadable, not an image or damaged (its
+     *                              decoder fails, or only warns)
      */
     public static Decoded read(Path file) {
         if (!Files.exists(file)) {
@@ -189,6 +192,10 @@ public final class ImageInput {
             }
             ImageReader reader = readers.next();
             try {
+                // A damaged file may decode with only warnings (a JPEG cut short: its missing part made up as grey);
+                // classifying what the decoder made up would say nothing of the image.
+                List<String> warnings = new ArrayList<>();
+                reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
                 reader.setInput(in, true, true);
                 int width = reader.getWidth(0);
                 int height = reader.getHeight(0);
@@ -197,7 +204,12 @@ public final class ImageInput {
                 if (subsampling > 1) {
                     param.setSourceSubsampling(subsampling, subsampling, 0, 0);
                 }
-                return new Decoded(reader.read(0, param), width, height, subsampling);
+                BufferedImage image = reader.read(0, param);
+                if (!warnings.isEmpty()) {
+                    throw new InvalidDataException(file + ": damaged image: the " + reader.getFormatName()
+                            + " decoder warns: " + String.join("; ", warnings));
+                }
+                return new Decoded(image, width, height, subsampling);
             } finally {
                 reader.dispose();
             }

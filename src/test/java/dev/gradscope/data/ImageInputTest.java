@@ -20,6 +20,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.SplittableRandom;
 import java.util.function.IntBinaryOperator;
 import java.util.zip.CRC32;
 import java.util.zip.Deflater;
@@ -350,6 +351,28 @@ class ImageInputTest {
 
         e = assertThrows(InvalidDataException.class, () -> ImageInput.read(tmp));
         assertEquals(tmp + ": not a readable file", e.getMessage());
+    }
+
+    /**
+     * A JPEG cut short decodes with only a warning (the rest made up as grey): it is refused as damaged, naming the
+     * warning, rather than classified.
+     */
+    @Test
+    void aTruncatedJpegIsRefusedNamingTheDecodersWarning() throws IOException {
+        SplittableRandom random = new SplittableRandom(1);
+        BufferedImage noise = new BufferedImage(200, 200, BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 200; y++) {
+            for (int x = 0; x < 200; x++) {
+                noise.setRGB(x, y, random.nextInt(0x1000000));
+            }
+        }
+        Path whole = tmp.resolve("whole.jpg");
+        assertTrue(ImageIO.write(noise, "jpg", whole.toFile()), "a JPEG writer");
+        assertEquals(200, ImageInput.read(whole).width(), "the whole file reads");
+        byte[] bytes = Files.readAllBytes(whole);
+        Path cut = Files.write(tmp.resolve("cut.jpg"), Arrays.copyOf(bytes, bytes.length / 2));
+        InvalidDataException e = assertThrows(InvalidDataException.class, () -> ImageInput.read(cut));
+        assertTrue(e.getMessage().startsWith(cut + ": damaged image: the JPEG decoder warns: "), e.getMessage());
     }
 
     @Test
