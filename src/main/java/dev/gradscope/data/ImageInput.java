@@ -34,7 +34,8 @@ import javax.imageio.stream.ImageInputStream;
  *       side is centred and padded with the background, the mean of the border after inversion.
  *       {@link Frame#DIGIT} does what MNIST did to its digits: the background is taken off and the ink stretched
  *       to full white, the ink's bounding box is scaled (area-weighted) so that its longer side is 20 pixels, and
- *       it is placed on black so that its centre of mass is the centre of the 28x28 field.</li>
+ *       it is placed on black so that its centre of mass is the centre of the 28x28 field. The ink is its connected
+ *       pieces of at least {@link #MIN_PART} of the heaviest's mass: a speck far from the digit is left out.</li>
  *   <li>Scaled: {@code v * (1/255)} in float, exactly {@link Mnist#PIXEL_SCALE}, so that a 28x28 grey image of a
  *       data set's test image gives that image's very floats.</li>
  * </ol>
@@ -56,6 +57,12 @@ public final class ImageInput {
      * box: keeps faint paper texture and compression noise from stretching the box.
      */
     static final double INK_THRESHOLD = 0.1;
+
+    /**
+     * Of the heaviest piece of ink's mass, the share another piece must have to be framed with it: a second stroke
+     * of a digit is far heavier (a 4's or a 5's is a quarter of the digit or more), a speck of dust far lighter.
+     */
+    static final double MIN_PART = 0.05;
 
     /** How an image that is not 28x28 is brought to 28x28. */
     public enum Frame {
@@ -306,8 +313,8 @@ public final class ImageInput {
     }
 
     /**
-     * MNIST's framing of a digit (light on dark in {@code grey}, 0..255): the ink above {@code background}, stretched
-     * so that its brightest pixel is white, cut to its bounding box, scaled so that the box's longer side is
+     * MNIST's framing of a digit (light on dark in {@code grey}, 0..255): the ink above {@code background}, less the
+     * specks {@link #digitComponents} leaves out, stretched so that its brightest pixel is white, cut to its bounding box, scaled so that the box's longer side is
      * {@link #DIGIT_BOX}, and placed on black with its centre of mass at the centre of the field (moved by whole
      * pixels, as MNIST's were). Null when no pixel is brighter than the background.
      */
@@ -317,23 +324,38 @@ public final class ImageInput {
         if (!(brightest > background)) {
             return null;
         }
-        double stretch = WHITE / (brightest - background);
         double[] ink = new double[grey.length];
+        boolean[] mask = new boolean[grey.length];
+        double stretch = WHITE / (brightest - background);
+        for (int i = 0; i < grey.length; i++) {
+            ink[i] = Math.max(0, grey[i] - background);
+            mask[i] = ink[i] * stretch > INK_THRESHOLD * WHITE;
+        }
+        boolean[] kept = digitComponents(mask, ink, width, height);
+        // What is left out is not ink: off the crop, out of the centre of mass, and not the white the rest is
+        // stretched to.
+        double keptBrightest = 0;
         int left = width;
         int right = -1;
         int top = height;
         int bottom = -1;
         for (int y = 0; y < height; y++) {
             for (int x = 0; x < width; x++) {
-                double v = Math.max(0, grey[y * width + x] - background) * stretch;
-                ink[y * width + x] = v;
-                if (v > INK_THRESHOLD * WHITE) {
+                int i = y * width + x;
+                if (mask[i] && !kept[i]) {
+                    ink[i] = 0;
+                } else if (kept[i]) {
+                    keptBrightest = Math.max(keptBrightest, ink[i]);
                     left = Math.min(left, x);
                     right = Math.max(right, x);
                     top = Math.min(top, y);
                     bottom = Math.max(bottom, y);
                 }
             }
+        }
+        stretch = WHITE / keptBrightest;
+        for (int i = 0; i < ink.length; i++) {
+            ink[i] *= stretch;
         }
         int boxWidth = right - left + 1;
         int boxHeight = bottom - top + 1;
@@ -372,6 +394,53 @@ public final class ImageInput {
             }
         }
         return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true, 1);
+    }
+
+    /**
+     * Which ink pixels are the digit's: the connected components of {@code mask} (8-connectivity: a stroke drawn
+     * diagonally is one piece) whose mass, the sum of {@code ink} over them, is at least {@link #MIN_PART} of the
+     * heaviest's. A digit written in two strokes (a 4, a 5) keeps both; a speck of dust or a dot of noise, far from
+     * the digit, is left out, where it would have stretched the bounding box. At least one pixel is kept when any is
+     * in the mask.
+     */
+    static boolean[] digitComponents(boolean[] mask, double[] ink, int width, int height) {
+        int[] component = new int[mask.length]; // 0: not labelled yet; labels count from 1
+        List<Double> masses = new ArrayList<>();
+        masses.add(0.0);
+        int[] queue = new int[mask.length];
+        for (int start = 0; start < mask.length; start++) {
+            if (!mask[start] || component[start] != 0) {
+                continue;
+            }
+            int label = masses.size();
+            double mass = 0;
+            int head = 0;
+            int tail = 0;
+            queue[tail++] = start;
+            component[start] = label;
+            while (head < tail) {
+                int i = queue[head++];
+                mass += ink[i];
+                int x = i % width;
+                int y = i / width;
+                for (int ny = Math.max(0, y - 1); ny <= Math.min(height - 1, y + 1); ny++) {
+                    for (int nx = Math.max(0, x - 1); nx <= Math.min(width - 1, x + 1); nx++) {
+                        int n = ny * width + nx;
+                        if (mask[n] && component[n] == 0) {
+                            component[n] = label;
+                            queue[tail++] = n;
+                        }
+                    }
+                }
+            }
+            masses.add(mass);
+        }
+        double heaviest = masses.stream().mapToDouble(Double::doubleValue).max().orElse(0);
+        boolean[] kept = new boolean[mask.length];
+        for (int i = 0; i < mask.length; i++) {
+            kept[i] = component[i] != 0 && masses.get(component[i]) >= MIN_PART * heaviest;
+        }
+        return kept;
     }
 
     /**

@@ -401,6 +401,66 @@ class ImageInputTest {
         assertArrayEquals(expected((x, y) -> x >= 10 && x < 20 && y >= 5 && y < 25 ? 255 : 0), p.pixels());
     }
 
+    /**
+     * A test image's enlarged ink-on-paper copy on a grey sheet, off-centre: framed as a digit, it is framed the same
+     * (cosine above 0.999) with a single dark pixel or a 3x3 speck of ink far from it, which would otherwise stretch
+     * the bounding box across the sheet. From the review (branch review-predict, a217d14).
+     */
+    @Test
+    void aSpeckFarFromTheDigitDoesNotReframeIt() {
+        Dataset test = MnistSubset.load().test();
+        IntBinaryOperator paper = (x, y) -> {
+            int dx = x - 10;
+            int dy = y - 20;
+            int ink = dx >= 0 && dx < 56 && dy >= 0 && dy < 56 ? test.feature(0, (dy / 2) * 28 + dx / 2) : 0;
+            return 230 - ink * 200 / 255;
+        };
+        float[] clean = ImageInput.prepare(grey(150, 90, paper), ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT)
+                .pixels();
+        BufferedImage pixel = grey(150, 90, (x, y) -> x == 140 && y == 5 ? 30 : paper.applyAsInt(x, y));
+        BufferedImage speck = grey(150, 90,
+                (x, y) -> x >= 140 && x < 143 && y >= 5 && y < 8 ? 30 : paper.applyAsInt(x, y));
+        for (BufferedImage specked : new BufferedImage[] {pixel, speck}) {
+            float[] framed = ImageInput.prepare(specked, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT).pixels();
+            double cosine = cosine(clean, framed);
+            assertTrue(cosine > 0.999, "cosine with and without the speck: " + cosine);
+        }
+    }
+
+    /**
+     * A second piece of ink of at least 5% of the heaviest's mass is framed with it (a 4 or a 5 written in two
+     * strokes); a lighter one is left out, as if it were not there. The 12x6 block of the test above (mass 72 * 180)
+     * with a 2x2 block (mass 4 * 180, 5.6%) far to its left: the box spans both. With a 2x1 block (2.8%) instead:
+     * the very result of the block alone.
+     */
+    @Test
+    void aSecondStrokeIsFramedAndALighterSpeckLeftOut() {
+        BufferedImage block = grey(100, 60, (x, y) -> x >= 70 && x < 76 && y >= 5 && y < 17 ? 40 : 220);
+        ImageInput.Prepared alone = ImageInput.prepare(block, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT);
+        BufferedImage twoStrokes = grey(100, 60, (x, y) -> x >= 10 && x < 12 && y >= 40 && y < 42
+                ? 40 : block.getRaster().getSample(x, y, 0));
+        ImageInput.Prepared both = ImageInput.prepare(twoStrokes, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT);
+        assertEquals(20, both.scaledWidth(), "the box spans columns 10..75 and rows 5..41");
+        assertEquals(Math.round(37.0 * 20 / 66), both.scaledHeight());
+        BufferedImage speck = grey(100, 60, (x, y) -> x >= 10 && x < 12 && y == 40
+                ? 40 : block.getRaster().getSample(x, y, 0));
+        ImageInput.Prepared specked = ImageInput.prepare(speck, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT);
+        assertArrayEquals(alone.pixels(), specked.pixels());
+        assertEquals(alone.scaledWidth(), specked.scaledWidth());
+    }
+
+    private static double cosine(float[] a, float[] b) {
+        double dot = 0;
+        double aa = 0;
+        double bb = 0;
+        for (int i = 0; i < a.length; i++) {
+            dot += (double) a[i] * b[i];
+            aa += (double) a[i] * a[i];
+            bb += (double) b[i] * b[i];
+        }
+        return dot / Math.sqrt(aa * bb);
+    }
+
     /** A blank image has no ink to frame: it is scaled whole; a 28x28 image is taken as it is by either frame. */
     @Test
     void aBlankOrAlreadyFramedImageIsNotFramedAsADigit() {
