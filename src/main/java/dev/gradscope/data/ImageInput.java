@@ -28,8 +28,9 @@ import javax.imageio.stream.ImageInputStream;
  *   <li>Light on dark: MNIST's digits are light strokes on black, a photo of ink is dark strokes on paper. With
  *       {@link Invert#AUTO} the image is inverted ({@code 255 - v}) when the mean of its border (its outermost
  *       rows and columns) is light, above {@link #LIGHT_BORDER} of white.</li>
- *   <li>28x28: a 28x28 image is taken as it is, already in the data sets' format. Any other size is framed as
- *       {@link Frame} says. {@link Frame#WHOLE} scales the whole image, keeping its aspect ratio, so that its
+ *   <li>28x28: an image already in MNIST's format (28x28, light on black: not inverted, its border's mean 0) is
+ *       taken as it is. Any other image is framed as {@link Frame} says ({@link Frame#WHOLE} takes any 28x28
+ *       image as it is, after inversion). {@link Frame#WHOLE} scales the whole image, keeping its aspect ratio, so that its
  *       longer side is 28 pixels, each new pixel the area-weighted mean of the source pixels it covers; the shorter
  *       side is centred and padded with the background, the mean of the border after inversion.
  *       {@link Frame#DIGIT} does what MNIST did to its digits: the background is taken off and the ink stretched
@@ -64,7 +65,7 @@ public final class ImageInput {
      */
     static final double MIN_PART = 0.05;
 
-    /** How an image that is not 28x28 is brought to 28x28. */
+    /** How an image is brought to 28x28 (one in MNIST's format already is taken as it is). */
     public enum Frame {
         /** The whole image, scaled to fit and padded with its background (objects that fill the frame). */
         WHOLE,
@@ -138,8 +139,8 @@ public final class ImageInput {
      * @param scaledHeight  the height it (or its ink) was scaled to before padding
      * @param borderMean    the mean of the source's border in [0, 1], before any inversion
      * @param inverted      whether it was inverted
-     * @param digitFramed   whether it was framed as MNIST frames a digit ({@link Frame#DIGIT}, on an image that was
-     *                      not 28x28 and had ink)
+     * @param digitFramed   whether it was framed as MNIST frames a digit ({@link Frame#DIGIT}, on an image that had
+     *                      ink and was not in MNIST's format already)
      * @param subsampling   1, or the step a large image file was decoded at ({@link Decoded#subsampling})
      */
     public record Prepared(float[] pixels, int width, int height, int scaledWidth, int scaledHeight,
@@ -288,7 +289,10 @@ public final class ImageInput {
         }
         // in grey levels, as the pixels are: an even paper then comes out exactly 0 when taken off
         double background = inverted ? WHITE - borderGrey : borderGrey;
-        if (frame == Frame.DIGIT && (width != SIZE || height != SIZE)) {
+        // A 28x28 image on a border of 0 is in MNIST's own format, framed already; a 28x28 photo of ink on paper
+        // still has its paper to take off and its ink to frame.
+        boolean mnistFormat = width == SIZE && height == SIZE && !inverted && borderGrey == 0;
+        if (frame == Frame.DIGIT && !mnistFormat) {
             Prepared digit = frameDigit(grey, width, height, background, border, inverted);
             if (digit != null) {
                 return digit;

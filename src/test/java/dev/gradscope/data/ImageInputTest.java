@@ -461,19 +461,49 @@ class ImageInputTest {
         return dot / Math.sqrt(aa * bb);
     }
 
-    /** A blank image has no ink to frame: it is scaled whole; a 28x28 image is taken as it is by either frame. */
+    /**
+     * A blank image has no ink to frame: it is scaled whole. An image in MNIST's format already (28x28, light on a
+     * black border) is taken as it is by either frame: a test image gives its own floats. Any other 28x28 image is
+     * framed as a digit like any size, and taken as it is by {@link ImageInput.Frame#WHOLE}.
+     */
     @Test
-    void aBlankOrAlreadyFramedImageIsNotFramedAsADigit() {
+    void aBlankOrAlreadyFramedImageIsNotFramedAsADigit() throws IOException {
         ImageInput.Prepared blank = ImageInput.prepare(grey(50, 50, (x, y) -> 255), ImageInput.Invert.AUTO,
                 ImageInput.Frame.DIGIT);
         assertFalse(blank.digitFramed());
         assertArrayEquals(expected((x, y) -> 0), blank.pixels());
+
+        Dataset test = MnistSubset.load().test();
+        BufferedImage own = grey(SIZE, SIZE, (x, y) -> test.feature(3, y * SIZE + x));
+        ImageInput.Prepared mnist = ImageInput.prepare(own, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT);
+        assertFalse(mnist.digitFramed());
+        assertArrayEquals(Arrays.copyOfRange(test.scaledFeatures(), 3 * Mnist.PIXELS, 4 * Mnist.PIXELS),
+                mnist.pixels());
+
         BufferedImage square = grey(SIZE, SIZE, (x, y) -> (x * 7 + y * 3) % 256);
-        ImageInput.Prepared digit = ImageInput.prepare(square, ImageInput.Invert.NO, ImageInput.Frame.DIGIT);
-        assertFalse(digit.digitFramed());
-        assertArrayEquals(ImageInput.prepare(square, ImageInput.Invert.NO, ImageInput.Frame.WHOLE).pixels(),
-                digit.pixels());
-        assertArrayEquals(expected((x, y) -> (x * 7 + y * 3) % 256), digit.pixels());
+        ImageInput.Prepared whole = ImageInput.prepare(square, ImageInput.Invert.NO, ImageInput.Frame.WHOLE);
+        assertFalse(whole.digitFramed());
+        assertArrayEquals(expected((x, y) -> (x * 7 + y * 3) % 256), whole.pixels());
+        assertTrue(ImageInput.prepare(square, ImageInput.Invert.NO, ImageInput.Frame.DIGIT).digitFramed(),
+                "its border is not black: not in MNIST's format");
+    }
+
+    /**
+     * A 28x28 ink-on-grey-paper copy of a test image, framed as a digit, has its paper taken off as any other size
+     * has (it was taken as it is, paper and all) and comes back close to the test image (cosine above 0.99; the
+     * image is reframed, so not exactly). From the review (branch review-predict, a217d14).
+     */
+    @Test
+    void aTwentyEightPixelInkOnPaperDigitHasItsPaperTakenOff() {
+        Dataset test = MnistSubset.load().test();
+        float[] own = Arrays.copyOfRange(test.scaledFeatures(), 0, Mnist.PIXELS);
+        BufferedImage paper = grey(SIZE, SIZE, (x, y) -> 230 - test.feature(0, y * SIZE + x) * 200 / 255);
+        ImageInput.Prepared p = ImageInput.prepare(paper, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT);
+        assertTrue(p.inverted());
+        assertTrue(p.digitFramed());
+        assertEquals(0f, p.pixels()[0], "a corner of the paper is black, as MNIST's background is");
+        double cosine = cosine(own, p.pixels());
+        assertTrue(cosine > 0.99, "cosine with the test image: " + cosine);
     }
 
     @Test
