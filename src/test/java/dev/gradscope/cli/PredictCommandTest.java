@@ -229,7 +229,7 @@ class PredictCommandTest {
      * By default an MNIST model's images are framed as MNIST framed its digits. A test image is framed so already, so
      * its enlarged ink-on-paper copy, placed off-centre on a wide grey sheet, comes back as it, but for rounding: a
      * cosine similarity above 0.999 with the test image's own pixels (whole-image scaling gives under 0.5: the digit
-     * is small and off-centre, on grey).
+     * is small and off-centre, on grey). --dataset, which only renames the classes, does not change the frame.
      */
     @Test
     void aDigitOffCentreOnAWideSheetIsFramedAsMnistsDigitsAre() throws IOException {
@@ -259,6 +259,13 @@ class PredictCommandTest {
                         json.toString()), err.toString());
                 assertTrue(stdout.contains("framed as MNIST's digits: its ink scaled to"), stdout);
                 assertEquals(true, predictions(json).get(0).get("framed_as_digit"));
+                // --dataset only names the classes: the frame is still that of the data set the weights learnt
+                String framedLine = stdout;
+                assertEquals(0, predict(weights.toString(), png.toString(), "--device", "cpu", "--dataset",
+                        "fashion_mnist", "--out", json.toString()), err.toString());
+                assertEquals(true, predictions(json).get(0).get("framed_as_digit"));
+                assertEquals(framedLine.substring(framedLine.indexOf("; framed")),
+                        stdout.substring(stdout.indexOf("; framed")));
             }
         }
     }
