@@ -241,9 +241,13 @@ public final class ImageInput {
         return (longer + MAX_DECODED_SIDE - 1) / MAX_DECODED_SIDE;
     }
 
-    /** The formats javax.imageio reads here. */
+    /**
+     * The formats javax.imageio reads here, each name once, sorted: it lists each reader under several names, in
+     * both cases ({@code jpg, JPG, jpeg, JPEG, ...}).
+     */
     static String readableFormats() {
-        return "PNG, JPEG, GIF, BMP: " + String.join(", ", ImageIO.getReaderFormatNames()).toLowerCase(Locale.ROOT);
+        return "PNG, JPEG, GIF, BMP: " + Arrays.stream(ImageIO.getReaderFormatNames())
+                .map(name -> name.toLowerCase(Locale.ROOT)).distinct().sorted().collect(Collectors.joining(", "));
     }
 
     /**

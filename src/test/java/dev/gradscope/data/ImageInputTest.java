@@ -20,6 +20,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.IntBinaryOperator;
 import java.util.zip.CRC32;
@@ -343,6 +344,10 @@ class ImageInputTest {
         Path text = Files.writeString(tmp.resolve("notes.png"), "not an image");
         e = assertThrows(InvalidDataException.class, () -> ImageInput.read(text));
         assertTrue(e.getMessage().startsWith(text + ": not an image javax.imageio reads"), e.getMessage());
+        String formats = e.getMessage().substring(e.getMessage().indexOf("BMP: ") + 5, e.getMessage().length() - 1);
+        List<String> names = List.of(formats.split(", "));
+        assertEquals(names.stream().distinct().sorted().toList(), names, "each format once, sorted: " + formats);
+        assertTrue(names.containsAll(List.of("bmp", "gif", "jpeg", "jpg", "png")), formats);
 
         byte[] whole = Files.readAllBytes(png("whole.png", grey(SIZE, SIZE, (x, y) -> (x * y) % 256)));
         Path cut = Files.write(tmp.resolve("cut.png"), Arrays.copyOf(whole, whole.length / 2));
