@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 import java.util.stream.Collectors;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageReadParam;
@@ -83,13 +84,7 @@ public final class ImageInput {
          * @throws IllegalArgumentException naming {@code id} and the valid ids
          */
         public static Frame fromId(String id) {
-            for (Frame frame : values()) {
-                if (frame.id().equals(id.trim().toLowerCase(Locale.ROOT))) {
-                    return frame;
-                }
-            }
-            throw new IllegalArgumentException("unknown --frame '" + id + "'; valid: "
-                    + Arrays.stream(values()).map(Frame::id).collect(Collectors.joining(", ")));
+            return byId(values(), Frame::id, "--frame", id);
         }
 
         /** The framing that made a data set's images: MNIST's digits were centred by mass, the clothes fill theirs. */
@@ -118,14 +113,23 @@ public final class ImageInput {
          * @throws IllegalArgumentException naming {@code id} and the valid ids
          */
         public static Invert fromId(String id) {
-            for (Invert invert : values()) {
-                if (invert.id().equals(id.trim().toLowerCase(Locale.ROOT))) {
-                    return invert;
-                }
-            }
-            throw new IllegalArgumentException("unknown --invert '" + id + "'; valid: "
-                    + Arrays.stream(values()).map(Invert::id).collect(Collectors.joining(", ")));
+            return byId(values(), Invert::id, "--invert", id);
         }
+    }
+
+    /**
+     * The choice of {@code choices} whose id is {@code id}, trimmed, in any case.
+     *
+     * @throws IllegalArgumentException naming {@code option}, {@code id} and the valid ids
+     */
+    private static <T> T byId(T[] choices, Function<T, String> idOf, String option, String id) {
+        for (T choice : choices) {
+            if (idOf.apply(choice).equals(id.trim().toLowerCase(Locale.ROOT))) {
+                return choice;
+            }
+        }
+        throw new IllegalArgumentException("unknown " + option + " '" + id + "'; valid: "
+                + Arrays.stream(choices).map(idOf).collect(Collectors.joining(", ")));
     }
 
     /**
