@@ -303,6 +303,7 @@ final class PredictCommand implements Callable<Integer> {
             prediction.put("size", List.of(prepared.width(), prepared.height()));
             prediction.put("scaled_to", List.of(prepared.scaledWidth(), prepared.scaledHeight()));
             prediction.put("subsampling", prepared.subsampling());
+            prediction.put("no_ink", prepared.blank());
             prediction.put("border_mean", prepared.borderMean());
             prediction.put("inverted", prepared.inverted());
             prediction.put("framed_as_digit", prepared.digitFramed());
@@ -326,6 +327,9 @@ final class PredictCommand implements Callable<Integer> {
                 .map(e -> String.format(Locale.ROOT, "%s %.4f", e.get("name"), (Float) e.get("probability")))
                 .collect(Collectors.joining(", ")));
         ImageInput.Prepared prepared = input.prepared();
+        if (prepared != null && prepared.blank()) {
+            sb.append("; no ink found (no pixel lighter than its border, after any inversion): a blank image");
+        }
         if (prepared != null && prepared.subsampling() > 1) {
             sb.append(String.format(Locale.ROOT, "; decoded at every %dth pixel of every %dth row (larger than %d)",
                     prepared.subsampling(), prepared.subsampling(), ImageInput.MAX_DECODED_SIDE));

@@ -146,9 +146,12 @@ public final class ImageInput {
      * @param digitFramed   whether it was framed as MNIST frames a digit ({@link Frame#DIGIT}, on an image that had
      *                      ink and was not in MNIST's format already)
      * @param subsampling   1, or the step a large image file was decoded at ({@link Decoded#subsampling})
+     * @param blank         whether it has no ink: no pixel lighter, after any inversion, than its border's mean (a
+     *                      blank sheet; what the model says of it says nothing of a digit)
      */
     public record Prepared(float[] pixels, int width, int height, int scaledWidth, int scaledHeight,
-                           double borderMean, boolean inverted, boolean digitFramed, int subsampling) {
+                           double borderMean, boolean inverted, boolean digitFramed, int subsampling,
+                           boolean blank) {
         /** Whether the source was not 28x28 and so was scaled (and padded when it was not square). */
         public boolean scaled() {
             return width != SIZE || height != SIZE;
@@ -270,7 +273,7 @@ public final class ImageInput {
         }
         return decoded.subsampling() == 1 ? prepared : new Prepared(prepared.pixels(), decoded.width(),
                 decoded.height(), prepared.scaledWidth(), prepared.scaledHeight(), prepared.borderMean(),
-                prepared.inverted(), prepared.digitFramed(), decoded.subsampling());
+                prepared.inverted(), prepared.digitFramed(), decoded.subsampling(), prepared.blank());
     }
 
     /** {@link #prepare(BufferedImage, Invert, Frame)} with the whole image scaled to fit, {@link Frame#WHOLE}. */
@@ -321,7 +324,8 @@ public final class ImageInput {
                 pixels[(top + y) * SIZE + left + x] = (float) scaled[y * scaledWidth + x] * Mnist.PIXEL_SCALE;
             }
         }
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false, 1);
+        boolean blank = !(Arrays.stream(grey).max().orElse(0) > background);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false, 1, blank);
     }
 
     /**
@@ -405,7 +409,7 @@ public final class ImageInput {
                 }
             }
         }
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true, 1);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true, 1, false);
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.gradscope.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.Tolerances;
@@ -329,6 +330,28 @@ class PredictCommandTest {
         Map<String, Object> result = HistoryJson.read(json);
         assertEquals(1, ((List<?>) result.get("predictions")).size());
         assertEquals(2, ((List<?>) result.get("errors")).size());
+    }
+
+    /** A blank sheet is still classified, but its line and its JSON say that no ink was found. */
+    @Test
+    void aBlankImageIsClassifiedWithANote() throws IOException {
+        BufferedImage sheet = new BufferedImage(60, 40, BufferedImage.TYPE_BYTE_GRAY);
+        for (int y = 0; y < 40; y++) {
+            for (int x = 0; x < 60; x++) {
+                sheet.getRaster().setSample(x, y, 0, 235);
+            }
+        }
+        Path png = tmp.resolve("blank.png");
+        ImageIO.write(sheet, "png", png.toFile());
+        Path json = tmp.resolve("blank.json");
+        assertEquals(0, predict(weights.toString(), png.toString(), PNGS.get(0).toString(), "--device", "cpu",
+                "--out", json.toString()), err.toString());
+        List<String> lines = stdout.lines().toList();
+        assertTrue(lines.get(0).contains("; no ink found (no pixel lighter than its border, after any inversion):"
+                + " a blank image"), stdout);
+        assertFalse(lines.get(1).contains("no ink"), stdout);
+        assertEquals(true, predictions(json).get(0).get("no_ink"));
+        assertEquals(false, predictions(json).get(1).get("no_ink"));
     }
 
     @Test

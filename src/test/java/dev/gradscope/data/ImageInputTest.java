@@ -477,11 +477,17 @@ class ImageInputTest {
                 ImageInput.Frame.DIGIT);
         assertFalse(blank.digitFramed());
         assertArrayEquals(expected((x, y) -> 0), blank.pixels());
+        assertTrue(blank.blank());
+        assertTrue(ImageInput.prepare(grey(50, 50, (x, y) -> 255), ImageInput.Invert.AUTO).blank());
+        assertTrue(ImageInput.prepare(grey(SIZE, SIZE, (x, y) -> 0), ImageInput.Invert.NO).blank());
+        assertFalse(ImageInput.prepare(grey(50, 50, (x, y) -> x == 20 && y == 30 ? 254 : 255), ImageInput.Invert.AUTO)
+                .blank(), "one pixel of ink");
 
         Dataset test = MnistSubset.load().test();
         BufferedImage own = grey(SIZE, SIZE, (x, y) -> test.feature(3, y * SIZE + x));
         ImageInput.Prepared mnist = ImageInput.prepare(own, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT);
         assertFalse(mnist.digitFramed());
+        assertFalse(mnist.blank());
         assertArrayEquals(Arrays.copyOfRange(test.scaledFeatures(), 3 * Mnist.PIXELS, 4 * Mnist.PIXELS),
                 mnist.pixels());
 
