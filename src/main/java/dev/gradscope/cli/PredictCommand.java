@@ -331,8 +331,8 @@ final class PredictCommand implements Callable<Integer> {
             sb.append("; no ink found (no pixel lighter than its border, after any inversion): a blank image");
         }
         if (prepared != null && prepared.subsampling() > 1) {
-            sb.append(String.format(Locale.ROOT, "; decoded at every %dth pixel of every %dth row (larger than %d)",
-                    prepared.subsampling(), prepared.subsampling(), ImageInput.MAX_DECODED_SIDE));
+            sb.append(String.format(Locale.ROOT, "; decoded at one pixel in %d each way (larger than %d on a side)",
+                    prepared.subsampling(), ImageInput.MAX_DECODED_SIDE));
         }
         if (prepared != null && prepared.inverted()) {
             sb.append(String.format(Locale.ROOT, "; inverted (%s, its border's mean is %.2f)",

@@ -30,10 +30,10 @@ import javax.imageio.stream.ImageInputStream;
  *       {@link Invert#AUTO} the image is inverted ({@code 255 - v}) when the mean of its border (its outermost
  *       rows and columns) is light, above {@link #LIGHT_BORDER} of white.</li>
  *   <li>28x28: an image already in MNIST's format (28x28, light on black: not inverted, its border's mean 0) is
- *       taken as it is. Any other image is framed as {@link Frame} says ({@link Frame#WHOLE} takes any 28x28
- *       image as it is, after inversion). {@link Frame#WHOLE} scales the whole image, keeping its aspect ratio, so that its
- *       longer side is 28 pixels, each new pixel the area-weighted mean of the source pixels it covers; the shorter
- *       side is centred and padded with the background, the mean of the border after inversion.
+ *       taken as it is. Any other image is framed as {@link Frame} says. {@link Frame#WHOLE} takes a 28x28 image
+ *       as it is (after inversion) and scales any other, keeping its aspect ratio, so that its longer side is 28
+ *       pixels, each new pixel the area-weighted mean of the source pixels it covers; the shorter side is centred
+ *       and padded with the background, the mean of the border after inversion.
  *       {@link Frame#DIGIT} does what MNIST did to its digits: the background is taken off and the ink stretched
  *       to full white, the ink's bounding box is scaled (area-weighted) so that its longer side is 20 pixels, and
  *       it is placed on black so that its centre of mass is the centre of the 28x28 field. The ink is its connected
@@ -330,9 +330,10 @@ public final class ImageInput {
 
     /**
      * MNIST's framing of a digit (light on dark in {@code grey}, 0..255): the ink above {@code background}, less the
-     * specks {@link #digitComponents} leaves out, stretched so that its brightest pixel is white, cut to its bounding box, scaled so that the box's longer side is
-     * {@link #DIGIT_BOX}, and placed on black with its centre of mass at the centre of the field (moved by whole
-     * pixels, as MNIST's were). Null when no pixel is brighter than the background.
+     * specks {@link #digitComponents} leaves out, stretched so that its brightest pixel is white, cut to its bounding
+     * box, scaled so that the box's longer side is {@link #DIGIT_BOX}, and placed on black with its centre of mass
+     * at the centre of the field (moved by whole pixels, as MNIST's were). Null when no pixel is brighter than the
+     * background.
      */
     private static Prepared frameDigit(double[] grey, int width, int height, double background, double border,
                                        boolean inverted) {

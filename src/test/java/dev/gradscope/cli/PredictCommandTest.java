@@ -332,6 +332,29 @@ class PredictCommandTest {
         assertEquals(2, ((List<?>) result.get("errors")).size());
     }
 
+    /**
+     * An image larger than 2048 on a side is decoded subsampled; its line and JSON say so, and give the file's own
+     * size.
+     */
+    @Test
+    void aLargeImageIsDecodedSubsampledAndSaysSo() throws IOException {
+        BufferedImage wide = new BufferedImage(2100, 60, BufferedImage.TYPE_BYTE_GRAY);
+        for (int y = 10; y < 50; y++) {
+            for (int x = 1000; x < 1030; x++) {
+                wide.getRaster().setSample(x, y, 0, 255);
+            }
+        }
+        Path png = tmp.resolve("wide.png");
+        ImageIO.write(wide, "png", png.toFile());
+        Path json = tmp.resolve("wide.json");
+        assertEquals(0, predict(weights.toString(), png.toString(), "--device", "cpu", "--out", json.toString()),
+                err.toString());
+        assertTrue(stdout.contains("; decoded at one pixel in 2 each way (larger than 2048 on a side)"), stdout);
+        Map<String, Object> prediction = predictions(json).get(0);
+        assertEquals(2, prediction.get("subsampling"));
+        assertEquals(List.of(2100, 60), prediction.get("size"));
+    }
+
     /** A blank sheet is still classified, but its line and its JSON say that no ink was found. */
     @Test
     void aBlankImageIsClassifiedWithANote() throws IOException {
