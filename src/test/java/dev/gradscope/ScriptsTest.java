@@ -440,6 +440,9 @@ class ScriptsTest {
         assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("predict", "--top", "5", weights.toString(),
                 "--test-index", "0,1"));
         assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("predict", weights.toString(), "--test-index=3"));
+        // the values of predict's options are not taken for the weights file (the CLI then refuses --frame here)
+        assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("predict", "--frame", "digit", "--invert", "no",
+                "--top", "2", weights.toString(), "--test-index", "0"));
         assertEquals(fetchesOf(DatasetKind.MNIST), launch("predict", weights.toString(), "--test-index", "3",
                 "--dataset", "mnist"));
         // A weights file that records no data set is MNIST's, as the CLI reads it.

@@ -76,11 +76,12 @@ final class PredictCommand implements Callable<Integer> {
                     + " inverts an image whose border is light (mean above 0.5), and says so.")
     String invert;
 
-    /** Null when not given: the framing of the data set's own images; refused with --test-index. */
+    /** Null when not given: the framing of the images the weights were trained on; refused with --test-index. */
     @Option(names = "--frame", paramLabel = "digit|whole",
-            description = "How an image that is not 28x28 becomes 28x28: digit (the default for MNIST) frames its ink"
-                    + " as MNIST framed its digits, in a 20x20 box centred by its centre of mass; whole (the default"
-                    + " for Fashion-MNIST, whose clothes fill their frames) scales the whole image to fit.")
+            description = "How an image becomes 28x28: digit (the default for weights trained on MNIST) frames its"
+                    + " ink as MNIST framed its digits, in a 20x20 box centred by its centre of mass; whole (the"
+                    + " default for Fashion-MNIST's, whose clothes fill their frames) scales the whole image to fit."
+                    + " An image in MNIST's format already (28x28, light on black) is taken as it is.")
     String frame;
 
     @Mixin
@@ -146,7 +147,8 @@ final class PredictCommand implements Callable<Integer> {
             }
             DatasetKind kind = machine.data.dataset();
             if (framing == null) {
-                framing = ImageInput.Frame.of(kind);
+                // the framing of the images the weights learnt from; --dataset only renames the classes
+                framing = ImageInput.Frame.of(trainedOn);
             }
             EvaluateCommand.requireWeightsForEveryKernel(reader, resolved, Mnist.PIXELS, Mnist.CLASS_COUNT);
 
@@ -300,6 +302,8 @@ final class PredictCommand implements Callable<Integer> {
         if (prepared != null) {
             prediction.put("size", List.of(prepared.width(), prepared.height()));
             prediction.put("scaled_to", List.of(prepared.scaledWidth(), prepared.scaledHeight()));
+            prediction.put("subsampling", prepared.subsampling());
+            prediction.put("no_ink", prepared.blank());
             prediction.put("border_mean", prepared.borderMean());
             prediction.put("inverted", prepared.inverted());
             prediction.put("framed_as_digit", prepared.digitFramed());
@@ -323,6 +327,13 @@ final class PredictCommand implements Callable<Integer> {
                 .map(e -> String.format(Locale.ROOT, "%s %.4f", e.get("name"), (Float) e.get("probability")))
                 .collect(Collectors.joining(", ")));
         ImageInput.Prepared prepared = input.prepared();
+        if (prepared != null && prepared.blank()) {
+            sb.append("; no ink found (no pixel lighter than its border, after any inversion): a blank image");
+        }
+        if (prepared != null && prepared.subsampling() > 1) {
+            sb.append(String.format(Locale.ROOT, "; decoded at one pixel in %d each way (larger than %d on a side)",
+                    prepared.subsampling(), ImageInput.MAX_DECODED_SIDE));
+        }
         if (prepared != null && prepared.inverted()) {
             sb.append(String.format(Locale.ROOT, "; inverted (%s, its border's mean is %.2f)",
                     inversion == ImageInput.Invert.AUTO ? "dark on light" : "--invert yes", prepared.borderMean()));

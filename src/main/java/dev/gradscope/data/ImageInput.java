@@ -2,14 +2,22 @@ package dev.gradscope.data;
 
 import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
+import java.awt.image.DataBuffer;
 import java.awt.image.Raster;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 import java.util.stream.Collectors;
 import javax.imageio.ImageIO;
+import javax.imageio.ImageReadParam;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
 
 /**
  * An image file made into what the models trained on MNIST's format take: 28x28 grey pixels, light on dark,
@@ -21,13 +29,15 @@ import javax.imageio.ImageIO;
  *   <li>Light on dark: MNIST's digits are light strokes on black, a photo of ink is dark strokes on paper. With
  *       {@link Invert#AUTO} the image is inverted ({@code 255 - v}) when the mean of its border (its outermost
  *       rows and columns) is light, above {@link #LIGHT_BORDER} of white.</li>
- *   <li>28x28: a 28x28 image is taken as it is, already in the data sets' format. Any other size is framed as
- *       {@link Frame} says. {@link Frame#WHOLE} scales the whole image, keeping its aspect ratio, so that its
- *       longer side is 28 pixels, each new pixel the area-weighted mean of the source pixels it covers; the shorter
- *       side is centred and padded with the background, the mean of the border after inversion.
+ *   <li>28x28: an image already in MNIST's format (28x28, light on black: not inverted, its border's mean 0) is
+ *       taken as it is. Any other image is framed as {@link Frame} says. {@link Frame#WHOLE} takes a 28x28 image
+ *       as it is (after inversion) and scales any other, keeping its aspect ratio, so that its longer side is 28
+ *       pixels, each new pixel the area-weighted mean of the source pixels it covers; the shorter side is centred
+ *       and padded with the background, the mean of the border after inversion.
  *       {@link Frame#DIGIT} does what MNIST did to its digits: the background is taken off and the ink stretched
  *       to full white, the ink's bounding box is scaled (area-weighted) so that its longer side is 20 pixels, and
- *       it is placed on black so that its centre of mass is the centre of the 28x28 field.</li>
+ *       it is placed on black so that its centre of mass is the centre of the 28x28 field. The ink is its connected
+ *       pieces of at least {@link #MIN_PART} of the heaviest's mass: a speck far from the digit is left out.</li>
  *   <li>Scaled: {@code v * (1/255)} in float, exactly {@link Mnist#PIXEL_SCALE}, so that a 28x28 grey image of a
  *       data set's test image gives that image's very floats.</li>
  * </ol>
@@ -50,7 +60,13 @@ public final class ImageInput {
      */
     static final double INK_THRESHOLD = 0.1;
 
-    /** How an image that is not 28x28 is brought to 28x28. */
+    /**
+     * Of the heaviest piece of ink's mass, the share another piece must have to be framed with it: a second stroke
+     * of a digit is far heavier (a 4's or a 5's is a quarter of the digit or more), a speck of dust far lighter.
+     */
+    static final double MIN_PART = 0.05;
+
+    /** How an image is brought to 28x28 (one in MNIST's format already is taken as it is). */
     public enum Frame {
         /** The whole image, scaled to fit and padded with its background (objects that fill the frame). */
         WHOLE,
@@ -68,13 +84,7 @@ public final class ImageInput {
          * @throws IllegalArgumentException naming {@code id} and the valid ids
          */
         public static Frame fromId(String id) {
-            for (Frame frame : values()) {
-                if (frame.id().equals(id.trim().toLowerCase(Locale.ROOT))) {
-                    return frame;
-                }
-            }
-            throw new IllegalArgumentException("unknown --frame '" + id + "'; valid: "
-                    + Arrays.stream(values()).map(Frame::id).collect(Collectors.joining(", ")));
+            return byId(values(), Frame::id, "--frame", id);
         }
 
         /** The framing that made a data set's images: MNIST's digits were centred by mass, the clothes fill theirs. */
@@ -103,14 +113,23 @@ public final class ImageInput {
          * @throws IllegalArgumentException naming {@code id} and the valid ids
          */
         public static Invert fromId(String id) {
-            for (Invert invert : values()) {
-                if (invert.id().equals(id.trim().toLowerCase(Locale.ROOT))) {
-                    return invert;
-                }
-            }
-            throw new IllegalArgumentException("unknown --invert '" + id + "'; valid: "
-                    + Arrays.stream(values()).map(Invert::id).collect(Collectors.joining(", ")));
+            return byId(values(), Invert::id, "--invert", id);
         }
+    }
+
+    /**
+     * The choice of {@code choices} whose id is {@code id}, trimmed, in any case.
+     *
+     * @throws IllegalArgumentException naming {@code option}, {@code id} and the valid ids
+     */
+    private static <T> T byId(T[] choices, Function<T, String> idOf, String option, String id) {
+        for (T choice : choices) {
+            if (idOf.apply(choice).equals(id.trim().toLowerCase(Locale.ROOT))) {
+                return choice;
+            }
+        }
+        throw new IllegalArgumentException("unknown " + option + " '" + id + "'; valid: "
+                + Arrays.stream(choices).map(idOf).collect(Collectors.joining(", ")));
     }
 
     /**
@@ -124,11 +143,15 @@ public final class ImageInput {
      * @param scaledHeight  the height it (or its ink) was scaled to before padding
      * @param borderMean    the mean of the source's border in [0, 1], before any inversion
      * @param inverted      whether it was inverted
-     * @param digitFramed   whether it was framed as MNIST frames a digit ({@link Frame#DIGIT}, on an image that was
-     *                      not 28x28 and had ink)
+     * @param digitFramed   whether it was framed as MNIST frames a digit ({@link Frame#DIGIT}, on an image that had
+     *                      ink and was not in MNIST's format already)
+     * @param subsampling   1, or the step a large image file was decoded at ({@link Decoded#subsampling})
+     * @param blank         whether it has no ink: no pixel lighter, after any inversion, than its border's mean (a
+     *                      blank sheet; what the model says of it says nothing of a digit)
      */
     public record Prepared(float[] pixels, int width, int height, int scaledWidth, int scaledHeight,
-                           double borderMean, boolean inverted, boolean digitFramed) {
+                           double borderMean, boolean inverted, boolean digitFramed, int subsampling,
+                           boolean blank) {
         /** Whether the source was not 28x28 and so was scaled (and padded when it was not square). */
         public boolean scaled() {
             return width != SIZE || height != SIZE;
@@ -144,34 +167,113 @@ public final class ImageInput {
     }
 
     /**
-     * Reads {@code file} with javax.imageio (PNG, JPEG, GIF, BMP and whatever other readers are installed).
+     * An image file as decoded.
      *
-     * @throws InvalidDataException naming the file when it is missing, unreadable, not an image or damaged
+     * @param image        its pixels, every {@code subsampling}-th column of every {@code subsampling}-th row
+     * @param width        the file's width
+     * @param height       the file's height
+     * @param subsampling  1, or for a large image the step it was decoded at (see {@link #MAX_DECODED_SIDE})
      */
-    public static BufferedImage read(Path file) {
+    public record Decoded(BufferedImage image, int width, int height, int subsampling) {
+    }
+
+    /**
+     * The longest side decoded: a larger image is decoded at every k-th pixel of every k-th row, k the least whole
+     * number that brings its longer side to this or less. It ends 28x28 anyway, and a 20000x15000 PNG (a few hundred
+     * kilobytes of one colour) would otherwise take gigabytes, bytes then doubles, and end a batch of images with an
+     * OutOfMemoryError.
+     */
+    public static final int MAX_DECODED_SIDE = 2048;
+
+    /**
+     * Reads {@code file} with javax.imageio (PNG, JPEG, GIF, BMP and whatever other readers are installed): its
+     * size first, then its pixels, subsampled when it is larger than {@link #MAX_DECODED_SIDE}.
+     *
+     * @throws InvalidDataException naming the file when it is missing, unreadable, not an image or damaged (its
+     *                              decoder fails, or only warns)
+     */
+    public static Decoded read(Path file) {
         if (!Files.exists(file)) {
             throw new InvalidDataException(file + ": file not found");
         }
         if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
             throw new InvalidDataException(file + ": not a readable file");
         }
-        BufferedImage image;
-        try {
-            image = ImageIO.read(file.toFile());
+        try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
+            Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
+            if (readers == null || !readers.hasNext()) {
+                throw new InvalidDataException(file + ": not an image javax.imageio reads (" + readableFormats()
+                        + ")");
+            }
+            ImageReader reader = readers.next();
+            try {
+                // A damaged file may decode with only warnings (a JPEG cut short: its missing part made up as grey);
+                // classifying what the decoder made up would say nothing of the image.
+                List<String> warnings = new ArrayList<>();
+                reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
+                reader.setInput(in, true, true);
+                int width = reader.getWidth(0);
+                int height = reader.getHeight(0);
+                int subsampling = subsampling(width, height);
+                ImageReadParam param = reader.getDefaultReadParam();
+                if (subsampling > 1) {
+                    param.setSourceSubsampling(subsampling, subsampling, 0, 0);
+                }
+                BufferedImage image = reader.read(0, param);
+                if (!warnings.isEmpty()) {
+                    throw new InvalidDataException(file + ": damaged image: the " + reader.getFormatName()
+                            + " decoder warns: " + String.join("; ", warnings));
+                }
+                return new Decoded(image, width, height, subsampling);
+            } finally {
+                reader.dispose();
+            }
         } catch (IOException | RuntimeException e) {
+            if (e instanceof InvalidDataException invalid) {
+                throw invalid;
+            }
             // Decoders report a damaged file with IOExceptions and, for some damage, runtime exceptions.
             throw new InvalidDataException(file + ": cannot decode the image: " + e.getMessage(), e);
+        } catch (OutOfMemoryError e) {
+            // One image's pixels, even subsampled (a file of many bytes per pixel): what it took is free again, and
+            // the other images of the batch are still classified.
+            throw new InvalidDataException(file + ": too large to decode in the memory this JVM has ("
+                    + e.getMessage() + ")", e);
         }
-        if (image == null) {
-            throw new InvalidDataException(file + ": not an image javax.imageio reads (PNG, JPEG, GIF, BMP: "
-                    + String.join(", ", ImageIO.getReaderFormatNames()).toLowerCase(Locale.ROOT) + ")");
-        }
-        return image;
     }
 
-    /** {@link #prepare(BufferedImage, Invert, Frame)} of the image in {@code file}. */
+    /** The step an image of {@code width x height} is decoded at: 1 up to {@link #MAX_DECODED_SIDE}. */
+    static int subsampling(int width, int height) {
+        int longer = Math.max(width, height);
+        return (longer + MAX_DECODED_SIDE - 1) / MAX_DECODED_SIDE;
+    }
+
+    /**
+     * The formats javax.imageio reads here, each name once, sorted: it lists each reader under several names, in
+     * both cases ({@code jpg, JPG, jpeg, JPEG, ...}).
+     */
+    static String readableFormats() {
+        return "PNG, JPEG, GIF, BMP: " + Arrays.stream(ImageIO.getReaderFormatNames())
+                .map(name -> name.toLowerCase(Locale.ROOT)).distinct().sorted().collect(Collectors.joining(", "));
+    }
+
+    /**
+     * {@link #prepare(BufferedImage, Invert, Frame)} of the image in {@code file}, its size the file's (a large one
+     * is decoded subsampled).
+     *
+     * @throws InvalidDataException naming the file when it cannot be read or has a pixel that is not a number
+     */
     public static Prepared prepare(Path file, Invert invert, Frame frame) {
-        return prepare(read(file), invert, frame);
+        Decoded decoded = read(file);
+        Prepared prepared;
+        try {
+            prepared = prepare(decoded.image(), invert, frame);
+        } catch (InvalidDataException e) {
+            throw new InvalidDataException(file + ": " + e.getMessage(), e);
+        }
+        return decoded.subsampling() == 1 ? prepared : new Prepared(prepared.pixels(), decoded.width(),
+                decoded.height(), prepared.scaledWidth(), prepared.scaledHeight(), prepared.borderMean(),
+                prepared.inverted(), prepared.digitFramed(), decoded.subsampling(), prepared.blank());
     }
 
     /** {@link #prepare(BufferedImage, Invert, Frame)} with the whole image scaled to fit, {@link Frame#WHOLE}. */
@@ -179,7 +281,11 @@ public final class ImageInput {
         return prepare(image, invert, Frame.WHOLE);
     }
 
-    /** The image as the models take it (see the class comment for each step). */
+    /**
+     * The image as the models take it (see the class comment for each step).
+     *
+     * @throws InvalidDataException naming a pixel whose level is not a finite number
+     */
     public static Prepared prepare(BufferedImage image, Invert invert, Frame frame) {
         int width = image.getWidth();
         int height = image.getHeight();
@@ -194,7 +300,10 @@ public final class ImageInput {
         }
         // in grey levels, as the pixels are: an even paper then comes out exactly 0 when taken off
         double background = inverted ? WHITE - borderGrey : borderGrey;
-        if (frame == Frame.DIGIT && (width != SIZE || height != SIZE)) {
+        // A 28x28 image on a border of 0 is in MNIST's own format, framed already; a 28x28 photo of ink on paper
+        // still has its paper to take off and its ink to frame.
+        boolean mnistFormat = width == SIZE && height == SIZE && !inverted && borderGrey == 0;
+        if (frame == Frame.DIGIT && !mnistFormat) {
             Prepared digit = frameDigit(grey, width, height, background, border, inverted);
             if (digit != null) {
                 return digit;
@@ -215,14 +324,16 @@ public final class ImageInput {
                 pixels[(top + y) * SIZE + left + x] = (float) scaled[y * scaledWidth + x] * Mnist.PIXEL_SCALE;
             }
         }
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false);
+        boolean blank = !(Arrays.stream(grey).max().orElse(0) > background);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false, 1, blank);
     }
 
     /**
-     * MNIST's framing of a digit (light on dark in {@code grey}, 0..255): the ink above {@code background}, stretched
-     * so that its brightest pixel is white, cut to its bounding box, scaled so that the box's longer side is
-     * {@link #DIGIT_BOX}, and placed on black with its centre of mass at the centre of the field (moved by whole
-     * pixels, as MNIST's were). Null when no pixel is brighter than the background.
+     * MNIST's framing of a digit (light on dark in {@code grey}, 0..255): the ink above {@code background}, less the
+     * specks {@link #digitComponents} leaves out, stretched so that its brightest pixel is white, cut to its bounding
+     * box, scaled so that the box's longer side is {@link #DIGIT_BOX}, and placed on black with its centre of mass
+     * at the centre of the field (moved by whole pixels, as MNIST's were). Null when no pixel is brighter than the
+     * background.
      */
     private static Prepared frameDigit(double[] grey, int width, int height, double background, double border,
                                        boolean inverted) {
@@ -230,23 +341,38 @@ public final class ImageInput {
         if (!(brightest > background)) {
             return null;
         }
-        double stretch = WHITE / (brightest - background);
         double[] ink = new double[grey.length];
+        boolean[] mask = new boolean[grey.length];
+        double stretch = WHITE / (brightest - background);
+        for (int i = 0; i < grey.length; i++) {
+            ink[i] = Math.max(0, grey[i] - background);
+            mask[i] = ink[i] * stretch > INK_THRESHOLD * WHITE;
+        }
+        boolean[] kept = digitComponents(mask, ink, width, height);
+        // What is left out is not ink: off the crop, out of the centre of mass, and not the white the rest is
+        // stretched to.
+        double keptBrightest = 0;
         int left = width;
         int right = -1;
         int top = height;
         int bottom = -1;
         for (int y = 0; y < height; y++) {
             for (int x = 0; x < width; x++) {
-                double v = Math.max(0, grey[y * width + x] - background) * stretch;
-                ink[y * width + x] = v;
-                if (v > INK_THRESHOLD * WHITE) {
+                int i = y * width + x;
+                if (mask[i] && !kept[i]) {
+                    ink[i] = 0;
+                } else if (kept[i]) {
+                    keptBrightest = Math.max(keptBrightest, ink[i]);
                     left = Math.min(left, x);
                     right = Math.max(right, x);
                     top = Math.min(top, y);
                     bottom = Math.max(bottom, y);
                 }
             }
+        }
+        stretch = WHITE / keptBrightest;
+        for (int i = 0; i < ink.length; i++) {
+            ink[i] *= stretch;
         }
         int boxWidth = right - left + 1;
         int boxHeight = bottom - top + 1;
@@ -284,12 +410,62 @@ public final class ImageInput {
                 }
             }
         }
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true, 1, false);
+    }
+
+    /**
+     * Which ink pixels are the digit's: the connected components of {@code mask} (8-connectivity: a stroke drawn
+     * diagonally is one piece) whose mass, the sum of {@code ink} over them, is at least {@link #MIN_PART} of the
+     * heaviest's. A digit written in two strokes (a 4, a 5) keeps both; a speck of dust or a dot of noise, far from
+     * the digit, is left out, where it would have stretched the bounding box. At least one pixel is kept when any is
+     * in the mask.
+     */
+    static boolean[] digitComponents(boolean[] mask, double[] ink, int width, int height) {
+        int[] component = new int[mask.length]; // 0: not labelled yet; labels count from 1
+        List<Double> masses = new ArrayList<>();
+        masses.add(0.0);
+        int[] queue = new int[mask.length];
+        for (int start = 0; start < mask.length; start++) {
+            if (!mask[start] || component[start] != 0) {
+                continue;
+            }
+            int label = masses.size();
+            double mass = 0;
+            int head = 0;
+            int tail = 0;
+            queue[tail++] = start;
+            component[start] = label;
+            while (head < tail) {
+                int i = queue[head++];
+                mass += ink[i];
+                int x = i % width;
+                int y = i / width;
+                for (int ny = Math.max(0, y - 1); ny <= Math.min(height - 1, y + 1); ny++) {
+                    for (int nx = Math.max(0, x - 1); nx <= Math.min(width - 1, x + 1); nx++) {
+                        int n = ny * width + nx;
+                        if (mask[n] && component[n] == 0) {
+                            component[n] = label;
+                            queue[tail++] = n;
+                        }
+                    }
+                }
+            }
+            masses.add(mass);
+        }
+        double heaviest = masses.stream().mapToDouble(Double::doubleValue).max().orElse(0);
+        boolean[] kept = new boolean[mask.length];
+        for (int i = 0; i < mask.length; i++) {
+            kept[i] = component[i] != 0 && masses.get(component[i]) >= MIN_PART * heaviest;
+        }
+        return kept;
     }
 
     /**
      * The grey level of every pixel in 0..255, row-major: a grey image's samples (rescaled from their bit depth),
      * otherwise the luma of the sRGB colour; transparent pixels laid over white.
+     *
+     * @throws InvalidDataException naming the first pixel whose level is not a finite number (a float image's NaN or
+     *                              infinity)
      */
     static double[] grey(BufferedImage image) {
         int width = image.getWidth();
@@ -297,17 +473,39 @@ public final class ImageInput {
         double[] grey = new double[width * height];
         var model = image.getColorModel();
         Raster raster = image.getRaster();
+        int type = raster.getTransferType();
         // getRGB would take a grey image's samples for linear light and brighten them into sRGB; its samples
         // are what the file holds, as the data sets' bytes are.
         if (model.getColorSpace().getType() == ColorSpace.TYPE_GRAY
                 && model.getNumColorComponents() == 1 && !model.isAlphaPremultiplied()) {
-            double maxGrey = (1 << model.getComponentSize(0)) - 1;
-            double maxAlpha = model.hasAlpha() ? (1 << model.getComponentSize(1)) - 1 : 1;
+            boolean alpha = model.hasAlpha();
+            if (type == DataBuffer.TYPE_BYTE || type == DataBuffer.TYPE_USHORT || type == DataBuffer.TYPE_INT) {
+                // Unsigned integers of the component's bit depth. In long: for 32 bits, 1 << 32 is 1 in int (the
+                // shift is taken mod 32) and ColorModel's own normalisation divides by 0; a 32-bit sample above
+                // 2^31 reads as a negative int.
+                double maxGrey = (1L << model.getComponentSize(0)) - 1;
+                double maxAlpha = alpha ? (1L << model.getComponentSize(1)) - 1 : 1;
+                for (int y = 0; y < height; y++) {
+                    for (int x = 0; x < width; x++) {
+                        double v = Integer.toUnsignedLong(raster.getSample(x, y, 0)) * WHITE / maxGrey;
+                        double a = alpha ? Integer.toUnsignedLong(raster.getSample(x, y, 1)) / maxAlpha : 1;
+                        grey[y * width + x] = overWhite(v, a);
+                    }
+                }
+                return grey;
+            }
+            // Signed shorts, floats and doubles: the colour model's components in [0, 1] (for floats, what the file
+            // holds: getSample would truncate them to 0 or 1).
+            Object pixel = null;
+            float[] components = null;
             for (int y = 0; y < height; y++) {
                 for (int x = 0; x < width; x++) {
-                    double v = raster.getSample(x, y, 0) * WHITE / maxGrey;
-                    double alpha = model.hasAlpha() ? raster.getSample(x, y, 1) / maxAlpha : 1;
-                    grey[y * width + x] = overWhite(v, alpha);
+                    pixel = raster.getDataElements(x, y, pixel);
+                    components = model.getNormalizedComponents(pixel, components, 0);
+                    double v = finite(components[0], x, y) * WHITE;
+                    double a = alpha ? finite(components[1], x, y) : 1;
+                    // a float file may hold levels outside [0, 1]: the nearest level the model knows
+                    grey[y * width + x] = overWhite(Math.min(WHITE, Math.max(0, v)), Math.min(1, Math.max(0, a)));
                 }
             }
             return grey;
@@ -321,6 +519,14 @@ public final class ImageInput {
             }
         }
         return grey;
+    }
+
+    /** {@code value}, refused when it is NaN or infinite: a damaged or unscaled float image. */
+    private static double finite(float value, int x, int y) {
+        if (!Float.isFinite(value)) {
+            throw new InvalidDataException("pixel (" + x + ", " + y + ") is " + value + ", not a grey level");
+        }
+        return value;
     }
 
     private static double overWhite(double value, double alpha) {

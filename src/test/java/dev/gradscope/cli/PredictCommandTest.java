@@ -1,6 +1,7 @@
 package dev.gradscope.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.Tolerances;
@@ -229,7 +230,7 @@ class PredictCommandTest {
      * By default an MNIST model's images are framed as MNIST framed its digits. A test image is framed so already, so
      * its enlarged ink-on-paper copy, placed off-centre on a wide grey sheet, comes back as it, but for rounding: a
      * cosine similarity above 0.999 with the test image's own pixels (whole-image scaling gives under 0.5: the digit
-     * is small and off-centre, on grey).
+     * is small and off-centre, on grey). --dataset, which only renames the classes, does not change the frame.
      */
     @Test
     void aDigitOffCentreOnAWideSheetIsFramedAsMnistsDigitsAre() throws IOException {
@@ -259,6 +260,13 @@ class PredictCommandTest {
                         json.toString()), err.toString());
                 assertTrue(stdout.contains("framed as MNIST's digits: its ink scaled to"), stdout);
                 assertEquals(true, predictions(json).get(0).get("framed_as_digit"));
+                // --dataset only names the classes: the frame is still that of the data set the weights learnt
+                String framedLine = stdout;
+                assertEquals(0, predict(weights.toString(), png.toString(), "--device", "cpu", "--dataset",
+                        "fashion_mnist", "--out", json.toString()), err.toString());
+                assertEquals(true, predictions(json).get(0).get("framed_as_digit"));
+                assertEquals(framedLine.substring(framedLine.indexOf("; framed")),
+                        stdout.substring(stdout.indexOf("; framed")));
             }
         }
     }
@@ -322,6 +330,51 @@ class PredictCommandTest {
         Map<String, Object> result = HistoryJson.read(json);
         assertEquals(1, ((List<?>) result.get("predictions")).size());
         assertEquals(2, ((List<?>) result.get("errors")).size());
+    }
+
+    /**
+     * An image larger than 2048 on a side is decoded subsampled; its line and JSON say so, and give the file's own
+     * size.
+     */
+    @Test
+    void aLargeImageIsDecodedSubsampledAndSaysSo() throws IOException {
+        BufferedImage wide = new BufferedImage(2100, 60, BufferedImage.TYPE_BYTE_GRAY);
+        for (int y = 10; y < 50; y++) {
+            for (int x = 1000; x < 1030; x++) {
+                wide.getRaster().setSample(x, y, 0, 255);
+            }
+        }
+        Path png = tmp.resolve("wide.png");
+        ImageIO.write(wide, "png", png.toFile());
+        Path json = tmp.resolve("wide.json");
+        assertEquals(0, predict(weights.toString(), png.toString(), "--device", "cpu", "--out", json.toString()),
+                err.toString());
+        assertTrue(stdout.contains("; decoded at one pixel in 2 each way (larger than 2048 on a side)"), stdout);
+        Map<String, Object> prediction = predictions(json).get(0);
+        assertEquals(2, prediction.get("subsampling"));
+        assertEquals(List.of(2100, 60), prediction.get("size"));
+    }
+
+    /** A blank sheet is still classified, but its line and its JSON say that no ink was found. */
+    @Test
+    void aBlankImageIsClassifiedWithANote() throws IOException {
+        BufferedImage sheet = new BufferedImage(60, 40, BufferedImage.TYPE_BYTE_GRAY);
+        for (int y = 0; y < 40; y++) {
+            for (int x = 0; x < 60; x++) {
+                sheet.getRaster().setSample(x, y, 0, 235);
+            }
+        }
+        Path png = tmp.resolve("blank.png");
+        ImageIO.write(sheet, "png", png.toFile());
+        Path json = tmp.resolve("blank.json");
+        assertEquals(0, predict(weights.toString(), png.toString(), PNGS.get(0).toString(), "--device", "cpu",
+                "--out", json.toString()), err.toString());
+        List<String> lines = stdout.lines().toList();
+        assertTrue(lines.get(0).contains("; no ink found (no pixel lighter than its border, after any inversion):"
+                + " a blank image"), stdout);
+        assertFalse(lines.get(1).contains("no ink"), stdout);
+        assertEquals(true, predictions(json).get(0).get("no_ink"));
+        assertEquals(false, predictions(json).get(1).get("no_ink"));
     }
 
     @Test
