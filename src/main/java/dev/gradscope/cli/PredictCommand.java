@@ -128,16 +128,10 @@ final class PredictCommand implements Callable<Integer> {
         }
         PrintWriter err = cli.getErr();
         try (SafeTensors.Reader reader = SafeTensors.open(weights)) {
-            Map<String, Object> config = SavedWeights.config(reader);
-            if (config == null) {
-                throw new InvalidDataException(weights + ": no '" + SavedWeights.CONFIG_KEY + "' in its metadata, so"
-                        + " it does not say which network it belongs to; predict reads the files that train --out"
-                        + " writes");
-            }
+            SavedWeights.Recorded recorded = SavedWeights.recorded(reader, "predict");
+            Map<String, Object> config = recorded.config();
+            ModelOptions.Resolved resolved = recorded.model();
             requireImageClassifier(reader);
-            ModelOptions.Resolved resolved = ModelOptions.fromConfig(config, weights.toString())
-                    .resolve(message -> new InvalidDataException(weights + ": its config is not a valid model: "
-                            + message));
             DatasetKind trainedOn = EvaluateCommand.recordedDataset(config, weights);
             if (machine.data.dataset == null) {
                 machine.data.dataset = trainedOn.id();

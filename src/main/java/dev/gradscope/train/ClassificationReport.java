@@ -77,7 +77,7 @@ public final class ClassificationReport {
             }
             float[][] logits = model.predictLogits(x, batchSize);
             for (int r = 0; r < rows; r++) {
-                predicted[first + r] = argMax(logits[r]);
+                predicted[first + r] = predictedClass(logits[r]);
                 for (float v : logits[r]) {
                     if (!Float.isFinite(v)) {
                         nonFinite++;
@@ -94,7 +94,8 @@ public final class ClassificationReport {
         return nonFiniteRows;
     }
 
-    private static int argMax(float[] values) {
+    /** The class a model predicts from its outputs: the first largest, as the evaluation's accuracy counts it. */
+    public static int predictedClass(float[] values) {
         int best = 0;
         for (int c = 1; c < values.length; c++) {
             if (values[c] > values[best]) {

@@ -13,6 +13,7 @@ import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.OnnxRuntimeModel;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
+import dev.gradscope.train.ClassificationReport;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.io.StringWriter;
@@ -101,8 +102,8 @@ class ExportCommandTest {
                 assertEquals(probabilities[r][c], onnx.probabilities()[r][c], Tolerances.ONNX_PROBABILITY_ABS,
                         "row " + r + ", class " + c);
             }
-            int predicted = argmax(onnx.logits()[r]);
-            assertEquals(argmax(logits[r]), predicted, "row " + r);
+            int predicted = ClassificationReport.predictedClass(onnx.logits()[r]);
+            assertEquals(ClassificationReport.predictedClass(logits[r]), predicted, "row " + r);
             correct += predicted == test.label(r) ? 1 : 0;
         }
         assertEquals(evaluated, correct / (double) images.length, 1e-12);
@@ -175,15 +176,5 @@ class ExportCommandTest {
             rows[r] = Arrays.copyOfRange(features, r * width, (r + 1) * width);
         }
         return rows;
-    }
-
-    private static int argmax(float[] values) {
-        int best = 0;
-        for (int i = 1; i < values.length; i++) {
-            if (values[i] > values[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

@@ -14,6 +14,7 @@ import dev.gradscope.data.MnistSubset;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
+import dev.gradscope.train.ClassificationReport;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -107,16 +108,6 @@ class PredictCommandTest {
         }
     }
 
-    private static int argmax(float[] values) {
-        int best = 0;
-        for (int i = 1; i < values.length; i++) {
-            if (values[i] > values[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
-
     @SuppressWarnings("unchecked")
     private static List<Map<String, Object>> predictions(Path json) {
         return (List<Map<String, Object>>) HistoryJson.read(json).get("predictions");
@@ -153,7 +144,7 @@ class PredictCommandTest {
             float[] p = probabilities(prediction);
             assertTrue(Arrays.equals(expected[i], p), "image " + i + ": " + Arrays.toString(p) + " vs "
                     + Arrays.toString(expected[i]));
-            int predicted = argmax(expected[i]);
+            int predicted = ClassificationReport.predictedClass(expected[i]);
             assertEquals(predicted, prediction.get("class"));
             assertEquals(String.valueOf(predicted), prediction.get("name"));
             assertEquals(expected[i][predicted], ((Number) prediction.get("probability")).floatValue());
@@ -195,7 +186,7 @@ class PredictCommandTest {
             assertEquals(rows[i], predictions.get(i).get("test_index"));
             assertEquals(test.label(rows[i]), predictions.get(i).get("label"));
             assertTrue(lines.get(i).startsWith("test image " + rows[i] + " (label " + test.label(rows[i]) + "): "
-                    + argmax(expected[i]) + " ("), lines.get(i));
+                    + ClassificationReport.predictedClass(expected[i]) + " ("), lines.get(i));
             assertTrue(lines.get(i).contains("; top 3: "), lines.get(i));
         }
     }
