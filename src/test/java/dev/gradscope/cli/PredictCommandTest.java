@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.Tolerances;
+import dev.gradscope.Vectors;
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.DatasetKind;
@@ -238,10 +239,10 @@ class PredictCommandTest {
                 }
             }
             float[] own = Arrays.copyOfRange(original, i * 784, (i + 1) * 784);
-            double framed = cosine(own, ImageInput.prepare(sheet, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT)
-                    .pixels());
-            double whole = cosine(own, ImageInput.prepare(sheet, ImageInput.Invert.AUTO, ImageInput.Frame.WHOLE)
-                    .pixels());
+            double framed = Vectors.cosine(own,
+                    ImageInput.prepare(sheet, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT).pixels());
+            double whole = Vectors.cosine(own,
+                    ImageInput.prepare(sheet, ImageInput.Invert.AUTO, ImageInput.Frame.WHOLE).pixels());
             assertTrue(framed > 0.999 && whole < 0.5, "test image " + i + ": framed " + framed + ", whole " + whole);
             if (i == 0) { // and through the command line, by default
                 Path png = tmp.resolve("sheet.png");
@@ -260,18 +261,6 @@ class PredictCommandTest {
                         stdout.substring(stdout.indexOf("; framed")));
             }
         }
-    }
-
-    private static double cosine(float[] a, float[] b) {
-        double dot = 0;
-        double aa = 0;
-        double bb = 0;
-        for (int i = 0; i < a.length; i++) {
-            dot += (double) a[i] * b[i];
-            aa += (double) a[i] * a[i];
-            bb += (double) b[i] * b[i];
-        }
-        return dot / Math.sqrt(aa * bb);
     }
 
     /** Class names come from the data set the weights record: a Fashion-MNIST run's classes are clothes. */

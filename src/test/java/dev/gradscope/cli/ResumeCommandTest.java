@@ -92,6 +92,16 @@ class ResumeCommandTest {
         }
     }
 
+    /** Trains the first epoch of the run {@code straightArgs} trains (in one go) into tmp/run; returns that folder. */
+    private Path firstEpochOf(List<String> straightArgs) {
+        List<String> oneEpoch = new ArrayList<>(straightArgs);
+        Path dir = tmp.resolve("run");
+        oneEpoch.set(oneEpoch.indexOf("--epochs") + 1, "1");
+        oneEpoch.set(oneEpoch.indexOf("--out") + 1, dir.toString());
+        assertEquals(0, run(err, oneEpoch), err.toString());
+        return dir;
+    }
+
     /** Rewrites the config that {@code dir}'s training state records. */
     @SuppressWarnings("unchecked")
     private static void editConfig(Path dir, Consumer<Map<String, Object>> edit) throws IOException {
@@ -131,11 +141,7 @@ class ResumeCommandTest {
         straightArgs.removeAll(List.of("--optimizer", "sgd", "--momentum", "0.9"));
         straightArgs.addAll(rmsprop);
         assertEquals(0, run(err, straightArgs), err.toString());
-        List<String> oneEpoch = new ArrayList<>(straightArgs);
-        Path dir = tmp.resolve("run");
-        oneEpoch.set(oneEpoch.indexOf("--epochs") + 1, "1");
-        oneEpoch.set(oneEpoch.indexOf("--out") + 1, dir.toString());
-        assertEquals(0, run(err, oneEpoch), err.toString());
+        Path dir = firstEpochOf(straightArgs);
         for (List<String> change : List.of(List.of("--rho", "0.9"), List.of("--weight-decay", "0"),
                 List.of("--centered"), List.of("--optimizer", "adam"))) {
             List<String> args = new ArrayList<>(List.of("train", "--resume", dir.toString(), "--epochs", "2"));
@@ -165,11 +171,7 @@ class ResumeCommandTest {
         straightArgs.addAll(List.of("--batch-norm", "--bn-momentum", "0.9", "--bn-epsilon", "0.01",
                 "--weight-decay", "0.004"));
         assertEquals(0, run(err, straightArgs), err.toString());
-        List<String> oneEpoch = new ArrayList<>(straightArgs);
-        Path dir = tmp.resolve("run");
-        oneEpoch.set(oneEpoch.indexOf("--epochs") + 1, "1");
-        oneEpoch.set(oneEpoch.indexOf("--out") + 1, dir.toString());
-        assertEquals(0, run(err, oneEpoch), err.toString());
+        Path dir = firstEpochOf(straightArgs);
         assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--batch-norm"));
         assertTrue(err.toString().contains("takes no --batch-norm;"), err.toString());
         assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--bn-momentum", "0.99"));
@@ -194,11 +196,7 @@ class ResumeCommandTest {
         List<String> straightArgs = new ArrayList<>(train(tmp.resolve("straight"), 2));
         straightArgs.addAll(List.of("--label-smoothing", "0.1"));
         assertEquals(0, run(err, straightArgs), err.toString());
-        List<String> oneEpoch = new ArrayList<>(straightArgs);
-        Path dir = tmp.resolve("run");
-        oneEpoch.set(oneEpoch.indexOf("--epochs") + 1, "1");
-        oneEpoch.set(oneEpoch.indexOf("--out") + 1, dir.toString());
-        assertEquals(0, run(err, oneEpoch), err.toString());
+        Path dir = firstEpochOf(straightArgs);
         assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--label-smoothing", "0"));
         assertTrue(err.toString().contains("takes no --label-smoothing;"), err.toString());
         assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"), err.toString());

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradscope.Vectors;
 import java.awt.Transparency;
 import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
@@ -427,7 +428,7 @@ class ImageInputTest {
                 (x, y) -> x >= 140 && x < 143 && y >= 5 && y < 8 ? 30 : paper.applyAsInt(x, y));
         for (BufferedImage specked : new BufferedImage[] {pixel, speck}) {
             float[] framed = ImageInput.prepare(specked, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT).pixels();
-            double cosine = cosine(clean, framed);
+            double cosine = Vectors.cosine(clean, framed);
             assertTrue(cosine > 0.999, "cosine with and without the speck: " + cosine);
         }
     }
@@ -452,18 +453,6 @@ class ImageInputTest {
         ImageInput.Prepared specked = ImageInput.prepare(speck, ImageInput.Invert.AUTO, ImageInput.Frame.DIGIT);
         assertArrayEquals(alone.pixels(), specked.pixels());
         assertEquals(alone.scaledWidth(), specked.scaledWidth());
-    }
-
-    private static double cosine(float[] a, float[] b) {
-        double dot = 0;
-        double aa = 0;
-        double bb = 0;
-        for (int i = 0; i < a.length; i++) {
-            dot += (double) a[i] * b[i];
-            aa += (double) a[i] * a[i];
-            bb += (double) b[i] * b[i];
-        }
-        return dot / Math.sqrt(aa * bb);
     }
 
     /**
@@ -513,7 +502,7 @@ class ImageInputTest {
         assertTrue(p.inverted());
         assertTrue(p.digitFramed());
         assertEquals(0f, p.pixels()[0], "a corner of the paper is black, as MNIST's background is");
-        double cosine = cosine(own, p.pixels());
+        double cosine = Vectors.cosine(own, p.pixels());
         assertTrue(cosine > 0.99, "cosine with the test image: " + cosine);
     }
 
