@@ -268,7 +268,8 @@ final class PredictCommand implements Callable<Integer> {
         for (int c = 0; c < order.length; c++) {
             order[c] = c;
         }
-        // Most likely first; equal probabilities in class order, so the first is argmax's choice.
+        // Most likely first; equal probabilities in class order, so the first is argmax's choice (for finite outputs:
+        // a diverged model's NaN sorts first).
         Arrays.sort(order, (a, b) -> probabilities[a] != probabilities[b]
                 ? Float.compare(probabilities[b], probabilities[a]) : Integer.compare(a, b));
         Map<String, Object> prediction = new LinkedHashMap<>();
@@ -301,6 +302,7 @@ final class PredictCommand implements Callable<Integer> {
             prediction.put("border_mean", prepared.borderMean());
             prediction.put("inverted", prepared.inverted());
             prediction.put("framed_as_digit", prepared.digitFramed());
+            prediction.put("decoder_warnings", prepared.warnings());
         }
         return prediction;
     }
@@ -322,7 +324,11 @@ final class PredictCommand implements Callable<Integer> {
                 .collect(Collectors.joining(", ")));
         ImageInput.Prepared prepared = input.prepared();
         if (prepared != null && prepared.blank()) {
-            sb.append("; no ink found (no pixel lighter than its border, after any inversion): a blank image");
+            sb.append("; no ink found (no pixel a tenth of white lighter than its border, after any inversion): a"
+                    + " blank image");
+        }
+        if (prepared != null && !prepared.warnings().isEmpty()) {
+            sb.append("; ").append(String.join("; ", prepared.warnings())).append(" (no pixel changed)");
         }
         if (prepared != null && prepared.subsampling() > 1) {
             sb.append(String.format(Locale.ROOT, "; decoded at one pixel in %d each way (larger than %d on a side)",

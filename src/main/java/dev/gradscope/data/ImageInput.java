@@ -66,6 +66,18 @@ public final class ImageInput {
      */
     static final double MIN_PART = 0.05;
 
+    /**
+     * The least contrast, in grey levels, between the brightest pixel (after any inversion) and the paper for an image
+     * to have ink: a level or two of noise on blank paper is not a digit, and stretched to white it would be framed as
+     * one.
+     */
+    static final double MIN_INK_CONTRAST = 0.1 * 255;
+
+    /** Whether some pixel of {@code grey} is lighter than {@code background} by {@link #MIN_INK_CONTRAST}. */
+    private static boolean hasInk(double[] grey, double background) {
+        return Arrays.stream(grey).max().orElse(0) - background >= MIN_INK_CONTRAST;
+    }
+
     /** How an image is brought to 28x28 (one in MNIST's format already is taken as it is). */
     public enum Frame {
         /** The whole image, scaled to fit and padded with its background (objects that fill the frame). */
@@ -146,12 +158,15 @@ public final class ImageInput {
      * @param digitFramed   whether it was framed as MNIST frames a digit ({@link Frame#DIGIT}, on an image that had
      *                      ink and was not in MNIST's format already)
      * @param subsampling   1, or the step a large image file was decoded at ({@link Decoded#subsampling})
-     * @param blank         whether it has no ink: no pixel lighter, after any inversion, than its border's mean (a
-     *                      blank sheet; what the model says of it says nothing of a digit)
+     * @param blank         whether it has no ink: no pixel lighter, after any inversion, than its border's mean by
+     *                      {@link #MIN_INK_CONTRAST} (a blank sheet, or one with noise; what the model says of it says
+     *                      nothing of a digit)
+     * @param warnings      what the decoder warned of that changed no pixel (refused otherwise), each with the
+     *                      decoder's name; empty for an image given in memory
      */
     public record Prepared(float[] pixels, int width, int height, int scaledWidth, int scaledHeight,
                            double borderMean, boolean inverted, boolean digitFramed, int subsampling,
-                           boolean blank) {
+                           boolean blank, List<String> warnings) {
         /** Whether the source was not 28x28 and so was scaled (and padded when it was not square). */
         public boolean scaled() {
             return width != SIZE || height != SIZE;
@@ -174,7 +189,7 @@ public final class ImageInput {
      * @param height       the file's height
      * @param subsampling  1, or for a large image the step it was decoded at (see {@link #MAX_DECODED_SIDE})
      */
-    public record Decoded(BufferedImage image, int width, int height, int subsampling) {
+    public record Decoded(BufferedImage image, int width, int height, int subsampling, List<String> warnings) {
     }
 
     /**
@@ -220,11 +235,14 @@ public final class ImageInput {
                     param.setSourceSubsampling(subsampling, subsampling, 0, 0);
                 }
                 BufferedImage image = reader.read(0, param);
-                if (!warnings.isEmpty()) {
-                    throw new InvalidDataException(file + ": damaged image: the " + reader.getFormatName()
-                            + " decoder warns: " + String.join("; ", warnings));
+                String decoder = "the " + reader.getFormatName().toUpperCase(Locale.ROOT) + " decoder warns: ";
+                List<String> distinct = warnings.stream().distinct().toList();
+                if (distinct.stream().anyMatch(ImageInput::losesData)) {
+                    throw new InvalidDataException(file + ": damaged image: " + decoder + String.join("; ", distinct));
                 }
-                return new Decoded(image, width, height, subsampling);
+                // the others (stray bytes, an invalid colour profile, an oversized palette) change no pixel
+                return new Decoded(image, width, height, subsampling,
+                        distinct.stream().map(w -> decoder + w).toList());
             } finally {
                 reader.dispose();
             }
@@ -232,8 +250,10 @@ public final class ImageInput {
             if (e instanceof InvalidDataException invalid) {
                 throw invalid;
             }
-            // Decoders report a damaged file with IOExceptions and, for some damage, runtime exceptions.
-            throw new InvalidDataException(file + ": cannot decode the image: " + e.getMessage(), e);
+            // Decoders report a damaged file with IOExceptions and, for some damage, runtime exceptions (some without a
+            // message: an EOFException, a file cut short)
+            throw new InvalidDataException(file + ": cannot decode the image: " + (e.getMessage() != null
+                    ? e.getMessage() : e.getClass().getSimpleName()), e);
         } catch (OutOfMemoryError e) {
             // One image's pixels, even subsampled (a file of many bytes per pixel): what it took is free again, and
             // the other images of the batch are still classified.
@@ -245,7 +265,19 @@ public final class ImageInput {
     /** The step an image of {@code width x height} is decoded at: 1 up to {@link #MAX_DECODED_SIDE}. */
     static int subsampling(int width, int height) {
         int longer = Math.max(width, height);
-        return (longer + MAX_DECODED_SIDE - 1) / MAX_DECODED_SIDE;
+        return (longer - 1) / MAX_DECODED_SIDE + 1; // the ceiling, without overflowing near Integer.MAX_VALUE
+    }
+
+    /**
+     * Decoder warnings that mean part of the image was lost and made up (a file cut short, corrupt compressed data):
+     * such a file is refused. The others change no pixel and are passed on as notes.
+     */
+    private static final List<String> DATA_LOST = List.of("truncated", "premature end", "missing eoi",
+            "bad huffman");
+
+    private static boolean losesData(String warning) {
+        String lower = warning.toLowerCase(Locale.ROOT);
+        return DATA_LOST.stream().anyMatch(lower::contains);
     }
 
     /**
@@ -271,9 +303,9 @@ public final class ImageInput {
         } catch (InvalidDataException e) {
             throw new InvalidDataException(file + ": " + e.getMessage(), e);
         }
-        return decoded.subsampling() == 1 ? prepared : new Prepared(prepared.pixels(), decoded.width(),
-                decoded.height(), prepared.scaledWidth(), prepared.scaledHeight(), prepared.borderMean(),
-                prepared.inverted(), prepared.digitFramed(), decoded.subsampling(), prepared.blank());
+        return new Prepared(prepared.pixels(), decoded.width(), decoded.height(), prepared.scaledWidth(),
+                prepared.scaledHeight(), prepared.borderMean(), prepared.inverted(), prepared.digitFramed(),
+                decoded.subsampling(), prepared.blank(), decoded.warnings());
     }
 
     /** {@link #prepare(BufferedImage, Invert, Frame)} with the whole image scaled to fit, {@link Frame#WHOLE}. */
@@ -300,9 +332,9 @@ public final class ImageInput {
         }
         // in grey levels, as the pixels are: an even paper then comes out exactly 0 when taken off
         double background = inverted ? WHITE - borderGrey : borderGrey;
-        // A 28x28 image on a border of 0 is in MNIST's own format, framed already; a 28x28 photo of ink on paper
-        // still has its paper to take off and its ink to frame.
-        boolean mnistFormat = width == SIZE && height == SIZE && !inverted && borderGrey == 0;
+        // A 28x28 image on a black border is in MNIST's own format, framed already (its ink may touch the edge); a
+        // 28x28 photo of ink on paper still has its paper to take off and its ink to frame.
+        boolean mnistFormat = width == SIZE && height == SIZE && !inverted && mostlyBlackBorder(grey);
         if (frame == Frame.DIGIT && !mnistFormat) {
             Prepared digit = frameDigit(grey, width, height, background, border, inverted);
             if (digit != null) {
@@ -324,8 +356,9 @@ public final class ImageInput {
                 pixels[(top + y) * SIZE + left + x] = (float) scaled[y * scaledWidth + x] * Mnist.PIXEL_SCALE;
             }
         }
-        boolean blank = !(Arrays.stream(grey).max().orElse(0) > background);
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false, 1, blank);
+        boolean blank = !hasInk(grey, background);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, false, 1, blank,
+                List.of());
     }
 
     /**
@@ -337,10 +370,10 @@ public final class ImageInput {
      */
     private static Prepared frameDigit(double[] grey, int width, int height, double background, double border,
                                        boolean inverted) {
-        double brightest = Arrays.stream(grey).max().orElse(0);
-        if (!(brightest > background)) {
+        if (!hasInk(grey, background)) {
             return null;
         }
+        double brightest = Arrays.stream(grey).max().orElse(0);
         double[] ink = new double[grey.length];
         boolean[] mask = new boolean[grey.length];
         double stretch = WHITE / (brightest - background);
@@ -410,7 +443,8 @@ public final class ImageInput {
                 }
             }
         }
-        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true, 1, false);
+        return new Prepared(pixels, width, height, scaledWidth, scaledHeight, border, inverted, true, 1, false,
+                List.of());
     }
 
     /**
@@ -494,8 +528,18 @@ public final class ImageInput {
                 }
                 return grey;
             }
-            // Signed shorts, floats and doubles: the colour model's components in [0, 1] (for floats, what the file
-            // holds: getSample would truncate them to 0 or 1).
+            if (type == DataBuffer.TYPE_SHORT && !alpha) {
+                // Signed 16-bit levels from -32768 (black) to 32767 (white): the colour model would clip every
+                // negative level to black, and a file's levels may all be negative.
+                for (int y = 0; y < height; y++) {
+                    for (int x = 0; x < width; x++) {
+                        grey[y * width + x] = (raster.getSample(x, y, 0) + 32768.0) * WHITE / 65535.0;
+                    }
+                }
+                return grey;
+            }
+            // Signed shorts with alpha, floats and doubles: the colour model's components in [0, 1] (for floats, what
+            // the file holds: getSample would truncate them to 0 or 1).
             Object pixel = null;
             float[] components = null;
             for (int y = 0; y < height; y++) {
@@ -531,6 +575,23 @@ public final class ImageInput {
 
     private static double overWhite(double value, double alpha) {
         return alpha == 1 ? value : value * alpha + WHITE * (1 - alpha);
+    }
+
+    /**
+     * Whether most of a 28x28 image's outermost rows and columns are exactly 0: a data set's own image, whose ink may
+     * touch its edge (107 of MNIST's 10,000 test images) but whose border is black otherwise.
+     */
+    private static boolean mostlyBlackBorder(double[] grey) {
+        int black = 0;
+        int count = 0;
+        for (int y = 0; y < SIZE; y++) {
+            boolean edgeRow = y == 0 || y == SIZE - 1;
+            for (int x = 0; x < SIZE; x += edgeRow || x == SIZE - 1 ? 1 : SIZE - 1) {
+                black += grey[y * SIZE + x] == 0 ? 1 : 0;
+                count++;
+            }
+        }
+        return black * 2 > count;
     }
 
     /** The mean of the outermost rows and columns (every pixel once), in the units of {@code grey}. */

@@ -350,8 +350,8 @@ class PredictCommandTest {
         assertEquals(0, predict(weights.toString(), png.toString(), PNGS.get(0).toString(), "--device", "cpu",
                 "--out", json.toString()), err.toString());
         List<String> lines = stdout.lines().toList();
-        assertTrue(lines.get(0).contains("; no ink found (no pixel lighter than its border, after any inversion):"
-                + " a blank image"), stdout);
+        assertTrue(lines.get(0).contains("; no ink found (no pixel a tenth of white lighter than its border, after"
+                + " any inversion): a blank image"), stdout);
         assertFalse(lines.get(1).contains("no ink"), stdout);
         assertEquals(true, predictions(json).get(0).get("no_ink"));
         assertEquals(false, predictions(json).get(1).get("no_ink"));
