@@ -8,9 +8,12 @@ import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.OnnxExport;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.WeightsFile;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -74,7 +77,7 @@ final class ExportCommand implements Callable<Integer> {
                     System.err.println("gradscope: " + selection.fallback());
                 }
                 WeightsFile.load(net, reader);
-                written = OnnxExport.write(net, target);
+                written = OnnxExport.write(net, target, metadata(dataset, reader));
             }
         }
         System.out.printf(Locale.ROOT, "wrote %s (%,d bytes): ONNX opset %d, IR version %d; input '%s' float [%s, %d];"
@@ -82,6 +85,29 @@ final class ExportCommand implements Callable<Integer> {
                 OnnxExport.IR_VERSION, OnnxExport.INPUT, OnnxExport.BATCH, written.inputs(), OnnxExport.LOGITS,
                 OnnxExport.PROBABILITIES, OnnxExport.BATCH, written.outputs());
         return 0;
+    }
+
+    /** Metadata key: the data set the model was trained on ({@link DatasetKind#id}). */
+    static final String DATASET_KEY = "dataset";
+    /** Metadata key: the names of the classes, in the order of the outputs, as a JSON array. */
+    static final String CLASS_NAMES_KEY = "class_names";
+    /** Metadata key: the config of the run that trained the model, as the weights file records it (JSON). */
+    static final String CONFIG_KEY = "gradscope_config";
+
+    /**
+     * What a user of the ONNX file needs besides the graph: the names of the classes the outputs stand for, the data
+     * set (its inputs are its images' pixels over 255) and the run's config.
+     */
+    private static Map<String, String> metadata(DatasetKind dataset, SafeTensors.Reader reader) {
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put(DATASET_KEY, dataset.id());
+        try {
+            metadata.put(CLASS_NAMES_KEY, new ObjectMapper().writeValueAsString(dataset.classNames()));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot write the class names as JSON", e);
+        }
+        metadata.put(CONFIG_KEY, reader.metadata().get(SavedWeights.CONFIG_KEY));
+        return metadata;
     }
 
     /**

@@ -48,7 +48,8 @@ import java.util.Optional;
  *
  * <p>The file is an ONNX {@code ModelProto} encoded here with protobuf's {@link CodedOutputStream}, field by field,
  * without generated classes (as {@link dev.gradscope.data.TensorBoardEvents} writes its events). The field numbers,
- * from onnx.proto: {@code ModelProto} 1 ir_version, 2 producer_name, 3 producer_version, 7 graph, 8 opset_import;
+ * from onnx.proto: {@code ModelProto} 1 ir_version, 2 producer_name, 3 producer_version, 7 graph, 8 opset_import,
+ * 14 metadata_props ({@code StringStringEntryProto} 1 key, 2 value);
  * {@code OperatorSetIdProto} 1 domain, 2 version; {@code GraphProto} 1 node, 2 name, 5 initializer, 11 input,
  * 12 output; {@code NodeProto} 1 input, 2 output, 3 name, 4 op_type, 5 attribute; {@code AttributeProto} 1 name,
  * 2 f, 3 i, 7 floats, 8 ints, 20 type; {@code TensorProto} 1 dims, 2 data_type, 8 name, 9 raw_data (little-endian);
@@ -101,7 +102,16 @@ public final class OnnxExport {
      * @throws IllegalStateException    when a weight is NaN or infinite (nothing is written then)
      */
     public static Written write(Sequential model, Path file) {
-        byte[] bytes = encode(model);
+        return write(model, file, Map.of());
+    }
+
+    /**
+     * {@link #write(Sequential, Path)} with {@code metadata} in the model's {@code metadata_props}, the key-value
+     * strings ONNX runtimes hand back with the model (ONNX Runtime's {@code modelmeta.custom_metadata_map}), in the
+     * map's order: what a user of the file needs besides the graph, such as the names of the classes.
+     */
+    public static Written write(Sequential model, Path file, Map<String, String> metadata) {
+        byte[] bytes = encode(model, metadata);
         AtomicFiles.write(file, out -> out.write(bytes));
         return new Written(file, bytes.length, model.inputUnits(), model.outputUnits());
     }
@@ -113,6 +123,11 @@ public final class OnnxExport {
      * @throws IllegalStateException    as {@link #write}
      */
     public static byte[] encode(Sequential model) {
+        return encode(model, Map.of());
+    }
+
+    /** {@link #encode(Sequential)} with {@code metadata} in the model's {@code metadata_props}. */
+    public static byte[] encode(Sequential model, Map<String, String> metadata) {
         if (!model.isBuilt()) {
             throw new IllegalStateException("ONNX export: the model is not built yet (call build(inputUnits) or fit)");
         }
@@ -161,6 +176,12 @@ public final class OnnxExport {
             out.writeString(3, producerVersion());
             out.writeByteArray(7, graphProto);
             out.writeByteArray(8, opset);
+            for (Map.Entry<String, String> entry : metadata.entrySet()) {
+                out.writeByteArray(14, message(property -> { // StringStringEntryProto: 1 key, 2 value
+                    property.writeString(1, entry.getKey());
+                    property.writeString(2, entry.getValue());
+                }));
+            }
         });
     }
 

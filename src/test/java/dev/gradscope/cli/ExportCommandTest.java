@@ -22,6 +22,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -107,6 +108,27 @@ class ExportCommandTest {
             correct += predicted == test.label(r) ? 1 : 0;
         }
         assertEquals(evaluated, correct / (double) images.length, 1e-12);
+    }
+
+    /**
+     * The file carries what a user of it needs besides the graph: the data set, the names of the classes in the
+     * outputs' order, and the run's config, as ONNX Runtime hands them back.
+     */
+    @Test
+    void theFileNamesItsClassesAndItsRun() throws Exception {
+        Path onnx = tmp.resolve("named.onnx");
+        export(0, "export", weights().toString(), "--out", onnx.toString());
+        try (OnnxRuntimeModel runtime = OnnxRuntimeModel.of(onnx)) {
+            Map<String, String> metadata = runtime.session().getMetadata().getCustomMetadata();
+            assertEquals("mnist", metadata.get(ExportCommand.DATASET_KEY));
+            assertEquals("[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]",
+                    metadata.get(ExportCommand.CLASS_NAMES_KEY));
+            @SuppressWarnings("unchecked")
+            Map<String, Object> config = new com.fasterxml.jackson.databind.ObjectMapper()
+                    .readValue(metadata.get(ExportCommand.CONFIG_KEY), Map.class);
+            assertEquals("prelu", config.get("activation"));
+            assertEquals(true, config.get("batch_norm"));
+        }
     }
 
     @Test
