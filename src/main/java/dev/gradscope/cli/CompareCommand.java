@@ -56,7 +56,7 @@ final class CompareCommand implements Callable<Integer> {
 
     /** Config entries that say where a run ran, not what it computed: left out of "what the runs differ in". */
     private static final Set<String> NOT_SETTINGS = Set.of("command", "backend_description", "data_dir",
-            "resumed_at_epochs", "graph", "steps_per_graph", "tensorboard");
+            "resumed_at_epochs", "graph", "steps_per_graph", "tensorboard", TrainCommand.DATA_CHECKSUMS);
 
     @Override
     public Integer call() {

@@ -461,6 +461,10 @@ final class TrainCommand implements Callable<Integer> {
             }
             Map<String, Object> config = config("train", resolved, run, epochs, backend, train, validation);
             config.put("validation_split", validationSplit);
+            Map<String, Object> checksums = new LinkedHashMap<>();
+            checksums.put("train", train.checksum());
+            checksums.put("validation", validation.checksum());
+            config.put(DATA_CHECKSUMS, checksums);
             config.put("profile", !noProfile);
             config.put("clip_norm", clipNorm);
             config.put("clip_value", clipValue);
@@ -508,6 +512,7 @@ final class TrainCommand implements Callable<Integer> {
                             + resumed.integer("train_examples", 0) + " images, " + run.machine.data.dataDir() + " has "
                             + train.rows());
                 }
+                requireSameImages(resumed, config);
                 config.put("resumed_at_epochs", resumed.resumedAtEpochs());
                 state = resumed.load(net);
                 if (stopper != null && stopper.replay(state.history())) {
@@ -656,6 +661,30 @@ final class TrainCommand implements Callable<Integer> {
             System.out.print("diagnosis:\n" + diagnosis.describe());
         }
         return 0;
+    }
+
+    /** The config key of the checksums of the images a run trained and validated on ({@link Dataset#checksum}). */
+    static final String DATA_CHECKSUMS = "data_checksums";
+
+    /**
+     * Refuses to resume a run on other images than it trained and validated on (another data set, or another copy of
+     * it in --data-dir): the epochs to come would learn and choose from other images than the epochs saved. A run
+     * saved before runs recorded checksums is checked by its validation images' count.
+     */
+    private void requireSameImages(ResumedRun resumed, Map<String, Object> config) {
+        Object saved = resumed.config().get(DATA_CHECKSUMS);
+        Object now = config.get(DATA_CHECKSUMS);
+        String where = resumed.file() + ": the run trained and validated on other images than "
+                + run.machine.data.dataDir() + " holds now";
+        if (saved != null && !saved.equals(now)) {
+            throw new InvalidDataException(where + " (checksums " + saved + " then, " + now + " now); resume with"
+                    + " the run's own --data-dir");
+        }
+        if (saved == null && resumed.config().get("validation_examples") instanceof Integer count
+                && !count.equals(config.get("validation_examples"))) {
+            throw new InvalidDataException(where + " (" + count + " validation images then, "
+                    + config.get("validation_examples") + " now); resume with the run's own --data-dir");
+        }
     }
 
     /** The training set, cut to {@code --train-limit} rows when given. */

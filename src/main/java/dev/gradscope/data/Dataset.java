@@ -193,6 +193,19 @@ public final class Dataset {
                 validation.labels, featureCount, classCount, featureScale));
     }
 
+    /**
+     * A checksum of the rows (every feature byte and label, in order), as 8 hex digits: two data sets with the same
+     * one hold the same rows, for a resumed run to check it goes on with the images it trained on.
+     */
+    public String checksum() {
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(features);
+        java.nio.ByteBuffer labelBytes = java.nio.ByteBuffer.allocate(labels.length * Integer.BYTES);
+        labelBytes.asIntBuffer().put(labels);
+        crc.update(labelBytes);
+        return String.format(java.util.Locale.ROOT, "%08x", crc.getValue());
+    }
+
     /** The first {@code n} rows as a new data set. */
     public Dataset take(int n) {
         return subset(0, n);
