@@ -162,10 +162,14 @@ final class CompareCommand implements Callable<Integer> {
         }
         report.figure(ExperimentReport.metricPerEpoch("Training loss per epoch", subtitle, "training loss", true, runs,
                 "loss"), "loss");
-        report.figure(ExperimentReport.metricPerEpoch("Test loss per epoch", subtitle, "test loss (val_loss)", true,
-                runs, "val_loss"), "val-loss");
-        report.figure(ExperimentReport.trainAndTestAccuracy("Train and test accuracy per epoch", subtitle, runs),
-                "accuracy");
+        // what the val_ curves were measured on: the test set, held-out training images (--validation-split), or both
+        String validated = heldOut.isEmpty() ? "test" : heldOut.size() == runs.size() ? "validation"
+                : "validation or test";
+        String validatedTitle = Character.toUpperCase(validated.charAt(0)) + validated.substring(1);
+        report.figure(ExperimentReport.metricPerEpoch(validatedTitle + " loss per epoch", subtitle, validated + " loss (val_loss)",
+                true, runs, "val_loss"), "val-loss");
+        report.figure(ExperimentReport.trainAndTestAccuracy("Train and " + validated + " accuracy per epoch", subtitle,
+                runs), "accuracy");
         report.figure(ExperimentReport.finalAccuracy("Final train and test accuracy", subtitle, "run", runs),
                 "final-accuracy");
         boolean ratesDiffer = runs.stream().flatMap(r -> r.history().metrics()

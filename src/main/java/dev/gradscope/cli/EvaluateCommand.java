@@ -13,6 +13,7 @@ import dev.gradscope.train.ClassificationReport;
 import dev.gradscope.train.Evaluation;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -57,6 +58,9 @@ final class EvaluateCommand implements Callable<Integer> {
         machine.validate(message -> new CommandLine.ParameterException(spec.commandLine(), message));
         if (batchSize != null && batchSize < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--batch-size must be >= 1, got " + batchSize);
+        }
+        if (out != null) {
+            OutputFiles.requireFreeOutput(spec.commandLine(), out, List.of(weights));
         }
         // One open file for the config, the shapes and the values: a run rewriting it meanwhile cannot mix versions.
         try (SafeTensors.Reader reader = SafeTensors.open(weights)) {

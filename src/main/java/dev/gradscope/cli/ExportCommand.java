@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -111,22 +112,12 @@ final class ExportCommand implements Callable<Integer> {
     }
 
     /**
-     * Refuses a target that would lose something or cannot be written: a folder, or a safetensors file (the run's
-     * weights or training state, which the ONNX file would replace).
+     * Refuses a target that would lose something or cannot be written ({@link OutputFiles#requireFreeOutput}), or a
+     * safetensors file (a run's weights or training state elsewhere, which the ONNX file would replace).
      */
     private void requireOnnxTarget(Path target) {
-        if (Files.isDirectory(target)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--out " + target + " is a folder; give the"
-                    + " file to write, e.g. " + target.resolve(DEFAULT_FILE));
-        }
-        String name = String.valueOf(target.getFileName()).toLowerCase(Locale.ROOT);
-        boolean sameFile;
-        try {
-            sameFile = Files.exists(target) && Files.exists(weights) && Files.isSameFile(target, weights);
-        } catch (IOException e) {
-            sameFile = false; // cannot tell: the name check below still guards the runs' files
-        }
-        if (sameFile || name.endsWith(".safetensors")) {
+        OutputFiles.requireFreeOutput(spec.commandLine(), target, List.of(weights));
+        if (String.valueOf(target.getFileName()).toLowerCase(Locale.ROOT).endsWith(".safetensors")) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--out " + target + " would replace a"
                     + " safetensors file (a run's weights or training state) with the ONNX model; give a .onnx file");
         }

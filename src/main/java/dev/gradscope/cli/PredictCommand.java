@@ -104,6 +104,11 @@ final class PredictCommand implements Callable<Integer> {
         if (top < 1 || top > MAX_TOP) {
             throw new CommandLine.ParameterException(cli, "--top must be in 1.." + MAX_TOP + ", got " + top);
         }
+        if (out != null) {
+            List<Path> inputs = new ArrayList<>(images);
+            inputs.add(weights);
+            OutputFiles.requireFreeOutput(cli, out, inputs);
+        }
         boolean fromTestSet = testIndices != null;
         if (fromTestSet && !images.isEmpty()) {
             throw new CommandLine.ParameterException(cli, "give image files or --test-index, not both");

@@ -7,6 +7,7 @@ import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.WeightsFile;
 import dev.gradscope.tensor.ActivationKind;
+import dev.gradscope.train.TrainingState;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -64,6 +65,19 @@ final class SavedWeights {
         throw new InvalidDataException(reader.file() + ": metadata '" + CONFIG_KEY + "' is not a JSON object");
     }
 
+    /**
+     * Refuses a training state given where a weights file is wanted, saying which file to give: its tensors (the
+     * optimizer's too) would otherwise be refused one by one, as a network they do not fit.
+     */
+    private static void requireNotATrainingState(SafeTensors.Reader reader) {
+        if (TrainingState.FORMAT.equals(reader.metadata().get("format"))) {
+            Path file = reader.file();
+            Path folder = file.toAbsolutePath().getParent();
+            throw new InvalidDataException(file + ": a training state (what train --resume DIR goes on from), not a"
+                    + " weights file; give " + (folder == null ? FILE : folder.resolve(FILE)));
+        }
+    }
+
     /** A weights file's config and the network it describes. */
     record Recorded(Map<String, Object> config, ModelOptions.Resolved model) {
     }
@@ -77,6 +91,7 @@ final class SavedWeights {
      */
     static Recorded recorded(SafeTensors.Reader reader, String command) {
         Path weights = reader.file();
+        requireNotATrainingState(reader);
         Map<String, Object> config = config(reader);
         if (config == null) {
             throw new InvalidDataException(weights + ": no '" + CONFIG_KEY + "' in its metadata, so it does not say"
@@ -101,6 +116,7 @@ final class SavedWeights {
      */
     static void load(Sequential model, Path file, ModelOptions.Resolved resolved) {
         try (SafeTensors.Reader reader = SafeTensors.open(file)) {
+            requireNotATrainingState(reader);
             Map<String, Object> saved = config(reader);
             if (saved != null) {
                 requireSameModel(file, saved, resolved.config());

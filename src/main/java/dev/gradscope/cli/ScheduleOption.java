@@ -61,9 +61,9 @@ record ScheduleOption(LearningRateScheduler scheduler, String canonical) {
             if (!Optimizer.isPositiveFloat(rate)) {
                 throw invalid.apply("--lr-schedule " + text + " gives epoch " + (epoch + 1) + " of " + epochs
                         + " a learning rate of " + rate + ", which is not above 0 as a float"
-                        + (resumed ? "; the saved run's schedule cannot go on that far: train at most " + epoch
-                                + " epochs" : kind.equals("cosine") ? "; give the cosine a minimum rate above 0"
-                                        + " (cosine:MIN_LR) or train at most " + epoch + " epochs" : ""));
+                        + (resumed ? "; the saved run's schedule cannot go on that far: train at most "
+                                + epochsText(epoch) : kind.equals("cosine") ? "; give the cosine a minimum rate above 0"
+                                        + " (cosine:MIN_LR) or train at most " + epochsText(epoch) : ""));
             }
         }
         return option;
@@ -92,5 +92,10 @@ record ScheduleOption(LearningRateScheduler scheduler, String canonical) {
         if (parts.length < min || parts.length > max) {
             throw invalid.apply("--lr-schedule " + text + ": expected " + FORMS);
         }
+    }
+
+    /** "1 epoch", "3 epochs". */
+    private static String epochsText(int epochs) {
+        return epochs + (epochs == 1 ? " epoch" : " epochs");
     }
 }

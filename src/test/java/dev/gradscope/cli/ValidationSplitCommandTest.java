@@ -141,6 +141,7 @@ class ValidationSplitCommandTest {
         String text = page.substring(verdict, Math.min(page.length(), verdict + 400));
         assertTrue(text.contains(String.format(java.util.Locale.ROOT, "split %.4f", testAccuracy)), text);
         assertTrue(page.contains("held out of the training set (--validation-split)"), "the curves are explained");
+        assertTrue(page.contains("Validation or test loss per epoch"), "one run validated on each: the title says so");
         List<String> summary = Files.readAllLines(out.resolve("summary.csv"));
         assertTrue(summary.get(0).contains("test_accuracy"), summary.get(0));
         assertTrue(summary.stream().anyMatch(line -> line.startsWith("split,") && line.contains(","

@@ -49,7 +49,6 @@ class WeightsCommandsTest {
         return GradScope.run(new PrintWriter(err, true), all.toArray(String[]::new));
     }
 
-
     private static List<String> train(String... more) {
         List<String> args = new ArrayList<>(List.of("train", "--data-dir", MnistSubset.dir().toString()));
         args.addAll(SMALL);
@@ -161,6 +160,24 @@ class WeightsCommandsTest {
         assertTrue(err.toString().contains("unknown device 'gpu'; valid: auto, cpu, cuda"), err.toString());
         assertEquals(2, run(List.of("evaluate")));
         assertEquals(2, run(List.of("evaluate", weights.toString(), "--batch-size", "0")));
+    }
+
+    /** A training state given where weights are wanted names itself and the file to give (found in review). */
+    @Test
+    void aTrainingStateGivenAsWeightsSaysWhichFileToGive() {
+        Path state = trained.resolve(ResumedRun.FILE);
+        for (List<String> command : List.of(List.of("evaluate", state.toString(), "--data-dir",
+                MnistSubset.dir().toString()), List.of("export", state.toString(), "--out",
+                tmp.resolve("m.onnx").toString()), List.of("predict", state.toString(), "--test-index", "0",
+                "--data-dir", MnistSubset.dir().toString()))) {
+            err.getBuffer().setLength(0);
+            assertEquals(1, run(command, "--device", "cpu"), err.toString());
+            assertTrue(err.toString().contains("a training state (what train --resume DIR goes on from), not a"
+                    + " weights file; give " + trained.toAbsolutePath().resolve(SavedWeights.FILE)), err.toString());
+        }
+        err.getBuffer().setLength(0);
+        assertEquals(1, run(train("--epochs", "1", "--load-weights", state.toString())), err.toString());
+        assertTrue(err.toString().contains("a training state"), err.toString());
     }
 
     @Test
