@@ -141,7 +141,16 @@ final class CompareCommand implements Callable<Integer> {
 
         page.heading("Verdicts");
         ExperimentCommand.problemVerdicts(page, runs);
-        ExperimentCommand.bestAccuracyVerdict(page, runs);
+        List<String> datasets = read.stream().map(r -> datasetTitle(r.config())).distinct().toList();
+        if (datasets.size() > 1) {
+            // accuracies on different test sets do not rank the runs: say so instead of naming a best one
+            page.verdict(HtmlReport.Tone.INFO, "No best run: the runs were tested on different data sets ("
+                    + String.join(", ", datasets) + ")", "Each run's final test accuracy: " + runs.stream()
+                    .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.finalTestAccuracy()))
+                    .collect(Collectors.joining(", ")) + "; an accuracy on one data set says nothing of one on another.");
+        } else {
+            ExperimentCommand.bestAccuracyVerdict(page, runs);
+        }
         for (Run run : runs) {
             report.verdicts(run);
         }
