@@ -147,7 +147,8 @@ final class CompareCommand implements Callable<Integer> {
             page.verdict(HtmlReport.Tone.INFO, "No best run: the runs were tested on different data sets ("
                     + String.join(", ", datasets) + ")", "Each run's final test accuracy: " + runs.stream()
                     .map(r -> String.format(Locale.ROOT, "%s %.4f", r.name(), r.finalTestAccuracy()))
-                    .collect(Collectors.joining(", ")) + "; an accuracy on one data set says nothing of one on another.");
+                    .collect(Collectors.joining(", "))
+                    + "; an accuracy on one data set says nothing of one on another.");
         } else {
             ExperimentCommand.bestAccuracyVerdict(page, runs);
         }
