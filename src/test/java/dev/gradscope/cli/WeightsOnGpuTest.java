@@ -72,15 +72,21 @@ class WeightsOnGpuTest {
         }
     }
 
+    /** A small run (32-16 hidden units, 512 subset images) trained on the GPU for {@code epochs}; its --out folder. */
+    private Path trainOnTheGpu(int epochs) {
+        Path out = tmp.resolve("run");
+        assertEquals(0, GradScope.run(new PrintWriter(err, true), "train", "--device", "cuda", "--data-dir",
+                MnistSubset.dir().toString(), "--hidden", "32,16", "--train-limit", "512", "--epochs",
+                Integer.toString(epochs), "--quiet", "--out", out.toString()), err.toString());
+        return out;
+    }
+
     /** Evaluating on the device that trained repeats the run's last validation exactly; on the CPU, closely. */
     @Test
     @SuppressWarnings("unchecked")
     void evaluateRepeatsTheRunsLastValidation() {
         Path data = MnistSubset.dir();
-        Path out = tmp.resolve("run");
-        assertEquals(0, GradScope.run(new PrintWriter(err, true), "train", "--device", "cuda", "--data-dir",
-                data.toString(), "--hidden", "32,16", "--train-limit", "512", "--epochs", "2", "--quiet", "--out",
-                out.toString()), err.toString());
+        Path out = trainOnTheGpu(2);
         List<Number> valLoss = (List<Number>) HistoryJson.read(out.resolve("history.json")).get("val_loss");
         List<Number> valAccuracy = (List<Number>) HistoryJson.read(out.resolve("history.json")).get("val_accuracy");
         for (String device : List.of("cuda", "cpu")) {
@@ -133,10 +139,7 @@ class WeightsOnGpuTest {
     @SuppressWarnings("unchecked")
     void predictOnTheGpuGivesTheCpusProbabilities() {
         Path data = MnistSubset.dir();
-        Path out = tmp.resolve("run");
-        assertEquals(0, GradScope.run(new PrintWriter(err, true), "train", "--device", "cuda", "--data-dir",
-                data.toString(), "--hidden", "32,16", "--train-limit", "512", "--epochs", "1", "--quiet", "--out",
-                out.toString()), err.toString());
+        Path out = trainOnTheGpu(1);
         Map<String, List<Map<String, Object>>> predictions = new java.util.HashMap<>();
         for (String device : List.of("cuda", "cpu")) {
             Path result = tmp.resolve("predict-" + device + ".json");
