@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import dev.gradscope.data.Dataset;
 import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
 import java.nio.file.Path;
@@ -52,6 +53,11 @@ final class DataOptions {
     /** The four files of the data set, from {@link #dataDir()}. */
     Mnist load() {
         return Mnist.load(dataset(), dataDir());
+    }
+
+    /** Only the test split of the data set, from {@link #dataDir()}: the training files need not be there. */
+    Dataset loadTest() {
+        return Mnist.loadTest(dataset(), dataDir());
     }
 
     /** The data sets' ids, for the help's {@code ${COMPLETION-CANDIDATES}}: the list is {@link DatasetKind}'s. */

@@ -1,6 +1,7 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
+import dev.gradscope.data.Dataset;
 import dev.gradscope.data.Mnist;
 import java.util.Locale;
 import java.util.function.Function;
@@ -35,6 +36,11 @@ final class DeviceOptions {
     /** The four files of {@code --dataset} in {@code --data-dir} (see {@link DataOptions}). */
     Mnist loadData() {
         return data.load();
+    }
+
+    /** Only the test split of {@code --dataset} in {@code --data-dir} (see {@link DataOptions#loadTest()}). */
+    Dataset loadTestData() {
+        return data.loadTest();
     }
 
     /**

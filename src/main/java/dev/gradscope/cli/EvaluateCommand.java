@@ -1,9 +1,9 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.backend.Devices;
+import dev.gradscope.data.Dataset;
 import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.InvalidDataException;
-import dev.gradscope.data.Mnist;
 import dev.gradscope.data.SafeTensors;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
@@ -74,9 +74,11 @@ final class EvaluateCommand implements Callable<Integer> {
                 System.err.println("gradscope: note: the weights were trained on " + trainedOn.title() + "; evaluating"
                         + " them on " + machine.data.dataset().title() + " as --dataset asks");
             }
-            Mnist mnist = machine.loadData();
-            int inputs = mnist.test().featureCount();
-            int classes = mnist.test().classCount();
+            // the test split alone: weights copied with only the t10k files evaluate
+            Dataset testSet = machine.loadTestData();
+            DatasetKind kind = machine.data.dataset();
+            int inputs = testSet.featureCount();
+            int classes = testSet.classCount();
             requireWeightsForEveryKernel(reader, resolved, inputs, classes);
             int batch = batchSize != null ? batchSize : runsValidationBatch(config);
             Devices.Selection selection = machine.openDevice();
@@ -90,16 +92,16 @@ final class EvaluateCommand implements Callable<Integer> {
                             + " (pass --tf32 for the run's own numbers)");
                 }
                 WeightsFile.load(net, reader);
-                Evaluation test = net.evaluate(mnist.test(), batch);
-                ClassificationReport perClass = ClassificationReport.of(net, mnist.test(), batch,
-                        mnist.kind().classNames());
+                Evaluation test = net.evaluate(testSet, batch);
+                ClassificationReport perClass = ClassificationReport.of(net, testSet, batch,
+                        kind.classNames());
                 String epoch = reader.metadata().get("epoch");
                 // a smoothed run's loss is against its smoothed targets, as Keras reports it: not comparable with an
                 // unsmoothed run's, so the line says so
                 String smoothed = resolved.labelSmoothing() > 0
                         ? " (label smoothing " + TrainCommand.number(resolved.labelSmoothing()) + ")" : "";
                 System.out.printf(Locale.ROOT, "test: loss %.4f%s, accuracy %.4f on %d %s images (%s %s%s, %s)%n",
-                        test.loss(), smoothed, test.accuracy(), test.examples(), mnist.kind().title(),
+                        test.loss(), smoothed, test.accuracy(), test.examples(), kind.title(),
                         TrainCommand.architecture(inputs, resolved.hidden(), classes), resolved.units().activation(),
                         epoch == null ? "" : ", after epoch " + epoch, backend.name());
                 if (perClass.nonFiniteRows() > 0) {
@@ -115,7 +117,7 @@ final class EvaluateCommand implements Callable<Integer> {
                     result.put("loss", test.loss());
                     result.put("label_smoothing", resolved.labelSmoothing());
                     result.put("accuracy", test.accuracy());
-                    result.put("dataset", mnist.kind().id());
+                    result.put("dataset", kind.id());
                     result.put("examples", test.examples());
                     result.put("batch_size", batch);
                     result.put("backend", backend.name());

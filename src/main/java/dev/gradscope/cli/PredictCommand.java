@@ -154,7 +154,7 @@ final class PredictCommand implements Callable<Integer> {
             List<Input> inputs = new ArrayList<>();
             List<Map<String, Object>> failures = new ArrayList<>();
             if (fromTestSet) {
-                inputs.addAll(testImages(cli, machine.loadData().test()));
+                inputs.addAll(testImages(cli, machine.loadTestData()));
             } else {
                 for (Path image : images) {
                     try {

@@ -10,7 +10,8 @@ import java.util.Arrays;
  * as a drop-in replacement): 28x28 grey pixels, labels 0..9, for MNIST 60,000 training and 10,000 test images.
  *
  * <p>{@link #load(DatasetKind, Path)} reads the four original IDX files, each plain or gzip, from a directory
- * that the kind's {@linkplain DatasetKind#fetchScript() fetch script} fills. {@link #loadFromClasspath(DatasetKind,
+ * that the kind's {@linkplain DatasetKind#fetchScript() fetch script} fills; {@link #loadTest(DatasetKind, Path)}
+ * reads only the two test files, all that evaluating saved weights needs. {@link #loadFromClasspath(DatasetKind,
  * String)} reads the same four names (gzip) from classpath resources, such as the small subsets under
  * {@code src/test/resources}. Both check that images and labels agree in count, images are 28x28 and labels
  * are in 0..9, and name the data set in their messages.
@@ -52,6 +53,17 @@ public record Mnist(DatasetKind kind, Dataset train, Dataset test) {
         return new Mnist(kind,
                 loadSplit(kind, kind.id() + "-train", dir, TRAIN_IMAGES, TRAIN_LABELS),
                 loadSplit(kind, kind.id() + "-test", dir, TEST_IMAGES, TEST_LABELS));
+    }
+
+    /**
+     * Loads only the test split ({@value #TEST_IMAGES} and {@value #TEST_LABELS}, each plain or {@code .gz}) of the
+     * data set {@code kind} from {@code dir}: what a command that scores saved weights reads, so that a folder
+     * holding the test files alone will do.
+     *
+     * @throws InvalidDataException as {@link #load(DatasetKind, Path)} does, for the two test files
+     */
+    public static Dataset loadTest(DatasetKind kind, Path dir) {
+        return loadSplit(kind, kind.id() + "-test", dir, TEST_IMAGES, TEST_LABELS);
     }
 
     /** {@link #loadFromClasspath(DatasetKind, String)} of MNIST. */

@@ -153,6 +153,49 @@ class WeightsCommandsTest {
         assertTrue(err.toString().contains(missing + ": file not found"), err.toString());
     }
 
+    /**
+     * evaluate and predict --test-index read the test split only: weights copied to a machine with just the
+     * t10k files score as they did beside the whole data set. Without the test files, the message names them and
+     * the folder.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void evaluateAndPredictNeedOnlyTheTestFiles() throws IOException {
+        Path testOnly = Files.createDirectories(tmp.resolve("t10k-only"));
+        for (String name : List.of(dev.gradscope.data.Mnist.TEST_IMAGES, dev.gradscope.data.Mnist.TEST_LABELS)) {
+            Files.copy(MnistSubset.dir().resolve(name + ".gz"), testOnly.resolve(name + ".gz"));
+        }
+        String weights = trained.resolve("model.safetensors").toString();
+        Path result = tmp.resolve("eval.json");
+        assertEquals(0, run(List.of("evaluate", weights, "--device", "cpu", "--data-dir", testOnly.toString(),
+                "--out", result.toString())), err.toString());
+        Map<String, Object> evaluation = HistoryJson.read(result);
+        Map<String, Object> history = HistoryJson.read(trained.resolve("history.json"));
+        assertEquals(last(history, "val_loss"), ((Number) evaluation.get("loss")).doubleValue());
+        assertEquals(MnistSubset.TEST_ROWS, evaluation.get("examples"));
+
+        Path predictions = tmp.resolve("predict.json");
+        assertEquals(0, run(List.of("predict", weights, "--device", "cpu", "--data-dir", testOnly.toString(),
+                "--test-index", "0," + (MnistSubset.TEST_ROWS - 1), "--out", predictions.toString())), err.toString());
+        List<Map<String, Object>> predicted = (List<Map<String, Object>>) HistoryJson.read(predictions)
+                .get("predictions");
+        assertEquals(2, predicted.size());
+        assertEquals(MnistSubset.load().test().label(MnistSubset.TEST_ROWS - 1), predicted.get(1).get("label"));
+
+        Path trainOnly = Files.createDirectories(tmp.resolve("train-only"));
+        for (String name : List.of(dev.gradscope.data.Mnist.TRAIN_IMAGES, dev.gradscope.data.Mnist.TRAIN_LABELS)) {
+            Files.copy(MnistSubset.dir().resolve(name + ".gz"), trainOnly.resolve(name + ".gz"));
+        }
+        for (List<String> command : List.of(List.of("evaluate", weights), List.of("predict", weights, "--test-index",
+                "0"))) {
+            err.getBuffer().setLength(0);
+            assertEquals(1, run(command, "--device", "cpu", "--data-dir", trainOnly.toString()), err.toString());
+            assertTrue(err.toString().contains("MNIST file not found: neither "
+                    + trainOnly.resolve(dev.gradscope.data.Mnist.TEST_IMAGES) + " nor "), err.toString());
+            assertTrue(err.toString().contains("Run scripts/fetch-mnist.sh " + trainOnly), err.toString());
+        }
+    }
+
     @Test
     void evaluateUsageErrorsExitWithStatusTwo() {
         Path weights = trained.resolve("model.safetensors");
