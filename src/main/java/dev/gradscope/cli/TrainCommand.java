@@ -198,6 +198,7 @@ final class TrainCommand implements Callable<Integer> {
             run.trainLimit = resumed.integer("train_examples", 0)
                     + (validationSplit > 0 ? resumed.integer("validation_examples", 0) : 0);
             resumeDataset(resumed, dir);
+            // Runs record the folder absolute; one saved before, as given, is read from the working directory as then.
             if (!given("--data-dir") && resumed.text("data_dir") != null) {
                 run.machine.data.dataDir = Path.of(resumed.text("data_dir"));
             }
@@ -715,7 +716,8 @@ final class TrainCommand implements Callable<Integer> {
         config.put("steps_per_graph", graph ? Trainer.stepsPerGraph(run.stepsPerGraph, train.rows(), run.batchSize)
                 : null);
         config.put("dataset", run.machine.data.dataset().id());
-        config.put("data_dir", run.machine.data.dataDir().toString());
+        // absolute, so that train --resume finds the images from any working directory
+        config.put("data_dir", run.machine.data.dataDir().toAbsolutePath().normalize().toString());
         config.put("train_examples", train.rows());
         config.put("validation_examples", validation.rows());
         return config;

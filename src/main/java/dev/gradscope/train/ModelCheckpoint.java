@@ -26,7 +26,8 @@ import java.util.Optional;
  *
  * <p>{@link #bestOf} is Keras's {@code save_best_only=True}: the file is written only after an epoch that
  * improves the monitored metric (lower is better, or higher for accuracies, as Keras's {@code mode="auto"}),
- * so it holds the best epoch's weights.
+ * so it holds the best epoch's weights. A resumed run that keeps an earlier epoch's weights rewrites the file's
+ * metadata at its first good epoch, so that the file records the resumed run's config, as the training state does.
  *
  * <p>Besides {@link WeightsFile}'s own metadata, the file records {@code epoch} (epochs finished, from 1)
  * and that epoch's logs ({@code loss}, {@code accuracy}, ...), plus whatever the caller gives.
@@ -41,6 +42,8 @@ public final class ModelCheckpoint implements Callback {
     private double best = Double.NaN;
     private TrainingRun run;
     private int savedEpoch;
+    /** False while the file holds an earlier run's epoch with that run's metadata (a resumed best-of run). */
+    private boolean metadataCurrent = true;
     private String skipped;
 
     /**
@@ -109,6 +112,7 @@ public final class ModelCheckpoint implements Callback {
         if (bestEpoch >= 0 && Integer.toString(bestEpoch + 1).equals(savedEpochOf(file, "epoch"))) {
             best = earlier.get(bestEpoch);
             savedEpoch = bestEpoch + 1;
+            metadataCurrent = false;
         }
     }
 
@@ -139,6 +143,9 @@ public final class ModelCheckpoint implements Callback {
             }
             boolean improved = !Double.isNaN(value) && (Double.isNaN(best) || Monitor.improves(monitor, value, best, 0));
             if (!improved) {
+                if (!metadataCurrent) {
+                    refreshMetadata();
+                }
                 return;
             }
         }
@@ -154,10 +161,25 @@ public final class ModelCheckpoint implements Callback {
         logs.forEach((key, value) -> all.put(key, String.format(Locale.ROOT, "%s", value)));
         WeightsFile.write(model, file, weights, all);
         savedEpoch = epoch + 1;
+        metadataCurrent = true;
         skipped = null;
         if (monitor != null) {
             best = logs.get(monitor);
         }
+    }
+
+    /**
+     * Rewrites the file that a resumed run keeps from its earlier epochs with this run's metadata (its config: the
+     * epochs it goes to, where it was resumed), keeping the file's tensors and what it records of its epoch. Done at
+     * the end of the first good epoch, when the training state is rewritten too, so that the two files describe
+     * the same run.
+     */
+    private void refreshMetadata() {
+        SafeTensors.Contents kept = SafeTensors.read(file);
+        Map<String, String> all = new LinkedHashMap<>(kept.metadata());
+        all.putAll(metadata);
+        SafeTensors.write(file, all, List.copyOf(kept.tensors().values()));
+        metadataCurrent = true;
     }
 
     /**

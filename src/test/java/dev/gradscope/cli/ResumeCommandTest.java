@@ -70,8 +70,10 @@ class ResumeCommandTest {
 
     /** Same names, shapes and values, bit for bit. */
     private static void assertSameTensors(Path expected, Path actual) {
-        Map<String, SafeTensors.Entry> a = tensors(expected);
-        Map<String, SafeTensors.Entry> b = tensors(actual);
+        assertSameTensors(tensors(expected), tensors(actual));
+    }
+
+    private static void assertSameTensors(Map<String, SafeTensors.Entry> a, Map<String, SafeTensors.Entry> b) {
         assertEquals(a.keySet(), b.keySet());
         a.forEach((name, entry) -> {
             org.junit.jupiter.api.Assertions.assertArrayEquals(entry.shape(), b.get(name).shape(), name);
@@ -227,6 +229,74 @@ class ResumeCommandTest {
         edit.accept(config);
         metadata.put("config", new ObjectMapper().writeValueAsString(config));
         SafeTensors.write(file, metadata, new ArrayList<>(contents.tensors().values()));
+    }
+
+    /**
+     * A run records the absolute, normalised folder of its data (given relative here), so that it resumes from any
+     * working directory: a second JVM started in another folder goes on with it. A run saved before that, whose
+     * config holds the folder as given, still reads it relative to the working directory.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void aRunResumesFromAnotherWorkingDirectory() throws IOException, InterruptedException {
+        Path cwd = Path.of("").toAbsolutePath();
+        Path relative = cwd.relativize(MnistSubset.dir().toAbsolutePath());
+        Path parent = relative.getParent(); // target/test-classes/../test-classes/mnist-subset
+        String unnormalised = parent.resolve("..").resolve(parent.getFileName()).resolve(relative.getFileName())
+                .toString();
+        Path dir = tmp.resolve("run");
+        List<String> args = train(dir, 1);
+        args.set(args.indexOf("--data-dir") + 1, unnormalised);
+        assertEquals(0, run(err, args), err.toString());
+        String absolute = cwd.resolve(relative).normalize().toString();
+        assertEquals(absolute, ((Map<String, Object>) HistoryJson.read(dir.resolve("history.json")).get("config"))
+                .get("data_dir"));
+
+        Path elsewhere = java.nio.file.Files.createDirectories(tmp.resolve("elsewhere"));
+        Process resume = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",
+                System.getProperty("java.class.path"), GradScope.class.getName(), "train", "--resume",
+                dir.toAbsolutePath().toString(), "--epochs", "2", "--quiet")
+                .directory(elsewhere.toFile()).redirectErrorStream(true).start();
+        String output = new String(resume.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(0, resume.waitFor(), output);
+        Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
+        assertEquals(2, ((List<?>) history.get("val_loss")).size(), output);
+
+        editConfig(dir, config -> config.put("data_dir", relative.toString())); // as a run saved it before
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "3", "--quiet"), err.toString());
+        assertEquals(absolute, ((Map<String, Object>) HistoryJson.read(dir.resolve("history.json")).get("config"))
+                .get("data_dir"), "the resumed run records where it read the images");
+    }
+
+    /**
+     * A resumed --save-best run whose new epochs do not beat the earlier best keeps that epoch's weights, and its
+     * weights file then records the resumed run's config (its epochs, where it was resumed), as history.json does.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void aResumedSaveBestRunRecordsItsOwnConfigInTheWeightsItKeeps() throws IOException {
+        // 64 training images: the network overfits, and its validation loss turns up after a few epochs.
+        Path dir = tmp.resolve("best");
+        assertEquals(0, run("train", "--data-dir", MnistSubset.dir().toString(), "--device", "cpu", "--hidden",
+                "32,16", "--train-limit", "64", "--batch-size", "16", "--epochs", "8", "--learning-rate", "0.01",
+                "--quiet", "--save-best", "val_loss", "--out", dir.toString()), err.toString());
+        Path weights = dir.resolve("model.safetensors");
+        String bestEpoch = SafeTensors.readMetadata(weights).get("epoch");
+        Map<String, SafeTensors.Entry> bestTensors = tensors(weights);
+
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "10", "--quiet"), err.toString());
+        Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
+        List<Number> valLoss = (List<Number>) history.get("val_loss");
+        double best = valLoss.get(Integer.parseInt(bestEpoch) - 1).doubleValue();
+        assertTrue(valLoss.subList(8, 10).stream().allMatch(v -> v.doubleValue() >= best),
+                "the resumed epochs do not beat epoch " + bestEpoch + ": " + valLoss);
+        Map<String, String> metadata = SafeTensors.readMetadata(weights);
+        assertEquals(bestEpoch, metadata.get("epoch"), "the file keeps the best epoch");
+        assertSameTensors(bestTensors, tensors(weights));
+        Map<String, Object> config = new ObjectMapper().readValue(metadata.get("config"), Map.class);
+        assertEquals(10, config.get("epochs"));
+        assertEquals(List.of(8), config.get("resumed_at_epochs"));
+        assertEquals(history.get("config"), config);
     }
 
     @Test
