@@ -400,6 +400,34 @@ class ScriptsTest {
         assertEquals(List.of(), launch("bench", "-V"));
         assertEquals(List.of(), launch("experiment", "losses", "--version"));
         assertEquals(fetchesOf(DatasetKind.MNIST), launch("experiment", "losses"), "without -h it does fetch");
+        // as the CLI reads them: within a cluster of short flags too
+        assertEquals(List.of(), launch("train", "-qh"));
+        assertEquals(List.of(), launch("evaluate", "weights.safetensors", "-Vq"));
+        assertEquals(fetchesOf(DatasetKind.MNIST), launch("train", "-q"));
+        // as an option's value, the CLI refuses one (a usage error, GradScopeCliTest): no data for that either
+        assertEquals(List.of(), launch("train", "--out", "-h"));
+        assertEquals(List.of(), launch("compare", "a", "b", "--names", "-V"));
+        // after "--", a file's name: here the weights file's, whose data set is fetched
+        assertEquals(fetchesOf(DatasetKind.MNIST), launch("evaluate", "--", "-h"));
+        assertEquals(fetchesOf(DatasetKind.MNIST), launch("predict", "--test-index", "0", "--", "--version"));
+    }
+
+    @Test
+    void evaluateAndPredictNeedOnlyTheTestFiles() throws Exception {
+        launcherRoot();
+        Path mnist = Files.createDirectories(root.resolve(DatasetKind.MNIST.defaultDir()));
+        Files.writeString(mnist.resolve("t10k-images-idx3-ubyte.gz"), "images");
+        Files.writeString(mnist.resolve("t10k-labels-idx1-ubyte"), "labels");
+        // a weights file that records no data set is MNIST's
+        Path weights = tmp.resolve("plain.safetensors");
+        SafeTensors.write(weights, Map.of(), List.of(new SafeTensors.Entry("w", new int[] {1}, new float[] {1})));
+        assertEquals(List.of(), launch("evaluate", weights.toString()), "the test files are there");
+        assertEquals(List.of(), launch("predict", weights.toString(), "--test-index", "0"));
+        assertEquals(fetchesOf(DatasetKind.MNIST), launch("train"), "train reads the training files too");
+        Files.delete(mnist.resolve("t10k-labels-idx1-ubyte"));
+        Files.writeString(mnist.resolve("train-images-idx3-ubyte"), "images");
+        Files.writeString(mnist.resolve("train-labels-idx1-ubyte"), "labels");
+        assertEquals(fetchesOf(DatasetKind.MNIST), launch("evaluate", weights.toString()), "a test file is missing");
     }
 
     @Test
@@ -452,18 +480,32 @@ class ScriptsTest {
 
         // The run trained from a folder of its own, which the launcher does not fill.
         assertEquals(List.of(), launch("train", "--resume", run.toString(), "--epochs", "2"));
-        // One saved as train writes it when it read the data set's own folder.
-        Path defaultRun = Files.createDirectories(tmp.resolve("default-run"));
+        // One saved as train writes it when it read the data set's own folder: the absolute folder, or, saved before
+        // runs recorded that, the folder as given, which the CLI started in the root reads from there.
+        for (String dataDir : List.of(root.resolve(DatasetKind.FASHION_MNIST.defaultDir()).toString(),
+                DatasetKind.FASHION_MNIST.defaultDir())) {
+            Path defaultRun = savedRun(DatasetKind.FASHION_MNIST, dataDir);
+            assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("train", "--resume", defaultRun.toString(),
+                    "--epochs", "2"), dataDir);
+            assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("train", "--resume=" + defaultRun, "--epochs",
+                    "2"), dataDir);
+        }
+        assertEquals(List.of(), launch("train", "--resume", savedRun(DatasetKind.FASHION_MNIST,
+                tmp.resolve("own").toString()).toString()), "another absolute folder is the user's");
+        assertEquals(List.of(), launch("train", "--resume", savedRun(DatasetKind.FASHION_MNIST, "own").toString()),
+                "another relative folder is the user's");
+    }
+
+    /** A folder with a training state whose config records a train run on {@code kind} read from {@code dataDir}. */
+    private Path savedRun(DatasetKind kind, String dataDir) throws IOException {
+        Path dir = Files.createTempDirectory(tmp, "saved-run");
         Map<String, Object> config = new LinkedHashMap<>();
         config.put("command", "train");
-        config.put("dataset", DatasetKind.FASHION_MNIST.id());
-        config.put("data_dir", DatasetKind.FASHION_MNIST.defaultDir());
-        SafeTensors.write(defaultRun.resolve("training-state.safetensors"),
+        config.put("dataset", kind.id());
+        config.put("data_dir", dataDir);
+        SafeTensors.write(dir.resolve("training-state.safetensors"),
                 Map.of("config", new ObjectMapper().writeValueAsString(config)),
                 List.of(new SafeTensors.Entry("w", new int[] {1}, new float[] {1})));
-        assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("train", "--resume", defaultRun.toString(),
-                "--epochs", "2"));
-        assertEquals(fetchesOf(DatasetKind.FASHION_MNIST), launch("train", "--resume=" + defaultRun, "--epochs",
-                "2"));
+        return dir;
     }
 }

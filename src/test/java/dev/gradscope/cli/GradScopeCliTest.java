@@ -112,6 +112,76 @@ class GradScopeCliTest {
         }
     }
 
+    /**
+     * What the launcher (scripts/gradscope) relies on to fetch no data for a help or version request: for every
+     * command, -h, --help, -V and --version are help or version requests in an option's place, also within a cluster
+     * of short flags (-qh), whose only letters are h, q and V; and given as the value of any option that takes one
+     * (--out -h, --out=-V), each is refused as a usage error. So a command line holding one before a "--" never
+     * reads data.
+     */
+    @Test
+    void helpAndVersionFlagsAreNeverAnOptionsValue() {
+        List<String> flags = List.of("-h", "--help", "-V", "--version");
+        List<String> checked = new ArrayList<>();
+        for (CommandLine command : allCommands(new CommandLine(new GradScope()))) {
+            List<String> path = new ArrayList<>(List.of(command.getCommandSpec().qualifiedName(" ").split(" ")));
+            path.remove(0); // "gradscope"
+            for (CommandLine.Model.OptionSpec option : command.getCommandSpec().options()) {
+                for (String name : option.names()) {
+                    if (name.matches("-[^-].*")) {
+                        assertTrue(List.of("-h", "-q", "-V").contains(name), path + " has the short option " + name
+                                + ", which the launcher's clusters (-[hqV]...) do not know");
+                    }
+                }
+                if (option.arity().max() == 0) {
+                    continue;
+                }
+                for (String flag : flags) {
+                    for (List<String> value : List.of(List.of(option.longestName(), flag),
+                            List.of(option.longestName() + "=" + flag))) {
+                        List<String> args = new ArrayList<>(path);
+                        args.addAll(value);
+                        CommandLine.ParameterException refused = org.junit.jupiter.api.Assertions.assertThrows(
+                                CommandLine.ParameterException.class,
+                                () -> new CommandLine(new GradScope()).parseArgs(args.toArray(String[]::new)),
+                                String.join(" ", args) + " is not refused");
+                        assertTrue(refused.getMessage().contains("Expected parameter for option '"
+                                + option.longestName() + "' but found '" + flag + "'"),
+                                String.join(" ", args) + ": " + refused.getMessage());
+                    }
+                }
+                checked.add(String.join(" ", path) + " " + option.longestName());
+            }
+            for (String flag : List.of("-h", "--help", "-qh", "-hq", "-qV", "-Vq")) {
+                if (!flag.startsWith("--") && !flag.substring(1).chars().allMatch(letter -> command.getCommandSpec()
+                        .optionsMap().containsKey("-" + (char) letter))) {
+                    continue; // a command without -q
+                }
+                List<String> args = new ArrayList<>(path);
+                args.add(flag);
+                CommandLine.ParseResult result = new CommandLine(new GradScope()).parseArgs(args.toArray(String[]::new));
+                while (result.hasSubcommand()) {
+                    result = result.subcommand();
+                }
+                assertTrue(result.isUsageHelpRequested() || result.isVersionHelpRequested(), args.toString());
+            }
+        }
+        assertTrue(checked.contains("train --out") && checked.contains("compare --names")
+                && checked.contains("predict --test-index") && checked.contains("experiment losses --epochs"),
+                "every command's options were tried: " + checked);
+    }
+
+    /** {@code root} and every command under it. */
+    private static List<CommandLine> allCommands(CommandLine root) {
+        List<CommandLine> all = new ArrayList<>(List.of(root));
+        for (CommandLine sub : root.getSubcommands().values()) {
+            if (!all.contains(sub)) {
+                all.addAll(allCommands(sub));
+            }
+        }
+        return all;
+    }
+
     @Test
     void everyCommandPrintsTheVersion() {
         List<List<String>> commands = List.of(List.of(), List.of("train"), List.of("evaluate"), List.of("predict"),
