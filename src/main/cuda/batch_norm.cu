@@ -146,7 +146,7 @@ struct StatisticsOutputs {
     }
 };
 
-/** The column of this thread's lane in `tile`, and whether it exists. */
+/** The column of this thread's lane in `tile` (past the last column in a partial tile). */
 __device__ __forceinline__ unsigned laneColumn(unsigned tile) { return tile * TILE_COLUMNS + threadIdx.x % TILE_COLUMNS; }
 
 /**
