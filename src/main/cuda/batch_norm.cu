@@ -147,7 +147,9 @@ struct StatisticsOutputs {
 };
 
 /** The column of this thread's lane in `tile` (past the last column in a partial tile). */
-__device__ __forceinline__ unsigned laneColumn(unsigned tile) { return tile * TILE_COLUMNS + threadIdx.x % TILE_COLUMNS; }
+__device__ __forceinline__ unsigned laneColumn(unsigned tile) {
+    return tile * TILE_COLUMNS + threadIdx.x % TILE_COLUMNS;
+}
 
 /**
  * y[e] = output(j, x[e]) for every element e (column j = e % cols): an element-wise grid-stride loop, float4 groups

@@ -915,9 +915,7 @@ public final class CudaBackend implements Backend {
         if (cols == 0) {
             return;
         }
-        int slices = Launch.batchNormSliceCount(rows, rowsPerSlice);
-        ensureScratch(3L * slices * cols, "the batch-normalization statistics of a [" + rows + " x " + cols
-                + "] batch");
+        ensureBatchNormScratch(rows, cols);
         launch("batch_norm_training_statistics", kernels.batchNormTrainingStatistics,
                 Launch.batchNormSlices(rows, cols),
                 Pointer.to(arg(x), arg((float) momentum), arg((float) (1.0 - momentum)), arg(epsilon),
@@ -978,11 +976,9 @@ public final class CudaBackend implements Backend {
         if (cols == 0) {
             return;
         }
-        int slices = Launch.batchNormSliceCount(rows, rowsPerSlice);
-        long partialDoubles = 2L * slices * cols;
+        ensureBatchNormScratch(rows, cols);
         // dx's coefficients, 3 floats a column, after the partial sums (whole doubles: they stay 8-byte aligned).
-        ensureScratch(partialDoubles + (3L * cols + 1) / 2, "the batch-normalization sums of a [" + rows + " x "
-                + cols + "] batch");
+        long partialDoubles = 2L * Launch.batchNormSliceCount(rows, rowsPerSlice) * cols;
         Pointer coefficients = Pointer.to(partials.pointer(partialDoubles * Double.BYTES));
         launch("batch_norm_backward_sums", kernels.batchNormBackwardSums, Launch.batchNormSlices(rows, cols),
                 Pointer.to(arg(x), arg(gamma), arg(batchMean), arg(batchInvStd), arg(dy), arg(dGamma), arg(dBeta),
@@ -997,6 +993,18 @@ public final class CudaBackend implements Backend {
                 Pointer.to(arg(x), arg(batchMean), arg(batchInvStd), arg(dy), coefficients, arg(dx), arg(cols),
                         arg(n)),
                 x, batchMean, batchInvStd, dy, dx);
+    }
+
+    /**
+     * The scratch of batch normalization's two-kernel passes over {@code cols} columns: room for the most slices any
+     * batch has ({@link Launch#BATCH_NORM_MAX_SLICES}), 3 partial sums each, whatever this batch's rows. A batch can
+     * have fewer rows and more slices than a taller one (2048 rows: 64 slices of 32; 2049: 33 of 64), so a scratch
+     * sized by the rows could grow at an epoch's last, smaller batch, after the full batches' step was captured, and
+     * make that graph stale. The backward pass's 2 sums per slice and dx's 3 floats per column fit in the same room.
+     */
+    private void ensureBatchNormScratch(int rows, int cols) {
+        ensureScratch(3L * Launch.BATCH_NORM_MAX_SLICES * cols, "the partial sums of batch normalization over a ["
+                + rows + " x " + cols + "] batch");
     }
 
     @Override
@@ -1810,7 +1818,8 @@ public final class CudaBackend implements Backend {
             }
             if (scratchGeneration != capturedScratch) {
                 throw new IllegalStateException("launch: a scratch of this backend grew (a loss over a larger batch,"
-                        + " or a larger reduction) since the " + description + " was captured; capture the step again");
+                        + " a larger reduction, or batch normalization over more columns) since the " + description
+                        + " was captured; capture the step again");
             }
             enter();
             requireNotCapturing("launching a " + description);

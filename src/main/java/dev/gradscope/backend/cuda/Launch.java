@@ -123,7 +123,7 @@ record Launch(int grid, int block) {
      */
     static final int BATCH_NORM_MAX_SLICES = 64;
 
-    /** Whether batch normalization's passes over {@code rows} rows are one kernel each ({@link #BATCH_NORM_ONE_KERNEL_ROWS}). */
+    /** Whether batch normalization's passes over {@code rows} rows are one kernel each (see the constants above). */
     static boolean batchNormInOneKernel(int rows) {
         return rows <= BATCH_NORM_ONE_KERNEL_ROWS;
     }
@@ -138,8 +138,8 @@ record Launch(int grid, int block) {
         if (batchNormInOneKernel(rows)) {
             return BATCH_NORM_SLICE_ROWS;
         }
-        long rowsPerSlice = ceilDiv(ceilDiv(rows, BATCH_NORM_MAX_SLICES), BATCH_NORM_SLICE_ROWS) * BATCH_NORM_SLICE_ROWS;
-        return (int) rowsPerSlice;
+        long slicesOfThirtyTwo = ceilDiv(ceilDiv(rows, BATCH_NORM_MAX_SLICES), BATCH_NORM_SLICE_ROWS);
+        return (int) (slicesOfThirtyTwo * BATCH_NORM_SLICE_ROWS);
     }
 
     /** Slices of {@code rowsPerSlice} rows in {@code rows}. */

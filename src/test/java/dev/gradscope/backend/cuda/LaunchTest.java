@@ -59,7 +59,8 @@ class LaunchTest {
      * Batch normalization's training passes: a block per tile of 32 columns and slice of rows. The chapter's hidden
      * layers at batch 256 in one kernel, 8 slices of 32 rows: 128 blocks for 512 units (about one per multiprocessor of
      * an H100), 64, 32, 16 for 256, 128, 64 (the old launch had 16, 8, 4, 2); taller batches in at most 64 slices of a
-     * multiple of 32 rows: bench kernels' [2^28 / 512 x 512] 16 x 64 = 1024 blocks of 8192 rows, about 8 per multiprocessor.
+     * multiple of 32 rows: bench kernels' [2^28 / 512 x 512] 16 x 64 = 1024 blocks of 8192 rows, about 8 per
+     * multiprocessor.
      */
     @Test
     void batchNormCutsTheRowsIntoSlices() {
