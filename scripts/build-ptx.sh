@@ -127,7 +127,8 @@ done < <(sed -nE 's/^[[:space:]]*[A-Z][A-Z0-9_]*\("([a-z0-9_]+)",[[:space:]]*(nu
 
 declare -A expected_by_module=(
   [activations]="${expected_activations[*]} maxout_forward maxout_backward softmax_rows"
-  [batch_norm]="batch_norm_training_forward batch_norm_inference_forward batch_norm_backward"
+  [batch_norm]="batch_norm_training_forward batch_norm_training_statistics batch_norm_training_normalize
+    batch_norm_inference_forward batch_norm_backward batch_norm_backward_sums batch_norm_backward_dx"
   [dropout]="dropout_forward dropout_backward"
   [loss]="softmax_cross_entropy_rows softmax_mse_rows"
   [optim]="adam_update sgd_update adam_update_measured sgd_update_measured clip_by_value clip_by_global_norm

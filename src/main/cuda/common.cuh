@@ -270,47 +270,59 @@ constexpr unsigned TILE_COLUMNS = 32;
 constexpr unsigned TILE_ROW_GROUPS = 32;
 
 /**
- * Runs a per-column reduction over tiles of 32 columns. Partial is a plain struct (no constructors:
- * it lives in shared memory) whose zero value is the empty reduction, with a member
- * combine(const Partial&) that adds another partial into it. addElement(partial, e, j) adds element
- * e = i * cols + j (row i, column j) to a row group's partial; finish(total, j) consumes column j's
- * reduction. All threads of the block (a multiple of 32) must call it (it synchronises the block). The
- * blocks of the grid share the tiles (firstTile, tileStride: blockIdx.x, gridDim.x); one block alone takes
- * all of them with 0, 1.
+ * Runs a per-column reduction of one tile of 32 columns over the rows [rowBegin, rowEnd): row group g (0 <= g
+ * < 32) adds rows rowBegin + g, rowBegin + g + 32, ... in order, then the 32 partials of each column are added by
+ * the fixed tree. Partial is a plain struct (no constructors: it lives in shared memory) whose zero value is the
+ * empty reduction, with a member combine(const Partial&) that adds another partial into it. addElement(partial,
+ * e, j) adds element e = i * cols + j (row i, column j) to a row group's partial; finish(total, j) consumes column
+ * j's reduction (called by warp 0, one lane per column). All threads of the block (a multiple of 32) must call it
+ * (it synchronises the block, and once more after finish: finish may write shared memory that every thread reads
+ * next). The order depends on the row range and the shape alone.
  */
 template <class Partial, class AddElement, class Finish>
-__device__ __forceinline__ void reduceColumnTiles(int rows, int cols, AddElement addElement, Finish finish,
-                                                  unsigned firstTile = blockIdx.x, unsigned tileStride = gridDim.x) {
+__device__ __forceinline__ void reduceColumnTileRows(unsigned rowBegin, unsigned rowEnd, int cols, unsigned tile,
+                                                     AddElement addElement, Finish finish) {
     __shared__ Partial partial[TILE_ROW_GROUPS][TILE_COLUMNS];
     const unsigned lane = threadIdx.x % TILE_COLUMNS;
     const unsigned warp = threadIdx.x / TILE_COLUMNS;
     const unsigned warps = blockDim.x / TILE_COLUMNS;
-    const unsigned rowCount = countOf(rows);
     const unsigned columns = countOf(cols);
-    const unsigned tiles = (columns + TILE_COLUMNS - 1) / TILE_COLUMNS;
-    for (unsigned tile = firstTile; tile < tiles; tile += tileStride) {
-        const unsigned j = tile * TILE_COLUMNS + lane;
-        for (unsigned group = warp; group < TILE_ROW_GROUPS; group += warps) {
-            Partial mine{};
-            if (j < columns) {
+    const unsigned j = tile * TILE_COLUMNS + lane;
+    for (unsigned group = warp; group < TILE_ROW_GROUPS; group += warps) {
+        Partial mine{};
+        if (j < columns) {
 #pragma unroll 4 // issues several rows' loads together; the additions stay in row order
-                for (unsigned i = group; i < rowCount; i += TILE_ROW_GROUPS) {
-                    addElement(mine, i * columns + j, j); // rows * cols < 2^31: no wrap
-                }
+            for (unsigned i = rowBegin + group; i < rowEnd; i += TILE_ROW_GROUPS) {
+                addElement(mine, i * columns + j, j); // rows * cols < 2^31: no wrap
             }
-            partial[group][lane] = mine;
+        }
+        partial[group][lane] = mine;
+    }
+    __syncthreads();
+    for (unsigned width = TILE_ROW_GROUPS / 2; width > 0; width /= 2) {
+        for (unsigned group = warp; group < width; group += warps) {
+            partial[group][lane].combine(partial[group + width][lane]);
         }
         __syncthreads();
-        for (unsigned width = TILE_ROW_GROUPS / 2; width > 0; width /= 2) {
-            for (unsigned group = warp; group < width; group += warps) {
-                partial[group][lane].combine(partial[group + width][lane]);
-            }
-            __syncthreads();
-        }
-        if (warp == 0 && j < columns) {
-            finish(partial[0][lane], j);
-        }
-        __syncthreads(); // every total is read before the next tile overwrites the partials
+    }
+    if (warp == 0 && j < columns) {
+        finish(partial[0][lane], j);
+    }
+    __syncthreads(); // every total is read, and what finish wrote is visible, before the partials are reused
+}
+
+/**
+ * Runs a per-column reduction over tiles of 32 columns, each over all rows (reduceColumnTileRows over [0, rows)):
+ * the same Partial, addElement and finish. All threads of the block (a multiple of 32) must call it. The blocks
+ * of the grid share the tiles (firstTile, tileStride: blockIdx.x, gridDim.x); one block alone takes all of them
+ * with 0, 1.
+ */
+template <class Partial, class AddElement, class Finish>
+__device__ __forceinline__ void reduceColumnTiles(int rows, int cols, AddElement addElement, Finish finish,
+                                                  unsigned firstTile = blockIdx.x, unsigned tileStride = gridDim.x) {
+    const unsigned tiles = (countOf(cols) + TILE_COLUMNS - 1) / TILE_COLUMNS;
+    for (unsigned tile = firstTile; tile < tiles; tile += tileStride) {
+        reduceColumnTileRows<Partial>(0u, countOf(rows), cols, tile, addElement, finish);
     }
 }
 

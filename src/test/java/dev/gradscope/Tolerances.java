@@ -310,9 +310,11 @@ public final class Tolerances {
 
     /**
      * Relative error allowed between the GPU's batch-normalization outputs and the CPU's: both sum in double, in
-     * different orders (the GPU by column tiles of 32 row groups), and round the statistics once to float, so
-     * the statistics may differ by one float ulp (6e-8) and an output, whose arithmetic is otherwise the same
-     * rounded operations, by a few ulps of the magnitudes entering it; 1e-5 of those magnitudes, as
+     * different orders (the GPU by slices of rows and column tiles of 32 row groups; its variance from sums about the
+     * column's first row, one pass, the CPU's about the mean, two: either is within rows * 1e-16 of the exact one,
+     * relative), and round the statistics once to float, so the statistics may differ by one float ulp (6e-8) and
+     * an output, whose arithmetic is otherwise the same rounded operations, by a few ulps of the magnitudes
+     * entering it; 1e-5 of those magnitudes, as
      * {@link #GPU_ACTIVATION_REL}.
      */
     public static final double GPU_BATCH_NORM_REL = 1e-5;

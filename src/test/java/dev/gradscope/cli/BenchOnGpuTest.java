@@ -75,8 +75,9 @@ class BenchOnGpuTest {
 
     /**
      * bench kernels' batch-normalization entry on the GPU (the whole command, with its 4096^3 SGEMM, is too slow for
-     * the emulator): forward and backward check out against the host. 1000 x 512 floats + 3: each of the blocks'
-     * warps strides over many rows, and the rest of the N floats is left out of the batch.
+     * the emulator): forward and backward check out against the host. 1000 x 512 floats + 3: the bench's tall batch
+     * in small, two kernels each way (32 slices of 32 rows, the last block adding them), and the rest of the N floats
+     * is left out of the batch.
      */
     @Test
     void kernelsTimesBatchNormWithCheckedResults() {

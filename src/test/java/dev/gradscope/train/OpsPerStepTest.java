@@ -31,7 +31,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * call the layers, the loss, the optimizer and the trainer make, and that says it does not share host
  * memory, as a GPU does (the trainer then reads gradient norms once per epoch, not before each update). On
  * the GPU each op is one kernel or one cuBLAS call (the reductions among them finish in their own last
- * block): the GPU's kernels per step are these counts (CudaBackendTest and BenchOnGpuTest count the queued
+ * block; but batch normalization of a batch of more than 256 rows takes two kernels each way): the GPU's
+ * kernels per step are these counts (CudaBackendTest and BenchOnGpuTest count the queued
  * ops there, on smaller models and on this one).
  *
  * <p>Per step: per Dense layer a GEMM and its fused bias + activation

@@ -887,7 +887,12 @@ public final class CudaBackend implements Backend {
 
     // ---- batch normalization (batch_norm.cu) ----------------------------------------------------------
 
-    /** One block per tile of 32 columns reads its tile three times: sum, squares about the mean, normalise. */
+    /**
+     * Blocks per tile of 32 columns and slice of rows ({@link Launch#batchNormSlices}): a batch of up to 256 rows in
+     * one kernel, each block adding its whole tile and normalising its slice; a taller one in two, the statistics
+     * (each block its slice, the last block the columns' totals, through the partial sums' scratch) and an
+     * element-wise normalisation.
+     */
     @Override
     public void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
                                          Tensor movingMean, Tensor movingVariance, Tensor batchMean,
@@ -897,28 +902,54 @@ public final class CudaBackend implements Backend {
         requireFloats(x, gamma, beta, movingMean, movingVariance, batchMean, batchInvStd, y);
         int rows = x.rowCount();
         int cols = x.columnCount();
+        int rowsPerSlice = Launch.batchNormRowsPerSlice(rows);
         enter();
-        launch("batch_norm_training_forward", kernels.batchNormTrainingForward, Launch.columnTiles(cols),
-                Pointer.to(arg(x), arg(gamma), arg(beta), arg((float) momentum), arg((float) (1.0 - momentum)),
-                        arg(epsilon), arg(movingMean), arg(movingVariance), arg(batchMean), arg(batchInvStd), arg(y),
-                        arg(rows), arg(cols)),
-                x, gamma, beta, movingMean, movingVariance, batchMean, batchInvStd, y);
+        if (Launch.batchNormInOneKernel(rows)) {
+            launch("batch_norm_training_forward", kernels.batchNormTrainingForward, Launch.batchNormSlices(rows, cols),
+                    Pointer.to(arg(x), arg(gamma), arg(beta), arg((float) momentum), arg((float) (1.0 - momentum)),
+                            arg(epsilon), arg(movingMean), arg(movingVariance), arg(batchMean), arg(batchInvStd),
+                            arg(y), arg(rows), arg(cols), arg(rowsPerSlice)),
+                    x, gamma, beta, movingMean, movingVariance, batchMean, batchInvStd, y);
+            return;
+        }
+        if (cols == 0) {
+            return;
+        }
+        ensureBatchNormScratch(rows, cols);
+        launch("batch_norm_training_statistics", kernels.batchNormTrainingStatistics,
+                Launch.batchNormSlices(rows, cols),
+                Pointer.to(arg(x), arg((float) momentum), arg((float) (1.0 - momentum)), arg(epsilon),
+                        arg(movingMean), arg(movingVariance), arg(batchMean), arg(batchInvStd), arg(rows), arg(cols),
+                        arg(rowsPerSlice), partialsTable(0), ticket()),
+                x, movingMean, movingVariance, batchMean, batchInvStd);
+        int n = (int) x.size();
+        launch("batch_norm_training_normalize", kernels.batchNormTrainingNormalize,
+                Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(x), arg(gamma), arg(beta), arg(batchMean), arg(batchInvStd), arg(y), arg(cols), arg(n)),
+                x, gamma, beta, batchMean, batchInvStd, y);
     }
 
+    /** Element-wise, as the activations: nothing is summed. */
     @Override
     public void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean,
                                           Tensor movingVariance, float epsilon, Tensor y) {
         OpChecks.batchNorm("batchNormInferenceForward", x, y, 0, epsilon, gamma, beta, movingMean, movingVariance);
         requireFloats(x, gamma, beta, movingMean, movingVariance, y);
-        int rows = x.rowCount();
         int cols = x.columnCount();
+        int n = (int) x.size();
         enter();
-        launch("batch_norm_inference_forward", kernels.batchNormInferenceForward, Launch.columnTiles(cols),
+        launch("batch_norm_inference_forward", kernels.batchNormInferenceForward,
+                Launch.elementWise(n, info.multiprocessors()),
                 Pointer.to(arg(x), arg(gamma), arg(beta), arg(movingMean), arg(movingVariance), arg(epsilon), arg(y),
-                        arg(rows), arg(cols)),
+                        arg(cols), arg(n)),
                 x, gamma, beta, movingMean, movingVariance, y);
     }
 
+    /**
+     * The launch shapes of {@link #batchNormTrainingForward}: one kernel up to 256 rows; else the sums (the last
+     * block also writes dx's per-column coefficients into the scratch, after the partial sums) and an element-wise
+     * dx, which a call without dx leaves out.
+     */
     @Override
     public void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy,
                                   Tensor dx, Tensor dGamma, Tensor dBeta) {
@@ -930,11 +961,50 @@ public final class CudaBackend implements Backend {
         }
         int rows = x.rowCount();
         int cols = x.columnCount();
+        int rowsPerSlice = Launch.batchNormRowsPerSlice(rows);
         enter();
-        launch("batch_norm_backward", kernels.batchNormBackward, Launch.columnTiles(cols),
-                Pointer.to(arg(x), arg(gamma), arg(batchMean), arg(batchInvStd), arg(dy), argOrNull(dx), arg(dGamma),
-                        arg(dBeta), arg(rows), arg(cols)),
-                x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta);
+        if (Launch.batchNormInOneKernel(rows)) {
+            // Without dx, the slices' blocks would only add the sums again: one slice of every row.
+            int sliceRows = dx == null ? rows : rowsPerSlice;
+            launch("batch_norm_backward", kernels.batchNormBackward,
+                    dx == null ? Launch.columnTiles(cols) : Launch.batchNormSlices(rows, cols),
+                    Pointer.to(arg(x), arg(gamma), arg(batchMean), arg(batchInvStd), arg(dy), argOrNull(dx),
+                            arg(dGamma), arg(dBeta), arg(rows), arg(cols), arg(sliceRows)),
+                    x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta);
+            return;
+        }
+        if (cols == 0) {
+            return;
+        }
+        ensureBatchNormScratch(rows, cols);
+        // dx's coefficients, 3 floats a column, after the partial sums (whole doubles: they stay 8-byte aligned).
+        long partialDoubles = 2L * Launch.batchNormSliceCount(rows, rowsPerSlice) * cols;
+        Pointer coefficients = Pointer.to(partials.pointer(partialDoubles * Double.BYTES));
+        launch("batch_norm_backward_sums", kernels.batchNormBackwardSums, Launch.batchNormSlices(rows, cols),
+                Pointer.to(arg(x), arg(gamma), arg(batchMean), arg(batchInvStd), arg(dy), arg(dGamma), arg(dBeta),
+                        arg(rows), arg(cols), arg(rowsPerSlice), partialsTable(0),
+                        dx == null ? argOrNull(null) : coefficients, ticket()),
+                x, gamma, batchMean, batchInvStd, dy, dGamma, dBeta);
+        if (dx == null) {
+            return;
+        }
+        int n = (int) x.size();
+        launch("batch_norm_backward_dx", kernels.batchNormBackwardDx, Launch.elementWise(n, info.multiprocessors()),
+                Pointer.to(arg(x), arg(batchMean), arg(batchInvStd), arg(dy), coefficients, arg(dx), arg(cols),
+                        arg(n)),
+                x, batchMean, batchInvStd, dy, dx);
+    }
+
+    /**
+     * The scratch of batch normalization's two-kernel passes over {@code cols} columns: room for the most slices any
+     * batch has ({@link Launch#BATCH_NORM_MAX_SLICES}), 3 partial sums each, whatever this batch's rows. A batch can
+     * have fewer rows and more slices than a taller one (2048 rows: 64 slices of 32; 2049: 33 of 64), so a scratch
+     * sized by the rows could grow at an epoch's last, smaller batch, after the full batches' step was captured, and
+     * make that graph stale. The backward pass's 2 sums per slice and dx's 3 floats per column fit in the same room.
+     */
+    private void ensureBatchNormScratch(int rows, int cols) {
+        ensureScratch(3L * Launch.BATCH_NORM_MAX_SLICES * cols, "the partial sums of batch normalization over a ["
+                + rows + " x " + cols + "] batch");
     }
 
     @Override
@@ -1098,26 +1168,35 @@ public final class CudaBackend implements Backend {
      * that into the scratch.
      */
     private long ensurePartials(int chunks, int segments) {
-        requireMainStream("a chunked reduction");
         long table = (long) chunks * segments;
-        long needed = PARTIAL_TABLES * table;
-        if (needed > partialsCapacity) {
-            requireNotCapturing("allocating the partial sums of a " + chunks + "-chunk, " + segments
-                    + "-segment reduction");
-            if (partials != null) {
-                partials.free();
-                partials = null;
-                partialsCapacity = 0;
-            }
-            try {
-                partials = arena.allocate(needed * Double.BYTES);
-            } catch (jcuda.CudaException e) {
-                throw CudaErrors.wrap("allocating the partial sums of a " + chunks + "-chunk reduction", "", e);
-            }
-            partialsCapacity = needed;
-            scratchGeneration++;
-        }
+        ensureScratch(PARTIAL_TABLES * table, "the partial sums of a " + chunks + "-chunk, " + segments
+                + "-segment reduction");
         return table;
+    }
+
+    /**
+     * Room for {@code doubles} doubles in the partial sums' scratch, which the chunked reductions and batch
+     * normalization's passes over tall batches share (on the main stream alone, one kernel after another): grown,
+     * never in steady state, when a larger one arrives; a step captured before then refuses to launch.
+     */
+    private void ensureScratch(long doubles, String what) {
+        requireMainStream(what);
+        if (doubles <= partialsCapacity) {
+            return;
+        }
+        requireNotCapturing("allocating " + what);
+        if (partials != null) {
+            partials.free();
+            partials = null;
+            partialsCapacity = 0;
+        }
+        try {
+            partials = arena.allocate(doubles * Double.BYTES);
+        } catch (jcuda.CudaException e) {
+            throw CudaErrors.wrap("allocating " + what, "", e);
+        }
+        partialsCapacity = doubles;
+        scratchGeneration++;
     }
 
     // ---- reductions ---------------------------------------------------------------------------
@@ -1739,7 +1818,8 @@ public final class CudaBackend implements Backend {
             }
             if (scratchGeneration != capturedScratch) {
                 throw new IllegalStateException("launch: a scratch of this backend grew (a loss over a larger batch,"
-                        + " or a larger reduction) since the " + description + " was captured; capture the step again");
+                        + " a larger reduction, or batch normalization over more columns) since the " + description
+                        + " was captured; capture the step again");
             }
             enter();
             requireNotCapturing("launching a " + description);

@@ -50,8 +50,12 @@ final class Kernels implements AutoCloseable {
     final CUfunction softmaxRows;
     final CUfunction dropoutForward;
     final CUfunction batchNormTrainingForward;
+    final CUfunction batchNormTrainingStatistics;
+    final CUfunction batchNormTrainingNormalize;
     final CUfunction batchNormInferenceForward;
     final CUfunction batchNormBackward;
+    final CUfunction batchNormBackwardSums;
+    final CUfunction batchNormBackwardDx;
     final CUfunction dropoutBackward;
     final CUfunction softmaxCrossEntropyRows;
     final CUfunction softmaxMseRows;
@@ -113,8 +117,12 @@ final class Kernels implements AutoCloseable {
             softmaxRows = find("softmax_rows", missing);
             dropoutForward = find("dropout_forward", missing);
             batchNormTrainingForward = find("batch_norm_training_forward", missing);
+            batchNormTrainingStatistics = find("batch_norm_training_statistics", missing);
+            batchNormTrainingNormalize = find("batch_norm_training_normalize", missing);
             batchNormInferenceForward = find("batch_norm_inference_forward", missing);
             batchNormBackward = find("batch_norm_backward", missing);
+            batchNormBackwardSums = find("batch_norm_backward_sums", missing);
+            batchNormBackwardDx = find("batch_norm_backward_dx", missing);
             dropoutBackward = find("dropout_backward", missing);
             softmaxCrossEntropyRows = find("softmax_cross_entropy_rows", missing);
             softmaxMseRows = find("softmax_mse_rows", missing);

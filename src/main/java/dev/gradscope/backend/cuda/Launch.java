@@ -19,7 +19,9 @@ package dev.gradscope.backend.cuda;
  *   <li>single-block reductions (shared parameter gradients): one block of exactly 1024 threads, whose
  *       fixed tree makes the sum deterministic;</li>
  *   <li>chunked segmented reductions (gradient norms, measured optimizer steps): one block of 1024 threads
- *       per chunk of elements; the grid's last block adds the chunks.</li>
+ *       per chunk of elements; the grid's last block adds the chunks;</li>
+ *   <li>batch normalization's training passes: one block of 1024 threads per tile of 32 columns and slice of
+ *       rows ({@link #batchNormRowsPerSlice}), so that the blocks are many however few the columns.</li>
  * </ul>
  *
  * A launch over nothing (0 elements, rows, columns or segments) is {@link #isEmpty() empty}: CUDA
@@ -101,6 +103,58 @@ record Launch(int grid, int block) {
     /** One block of {@value #REDUCTION_BLOCK} threads per chunk of a chunked segmented reduction. */
     static Launch blockPerChunk(int chunks) {
         return new Launch(Math.max(0, chunks), REDUCTION_BLOCK);
+    }
+
+    /**
+     * The most rows of a batch whose batch-normalization passes are one kernel each: every block adds all the rows
+     * of its tile (the tile read again by each of its slices' blocks, from L2) and writes its slice's outputs. A
+     * training batch (the chapter's 256) stays one launch per pass, with 8 rows per thread to add; a taller batch
+     * takes two kernels per pass, each block adding its own slice only, so that no row is read more than twice.
+     */
+    static final int BATCH_NORM_ONE_KERNEL_ROWS = 256;
+
+    /** Rows per slice of batch normalization at the least: one row per thread of a block's 32 row groups. */
+    static final int BATCH_NORM_SLICE_ROWS = 32;
+
+    /**
+     * The most slices of a taller batch: the last block adds this many partial sums per column, a thread per column
+     * (64 sums in order, a few microseconds at most); 16 column tiles x 64 slices give {@code bench kernels}' batch
+     * [2^28 / 512 x 512] 1024 blocks, about 8 per multiprocessor of an H100 or H200.
+     */
+    static final int BATCH_NORM_MAX_SLICES = 64;
+
+    /** Whether batch normalization's passes over {@code rows} rows are one kernel each (see the constants above). */
+    static boolean batchNormInOneKernel(int rows) {
+        return rows <= BATCH_NORM_ONE_KERNEL_ROWS;
+    }
+
+    /**
+     * Rows per slice of batch normalization's blocks: {@value #BATCH_NORM_SLICE_ROWS} for a batch of up to
+     * {@value #BATCH_NORM_ONE_KERNEL_ROWS} rows; else the rows cut into at most {@value #BATCH_NORM_MAX_SLICES}
+     * slices, a multiple of {@value #BATCH_NORM_SLICE_ROWS} rows each. It fixes the order of the sums, so it depends
+     * on the rows alone (never on the GPU): the same bits on every device.
+     */
+    static int batchNormRowsPerSlice(int rows) {
+        if (batchNormInOneKernel(rows)) {
+            return BATCH_NORM_SLICE_ROWS;
+        }
+        long slicesOfThirtyTwo = ceilDiv(ceilDiv(rows, BATCH_NORM_MAX_SLICES), BATCH_NORM_SLICE_ROWS);
+        return (int) (slicesOfThirtyTwo * BATCH_NORM_SLICE_ROWS);
+    }
+
+    /** Slices of {@code rowsPerSlice} rows in {@code rows}. */
+    static int batchNormSliceCount(int rows, int rowsPerSlice) {
+        return (int) ceilDiv(rows, rowsPerSlice);
+    }
+
+    /**
+     * Batch normalization's training passes over a [rows x columns] batch: a block of {@value #TILE_BLOCK} per tile
+     * of {@value #TILE_COLUMNS} columns and slice of {@link #batchNormRowsPerSlice} rows. A batch of 256 rows gets 8
+     * slices: 128 blocks for 512 columns, 64, 32 and 16 for 256, 128 and 64.
+     */
+    static Launch batchNormSlices(int rows, int columns) {
+        long slices = batchNormSliceCount(rows, batchNormRowsPerSlice(rows));
+        return new Launch((int) (ceilDiv(columns, TILE_COLUMNS) * slices), TILE_BLOCK);
     }
 
     /** Whether there is nothing to launch. */

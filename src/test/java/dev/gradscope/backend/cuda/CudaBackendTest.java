@@ -89,6 +89,17 @@ class CudaBackendTest {
     private static final int[][] FUSED_SHAPES = {{1, 1}, {1, 3}, {3, 5}, {1000, 10}, {4097, 3}, {256, 784},
         {256, 512}, {96, 256}, {256, 64}, {17, 33}};
 
+    /**
+     * Shapes of batch normalization: {@link #FUSED_SHAPES} (a pass of up to 256 rows is one kernel; 1000 and 4097 rows
+     * take two, the statistics by slices and an element-wise pass), and the edges of the slicing (Launch): 1 row and
+     * 256 in one kernel (1 and 8 slices of 32 rows) at widths that are not multiples of 32; 257 rows in two kernels
+     * (9 slices of 32, the last of 1 row); 300 x 70 (10 slices, the last of 12 rows); and 70000 x 64, the most
+     * slices (63 of 1120 rows, the last of 560).
+     */
+    private static final int[][] BATCH_NORM_SHAPES = Stream.concat(Arrays.stream(FUSED_SHAPES), Stream.of(
+            new int[] {1, 70}, new int[] {256, 45}, new int[] {257, 33}, new int[] {300, 70}, new int[] {70000, 64}))
+            .toArray(int[][]::new);
+
     /** Where a GPU tensor starts: at its block's start (16-byte aligned) or one element in (misaligned). */
     private enum Layout {
         ALIGNED(0), SHIFTED(1);
@@ -535,13 +546,13 @@ class CudaBackendTest {
     }
 
     /**
-     * The training forward pass against the CPU's, for every fused shape (a batch of one row too, whose variance
-     * is 0) and layout: the statistics and the moving averages within one rounding of the double sums, taken in
-     * another order; the output within {@link Tolerances#GPU_BATCH_NORM_REL} of the magnitudes entering it.
+     * The training forward pass against the CPU's, for every batch-normalization shape (a batch of one row too, whose
+     * variance is 0) and layout: the statistics and the moving averages within one rounding of the double sums, taken
+     * in another order; the output within {@link Tolerances#GPU_BATCH_NORM_REL} of the magnitudes entering it.
      */
     @Test
     void batchNormTrainingForwardMatchesTheCpu() {
-        for (int[] shape : FUSED_SHAPES) {
+        for (int[] shape : BATCH_NORM_SHAPES) {
             int rows = shape[0];
             int cols = shape[1];
             float[] x = inputs(rows * cols, 2);
@@ -602,7 +613,7 @@ class CudaBackendTest {
      */
     @Test
     void batchNormInferenceAndBackwardMatchTheCpu() {
-        for (int[] shape : FUSED_SHAPES) {
+        for (int[] shape : BATCH_NORM_SHAPES) {
             int rows = shape[0];
             int cols = shape[1];
             float[] x = inputs(rows * cols, 2);
@@ -664,6 +675,154 @@ class CudaBackendTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * Columns with a large mean and a small spread, 1e4 + N(0, 0.05^2): the variance, 2.5e-3, is 2.5e-11 of the mean's
+     * square, so a variance taken as E[x^2] - E[x]^2 would cancel to noise (in float entirely; in double to about
+     * 1e-16 * 1e8 per term). The batch statistics and the moving variance, in one kernel (256 rows) and in two (3001),
+     * against a two-pass computation in double over the same floats, within one float rounding.
+     */
+    @Test
+    void batchNormVarianceOfALargeMeanIsNotCancelled() {
+        float epsilon = 1e-5f;
+        for (int[] shape : new int[][] {{256, 40}, {3001, 37}}) {
+            int rows = shape[0];
+            int cols = shape[1];
+            float[] x = new float[rows * cols];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) (1e4 + 0.05 * rng.nextGaussian());
+            }
+            float[] mean = new float[cols];
+            float[] invStd = new float[cols];
+            float[] movingVariance = new float[cols];
+            for (int j = 0; j < cols; j++) {
+                double sum = 0;
+                for (int i = 0; i < rows; i++) {
+                    sum += x[i * cols + j];
+                }
+                double m = sum / rows;
+                double squares = 0;
+                for (int i = 0; i < rows; i++) {
+                    double d = x[i * cols + j] - m;
+                    squares += d * d;
+                }
+                double variance = squares / rows;
+                assertTrue(variance > 1e-3 && variance < 5e-3, "column " + j + ": variance " + variance);
+                mean[j] = (float) m;
+                invStd[j] = (float) (1 / Math.sqrt(variance + epsilon));
+                movingVariance[j] = 1f * 0.9f + (float) variance * (float) (1.0 - 0.9);
+            }
+            String what = "batchNormTrainingForward " + Arrays.toString(shape) + " of 1e4 + N(0, 0.05^2)";
+            Tensor gpuMovingMean = own(gpu.fromHost(new float[cols], cols));
+            Tensor gpuMovingVariance = own(gpu.fromHost(filled(cols, 1f), cols));
+            Tensor gpuMean = output(Layout.ALIGNED, DType.FLOAT32, cols);
+            Tensor gpuInvStd = output(Layout.ALIGNED, DType.FLOAT32, cols);
+            Tensor y = output(Layout.ALIGNED, DType.FLOAT32, shape);
+            gpu.batchNormTrainingForward(input(x, Layout.ALIGNED, shape), input(filled(cols, 1f), Layout.ALIGNED, cols),
+                    input(new float[cols], Layout.ALIGNED, cols), 0.9, epsilon, gpuMovingMean, gpuMovingVariance,
+                    gpuMean, gpuInvStd, y);
+            assertClose(what + " batchMean", mean, read(gpuMean), j -> Tolerances.GPU_SUM_REL * 1e4);
+            assertClose(what + " batchInvStd", invStd, read(gpuInvStd), j -> Tolerances.GPU_SUM_REL * invStd[j]);
+            assertClose(what + " moving_variance", movingVariance, read(gpuMovingVariance),
+                    j -> Tolerances.GPU_SUM_REL * movingVariance[j]);
+        }
+    }
+
+    /**
+     * A training step's batch normalization (forward with the moving statistics' update, backward with dx) captured as
+     * a graph and replayed gives the eager steps' bits: the one-kernel passes (96 rows) and the two-kernel ones (1000
+     * rows, whose last blocks take the stream's ticket and whose sums go through the backend's scratch), three steps
+     * each, the moving statistics updated by every replay.
+     */
+    @Test
+    void aReplayedBatchNormGraphGivesTheEagerBits() {
+        int cols = 70;
+        int steps = 3;
+        for (int rows : new int[] {96, 1000}) {
+            float[] x = inputs(rows * cols, 2);
+            float[] dy = inputs(rows * cols, 1);
+            float[] gamma = inputs(cols, 1);
+            float[] beta = inputs(cols, 1);
+            float[][][] results = new float[2][][];
+            for (int mode = 0; mode < 2; mode++) {
+                Tensor in = own(gpu.fromHost(x, rows, cols));
+                Tensor gradient = own(gpu.fromHost(dy, rows, cols));
+                Tensor g = own(gpu.fromHost(gamma, cols));
+                Tensor b = own(gpu.fromHost(beta, cols));
+                Tensor movingMean = own(gpu.fromHost(new float[cols], cols));
+                Tensor movingVariance = own(gpu.fromHost(filled(cols, 1f), cols));
+                Tensor batchMean = own(gpu.allocate(DType.FLOAT32, cols));
+                Tensor batchInvStd = own(gpu.allocate(DType.FLOAT32, cols));
+                Tensor y = own(gpu.allocate(DType.FLOAT32, rows, cols));
+                Tensor dx = own(gpu.allocate(DType.FLOAT32, rows, cols));
+                Tensor dGamma = own(gpu.allocate(DType.FLOAT32, cols));
+                Tensor dBeta = own(gpu.allocate(DType.FLOAT32, cols));
+                Runnable step = () -> {
+                    gpu.batchNormTrainingForward(in, g, b, 0.9, 1e-3f, movingMean, movingVariance, batchMean,
+                            batchInvStd, y);
+                    gpu.batchNormBackward(in, g, batchMean, batchInvStd, gradient, dx, dGamma, dBeta);
+                };
+                step.run(); // the scratch exists before the capture
+                if (mode == 0) {
+                    for (int s = 1; s < steps; s++) {
+                        step.run();
+                    }
+                } else {
+                    try (var graph = gpu.capture(step)) {
+                        for (int s = 1; s < steps; s++) {
+                            graph.launch();
+                        }
+                    }
+                }
+                results[mode] = new float[][] {movingMean.toFloatArray(), movingVariance.toFloatArray(),
+                    batchMean.toFloatArray(), batchInvStd.toFloatArray(), y.toFloatArray(), dx.toFloatArray(),
+                    dGamma.toFloatArray(), dBeta.toFloatArray()};
+            }
+            String[] names = {"moving_mean", "moving_variance", "batchMean", "batchInvStd", "y", "dx", "dGamma",
+                "dBeta"};
+            for (int k = 0; k < names.length; k++) {
+                assertBitsEqual(rows + " rows: " + names[k] + ", graph against eager", results[0][k], results[1][k]);
+            }
+        }
+    }
+
+    /**
+     * A captured step of batch normalization over a tall batch stays valid after an eager step over a smaller tall
+     * batch that has more slices (2049 rows: 33 slices of 64 rows; 2048: 64 of 32), as the trainer's graph of an
+     * epoch's full batches must after the last batch's eager warm-up: the backend's scratch is sized by the columns,
+     * not the slices, so it does not grow. On a backend of its own, whose scratch starts empty.
+     */
+    @Test
+    void aSmallerTallBatchLeavesACapturedBatchNormStepValid() {
+        int cols = 40;
+        int rows = 2049;
+        float[] x = inputs(rows * cols, 2);
+        float[] dy = inputs(rows * cols, 1);
+        try (CudaBackend fresh = new CudaBackend(); Tensor in = fresh.fromHost(x, rows, cols);
+             Tensor gradient = fresh.fromHost(dy, rows, cols); Tensor g = fresh.fromHost(inputs(cols, 1), cols);
+             Tensor b = fresh.fromHost(inputs(cols, 1), cols);
+             Tensor movingMean = fresh.fromHost(new float[cols], cols);
+             Tensor movingVariance = fresh.fromHost(filled(cols, 1f), cols);
+             Tensor batchMean = fresh.allocate(DType.FLOAT32, cols);
+             Tensor batchInvStd = fresh.allocate(DType.FLOAT32, cols);
+             Tensor y = fresh.allocate(DType.FLOAT32, rows, cols);
+             Tensor dx = fresh.allocate(DType.FLOAT32, rows, cols);
+             Tensor dGamma = fresh.allocate(DType.FLOAT32, cols); Tensor dBeta = fresh.allocate(DType.FLOAT32, cols)) {
+            java.util.function.IntConsumer step = r -> {
+                fresh.batchNormTrainingForward(in.rows(0, r), g, b, 0.9, 1e-3f, movingMean, movingVariance, batchMean,
+                        batchInvStd, y.rows(0, r));
+                fresh.batchNormBackward(in.rows(0, r), g, batchMean, batchInvStd, gradient.rows(0, r), dx.rows(0, r),
+                        dGamma, dBeta);
+            };
+            step.accept(rows);
+            float[] eager = dx.toFloatArray();
+            try (var graph = fresh.capture(() -> step.accept(rows))) {
+                step.accept(rows - 1);
+                graph.launch();
+            }
+            assertBitsEqual("dx of " + rows + " rows, replayed after " + (rows - 1), eager, dx.toFloatArray());
         }
     }
 

@@ -53,12 +53,22 @@ class KernelAbiTest {
         abi.put("dropout_forward", "ppiifpp");
         abi.put("dropout_backward", "ppiifpp");
         // x, gamma, beta, momentum, oneMinusMomentum, epsilon, movingMean, movingVariance, batchMean, batchInvStd,
-        // y, rows, cols
-        abi.put("batch_norm_training_forward", "pppfffpppppii");
-        // x, gamma, beta, movingMean, movingVariance, epsilon, y, rows, cols
+        // y, rows, cols, rowsPerSlice
+        abi.put("batch_norm_training_forward", "pppfffpppppiii");
+        // x, momentum, oneMinusMomentum, epsilon, movingMean, movingVariance, batchMean, batchInvStd, rows, cols,
+        // rowsPerSlice, partials, ticket
+        abi.put("batch_norm_training_statistics", "pfffppppiiipp");
+        // x, gamma, beta, batchMean, batchInvStd, y, cols, n
+        abi.put("batch_norm_training_normalize", "ppppppii");
+        // x, gamma, beta, movingMean, movingVariance, epsilon, y, cols, n
         abi.put("batch_norm_inference_forward", "pppppfpii");
-        // x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta, rows, cols
-        abi.put("batch_norm_backward", "ppppppppii");
+        // x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta, rows, cols, rowsPerSlice
+        abi.put("batch_norm_backward", "ppppppppiii");
+        // x, gamma, batchMean, batchInvStd, dy, dGamma, dBeta, rows, cols, rowsPerSlice, partials, coefficients,
+        // ticket
+        abi.put("batch_norm_backward_sums", "pppppppiiippp");
+        // x, batchMean, batchInvStd, dy, coefficients, dx, cols, n
+        abi.put("batch_norm_backward_dx", "ppppppii");
         // logits, bias, targets, scale, dLogits, rowLoss, rowCorrect, biasGradient, rows, cols, totals, ticket
         abi.put("softmax_cross_entropy_rows", "pppfppppiipp");
         abi.put("softmax_mse_rows", "pppfppppiipp");

@@ -1,6 +1,7 @@
 package dev.gradscope.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
@@ -52,6 +53,42 @@ class LaunchTest {
         assertEquals(new Launch(2, 1024), Launch.columnTiles(33));
         assertEquals(new Launch(16, 1024), Launch.columnTiles(512));
         assertEquals(new Launch(25, 1024), Launch.columnTiles(784));
+    }
+
+    /**
+     * Batch normalization's training passes: a block per tile of 32 columns and slice of rows. The chapter's hidden
+     * layers at batch 256 in one kernel, 8 slices of 32 rows: 128 blocks for 512 units (about one per multiprocessor of
+     * an H100), 64, 32, 16 for 256, 128, 64 (the old launch had 16, 8, 4, 2); taller batches in at most 64 slices of a
+     * multiple of 32 rows: bench kernels' [2^28 / 512 x 512] 16 x 64 = 1024 blocks of 8192 rows, about 8 per
+     * multiprocessor.
+     */
+    @Test
+    void batchNormCutsTheRowsIntoSlices() {
+        int[] units = {512, 256, 128, 64};
+        int[] grids = {128, 64, 32, 16};
+        assertTrue(Launch.batchNormInOneKernel(256));
+        for (int k = 0; k < units.length; k++) {
+            assertEquals(new Launch(grids[k], 1024), Launch.batchNormSlices(256, units[k]), units[k] + " units");
+        }
+        assertEquals(32, Launch.batchNormRowsPerSlice(1));
+        assertEquals(new Launch(3, 1024), Launch.batchNormSlices(1, 70), "one row: one slice");
+        assertEquals(new Launch(2 * 3, 1024), Launch.batchNormSlices(96, 33), "the last batch of an epoch");
+        assertTrue(Launch.batchNormSlices(256, 0).isEmpty());
+
+        assertFalse(Launch.batchNormInOneKernel(257));
+        assertEquals(32, Launch.batchNormRowsPerSlice(257));
+        assertEquals(9, Launch.batchNormSliceCount(257, 32), "the last slice has one row");
+        int benchRows = (1 << 28) / 512;
+        assertEquals(8192, Launch.batchNormRowsPerSlice(benchRows));
+        assertEquals(new Launch(1024, 1024), Launch.batchNormSlices(benchRows, 512));
+        assertEquals(1120, Launch.batchNormRowsPerSlice(70000));
+        assertEquals(new Launch(2 * 63, 1024), Launch.batchNormSlices(70000, 64));
+        for (int rows = 257; rows < 100_000; rows += 997) {
+            int perSlice = Launch.batchNormRowsPerSlice(rows);
+            int slices = Launch.batchNormSliceCount(rows, perSlice);
+            assertTrue(perSlice % 32 == 0 && slices <= 64 && (long) (slices - 1) * perSlice < rows,
+                    rows + " rows: " + slices + " slices of " + perSlice);
+        }
     }
 
     @Test
