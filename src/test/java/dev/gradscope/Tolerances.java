@@ -344,6 +344,14 @@ public final class Tolerances {
     public static final double ORTHOGONAL_GRAM_F32_ABS = 1e-6;
 
     /**
+     * Relative error allowed between a linear MLP's layer-1 and output-layer bias gradient norms, after one float
+     * backward pass through orthogonal kernels, and gain^depth: each dL/dz is a float GEMM product (rounding of
+     * about 6e-8 per term, times the few dozen terms of a row) and the kernels are orthonormal to float precision
+     * ({@link #ORTHOGONAL_GRAM_F32_ABS}), so a few 1e-6 over four layers. Glorot kernels miss by 5% and more.
+     */
+    public static final double ORTHOGONAL_BACKPROP_NORM_REL = 2e-5;
+
+    /**
      * How many standard errors a sample statistic (the mean or the standard deviation of a million initial values,
      * a proportion over hundreds of seeds) may lie from the distribution's value. The draws are seeded, so a test
      * cannot fail by chance from run to run; 6 standard errors would be exceeded by chance once in 5e8 seeds,

@@ -100,6 +100,9 @@ public record Initializer(Kind kind, double scale) {
             throw new IllegalArgumentException("initializer " + kind.id + ": scale must be finite and >= 0, got "
                     + scale);
         }
+        if (!kind.takesScale() && scale != kind.defaultScale) {
+            throw new IllegalArgumentException("initializer " + kind.id + " takes no scale, got " + scale);
+        }
     }
 
     public static Initializer of(Kind kind) {
@@ -180,8 +183,8 @@ public record Initializer(Kind kind, double scale) {
     }
 
     /**
-     * Refuses a shape the kind cannot fill, as Keras does: orthogonal needs at least two dimensions, identity a
-     * square matrix. The message names the kind and the shape.
+     * Refuses a shape the kind cannot fill: orthogonal needs at least two dimensions (as in Keras), identity a square
+     * matrix (see {@link Kind#IDENTITY}). The message names the kind and the shape.
      */
     public void requireFits(int[] shape) {
         if (kind == Kind.ORTHOGONAL && shape.length < 2) {

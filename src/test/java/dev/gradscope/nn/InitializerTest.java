@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.gradscope.Tolerances;
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.tensor.ActivationKind;
+import dev.gradscope.tensor.DType;
+import dev.gradscope.tensor.Tensor;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -344,6 +346,59 @@ class InitializerTest {
             float[] w = model.backend().toHostFloats(kernel.value());
             assertGramIsScaledIdentity(w, in, units * pieces, 1, "maxout kernel");
         }
+    }
+
+    /**
+     * Why orthogonal matters, in one step: in a linear MLP whose kernels after the first are tall (as the chapter's),
+     * the gradient dL/dz goes back through each kernel's transpose, which orthonormal columns leave the same length;
+     * so the first layer's bias gradient (dL/dz summed over the batch) has exactly the output layer's norm. From
+     * glorot_uniform it does not (the check can fail).
+     */
+    @Test
+    void orthogonalKernelsPassALinearNetsGradientBackUnchanged() {
+        int features = 40;
+        int classes = 10;
+        int batch = 16;
+        SplittableRandom random = new SplittableRandom(SEED);
+        float[] x = new float[batch * features];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) random.nextDouble(0, 1);
+        }
+        float[] y = new float[batch * classes];
+        for (int b = 0; b < batch; b++) {
+            y[b * classes + random.nextInt(classes)] = 1f;
+        }
+        for (String init : List.of("orthogonal", "orthogonal:1.3", "glorot_uniform")) {
+            try (CpuBackend backend = new CpuBackend();
+                 Sequential model = Mlp.build(backend, SEED, features, new int[] {64, 32, 32, 16}, classes,
+                         Mlp.HiddenUnits.of("linear"), Initializer.parse(init))
+                         .compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY);
+                 Tensor xs = backend.fromHost(x, batch, features);
+                 Tensor ys = backend.fromHost(y, batch, classes);
+                 Tensor totals = backend.allocate(DType.FLOAT32, 2)) {
+                model.computeGradients(xs, ys, totals);
+                List<Sequential.ParameterGroup> biases = model.parameterGroups().stream()
+                        .filter(g -> g.slot().name().equals("bias")).toList();
+                double first = norm(biases.get(0).gradient().toFloatArray());
+                double output = norm(biases.get(biases.size() - 1).gradient().toFloatArray());
+                // Four kernels back from the output, each times the gain.
+                if (init.startsWith("orthogonal")) {
+                    double expected = Math.pow(Initializer.parse(init).scale(), 4);
+                    assertEquals(expected, first / output, Tolerances.ORTHOGONAL_BACKPROP_NORM_REL * expected, init);
+                } else {
+                    assertTrue(Math.abs(first / output - 1) > 0.05, init + ": layer 1 / output ||db|| "
+                            + first / output);
+                }
+            }
+        }
+    }
+
+    private static double norm(float[] v) {
+        double sum = 0;
+        for (float x : v) {
+            sum += (double) x * x;
+        }
+        return Math.sqrt(sum);
     }
 
     @Test
