@@ -333,4 +333,32 @@ public final class Tolerances {
      * twice the largest change of a logit. Weights that were not loaded, or another image, are off by tenths.
      */
     public static final double GPU_PREDICT_PROBABILITY_ABS = 1e-4;
+
+    // ---- initializers ------------------------------------------------------------------------------
+
+    /**
+     * Largest |G - gain²I| allowed for the Gram matrix G (QᵀQ of a tall orthogonal kernel, QQᵀ of a wide one),
+     * summed in double from the float kernel, relative to gain²: the QR in double is orthonormal to about 1e-15 m,
+     * and rounding each entry to float moves it by at most 6e-8 of itself, so an entry of G, a dot product of two
+     * unit vectors, moves by at most 2 * 6e-8 (Cauchy-Schwarz). 1e-6 leaves room; a Q that is not orthonormal (a
+     * column left unreflected, a wrong sign in a reflection) is off by tenths.
+     */
+    public static final double ORTHOGONAL_GRAM_F32_ABS = 1e-6;
+
+    /**
+     * Relative error allowed between a linear MLP's layer-1 and output-layer bias gradient norms, after one float
+     * backward pass through orthogonal kernels, and gain^depth: each dL/dz is a float GEMM product (rounding of
+     * about 6e-8 per term, times the few dozen terms of a row) and the kernels are orthonormal to float precision
+     * ({@link #ORTHOGONAL_GRAM_F32_ABS}), so a few 1e-6 over four layers. Glorot kernels miss by 5% and more.
+     */
+    public static final double ORTHOGONAL_BACKPROP_NORM_REL = 2e-5;
+
+    /**
+     * How many standard errors a sample statistic (the mean or the standard deviation of a million initial values,
+     * a proportion over hundreds of seeds) may lie from the distribution's value. The draws are seeded, so a test
+     * cannot fail by chance from run to run; 6 standard errors would be exceeded by chance once in 5e8 seeds,
+     * while a wrong limit or stddev (sqrt(3/fanIn) written as sqrt(6/fanIn), a truncated normal rescaled) is off
+     * by hundreds of standard errors at this sample size.
+     */
+    public static final double SAMPLE_STATISTIC_SIGMAS = 6;
 }

@@ -304,7 +304,12 @@ final class ExperimentCommand implements Runnable {
 
         /** The chapter's setup: Adam with Keras's defaults and glorot_uniform kernels. */
         static ModelOptions.Resolved adam(Mlp.HiddenUnits units, int[] hidden, Loss loss) {
-            return new ModelOptions.Resolved(units, hidden, loss, Initializer.glorotUniform(), "adam", 1e-3, 0, false);
+            return adam(units, hidden, loss, Initializer.glorotUniform());
+        }
+
+        /** Adam with Keras's defaults and kernels drawn from {@code init}. */
+        static ModelOptions.Resolved adam(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer init) {
+            return new ModelOptions.Resolved(units, hidden, loss, init, "adam", 1e-3, 0, false);
         }
 
         /** The activation ids, checked; a bad one is a usage error that lists the valid ones. */
@@ -646,9 +651,20 @@ final class ExperimentCommand implements Runnable {
                 description = "Units per hidden layer of the deep variant (default: ${DEFAULT-VALUE}).")
         int deepWidth;
 
+        @Option(names = "--init", defaultValue = Gradients.DEFAULT_INIT, paramLabel = "KIND[:SCALE]",
+                description = "Every run's kernel initializer, as train's --init, e.g. orthogonal, which keeps a"
+                        + " deep linear or tanh net's gradient from shrinking with depth (default: ${DEFAULT-VALUE}).")
+        String init;
+
         /** With it, maxout, which has no separate activation to normalise before, leaves the default list. */
         @Mixin
         BatchNormOption batchNorm;
+
+        /** The chapter's initializer, Keras's default. */
+        static final String DEFAULT_INIT = "glorot_uniform";
+
+        /** {@code --init}, resolved by {@link #plan}. */
+        private Initializer initializer;
 
         Gradients() {
             super("gradients", 1, "Gradient norm against depth for every activation of the chapter");
@@ -657,7 +673,9 @@ final class ExperimentCommand implements Runnable {
         @Override
         String extraArguments() {
             return " --activations " + String.join(",", activations) + " --deep-layers " + deepLayers
-                    + " --deep-width " + deepWidth + batchNorm.argument();
+                    + " --deep-width " + deepWidth + batchNorm.argument()
+                    + (initializer == null || initializer.toString().equals(DEFAULT_INIT) ? ""
+                            : " --init " + initializer);
         }
 
         private int[] deepHidden() {
@@ -686,12 +704,13 @@ final class ExperimentCommand implements Runnable {
             }
             List<Mlp.HiddenUnits> units = hiddenUnits(activations, "--activations");
             batchNorm.requireSeparateActivations(units, "--activations", this::usage);
+            initializer = ModelOptions.kernelInitializer(init, Mlp.CHAPTER_HIDDEN, units.get(0), this::usage);
             List<RunSpec> specs = new ArrayList<>();
             List<int[]> variants = variants();
             for (int v = 0; v < variants.size(); v++) {
                 for (Mlp.HiddenUnits u : units) {
                     specs.add(new RunSpec(u.activation(), variantDir(v) + "-" + u.activation(),
-                            batchNorm.applyTo(adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY))));
+                            batchNorm.applyTo(adam(u, variants.get(v), Loss.CATEGORICAL_CROSSENTROPY, initializer))));
                 }
             }
             return specs;
@@ -701,10 +720,10 @@ final class ExperimentCommand implements Runnable {
         void report(ExperimentReport report, List<Run> runs, String setting) {
             HtmlReport page = report.page();
             page.paragraph("Every activation of the chapter, each in a fresh MLP trained with categorical"
-                    + " cross-entropy and Adam (lr 0.001) from glorot_uniform kernels. For each run, the mean norm of"
-                    + " each kernel's gradient over the steps of the first epoch is drawn against the layer's depth"
-                    + " (1 = next to the input), on a log scale: a line falling to the left is a gradient vanishing"
-                    + " on its way back to the input, a line rising to the left one that explodes.");
+                    + " cross-entropy and Adam (lr 0.001) from " + initializer + " kernels. For each run, the mean"
+                    + " norm of each kernel's gradient over the steps of the first epoch is drawn against the layer's"
+                    + " depth (1 = next to the input), on a log scale: a line falling to the left is a gradient"
+                    + " vanishing on its way back to the input, a line rising to the left one that explodes.");
             batchNorm.describe(page, ": the normalisation keeps each pre-activation at mean 0 and variance 1 over the"
                     + " batch, which is what heals a vanishing gradient");
             page.paragraph("Every run: " + setting + ".");

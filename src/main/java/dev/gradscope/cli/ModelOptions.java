@@ -1,6 +1,7 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.data.InvalidDataException;
+import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.nn.Initializer;
@@ -99,8 +100,9 @@ final class ModelOptions {
     Double weightDecay;
 
     @Option(names = "--init", defaultValue = "glorot_uniform", paramLabel = "KIND[:SCALE]",
-            description = "Kernel initializer, optionally scaled, e.g. he_normal or random_normal:1.0"
-                    + " (default: ${DEFAULT-VALUE}).")
+            description = "Kernel initializer, optionally scaled, e.g. he_normal, random_normal:1.0 or orthogonal:1.1"
+                    + " (default: ${DEFAULT-VALUE}): ${COMPLETION-CANDIDATES}.",
+            completionCandidates = InitializerIds.class)
     String init;
 
     /** The optimizers' ids, as {@code --optimizer} takes them. */
@@ -177,6 +179,44 @@ final class ModelOptions {
         }
     }
 
+    /**
+     * {@code --init}'s initializer for an MLP of {@code hidden} widths of {@code units}; an unknown one, a bad scale,
+     * or one that cannot fill the MLP's kernels (identity) becomes {@code invalid}'s exception.
+     */
+    static Initializer kernelInitializer(String init, int[] hidden, Mlp.HiddenUnits units,
+                                         Function<String, RuntimeException> invalid) {
+        Initializer initializer;
+        try {
+            initializer = Initializer.parse(init);
+        } catch (IllegalArgumentException e) {
+            throw invalid.apply("--init: " + e.getMessage());
+        }
+        if (initializer.kind() == Initializer.Kind.IDENTITY) {
+            throw invalid.apply("--init " + init + ": " + notSquare(hidden, units));
+        }
+        return initializer;
+    }
+
+    /**
+     * Why identity cannot start this MLP: its first kernel ({@code inputs x width}, pieces included) or its output
+     * kernel ({@code width x classes}) is not square, since every data set here has 784 inputs and 10 classes.
+     */
+    private static String notSquare(int[] hidden, Mlp.HiddenUnits units) {
+        int pieces = units.activation().equals(Mlp.MAXOUT) ? units.maxoutPieces() : 1;
+        int in = Mnist.PIXELS;
+        for (int i = 0; i < hidden.length; i++) {
+            int out = hidden[i] * pieces;
+            if (in != out) {
+                return "identity needs square kernels, and hidden layer " + (i + 1) + "'s is [" + in + ", " + out
+                        + "]";
+            }
+            in = hidden[i];
+        }
+        return "identity needs square kernels, and the output layer's is [" + in + ", " + Mnist.CLASS_COUNT
+                + "] (an MLP from " + Mnist.PIXELS + " inputs to " + Mnist.CLASS_COUNT + " classes always has one"
+                + " that is not; Dense.kernelInitializer sets it per layer)";
+    }
+
     /** Checks every choice; a bad one is a usage error that lists the valid values. */
     Resolved resolve(RunOptions run) {
         run.validate();
@@ -203,11 +243,7 @@ final class ModelOptions {
         } catch (IllegalArgumentException e) {
             throw invalid.apply("--loss: " + e.getMessage());
         }
-        try {
-            initializer = Initializer.parse(init);
-        } catch (IllegalArgumentException e) {
-            throw invalid.apply("--init: " + e.getMessage());
-        }
+        initializer = kernelInitializer(init, hidden, units, invalid);
         String opt = optimizer.trim().toLowerCase(Locale.ROOT);
         if (!OPTIMIZERS.contains(opt)) {
             throw invalid.apply("--optimizer: unknown optimizer '" + optimizer + "'; valid: "
@@ -417,6 +453,14 @@ final class ModelOptions {
         @Override
         public java.util.Iterator<String> iterator() {
             return Arrays.asList(Mlp.HiddenUnits.validIds().split(", ")).iterator();
+        }
+    }
+
+    /** The initializer ids, as {@code --init} takes them. */
+    static final class InitializerIds implements Iterable<String> {
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return Arrays.asList(Initializer.validIds().split(", ")).iterator();
         }
     }
 }

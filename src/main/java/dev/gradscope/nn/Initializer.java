@@ -1,5 +1,6 @@
 package dev.gradscope.nn;
 
+import dev.gradscope.tensor.Shapes;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.random.RandomGenerator;
@@ -10,8 +11,14 @@ import java.util.stream.Collectors;
  * number of inputs and outputs of the unit the weights feed.
  *
  * <p>{@code scale} multiplies the standard deviation (or the uniform limit) of the variance-scaling
- * schemes, 1 by default; for {@link Kind#RANDOM_NORMAL} it is the standard deviation and for
- * {@link Kind#RANDOM_UNIFORM} the limit, so that an exploding-gradient run is one flag away.
+ * schemes, 1 by default; for {@link Kind#RANDOM_NORMAL} and {@link Kind#TRUNCATED_NORMAL} it is the standard
+ * deviation and for {@link Kind#RANDOM_UNIFORM} the limit, so that an exploding-gradient run is one flag away;
+ * {@link Kind#ORTHOGONAL} and {@link Kind#IDENTITY} multiply their matrix by it (Keras's {@code gain}).
+ *
+ * <p>Most kinds draw each value on its own; {@link Kind#ORTHOGONAL} and {@link Kind#IDENTITY} are properties of
+ * the whole matrix, so {@link #fill} takes the tensor's shape. As Keras does, they see a tensor of shape
+ * {@code (d1, ..., dk, n)} as the matrix {@code (d1 * ... * dk) x n}; GradScope's kernels are {@code [fanIn,
+ * fanOut]}, row-major, Keras's layout, so a kernel is that matrix as it is.
  *
  * @param kind  which scheme
  * @param scale the gain (or the stddev / limit for the plain random kinds)
@@ -33,12 +40,35 @@ public record Initializer(Kind kind, double scale) {
         HE_NORMAL("he_normal", 1.0),
         /** Truncated normal, stddev sqrt(1 / fanIn) (LeCun et al., 1998), for SELU. */
         LECUN_NORMAL("lecun_normal", 1.0),
+        /** Uniform in [-l, l], l = sqrt(3 / fanIn): the same variance as {@link #LECUN_NORMAL}. */
+        LECUN_UNIFORM("lecun_uniform", 1.0),
         /** Normal with mean 0 and stddev {@code scale} (Keras default 0.05). */
         RANDOM_NORMAL("random_normal", 0.05),
         /** Uniform in [-scale, scale] (Keras default 0.05). */
         RANDOM_UNIFORM("random_uniform", 0.05),
+        /** Normal with mean 0 and stddev {@code scale} (Keras default 0.05), redrawn beyond 2 stddev. */
+        TRUNCATED_NORMAL("truncated_normal", 0.05),
+        /**
+         * A random orthogonal matrix times {@code scale}, Keras's {@code Orthogonal(gain)} (Saxe et al., 2014,
+         * "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks"): every
+         * singular value is the gain, so a product of such layers neither shrinks nor grows a vector, and in a
+         * deep linear (or tanh, near 0) network the gradient reaches the first layer undiminished. Drawn as
+         * Keras does: a normal matrix of shape (max, min) of the kernel's (rows, cols), the Q of its QR
+         * decomposition with each column times the sign of R's diagonal entry (which makes Q uniform over the
+         * orthogonal matrices), transposed when the kernel is wide. A tall kernel has orthonormal columns, a
+         * wide one orthonormal rows.
+         */
+        ORTHOGONAL("orthogonal", 1.0),
+        /**
+         * The identity matrix times {@code scale}, Keras's {@code Identity(gain)}: each unit starts as a copy of
+         * the input of the same index. Only for square kernels (Keras would cut a rectangular identity; a layer
+         * whose inputs and outputs differ in number has no unit-to-unit copy, so GradScope refuses it).
+         */
+        IDENTITY("identity", 1.0),
         /** Every value equal to {@code scale}: a PReLU slope's or a Swish beta's starting value. */
         CONSTANT("constant", 0.0),
+        /** All ones. */
+        ONES("ones", 1.0),
         /** All zeros: biases. */
         ZEROS("zeros", 0.0);
 
@@ -53,12 +83,25 @@ public record Initializer(Kind kind, double scale) {
         public String id() {
             return id;
         }
+
+        /** Whether the kind is a property of the whole matrix rather than of each value. */
+        public boolean wholeMatrix() {
+            return this == ORTHOGONAL || this == IDENTITY;
+        }
+
+        /** Whether {@code kind:VALUE} means something: ones and zeros are what their names say. */
+        boolean takesScale() {
+            return this != ONES && this != ZEROS;
+        }
     }
 
     public Initializer {
         if (!Double.isFinite(scale) || (scale < 0 && kind != Kind.CONSTANT)) {
             throw new IllegalArgumentException("initializer " + kind.id + ": scale must be finite and >= 0, got "
                     + scale);
+        }
+        if (!kind.takesScale() && scale != kind.defaultScale) {
+            throw new IllegalArgumentException("initializer " + kind.id + " takes no scale, got " + scale);
         }
     }
 
@@ -89,6 +132,10 @@ public record Initializer(Kind kind, double scale) {
                 if (parts.length == 1) {
                     return of(k);
                 }
+                if (!k.takesScale()) {
+                    throw new IllegalArgumentException("initializer '" + spec + "': " + k.id + " takes no scale"
+                            + " (constant:VALUE fills with another value)");
+                }
                 try {
                     return new Initializer(k, Double.parseDouble(parts[1]));
                 } catch (NumberFormatException e) {
@@ -105,11 +152,54 @@ public record Initializer(Kind kind, double scale) {
         return Arrays.stream(Kind.values()).map(Kind::id).collect(Collectors.joining(", "));
     }
 
-    /** Writes {@code count} initial values into {@code out[offset..]}. */
-    public void fill(float[] out, int offset, int count, int fanIn, int fanOut, RandomGenerator rng) {
-        for (int i = 0; i < count; i++) {
-            out[offset + i] = (float) sample(fanIn, fanOut, rng);
+    /**
+     * Writes the initial values of a tensor of {@code shape} into {@code out[offset..]}, row-major. An element-wise
+     * kind draws one value after another; {@link Kind#ORTHOGONAL} and {@link Kind#IDENTITY} write the matrix
+     * {@code (d1 * ... * dk) x n} of a shape {@code (d1, ..., dk, n)}.
+     *
+     * @throws IllegalArgumentException when the kind does not fit the shape (orthogonal on a vector, identity on a
+     *                                  tensor that is not a square matrix); the message names the shape, and the
+     *                                  caller adds which tensor it is
+     */
+    public void fill(float[] out, int offset, int[] shape, int fanIn, int fanOut, RandomGenerator rng) {
+        requireFits(shape);
+        switch (kind) {
+            case ORTHOGONAL -> Orthogonal.fill(out, offset, rows(shape), shape[shape.length - 1], scale, rng);
+            case IDENTITY -> {
+                int n = shape[0];
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < n; j++) {
+                        out[offset + i * n + j] = (float) (i == j ? scale : 0.0);
+                    }
+                }
+            }
+            default -> {
+                long count = Shapes.size(shape);
+                for (int i = 0; i < count; i++) {
+                    out[offset + i] = (float) sample(fanIn, fanOut, rng);
+                }
+            }
         }
+    }
+
+    /**
+     * Refuses a shape the kind cannot fill: orthogonal needs at least two dimensions (as in Keras), identity a square
+     * matrix (see {@link Kind#IDENTITY}). The message names the kind and the shape.
+     */
+    public void requireFits(int[] shape) {
+        if (kind == Kind.ORTHOGONAL && shape.length < 2) {
+            throw new IllegalArgumentException(kind.id + " needs a tensor of at least 2 dimensions (a kernel), got "
+                    + Arrays.toString(shape));
+        }
+        if (kind == Kind.IDENTITY && (shape.length != 2 || shape[0] != shape[1])) {
+            throw new IllegalArgumentException(kind.id + " needs a square kernel (as many inputs as outputs), got "
+                    + Arrays.toString(shape));
+        }
+    }
+
+    /** The rows of the matrix a whole-matrix kind sees: the product of every dimension but the last. */
+    private static int rows(int[] shape) {
+        return (int) Shapes.size(Arrays.copyOf(shape, shape.length - 1));
     }
 
     private double sample(int fanIn, int fanOut, RandomGenerator rng) {
@@ -119,10 +209,15 @@ public record Initializer(Kind kind, double scale) {
             case HE_UNIFORM -> uniform(rng, scale * Math.sqrt(6.0 / fanIn));
             case HE_NORMAL -> truncatedNormal(rng, scale * Math.sqrt(2.0 / fanIn));
             case LECUN_NORMAL -> truncatedNormal(rng, scale * Math.sqrt(1.0 / fanIn));
+            case LECUN_UNIFORM -> uniform(rng, scale * Math.sqrt(3.0 / fanIn));
             case RANDOM_NORMAL -> scale * rng.nextGaussian();
+            // Keras's TruncatedNormal keeps the draws as they are: their stddev is 0.88 * stddev.
+            case TRUNCATED_NORMAL -> scale * truncatedUnitNormal(rng);
             case RANDOM_UNIFORM -> uniform(rng, scale);
             case CONSTANT -> scale;
+            case ONES -> 1.0;
             case ZEROS -> 0.0;
+            case ORTHOGONAL, IDENTITY -> throw new IllegalStateException(kind.id + " fills whole matrices");
         };
     }
 
@@ -132,11 +227,16 @@ public record Initializer(Kind kind, double scale) {
 
     /** Normal draws redrawn until within 2 stddev, rescaled so the result has the asked stddev. */
     private static double truncatedNormal(RandomGenerator rng, double stddev) {
+        return truncatedUnitNormal(rng) * stddev / TRUNCATED_NORMAL_STDDEV;
+    }
+
+    /** A unit normal draw, redrawn until within [-2, 2]. */
+    private static double truncatedUnitNormal(RandomGenerator rng) {
         double x;
         do {
             x = rng.nextGaussian();
         } while (Math.abs(x) > 2);
-        return x * stddev / TRUNCATED_NORMAL_STDDEV;
+        return x;
     }
 
     @Override

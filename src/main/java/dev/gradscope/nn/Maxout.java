@@ -10,6 +10,12 @@ import java.util.List;
  * {@code pieces} affine functions of the input, {@code y_u = max_p (x · W + b)[u*pieces + p]}. It learns
  * its own piecewise-linear, convex activation; the gradient flows only through the winning piece, so no
  * unit saturates, at {@code pieces} times the parameters of a Dense layer.
+ *
+ * <p>The kernel is {@code [in, units * pieces]}, piece p of unit u in column {@code u * pieces + p}: the kernel of
+ * a Dense layer of {@code units * pieces} units before a maxout, as Keras users build it. A whole-matrix
+ * initializer sees that one matrix: {@code orthogonal} makes every piece's weight vector orthogonal to every other
+ * piece's, of its own unit and of the others, when {@code in >= units * pieces} (its rows orthogonal when wider);
+ * {@code identity} fits only {@code in == units * pieces}.
  */
 public class Maxout extends Layer {
     private final int units;

@@ -177,6 +177,7 @@ public class Sequential implements AutoCloseable {
     }
 
     private void layOutParameters() {
+        requireInitializersFit();
         int total = 0;
         for (Layer layer : layers) {
             total += layer.parameterCount();
@@ -190,7 +191,7 @@ public class Sequential implements AutoCloseable {
             List<Tensor> values = new ArrayList<>();
             List<Tensor> grads = new ArrayList<>();
             for (ParameterSlot slot : layer.parameterSlots()) {
-                slot.initializer().fill(initial, offset, slot.size(), slot.fanIn(), slot.fanOut(), random);
+                initialize(slot, initial, offset);
                 Tensor value = parameters.view(offset, slot.shape());
                 Tensor grad = gradients.view(offset, slot.shape());
                 values.add(value);
@@ -203,6 +204,30 @@ public class Sequential implements AutoCloseable {
         backend.copyFromHost(initial, parameters);
         firstStep = backend.allocate(DType.INT32, 2);
         layOutState();
+    }
+
+    /** Writes {@code slot}'s initial values (its shape was checked by {@link #requireInitializersFit}). */
+    private void initialize(ParameterSlot slot, float[] initial, int offset) {
+        slot.initializer().fill(initial, offset, slot.shape(), slot.fanIn(), slot.fanOut(), random);
+    }
+
+    /**
+     * Refuses, before anything is allocated, an initializer that cannot fill its tensor (identity on a kernel that
+     * is not square), naming the layer, the tensor and its shape.
+     */
+    private void requireInitializersFit() {
+        for (Layer layer : layers) {
+            for (List<ParameterSlot> slots : List.of(layer.parameterSlots(), layer.stateSlots())) {
+                for (ParameterSlot slot : slots) {
+                    try {
+                        slot.initializer().requireFits(slot.shape());
+                    } catch (IllegalArgumentException e) {
+                        throw new IllegalArgumentException("layer " + layer.name() + " (" + layer.typeName() + "), its "
+                                + slot.name() + ": " + e.getMessage(), e);
+                    }
+                }
+            }
+        }
     }
 
     /** The non-trainable state's flat buffer and its views; its initializers draw no random numbers. */
@@ -218,7 +243,7 @@ public class Sequential implements AutoCloseable {
             Layer layer = layers.get(li);
             List<Tensor> values = new ArrayList<>();
             for (ParameterSlot slot : layer.stateSlots()) {
-                slot.initializer().fill(initial, offset, slot.size(), slot.fanIn(), slot.fanOut(), random);
+                initialize(slot, initial, offset);
                 Tensor value = state.view(offset, slot.shape());
                 values.add(value);
                 stateGroups.add(new StateGroup(layer, li, slot, offset, value));

@@ -213,8 +213,8 @@ class GradScopeCliTest {
         assertEquals(2, run("train", "--device", "tpu"));
         assertTrue(err.toString().contains("auto, cpu, cuda"), err.toString());
         assertEquals(2, run("train", "--epochs", "many"));
-        assertEquals(2, run("train", "--init", "orthogonal"));
-        assertTrue(err.toString().contains("he_normal"), err.toString());
+        assertEquals(2, run("train", "--init", "orthogonl"));
+        assertTrue(err.toString().contains("he_normal") && err.toString().contains("orthogonal"), err.toString());
         assertEquals(2, run("frobnicate"));
         assertEquals(2, run("train", "--activation", "elu", "--activation-parameter", "NaN"));
         assertTrue(err.toString().contains("--activation-parameter"), err.toString());

@@ -187,6 +187,29 @@ class ResumeCommandTest {
     }
 
     /**
+     * A run from orthogonal kernels (with a gain) resumed through the CLI is the run trained in one go: the weights
+     * come from the training state, not from a new draw; --resume refuses --init, and evaluate reports the run's
+     * last val_accuracy from its weights file.
+     */
+    @Test
+    void anOrthogonalRunResumesBitForBitAndEvaluates() throws IOException {
+        List<String> straightArgs = new ArrayList<>(train(tmp.resolve("straight"), 2));
+        straightArgs.addAll(List.of("--init", "orthogonal:1.1"));
+        assertEquals(0, run(err, straightArgs), err.toString());
+        Path dir = firstEpochOf(straightArgs);
+        assertEquals(2, run("train", "--resume", dir.toString(), "--epochs", "2", "--init", "glorot_uniform"));
+        assertTrue(err.toString().contains("takes no --init"), err.toString());
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"), err.toString());
+        assertSameRun(tmp.resolve("straight"), dir);
+        Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
+        assertEquals("orthogonal:1.1", ((Map<?, ?>) history.get("config")).get("init"));
+        Path result = tmp.resolve("evaluate.json");
+        assertEquals(0, run("evaluate", dir.resolve("model.safetensors").toString(), "--device", "cpu",
+                "--data-dir", MnistSubset.dir().toString(), "--out", result.toString()), err.toString());
+        assertEquals(((List<?>) history.get("val_accuracy")).get(1), HistoryJson.read(result).get("accuracy"));
+    }
+
+    /**
      * A run with label smoothing, resumed through the CLI, is the run trained in one go, its loss and val_loss the
      * smoothed ones; --resume refuses --label-smoothing (the run's own is used). evaluate rebuilds the run's loss
      * from the weights file's config: it reports the run's last val_loss, bit for bit; without the key (an older

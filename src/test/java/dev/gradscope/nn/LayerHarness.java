@@ -41,7 +41,7 @@ final class LayerHarness implements AutoCloseable {
         List<Tensor> grads = new ArrayList<>();
         int offset = 0;
         for (ParameterSlot slot : layer.parameterSlots()) {
-            slot.initializer().fill(parameterValues, offset, slot.size(), slot.fanIn(), slot.fanOut(), random);
+            slot.initializer().fill(parameterValues, offset, slot.shape(), slot.fanIn(), slot.fanOut(), random);
             values.add(parameters.view(offset, slot.shape()));
             grads.add(gradients.view(offset, slot.shape()));
             offset += slot.size();
@@ -52,7 +52,7 @@ final class LayerHarness implements AutoCloseable {
         List<Tensor> stateViews = new ArrayList<>();
         offset = 0;
         for (ParameterSlot slot : layer.stateSlots()) {
-            slot.initializer().fill(initialState, offset, slot.size(), slot.fanIn(), slot.fanOut(), random);
+            slot.initializer().fill(initialState, offset, slot.shape(), slot.fanIn(), slot.fanOut(), random);
             stateViews.add(state.view(offset, slot.shape()));
             offset += slot.size();
         }
