@@ -56,6 +56,22 @@ public interface Optimizer extends AutoCloseable {
     }
 
     /**
+     * The optimizer's scalar state besides the update count, by Keras's names (Nadam's {@code u_product}): what a
+     * resumed run must restore to go on exactly. Empty for most optimizers and before {@link #build}. Reads the
+     * device: waits for the queued work.
+     */
+    default Map<String, Float> stateScalars() {
+        return Map.of();
+    }
+
+    /** Sets the {@link #stateScalars}, to resume a run; an optimizer without any accepts only none. */
+    default void setStateScalars(Map<String, Float> values) {
+        if (!values.isEmpty()) {
+            throw new IllegalArgumentException(id() + " has no scalar state; got " + values.keySet());
+        }
+    }
+
+    /**
      * Updates taken so far, for an optimizer whose update depends on their count (Adam's bias corrections);
      * 0 for one whose update does not (SGD). Reads the device: waits for the queued work.
      */
@@ -129,7 +145,10 @@ public interface Optimizer extends AutoCloseable {
         return weightDecay;
     }
 
-    /** The id used on the command line ({@code "adam"}, {@code "sgd"}, {@code "rmsprop"}). */
+    /**
+     * The id used on the command line ({@code "adam"}, {@code "adamw"}, {@code "sgd"}, {@code "rmsprop"},
+     * {@code "nadam"}, {@code "adamax"}, {@code "adagrad"}).
+     */
     String id();
 
     /** The hyper-parameters, for saved configs. */
