@@ -13,10 +13,13 @@ import dev.gradscope.backend.cpu.CpuActivations;
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adagrad;
 import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Adamax;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Nadam;
 import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
@@ -2270,26 +2273,35 @@ class CudaBackendTest {
     @ParameterizedTest(name = "{0}, {1} steps per graph, dropout {2}, batch norm {3}, label smoothing {4}")
     @CsvSource({"adam, 1, 0, false, 0", "sgd, 1, 0, false, 0", "rmsprop, 1, 0, false, 0", "adam, 3, 0, false, 0",
         "sgd, 3, 0, false, 0", "rmsprop, 3, 0, false, 0", "adam, 1000, 0, false, 0", "adam, 1, 0.3, false, 0",
-        "sgd, 3, 0.3, false, 0", "rmsprop, 1, 0, true, 0", "sgd, 3, 0.3, true, 0", "adam, 3, 0, false, 0.1"})
+        "sgd, 3, 0.3, false, 0", "rmsprop, 1, 0, true, 0", "sgd, 3, 0.3, true, 0", "adam, 3, 0, false, 0.1",
+        "nadam, 1, 0, false, 0", "nadam, 3, 0, false, 0", "adamax, 3, 0, false, 0", "adagrad, 1, 0, false, 0",
+        "amsgrad, 3, 0, false, 0"})
     void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph, double dropout,
                                                        boolean batchNorm, double labelSmoothing) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
         History[] histories = new History[2];
         float[][] parameters = new float[2][];
         float[][] movingStatistics = new float[2][];
+        List<Object> optimizerCounts = new ArrayList<>();
         for (int mode = 0; mode < 2; mode++) {
             try (Sequential model = Mlp.build(gpu, SEED, 784, new int[] {64, 32}, 10, Mlp.HiddenUnits.of("relu"),
                     Initializer.glorotUniform(), dropout, batchNorm).compile(switch (optimizer) {
                         case "adam" -> new Adam(2e-3);
                         case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01); // every buffer, decay
+                        case "amsgrad" -> new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004, true);
+                        case "nadam" -> new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004); // u_product on the device
+                        case "adamax" -> new Adamax(2e-3, 0.9, 0.999, 1e-7, 0.004);
+                        case "adagrad" -> new Adagrad(1e-2, 0.1, 1e-7, 0.004);
                         default -> new Sgd(0.05, 0.9, true);
                     }, Loss.CATEGORICAL_CROSSENTROPY, labelSmoothing, "accuracy")) {
                 histories[mode] = model.fit(train, FitOptions.builder().batchSize(128).epochs(3).verbose(0)
                         .graph(mode == 1).stepsPerGraph(stepsPerGraph).build());
                 parameters[mode] = model.parameters().toFloatArray();
                 movingStatistics[mode] = model.state() == null ? new float[0] : model.state().toFloatArray();
+                optimizerCounts.add(List.of(model.optimizer().iterations(), model.optimizer().stateScalars()));
             }
         }
+        assertEquals(optimizerCounts.get(0), optimizerCounts.get(1), "the step count and scalar state");
         assertFalse(histories[0].graphs());
         assertTrue(histories[1].graphs(), "CudaBackend captures the step, the profiler being graph-safe");
         assertEquals(Math.min(stepsPerGraph, 7), histories[1].stepsPerGraph(), "at most the 7 full batches");
