@@ -45,8 +45,10 @@ public interface Optimizer extends AutoCloseable {
 
     /**
      * The optimizer's state besides the update count: named FLOAT32 buffers of {@code [parameterCount]}, laid
-     * out as the model's flat parameter buffer (Adam's {@code m} and {@code v}, SGD's {@code velocity}, RMSprop's
-     * {@code velocity}, {@code momentum} and {@code average_gradient}), in a
+     * out as the model's flat parameter buffer (Adam's {@code m} and {@code v}, with AMSGrad {@code v_hat}; SGD's
+     * {@code velocity}; RMSprop's {@code velocity}, {@code momentum} and {@code average_gradient}; Nadam's
+     * {@code momentum} and {@code velocity}; Adamax's {@code momentum} and {@code norm}; Adagrad's
+     * {@code accumulator}), in a
      * fixed order. They are the live buffers on the model's device, for saving and restoring a run
      * ({@link dev.gradscope.train.TrainingState}); empty before {@link #build} and for an optimizer without
      * state (SGD without momentum).
@@ -72,7 +74,8 @@ public interface Optimizer extends AutoCloseable {
     }
 
     /**
-     * Updates taken so far, for an optimizer whose update depends on their count (Adam's bias corrections);
+     * Updates taken so far, for an optimizer whose update depends on their count (the bias corrections of Adam,
+     * Nadam and Adamax);
      * 0 for one whose update does not (SGD). Reads the device: waits for the queued work.
      */
     default long iterations() {
