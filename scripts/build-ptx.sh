@@ -132,7 +132,9 @@ declare -A expected_by_module=(
   [dropout]="dropout_forward dropout_backward"
   [loss]="softmax_cross_entropy_rows softmax_mse_rows"
   [optim]="adam_update sgd_update adam_update_measured sgd_update_measured clip_by_value clip_by_global_norm
-    adam_update_counter adam_update_measured_counter rmsprop_update rmsprop_update_measured"
+    adam_update_counter adam_update_measured_counter rmsprop_update rmsprop_update_measured
+    nadam_update_counter nadam_update_measured_counter adamax_update_counter adamax_update_measured_counter
+    adagrad_update adagrad_update_measured"
   [reduce]="column_sums add_row_vector segment_sum_of_squares fill_f32"
   [data]="gather_rows_u8 gather_rows_f32 gather_rows_u8_counter gather_rows_f32_counter gather_batch_counter
     gather_next_batch copy_to_row_f32 advance_counters"

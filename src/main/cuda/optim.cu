@@ -1,5 +1,6 @@
 // Optimizer steps over the flat parameter and gradient buffers: CpuBackend.adamUpdate (also its form that
-// reads the iteration count from the device), sgdUpdate and rmspropUpdate, each with Keras 3's decoupled weight
+// reads the iteration count from the device, and AMSGrad's), sgdUpdate, rmspropUpdate, nadamUpdate,
+// adamaxUpdate and adagradUpdate, each with Keras 3's decoupled weight
 // decay in the same pass, their measured forms that also end a training step (Backend's StepEnd: gradient and
 // update norms, the step counter) in the same launch, and the gradient clipping that precedes them:
 // clipByValue and clipByGlobalNorm.
@@ -22,6 +23,28 @@ __device__ __forceinline__ float decayed(float p, float weightDecay, float learn
     return weightDecay == 0.0f ? p : __fsub_rn(p, __fmul_rn(__fmul_rn(p, weightDecay), learningRate));
 }
 
+/** Java's Math.min: NaN when either operand is NaN, and -0 is below +0 (fminf does neither). */
+__device__ __forceinline__ float javaMin(float a, float b) {
+    if (isnan(a)) {
+        return a;
+    }
+    if (a == 0.0f && b == 0.0f && signbit(b)) {
+        return b;
+    }
+    return a <= b ? a : b; // a NaN b fails the test: b
+}
+
+/** Java's Math.max: NaN when either operand is NaN, and +0 is above -0 (fmaxf does neither). */
+__device__ __forceinline__ float javaMax(float a, float b) {
+    if (isnan(a)) {
+        return a;
+    }
+    if (a == 0.0f && b == 0.0f && signbit(a)) {
+        return b;
+    }
+    return a >= b ? a : b;
+}
+
 /**
  * Keras's Adam rule, the bias corrections folded into stepSize by the caller:
  * m += (1 - beta1)(g - m), v += (1 - beta2)(g^2 - v), p -= stepSize m / (sqrt(v) + epsilon); after the
@@ -35,6 +58,18 @@ struct AdamStep {
         v = __fadd_rn(v, __fmul_rn(oneMinusBeta2, __fsub_rn(__fmul_rn(g, g), v)));
         p = __fsub_rn(decayed(p, weightDecay, learningRate),
                       __fdiv_rn(__fmul_rn(stepSize, m), __fadd_rn(__fsqrt_rn(v), epsilon)));
+    }
+
+    /**
+     * Keras's AMSGrad: the moments as Adam's, then vHat = max(vHat, v) (Java's Math.max) and
+     * p -= stepSize m / (sqrt(vHat) + epsilon).
+     */
+    __device__ __forceinline__ void operator()(float& p, float g, float& m, float& v, float& vHat) const {
+        m = __fadd_rn(m, __fmul_rn(oneMinusBeta1, __fsub_rn(g, m)));
+        v = __fadd_rn(v, __fmul_rn(oneMinusBeta2, __fsub_rn(__fmul_rn(g, g), v)));
+        vHat = javaMax(vHat, v);
+        p = __fsub_rn(decayed(p, weightDecay, learningRate),
+                      __fdiv_rn(__fmul_rn(stepSize, m), __fadd_rn(__fsqrt_rn(vHat), epsilon)));
     }
 };
 
@@ -121,28 +156,6 @@ __device__ __forceinline__ float plainStep(float p, float g, float learningRate,
     return __fsub_rn(decayed(p, weightDecay, learningRate), __fmul_rn(learningRate, g));
 }
 
-/** Java's Math.min: NaN when either operand is NaN, and -0 is below +0 (fminf does neither). */
-__device__ __forceinline__ float javaMin(float a, float b) {
-    if (isnan(a)) {
-        return a;
-    }
-    if (a == 0.0f && b == 0.0f && signbit(b)) {
-        return b;
-    }
-    return a <= b ? a : b; // a NaN b fails the test: b
-}
-
-/** Java's Math.max: NaN when either operand is NaN, and +0 is above -0 (fmaxf does neither). */
-__device__ __forceinline__ float javaMax(float a, float b) {
-    if (isnan(a)) {
-        return a;
-    }
-    if (a == 0.0f && b == 0.0f && signbit(a)) {
-        return b;
-    }
-    return a >= b ? a : b;
-}
-
 /** The CPU's Math.max(-limit, Math.min(limit, x)), with its NaN and signed-zero results. */
 __device__ __forceinline__ float clipToLimit(float x, float limit) {
     return javaMax(-limit, javaMin(limit, x));
@@ -152,10 +165,34 @@ __device__ __forceinline__ float clipToLimit(float x, float limit) {
 
 namespace gs {
 
-/** The Adam step over elements [0, n) of the flat buffers: 16-byte groups when all four are aligned. */
+/**
+ * The Adam step over elements [0, n) of the flat buffers, AMSGrad's when vHat is not NULL: 16-byte groups when
+ * all the buffers are aligned.
+ */
 __device__ __forceinline__ void adamElements(float* __restrict__ params, const float* __restrict__ grads,
-                                             float* __restrict__ m, float* __restrict__ v, const AdamStep& step,
-                                             int n) {
+                                             float* __restrict__ m, float* __restrict__ v,
+                                             float* __restrict__ vHat, const AdamStep& step, int n) {
+    if (vHat != nullptr) {
+        forEachElement(
+            countOf(n), allAligned16(params, grads, m, v, vHat),
+            [&](unsigned k) {
+                float4 p4 = load4(params, k);
+                const float4 g4 = load4ReadOnly(grads, k);
+                float4 m4 = load4(m, k);
+                float4 v4 = load4(v, k);
+                float4 h4 = load4(vHat, k);
+#pragma unroll
+                for (int l = 0; l < 4; l++) {
+                    step(lane(p4, l), lane(g4, l), lane(m4, l), lane(v4, l), lane(h4, l));
+                }
+                store4(params, k, p4);
+                store4(m, k, m4);
+                store4(v, k, v4);
+                store4(vHat, k, h4);
+            },
+            [&](unsigned i) { step(params[i], grads[i], m[i], v[i], vHat[i]); });
+        return;
+    }
     forEachElement(
         countOf(n), allAligned16(params, grads, m, v),
         [&](unsigned k) {
@@ -180,7 +217,7 @@ extern "C" __global__ void adam_update(float* __restrict__ params, const float* 
                                        float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
                                        float epsilon, float stepSize, int n) {
     const gs::AdamStep step{__fsub_rn(1.0f, beta1), __fsub_rn(1.0f, beta2), epsilon, stepSize, 0.0f, 0.0f};
-    gs::adamElements(params, grads, m, v, step, n);
+    gs::adamElements(params, grads, m, v, nullptr, step, n);
 }
 
 namespace gs {
@@ -323,19 +360,21 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured(
 }
 
 /**
- * adam_update with the step size from the device's iteration count (Backend.adamUpdate's counter form):
+ * adam_update with the step size from the device's iteration count (Backend.adamUpdate's counter form), AMSGrad's
+ * step when vHat is not NULL:
  * stepSize = adamStepSize(learningRate, beta1, beta2, iterations), the moments with (float) beta1 and
  * (float) beta2, after the weight decay with weightDecay and (float) learningRate. Every thread computes the step size (a few dozen double operations); the grid's last block,
  * when every block has read the count, adds this update to it (iterations[0] += 1).
  */
 extern "C" __global__ void adam_update_counter(float* __restrict__ params, const float* __restrict__ grads,
-                                               float* __restrict__ m, float* __restrict__ v, double learningRate,
+                                               float* __restrict__ m, float* __restrict__ v,
+                                               float* __restrict__ vHat, double learningRate,
                                                double beta1, double beta2, float epsilon, float weightDecay,
                                                int* __restrict__ iterations, int n, unsigned* __restrict__ ticket) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations), weightDecay,
                             __double2float_rn(learningRate)};
-    gs::adamElements(params, grads, m, v, step, n);
+    gs::adamElements(params, grads, m, v, vHat, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
         *iterations += 1;
     }
@@ -344,13 +383,19 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
 /** adam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
 extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
-    double learningRate, double beta1, double beta2, float epsilon, float weightDecay, int* __restrict__ iterations,
-    GS_MEASURED_PARAMETERS) {
+    float* __restrict__ vHat, double learningRate, double beta1, double beta2, float epsilon, float weightDecay,
+    int* __restrict__ iterations, GS_MEASURED_PARAMETERS) {
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
                             epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations), weightDecay,
                             __double2float_rn(learningRate)};
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
-                                          GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+                                          GS_MEASURED_STEP, [&](unsigned k) {
+        if (vHat != nullptr) {
+            step(params[k], grads[k], m[k], v[k], vHat[k]);
+        } else {
+            step(params[k], grads[k], m[k], v[k]);
+        }
+    });
     if (last && threadIdx.x == 0) {
         *iterations += 1;
     }
@@ -481,6 +526,201 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 rmsprop_update_measured(
                         [&](unsigned k) {
         gs::rmspropAt(k, params, grads, velocity, averageGradient, momentumBuffer, step);
     });
+}
+
+namespace gs {
+
+/**
+ * Keras 3's Nadam rule, after the weight decay, with the step's scalars (nadamStep): m += (g - m)(1 - beta1),
+ * v += (g^2 - v)(1 - beta2), mHat = uNext m / (1 - productNext) + (1 - uNow) g / (1 - productNow),
+ * vHat = v / (1 - beta2^t), p -= mHat lr / (sqrt(vHat) + epsilon).
+ */
+struct NadamStep {
+    float oneMinusBeta1, oneMinusBeta2, uNext, oneMinusUNow, oneMinusProductNext, oneMinusProductNow,
+        beta2Correction, learningRate, epsilon, weightDecay, productNow;
+
+    __device__ __forceinline__ void operator()(float& p, float g, float& m, float& v) const {
+        m = __fadd_rn(m, __fmul_rn(__fsub_rn(g, m), oneMinusBeta1));
+        v = __fadd_rn(v, __fmul_rn(__fsub_rn(__fmul_rn(g, g), v), oneMinusBeta2));
+        const float mHat = __fadd_rn(__fdiv_rn(__fmul_rn(uNext, m), oneMinusProductNext),
+                                     __fdiv_rn(__fmul_rn(oneMinusUNow, g), oneMinusProductNow));
+        const float vHat = __fdiv_rn(v, beta2Correction);
+        p = __fsub_rn(decayed(p, weightDecay, learningRate),
+                      __fdiv_rn(__fmul_rn(mHat, learningRate), __fadd_rn(__fsqrt_rn(vHat), epsilon)));
+    }
+};
+
+/**
+ * Nadam's scalars at update t = iterations[0] + 1 from Keras's _u_product before it (uProduct[0]):
+ * Backend.nadamScalars on the device, the same double and float operations in the same order. Plain loads, not
+ * __ldg: the kernel's last block writes both.
+ */
+__device__ __forceinline__ NadamStep nadamStep(float learningRate, double beta1, double beta2, float epsilon,
+                                               float weightDecay, const int* iterations, const float* uProduct) {
+    const long long t = static_cast<long long>(*iterations) + 1;
+    const float b1 = __double2float_rn(beta1);
+    const float scheduleNow = __double2float_rn(__dsub_rn(1.0, __dmul_rn(0.5, powerBySquaring(0.96, t))));
+    const float scheduleNext = __double2float_rn(__dsub_rn(1.0, __dmul_rn(0.5, powerBySquaring(0.96, t + 1))));
+    const float uNow = __fmul_rn(b1, scheduleNow);
+    const float uNext = __fmul_rn(b1, scheduleNext);
+    const float productNow = __fmul_rn(__fmul_rn(*uProduct, b1), scheduleNow);
+    const float productNext = __fmul_rn(productNow, uNext);
+    return NadamStep{__fsub_rn(1.0f, b1),
+                     __fsub_rn(1.0f, __double2float_rn(beta2)),
+                     uNext,
+                     __fsub_rn(1.0f, uNow),
+                     __fsub_rn(1.0f, productNext),
+                     __fsub_rn(1.0f, productNow),
+                     __double2float_rn(__dsub_rn(1.0, powerBySquaring(beta2, t))),
+                     learningRate,
+                     epsilon,
+                     weightDecay,
+                     productNow};
+}
+
+/**
+ * Keras 3's Adamax rule, after the weight decay: m += (g - m)(1 - beta1), u = max(beta2 u, |g|) (Java's
+ * Math.max), p -= lr m / (correction (u + epsilon)) with correction = 1 - beta1^t.
+ */
+struct AdamaxStep {
+    float oneMinusBeta1, beta2, correction, learningRate, epsilon, weightDecay;
+
+    __device__ __forceinline__ void operator()(float& p, float g, float& m, float& u) const {
+        m = __fadd_rn(m, __fmul_rn(__fsub_rn(g, m), oneMinusBeta1));
+        u = javaMax(__fmul_rn(beta2, u), fabsf(g));
+        p = __fsub_rn(decayed(p, weightDecay, learningRate),
+                      __fdiv_rn(__fmul_rn(learningRate, m), __fmul_rn(correction, __fadd_rn(u, epsilon))));
+    }
+};
+
+/** Adamax's step at update t = iterations[0] + 1: Backend.adamaxCorrection and (float) (1 - beta1) in double. */
+__device__ __forceinline__ AdamaxStep adamaxStep(float learningRate, double beta1, double beta2, float epsilon,
+                                                 float weightDecay, const int* iterations) {
+    const long long t = static_cast<long long>(*iterations) + 1;
+    return AdamaxStep{__double2float_rn(__dsub_rn(1.0, beta1)), __double2float_rn(beta2),
+                      __double2float_rn(__dsub_rn(1.0, powerBySquaring(beta1, t))), learningRate, epsilon,
+                      weightDecay};
+}
+
+/** Keras 3's Adagrad rule, after the weight decay: a += g^2, p -= lr g / sqrt(a + epsilon). */
+struct AdagradStep {
+    float learningRate, epsilon, weightDecay;
+
+    __device__ __forceinline__ void operator()(float& p, float g, float& a) const {
+        a = __fadd_rn(a, __fmul_rn(g, g));
+        p = __fsub_rn(decayed(p, weightDecay, learningRate),
+                      __fdiv_rn(__fmul_rn(learningRate, g), __fsqrt_rn(__fadd_rn(a, epsilon))));
+    }
+};
+
+/** A step of two state buffers (Nadam's m and v, Adamax's m and u) over [0, n): 16-byte groups when aligned. */
+template <class Step>
+__device__ __forceinline__ void twoBufferElements(float* __restrict__ params, const float* __restrict__ grads,
+                                                  float* __restrict__ a, float* __restrict__ b, const Step& step,
+                                                  int n) {
+    forEachElement(
+        countOf(n), allAligned16(params, grads, a, b),
+        [&](unsigned k) {
+            float4 p4 = load4(params, k);
+            const float4 g4 = load4ReadOnly(grads, k);
+            float4 a4 = load4(a, k);
+            float4 b4 = load4(b, k);
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                step(lane(p4, l), lane(g4, l), lane(a4, l), lane(b4, l));
+            }
+            store4(params, k, p4);
+            store4(a, k, a4);
+            store4(b, k, b4);
+        },
+        [&](unsigned i) { step(params[i], grads[i], a[i], b[i]); });
+}
+
+} // namespace gs
+
+/**
+ * One Nadam step (NadamStep) at the device's count; the grid's last block, when every block has read the count
+ * and the product, stores the new product (uProduct[0] = productNow) and counts the update (iterations[0] += 1).
+ */
+extern "C" __global__ void nadam_update_counter(float* __restrict__ params, const float* __restrict__ grads,
+                                                float* __restrict__ m, float* __restrict__ v, float learningRate,
+                                                double beta1, double beta2, float epsilon, float weightDecay,
+                                                int* iterations, float* uProduct, int n, unsigned* __restrict__ ticket) {
+    const gs::NadamStep step = gs::nadamStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
+    gs::twoBufferElements(params, grads, m, v, step, n);
+    if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
+        *uProduct = step.productNow;
+        *iterations += 1;
+    }
+}
+
+/** nadam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+extern "C" __global__ void GS_BLOCKS_OF_1024 nadam_update_measured_counter(
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
+    float learningRate, double beta1, double beta2, float epsilon, float weightDecay, int* iterations,
+    float* uProduct, GS_MEASURED_PARAMETERS) {
+    const gs::NadamStep step = gs::nadamStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
+    const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                                          GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
+    if (last && threadIdx.x == 0) {
+        *uProduct = step.productNow;
+        *iterations += 1;
+    }
+}
+
+/** One Adamax step (AdamaxStep) at the device's count; the grid's last block counts it (iterations[0] += 1). */
+extern "C" __global__ void adamax_update_counter(float* __restrict__ params, const float* __restrict__ grads,
+                                                 float* __restrict__ m, float* __restrict__ u, float learningRate,
+                                                 double beta1, double beta2, float epsilon, float weightDecay,
+                                                 int* iterations, int n, unsigned* __restrict__ ticket) {
+    const gs::AdamaxStep step = gs::adamaxStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations);
+    gs::twoBufferElements(params, grads, m, u, step, n);
+    if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
+        *iterations += 1;
+    }
+}
+
+/** adamax_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+extern "C" __global__ void GS_BLOCKS_OF_1024 adamax_update_measured_counter(
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ u,
+    float learningRate, double beta1, double beta2, float epsilon, float weightDecay, int* iterations,
+    GS_MEASURED_PARAMETERS) {
+    const gs::AdamaxStep step = gs::adamaxStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations);
+    const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                                          GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], u[k]); });
+    if (last && threadIdx.x == 0) {
+        *iterations += 1;
+    }
+}
+
+/** One Adagrad step (AdagradStep) over the flat buffers: 16-byte groups when all three are aligned. */
+extern "C" __global__ void adagrad_update(float* __restrict__ params, const float* __restrict__ grads,
+                                          float* __restrict__ accumulator, float learningRate, float epsilon,
+                                          float weightDecay, int n) {
+    const gs::AdagradStep step{learningRate, epsilon, weightDecay};
+    gs::forEachElement(
+        gs::countOf(n), gs::allAligned16(params, grads, accumulator),
+        [&](unsigned k) {
+            float4 p4 = gs::load4(params, k);
+            const float4 g4 = gs::load4ReadOnly(grads, k);
+            float4 a4 = gs::load4(accumulator, k);
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                step(gs::lane(p4, l), gs::lane(g4, l), gs::lane(a4, l));
+            }
+            gs::store4(params, k, p4);
+            gs::store4(accumulator, k, a4);
+        },
+        [&](unsigned i) { step(params[i], grads[i], accumulator[i]); });
+}
+
+/** adagrad_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+extern "C" __global__ void GS_BLOCKS_OF_1024 adagrad_update_measured(
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ accumulator, float learningRate,
+    float epsilon, float weightDecay, GS_MEASURED_PARAMETERS) {
+    const gs::AdagradStep step{learningRate, epsilon, weightDecay};
+    gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
+                        [&](unsigned k) { step(params[k], grads[k], accumulator[k]); });
 }
 
 /** t = clamp(t, -limit, limit) element-wise (gradient clipping by value); NaN stays NaN. */

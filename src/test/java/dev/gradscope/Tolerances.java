@@ -269,6 +269,15 @@ public final class Tolerances {
     public static final double CPU_UPDATE_NORMS_REL = 2e-6;
 
     /**
+     * A few optimizer steps on the CPU (float32, as Keras) against the documented rule in double, for parameters
+     * near 1 moved by steps of about 1e-3: each step rounds p to float (half an ulp, 6e-8 below 1), and the
+     * step's dozen float operations are off by about 1e-6 of 1e-3 (1e-9); three steps stay below 2e-7. A wrong
+     * rule (a missing bias correction, Keras 2's Nadam schedule, epsilon outside the square root where it belongs
+     * inside) moves p by 1e-6 or far more.
+     */
+    public static final double F32_OPTIMIZER_STEPS_ABS = 2e-7;
+
+    /**
      * Clipping by global norm, relative to each element: the factor maxNorm / sqrt(sum) is computed in
      * double on both sides, but the sum in different orders (a fixed tree against a sequential loop,
      * 1e-16 relative); rounding the factor to float can then flip its last bit (1.2e-7 relative), and each

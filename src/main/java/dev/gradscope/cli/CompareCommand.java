@@ -249,6 +249,8 @@ final class CompareCommand implements Callable<Integer> {
             ModelOptions.BATCH_NORM_EPSILON, ModelOptions.DEFAULT_BATCH_NORM_EPSILON);
     /** Keys the optimizer's config has recorded later, with the value they then had: weight decay was off. */
     private static final Map<String, Object> OPTIMIZER_RECORDED_LATER = Map.of("weight_decay", 0.0);
+    /** Keys Adam's config has recorded later, with the value they then had: there was no AMSGrad. */
+    private static final Map<String, Object> ADAM_RECORDED_LATER = Map.of("amsgrad", false);
 
     /** Settings a run has only with batch normalization: without it, they are absent, not Keras's defaults. */
     private static final Set<String> BATCH_NORM_SETTINGS = Set.of(ModelOptions.BATCH_NORM_MOMENTUM,
@@ -263,6 +265,9 @@ final class CompareCommand implements Callable<Integer> {
         if (key.equals("optimizer") && value instanceof Map<?, ?> optimizer) {
             Map<Object, Object> complete = new LinkedHashMap<>(optimizer);
             OPTIMIZER_RECORDED_LATER.forEach(complete::putIfAbsent);
+            if ("adam".equals(optimizer.get("name"))) {
+                ADAM_RECORDED_LATER.forEach(complete::putIfAbsent);
+            }
             return complete;
         }
         return value;

@@ -2,11 +2,14 @@ package dev.gradscope.cli;
 
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.Mnist;
+import dev.gradscope.nn.Adagrad;
 import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Adamax;
 import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Nadam;
 import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
@@ -73,11 +76,11 @@ final class ModelOptions {
     double labelSmoothing;
 
     @Option(names = "--optimizer", defaultValue = "adam",
-            description = "adam, sgd or rmsprop (default: ${DEFAULT-VALUE}).")
+            description = "adam, adamw, sgd, rmsprop, nadam, adamax or adagrad (default: ${DEFAULT-VALUE}).")
     String optimizer;
 
     @Option(names = "--learning-rate", paramLabel = "LR",
-            description = "Learning rate (default: Keras's, 0.001 for adam and rmsprop, 0.01 for sgd).")
+            description = "Learning rate (default: Keras's, 0.01 for sgd, 0.001 for the others).")
     Double learningRate;
 
     @Option(names = "--momentum", paramLabel = "M", description = "Momentum of sgd or rmsprop (default: 0).")
@@ -94,9 +97,16 @@ final class ModelOptions {
             description = "Centered rmsprop: divides by the gradient's estimated variance, not its second moment.")
     boolean centered;
 
+    @Option(names = "--amsgrad", description = "adam's or adamw's AMSGrad variant (Keras's amsgrad=True).")
+    boolean amsgrad;
+
+    @Option(names = "--initial-accumulator", paramLabel = "A",
+            description = "adagrad's starting accumulator value, >= 0 (default: Keras's, 0.1).")
+    Double initialAccumulator;
+
     @Option(names = "--weight-decay", paramLabel = "WD",
             description = "Decoupled weight decay, Keras 3's, for any optimizer: p -= p * WD * lr before each"
-                    + " update (adam with it is AdamW, whose Keras default is 0.004; default: 0).")
+                    + " update (default: 0.004 for adamw, Keras's AdamW, 0 for the others).")
     Double weightDecay;
 
     @Option(names = "--init", defaultValue = "glorot_uniform", paramLabel = "KIND[:SCALE]",
@@ -106,7 +116,7 @@ final class ModelOptions {
     String init;
 
     /** The optimizers' ids, as {@code --optimizer} takes them. */
-    static final List<String> OPTIMIZERS = List.of("adam", "sgd", "rmsprop");
+    static final List<String> OPTIMIZERS = List.of("adam", "adamw", "sgd", "rmsprop", "nadam", "adamax", "adagrad");
 
     /** RMSprop's rho and every optimizer's epsilon when not given: Keras's. */
     private static final double DEFAULT_RHO = 0.9;
@@ -125,7 +135,7 @@ final class ModelOptions {
     record Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                     double learningRate, double momentum, boolean nesterov, double rho, boolean centered,
                     double weightDecay, double dropout, boolean batchNorm, double batchNormMomentum,
-                    double batchNormEpsilon, double labelSmoothing) {
+                    double batchNormEpsilon, double labelSmoothing, boolean amsgrad, double initialAccumulator) {
 
         /**
          * Without rmsprop's settings, weight decay (Keras's defaults), dropout, batch normalization and label
@@ -134,13 +144,15 @@ final class ModelOptions {
         Resolved(Mlp.HiddenUnits units, int[] hidden, Loss loss, Initializer initializer, String optimizerId,
                  double learningRate, double momentum, boolean nesterov) {
             this(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, DEFAULT_RHO, false,
-                    0, 0, false, BatchNormalization.DEFAULT_MOMENTUM, DEFAULT_BATCH_NORM_EPSILON, 0);
+                    0, 0, false, BatchNormalization.DEFAULT_MOMENTUM, DEFAULT_BATCH_NORM_EPSILON, 0, false,
+                    Adagrad.DEFAULT_INITIAL_ACCUMULATOR);
         }
 
         /** The same settings with batch normalization on (with this run's momentum and epsilon) or off. */
         Resolved withBatchNorm(boolean on) {
             return new Resolved(units, hidden, loss, initializer, optimizerId, learningRate, momentum, nesterov, rho,
-                    centered, weightDecay, dropout, on, batchNormMomentum, batchNormEpsilon, labelSmoothing);
+                    centered, weightDecay, dropout, on, batchNormMomentum, batchNormEpsilon, labelSmoothing, amsgrad,
+                    initialAccumulator);
         }
 
         Sequential build(Backend backend, long seed, int inputs, int classes) {
@@ -151,9 +163,13 @@ final class ModelOptions {
 
         Optimizer newOptimizer() {
             return switch (optimizerId) {
-                case "adam" -> new Adam(learningRate, 0.9, 0.999, DEFAULT_EPSILON, weightDecay);
+                case "adam" -> new Adam(learningRate, 0.9, 0.999, DEFAULT_EPSILON, weightDecay, amsgrad);
+                case "adamw" -> Adam.adamW(learningRate, weightDecay, amsgrad);
                 case "sgd" -> new Sgd(learningRate, momentum, nesterov, weightDecay);
                 case "rmsprop" -> new RmsProp(learningRate, rho, momentum, DEFAULT_EPSILON, centered, weightDecay);
+                case "nadam" -> new Nadam(learningRate, 0.9, 0.999, DEFAULT_EPSILON, weightDecay);
+                case "adamax" -> new Adamax(learningRate, 0.9, 0.999, DEFAULT_EPSILON, weightDecay);
+                case "adagrad" -> new Adagrad(learningRate, initialAccumulator, DEFAULT_EPSILON, weightDecay);
                 default -> throw new IllegalStateException("no optimizer '" + optimizerId + "'");
             };
         }
@@ -250,7 +266,7 @@ final class ModelOptions {
                     + String.join(", ", OPTIMIZERS));
         }
         List<String> notApplying = new ArrayList<>();
-        if (momentum != null && opt.equals("adam")) {
+        if (momentum != null && !opt.equals("sgd") && !opt.equals("rmsprop")) {
             notApplying.add("--momentum");
         }
         if (nesterov && !opt.equals("sgd")) {
@@ -262,10 +278,17 @@ final class ModelOptions {
         if (centered && !opt.equals("rmsprop")) {
             notApplying.add("--centered");
         }
+        if (amsgrad && !opt.equals("adam") && !opt.equals("adamw")) {
+            notApplying.add("--amsgrad");
+        }
+        if (initialAccumulator != null && !opt.equals("adagrad")) {
+            notApplying.add("--initial-accumulator");
+        }
         if (!notApplying.isEmpty()) {
             throw invalid.apply(String.join(", ", notApplying) + (notApplying.size() == 1 ? " does" : " do")
                     + " not apply to --optimizer " + opt + " (--momentum is for sgd and rmsprop, --nesterov for sgd,"
-                    + " --rho and --centered for rmsprop)");
+                    + " --rho and --centered for rmsprop, --amsgrad for adam and adamw, --initial-accumulator for"
+                    + " adagrad)");
         }
         double lr = learningRate != null ? learningRate : opt.equals("sgd") ? 1e-2 : 1e-3;
         // Checked as the floats the kernels compute with (Optimizer.isPositiveFloat, isFloatFraction).
@@ -280,9 +303,15 @@ final class ModelOptions {
         if (!Optimizer.isFloatFraction(resolvedRho)) {
             throw invalid.apply("--rho must be in [0, 1) as a float (0.99999999 is 1), got " + rho);
         }
-        double resolvedDecay = weightDecay == null ? 0 : weightDecay;
+        double resolvedDecay = weightDecay != null ? weightDecay : opt.equals("adamw") ? Adam.ADAMW_WEIGHT_DECAY : 0;
         if (!Optimizer.isNonNegativeFloat(resolvedDecay)) {
             throw invalid.apply("--weight-decay must be a number >= 0 that a float can hold, got " + weightDecay);
+        }
+        double resolvedAccumulator = initialAccumulator == null ? Adagrad.DEFAULT_INITIAL_ACCUMULATOR
+                : initialAccumulator;
+        if (!Optimizer.isNonNegativeFloat(resolvedAccumulator)) {
+            throw invalid.apply("--initial-accumulator must be a number >= 0 that a float can hold, got "
+                    + initialAccumulator);
         }
         if (!(dropout >= 0 && dropout < 1) || (float) dropout >= 1) {
             throw invalid.apply("--dropout must be a rate in [0, 1) (0 is none), got " + dropout);
@@ -330,7 +359,7 @@ final class ModelOptions {
         // + 0.0 makes a given -0 the 0 it means, so that configs record 0.0 and compare finds no difference
         return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum + 0.0,
                 nesterov, resolvedRho, centered, resolvedDecay + 0.0, dropout + 0.0, batchNorm, resolvedBnMomentum + 0.0,
-                resolvedBnEpsilon, labelSmoothing + 0.0);
+                resolvedBnEpsilon, labelSmoothing + 0.0, amsgrad, resolvedAccumulator + 0.0);
     }
 
     /**
@@ -392,7 +421,8 @@ final class ModelOptions {
 
     /**
      * {@link #fromConfig} with the config's optimizer too (its id, learning rate, momentum, Nesterov flag, rho,
-     * centered flag and weight decay, each as far as the config has it), for going on with a saved run.
+     * centered flag, weight decay, AMSGrad flag and initial accumulator value, each as far as the config has it),
+     * for going on with a saved run.
      *
      * @throws InvalidDataException when the optimizer's config is missing or malformed
      */
@@ -410,6 +440,8 @@ final class ModelOptions {
         options.rho = number(optimizer, "rho", where);
         options.centered = flag(optimizer, "centered", where);
         options.weightDecay = number(optimizer, "weight_decay", where); // absent from runs saved before it existed
+        options.amsgrad = flag(optimizer, "amsgrad", where); // absent from adam runs saved before it existed
+        options.initialAccumulator = number(optimizer, "initial_accumulator_value", where);
         return options;
     }
 

@@ -5,6 +5,7 @@ import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
+import dev.gradscope.nn.Adagrad;
 import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
@@ -781,6 +782,13 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (resolved.centered()) {
             sb.append(", centered");
+        }
+        if (resolved.amsgrad()) {
+            sb.append(", amsgrad");
+        }
+        if (resolved.optimizerId().equals("adagrad")
+                && resolved.initialAccumulator() != Adagrad.DEFAULT_INITIAL_ACCUMULATOR) {
+            sb.append(", initial accumulator ").append(number(resolved.initialAccumulator()));
         }
         if (resolved.weightDecay() > 0) {
             sb.append(", weight decay ").append(number(resolved.weightDecay()));

@@ -15,6 +15,12 @@ import java.util.Map;
  * {@code p -= p * wd * lr}, decoupled from the gradient (Keras's {@code AdamW} defaults to wd 0.004), in the
  * update's own pass.
  *
+ * <p>With {@code amsgrad} it is Keras's AMSGrad variant (Reddi et al., 2018): a third buffer {@code v_hat} keeps
+ * the running maximum of {@code v}, {@code v_hat = max(v_hat, v)}, and the update divides by
+ * {@code sqrt(v_hat) + epsilon} instead, so that no parameter's step grows back when its gradients shrink. PyTorch's
+ * {@code amsgrad=True} keeps the maximum of the same {@code v} but takes the bias correction of {@code v} inside
+ * its denominator; Keras folds it into the step size, as here.
+ *
  * <p>The step count {@code t} lives on the device, beside the moments: the update computes its step size
  * from it there and advances it in the same launch, so a step has no argument that changes from one step to the
  * next and can be captured once as a graph ({@link Backend#capture}).
@@ -23,9 +29,12 @@ public final class Adam extends BaseOptimizer {
     private final double beta1;
     private final double beta2;
     private final double epsilon;
+    private final boolean amsgrad;
+    private final String id;
     private Backend backend;
     private Tensor firstMoment;
     private Tensor secondMoment;
+    private Tensor secondMomentMaximum; // only with amsgrad: Keras's velocity_hats
     private Tensor iterations; // INT32 [1]: the updates taken so far, Keras's iterations
 
     public Adam() {
@@ -41,7 +50,31 @@ public final class Adam extends BaseOptimizer {
     }
 
     public Adam(double learningRate, double beta1, double beta2, double epsilon, double weightDecay) {
-        super("Adam", learningRate, weightDecay);
+        this(learningRate, beta1, beta2, epsilon, weightDecay, false);
+    }
+
+    /** Adam, or AMSGrad when {@code amsgrad}. */
+    public Adam(double learningRate, double beta1, double beta2, double epsilon, double weightDecay,
+                boolean amsgrad) {
+        this("adam", learningRate, beta1, beta2, epsilon, weightDecay, amsgrad);
+    }
+
+    /** Keras's {@code AdamW}'s default weight decay. */
+    public static final double ADAMW_WEIGHT_DECAY = 0.004;
+
+    /**
+     * Keras's {@code AdamW}: this Adam with id {@code adamw}, which configs and training states record (Keras's
+     * {@code AdamW} is its {@code Adam} with a weight decay that defaults to {@value #ADAMW_WEIGHT_DECAY}).
+     */
+    public static Adam adamW(double learningRate, double weightDecay, boolean amsgrad) {
+        return new Adam("adamw", learningRate, 0.9, 0.999, 1e-7, weightDecay, amsgrad);
+    }
+
+    private Adam(String id, double learningRate, double beta1, double beta2, double epsilon, double weightDecay,
+                 boolean amsgrad) {
+        super(id.equals("adamw") ? "AdamW" : "Adam", learningRate, weightDecay);
+        this.id = id;
+        this.amsgrad = amsgrad;
         if (!Optimizer.isFloatFraction(beta1) || !Optimizer.isFloatFraction(beta2)
                 || !Optimizer.isPositiveFloat(epsilon)) {
             throw new IllegalArgumentException("Adam: need 0 <= beta1, beta2 < 1 and epsilon > 0, as floats; got"
@@ -59,12 +92,20 @@ public final class Adam extends BaseOptimizer {
         firstMoment = backend.allocate(DType.FLOAT32, parameterCount);
         secondMoment = backend.allocate(DType.FLOAT32, parameterCount);
         iterations = backend.allocate(DType.INT32, 1);
+        if (amsgrad) {
+            secondMomentMaximum = backend.allocate(DType.FLOAT32, parameterCount);
+        }
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, learningRate(), beta1, beta2,
-                (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
+        backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, secondMomentMaximum, learningRate(),
+                beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
+    }
+
+    /** Whether this is Keras's AMSGrad variant. */
+    public boolean amsgrad() {
+        return amsgrad;
     }
 
     /**
@@ -80,7 +121,7 @@ public final class Adam extends BaseOptimizer {
     @Override
     public void setIterations(long count) {
         if (iterations == null) {
-            throw new IllegalStateException("Adam is not built yet: no step count to set");
+            throw new IllegalStateException(id + " is not built yet: no step count to set");
         }
         if (count < 0 || count > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("Adam's step count is a count below 2^31, got " + count);
@@ -88,7 +129,7 @@ public final class Adam extends BaseOptimizer {
         backend.copyFromHost(new int[] {(int) count}, iterations);
     }
 
-    /** The first and second moments, Keras's {@code momentums} and {@code velocities}. */
+    /** The first and second moments, Keras's {@code momentums} and {@code velocities}; AMSGrad's {@code v_hat}. */
     @Override
     public Map<String, Tensor> stateBuffers() {
         if (firstMoment == null) {
@@ -97,6 +138,9 @@ public final class Adam extends BaseOptimizer {
         Map<String, Tensor> buffers = new LinkedHashMap<>();
         buffers.put("m", firstMoment);
         buffers.put("v", secondMoment);
+        if (secondMomentMaximum != null) {
+            buffers.put("v_hat", secondMomentMaximum);
+        }
         return buffers;
     }
 
@@ -105,7 +149,7 @@ public final class Adam extends BaseOptimizer {
 
     @Override
     public String id() {
-        return "adam";
+        return id;
     }
 
     @Override
@@ -116,13 +160,15 @@ public final class Adam extends BaseOptimizer {
         c.put("beta_1", beta1);
         c.put("beta_2", beta2);
         c.put("epsilon", epsilon);
+        c.put("amsgrad", amsgrad);
         c.put("weight_decay", weightDecay());
         return c;
     }
 
     @Override
     public void close() {
-        Tensor.closeAll(firstMoment, secondMoment, iterations);
+        Tensor.closeAll(firstMoment, secondMoment, secondMomentMaximum, iterations);
+        secondMomentMaximum = null;
         firstMoment = null;
         secondMoment = null;
         iterations = null;

@@ -1,5 +1,8 @@
 package dev.gradscope.nn;
 
+import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.Tensor;
+
 /**
  * What every optimizer here shares, as Keras 3's {@code BaseOptimizer}: a learning rate that a schedule or a
  * plateau may change between steps, and decoupled weight decay (before each update
@@ -32,6 +35,22 @@ abstract class BaseOptimizer implements Optimizer {
     /** Keras 3's {@code weight_decay}. */
     public final double weightDecay() {
         return weightDecay;
+    }
+
+    /** The count in a one-element INT32 {@code counter} (0 when there is none yet): reads the device. */
+    static long countOf(Tensor counter) {
+        return counter == null ? 0 : counter.toIntArray()[0];
+    }
+
+    /** Sets {@code counter}, the updates taken so far, to {@code count}, for resuming. */
+    static void setCount(Backend backend, Tensor counter, long count, String optimizer) {
+        if (counter == null) {
+            throw new IllegalStateException(optimizer + " is not built yet: no step count to set");
+        }
+        if (count < 0 || count > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(optimizer + "'s step count is a count below 2^31, got " + count);
+        }
+        backend.copyFromHost(new int[] {(int) count}, counter);
     }
 
     /** The backend's update op takes the whole step end. */

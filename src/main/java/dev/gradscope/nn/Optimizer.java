@@ -45,8 +45,10 @@ public interface Optimizer extends AutoCloseable {
 
     /**
      * The optimizer's state besides the update count: named FLOAT32 buffers of {@code [parameterCount]}, laid
-     * out as the model's flat parameter buffer (Adam's {@code m} and {@code v}, SGD's {@code velocity}, RMSprop's
-     * {@code velocity}, {@code momentum} and {@code average_gradient}), in a
+     * out as the model's flat parameter buffer (Adam's {@code m} and {@code v}, with AMSGrad {@code v_hat}; SGD's
+     * {@code velocity}; RMSprop's {@code velocity}, {@code momentum} and {@code average_gradient}; Nadam's
+     * {@code momentum} and {@code velocity}; Adamax's {@code momentum} and {@code norm}; Adagrad's
+     * {@code accumulator}), in a
      * fixed order. They are the live buffers on the model's device, for saving and restoring a run
      * ({@link dev.gradscope.train.TrainingState}); empty before {@link #build} and for an optimizer without
      * state (SGD without momentum).
@@ -56,7 +58,24 @@ public interface Optimizer extends AutoCloseable {
     }
 
     /**
-     * Updates taken so far, for an optimizer whose update depends on their count (Adam's bias corrections);
+     * The optimizer's scalar state besides the update count, by Keras's names (Nadam's {@code u_product}): what a
+     * resumed run must restore to go on exactly. Empty for most optimizers and before {@link #build}. Reads the
+     * device: waits for the queued work.
+     */
+    default Map<String, Float> stateScalars() {
+        return Map.of();
+    }
+
+    /** Sets the {@link #stateScalars}, to resume a run; an optimizer without any accepts only none. */
+    default void setStateScalars(Map<String, Float> values) {
+        if (!values.isEmpty()) {
+            throw new IllegalArgumentException(id() + " has no scalar state; got " + values.keySet());
+        }
+    }
+
+    /**
+     * Updates taken so far, for an optimizer whose update depends on their count (the bias corrections of Adam,
+     * Nadam and Adamax);
      * 0 for one whose update does not (SGD). Reads the device: waits for the queued work.
      */
     default long iterations() {
@@ -129,7 +148,10 @@ public interface Optimizer extends AutoCloseable {
         return weightDecay;
     }
 
-    /** The id used on the command line ({@code "adam"}, {@code "sgd"}, {@code "rmsprop"}). */
+    /**
+     * The id used on the command line ({@code "adam"}, {@code "adamw"}, {@code "sgd"}, {@code "rmsprop"},
+     * {@code "nadam"}, {@code "adamax"}, {@code "adagrad"}).
+     */
     String id();
 
     /** The hyper-parameters, for saved configs. */

@@ -447,7 +447,17 @@ public interface Backend extends AutoCloseable {
      * the update (AdamW). A {@code weightDecay} of 0 leaves {@code p} to the update alone: the bits of the op
      * without it.
      */
-    void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
+                            double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+        adamUpdate(params, grads, m, v, null, learningRate, beta1, beta2, epsilon, weightDecay, iterations, norms);
+    }
+
+    /**
+     * The counter form of {@code adamUpdate} with weight decay, and when {@code vHat} is not null Keras's AMSGrad
+     * variant: after the moments, {@code vHat = max(vHat, v)} and {@code p -= stepSize m / (sqrt(vHat) +
+     * epsilon)}, so that the denominator never shrinks (Reddi et al., 2018). A null {@code vHat} is Adam.
+     */
+    void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate, double beta1,
                     double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms);
 
     /**
@@ -463,9 +473,80 @@ public interface Backend extends AutoCloseable {
     /** The step-ending counter form of {@code adamUpdate}, after the weight decay as the counter form has it. */
     default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
                             double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
+        adamUpdate(params, grads, m, v, null, learningRate, beta1, beta2, epsilon, weightDecay, iterations, end);
+    }
+
+    /** The step-ending counter form of {@code adamUpdate}, AMSGrad when {@code vHat} is not null. */
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                            double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                            StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+        adamUpdate(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
                 end.updateNorms());
+        if (end.counter() != null) {
+            advanceCounters(end.counter());
+        }
+    }
+
+    /**
+     * One Nadam step, Keras 3's rule (Dozat, 2016), after the decoupled weight decay ({@code p -= p * weightDecay
+     * * learningRate}, nothing when 0), at update {@code t = iterations[0] + 1}. The momentum schedule's scalars
+     * come from {@link #nadamScalars}{@code (beta1, beta2, t, uProduct[0])}: {@code u_t}, {@code u_t+1},
+     * {@code uProduct_t}, {@code uProduct_t+1} and {@code 1 - beta2^t}. Per element, in float:
+     * {@code m += (g - m)(1 - beta1)}, {@code v += (g^2 - v)(1 - beta2)}, {@code mHat = u_t+1 m / (1 -
+     * uProduct_t+1) + (1 - u_t) g / (1 - uProduct_t)}, {@code vHat = v / (1 - beta2^t)},
+     * {@code p -= mHat lr / (sqrt(vHat) + epsilon)}. Then {@code uProduct[0] = uProduct_t} and
+     * {@code iterations[0] += 1} (on a GPU in the update's own launch). {@code uProduct} (FLOAT32 [1], Keras's
+     * {@code _u_product}) starts at 1.
+     */
+    void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1, double beta2,
+                     float epsilon, float weightDecay, Tensor iterations, Tensor uProduct, UpdateNorms norms);
+
+    /** {@link #nadamUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
+    default void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
+                             double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
+                             StepEnd end) {
+        measureGradientNorms(grads, end.gradientNorms());
+        nadamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct,
+                end.updateNorms());
+        if (end.counter() != null) {
+            advanceCounters(end.counter());
+        }
+    }
+
+    /**
+     * One Adamax step, Keras 3's rule (Kingma and Ba, 2015, section 7), after the decoupled weight decay, at update
+     * {@code t = iterations[0] + 1}: {@code m += (g - m)(float) (1 - beta1)}, {@code u = max((float) beta2 u,
+     * |g|)}, {@code p -= lr m / ((1 - beta1^t) (u + epsilon))}, with {@code 1 - beta1^t} computed in double (by
+     * repeated squaring, as {@link #adamStepSize}) and rounded to float; then {@code iterations[0] += 1}.
+     */
+    void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
+                      double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms);
+
+    /** {@link #adamaxUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
+    default void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
+                              double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
+        measureGradientNorms(grads, end.gradientNorms());
+        adamaxUpdate(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+                end.updateNorms());
+        if (end.counter() != null) {
+            advanceCounters(end.counter());
+        }
+    }
+
+    /**
+     * One Adagrad step, Keras 3's rule (Duchi et al., 2011), after the decoupled weight decay:
+     * {@code accumulator += g^2}, {@code p -= lr g / sqrt(accumulator + epsilon)} (epsilon inside the square
+     * root, as Keras 3; PyTorch adds it outside).
+     */
+    void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
+                       float weightDecay, UpdateNorms norms);
+
+    /** {@link #adagradUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
+    default void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
+                               float weightDecay, StepEnd end) {
+        measureGradientNorms(grads, end.gradientNorms());
+        adagradUpdate(params, grads, accumulator, learningRate, epsilon, weightDecay, end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
         }
@@ -530,6 +611,34 @@ public interface Backend extends AutoCloseable {
      */
     static float adamStepSize(double learningRate, double beta1, double beta2, long t) {
         return (float) (learningRate * Math.sqrt(1 - powerBySquaring(beta2, t)) / (1 - powerBySquaring(beta1, t)));
+    }
+
+    /** The base of Nadam's momentum schedule, {@code u_t = beta1 (1 - 0.5 * 0.96^t)} in Keras 3. */
+    double NADAM_SCHEDULE_BASE = 0.96;
+
+    /**
+     * Nadam's scalars at update {@code t} (from 1), given Keras's {@code _u_product} before it: {@code {u_t,
+     * u_t+1, uProduct_t, uProduct_t+1, 1 - beta2^t}}. Keras 3's schedule, with the power in double by repeated
+     * squaring (as on the device: the same bits) and the rest in float as Keras computes it:
+     * {@code s(t) = (float) (1 - 0.5 * 0.96^t)}, {@code u_t = (float) beta1 * s(t)}, {@code u_t+1 = (float) beta1 *
+     * s(t + 1)}, {@code uProduct_t = uProduct * (float) beta1 * s(t)} (Keras's order: the product first),
+     * {@code uProduct_t+1 = uProduct_t * u_t+1}, {@code 1 - beta2^t = (float) (1 - beta2^t)}. Keras 3 dropped
+     * the paper's (and Keras 2's) {@code 0.004} from the exponent; this follows Keras 3.
+     */
+    static float[] nadamScalars(double beta1, double beta2, long t, float uProduct) {
+        float b1 = (float) beta1;
+        float scheduleNow = (float) (1 - 0.5 * powerBySquaring(NADAM_SCHEDULE_BASE, t));
+        float scheduleNext = (float) (1 - 0.5 * powerBySquaring(NADAM_SCHEDULE_BASE, t + 1));
+        float uNow = b1 * scheduleNow;
+        float uNext = b1 * scheduleNext;
+        float productNow = uProduct * b1 * scheduleNow;
+        float productNext = productNow * uNext;
+        return new float[] {uNow, uNext, productNow, productNext, (float) (1 - powerBySquaring(beta2, t))};
+    }
+
+    /** {@code (float) (1 - beta1^t)}, Adamax's bias correction at update {@code t}, the power as in Adam's. */
+    static float adamaxCorrection(double beta1, long t) {
+        return (float) (1 - powerBySquaring(beta1, t));
     }
 
     /** {@code base^exponent} by repeated squaring in double; 1 for an exponent <= 0. */

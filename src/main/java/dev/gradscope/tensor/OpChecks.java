@@ -308,6 +308,47 @@ public final class OpChecks {
         }
     }
 
+    /** AMSGrad's {@code vHat} of {@link Backend#adamUpdate}, when given: the parameters' shape. */
+    public static void adamVelocityHat(Tensor params, Tensor vHat) {
+        if (vHat != null) {
+            Shapes.requireSame("adamUpdate", "params", params, "vHat", vHat);
+        }
+    }
+
+    /**
+     * {@link Backend#nadamUpdate}: the gradient and both moments have the shape of the parameters, a one-element
+     * INT32 counter and a one-element FLOAT32 {@code uProduct}.
+     */
+    public static void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor iterations,
+                                   Tensor uProduct) {
+        moments("nadamUpdate", params, grads, "m", m, "v", v);
+        counter("nadamUpdate", "iterations", iterations);
+        Shapes.requireType("nadamUpdate", "uProduct", uProduct, DType.FLOAT32);
+        requireLength("nadamUpdate (uProduct)", 1, uProduct);
+    }
+
+    /** {@link Backend#adamaxUpdate}: the gradient, {@code m} and {@code u} have the parameters' shape; a counter. */
+    public static void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, Tensor iterations) {
+        moments("adamaxUpdate", params, grads, "m", m, "u", u);
+        counter("adamaxUpdate", "iterations", iterations);
+    }
+
+    /** {@link Backend#adagradUpdate}: the gradient and the accumulator have the shape of the parameters. */
+    public static void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator) {
+        Shapes.requireSame("adagradUpdate", "params", params, "grads", grads);
+        if (accumulator == null) {
+            throw new IllegalArgumentException("adagradUpdate: no accumulator buffer");
+        }
+        Shapes.requireSame("adagradUpdate", "params", params, "accumulator", accumulator);
+    }
+
+    private static void moments(String op, Tensor params, Tensor grads, String first, Tensor m, String second,
+                                Tensor v) {
+        Shapes.requireSame(op, "params", params, "grads", grads);
+        Shapes.requireSame(op, "params", params, first, m);
+        Shapes.requireSame(op, "params", params, second, v);
+    }
+
     // ---- data ---------------------------------------------------------------------------------
 
     /**

@@ -37,7 +37,8 @@ import java.util.stream.Stream;
  * tensors]}, {@code profile/squared_gradient_norms}, {@code profile/squared_weight_norms} and
  * {@code profile/squared_update_norms}: the squares the device summed, from which the norms come back exactly.
  * The metadata holds {@value #FORMAT_KEY} = {@value #FORMAT}, {@code epochs} (finished), {@code iterations}
- * (the optimizer's updates), {@code optimizer} (its id and settings), {@code label_smoothing} (the loss's),
+ * (the optimizer's updates), {@code optimizer} (its id and settings), {@code optimizer_scalars} (its scalar
+ * state besides the count, Nadam's {@code u_product}, when it has any), {@code label_smoothing} (the loss's),
  * {@code history} and {@code profile} (JSON), the model's input width and layers, and whatever the caller adds.
  *
  * <p>Loading checks, before it changes the model: that the parameters and the optimizer's buffers are the
@@ -57,7 +58,10 @@ public final class TrainingState {
 
     /** The metadata keys {@link #save} writes itself; a caller's metadata may not use them. */
     public static final List<String> OWN_KEYS = List.of(FORMAT_KEY, "input_units", "layers", "epochs",
-            "iterations", "optimizer", "label_smoothing", "history", "profile");
+            "iterations", "optimizer", "optimizer_scalars", "label_smoothing", "history", "profile");
+
+    /** The metadata key of the optimizer's {@link Optimizer#stateScalars} (Nadam's {@code u_product}), as JSON. */
+    static final String OPTIMIZER_SCALARS = "optimizer_scalars";
 
     static final String OPTIMIZER_PREFIX = "optimizer/";
     static final String PROFILE_PREFIX = "profile/";
@@ -147,6 +151,14 @@ public final class TrainingState {
         all.put("epochs", Integer.toString(history.epochs()));
         all.put("iterations", Long.toString(optimizer.iterations()));
         all.put("optimizer", json(optimizer.config()));
+        Map<String, Float> scalars = optimizer.stateScalars();
+        if (!scalars.isEmpty()) {
+            if (scalars.values().stream().anyMatch(v -> !Float.isFinite(v))) {
+                throw new IllegalStateException(cannot + "the optimizer's " + scalars
+                        + " (a training state holds finite numbers only)");
+            }
+            all.put(OPTIMIZER_SCALARS, json(new java.util.TreeMap<>(scalars)));
+        }
         all.put("label_smoothing", Double.toString(model.labelSmoothing()));
         all.put("history", json(historyDocument(history)));
         Profile profile = history.profile();
@@ -325,8 +337,14 @@ public final class TrainingState {
         } else if (shapes.keySet().stream().anyMatch(n -> n.startsWith(PROFILE_PREFIX))) {
             throw new InvalidDataException(file + ": it has profile tables but no 'profile' metadata");
         }
-        // Everything read and checked: only now does the model change, the step count first (an optimizer that
-        // does not count refuses a count other than 0, and then nothing has changed).
+        Map<String, Float> scalars = readOptimizerScalars(meta, optimizer, file);
+        // Everything read and checked: only now does the model change, the scalars and the step count first (an
+        // optimizer that does not count refuses a count other than 0, and then nothing has changed).
+        try {
+            optimizer.setStateScalars(scalars);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidDataException(file + ": metadata '" + OPTIMIZER_SCALARS + "': " + e.getMessage(), e);
+        }
         try {
             optimizer.setIterations(iterations);
         } catch (IllegalArgumentException e) {
@@ -420,6 +438,36 @@ public final class TrainingState {
             throw new InvalidDataException(file + ": the state's " + optimizer.id() + " has other settings: "
                     + String.join("; ", differences));
         }
+    }
+
+    /**
+     * The optimizer's scalar state from metadata {@value #OPTIMIZER_SCALARS}: exactly the names the optimizer has
+     * (none: no key), each a finite float.
+     */
+    private static Map<String, Float> readOptimizerScalars(Map<String, String> meta, Optimizer optimizer, Path file) {
+        java.util.Set<String> own = optimizer.stateScalars().keySet();
+        if (!meta.containsKey(OPTIMIZER_SCALARS)) {
+            if (!own.isEmpty()) {
+                throw new InvalidDataException(file + ": metadata '" + OPTIMIZER_SCALARS + "' is missing; "
+                        + optimizer.id() + " needs " + own);
+            }
+            return Map.of();
+        }
+        JsonNode node = parse(meta, OPTIMIZER_SCALARS, file);
+        Map<String, Float> values = new LinkedHashMap<>();
+        node.fields().forEachRemaining(field -> {
+            float value = (float) field.getValue().asDouble(Double.NaN);
+            if (!field.getValue().isNumber() || !Float.isFinite(value)) {
+                throw new InvalidDataException(file + ": metadata '" + OPTIMIZER_SCALARS + "': " + field.getKey()
+                        + " is not a finite number: " + field.getValue());
+            }
+            values.put(field.getKey(), value);
+        });
+        if (!values.keySet().equals(own)) {
+            throw new InvalidDataException(file + ": metadata '" + OPTIMIZER_SCALARS + "' holds " + values.keySet()
+                    + "; " + optimizer.id() + "'s scalar state is " + own);
+        }
+        return values;
     }
 
     /** Every optimizer buffer, assembled into the model's flat layout and checked; refuses a tensor left over. */

@@ -70,8 +70,8 @@ class CompareCommandTest {
     }
 
     /**
-     * A run saved before configs recorded the data set, dropout, batch norm, label smoothing and weight decay had
-     * MNIST and none.
+     * A run saved before configs recorded the data set, dropout, batch norm, label smoothing, weight decay and Adam's
+     * AMSGrad flag had MNIST and none.
      */
     @Test
     @SuppressWarnings("unchecked")
@@ -89,6 +89,7 @@ class CompareCommandTest {
         config.remove("batch_norm");
         config.remove("label_smoothing");
         ((Map<String, Object>) config.get("optimizer")).remove("weight_decay");
+        assertEquals(false, ((Map<String, Object>) config.get("optimizer")).remove("amsgrad"), "Adam records it");
         HistoryJson.writeAtomically(old.resolve("history.json"), history);
         Path out = tmp.resolve("compare");
         assertEquals(0, run("compare", old.toString(), runs.resolve("sigmoid").toString(), "--out", out.toString()),

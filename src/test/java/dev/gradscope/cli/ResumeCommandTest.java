@@ -22,6 +22,8 @@ import java.util.function.Consumer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code train --out} keeps the training state after every epoch; {@code train --resume DIR} goes on from it. */
 class ResumeCommandTest {
@@ -157,6 +159,70 @@ class ResumeCommandTest {
                 .get("optimizer");
         assertEquals(List.of("rmsprop", 0.8, 0.5, true, 0.01), List.of(optimizer.get("name"), optimizer.get("rho"),
                 optimizer.get("momentum"), optimizer.get("centered"), optimizer.get("weight_decay")));
+    }
+
+    /**
+     * Keras's other optimizers, each with a weight decay, resumed, are the runs trained in one go: their buffers,
+     * their step count and Nadam's u_product (metadata {@code optimizer_scalars}) are in the training state;
+     * --resume refuses their options.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"nadam", "adamax", "adagrad --initial-accumulator 0.2", "adamw --amsgrad"})
+    void kerasOptimizersResumeBitForBit(String options) throws IOException {
+        List<String> optimizer = new ArrayList<>(List.of(("--optimizer " + options).split(" ")));
+        if (!options.startsWith("adamw")) { // adamw: Keras's default decay, 0.004
+            optimizer.addAll(List.of("--weight-decay", "0.01"));
+        }
+        Path straightRun = tmp.resolve("straight");
+        List<String> straightArgs = new ArrayList<>(train(straightRun, 2));
+        straightArgs.removeAll(List.of("--optimizer", "sgd", "--momentum", "0.9"));
+        straightArgs.addAll(optimizer);
+        assertEquals(0, run(err, straightArgs), err.toString());
+        Path dir = firstEpochOf(straightArgs);
+        List<String> change = optimizer.subList(2, optimizer.size());
+        if (!change.isEmpty()) {
+            List<String> args = new ArrayList<>(List.of("train", "--resume", dir.toString(), "--epochs", "2"));
+            args.addAll(change);
+            assertEquals(2, run(err, args), err.toString());
+            assertTrue(err.toString().contains("takes no " + change.get(0)), err.toString());
+        }
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"), err.toString());
+        assertSameRun(straightRun, dir);
+        Map<String, String> straightMeta = SafeTensors.read(straightRun.resolve(ResumedRun.FILE)).metadata();
+        Map<String, String> resumedMeta = SafeTensors.read(dir.resolve(ResumedRun.FILE)).metadata();
+        for (String key : List.of("iterations", "optimizer", "optimizer_scalars")) {
+            assertEquals(straightMeta.get(key), resumedMeta.get(key), key);
+        }
+        assertEquals(options.equals("nadam"), straightMeta.containsKey("optimizer_scalars"),
+                "only Nadam has scalar state: " + straightMeta.get("optimizer_scalars"));
+        Map<?, ?> config = (Map<?, ?>) ((Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config"))
+                .get("optimizer");
+        assertEquals(optimizer.get(1), config.get("name"));
+        assertEquals(options.startsWith("adamw") ? 0.004 : 0.01, config.get("weight_decay"));
+    }
+
+    /**
+     * A Nadam state without its u_product, or one the config says another optimizer made, is refused, naming
+     * the file and what is wrong.
+     */
+    @Test
+    void aNadamStateWithoutItsProductOrFromAnotherOptimizerIsRefused() throws IOException {
+        List<String> straightArgs = new ArrayList<>(train(tmp.resolve("straight"), 2));
+        straightArgs.removeAll(List.of("--optimizer", "sgd", "--momentum", "0.9"));
+        straightArgs.addAll(List.of("--optimizer", "nadam"));
+        Path dir = firstEpochOf(straightArgs);
+        Path state = dir.resolve(ResumedRun.FILE);
+        SafeTensors.Contents contents = SafeTensors.read(state);
+        editConfig(dir, config -> ((Map<String, Object>) config.get("optimizer")).put("name", "adamax"));
+        assertEquals(1, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"));
+        assertTrue(err.toString().contains("the state was saved by optimizer 'nadam', the model's is 'adamax'"),
+                err.toString());
+        Map<String, String> metadata = new LinkedHashMap<>(contents.metadata());
+        metadata.remove("optimizer_scalars");
+        SafeTensors.write(state, metadata, new ArrayList<>(contents.tensors().values()));
+        assertEquals(1, run("train", "--resume", dir.toString(), "--epochs", "2", "--quiet"));
+        assertTrue(err.toString().contains("metadata 'optimizer_scalars' is missing; nadam needs [u_product]"),
+                err.toString());
     }
 
     /**

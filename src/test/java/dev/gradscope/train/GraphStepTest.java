@@ -9,10 +9,13 @@ import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.data.Batches;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adagrad;
 import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Adamax;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Nadam;
 import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.RmsProp;
@@ -65,6 +68,12 @@ class GraphStepTest {
         // Batch normalization: its moving statistics updated inside the replayed step, with weight decay on
         settings.add(Arguments.of("rmsprop", "sigmoid" + BATCH_NORM, true, false, 0.0));
         settings.add(Arguments.of("adam", "relu" + BATCH_NORM, true, true, 0.3));
+        // Keras's other optimizers: the step count, Adamax's bias correction, Nadam's schedule product on the device
+        for (String optimizer : new String[] {"amsgrad", "nadam", "adamax", "adagrad"}) {
+            for (boolean profiler : new boolean[] {true, false}) {
+                settings.add(Arguments.of(optimizer, "relu", profiler, false, 0.0));
+            }
+        }
         return settings.stream();
     }
 
@@ -79,7 +88,8 @@ class GraphStepTest {
         assertArrayEquals(eager.parameters, graphs.parameters, "parameters after 3 epochs of " + STEPS + " steps");
         assertArrayEquals(eager.state, graphs.state, "non-trainable state (moving statistics) after 3 epochs");
         assertEquals(eager.history.metrics(), graphs.history.metrics(), "loss and accuracy per epoch");
-        assertEquals(eager.iterations, graphs.iterations, "Adam's step count");
+        assertEquals(eager.iterations, graphs.iterations, "the optimizer's step count");
+        assertEquals(eager.scalars, graphs.scalars, "the optimizer's scalar state (Nadam's u_product)");
         if (profiler) {
             List<Profile.StepStatistics> a = eager.history.profile().steps();
             List<Profile.StepStatistics> b = graphs.history.profile().steps();
@@ -100,7 +110,8 @@ class GraphStepTest {
      * every graph the first captured.
      */
     @ParameterizedTest(name = "{0}, {1} steps per graph")
-    @CsvSource({"adam, 3", "sgd, 3", "rmsprop, 3", "adam, 100", "sgd, 100"})
+    @CsvSource({"adam, 3", "sgd, 3", "rmsprop, 3", "adam, 100", "sgd, 100", "nadam, 3", "adamax, 3", "adagrad, 3",
+        "amsgrad, 100"})
     void severalStepsPerGraphGiveTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
         Run eager = train(optimizer, "relu", true, false, false, stepsPerGraph, 2, 0);
         Run graphs = train(optimizer, "relu", true, false, true, stepsPerGraph, 2, 0);
@@ -108,7 +119,8 @@ class GraphStepTest {
         assertEquals(Math.min(stepsPerGraph, STEPS - 1), graphs.history.stepsPerGraph(), "at most the full batches");
         assertArrayEquals(eager.parameters, graphs.parameters, "parameters after 2 epochs of " + STEPS + " steps");
         assertEquals(eager.history.metrics(), graphs.history.metrics(), "loss and accuracy per epoch");
-        assertEquals(eager.iterations, graphs.iterations, "Adam's step count");
+        assertEquals(eager.iterations, graphs.iterations, "the optimizer's step count");
+        assertEquals(eager.scalars, graphs.scalars, "the optimizer's scalar state (Nadam's u_product)");
         List<Profile.StepStatistics> a = eager.history.profile().steps();
         List<Profile.StepStatistics> b = graphs.history.profile().steps();
         assertEquals(2 * STEPS, b.size());
@@ -519,7 +531,8 @@ class GraphStepTest {
         }
     }
 
-    private record Run(History history, float[] parameters, long iterations, float[] state) {
+    private record Run(History history, float[] parameters, long iterations, float[] state,
+                       Map<String, Float> scalars) {
     }
 
     private static Run train(String optimizer, String hidden, boolean profiler, boolean clipping, boolean graphs,
@@ -528,6 +541,11 @@ class GraphStepTest {
         Supplier<Optimizer> make = () -> switch (optimizer) {
             case "adam" -> new Adam(2e-3);
             case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01);
+            // Keras's others, each with a weight decay
+            case "amsgrad" -> new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004, true);
+            case "nadam" -> new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004);
+            case "adamax" -> new Adamax(2e-3, 0.9, 0.999, 1e-7, 0.004);
+            case "adagrad" -> new Adagrad(1e-2, 0.1, 1e-7, 0.004);
             default -> new Sgd(0.05, 0.9, true, 0.01);
         };
         try (Sequential model = model(make.get(), hidden, dropout)) {
@@ -537,9 +555,9 @@ class GraphStepTest {
                 options.clipGlobalNorm(0.5).clipValue(0.01);
             }
             History h = fit(model, options, graphs);
-            long iterations = model.optimizer() instanceof Adam adam ? adam.iterations() : -1;
-            return new Run(h, model.parameters().toFloatArray(), iterations,
-                    model.state() == null ? new float[0] : model.state().toFloatArray());
+            return new Run(h, model.parameters().toFloatArray(), model.optimizer().iterations(),
+                    model.state() == null ? new float[0] : model.state().toFloatArray(),
+                    model.optimizer().stateScalars());
         }
     }
 

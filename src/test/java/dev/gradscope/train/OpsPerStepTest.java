@@ -5,10 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adagrad;
 import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Adamax;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Nadam;
 import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
@@ -75,9 +78,10 @@ class OpsPerStepTest {
      * one op (its weight decay inside the update).
      */
     @ParameterizedTest
-    @ValueSource(strings = {"adam", "adamw", "sgd", "rmsprop"})
+    @ValueSource(strings = {"adam", "adamw", "sgd", "rmsprop", "amsgrad", "nadam", "adamax", "adagrad"})
     void oneStepOfTheChapterMlpCallsOneOpPerFusedStage(String optimizer) {
-        String update = optimizer.startsWith("adam") ? "adamUpdate" : optimizer + "Update";
+        String update = optimizer.equals("adam") || optimizer.equals("adamw") || optimizer.equals("amsgrad")
+                ? "adamUpdate" : optimizer + "Update";
         for (boolean profiled : new boolean[] {false, true}) {
             List<String> step = opsOfTheSecondStep(profiled, false, OPTIMIZERS.get(optimizer), 0);
             assertEquals(CHAPTER_MLP_OPS_PER_STEP + (profiled ? PROFILER_OPS_PER_STEP : 0), step.size(),
@@ -88,12 +92,19 @@ class OpsPerStepTest {
         }
     }
 
-    /** Each optimizer with all it can do: AdamW, SGD with Nesterov momentum and weight decay, RMSprop centered. */
+    /**
+     * Each optimizer with all it can do: AdamW, SGD with Nesterov momentum and weight decay, RMSprop centered, and
+     * Keras's others with a weight decay.
+     */
     private static final Map<String, Supplier<Optimizer>> OPTIMIZERS = Map.of(
             "adam", Adam::new,
             "adamw", () -> new Adam(1e-3, 0.9, 0.999, 1e-7, 0.004),
             "sgd", () -> new Sgd(0.01, 0.9, true, 0.004),
-            "rmsprop", () -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.004));
+            "rmsprop", () -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.004),
+            "amsgrad", () -> new Adam(1e-3, 0.9, 0.999, 1e-7, 0.004, true),
+            "nadam", () -> new Nadam(1e-3, 0.9, 0.999, 1e-7, 0.004),
+            "adamax", () -> new Adamax(1e-3, 0.9, 0.999, 1e-7, 0.004),
+            "adagrad", () -> new Adagrad(1e-3, 0.1, 1e-7, 0.004));
 
     @Test
     void dropoutAddsItsForwardAndBackwardAfterEachHiddenLayer() {

@@ -1232,13 +1232,142 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
-                           double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                           double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                           UpdateNorms norms) {
         OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
+        OpChecks.adamVelocityHat(params, vHat);
         float stepSize = Backend.adamStepSize(learningRate, beta1, beta2, counterValue(iterations) + 1L);
-        adamUpdate(params, grads, m, v, (float) beta1, (float) beta2, epsilon, stepSize, weightDecay,
-                (float) learningRate, norms);
+        if (vHat == null) {
+            adamUpdate(params, grads, m, v, (float) beta1, (float) beta2, epsilon, stepSize, weightDecay,
+                    (float) learningRate, norms);
+        } else {
+            amsgradUpdate(params, grads, m, v, vHat, (float) beta1, (float) beta2, epsilon, stepSize, weightDecay,
+                    (float) learningRate, norms);
+        }
         ints(iterations)[off(iterations)]++;
+    }
+
+    /** Adam's step with AMSGrad's running maximum {@code vHat} of {@code v} in the denominator. */
+    private void amsgradUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, float beta1,
+                               float beta2, float epsilon, float stepSize, float weightDecay, float learningRate,
+                               UpdateNorms norms) {
+        OpChecks.updateNorms("adamUpdate", params, norms);
+        float[] p = floats(params);
+        float[] g = floats(grads);
+        float[] md = floats(m);
+        float[] vd = floats(v);
+        float[] hd = floats(vHat);
+        int po = off(params);
+        int go = off(grads);
+        int mo = off(m);
+        int vo = off(v);
+        int ho = off(vHat);
+        updateElements(params, norms, (from, to) -> {
+            decay(p, po + from, po + to, weightDecay, learningRate);
+            for (int i = from; i < to; i++) {
+                float gi = g[go + i];
+                float mi = md[mo + i] + (1 - beta1) * (gi - md[mo + i]);
+                float vi = vd[vo + i] + (1 - beta2) * (gi * gi - vd[vo + i]);
+                float hi = Math.max(hd[ho + i], vi);
+                md[mo + i] = mi;
+                vd[vo + i] = vi;
+                hd[ho + i] = hi;
+                p[po + i] -= stepSize * mi / ((float) Math.sqrt(hi) + epsilon);
+            }
+        });
+    }
+
+    @Override
+    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
+                            double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
+                            UpdateNorms norms) {
+        OpChecks.nadamUpdate(params, grads, m, v, iterations, uProduct);
+        OpChecks.updateNorms("nadamUpdate", params, norms);
+        float[] scalars = Backend.nadamScalars(beta1, beta2, counterValue(iterations) + 1L,
+                floats(uProduct)[off(uProduct)]);
+        float uNow = scalars[0];
+        float uNext = scalars[1];
+        float productNow = scalars[2];
+        float productNext = scalars[3];
+        float beta2Correction = scalars[4];
+        float oneMinusBeta1 = 1 - (float) beta1;
+        float oneMinusBeta2 = 1 - (float) beta2;
+        float[] p = floats(params);
+        float[] g = floats(grads);
+        float[] md = floats(m);
+        float[] vd = floats(v);
+        int po = off(params);
+        int go = off(grads);
+        int mo = off(m);
+        int vo = off(v);
+        updateElements(params, norms, (from, to) -> {
+            decay(p, po + from, po + to, weightDecay, learningRate);
+            for (int i = from; i < to; i++) {
+                float gi = g[go + i];
+                float mi = md[mo + i] + (gi - md[mo + i]) * oneMinusBeta1;
+                float vi = vd[vo + i] + (gi * gi - vd[vo + i]) * oneMinusBeta2;
+                md[mo + i] = mi;
+                vd[vo + i] = vi;
+                float mHat = uNext * mi / (1 - productNext) + (1 - uNow) * gi / (1 - productNow);
+                float vHat = vi / beta2Correction;
+                p[po + i] -= mHat * learningRate / ((float) Math.sqrt(vHat) + epsilon);
+            }
+        });
+        floats(uProduct)[off(uProduct)] = productNow;
+        ints(iterations)[off(iterations)]++;
+    }
+
+    @Override
+    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
+                             double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+        OpChecks.adamaxUpdate(params, grads, m, u, iterations);
+        OpChecks.updateNorms("adamaxUpdate", params, norms);
+        float correction = Backend.adamaxCorrection(beta1, counterValue(iterations) + 1L);
+        float oneMinusBeta1 = (float) (1 - beta1);
+        float b2 = (float) beta2;
+        float[] p = floats(params);
+        float[] g = floats(grads);
+        float[] md = floats(m);
+        float[] ud = floats(u);
+        int po = off(params);
+        int go = off(grads);
+        int mo = off(m);
+        int uo = off(u);
+        updateElements(params, norms, (from, to) -> {
+            decay(p, po + from, po + to, weightDecay, learningRate);
+            for (int i = from; i < to; i++) {
+                float gi = g[go + i];
+                float mi = md[mo + i] + (gi - md[mo + i]) * oneMinusBeta1;
+                float ui = Math.max(b2 * ud[uo + i], Math.abs(gi));
+                md[mo + i] = mi;
+                ud[uo + i] = ui;
+                p[po + i] -= learningRate * mi / (correction * (ui + epsilon));
+            }
+        });
+        ints(iterations)[off(iterations)]++;
+    }
+
+    @Override
+    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
+                              float weightDecay, UpdateNorms norms) {
+        OpChecks.adagradUpdate(params, grads, accumulator);
+        OpChecks.updateNorms("adagradUpdate", params, norms);
+        float[] p = floats(params);
+        float[] g = floats(grads);
+        float[] acc = floats(accumulator);
+        int po = off(params);
+        int go = off(grads);
+        int ao = off(accumulator);
+        updateElements(params, norms, (from, to) -> {
+            decay(p, po + from, po + to, weightDecay, learningRate);
+            for (int i = from; i < to; i++) {
+                float gi = g[go + i];
+                float ai = acc[ao + i] + gi * gi;
+                acc[ao + i] = ai;
+                p[po + i] -= learningRate * gi / (float) Math.sqrt(ai + epsilon);
+            }
+        });
     }
 
     private static int counterValue(Tensor counter) {

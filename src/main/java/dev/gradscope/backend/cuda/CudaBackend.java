@@ -1644,52 +1644,211 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
-                           double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
-        OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
-        OpChecks.updateNorms("adamUpdate", params, norms);
-        requireFloats(params, grads, m, v);
+    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                           double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                           UpdateNorms norms) {
+        checkAdamAtCounter(params, grads, m, v, vHat, iterations, norms);
         enter();
         int n = (int) params.size();
         if (!measurable(norms)) {
             // At least one block, even over no element: its last block counts the update.
             launch("adam_update_counter", kernels.adamUpdateCounter,
                     Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
-                    Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                            arg(epsilon), arg(weightDecay), arg(iterations), arg(n), ticket()),
-                    params, grads, m, v, iterations);
+                    Pointer.to(arg(params), arg(grads), arg(m), arg(v), argOrNull(vHat), arg(learningRate),
+                            arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay), arg(iterations), arg(n),
+                            ticket()),
+                    params, grads, m, v, vHat, iterations);
             return;
         }
-        launchAdamMeasuredAtCounter(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
+                iterations, StepEnd.measuring(norms));
+    }
+
+    /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
+    @Override
+    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                           double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                           StepEnd end) {
+        if (!fusible(end)) {
+            Backend.super.adamUpdate(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
+                    iterations, end);
+            return;
+        }
+        checkAdamAtCounter(params, grads, m, v, vHat, iterations, end.updateNorms());
+        checkStepEnd("adamUpdate", end);
+        enter();
+        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
+                iterations, end);
+    }
+
+    private void checkAdamAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, Tensor iterations,
+                                    UpdateNorms norms) {
+        OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
+        OpChecks.adamVelocityHat(params, vHat);
+        OpChecks.updateNorms("adamUpdate", params, norms);
+        requireFloats(params, grads, m, v);
+        if (vHat != null) {
+            requireFloats(vHat);
+        }
+    }
+
+    /** adam_update_measured_counter (its last block also counts the update). Checked by the caller. */
+    private void launchAdamMeasuredAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat,
+                                             double learningRate, double beta1, double beta2, float epsilon,
+                                             float weightDecay, Tensor iterations, StepEnd end) {
+        launchMeasured("adam_update_measured_counter", kernels.adamUpdateMeasuredCounter, (int) params.size(),
+                new Pointer[] {arg(params), arg(grads), arg(m), arg(v), argOrNull(vHat), arg(learningRate),
+                        arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay), arg(iterations)},
+                new Tensor[] {params, grads, m, v, vHat, iterations}, end);
+    }
+
+    @Override
+    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
+                            double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
+                            UpdateNorms norms) {
+        checkNadam(params, grads, m, v, iterations, uProduct, norms);
+        enter();
+        int n = (int) params.size();
+        if (!measurable(norms)) {
+            // At least one block, even over no element: its last block stores the product and counts the update.
+            launch("nadam_update_counter", kernels.nadamUpdateCounter,
+                    Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
+                            arg(epsilon), arg(weightDecay), arg(iterations), arg(uProduct), arg(n), ticket()),
+                    params, grads, m, v, iterations, uProduct);
+            return;
+        }
+        launchNadamMeasured(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+                uProduct, StepEnd.measuring(norms));
+    }
+
+    /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
+    @Override
+    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
+                            double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
+                            StepEnd end) {
+        if (!fusible(end)) {
+            Backend.super.nadamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay,
+                    iterations, uProduct, end);
+            return;
+        }
+        checkNadam(params, grads, m, v, iterations, uProduct, end.updateNorms());
+        checkStepEnd("nadamUpdate", end);
+        enter();
+        launchNadamMeasured(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+                uProduct, end);
+    }
+
+    private void checkNadam(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor iterations, Tensor uProduct,
+                            UpdateNorms norms) {
+        OpChecks.nadamUpdate(params, grads, m, v, iterations, uProduct);
+        OpChecks.updateNorms("nadamUpdate", params, norms);
+        requireFloats(params, grads, m, v, uProduct);
+    }
+
+    /** nadam_update_measured_counter. Checked by the caller. */
+    private void launchNadamMeasured(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate,
+                                     double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                                     Tensor uProduct, StepEnd end) {
+        launchMeasured("nadam_update_measured_counter", kernels.nadamUpdateMeasuredCounter, (int) params.size(),
+                new Pointer[] {arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
+                        arg(epsilon), arg(weightDecay), arg(iterations), arg(uProduct)},
+                new Tensor[] {params, grads, m, v, iterations, uProduct}, end);
+    }
+
+    @Override
+    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
+                             double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+        checkAdamax(params, grads, m, u, iterations, norms);
+        enter();
+        int n = (int) params.size();
+        if (!measurable(norms)) {
+            launch("adamax_update_counter", kernels.adamaxUpdateCounter,
+                    Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), arg(m), arg(u), arg(learningRate), arg(beta1), arg(beta2),
+                            arg(epsilon), arg(weightDecay), arg(iterations), arg(n), ticket()),
+                    params, grads, m, u, iterations);
+            return;
+        }
+        launchAdamaxMeasured(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
                 StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
-    public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate, double beta1,
-                           double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
+    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
+                             double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.adamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
-                    end);
+            Backend.super.adamaxUpdate(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay,
+                    iterations, end);
             return;
         }
-        OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
-        OpChecks.updateNorms("adamUpdate", params, end.updateNorms());
-        checkStepEnd("adamUpdate", end);
-        requireFloats(params, grads, m, v);
+        checkAdamax(params, grads, m, u, iterations, end.updateNorms());
+        checkStepEnd("adamaxUpdate", end);
         enter();
-        launchAdamMeasuredAtCounter(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
-                end);
+        launchAdamaxMeasured(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay, iterations, end);
     }
 
-    /** adam_update_measured_counter (its last block also counts the update). Checked by the caller. */
-    private void launchAdamMeasuredAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, double learningRate,
-                                             double beta1, double beta2, float epsilon, float weightDecay,
-                                             Tensor iterations, StepEnd end) {
-        launchMeasured("adam_update_measured_counter", kernels.adamUpdateMeasuredCounter, (int) params.size(),
-                new Pointer[] {arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
+    private void checkAdamax(Tensor params, Tensor grads, Tensor m, Tensor u, Tensor iterations, UpdateNorms norms) {
+        OpChecks.adamaxUpdate(params, grads, m, u, iterations);
+        OpChecks.updateNorms("adamaxUpdate", params, norms);
+        requireFloats(params, grads, m, u);
+    }
+
+    /** adamax_update_measured_counter. Checked by the caller. */
+    private void launchAdamaxMeasured(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate,
+                                      double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                                      StepEnd end) {
+        launchMeasured("adamax_update_measured_counter", kernels.adamaxUpdateMeasuredCounter, (int) params.size(),
+                new Pointer[] {arg(params), arg(grads), arg(m), arg(u), arg(learningRate), arg(beta1), arg(beta2),
                         arg(epsilon), arg(weightDecay), arg(iterations)},
-                new Tensor[] {params, grads, m, v, iterations}, end);
+                new Tensor[] {params, grads, m, u, iterations}, end);
+    }
+
+    @Override
+    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
+                              float weightDecay, UpdateNorms norms) {
+        checkAdagrad(params, grads, accumulator, norms);
+        enter();
+        int n = (int) params.size();
+        if (!measurable(norms)) {
+            launch("adagrad_update", kernels.adagradUpdate, Launch.elementWise(n, info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), arg(accumulator), arg(learningRate), arg(epsilon),
+                            arg(weightDecay), arg(n)),
+                    params, grads, accumulator);
+            return;
+        }
+        launchAdagradMeasured(params, grads, accumulator, learningRate, epsilon, weightDecay,
+                StepEnd.measuring(norms));
+    }
+
+    /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
+    @Override
+    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
+                              float weightDecay, StepEnd end) {
+        if (!fusible(end)) {
+            Backend.super.adagradUpdate(params, grads, accumulator, learningRate, epsilon, weightDecay, end);
+            return;
+        }
+        checkAdagrad(params, grads, accumulator, end.updateNorms());
+        checkStepEnd("adagradUpdate", end);
+        enter();
+        launchAdagradMeasured(params, grads, accumulator, learningRate, epsilon, weightDecay, end);
+    }
+
+    private void checkAdagrad(Tensor params, Tensor grads, Tensor accumulator, UpdateNorms norms) {
+        OpChecks.adagradUpdate(params, grads, accumulator);
+        OpChecks.updateNorms("adagradUpdate", params, norms);
+        requireFloats(params, grads, accumulator);
+    }
+
+    /** adagrad_update_measured. Checked by the caller. */
+    private void launchAdagradMeasured(Tensor params, Tensor grads, Tensor accumulator, float learningRate,
+                                       float epsilon, float weightDecay, StepEnd end) {
+        launchMeasured("adagrad_update_measured", kernels.adagradUpdateMeasured, (int) params.size(),
+                new Pointer[] {arg(params), arg(grads), arg(accumulator), arg(learningRate), arg(epsilon),
+                        arg(weightDecay)},
+                new Tensor[] {params, grads, accumulator}, end);
     }
 
     // ---- graphs -------------------------------------------------------------------------------

@@ -81,6 +81,12 @@ final class Kernels implements AutoCloseable {
     final CUfunction gatherNextBatch;
     final CUfunction adamUpdateCounter;
     final CUfunction adamUpdateMeasuredCounter;
+    final CUfunction nadamUpdateCounter;
+    final CUfunction nadamUpdateMeasuredCounter;
+    final CUfunction adamaxUpdateCounter;
+    final CUfunction adamaxUpdateMeasuredCounter;
+    final CUfunction adagradUpdate;
+    final CUfunction adagradUpdateMeasured;
 
     /** Loads every module and finds every function; the backend's context must be current. */
     Kernels() {
@@ -148,6 +154,12 @@ final class Kernels implements AutoCloseable {
             gatherNextBatch = find("gather_next_batch", missing);
             adamUpdateCounter = find("adam_update_counter", missing);
             adamUpdateMeasuredCounter = find("adam_update_measured_counter", missing);
+            nadamUpdateCounter = find("nadam_update_counter", missing);
+            nadamUpdateMeasuredCounter = find("nadam_update_measured_counter", missing);
+            adamaxUpdateCounter = find("adamax_update_counter", missing);
+            adamaxUpdateMeasuredCounter = find("adamax_update_measured_counter", missing);
+            adagradUpdate = find("adagrad_update", missing);
+            adagradUpdateMeasured = find("adagrad_update_measured", missing);
             if (!missing.isEmpty()) {
                 throw new CudaUnavailableException("the kernels in the jar are incomplete: no " + String.join(", ", missing)
                         + " in " + FAMILIES.stream().map(Kernels::resource).toList()

@@ -13,10 +13,13 @@ import dev.gradscope.backend.cpu.CpuActivations;
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.data.Dataset;
 import dev.gradscope.data.MnistSubset;
+import dev.gradscope.nn.Adagrad;
 import dev.gradscope.nn.Adam;
+import dev.gradscope.nn.Adamax;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
+import dev.gradscope.nn.Nadam;
 import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
@@ -1349,6 +1352,118 @@ class CudaBackendTest {
     }
 
     /**
+     * AMSGrad, Nadam, Adamax and Adagrad on the GPU against the CPU reference, bit for bit (both round every float
+     * operation on its own, and compute the schedules' powers in double by the same squarings): three steps from
+     * an update count of 41 (Nadam's u_product part way down), with a weight decay, every buffer once aligned and
+     * once shifted; unmeasured (the element-wise kernels), measured ({@link UpdateNorms}) and ending a step
+     * ({@link StepEnd}: the gradients' norms, the update's and the step counter, in the update's launch). The
+     * count, Nadam's product and the step counter as the CPU leaves them; the norms as the CPU measures them
+     * (CPU_UPDATE_NORMS_REL, as for the other optimizers) and the gradients' against a host sum (GPU_SUM_REL).
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"amsgrad", "nadam", "adamax", "adagrad"})
+    void kerasOptimizerStepsOnTheGpuAreTheCpusBitForBit(String optimizer) {
+        int n = 20_001; // segments of one element, empty, inside one chunk and across the 8192-element chunks
+        int[] starts = {0, 1, 1, 1025, 8191, 16_500, n};
+        int segments = starts.length - 1;
+        float[] p = inputs(n, 1);
+        float[] m = inputs(n, 0.1);
+        float[] v = abs(inputs(n, 0.01)); // Adagrad's accumulator, Adamax's u: >= 0 as the rules keep them
+        float[] h = abs(inputs(n, 0.01)); // AMSGrad's v_hat, above v at some elements and below at others
+        float[][] g = {inputs(n, 1), inputs(n, 0.1), inputs(n, 1)};
+        float weightDecay = 0.01f;
+        for (Layout layout : Layout.values()) {
+            for (int way = 0; way < 3; way++) {
+                String what = optimizer + " " + layout + " " + List.of("unmeasured", "measured", "ending a step")
+                        .get(way);
+                Tensor[] buffers = {output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n),
+                    output(layout, DType.FLOAT32, n), output(layout, DType.FLOAT32, n)};
+                Tensor[] cpuBuffers = {cpu(p, n), cpu(m, n), cpu(v, n), cpu(h, n)};
+                float[][] starting = {p, m, v, h};
+                for (int b = 0; b < 4; b++) {
+                    gpu.copyFromHost(starting[b], buffers[b]);
+                }
+                Tensor iterations = gpuInts(new int[] {41}, layout);
+                Tensor cpuIterations = own(CPU.fromHost(new int[] {41}, 1));
+                Tensor product = input(new float[] {0.3f}, layout, 1);
+                Tensor cpuProduct = cpu(new float[] {0.3f}, 1);
+                Tensor counter = gpuInts(new int[] {5}, layout);
+                Tensor cpuCounter = own(CPU.fromHost(new int[] {5}, 1));
+                Tensor gpuStarts = gpuInts(starts, layout);
+                Tensor cpuStarts = own(CPU.fromHost(starts, starts.length));
+                for (int step = 0; step < g.length; step++) {
+                    String at = what + ", step " + (step + 1);
+                    Tensor grads = input(g[step], layout, n);
+                    Tensor cpuGrads = cpu(g[step], n);
+                    Tensor weightSquares = output(layout, DType.FLOAT32, segments);
+                    Tensor updateSquares = output(layout, DType.FLOAT32, segments);
+                    Tensor gradientSquares = output(layout, DType.FLOAT32, segments);
+                    Tensor cpuWeights = CPU.allocate(DType.FLOAT32, segments);
+                    Tensor cpuUpdates = CPU.allocate(DType.FLOAT32, segments);
+                    UpdateNorms norms = way == 0 ? null : new UpdateNorms(gpuStarts, weightSquares, updateSquares);
+                    UpdateNorms cpuNorms = way == 0 ? null : new UpdateNorms(cpuStarts, cpuWeights, cpuUpdates);
+                    StepEnd end = way == 2 ? new StepEnd(new GradientNorms(gpuStarts, gradientSquares, null, null),
+                            norms, counter) : StepEnd.measuring(norms);
+                    long before = gpu.queuedOperations();
+                    kerasOptimizerStep(gpu, optimizer, buffers, grads, iterations, product, weightDecay, end);
+                    if (way == 2) {
+                        assertEquals(1, gpu.queuedOperations() - before, at + ": one launch");
+                    }
+                    kerasOptimizerStep(CPU, optimizer, cpuBuffers, cpuGrads, cpuIterations, cpuProduct, weightDecay,
+                            way == 2 ? new StepEnd(null, cpuNorms, cpuCounter) : StepEnd.measuring(cpuNorms));
+                    for (int b = 0; b < 4; b++) {
+                        assertClose(at + ", buffer " + b, cpuBuffers[b].toFloatArray(), read(buffers[b]),
+                                i -> Tolerances.GPU_EXACT);
+                    }
+                    assertArrayEquals(cpuIterations.toIntArray(), readInts(iterations), at + ": the update count");
+                    assertArrayEquals(cpuProduct.toFloatArray(), read(product), at + ": Nadam's u_product");
+                    assertArrayEquals(cpuCounter.toIntArray(), readInts(counter), at + ": the step counter");
+                    if (way == 0) {
+                        continue;
+                    }
+                    float[] weights = read(weightSquares);
+                    float[] updates = read(updateSquares);
+                    float[] cpuWeightValues = cpuWeights.toFloatArray();
+                    float[] cpuUpdateValues = cpuUpdates.toFloatArray();
+                    float[] gradientValues = way == 2 ? read(gradientSquares) : null;
+                    for (int s = 0; s < segments; s++) {
+                        double wantGradients = 0;
+                        for (int i = starts[s]; i < starts[s + 1]; i++) {
+                            wantGradients += (double) g[step][i] * g[step][i];
+                        }
+                        assertEquals(cpuWeightValues[s], weights[s], Tolerances.CPU_UPDATE_NORMS_REL
+                                * Math.abs(cpuWeightValues[s]), at + ", weights " + s);
+                        assertEquals(cpuUpdateValues[s], updates[s], Tolerances.CPU_UPDATE_NORMS_REL
+                                * Math.abs(cpuUpdateValues[s]), at + ", updates " + s);
+                        if (gradientValues != null) {
+                            assertEquals(wantGradients, gradientValues[s], Tolerances.GPU_SUM_REL * wantGradients,
+                                    at + ", gradients " + s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * One step of {@code optimizer} (amsgrad, nadam, adamax, adagrad) on {@code backend}; buffers: the
+     * parameters, then the state (AMSGrad: m, v, v_hat; Nadam: m, v; Adamax: m, u; Adagrad: the accumulator).
+     */
+    private static void kerasOptimizerStep(Backend backend, String optimizer, Tensor[] buffers, Tensor grads,
+                                           Tensor iterations, Tensor product, float weightDecay, StepEnd end) {
+        switch (optimizer) {
+            case "amsgrad" -> backend.adamUpdate(buffers[0], grads, buffers[1], buffers[2], buffers[3], 2e-3, 0.85,
+                    0.995, 1e-7f, weightDecay, iterations, end);
+            case "nadam" -> backend.nadamUpdate(buffers[0], grads, buffers[1], buffers[2], 2e-3f, 0.9, 0.999, 1e-7f,
+                    weightDecay, iterations, product, end);
+            case "adamax" -> backend.adamaxUpdate(buffers[0], grads, buffers[1], buffers[2], 2e-3f, 0.9, 0.999,
+                    1e-7f, weightDecay, iterations, end);
+            case "adagrad" -> backend.adagradUpdate(buffers[0], grads, buffers[2], 0.01f, 1e-7f, weightDecay, end);
+            default -> throw new IllegalArgumentException(optimizer);
+        }
+    }
+
+    /**
      * The end of a training step done by the optimizer's op ({@link StepEnd}: gradient norms, update norms, the
      * step counter; adam_update_measured_counter, sgd_update_measured) is one launch when its parts share their
      * segment starts, and gives the bits of the ops one by one: segment_sum_of_squares, the measured update,
@@ -2317,26 +2432,35 @@ class CudaBackendTest {
     @ParameterizedTest(name = "{0}, {1} steps per graph, dropout {2}, batch norm {3}, label smoothing {4}")
     @CsvSource({"adam, 1, 0, false, 0", "sgd, 1, 0, false, 0", "rmsprop, 1, 0, false, 0", "adam, 3, 0, false, 0",
         "sgd, 3, 0, false, 0", "rmsprop, 3, 0, false, 0", "adam, 1000, 0, false, 0", "adam, 1, 0.3, false, 0",
-        "sgd, 3, 0.3, false, 0", "rmsprop, 1, 0, true, 0", "sgd, 3, 0.3, true, 0", "adam, 3, 0, false, 0.1"})
+        "sgd, 3, 0.3, false, 0", "rmsprop, 1, 0, true, 0", "sgd, 3, 0.3, true, 0", "adam, 3, 0, false, 0.1",
+        "nadam, 1, 0, false, 0", "nadam, 3, 0, false, 0", "adamax, 3, 0, false, 0", "adagrad, 1, 0, false, 0",
+        "amsgrad, 3, 0, false, 0"})
     void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph, double dropout,
                                                        boolean batchNorm, double labelSmoothing) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
         History[] histories = new History[2];
         float[][] parameters = new float[2][];
         float[][] movingStatistics = new float[2][];
+        List<Object> optimizerCounts = new ArrayList<>();
         for (int mode = 0; mode < 2; mode++) {
             try (Sequential model = Mlp.build(gpu, SEED, 784, new int[] {64, 32}, 10, Mlp.HiddenUnits.of("relu"),
                     Initializer.glorotUniform(), dropout, batchNorm).compile(switch (optimizer) {
                         case "adam" -> new Adam(2e-3);
                         case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01); // every buffer, decay
+                        case "amsgrad" -> new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004, true);
+                        case "nadam" -> new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004); // u_product on the device
+                        case "adamax" -> new Adamax(2e-3, 0.9, 0.999, 1e-7, 0.004);
+                        case "adagrad" -> new Adagrad(1e-2, 0.1, 1e-7, 0.004);
                         default -> new Sgd(0.05, 0.9, true);
                     }, Loss.CATEGORICAL_CROSSENTROPY, labelSmoothing, "accuracy")) {
                 histories[mode] = model.fit(train, FitOptions.builder().batchSize(128).epochs(3).verbose(0)
                         .graph(mode == 1).stepsPerGraph(stepsPerGraph).build());
                 parameters[mode] = model.parameters().toFloatArray();
                 movingStatistics[mode] = model.state() == null ? new float[0] : model.state().toFloatArray();
+                optimizerCounts.add(List.of(model.optimizer().iterations(), model.optimizer().stateScalars()));
             }
         }
+        assertEquals(optimizerCounts.get(0), optimizerCounts.get(1), "the step count and scalar state");
         assertFalse(histories[0].graphs());
         assertTrue(histories[1].graphs(), "CudaBackend captures the step, the profiler being graph-safe");
         assertEquals(Math.min(stepsPerGraph, 7), histories[1].stepsPerGraph(), "at most the 7 full batches");

@@ -105,10 +105,22 @@ class KernelAbiTest {
         abi.put("gather_next_batch", "pfpippipipiip");
         abi.put("copy_to_row_f32", "pppii");               // src, table, row, tableRows, n
         abi.put("advance_counters", "pi");                 // counters, n
-        // params, grads, m, v, learningRate, beta1, beta2 (double), epsilon, weightDecay, iterations, n, ticket
-        abi.put("adam_update_counter", "ppppdddffpip");
+        // params, grads, m, v, vHat (AMSGrad's, or NULL), learningRate, beta1, beta2 (double), epsilon, weightDecay,
+        // iterations, n, ticket
+        abi.put("adam_update_counter", "pppppdddffpip");
         // ... then iterations and the measured tail in place of n
-        abi.put("adam_update_measured_counter", "ppppdddffp" + MEASURED_TAIL);
+        abi.put("adam_update_measured_counter", "pppppdddffp" + MEASURED_TAIL);
+        // params, grads, m, v, learningRate (float), beta1, beta2 (double), epsilon, weightDecay, iterations,
+        // uProduct, n, ticket; measured: the tail in place of n
+        abi.put("nadam_update_counter", "ppppfddffppip");
+        abi.put("nadam_update_measured_counter", "ppppfddffpp" + MEASURED_TAIL);
+        // params, grads, m, u, learningRate (float), beta1, beta2 (double), epsilon, weightDecay, iterations, n,
+        // ticket; measured: the tail in place of n
+        abi.put("adamax_update_counter", "ppppfddffpip");
+        abi.put("adamax_update_measured_counter", "ppppfddffp" + MEASURED_TAIL);
+        // params, grads, accumulator, learningRate, epsilon, weightDecay, n; measured: the tail in place of n
+        abi.put("adagrad_update", "pppfffi");
+        abi.put("adagrad_update_measured", "pppfff" + MEASURED_TAIL);
         return abi;
     }
 
