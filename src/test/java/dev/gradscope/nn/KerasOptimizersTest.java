@@ -183,6 +183,27 @@ class KerasOptimizersTest {
         assertEquals(1 - 1e-3 * 0.5 / Math.sqrt(0.1 + 0.25 + 1e-7), after(new Adagrad(), 1f, 1), TOLERANCE);
     }
 
+    /**
+     * Review (optim): Keras 3 adds Adagrad's epsilon inside the square root. With gradients near 1 (as in
+     * adagradFollowsKeras3sRuleFromItsInitialAccumulator) sqrt(a + eps) and sqrt(a) + eps differ by about 1e-11 in p,
+     * far below the tolerance; an accumulator from 0 and a gradient of 1e-4 (g^2 = 1e-8 below eps = 1e-7) tell them
+     * apart by a factor of three.
+     */
+    @Test
+    void adagradPutsEpsilonInsideTheSquareRoot() {
+        double g = 1e-4f;
+        double keras = 1 - 1e-2 * g / Math.sqrt(g * g + 1e-7);
+        double pytorchStyle = 1 - 1e-2 * g / (Math.sqrt(g * g) + 1e-7);
+        assertTrue(Math.abs(keras - pytorchStyle) > 100 * TOLERANCE);
+        try (Tensor p = backend.fromHost(new float[] {1f}, 1); Tensor grads = backend.fromHost(new float[] {1e-4f}, 1)) {
+            Adagrad adagrad = new Adagrad(1e-2, 0, 1e-7, 0);
+            adagrad.build(backend, 1);
+            adagrad.step(p, grads);
+            adagrad.close();
+            assertEquals(keras, p.toFloatArray()[0], TOLERANCE);
+        }
+    }
+
     /** Keras 3's decoupled weight decay before each new optimizer's own step: p -= p wd lr, lr 1e-2, wd 0.1. */
     @Test
     void weightDecayShrinksTheParametersBeforeEachUpdate() {
