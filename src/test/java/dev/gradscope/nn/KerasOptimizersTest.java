@@ -204,6 +204,31 @@ class KerasOptimizersTest {
         }
     }
 
+    /**
+     * Review (optim): Keras 3's Adamax adds epsilon to u after the maximum, {@code (u + eps)}; PyTorch's adds it to
+     * |g| inside it, {@code max(beta2 u, |g| + eps)}. With gradients near 1 the two differ by about 1e-10 in p; a
+     * gradient below epsilon, then none, leaves u near 0, where the decayed epsilon (0.999 eps against eps) changes
+     * the second step by 1e-3 of itself: 4e-6 at lr 0.1.
+     */
+    @Test
+    void adamaxAddsEpsilonToTheNormOutsideTheMaximum() {
+        double g1 = 1e-8f;
+        double c2 = 1 - 0.9 * 0.9;
+        double p1 = 1 - 0.1 * (0.1 * g1) / (0.1 * (g1 + 1e-7));
+        double keras = p1 - 0.1 * (0.09 * g1) / (c2 * (0.999 * g1 + 1e-7));
+        double pytorchStyle = p1 - 0.1 * (0.09 * g1) / (c2 * (0.999 * (g1 + 1e-7)));
+        assertTrue(Math.abs(keras - pytorchStyle) > 10 * TOLERANCE, keras + " " + pytorchStyle);
+        try (Tensor p = backend.fromHost(new float[] {1f}, 1); Tensor grads = backend.fromHost(new float[] {1e-8f}, 1)) {
+            Adamax adamax = new Adamax(0.1, 0.9, 0.999, 1e-7, 0);
+            adamax.build(backend, 1);
+            adamax.step(p, grads);
+            backend.copyFromHost(new float[] {0f}, grads);
+            adamax.step(p, grads);
+            adamax.close();
+            assertEquals(keras, p.toFloatArray()[0], TOLERANCE);
+        }
+    }
+
     /** Keras 3's decoupled weight decay before each new optimizer's own step: p -= p wd lr, lr 1e-2, wd 0.1. */
     @Test
     void weightDecayShrinksTheParametersBeforeEachUpdate() {
