@@ -6,6 +6,7 @@ import dev.gradscope.data.Dataset;
 import dev.gradscope.data.DatasetKind;
 import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Adagrad;
+import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
@@ -790,7 +791,8 @@ final class TrainCommand implements Callable<Integer> {
                 && resolved.initialAccumulator() != Adagrad.DEFAULT_INITIAL_ACCUMULATOR) {
             sb.append(", initial accumulator ").append(number(resolved.initialAccumulator()));
         }
-        if (resolved.weightDecay() > 0) {
+        double defaultWeightDecay = resolved.optimizerId().equals("adamw") ? Adam.ADAMW_WEIGHT_DECAY : 0;
+        if (resolved.weightDecay() != defaultWeightDecay) {
             sb.append(", weight decay ").append(number(resolved.weightDecay()));
         }
         return sb.toString();

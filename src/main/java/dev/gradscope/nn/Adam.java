@@ -114,19 +114,13 @@ public final class Adam extends BaseOptimizer {
      */
     @Override
     public long iterations() {
-        return iterations == null ? 0 : iterations.toIntArray()[0];
+        return countOf(iterations);
     }
 
     /** Sets Keras's {@code iterations}, which the next update's bias corrections use (on the device). */
     @Override
     public void setIterations(long count) {
-        if (iterations == null) {
-            throw new IllegalStateException(id + " is not built yet: no step count to set");
-        }
-        if (count < 0 || count > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("Adam's step count is a count below 2^31, got " + count);
-        }
-        backend.copyFromHost(new int[] {(int) count}, iterations);
+        setCount(backend, iterations, count, id);
     }
 
     /** The first and second moments, Keras's {@code momentums} and {@code velocities}; AMSGrad's {@code v_hat}. */
@@ -143,9 +137,6 @@ public final class Adam extends BaseOptimizer {
         }
         return buffers;
     }
-
-
-
 
     @Override
     public String id() {

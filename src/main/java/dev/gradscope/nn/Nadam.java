@@ -118,7 +118,7 @@ public final class Nadam extends BaseOptimizer {
                     + values.keySet());
         }
         if (!(product >= 0 && product <= 1)) {
-            throw new IllegalArgumentException("Nadam's " + U_PRODUCT + " is a product of factors in [0, 1): in [0, 1],"
+            throw new IllegalArgumentException("Nadam's " + U_PRODUCT + ", a product of factors in [0, 1), must be in [0, 1],"
                     + " got " + product);
         }
         backend.copyFromHost(new float[] {product}, uProduct);

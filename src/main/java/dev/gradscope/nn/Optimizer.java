@@ -36,7 +36,7 @@ public interface Optimizer extends AutoCloseable {
 
     /**
      * Whether {@link #step(Tensor, Tensor, StepEnd)} does all of a step end's work, the gradient norms and the
-     * counter's advance included (Adam, Sgd and RmsProp do, through Backend's ops that take a {@link StepEnd}). The
+     * counter's advance included (every optimizer of {@link BaseOptimizer} does, through Backend's ops that take a {@link StepEnd}). The
      * trainer hands those only to an optimizer that says so; for any other it queues them as ops of their own.
      */
     default boolean endsSteps() {

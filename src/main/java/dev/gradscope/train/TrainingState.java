@@ -17,6 +17,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.stream.Stream;
 
 /**
@@ -157,7 +159,7 @@ public final class TrainingState {
                 throw new IllegalStateException(cannot + "the optimizer's " + scalars
                         + " (a training state holds finite numbers only)");
             }
-            all.put(OPTIMIZER_SCALARS, json(new java.util.TreeMap<>(scalars)));
+            all.put(OPTIMIZER_SCALARS, json(new TreeMap<>(scalars)));
         }
         all.put("label_smoothing", Double.toString(model.labelSmoothing()));
         all.put("history", json(historyDocument(history)));
@@ -445,7 +447,7 @@ public final class TrainingState {
      * (none: no key), each a finite float.
      */
     private static Map<String, Float> readOptimizerScalars(Map<String, String> meta, Optimizer optimizer, Path file) {
-        java.util.Set<String> own = optimizer.stateScalars().keySet();
+        Set<String> own = optimizer.stateScalars().keySet();
         if (!meta.containsKey(OPTIMIZER_SCALARS)) {
             if (!own.isEmpty()) {
                 throw new InvalidDataException(file + ": metadata '" + OPTIMIZER_SCALARS + "' is missing; "
