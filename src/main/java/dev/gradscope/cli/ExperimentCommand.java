@@ -1669,9 +1669,10 @@ final class ExperimentCommand implements Runnable {
                 page.verdict(HtmlReport.Tone.SUCCESS, "Confirmed: every adaptive optimizer gives the layers more even"
                         + " steps than plain SGD", detail);
             } else {
-                page.verdict(HtmlReport.Tone.WARNING, "Not confirmed for " + names(adaptive.stream()
-                        .filter(r -> !moreEven.contains(r)).toList()) + ": its layers' update ratios are no more even"
-                        + " than plain SGD's", detail);
+                List<Run> notEven = adaptive.stream().filter(r -> !moreEven.contains(r)).toList();
+                page.verdict(HtmlReport.Tone.WARNING, "Not confirmed for " + names(notEven) + ": "
+                        + (notEven.size() == 1 ? "its" : "their") + " layers' update ratios are no more even than"
+                        + " plain SGD's", detail);
             }
         }
 

@@ -198,6 +198,13 @@ class OptimizersExperimentTest {
             assertEquals(layerOne, perStep.rows().stream().filter(r -> r.get(0).equals(name))
                     .map(r -> Double.parseDouble((String) r.get(2))).toList());
         }
+        // Each run keeps its weights as train --out does, and gradscope evaluate finds its last test accuracy.
+        Path evaluation = tmp.resolve("adam.json");
+        assertEquals(0, run("evaluate", dir.resolve("runs/adam/model.safetensors").toString(), "--device", "cpu",
+                "--data-dir", MnistSubset.dir().toString(), "--out", evaluation.toString()), err.toString());
+        List<?> validation = (List<?>) HistoryJson.read(dir.resolve("runs/adam").resolve(RunReport.HISTORY_FILE))
+                .get("val_accuracy");
+        assertEquals(validation.get(validation.size() - 1), HistoryJson.read(evaluation).get("accuracy"));
         assertTrue(page.contains("Reproduce") && page.contains("--optimizers sgd,adam") && page.contains(
                 "--activation relu") && page.contains("--hidden 32,16"), "the command line");
     }
