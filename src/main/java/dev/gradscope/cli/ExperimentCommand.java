@@ -11,6 +11,7 @@ import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.BarChart;
 import dev.gradscope.report.Chart;
+import dev.gradscope.report.CsvTable;
 import dev.gradscope.report.ExperimentReport;
 import dev.gradscope.report.ExperimentReport.Run;
 import dev.gradscope.report.HtmlReport;
@@ -50,16 +51,19 @@ import picocli.CommandLine.Spec;
  *   <li>{@code normalization}: a deep MLP per activation without and with batch normalization, gradient norm
  *       against depth: the vanishing gradient and its cure;</li>
  *   <li>{@code init}: a ReLU MLP whose kernels start at growing scales, trained with plain SGD until the
- *       gradients overflow.</li>
+ *       gradients overflow;</li>
+ *   <li>{@code optimizers}: the chapter's MLP once per optimizer at its Keras default learning rate, and how
+ *       each one sizes the step of every layer (the update ratio ||ΔW|| / ||W|| against depth).</li>
  * </ul>
  */
 @Command(name = "experiment", mixinStandardHelpOptions = true, versionProvider = GradScope.Version.class,
         description = "Reproduce an experiment of section 5.4 of the chapter and write its report.",
         subcommands = {ExperimentCommand.Losses.class, ExperimentCommand.Activations.class,
-                ExperimentCommand.Gradients.class, ExperimentCommand.Normalization.class, ExperimentCommand.Init.class})
+                ExperimentCommand.Gradients.class, ExperimentCommand.Normalization.class, ExperimentCommand.Init.class,
+                ExperimentCommand.Optimizers.class})
 final class ExperimentCommand implements Runnable {
     /** The experiments, for the "missing experiment" message. */
-    static final String NAMES = "losses, activations, gradients, normalization or init";
+    static final String NAMES = "losses, activations, gradients, normalization, init or optimizers";
 
     /** The chapter's activations, in its order. */
     static final List<String> CHAPTER_ACTIVATIONS = List.of("step", "linear", "sigmoid", "tanh", "hardtanh", "arctan",
@@ -331,6 +335,31 @@ final class ExperimentCommand implements Runnable {
             }
             return units;
         }
+    }
+
+    /**
+     * Options for an MLP of {@code hidden} widths of {@code activation} units (with their default parameter) trained
+     * with categorical cross-entropy from {@code init} kernels, to be resolved with an optimizer's settings ({@link
+     * OptimizerOptions#resolve}) as train resolves its own.
+     */
+    static ModelOptions chapterModel(String activation, int[] hidden, String init) {
+        ModelOptions model = new ModelOptions();
+        model.activation = activation;
+        model.maxoutPieces = 2; // the option's default
+        model.hidden = hidden.clone();
+        model.loss = Loss.CATEGORICAL_CROSSENTROPY.id();
+        model.init = init;
+        return model;
+    }
+
+    /** How an adaptive optimizer sizes each parameter's step, as a sentence's start: "adam divides each ...". */
+    static String adaptiveStep(String optimizerId) {
+        return switch (optimizerId) {
+            case "adamax" -> "adamax divides each parameter's step by a decaying maximum of its gradient's magnitude";
+            case "adagrad" -> "adagrad divides each parameter's step by the root of the sum of its squared gradients"
+                    + " so far";
+            default -> optimizerId + " divides each parameter's step by the running root mean square of its gradient";
+        };
     }
 
     /** The chapter's MLP on MNIST (or any data set of its format), e.g. {@code 784-512-256-128-64-10}. */
@@ -928,17 +957,18 @@ final class ExperimentCommand implements Runnable {
                 description = "Hidden activation (default: ${DEFAULT-VALUE}).")
         String activation;
 
-        @Option(names = "--optimizer", defaultValue = "sgd",
-                description = "sgd or adam (default: ${DEFAULT-VALUE}; Adam's per-parameter step size absorbs"
-                        + " large gradients).")
-        String optimizer;
+        /**
+         * Any optimizer train takes, with the settings that apply to it (default: plain SGD, whose step is
+         * proportional to the gradient; the adaptive ones' per-parameter step sizes absorb large gradients).
+         */
+        @Mixin
+        OptimizerOptions optimizer;
 
-        @Option(names = "--learning-rate", paramLabel = "LR",
-                description = "Learning rate (default: Keras's, 0.01 for sgd and 0.001 for adam).")
-        Double learningRate;
+        /** The experiment's optimizer when --optimizer is not given. */
+        static final String DEFAULT_OPTIMIZER = "sgd";
 
-        @Option(names = "--momentum", defaultValue = "0", description = "SGD momentum (default: ${DEFAULT-VALUE}).")
-        double momentum;
+        /** The first run's model, which every run's optimizer settings equal; set by {@link #plan}. */
+        private ModelOptions.Resolved planned;
 
         @Option(names = "--clip-norm", paramLabel = "MAX",
                 description = "Also train every σ with its gradients rescaled, before each update, to global L2 norm"
@@ -962,19 +992,23 @@ final class ExperimentCommand implements Runnable {
         @Override
         String extraArguments() {
             return " --scales " + Arrays.stream(scales).mapToObj(ExperimentCommand::scaleText)
-                    .collect(Collectors.joining(",")) + " --activation " + activation + " --optimizer " + optimizerId()
-                    + " --learning-rate " + learningRate() + (momentum > 0 ? " --momentum " + momentum : "")
+                    .collect(Collectors.joining(",")) + " --activation " + activation
+                    + OptimizerOptions.arguments(planned)
                     + (clipNorm != null ? " --clip-norm " + scaleText(clipNorm) : "")
                     + (clipValue != null ? " --clip-value " + scaleText(clipValue) : "")
                     + batchNorm.argument();
         }
 
         private String optimizerId() {
-            return optimizer.trim().toLowerCase(Locale.ROOT);
+            return planned.optimizerId();
         }
 
         private double learningRate() {
-            return learningRate != null ? learningRate : optimizerId().equals("adam") ? 1e-3 : 1e-2;
+            return planned.learningRate();
+        }
+
+        private double momentum() {
+            return planned.momentum();
         }
 
         /** The clipping of the clipped runs, checked; {@link Clipping#NONE} when neither option is given. */
@@ -997,15 +1031,6 @@ final class ExperimentCommand implements Runnable {
         List<RunSpec> plan() {
             Mlp.HiddenUnits units = hiddenUnits(List.of(activation), "--activation").get(0);
             batchNorm.requireSeparateActivations(List.of(units), "--activation", this::usage);
-            if (!optimizerId().equals("sgd") && !optimizerId().equals("adam")) {
-                throw usage("--optimizer: unknown optimizer '" + optimizer + "'; valid: sgd, adam");
-            }
-            if (!(learningRate() > 0) || Double.isInfinite(learningRate())) {
-                throw usage("--learning-rate must be a positive number, got " + learningRate());
-            }
-            if (!(momentum >= 0 && momentum < 1)) {
-                throw usage("--momentum must be in [0, 1), got " + momentum);
-            }
             Clipping clipping = clipping();
             if (scales == null || scales.length == 0) {
                 throw usage("--scales needs at least one standard deviation");
@@ -1020,9 +1045,12 @@ final class ExperimentCommand implements Runnable {
                 if (specs.stream().anyMatch(s -> s.dirName().equals("sigma-" + text))) {
                     throw usage("--scales names " + text + " twice");
                 }
-                RunSpec plain = new RunSpec("σ=" + text, "sigma-" + text, new ModelOptions.Resolved(units,
-                        Mlp.CHAPTER_HIDDEN, Loss.CATEGORICAL_CROSSENTROPY, init, optimizerId(), learningRate(),
-                        momentum, false).withBatchNorm(batchNorm.on));
+                ModelOptions model = chapterModel(activation, Mlp.CHAPTER_HIDDEN, init.toString());
+                RunSpec plain = new RunSpec("σ=" + text, "sigma-" + text, batchNorm.applyTo(
+                        optimizer.resolve(model, DEFAULT_OPTIMIZER, this::usage)));
+                if (planned == null) {
+                    planned = plain.model();
+                }
                 specs.add(plain);
                 if (clipping.on()) {
                     specs.add(plain.variant(CLIPPED, CLIPPED_DIR, plain.model(), clipping));
@@ -1037,10 +1065,7 @@ final class ExperimentCommand implements Runnable {
             List<Pair> pairs = pairs(runs, CLIPPED);
             List<Run> plain = clipping.on() ? pairs.stream().map(Pair::without).toList() : runs;
             List<Run> clipped = pairs.stream().map(Pair::with).toList();
-            String optimizerText = optimizerId().equals("sgd")
-                    ? "plain SGD (lr " + learningRate() + (momentum > 0 ? ", momentum " + momentum : ", no momentum")
-                            + ")"
-                    : "Adam (lr " + learningRate() + ")";
+            String optimizerText = OptimizerOptions.text(planned);
             String model = chapterMlp() + " " + activation + (batchNorm.on ? ", batch norm" : "")
                     + ", categorical_crossentropy, " + optimizerText;
             HtmlReport page = report.page();
@@ -1052,16 +1077,15 @@ final class ExperimentCommand implements Runnable {
                     + " numbers overflow float32 and the gradient becomes infinite or NaN. Too small a σ does the"
                     + " opposite: the signal and the gradient shrink layer by layer and the network barely learns.");
             if (optimizerId().equals("sgd")) {
-                page.paragraph("Optimizer: " + optimizerText + ", Keras's default SGD, because its step is"
+                page.paragraph("Optimizer: " + optimizerText + ", Keras's SGD, because its step is"
                         + " proportional to the gradient and so shows an exploding gradient directly. Adam divides"
                         + " each parameter's step by the running root mean square of its gradient, so its steps stay"
                         + " near the learning rate however large the gradient: it absorbs much of the explosion (run"
                         + " with --optimizer adam to compare).");
             } else {
-                page.paragraph("Optimizer: " + optimizerText + ". Adam divides each parameter's step by the running"
-                        + " root mean square of its gradient, so its steps stay near the learning rate however large"
-                        + " the gradient; plain SGD (the default of this experiment) shows an exploding gradient"
-                        + " more directly.");
+                page.paragraph("Optimizer: " + optimizerText + ". " + adaptiveStep(optimizerId()) + ", so its steps"
+                        + " stay near the learning rate however large the gradient; plain SGD (the default of this"
+                        + " experiment) shows an exploding gradient more directly.");
             }
             batchNorm.describe(page, ". The normalisation divides each pre-activation by its standard deviation over"
                     + " the batch, which undoes the kernel's scale: the signal reaching each activation no longer grows"
@@ -1190,25 +1214,29 @@ final class ExperimentCommand implements Runnable {
          */
         private String updateBound(Clipping clipping, String subject) {
             if (!optimizerId().equals("sgd")) {
-                return "Adam divides each parameter's step by the running root mean square of its gradient, so a"
-                        + " clipped run's steps stay near the learning rate per parameter, as an unclipped run's do:"
-                        + " the limit sets no bound of its own on them.";
+                return adaptiveStep(optimizerId()) + ", so a clipped run's steps stay near the learning rate per"
+                        + " parameter, as an unclipped run's do: the limit sets no bound of its own on them.";
             }
+            double momentum = momentum();
             String lr = scaleText(learningRate());
             double growth = 1 / (1 - momentum);
+            // Keras's Nesterov step, m v_new - lr g, has the same bound: m lr MAX / (1 - m) + lr MAX.
             String rule = momentum > 0
-                    ? "with SGD and momentum " + scaleText(momentum) + " a step adds up the clipped gradients of every"
-                            + " step so far, weighted by powers of the momentum, so "
+                    ? "with SGD and momentum " + scaleText(momentum) + (planned.nesterov() ? " (Nesterov)" : "")
+                            + " a step adds up the clipped gradients of every step so far, weighted by powers of the"
+                            + " momentum, so "
                     : "with plain SGD the update is the learning rate times the clipped gradient, so ";
             String factor = momentum > 0 ? " / (1 − " + scaleText(momentum) + ")" : "";
+            String decay = planned.weightDecay() > 0 ? " (besides the weight decay's own shrinking of the weights)"
+                    : "";
             if (clipping.globalNorm() > 0) {
                 return rule + subject + " (all parameters together) is at most lr × MAX" + factor + " = " + lr + " × "
                         + scaleText(clipping.globalNorm()) + factor + " = "
-                        + round(learningRate() * clipping.globalNorm() * growth) + " long.";
+                        + round(learningRate() * clipping.globalNorm() * growth) + " long" + decay + ".";
             }
             return rule + "no parameter moves by more than lr × LIMIT" + factor + " = " + lr + " × "
                     + scaleText(clipping.value()) + factor + " = " + round(learningRate() * clipping.value() * growth)
-                    + " in a step, and a kernel of n weights by at most that times √n (the figure's layer 1 kernel,"
+                    + " in a step" + decay + ", and a kernel of n weights by at most that times √n (the figure's layer 1 kernel,"
                     + " with its " + layerOneWeights() + " weights, by " + round(learningRate() * clipping.value()
                     * growth * Math.sqrt(layerOneWeights())) + ").";
         }
@@ -1373,6 +1401,315 @@ final class ExperimentCommand implements Runnable {
                             + RunReport.where(r.history(), r.history().nonFinite())
                             : String.format(Locale.ROOT, "val_accuracy %.4f", r.last("val_accuracy"))))
                     .collect(Collectors.joining(", "));
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /** The optimizers side by side: one run each at its default learning rate, and the step each gives every layer. */
+    @Command(name = "optimizers", mixinStandardHelpOptions = true,
+            versionProvider = GradScope.Version.class, sortOptions = false,
+            description = "The chapter's MLP trained once per optimizer at its Keras default learning rate, same seed"
+                    + " and data: loss and test accuracy per epoch, final accuracies, and the update ratio"
+                    + " ||ΔW|| / ||W|| of every layer against depth: how each optimizer sizes the step of each layer.")
+    static final class Optimizers extends Experiment {
+        static final List<String> DEFAULT = List.of("sgd", "sgd:0.9", "rmsprop", "adam", "adagrad");
+
+        @Option(names = "--optimizers", split = ",", paramLabel = "ID[:MOMENTUM]",
+                description = "Optimizers to compare, each at its default learning rate (Keras's: 0.01 for sgd,"
+                        + " 0.001 for the others); sgd:0.9 or rmsprop:0.9 adds that momentum (default:"
+                        + " sgd,sgd:0.9,rmsprop,adam,adagrad; valid ids: adam, adamw, sgd, rmsprop, nadam, adamax,"
+                        + " adagrad).")
+        List<String> optimizers = new ArrayList<>(DEFAULT);
+
+        @Option(names = "--activation", defaultValue = "relu",
+                description = "Hidden activation of every run (default: ${DEFAULT-VALUE}).")
+        String activation;
+
+        @Option(names = "--hidden", split = ",", paramLabel = "WIDTH",
+                description = "Hidden layer widths (default: the chapter's, 512,256,128,64).")
+        int[] hidden = Mlp.CHAPTER_HIDDEN.clone();
+
+        Optimizers() {
+            super("optimizers", 3, "Optimizers: how each one sizes the step of every layer");
+        }
+
+        @Override
+        String extraArguments() {
+            return " --optimizers " + String.join(",", optimizers) + " --activation " + activation
+                    + (Arrays.equals(hidden, Mlp.CHAPTER_HIDDEN) ? "" : " --hidden " + Arrays.stream(hidden)
+                            .mapToObj(String::valueOf).collect(Collectors.joining(",")));
+        }
+
+        @Override
+        List<RunSpec> plan() {
+            String valid = "valid: " + String.join(", ", ModelOptions.OPTIMIZERS)
+                    + ", each optionally with :MOMENTUM for sgd and rmsprop (sgd:0.9)";
+            if (optimizers == null || optimizers.isEmpty() || optimizers.stream().anyMatch(String::isBlank)) {
+                throw usage("--optimizers needs a list of optimizers without empty entries, got "
+                        + (optimizers == null ? "none" : "'" + String.join(",", optimizers) + "'") + "; " + valid);
+            }
+            hiddenUnits(List.of(activation), "--activation");
+            if (hidden.length == 0 || Arrays.stream(hidden).anyMatch(w -> w < 1)) {
+                throw usage("--hidden needs widths >= 1, got " + Arrays.toString(hidden));
+            }
+            List<RunSpec> specs = new ArrayList<>();
+            for (String entry : optimizers) {
+                String[] parts = entry.trim().split(":", -1);
+                String id = parts[0].trim().toLowerCase(Locale.ROOT);
+                if (parts.length > 2 || !ModelOptions.OPTIMIZERS.contains(id)) {
+                    throw usage("--optimizers: unknown optimizer '" + entry + "'; " + valid);
+                }
+                ModelOptions model = chapterModel(activation, hidden, "glorot_uniform");
+                model.optimizer = id;
+                if (parts.length == 2) {
+                    try {
+                        model.momentum = Double.parseDouble(parts[1]);
+                    } catch (NumberFormatException e) {
+                        throw usage("--optimizers " + entry + ": the momentum '" + parts[1] + "' is not a number");
+                    }
+                }
+                ModelOptions.Resolved resolved = model.resolve(message -> usage("--optimizers " + entry + ": "
+                        + message));
+                String momentum = resolved.momentum() > 0 ? scaleText(resolved.momentum()) : null;
+                RunSpec spec = new RunSpec(id + (momentum == null ? "" : " momentum " + momentum),
+                        id + (momentum == null ? "" : "-momentum-" + momentum), resolved);
+                if (specs.stream().anyMatch(s -> s.dirName().equals(spec.dirName()))) {
+                    throw usage("--optimizers names " + spec.name() + " twice: " + String.join(",", optimizers));
+                }
+                specs.add(spec);
+            }
+            return specs;
+        }
+
+        /** Each run's optimizer as the page names it, e.g. "sgd (lr 0.01, momentum 0.9)". */
+        private static String optimizerText(List<RunSpec> specs, Run run) {
+            return specs.stream().filter(s -> s.name().equals(run.name())).findFirst()
+                    .map(s -> OptimizerOptions.text(s.model())).orElse(run.name());
+        }
+
+        @Override
+        void report(ExperimentReport report, List<Run> runs, String setting) {
+            List<RunSpec> specs = plan();
+            String model = TrainCommand.architecture(Mnist.PIXELS, hidden, Mnist.CLASS_COUNT) + " " + activation
+                    + ", categorical_crossentropy, glorot_uniform";
+            HtmlReport page = report.page();
+            page.paragraph("The same MLP (" + model + ") trained once per optimizer, each at its Keras default"
+                    + " learning rate, from the same initial weights on the same batches (one seed): " + runs.stream()
+                    .map(r -> optimizerText(specs, r)).collect(Collectors.joining(", ")) + ". Keras's defaults are"
+                    + " what a user gets without tuning; they are not each optimizer's best rate, so the accuracies"
+                    + " compare the defaults, not the methods at their best.");
+            page.paragraph("What sets them apart is the size of the step each one gives each layer. The update"
+                    + " ratio ||ΔW|| / ||W|| of a kernel is how far one step moves it relative to its size (the"
+                    + " profiler measures it at every step, gradients.csv's update_ratio; about 1e-3 is the usual rule"
+                    + " of thumb). SGD's step is the learning rate times the gradient, so its ratios follow each layer's"
+                    + " gradient norm over its weight norm: even where the gradient reaches every layer alike, uneven"
+                    + " where it vanishes or explodes on its way back. RMSprop, Adam and their kin divide each"
+                    + " element's step by a running root mean square of its own gradient, so each element moves about"
+                    + " the learning rate whatever its gradient's size, and a layer's ratio is about the learning rate"
+                    + " over its weights' typical size, whatever its gradient: glorot_uniform draws that size as"
+                    + " √(2 / (fan_in + fan_out)), so their ratios differ across layers by √(fan_in + fan_out),"
+                    + " " + round(glorotSpread(hidden)) + "x in this MLP. Adagrad divides by √(0.1 + the sum of all"
+                    + " its squared gradients so far); while that sum is small against its starting 0.1 its step is"
+                    + " lr × g / √0.1, SGD's rule at about a third of the rate.");
+            page.paragraph("Every run: " + setting + ".");
+
+            page.heading("Verdicts");
+            CsvTable spreads = spreadTable(runs);
+            for (Run run : runs) {
+                spreadVerdict(page, run, optimizerText(specs, run));
+            }
+            evennessVerdict(page, runs);
+            adagradVerdict(page, runs);
+            bestAccuracyVerdict(page, runs);
+            problemVerdicts(page, runs);
+
+            String ratioTitle = "Update ratio against depth, epoch 1";
+            figure(report, ratioTitle, "For each optimizer, the mean update ratio ||ΔW|| / ||W|| of each kernel over"
+                    + " the steps of the first epoch, from layer 1 (next to the input) to the output layer, log"
+                    + " scale. A flat line gives every layer the same relative step.",
+                    ExperimentReport.updateRatioByDepth(ratioTitle, model, runs, 0), "update-ratio-by-depth-epoch-1");
+            if (epochs > 1) {
+                String lastTitle = "Update ratio against depth, epoch " + epochs;
+                figure(report, lastTitle, "The same over the last epoch: Adagrad's ratios have shrunk as its"
+                        + " accumulator grew; the others' have settled where their rule keeps them.",
+                        ExperimentReport.updateRatioByDepth(lastTitle, model, runs, epochs - 1),
+                        "update-ratio-by-depth-last-epoch");
+            }
+            report.table("Update ratio spread across layers (largest layer mean over smallest)", spreads,
+                    "update-ratio-spread.csv");
+            report.table("Mean update ratio of every kernel", ratioTable(runs), "update-ratios.csv");
+            String stepTitle = "Layer 1 update ratio per step";
+            figure(report, stepTitle, "The update ratio of layer 1's kernel at every step, one line per optimizer,"
+                    + " log scale.", ExperimentReport.kernelUpdateRatioPerStep(stepTitle, model, runs, 1),
+                    "update-ratio-per-step");
+            figure(report, "Training loss per epoch", null, ExperimentReport.metricPerEpoch("Training loss per epoch",
+                    model, "training loss", true, runs, "loss"), "loss");
+            figure(report, "Test accuracy per epoch", null, ExperimentReport.metricPerEpoch("Test accuracy per epoch",
+                    model, "val_accuracy", false, runs, "val_accuracy"), "val-accuracy");
+            figure(report, "Final train and test accuracy", "Train accuracy is the mean over the last epoch's batches"
+                    + " while the weights were still changing, as Keras reports it; test accuracy is measured after"
+                    + " the epoch.", ExperimentReport.finalAccuracy("Final train and test accuracy (epoch " + epochs
+                    + ")", model, "optimizer", runs), "accuracy");
+            runsSection(report, runs);
+        }
+
+        /**
+         * How much the weight scale of glorot_uniform, √(2 / (fan_in + fan_out)), differs across the kernels of an
+         * MLP of these hidden widths (largest over smallest): where the update ratios of an optimizer that moves every
+         * element about the learning rate end up.
+         */
+        static double glorotSpread(int[] hidden) {
+            int[] widths = new int[hidden.length + 2];
+            widths[0] = Mnist.PIXELS;
+            System.arraycopy(hidden, 0, widths, 1, hidden.length);
+            widths[widths.length - 1] = Mnist.CLASS_COUNT;
+            double[] fans = new double[widths.length - 1];
+            for (int i = 0; i < fans.length; i++) {
+                fans[i] = widths[i] + widths[i + 1];
+            }
+            return Math.sqrt(Arrays.stream(fans).max().getAsDouble() / Arrays.stream(fans).min().getAsDouble());
+        }
+
+        /** The epoch-1 mean update ratio of every kernel of a run; empty without a profile. */
+        static double[] epochOneRatios(Run run) {
+            return run.profile() == null || run.profile().epochs() == 0 ? new double[0]
+                    : ExperimentReport.kernelUpdateRatiosByDepth(run.profile(), 0);
+        }
+
+        /** The last profiled epoch's mean update ratio of every kernel of a run; empty without a profile. */
+        static double[] lastEpochRatios(Run run) {
+            return run.profile() == null || run.profile().epochs() == 0 ? new double[0]
+                    : ExperimentReport.kernelUpdateRatiosByDepth(run.profile(), run.profile().epochs() - 1);
+        }
+
+        /** Largest over smallest of {@code ratios}; NaN when one of them is not a positive finite number. */
+        static double spread(double[] ratios) {
+            if (ratios.length == 0 || Arrays.stream(ratios).anyMatch(r -> !(r > 0) || Double.isInfinite(r))) {
+                return Double.NaN;
+            }
+            return Arrays.stream(ratios).max().getAsDouble() / Arrays.stream(ratios).min().getAsDouble();
+        }
+
+        /** Per run: layer 1's and the output layer's epoch-1 mean ratio, the spread in epoch 1 and the last epoch. */
+        private CsvTable spreadTable(List<Run> runs) {
+            CsvTable table = new CsvTable("run", "layer 1 (epoch 1)", "output layer (epoch 1)",
+                    "max / min (epoch 1)", "max / min (last epoch)", "val_accuracy");
+            for (Run run : runs) {
+                double[] first = epochOneRatios(run);
+                table.addRow(run.name(), first.length == 0 ? Double.NaN : first[0],
+                        first.length == 0 ? Double.NaN : first[first.length - 1], spread(first),
+                        spread(lastEpochRatios(run)), run.last("val_accuracy"));
+            }
+            return table;
+        }
+
+        /** One row per run and kernel: its depth, its layer, its mean update ratio over epoch 1 and the last epoch. */
+        private static CsvTable ratioTable(List<Run> runs) {
+            CsvTable table = new CsvTable("run", "depth", "layer", "mean update ratio (epoch 1)",
+                    "mean update ratio (last epoch)");
+            for (Run run : runs) {
+                double[] first = epochOneRatios(run);
+                double[] last = lastEpochRatios(run);
+                for (int d = 0; d < first.length; d++) {
+                    table.addRow(run.name(), d + 1, run.profile().segments().get(run.profile().kernelSegments()
+                            .get(d)).layerName(), first[d], last[d]);
+                }
+            }
+            return table;
+        }
+
+        /** A run's update ratios across its layers: which layer moves most and least, and by how much they differ. */
+        private static void spreadVerdict(HtmlReport page, Run run, String optimizer) {
+            double[] ratios = epochOneRatios(run);
+            double spread = spread(ratios);
+            if (Double.isNaN(spread)) {
+                page.verdict(HtmlReport.Tone.WARNING, run.name() + ": no update ratio of every layer to compare",
+                        "The run has no profile, or a layer's ratio is not a positive finite number: "
+                                + Arrays.toString(ratios) + ".");
+                return;
+            }
+            int max = 0;
+            int min = 0;
+            for (int d = 1; d < ratios.length; d++) {
+                max = ratios[d] > ratios[max] ? d : max;
+                min = ratios[d] < ratios[min] ? d : min;
+            }
+            double[] last = lastEpochRatios(run);
+            page.verdict(HtmlReport.Tone.INFO, String.format(Locale.ROOT, "%s: update ratios %s across layers"
+                            + " (largest / smallest layer, epoch 1)", run.name(), round(spread) + "x"),
+                    String.format(Locale.ROOT, "%s. Mean ||ΔW|| / ||W|| over epoch 1 from layer 1 to the output"
+                                    + " layer: %s; largest at layer %d (%s), smallest at layer %d (%s). Last epoch:"
+                                    + " %s (max / min %sx). Test accuracy %.4f.", optimizer,
+                            Arrays.stream(ratios).mapToObj(ExperimentCommand::round).collect(Collectors.joining(", ")),
+                            max + 1, round(ratios[max]), min + 1, round(ratios[min]),
+                            Arrays.stream(last).mapToObj(ExperimentCommand::round).collect(Collectors.joining(", ")),
+                            round(spread(last)), run.last("val_accuracy")));
+        }
+
+        /**
+         * Whether the adaptive optimizers (every run but sgd's) keep their layers' ratios more even than plain SGD:
+         * the claim the experiment tests, when a plain sgd run and an adaptive one ran.
+         */
+        private void evennessVerdict(HtmlReport page, List<Run> runs) {
+            Run sgd = find(runs, "sgd");
+            List<Run> adaptive = runs.stream().filter(r -> !r.name().startsWith("sgd")
+                    && !Double.isNaN(spread(epochOneRatios(r)))).toList();
+            if (sgd == null || adaptive.isEmpty() || Double.isNaN(spread(epochOneRatios(sgd)))) {
+                return;
+            }
+            double sgdSpread = spread(epochOneRatios(sgd));
+            String detail = "Largest over smallest layer's mean update ratio in epoch 1: sgd " + round(sgdSpread)
+                    + "x; " + adaptive.stream().map(r -> r.name() + " " + round(spread(epochOneRatios(r))) + "x")
+                    .collect(Collectors.joining(", ")) + ". An optimizer that moves every element about the learning"
+                    + " rate gets ratios about lr / the layer's weight scale, which glorot_uniform makes differ by "
+                    + round(glorotSpread(hidden)) + "x across this MLP's layers; plain SGD's follow the gradient.";
+            List<Run> moreEven = adaptive.stream().filter(r -> spread(epochOneRatios(r)) < sgdSpread).toList();
+            if (moreEven.size() == adaptive.size()) {
+                page.verdict(HtmlReport.Tone.SUCCESS, "Confirmed: every adaptive optimizer gives the layers more even"
+                        + " steps than plain SGD", detail);
+            } else {
+                List<Run> notEven = adaptive.stream().filter(r -> !moreEven.contains(r)).toList();
+                page.verdict(HtmlReport.Tone.WARNING, "Not confirmed for " + names(notEven) + ": "
+                        + (notEven.size() == 1 ? "its" : "their") + " layers' update ratios are no more even than"
+                        + " plain SGD's", detail);
+            }
+        }
+
+        /** Adagrad at Keras's default rate: how far behind the best run it ends, said rather than hidden. */
+        private static void adagradVerdict(HtmlReport page, List<Run> runs) {
+            Run adagrad = find(runs, "adagrad");
+            if (adagrad == null) {
+                return;
+            }
+            double best = runs.stream().mapToDouble(r -> r.last("val_accuracy")).filter(Double::isFinite).max()
+                    .orElse(Double.NaN);
+            double[] first = epochOneRatios(adagrad);
+            double[] last = lastEpochRatios(adagrad);
+            Run sgd = find(runs, "sgd");
+            double[] sgdFirst = sgd == null ? new double[0] : epochOneRatios(sgd);
+            String detail = String.format(Locale.ROOT, "Adagrad's default learning rate, 0.001, is Keras's. Its"
+                            + " accumulator starts at 0.1 and adds every squared gradient; while the sum stays small"
+                            + " against 0.1 the step is lr × g / √0.1 ≈ 0.0032 × g, SGD's rule at a third of SGD's"
+                            + " default rate. Layer 1's mean update ratio: %s in epoch 1, %s in the last%s. Test"
+                            + " accuracy %.4f against the best run's %.4f. train --optimizer adagrad --learning-rate"
+                            + " 0.01 (or more) gives it steps of SGD's size.", first.length == 0 ? "NaN"
+                            : round(first[0]), last.length == 0 ? "NaN" : round(last[0]), sgdFirst.length == 0
+                            || first.length == 0 ? "" : " (plain SGD's in epoch 1: " + round(sgdFirst[0]) + ", "
+                            + ratioText(first[0] / sgdFirst[0]) + " of it)", adagrad.last("val_accuracy"), best);
+            if (adagrad.last("val_accuracy") < best - 0.05) {
+                page.verdict(HtmlReport.Tone.WARNING, "adagrad learns slowly at Keras's default learning rate",
+                        detail);
+            } else {
+                page.verdict(HtmlReport.Tone.INFO, "adagrad at Keras's default learning rate", detail);
+            }
+        }
+
+        @Override
+        String outcome(List<Run> runs) {
+            return "update ratio, largest / smallest layer, epoch 1: " + runs.stream()
+                    .map(r -> r.name() + " " + round(spread(epochOneRatios(r))) + "x")
+                    .collect(Collectors.joining(", ")) + "\nval_accuracy: " + accuracies(runs);
         }
     }
 

@@ -151,6 +151,15 @@ public final class ExperimentReport {
         return this;
     }
 
+    /** Writes {@code table} to {@code fileName} in the experiment's folder, shows it in the page and links the CSV. */
+    public ExperimentReport table(String caption, CsvTable table, String fileName) {
+        Path file = dir.resolve(fileName);
+        table.write(file);
+        page.table(caption, table);
+        page.links(file);
+        return this;
+    }
+
     /** A line per run: its name and a link to its own report (charts, per-layer table, CSVs). */
     public ExperimentReport runLinks(List<Run> runs) {
         page.subheading("Each run's own report");
@@ -239,6 +248,78 @@ public final class ExperimentReport {
             chart.series(run.name(), x, y);
         }
         return chart.build();
+    }
+
+    /**
+     * The mean update ratio ||ΔW|| / ||W|| of each kernel (depth 1 next to the input first) over the steps of epoch
+     * {@code epoch} (from 0), as {@code gradients.csv}'s {@code update_ratio} column holds it per step; steps whose
+     * ratio is not finite (a step that stopped before its update, weights all zero) are left out; NaN where none
+     * is left.
+     */
+    public static double[] kernelUpdateRatiosByDepth(Profile profile, int epoch) {
+        List<Integer> kernels = profile.kernelSegments();
+        double[] mean = new double[kernels.size()];
+        for (int d = 0; d < mean.length; d++) {
+            double sum = 0;
+            int count = 0;
+            for (Profile.StepStatistics s : profile.steps()) {
+                double ratio = s.updateRatio(kernels.get(d));
+                if (s.epoch() == epoch && Double.isFinite(ratio)) {
+                    sum += ratio;
+                    count++;
+                }
+            }
+            mean[d] = count == 0 ? Double.NaN : sum / count;
+        }
+        return mean;
+    }
+
+    /**
+     * One line per run: the mean update ratio ||ΔW|| / ||W|| of each kernel over epoch {@code epoch} (from 0)
+     * ({@link #kernelUpdateRatiosByDepth}) against its depth, log y. Runs without a profile of that epoch are left
+     * out.
+     */
+    public static LineChart updateRatioByDepth(String title, String subtitle, List<Run> runs, int epoch) {
+        LineChart.Builder chart = LineChart.builder().title(title).subtitle(subtitle)
+                .xLabel("depth (1 = next to the input)")
+                .yLabel("mean ||ΔW|| / ||W|| over epoch " + (epoch + 1)).logY(true).markers(true);
+        for (Run run : runs) {
+            Profile p = run.profile();
+            if (p == null || p.epochs() <= epoch) {
+                continue;
+            }
+            double[] y = kernelUpdateRatiosByDepth(p, epoch);
+            double[] x = new double[y.length];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = i + 1;
+            }
+            chart.series(run.name(), x, y);
+        }
+        return chart.build();
+    }
+
+    /**
+     * One line per run: the update ratio ||ΔW|| / ||W|| of the kernel at {@code depth} (1 next to the input) at
+     * every step (x: global step from 1), log y.
+     */
+    public static LineChart kernelUpdateRatioPerStep(String title, String subtitle, List<Run> runs, int depth) {
+        LineChart.Builder chart = LineChart.builder();
+        for (Run run : runs) {
+            Profile p = run.profile();
+            if (p == null || p.kernelSegments().size() < depth) {
+                continue;
+            }
+            int segment = p.kernelSegments().get(depth - 1);
+            List<Profile.StepStatistics> steps = p.steps();
+            double[] x = new double[steps.size()];
+            double[] y = new double[steps.size()];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = steps.get(i).globalStep() + 1;
+                y[i] = steps.get(i).updateRatio(segment);
+            }
+            chart.series(run.name(), x, y);
+        }
+        return styled(chart, title, subtitle, "||ΔW|| / ||W|| of layer " + depth, false).build();
     }
 
     /**

@@ -519,7 +519,8 @@ class ExperimentCommandTest {
     @Test
     void badExperimentArgumentsAreUsageErrorsThatListTheChoices() {
         assertEquals(2, run("experiment"));
-        assertTrue(err.toString().contains("losses, activations, gradients, normalization or init"), err.toString());
+        assertTrue(err.toString().contains("losses, activations, gradients, normalization, init or optimizers"),
+                err.toString());
         assertEquals(2, run("experiment", "activations", "--activations", "sigmoid,sigmod"));
         assertTrue(err.toString().contains("sigmod") && err.toString().contains("softsign"), err.toString());
         assertEquals(2, run("experiment", "init", "--scales", "0.1,-1"));
