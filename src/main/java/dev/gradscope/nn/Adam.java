@@ -3,9 +3,11 @@ package dev.gradscope.nn;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.StepEnd;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * Adam (Kingma and Ba, 2015) with Keras's defaults and update rule: learning rate 1e-3,
@@ -36,6 +38,7 @@ public final class Adam extends BaseOptimizer {
     private Tensor secondMoment;
     private Tensor secondMomentMaximum; // only with amsgrad: Keras's velocity_hats
     private Tensor iterations; // INT32 [1]: the updates taken so far, Keras's iterations
+    private StepSchedule stepSchedule = StepSchedule.NONE;
 
     public Adam() {
         this(1e-3);
@@ -100,7 +103,18 @@ public final class Adam extends BaseOptimizer {
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, secondMomentMaximum, learningRate(),
-                beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
+                stepSchedule, beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
+    }
+
+    /** The per-step schedule of the rate, which each update computes on the device from {@code iterations}. */
+    @Override
+    public StepSchedule stepSchedule() {
+        return stepSchedule;
+    }
+
+    @Override
+    public void setStepSchedule(StepSchedule schedule) {
+        this.stepSchedule = Objects.requireNonNull(schedule, "schedule");
     }
 
     /** Whether this is Keras's AMSGrad variant. */

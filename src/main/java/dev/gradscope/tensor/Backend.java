@@ -457,8 +457,24 @@ public interface Backend extends AutoCloseable {
      * variant: after the moments, {@code vHat = max(vHat, v)} and {@code p -= stepSize m / (sqrt(vHat) +
      * epsilon)}, so that the denominator never shrinks (Reddi et al., 2018). A null {@code vHat} is Adam.
      */
-    void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate, double beta1,
-                    double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms);
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                            double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                            UpdateNorms norms) {
+        adamUpdate(params, grads, m, v, vHat, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, norms);
+    }
+
+    /**
+     * The counter form of {@code adamUpdate} at the rate a per-step {@code schedule} gives the update at step
+     * {@code iterations[0]}: {@code rate = schedule.rate(learningRate, iterations[0])}, computed in the update's own
+     * op (on a GPU on the device, the host's bits), then the update with {@code rate} in place of
+     * {@code learningRate}: the step size {@code adamStepSize(rate, beta1, beta2, iterations[0] + 1)} and the weight
+     * decay {@code p -= p * weightDecay * (float) rate}, as Keras applies a schedule. {@link StepSchedule#NONE}: the
+     * update at {@code learningRate}.
+     */
+    void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                    StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                    Tensor iterations, UpdateNorms norms);
 
     /**
      * The counter form of {@code adamUpdate}, ending a training step ({@link StepEnd}): the gradients' norms,
@@ -480,8 +496,16 @@ public interface Backend extends AutoCloseable {
     default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
                             double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
                             StepEnd end) {
+        adamUpdate(params, grads, m, v, vHat, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, end);
+    }
+
+    /** The step-ending counter form of {@code adamUpdate} under a per-step schedule. */
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                            StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                            Tensor iterations, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        adamUpdate(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+        adamUpdate(params, grads, m, v, vHat, learningRate, schedule, beta1, beta2, epsilon, weightDecay, iterations,
                 end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());

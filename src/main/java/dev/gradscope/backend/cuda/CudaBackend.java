@@ -32,6 +32,7 @@ import dev.gradscope.tensor.DropoutMask;
 import dev.gradscope.tensor.GradientNorms;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.StepGraph;
 import dev.gradscope.tensor.Tensor;
@@ -1645,8 +1646,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
-                           double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
-                           UpdateNorms norms) {
+                           StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                           Tensor iterations, UpdateNorms norms) {
         checkAdamAtCounter(params, grads, m, v, vHat, iterations, norms);
         enter();
         int n = (int) params.size();
@@ -1655,30 +1656,31 @@ public final class CudaBackend implements Backend {
             launch("adam_update_counter", kernels.adamUpdateCounter,
                     Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), argOrNull(vHat), arg(learningRate),
-                            arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay), arg(iterations), arg(n),
-                            ticket()),
+                            arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                            arg(schedule.alpha()), arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay),
+                            arg(iterations), arg(n), ticket()),
                     params, grads, m, v, vHat, iterations);
             return;
         }
-        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
-                iterations, StepEnd.measuring(norms));
+        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, schedule, beta1, beta2, epsilon,
+                weightDecay, iterations, StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
-                           double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
-                           StepEnd end) {
+                           StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                           Tensor iterations, StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.adamUpdate(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
-                    iterations, end);
+            Backend.super.adamUpdate(params, grads, m, v, vHat, learningRate, schedule, beta1, beta2, epsilon,
+                    weightDecay, iterations, end);
             return;
         }
         checkAdamAtCounter(params, grads, m, v, vHat, iterations, end.updateNorms());
         checkStepEnd("adamUpdate", end);
         enter();
-        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
-                iterations, end);
+        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, schedule, beta1, beta2, epsilon,
+                weightDecay, iterations, end);
     }
 
     private void checkAdamAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, Tensor iterations,
@@ -1694,11 +1696,14 @@ public final class CudaBackend implements Backend {
 
     /** adam_update_measured_counter (its last block also counts the update). Checked by the caller. */
     private void launchAdamMeasuredAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat,
-                                             double learningRate, double beta1, double beta2, float epsilon,
-                                             float weightDecay, Tensor iterations, StepEnd end) {
+                                             double learningRate, StepSchedule schedule, double beta1,
+                                             double beta2, float epsilon, float weightDecay, Tensor iterations,
+                                             StepEnd end) {
         launchMeasured("adam_update_measured_counter", kernels.adamUpdateMeasuredCounter, (int) params.size(),
                 new Pointer[] {arg(params), arg(grads), arg(m), arg(v), argOrNull(vHat), arg(learningRate),
-                        arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay), arg(iterations)},
+                        arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                        arg(schedule.alpha()), arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay),
+                        arg(iterations)},
                 new Tensor[] {params, grads, m, v, vHat, iterations}, end);
     }
 

@@ -105,11 +105,11 @@ class KernelAbiTest {
         abi.put("gather_next_batch", "pfpippipipiip");
         abi.put("copy_to_row_f32", "pppii");               // src, table, row, tableRows, n
         abi.put("advance_counters", "pi");                 // counters, n
-        // params, grads, m, v, vHat (AMSGrad's, or NULL), learningRate, beta1, beta2 (double), epsilon, weightDecay,
-        // iterations, n, ticket
-        abi.put("adam_update_counter", "pppppdddffpip");
+        // params, grads, m, v, vHat (AMSGrad's, or NULL), learningRate, the step schedule (warmupStart, warmupSteps,
+        // decaySteps, alpha), beta1, beta2 (double), epsilon, weightDecay, iterations, n, ticket
+        abi.put("adam_update_counter", "pppppddiidddffpip");
         // ... then iterations and the measured tail in place of n
-        abi.put("adam_update_measured_counter", "pppppdddffp" + MEASURED_TAIL);
+        abi.put("adam_update_measured_counter", "pppppddiidddffp" + MEASURED_TAIL);
         // params, grads, m, v, learningRate (float), beta1, beta2 (double), epsilon, weightDecay, iterations,
         // uProduct, n, ticket; measured: the tail in place of n
         abi.put("nadam_update_counter", "ppppfddffppip");
