@@ -687,14 +687,19 @@ __device__ __forceinline__ void twoBufferElements(float* __restrict__ params, co
 } // namespace gs
 
 /**
- * One Nadam step (NadamStep) at the device's count; the grid's last block, when every block has read the count
+ * One Nadam step (NadamStep) at the device's count, at the rate (float) scheduledRate(learningRate, ...) (learningRate
+ * itself without a schedule); the grid's last block, when every block has read the count
  * and the product, stores the new product (uProduct[0] = productNow) and counts the update (iterations[0] += 1).
  */
 extern "C" __global__ void nadam_update_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                 float* __restrict__ m, float* __restrict__ v, float learningRate,
+                                                double warmupStart, int warmupSteps, int decaySteps, double alpha,
                                                 double beta1, double beta2, float epsilon, float weightDecay,
-                                                int* iterations, float* uProduct, int n, unsigned* __restrict__ ticket) {
-    const gs::NadamStep step = gs::nadamStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
+                                                int* iterations, float* uProduct, int n,
+                                                unsigned* __restrict__ ticket) {
+    const float rate = __double2float_rn(gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha,
+                                                           iterations));
+    const gs::NadamStep step = gs::nadamStep(rate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
     gs::twoBufferElements(params, grads, m, v, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
         *uProduct = step.productNow;
@@ -705,9 +710,11 @@ extern "C" __global__ void nadam_update_counter(float* __restrict__ params, cons
 /** nadam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
 extern "C" __global__ void GS_BLOCKS_OF_1024 nadam_update_measured_counter(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
-    float learningRate, double beta1, double beta2, float epsilon, float weightDecay, int* iterations,
-    float* uProduct, GS_MEASURED_PARAMETERS) {
-    const gs::NadamStep step = gs::nadamStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
+    float learningRate, double warmupStart, int warmupSteps, int decaySteps, double alpha, double beta1, double beta2,
+    float epsilon, float weightDecay, int* iterations, float* uProduct, GS_MEASURED_PARAMETERS) {
+    const float rate = __double2float_rn(gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha,
+                                                           iterations));
+    const gs::NadamStep step = gs::nadamStep(rate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                                           GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
     if (last && threadIdx.x == 0) {
@@ -716,12 +723,18 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 nadam_update_measured_counter(
     }
 }
 
-/** One Adamax step (AdamaxStep) at the device's count; the grid's last block counts it (iterations[0] += 1). */
+/**
+ * One Adamax step (AdamaxStep) at the device's count, at the rate (float) scheduledRate(learningRate, ...)
+ * (learningRate itself without a schedule); the grid's last block counts it (iterations[0] += 1).
+ */
 extern "C" __global__ void adamax_update_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                  float* __restrict__ m, float* __restrict__ u, float learningRate,
+                                                 double warmupStart, int warmupSteps, int decaySteps, double alpha,
                                                  double beta1, double beta2, float epsilon, float weightDecay,
                                                  int* iterations, int n, unsigned* __restrict__ ticket) {
-    const gs::AdamaxStep step = gs::adamaxStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations);
+    const float rate = __double2float_rn(gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha,
+                                                           iterations));
+    const gs::AdamaxStep step = gs::adamaxStep(rate, beta1, beta2, epsilon, weightDecay, iterations);
     gs::twoBufferElements(params, grads, m, u, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
         *iterations += 1;
@@ -731,9 +744,11 @@ extern "C" __global__ void adamax_update_counter(float* __restrict__ params, con
 /** adamax_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
 extern "C" __global__ void GS_BLOCKS_OF_1024 adamax_update_measured_counter(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ u,
-    float learningRate, double beta1, double beta2, float epsilon, float weightDecay, int* iterations,
-    GS_MEASURED_PARAMETERS) {
-    const gs::AdamaxStep step = gs::adamaxStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations);
+    float learningRate, double warmupStart, int warmupSteps, int decaySteps, double alpha, double beta1, double beta2,
+    float epsilon, float weightDecay, int* iterations, GS_MEASURED_PARAMETERS) {
+    const float rate = __double2float_rn(gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha,
+                                                           iterations));
+    const gs::AdamaxStep step = gs::adamaxStep(rate, beta1, beta2, epsilon, weightDecay, iterations);
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                                           GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], u[k]); });
     if (last && threadIdx.x == 0) {

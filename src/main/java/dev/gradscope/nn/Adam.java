@@ -3,11 +3,9 @@ package dev.gradscope.nn;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.StepEnd;
-import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * Adam (Kingma and Ba, 2015) with Keras's defaults and update rule: learning rate 1e-3,
@@ -38,7 +36,6 @@ public final class Adam extends BaseOptimizer {
     private Tensor secondMoment;
     private Tensor secondMomentMaximum; // only with amsgrad: Keras's velocity_hats
     private Tensor iterations; // INT32 [1]: the updates taken so far, Keras's iterations
-    private StepSchedule stepSchedule = StepSchedule.NONE;
 
     public Adam() {
         this(1e-3);
@@ -102,19 +99,15 @@ public final class Adam extends BaseOptimizer {
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
+        // which also counts the update
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, secondMomentMaximum, learningRate(),
-                stepSchedule, beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
+                stepSchedule(), beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end);
     }
 
-    /** The per-step schedule of the rate, which each update computes on the device from {@code iterations}. */
+    /** Takes a per-step schedule: the update computes its rate on the device from {@code iterations}. */
     @Override
-    public StepSchedule stepSchedule() {
-        return stepSchedule;
-    }
-
-    @Override
-    public void setStepSchedule(StepSchedule schedule) {
-        this.stepSchedule = Objects.requireNonNull(schedule, "schedule");
+    boolean takesStepSchedule() {
+        return true;
     }
 
     /** Whether this is Keras's AMSGrad variant. */

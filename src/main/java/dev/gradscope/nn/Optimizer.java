@@ -125,7 +125,7 @@ public interface Optimizer extends AutoCloseable {
     default void setStepSchedule(StepSchedule schedule) {
         if (schedule.isScheduled()) {
             throw new IllegalArgumentException(id() + " does not take a per-step learning-rate schedule (warmup,"
-                    + " cosine decay); adam, adamw and amsgrad do");
+                    + " cosine decay); adam, adamw, amsgrad, nadam and adamax do");
         }
     }
 

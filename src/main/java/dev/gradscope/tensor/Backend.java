@@ -523,16 +523,37 @@ public interface Backend extends AutoCloseable {
      * {@code iterations[0] += 1} (on a GPU in the update's own launch). {@code uProduct} (FLOAT32 [1], Keras's
      * {@code _u_product}) starts at 1.
      */
-    void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1, double beta2,
-                     float epsilon, float weightDecay, Tensor iterations, Tensor uProduct, UpdateNorms norms);
+    default void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
+                             double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
+                             UpdateNorms norms) {
+        nadamUpdate(params, grads, m, v, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, uProduct, norms);
+    }
+
+    /**
+     * {@link #nadamUpdate} at the rate {@code (float) schedule.rate(learningRate, iterations[0])} of a per-step
+     * schedule, computed in the update's own op (as the scheduled {@code adamUpdate}), in place of
+     * {@code learningRate}, the weight decay's too.
+     */
+    void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, StepSchedule schedule,
+                     double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
+                     UpdateNorms norms);
 
     /** {@link #nadamUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
     default void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
                              double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
                              StepEnd end) {
+        nadamUpdate(params, grads, m, v, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, uProduct, end);
+    }
+
+    /** The scheduled {@link #nadamUpdate} ending a training step ({@link StepEnd}). */
+    default void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate,
+                             StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                             Tensor iterations, Tensor uProduct, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        nadamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct,
-                end.updateNorms());
+        nadamUpdate(params, grads, m, v, learningRate, schedule, beta1, beta2, epsilon, weightDecay, iterations,
+                uProduct, end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
         }
@@ -544,14 +565,33 @@ public interface Backend extends AutoCloseable {
      * |g|)}, {@code p -= lr m / ((1 - beta1^t) (u + epsilon))}, with {@code 1 - beta1^t} computed in double (by
      * repeated squaring, as {@link #adamStepSize}) and rounded to float; then {@code iterations[0] += 1}.
      */
-    void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
-                      double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms);
+    default void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
+                              double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+        adamaxUpdate(params, grads, m, u, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, norms);
+    }
+
+    /**
+     * {@link #adamaxUpdate} at the rate {@code (float) schedule.rate(learningRate, iterations[0])} of a per-step
+     * schedule, computed in the update's own op, in place of {@code learningRate}, the weight decay's too.
+     */
+    void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, StepSchedule schedule,
+                      double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                      UpdateNorms norms);
 
     /** {@link #adamaxUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
     default void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
                               double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
+        adamaxUpdate(params, grads, m, u, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, end);
+    }
+
+    /** The scheduled {@link #adamaxUpdate} ending a training step ({@link StepEnd}). */
+    default void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate,
+                              StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                              Tensor iterations, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        adamaxUpdate(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+        adamaxUpdate(params, grads, m, u, learningRate, schedule, beta1, beta2, epsilon, weightDecay, iterations,
                 end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());

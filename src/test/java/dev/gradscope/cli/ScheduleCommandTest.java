@@ -180,7 +180,7 @@ class ScheduleCommandTest {
                 List.of("--lr-schedule", "cosine-decay:10", "--reduce-lr-on-plateau", "2"), "--lr-schedule sets every"
                         + " step's learning rate, which would undo the reductions of --reduce-lr-on-plateau",
                 List.of("--optimizer", "sgd", "--warmup-steps", "10"), "--warmup-steps: sgd does not take a per-step"
-                        + " learning-rate schedule (warmup, cosine decay); adam, adamw and amsgrad do");
+                        + " learning-rate schedule (warmup, cosine decay); adam, adamw, amsgrad, nadam and adamax do");
         refusals.forEach((bad, message) -> {
             StringWriter errors = new StringWriter();
             List<String> args = new ArrayList<>(train("--epochs", "1"));

@@ -113,7 +113,7 @@ class GraphStepTest {
      */
     @ParameterizedTest(name = "{0}, {1} steps per graph")
     @CsvSource({"adam, 3", "sgd, 3", "rmsprop, 3", "adam, 100", "sgd, 100", "nadam, 3", "adamax, 3", "adagrad, 3",
-        "amsgrad, 100", "adam-warmup, 2"})
+        "amsgrad, 100", "adam-warmup, 2", "nadam-warmup, 2", "adamax-warmup, 2"})
     void severalStepsPerGraphGiveTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
         Run eager = train(optimizer, "relu", true, false, false, stepsPerGraph, 2, 0);
         Run graphs = train(optimizer, "relu", true, false, true, stepsPerGraph, 2, 0);
@@ -543,6 +543,8 @@ class GraphStepTest {
         Supplier<Optimizer> make = () -> switch (optimizer) {
             case "adam" -> new Adam(2e-3);
             case "adam-warmup" -> scheduled(new Adam(2e-3), WARMUP_AND_DECAY);
+            case "nadam-warmup" -> scheduled(new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004), WARMUP_AND_DECAY);
+            case "adamax-warmup" -> scheduled(new Adamax(2e-3, 0.9, 0.999, 1e-7, 0.004), WARMUP_AND_DECAY);
             case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01);
             // Keras's others, each with a weight decay
             case "amsgrad" -> new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004, true);

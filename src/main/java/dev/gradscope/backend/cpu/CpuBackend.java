@@ -1282,11 +1282,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
-                            double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
-                            UpdateNorms norms) {
+    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float peakRate, StepSchedule schedule,
+                            double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                            Tensor uProduct, UpdateNorms norms) {
         OpChecks.nadamUpdate(params, grads, m, v, iterations, uProduct);
         OpChecks.updateNorms("nadamUpdate", params, norms);
+        float learningRate = (float) schedule.rate(peakRate, counterValue(iterations));
         float[] scalars = Backend.nadamScalars(beta1, beta2, counterValue(iterations) + 1L,
                 floats(uProduct)[off(uProduct)]);
         float uNow = scalars[0];
@@ -1322,10 +1323,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
-                             double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float peakRate, StepSchedule schedule,
+                             double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                             UpdateNorms norms) {
         OpChecks.adamaxUpdate(params, grads, m, u, iterations);
         OpChecks.updateNorms("adamaxUpdate", params, norms);
+        float learningRate = (float) schedule.rate(peakRate, counterValue(iterations));
         float correction = Backend.adamaxCorrection(beta1, counterValue(iterations) + 1L);
         float oneMinusBeta1 = (float) (1 - beta1);
         float b2 = (float) beta2;
