@@ -151,6 +151,49 @@ __device__ __forceinline__ float adamStepSize(double learningRate, double beta1,
     return __double2float_rn(__ddiv_rn(numerator, __dsub_rn(1.0, powerBySquaring(beta1, t))));
 }
 
+/**
+ * cos(x) for x in [0, pi], by the Taylor series to x^36 in Horner's form, r = 1 - x^2 r / ((2k-1) 2k) from k = 18
+ * down to 1: only IEEE additions, multiplications and divisions, each rounded on its own, so that
+ * StepSchedule.cosine on the host gives the same bits (CUDA's cos and Java's differ by an ulp). The series'
+ * truncation error at pi is below 1e-23; the rounding error below 1e-15.
+ */
+__device__ __forceinline__ double cosineBySeries(double x) {
+    const double x2 = __dmul_rn(x, x);
+    double r = 1.0;
+    for (int k = 18; k >= 1; k--) {
+        r = __dsub_rn(1.0, __ddiv_rn(__dmul_rn(x2, r), static_cast<double>((2 * k - 1) * (2 * k))));
+    }
+    return r;
+}
+
+/**
+ * The learning rate of the update at step `step` (Keras's iterations before it, from 0) under a per-step schedule,
+ * StepSchedule.rate on the host, in double with each operation rounded as in Java. Keras's CosineDecay with
+ * initial_learning_rate warmupStart, warmup_target learningRate (learningRate itself without warmup), warmup_steps
+ * warmupSteps, decay_steps decaySteps and alpha: s = min(step, warmupSteps + decaySteps); below warmupSteps
+ * (learningRate - warmupStart) (s / warmupSteps) + warmupStart; then learningRate ((1 - alpha) 0.5 (1 + cos(pi
+ * (s - warmupSteps) / decaySteps)) + alpha), or learningRate when decaySteps is 0 (a warmup alone). No warmup and
+ * no decay: learningRate, untouched.
+ */
+__device__ __forceinline__ double scheduledRate(double learningRate, double warmupStart, int warmupSteps,
+                                                int decaySteps, double alpha, const int* iterations) {
+    if (warmupSteps == 0 && decaySteps == 0) {
+        return learningRate;
+    }
+    const long long last = static_cast<long long>(warmupSteps) + decaySteps;
+    const long long step = *iterations;
+    const double s = static_cast<double>(step < last ? step : last);
+    if (s < warmupSteps) {
+        return __dadd_rn(__dmul_rn(__dsub_rn(learningRate, warmupStart), __ddiv_rn(s, warmupSteps)), warmupStart);
+    }
+    if (decaySteps == 0) {
+        return learningRate;
+    }
+    const double fraction = __ddiv_rn(__dsub_rn(s, warmupSteps), decaySteps);
+    const double cosineDecayed = __dmul_rn(0.5, __dadd_rn(1.0, cosineBySeries(__dmul_rn(3.141592653589793, fraction))));
+    return __dmul_rn(learningRate, __dadd_rn(__dmul_rn(__dsub_rn(1.0, alpha), cosineDecayed), alpha));
+}
+
 /** SGD without momentum, after the weight decay: p - lr g, each operation rounded on its own as on the CPU. */
 __device__ __forceinline__ float plainStep(float p, float g, float learningRate, float weightDecay) {
     return __fsub_rn(decayed(p, weightDecay, learningRate), __fmul_rn(learningRate, g));
@@ -361,19 +404,22 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured(
 
 /**
  * adam_update with the step size from the device's iteration count (Backend.adamUpdate's counter form), AMSGrad's
- * step when vHat is not NULL:
- * stepSize = adamStepSize(learningRate, beta1, beta2, iterations), the moments with (float) beta1 and
- * (float) beta2, after the weight decay with weightDecay and (float) learningRate. Every thread computes the step size (a few dozen double operations); the grid's last block,
+ * step when vHat is not NULL: the step's rate = scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps,
+ * alpha, iterations) (learningRate itself without a schedule), stepSize = adamStepSize(rate, beta1, beta2,
+ * iterations), the moments with (float) beta1 and (float) beta2, after the weight decay with weightDecay and
+ * (float) rate. Every thread computes the step size (a few dozen double operations); the grid's last block,
  * when every block has read the count, adds this update to it (iterations[0] += 1).
  */
 extern "C" __global__ void adam_update_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                float* __restrict__ m, float* __restrict__ v,
                                                float* __restrict__ vHat, double learningRate,
+                                               double warmupStart, int warmupSteps, int decaySteps, double alpha,
                                                double beta1, double beta2, float epsilon, float weightDecay,
                                                int* __restrict__ iterations, int n, unsigned* __restrict__ ticket) {
+    const double rate = gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha, iterations);
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
-                            epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations), weightDecay,
-                            __double2float_rn(learningRate)};
+                            epsilon, gs::adamStepSize(rate, beta1, beta2, iterations), weightDecay,
+                            __double2float_rn(rate)};
     gs::adamElements(params, grads, m, v, vHat, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
         *iterations += 1;
@@ -383,11 +429,13 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
 /** adam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
 extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
-    float* __restrict__ vHat, double learningRate, double beta1, double beta2, float epsilon, float weightDecay,
-    int* __restrict__ iterations, GS_MEASURED_PARAMETERS) {
+    float* __restrict__ vHat, double learningRate, double warmupStart, int warmupSteps, int decaySteps,
+    double alpha, double beta1, double beta2, float epsilon, float weightDecay, int* __restrict__ iterations,
+    GS_MEASURED_PARAMETERS) {
+    const double rate = gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha, iterations);
     const gs::AdamStep step{__fsub_rn(1.0f, __double2float_rn(beta1)), __fsub_rn(1.0f, __double2float_rn(beta2)),
-                            epsilon, gs::adamStepSize(learningRate, beta1, beta2, iterations), weightDecay,
-                            __double2float_rn(learningRate)};
+                            epsilon, gs::adamStepSize(rate, beta1, beta2, iterations), weightDecay,
+                            __double2float_rn(rate)};
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                                           GS_MEASURED_STEP, [&](unsigned k) {
         if (vHat != nullptr) {
@@ -639,14 +687,19 @@ __device__ __forceinline__ void twoBufferElements(float* __restrict__ params, co
 } // namespace gs
 
 /**
- * One Nadam step (NadamStep) at the device's count; the grid's last block, when every block has read the count
+ * One Nadam step (NadamStep) at the device's count, at the rate (float) scheduledRate(learningRate, ...) (learningRate
+ * itself without a schedule); the grid's last block, when every block has read the count
  * and the product, stores the new product (uProduct[0] = productNow) and counts the update (iterations[0] += 1).
  */
 extern "C" __global__ void nadam_update_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                 float* __restrict__ m, float* __restrict__ v, float learningRate,
+                                                double warmupStart, int warmupSteps, int decaySteps, double alpha,
                                                 double beta1, double beta2, float epsilon, float weightDecay,
-                                                int* iterations, float* uProduct, int n, unsigned* __restrict__ ticket) {
-    const gs::NadamStep step = gs::nadamStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
+                                                int* iterations, float* uProduct, int n,
+                                                unsigned* __restrict__ ticket) {
+    const float rate = __double2float_rn(gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha,
+                                                           iterations));
+    const gs::NadamStep step = gs::nadamStep(rate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
     gs::twoBufferElements(params, grads, m, v, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
         *uProduct = step.productNow;
@@ -657,9 +710,11 @@ extern "C" __global__ void nadam_update_counter(float* __restrict__ params, cons
 /** nadam_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
 extern "C" __global__ void GS_BLOCKS_OF_1024 nadam_update_measured_counter(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ v,
-    float learningRate, double beta1, double beta2, float epsilon, float weightDecay, int* iterations,
-    float* uProduct, GS_MEASURED_PARAMETERS) {
-    const gs::NadamStep step = gs::nadamStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
+    float learningRate, double warmupStart, int warmupSteps, int decaySteps, double alpha, double beta1, double beta2,
+    float epsilon, float weightDecay, int* iterations, float* uProduct, GS_MEASURED_PARAMETERS) {
+    const float rate = __double2float_rn(gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha,
+                                                           iterations));
+    const gs::NadamStep step = gs::nadamStep(rate, beta1, beta2, epsilon, weightDecay, iterations, uProduct);
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                                           GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
     if (last && threadIdx.x == 0) {
@@ -668,12 +723,18 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 nadam_update_measured_counter(
     }
 }
 
-/** One Adamax step (AdamaxStep) at the device's count; the grid's last block counts it (iterations[0] += 1). */
+/**
+ * One Adamax step (AdamaxStep) at the device's count, at the rate (float) scheduledRate(learningRate, ...)
+ * (learningRate itself without a schedule); the grid's last block counts it (iterations[0] += 1).
+ */
 extern "C" __global__ void adamax_update_counter(float* __restrict__ params, const float* __restrict__ grads,
                                                  float* __restrict__ m, float* __restrict__ u, float learningRate,
+                                                 double warmupStart, int warmupSteps, int decaySteps, double alpha,
                                                  double beta1, double beta2, float epsilon, float weightDecay,
                                                  int* iterations, int n, unsigned* __restrict__ ticket) {
-    const gs::AdamaxStep step = gs::adamaxStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations);
+    const float rate = __double2float_rn(gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha,
+                                                           iterations));
+    const gs::AdamaxStep step = gs::adamaxStep(rate, beta1, beta2, epsilon, weightDecay, iterations);
     gs::twoBufferElements(params, grads, m, u, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
         *iterations += 1;
@@ -683,9 +744,11 @@ extern "C" __global__ void adamax_update_counter(float* __restrict__ params, con
 /** adamax_update_counter, measured (MeasuredStep; launch: one block of 1024 per chunk). */
 extern "C" __global__ void GS_BLOCKS_OF_1024 adamax_update_measured_counter(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m, float* __restrict__ u,
-    float learningRate, double beta1, double beta2, float epsilon, float weightDecay, int* iterations,
-    GS_MEASURED_PARAMETERS) {
-    const gs::AdamaxStep step = gs::adamaxStep(learningRate, beta1, beta2, epsilon, weightDecay, iterations);
+    float learningRate, double warmupStart, int warmupSteps, int decaySteps, double alpha, double beta1, double beta2,
+    float epsilon, float weightDecay, int* iterations, GS_MEASURED_PARAMETERS) {
+    const float rate = __double2float_rn(gs::scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps, alpha,
+                                                           iterations));
+    const gs::AdamaxStep step = gs::adamaxStep(rate, beta1, beta2, epsilon, weightDecay, iterations);
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                                           GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], u[k]); });
     if (last && threadIdx.x == 0) {

@@ -22,6 +22,15 @@ public final class Tolerances {
     public static final double CLOSED_FORM_F64 = 1e-12;
 
     /**
+     * Error allowed between a per-step learning-rate schedule (StepSchedule, its cosine a fixed Taylor series so
+     * that host and GPU agree bit for bit) and Keras's CosineDecay formula computed in the test with Math.cos,
+     * relative to the schedule's peak rate (the cosine's value tends to 0 at its end, so a relative error there
+     * says nothing): the series' rounding error is below 1e-15 and the formula's other operations a few ulps
+     * (2.2e-16 each). A wrong formula (an off-by-one step, the warmup's end) is off by 1e-3 of the peak or more.
+     */
+    public static final double SCHEDULE_RATE_OF_PEAK = 1e-14;
+
+    /**
      * Relative error allowed between a run's logged loss (each row's loss rounded to a float, summed into a float
      * total once per batch) and the same loss computed in double from the model's logits: a few float roundings
      * of 6e-8 each, about 1e-7 in all for a few batches. A loss of the wrong targets (one-hot instead of smoothed

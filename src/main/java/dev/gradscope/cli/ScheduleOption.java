@@ -1,17 +1,28 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.nn.Optimizer;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.train.LearningRateScheduler;
 import java.util.Locale;
 import java.util.function.Function;
 
 /**
  * {@code --lr-schedule}: {@code step:EPOCHS:GAMMA}, {@code exponential:GAMMA} or {@code cosine[:MIN_LR[:EPOCHS]]},
- * read into a {@link LearningRateScheduler} and the canonical text the run's config records (the cosine's length
- * made explicit, so that a resumed run with more epochs keeps the schedule it started with).
+ * read into a {@link LearningRateScheduler} (per epoch), or {@code cosine-decay:DECAY_STEPS[:ALPHA]}, read into the
+ * decay of a per-step {@link StepSchedule} (the update computes its rate; the warmup comes from {@code
+ * --warmup-steps}); and the canonical text the run's config records (the cosine's length made explicit, so that a
+ * resumed run with more epochs keeps the schedule it started with).
+ *
+ * @param scheduler    the per-epoch schedule, or null for a per-step one
+ * @param stepSchedule the per-step decay (no warmup yet), or null for a per-epoch schedule
  */
-record ScheduleOption(LearningRateScheduler scheduler, String canonical) {
-    static final String FORMS = "step:EPOCHS:GAMMA, exponential:GAMMA or cosine[:MIN_LR[:EPOCHS]]";
+record ScheduleOption(LearningRateScheduler scheduler, StepSchedule stepSchedule, String canonical) {
+    static final String FORMS = "step:EPOCHS:GAMMA, exponential:GAMMA, cosine[:MIN_LR[:EPOCHS]] or"
+            + " cosine-decay:DECAY_STEPS[:ALPHA]";
+
+    ScheduleOption(LearningRateScheduler scheduler, String canonical) {
+        this(scheduler, null, canonical);
+    }
 
     /**
      * @param text        the option's value
@@ -50,6 +61,23 @@ record ScheduleOption(LearningRateScheduler scheduler, String canonical) {
                     }
                     option = new ScheduleOption(LearningRateScheduler.cosine(length, minRate),
                             "cosine:" + minRate + ":" + length);
+                }
+                case "cosine-decay" -> {
+                    requireParts(parts, 2, 3, text, invalid);
+                    int decaySteps;
+                    try {
+                        decaySteps = Integer.parseInt(parts[1].trim());
+                    } catch (NumberFormatException e) {
+                        throw invalid.apply("--lr-schedule " + text + ": DECAY_STEPS must be a whole number of"
+                                + " steps, got '" + parts[1] + "'; the forms are " + FORMS);
+                    }
+                    if (decaySteps < 1) {
+                        throw invalid.apply("--lr-schedule " + text + ": DECAY_STEPS must be at least 1 step, got "
+                                + decaySteps);
+                    }
+                    double alpha = parts.length > 2 ? real(parts[2], "ALPHA", text, invalid) : 0;
+                    return new ScheduleOption(null, StepSchedule.cosineDecay(0, 0, decaySteps, alpha),
+                            "cosine-decay:" + decaySteps + ":" + alpha);
                 }
                 default -> throw invalid.apply("--lr-schedule: unknown schedule '" + parts[0] + "'; valid: " + FORMS);
             }

@@ -13,6 +13,7 @@ import dev.gradscope.nn.Sequential;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.report.RunReport;
 import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.train.Callback;
 import dev.gradscope.train.ClassificationReport;
 import dev.gradscope.train.Diagnosis;
@@ -126,8 +127,23 @@ final class TrainCommand implements Callable<Integer> {
             description = "Set the learning rate before every epoch: step:EPOCHS:GAMMA (times GAMMA every EPOCHS"
                     + " epochs, PyTorch's StepLR), exponential:GAMMA (times GAMMA every epoch) or"
                     + " cosine[:MIN_LR[:EPOCHS]] (half a cosine from --learning-rate to MIN_LR, default 0, over"
-                    + " EPOCHS, default --epochs; PyTorch's CosineAnnealingLR, Keras's CosineDecay).")
+                    + " EPOCHS, default --epochs; PyTorch's CosineAnnealingLR, Keras's CosineDecay); or at every"
+                    + " step: cosine-decay:DECAY_STEPS[:ALPHA] (after any --warmup-steps, half a cosine from"
+                    + " --learning-rate to ALPHA times it, default 0, over DECAY_STEPS steps; Keras's CosineDecay"
+                    + " as an optimizer schedule; adam, adamw, nadam, adamax).")
     String lrSchedule;
+
+    @Option(names = "--warmup-steps", paramLabel = "N", defaultValue = "0",
+            description = "Raise the learning rate linearly from --warmup-start to --learning-rate over the first N"
+                    + " steps (Keras's CosineDecay warmup_steps, PyTorch's LinearLR); then the rate stays, or"
+                    + " --lr-schedule cosine-decay takes over. Computed on the device at every step; adam, adamw,"
+                    + " nadam, adamax (default: ${DEFAULT-VALUE}).")
+    int warmupSteps;
+
+    @Option(names = "--warmup-start", paramLabel = "LR", defaultValue = "0",
+            description = "With --warmup-steps: the rate of the first step (Keras's initial_learning_rate with a"
+                    + " warmup_target; default: ${DEFAULT-VALUE}).")
+    double warmupStart;
 
     @Option(names = "--tensorboard", paramLabel = "DIR",
             description = "Also write every epoch's logs and the profiler's per-step gradient, weight and update"
@@ -254,6 +270,9 @@ final class TrainCommand implements Callable<Integer> {
                 }
             }
             lrSchedule = resumed.text("lr_schedule");
+            // A run saved before per-step schedules had none.
+            warmupSteps = resumed.config().containsKey("warmup_steps") ? resumed.integer("warmup_steps", 0) : 0;
+            warmupStart = resumed.config().containsKey("warmup_start") ? resumed.real("warmup_start") : 0;
             out = dir;
             int done = resumed.epochsDone();
             if (given("--epochs") && epochs <= done) {
@@ -349,24 +368,73 @@ final class TrainCommand implements Callable<Integer> {
             throw invalid.apply("--histogram-freq must be a count of epochs >= 0 (0: none), got "
                     + histogramFrequency);
         }
-        return new Callbacks(earlyStopping(invalid), reduceLearningRate(invalid), schedule(invalid));
+        ScheduleOption schedule = schedule(invalid);
+        return new Callbacks(earlyStopping(invalid), reduceLearningRate(invalid), schedule,
+                stepSchedule(schedule, invalid));
     }
 
-    /** The callbacks the options ask for, each null when not asked for. */
-    private record Callbacks(EarlyStopping stopper, ReduceLROnPlateau plateau, ScheduleOption schedule) {
+    /**
+     * The callbacks the options ask for, each null when not asked for, and the per-step schedule
+     * ({@link StepSchedule#NONE} when not asked for).
+     */
+    private record Callbacks(EarlyStopping stopper, ReduceLROnPlateau plateau, ScheduleOption schedule,
+                             StepSchedule stepSchedule) {
     }
 
     /** The {@code --lr-schedule}, or null without it; a bad value becomes {@code invalid}'s exception. */
     private ScheduleOption schedule(Function<String, RuntimeException> invalid) {
-        if (lrSchedule == null) {
-            return null;
+        ScheduleOption option = lrSchedule == null ? null
+                : ScheduleOption.parse(lrSchedule, epochs, model.resolve(invalid).learningRate(), resume != null,
+                        invalid);
+        if (option != null && option.scheduler() != null && warmupSteps > 0) {
+            throw invalid.apply("--warmup-steps warms up the rate step by step, which --lr-schedule " + lrSchedule
+                    + " would set again every epoch: give --lr-schedule cosine-decay:DECAY_STEPS for a decay after"
+                    + " the warmup");
         }
-        if (reduceLrOnPlateau != null) {
-            throw invalid.apply("--lr-schedule sets every epoch's learning rate, which would undo the reductions of"
+        if (option != null && reduceLrOnPlateau != null) {
+            throw invalid.apply("--lr-schedule sets every " + (option.scheduler() != null ? "epoch's" : "step's")
+                    + " learning rate, which would undo the reductions of --reduce-lr-on-plateau: give one of them");
+        }
+        return option;
+    }
+
+    /**
+     * The per-step schedule of {@code --warmup-steps}, {@code --warmup-start} and {@code --lr-schedule cosine-decay}
+     * ({@link StepSchedule#NONE} without them), checked against the optimizer; a bad value becomes {@code invalid}'s
+     * exception.
+     */
+    private StepSchedule stepSchedule(ScheduleOption option, Function<String, RuntimeException> invalid) {
+        if (warmupSteps < 0) {
+            throw invalid.apply("--warmup-steps must be a count of steps >= 0, got " + warmupSteps);
+        }
+        if (warmupSteps == 0 && warmupStart != 0) {
+            throw invalid.apply("--warmup-start is the rate a warmup starts from; give --warmup-steps N too");
+        }
+        if (warmupSteps > 0 && reduceLrOnPlateau != null) {
+            throw invalid.apply("--warmup-steps sets every step's learning rate, which would undo the reductions of"
                     + " --reduce-lr-on-plateau: give one of them");
         }
-        return ScheduleOption.parse(lrSchedule, epochs, model.resolve(invalid).learningRate(), resume != null,
-                invalid);
+        StepSchedule decay = option == null ? null : option.stepSchedule();
+        StepSchedule schedule;
+        try {
+            schedule = new StepSchedule(warmupStart, warmupSteps, decay == null ? 0 : decay.decaySteps(),
+                    decay == null ? 0 : decay.alpha());
+        } catch (IllegalArgumentException e) {
+            throw invalid.apply("--warmup-start " + warmupStart + ": " + e.getMessage());
+        }
+        if (!Optimizer.isNonNegativeFloat(warmupStart)) {
+            throw invalid.apply("--warmup-start must be a rate >= 0 that a float holds, got " + warmupStart);
+        }
+        if (schedule.isScheduled()) {
+            ModelOptions.Resolved resolved = model.resolve(invalid);
+            try (Optimizer optimizer = resolved.newOptimizer()) {
+                optimizer.setStepSchedule(schedule);
+            } catch (IllegalArgumentException e) {
+                throw invalid.apply((warmupSteps > 0 ? "--warmup-steps" : "--lr-schedule " + lrSchedule) + ": "
+                        + e.getMessage());
+            }
+        }
+        return schedule;
     }
 
     /** The {@code --early-stopping} callback, or null without it; a bad value becomes {@code invalid}'s exception. */
@@ -498,6 +566,8 @@ final class TrainCommand implements Callable<Integer> {
             config.put("reduce_lr_on_plateau", plateauConfig);
             ScheduleOption schedule = asked.schedule();
             config.put("lr_schedule", schedule == null ? null : schedule.canonical());
+            config.put("warmup_steps", warmupSteps);
+            config.put("warmup_start", warmupStart);
             Map<String, Object> boardConfig = null;
             if (tensorboard != null) {
                 boardConfig = new LinkedHashMap<>();
@@ -563,9 +633,10 @@ final class TrainCommand implements Callable<Integer> {
             if (plateau != null) {
                 fit.callback(plateau);
             }
-            if (schedule != null) {
+            if (schedule != null && schedule.scheduler() != null) {
                 fit.callback(schedule.scheduler());
             }
+            net.optimizer().setStepSchedule(asked.stepSchedule()); // which the resumed state's iterations go on with
             TensorBoard board = null;
             if (tensorboard != null) {
                 // After the checkpoints: an epoch TensorBoard shows is one a resume does not train again.

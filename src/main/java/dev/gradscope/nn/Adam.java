@@ -99,8 +99,15 @@ public final class Adam extends BaseOptimizer {
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
+        // which also counts the update
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, secondMomentMaximum, learningRate(),
-                beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
+                stepSchedule(), beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end);
+    }
+
+    /** Takes a per-step schedule: the update computes its rate on the device from {@code iterations}. */
+    @Override
+    boolean takesStepSchedule() {
+        return true;
     }
 
     /** Whether this is Keras's AMSGrad variant. */

@@ -62,7 +62,8 @@ public final class Adamax extends BaseOptimizer {
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.adamaxUpdate(parameters, gradients, firstMoment, infinityNorm, (float) learningRate(), beta1, beta2,
+        backend.adamaxUpdate(parameters, gradients, firstMoment, infinityNorm, (float) learningRate(),
+                stepSchedule(), beta1, beta2,
                 (float) epsilon, (float) weightDecay(), iterations, end);
     }
 
@@ -87,6 +88,12 @@ public final class Adamax extends BaseOptimizer {
         buffers.put("momentum", firstMoment);
         buffers.put("norm", infinityNorm);
         return buffers;
+    }
+
+    /** Takes a per-step schedule: the update computes its rate on the device from {@code iterations}. */
+    @Override
+    boolean takesStepSchedule() {
+        return true;
     }
 
     @Override

@@ -1,16 +1,20 @@
 package dev.gradscope.nn;
 
 import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
+import java.util.Objects;
 
 /**
  * What every optimizer here shares, as Keras 3's {@code BaseOptimizer}: a learning rate that a schedule or a
- * plateau may change between steps, and decoupled weight decay (before each update
+ * plateau may change between steps, a per-step schedule for those that count their updates on the device, and
+ * decoupled weight decay (before each update
  * {@code p -= p * weightDecay * learningRate}, in the update's own op). Each update op also ends the step.
  */
 abstract class BaseOptimizer implements Optimizer {
     private double learningRate;
     private final double weightDecay;
+    private StepSchedule stepSchedule = StepSchedule.NONE;
 
     /**
      * @param name         the optimizer's name in error messages
@@ -30,6 +34,28 @@ abstract class BaseOptimizer implements Optimizer {
     @Override
     public final void setLearningRate(double learningRate) {
         this.learningRate = Optimizer.requirePositiveRate(id(), learningRate);
+    }
+
+    @Override
+    public final StepSchedule stepSchedule() {
+        return stepSchedule;
+    }
+
+    @Override
+    public final void setStepSchedule(StepSchedule schedule) {
+        Objects.requireNonNull(schedule, "schedule");
+        if (schedule.isScheduled() && !takesStepSchedule()) {
+            Optimizer.super.setStepSchedule(schedule); // the refusal
+        }
+        this.stepSchedule = schedule;
+    }
+
+    /**
+     * Whether the optimizer's update op takes a {@link StepSchedule}: one that counts its updates on the device
+     * (Adam, Nadam, Adamax), whose count gives each update its step.
+     */
+    boolean takesStepSchedule() {
+        return false;
     }
 
     /** Keras 3's {@code weight_decay}. */

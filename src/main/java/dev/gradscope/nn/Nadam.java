@@ -71,7 +71,8 @@ public final class Nadam extends BaseOptimizer {
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.nadamUpdate(parameters, gradients, firstMoment, secondMoment, (float) learningRate(), beta1, beta2,
+        backend.nadamUpdate(parameters, gradients, firstMoment, secondMoment, (float) learningRate(),
+                stepSchedule(), beta1, beta2,
                 (float) epsilon, (float) weightDecay(), iterations, uProduct, end);
     }
 
@@ -126,6 +127,12 @@ public final class Nadam extends BaseOptimizer {
 
     /** The name of Keras's {@code _u_product} in {@link #stateScalars}. */
     public static final String U_PRODUCT = "u_product";
+
+    /** Takes a per-step schedule: the update computes its rate on the device from {@code iterations}. */
+    @Override
+    boolean takesStepSchedule() {
+        return true;
+    }
 
     @Override
     public String id() {

@@ -2,6 +2,7 @@ package dev.gradscope.nn;
 
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.StepEnd;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import java.util.Map;
@@ -108,6 +109,30 @@ public interface Optimizer extends AutoCloseable {
         throw new UnsupportedOperationException(id() + " does not let its learning rate change");
     }
 
+    /**
+     * The per-step learning-rate schedule the updates follow ({@link StepSchedule}: a warmup, a cosine decay),
+     * computed by the update op from the device's step count; {@link StepSchedule#NONE} by default.
+     */
+    default StepSchedule stepSchedule() {
+        return StepSchedule.NONE;
+    }
+
+    /**
+     * Makes every update from now on take its rate from {@code schedule} at its step (Keras's {@code iterations}
+     * before it), the {@link #learningRate} being the rate the warmup reaches and the decay starts from. The
+     * default: an optimizer that takes no per-step schedule, which accepts only {@link StepSchedule#NONE}.
+     */
+    default void setStepSchedule(StepSchedule schedule) {
+        if (schedule.isScheduled()) {
+            throw new IllegalArgumentException(id() + " does not take a per-step learning-rate schedule (warmup,"
+                    + " cosine decay); adam, adamw, amsgrad, nadam and adamax do");
+        }
+    }
+
+    /** The rate of the update at step {@code step} (from 0): the {@link #stepSchedule}'s, or the learning rate. */
+    default double rateAt(long step) {
+        return stepSchedule().rate(learningRate(), step);
+    }
 
     /**
      * Whether {@code value} is in [0, 1) as the float the kernels compute with: a rho or beta of 0.99999999 is a

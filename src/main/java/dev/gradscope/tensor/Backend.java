@@ -457,8 +457,24 @@ public interface Backend extends AutoCloseable {
      * variant: after the moments, {@code vHat = max(vHat, v)} and {@code p -= stepSize m / (sqrt(vHat) +
      * epsilon)}, so that the denominator never shrinks (Reddi et al., 2018). A null {@code vHat} is Adam.
      */
-    void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate, double beta1,
-                    double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms);
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                            double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                            UpdateNorms norms) {
+        adamUpdate(params, grads, m, v, vHat, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, norms);
+    }
+
+    /**
+     * The counter form of {@code adamUpdate} at the rate a per-step {@code schedule} gives the update at step
+     * {@code iterations[0]}: {@code rate = schedule.rate(learningRate, iterations[0])}, computed in the update's own
+     * op (on a GPU on the device, the host's bits), then the update with {@code rate} in place of
+     * {@code learningRate}: the step size {@code adamStepSize(rate, beta1, beta2, iterations[0] + 1)} and the weight
+     * decay {@code p -= p * weightDecay * (float) rate}, as Keras applies a schedule. {@link StepSchedule#NONE}: the
+     * update at {@code learningRate}.
+     */
+    void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                    StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                    Tensor iterations, UpdateNorms norms);
 
     /**
      * The counter form of {@code adamUpdate}, ending a training step ({@link StepEnd}): the gradients' norms,
@@ -480,8 +496,16 @@ public interface Backend extends AutoCloseable {
     default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
                             double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
                             StepEnd end) {
+        adamUpdate(params, grads, m, v, vHat, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, end);
+    }
+
+    /** The step-ending counter form of {@code adamUpdate} under a per-step schedule. */
+    default void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
+                            StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                            Tensor iterations, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        adamUpdate(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+        adamUpdate(params, grads, m, v, vHat, learningRate, schedule, beta1, beta2, epsilon, weightDecay, iterations,
                 end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
@@ -499,16 +523,37 @@ public interface Backend extends AutoCloseable {
      * {@code iterations[0] += 1} (on a GPU in the update's own launch). {@code uProduct} (FLOAT32 [1], Keras's
      * {@code _u_product}) starts at 1.
      */
-    void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1, double beta2,
-                     float epsilon, float weightDecay, Tensor iterations, Tensor uProduct, UpdateNorms norms);
+    default void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
+                             double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
+                             UpdateNorms norms) {
+        nadamUpdate(params, grads, m, v, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, uProduct, norms);
+    }
+
+    /**
+     * {@link #nadamUpdate} at the rate {@code (float) schedule.rate(learningRate, iterations[0])} of a per-step
+     * schedule, computed in the update's own op (as the scheduled {@code adamUpdate}), in place of
+     * {@code learningRate}, the weight decay's too.
+     */
+    void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, StepSchedule schedule,
+                     double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
+                     UpdateNorms norms);
 
     /** {@link #nadamUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
     default void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
                              double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
                              StepEnd end) {
+        nadamUpdate(params, grads, m, v, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, uProduct, end);
+    }
+
+    /** The scheduled {@link #nadamUpdate} ending a training step ({@link StepEnd}). */
+    default void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate,
+                             StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                             Tensor iterations, Tensor uProduct, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        nadamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations, uProduct,
-                end.updateNorms());
+        nadamUpdate(params, grads, m, v, learningRate, schedule, beta1, beta2, epsilon, weightDecay, iterations,
+                uProduct, end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
         }
@@ -520,14 +565,33 @@ public interface Backend extends AutoCloseable {
      * |g|)}, {@code p -= lr m / ((1 - beta1^t) (u + epsilon))}, with {@code 1 - beta1^t} computed in double (by
      * repeated squaring, as {@link #adamStepSize}) and rounded to float; then {@code iterations[0] += 1}.
      */
-    void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
-                      double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms);
+    default void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
+                              double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+        adamaxUpdate(params, grads, m, u, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, norms);
+    }
+
+    /**
+     * {@link #adamaxUpdate} at the rate {@code (float) schedule.rate(learningRate, iterations[0])} of a per-step
+     * schedule, computed in the update's own op, in place of {@code learningRate}, the weight decay's too.
+     */
+    void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, StepSchedule schedule,
+                      double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                      UpdateNorms norms);
 
     /** {@link #adamaxUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
     default void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
                               double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
+        adamaxUpdate(params, grads, m, u, learningRate, StepSchedule.NONE, beta1, beta2, epsilon, weightDecay,
+                iterations, end);
+    }
+
+    /** The scheduled {@link #adamaxUpdate} ending a training step ({@link StepEnd}). */
+    default void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate,
+                              StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                              Tensor iterations, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        adamaxUpdate(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
+        adamaxUpdate(params, grads, m, u, learningRate, schedule, beta1, beta2, epsilon, weightDecay, iterations,
                 end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());

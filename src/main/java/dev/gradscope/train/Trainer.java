@@ -9,6 +9,7 @@ import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.GradientNorms;
 import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.StepGraph;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -223,6 +224,12 @@ public final class Trainer {
                             logs.put("val_loss", v.loss());
                             logs.put("val_accuracy", v.accuracy());
                         }
+                        Optimizer optimizer = model.optimizer();
+                        if (optimizer.stepSchedule().isScheduled() && run.stepsThisEpoch() > 0) {
+                            // A per-step schedule: the rate of the epoch's last update (the count is on the
+                            // device, read once an epoch beside the totals).
+                            learningRate = optimizer.rateAt(Math.max(0, optimizer.iterations() - 1));
+                        }
                         logs.put("learning_rate", learningRate);
                         double seconds = (System.nanoTime() - start) / 1e9;
                         history.record(logs, seconds);
@@ -262,7 +269,8 @@ public final class Trainer {
     /**
      * What every epoch logs, in order: {@code loss}, {@code accuracy}, with validation data {@code val_loss} and
      * {@code val_accuracy}, and {@code learning_rate}, the optimizer's during the epoch (Keras logs it when a
-     * callback changes it; here it is always there, so a history says which rate every epoch trained with).
+     * callback changes it; here it is always there, so a history says which rate every epoch trained with); under a
+     * per-step schedule ({@link Optimizer#stepSchedule}) the rate of the epoch's last update.
      */
     static List<String> loggedMetrics(boolean validation) {
         List<String> metrics = new ArrayList<>(List.of("loss", "accuracy"));
@@ -443,12 +451,15 @@ public final class Trainer {
         private long layoutVersion;
         /** The learning rate the graphs hold: they are captured again when the optimizer's differs. */
         private double capturedLearningRate;
+        /** The per-step schedule the graphs were captured with (its scalars are the update's arguments). */
+        private StepSchedule capturedSchedule;
 
         StepGraphs(Sequential model, Step step) {
             this.model = model;
             this.step = step;
             this.layoutVersion = model.layoutVersion();
             this.capturedLearningRate = model.optimizer().learningRate();
+            this.capturedSchedule = model.optimizer().stepSchedule();
         }
 
         /**
@@ -463,11 +474,13 @@ public final class Trainer {
                 warmedUp.clear();
                 layoutVersion = model.layoutVersion();
             }
-            if (model.optimizer().learningRate() != capturedLearningRate) {
+            if (model.optimizer().learningRate() != capturedLearningRate
+                    || !model.optimizer().stepSchedule().equals(capturedSchedule)) {
                 // The graphs hold the old learning rate; the buffers stayed put, so no eager warm-up is needed. A
                 // change within an epoch reaches the steps at the next launch (see Optimizer.setLearningRate).
                 close();
                 capturedLearningRate = model.optimizer().learningRate();
+                capturedSchedule = model.optimizer().stepSchedule();
             }
             Key key = new Key(rows, count);
             StepGraph graph = graphs.get(key);

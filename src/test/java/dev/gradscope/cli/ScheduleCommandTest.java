@@ -3,12 +3,17 @@ package dev.gradscope.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradscope.Tolerances;
+import dev.gradscope.data.SafeTensors;
 import dev.gradscope.report.HistoryJson;
 import dev.gradscope.report.RunReport;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -98,5 +103,90 @@ class ScheduleCommandTest {
         assertTrue(err.toString().contains("--lr-schedule sets every epoch's learning rate, which would undo the"
                 + " reductions of --reduce-lr-on-plateau: give one of them"), err.toString());
         assertTrue(Files.notExists(tmp.resolve("both")));
+    }
+
+    /**
+     * Keras's CosineDecay with a warmup target, written out in double with Math.cos (StepScheduleTest checks the
+     * schedule against it at more steps).
+     */
+    private static double kerasCosineDecay(double start, double target, int warmupSteps, int decaySteps,
+                                           double alpha, long step) {
+        double s = Math.min(step, warmupSteps + decaySteps);
+        if (s < warmupSteps) {
+            return (target - start) * (s / warmupSteps) + start;
+        }
+        return target * ((1 - alpha) * 0.5 * (1 + Math.cos(Math.PI * (s - warmupSteps) / decaySteps)) + alpha);
+    }
+
+    /**
+     * A warmup over 3 steps and a cosine over 2 (2 steps an epoch here): each epoch logs its last update's rate, the
+     * config records the schedule, and a run resumed after its first epoch, mid-warmup, is the run trained in one
+     * go, bit for bit: the saved step count carries the schedule on.
+     */
+    @Test
+    void aWarmupAndCosineDecayAreLoggedRecordedAndResumedExactly() throws IOException {
+        List<String> schedule = List.of("--optimizer", "adam", "--warmup-steps", "3", "--warmup-start", "0.0001",
+                "--lr-schedule", "cosine-decay:2:0.1");
+        Path straight = tmp.resolve("straight");
+        List<String> straightArgs = new ArrayList<>(train("--epochs", "3", "--out", straight.toString()));
+        straightArgs.addAll(schedule);
+        assertEquals(0, run(straightArgs), err.toString());
+        List<?> rates = (List<?>) history(straight).get("learning_rate");
+        long[] lastSteps = {1, 3, 5};
+        for (int e = 0; e < 3; e++) {
+            double want = kerasCosineDecay(1e-4, 1e-3, 3, 2, 0.1, lastSteps[e]);
+            assertEquals(want, (Double) rates.get(e), Tolerances.SCHEDULE_RATE_OF_PEAK * 1e-3, "epoch " + e);
+        }
+        Map<?, ?> config = (Map<?, ?>) history(straight).get("config");
+        assertEquals(List.of("cosine-decay:2:0.1", 3, 1e-4), List.of(config.get("lr_schedule"),
+                config.get("warmup_steps"), config.get("warmup_start")));
+
+        Path resumed = tmp.resolve("resumed");
+        List<String> firstEpoch = new ArrayList<>(train("--epochs", "1", "--out", resumed.toString()));
+        firstEpoch.addAll(schedule);
+        assertEquals(0, run(firstEpoch), err.toString());
+        assertEquals(2, run(List.of("train", "--resume", resumed.toString(), "--epochs", "3", "--warmup-steps", "5")));
+        assertTrue(err.toString().contains("takes no --warmup-steps"), err.toString());
+        assertEquals(0, run(List.of("train", "--resume", resumed.toString(), "--epochs", "3", "--quiet")),
+                err.toString());
+        for (String file : List.of("model.safetensors", ResumedRun.FILE)) { // the weights; the optimizer's state
+            Map<String, SafeTensors.Entry> want = SafeTensors.read(straight.resolve(file)).tensors();
+            Map<String, SafeTensors.Entry> got = SafeTensors.read(resumed.resolve(file)).tensors();
+            assertEquals(want.keySet(), got.keySet(), file);
+            want.forEach((name, entry) -> assertTrue(Arrays.equals(entry.values(), got.get(name).values()),
+                    file + ": " + name + " differs from the straight run's"));
+        }
+        assertEquals(SafeTensors.read(straight.resolve(ResumedRun.FILE)).metadata().get("iterations"),
+                SafeTensors.read(resumed.resolve(ResumedRun.FILE)).metadata().get("iterations"), "the step count");
+        for (String metric : List.of("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")) {
+            assertEquals(history(straight).get(metric), history(resumed).get(metric), metric);
+        }
+    }
+
+    @Test
+    void badStepSchedulesAndTheirMixWithEpochSchedulesOrAPlateauAreUsageErrors() {
+        Map<List<String>, String> refusals = Map.of(
+                List.of("--lr-schedule", "cosine-decay"), "expected step:EPOCHS:GAMMA",
+                List.of("--lr-schedule", "cosine-decay:0"), "DECAY_STEPS must be at least 1 step, got 0",
+                List.of("--lr-schedule", "cosine-decay:1.5"), "DECAY_STEPS must be a whole number of steps, got '1.5'",
+                List.of("--lr-schedule", "cosine-decay:100:2"), "the cosine's alpha must be in [0, 1], got 2.0",
+                List.of("--warmup-steps", "-1"), "--warmup-steps must be a count of steps >= 0, got -1",
+                List.of("--warmup-start", "0.0001"), "--warmup-start is the rate a warmup starts from; give"
+                        + " --warmup-steps N too",
+                List.of("--warmup-steps", "10", "--lr-schedule", "step:1:0.5"), "--warmup-steps warms up the rate"
+                        + " step by step, which --lr-schedule step:1:0.5 would set again every epoch",
+                List.of("--warmup-steps", "10", "--reduce-lr-on-plateau", "2"), "--warmup-steps sets every step's"
+                        + " learning rate, which would undo the reductions of --reduce-lr-on-plateau",
+                List.of("--lr-schedule", "cosine-decay:10", "--reduce-lr-on-plateau", "2"), "--lr-schedule sets every"
+                        + " step's learning rate, which would undo the reductions of --reduce-lr-on-plateau",
+                List.of("--optimizer", "sgd", "--warmup-steps", "10"), "--warmup-steps: sgd does not take a per-step"
+                        + " learning-rate schedule (warmup, cosine decay); adam, adamw, amsgrad, nadam and adamax do");
+        refusals.forEach((bad, message) -> {
+            StringWriter errors = new StringWriter();
+            List<String> args = new ArrayList<>(train("--epochs", "1"));
+            args.addAll(bad);
+            assertEquals(2, GradScope.run(new PrintWriter(errors, true), args.toArray(String[]::new)), bad.toString());
+            assertTrue(errors.toString().contains(message), bad + ": " + errors);
+        });
     }
 }

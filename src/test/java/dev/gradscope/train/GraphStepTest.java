@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradscope.Tolerances;
 import dev.gradscope.backend.cpu.CpuBackend;
 import dev.gradscope.data.Batches;
 import dev.gradscope.data.Dataset;
@@ -23,6 +24,7 @@ import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.StepEnd;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -111,7 +113,7 @@ class GraphStepTest {
      */
     @ParameterizedTest(name = "{0}, {1} steps per graph")
     @CsvSource({"adam, 3", "sgd, 3", "rmsprop, 3", "adam, 100", "sgd, 100", "nadam, 3", "adamax, 3", "adagrad, 3",
-        "amsgrad, 100"})
+        "amsgrad, 100", "adam-warmup, 2", "nadam-warmup, 2", "adamax-warmup, 2"})
     void severalStepsPerGraphGiveTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
         Run eager = train(optimizer, "relu", true, false, false, stepsPerGraph, 2, 0);
         Run graphs = train(optimizer, "relu", true, false, true, stepsPerGraph, 2, 0);
@@ -540,6 +542,9 @@ class GraphStepTest {
         // RMSprop with all its buffers and a weight decay; SGD with Nesterov momentum and a weight decay.
         Supplier<Optimizer> make = () -> switch (optimizer) {
             case "adam" -> new Adam(2e-3);
+            case "adam-warmup" -> scheduled(new Adam(2e-3), WARMUP_AND_DECAY);
+            case "nadam-warmup" -> scheduled(new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004), WARMUP_AND_DECAY);
+            case "adamax-warmup" -> scheduled(new Adamax(2e-3, 0.9, 0.999, 1e-7, 0.004), WARMUP_AND_DECAY);
             case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01);
             // Keras's others, each with a weight decay
             case "amsgrad" -> new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004, true);
@@ -559,6 +564,35 @@ class GraphStepTest {
                     model.state() == null ? new float[0] : model.state().toFloatArray(),
                     model.optimizer().stateScalars());
         }
+    }
+
+    /**
+     * A per-step schedule whose warmup ends inside the first epoch (step 5 of 8) and whose cosine ends in the
+     * second (step 13), each inside a graph of 2 steps.
+     */
+    private static final StepSchedule WARMUP_AND_DECAY = StepSchedule.cosineDecay(1e-4, 5, 8, 0.1);
+
+    private static Optimizer scheduled(Optimizer optimizer, StepSchedule schedule) {
+        optimizer.setStepSchedule(schedule);
+        return optimizer;
+    }
+
+    /**
+     * Under a per-step schedule each epoch logs the rate of its last update (steps 7 and 15 for two epochs of 8:
+     * the warmup's rate has gone, the second is past the cosine's end); and the schedule does change the updates:
+     * the parameters differ from those of the same run at the constant rate.
+     */
+    @Test
+    void aStepScheduleLogsTheRateOfEachEpochsLastUpdate() {
+        Run scheduled = train("adam-warmup", "relu", false, false, true, 2, 2, 0);
+        assertEquals(List.of(WARMUP_AND_DECAY.rate(2e-3, 7), WARMUP_AND_DECAY.rate(2e-3, 15)),
+                scheduled.history.get("learning_rate"));
+        assertEquals(2e-3 * 0.1, WARMUP_AND_DECAY.rate(2e-3, 15), Tolerances.SCHEDULE_RATE_OF_PEAK * 2e-3,
+                "past the cosine: alpha times the rate");
+        assertEquals(16, scheduled.iterations);
+        Run constant = train("adam", "relu", false, false, true, 2, 2, 0);
+        assertFalse(Arrays.equals(constant.parameters, scheduled.parameters), "the schedule changed the updates");
+        assertEquals(List.of(2e-3, 2e-3), constant.history.get("learning_rate"));
     }
 
     private static History fit(Sequential model, FitOptions.Builder options, boolean emulateGraphs) {

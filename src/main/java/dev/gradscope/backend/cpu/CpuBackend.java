@@ -6,6 +6,7 @@ import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.DropoutMask;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import java.util.Arrays;
@@ -1233,17 +1234,19 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
-                           double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
-                           UpdateNorms norms) {
+                           StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                           Tensor iterations, UpdateNorms norms) {
         OpChecks.adamUpdateAtCounter(params, grads, m, v, iterations);
         OpChecks.adamVelocityHat(params, vHat);
-        float stepSize = Backend.adamStepSize(learningRate, beta1, beta2, counterValue(iterations) + 1L);
+        long step = counterValue(iterations);
+        double rate = schedule.rate(learningRate, step);
+        float stepSize = Backend.adamStepSize(rate, beta1, beta2, step + 1L);
         if (vHat == null) {
             adamUpdate(params, grads, m, v, (float) beta1, (float) beta2, epsilon, stepSize, weightDecay,
-                    (float) learningRate, norms);
+                    (float) rate, norms);
         } else {
             amsgradUpdate(params, grads, m, v, vHat, (float) beta1, (float) beta2, epsilon, stepSize, weightDecay,
-                    (float) learningRate, norms);
+                    (float) rate, norms);
         }
         ints(iterations)[off(iterations)]++;
     }
@@ -1279,11 +1282,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
-                            double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
-                            UpdateNorms norms) {
+    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float peakRate, StepSchedule schedule,
+                            double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                            Tensor uProduct, UpdateNorms norms) {
         OpChecks.nadamUpdate(params, grads, m, v, iterations, uProduct);
         OpChecks.updateNorms("nadamUpdate", params, norms);
+        float learningRate = (float) schedule.rate(peakRate, counterValue(iterations));
         float[] scalars = Backend.nadamScalars(beta1, beta2, counterValue(iterations) + 1L,
                 floats(uProduct)[off(uProduct)]);
         float uNow = scalars[0];
@@ -1319,10 +1323,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
-                             double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float peakRate, StepSchedule schedule,
+                             double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
+                             UpdateNorms norms) {
         OpChecks.adamaxUpdate(params, grads, m, u, iterations);
         OpChecks.updateNorms("adamaxUpdate", params, norms);
+        float learningRate = (float) schedule.rate(peakRate, counterValue(iterations));
         float correction = Backend.adamaxCorrection(beta1, counterValue(iterations) + 1L);
         float oneMinusBeta1 = (float) (1 - beta1);
         float b2 = (float) beta2;

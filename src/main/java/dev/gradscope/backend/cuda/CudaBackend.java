@@ -32,6 +32,7 @@ import dev.gradscope.tensor.DropoutMask;
 import dev.gradscope.tensor.GradientNorms;
 import dev.gradscope.tensor.OpChecks;
 import dev.gradscope.tensor.Shapes;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.StepEnd;
 import dev.gradscope.tensor.StepGraph;
 import dev.gradscope.tensor.Tensor;
@@ -1645,8 +1646,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
-                           double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
-                           UpdateNorms norms) {
+                           StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                           Tensor iterations, UpdateNorms norms) {
         checkAdamAtCounter(params, grads, m, v, vHat, iterations, norms);
         enter();
         int n = (int) params.size();
@@ -1655,30 +1656,31 @@ public final class CudaBackend implements Backend {
             launch("adam_update_counter", kernels.adamUpdateCounter,
                     Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(m), arg(v), argOrNull(vHat), arg(learningRate),
-                            arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay), arg(iterations), arg(n),
-                            ticket()),
+                            arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                            arg(schedule.alpha()), arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay),
+                            arg(iterations), arg(n), ticket()),
                     params, grads, m, v, vHat, iterations);
             return;
         }
-        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
-                iterations, StepEnd.measuring(norms));
+        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, schedule, beta1, beta2, epsilon,
+                weightDecay, iterations, StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
     public void adamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, double learningRate,
-                           double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
-                           StepEnd end) {
+                           StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                           Tensor iterations, StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.adamUpdate(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
-                    iterations, end);
+            Backend.super.adamUpdate(params, grads, m, v, vHat, learningRate, schedule, beta1, beta2, epsilon,
+                    weightDecay, iterations, end);
             return;
         }
         checkAdamAtCounter(params, grads, m, v, vHat, iterations, end.updateNorms());
         checkStepEnd("adamUpdate", end);
         enter();
-        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, beta1, beta2, epsilon, weightDecay,
-                iterations, end);
+        launchAdamMeasuredAtCounter(params, grads, m, v, vHat, learningRate, schedule, beta1, beta2, epsilon,
+                weightDecay, iterations, end);
     }
 
     private void checkAdamAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat, Tensor iterations,
@@ -1694,18 +1696,21 @@ public final class CudaBackend implements Backend {
 
     /** adam_update_measured_counter (its last block also counts the update). Checked by the caller. */
     private void launchAdamMeasuredAtCounter(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor vHat,
-                                             double learningRate, double beta1, double beta2, float epsilon,
-                                             float weightDecay, Tensor iterations, StepEnd end) {
+                                             double learningRate, StepSchedule schedule, double beta1,
+                                             double beta2, float epsilon, float weightDecay, Tensor iterations,
+                                             StepEnd end) {
         launchMeasured("adam_update_measured_counter", kernels.adamUpdateMeasuredCounter, (int) params.size(),
                 new Pointer[] {arg(params), arg(grads), arg(m), arg(v), argOrNull(vHat), arg(learningRate),
-                        arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay), arg(iterations)},
+                        arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                        arg(schedule.alpha()), arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay),
+                        arg(iterations)},
                 new Tensor[] {params, grads, m, v, vHat, iterations}, end);
     }
 
     @Override
-    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
-                            double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
-                            UpdateNorms norms) {
+    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate,
+                            StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                            Tensor iterations, Tensor uProduct, UpdateNorms norms) {
         checkNadam(params, grads, m, v, iterations, uProduct, norms);
         enter();
         int n = (int) params.size();
@@ -1713,30 +1718,32 @@ public final class CudaBackend implements Backend {
             // At least one block, even over no element: its last block stores the product and counts the update.
             launch("nadam_update_counter", kernels.nadamUpdateCounter,
                     Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
-                    Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                            arg(epsilon), arg(weightDecay), arg(iterations), arg(uProduct), arg(n), ticket()),
+                    Pointer.to(arg(params), arg(grads), arg(m), arg(v), arg(learningRate),
+                            arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                            arg(schedule.alpha()), arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay),
+                            arg(iterations), arg(uProduct), arg(n), ticket()),
                     params, grads, m, v, iterations, uProduct);
             return;
         }
-        launchNadamMeasured(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
-                uProduct, StepEnd.measuring(norms));
+        launchNadamMeasured(params, grads, m, v, learningRate, schedule, beta1, beta2, epsilon, weightDecay,
+                iterations, uProduct, StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
-    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate, double beta1,
-                            double beta2, float epsilon, float weightDecay, Tensor iterations, Tensor uProduct,
-                            StepEnd end) {
+    public void nadamUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate,
+                            StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                            Tensor iterations, Tensor uProduct, StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.nadamUpdate(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay,
-                    iterations, uProduct, end);
+            Backend.super.nadamUpdate(params, grads, m, v, learningRate, schedule, beta1, beta2, epsilon,
+                    weightDecay, iterations, uProduct, end);
             return;
         }
         checkNadam(params, grads, m, v, iterations, uProduct, end.updateNorms());
         checkStepEnd("nadamUpdate", end);
         enter();
-        launchNadamMeasured(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
-                uProduct, end);
+        launchNadamMeasured(params, grads, m, v, learningRate, schedule, beta1, beta2, epsilon, weightDecay,
+                iterations, uProduct, end);
     }
 
     private void checkNadam(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor iterations, Tensor uProduct,
@@ -1748,45 +1755,52 @@ public final class CudaBackend implements Backend {
 
     /** nadam_update_measured_counter. Checked by the caller. */
     private void launchNadamMeasured(Tensor params, Tensor grads, Tensor m, Tensor v, float learningRate,
-                                     double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
-                                     Tensor uProduct, StepEnd end) {
+                                     StepSchedule schedule, double beta1, double beta2, float epsilon,
+                                     float weightDecay, Tensor iterations, Tensor uProduct, StepEnd end) {
         launchMeasured("nadam_update_measured_counter", kernels.nadamUpdateMeasuredCounter, (int) params.size(),
-                new Pointer[] {arg(params), arg(grads), arg(m), arg(v), arg(learningRate), arg(beta1), arg(beta2),
-                        arg(epsilon), arg(weightDecay), arg(iterations), arg(uProduct)},
+                new Pointer[] {arg(params), arg(grads), arg(m), arg(v), arg(learningRate),
+                        arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                        arg(schedule.alpha()), arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay),
+                        arg(iterations), arg(uProduct)},
                 new Tensor[] {params, grads, m, v, iterations, uProduct}, end);
     }
 
     @Override
-    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
-                             double beta2, float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms) {
+    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate,
+                             StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                             Tensor iterations, UpdateNorms norms) {
         checkAdamax(params, grads, m, u, iterations, norms);
         enter();
         int n = (int) params.size();
         if (!measurable(norms)) {
             launch("adamax_update_counter", kernels.adamaxUpdateCounter,
                     Launch.elementWise(Math.max(n, 1), info.multiprocessors()),
-                    Pointer.to(arg(params), arg(grads), arg(m), arg(u), arg(learningRate), arg(beta1), arg(beta2),
-                            arg(epsilon), arg(weightDecay), arg(iterations), arg(n), ticket()),
+                    Pointer.to(arg(params), arg(grads), arg(m), arg(u), arg(learningRate),
+                            arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                            arg(schedule.alpha()), arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay),
+                            arg(iterations), arg(n), ticket()),
                     params, grads, m, u, iterations);
             return;
         }
-        launchAdamaxMeasured(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay, iterations,
-                StepEnd.measuring(norms));
+        launchAdamaxMeasured(params, grads, m, u, learningRate, schedule, beta1, beta2, epsilon, weightDecay,
+                iterations, StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
-    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate, double beta1,
-                             double beta2, float epsilon, float weightDecay, Tensor iterations, StepEnd end) {
+    public void adamaxUpdate(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate,
+                             StepSchedule schedule, double beta1, double beta2, float epsilon, float weightDecay,
+                             Tensor iterations, StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.adamaxUpdate(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay,
-                    iterations, end);
+            Backend.super.adamaxUpdate(params, grads, m, u, learningRate, schedule, beta1, beta2, epsilon,
+                    weightDecay, iterations, end);
             return;
         }
         checkAdamax(params, grads, m, u, iterations, end.updateNorms());
         checkStepEnd("adamaxUpdate", end);
         enter();
-        launchAdamaxMeasured(params, grads, m, u, learningRate, beta1, beta2, epsilon, weightDecay, iterations, end);
+        launchAdamaxMeasured(params, grads, m, u, learningRate, schedule, beta1, beta2, epsilon, weightDecay,
+                iterations, end);
     }
 
     private void checkAdamax(Tensor params, Tensor grads, Tensor m, Tensor u, Tensor iterations, UpdateNorms norms) {
@@ -1797,11 +1811,13 @@ public final class CudaBackend implements Backend {
 
     /** adamax_update_measured_counter. Checked by the caller. */
     private void launchAdamaxMeasured(Tensor params, Tensor grads, Tensor m, Tensor u, float learningRate,
-                                      double beta1, double beta2, float epsilon, float weightDecay, Tensor iterations,
-                                      StepEnd end) {
+                                      StepSchedule schedule, double beta1, double beta2, float epsilon,
+                                      float weightDecay, Tensor iterations, StepEnd end) {
         launchMeasured("adamax_update_measured_counter", kernels.adamaxUpdateMeasuredCounter, (int) params.size(),
-                new Pointer[] {arg(params), arg(grads), arg(m), arg(u), arg(learningRate), arg(beta1), arg(beta2),
-                        arg(epsilon), arg(weightDecay), arg(iterations)},
+                new Pointer[] {arg(params), arg(grads), arg(m), arg(u), arg(learningRate),
+                        arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                        arg(schedule.alpha()), arg(beta1), arg(beta2), arg(epsilon), arg(weightDecay),
+                        arg(iterations)},
                 new Tensor[] {params, grads, m, u, iterations}, end);
     }
 

@@ -20,6 +20,7 @@ import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Nadam;
+import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
@@ -28,6 +29,7 @@ import dev.gradscope.tensor.Backend;
 import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.GradientNorms;
 import dev.gradscope.tensor.StepEnd;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import dev.gradscope.tensor.UpdateNorms;
 import dev.gradscope.train.FitOptions;
@@ -2241,6 +2243,118 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * Adam, and AMSGrad with a weight decay, under a per-step schedule (a warmup of 4 updates from 1e-4, then a
+     * cosine over 6 down to 0.1 of the rate), over 12 consecutive updates with fresh gradients, across the warmup's
+     * end and the cosine's: the GPU's parameters and moments are the CPU's bit for bit after every update (and its
+     * norms close), the device computing each update's rate from its own count as the host does.
+     */
+    @Test
+    void adamUnderAStepScheduleMatchesTheCpuBitForBitAcrossTheWarmup() {
+        int n = 4099;
+        int[] starts = {0, 3, 3, 4000, n};
+        StepSchedule schedule = StepSchedule.cosineDecay(1e-4, 4, 6, 0.1);
+        for (boolean amsgrad : new boolean[] {false, true}) {
+            for (boolean measured : new boolean[] {false, true}) {
+                Layout layout = measured ? Layout.SHIFTED : Layout.ALIGNED;
+                float weightDecay = amsgrad ? 0.004f : 0f;
+                float[][] initial = {inputs(n, 1), inputs(n, 0.1), abs(inputs(n, 0.01)), abs(inputs(n, 0.01))};
+                Tensor[] onCpu = new Tensor[4];
+                Tensor[] onGpu = new Tensor[4];
+                for (int b = 0; b < 4; b++) {
+                    onCpu[b] = cpu(initial[b], n);
+                    onGpu[b] = output(layout, DType.FLOAT32, n);
+                    gpu.copyFromHost(initial[b], onGpu[b]);
+                }
+                Tensor cpuNorms = cpu(new float[8], 2, 4);
+                Tensor gpuNorms = output(layout, DType.FLOAT32, 2, 4);
+                Tensor cpuCount = own(CPU.fromHost(new int[] {0}, 1));
+                Tensor gpuCount = gpuInts(new int[] {0}, layout);
+                Tensor cpuStarts = own(CPU.fromHost(starts, starts.length));
+                Tensor gpuStarts = gpuInts(starts, layout);
+                for (int step = 0; step < 12; step++) {
+                    float[] g = inputs(n, 1);
+                    CPU.adamUpdate(onCpu[0], cpu(g, n), onCpu[1], onCpu[2], amsgrad ? onCpu[3] : null, 2e-3, schedule,
+                            0.9, 0.999, 1e-7f, weightDecay, cpuCount, measured ? norms(cpuStarts, cpuNorms) : null);
+                    gpu.adamUpdate(onGpu[0], input(g, layout, n), onGpu[1], onGpu[2], amsgrad ? onGpu[3] : null, 2e-3,
+                            schedule, 0.9, 0.999, 1e-7f, weightDecay, gpuCount,
+                            measured ? norms(gpuStarts, gpuNorms) : null);
+                    String what = (amsgrad ? "AMSGrad" : "Adam") + (measured ? " measured" : "") + ", update " + step
+                            + " at rate " + schedule.rate(2e-3, step);
+                    for (int b = 0; b < (amsgrad ? 4 : 3); b++) {
+                        assertClose(what + ", buffer " + b, onCpu[b].toFloatArray(), read(onGpu[b]),
+                                i -> Tolerances.GPU_EXACT);
+                    }
+                    if (measured) { // sums in other orders (the CPU's float lanes): close, not the same bits
+                        float[] want = cpuNorms.toFloatArray();
+                        assertClose(what + ", weight and update norms", want, read(gpuNorms),
+                                i -> Tolerances.CPU_UPDATE_NORMS_REL * Math.abs(want[i]));
+                    }
+                    assertArrayEquals(new int[] {step + 1}, readInts(gpuCount), what + ": counted");
+                }
+            }
+        }
+    }
+
+    /**
+     * Nadam and Adamax, each with a weight decay, under the per-step schedule of
+     * {@link #adamUnderAStepScheduleMatchesTheCpuBitForBitAcrossTheWarmup}, over 12 updates across both its ends:
+     * the GPU's parameters and state are the CPU's bit for bit after every update (Nadam's u_product too).
+     */
+    @Test
+    void nadamAndAdamaxUnderAStepScheduleMatchTheCpuBitForBit() {
+        int n = 4099;
+        int[] starts = {0, 3, 3, 4000, n};
+        StepSchedule schedule = StepSchedule.cosineDecay(1e-4, 4, 6, 0.1);
+        for (boolean nadam : new boolean[] {true, false}) {
+            for (boolean measured : new boolean[] {false, true}) {
+                Layout layout = measured ? Layout.SHIFTED : Layout.ALIGNED;
+                float[][] initial = {inputs(n, 1), inputs(n, 0.1), abs(inputs(n, 0.01))};
+                Tensor[] onCpu = new Tensor[3];
+                Tensor[] onGpu = new Tensor[3];
+                for (int b = 0; b < 3; b++) {
+                    onCpu[b] = cpu(initial[b], n);
+                    onGpu[b] = output(layout, DType.FLOAT32, n);
+                    gpu.copyFromHost(initial[b], onGpu[b]);
+                }
+                Tensor cpuNorms = cpu(new float[8], 2, 4);
+                Tensor gpuNorms = output(layout, DType.FLOAT32, 2, 4);
+                Tensor cpuCount = own(CPU.fromHost(new int[] {0}, 1));
+                Tensor gpuCount = gpuInts(new int[] {0}, layout);
+                Tensor cpuProduct = cpu(new float[] {1f}, 1);
+                Tensor gpuProduct = input(new float[] {1f}, layout, 1);
+                Tensor cpuStarts = own(CPU.fromHost(starts, starts.length));
+                Tensor gpuStarts = gpuInts(starts, layout);
+                for (int step = 0; step < 12; step++) {
+                    float[] g = inputs(n, 1);
+                    UpdateNorms cpuMeasure = measured ? norms(cpuStarts, cpuNorms) : null;
+                    UpdateNorms gpuMeasure = measured ? norms(gpuStarts, gpuNorms) : null;
+                    if (nadam) {
+                        CPU.nadamUpdate(onCpu[0], cpu(g, n), onCpu[1], onCpu[2], 2e-3f, schedule, 0.9, 0.999, 1e-7f,
+                                0.004f, cpuCount, cpuProduct, cpuMeasure);
+                        gpu.nadamUpdate(onGpu[0], input(g, layout, n), onGpu[1], onGpu[2], 2e-3f, schedule, 0.9,
+                                0.999, 1e-7f, 0.004f, gpuCount, gpuProduct, gpuMeasure);
+                    } else {
+                        CPU.adamaxUpdate(onCpu[0], cpu(g, n), onCpu[1], onCpu[2], 2e-3f, schedule, 0.9, 0.999, 1e-7f,
+                                0.004f, cpuCount, cpuMeasure);
+                        gpu.adamaxUpdate(onGpu[0], input(g, layout, n), onGpu[1], onGpu[2], 2e-3f, schedule, 0.9,
+                                0.999, 1e-7f, 0.004f, gpuCount, gpuMeasure);
+                    }
+                    String what = (nadam ? "Nadam" : "Adamax") + (measured ? " measured" : "") + ", update " + step;
+                    for (int b = 0; b < 3; b++) {
+                        assertClose(what + ", buffer " + b, onCpu[b].toFloatArray(), read(onGpu[b]),
+                                i -> Tolerances.GPU_EXACT);
+                    }
+                    if (nadam) {
+                        assertClose(what + ", u_product", cpuProduct.toFloatArray(), gpuProduct.toFloatArray(),
+                                i -> Tolerances.GPU_EXACT);
+                    }
+                    assertArrayEquals(new int[] {step + 1}, readInts(gpuCount), what + ": counted");
+                }
+            }
+        }
+    }
+
     private static UpdateNorms norms(Tensor segmentStarts, Tensor weightAndUpdate) {
         int segments = weightAndUpdate.columnCount();
         return new UpdateNorms(segmentStarts, weightAndUpdate.rows(0, 1).reshape(segments),
@@ -2434,7 +2548,8 @@ class CudaBackendTest {
         "sgd, 3, 0, false, 0", "rmsprop, 3, 0, false, 0", "adam, 1000, 0, false, 0", "adam, 1, 0.3, false, 0",
         "sgd, 3, 0.3, false, 0", "rmsprop, 1, 0, true, 0", "sgd, 3, 0.3, true, 0", "adam, 3, 0, false, 0.1",
         "nadam, 1, 0, false, 0", "nadam, 3, 0, false, 0", "adamax, 3, 0, false, 0", "adagrad, 1, 0, false, 0",
-        "amsgrad, 3, 0, false, 0"})
+        "amsgrad, 3, 0, false, 0", "adam-warmup, 2, 0, false, 0", "adam-warmup, 1, 0.3, false, 0",
+        "nadam-warmup, 2, 0, false, 0", "adamax-warmup, 2, 0, false, 0"})
     void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph, double dropout,
                                                        boolean batchNorm, double labelSmoothing) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
@@ -2446,6 +2561,14 @@ class CudaBackendTest {
             try (Sequential model = Mlp.build(gpu, SEED, 784, new int[] {64, 32}, 10, Mlp.HiddenUnits.of("relu"),
                     Initializer.glorotUniform(), dropout, batchNorm).compile(switch (optimizer) {
                         case "adam" -> new Adam(2e-3);
+                        // A per-step schedule: the warmup ends in the first epoch (step 5), the cosine in the
+                        // third (step 17), both inside a graph of 2 steps; the rate comes from the device's count.
+                        case "adam-warmup" -> withSchedule(new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004),
+                                StepSchedule.cosineDecay(1e-4, 5, 12, 0.1));
+                        case "nadam-warmup" -> withSchedule(new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004),
+                                StepSchedule.cosineDecay(1e-4, 5, 12, 0.1));
+                        case "adamax-warmup" -> withSchedule(new Adamax(2e-3, 0.9, 0.999, 1e-7, 0.004),
+                                StepSchedule.cosineDecay(1e-4, 5, 12, 0.1));
                         case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01); // every buffer, decay
                         case "amsgrad" -> new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004, true);
                         case "nadam" -> new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004); // u_product on the device
@@ -2484,6 +2607,11 @@ class CudaBackendTest {
         assertEquals(15 + (dropout > 0 ? 2 * 2 : 0) + (batchNorm ? 2 * 4 : 0), histories[0].operationsPerStep(),
                 "queued by one eager step");
         assertEquals(histories[0].operationsPerStep(), histories[1].operationsPerStep());
+    }
+
+    private static Optimizer withSchedule(Optimizer optimizer, StepSchedule schedule) {
+        optimizer.setStepSchedule(schedule);
+        return optimizer;
     }
 
     /**

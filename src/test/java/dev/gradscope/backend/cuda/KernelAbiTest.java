@@ -105,19 +105,19 @@ class KernelAbiTest {
         abi.put("gather_next_batch", "pfpippipipiip");
         abi.put("copy_to_row_f32", "pppii");               // src, table, row, tableRows, n
         abi.put("advance_counters", "pi");                 // counters, n
-        // params, grads, m, v, vHat (AMSGrad's, or NULL), learningRate, beta1, beta2 (double), epsilon, weightDecay,
-        // iterations, n, ticket
-        abi.put("adam_update_counter", "pppppdddffpip");
+        // params, grads, m, v, vHat (AMSGrad's, or NULL), learningRate, the step schedule (warmupStart, warmupSteps,
+        // decaySteps, alpha), beta1, beta2 (double), epsilon, weightDecay, iterations, n, ticket
+        abi.put("adam_update_counter", "pppppddiidddffpip");
         // ... then iterations and the measured tail in place of n
-        abi.put("adam_update_measured_counter", "pppppdddffp" + MEASURED_TAIL);
-        // params, grads, m, v, learningRate (float), beta1, beta2 (double), epsilon, weightDecay, iterations,
-        // uProduct, n, ticket; measured: the tail in place of n
-        abi.put("nadam_update_counter", "ppppfddffppip");
-        abi.put("nadam_update_measured_counter", "ppppfddffpp" + MEASURED_TAIL);
-        // params, grads, m, u, learningRate (float), beta1, beta2 (double), epsilon, weightDecay, iterations, n,
-        // ticket; measured: the tail in place of n
-        abi.put("adamax_update_counter", "ppppfddffpip");
-        abi.put("adamax_update_measured_counter", "ppppfddffp" + MEASURED_TAIL);
+        abi.put("adam_update_measured_counter", "pppppddiidddffp" + MEASURED_TAIL);
+        // params, grads, m, v, learningRate (float), the step schedule (as Adam's), beta1, beta2 (double), epsilon,
+        // weightDecay, iterations, uProduct, n, ticket; measured: the tail in place of n
+        abi.put("nadam_update_counter", "ppppfdiidddffppip");
+        abi.put("nadam_update_measured_counter", "ppppfdiidddffpp" + MEASURED_TAIL);
+        // params, grads, m, u, learningRate (float), the step schedule, beta1, beta2 (double), epsilon, weightDecay,
+        // iterations, n, ticket; measured: the tail in place of n
+        abi.put("adamax_update_counter", "ppppfdiidddffpip");
+        abi.put("adamax_update_measured_counter", "ppppfdiidddffp" + MEASURED_TAIL);
         // params, grads, accumulator, learningRate, epsilon, weightDecay, n; measured: the tail in place of n
         abi.put("adagrad_update", "pppfffi");
         abi.put("adagrad_update_measured", "pppfff" + MEASURED_TAIL);
