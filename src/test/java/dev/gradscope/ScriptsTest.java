@@ -391,6 +391,18 @@ class ScriptsTest {
         assertEquals(List.of(), launch("train", "--dataset", "cifar10"));
     }
 
+    /**
+     * Review "testdata": evaluate and predict have no -q, so picocli takes -qh as --out's value (no help); the
+     * launcher takes it for a help request and does not fetch the test files the command then reads.
+     */
+    @Test
+    void aClusterThatTheCommandTakesAsAValueIsNoHelpRequest() throws Exception {
+        launcherRoot();
+        assertEquals(fetchesOf(DatasetKind.MNIST), launch("evaluate", "--out", "-qh", "w.safetensors"));
+        assertEquals(fetchesOf(DatasetKind.MNIST), launch("predict", "w.safetensors", "--test-index", "0", "--out",
+                "-Vq"));
+    }
+
     @Test
     void helpAndVersionFetchNothing() throws Exception {
         launcherRoot();
