@@ -171,6 +171,28 @@ class GradScopeCliTest {
                 "every command's options were tried: " + checked);
     }
 
+    /** --data-dir's help names the files each command reads: evaluate and predict read only the test files. */
+    @Test
+    void dataDirsHelpNamesTheFilesTheCommandReads() {
+        List<String> described = new ArrayList<>();
+        for (CommandLine command : allCommands(new CommandLine(new GradScope()))) {
+            CommandLine.Model.OptionSpec dataDir = command.getCommandSpec().findOption("--data-dir");
+            if (dataDir == null) {
+                continue;
+            }
+            String name = command.getCommandSpec().qualifiedName(" ");
+            String help = String.join(" ", dataDir.description());
+            boolean testFilesOnly = name.equals("gradscope evaluate") || name.equals("gradscope predict");
+            assertEquals(testFilesOnly, help.contains("two test files"), name + ": " + help);
+            assertEquals(!testFilesOnly, help.contains("four IDX files"), name + ": " + help);
+            assertTrue(command.getUsageMessage().contains(testFilesOnly ? "t10k-labels-idx1-ubyte" : "four IDX"),
+                    name + "'s usage shows it");
+            described.add(name);
+        }
+        assertTrue(described.containsAll(List.of("gradscope train", "gradscope evaluate", "gradscope predict",
+                "gradscope bench", "gradscope info", "gradscope experiment losses")), described.toString());
+    }
+
     /** {@code root} and every command under it. */
     private static List<CommandLine> allCommands(CommandLine root) {
         List<CommandLine> all = new ArrayList<>(List.of(root));
