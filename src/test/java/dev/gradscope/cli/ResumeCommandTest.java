@@ -321,7 +321,7 @@ class ResumeCommandTest {
     }
 
     /**
-     * A run records the absolute, normalised folder of its data (given relative here), so that it resumes from any
+     * A run records the real path of the data folder the user gave (relative here), so that it resumes from any
      * working directory: a second JVM started in another folder goes on with it. A run saved before that, whose
      * config holds the folder as given, still reads it relative to the working directory.
      */
@@ -337,7 +337,7 @@ class ResumeCommandTest {
         List<String> args = train(dir, 1);
         args.set(args.indexOf("--data-dir") + 1, unnormalised);
         assertEquals(0, run(err, args), err.toString());
-        String absolute = cwd.resolve(relative).normalize().toString();
+        String absolute = cwd.resolve(relative).toRealPath().toString();
         assertEquals(absolute, ((Map<String, Object>) HistoryJson.read(dir.resolve("history.json")).get("config"))
                 .get("data_dir"));
 
