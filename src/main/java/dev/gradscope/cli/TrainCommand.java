@@ -554,7 +554,8 @@ final class TrainCommand implements Callable<Integer> {
                 fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
                 Path weights = out.resolve(SavedWeights.FILE);
                 checkpoint = saveBest == null ? new ModelCheckpoint(weights, SavedWeights.metadata(config))
-                        : ModelCheckpoint.bestOf(weights, SavedWeights.metadata(config), saveBest);
+                        : ModelCheckpoint.bestOf(weights, SavedWeights.metadata(config), saveBest,
+                                SavedWeights.refreshKept(config));
                 fit.callback(checkpoint);
                 stateCheckpoint = new TrainingStateCheckpoint(out.resolve(ResumedRun.FILE),
                         SavedWeights.metadata(config));
