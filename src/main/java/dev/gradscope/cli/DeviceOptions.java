@@ -19,8 +19,19 @@ final class DeviceOptions {
                     + " less exact; off by default. Ignored, with a note, where there is no TF32 (the CPU).")
     boolean tf32;
 
+    /** {@code --dataset} and {@code --data-dir}: all four files unless the command says otherwise. */
     @Mixin
     DataOptions data;
+
+    /** For the commands that read the whole data set; picocli makes these. */
+    DeviceOptions() {
+        this(new DataOptions.AllFiles());
+    }
+
+    /** With {@code data}'s form of {@code --data-dir} (picocli takes the mixin as it is given). */
+    DeviceOptions(DataOptions data) {
+        this.data = data;
+    }
 
     /**
      * Checks {@code --device} and {@code --dataset}; an unknown one becomes {@code usage}'s exception, listing the

@@ -41,8 +41,9 @@ final class EvaluateCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "WEIGHTS", description = "A model.safetensors written by train --out.")
     Path weights;
 
+    /** Reads only the test files. */
     @Mixin
-    DeviceOptions machine;
+    DeviceOptions machine = new DeviceOptions(new DataOptions.TestFiles());
 
     @Option(names = "--batch-size", paramLabel = "N",
             description = "Rows per forward pass (default: the run's batch size, so that the numbers are the run's"

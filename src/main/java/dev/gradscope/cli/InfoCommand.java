@@ -27,7 +27,7 @@ final class InfoCommand implements Callable<Integer> {
     CommandLine.Model.CommandSpec spec;
 
     @Mixin
-    DataOptions data;
+    DataOptions data = new DataOptions.AllFiles();
 
     @Override
     public Integer call() {

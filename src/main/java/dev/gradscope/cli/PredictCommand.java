@@ -84,8 +84,9 @@ final class PredictCommand implements Callable<Integer> {
                     + " An image in MNIST's format already (28x28, light on black) is taken as it is.")
     String frame;
 
+    /** --test-index reads only the test files. */
     @Mixin
-    DeviceOptions machine;
+    DeviceOptions machine = new DeviceOptions(new DataOptions.TestFiles());
 
     private ImageInput.Invert inversion;
 

@@ -42,6 +42,46 @@ final class SavedWeights {
     }
 
     /**
+     * The config keys that describe a run as a whole rather than how an epoch's weights were trained: the epochs it
+     * goes to, where it was resumed, where it reads its images (the same images: a resume checks their checksums)
+     * and where its TensorBoard events go. A resume may change them, and a weights file it keeps from an earlier
+     * epoch takes the resumed run's. The other keys a resume may change, {@code device}, {@code backend},
+     * {@code backend_description}, {@code tf32}, {@code graph} and {@code steps_per_graph}, say where and how the
+     * epoch's steps ran, which decides the weights' rounding (and evaluate's note on TF32): the file keeps the ones
+     * that trained it. All the others (model, optimizer, batch size, seed, data set, clipping, callbacks) a resume
+     * cannot change.
+     */
+    static final List<String> RUN_WIDE_KEYS = List.of("epochs", "resumed_at_epochs", "data_dir", "tensorboard");
+
+    /**
+     * What a resumed {@code --save-best} run makes of the metadata of the earlier epoch's weights file it keeps
+     * ({@link dev.gradscope.train.ModelCheckpoint#bestOf(Path, Map, String, java.util.function.UnaryOperator)}): the
+     * file's own config with {@code config}'s {@link #RUN_WIDE_KEYS}, and everything else it records (its epoch, that
+     * epoch's logs) as it was. A file without a config of its own (not one a train run wrote) is left as it is.
+     */
+    static java.util.function.UnaryOperator<Map<String, String>> refreshKept(Map<String, Object> config) {
+        return kept -> {
+            Map<String, Object> keptConfig;
+            try {
+                keptConfig = kept.get(CONFIG_KEY) == null ? null
+                        : JSON.readValue(kept.get(CONFIG_KEY), new com.fasterxml.jackson.core.type.TypeReference<
+                                java.util.LinkedHashMap<String, Object>>() { });
+            } catch (JsonProcessingException e) {
+                keptConfig = null;
+            }
+            if (keptConfig == null) {
+                return kept;
+            }
+            for (String key : RUN_WIDE_KEYS) {
+                keptConfig.put(key, config.get(key));
+            }
+            Map<String, String> refreshed = new java.util.LinkedHashMap<>(kept);
+            refreshed.putAll(metadata(keptConfig));
+            return refreshed;
+        };
+    }
+
+    /**
      * The config of the run that wrote the file {@code reader} has open, or null when the file has none (it
      * was written by {@link Sequential#saveWeights} or by another program).
      *

@@ -216,9 +216,12 @@ final class TrainCommand implements Callable<Integer> {
             run.trainLimit = resumed.integer("train_examples", 0)
                     + (validationSplit > 0 ? resumed.integer("validation_examples", 0) : 0);
             resumeDataset(resumed, dir);
-            // Runs record the folder absolute; one saved before, as given, is read from the working directory as then.
-            if (!given("--data-dir") && resumed.text("data_dir") != null) {
-                run.machine.data.dataDir = Path.of(resumed.text("data_dir"));
+            // A run records the data set's own folder relative, read from the working directory (the launcher's is
+            // the root), and a folder the user gave absolute; one saved before recorded it as given, read the same way.
+            String savedDataDir = resumed.text("data_dir");
+            if (!given("--data-dir") && savedDataDir != null
+                    && !Path.of(savedDataDir).equals(Path.of(run.machine.data.dataset().defaultDir()))) {
+                run.machine.data.dataDir = Path.of(savedDataDir);
             }
             if (!given("--device") && resumed.text("device") != null) {
                 run.machine.device = resumed.text("device");
@@ -571,7 +574,8 @@ final class TrainCommand implements Callable<Integer> {
             Map<String, Object> boardConfig = null;
             if (tensorboard != null) {
                 boardConfig = new LinkedHashMap<>();
-                boardConfig.put("log_dir", tensorboard.toString());
+                // absolute, so that a resume from another working directory writes beside the run's events
+                boardConfig.put("log_dir", realPath(tensorboard).toString());
                 boardConfig.put("histogram_freq", histogramFrequency);
             }
             config.put("tensorboard", boardConfig);
@@ -621,7 +625,8 @@ final class TrainCommand implements Callable<Integer> {
                 fit.callback(new HistoryWriter(out.resolve(RunReport.HISTORY_FILE), config));
                 Path weights = out.resolve(SavedWeights.FILE);
                 checkpoint = saveBest == null ? new ModelCheckpoint(weights, SavedWeights.metadata(config))
-                        : ModelCheckpoint.bestOf(weights, SavedWeights.metadata(config), saveBest);
+                        : ModelCheckpoint.bestOf(weights, SavedWeights.metadata(config), saveBest,
+                                SavedWeights.refreshKept(config));
                 fit.callback(checkpoint);
                 stateCheckpoint = new TrainingStateCheckpoint(out.resolve(ResumedRun.FILE),
                         SavedWeights.metadata(config));
@@ -737,6 +742,27 @@ final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * Where {@code folder} is or will be: its real path (absolute, links and {@code ..} resolved as the file system
+     * resolves them), that of the nearest folder above it that exists followed by the rest of it when it does not
+     * exist yet. Nothing is created: a run refused before it trains writes nothing.
+     */
+    static Path realPath(Path folder) {
+        Path absolute = folder.toAbsolutePath();
+        Path root = absolute.getRoot();
+        for (int existing = absolute.getNameCount(); existing >= 0; existing--) {
+            Path above = existing == 0 ? root : root.resolve(absolute.subpath(0, existing));
+            try {
+                Path real = above.toRealPath();
+                return existing == absolute.getNameCount() ? real
+                        : real.resolve(absolute.subpath(existing, absolute.getNameCount())).normalize();
+            } catch (java.io.IOException e) {
+                // not there (yet): try the folder above it
+            }
+        }
+        return absolute.normalize();
+    }
+
     /** The config key of the checksums of the images a run trained and validated on ({@link Dataset#checksum}). */
     static final String DATA_CHECKSUMS = "data_checksums";
 
@@ -789,8 +815,7 @@ final class TrainCommand implements Callable<Integer> {
         config.put("steps_per_graph", graph ? Trainer.stepsPerGraph(run.stepsPerGraph, train.rows(), run.batchSize)
                 : null);
         config.put("dataset", run.machine.data.dataset().id());
-        // absolute, so that train --resume finds the images from any working directory
-        config.put("data_dir", run.machine.data.dataDir().toAbsolutePath().normalize().toString());
+        config.put("data_dir", run.machine.data.recordedDataDir());
         config.put("train_examples", train.rows());
         config.put("validation_examples", validation.rows());
         return config;

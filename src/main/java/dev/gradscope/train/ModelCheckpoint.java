@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.UnaryOperator;
 
 /**
  * Keras's {@code ModelCheckpoint(filepath, save_weights_only=True)}: after every epoch, writes the model's
@@ -26,8 +27,10 @@ import java.util.Optional;
  *
  * <p>{@link #bestOf} is Keras's {@code save_best_only=True}: the file is written only after an epoch that
  * improves the monitored metric (lower is better, or higher for accuracies, as Keras's {@code mode="auto"}),
- * so it holds the best epoch's weights. A resumed run that keeps an earlier epoch's weights rewrites the file's
- * metadata at its first good epoch, so that the file records the resumed run's config, as the training state does.
+ * so it holds the best epoch's weights. A resumed run that keeps an earlier epoch's weights leaves them as they
+ * are, metadata and all, unless it is given a {@code refreshKept} (see {@link #bestOf(Path, Map, String,
+ * UnaryOperator)}): that rewrites the metadata at the run's first good epoch, when the training state is rewritten
+ * too.
  *
  * <p>Besides {@link WeightsFile}'s own metadata, the file records {@code epoch} (epochs finished, from 1)
  * and that epoch's logs ({@code loss}, {@code accuracy}, ...), plus whatever the caller gives.
@@ -39,10 +42,12 @@ public final class ModelCheckpoint implements Callback {
     private final Path file;
     private final Map<String, String> metadata;
     private final String monitor;
+    /** What a resumed best-of run makes of the metadata of the earlier epoch it keeps; null: leaves it. */
+    private final UnaryOperator<Map<String, String>> refreshKept;
     private double best = Double.NaN;
     private TrainingRun run;
     private int savedEpoch;
-    /** False while the file holds an earlier run's epoch with that run's metadata (a resumed best-of run). */
+    /** False while the file holds an earlier run's epoch whose metadata {@link #refreshKept} is still to refresh. */
     private boolean metadataCurrent = true;
     private String skipped;
 
@@ -51,13 +56,15 @@ public final class ModelCheckpoint implements Callback {
      * @param metadata strings to store with the weights (the command line stores the run's config)
      */
     public ModelCheckpoint(Path file, Map<String, String> metadata) {
-        this(file, metadata, null);
+        this(file, metadata, null, null);
     }
 
-    private ModelCheckpoint(Path file, Map<String, String> metadata, String monitor) {
+    private ModelCheckpoint(Path file, Map<String, String> metadata, String monitor,
+                            UnaryOperator<Map<String, String>> refreshKept) {
         this.file = file;
         this.metadata = new LinkedHashMap<>(metadata);
         this.monitor = monitor;
+        this.refreshKept = refreshKept;
     }
 
     /**
@@ -65,7 +72,20 @@ public final class ModelCheckpoint implements Callback {
      * {@code loss}, {@code accuracy}): lower is better, except for accuracies.
      */
     public static ModelCheckpoint bestOf(Path file, Map<String, String> metadata, String monitor) {
-        return new ModelCheckpoint(file, metadata, monitor);
+        return new ModelCheckpoint(file, metadata, monitor, null);
+    }
+
+    /**
+     * {@link #bestOf(Path, Map, String)} for a run that may be resumed: when the resumed run keeps an earlier epoch's
+     * weights, {@code refreshKept} takes that file's metadata and returns what the file records from the end of the
+     * resumed run's first good epoch (when the training state is rewritten too), with the same tensors. The metadata
+     * describes both the weights (how they were trained) and the run they belong to (how far it goes), and only the
+     * caller knows which of its entries are which: the command line refreshes its config's run-wide settings and
+     * keeps those that trained the kept epoch.
+     */
+    public static ModelCheckpoint bestOf(Path file, Map<String, String> metadata, String monitor,
+                                         UnaryOperator<Map<String, String>> refreshKept) {
+        return new ModelCheckpoint(file, metadata, monitor, refreshKept);
     }
 
     /** The metric this checkpoint keeps the best epoch of, or empty when it keeps the last epoch. */
@@ -112,7 +132,7 @@ public final class ModelCheckpoint implements Callback {
         if (bestEpoch >= 0 && Integer.toString(bestEpoch + 1).equals(savedEpochOf(file, "epoch"))) {
             best = earlier.get(bestEpoch);
             savedEpoch = bestEpoch + 1;
-            metadataCurrent = false;
+            metadataCurrent = refreshKept == null;
         }
     }
 
@@ -169,16 +189,14 @@ public final class ModelCheckpoint implements Callback {
     }
 
     /**
-     * Rewrites the file that a resumed run keeps from its earlier epochs with this run's metadata (its config: the
-     * epochs it goes to, where it was resumed), keeping the file's tensors and what it records of its epoch. Done at
-     * the end of the first good epoch, when the training state is rewritten too, so that the two files describe
-     * the same run.
+     * Rewrites the file that a resumed run keeps from its earlier epochs with the metadata {@link #refreshKept} makes
+     * of its own, keeping the file's tensors. Done at the end of the first good epoch, when the training state is
+     * rewritten too, so that the two files describe the same run.
      */
     private void refreshMetadata() {
         SafeTensors.Contents kept = SafeTensors.read(file);
-        Map<String, String> all = new LinkedHashMap<>(kept.metadata());
-        all.putAll(metadata);
-        SafeTensors.write(file, all, List.copyOf(kept.tensors().values()));
+        Map<String, String> refreshed = refreshKept.apply(Map.copyOf(kept.metadata()));
+        SafeTensors.write(file, refreshed, List.copyOf(kept.tensors().values()));
         metadataCurrent = true;
     }
 

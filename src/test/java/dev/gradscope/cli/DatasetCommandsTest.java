@@ -154,7 +154,7 @@ class DatasetCommandsTest {
                 missing.toString()));
         assertTrue(err.toString().contains("Fashion-MNIST file not found")
                 && err.toString().contains("scripts/fetch-fashion-mnist.sh " + missing), err.toString());
-        DataOptions data = new DataOptions();
+        DataOptions data = new DataOptions.AllFiles();
         data.dataset = "fashion_mnist";
         assertEquals(Path.of("data/fashion-mnist"), data.dataDir());
         data.dataset = null;

@@ -113,19 +113,36 @@ class GradScopeCliTest {
     }
 
     /**
-     * What the launcher (scripts/gradscope) relies on to fetch no data for a help or version request: for every
-     * command, -h, --help, -V and --version are help or version requests in an option's place, also within a cluster
-     * of short flags (-qh), whose only letters are h, q and V; and given as the value of any option that takes one
-     * (--out -h, --out=-V), each is refused as a usage error. So a command line holding one before a "--" never
-     * reads data.
+     * What the launcher (scripts/gradscope) relies on to fetch no data for a help or version request, and to fetch
+     * the data for every command line that reads it: for every command, -h, --help, -V and --version are help or
+     * version requests in an option's place, and given as the value of any option that takes one (--out -h,
+     * --out=-V), each is refused as a usage error. A cluster of short flags (-qh, -Vq; the only short options are -h,
+     * -q and -V) is a help request where the launcher's rule says so, its letters up to the first h or V being the
+     * command's short flags, which the launcher lists per command (-q for train's and experiment's); a cluster the
+     * rule calls help is refused as an option's value; and one it does not (-qh for evaluate, which has no -q) is
+     * taken as the value, as the launcher takes it, fetching the data the command then reads.
      */
     @Test
-    void helpAndVersionFlagsAreNeverAnOptionsValue() {
+    void helpAndVersionFlagsAreNeverAnOptionsValue() throws java.io.IOException {
+        String launcher = Files.readString(Path.of("scripts/gradscope"));
+        java.util.regex.Matcher quiet = java.util.regex.Pattern.compile("(?m)^\\s*([a-z |]+)\\) short_flags=hqV ;;$")
+                .matcher(launcher);
+        assertTrue(quiet.find(), "the launcher lists the commands that have -q");
+        List<String> withQuiet = java.util.Arrays.stream(quiet.group(1).split("\\|")).map(String::trim).toList();
+        assertTrue(launcher.contains("*) short_flags=hV ;;"), "the other commands' short flags are -h and -V");
+        java.util.regex.Matcher rule = java.util.regex.Pattern.compile("\\[\\[ \"\\$arg\" =~ (\\S+) \\]\\]")
+                .matcher(launcher);
+        assertTrue(rule.find(), "the launcher's rule for a cluster");
         List<String> flags = List.of("-h", "--help", "-V", "--version");
+        List<String> clusters = List.of("-qh", "-hq", "-qV", "-Vq");
         List<String> checked = new ArrayList<>();
+        List<String> takenAsValues = new ArrayList<>();
         for (CommandLine command : allCommands(new CommandLine(new GradScope()))) {
             List<String> path = new ArrayList<>(List.of(command.getCommandSpec().qualifiedName(" ").split(" ")));
             path.remove(0); // "gradscope"
+            // the launcher's rule, with the short flags it gives the command (bash's =~ and Java read it alike)
+            java.util.regex.Pattern launcherHelp = java.util.regex.Pattern.compile(rule.group(1).replace(
+                    "$short_flags", !path.isEmpty() && withQuiet.contains(path.get(0)) ? "hqV" : "hV"));
             for (CommandLine.Model.OptionSpec option : command.getCommandSpec().options()) {
                 for (String name : option.names()) {
                     if (name.matches("-[^-].*")) {
@@ -141,34 +158,116 @@ class GradScopeCliTest {
                             List.of(option.longestName() + "=" + flag))) {
                         List<String> args = new ArrayList<>(path);
                         args.addAll(value);
-                        CommandLine.ParameterException refused = org.junit.jupiter.api.Assertions.assertThrows(
-                                CommandLine.ParameterException.class,
-                                () -> new CommandLine(new GradScope()).parseArgs(args.toArray(String[]::new)),
-                                String.join(" ", args) + " is not refused");
-                        assertTrue(refused.getMessage().contains("Expected parameter for option '"
-                                + option.longestName() + "' but found '" + flag + "'"),
-                                String.join(" ", args) + ": " + refused.getMessage());
+                        assertRefusedAsTheValue(option, flag, args);
+                    }
+                }
+                for (String cluster : clusters) {
+                    List<String> args = new ArrayList<>(path);
+                    args.addAll(required(command, option)); // so that the line is whole
+                    args.addAll(List.of(option.longestName(), cluster));
+                    if (launcherHelp.matcher(cluster).matches()) {
+                        assertRefusedAsTheValue(option, cluster, args); // the launcher fetches nothing: nor is it read
+                        continue;
+                    }
+                    try {
+                        CommandLine.ParseResult result = deepest(new CommandLine(new GradScope())
+                                .parseArgs(args.toArray(String[]::new)));
+                        assertTrue(!result.isUsageHelpRequested() && !result.isVersionHelpRequested(), args.toString());
+                        assertEquals(List.of(cluster), result.matchedOption(option.longestName())
+                                .originalStringValues(), args + ": the launcher takes " + cluster + " as the value");
+                        takenAsValues.add(String.join(" ", path) + " " + option.longestName() + " " + cluster);
+                    } catch (CommandLine.ParameterException refused) {
+                        // not a value this option takes (a number): a usage error, which reads no data either
+                        assertTrue(refused.getMessage().startsWith("Invalid value for option '" + option.longestName()
+                                + "'"), args + ": " + refused.getMessage());
                     }
                 }
                 checked.add(String.join(" ", path) + " " + option.longestName());
             }
-            for (String flag : List.of("-h", "--help", "-qh", "-hq", "-qV", "-Vq")) {
-                if (!flag.startsWith("--") && !flag.substring(1).chars().allMatch(letter -> command.getCommandSpec()
-                        .optionsMap().containsKey("-" + (char) letter))) {
-                    continue; // a command without -q
-                }
+            for (String flag : List.of("-h", "--help")) {
                 List<String> args = new ArrayList<>(path);
                 args.add(flag);
-                CommandLine.ParseResult result = new CommandLine(new GradScope()).parseArgs(args.toArray(String[]::new));
-                while (result.hasSubcommand()) {
-                    result = result.subcommand();
+                CommandLine.ParseResult result = deepest(new CommandLine(new GradScope())
+                        .parseArgs(args.toArray(String[]::new)));
+                assertTrue(result.isUsageHelpRequested(), args.toString());
+            }
+            for (String cluster : path.equals(List.of("help")) ? List.<String>of() : clusters) { // help: no -V, no data
+                List<String> args = new ArrayList<>(path);
+                args.addAll(required(command, null));
+                args.add(cluster);
+                boolean help;
+                try {
+                    CommandLine.ParseResult result = deepest(new CommandLine(new GradScope())
+                            .parseArgs(args.toArray(String[]::new)));
+                    help = result.isUsageHelpRequested() || result.isVersionHelpRequested();
+                } catch (CommandLine.UnmatchedArgumentException refused) {
+                    continue; // an unknown option (-qh without -q): a usage error, which reads no data either way
                 }
-                assertTrue(result.isUsageHelpRequested() || result.isVersionHelpRequested(), args.toString());
+                assertEquals(help, launcherHelp.matcher(cluster).matches(), args + ": the CLI reads it as "
+                        + (help ? "" : "no ") + "help request, the launcher as " + (help ? "none" : "one"));
             }
         }
         assertTrue(checked.contains("train --out") && checked.contains("compare --names")
                 && checked.contains("predict --test-index") && checked.contains("experiment losses --epochs"),
                 "every command's options were tried: " + checked);
+        assertTrue(takenAsValues.contains("evaluate --out -qh") && takenAsValues.contains("predict --out -qV"),
+                "a cluster taken as a value was tried: " + takenAsValues);
+    }
+
+    /** Checks that {@code args}, which give {@code flag} as {@code option}'s value, are refused as a usage error. */
+    private static void assertRefusedAsTheValue(CommandLine.Model.OptionSpec option, String flag, List<String> args) {
+        CommandLine.ParameterException refused = org.junit.jupiter.api.Assertions.assertThrows(
+                CommandLine.ParameterException.class,
+                () -> new CommandLine(new GradScope()).parseArgs(args.toArray(String[]::new)),
+                String.join(" ", args) + " is not refused");
+        assertTrue(refused.getMessage().contains("Expected parameter for option '" + option.longestName()
+                + "' but found '" + flag + "'"), String.join(" ", args) + ": " + refused.getMessage());
+    }
+
+    /** A value for each required parameter and option of {@code command} but {@code except}. */
+    private static List<String> required(CommandLine command, CommandLine.Model.OptionSpec except) {
+        List<String> args = new ArrayList<>();
+        for (CommandLine.Model.PositionalParamSpec positional : command.getCommandSpec().positionalParameters()) {
+            for (int i = 0; i < positional.arity().min(); i++) {
+                args.add("1");
+            }
+        }
+        for (CommandLine.Model.OptionSpec option : command.getCommandSpec().requiredArgs().stream()
+                .filter(arg -> arg instanceof CommandLine.Model.OptionSpec).map(arg -> (CommandLine.Model.OptionSpec) arg)
+                .filter(option -> option != except).toList()) {
+            args.addAll(List.of(option.longestName(), "1"));
+        }
+        return args;
+    }
+
+    /** The parse result of the last subcommand of {@code result}. */
+    private static CommandLine.ParseResult deepest(CommandLine.ParseResult result) {
+        while (result.hasSubcommand()) {
+            result = result.subcommand();
+        }
+        return result;
+    }
+
+    /** --data-dir's help names the files each command reads: evaluate and predict read only the test files. */
+    @Test
+    void dataDirsHelpNamesTheFilesTheCommandReads() {
+        List<String> described = new ArrayList<>();
+        for (CommandLine command : allCommands(new CommandLine(new GradScope()))) {
+            CommandLine.Model.OptionSpec dataDir = command.getCommandSpec().findOption("--data-dir");
+            if (dataDir == null) {
+                continue;
+            }
+            String name = command.getCommandSpec().qualifiedName(" ");
+            String help = String.join(" ", dataDir.description());
+            boolean testFilesOnly = name.equals("gradscope evaluate") || name.equals("gradscope predict");
+            assertEquals(testFilesOnly, help.contains("two test files"), name + ": " + help);
+            assertEquals(!testFilesOnly, help.contains("four IDX files"), name + ": " + help);
+            assertTrue(command.getUsageMessage().contains(testFilesOnly ? "t10k-labels-idx1-ubyte" : "four IDX"),
+                    name + "'s usage shows it");
+            described.add(name);
+        }
+        assertTrue(described.containsAll(List.of("gradscope train", "gradscope evaluate", "gradscope predict",
+                "gradscope bench", "gradscope info", "gradscope experiment losses")), described.toString());
     }
 
     /** {@code root} and every command under it. */

@@ -321,7 +321,7 @@ class ResumeCommandTest {
     }
 
     /**
-     * A run records the absolute, normalised folder of its data (given relative here), so that it resumes from any
+     * A run records the real path of the data folder the user gave (relative here), so that it resumes from any
      * working directory: a second JVM started in another folder goes on with it. A run saved before that, whose
      * config holds the folder as given, still reads it relative to the working directory.
      */
@@ -337,7 +337,7 @@ class ResumeCommandTest {
         List<String> args = train(dir, 1);
         args.set(args.indexOf("--data-dir") + 1, unnormalised);
         assertEquals(0, run(err, args), err.toString());
-        String absolute = cwd.resolve(relative).normalize().toString();
+        String absolute = cwd.resolve(relative).toRealPath().toString();
         assertEquals(absolute, ((Map<String, Object>) HistoryJson.read(dir.resolve("history.json")).get("config"))
                 .get("data_dir"));
 
@@ -359,11 +359,13 @@ class ResumeCommandTest {
 
     /**
      * A resumed --save-best run whose new epochs do not beat the earlier best keeps that epoch's weights, and its
-     * weights file then records the resumed run's config (its epochs, where it was resumed), as history.json does.
+     * weights file then records the resumed run's run-wide settings (its epochs, where it was resumed, its data and
+     * TensorBoard folders, here others than the first run's), as history.json does, and keeps the device settings
+     * that trained the kept epoch (--device auto here, where the first run said cpu).
      */
     @Test
     @SuppressWarnings("unchecked")
-    void aResumedSaveBestRunRecordsItsOwnConfigInTheWeightsItKeeps() throws IOException {
+    void aResumedSaveBestRunRecordsItsOwnRunInTheWeightsItKeeps() throws IOException {
         // 64 training images: the network overfits, and its validation loss turns up after a few epochs.
         Path dir = tmp.resolve("best");
         assertEquals(0, run("train", "--data-dir", MnistSubset.dir().toString(), "--device", "cpu", "--hidden",
@@ -372,8 +374,18 @@ class ResumeCommandTest {
         Path weights = dir.resolve("model.safetensors");
         String bestEpoch = SafeTensors.readMetadata(weights).get("epoch");
         Map<String, SafeTensors.Entry> bestTensors = tensors(weights);
+        Map<String, Object> trainedBy = new ObjectMapper().readValue(SafeTensors.readMetadata(weights).get("config"),
+                Map.class);
+        Path copy = Files.createDirectories(tmp.resolve("copy"));
+        try (var files = Files.list(MnistSubset.dir())) {
+            for (Path f : files.toList()) {
+                Files.copy(f, copy.resolve(f.getFileName()));
+            }
+        }
+        Path board = tmp.resolve("board");
 
-        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "10", "--quiet"), err.toString());
+        assertEquals(0, run("train", "--resume", dir.toString(), "--epochs", "10", "--quiet", "--device", "auto",
+                "--data-dir", copy.toString(), "--tensorboard", board.toString()), err.toString());
         Map<String, Object> history = HistoryJson.read(dir.resolve("history.json"));
         List<Number> valLoss = (List<Number>) history.get("val_loss");
         double best = valLoss.get(Integer.parseInt(bestEpoch) - 1).doubleValue();
@@ -385,7 +397,15 @@ class ResumeCommandTest {
         Map<String, Object> config = new ObjectMapper().readValue(metadata.get("config"), Map.class);
         assertEquals(10, config.get("epochs"));
         assertEquals(List.of(8), config.get("resumed_at_epochs"));
-        assertEquals(history.get("config"), config);
+        assertEquals(copy.toRealPath().toString(), config.get("data_dir"));
+        assertEquals(Map.of("log_dir", board.toRealPath().toString(), "histogram_freq", 0), config.get("tensorboard"));
+        assertEquals("cpu", config.get("device"), "the kept epoch trained with --device cpu");
+        Map<String, Object> expected = new LinkedHashMap<>((Map<String, Object>) history.get("config"));
+        assertEquals("auto", expected.get("device"), "the resumed run's");
+        for (String key : List.of("device", "backend", "backend_description", "tf32", "graph", "steps_per_graph")) {
+            expected.put(key, trainedBy.get(key));
+        }
+        assertEquals(expected, config, "the resumed run's config, with the kept epoch's device settings");
     }
 
     @Test

@@ -57,13 +57,31 @@ class TensorBoardCommandTest {
         assertEquals(List.of(0L, 1L), steps(TensorBoardEventReader.readDirectory(logs.resolve("validation")),
                 "epoch_accuracy"));
         Map<?, ?> history = new ObjectMapper().readValue(out.resolve("history.json").toFile(), Map.class);
-        assertEquals(Map.of("log_dir", logs.toString(), "histogram_freq", 1),
+        assertEquals(Map.of("log_dir", logs.toRealPath().toString(), "histogram_freq", 1),
                 ((Map<?, ?>) history.get("config")).get("tensorboard"));
         assertEquals(List.of(((Number) ((List<?>) history.get("loss")).get(1)).floatValue()),
                 train.stream().filter(e -> "epoch_loss".equals(e.tag()) && e.step() == 1).map(Event::simpleValue)
                         .toList());
         // --quiet prints only the result, so no line about TensorBoard
         assertTrue(!printed.toString(StandardCharsets.UTF_8).contains("tensorboard:"), printed.toString());
+    }
+
+    /**
+     * The folder a run records for --tensorboard before it creates it is the one the file system then creates: a link
+     * followed before its "..", the rest, not there yet, as named.
+     */
+    @Test
+    void theRecordedFolderIsTheOneTheFileSystemCreates() throws Exception {
+        Path real = Files.createDirectories(tmp.resolve("real/sub"));
+        Path link = Files.createSymbolicLink(tmp.resolve("link"), real);
+        Path given = link.resolve("../logs/./run/../run");
+        Path recorded = TrainCommand.realPath(given);
+        assertEquals(tmp.toRealPath().resolve("real/logs/run"), recorded);
+        Files.createDirectories(given);
+        assertEquals(given.toRealPath(), recorded, "once created");
+        assertEquals(recorded, TrainCommand.realPath(given));
+        assertEquals(real.toRealPath().getParent(), TrainCommand.realPath(tmp.resolve("link/..")),
+                "an existing folder's real path: real/sub/.., not tmp");
     }
 
     @Test

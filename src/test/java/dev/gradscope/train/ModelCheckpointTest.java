@@ -219,4 +219,42 @@ class ModelCheckpointTest {
             assertEquals(4, best.savedEpoch());
         }
     }
+    /**
+     * A resumed best-of run that keeps the earlier best epoch leaves that file's metadata as it is, unless given a
+     * refreshKept, which makes the metadata at the first epoch that does not beat it; the tensors stay the file's.
+     */
+    @Test
+    void aResumedBestOfCheckpointRefreshesTheKeptMetadataOnlyAsItIsTold() {
+        Path file = dir.resolve("kept.safetensors");
+        try (CpuBackend backend = new CpuBackend();
+             Sequential model = model(backend, Initializer.glorotUniform()).build(784);
+             Sequential earlierModel = model(backend, Initializer.zeros()).build(784)) {
+            History earlier = new History();
+            earlier.record(Map.of("val_loss", 0.5), 1);
+            earlier.record(Map.of("val_loss", 0.7), 1);
+            for (boolean refresh : new boolean[] {false, true}) {
+                // the earlier run's best, epoch 1: other weights than the resumed run's
+                earlierModel.saveWeights(file, Map.of("epoch", "1", "trained_on", "cpu", "epochs", "2"));
+                Map<String, SafeTensors.Entry> kept = SafeTensors.read(file).tensors();
+                ModelCheckpoint best = refresh
+                        ? ModelCheckpoint.bestOf(file, Map.of("trained_on", "gpu", "epochs", "4"), "val_loss",
+                                metadata -> {
+                                    Map<String, String> refreshed = new java.util.LinkedHashMap<>(metadata);
+                                    refreshed.put("epochs", "4");
+                                    return refreshed;
+                                })
+                        : ModelCheckpoint.bestOf(file, Map.of("trained_on", "gpu", "epochs", "4"), "val_loss");
+                best.onTrainBegin(new TrainingRun(model, 4, 2, earlier, java.util.List.of("val_loss"), 1,
+                        java.util.List.of(), null, null, null));
+                best.onEpochEnd(2, Map.of("val_loss", 0.6));
+                Map<String, String> metadata = SafeTensors.readMetadata(file);
+                assertEquals("1", metadata.get("epoch"));
+                assertEquals("cpu", metadata.get("trained_on"), "how the kept epoch was trained stays");
+                assertEquals(refresh ? "4" : "2", metadata.get("epochs"), "refresh " + refresh);
+                Map<String, SafeTensors.Entry> now = SafeTensors.read(file).tensors();
+                assertEquals(kept.keySet(), now.keySet());
+                kept.forEach((name, entry) -> assertArrayEquals(entry.values(), now.get(name).values(), name));
+            }
+        }
+    }
 }
