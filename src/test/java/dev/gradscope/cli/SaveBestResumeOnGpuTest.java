@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
  * epoch describes the resumed run's device and TF32, not the ones that trained and validated the kept epoch.
  */
 @Tag("gpu")
-class ReviewTestdataGpuTest {
+class SaveBestResumeOnGpuTest {
     private static final Optional<String> UNAVAILABLE = CudaBackend.unavailableReason();
 
     @TempDir

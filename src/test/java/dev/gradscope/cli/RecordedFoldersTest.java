@@ -13,8 +13,8 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Review "testdata": train --resume from another working directory, the folders a run records. */
-class ReviewTestdataTest {
+/** train --resume from another working directory, the folders a run records. */
+class RecordedFoldersTest {
     @TempDir
     Path tmp;
 
