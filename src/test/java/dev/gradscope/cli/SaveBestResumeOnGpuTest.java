@@ -18,8 +18,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Review "testdata": the metadata that a resumed --save-best run writes into the weights it keeps from an earlier
- * epoch describes the resumed run's device and TF32, not the ones that trained and validated the kept epoch.
+ * The weights a resumed --save-best run keeps from an earlier epoch go on naming the device and TF32 that trained
+ * and validated that epoch, not the resumed run's.
  */
 @Tag("gpu")
 class SaveBestResumeOnGpuTest {
