@@ -675,11 +675,11 @@ final class TrainCommand implements Callable<Integer> {
                     holders.add("the per-class figures");
                 }
                 if (tested != null) {
-                    holders.add("test_loss and test_accuracy");
+                    holders.add("the test evaluation");
                 }
-                holders.add("the final line");
-                System.out.printf(Locale.ROOT, "restored the weights of epoch %d, the best %s (%.4f): %s are that"
-                        + " model's%n", modelEpoch, stopper.monitor(), stopper.best(), String.join(", ", holders));
+                System.out.printf(Locale.ROOT, "restored the weights of epoch %d, the best %s (%.4f): %s%sthe final"
+                        + " line are that model's%n", modelEpoch, stopper.monitor(), stopper.best(),
+                        String.join(", ", holders), holders.isEmpty() ? "" : " and ");
             }
             if (board != null && board.failure() == null && !quiet) {
                 System.out.println("tensorboard: events in " + board.logDir() + " (tensorboard --logdir "
