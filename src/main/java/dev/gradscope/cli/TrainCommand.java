@@ -699,7 +699,8 @@ final class TrainCommand implements Callable<Integer> {
             }
             Map<String, Double> ended = logsOf(history, modelEpoch - 1);
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%s%n",
-                    ended.get("loss"), ended.get("accuracy"), ended.get("val_loss"), ended.get("val_accuracy"), tested == null ? "" : String.format(Locale.ROOT,
+                    ended.get("loss"), ended.get("accuracy"), ended.get("val_loss"), ended.get("val_accuracy"),
+                    tested == null ? "" : String.format(Locale.ROOT,
                             ", test_loss %.4f, test_accuracy %.4f", tested.loss(), tested.accuracy()),
                     report == null ? "" : "; wrote " + report);
             System.out.print("diagnosis:\n" + diagnosis.describe());

@@ -192,7 +192,8 @@ class RestoreBestWeightsCommandTest {
         assertEquals(((Number) test.get("loss")).doubleValue(), ((Number) evaluation.get("loss")).doubleValue());
         assertEquals(((Number) test.get("accuracy")).doubleValue(),
                 ((Number) evaluation.get("accuracy")).doubleValue());
-        assertTrue(output.contains("the per-class figures, the test evaluation and the final line are that model's"), output);
+        assertTrue(output.contains("the per-class figures, the test evaluation and the final line are that"
+                + " model's"), output);
     }
 
     @Test

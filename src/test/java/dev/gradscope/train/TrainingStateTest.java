@@ -361,11 +361,12 @@ class TrainingStateTest {
         assertContains("best_weights/dense.bias is [3], the model's [24]", loadEditedBest(saved,
                 tensor("best_weights/dense.bias", e -> new SafeTensors.Entry(e.name(), new int[] {3},
                         java.util.Arrays.copyOf(e.values(), 3)))));
-        assertContains("best_weights/dense.bias[2] = NaN", loadEditedBest(saved, tensor("best_weights/dense.bias", e -> {
-            float[] v = e.values();
-            v[2] = Float.NaN;
-            return new SafeTensors.Entry(e.name(), e.shape(), v);
-        })));
+        assertContains("best_weights/dense.bias[2] = NaN", loadEditedBest(saved,
+                tensor("best_weights/dense.bias", e -> {
+                    float[] v = e.values();
+                    v[2] = Float.NaN;
+                    return new SafeTensors.Entry(e.name(), e.shape(), v);
+                })));
         assertContains("metadata 'best_weights' must be a monitor and an epoch from 0 below the state's 1",
                 loadEditedBest(saved, metadata(TrainingState.BEST_WEIGHTS_KEY,
                         "{\"monitor\":\"val_loss\",\"epoch\":1}")));
