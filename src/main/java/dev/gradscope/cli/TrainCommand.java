@@ -100,9 +100,15 @@ final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--early-stopping", paramLabel = "[METRIC:]PATIENCE",
             description = "Stop when METRIC (default: val_loss; or val_accuracy, loss, accuracy) has not improved for"
-                    + " PATIENCE epochs, as Keras's EarlyStopping; the weights stay the last epoch's (add --save-best"
-                    + " METRIC to keep the best).")
+                    + " PATIENCE epochs, as Keras's EarlyStopping; the weights stay the last epoch's (add"
+                    + " --restore-best-weights, or --save-best METRIC to keep the best in the file).")
     String earlyStopping;
+
+    @Option(names = "--restore-best-weights",
+            description = "With --early-stopping: end the run with the weights of the epoch with the best METRIC"
+                    + " (Keras's restore_best_weights=True), whether it stopped early or not; model.safetensors"
+                    + " (unless --save-best chooses its own), the per-class figures and test_* are of that model.")
+    boolean restoreBestWeights;
 
     @Option(names = "--min-delta", paramLabel = "D", defaultValue = "0",
             description = "With --early-stopping: how much an epoch must beat the best by to count as an improvement"
@@ -256,6 +262,14 @@ final class TrainCommand implements Callable<Integer> {
                 }
                 earlyStopping = metric + ":" + patience;
                 minDelta = delta.doubleValue();
+                // A run saved before the option existed did not restore.
+                Object restore = stopping.containsKey("restore_best_weights") ? stopping.get("restore_best_weights")
+                        : Boolean.FALSE;
+                if (!(restore instanceof Boolean restores)) {
+                    throw new InvalidDataException(where + ": config.early_stopping.restore_best_weights is not true"
+                            + " or false: " + restore);
+                }
+                restoreBestWeights = restores;
             }
             // The run's TensorBoard folder and histogram frequency go on unless given (another folder keeps the
             // frequency).
@@ -449,7 +463,7 @@ final class TrainCommand implements Callable<Integer> {
             return null;
         }
         MetricPatience watch = MetricPatience.parse("--early-stopping", earlyStopping, invalid);
-        return new EarlyStopping(watch.metric(), watch.patience(), minDelta);
+        return new EarlyStopping(watch.metric(), watch.patience(), minDelta, restoreBestWeights);
     }
 
     /**
@@ -502,6 +516,10 @@ final class TrainCommand implements Callable<Integer> {
         if (earlyStopping == null && given("--min-delta")) {
             throw run.usage("--min-delta is the improvement --early-stopping asks for; give --early-stopping too");
         }
+        if (earlyStopping == null && restoreBestWeights) {
+            throw run.usage("--restore-best-weights puts back the weights of the epoch --early-stopping found best;"
+                    + " give --early-stopping too");
+        }
         if (tensorboard == null && given("--histogram-freq")) {
             throw run.usage("--histogram-freq sets how often --tensorboard writes weight histograms; give"
                     + " --tensorboard DIR too");
@@ -553,6 +571,7 @@ final class TrainCommand implements Callable<Integer> {
                 stopping.put("monitor", stopper.monitor());
                 stopping.put("patience", stopper.patience());
                 stopping.put("min_delta", stopper.minDelta());
+                stopping.put("restore_best_weights", stopper.restoresBestWeights());
             }
             config.put("early_stopping", stopping);
             ReduceLROnPlateau plateau = asked.plateau();
@@ -649,6 +668,14 @@ final class TrainCommand implements Callable<Integer> {
                 fit.callback(board);
             }
             History history = net.fit(train, fit.build());
+            // With --restore-best-weights the model ends as its best epoch left it, as Keras's model object does:
+            // the file that keeps the last epoch gets it too (a --save-best file keeps the epoch it chose), and
+            // what follows (per-class figures, test_*, the final line) describes it.
+            int restored = stopper == null ? -1 : stopper.restoredEpoch();
+            int modelEpoch = restored >= 0 ? restored + 1 : history.epochs();
+            if (restored >= 0 && checkpoint != null && saveBest == null) {
+                checkpoint.saveRestored(net, restored, logsOf(history, restored));
+            }
             Diagnosis diagnosis;
             Path report = null;
             // The trained model per class on the test set: one more inference pass, for the report and a line here;
@@ -670,7 +697,7 @@ final class TrainCommand implements Callable<Integer> {
             if (out != null) {
                 RunReport.Written written = RunReport.write(out, "gradscope train: " + resolved.units().activation(),
                         setting(resolved, mnist.kind(), train, validation, mnist.test(), run.batchSize, backend),
-                        history, config, classes, tested);
+                        history, config, classes, tested, modelEpoch);
                 diagnosis = written.diagnosis();
                 report = written.report();
             } else {
@@ -702,9 +729,9 @@ final class TrainCommand implements Callable<Integer> {
             if (checkpoint != null && saveBest != null && checkpoint.savedEpoch() > 0) {
                 System.out.printf(Locale.ROOT, "weights: %s holds epoch %d, the best %s (%.4f)%n", checkpoint.file(),
                         checkpoint.savedEpoch(), saveBest, checkpoint.best());
-                if (tested != null && checkpoint.savedEpoch() != history.epochs()) {
+                if (tested != null && checkpoint.savedEpoch() != modelEpoch) {
                     System.out.printf(Locale.ROOT, "test: test_loss and test_accuracy are the model's after epoch %d;"
-                            + " gradscope evaluate %s tests epoch %d%n", history.epochs(), checkpoint.file(),
+                            + " gradscope evaluate %s tests epoch %d%n", modelEpoch, checkpoint.file(),
                             checkpoint.savedEpoch());
                 }
             }
@@ -715,6 +742,21 @@ final class TrainCommand implements Callable<Integer> {
                                 + stopper.reason()
                         : "early stopping: " + stopper.reason() + " by the last epoch; a resume with more --epochs"
                                 + " would stop here too");
+            }
+            if (restored >= 0) {
+                List<String> holders = new ArrayList<>();
+                if (checkpoint != null && saveBest == null && checkpoint.savedEpoch() == modelEpoch) {
+                    holders.add(checkpoint.file().toString());
+                }
+                if (classes != null) {
+                    holders.add("the per-class figures");
+                }
+                if (tested != null) {
+                    holders.add("the test evaluation");
+                }
+                System.out.printf(Locale.ROOT, "restored the weights of epoch %d, the best %s (%.4f): %s%sthe final"
+                        + " line are that model's%n", modelEpoch, stopper.monitor(), stopper.best(),
+                        String.join(", ", holders), holders.isEmpty() ? "" : " and ");
             }
             if (board != null && board.failure() == null && !quiet) {
                 System.out.println("tensorboard: events in " + board.logDir() + " (tensorboard --logdir "
@@ -732,9 +774,10 @@ final class TrainCommand implements Callable<Integer> {
             if (rates.stream().distinct().count() > 1) {
                 System.out.println("learning rate: " + schedule(rates));
             }
+            Map<String, Double> ended = logsOf(history, modelEpoch - 1);
             System.out.printf(Locale.ROOT, "final: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f%s%s%n",
-                    history.last("loss"), history.last("accuracy"), history.last("val_loss"),
-                    history.last("val_accuracy"), tested == null ? "" : String.format(Locale.ROOT,
+                    ended.get("loss"), ended.get("accuracy"), ended.get("val_loss"), ended.get("val_accuracy"),
+                    tested == null ? "" : String.format(Locale.ROOT,
                             ", test_loss %.4f, test_accuracy %.4f", tested.loss(), tested.accuracy()),
                     report == null ? "" : "; wrote " + report);
             System.out.print("diagnosis:\n" + diagnosis.describe());
@@ -761,6 +804,13 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         return absolute.normalize();
+    }
+
+    /** Epoch {@code epoch}'s (from 0) logs in {@code history}. */
+    private static Map<String, Double> logsOf(History history, int epoch) {
+        Map<String, Double> logs = new LinkedHashMap<>();
+        history.metrics().forEach((metric, values) -> logs.put(metric, values.get(epoch)));
+        return logs;
     }
 
     /** The config key of the checksums of the images a run trained and validated on ({@link Dataset#checksum}). */

@@ -123,6 +123,16 @@ public final class RunReport {
      */
     public static Written write(Path dir, String title, String setting, History history, Map<String, Object> config,
                                 ClassificationReport classes, Evaluation test) {
+        return write(dir, title, setting, history, config, classes, test, history.epochs());
+    }
+
+    /**
+     * {@link #write(Path, String, String, History, Map, ClassificationReport, Evaluation)} for a model that ended as
+     * epoch {@code modelEpoch} (from 1) left it, which {@code test} evaluated: an earlier epoch than the last when
+     * early stopping restored the best epoch's weights.
+     */
+    public static Written write(Path dir, String title, String setting, History history, Map<String, Object> config,
+                                ClassificationReport classes, Evaluation test, int modelEpoch) {
         Diagnosis diagnosis = Diagnosis.of(history);
         Profile profile = history.profile();
         Path historyFile = dir.resolve(HISTORY_FILE);
@@ -131,7 +141,7 @@ public final class RunReport {
             Map<String, Object> withTest = new LinkedHashMap<>();
             document.forEach((key, value) -> {
                 if (key.equals("config")) {
-                    withTest.put(TEST_KEY, testDocument(test, history));
+                    withTest.put(TEST_KEY, testDocument(test, modelEpoch));
                 }
                 withTest.put(key, value);
             });
@@ -407,12 +417,14 @@ public final class RunReport {
         return table;
     }
 
-    private static Map<String, Object> testDocument(Evaluation test, History history) {
+    private static Map<String, Object> testDocument(Evaluation test, int modelEpoch) {
         Map<String, Object> doc = new LinkedHashMap<>();
         doc.put("loss", test.loss());
         doc.put("accuracy", test.accuracy());
         doc.put("examples", test.examples());
-        doc.put("epoch", history.epochs()); // the model as training left it, which --save-best may not have kept
+        // the model as training left it (the restored epoch's, with restore_best_weights), which --save-best may not
+        // have kept
+        doc.put("epoch", modelEpoch);
         return doc;
     }
 

@@ -4,6 +4,7 @@ import dev.gradscope.nn.WeightsFile;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Keras's {@code EarlyStopping(monitor, patience, min_delta)}: stops training when the monitored metric has not
@@ -21,10 +22,14 @@ import java.util.Map;
  * epoch's in a file either way.
  *
  * <p>A resumed run ({@link FitOptions.Builder#resumeFrom}) goes through its earlier epochs' logs first, so it
- * stops where the run that never stopped would have; one that had already stopped trains no further. The best
- * weights it can restore are those of the epochs it trains itself: a training state holds the last epoch's
- * weights only, so when the best epoch came before the resume and no later epoch beats it, nothing is restored
- * ({@link #restoredEpoch()} is -1; {@link #bestEpoch()} still names the best epoch).
+ * stops where the run that never stopped would have; one that had already stopped trains no further. With
+ * {@code restoreBestWeights}, a {@link TrainingStateCheckpoint} in the same fit saves the best copy with the state
+ * ({@link TrainingState#bestWeights()}), and a run resumed from it takes the copy back when its earlier epochs'
+ * best is the copy's epoch (the same monitor and rule), so it restores what the run never interrupted would, even
+ * when the best epoch came before the resume. From a state without the copy (a run that did not restore, or one
+ * saved before states kept it) it restores only a best epoch it trains itself: when the best came before the
+ * resume and no later epoch beats it, nothing is restored ({@link #restoredEpoch()} is -1; {@link #bestEpoch()}
+ * still names the best epoch).
  */
 public final class EarlyStopping implements Callback {
     private final String monitor;
@@ -39,6 +44,8 @@ public final class EarlyStopping implements Callback {
     private int bestEpoch;
     private int wait;
     private int stoppedEpoch;
+    /** The last epoch whose logs were taken in (from 0; -1 before any): each epoch is taken in once. */
+    private int lastEpoch;
 
     /**
      * @param monitor  the metric to watch: {@code val_loss}, {@code val_accuracy}, {@code loss}, {@code accuracy}
@@ -74,6 +81,7 @@ public final class EarlyStopping implements Callback {
         bestWeights = null;
         bestWeightsEpoch = -1;
         restoredEpoch = -1;
+        lastEpoch = -1;
     }
 
     public String monitor() {
@@ -96,7 +104,17 @@ public final class EarlyStopping implements Callback {
     public void onTrainBegin(TrainingRun run) {
         this.run = run;
         run.requireMonitorable("early stopping", monitor);
-        if (replay(run.history())) {
+        boolean stopped = replay(run.history());
+        if (restoreBestWeights) {
+            run.restoresBestWeights(this);
+            // The saved copy is this run's best only when the replayed epochs pick the same epoch by the same metric.
+            run.resumedBestWeights().filter(saved -> saved.monitor().equals(monitor) && saved.epoch() == bestEpoch)
+                    .ifPresent(saved -> {
+                        bestWeights = saved.values();
+                        bestWeightsEpoch = saved.epoch();
+                    });
+        }
+        if (stopped) {
             run.stopTraining();
         }
     }
@@ -114,16 +132,36 @@ public final class EarlyStopping implements Callback {
                 observe(e, values.get(e));
             }
         }
+        lastEpoch = history.epochs() - 1;
         return stoppedEpoch >= 0;
     }
 
     @Override
     public void onEpochEnd(int epoch, Map<String, Double> logs) {
+        takeIn(epoch, logs);
+    }
+
+    /**
+     * The best weights so far, after taking in epoch {@code epoch}'s {@code logs} if this stopper has not yet (so
+     * that the {@link TrainingStateCheckpoint} that asks saves this epoch's best whatever the callbacks' order);
+     * empty without {@code restoreBestWeights} or before a best.
+     */
+    Optional<TrainingState.BestWeights> bestWeightsAfter(int epoch, Map<String, Double> logs) {
+        takeIn(epoch, logs);
+        return bestWeights == null ? Optional.empty()
+                : Optional.of(new TrainingState.BestWeights(monitor, bestWeightsEpoch, bestWeights));
+    }
+
+    private void takeIn(int epoch, Map<String, Double> logs) {
+        if (epoch <= lastEpoch) {
+            return;
+        }
         Double value = logs.get(monitor);
         if (value == null) {
             throw new IllegalStateException("early stopping watches " + monitor + ", which the epoch's logs do not"
                     + " have; they have " + logs.keySet());
         }
+        lastEpoch = epoch;
         if (observe(epoch, value) && restoreBestWeights) {
             bestWeights = WeightsFile.values(run.model()); // with the moving statistics, as Keras's get_weights
             bestWeightsEpoch = epoch;
@@ -133,7 +171,10 @@ public final class EarlyStopping implements Callback {
         }
     }
 
-    /** Puts the best epoch's parameters back, with {@code restoreBestWeights}, when this fit trained that epoch. */
+    /**
+     * Puts the best epoch's parameters back, with {@code restoreBestWeights}, when this fit trained that epoch or
+     * the state it resumed from kept them.
+     */
     @Override
     public void onTrainEnd(History history) {
         if (restoreBestWeights && bestWeights != null) {
@@ -180,7 +221,8 @@ public final class EarlyStopping implements Callback {
 
     /**
      * The epoch (from 0) whose parameters were put back when training ended, with {@code restoreBestWeights};
-     * -1 before that, without it, or when the best epoch came before a resume.
+     * -1 before that, without it, or when the best epoch came before a resume from a state that did not keep its
+     * weights.
      */
     public int restoredEpoch() {
         return restoredEpoch;

@@ -169,7 +169,11 @@ public final class ModelCheckpoint implements Callback {
                 return;
             }
         }
-        Sequential model = run.model();
+        write(run.model(), epoch, logs);
+    }
+
+    /** Writes {@code model}'s weights as those after {@code epoch} (from 0) with its {@code logs}, when finite. */
+    private void write(Sequential model, int epoch, Map<String, Double> logs) {
         List<SafeTensors.Entry> weights = WeightsFile.entries(model);
         Optional<String> nonFinite = WeightsFile.firstNonFinite(weights);
         if (nonFinite.isPresent()) {
@@ -186,6 +190,20 @@ public final class ModelCheckpoint implements Callback {
         if (monitor != null) {
             best = logs.get(monitor);
         }
+    }
+
+    /**
+     * For a checkpoint that keeps the last epoch: writes {@code model}'s weights, which training ended by putting
+     * back from epoch {@code epoch} (from 0; {@link EarlyStopping}'s {@code restoreBestWeights}), as that epoch's,
+     * with its {@code logs}, so that the file holds the model the run ends with, as Keras's model object does. A
+     * {@link #bestOf} checkpoint keeps the epoch it chose, by its own rule.
+     */
+    public void saveRestored(Sequential model, int epoch, Map<String, Double> logs) {
+        if (monitor != null) {
+            throw new IllegalStateException("the checkpoint keeps the best " + monitor + " by its own rule; only one"
+                    + " that keeps the last epoch takes restored weights");
+        }
+        write(model, epoch, logs);
     }
 
     /**

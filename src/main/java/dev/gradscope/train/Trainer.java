@@ -119,6 +119,9 @@ public final class Trainer {
             List<String> metrics = loggedMetrics(validation != null);
             TrainingRun run = new TrainingRun(model, options.epochs(), initialEpoch, history, metrics, steps,
                     segments, segmentStarts, squaredGradientNorms, stepIndex);
+            if (resumed != null) {
+                resumed.bestWeights().ifPresent(run::setResumedBestWeights);
+            }
             // The CPU, stepping eagerly, reads each step's gradient norms before its update (to stop before
             // a non-finite one); elsewhere the norms are read once per epoch and may be measured by the update.
             boolean checkEveryStep = !graphMode && backend.sharesHostMemory();

@@ -30,6 +30,8 @@ public final class TrainingRun {
     private NonFiniteEvent nonFinite;
     private long examplesThisEpoch;
     private boolean stopRequested;
+    private TrainingState.BestWeights resumedBestWeights;
+    private EarlyStopping restoring;
 
     TrainingRun(Sequential model, int epochs, int initialEpoch, History history, List<String> metrics,
                 int stepsPerEpoch, List<Profile.Segment> segments, Tensor segmentStarts, Tensor squaredGradientNorms,
@@ -145,6 +147,35 @@ public final class TrainingRun {
      */
     public void stopTraining() {
         stopRequested = true;
+    }
+
+    /**
+     * The best epoch's weights the state this run resumes from kept for early stopping to restore
+     * ({@link TrainingState#bestWeights()}); empty for a run that is not resumed, or a state without them.
+     */
+    public Optional<TrainingState.BestWeights> resumedBestWeights() {
+        return Optional.ofNullable(resumedBestWeights);
+    }
+
+    void setResumedBestWeights(TrainingState.BestWeights weights) {
+        this.resumedBestWeights = weights;
+    }
+
+    /**
+     * Says that {@code stopper} keeps the best epoch's weights to restore, for a {@link TrainingStateCheckpoint} to
+     * save with the state; one per fit, as two would keep two bests and a state has room for one.
+     */
+    void restoresBestWeights(EarlyStopping stopper) {
+        if (restoring != null && restoring != stopper) {
+            throw new IllegalArgumentException("two early stoppings restore the best weights in one fit ("
+                    + restoring.monitor() + " and " + stopper.monitor() + "); a training state keeps one best");
+        }
+        restoring = stopper;
+    }
+
+    /** The early stopping that restores the best weights in this fit, if any. */
+    Optional<EarlyStopping> restoringStopper() {
+        return Optional.ofNullable(restoring);
     }
 
     /** Whether a callback asked to stop ({@link #stopTraining}). */

@@ -43,6 +43,13 @@ import java.util.stream.Stream;
  * state besides the count, Nadam's {@code u_product}, when it has any), {@code label_smoothing} (the loss's),
  * {@code history} and {@code profile} (JSON), the model's input width and layers, and whatever the caller adds.
  *
+ * <p>With {@link EarlyStopping}'s {@code restoreBestWeights}, the file holds the best epoch's weights too, so that a
+ * resumed run puts back what the run never interrupted would ({@link #bestWeights()}): named as the parameters
+ * with the prefix {@value #BEST_WEIGHTS_PREFIX} ({@code best_weights/dense.kernel}, ...,
+ * {@code best_weights/batch_normalization.moving_mean}), and metadata {@value #BEST_WEIGHTS_KEY}, JSON
+ * {@code {"monitor": "val_loss", "epoch": 2}} (the epoch from 0). A state without them (from a run without the
+ * restore, or from before it was saved) resumes as ever, and its run restores only a best epoch it trains itself.
+ *
  * <p>Loading checks, before it changes the model: that the parameters and the optimizer's buffers are the
  * model's and its optimizer's by name and shape, and finite; that the input width, the optimizer's id, the
  * loss's label smoothing, the counts, the history (one value of each metric per epoch) and the profile (the
@@ -58,9 +65,16 @@ public final class TrainingState {
     /** {@value #FORMAT_KEY}'s value in a training state. */
     public static final String FORMAT = "gradscope.training-state.v1";
 
+    /** The metadata key of the best weights' monitor and epoch, when the state holds them. */
+    public static final String BEST_WEIGHTS_KEY = "best_weights";
+
+    /** What the best weights' tensor names start with. */
+    public static final String BEST_WEIGHTS_PREFIX = "best_weights/";
+
     /** The metadata keys {@link #save} writes itself; a caller's metadata may not use them. */
     public static final List<String> OWN_KEYS = List.of(FORMAT_KEY, "input_units", "layers", "epochs",
-            "iterations", "optimizer", "optimizer_scalars", "label_smoothing", "history", "profile");
+            "iterations", "optimizer", "optimizer_scalars", "label_smoothing", "history", "profile",
+            BEST_WEIGHTS_KEY);
 
     /** The metadata key of the optimizer's {@link Optimizer#stateScalars} (Nadam's {@code u_product}), as JSON. */
     static final String OPTIMIZER_SCALARS = "optimizer_scalars";
@@ -76,12 +90,33 @@ public final class TrainingState {
     private final long iterations;
     private final History history;
     private final Map<String, String> metadata;
+    private final BestWeights bestWeights;
 
-    private TrainingState(int epochs, long iterations, History history, Map<String, String> metadata) {
+    private TrainingState(int epochs, long iterations, History history, Map<String, String> metadata,
+                          BestWeights bestWeights) {
         this.epochs = epochs;
         this.iterations = iterations;
         this.history = history;
         this.metadata = Map.copyOf(metadata);
+        this.bestWeights = bestWeights;
+    }
+
+    /**
+     * The weights {@link EarlyStopping} with {@code restoreBestWeights} keeps to put back when training ends: those
+     * after epoch {@code epoch} (from 0), the best by {@code monitor} so far, as a host copy.
+     */
+    public record BestWeights(String monitor, int epoch, WeightsFile.Values values) {
+        public BestWeights {
+            if (monitor == null || epoch < 0 || values == null) {
+                throw new IllegalArgumentException("best weights need a monitor, an epoch >= 0 and values, got "
+                        + monitor + ", " + epoch + ", " + values);
+            }
+        }
+    }
+
+    /** The best epoch's weights the saving run's early stopping kept, when it restores them; empty otherwise. */
+    public Optional<BestWeights> bestWeights() {
+        return Optional.ofNullable(bestWeights);
     }
 
     /** Epochs finished when the state was saved: a resumed run starts at this epoch (from 0). */
@@ -112,6 +147,17 @@ public final class TrainingState {
      *                               history records a non-finite gradient (nothing is written then)
      */
     public static void save(Path file, Sequential model, History history, Map<String, String> metadata) {
+        save(file, model, history, null, metadata);
+    }
+
+    /**
+     * {@link #save(Path, Sequential, History, Map)} with the best epoch's weights that early stopping keeps to
+     * restore ({@link #bestWeights()}); none when {@code best} is null.
+     *
+     * @throws IllegalStateException as that method, and when a best weight is NaN or infinite
+     */
+    public static void save(Path file, Sequential model, History history, BestWeights best,
+                            Map<String, String> metadata) {
         for (String key : OWN_KEYS) {
             if (metadata.containsKey(key)) {
                 throw new IllegalArgumentException("metadata key '" + key + "' is written by TrainingState itself");
@@ -142,6 +188,13 @@ public final class TrainingState {
                         Arrays.copyOfRange(all, g.offset(), g.offset() + g.slot().size())));
             }
         }
+        if (best != null) {
+            if (best.epoch() >= history.epochs()) {
+                throw new IllegalArgumentException(cannot + "the best weights are of epoch " + (best.epoch() + 1)
+                        + ", the history has " + history.epochs());
+            }
+            entries.addAll(bestWeightEntries(model, best.values()));
+        }
         Optional<String> nonFinite = WeightsFile.firstNonFinite(entries);
         if (nonFinite.isPresent()) {
             throw new IllegalStateException(cannot + nonFinite.get() + " (a training state holds finite numbers only)");
@@ -163,6 +216,12 @@ public final class TrainingState {
         }
         all.put("label_smoothing", Double.toString(model.labelSmoothing()));
         all.put("history", json(historyDocument(history)));
+        if (best != null) {
+            Map<String, Object> doc = new LinkedHashMap<>();
+            doc.put("monitor", best.monitor());
+            doc.put("epoch", best.epoch());
+            all.put(BEST_WEIGHTS_KEY, json(doc));
+        }
         Profile profile = history.profile();
         if (profile != null) {
             all.put("profile", json(profileDocument(profile)));
@@ -170,6 +229,26 @@ public final class TrainingState {
         }
         all.putAll(metadata);
         SafeTensors.write(file, all, entries);
+    }
+
+    /** {@code values} split into the model's tensors, named {@code best_weights/dense.kernel}, .... */
+    private static List<SafeTensors.Entry> bestWeightEntries(Sequential model, WeightsFile.Values values) {
+        if (values.parameters().length != model.parameters().size()
+                || values.state().length != (model.state() == null ? 0 : model.state().size())) {
+            throw new IllegalArgumentException("the best weights hold " + values.parameters().length + " parameters and "
+                    + values.state().length + " state values, the model " + model.parameters().size() + " and "
+                    + (model.state() == null ? 0 : model.state().size()));
+        }
+        List<SafeTensors.Entry> entries = new ArrayList<>();
+        for (Sequential.ParameterGroup g : model.parameterGroups()) {
+            entries.add(new SafeTensors.Entry(BEST_WEIGHTS_PREFIX + WeightsFile.tensorName(g), g.slot().shape(),
+                    Arrays.copyOfRange(values.parameters(), g.offset(), g.offset() + g.slot().size())));
+        }
+        for (Sequential.StateGroup g : model.stateGroups()) {
+            entries.add(new SafeTensors.Entry(BEST_WEIGHTS_PREFIX + WeightsFile.tensorName(g), g.slot().shape(),
+                    Arrays.copyOfRange(values.state(), g.offset(), g.offset() + g.slot().size())));
+        }
+        return entries;
     }
 
     /** {@code optimizer/m/dense.kernel}: the part of optimizer buffer {@code buffer} that belongs to {@code g}. */
@@ -330,9 +409,11 @@ public final class TrainingState {
         requireSameOptimizerSettings(savedOptimizer, optimizer, file);
         Map<String, int[]> shapes = reader.shapes();
         WeightsFile.Values weights = WeightsFile.read(model, reader,
-                name -> name.startsWith(OPTIMIZER_PREFIX) || name.startsWith(PROFILE_PREFIX));
+                name -> name.startsWith(OPTIMIZER_PREFIX) || name.startsWith(PROFILE_PREFIX)
+                        || name.startsWith(BEST_WEIGHTS_PREFIX));
         Map<String, float[]> buffers = readOptimizerBuffers(reader, model, shapes);
         History history = readHistory(parse(meta, "history", file), epochs, file);
+        BestWeights best = readBestWeights(reader, meta, model, epochs, shapes);
         if (meta.containsKey("profile")) {
             history.setProfile(readProfile(reader, parse(meta, "profile", file), Trainer.segments(model), epochs,
                     shapes));
@@ -355,7 +436,79 @@ public final class TrainingState {
         }
         weights.setInto(model);
         buffers.forEach((name, values) -> model.backend().copyFromHost(values, optimizer.stateBuffers().get(name)));
-        return new TrainingState(epochs, iterations, history, meta);
+        return new TrainingState(epochs, iterations, history, meta, best);
+    }
+
+    /** A best-weights tensor: its name, shape and offset in the parameters' flat buffer or in the state's. */
+    private record WeightSlot(String name, int[] shape, int offset, boolean parameter) {
+    }
+
+    /**
+     * The best weights, when metadata {@value #BEST_WEIGHTS_KEY} says the state has them: a monitor, an epoch the
+     * state finished, and every tensor of the model under {@value #BEST_WEIGHTS_PREFIX}, with its shape, finite.
+     */
+    private static BestWeights readBestWeights(SafeTensors.Reader reader, Map<String, String> meta, Sequential model,
+                                               int epochs, Map<String, int[]> shapes) {
+        Path file = reader.file();
+        if (!meta.containsKey(BEST_WEIGHTS_KEY)) {
+            shapes.keySet().stream().filter(n -> n.startsWith(BEST_WEIGHTS_PREFIX)).findFirst().ifPresent(n -> {
+                throw new InvalidDataException(file + ": it has best weights (" + n + ") but no '" + BEST_WEIGHTS_KEY
+                        + "' metadata");
+            });
+            return null;
+        }
+        JsonNode doc = parse(meta, BEST_WEIGHTS_KEY, file);
+        JsonNode monitor = doc.get("monitor");
+        JsonNode epoch = doc.get("epoch");
+        if (monitor == null || !monitor.isTextual() || epoch == null || !epoch.isIntegralNumber()
+                || !epoch.canConvertToInt() || epoch.intValue() < 0 || epoch.intValue() >= epochs) {
+            throw new InvalidDataException(file + ": metadata '" + BEST_WEIGHTS_KEY + "' must be a monitor and an"
+                    + " epoch from 0 below the state's " + epochs + ", got " + doc);
+        }
+        List<String> problems = new ArrayList<>();
+        List<String> expected = new ArrayList<>();
+        List<SafeTensors.Entry> entries = new ArrayList<>();
+        List<WeightSlot> slots = new ArrayList<>();
+        for (Sequential.ParameterGroup g : model.parameterGroups()) {
+            slots.add(new WeightSlot(BEST_WEIGHTS_PREFIX + WeightsFile.tensorName(g), g.slot().shape(), g.offset(),
+                    true));
+        }
+        for (Sequential.StateGroup g : model.stateGroups()) {
+            slots.add(new WeightSlot(BEST_WEIGHTS_PREFIX + WeightsFile.tensorName(g), g.slot().shape(), g.offset(),
+                    false));
+        }
+        for (WeightSlot slot : slots) {
+            expected.add(slot.name());
+            int[] found = shapes.get(slot.name());
+            if (found == null) {
+                problems.add("no tensor " + slot.name());
+            } else if (!Arrays.equals(found, slot.shape())) {
+                problems.add(slot.name() + " is " + Arrays.toString(found) + ", the model's "
+                        + Arrays.toString(slot.shape()));
+            }
+        }
+        for (String name : shapes.keySet()) {
+            if (name.startsWith(BEST_WEIGHTS_PREFIX) && !expected.contains(name)) {
+                problems.add("the model has no tensor " + name.substring(BEST_WEIGHTS_PREFIX.length()));
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new InvalidDataException(file + ": the best weights do not fit the model: "
+                    + String.join("; ", problems.subList(0, Math.min(6, problems.size())))
+                    + (problems.size() > 6 ? "; and " + (problems.size() - 6) + " more" : ""));
+        }
+        float[] parameters = new float[(int) model.parameters().size()];
+        float[] state = new float[model.state() == null ? 0 : (int) model.state().size()];
+        for (WeightSlot slot : slots) {
+            float[] read = reader.values(slot.name());
+            entries.add(new SafeTensors.Entry(slot.name(), slot.shape(), read));
+            System.arraycopy(read, 0, slot.parameter() ? parameters : state, slot.offset(), read.length);
+        }
+        Optional<String> nonFinite = WeightsFile.firstNonFinite(entries);
+        if (nonFinite.isPresent()) {
+            throw new InvalidDataException(file + ": " + nonFinite.get() + "; a run cannot restore it");
+        }
+        return new BestWeights(monitor.textValue(), epoch.intValue(), new WeightsFile.Values(parameters, state));
     }
 
     /**

@@ -12,6 +12,10 @@ import java.util.Optional;
  * ({@link TrainingState#load}, {@link FitOptions.Builder#resumeFrom}). An epoch is not worth keeping on the
  * same grounds as for {@link ModelCheckpoint}: a non-finite gradient in it or before it, a NaN or infinite
  * log, or a NaN or infinite parameter or optimizer moment; the file then keeps the last good epoch.
+ *
+ * <p>When the fit has an {@link EarlyStopping} that restores the best weights, the state holds its best copy too
+ * ({@link TrainingState#bestWeights()}), so that a resumed run restores the same epoch as the run never interrupted.
+ * The state's parameters stay the last epoch's: the run goes on from there.
  */
 public final class TrainingStateCheckpoint implements Callback {
     private final Path file;
@@ -52,8 +56,10 @@ public final class TrainingStateCheckpoint implements Callback {
             skipped = notWorthKeeping.get();
             return;
         }
+        TrainingState.BestWeights best = run.restoringStopper()
+                .flatMap(stopper -> stopper.bestWeightsAfter(epoch, logs)).orElse(null);
         try {
-            TrainingState.save(file, run.model(), run.history(), metadata);
+            TrainingState.save(file, run.model(), run.history(), best, metadata);
         } catch (IllegalStateException e) { // a non-finite parameter or optimizer moment
             skipped = "epoch " + (epoch + 1) + ": " + e.getMessage();
             return;

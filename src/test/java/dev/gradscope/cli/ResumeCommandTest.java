@@ -527,7 +527,8 @@ class ResumeCommandTest {
         assertTrue(out.contains("by more than 10.0 for 1 epoch"), out);
         assertTrue(out.contains("nothing to train: the run in " + dir + " stopped early after epoch 2"), out);
         Map<?, ?> config = (Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config");
-        assertEquals(Map.of("monitor", "loss", "patience", 1, "min_delta", 10.0), config.get("early_stopping"));
+        assertEquals(Map.of("monitor", "loss", "patience", 1, "min_delta", 10.0, "restore_best_weights", false),
+                config.get("early_stopping"));
     }
 
     @Test

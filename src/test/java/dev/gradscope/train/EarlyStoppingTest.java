@@ -189,18 +189,69 @@ class EarlyStoppingTest {
         }
     }
 
+    /**
+     * Epoch 0 is the best (no later loss beats it by 10) and patience 5 never stops 3 epochs: the uninterrupted run
+     * ends with epoch 0's weights. A run interrupted after epoch 0 and again after epoch 1 must end with them too, bit
+     * for bit: the states carry the best copy, while their parameters stay the last epoch's.
+     */
     @Test
-    void aResumedRunRestoresOnlyABestEpochItTrainedItself() {
+    void aRunResumedAfterItsBestEpochRestoresWhatTheUninterruptedRunRestores() {
+        float[] restored;
+        List<float[]> epochs;
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            Snapshots snapshots = new Snapshots();
+            EarlyStopping stopping = new EarlyStopping("loss", 5, 10, true);
+            model.fit(TRAIN, options(3, stopping).callback(snapshots).build());
+            assertEquals(List.of(-1, 0, 0), List.of(stopping.stoppedEpoch(), stopping.bestEpoch(),
+                    stopping.restoredEpoch()));
+            restored = model.parameters().toFloatArray();
+            epochs = snapshots.parameters;
+            assertArrayEquals(epochs.get(0), restored);
+        }
         Path file = dir.resolve("state.safetensors");
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
             model.fit(TRAIN, options(1, new EarlyStopping("loss", 5, 10, true))
                     .callback(new TrainingStateCheckpoint(file, Map.of())).build());
         }
+        for (int total : new int[] {2, 3}) {
+            try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+                TrainingState state = TrainingState.load(file, model);
+                assertEquals(0, state.bestWeights().orElseThrow().epoch());
+                assertEquals("loss", state.bestWeights().orElseThrow().monitor());
+                assertArrayEquals(epochs.get(0), state.bestWeights().orElseThrow().values().parameters());
+                assertArrayEquals(epochs.get(total - 2), model.parameters().toFloatArray(),
+                        "the state's parameters are its last epoch's");
+                EarlyStopping stopping = new EarlyStopping("loss", 5, 10, true);
+                model.fit(TRAIN, options(total, stopping).resumeFrom(state)
+                        .callback(new TrainingStateCheckpoint(file, Map.of())).build());
+                assertEquals(List.of(0, 0), List.of(stopping.bestEpoch(), stopping.restoredEpoch()));
+                assertArrayEquals(epochs.get(0), model.parameters().toFloatArray(), "resumed to " + total);
+            }
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            TrainingState.load(file, model);
+            assertArrayEquals(epochs.get(2), model.parameters().toFloatArray(),
+                    "the last state holds the last epoch's parameters, not the restored ones");
+        }
+    }
+
+    /**
+     * A state saved without the best copy (a run that did not restore, or one from before states kept it) resumes
+     * as before: its run restores only a best epoch it trains itself.
+     */
+    @Test
+    void aStateWithoutTheBestWeightsRestoresOnlyABestEpochTheResumedRunTrained() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            model.fit(TRAIN, options(1, new EarlyStopping("loss", 5, 10))
+                    .callback(new TrainingStateCheckpoint(file, Map.of())).build());
+        }
         try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
             Snapshots snapshots = new Snapshots();
             EarlyStopping stopping = new EarlyStopping("loss", 5, 10, true);
-            model.fit(TRAIN, options(3, stopping).resumeFrom(TrainingState.load(file, model)).callback(snapshots)
-                    .build());
+            TrainingState state = TrainingState.load(file, model);
+            assertTrue(state.bestWeights().isEmpty());
+            model.fit(TRAIN, options(3, stopping).resumeFrom(state).callback(snapshots).build());
             assertEquals(List.of(0, -1), List.of(stopping.bestEpoch(), stopping.restoredEpoch()),
                     "the best epoch came before the resume: its weights are not in the state");
             assertArrayEquals(snapshots.parameters.get(1), model.parameters().toFloatArray());
@@ -213,6 +264,46 @@ class EarlyStoppingTest {
             assertEquals(2, stopping.bestEpoch(), "the loss falls every epoch");
             assertEquals(2, stopping.restoredEpoch());
             assertArrayEquals(snapshots.parameters.get(1), model.parameters().toFloatArray());
+        }
+    }
+
+    /**
+     * A state's copy is the best by its stopper's metric: a resumed run that watches another (whose best is the same
+     * epoch here) does not take it, and restores only a best epoch it trains.
+     */
+    @Test
+    void aStatesBestCopyIsTakenOnlyForTheSameMetricAndEpoch() {
+        Path file = dir.resolve("state.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            model.fit(TRAIN, options(1, new EarlyStopping("accuracy", 5, 0, true))
+                    .callback(new TrainingStateCheckpoint(file, Map.of())).build());
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            TrainingState state = TrainingState.load(file, model);
+            assertEquals("accuracy", state.bestWeights().orElseThrow().monitor());
+            EarlyStopping stopping = new EarlyStopping("loss", 5, 10, true);
+            model.fit(TRAIN, options(2, stopping).resumeFrom(state).build());
+            assertEquals(List.of(0, -1), List.of(stopping.bestEpoch(), stopping.restoredEpoch()));
+        }
+    }
+
+    /** The state saves the epoch's best even when its checkpoint is called before the stopper. */
+    @Test
+    void theStateHoldsTheEpochsBestWhateverTheCallbacksOrder() {
+        Path file = dir.resolve("state.safetensors");
+        float[] last;
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            EarlyStopping stopping = new EarlyStopping("loss", 5, 0, true);
+            model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(2).verbose(0)
+                    .callback(new TrainingStateCheckpoint(file, Map.of())).callback(stopping).build());
+            assertEquals(1, stopping.restoredEpoch(), "the loss falls every epoch");
+            last = model.parameters().toFloatArray();
+        }
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend)) {
+            TrainingState state = TrainingState.load(file, model);
+            assertEquals(1, state.bestWeights().orElseThrow().epoch());
+            assertArrayEquals(last, state.bestWeights().orElseThrow().values().parameters());
+            assertArrayEquals(last, model.parameters().toFloatArray());
         }
     }
 

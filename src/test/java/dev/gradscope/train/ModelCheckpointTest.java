@@ -16,6 +16,7 @@ import dev.gradscope.nn.Sgd;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -255,6 +256,37 @@ class ModelCheckpointTest {
                 assertEquals(kept.keySet(), now.keySet());
                 kept.forEach((name, entry) -> assertArrayEquals(entry.values(), now.get(name).values(), name));
             }
+        }
+    }
+
+    /**
+     * Weights early stopping put back after training are written as their epoch's, with its logs, by a checkpoint
+     * that keeps the last epoch; one that keeps the best by its own rule refuses them.
+     */
+    @Test
+    void aLastEpochCheckpointTakesRestoredWeightsAsTheirEpochs() {
+        Path file = dir.resolve("model.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, Initializer.glorotUniform())) {
+            ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of("note", "kept"));
+            EarlyStopping stopping = new EarlyStopping("loss", 5, 10, true);
+            History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(3).verbose(0)
+                    .callback(checkpoint).callback(stopping).build());
+            assertEquals(List.of(3, 0), List.of(checkpoint.savedEpoch(), stopping.restoredEpoch()));
+            Map<String, Double> logs = new java.util.LinkedHashMap<>();
+            history.metrics().forEach((metric, values) -> logs.put(metric, values.get(0)));
+            checkpoint.saveRestored(model, 0, logs);
+            assertEquals(1, checkpoint.savedEpoch());
+            Map<String, String> metadata = SafeTensors.readMetadata(file);
+            assertEquals(List.of("1", "kept", String.valueOf(history.get("loss").get(0))),
+                    List.of(metadata.get("epoch"), metadata.get("note"), metadata.get("loss")));
+            Map<String, SafeTensors.Entry> written = SafeTensors.read(file).tensors();
+            for (SafeTensors.Entry e : dev.gradscope.nn.WeightsFile.entries(model)) {
+                assertArrayEquals(e.values(), written.get(e.name()).values(), e.name());
+            }
+            ModelCheckpoint best = ModelCheckpoint.bestOf(dir.resolve("best.safetensors"), Map.of(), "loss");
+            IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                    () -> best.saveRestored(model, 0, logs));
+            assertTrue(e.getMessage().contains("keeps the best loss by its own rule"), e.getMessage());
         }
     }
 }

@@ -20,6 +20,7 @@ import dev.gradscope.nn.Optimizer;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sgd;
+import dev.gradscope.nn.WeightsFile;
 import dev.gradscope.tensor.Backend;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -320,6 +321,68 @@ class TrainingStateTest {
             assertArrayEquals(before, model.parameters().toFloatArray(), "a refused state changes nothing");
             assertEquals(iterations, model.optimizer().iterations(), "nor the optimizer's step count");
             assertTrue(e.getMessage().startsWith(file.toString()), e.getMessage());
+            return e.getMessage();
+        }
+    }
+
+    /**
+     * The best weights early stopping keeps go into the state under best_weights/ and come back as saved; a state
+     * whose copy does not fit the model, or names an epoch it did not finish, is refused and changes nothing.
+     */
+    @Test
+    void theBestWeightsRoundTripAndABadCopyIsRefused() {
+        Path file = dir.resolve("state.safetensors");
+        WeightsFile.Values best;
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu" + BATCH_NORM, Adam::new)) {
+            model.fit(TRAIN, options(1).build());
+            best = WeightsFile.values(model);
+            // A second fit trains on: the state's parameters are not the copy's.
+            History history = model.fit(TRAIN, options(1).build());
+            TrainingState.save(file, model, history, new TrainingState.BestWeights("val_loss", 0, best), Map.of());
+            assertTrue(!java.util.Arrays.equals(best.parameters(), model.parameters().toFloatArray()));
+        }
+        Map<String, int[]> shapes;
+        try (SafeTensors.Reader reader = SafeTensors.open(file)) {
+            shapes = reader.shapes();
+        }
+        assertTrue(shapes.containsKey("best_weights/dense.kernel"), shapes.keySet().toString());
+        assertTrue(shapes.containsKey("best_weights/batch_normalization.moving_variance"), shapes.keySet().toString());
+        assertEquals("{\"monitor\":\"val_loss\",\"epoch\":0}",
+                SafeTensors.readMetadata(file).get(TrainingState.BEST_WEIGHTS_KEY));
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu" + BATCH_NORM, Adam::new)) {
+            TrainingState.BestWeights loaded = TrainingState.load(file, model).bestWeights().orElseThrow();
+            assertEquals(List.of("val_loss", 0), List.of(loaded.monitor(), loaded.epoch()));
+            assertArrayEquals(best.parameters(), loaded.values().parameters());
+            assertArrayEquals(best.state(), loaded.values().state());
+        }
+        SafeTensors.Contents saved = SafeTensors.read(file);
+        assertContains("no tensor best_weights/dense_1.bias", loadEditedBest(saved,
+                tensor("best_weights/dense_1.bias", e -> null)));
+        assertContains("best_weights/dense.bias is [3], the model's [24]", loadEditedBest(saved,
+                tensor("best_weights/dense.bias", e -> new SafeTensors.Entry(e.name(), new int[] {3},
+                        java.util.Arrays.copyOf(e.values(), 3)))));
+        assertContains("best_weights/dense.bias[2] = NaN", loadEditedBest(saved,
+                tensor("best_weights/dense.bias", e -> {
+                    float[] v = e.values();
+                    v[2] = Float.NaN;
+                    return new SafeTensors.Entry(e.name(), e.shape(), v);
+                })));
+        assertContains("metadata 'best_weights' must be a monitor and an epoch from 0 below the state's 1",
+                loadEditedBest(saved, metadata(TrainingState.BEST_WEIGHTS_KEY,
+                        "{\"monitor\":\"val_loss\",\"epoch\":1}")));
+        assertContains("it has best weights (best_weights/", loadEditedBest(saved,
+                metadata(TrainingState.BEST_WEIGHTS_KEY, null)));
+    }
+
+    /** Writes {@code saved}, edited, and returns why loading it into a fresh model fails (which changes nothing). */
+    private String loadEditedBest(SafeTensors.Contents saved, UnaryOperator<SafeTensors.Contents> edit) {
+        Path file = dir.resolve("edited.safetensors");
+        SafeTensors.Contents edited = edit.apply(saved);
+        SafeTensors.write(file, edited.metadata(), new ArrayList<>(edited.tensors().values()));
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu" + BATCH_NORM, Adam::new)) {
+            float[] before = model.parameters().toFloatArray();
+            InvalidDataException e = assertThrows(InvalidDataException.class, () -> TrainingState.load(file, model));
+            assertArrayEquals(before, model.parameters().toFloatArray(), "a refused state changes nothing");
             return e.getMessage();
         }
     }
