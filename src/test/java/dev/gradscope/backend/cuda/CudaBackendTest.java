@@ -829,6 +829,56 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * Review (bnkernel): Backend.batchNormBackward does not forbid dx == dy, and the CPU reference computes it in
+     * place correctly (it adds every row before writing dx). On the GPU, a batch of up to 256 rows is one kernel
+     * whose blocks each add every row of dy while the other slices' blocks overwrite their rows of dx: dx == dy
+     * races (on the emulator, the blocks after the first read dx where dy was). The old one-block-per-tile kernel
+     * read all rows before writing. Either refuse dx == dy (and y == x in the forward pass) or match the CPU.
+     */
+    @Test
+    void reviewBatchNormBackwardInPlaceMatchesTheCpuOrIsRefused() {
+        int rows = 256;
+        int cols = 45;
+        int[] shape = {rows, cols};
+        float[] x = inputs(rows * cols, 2);
+        float[] dy = inputs(rows * cols, 1);
+        float[] gamma = inputs(cols, 1);
+        float[] mean = inputs(cols, 1);
+        float[] invStd = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            invStd[j] = (float) (1 / Math.sqrt(rng.nextDouble(0.1, 4) + 1e-3));
+        }
+        Tensor cpuDy = cpu(dy.clone(), shape);
+        CPU.batchNormBackward(cpu(x, shape), cpu(gamma, cols), cpu(mean, cols), cpu(invStd, cols), cpuDy, cpuDy,
+                cpu(new float[cols], cols), cpu(new float[cols], cols));
+        Tensor gpuDy = input(dy, Layout.ALIGNED, shape);
+        try {
+            gpu.batchNormBackward(input(x, Layout.ALIGNED, shape), input(gamma, Layout.ALIGNED, cols),
+                    input(mean, Layout.ALIGNED, cols), input(invStd, Layout.ALIGNED, cols), gpuDy, gpuDy,
+                    output(Layout.ALIGNED, DType.FLOAT32, cols), output(Layout.ALIGNED, DType.FLOAT32, cols));
+        } catch (IllegalArgumentException refused) {
+            return; // refused: the contract is then explicit
+        }
+        float[] expected = cpuDy.toFloatArray();
+        assertClose("batchNormBackward in place (dx == dy) [256, 45]", expected, read(gpuDy),
+                i -> Tolerances.GPU_BATCH_NORM_REL * (1 + Math.abs(expected[i])) * 10);
+    }
+
+    /** Review (bnkernel): Backend.batchNormTrainingForward says y is not x, but nothing refuses it. */
+    @Test
+    void reviewBatchNormTrainingForwardRefusesYSameAsX() {
+        int rows = 256;
+        int cols = 45;
+        float[] x = inputs(rows * cols, 2);
+        Tensor in = input(x, Layout.ALIGNED, rows, cols);
+        assertThrows(IllegalArgumentException.class, () -> gpu.batchNormTrainingForward(in,
+                input(filled(cols, 1f), Layout.ALIGNED, cols), input(new float[cols], Layout.ALIGNED, cols), 0.9,
+                1e-3f, guardedInput(new float[cols], Layout.ALIGNED, cols),
+                guardedInput(filled(cols, 1f), Layout.ALIGNED, cols), output(Layout.ALIGNED, DType.FLOAT32, cols),
+                output(Layout.ALIGNED, DType.FLOAT32, cols), in), "y == x is not refused");
+    }
+
     // ---- dropout --------------------------------------------------------------------------------------
 
     /**
