@@ -929,19 +929,22 @@ public final class CudaBackend implements Backend {
                 x, gamma, beta, batchMean, batchInvStd, y);
     }
 
-    /** Element-wise, as the activations: nothing is summed. */
+    /**
+     * The training passes' blocks per tile and slice of rows, for another reason: nothing is summed, but each block
+     * takes its 32 columns' inverse standard deviations (a double square root and division each) once for all its
+     * rows, not once per element.
+     */
     @Override
     public void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean,
                                           Tensor movingVariance, float epsilon, Tensor y) {
         OpChecks.batchNormInferenceForward(x, gamma, beta, movingMean, movingVariance, epsilon, y);
         requireFloats(x, gamma, beta, movingMean, movingVariance, y);
+        int rows = x.rowCount();
         int cols = x.columnCount();
-        int n = (int) x.size();
         enter();
-        launch("batch_norm_inference_forward", kernels.batchNormInferenceForward,
-                Launch.elementWise(n, info.multiprocessors()),
+        launch("batch_norm_inference_forward", kernels.batchNormInferenceForward, Launch.batchNormSlices(rows, cols),
                 Pointer.to(arg(x), arg(gamma), arg(beta), arg(movingMean), arg(movingVariance), arg(epsilon), arg(y),
-                        arg(cols), arg(n)),
+                        arg(rows), arg(cols), arg(Launch.batchNormRowsPerSlice(rows))),
                 x, gamma, beta, movingMean, movingVariance, y);
     }
 
