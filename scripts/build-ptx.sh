@@ -4,7 +4,9 @@
 # no kernel may use a floating-point atomic (results must be reproducible), and every kernel must fit a
 # block of 1024 threads (the launches of the reductions and column tiles): at most 64 registers per
 # thread when ptxas compiles the PTX for sm_90, as the driver's JIT does on an H100 (a kernel over that
-# would fail to launch there with "too many resources requested", a failure no CPU test can see).
+# would fail to launch there with "too many resources requested", a failure no CPU test can see), and
+# without spilling registers to local memory (a kernel declared GS_BLOCKS_OF_1024 is capped at 64 by its
+# launch bounds, so ptxas spills rather than exceed them: the spill, a slowdown no test sees, is the sign).
 #
 # Usage: scripts/build-ptx.sh SRC_DIR OUT_DIR
 #
@@ -16,7 +18,7 @@
 #
 # Environment: NVCC (the compiler; default: nvcc on PATH, else /usr/local/cuda/bin/nvcc),
 # GRADSCOPE_CUDA_ARCH (default compute_75, see below), PTXAS (default: ptxas beside nvcc, else on PATH;
-# without one the register check is skipped, with a line saying so).
+# without one the register and spill checks are skipped, with a line saying so).
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -66,23 +68,33 @@ flags=(-ptx "-arch=$arch" -std=c++17 -lineinfo -prec-div=true -prec-sqrt=true -f
 # Every kernel fits a block of 1024 threads (the launches of the reductions, column tiles and losses, which
 # GS_BLOCKS_OF_1024 also bounds): 65536 registers per block on every GPU from Turing on, so at most 64 per
 # thread. ptxas -v compiles each PTX as the driver would for sm_90 and reports each kernel's registers
-# (about 3 s, every build, as the other checks). Without ptxas the check is skipped, and the summary says so.
+# (about 3 s, every build, as the other checks). A kernel with launch bounds never reports more than they
+# allow: ptxas spills the rest to local memory instead, so any spill (stores or loads) fails the build too.
+# Without ptxas the checks are skipped, and the summary says so.
 max_registers=64
 ptxas="${PTXAS:-$(dirname "$nvcc")/ptxas}"
 [[ -x "$ptxas" ]] || ptxas="$(command -v ptxas || true)"
 if [[ -n "$ptxas" ]]; then
-  register_note=", each within $max_registers registers on sm_90"
+  register_note=", each within $max_registers registers on sm_90 and without spills"
 else
-  register_note=", registers not checked (no ptxas)"
+  register_note=", registers and spills not checked (no ptxas)"
 fi
-check_registers() { # check_registers PTX NAME: prints each kernel over the limit; fails if there is one
+check_registers() { # check_registers PTX NAME: prints each kernel over the limit or spilling; fails if there is one
   [[ -n "$ptxas" ]] || return 0
   local report over
   report="$("$ptxas" -arch=sm_90 -v -o /dev/null "$1" 2>&1)" || { echo "$report" >&2; fail "ptxas failed on $2"; }
-  # "Compiling entry function 'KERNEL' for 'sm_90'", then "... Used N registers, ...".
+  # "Compiling entry function 'KERNEL' for 'sm_90'", then "... Used N registers, ..."; and for each function
+  # (a kernel, or a device function not inlined) "Function properties for NAME", then
+  # "N bytes stack frame, S bytes spill stores, L bytes spill loads".
   over="$(awk -v limit="$max_registers" -v module="$2" '
     /Compiling entry function/ { kernel = $0; sub(/^[^\047]*\047/, "", kernel); sub(/\047.*/, "", kernel) }
-    /Used [0-9]+ registers/ { for (i = 1; i <= NF; i++) if ($i == "Used" && $(i + 1) > limit) print "build-ptx: " module ": " kernel " uses " $(i + 1) " registers" }' <<<"$report")"
+    /Used [0-9]+ registers/ { for (i = 1; i <= NF; i++) if ($i == "Used" && $(i + 1) > limit) print "build-ptx: " module ": " kernel " uses " $(i + 1) " registers" }
+    /Function properties for / { function_name = $0; sub(/.*Function properties for /, "", function_name) }
+    /bytes spill stores/ {
+      stores = $0; sub(/ bytes spill stores.*/, "", stores); sub(/.* /, "", stores)
+      loads = $0; sub(/ bytes spill loads.*/, "", loads); sub(/.* /, "", loads)
+      if (stores + 0 > 0 || loads + 0 > 0) print "build-ptx: " module ": " function_name " spills registers (" stores " bytes spill stores, " loads " bytes spill loads)"
+    }' <<<"$report")"
   [[ -z "$over" ]] || { echo "$over" >&2; return 1; }
 }
 
@@ -161,7 +173,8 @@ fi
 
 if [[ -n "$ptxas" ]]; then
   for ptx in "$out_dir"/*.ptx; do
-    check_registers "$ptx" "$(basename "$ptx")" || fail "kernel(s) over $max_registers registers could not launch with 1024 threads on sm_90"
+    check_registers "$ptx" "$(basename "$ptx")" ||
+      fail "kernel(s) over $max_registers registers could not launch with 1024 threads on sm_90, and spills (a kernel whose launch bounds cap its registers) are slow local-memory traffic"
   done
 fi
 

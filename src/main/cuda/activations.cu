@@ -63,16 +63,11 @@ __device__ __forceinline__ void activationLoop(const float* __restrict__ z, cons
         [&](unsigned k) {
             const float4 zv = load4ReadOnly(z, k);
             const float4 dyv = BACKWARD ? load4ReadOnly(dy, k) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            // The column of element 4k; the next lanes follow it, wrapping at cols (which may be < 4).
-            unsigned column = MODE == ParameterMode::PER_COLUMN ? (4u * k) % cols : 0u;
             float4 result;
-#pragma unroll
-            for (int l = 0; l < 4; l++) {
+            // Without per-column parameters cols is 1: every column is 0, and the compiler drops the counting.
+            forEachColumnOfGroup(k, cols, [&](int l, unsigned column) {
                 lane(result, l) = apply(lane(zv, l), lane(dyv, l), parameterAt(column));
-                if constexpr (MODE == ParameterMode::PER_COLUMN) {
-                    column = column + 1 == cols ? 0u : column + 1;
-                }
-            }
+            });
             store4(out, k, result);
         },
         [&](unsigned i) {

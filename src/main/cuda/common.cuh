@@ -72,6 +72,21 @@ __device__ __forceinline__ float lane(const float4& v, int l) {
 }
 
 /**
+ * body(l, j) for the four lanes l of float4 group k (elements 4k .. 4k+3) of a row-major matrix of `columns`
+ * columns, j being lane l's column: the group's first column, 4k % columns, and the next ones, wrapping at columns
+ * (which may be below 4). For element-wise kernels with per-column parameters: a group may straddle rows.
+ */
+template <class Body>
+__device__ __forceinline__ void forEachColumnOfGroup(unsigned k, unsigned columns, Body body) {
+    unsigned j = (4u * k) % columns; // 4k < n < 2^31: no wrap
+#pragma unroll
+    for (int l = 0; l < 4; l++) {
+        body(l, j);
+        j = j + 1 == columns ? 0u : j + 1;
+    }
+}
+
+/**
  * Runs an element-wise body over [0, n) with a grid-stride loop: vectorBody(k) for every 4-element
  * group k when `aligned` (the caller checked that all its pointers are 16-byte aligned), then
  * scalarBody(i) for the n % 4 elements left; scalarBody(i) for every element otherwise. `aligned`
@@ -115,10 +130,14 @@ __device__ __forceinline__ void transformInPlace(float* __restrict__ t, unsigned
 }
 
 // ---- warp reductions (deterministic: fixed xor butterfly, every lane gets the same bits) ----------
+//
+// Every double addition of the reductions here is __dadd_rn (PTX add.rn.f64): a plain addition after a
+// multiplication (a caller's term, inlined) may be fused into one FMA, by nvcc or at the driver's JIT's choice,
+// which would make a sum's bits depend on the compiler and driver at hand; add.rn is never fused.
 
 __device__ __forceinline__ double warpSum(double v) {
     for (unsigned offset = WARP_SIZE / 2; offset > 0; offset /= 2) {
-        v += __shfl_xor_sync(FULL_WARP, v, offset);
+        v = __dadd_rn(v, __shfl_xor_sync(FULL_WARP, v, offset));
     }
     return v;
 }
@@ -169,7 +188,9 @@ struct RowSoftmax {
     double sum; // sum_c exp(row[c] - max)
 
     /** exp(row[c] - max) / sum: the softmax probability of class c, in double as on the CPU. */
-    __device__ __forceinline__ double probability(float x) const { return exp(static_cast<double>(x) - max) / sum; }
+    __device__ __forceinline__ double probability(float x) const {
+        return exp(__dsub_rn(static_cast<double>(x), max)) / sum;
+    }
 };
 
 /** Called by all 32 lanes of a warp for one row; every lane gets the same result. */
@@ -182,7 +203,7 @@ __device__ __forceinline__ RowSoftmax warpRowSoftmax(const float* row, int cols,
     s.max = warpMaxPropagatingNaN(max);
     double sum = 0.0;
     for (int c = static_cast<int>(lane); c < cols; c += WARP_SIZE) {
-        sum += exp(static_cast<double>(row[c]) - s.max);
+        sum = __dadd_rn(sum, exp(__dsub_rn(static_cast<double>(row[c]), s.max)));
     }
     s.sum = warpSum(sum);
     return s;
@@ -227,7 +248,7 @@ __device__ Sums<N> blockSumsOfSlots(SlotSums slotSums) {
     for (unsigned width = REDUCTION_SLOTS / 2; width >= WARP_SIZE; width /= 2) {
         for (unsigned s = threadIdx.x; s < width; s += blockDim.x) {
             for (unsigned i = 0; i < N; i++) {
-                partial[i][s] += partial[i][s + width];
+                partial[i][s] = __dadd_rn(partial[i][s], partial[i][s + width]);
             }
         }
         __syncthreads();
@@ -268,6 +289,9 @@ __device__ double blockSumOfSlots(SlotSum slotSum) {
 
 constexpr unsigned TILE_COLUMNS = 32;
 constexpr unsigned TILE_ROW_GROUPS = 32;
+
+/** Tiles of 32 columns in `cols` columns (the last one partial). */
+__device__ __forceinline__ unsigned tileCount(int cols) { return (countOf(cols) + TILE_COLUMNS - 1) / TILE_COLUMNS; }
 
 /**
  * Runs a per-column reduction of one tile of 32 columns over the rows [rowBegin, rowEnd): row group g (0 <= g
@@ -320,7 +344,7 @@ __device__ __forceinline__ void reduceColumnTileRows(unsigned rowBegin, unsigned
 template <class Partial, class AddElement, class Finish>
 __device__ __forceinline__ void reduceColumnTiles(int rows, int cols, AddElement addElement, Finish finish,
                                                   unsigned firstTile = blockIdx.x, unsigned tileStride = gridDim.x) {
-    const unsigned tiles = (countOf(cols) + TILE_COLUMNS - 1) / TILE_COLUMNS;
+    const unsigned tiles = tileCount(cols);
     for (unsigned tile = firstTile; tile < tiles; tile += tileStride) {
         reduceColumnTileRows<Partial>(0u, countOf(rows), cols, tile, addElement, finish);
     }
@@ -330,7 +354,7 @@ __device__ __forceinline__ void reduceColumnTiles(int rows, int cols, AddElement
 struct DoubleSum {
     double sum;
 
-    __device__ __forceinline__ void combine(const DoubleSum& other) { sum += other.sum; }
+    __device__ __forceinline__ void combine(const DoubleSum& other) { sum = __dadd_rn(sum, other.sum); }
 };
 
 /**
@@ -345,7 +369,7 @@ __device__ Sums<N> blockSumsOfRange(unsigned begin, unsigned end, Terms terms) {
         for (unsigned k = begin + slot; k < end; k += REDUCTION_SLOTS) { // k < 2^31 + 1024: no wrap
             const Sums<N> t = terms(k);
             for (unsigned i = 0; i < N; i++) {
-                sums.value[i] += t.value[i];
+                sums.value[i] = __dadd_rn(sums.value[i], t.value[i]);
             }
         }
         return sums;
@@ -420,7 +444,7 @@ __device__ __forceinline__ void totalSegmentPartials(const PartialTable (&tables
         }
         double sum = 0.0;
         for (unsigned c = laneIndex(); c < chunks; c += WARP_SIZE) {
-            sum += loadCoherent(table.partials + static_cast<size_t>(c) * segments + s);
+            sum = __dadd_rn(sum, loadCoherent(table.partials + static_cast<size_t>(c) * segments + s));
         }
         sum = warpSum(sum);
         if (laneIndex() == 0) {

@@ -183,6 +183,11 @@ public interface Backend extends AutoCloseable {
     // (two passes, in double; the biased variance, as Keras's), invStd = (float) (1 / sqrt(var + epsilon)) in
     // double, xhat = (x - (float) mean) * invStd and y = gamma * xhat + beta in float, each operation rounded
     // (no fused multiply-add). A batch of one row has var 0: xhat = 0, y = beta, nothing divides by zero.
+    //
+    // What an op writes shares no memory with its other operands (no element of one storage in both), except that
+    // the inference pass may write y over x exactly: on a GPU the training passes' blocks add every row of a column
+    // while others overwrite their own rows, so y over x, or dx over dy or x, would read overwritten values. Every
+    // backend refuses such a call (IllegalArgumentException naming both tensors), the CPU too.
 
     /**
      * Batch normalization in a training step (Keras's {@code BatchNormalization} called with {@code training=True}):
@@ -192,7 +197,7 @@ public interface Backend extends AutoCloseable {
      * float: {@code movingMean = movingMean * (float) momentum + (float) mean * (float) (1 - momentum)} (1 - momentum
      * taken in double, as Keras's Python float), the same for {@code movingVariance} with {@code (float) var}.
      * {@code gamma}, {@code beta} and the four statistics have one element per column; {@code y} has the shape of
-     * {@code x} and is not {@code x}; the batch has at least one row.
+     * {@code x}; the batch has at least one row. Nothing written overlaps another operand: {@code y} is not {@code x}.
      */
     void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
                                   Tensor movingMean, Tensor movingVariance, Tensor batchMean, Tensor batchInvStd,
@@ -201,6 +206,7 @@ public interface Backend extends AutoCloseable {
     /**
      * Batch normalization in inference: {@code y = gamma * ((x - movingMean) * invStd) + beta} per column, with
      * {@code invStd = (float) (1 / sqrt(movingVariance + epsilon))} in double. Reads the moving statistics only.
+     * {@code y} may be {@code x} (in place); else it overlaps no operand.
      */
     void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean, Tensor movingVariance,
                                    float epsilon, Tensor y);
@@ -211,7 +217,7 @@ public interface Backend extends AutoCloseable {
      * double), and, when {@code dx} is not null, {@code dx = scale * (dy - meanDy - xhat * meanDyXhat)} with
      * {@code scale = (float) (gamma * invStd)}, {@code meanDy = (float) (sum_i dy / batch)} and {@code meanDyXhat =
      * (float) (sum_i dy * xhat / batch)} from the double sums (the batch statistics' own gradient included, Ioffe
-     * and Szegedy's formula).
+     * and Szegedy's formula). Nothing written overlaps another operand: {@code dx} is neither {@code dy} nor {@code x}.
      */
     void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy, Tensor dx,
                            Tensor dGamma, Tensor dBeta);

@@ -436,11 +436,56 @@ public final class OpChecks {
     }
 
     /**
+     * {@link Backend#batchNormTrainingForward}: the shapes and values of {@link #batchNormOfBatch}, and nothing it
+     * writes ({@code y}, the four statistics) overlaps another of its operands: {@code y} is not {@code x}.
+     */
+    public static void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
+                                                Tensor movingMean, Tensor movingVariance, Tensor batchMean,
+                                                Tensor batchInvStd, Tensor y) {
+        String op = "batchNormTrainingForward";
+        batchNormOfBatch(op, x, y, momentum, epsilon, gamma, beta, movingMean, movingVariance, batchMean,
+                batchInvStd);
+        requireWrittenApart(op, 5,
+                new String[] {"y", "movingMean", "movingVariance", "batchMean", "batchInvStd", "x", "gamma", "beta"},
+                y, movingMean, movingVariance, batchMean, batchInvStd, x, gamma, beta);
+    }
+
+    /**
+     * {@link Backend#batchNormInferenceForward}: the shapes and values of {@link #batchNorm}; {@code y} is {@code x}
+     * (in place) or overlaps none of the operands.
+     */
+    public static void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean,
+                                                 Tensor movingVariance, float epsilon, Tensor y) {
+        String op = "batchNormInferenceForward";
+        batchNorm(op, x, y, 0, epsilon, gamma, beta, movingMean, movingVariance);
+        requireWrittenApart(op, 1, new String[] {"y", "x", "gamma", "beta", "movingMean", "movingVariance"}, y,
+                sameView(y, x) ? null : x, gamma, beta, movingMean, movingVariance);
+    }
+
+    /**
+     * {@link Backend#batchNormBackward}: the shapes of {@link #batchNormOfBatch}, {@code dx} (when given) of the shape
+     * of {@code dy}, and nothing it writes ({@code dx}, {@code dGamma}, {@code dBeta}) overlaps another of its
+     * operands: {@code dx} is neither {@code dy} nor {@code x}.
+     */
+    public static void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy,
+                                         Tensor dx, Tensor dGamma, Tensor dBeta) {
+        String op = "batchNormBackward";
+        batchNormOfBatch(op, x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
+        if (dx != null) {
+            Shapes.requireSame(op, "dy", dy, "dx", dx);
+        }
+        requireWrittenApart(op, 3,
+                new String[] {"dx", "dGamma", "dBeta", "dy", "x", "gamma", "batchMean", "batchInvStd"},
+                dx, dGamma, dBeta, dy, x, gamma, batchMean, batchInvStd);
+    }
+
+    /**
      * The batch-normalization ops: {@code y} (or {@code dx}, {@code dy}) has the shape of the matrix {@code x}, and
      * every per-unit tensor (gamma, beta, the statistics, their gradients) one element per column; a momentum in
      * [0, 1] and an epsilon above 0 (the ops take the square root of var + epsilon, and var may be 0).
      */
-    public static void batchNorm(String op, Tensor x, Tensor same, double momentum, float epsilon, Tensor... perUnit) {
+    private static void batchNorm(String op, Tensor x, Tensor same, double momentum, float epsilon,
+                                  Tensor... perUnit) {
         Shapes.requireMatrix(op, "x", x);
         Shapes.requireSame(op, "x", x, "output", same);
         for (Tensor t : perUnit) {
@@ -457,12 +502,50 @@ public final class OpChecks {
     }
 
     /** {@link #batchNorm} for the ops that take the batch's statistics: they need at least one row. */
-    public static void batchNormOfBatch(String op, Tensor x, Tensor same, double momentum, float epsilon,
-                                        Tensor... perUnit) {
+    private static void batchNormOfBatch(String op, Tensor x, Tensor same, double momentum, float epsilon,
+                                         Tensor... perUnit) {
         batchNorm(op, x, same, momentum, epsilon, perUnit);
         if (x.rowCount() < 1) {
             throw new IllegalArgumentException(op + ": a batch of " + x.rowCount() + " rows has no mean or variance");
         }
+    }
+
+    // ---- operands that share memory -----------------------------------------------------------
+
+    /**
+     * Fails when one of the first {@code writtenCount} operands (those the op writes) shares memory with another
+     * operand: the same storage and overlapping element ranges. A GPU kernel whose blocks read rows that other
+     * blocks write (batch normalization's, which add every row of a column before writing their slice of it) would
+     * read what was already overwritten, where the CPU's loops, reading all before writing, would not: so the
+     * contract refuses it on every backend. Operands that are only read may share memory; null operands (absent,
+     * or allowed to be in place) are skipped.
+     */
+    private static void requireWrittenApart(String op, int writtenCount, String[] names, Tensor... operands) {
+        for (int w = 0; w < writtenCount; w++) {
+            for (int o = w + 1; o < operands.length; o++) {
+                if (overlap(operands[w], operands[o])) {
+                    throw new IllegalArgumentException(op + ": " + names[w] + " " + where(operands[w])
+                            + " overlaps " + names[o] + " " + where(operands[o]) + " in one storage; " + names[w]
+                            + " must not share memory with " + names[o]);
+                }
+            }
+        }
+    }
+
+    /** Whether {@code a} and {@code b} (either may be null) share at least one element of one storage. */
+    static boolean overlap(Tensor a, Tensor b) {
+        return a != null && b != null && a.storage() == b.storage() && a.size() > 0 && b.size() > 0
+                && a.offset() < b.offset() + b.size() && b.offset() < a.offset() + a.size();
+    }
+
+    /** Whether {@code a} and {@code b} are the same elements of one storage (an op in place). */
+    private static boolean sameView(Tensor a, Tensor b) {
+        return a.storage() == b.storage() && a.offset() == b.offset() && a.size() == b.size();
+    }
+
+    /** A tensor and the elements of its storage it spans: {@code Tensor[256, 45] FLOAT32 on cpu at [0, 11520)}. */
+    private static String where(Tensor t) {
+        return t + " at [" + t.offset() + ", " + (t.offset() + t.size()) + ")";
     }
 
     /** {@link Backend#advanceCounters}: an INT32 tensor. */

@@ -298,8 +298,8 @@ public final class CpuBackend implements Backend {
     public void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
                                          Tensor movingMean, Tensor movingVariance, Tensor batchMean,
                                          Tensor batchInvStd, Tensor y) {
-        OpChecks.batchNormOfBatch("batchNormTrainingForward", x, y, momentum, epsilon, gamma, beta, movingMean,
-                movingVariance, batchMean, batchInvStd);
+        OpChecks.batchNormTrainingForward(x, gamma, beta, momentum, epsilon, movingMean, movingVariance, batchMean,
+                batchInvStd, y);
         int rows = x.rowCount();
         int cols = x.columnCount();
         float[] xd = floats(x);
@@ -339,7 +339,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean,
                                           Tensor movingVariance, float epsilon, Tensor y) {
-        OpChecks.batchNorm("batchNormInferenceForward", x, y, 0, epsilon, gamma, beta, movingMean, movingVariance);
+        OpChecks.batchNormInferenceForward(x, gamma, beta, movingMean, movingVariance, epsilon, y);
         int cols = x.columnCount();
         float[] mean = new float[cols];
         float[] invStd = new float[cols];
@@ -377,10 +377,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy,
                                   Tensor dx, Tensor dGamma, Tensor dBeta) {
-        OpChecks.batchNormOfBatch("batchNormBackward", x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
-        if (dx != null) {
-            Shapes.requireSame("batchNormBackward", "dy", dy, "dx", dx);
-        }
+        OpChecks.batchNormBackward(x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta);
         int rows = x.rowCount();
         int cols = x.columnCount();
         float[] xd = floats(x);

@@ -898,8 +898,8 @@ public final class CudaBackend implements Backend {
     public void batchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, double momentum, float epsilon,
                                          Tensor movingMean, Tensor movingVariance, Tensor batchMean,
                                          Tensor batchInvStd, Tensor y) {
-        OpChecks.batchNormOfBatch("batchNormTrainingForward", x, y, momentum, epsilon, gamma, beta, movingMean,
-                movingVariance, batchMean, batchInvStd);
+        OpChecks.batchNormTrainingForward(x, gamma, beta, momentum, epsilon, movingMean, movingVariance, batchMean,
+                batchInvStd, y);
         requireFloats(x, gamma, beta, movingMean, movingVariance, batchMean, batchInvStd, y);
         int rows = x.rowCount();
         int cols = x.columnCount();
@@ -930,19 +930,22 @@ public final class CudaBackend implements Backend {
                 x, gamma, beta, batchMean, batchInvStd, y);
     }
 
-    /** Element-wise, as the activations: nothing is summed. */
+    /**
+     * The training passes' blocks per tile and slice of rows, for another reason: nothing is summed, but each block
+     * takes its 32 columns' inverse standard deviations (a double square root and division each) once for all its
+     * rows, not once per element.
+     */
     @Override
     public void batchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor movingMean,
                                           Tensor movingVariance, float epsilon, Tensor y) {
-        OpChecks.batchNorm("batchNormInferenceForward", x, y, 0, epsilon, gamma, beta, movingMean, movingVariance);
+        OpChecks.batchNormInferenceForward(x, gamma, beta, movingMean, movingVariance, epsilon, y);
         requireFloats(x, gamma, beta, movingMean, movingVariance, y);
+        int rows = x.rowCount();
         int cols = x.columnCount();
-        int n = (int) x.size();
         enter();
-        launch("batch_norm_inference_forward", kernels.batchNormInferenceForward,
-                Launch.elementWise(n, info.multiprocessors()),
+        launch("batch_norm_inference_forward", kernels.batchNormInferenceForward, Launch.batchNormSlices(rows, cols),
                 Pointer.to(arg(x), arg(gamma), arg(beta), arg(movingMean), arg(movingVariance), arg(epsilon), arg(y),
-                        arg(cols), arg(n)),
+                        arg(rows), arg(cols), arg(Launch.batchNormRowsPerSlice(rows))),
                 x, gamma, beta, movingMean, movingVariance, y);
     }
 
@@ -954,10 +957,9 @@ public final class CudaBackend implements Backend {
     @Override
     public void batchNormBackward(Tensor x, Tensor gamma, Tensor batchMean, Tensor batchInvStd, Tensor dy,
                                   Tensor dx, Tensor dGamma, Tensor dBeta) {
-        OpChecks.batchNormOfBatch("batchNormBackward", x, dy, 0, 1f, gamma, batchMean, batchInvStd, dGamma, dBeta);
+        OpChecks.batchNormBackward(x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta);
         requireFloats(x, gamma, batchMean, batchInvStd, dy, dGamma, dBeta);
         if (dx != null) {
-            Shapes.requireSame("batchNormBackward", "dy", dy, "dx", dx);
             requireFloats(dx);
         }
         int rows = x.rowCount();

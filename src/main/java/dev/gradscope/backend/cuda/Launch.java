@@ -20,8 +20,9 @@ package dev.gradscope.backend.cuda;
  *       fixed tree makes the sum deterministic;</li>
  *   <li>chunked segmented reductions (gradient norms, measured optimizer steps): one block of 1024 threads
  *       per chunk of elements; the grid's last block adds the chunks;</li>
- *   <li>batch normalization's training passes: one block of 1024 threads per tile of 32 columns and slice of
- *       rows ({@link #batchNormRowsPerSlice}), so that the blocks are many however few the columns.</li>
+ *   <li>batch normalization's passes: one block of 1024 threads per tile of 32 columns and slice of rows
+ *       ({@link #batchNormRowsPerSlice}), so that the blocks are many however few the columns (and, in inference,
+ *       a block takes its columns' inverse standard deviations once for all its rows).</li>
  * </ul>
  *
  * A launch over nothing (0 elements, rows, columns or segments) is {@link #isEmpty() empty}: CUDA
@@ -148,7 +149,7 @@ record Launch(int grid, int block) {
     }
 
     /**
-     * Batch normalization's training passes over a [rows x columns] batch: a block of {@value #TILE_BLOCK} per tile
+     * Batch normalization's passes over a [rows x columns] batch: a block of {@value #TILE_BLOCK} per tile
      * of {@value #TILE_COLUMNS} columns and slice of {@link #batchNormRowsPerSlice} rows. A batch of 256 rows gets 8
      * slices: 128 blocks for 512 columns, 64, 32 and 16 for 256, 128 and 64.
      */

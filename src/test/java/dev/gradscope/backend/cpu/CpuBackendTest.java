@@ -750,4 +750,54 @@ class CpuBackendTest {
             assertArrayEquals(new float[] {45, 52, 81, 94}, c.toFloatArray());
         }
     }
+
+    /**
+     * Batch normalization refuses a tensor it writes over another operand, on the CPU too, although its loops here
+     * would compute it: the GPU's blocks add every row of a column while others overwrite theirs (the contract is
+     * the same on every backend). The message names both tensors and the elements of the storage each spans.
+     * Inference in place (y == x, element by element) is allowed, and so are disjoint views of one storage.
+     */
+    @Test
+    void batchNormRefusesWritingOverAnotherOperand() {
+        try (Tensor buffer = t(new float[] {1, 2, 3, 6, 0, 0, 0, 0}, 8);
+             Tensor gamma = t(new float[] {1, 1}, 2);
+             Tensor beta = t(new float[] {0, 0}, 2);
+             Tensor mean = t(new float[] {2, 4}, 2);
+             Tensor variance = t(new float[] {1, 4}, 2);
+             Tensor batchMean = cpu.allocate(DType.FLOAT32, 2);
+             Tensor batchInvStd = cpu.allocate(DType.FLOAT32, 2);
+             Tensor dGamma = cpu.allocate(DType.FLOAT32, 2);
+             Tensor dBeta = cpu.allocate(DType.FLOAT32, 2)) {
+            Tensor x = buffer.view(0, 2, 2);
+            Tensor shifted = buffer.view(2, 2, 2); // x's second row and the next one
+            Tensor after = buffer.view(4, 2, 2);   // the elements after x
+            IllegalArgumentException forward = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.batchNormTrainingForward(x, gamma, beta, 0.9, 1e-3f, mean, variance, batchMean,
+                            batchInvStd, x));
+            assertEquals("batchNormTrainingForward: y Tensor[2, 2] FLOAT32 on cpu at [0, 4) overlaps x Tensor[2, 2]"
+                    + " FLOAT32 on cpu at [0, 4) in one storage; y must not share memory with x", forward.getMessage());
+            IllegalArgumentException dxOverDy = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.batchNormBackward(after, gamma, mean, variance, shifted, x, dGamma, dBeta));
+            assertEquals("batchNormBackward: dx Tensor[2, 2] FLOAT32 on cpu at [0, 4) overlaps dy Tensor[2, 2]"
+                    + " FLOAT32 on cpu at [2, 6) in one storage; dx must not share memory with dy", dxOverDy.getMessage());
+            IllegalArgumentException dxOverX = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.batchNormBackward(shifted, gamma, mean, variance, after, x, dGamma, dBeta));
+            assertTrue(dxOverX.getMessage().contains("dx Tensor[2, 2] FLOAT32 on cpu at [0, 4) overlaps x"),
+                    dxOverX.getMessage());
+            IllegalArgumentException gradientOverGamma = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.batchNormBackward(x, gamma, mean, variance, after, null, gamma, dBeta));
+            assertTrue(gradientOverGamma.getMessage().contains("dGamma must not share memory with gamma"),
+                    gradientOverGamma.getMessage());
+            IllegalArgumentException inferenceShifted = assertThrows(IllegalArgumentException.class,
+                    () -> cpu.batchNormInferenceForward(x, gamma, beta, mean, variance, 1e-30f, shifted));
+            assertTrue(inferenceShifted.getMessage().contains("y Tensor[2, 2] FLOAT32 on cpu at [2, 6) overlaps x"),
+                    inferenceShifted.getMessage());
+
+            // Disjoint views of one storage: dy is x's elements, dx the ones after them.
+            cpu.batchNormBackward(x, gamma, mean, variance, x, after, dGamma, dBeta);
+            // In place: (x - mean) * invStd with invStd (float) (1 / sqrt(var + 1e-30)) = 1 and 0.5.
+            cpu.batchNormInferenceForward(x, gamma, beta, mean, variance, 1e-30f, x);
+            assertArrayEquals(new float[] {-1, -1, 1, 1}, x.toFloatArray());
+        }
+    }
 }

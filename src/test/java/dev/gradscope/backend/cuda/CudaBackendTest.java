@@ -831,6 +831,86 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * Review (bnkernel): Backend.batchNormBackward did not forbid dx == dy, and the CPU reference computed it in
+     * place correctly (it adds every row before writing dx). On the GPU, a batch of up to 256 rows is one kernel
+     * whose blocks each add every row of dy while the other slices' blocks overwrite their rows of dx: dx == dy
+     * raced (on the emulator, the blocks after the first read dx where dy was). The contract now refuses it on every
+     * backend, the CPU too, with the same message, before anything is written.
+     */
+    @Test
+    void reviewBatchNormBackwardInPlaceIsRefused() {
+        int rows = 256;
+        int cols = 45;
+        int[] shape = {rows, cols};
+        float[] x = inputs(rows * cols, 2);
+        float[] dy = inputs(rows * cols, 1);
+        float[] gamma = inputs(cols, 1);
+        float[] mean = inputs(cols, 1);
+        float[] invStd = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            invStd[j] = (float) (1 / Math.sqrt(rng.nextDouble(0.1, 4) + 1e-3));
+        }
+        Tensor cpuDy = cpu(dy.clone(), shape);
+        IllegalArgumentException onCpu = assertThrows(IllegalArgumentException.class,
+                () -> CPU.batchNormBackward(cpu(x, shape), cpu(gamma, cols), cpu(mean, cols), cpu(invStd, cols), cpuDy,
+                        cpuDy, cpu(new float[cols], cols), cpu(new float[cols], cols)));
+        Tensor gpuDy = input(dy, Layout.ALIGNED, shape);
+        IllegalArgumentException onGpu = assertThrows(IllegalArgumentException.class,
+                () -> gpu.batchNormBackward(input(x, Layout.ALIGNED, shape), input(gamma, Layout.ALIGNED, cols),
+                        input(mean, Layout.ALIGNED, cols), input(invStd, Layout.ALIGNED, cols), gpuDy, gpuDy,
+                        output(Layout.ALIGNED, DType.FLOAT32, cols), output(Layout.ALIGNED, DType.FLOAT32, cols)));
+        assertEquals("batchNormBackward: dx Tensor[256, 45] FLOAT32 on cpu at [0, 11520) overlaps dy Tensor[256, 45]"
+                + " FLOAT32 on cpu at [0, 11520) in one storage; dx must not share memory with dy", onCpu.getMessage());
+        assertEquals(onCpu.getMessage(), onGpu.getMessage().replace(" on cuda", " on cpu"));
+        assertArrayEquals(dy, cpuDy.toFloatArray(), "the CPU's dy is untouched");
+        assertArrayEquals(dy, read(gpuDy), "the GPU's dy is untouched");
+    }
+
+    /** Review (bnkernel): Backend.batchNormTrainingForward says y is not x, but nothing refuses it. */
+    @Test
+    void reviewBatchNormTrainingForwardRefusesYSameAsX() {
+        int rows = 256;
+        int cols = 45;
+        float[] x = inputs(rows * cols, 2);
+        Tensor in = input(x, Layout.ALIGNED, rows, cols);
+        assertThrows(IllegalArgumentException.class, () -> gpu.batchNormTrainingForward(in,
+                input(filled(cols, 1f), Layout.ALIGNED, cols), input(new float[cols], Layout.ALIGNED, cols), 0.9,
+                1e-3f, guardedInput(new float[cols], Layout.ALIGNED, cols),
+                guardedInput(filled(cols, 1f), Layout.ALIGNED, cols), output(Layout.ALIGNED, DType.FLOAT32, cols),
+                output(Layout.ALIGNED, DType.FLOAT32, cols), in), "y == x is not refused");
+    }
+
+    /**
+     * Inference in place (y == x) is allowed: each element is read, then written, by one thread. The CPU's bits, for
+     * a batch of one kernel's slices and a taller one, in both layouts (the output's guards intact).
+     */
+    @Test
+    void batchNormInferenceInPlaceGivesTheCpuBits() {
+        for (int[] shape : new int[][] {{256, 45}, {3001, 70}}) {
+            int rows = shape[0];
+            int cols = shape[1];
+            float[] x = inputs(rows * cols, 2);
+            float[] gamma = inputs(cols, 1);
+            float[] beta = inputs(cols, 1);
+            float[] mean = inputs(cols, 1);
+            float[] variance = new float[cols];
+            for (int j = 0; j < cols; j++) {
+                variance[j] = (float) rng.nextDouble(0.1, 4);
+            }
+            Tensor cpuX = cpu(x.clone(), shape);
+            CPU.batchNormInferenceForward(cpuX, cpu(gamma, cols), cpu(beta, cols), cpu(mean, cols),
+                    cpu(variance, cols), 1e-3f, cpuX);
+            for (Layout layout : Layout.values()) {
+                Tensor gpuX = guardedInput(x, layout, shape);
+                gpu.batchNormInferenceForward(gpuX, input(gamma, layout, cols), input(beta, layout, cols),
+                        input(mean, layout, cols), input(variance, layout, cols), 1e-3f, gpuX);
+                assertBitsEqual("batchNormInferenceForward in place " + Arrays.toString(shape) + " " + layout,
+                        cpuX.toFloatArray(), read(gpuX));
+            }
+        }
+    }
+
     // ---- dropout --------------------------------------------------------------------------------------
 
     /**
@@ -1987,6 +2067,24 @@ class CudaBackendTest {
                 b.allocate(DType.FLOAT32, 2, 3), 1e-3f, b.allocate(DType.INT32, 4, 3))));
         cases.add(pair(b -> b.clipByValue(b.allocate(DType.INT32, 3), 1f)));
         cases.add(pair(b -> b.clipByGlobalNorm(b.allocate(DType.FLOAT32, 3), b.allocate(DType.INT32, 2), 1f)));
+        // Batch normalization writing over another operand: y over x, dx over dy (a row apart), y partly over x.
+        cases.add(pair(b -> {
+            Tensor x = b.allocate(DType.FLOAT32, 2, 3);
+            b.batchNormTrainingForward(x, b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3), 0.9, 1e-3f,
+                    b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3),
+                    b.allocate(DType.FLOAT32, 3), x);
+        }));
+        cases.add(pair(b -> {
+            Tensor rows = b.allocate(DType.FLOAT32, 3, 3);
+            b.batchNormBackward(b.allocate(DType.FLOAT32, 2, 3), b.allocate(DType.FLOAT32, 3),
+                    b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3), rows.rows(0, 2), rows.rows(1, 2),
+                    b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3));
+        }));
+        cases.add(pair(b -> {
+            Tensor rows = b.allocate(DType.FLOAT32, 3, 3);
+            b.batchNormInferenceForward(rows.rows(1, 2), b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3),
+                    b.allocate(DType.FLOAT32, 3), b.allocate(DType.FLOAT32, 3), 1e-3f, rows.rows(0, 2));
+        }));
         for (int c = 0; c < cases.size(); c++) {
             Throwable onCpu = assertThrows(RuntimeException.class, cases.get(c)[0], "case " + c + " on the CPU");
             Throwable onGpu = assertThrows(RuntimeException.class, cases.get(c)[1], "case " + c + " on the GPU");

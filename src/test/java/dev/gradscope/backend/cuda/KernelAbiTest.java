@@ -1,12 +1,15 @@
 package dev.gradscope.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.gradscope.tensor.ActivationKind;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -19,7 +22,8 @@ import org.junit.jupiter.api.Test;
  * The kernels the build put into the jar against the parameter lists CudaBackend's launchers pass (the
  * kernel ABI, cuda-abi.md), read from the PTX itself: a kernel whose parameters were reordered, retyped
  * or renamed would otherwise be launched with the wrong arguments and fail only on a GPU, if at all.
- * Needs no GPU, only the PTX (the build makes it when nvcc is present); skips, saying so, without it.
+ * Also how the PTX rounds batch normalization's and the shared reductions' double arithmetic. Needs no GPU, only
+ * the PTX (the build makes it when nvcc is present); skips, saying so, without it.
  *
  * <p>Types as PTX spells them: {@code p} a pointer ({@code .u64}), {@code i} an int ({@code .u32} or
  * {@code .s32}), {@code f} a float ({@code .f32}), {@code d} a double ({@code .f64}).
@@ -27,6 +31,11 @@ import org.junit.jupiter.api.Test;
 class KernelAbiTest {
     private static final Pattern ENTRY = Pattern.compile("\\.entry\\s+(\\w+)\\s*\\(([^)]*)\\)");
     private static final Pattern PARAM = Pattern.compile("\\.param\\s+\\.(\\w+)");
+    private static final Pattern FILE = Pattern.compile("^\\s*\\.file\\s+(\\d+)\\s+\"([^\"]*)\"");
+    private static final Pattern LOC = Pattern.compile("^\\s*\\.loc\\s+(\\d+)\\s+(\\d+)\\s");
+    /** A double add, sub, mul or fma: the instruction (group 1), its name (2) and its modifiers (3: ".rn", ...). */
+    private static final Pattern DOUBLE_ARITHMETIC =
+            Pattern.compile("^\\s*(?:@!?%p\\d+\\s+)?((add|sub|mul|fma)((?:\\.[a-z0-9]+)*)\\.f64)\\s");
     /** The parameters every measured optimizer kernel ends with (optim.cu's GS_MEASURED_PARAMETERS). */
     private static final String MEASURED_TAIL = "piii" + "ppppi" + "ppppppi" + "pp";
 
@@ -60,8 +69,8 @@ class KernelAbiTest {
         abi.put("batch_norm_training_statistics", "pfffppppiiipp");
         // x, gamma, beta, batchMean, batchInvStd, y, cols, n
         abi.put("batch_norm_training_normalize", "ppppppii");
-        // x, gamma, beta, movingMean, movingVariance, epsilon, y, cols, n
-        abi.put("batch_norm_inference_forward", "pppppfpii");
+        // x, gamma, beta, movingMean, movingVariance, epsilon, y, rows, cols, rowsPerSlice
+        abi.put("batch_norm_inference_forward", "pppppfpiii");
         // x, gamma, batchMean, batchInvStd, dy, dx, dGamma, dBeta, rows, cols, rowsPerSlice
         abi.put("batch_norm_backward", "ppppppppiii");
         // x, gamma, batchMean, batchInvStd, dy, dGamma, dBeta, rows, cols, rowsPerSlice, partials, coefficients,
@@ -124,16 +133,20 @@ class KernelAbiTest {
         return abi;
     }
 
+    /** The PTX of one kernel family, from the jar's resources. */
+    private static String ptx(String family) throws IOException {
+        try (InputStream in = KernelAbiTest.class.getResourceAsStream(Kernels.resource(family))) {
+            return new String(in.readAllBytes(), StandardCharsets.US_ASCII);
+        }
+    }
+
     @Test
     void everyKernelInTheJarTakesTheParametersItsLauncherPasses() throws IOException {
         List<String> missing = Kernels.missingResources();
         assumeTrue(missing.isEmpty(), () -> Kernels.NOT_BUILT + ": " + missing + " not on the test classpath");
         Map<String, String> found = new TreeMap<>();
         for (String family : Kernels.FAMILIES) {
-            String ptx;
-            try (InputStream in = KernelAbiTest.class.getResourceAsStream(Kernels.resource(family))) {
-                ptx = new String(in.readAllBytes(), StandardCharsets.US_ASCII);
-            }
+            String ptx = ptx(family);
             Matcher entry = ENTRY.matcher(ptx);
             while (entry.find()) {
                 StringBuilder types = new StringBuilder();
@@ -162,5 +175,62 @@ class KernelAbiTest {
         found.keySet().stream().filter(name -> !expectedAbi().containsKey(name))
                 .forEach(name -> differences.add(name + ": in the PTX but launched by nobody"));
         assertEquals(List.of(), differences, "kernel ABI differences");
+    }
+
+    /**
+     * The double arithmetic of batch_norm.cu, and that of common.cuh in every module (its reductions), as PTX writes
+     * it: every add, sub and mul has a rounding modifier (.rn: a __d*_rn intrinsic), for the driver's JIT may fuse a
+     * plain mul.f64 and add.f64 into one FMA or not, at its own choice, so that the sums' bits would depend on the
+     * driver at hand; batch_norm.ptx has no fma.f64 at all (none of its arithmetic is fused by nvcc either). The
+     * instructions are attributed to their source lines by the PTX's .loc lines (-lineinfo), inlined code included;
+     * those of a line that calls exp are CUDA's exp, inlined without lines of its own, and are not ours to round.
+     */
+    @Test
+    void batchNormAndTheReductionsRoundEveryDoubleOperationAsWritten() throws IOException {
+        List<String> missing = Kernels.missingResources();
+        assumeTrue(missing.isEmpty(), () -> Kernels.NOT_BUILT + ": " + missing + " not on the test classpath");
+        List<String> commonLines = Files.readAllLines(Path.of("src/main/cuda/common.cuh"));
+        List<String> unrounded = new ArrayList<>();
+        int checked = 0;
+        for (String family : Kernels.FAMILIES) {
+            String[] lines = ptx(family).split("\n");
+            Map<String, String> files = new TreeMap<>();
+            for (String line : lines) {
+                Matcher file = FILE.matcher(line);
+                if (file.find()) {
+                    files.put(file.group(1), file.group(2).substring(file.group(2).lastIndexOf('/') + 1));
+                }
+            }
+            String source = "?";
+            boolean callsExp = false;
+            for (int i = 0; i < lines.length; i++) {
+                Matcher loc = LOC.matcher(lines[i]);
+                if (loc.find()) {
+                    source = files.getOrDefault(loc.group(1), "?");
+                    int line = Integer.parseInt(loc.group(2));
+                    callsExp = source.equals("common.cuh") && line >= 1 && line <= commonLines.size()
+                            && commonLines.get(line - 1).matches(".*\\bexp\\(.*");
+                    continue;
+                }
+                Matcher op = DOUBLE_ARITHMETIC.matcher(lines[i]);
+                if (!op.find()) {
+                    continue;
+                }
+                boolean batchNorm = family.equals("batch_norm");
+                if (!batchNorm && (!source.equals("common.cuh") || callsExp)) {
+                    continue;
+                }
+                checked++;
+                boolean rounded = op.group(3).matches(".*\\.(rn|rz|rm|rp)(\\..*)?");
+                boolean fused = op.group(2).equals("fma");
+                if (!rounded || (fused && batchNorm)) {
+                    unrounded.add(family + ".ptx line " + (i + 1) + ": " + op.group(1) + " (from " + source + ")");
+                }
+            }
+        }
+        assertTrue(checked > 100, "found only " + checked + " double operations of batch_norm.cu and common.cuh"
+                + " (is the PTX built without -lineinfo?)");
+        assertEquals(List.of(), unrounded.subList(0, Math.min(10, unrounded.size())), unrounded.size()
+                + " double operations that the JIT may fuse, or that were fused (the first 10)");
     }
 }
