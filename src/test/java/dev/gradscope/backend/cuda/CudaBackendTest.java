@@ -832,14 +832,13 @@ class CudaBackendTest {
     }
 
     /**
-     * Review (bnkernel): Backend.batchNormBackward did not forbid dx == dy, and the CPU reference computed it in
-     * place correctly (it adds every row before writing dx). On the GPU, a batch of up to 256 rows is one kernel
+     * batchNormBackward with dx == dy: on the GPU, a batch of up to 256 rows is one kernel
      * whose blocks each add every row of dy while the other slices' blocks overwrite their rows of dx: dx == dy
      * raced (on the emulator, the blocks after the first read dx where dy was). The contract now refuses it on every
      * backend, the CPU too, with the same message, before anything is written.
      */
     @Test
-    void reviewBatchNormBackwardInPlaceIsRefused() {
+    void batchNormBackwardInPlaceIsRefused() {
         int rows = 256;
         int cols = 45;
         int[] shape = {rows, cols};
@@ -867,9 +866,9 @@ class CudaBackendTest {
         assertArrayEquals(dy, read(gpuDy), "the GPU's dy is untouched");
     }
 
-    /** Review (bnkernel): Backend.batchNormTrainingForward says y is not x, but nothing refuses it. */
+    /** batchNormTrainingForward refuses y == x, which the one-kernel forward would race on. */
     @Test
-    void reviewBatchNormTrainingForwardRefusesYSameAsX() {
+    void batchNormTrainingForwardRefusesYSameAsX() {
         int rows = 256;
         int cols = 45;
         float[] x = inputs(rows * cols, 2);
