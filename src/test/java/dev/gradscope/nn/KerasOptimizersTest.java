@@ -185,7 +185,7 @@ class KerasOptimizersTest {
     }
 
     /**
-     * Review (optim): Keras 3 adds Adagrad's epsilon inside the square root. With gradients near 1 (as in
+     * Keras 3 adds Adagrad's epsilon inside the square root. With gradients near 1 (as in
      * adagradFollowsKeras3sRuleFromItsInitialAccumulator) sqrt(a + eps) and sqrt(a) + eps differ by about 1e-11 in p,
      * far below the tolerance; an accumulator from 0 and a gradient of 1e-4 (g^2 = 1e-8 below eps = 1e-7) tell them
      * apart by a factor of three.
@@ -206,7 +206,7 @@ class KerasOptimizersTest {
     }
 
     /**
-     * Review (optim): Keras 3's Adamax adds epsilon to u after the maximum, {@code (u + eps)}; PyTorch's adds it to
+     * Keras 3's Adamax adds epsilon to u after the maximum, {@code (u + eps)}; PyTorch's adds it to
      * |g| inside it, {@code max(beta2 u, |g| + eps)}. With gradients near 1 the two differ by about 1e-10 in p; a
      * gradient below epsilon, then none, leaves u near 0, where the decayed epsilon (0.999 eps against eps) changes
      * the second step by 1e-3 of itself: 4e-6 at lr 0.1.
