@@ -704,7 +704,7 @@ final class ExperimentCommand implements Runnable {
             }
             List<Mlp.HiddenUnits> units = hiddenUnits(activations, "--activations");
             batchNorm.requireSeparateActivations(units, "--activations", this::usage);
-            initializer = ModelOptions.kernelInitializer(init, Mlp.CHAPTER_HIDDEN, units.get(0), this::usage);
+            initializer = ModelOptions.kernelInitializer(init, this::usage);
             List<RunSpec> specs = new ArrayList<>();
             List<int[]> variants = variants();
             for (int v = 0; v < variants.size(); v++) {

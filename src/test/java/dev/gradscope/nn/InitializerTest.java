@@ -392,13 +392,28 @@ class InitializerTest {
         assertArrayEquals(kernel(Initializer.parse("identity"), 1, 1, SEED), new float[] {1f});
     }
 
+    /** Keras 3's {@code gain * eye(rows, cols)}: a rectangular kernel gets the diagonal of its shape. */
     @Test
-    void identityRefusesWhatIsNotASquareMatrixAndOrthogonalAVector() {
+    void identityOfARectangularKernelIsTheEyeOfItsShape() {
+        for (int[] shape : List.of(new int[] {3, 5}, new int[] {5, 3}, new int[] {1, 4}, new int[] {4, 1},
+                new int[] {784, 512})) {
+            float[] eye = kernel(Initializer.parse("identity:2"), shape[0], shape[1], SEED);
+            for (int i = 0; i < shape[0]; i++) {
+                for (int j = 0; j < shape[1]; j++) {
+                    assertEquals(i == j ? 2f : 0f, eye[i * shape[1] + j],
+                            Arrays.toString(shape) + "[" + i + "][" + j + "]");
+                }
+            }
+        }
+    }
+
+    @Test
+    void identityRefusesWhatIsNotAMatrixAndOrthogonalAVector() {
         Initializer identity = Initializer.parse("identity");
-        for (int[] shape : List.of(new int[] {3, 4}, new int[] {4, 3}, new int[] {4}, new int[] {2, 2, 2})) {
+        for (int[] shape : List.of(new int[] {4}, new int[] {2, 2, 2})) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> identity.fill(new float[24], 0, shape, 1, 1, new SplittableRandom(SEED)));
-            assertTrue(e.getMessage().contains("identity needs a square kernel")
+            assertTrue(e.getMessage().contains("identity needs a tensor of 2 dimensions")
                     && e.getMessage().contains(Arrays.toString(shape)), e.getMessage());
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Initializer.parse("orthogonal")
@@ -412,11 +427,12 @@ class InitializerTest {
         CpuBackend cpu = new CpuBackend();
         try (Sequential model = new Sequential(cpu, SEED).input(3)
                 .add(new Dense(3, ActivationKind.TANH).kernelInitializer(Initializer.parse("identity")))
-                .add(new Dense(5, ActivationKind.SOFTMAX).kernelInitializer(Initializer.parse("identity")))) {
+                .add(new Dense(5, ActivationKind.SOFTMAX).kernelInitializer(Initializer.parse("identity"))
+                        .biasInitializer(Initializer.parse("identity")))) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> model.compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(3));
-            assertTrue(e.getMessage().contains("dense_1") && e.getMessage().contains("kernel")
-                    && e.getMessage().contains("[3, 5]"), e.getMessage());
+            assertTrue(e.getMessage().contains("dense_1") && e.getMessage().contains("bias")
+                    && e.getMessage().contains("[5]"), e.getMessage());
         }
         try (Sequential model = new Sequential(cpu, SEED).input(3)
                 .add(new Dense(4, ActivationKind.SOFTMAX).biasInitializer(Initializer.parse("orthogonal")))) {
