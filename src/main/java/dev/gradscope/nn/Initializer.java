@@ -51,12 +51,14 @@ public record Initializer(Kind kind, double scale) {
         /**
          * A random orthogonal matrix times {@code scale}, Keras's {@code Orthogonal(gain)} (Saxe et al., 2014,
          * "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks"): every
-         * singular value is the gain, so a product of such layers neither shrinks nor grows a vector, and in a
-         * deep linear (or tanh, near 0) network the gradient reaches the first layer undiminished. Drawn as
-         * Keras does: a normal matrix of shape (max, min) of the kernel's (rows, cols), the Q of its QR
+         * singular value is the gain. Backpropagated through a gain-1 kernel with at least as many inputs as
+         * outputs (orthonormal columns), a gradient keeps its norm, so in a deep linear network of such kernels it
+         * reaches the first layer undiminished; through one with more outputs than inputs (orthonormal rows) it
+         * keeps only its part in the row space and shrinks, and tanh's or relu's slopes below 1 shrink it too.
+         * Drawn as Keras does: a normal matrix of shape (max, min) of the kernel's (rows, cols), the Q of its QR
          * decomposition with each column times the sign of R's diagonal entry (which makes Q uniform over the
-         * orthogonal matrices), transposed when the kernel is wide. A tall kernel has orthonormal columns, a
-         * wide one orthonormal rows.
+         * orthogonal matrices), transposed when the kernel is wide. A tall kernel has orthonormal columns, a wide
+         * one orthonormal rows.
          */
         ORTHOGONAL("orthogonal", 1.0),
         /**
