@@ -84,7 +84,7 @@ final class EvaluateCommand implements Callable<Integer> {
             int batch = batchSize != null ? batchSize : runsValidationBatch(config);
             Devices.Selection selection = machine.openDevice();
             try (var backend = selection.backend();
-                 Sequential net = resolved.build(backend, 0, inputs, classes)) {
+                 Sequential net = resolved.buildToLoad(backend, inputs, classes)) {
                 if (selection.fallback() != null) {
                     System.err.println("gradscope: " + selection.fallback());
                 }

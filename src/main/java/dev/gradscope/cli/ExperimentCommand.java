@@ -681,8 +681,9 @@ final class ExperimentCommand implements Runnable {
         int deepWidth;
 
         @Option(names = "--init", defaultValue = Gradients.DEFAULT_INIT, paramLabel = "KIND[:SCALE]",
-                description = "Every run's kernel initializer, as train's --init, e.g. orthogonal, which keeps a"
-                        + " deep linear or tanh net's gradient from shrinking with depth (default: ${DEFAULT-VALUE}).")
+                description = "Every run's kernel initializer, as train's --init, e.g. orthogonal, which at the"
+                        + " start passes a deep linear net's gradient back with its norm; tanh's and relu's slopes"
+                        + " below 1 still shrink it (default: ${DEFAULT-VALUE}).")
         String init;
 
         /** With it, maxout, which has no separate activation to normalise before, leaves the default list. */
@@ -733,7 +734,7 @@ final class ExperimentCommand implements Runnable {
             }
             List<Mlp.HiddenUnits> units = hiddenUnits(activations, "--activations");
             batchNorm.requireSeparateActivations(units, "--activations", this::usage);
-            initializer = ModelOptions.kernelInitializer(init, Mlp.CHAPTER_HIDDEN, units.get(0), this::usage);
+            initializer = ModelOptions.kernelInitializer(init, this::usage);
             List<RunSpec> specs = new ArrayList<>();
             List<int[]> variants = variants();
             for (int v = 0; v < variants.size(); v++) {

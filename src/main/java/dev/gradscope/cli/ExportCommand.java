@@ -73,7 +73,7 @@ final class ExportCommand implements Callable<Integer> {
             EvaluateCommand.requireWeightsForEveryKernel(reader, resolved, inputs, classes);
             Devices.Selection selection = Devices.open(device);
             try (var backend = selection.backend();
-                 Sequential net = resolved.build(backend, 0, inputs, classes)) {
+                 Sequential net = resolved.buildToLoad(backend, inputs, classes)) {
                 if (selection.fallback() != null) {
                     System.err.println("gradscope: " + selection.fallback());
                 }

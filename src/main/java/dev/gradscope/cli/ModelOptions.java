@@ -1,7 +1,6 @@
 package dev.gradscope.cli;
 
 import dev.gradscope.data.InvalidDataException;
-import dev.gradscope.data.Mnist;
 import dev.gradscope.nn.Adagrad;
 import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.Adamax;
@@ -156,7 +155,21 @@ final class ModelOptions {
         }
 
         Sequential build(Backend backend, long seed, int inputs, int classes) {
-            Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, initializer, dropout,
+            return build(backend, seed, inputs, classes, initializer);
+        }
+
+        /**
+         * The network to load saved weights into (evaluate, predict, export), which overwrite every parameter: its
+         * kernels start at zeros rather than from {@link #initializer}, whose draw would be thrown away and can
+         * cost seconds (orthogonal's QR: 15 s for a 2048 x 2048 kernel). {@link #config()} still names the run's
+         * initializer.
+         */
+        Sequential buildToLoad(Backend backend, int inputs, int classes) {
+            return build(backend, 0, inputs, classes, Initializer.zeros());
+        }
+
+        private Sequential build(Backend backend, long seed, int inputs, int classes, Initializer kernels) {
+            Sequential model = Mlp.build(backend, seed, inputs, hidden, classes, units, kernels, dropout,
                     batchNorm, batchNormMomentum, (float) batchNormEpsilon);
             return model.compile(newOptimizer(), loss, labelSmoothing, "accuracy");
         }
@@ -195,42 +208,13 @@ final class ModelOptions {
         }
     }
 
-    /**
-     * {@code --init}'s initializer for an MLP of {@code hidden} widths of {@code units}; an unknown one, a bad scale,
-     * or one that cannot fill the MLP's kernels (identity) becomes {@code invalid}'s exception.
-     */
-    static Initializer kernelInitializer(String init, int[] hidden, Mlp.HiddenUnits units,
-                                         Function<String, RuntimeException> invalid) {
-        Initializer initializer;
+    /** {@code --init}'s initializer; an unknown one or a bad scale becomes {@code invalid}'s exception. */
+    static Initializer kernelInitializer(String init, Function<String, RuntimeException> invalid) {
         try {
-            initializer = Initializer.parse(init);
+            return Initializer.parse(init);
         } catch (IllegalArgumentException e) {
             throw invalid.apply("--init: " + e.getMessage());
         }
-        if (initializer.kind() == Initializer.Kind.IDENTITY) {
-            throw invalid.apply("--init " + init + ": " + notSquare(hidden, units));
-        }
-        return initializer;
-    }
-
-    /**
-     * Why identity cannot start this MLP: its first kernel ({@code inputs x width}, pieces included) or its output
-     * kernel ({@code width x classes}) is not square, since every data set here has 784 inputs and 10 classes.
-     */
-    private static String notSquare(int[] hidden, Mlp.HiddenUnits units) {
-        int pieces = units.activation().equals(Mlp.MAXOUT) ? units.maxoutPieces() : 1;
-        int in = Mnist.PIXELS;
-        for (int i = 0; i < hidden.length; i++) {
-            int out = hidden[i] * pieces;
-            if (in != out) {
-                return "identity needs square kernels, and hidden layer " + (i + 1) + "'s is [" + in + ", " + out
-                        + "]";
-            }
-            in = hidden[i];
-        }
-        return "identity needs square kernels, and the output layer's is [" + in + ", " + Mnist.CLASS_COUNT
-                + "] (an MLP from " + Mnist.PIXELS + " inputs to " + Mnist.CLASS_COUNT + " classes always has one"
-                + " that is not; Dense.kernelInitializer sets it per layer)";
     }
 
     /** Checks every choice; a bad one is a usage error that lists the valid values. */
@@ -259,7 +243,7 @@ final class ModelOptions {
         } catch (IllegalArgumentException e) {
             throw invalid.apply("--loss: " + e.getMessage());
         }
-        initializer = kernelInitializer(init, hidden, units, invalid);
+        initializer = kernelInitializer(init, invalid);
         String opt = optimizer.trim().toLowerCase(Locale.ROOT);
         if (!OPTIMIZERS.contains(opt)) {
             throw invalid.apply("--optimizer: unknown optimizer '" + optimizer + "'; valid: "

@@ -175,7 +175,7 @@ final class PredictCommand implements Callable<Integer> {
             String backendName;
             Devices.Selection selection = machine.openDevice();
             try (var backend = selection.backend();
-                 Sequential net = resolved.build(backend, 0, Mnist.PIXELS, Mnist.CLASS_COUNT)) {
+                 Sequential net = resolved.buildToLoad(backend, Mnist.PIXELS, Mnist.CLASS_COUNT)) {
                 if (selection.fallback() != null) {
                     err.println("gradscope: " + selection.fallback());
                 }

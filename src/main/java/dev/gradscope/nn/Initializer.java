@@ -51,18 +51,21 @@ public record Initializer(Kind kind, double scale) {
         /**
          * A random orthogonal matrix times {@code scale}, Keras's {@code Orthogonal(gain)} (Saxe et al., 2014,
          * "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks"): every
-         * singular value is the gain, so a product of such layers neither shrinks nor grows a vector, and in a
-         * deep linear (or tanh, near 0) network the gradient reaches the first layer undiminished. Drawn as
-         * Keras does: a normal matrix of shape (max, min) of the kernel's (rows, cols), the Q of its QR
+         * singular value is the gain. Backpropagated through a gain-1 kernel with at least as many inputs as
+         * outputs (orthonormal columns), a gradient keeps its norm, so in a deep linear network of such kernels it
+         * reaches the first layer undiminished; through one with more outputs than inputs (orthonormal rows) it
+         * keeps only its part in the row space and shrinks, and tanh's or relu's slopes below 1 shrink it too.
+         * Drawn as Keras does: a normal matrix of shape (max, min) of the kernel's (rows, cols), the Q of its QR
          * decomposition with each column times the sign of R's diagonal entry (which makes Q uniform over the
-         * orthogonal matrices), transposed when the kernel is wide. A tall kernel has orthonormal columns, a
-         * wide one orthonormal rows.
+         * orthogonal matrices), transposed when the kernel is wide. A tall kernel has orthonormal columns, a wide
+         * one orthonormal rows.
          */
         ORTHOGONAL("orthogonal", 1.0),
         /**
-         * The identity matrix times {@code scale}, Keras's {@code Identity(gain)}: each unit starts as a copy of
-         * the input of the same index. Only for square kernels (Keras would cut a rectangular identity; a layer
-         * whose inputs and outputs differ in number has no unit-to-unit copy, so GradScope refuses it).
+         * The identity matrix of the kernel's shape times {@code scale}, Keras 3's {@code Identity(gain)}, {@code
+         * gain * eye(rows, cols)}: ones on the diagonal, so unit i starts as a copy of input i for i below {@code
+         * min(rows, cols)}; a kernel with more outputs than inputs starts its extra units at 0, one with more
+         * inputs than outputs leaves its extra inputs out. Only for 2-D kernels, as in Keras.
          */
         IDENTITY("identity", 1.0),
         /** Every value equal to {@code scale}: a PReLU slope's or a Swish beta's starting value. */
@@ -82,11 +85,6 @@ public record Initializer(Kind kind, double scale) {
 
         public String id() {
             return id;
-        }
-
-        /** Whether the kind is a property of the whole matrix rather than of each value. */
-        public boolean wholeMatrix() {
-            return this == ORTHOGONAL || this == IDENTITY;
         }
 
         /** Whether {@code kind:VALUE} means something: ones and zeros are what their names say. */
@@ -158,18 +156,19 @@ public record Initializer(Kind kind, double scale) {
      * {@code (d1 * ... * dk) x n} of a shape {@code (d1, ..., dk, n)}.
      *
      * @throws IllegalArgumentException when the kind does not fit the shape (orthogonal on a vector, identity on a
-     *                                  tensor that is not a square matrix); the message names the shape, and the
-     *                                  caller adds which tensor it is
+     *                                  tensor that is not a matrix); the message names the shape, and the caller
+     *                                  adds which tensor it is
      */
     public void fill(float[] out, int offset, int[] shape, int fanIn, int fanOut, RandomGenerator rng) {
         requireFits(shape);
         switch (kind) {
             case ORTHOGONAL -> Orthogonal.fill(out, offset, rows(shape), shape[shape.length - 1], scale, rng);
             case IDENTITY -> {
-                int n = shape[0];
-                for (int i = 0; i < n; i++) {
-                    for (int j = 0; j < n; j++) {
-                        out[offset + i * n + j] = (float) (i == j ? scale : 0.0);
+                int rows = shape[0];
+                int cols = shape[1];
+                for (int i = 0; i < rows; i++) {
+                    for (int j = 0; j < cols; j++) {
+                        out[offset + i * cols + j] = (float) (i == j ? scale : 0.0);
                     }
                 }
             }
@@ -183,16 +182,16 @@ public record Initializer(Kind kind, double scale) {
     }
 
     /**
-     * Refuses a shape the kind cannot fill: orthogonal needs at least two dimensions (as in Keras), identity a square
-     * matrix (see {@link Kind#IDENTITY}). The message names the kind and the shape.
+     * Refuses a shape the kind cannot fill: orthogonal needs at least two dimensions, identity exactly two (both as in
+     * Keras). The message names the kind and the shape.
      */
     public void requireFits(int[] shape) {
         if (kind == Kind.ORTHOGONAL && shape.length < 2) {
             throw new IllegalArgumentException(kind.id + " needs a tensor of at least 2 dimensions (a kernel), got "
                     + Arrays.toString(shape));
         }
-        if (kind == Kind.IDENTITY && (shape.length != 2 || shape[0] != shape[1])) {
-            throw new IllegalArgumentException(kind.id + " needs a square kernel (as many inputs as outputs), got "
+        if (kind == Kind.IDENTITY && shape.length != 2) {
+            throw new IllegalArgumentException(kind.id + " needs a tensor of 2 dimensions (a kernel), got "
                     + Arrays.toString(shape));
         }
     }

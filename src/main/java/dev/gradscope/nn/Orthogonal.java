@@ -82,13 +82,17 @@ final class Orthogonal {
             }
         }
         // Q = H0 H1 ... H(n-1) times the first n columns of the identity, the reflections applied last to first.
+        // Column j < k is still e_j when H(k) comes: the reflections before it, H(k') with k' > k, read and write
+        // rows >= k' > j only, where it is 0. H(k) reads rows >= k, zeros too, so its dot product is +0 and it would
+        // leave the column bit for bit as it is: only columns j >= k are reflected. That saves a third of forming Q,
+        // a fifth of the whole for a square kernel, and changes no bit.
         double[][] q = new double[n][m];
         for (int j = 0; j < n; j++) {
             q[j][j] = 1;
         }
         for (int k = n - 1; k >= 0; k--) {
             if (reflectors[k] != null) {
-                for (int j = 0; j < n; j++) {
+                for (int j = k; j < n; j++) {
                     reflect(reflectors[k], k, m, q[j]);
                 }
             }

@@ -212,8 +212,8 @@ public class Sequential implements AutoCloseable {
     }
 
     /**
-     * Refuses, before anything is allocated, an initializer that cannot fill its tensor (identity on a kernel that
-     * is not square), naming the layer, the tensor and its shape.
+     * Refuses, before anything is allocated, an initializer that cannot fill its tensor (orthogonal or identity on
+     * a bias), naming the layer, the tensor and its shape.
      */
     private void requireInitializersFit() {
         for (Layer layer : layers) {

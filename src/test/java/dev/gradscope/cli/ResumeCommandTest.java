@@ -273,6 +273,8 @@ class ResumeCommandTest {
         assertEquals(0, run("evaluate", dir.resolve("model.safetensors").toString(), "--device", "cpu",
                 "--data-dir", MnistSubset.dir().toString(), "--out", result.toString()), err.toString());
         assertEquals(((List<?>) history.get("val_accuracy")).get(1), HistoryJson.read(result).get("accuracy"));
+        // built with zero kernels to load the weights into, it still reports the run's initializer
+        assertEquals("orthogonal:1.1", ((Map<?, ?>) HistoryJson.read(result).get("config")).get("init"));
     }
 
     /**

@@ -103,6 +103,106 @@ class InitializerTest {
     }
 
     /**
+     * Forming Q reflects only the columns a reflection can change (H(k) leaves column j < k, still e_j, as it is):
+     * the result is bit for bit the full product H0 ... H(n-1) applied to every column, as it was formed before,
+     * for tall, wide-as-transposed, square and one-column matrices, and with a zero column (no reflection).
+     */
+    @Test
+    void formingQFromTheColumnsAReflectionChangesIsBitForBitTheFullProduct() {
+        List<int[]> shapes = List.of(new int[] {1, 1}, new int[] {5, 1}, new int[] {3, 3}, new int[] {7, 3},
+                new int[] {128, 128}, new int[] {257, 130}, new int[] {784, 64});
+        for (int[] shape : shapes) {
+            int m = shape[0];
+            int n = shape[1];
+            SplittableRandom rng = new SplittableRandom(SEED);
+            double[][] columns = new double[n][m];
+            for (double[] column : columns) {
+                for (int i = 0; i < m; i++) {
+                    column[i] = rng.nextGaussian();
+                }
+            }
+            if (n > 2) {
+                Arrays.fill(columns[1], 0.0); // R's entry 0: H(1) is skipped
+            }
+            double[][] fast = Orthogonal.orthonormalColumns(copy(columns), m, n);
+            double[][] full = orthonormalColumnsReflectingEveryColumn(copy(columns), m, n);
+            for (int j = 0; j < n; j++) {
+                assertArrayEquals(full[j], fast[j], Arrays.toString(shape) + ": column " + j + " of Q");
+            }
+        }
+    }
+
+    private static double[][] copy(double[][] columns) {
+        return Arrays.stream(columns).map(double[]::clone).toArray(double[][]::new);
+    }
+
+    /**
+     * {@link Orthogonal#orthonormalColumns} as it was before it skipped columns: the same Householder QR, with Q
+     * formed by applying each reflection to all n columns of the identity's first n.
+     */
+    private static double[][] orthonormalColumnsReflectingEveryColumn(double[][] a, int m, int n) {
+        double[][] reflectors = new double[n][];
+        double[] diagonal = new double[n];
+        for (int k = 0; k < n; k++) {
+            double[] x = a[k];
+            double norm = 0;
+            for (int i = k; i < m; i++) {
+                norm += x[i] * x[i];
+            }
+            norm = Math.sqrt(norm);
+            double alpha = x[k] > 0 ? -norm : norm;
+            diagonal[k] = alpha;
+            if (norm == 0) {
+                continue;
+            }
+            double[] v = new double[m];
+            double vNorm = 0;
+            for (int i = k; i < m; i++) {
+                v[i] = i == k ? x[i] - alpha : x[i];
+                vNorm += v[i] * v[i];
+            }
+            vNorm = Math.sqrt(vNorm);
+            for (int i = k; i < m; i++) {
+                v[i] /= vNorm;
+            }
+            reflectors[k] = v;
+            for (int j = k + 1; j < n; j++) {
+                reflect(v, k, m, a[j]);
+            }
+        }
+        double[][] q = new double[n][m];
+        for (int j = 0; j < n; j++) {
+            q[j][j] = 1;
+        }
+        for (int k = n - 1; k >= 0; k--) {
+            if (reflectors[k] != null) {
+                for (int j = 0; j < n; j++) {
+                    reflect(reflectors[k], k, m, q[j]);
+                }
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            if (diagonal[j] < 0) {
+                for (int i = 0; i < m; i++) {
+                    q[j][i] = -q[j][i];
+                }
+            }
+        }
+        return q;
+    }
+
+    private static void reflect(double[] v, int k, int m, double[] y) {
+        double dot = 0;
+        for (int i = k; i < m; i++) {
+            dot += v[i] * y[i];
+        }
+        double twice = 2 * dot;
+        for (int i = k; i < m; i++) {
+            y[i] -= twice * v[i];
+        }
+    }
+
+    /**
      * Keras's definition, checked directly: for the normal matrix A of shape (max, min) drawn from the same seed
      * in row-major order, the tall result Q (or the wide one's transpose) is the Q of A = QR with R upper
      * triangular and R's diagonal positive, i.e. R = QᵀA is upper triangular, positive on its diagonal, and QR
@@ -292,13 +392,28 @@ class InitializerTest {
         assertArrayEquals(kernel(Initializer.parse("identity"), 1, 1, SEED), new float[] {1f});
     }
 
+    /** Keras 3's {@code gain * eye(rows, cols)}: a rectangular kernel gets the diagonal of its shape. */
     @Test
-    void identityRefusesWhatIsNotASquareMatrixAndOrthogonalAVector() {
+    void identityOfARectangularKernelIsTheEyeOfItsShape() {
+        for (int[] shape : List.of(new int[] {3, 5}, new int[] {5, 3}, new int[] {1, 4}, new int[] {4, 1},
+                new int[] {784, 512})) {
+            float[] eye = kernel(Initializer.parse("identity:2"), shape[0], shape[1], SEED);
+            for (int i = 0; i < shape[0]; i++) {
+                for (int j = 0; j < shape[1]; j++) {
+                    assertEquals(i == j ? 2f : 0f, eye[i * shape[1] + j],
+                            Arrays.toString(shape) + "[" + i + "][" + j + "]");
+                }
+            }
+        }
+    }
+
+    @Test
+    void identityRefusesWhatIsNotAMatrixAndOrthogonalAVector() {
         Initializer identity = Initializer.parse("identity");
-        for (int[] shape : List.of(new int[] {3, 4}, new int[] {4, 3}, new int[] {4}, new int[] {2, 2, 2})) {
+        for (int[] shape : List.of(new int[] {4}, new int[] {2, 2, 2})) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> identity.fill(new float[24], 0, shape, 1, 1, new SplittableRandom(SEED)));
-            assertTrue(e.getMessage().contains("identity needs a square kernel")
+            assertTrue(e.getMessage().contains("identity needs a tensor of 2 dimensions")
                     && e.getMessage().contains(Arrays.toString(shape)), e.getMessage());
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Initializer.parse("orthogonal")
@@ -312,11 +427,12 @@ class InitializerTest {
         CpuBackend cpu = new CpuBackend();
         try (Sequential model = new Sequential(cpu, SEED).input(3)
                 .add(new Dense(3, ActivationKind.TANH).kernelInitializer(Initializer.parse("identity")))
-                .add(new Dense(5, ActivationKind.SOFTMAX).kernelInitializer(Initializer.parse("identity")))) {
+                .add(new Dense(5, ActivationKind.SOFTMAX).kernelInitializer(Initializer.parse("identity"))
+                        .biasInitializer(Initializer.parse("identity")))) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> model.compile(new Adam(), Loss.CATEGORICAL_CROSSENTROPY).build(3));
-            assertTrue(e.getMessage().contains("dense_1") && e.getMessage().contains("kernel")
-                    && e.getMessage().contains("[3, 5]"), e.getMessage());
+            assertTrue(e.getMessage().contains("dense_1") && e.getMessage().contains("bias")
+                    && e.getMessage().contains("[5]"), e.getMessage());
         }
         try (Sequential model = new Sequential(cpu, SEED).input(3)
                 .add(new Dense(4, ActivationKind.SOFTMAX).biasInitializer(Initializer.parse("orthogonal")))) {
