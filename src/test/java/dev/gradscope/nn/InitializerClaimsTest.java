@@ -10,8 +10,8 @@ import dev.gradscope.tensor.Tensor;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
-/** Review "inits": checks of claims the merged initializers make. */
-class ReviewInitsTest {
+/** What the initializers and the README claim of them: norms through orthogonal kernels, Keras's identity, fan-in. */
+class InitializerClaimsTest {
     private static final long SEED = 42;
 
     /**

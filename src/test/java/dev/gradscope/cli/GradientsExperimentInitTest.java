@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
-/** Review "inits": experiment gradients --init must reach the page's command line. */
-class ReviewInitsCliTest {
+/** experiment gradients --init must reach the page's command line. */
+class GradientsExperimentInitTest {
 
     private static String reproduceArguments(String... args) {
         CommandLine command = new CommandLine(new ExperimentCommand.Gradients());
