@@ -246,11 +246,14 @@ final class CompareCommand implements Callable<Integer> {
     private static final Map<String, Object> RECORDED_LATER = Map.of("dataset", DatasetKind.MNIST.id(),
             "dropout", 0.0, "batch_norm", false, "validation_split", 0.0, "label_smoothing", 0.0,
             ModelOptions.BATCH_NORM_MOMENTUM, BatchNormalization.DEFAULT_MOMENTUM,
-            ModelOptions.BATCH_NORM_EPSILON, ModelOptions.DEFAULT_BATCH_NORM_EPSILON);
+            ModelOptions.BATCH_NORM_EPSILON, ModelOptions.DEFAULT_BATCH_NORM_EPSILON, "warmup_steps", 0,
+            "warmup_start", 0.0);
     /** Keys the optimizer's config has recorded later, with the value they then had: weight decay was off. */
     private static final Map<String, Object> OPTIMIZER_RECORDED_LATER = Map.of("weight_decay", 0.0);
     /** Keys Adam's config has recorded later, with the value they then had: there was no AMSGrad. */
     private static final Map<String, Object> ADAM_RECORDED_LATER = Map.of("amsgrad", false);
+    /** Keys early stopping's config has recorded later, with the value they then had: nothing was restored. */
+    private static final Map<String, Object> EARLY_STOPPING_RECORDED_LATER = Map.of("restore_best_weights", false);
 
     /** Settings a run has only with batch normalization: without it, they are absent, not Keras's defaults. */
     private static final Set<String> BATCH_NORM_SETTINGS = Set.of(ModelOptions.BATCH_NORM_MOMENTUM,
@@ -268,6 +271,11 @@ final class CompareCommand implements Callable<Integer> {
             if ("adam".equals(optimizer.get("name"))) {
                 ADAM_RECORDED_LATER.forEach(complete::putIfAbsent);
             }
+            return complete;
+        }
+        if (key.equals("early_stopping") && value instanceof Map<?, ?> stopping) {
+            Map<Object, Object> complete = new LinkedHashMap<>(stopping);
+            EARLY_STOPPING_RECORDED_LATER.forEach(complete::putIfAbsent);
             return complete;
         }
         return value;

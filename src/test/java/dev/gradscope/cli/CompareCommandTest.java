@@ -70,8 +70,8 @@ class CompareCommandTest {
     }
 
     /**
-     * A run saved before configs recorded the data set, dropout, batch norm, label smoothing, weight decay and Adam's
-     * AMSGrad flag had MNIST and none.
+     * A run saved before configs recorded the data set, dropout, batch norm, label smoothing, a warmup, weight decay,
+     * Adam's AMSGrad flag and early stopping's restore_best_weights had MNIST and none.
      */
     @Test
     @SuppressWarnings("unchecked")
@@ -88,11 +88,26 @@ class CompareCommandTest {
         config.remove("dropout");
         config.remove("batch_norm");
         config.remove("label_smoothing");
+        assertEquals(0, config.remove("warmup_steps"), "a run without a warmup records 0 steps");
+        assertEquals(0.0, config.remove("warmup_start"), "and a start of 0.0");
         ((Map<String, Object>) config.get("optimizer")).remove("weight_decay");
         assertEquals(false, ((Map<String, Object>) config.get("optimizer")).remove("amsgrad"), "Adam records it");
+        // early stopping as configs recorded it before restore_best_weights, against one that records it false
+        config.put("early_stopping", new LinkedHashMap<>(Map.of("monitor", "val_loss", "patience", 3,
+                "min_delta", 0.0)));
         HistoryJson.writeAtomically(old.resolve("history.json"), history);
+        Path today = Files.createDirectories(tmp.resolve("sigmoid"));
+        try (var files = Files.list(runs.resolve("sigmoid"))) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                Files.copy(f, today.resolve(f.getFileName()));
+            }
+        }
+        Map<String, Object> todays = HistoryJson.read(today.resolve("history.json"));
+        ((Map<String, Object>) todays.get("config")).put("early_stopping", new LinkedHashMap<>(Map.of("monitor",
+                "val_loss", "patience", 3, "min_delta", 0.0, "restore_best_weights", false)));
+        HistoryJson.writeAtomically(today.resolve("history.json"), todays);
         Path out = tmp.resolve("compare");
-        assertEquals(0, run("compare", old.toString(), runs.resolve("sigmoid").toString(), "--out", out.toString()),
+        assertEquals(0, run("compare", old.toString(), today.toString(), "--out", out.toString()),
                 err.toString());
         assertTrue(Files.readString(out.resolve("report.html")).contains(
                 "The runs differ in: activation: relu (old-relu), sigmoid."), "only in the activation");
