@@ -18,6 +18,7 @@ public final class Sgd extends BaseOptimizer {
     private final boolean nesterov;
     private Backend backend;
     private Tensor velocity;
+    private Tensor iterations; // INT32 [1]: Keras's iterations, the step of a per-step schedule
 
     public Sgd() {
         this(0.01);
@@ -47,22 +48,32 @@ public final class Sgd extends BaseOptimizer {
         if (momentum != 0) {
             velocity = backend.allocate(DType.FLOAT32, parameterCount);
         }
+        iterations = backend.allocate(DType.INT32, 1);
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate(), (float) momentum, nesterov,
-                (float) weightDecay(), end);
+        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate(), stepSchedule(), (float) momentum,
+                nesterov, (float) weightDecay(), iterations, end); // which also counts the update
     }
+
+    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
+    @Override
+    public long iterations() {
+        return countOf(iterations);
+    }
+
+    @Override
+    public void setIterations(long count) {
+        setCount(backend, iterations, count, "SGD");
+    }
+
 
     /** The momentum's velocity (none without momentum). */
     @Override
     public Map<String, Tensor> stateBuffers() {
         return velocity == null ? Map.of() : Map.of("velocity", velocity);
     }
-
-
-
 
     @Override
     public String id() {
@@ -82,9 +93,8 @@ public final class Sgd extends BaseOptimizer {
 
     @Override
     public void close() {
-        if (velocity != null) {
-            velocity.close();
-            velocity = null;
-        }
+        Tensor.closeAll(velocity, iterations);
+        velocity = null;
+        iterations = null;
     }
 }
