@@ -75,16 +75,16 @@ class KernelAbiTest {
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
         // params, grads, velocity, lr, the step schedule (warmupStart, warmupSteps, decaySteps, alpha), momentum,
         // nesterov, weightDecay, iterations (may be NULL), n, ticket
-        abi.put("sgd_update", "pppfdiidffifpip");
+        abi.put("sgd_update", "pppfdiidfifpip");
         // params, grads, velocity, averageGradient, momentumBuffer, lr, the step schedule, rho, momentum, epsilon,
         // centered, weightDecay, iterations (may be NULL), n, ticket
-        abi.put("rmsprop_update", "pppppfdiidffffifpip");
+        abi.put("rmsprop_update", "pppppfdiidfffifpip");
         // ... then, in place of n, the measured tail: segmentStarts, segments, chunk, n; gradientPartials,
         // gradientSquares, gradientTable, gradientRow, gradientTableRows; weightPartials, updatePartials,
         // weightSquares, updateSquares, table, row, tableRows; counter, ticket
         abi.put("adam_update_measured", "ppppffff" + MEASURED_TAIL);
-        abi.put("sgd_update_measured", "pppfdiidffifp" + MEASURED_TAIL);
-        abi.put("rmsprop_update_measured", "pppppfdiidffffifp" + MEASURED_TAIL);
+        abi.put("sgd_update_measured", "pppfdiidfifp" + MEASURED_TAIL);
+        abi.put("rmsprop_update_measured", "pppppfdiidfffifp" + MEASURED_TAIL);
         abi.put("clip_by_value", "pfi");                   // t, limit, n
         abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
