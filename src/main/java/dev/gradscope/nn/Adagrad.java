@@ -77,7 +77,6 @@ public final class Adagrad extends BaseOptimizer {
         setCount(backend, iterations, count, "Adagrad");
     }
 
-
     /** Keras's name: {@code accumulator}. */
     @Override
     public Map<String, Tensor> stateBuffers() {

@@ -91,7 +91,6 @@ public final class RmsProp extends BaseOptimizer {
         setCount(backend, iterations, count, "RMSprop");
     }
 
-
     /**
      * Keras's names: {@code velocity} always, {@code momentum} with momentum, {@code average_gradient} when
      * centered.

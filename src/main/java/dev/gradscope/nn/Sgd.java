@@ -11,7 +11,8 @@ import java.util.Map;
  * Stochastic gradient descent with optional momentum and Nesterov momentum, Keras's defaults and rule
  * (learning rate 0.01, momentum 0): {@code v = momentum v - lr g}, then {@code p += v}, or with
  * Nesterov {@code p += momentum v - lr g}. With a weight decay {@code wd > 0}, Keras 3's decoupled form: before
- * each update {@code p -= p * wd * lr}, in the update's own pass.
+ * each update {@code p -= p * wd * lr}, in the update's own pass. The update counts its steps on the device
+ * (Keras's {@code iterations}), from which a per-step schedule (a warmup, a cosine decay) gives each its rate.
  */
 public final class Sgd extends BaseOptimizer {
     private final double momentum;
@@ -67,7 +68,6 @@ public final class Sgd extends BaseOptimizer {
     public void setIterations(long count) {
         setCount(backend, iterations, count, "SGD");
     }
-
 
     /** The momentum's velocity (none without momentum). */
     @Override
