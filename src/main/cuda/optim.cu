@@ -194,6 +194,28 @@ __device__ __forceinline__ double scheduledRate(double learningRate, double warm
     return __dmul_rn(learningRate, __dadd_rn(__dmul_rn(__dsub_rn(1.0, alpha), cosineDecayed), alpha));
 }
 
+/**
+ * The rate of an update of SGD, RMSprop or Adagrad, whose count is optional: learningRate when iterations is NULL
+ * (a caller that keeps no count, and then no schedule), else (float) scheduledRate(learningRate, ...) at step
+ * iterations[0], as (float) StepSchedule.rate on the CPU (learningRate itself without a schedule).
+ */
+__device__ __forceinline__ float rateAtCount(float learningRate, double warmupStart, int warmupSteps, int decaySteps,
+                                             double alpha, const int* iterations) {
+    return iterations == nullptr ? learningRate
+                                 : __double2float_rn(scheduledRate(learningRate, warmupStart, warmupSteps, decaySteps,
+                                                                   alpha, iterations));
+}
+
+/**
+ * Counts an update (iterations[0] += 1) once every block of the grid has read the count: by the grid's last block
+ * to finish, as Adam's counter kernels do. Nothing when iterations is NULL, which is the same for every block.
+ */
+__device__ __forceinline__ void countUpdate(int* iterations, unsigned* ticket) {
+    if (iterations != nullptr && isLastBlockToFinish(ticket) && threadIdx.x == 0) {
+        *iterations += 1;
+    }
+}
+
 /** SGD without momentum, after the weight decay: p - lr g, each operation rounded on its own as on the CPU. */
 __device__ __forceinline__ float plainStep(float p, float g, float learningRate, float weightDecay) {
     return __fsub_rn(decayed(p, weightDecay, learningRate), __fmul_rn(learningRate, g));
@@ -449,25 +471,37 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(
     }
 }
 
-/** sgd_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+/** sgd_update, measured (MeasuredStep; launch: one block of 1024 per chunk); its last block counts the update. */
 extern "C" __global__ void GS_BLOCKS_OF_1024 sgd_update_measured(
-    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ velocity, float learningRate,
-    float momentum, int nesterov, float weightDecay, GS_MEASURED_PARAMETERS) {
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ velocity, float peakRate,
+    double warmupStart, int warmupSteps, int decaySteps, double alpha, float momentum, int nesterov,
+    float weightDecay, int* iterations, GS_MEASURED_PARAMETERS) {
+    const float learningRate = gs::rateAtCount(peakRate, warmupStart, warmupSteps, decaySteps, alpha, iterations);
     const gs::MomentumStep step{learningRate, momentum, weightDecay, nesterov != 0};
-    gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
-                        [&](unsigned k) {
+    const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                                          GS_MEASURED_STEP, [&](unsigned k) {
         if (momentum == 0.0f) {
             params[k] = gs::plainStep(params[k], grads[k], learningRate, weightDecay);
         } else {
             step(params[k], grads[k], velocity[k]);
         }
     });
+    if (last && threadIdx.x == 0 && iterations != nullptr) {
+        *iterations += 1;
+    }
 }
 
-/** velocity is not read (and may be NULL) when momentum is 0: then p -= lr g (after the weight decay). */
+/**
+ * One SGD step (MomentumStep, or plainStep without momentum) at the rate rateAtCount(peakRate, ...): the per-step
+ * schedule's at the device's count, or peakRate itself when iterations is NULL or without a schedule. velocity is
+ * not read (and may be NULL) when momentum is 0: then p -= lr g (after the weight decay). With a count, the grid's
+ * last block, when every block has read it, counts the update (iterations[0] += 1).
+ */
 extern "C" __global__ void sgd_update(float* __restrict__ params, const float* __restrict__ grads,
-                                      float* __restrict__ velocity, float learningRate, float momentum, int nesterov,
-                                      float weightDecay, int n) {
+                                      float* __restrict__ velocity, float peakRate, double warmupStart,
+                                      int warmupSteps, int decaySteps, double alpha, float momentum, int nesterov,
+                                      float weightDecay, int* iterations, int n, unsigned* __restrict__ ticket) {
+    const float learningRate = gs::rateAtCount(peakRate, warmupStart, warmupSteps, decaySteps, alpha, iterations);
     if (momentum == 0.0f) {
         gs::forEachElement(
             gs::countOf(n), gs::allAligned16(params, grads),
@@ -481,23 +515,24 @@ extern "C" __global__ void sgd_update(float* __restrict__ params, const float* _
                 gs::store4(params, k, p4);
             },
             [&](unsigned i) { params[i] = gs::plainStep(params[i], grads[i], learningRate, weightDecay); });
-        return;
-    }
-    const gs::MomentumStep step{learningRate, momentum, weightDecay, nesterov != 0};
-    gs::forEachElement(
-        gs::countOf(n), gs::allAligned16(params, grads, velocity),
-        [&](unsigned k) {
-            float4 p4 = gs::load4(params, k);
-            const float4 g4 = gs::load4ReadOnly(grads, k);
-            float4 v4 = gs::load4(velocity, k);
+    } else {
+        const gs::MomentumStep step{learningRate, momentum, weightDecay, nesterov != 0};
+        gs::forEachElement(
+            gs::countOf(n), gs::allAligned16(params, grads, velocity),
+            [&](unsigned k) {
+                float4 p4 = gs::load4(params, k);
+                const float4 g4 = gs::load4ReadOnly(grads, k);
+                float4 v4 = gs::load4(velocity, k);
 #pragma unroll
-            for (int l = 0; l < 4; l++) {
-                step(gs::lane(p4, l), gs::lane(g4, l), gs::lane(v4, l));
-            }
-            gs::store4(params, k, p4);
-            gs::store4(velocity, k, v4);
-        },
-        [&](unsigned i) { step(params[i], grads[i], velocity[i]); });
+                for (int l = 0; l < 4; l++) {
+                    step(gs::lane(p4, l), gs::lane(g4, l), gs::lane(v4, l));
+                }
+                gs::store4(params, k, p4);
+                gs::store4(velocity, k, v4);
+            },
+            [&](unsigned i) { step(params[i], grads[i], velocity[i]); });
+    }
+    gs::countUpdate(iterations, ticket);
 }
 
 namespace gs {
@@ -529,14 +564,18 @@ __device__ __forceinline__ void rmspropAt(unsigned k, float* __restrict__ params
 } // namespace gs
 
 /**
- * One RMSprop step (RmsPropStep) over the flat buffers: averageGradient is used only when centered != 0 and
- * momentumBuffer only when momentum != 0; either may be NULL when it is not used. 16-byte groups when every
- * buffer used is aligned.
+ * One RMSprop step (RmsPropStep) over the flat buffers at the rate rateAtCount(peakRate, ...), as sgd_update's:
+ * averageGradient is used only when centered != 0 and momentumBuffer only when momentum != 0; either may be NULL
+ * when it is not used. 16-byte groups when every buffer used is aligned. With a count, the grid's last block
+ * counts the update.
  */
 extern "C" __global__ void rmsprop_update(float* __restrict__ params, const float* __restrict__ grads,
                                           float* __restrict__ velocity, float* __restrict__ averageGradient,
-                                          float* __restrict__ momentumBuffer, float learningRate, float rho,
-                                          float momentum, float epsilon, int centered, float weightDecay, int n) {
+                                          float* __restrict__ momentumBuffer, float peakRate, double warmupStart,
+                                          int warmupSteps, int decaySteps, double alpha, float rho, float momentum,
+                                          float epsilon, int centered, float weightDecay, int* iterations, int n,
+                                          unsigned* __restrict__ ticket) {
+    const float learningRate = gs::rateAtCount(peakRate, warmupStart, warmupSteps, decaySteps, alpha, iterations);
     const gs::RmsPropStep step = gs::rmspropStep(learningRate, rho, momentum, epsilon, centered, weightDecay);
     float* __restrict__ average = step.centered ? averageGradient : nullptr;
     float* __restrict__ buffer = step.momentum != 0.0f ? momentumBuffer : nullptr;
@@ -562,18 +601,24 @@ extern "C" __global__ void rmsprop_update(float* __restrict__ params, const floa
             }
         },
         [&](unsigned i) { gs::rmspropAt(i, params, grads, velocity, average, buffer, step); });
+    gs::countUpdate(iterations, ticket);
 }
 
-/** rmsprop_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+/** rmsprop_update, measured (MeasuredStep; launch: one block of 1024 per chunk); its last block counts the update. */
 extern "C" __global__ void GS_BLOCKS_OF_1024 rmsprop_update_measured(
     float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ velocity,
-    float* __restrict__ averageGradient, float* __restrict__ momentumBuffer, float learningRate, float rho,
-    float momentum, float epsilon, int centered, float weightDecay, GS_MEASURED_PARAMETERS) {
+    float* __restrict__ averageGradient, float* __restrict__ momentumBuffer, float peakRate, double warmupStart,
+    int warmupSteps, int decaySteps, double alpha, float rho, float momentum, float epsilon, int centered,
+    float weightDecay, int* iterations, GS_MEASURED_PARAMETERS) {
+    const float learningRate = gs::rateAtCount(peakRate, warmupStart, warmupSteps, decaySteps, alpha, iterations);
     const gs::RmsPropStep step = gs::rmspropStep(learningRate, rho, momentum, epsilon, centered, weightDecay);
-    gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
-                        [&](unsigned k) {
+    const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                                          GS_MEASURED_STEP, [&](unsigned k) {
         gs::rmspropAt(k, params, grads, velocity, averageGradient, momentumBuffer, step);
     });
+    if (last && threadIdx.x == 0 && iterations != nullptr) {
+        *iterations += 1;
+    }
 }
 
 namespace gs {
@@ -756,10 +801,15 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adamax_update_measured_counter(
     }
 }
 
-/** One Adagrad step (AdagradStep) over the flat buffers: 16-byte groups when all three are aligned. */
+/**
+ * One Adagrad step (AdagradStep) over the flat buffers at the rate rateAtCount(peakRate, ...), as sgd_update's:
+ * 16-byte groups when all three are aligned. With a count, the grid's last block counts the update.
+ */
 extern "C" __global__ void adagrad_update(float* __restrict__ params, const float* __restrict__ grads,
-                                          float* __restrict__ accumulator, float learningRate, float epsilon,
-                                          float weightDecay, int n) {
+                                          float* __restrict__ accumulator, float peakRate, double warmupStart,
+                                          int warmupSteps, int decaySteps, double alpha, float epsilon,
+                                          float weightDecay, int* iterations, int n, unsigned* __restrict__ ticket) {
+    const float learningRate = gs::rateAtCount(peakRate, warmupStart, warmupSteps, decaySteps, alpha, iterations);
     const gs::AdagradStep step{learningRate, epsilon, weightDecay};
     gs::forEachElement(
         gs::countOf(n), gs::allAligned16(params, grads, accumulator),
@@ -775,15 +825,21 @@ extern "C" __global__ void adagrad_update(float* __restrict__ params, const floa
             gs::store4(accumulator, k, a4);
         },
         [&](unsigned i) { step(params[i], grads[i], accumulator[i]); });
+    gs::countUpdate(iterations, ticket);
 }
 
-/** adagrad_update, measured (MeasuredStep; launch: one block of 1024 per chunk). */
+/** adagrad_update, measured (MeasuredStep; launch: one block of 1024 per chunk); its last block counts the update. */
 extern "C" __global__ void GS_BLOCKS_OF_1024 adagrad_update_measured(
-    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ accumulator, float learningRate,
-    float epsilon, float weightDecay, GS_MEASURED_PARAMETERS) {
+    float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ accumulator, float peakRate,
+    double warmupStart, int warmupSteps, int decaySteps, double alpha, float epsilon, float weightDecay,
+    int* iterations, GS_MEASURED_PARAMETERS) {
+    const float learningRate = gs::rateAtCount(peakRate, warmupStart, warmupSteps, decaySteps, alpha, iterations);
     const gs::AdagradStep step{learningRate, epsilon, weightDecay};
-    gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n), GS_MEASURED_STEP,
-                        [&](unsigned k) { step(params[k], grads[k], accumulator[k]); });
+    const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
+                                          GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], accumulator[k]); });
+    if (last && threadIdx.x == 0 && iterations != nullptr) {
+        *iterations += 1;
+    }
 }
 
 /** t = clamp(t, -limit, limit) element-wise (gradient clipping by value); NaN stays NaN. */

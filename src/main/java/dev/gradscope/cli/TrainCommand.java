@@ -136,14 +136,14 @@ final class TrainCommand implements Callable<Integer> {
                     + " EPOCHS, default --epochs; PyTorch's CosineAnnealingLR, Keras's CosineDecay); or at every"
                     + " step: cosine-decay:DECAY_STEPS[:ALPHA] (after any --warmup-steps, half a cosine from"
                     + " --learning-rate to ALPHA times it, default 0, over DECAY_STEPS steps; Keras's CosineDecay"
-                    + " as an optimizer schedule; adam, adamw, nadam, adamax).")
+                    + " as an optimizer schedule; every optimizer).")
     String lrSchedule;
 
     @Option(names = "--warmup-steps", paramLabel = "N", defaultValue = "0",
             description = "Raise the learning rate linearly from --warmup-start to --learning-rate over the first N"
                     + " steps (Keras's CosineDecay warmup_steps, PyTorch's LinearLR); then the rate stays, or"
-                    + " --lr-schedule cosine-decay takes over. Computed on the device at every step; adam, adamw,"
-                    + " nadam, adamax (default: ${DEFAULT-VALUE}).")
+                    + " --lr-schedule cosine-decay takes over. Computed on the device at every step, from the"
+                    + " optimizer's update count (default: ${DEFAULT-VALUE}).")
     int warmupSteps;
 
     @Option(names = "--warmup-start", paramLabel = "LR", defaultValue = "0",

@@ -18,8 +18,8 @@ import java.util.Map;
  * </pre>
  * The accumulator starts at the initial value, not 0, so the first steps are not {@code lr sign(g)}; it only
  * grows, and with it each parameter's step shrinks. PyTorch's {@code Adagrad} differs: learning rate 1e-2, the
- * accumulator from 0, epsilon 1e-10 added outside the square root ({@code sqrt(accumulator) + eps}). The update does
- * not depend on a step count: a captured step holds only the learning rate, as RMSprop's.
+ * accumulator from 0, epsilon 1e-10 added outside the square root ({@code sqrt(accumulator) + eps}). The rule does
+ * not depend on a step count; the update counts its steps on the device for a per-step schedule, as RMSprop's.
  */
 public final class Adagrad extends BaseOptimizer {
     /** Keras's {@code initial_accumulator_value}. */
@@ -29,6 +29,7 @@ public final class Adagrad extends BaseOptimizer {
     private final double epsilon;
     private Backend backend;
     private Tensor accumulator;
+    private Tensor iterations; // INT32 [1]: Keras's iterations, the step of a per-step schedule
 
     public Adagrad() {
         this(1e-3);
@@ -56,12 +57,24 @@ public final class Adagrad extends BaseOptimizer {
         float[] start = new float[parameterCount];
         Arrays.fill(start, (float) initialAccumulator);
         accumulator = backend.fromHost(start, parameterCount);
+        iterations = backend.allocate(DType.INT32, 1);
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.adagradUpdate(parameters, gradients, accumulator, (float) learningRate(), (float) epsilon,
-                (float) weightDecay(), end);
+        backend.adagradUpdate(parameters, gradients, accumulator, (float) learningRate(), stepSchedule(),
+                (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
+    }
+
+    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
+    @Override
+    public long iterations() {
+        return countOf(iterations);
+    }
+
+    @Override
+    public void setIterations(long count) {
+        setCount(backend, iterations, count, "Adagrad");
     }
 
     /** Keras's name: {@code accumulator}. */
@@ -88,7 +101,8 @@ public final class Adagrad extends BaseOptimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(accumulator);
+        Tensor.closeAll(accumulator, iterations);
         accumulator = null;
+        iterations = null;
     }
 }

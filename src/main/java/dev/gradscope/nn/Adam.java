@@ -104,12 +104,6 @@ public final class Adam extends BaseOptimizer {
                 stepSchedule(), beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end);
     }
 
-    /** Takes a per-step schedule: the update computes its rate on the device from {@code iterations}. */
-    @Override
-    boolean takesStepSchedule() {
-        return true;
-    }
-
     /** Whether this is Keras's AMSGrad variant. */
     public boolean amsgrad() {
         return amsgrad;

@@ -90,12 +90,6 @@ public final class Adamax extends BaseOptimizer {
         return buffers;
     }
 
-    /** Takes a per-step schedule: the update computes its rate on the device from {@code iterations}. */
-    @Override
-    boolean takesStepSchedule() {
-        return true;
-    }
-
     @Override
     public String id() {
         return "adamax";

@@ -7,7 +7,8 @@ import java.util.Objects;
 
 /**
  * What every optimizer here shares, as Keras 3's {@code BaseOptimizer}: a learning rate that a schedule or a
- * plateau may change between steps, a per-step schedule for those that count their updates on the device, and
+ * plateau may change between steps, a per-step schedule from the update count each keeps on the device (Keras's
+ * {@code iterations}), and
  * decoupled weight decay (before each update
  * {@code p -= p * weightDecay * learningRate}, in the update's own op). Each update op also ends the step.
  */
@@ -41,21 +42,10 @@ abstract class BaseOptimizer implements Optimizer {
         return stepSchedule;
     }
 
+    /** Every optimizer here counts its updates on the device, and its update op computes its rate from the count. */
     @Override
     public final void setStepSchedule(StepSchedule schedule) {
-        Objects.requireNonNull(schedule, "schedule");
-        if (schedule.isScheduled() && !takesStepSchedule()) {
-            Optimizer.super.setStepSchedule(schedule); // the refusal
-        }
-        this.stepSchedule = schedule;
-    }
-
-    /**
-     * Whether the optimizer's update op takes a {@link StepSchedule}: one that counts its updates on the device
-     * (Adam, Nadam, Adamax), whose count gives each update its step.
-     */
-    boolean takesStepSchedule() {
-        return false;
+        this.stepSchedule = Objects.requireNonNull(schedule, "schedule");
     }
 
     /** Keras 3's {@code weight_decay}. */

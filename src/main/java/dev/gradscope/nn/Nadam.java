@@ -128,12 +128,6 @@ public final class Nadam extends BaseOptimizer {
     /** The name of Keras's {@code _u_product} in {@link #stateScalars}. */
     public static final String U_PRODUCT = "u_product";
 
-    /** Takes a per-step schedule: the update computes its rate on the device from {@code iterations}. */
-    @Override
-    boolean takesStepSchedule() {
-        return true;
-    }
-
     @Override
     public String id() {
         return "nadam";

@@ -75,9 +75,9 @@ public interface Optimizer extends AutoCloseable {
     }
 
     /**
-     * Updates taken so far, for an optimizer whose update depends on their count (the bias corrections of Adam,
-     * Nadam and Adamax);
-     * 0 for one whose update does not (SGD). Reads the device: waits for the queued work.
+     * Updates taken so far (Keras's {@code iterations}, which every optimizer here counts on the device: Adam's,
+     * Nadam's and Adamax's bias corrections and any per-step schedule depend on it); 0 for one that does not count.
+     * Reads the device: waits for the queued work.
      */
     default long iterations() {
         return 0;
@@ -125,7 +125,7 @@ public interface Optimizer extends AutoCloseable {
     default void setStepSchedule(StepSchedule schedule) {
         if (schedule.isScheduled()) {
             throw new IllegalArgumentException(id() + " does not take a per-step learning-rate schedule (warmup,"
-                    + " cosine decay); adam, adamw, amsgrad, nadam and adamax do");
+                    + " cosine decay): it keeps no update count on the device");
         }
     }
 

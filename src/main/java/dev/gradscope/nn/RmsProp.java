@@ -22,8 +22,8 @@ import java.util.Map;
  * </pre>
  * Epsilon is added inside the square root, as Keras 3 does; PyTorch's {@code RMSprop} adds it outside
  * ({@code sqrt(v) + eps}, eps 1e-8) and defaults its rho ({@code alpha}) to 0.99. The buffers start at 0. The
- * update does not depend on a step count, so a step has no changing argument besides the learning rate, which
- * a captured step graph holds (the trainer captures again when it changes).
+ * rule does not depend on a step count, but the update counts its steps on the device (Keras's
+ * {@code iterations}), from which a per-step schedule gives each update its rate.
  */
 public final class RmsProp extends BaseOptimizer {
     private final double rho;
@@ -34,6 +34,7 @@ public final class RmsProp extends BaseOptimizer {
     private Tensor velocity;
     private Tensor momentumBuffer; // only with momentum
     private Tensor averageGradient; // only when centered
+    private Tensor iterations; // INT32 [1]: Keras's iterations, the step of a per-step schedule
 
     public RmsProp() {
         this(1e-3);
@@ -68,12 +69,26 @@ public final class RmsProp extends BaseOptimizer {
         if (centered) {
             averageGradient = backend.allocate(DType.FLOAT32, parameterCount);
         }
+        iterations = backend.allocate(DType.INT32, 1);
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
+        // which also counts the update
         backend.rmspropUpdate(parameters, gradients, velocity, averageGradient, momentumBuffer, (float) learningRate(),
-                (float) rho, (float) momentum, (float) epsilon, centered, (float) weightDecay(), end);
+                stepSchedule(), (float) rho, (float) momentum, (float) epsilon, centered, (float) weightDecay(),
+                iterations, end);
+    }
+
+    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
+    @Override
+    public long iterations() {
+        return countOf(iterations);
+    }
+
+    @Override
+    public void setIterations(long count) {
+        setCount(backend, iterations, count, "RMSprop");
     }
 
     /**
@@ -96,9 +111,6 @@ public final class RmsProp extends BaseOptimizer {
         return buffers;
     }
 
-
-
-
     @Override
     public String id() {
         return "rmsprop";
@@ -119,8 +131,9 @@ public final class RmsProp extends BaseOptimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(velocity, momentumBuffer, averageGradient);
+        Tensor.closeAll(velocity, momentumBuffer, averageGradient, iterations);
         velocity = null;
+        iterations = null;
         momentumBuffer = null;
         averageGradient = null;
     }

@@ -11,13 +11,15 @@ import java.util.Map;
  * Stochastic gradient descent with optional momentum and Nesterov momentum, Keras's defaults and rule
  * (learning rate 0.01, momentum 0): {@code v = momentum v - lr g}, then {@code p += v}, or with
  * Nesterov {@code p += momentum v - lr g}. With a weight decay {@code wd > 0}, Keras 3's decoupled form: before
- * each update {@code p -= p * wd * lr}, in the update's own pass.
+ * each update {@code p -= p * wd * lr}, in the update's own pass. The update counts its steps on the device
+ * (Keras's {@code iterations}), from which a per-step schedule (a warmup, a cosine decay) gives each its rate.
  */
 public final class Sgd extends BaseOptimizer {
     private final double momentum;
     private final boolean nesterov;
     private Backend backend;
     private Tensor velocity;
+    private Tensor iterations; // INT32 [1]: Keras's iterations, the step of a per-step schedule
 
     public Sgd() {
         this(0.01);
@@ -47,12 +49,24 @@ public final class Sgd extends BaseOptimizer {
         if (momentum != 0) {
             velocity = backend.allocate(DType.FLOAT32, parameterCount);
         }
+        iterations = backend.allocate(DType.INT32, 1);
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
-        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate(), (float) momentum, nesterov,
-                (float) weightDecay(), end);
+        backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate(), stepSchedule(), (float) momentum,
+                nesterov, (float) weightDecay(), iterations, end); // which also counts the update
+    }
+
+    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
+    @Override
+    public long iterations() {
+        return countOf(iterations);
+    }
+
+    @Override
+    public void setIterations(long count) {
+        setCount(backend, iterations, count, "SGD");
     }
 
     /** The momentum's velocity (none without momentum). */
@@ -60,9 +74,6 @@ public final class Sgd extends BaseOptimizer {
     public Map<String, Tensor> stateBuffers() {
         return velocity == null ? Map.of() : Map.of("velocity", velocity);
     }
-
-
-
 
     @Override
     public String id() {
@@ -82,9 +93,8 @@ public final class Sgd extends BaseOptimizer {
 
     @Override
     public void close() {
-        if (velocity != null) {
-            velocity.close();
-            velocity = null;
-        }
+        Tensor.closeAll(velocity, iterations);
+        velocity = null;
+        iterations = null;
     }
 }

@@ -354,8 +354,21 @@ public interface Backend extends AutoCloseable {
      * {@code p -= p * weightDecay * learningRate} (each product rounded in float, in that order), then the
      * update. A {@code weightDecay} of 0 leaves {@code p} to the update alone: the bits of the op without it.
      */
-    void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                   boolean nesterov, float weightDecay, UpdateNorms norms);
+    default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
+                           boolean nesterov, float weightDecay, UpdateNorms norms) {
+        sgdUpdate(params, grads, velocity, learningRate, StepSchedule.NONE, momentum, nesterov, weightDecay, null,
+                norms);
+    }
+
+    /**
+     * {@link #sgdUpdate} that counts its updates in {@code iterations} (a one-element INT32 counter, Keras's
+     * {@code iterations}; null: not counted, and then no schedule) at the rate {@code (float)
+     * schedule.rate(learningRate, iterations[0])} of a per-step schedule, computed in the update's own op (on a GPU
+     * on the device, the host's bits), in place of {@code learningRate}, the weight decay's too; then
+     * {@code iterations[0] += 1}. {@link StepSchedule#NONE}: the update at {@code learningRate}, bit for bit.
+     */
+    void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, StepSchedule schedule,
+                   float momentum, boolean nesterov, float weightDecay, Tensor iterations, UpdateNorms norms);
 
     /**
      * One RMSprop step, Keras 3's rule, after its decoupled weight decay ({@code p -= p * weightDecay *
@@ -368,9 +381,20 @@ public interface Backend extends AutoCloseable {
      * when centered and {@code momentumBuffer} only when momentum is not 0; each may be null otherwise. When
      * {@code norms} is not null, also the {@link UpdateNorms} as {@link #adamUpdate} writes them.
      */
+    default void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
+                               Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
+                               boolean centered, float weightDecay, UpdateNorms norms) {
+        rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate, StepSchedule.NONE, rho,
+                momentum, epsilon, centered, weightDecay, null, norms);
+    }
+
+    /**
+     * {@link #rmspropUpdate} that counts its updates in {@code iterations} (null: not counted, and then no schedule)
+     * at the rate of a per-step schedule, as the counting {@link #sgdUpdate}.
+     */
     void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient, Tensor momentumBuffer,
-                       float learningRate, float rho, float momentum, float epsilon, boolean centered,
-                       float weightDecay, UpdateNorms norms);
+                       float learningRate, StepSchedule schedule, float rho, float momentum, float epsilon,
+                       boolean centered, float weightDecay, Tensor iterations, UpdateNorms norms);
 
     // ---- data ---------------------------------------------------------------------------------
 
@@ -609,14 +633,31 @@ public interface Backend extends AutoCloseable {
      * {@code accumulator += g^2}, {@code p -= lr g / sqrt(accumulator + epsilon)} (epsilon inside the square
      * root, as Keras 3; PyTorch adds it outside).
      */
-    void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
-                       float weightDecay, UpdateNorms norms);
+    default void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
+                               float weightDecay, UpdateNorms norms) {
+        adagradUpdate(params, grads, accumulator, learningRate, StepSchedule.NONE, epsilon, weightDecay, null, norms);
+    }
+
+    /**
+     * {@link #adagradUpdate} that counts its updates in {@code iterations} (null: not counted, and then no
+     * schedule) at the rate of a per-step schedule, as the counting {@link #sgdUpdate}.
+     */
+    void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, StepSchedule schedule,
+                       float epsilon, float weightDecay, Tensor iterations, UpdateNorms norms);
 
     /** {@link #adagradUpdate} ending a training step ({@link StepEnd}), as the step-ending {@code adamUpdate}. */
     default void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
                                float weightDecay, StepEnd end) {
+        adagradUpdate(params, grads, accumulator, learningRate, StepSchedule.NONE, epsilon, weightDecay, null, end);
+    }
+
+    /** The counting {@link #adagradUpdate} ending a training step ({@link StepEnd}). */
+    default void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate,
+                               StepSchedule schedule, float epsilon, float weightDecay, Tensor iterations,
+                               StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        adagradUpdate(params, grads, accumulator, learningRate, epsilon, weightDecay, end.updateNorms());
+        adagradUpdate(params, grads, accumulator, learningRate, schedule, epsilon, weightDecay, iterations,
+                end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
         }
@@ -634,8 +675,16 @@ public interface Backend extends AutoCloseable {
     /** {@code sgdUpdate} with weight decay, ending a training step ({@link StepEnd}). */
     default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
                            boolean nesterov, float weightDecay, StepEnd end) {
+        sgdUpdate(params, grads, velocity, learningRate, StepSchedule.NONE, momentum, nesterov, weightDecay, null,
+                end);
+    }
+
+    /** The counting {@code sgdUpdate} ending a training step ({@link StepEnd}). */
+    default void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, StepSchedule schedule,
+                           float momentum, boolean nesterov, float weightDecay, Tensor iterations, StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, weightDecay, end.updateNorms());
+        sgdUpdate(params, grads, velocity, learningRate, schedule, momentum, nesterov, weightDecay, iterations,
+                end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
         }
@@ -653,9 +702,18 @@ public interface Backend extends AutoCloseable {
     default void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
                                Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
                                boolean centered, float weightDecay, StepEnd end) {
+        rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate, StepSchedule.NONE, rho,
+                momentum, epsilon, centered, weightDecay, null, end);
+    }
+
+    /** The counting {@link #rmspropUpdate} ending a training step ({@link StepEnd}). */
+    default void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
+                               Tensor momentumBuffer, float learningRate, StepSchedule schedule, float rho,
+                               float momentum, float epsilon, boolean centered, float weightDecay, Tensor iterations,
+                               StepEnd end) {
         measureGradientNorms(grads, end.gradientNorms());
-        rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate, rho, momentum, epsilon,
-                centered, weightDecay, end.updateNorms());
+        rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate, schedule, rho, momentum,
+                epsilon, centered, weightDecay, iterations, end.updateNorms());
         if (end.counter() != null) {
             advanceCounters(end.counter());
         }

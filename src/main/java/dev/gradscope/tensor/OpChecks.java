@@ -380,6 +380,19 @@ public final class OpChecks {
     }
 
     /**
+     * The step count of an update that may go without one (SGD's, RMSprop's, Adagrad's): a one-element INT32
+     * {@code iterations} when given; without one, no per-step {@code schedule}, which needs the count.
+     */
+    public static void optionalStepCount(String op, Tensor iterations, StepSchedule schedule) {
+        if (iterations != null) {
+            counter(op, "iterations", iterations);
+        } else if (schedule.isScheduled()) {
+            throw new IllegalArgumentException(op + ": a per-step learning-rate schedule needs the step count"
+                    + " (iterations), got none");
+        }
+    }
+
+    /**
      * {@link Backend#gatherRows(Tensor, Tensor, Tensor, int, float, Tensor)}: the checks of {@link #gatherRows}
      * at count 0 (types, widths, enough indices for one batch), a one-element INT32 counter and
      * {@code rowsPerCount >= 0}. Where the counter's value puts the batch is checked where it is read.

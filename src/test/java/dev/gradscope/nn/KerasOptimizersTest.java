@@ -305,8 +305,10 @@ class KerasOptimizersTest {
                     1e-7, "weight_decay", 0.0), adamax.config());
             assertEquals(Map.of("name", "adagrad", "learning_rate", 1e-3, "initial_accumulator_value", 0.1,
                     "epsilon", 1e-7, "weight_decay", 0.0), adagrad.config());
-            assertEquals(0, adagrad.iterations(), "Adagrad does not count its updates");
-            assertThrows(IllegalArgumentException.class, () -> adagrad.setIterations(3));
+            assertEquals(0, adagrad.iterations(), "no update yet");
+            adagrad.setIterations(3); // Adagrad counts its updates, as Keras does, for a per-step schedule
+            assertEquals(3, adagrad.iterations());
+            assertThrows(IllegalArgumentException.class, () -> adagrad.setIterations(-1));
             assertThrows(IllegalArgumentException.class, () -> adagrad.setStateScalars(Map.of("u_product", 1f)));
             assertThrows(IllegalArgumentException.class, () -> nadam.setStateScalars(Map.of()));
             assertThrows(IllegalArgumentException.class, () -> nadam.setStateScalars(Map.of("u_product", 1.5f)));

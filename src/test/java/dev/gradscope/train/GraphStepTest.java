@@ -113,7 +113,8 @@ class GraphStepTest {
      */
     @ParameterizedTest(name = "{0}, {1} steps per graph")
     @CsvSource({"adam, 3", "sgd, 3", "rmsprop, 3", "adam, 100", "sgd, 100", "nadam, 3", "adamax, 3", "adagrad, 3",
-        "amsgrad, 100", "adam-warmup, 2", "nadam-warmup, 2", "adamax-warmup, 2"})
+        "amsgrad, 100", "adam-warmup, 2", "nadam-warmup, 2", "adamax-warmup, 2", "sgd-warmup, 2",
+        "rmsprop-warmup, 2", "adagrad-warmup, 2"})
     void severalStepsPerGraphGiveTheEagerParametersBitForBit(String optimizer, int stepsPerGraph) {
         Run eager = train(optimizer, "relu", true, false, false, stepsPerGraph, 2, 0);
         Run graphs = train(optimizer, "relu", true, false, true, stepsPerGraph, 2, 0);
@@ -545,6 +546,9 @@ class GraphStepTest {
             case "adam-warmup" -> scheduled(new Adam(2e-3), WARMUP_AND_DECAY);
             case "nadam-warmup" -> scheduled(new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004), WARMUP_AND_DECAY);
             case "adamax-warmup" -> scheduled(new Adamax(2e-3, 0.9, 0.999, 1e-7, 0.004), WARMUP_AND_DECAY);
+            case "sgd-warmup" -> scheduled(new Sgd(0.05, 0.9, true, 0.01), WARMUP_AND_DECAY);
+            case "rmsprop-warmup" -> scheduled(new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01), WARMUP_AND_DECAY);
+            case "adagrad-warmup" -> scheduled(new Adagrad(1e-2, 0.1, 1e-7, 0.004), WARMUP_AND_DECAY);
             case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01);
             // Keras's others, each with a weight decay
             case "amsgrad" -> new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004, true);
@@ -593,6 +597,14 @@ class GraphStepTest {
         Run constant = train("adam", "relu", false, false, true, 2, 2, 0);
         assertFalse(Arrays.equals(constant.parameters, scheduled.parameters), "the schedule changed the updates");
         assertEquals(List.of(2e-3, 2e-3), constant.history.get("learning_rate"));
+        // SGD (with Nesterov momentum) likewise, which counts its updates on the device as Keras counts them
+        Run sgd = train("sgd-warmup", "relu", false, false, true, 2, 2, 0);
+        assertEquals(List.of(WARMUP_AND_DECAY.rate(0.05, 7), WARMUP_AND_DECAY.rate(0.05, 15)),
+                sgd.history.get("learning_rate"));
+        assertEquals(16, sgd.iterations);
+        Run plainSgd = train("sgd", "relu", false, false, true, 2, 2, 0);
+        assertEquals(16, plainSgd.iterations, "counted without a schedule too");
+        assertFalse(Arrays.equals(plainSgd.parameters, sgd.parameters), "the schedule changed SGD's updates");
     }
 
     private static History fit(Sequential model, FitOptions.Builder options, boolean emulateGraphs) {

@@ -12,6 +12,7 @@ import dev.gradscope.data.Dataset;
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.data.MnistSubset;
 import dev.gradscope.data.SafeTensors;
+import dev.gradscope.nn.Adagrad;
 import dev.gradscope.nn.Adam;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
@@ -78,6 +79,7 @@ class TrainingStateTest {
             case "sgd_momentum" -> () -> new Sgd(0.05, 0.9, true);
             case "rmsprop" -> RmsProp::new;
             case "rmsprop_centered_momentum_decay" -> () -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01);
+            case "adagrad" -> () -> new Adagrad(1e-2, 0.1, 1e-7, 0.004);
             default -> () -> new Sgd(0.05);
         };
     }
@@ -206,6 +208,38 @@ class TrainingStateTest {
         "adam, 0.3"})
     void aResumedRunIsTheUninterruptedRunBitForBit(String optimizerId, double dropout) {
         assertResumesExactly("relu", optimizerId, 1, 3, false, dropout);
+    }
+
+    /**
+     * SGD, RMSprop and Adagrad count their updates (Keras's iterations, the step of a per-step schedule) and their
+     * states record the count; a state saved before they counted records 0. Such a state still resumes as the
+     * uninterrupted run, bit for bit (their rule needs no count and such a run has no per-step schedule), its count
+     * going on from 0.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"sgd", "sgd_momentum", "rmsprop_centered_momentum_decay", "adagrad"})
+    void aStateSavedBeforeSgdRmspropAndAdagradCountedResumesAsBefore(String optimizerId) {
+        Supplier<Optimizer> optimizer = optimizer(optimizerId);
+        Outcome straight;
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", optimizer)) {
+            straight = outcome(model, model.fit(TRAIN, options(3).build()));
+        }
+        assertEquals(15, straight.iterations(), "3 epochs of 5 steps, counted");
+        Path file = dir.resolve(optimizerId + ".safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", optimizer)) {
+            TrainingState.save(file, model, model.fit(TRAIN, options(1).build()), Map.of());
+        }
+        SafeTensors.Contents saved = SafeTensors.read(file);
+        assertEquals("5", saved.metadata().get("iterations"), "the count a state saves now");
+        SafeTensors.Contents before = metadata("iterations", "0").apply(saved);
+        SafeTensors.write(file, before.metadata(), new ArrayList<>(before.tensors().values()));
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", optimizer)) {
+            TrainingState state = TrainingState.load(file, model);
+            assertEquals(0, model.optimizer().iterations(), "the saved count");
+            Outcome resumed = outcome(model, model.fit(TRAIN, options(3).resumeFrom(state).build()));
+            assertSameOutcome(new Outcome(straight.parameters(), straight.optimizerState(), 10, straight.metrics(),
+                    straight.profile(), straight.layerState()), resumed);
+        }
     }
 
     /**

@@ -935,10 +935,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                          boolean nesterov, float weightDecay, UpdateNorms norms) {
+    public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float peakRate, StepSchedule schedule,
+                          float momentum, boolean nesterov, float weightDecay, Tensor iterations,
+                          UpdateNorms norms) {
         OpChecks.sgdUpdate(params, grads);
         OpChecks.updateNorms("sgdUpdate", params, norms);
+        OpChecks.optionalStepCount("sgdUpdate", iterations, schedule);
+        float learningRate = rateAtCount(peakRate, schedule, iterations);
         float[] p = floats(params);
         float[] g = floats(grads);
         int po = off(params);
@@ -950,6 +953,7 @@ public final class CpuBackend implements Backend {
                     p[po + i] -= learningRate * g[go + i];
                 }
             });
+            countUpdate(iterations);
             return;
         }
         OpChecks.sgdVelocity(params, velocity, momentum);
@@ -963,14 +967,33 @@ public final class CpuBackend implements Backend {
                 p[po + i] += nesterov ? momentum * vi - learningRate * g[go + i] : vi;
             }
         });
+        countUpdate(iterations);
+    }
+
+    /**
+     * The rate of an update that may count its steps: {@code peakRate} without a count, else
+     * {@code (float) schedule.rate(peakRate, iterations[0])} (the device's {@code gs::rateAtCount}).
+     */
+    private static float rateAtCount(float peakRate, StepSchedule schedule, Tensor iterations) {
+        return iterations == null ? peakRate : (float) schedule.rate(peakRate, counterValue(iterations));
+    }
+
+    /** {@code iterations[0] += 1}, when there is a count. */
+    private static void countUpdate(Tensor iterations) {
+        if (iterations != null) {
+            ints(iterations)[off(iterations)]++;
+        }
     }
 
     @Override
     public void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
-                              Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
-                              boolean centered, float weightDecay, UpdateNorms norms) {
+                              Tensor momentumBuffer, float peakRate, StepSchedule schedule, float rho, float momentum,
+                              float epsilon, boolean centered, float weightDecay, Tensor iterations,
+                              UpdateNorms norms) {
         OpChecks.rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered);
         OpChecks.updateNorms("rmspropUpdate", params, norms);
+        OpChecks.optionalStepCount("rmspropUpdate", iterations, schedule);
+        float learningRate = rateAtCount(peakRate, schedule, iterations);
         float[] p = floats(params);
         float[] g = floats(grads);
         float[] vel = floats(velocity);
@@ -1010,6 +1033,7 @@ public final class CpuBackend implements Backend {
                     }
                 }
             });
+            countUpdate(iterations);
             return;
         }
         updateElements(params, norms, (from, to) -> {
@@ -1036,6 +1060,7 @@ public final class CpuBackend implements Backend {
                 }
             }
         });
+        countUpdate(iterations);
     }
 
     /**
@@ -1352,10 +1377,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
-                              float weightDecay, UpdateNorms norms) {
+    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float peakRate,
+                              StepSchedule schedule, float epsilon, float weightDecay, Tensor iterations,
+                              UpdateNorms norms) {
         OpChecks.adagradUpdate(params, grads, accumulator);
         OpChecks.updateNorms("adagradUpdate", params, norms);
+        OpChecks.optionalStepCount("adagradUpdate", iterations, schedule);
+        float learningRate = rateAtCount(peakRate, schedule, iterations);
         float[] p = floats(params);
         float[] g = floats(grads);
         float[] acc = floats(accumulator);
@@ -1371,6 +1399,7 @@ public final class CpuBackend implements Backend {
                 p[po + i] -= learningRate * gi / (float) Math.sqrt(ai + epsilon);
             }
         });
+        countUpdate(iterations);
     }
 
     private static int counterValue(Tensor counter) {

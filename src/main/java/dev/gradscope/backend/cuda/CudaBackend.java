@@ -1330,41 +1330,50 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                          boolean nesterov, float weightDecay, UpdateNorms norms) {
-        checkSgdUpdate(params, grads, velocity, momentum, norms);
+    public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, StepSchedule schedule,
+                          float momentum, boolean nesterov, float weightDecay, Tensor iterations,
+                          UpdateNorms norms) {
+        checkSgdUpdate(params, grads, velocity, momentum, schedule, iterations, norms);
         enter();
         int n = (int) params.size();
         // Without momentum the reference leaves the velocity alone: pass NULL so the kernel cannot touch it.
         Tensor v = momentum == 0 ? null : velocity;
         if (!measurable(norms)) {
-            launch("sgd_update", kernels.sgdUpdate, Launch.elementWise(n, info.multiprocessors()),
-                    Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(momentum),
-                            arg(nesterov ? 1 : 0), arg(weightDecay), arg(n)),
-                    params, grads, v);
+            // With a count, at least one block, even over no element: its last block counts the update.
+            launch("sgd_update", kernels.sgdUpdate, Launch.elementWise(countedSize(n, iterations),
+                            info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), argOrNull(v), arg(learningRate), arg(schedule.warmupStart()),
+                            arg(schedule.warmupSteps()), arg(schedule.decaySteps()), arg(schedule.alpha()),
+                            arg(momentum), arg(nesterov ? 1 : 0), arg(weightDecay), argOrNull(iterations), arg(n),
+                            ticket()),
+                    params, grads, v, iterations);
             return;
         }
-        launchSgdMeasured(params, grads, v, learningRate, momentum, nesterov, weightDecay, StepEnd.measuring(norms));
+        launchSgdMeasured(params, grads, v, learningRate, schedule, momentum, nesterov, weightDecay, iterations,
+                StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
-    public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                          boolean nesterov, float weightDecay, StepEnd end) {
+    public void sgdUpdate(Tensor params, Tensor grads, Tensor velocity, float learningRate, StepSchedule schedule,
+                          float momentum, boolean nesterov, float weightDecay, Tensor iterations, StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.sgdUpdate(params, grads, velocity, learningRate, momentum, nesterov, weightDecay, end);
+            Backend.super.sgdUpdate(params, grads, velocity, learningRate, schedule, momentum, nesterov, weightDecay,
+                    iterations, end);
             return;
         }
-        checkSgdUpdate(params, grads, velocity, momentum, end.updateNorms());
+        checkSgdUpdate(params, grads, velocity, momentum, schedule, iterations, end.updateNorms());
         checkStepEnd("sgdUpdate", end);
         enter();
-        launchSgdMeasured(params, grads, momentum == 0 ? null : velocity, learningRate, momentum, nesterov,
-                weightDecay, end);
+        launchSgdMeasured(params, grads, momentum == 0 ? null : velocity, learningRate, schedule, momentum, nesterov,
+                weightDecay, iterations, end);
     }
 
-    private void checkSgdUpdate(Tensor params, Tensor grads, Tensor velocity, float momentum, UpdateNorms norms) {
+    private void checkSgdUpdate(Tensor params, Tensor grads, Tensor velocity, float momentum, StepSchedule schedule,
+                                Tensor iterations, UpdateNorms norms) {
         OpChecks.sgdUpdate(params, grads);
         OpChecks.updateNorms("sgdUpdate", params, norms);
+        OpChecks.optionalStepCount("sgdUpdate", iterations, schedule);
         if (momentum != 0) {
             OpChecks.sgdVelocity(params, velocity, momentum);
             requireFloats(velocity);
@@ -1372,60 +1381,78 @@ public final class CudaBackend implements Backend {
         requireFloats(params, grads);
     }
 
+    /**
+     * The elements an update's element-wise grid covers: {@code n}, or at least 1 when the update is counted, so
+     * that one block runs to count it.
+     */
+    private static int countedSize(int n, Tensor iterations) {
+        return iterations == null ? n : Math.max(n, 1);
+    }
+
     /** sgd_update_measured; {@code velocity} is null without momentum. Checked by the caller. */
-    private void launchSgdMeasured(Tensor params, Tensor grads, Tensor velocity, float learningRate, float momentum,
-                                   boolean nesterov, float weightDecay, StepEnd end) {
+    private void launchSgdMeasured(Tensor params, Tensor grads, Tensor velocity, float learningRate,
+                                   StepSchedule schedule, float momentum, boolean nesterov, float weightDecay,
+                                   Tensor iterations, StepEnd end) {
         launchMeasured("sgd_update_measured", kernels.sgdUpdateMeasured, (int) params.size(),
-                new Pointer[] {arg(params), arg(grads), argOrNull(velocity), arg(learningRate), arg(momentum),
-                        arg(nesterov ? 1 : 0), arg(weightDecay)},
-                new Tensor[] {params, grads, velocity}, end);
+                new Pointer[] {arg(params), arg(grads), argOrNull(velocity), arg(learningRate),
+                        arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                        arg(schedule.alpha()), arg(momentum), arg(nesterov ? 1 : 0), arg(weightDecay),
+                        argOrNull(iterations)},
+                new Tensor[] {params, grads, velocity, iterations}, end);
     }
 
     @Override
     public void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
-                              Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
-                              boolean centered, float weightDecay, UpdateNorms norms) {
-        checkRmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered, norms);
+                              Tensor momentumBuffer, float learningRate, StepSchedule schedule, float rho,
+                              float momentum, float epsilon, boolean centered, float weightDecay, Tensor iterations,
+                              UpdateNorms norms) {
+        checkRmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered, schedule,
+                iterations, norms);
         enter();
         int n = (int) params.size();
         // The buffers the reference leaves alone go as NULL, so the kernel cannot touch them.
         Tensor average = centered ? averageGradient : null;
         Tensor buffer = momentum == 0 ? null : momentumBuffer;
         if (!measurable(norms)) {
-            launch("rmsprop_update", kernels.rmspropUpdate, Launch.elementWise(n, info.multiprocessors()),
+            launch("rmsprop_update", kernels.rmspropUpdate, Launch.elementWise(countedSize(n, iterations),
+                            info.multiprocessors()),
                     Pointer.to(arg(params), arg(grads), arg(velocity), argOrNull(average), argOrNull(buffer),
-                            arg(learningRate), arg(rho), arg(momentum), arg(epsilon), arg(centered ? 1 : 0),
-                            arg(weightDecay), arg(n)),
-                    params, grads, velocity, average, buffer);
+                            arg(learningRate), arg(schedule.warmupStart()), arg(schedule.warmupSteps()),
+                            arg(schedule.decaySteps()), arg(schedule.alpha()), arg(rho), arg(momentum), arg(epsilon),
+                            arg(centered ? 1 : 0), arg(weightDecay), argOrNull(iterations), arg(n), ticket()),
+                    params, grads, velocity, average, buffer, iterations);
             return;
         }
-        launchRmspropMeasured(params, grads, velocity, average, buffer, learningRate, rho, momentum, epsilon, centered,
-                weightDecay, StepEnd.measuring(norms));
+        launchRmspropMeasured(params, grads, velocity, average, buffer, learningRate, schedule, rho, momentum, epsilon,
+                centered, weightDecay, iterations, StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
     public void rmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
-                              Tensor momentumBuffer, float learningRate, float rho, float momentum, float epsilon,
-                              boolean centered, float weightDecay, StepEnd end) {
+                              Tensor momentumBuffer, float learningRate, StepSchedule schedule, float rho,
+                              float momentum, float epsilon, boolean centered, float weightDecay, Tensor iterations,
+                              StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate, rho,
-                    momentum, epsilon, centered, weightDecay, end);
+            Backend.super.rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, learningRate,
+                    schedule, rho, momentum, epsilon, centered, weightDecay, iterations, end);
             return;
         }
-        checkRmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered,
-                end.updateNorms());
+        checkRmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered, schedule,
+                iterations, end.updateNorms());
         checkStepEnd("rmspropUpdate", end);
         enter();
         launchRmspropMeasured(params, grads, velocity, centered ? averageGradient : null,
-                momentum == 0 ? null : momentumBuffer, learningRate, rho, momentum, epsilon, centered, weightDecay,
-                end);
+                momentum == 0 ? null : momentumBuffer, learningRate, schedule, rho, momentum, epsilon, centered,
+                weightDecay, iterations, end);
     }
 
     private void checkRmspropUpdate(Tensor params, Tensor grads, Tensor velocity, Tensor averageGradient,
-                                    Tensor momentumBuffer, float momentum, boolean centered, UpdateNorms norms) {
+                                    Tensor momentumBuffer, float momentum, boolean centered, StepSchedule schedule,
+                                    Tensor iterations, UpdateNorms norms) {
         OpChecks.rmspropUpdate(params, grads, velocity, averageGradient, momentumBuffer, momentum, centered);
         OpChecks.updateNorms("rmspropUpdate", params, norms);
+        OpChecks.optionalStepCount("rmspropUpdate", iterations, schedule);
         requireFloats(params, grads, velocity);
         if (centered) {
             requireFloats(averageGradient);
@@ -1437,13 +1464,15 @@ public final class CudaBackend implements Backend {
 
     /** rmsprop_update_measured; the buffers not used are null. Checked by the caller. */
     private void launchRmspropMeasured(Tensor params, Tensor grads, Tensor velocity, Tensor average, Tensor buffer,
-                                       float learningRate, float rho, float momentum, float epsilon,
-                                       boolean centered, float weightDecay, StepEnd end) {
+                                       float learningRate, StepSchedule schedule, float rho, float momentum,
+                                       float epsilon, boolean centered, float weightDecay, Tensor iterations,
+                                       StepEnd end) {
         launchMeasured("rmsprop_update_measured", kernels.rmspropUpdateMeasured, (int) params.size(),
                 new Pointer[] {arg(params), arg(grads), arg(velocity), argOrNull(average), argOrNull(buffer),
-                        arg(learningRate), arg(rho), arg(momentum), arg(epsilon), arg(centered ? 1 : 0),
-                        arg(weightDecay)},
-                new Tensor[] {params, grads, velocity, average, buffer}, end);
+                        arg(learningRate), arg(schedule.warmupStart()), arg(schedule.warmupSteps()),
+                        arg(schedule.decaySteps()), arg(schedule.alpha()), arg(rho), arg(momentum), arg(epsilon),
+                        arg(centered ? 1 : 0), arg(weightDecay), argOrNull(iterations)},
+                new Tensor[] {params, grads, velocity, average, buffer, iterations}, end);
     }
 
     /**
@@ -1824,49 +1853,60 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
-                              float weightDecay, UpdateNorms norms) {
-        checkAdagrad(params, grads, accumulator, norms);
+    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate,
+                              StepSchedule schedule, float epsilon, float weightDecay, Tensor iterations,
+                              UpdateNorms norms) {
+        checkAdagrad(params, grads, accumulator, schedule, iterations, norms);
         enter();
         int n = (int) params.size();
         if (!measurable(norms)) {
-            launch("adagrad_update", kernels.adagradUpdate, Launch.elementWise(n, info.multiprocessors()),
-                    Pointer.to(arg(params), arg(grads), arg(accumulator), arg(learningRate), arg(epsilon),
-                            arg(weightDecay), arg(n)),
-                    params, grads, accumulator);
+            launch("adagrad_update", kernels.adagradUpdate, Launch.elementWise(countedSize(n, iterations),
+                            info.multiprocessors()),
+                    Pointer.to(arg(params), arg(grads), arg(accumulator), arg(learningRate),
+                            arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                            arg(schedule.alpha()), arg(epsilon), arg(weightDecay), argOrNull(iterations), arg(n),
+                            ticket()),
+                    params, grads, accumulator, iterations);
             return;
         }
-        launchAdagradMeasured(params, grads, accumulator, learningRate, epsilon, weightDecay,
+        launchAdagradMeasured(params, grads, accumulator, learningRate, schedule, epsilon, weightDecay, iterations,
                 StepEnd.measuring(norms));
     }
 
     /** One launch when the step end is {@link #fusible}; else the ops one by one (Backend's default). */
     @Override
-    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate, float epsilon,
-                              float weightDecay, StepEnd end) {
+    public void adagradUpdate(Tensor params, Tensor grads, Tensor accumulator, float learningRate,
+                              StepSchedule schedule, float epsilon, float weightDecay, Tensor iterations,
+                              StepEnd end) {
         if (!fusible(end)) {
-            Backend.super.adagradUpdate(params, grads, accumulator, learningRate, epsilon, weightDecay, end);
+            Backend.super.adagradUpdate(params, grads, accumulator, learningRate, schedule, epsilon, weightDecay,
+                    iterations, end);
             return;
         }
-        checkAdagrad(params, grads, accumulator, end.updateNorms());
+        checkAdagrad(params, grads, accumulator, schedule, iterations, end.updateNorms());
         checkStepEnd("adagradUpdate", end);
         enter();
-        launchAdagradMeasured(params, grads, accumulator, learningRate, epsilon, weightDecay, end);
+        launchAdagradMeasured(params, grads, accumulator, learningRate, schedule, epsilon, weightDecay, iterations,
+                end);
     }
 
-    private void checkAdagrad(Tensor params, Tensor grads, Tensor accumulator, UpdateNorms norms) {
+    private void checkAdagrad(Tensor params, Tensor grads, Tensor accumulator, StepSchedule schedule,
+                              Tensor iterations, UpdateNorms norms) {
         OpChecks.adagradUpdate(params, grads, accumulator);
         OpChecks.updateNorms("adagradUpdate", params, norms);
+        OpChecks.optionalStepCount("adagradUpdate", iterations, schedule);
         requireFloats(params, grads, accumulator);
     }
 
     /** adagrad_update_measured. Checked by the caller. */
     private void launchAdagradMeasured(Tensor params, Tensor grads, Tensor accumulator, float learningRate,
-                                       float epsilon, float weightDecay, StepEnd end) {
+                                       StepSchedule schedule, float epsilon, float weightDecay, Tensor iterations,
+                                       StepEnd end) {
         launchMeasured("adagrad_update_measured", kernels.adagradUpdateMeasured, (int) params.size(),
-                new Pointer[] {arg(params), arg(grads), arg(accumulator), arg(learningRate), arg(epsilon),
-                        arg(weightDecay)},
-                new Tensor[] {params, grads, accumulator}, end);
+                new Pointer[] {arg(params), arg(grads), arg(accumulator), arg(learningRate),
+                        arg(schedule.warmupStart()), arg(schedule.warmupSteps()), arg(schedule.decaySteps()),
+                        arg(schedule.alpha()), arg(epsilon), arg(weightDecay), argOrNull(iterations)},
+                new Tensor[] {params, grads, accumulator, iterations}, end);
     }
 
     // ---- graphs -------------------------------------------------------------------------------

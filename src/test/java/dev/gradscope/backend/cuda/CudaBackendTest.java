@@ -56,6 +56,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Every {@link dev.gradscope.tensor.Backend} op on the GPU against {@link CpuBackend}, the reference: fresh
@@ -2452,6 +2453,106 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * SGD (plain, with momentum, with Nesterov momentum), RMSprop (centered, with momentum) and Adagrad, each with a
+     * weight decay, under the per-step schedule of {@link #adamUnderAStepScheduleMatchesTheCpuBitForBitAcrossTheWarmup},
+     * over 12 updates across both its ends: the GPU's parameters and state are the CPU's bit for bit after every
+     * update, and each update is counted once, by the grid's last block (the plain kernels over many blocks, the
+     * measured ones over chunks). Without a count the same kernels take the rate as given (the other tests).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"sgd", "sgd-momentum", "sgd-nesterov", "rmsprop", "adagrad"})
+    void sgdRmspropAndAdagradUnderAStepScheduleMatchTheCpuBitForBit(String optimizer) {
+        int n = 4099;
+        int[] starts = {0, 3, 3, 4000, n};
+        StepSchedule schedule = StepSchedule.cosineDecay(1e-4, 4, 6, 0.1);
+        for (boolean measured : new boolean[] {false, true}) {
+            Layout layout = measured ? Layout.SHIFTED : Layout.ALIGNED;
+            // The parameters, then the state: SGD's velocity; RMSprop's velocity, average gradient and momentum
+            // from 0, as in a run (the velocity then stays above the average's square); Adagrad's accumulator.
+            float[][] initial = switch (optimizer) {
+                case "sgd" -> new float[][] {inputs(n, 1)};
+                case "rmsprop" -> new float[][] {inputs(n, 1), new float[n], new float[n], new float[n]};
+                case "adagrad" -> new float[][] {inputs(n, 1), abs(inputs(n, 0.1))};
+                default -> new float[][] {inputs(n, 1), inputs(n, 0.01)};
+            };
+            int buffers = initial.length;
+            Tensor[] onCpu = new Tensor[buffers];
+            Tensor[] onGpu = new Tensor[buffers];
+            for (int b = 0; b < buffers; b++) {
+                onCpu[b] = cpu(initial[b], n);
+                onGpu[b] = output(layout, DType.FLOAT32, n);
+                gpu.copyFromHost(initial[b], onGpu[b]);
+            }
+            Tensor cpuNorms = cpu(new float[8], 2, 4);
+            Tensor gpuNorms = output(layout, DType.FLOAT32, 2, 4);
+            Tensor cpuCount = own(CPU.fromHost(new int[] {0}, 1));
+            Tensor gpuCount = gpuInts(new int[] {0}, layout);
+            Tensor cpuStarts = own(CPU.fromHost(starts, starts.length));
+            Tensor gpuStarts = gpuInts(starts, layout);
+            for (int step = 0; step < 12; step++) {
+                float[] g = inputs(n, 1);
+                UpdateNorms cpuMeasure = measured ? norms(cpuStarts, cpuNorms) : null;
+                UpdateNorms gpuMeasure = measured ? norms(gpuStarts, gpuNorms) : null;
+                switch (optimizer) {
+                    case "rmsprop" -> {
+                        CPU.rmspropUpdate(onCpu[0], cpu(g, n), onCpu[1], onCpu[2], onCpu[3], 2e-3f, schedule, 0.9f,
+                                0.5f, 1e-7f, true, 0.004f, cpuCount, cpuMeasure);
+                        gpu.rmspropUpdate(onGpu[0], input(g, layout, n), onGpu[1], onGpu[2], onGpu[3], 2e-3f,
+                                schedule, 0.9f, 0.5f, 1e-7f, true, 0.004f, gpuCount, gpuMeasure);
+                    }
+                    case "adagrad" -> {
+                        CPU.adagradUpdate(onCpu[0], cpu(g, n), onCpu[1], 2e-2f, schedule, 1e-7f, 0.004f, cpuCount,
+                                cpuMeasure);
+                        gpu.adagradUpdate(onGpu[0], input(g, layout, n), onGpu[1], 2e-2f, schedule, 1e-7f, 0.004f,
+                                gpuCount, gpuMeasure);
+                    }
+                    default -> {
+                        float momentum = optimizer.equals("sgd") ? 0f : 0.9f;
+                        boolean nesterov = optimizer.equals("sgd-nesterov");
+                        CPU.sgdUpdate(onCpu[0], cpu(g, n), buffers > 1 ? onCpu[1] : null, 5e-2f, schedule, momentum,
+                                nesterov, 0.004f, cpuCount, cpuMeasure);
+                        gpu.sgdUpdate(onGpu[0], input(g, layout, n), buffers > 1 ? onGpu[1] : null, 5e-2f, schedule,
+                                momentum, nesterov, 0.004f, gpuCount, gpuMeasure);
+                    }
+                }
+                String what = optimizer + (measured ? " measured" : "") + ", update " + step;
+                for (int b = 0; b < buffers; b++) {
+                    assertClose(what + ", buffer " + b, onCpu[b].toFloatArray(), read(onGpu[b]),
+                            i -> Tolerances.GPU_EXACT);
+                }
+                assertArrayEquals(new int[] {step + 1}, readInts(gpuCount), what + ": counted");
+                assertArrayEquals(new int[] {step + 1}, cpuCount.toIntArray(), what + ": counted on the CPU");
+            }
+        }
+    }
+
+    /**
+     * A count of an empty buffer is still counted (one block runs over no element), and a schedule without a
+     * count is refused, naming the op, before anything runs.
+     */
+    @Test
+    void aCountedUpdateOfNoElementCountsAndAScheduleNeedsACount() {
+        Tensor count = gpuInts(new int[] {7}, Layout.ALIGNED);
+        Tensor empty = output(Layout.ALIGNED, DType.FLOAT32, 0);
+        StepSchedule schedule = StepSchedule.warmup(0, 3);
+        gpu.sgdUpdate(empty, empty, null, 0.1f, schedule, 0f, false, 0f, count, (UpdateNorms) null);
+        gpu.rmspropUpdate(empty, empty, empty, null, null, 0.1f, schedule, 0.9f, 0f, 1e-7f, false, 0f, count,
+                (UpdateNorms) null);
+        gpu.adagradUpdate(empty, empty, empty, 0.1f, schedule, 1e-7f, 0f, count, (UpdateNorms) null);
+        assertArrayEquals(new int[] {10}, readInts(count));
+        Tensor p = output(Layout.ALIGNED, DType.FLOAT32, 3);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.sgdUpdate(p, p, null, 0.1f, schedule, 0f, false, 0f, null, (UpdateNorms) null));
+        assertTrue(e.getMessage().contains("sgdUpdate: a per-step learning-rate schedule needs the step count"),
+                e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> CPU.adagradUpdate(cpu(new float[3], 3), cpu(new float[3], 3), cpu(new float[3], 3), 0.1f,
+                        schedule, 1e-7f, 0f, null, (UpdateNorms) null));
+        assertTrue(e.getMessage().contains("adagradUpdate: a per-step learning-rate schedule needs the step count"),
+                e.getMessage());
+    }
+
     private static UpdateNorms norms(Tensor segmentStarts, Tensor weightAndUpdate) {
         int segments = weightAndUpdate.columnCount();
         return new UpdateNorms(segmentStarts, weightAndUpdate.rows(0, 1).reshape(segments),
@@ -2646,7 +2747,8 @@ class CudaBackendTest {
         "sgd, 3, 0.3, false, 0", "rmsprop, 1, 0, true, 0", "sgd, 3, 0.3, true, 0", "adam, 3, 0, false, 0.1",
         "nadam, 1, 0, false, 0", "nadam, 3, 0, false, 0", "adamax, 3, 0, false, 0", "adagrad, 1, 0, false, 0",
         "amsgrad, 3, 0, false, 0", "adam-warmup, 2, 0, false, 0", "adam-warmup, 1, 0.3, false, 0",
-        "nadam-warmup, 2, 0, false, 0", "adamax-warmup, 2, 0, false, 0"})
+        "nadam-warmup, 2, 0, false, 0", "adamax-warmup, 2, 0, false, 0", "sgd-warmup, 2, 0, false, 0",
+        "sgd-warmup, 1, 0.3, false, 0", "rmsprop-warmup, 2, 0, false, 0", "adagrad-warmup, 2, 0, false, 0"})
     void graphTrainingGivesTheEagerParametersBitForBit(String optimizer, int stepsPerGraph, double dropout,
                                                        boolean batchNorm, double labelSmoothing) {
         Dataset train = MnistSubset.load().train().take(1000); // batches of 128: seven, then one of 104
@@ -2666,6 +2768,12 @@ class CudaBackendTest {
                                 StepSchedule.cosineDecay(1e-4, 5, 12, 0.1));
                         case "adamax-warmup" -> withSchedule(new Adamax(2e-3, 0.9, 0.999, 1e-7, 0.004),
                                 StepSchedule.cosineDecay(1e-4, 5, 12, 0.1));
+                        case "sgd-warmup" -> withSchedule(new Sgd(0.05, 0.9, true, 0.004),
+                                StepSchedule.cosineDecay(0.005, 5, 12, 0.1));
+                        case "rmsprop-warmup" -> withSchedule(new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01),
+                                StepSchedule.cosineDecay(1e-4, 5, 12, 0.1));
+                        case "adagrad-warmup" -> withSchedule(new Adagrad(1e-2, 0.1, 1e-7, 0.004),
+                                StepSchedule.cosineDecay(1e-3, 5, 12, 0.1));
                         case "rmsprop" -> new RmsProp(1e-3, 0.9, 0.5, 1e-7, true, 0.01); // every buffer, decay
                         case "amsgrad" -> new Adam(2e-3, 0.9, 0.999, 1e-7, 0.004, true);
                         case "nadam" -> new Nadam(2e-3, 0.9, 0.999, 1e-7, 0.004); // u_product on the device

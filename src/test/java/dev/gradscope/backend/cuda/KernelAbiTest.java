@@ -82,17 +82,18 @@ class KernelAbiTest {
         abi.put("softmax_cross_entropy_rows", "pppfppppiipp");
         abi.put("softmax_mse_rows", "pppfppppiipp");
         abi.put("adam_update", "ppppffffi");               // params, grads, m, v, beta1, beta2, epsilon, stepSize, n
-        // params, grads, velocity, lr, momentum, nesterov, weightDecay, n
-        abi.put("sgd_update", "pppffifi");
-        // params, grads, velocity, averageGradient, momentumBuffer, lr, rho, momentum, epsilon, centered,
-        // weightDecay, n
-        abi.put("rmsprop_update", "pppppffffifi");
+        // params, grads, velocity, lr, the step schedule (warmupStart, warmupSteps, decaySteps, alpha), momentum,
+        // nesterov, weightDecay, iterations (may be NULL), n, ticket
+        abi.put("sgd_update", "pppfdiidfifpip");
+        // params, grads, velocity, averageGradient, momentumBuffer, lr, the step schedule, rho, momentum, epsilon,
+        // centered, weightDecay, iterations (may be NULL), n, ticket
+        abi.put("rmsprop_update", "pppppfdiidfffifpip");
         // ... then, in place of n, the measured tail: segmentStarts, segments, chunk, n; gradientPartials,
         // gradientSquares, gradientTable, gradientRow, gradientTableRows; weightPartials, updatePartials,
         // weightSquares, updateSquares, table, row, tableRows; counter, ticket
         abi.put("adam_update_measured", "ppppffff" + MEASURED_TAIL);
-        abi.put("sgd_update_measured", "pppffif" + MEASURED_TAIL);
-        abi.put("rmsprop_update_measured", "pppppffffif" + MEASURED_TAIL);
+        abi.put("sgd_update_measured", "pppfdiidfifp" + MEASURED_TAIL);
+        abi.put("rmsprop_update_measured", "pppppfdiidfffifp" + MEASURED_TAIL);
         abi.put("clip_by_value", "pfi");                   // t, limit, n
         abi.put("clip_by_global_norm", "ppifi");           // t, squaredNorms, normCount, maxNorm, n
         abi.put("column_sums", "ppii");                    // x, out, rows, cols
@@ -127,9 +128,10 @@ class KernelAbiTest {
         // iterations, n, ticket; measured: the tail in place of n
         abi.put("adamax_update_counter", "ppppfdiidddffpip");
         abi.put("adamax_update_measured_counter", "ppppfdiidddffp" + MEASURED_TAIL);
-        // params, grads, accumulator, learningRate, epsilon, weightDecay, n; measured: the tail in place of n
-        abi.put("adagrad_update", "pppfffi");
-        abi.put("adagrad_update_measured", "pppfff" + MEASURED_TAIL);
+        // params, grads, accumulator, learningRate, the step schedule, epsilon, weightDecay, iterations (may be
+        // NULL), n, ticket; measured: the tail in place of n
+        abi.put("adagrad_update", "pppfdiidffpip");
+        abi.put("adagrad_update_measured", "pppfdiidffp" + MEASURED_TAIL);
         return abi;
     }
 
