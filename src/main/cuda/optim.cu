@@ -190,7 +190,9 @@ __device__ __forceinline__ double scheduledRate(double learningRate, double warm
         return learningRate;
     }
     const double fraction = __ddiv_rn(__dsub_rn(s, warmupSteps), decaySteps);
-    const double cosineDecayed = __dmul_rn(0.5, __dadd_rn(1.0, cosineBySeries(__dmul_rn(3.141592653589793, fraction))));
+    // Never below 0: the series is within 1e-15 of -1 near pi, which over a billion steps could round the rate negative.
+    const double halfCosine = __dmul_rn(0.5, __dadd_rn(1.0, cosineBySeries(__dmul_rn(3.141592653589793, fraction))));
+    const double cosineDecayed = halfCosine > 0.0 ? halfCosine : 0.0;
     return __dmul_rn(learningRate, __dadd_rn(__dmul_rn(__dsub_rn(1.0, alpha), cosineDecayed), alpha));
 }
 

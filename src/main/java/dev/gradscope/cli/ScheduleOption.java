@@ -69,7 +69,7 @@ record ScheduleOption(LearningRateScheduler scheduler, StepSchedule stepSchedule
                         decaySteps = Integer.parseInt(parts[1].trim());
                     } catch (NumberFormatException e) {
                         throw invalid.apply("--lr-schedule " + text + ": DECAY_STEPS must be a whole number of"
-                                + " steps, got '" + parts[1] + "'; the forms are " + FORMS);
+                                + " steps below 2^31, got '" + parts[1] + "'; the forms are " + FORMS);
                     }
                     if (decaySteps < 1) {
                         throw invalid.apply("--lr-schedule " + text + ": DECAY_STEPS must be at least 1 step, got "

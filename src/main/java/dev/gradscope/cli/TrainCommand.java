@@ -454,6 +454,29 @@ final class TrainCommand implements Callable<Integer> {
         return schedule;
     }
 
+    /**
+     * Refuses a per-step cosine that reaches a rate of 0 (ALPHA 0, or one a float holds as 0) before the run's last
+     * update, as the epoch cosine refuses an epoch at rate 0: the updates after its end would train nothing.
+     */
+    private void requireNoStepsAtRateZero(StepSchedule schedule, double learningRate, int stepsPerEpoch,
+                                          boolean resumed) {
+        if (schedule.decaySteps() == 0 || Optimizer.isPositiveFloat(schedule.alpha() * learningRate)) {
+            return;
+        }
+        long end = (long) schedule.warmupSteps() + schedule.decaySteps(); // the first update at rate 0
+        long updates = (long) epochs * stepsPerEpoch;
+        if (updates <= end) {
+            return;
+        }
+        long epochsWithin = end / stepsPerEpoch;
+        String most = epochsWithin == 1 ? "1 epoch" : epochsWithin + " epochs";
+        throw run.usage("--lr-schedule " + lrSchedule + " reaches a learning rate of 0 at update " + (end + 1) + " of "
+                + updates + " (" + epochs + " epochs of " + stepsPerEpoch + "), after which the run would train"
+                + " nothing" + (resumed ? "; the saved run's schedule cannot go on that far: train at most " + most
+                        : ": give the cosine an ALPHA above 0 (cosine-decay:DECAY_STEPS:ALPHA), DECAY_STEPS of at least "
+                                + (updates - schedule.warmupSteps()) + ", or train at most " + most));
+    }
+
     /** The {@code --early-stopping} callback, or null without it; a bad value becomes {@code invalid}'s exception. */
     private EarlyStopping earlyStopping(Function<String, RuntimeException> invalid) {
         if (!(minDelta >= 0) || Double.isInfinite(minDelta)) {
@@ -544,6 +567,8 @@ final class TrainCommand implements Callable<Integer> {
             train = split.train();
             validation = split.validation();
         }
+        requireNoStepsAtRateZero(asked.stepSchedule(), resolved.learningRate(),
+                (train.rows() + run.batchSize - 1) / run.batchSize, resumed != null);
         Devices.Selection device = run.openDevice();
         try (var backend = device.backend();
              Sequential net = resolved.build(backend, run.seed, mnist.train().featureCount(),

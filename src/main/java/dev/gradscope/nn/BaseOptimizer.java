@@ -34,6 +34,12 @@ abstract class BaseOptimizer implements Optimizer {
 
     @Override
     public final void setLearningRate(double learningRate) {
+        if (stepSchedule.isScheduled()) {
+            // As Keras's optimizer with a LearningRateSchedule, whose learning_rate is not settable: a callback that
+            // sets it would silently move the schedule's peak, not the rate the updates use.
+            throw new IllegalStateException(id() + "'s learning rate follows its per-step schedule; it cannot also be"
+                    + " set (by LearningRateScheduler or ReduceLROnPlateau)");
+        }
         this.learningRate = Optimizer.requirePositiveRate(id(), learningRate);
     }
 

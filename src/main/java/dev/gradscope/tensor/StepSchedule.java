@@ -13,8 +13,8 @@ package dev.gradscope.tensor;
  * <p>Computed in double, every operation rounded on its own in a fixed order, and the cosine by a fixed series
  * ({@link #cosine}), so that a GPU (optim.cu's {@code gs::scheduledRate}) gets the same bits as {@link #rate}.
  *
- * @param warmupStart the rate of step 0 when there is a warmup (Keras's {@code initial_learning_rate}), at least 0
- *                    and below the learning rate
+ * @param warmupStart the rate of step 0 when there is a warmup (Keras's {@code initial_learning_rate}), at least 0;
+ *                    above the learning rate the warmup goes down to it, as Keras's does
  * @param warmupSteps the warmup's updates, at least 0
  * @param decaySteps  the cosine's updates after the warmup (Keras's {@code decay_steps}); 0: no decay
  * @param alpha       the fraction of the learning rate the cosine ends at, in [0, 1]
@@ -66,7 +66,10 @@ public record StepSchedule(double warmupStart, int warmupSteps, int decaySteps, 
             return learningRate;
         }
         double fraction = (s - warmupSteps) / decaySteps;
-        double cosineDecayed = 0.5 * (1.0 + cosine(Math.PI * fraction));
+        // Never below 0: the series is within 1e-15 of -1 near pi, which over a billion steps could round the rate
+        // negative; optim.cu clamps the same way.
+        double halfCosine = 0.5 * (1.0 + cosine(Math.PI * fraction));
+        double cosineDecayed = halfCosine > 0.0 ? halfCosine : 0.0;
         return learningRate * ((1.0 - alpha) * cosineDecayed + alpha);
     }
 

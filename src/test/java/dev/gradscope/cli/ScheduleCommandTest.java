@@ -178,7 +178,7 @@ class ScheduleCommandTest {
         Map<List<String>, String> refusals = Map.of(
                 List.of("--lr-schedule", "cosine-decay"), "expected step:EPOCHS:GAMMA",
                 List.of("--lr-schedule", "cosine-decay:0"), "DECAY_STEPS must be at least 1 step, got 0",
-                List.of("--lr-schedule", "cosine-decay:1.5"), "DECAY_STEPS must be a whole number of steps, got '1.5'",
+                List.of("--lr-schedule", "cosine-decay:1.5"), "DECAY_STEPS must be a whole number of steps below 2^31, got '1.5'",
                 List.of("--lr-schedule", "cosine-decay:100:2"), "the cosine's alpha must be in [0, 1], got 2.0",
                 List.of("--warmup-steps", "-1"), "--warmup-steps must be a count of steps >= 0, got -1",
                 List.of("--warmup-start", "0.0001"), "--warmup-start is the rate a warmup starts from; give"
@@ -196,5 +196,27 @@ class ScheduleCommandTest {
             assertEquals(2, GradScope.run(new PrintWriter(errors, true), args.toArray(String[]::new)), bad.toString());
             assertTrue(errors.toString().contains(message), bad + ": " + errors);
         });
+    }
+
+    /**
+     * A per-step cosine that reaches 0 before the run ends (ALPHA 0) leaves every later update at rate 0,
+     * whole epochs that train nothing, and so does a resume past its end; the epoch cosine refuses both ("gives epoch
+     * 3 of 4 a learning rate of 0.0, which is not above 0 as a float"; "the saved run's schedule cannot go on that
+     * far"). The same refusal is expected here, as a usage error, before anything is saved.
+     */
+    @Test
+    void aCosineDecayThatReachesZeroBeforeTheRunEndsIsRefusedAsTheEpochCosineIs() {
+        Path frozen = tmp.resolve("frozen"); // 2 steps an epoch: steps 2 to 7 at rate 0
+        int status = run(train("--epochs", "4", "--lr-schedule", "cosine-decay:2", "--out", frozen.toString()));
+        List<?> rates = Files.exists(frozen) ? (List<?>) history(frozen).get("learning_rate") : List.of();
+        assertEquals(2, status, "trained epochs at rate 0: learning_rate " + rates);
+        assertTrue(Files.notExists(frozen));
+
+        Path toEnd = tmp.resolve("to-end"); // 4 steps of cosine over 2 epochs of 2: its last update at rate > 0
+        assertEquals(0, run(train("--epochs", "2", "--lr-schedule", "cosine-decay:4", "--out", toEnd.toString())),
+                err.toString());
+        int resumed = run(List.of("train", "--resume", toEnd.toString(), "--epochs", "5", "--quiet"));
+        assertEquals(2, resumed, "resumed past the cosine's end at rate 0: learning_rate "
+                + history(toEnd).get("learning_rate"));
     }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.backend.cpu.CpuBackend;
+import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import java.util.List;
 import java.util.Map;
@@ -182,6 +183,18 @@ class OptimizerTest {
             assertEquals(Map.of("name", "rmsprop", "learning_rate", 1e-3, "rho", 0.9, "momentum", 0.5, "epsilon", 1e-7,
                     "centered", true, "weight_decay", 0.004), full.config());
             assertEquals(0, full.iterations(), "no update yet");
+        }
+    }
+
+    /** As Keras's optimizer with a LearningRateSchedule: a scheduled rate is not settable, so no callback moves its peak. */
+    @Test
+    void aScheduledLearningRateCannotAlsoBeSet() {
+        try (Adam adam = new Adam(1e-3)) {
+            adam.setLearningRate(2e-3); // without a schedule, as before
+            adam.setStepSchedule(StepSchedule.cosineDecay(0, 10, 100, 0));
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> adam.setLearningRate(1e-4));
+            assertTrue(e.getMessage().contains("follows its per-step schedule"), e.getMessage());
+            assertEquals(2e-3, adam.learningRate(), "the schedule's peak stays");
         }
     }
 

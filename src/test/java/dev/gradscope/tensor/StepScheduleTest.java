@@ -87,6 +87,18 @@ class StepScheduleTest {
         assertEquals(1.0, StepSchedule.cosine(0));
     }
 
+    /**
+     * A decay of over a billion steps puts a step within 2e-9 of pi, where the series is a rounding below -1: the rate
+     * must stay at 0 rather than go negative (the reviewer's case; exactly it is +2.9e-21).
+     */
+    @Test
+    void theRateNearTheEndOfAVeryLongDecayIsNeverNegative() {
+        StepSchedule schedule = StepSchedule.cosineDecay(0, 0, 1829488165, 0);
+        double rate = schedule.rate(1e-3, 1829488163);
+        assertTrue(rate >= 0 && rate < 1e-18, "rate " + rate);
+        assertEquals(0.0, schedule.rate(1e-3, 1829488165));
+    }
+
     @Test
     void badSchedulesNameWhatIsWrong() {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new StepSchedule(-1e-3, 5, 0, 0)).getMessage()
