@@ -1067,7 +1067,7 @@ final class ExperimentCommand implements Runnable {
                     + " step of the learning rate times that gradient makes the weights larger still, until the"
                     + " numbers overflow float32 and the gradient becomes infinite or NaN. Too small a σ does the"
                     + " opposite: the signal and the gradient shrink layer by layer and the network barely learns.");
-            if (optimizerId().equals("sgd")) {
+            if (!planned.optimizer().adaptive()) {
                 page.paragraph("Optimizer: " + optimizerText + ", Keras's SGD, because its step is"
                         + " proportional to the gradient and so shows an exploding gradient directly. Adam divides"
                         + " each parameter's step by the running root mean square of its gradient, so its steps stay"
