@@ -352,16 +352,6 @@ final class ExperimentCommand implements Runnable {
         return model;
     }
 
-    /** How an adaptive optimizer sizes each parameter's step, as a sentence's start: "adam divides each ...". */
-    static String adaptiveStep(String optimizerId) {
-        return switch (optimizerId) {
-            case "adamax" -> "adamax divides each parameter's step by a decaying maximum of its gradient's magnitude";
-            case "adagrad" -> "adagrad divides each parameter's step by the root of the sum of its squared gradients"
-                    + " so far";
-            default -> optimizerId + " divides each parameter's step by the running root mean square of its gradient";
-        };
-    }
-
     /** The chapter's MLP on MNIST (or any data set of its format), e.g. {@code 784-512-256-128-64-10}. */
     private static String chapterMlp() {
         return TrainCommand.architecture(Mnist.PIXELS, Mlp.CHAPTER_HIDDEN, Mnist.CLASS_COUNT);
@@ -939,9 +929,9 @@ final class ExperimentCommand implements Runnable {
     @Command(name = "init", mixinStandardHelpOptions = true,
             versionProvider = GradScope.Version.class, sortOptions = false,
             description = "Exploding gradients: the chapter's ReLU MLP from random_normal kernels of growing standard"
-                    + " deviation, trained with plain SGD; names the runs whose gradients explode and the step where"
-                    + " training broke. With --clip-norm or --clip-value every σ is trained again with its gradients"
-                    + " clipped, and the report says σ by σ what clipping changed.")
+                    + " deviation, trained with plain SGD (or --optimizer's); names the runs whose gradients explode"
+                    + " and the step where training broke. With --clip-norm or --clip-value every σ is trained again"
+                    + " with its gradients clipped, and the report says σ by σ what clipping changed.")
     static final class Init extends Experiment {
         /** A run "learned" when its final test accuracy reaches this (chance is 0.1). */
         static final double LEARNED_ACCURACY = 0.5;
@@ -958,15 +948,15 @@ final class ExperimentCommand implements Runnable {
                 description = "Hidden activation (default: ${DEFAULT-VALUE}).")
         String activation;
 
+        /** The experiment's optimizer when --optimizer is not given. */
+        static final String DEFAULT_OPTIMIZER = OptimizerKind.SGD.id();
+
         /**
          * Any optimizer train takes, with the settings that apply to it (default: plain SGD, whose step is
          * proportional to the gradient; the adaptive ones' per-parameter step sizes absorb large gradients).
          */
         @Mixin
-        OptimizerOptions optimizer;
-
-        /** The experiment's optimizer when --optimizer is not given. */
-        static final String DEFAULT_OPTIMIZER = "sgd";
+        OptimizerOptions optimizer = new OptimizerOptions(DEFAULT_OPTIMIZER);
 
         /** The first run's model, which every run's optimizer settings equal; set by {@link #plan}. */
         private ModelOptions.Resolved planned;
@@ -1048,7 +1038,7 @@ final class ExperimentCommand implements Runnable {
                 }
                 ModelOptions model = chapterModel(activation, Mlp.CHAPTER_HIDDEN, init.toString());
                 RunSpec plain = new RunSpec("σ=" + text, "sigma-" + text, batchNorm.applyTo(
-                        optimizer.resolve(model, DEFAULT_OPTIMIZER, this::usage)));
+                        optimizer.resolve(model, this::usage)));
                 if (planned == null) {
                     planned = plain.model();
                 }
@@ -1077,15 +1067,14 @@ final class ExperimentCommand implements Runnable {
                     + " step of the learning rate times that gradient makes the weights larger still, until the"
                     + " numbers overflow float32 and the gradient becomes infinite or NaN. Too small a σ does the"
                     + " opposite: the signal and the gradient shrink layer by layer and the network barely learns.");
-            if (optimizerId().equals("sgd")) {
+            if (!planned.optimizer().adaptive()) {
                 page.paragraph("Optimizer: " + optimizerText + ", Keras's SGD, because its step is"
                         + " proportional to the gradient and so shows an exploding gradient directly. Adam divides"
                         + " each parameter's step by the running root mean square of its gradient, so its steps stay"
-                        + " near the learning rate however large the gradient: it absorbs much of the explosion (run"
-                        + " with --optimizer adam to compare).");
+                        + " of the order of the learning rate however large the gradient: it absorbs much of the"
+                        + " explosion (run with --optimizer adam to compare).");
             } else {
-                page.paragraph("Optimizer: " + optimizerText + ". " + adaptiveStep(optimizerId()) + ", so its steps"
-                        + " stay near the learning rate however large the gradient; plain SGD (the default of this"
+                page.paragraph("Optimizer: " + optimizerText + ". " + stepSize() + " Plain SGD (the default of this"
                         + " experiment) shows an exploding gradient more directly.");
             }
             batchNorm.describe(page, ". The normalisation divides each pre-activation by its standard deviation over"
@@ -1209,37 +1198,91 @@ final class ExperimentCommand implements Runnable {
         }
 
         /**
+         * How the optimizer sizes each parameter's step, and what that makes of a large gradient: the page's
+         * sentences on an optimizer other than plain SGD.
+         */
+        private String stepSize() {
+            OptimizerKind kind = planned.optimizer();
+            if (kind == OptimizerKind.SGD) {
+                return kind.stepRule() + ", so its steps grow with the gradient.";
+            }
+            if (kind == OptimizerKind.ADAGRAD) {
+                double accumulator = planned.initialAccumulator();
+                return kind.stepRule() + " (A = " + scaleText(accumulator) + ", --initial-accumulator), so no"
+                        + " parameter moves by more than the learning rate in a step however large the gradient"
+                        + (accumulator > 0
+                        ? ", and while its squared gradients add little to A its step is lr × g / √A = "
+                                + round(learningRate() / Math.sqrt(accumulator)) + " × g, proportional to the gradient"
+                                + " as SGD's is."
+                        : "; with A = 0 its first step is about the learning rate per parameter whatever the"
+                                + " gradient.");
+            }
+            return kind.stepRule() + ", so its steps stay of the order of the learning rate however large the gradient"
+                    + (kind == OptimizerKind.RMSPROP ? rmspropEpsilon() : "") + ".";
+        }
+
+        /** RMSprop's qualification: Keras puts epsilon inside the square root, which shrinks small gradients' steps. */
+        private static String rmspropEpsilon() {
+            return ", as long as the gradient is well above √epsilon = "
+                    + round(Math.sqrt(ModelOptions.DEFAULT_EPSILON))
+                    + " per parameter (Keras's epsilon, 1e-7, is inside the square root: smaller gradients get"
+                    + " smaller steps, in proportion)";
+        }
+
+        /**
          * How large a clipped step can be, as far as the optimizer lets one say it exactly. With Keras's SGD momentum
          * m (v = m v - lr g, w += v) a step sums the clipped gradients of all steps so far, weighted by powers of m,
-         * so it is at most 1 / (1 - m) times plain SGD's bound.
+         * so it is at most 1 / (1 - m) times plain SGD's bound. Adagrad's step, lr g / √(accumulator + epsilon), is
+         * at most lr |g| / √A per parameter, since the accumulator starts at A and only grows.
          */
         private String updateBound(Clipping clipping, String subject) {
-            if (!optimizerId().equals("sgd")) {
-                return adaptiveStep(optimizerId()) + ", so a clipped run's steps stay near the learning rate per"
-                        + " parameter, as an unclipped run's do: the limit sets no bound of its own on them.";
-            }
-            double momentum = momentum();
-            String lr = scaleText(learningRate());
-            double growth = 1 / (1 - momentum);
-            // Keras's Nesterov step, m v_new - lr g, has the same bound: m lr MAX / (1 - m) + lr MAX.
-            String rule = momentum > 0
-                    ? "with SGD and momentum " + scaleText(momentum) + (planned.nesterov() ? " (Nesterov)" : "")
-                            + " a step adds up the clipped gradients of every step so far, weighted by powers of the"
-                            + " momentum, so "
-                    : "with plain SGD the update is the learning rate times the clipped gradient, so ";
-            String factor = momentum > 0 ? " / (1 − " + scaleText(momentum) + ")" : "";
+            OptimizerKind kind = planned.optimizer();
             String decay = planned.weightDecay() > 0 ? " (besides the weight decay's own shrinking of the weights)"
                     : "";
+            String lr = scaleText(learningRate());
+            String rule;
+            String factor;
+            String factorValue;
+            double growth;
+            if (kind == OptimizerKind.SGD) {
+                double momentum = momentum();
+                growth = 1 / (1 - momentum);
+                // Keras's Nesterov step, m v_new - lr g, has the same bound: m lr MAX / (1 - m) + lr MAX.
+                rule = momentum > 0
+                        ? "with SGD and momentum " + scaleText(momentum) + (planned.nesterov() ? " (Nesterov)" : "")
+                                + " a step adds up the clipped gradients of every step so far, weighted by powers of"
+                                + " the momentum, so "
+                        : "with plain SGD the update is the learning rate times the clipped gradient, so ";
+                factor = momentum > 0 ? " / (1 − " + scaleText(momentum) + ")" : "";
+                factorValue = factor;
+            } else if (kind == OptimizerKind.ADAGRAD && planned.initialAccumulator() > 0) {
+                double accumulator = planned.initialAccumulator();
+                growth = 1 / Math.sqrt(accumulator);
+                rule = "adagrad divides each parameter's step by √(accumulator + epsilon), and its accumulator starts"
+                        + " at A = " + scaleText(accumulator) + " and only grows, so a step moves a parameter by at"
+                        + " most lr × |g| / √A in a step: ";
+                factor = " / √A";
+                factorValue = " / √" + scaleText(accumulator);
+            } else if (kind == OptimizerKind.ADAGRAD) {
+                return "with --initial-accumulator 0 adagrad's first step moves each parameter by about the learning"
+                        + " rate whatever the gradient's size, so the limit sets no bound of its own on it; later"
+                        + " steps shrink as the squared gradients accumulate.";
+            } else {
+                return kind.stepRule() + ", so a clipped run's steps stay of the order of the learning rate per"
+                        + " parameter, as an unclipped run's do" + (kind == OptimizerKind.RMSPROP ? rmspropEpsilon()
+                        + "; for gradients that large" : "") + ", the limit sets no bound of its own on them.";
+            }
             if (clipping.globalNorm() > 0) {
                 return rule + subject + " (all parameters together) is at most lr × MAX" + factor + " = " + lr + " × "
-                        + scaleText(clipping.globalNorm()) + factor + " = "
+                        + scaleText(clipping.globalNorm()) + factorValue + " = "
                         + round(learningRate() * clipping.globalNorm() * growth) + " long" + decay + ".";
             }
             return rule + "no parameter moves by more than lr × LIMIT" + factor + " = " + lr + " × "
-                    + scaleText(clipping.value()) + factor + " = " + round(learningRate() * clipping.value() * growth)
-                    + " in a step" + decay + ", and a kernel of n weights by at most that times √n (the figure's layer 1 kernel,"
-                    + " with its " + layerOneWeights() + " weights, by " + round(learningRate() * clipping.value()
-                    * growth * Math.sqrt(layerOneWeights())) + ").";
+                    + scaleText(clipping.value()) + factorValue + " = "
+                    + round(learningRate() * clipping.value() * growth) + " in a step" + decay + ", and a kernel of n"
+                    + " weights by at most that times √n (the figure's layer 1 kernel, with its " + layerOneWeights()
+                    + " weights, by " + round(learningRate() * clipping.value() * growth
+                    * Math.sqrt(layerOneWeights())) + ").";
         }
 
         /** The weights of layer 1's kernel in this experiment's network. */
@@ -1417,10 +1460,10 @@ final class ExperimentCommand implements Runnable {
         static final List<String> DEFAULT = List.of("sgd", "sgd:0.9", "rmsprop", "adam", "adagrad");
 
         @Option(names = "--optimizers", split = ",", paramLabel = "ID[:MOMENTUM]",
+                completionCandidates = OptimizerKind.Ids.class,
                 description = "Optimizers to compare, each at its default learning rate (Keras's: 0.01 for sgd,"
                         + " 0.001 for the others); sgd:0.9 or rmsprop:0.9 adds that momentum (default:"
-                        + " sgd,sgd:0.9,rmsprop,adam,adagrad; valid ids: adam, adamw, sgd, rmsprop, nadam, adamax,"
-                        + " adagrad).")
+                        + " sgd,sgd:0.9,rmsprop,adam,adagrad; valid ids: ${COMPLETION-CANDIDATES}).")
         List<String> optimizers = new ArrayList<>(DEFAULT);
 
         @Option(names = "--activation", defaultValue = "relu",
@@ -1437,14 +1480,15 @@ final class ExperimentCommand implements Runnable {
 
         @Override
         String extraArguments() {
-            return " --optimizers " + String.join(",", optimizers) + " --activation " + activation
+            return " --optimizers " + plan().stream().map(s -> entry(s.model())).collect(Collectors.joining(","))
+                    + " --activation " + activation
                     + (Arrays.equals(hidden, Mlp.CHAPTER_HIDDEN) ? "" : " --hidden " + Arrays.stream(hidden)
                             .mapToObj(String::valueOf).collect(Collectors.joining(",")));
         }
 
         @Override
         List<RunSpec> plan() {
-            String valid = "valid: " + String.join(", ", ModelOptions.OPTIMIZERS)
+            String valid = "valid: " + OptimizerKind.validIds()
                     + ", each optionally with :MOMENTUM for sgd and rmsprop (sgd:0.9)";
             if (optimizers == null || optimizers.isEmpty() || optimizers.stream().anyMatch(String::isBlank)) {
                 throw usage("--optimizers needs a list of optimizers without empty entries, got "
@@ -1458,21 +1502,21 @@ final class ExperimentCommand implements Runnable {
             for (String entry : optimizers) {
                 String[] parts = entry.trim().split(":", -1);
                 String id = parts[0].trim().toLowerCase(Locale.ROOT);
-                if (parts.length > 2 || !ModelOptions.OPTIMIZERS.contains(id)) {
+                if (parts.length > 2 || !OptimizerKind.ids().contains(id)) {
                     throw usage("--optimizers: unknown optimizer '" + entry + "'; " + valid);
                 }
                 ModelOptions model = chapterModel(activation, hidden, "glorot_uniform");
-                model.optimizer = id;
+                model.optimizer.id = id;
                 if (parts.length == 2) {
                     try {
-                        model.momentum = Double.parseDouble(parts[1]);
+                        model.optimizer.momentum = Double.parseDouble(parts[1]);
                     } catch (NumberFormatException e) {
                         throw usage("--optimizers " + entry + ": the momentum '" + parts[1] + "' is not a number");
                     }
                 }
                 ModelOptions.Resolved resolved = model.resolve(message -> usage("--optimizers " + entry + ": "
                         + message));
-                String momentum = resolved.momentum() > 0 ? scaleText(resolved.momentum()) : null;
+                String momentum = resolved.momentum() > 0 ? plainNumber(resolved.momentum()) : null;
                 RunSpec spec = new RunSpec(id + (momentum == null ? "" : " momentum " + momentum),
                         id + (momentum == null ? "" : "-momentum-" + momentum), resolved);
                 if (specs.stream().anyMatch(s -> s.dirName().equals(spec.dirName()))) {
@@ -1481,6 +1525,14 @@ final class ExperimentCommand implements Runnable {
                 specs.add(spec);
             }
             return specs;
+        }
+
+        /**
+         * A run's entry of {@code --optimizers} as the page's command line gives it: the id in lower case, then
+         * {@code :MOMENTUM} when it has one, e.g. {@code sgd:0.9}.
+         */
+        private static String entry(ModelOptions.Resolved model) {
+            return model.optimizerId() + (model.momentum() > 0 ? ":" + plainNumber(model.momentum()) : "");
         }
 
         /** Each run's optimizer as the page names it, e.g. "sgd (lr 0.01, momentum 0.9)". */
@@ -1494,6 +1546,7 @@ final class ExperimentCommand implements Runnable {
             List<RunSpec> specs = plan();
             String model = TrainCommand.architecture(Mnist.PIXELS, hidden, Mnist.CLASS_COUNT) + " " + activation
                     + ", categorical_crossentropy, glorot_uniform";
+            boolean maxout = specs.get(0).model().units().activation().equals(Mlp.MAXOUT);
             HtmlReport page = report.page();
             page.paragraph("The same MLP (" + model + ") trained once per optimizer, each at its Keras default"
                     + " learning rate, from the same initial weights on the same batches (one seed): " + runs.stream()
@@ -1503,16 +1556,18 @@ final class ExperimentCommand implements Runnable {
             page.paragraph("What sets them apart is the size of the step each one gives each layer. The update"
                     + " ratio ||ΔW|| / ||W|| of a kernel is how far one step moves it relative to its size (the"
                     + " profiler measures it at every step, gradients.csv's update_ratio; about 1e-3 is the usual rule"
-                    + " of thumb). SGD's step is the learning rate times the gradient, so its ratios follow each layer's"
-                    + " gradient norm over its weight norm: even where the gradient reaches every layer alike, uneven"
-                    + " where it vanishes or explodes on its way back. RMSprop, Adam and their kin divide each"
-                    + " element's step by a running root mean square of its own gradient, so each element moves about"
-                    + " the learning rate whatever its gradient's size, and a layer's ratio is about the learning rate"
-                    + " over its weights' typical size, whatever its gradient: glorot_uniform draws that size as"
-                    + " √(2 / (fan_in + fan_out)), so their ratios differ across layers by √(fan_in + fan_out),"
-                    + " " + round(glorotSpread(hidden)) + "x in this MLP. Adagrad divides by √(0.1 + the sum of all"
-                    + " its squared gradients so far); while that sum is small against its starting 0.1 its step is"
-                    + " lr × g / √0.1, SGD's rule at about a third of the rate.");
+                    + " of thumb). SGD's step is the learning rate times the gradient, so its ratios follow each"
+                    + " layer's gradient norm over its weight norm: even where the gradient reaches every layer alike,"
+                    + " uneven where it vanishes or explodes on its way back. RMSprop, Adam and their kin divide each"
+                    + " element's step by a running root mean square of its own gradient, so each element's step is"
+                    + " a roughly constant fraction of the learning rate whatever its gradient's size, and a layer's"
+                    + " ratio is about that step over its weights' typical size, whatever its gradient: glorot_uniform"
+                    + " draws that size as √(2 / (fan_in + fan_out))" + (maxout ? " (a maxout kernel's fan_out is its"
+                    + " units times their pieces)" : "") + ", so their ratios differ across layers by"
+                    + " √(fan_in + fan_out), " + round(glorotSpread(specs.get(0).model())) + "x in this MLP. Adagrad"
+                    + " divides by √(0.1 + the sum of all its squared gradients so far); while that sum is small"
+                    + " against its starting 0.1 its step is lr × g / √0.1, SGD's rule at about a third of SGD's"
+                    + " default rate.");
             page.paragraph("Every run: " + setting + ".");
 
             page.heading("Verdicts");
@@ -1520,8 +1575,8 @@ final class ExperimentCommand implements Runnable {
             for (Run run : runs) {
                 spreadVerdict(page, run, optimizerText(specs, run));
             }
-            evennessVerdict(page, runs);
-            adagradVerdict(page, runs);
+            evennessVerdict(page, runs, glorotSpread(specs.get(0).model()));
+            adagradVerdict(page, runs, specs);
             bestAccuracyVerdict(page, runs);
             problemVerdicts(page, runs);
 
@@ -1532,8 +1587,9 @@ final class ExperimentCommand implements Runnable {
                     ExperimentReport.updateRatioByDepth(ratioTitle, model, runs, 0), "update-ratio-by-depth-epoch-1");
             if (epochs > 1) {
                 String lastTitle = "Update ratio against depth, epoch " + epochs;
-                figure(report, lastTitle, "The same over the last epoch: Adagrad's ratios have shrunk as its"
-                        + " accumulator grew; the others' have settled where their rule keeps them.",
+                figure(report, lastTitle, "The same over the last epoch. Layer 1's mean update ratio, epoch 1 →"
+                        + " epoch " + epochs + ": " + runs.stream().map(Optimizers::layerOneChange)
+                        .collect(Collectors.joining("; ")) + ".",
                         ExperimentReport.updateRatioByDepth(lastTitle, model, runs, epochs - 1),
                         "update-ratio-by-depth-last-epoch");
             }
@@ -1556,20 +1612,35 @@ final class ExperimentCommand implements Runnable {
         }
 
         /**
-         * How much the weight scale of glorot_uniform, √(2 / (fan_in + fan_out)), differs across the kernels of an
-         * MLP of these hidden widths (largest over smallest): where the update ratios of an optimizer that moves every
-         * element about the learning rate end up.
+         * How much the weight scale of glorot_uniform, √(2 / (fan_in + fan_out)), differs across the kernels of
+         * {@code model} (largest over smallest): where the update ratios of an optimizer that moves every element by a
+         * like amount end up. Fans are the kernels' real shapes: a maxout layer's kernel has its units times their
+         * pieces columns.
          */
-        static double glorotSpread(int[] hidden) {
-            int[] widths = new int[hidden.length + 2];
-            widths[0] = Mnist.PIXELS;
-            System.arraycopy(hidden, 0, widths, 1, hidden.length);
-            widths[widths.length - 1] = Mnist.CLASS_COUNT;
-            double[] fans = new double[widths.length - 1];
-            for (int i = 0; i < fans.length; i++) {
-                fans[i] = widths[i] + widths[i + 1];
+        static double glorotSpread(ModelOptions.Resolved model) {
+            int[] hidden = model.hidden();
+            int pieces = model.units().activation().equals(Mlp.MAXOUT) ? model.units().maxoutPieces() : 1;
+            double[] fans = new double[hidden.length + 1];
+            int inputs = Mnist.PIXELS;
+            for (int i = 0; i < hidden.length; i++) {
+                fans[i] = inputs + (double) hidden[i] * pieces;
+                inputs = hidden[i];
             }
+            fans[hidden.length] = inputs + Mnist.CLASS_COUNT;
             return Math.sqrt(Arrays.stream(fans).max().getAsDouble() / Arrays.stream(fans).min().getAsDouble());
+        }
+
+        /** "adam 0.0048 → 0.0034 (shrank)": layer 1's mean update ratio in epoch 1 and the last, and how it moved. */
+        private static String layerOneChange(Run run) {
+            double[] first = epochOneRatios(run);
+            double[] last = lastEpochRatios(run);
+            if (first.length == 0 || last.length == 0) {
+                return run.name() + " not profiled";
+            }
+            // within 5% is no change a reader of two digits could see either way
+            String way = Math.abs(last[0] / first[0] - 1) < 0.05 ? "about the same" : last[0] > first[0] ? "grew"
+                    : "shrank";
+            return run.name() + " " + round(first[0]) + " → " + round(last[0]) + " (" + way + ")";
         }
 
         /** The epoch-1 mean update ratio of every kernel of a run; empty without a profile. */
@@ -1652,7 +1723,7 @@ final class ExperimentCommand implements Runnable {
          * Whether the adaptive optimizers (every run but sgd's) keep their layers' ratios more even than plain SGD:
          * the claim the experiment tests, when a plain sgd run and an adaptive one ran.
          */
-        private void evennessVerdict(HtmlReport page, List<Run> runs) {
+        private static void evennessVerdict(HtmlReport page, List<Run> runs, double glorotSpread) {
             Run sgd = find(runs, "sgd");
             List<Run> adaptive = runs.stream().filter(r -> !r.name().startsWith("sgd")
                     && !Double.isNaN(spread(epochOneRatios(r)))).toList();
@@ -1662,9 +1733,10 @@ final class ExperimentCommand implements Runnable {
             double sgdSpread = spread(epochOneRatios(sgd));
             String detail = "Largest over smallest layer's mean update ratio in epoch 1: sgd " + round(sgdSpread)
                     + "x; " + adaptive.stream().map(r -> r.name() + " " + round(spread(epochOneRatios(r))) + "x")
-                    .collect(Collectors.joining(", ")) + ". An optimizer that moves every element about the learning"
-                    + " rate gets ratios about lr / the layer's weight scale, which glorot_uniform makes differ by "
-                    + round(glorotSpread(hidden)) + "x across this MLP's layers; plain SGD's follow the gradient.";
+                    .collect(Collectors.joining(", ")) + ". An optimizer that moves every element by a like fraction of"
+                    + " the learning rate gets ratios in proportion to 1 / the layer's weight scale, which"
+                    + " glorot_uniform makes differ by "
+                    + round(glorotSpread) + "x across this MLP's layers; plain SGD's follow the gradient.";
             List<Run> moreEven = adaptive.stream().filter(r -> spread(epochOneRatios(r)) < sgdSpread).toList();
             if (moreEven.size() == adaptive.size()) {
                 page.verdict(HtmlReport.Tone.SUCCESS, "Confirmed: every adaptive optimizer gives the layers more even"
@@ -1678,11 +1750,14 @@ final class ExperimentCommand implements Runnable {
         }
 
         /** Adagrad at Keras's default rate: how far behind the best run it ends, said rather than hidden. */
-        private static void adagradVerdict(HtmlReport page, List<Run> runs) {
+        private static void adagradVerdict(HtmlReport page, List<Run> runs, List<RunSpec> specs) {
             Run adagrad = find(runs, "adagrad");
             if (adagrad == null) {
                 return;
             }
+            double accumulator = specs.stream().filter(s -> s.name().equals("adagrad")).findFirst().orElseThrow()
+                    .model().initialAccumulator();
+            double sgdRate = OptimizerKind.SGD.defaultLearningRate();
             double best = runs.stream().mapToDouble(r -> r.last("val_accuracy")).filter(Double::isFinite).max()
                     .orElse(Double.NaN);
             double[] first = epochOneRatios(adagrad);
@@ -1694,10 +1769,12 @@ final class ExperimentCommand implements Runnable {
                             + " against 0.1 the step is lr × g / √0.1 ≈ 0.0032 × g, SGD's rule at a third of SGD's"
                             + " default rate. Layer 1's mean update ratio: %s in epoch 1, %s in the last%s. Test"
                             + " accuracy %.4f against the best run's %.4f. train --optimizer adagrad --learning-rate"
-                            + " 0.01 (or more) gives it steps of SGD's size.", first.length == 0 ? "NaN"
+                            + " %s (SGD's %s × √%s) gives its first steps SGD's size; its steps shrink from there as"
+                            + " its accumulator grows.", first.length == 0 ? "NaN"
                             : round(first[0]), last.length == 0 ? "NaN" : round(last[0]), sgdFirst.length == 0
                             || first.length == 0 ? "" : " (plain SGD's in epoch 1: " + round(sgdFirst[0]) + ", "
-                            + ratioText(first[0] / sgdFirst[0]) + " of it)", adagrad.last("val_accuracy"), best);
+                            + ratioText(first[0] / sgdFirst[0]) + " of it)", adagrad.last("val_accuracy"), best,
+                    round(sgdRate * Math.sqrt(accumulator)), scaleText(sgdRate), scaleText(accumulator));
             if (adagrad.last("val_accuracy") < best - 0.05) {
                 page.verdict(HtmlReport.Tone.WARNING, "adagrad learns slowly at Keras's default learning rate",
                         detail);
@@ -1730,6 +1807,16 @@ final class ExperimentCommand implements Runnable {
     private static String accuracies(List<Run> runs) {
         return runs.stream().map(r -> String.format(Locale.ROOT, "%s: %.4f", r.name(), r.last("val_accuracy")))
                 .collect(Collectors.joining(", "));
+    }
+
+    /**
+     * 0.9, 0.0001, 1e-20: a number as one types it, its double's shortest digits in plain decimals down to 1e-4 and
+     * as digits and a power of ten below (a momentum in a run's name and folder; Java's 1.0E-20 is not how anyone
+     * writes it). Parses back to the same double.
+     */
+    static String plainNumber(double x) {
+        java.math.BigDecimal exact = new java.math.BigDecimal(Double.toString(x)).stripTrailingZeros();
+        return Math.abs(x) >= 1e-4 || x == 0 ? exact.toPlainString() : exact.toString().toLowerCase(Locale.ROOT);
     }
 
     /** 0.01, 0.3, 1, 3: a scale as the user would type it. */

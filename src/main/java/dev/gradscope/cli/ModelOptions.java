@@ -2,25 +2,20 @@ package dev.gradscope.cli;
 
 import dev.gradscope.data.InvalidDataException;
 import dev.gradscope.nn.Adagrad;
-import dev.gradscope.nn.Adam;
-import dev.gradscope.nn.Adamax;
 import dev.gradscope.nn.BatchNormalization;
 import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
-import dev.gradscope.nn.Nadam;
 import dev.gradscope.nn.Optimizer;
-import dev.gradscope.nn.RmsProp;
 import dev.gradscope.nn.Sequential;
-import dev.gradscope.nn.Sgd;
 import dev.gradscope.tensor.Backend;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.function.Function;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Options that define the network and how it learns. */
@@ -74,39 +69,9 @@ final class ModelOptions {
                     + " (default: ${DEFAULT-VALUE}, none); loss and val_loss are then the smoothed loss, as in Keras.")
     double labelSmoothing;
 
-    @Option(names = "--optimizer", defaultValue = "adam",
-            description = "adam, adamw, sgd, rmsprop, nadam, adamax or adagrad (default: ${DEFAULT-VALUE}).")
-    String optimizer;
-
-    @Option(names = "--learning-rate", paramLabel = "LR",
-            description = "Learning rate (default: Keras's, 0.01 for sgd, 0.001 for the others).")
-    Double learningRate;
-
-    @Option(names = "--momentum", paramLabel = "M", description = "Momentum of sgd or rmsprop (default: 0).")
-    Double momentum;
-
-    @Option(names = "--nesterov", description = "Nesterov momentum for sgd.")
-    boolean nesterov;
-
-    @Option(names = "--rho", paramLabel = "RHO",
-            description = "rmsprop's discount of the squared gradients' moving average, in [0, 1) (default: 0.9).")
-    Double rho;
-
-    @Option(names = "--centered",
-            description = "Centered rmsprop: divides by the gradient's estimated variance, not its second moment.")
-    boolean centered;
-
-    @Option(names = "--amsgrad", description = "adam's or adamw's AMSGrad variant (Keras's amsgrad=True).")
-    boolean amsgrad;
-
-    @Option(names = "--initial-accumulator", paramLabel = "A",
-            description = "adagrad's starting accumulator value, >= 0 (default: Keras's, 0.1).")
-    Double initialAccumulator;
-
-    @Option(names = "--weight-decay", paramLabel = "WD",
-            description = "Decoupled weight decay, Keras 3's, for any optimizer: p -= p * WD * lr before each"
-                    + " update (default: 0.004 for adamw, Keras's AdamW, 0 for the others).")
-    Double weightDecay;
+    /** The optimizer and its settings (train's default: adam), as experiment init takes them too. */
+    @Mixin
+    OptimizerOptions optimizer = new OptimizerOptions();
 
     @Option(names = "--init", defaultValue = "glorot_uniform", paramLabel = "KIND[:SCALE]",
             description = "Kernel initializer, optionally scaled, e.g. he_normal, random_normal:1.0 or orthogonal:1.1"
@@ -114,12 +79,12 @@ final class ModelOptions {
             completionCandidates = InitializerIds.class)
     String init;
 
-    /** The optimizers' ids, as {@code --optimizer} takes them. */
-    static final List<String> OPTIMIZERS = List.of("adam", "adamw", "sgd", "rmsprop", "nadam", "adamax", "adagrad");
+    /** The optimizers' ids, as {@code --optimizer} takes them ({@link OptimizerKind}'s table). */
+    static final List<String> OPTIMIZERS = OptimizerKind.ids();
 
     /** RMSprop's rho and every optimizer's epsilon when not given: Keras's. */
-    private static final double DEFAULT_RHO = 0.9;
-    private static final double DEFAULT_EPSILON = 1e-7;
+    static final double DEFAULT_RHO = 0.9;
+    static final double DEFAULT_EPSILON = 1e-7;
 
     /** The config keys of {@code --bn-momentum} and {@code --bn-epsilon}, recorded with {@code batch_norm} true. */
     static final String BATCH_NORM_MOMENTUM = "batch_norm_momentum";
@@ -174,17 +139,13 @@ final class ModelOptions {
             return model.compile(newOptimizer(), loss, labelSmoothing, "accuracy");
         }
 
+        /** The optimizer's row of {@link OptimizerKind}'s table. */
+        OptimizerKind optimizer() {
+            return OptimizerKind.of(optimizerId);
+        }
+
         Optimizer newOptimizer() {
-            return switch (optimizerId) {
-                case "adam" -> new Adam(learningRate, 0.9, 0.999, DEFAULT_EPSILON, weightDecay, amsgrad);
-                case "adamw" -> Adam.adamW(learningRate, weightDecay, amsgrad);
-                case "sgd" -> new Sgd(learningRate, momentum, nesterov, weightDecay);
-                case "rmsprop" -> new RmsProp(learningRate, rho, momentum, DEFAULT_EPSILON, centered, weightDecay);
-                case "nadam" -> new Nadam(learningRate, 0.9, 0.999, DEFAULT_EPSILON, weightDecay);
-                case "adamax" -> new Adamax(learningRate, 0.9, 0.999, DEFAULT_EPSILON, weightDecay);
-                case "adagrad" -> new Adagrad(learningRate, initialAccumulator, DEFAULT_EPSILON, weightDecay);
-                default -> throw new IllegalStateException("no optimizer '" + optimizerId + "'");
-            };
+            return optimizer().create(this);
         }
 
         Map<String, Object> config() {
@@ -244,37 +205,29 @@ final class ModelOptions {
             throw invalid.apply("--loss: " + e.getMessage());
         }
         initializer = kernelInitializer(init, invalid);
-        String opt = optimizer.trim().toLowerCase(Locale.ROOT);
-        if (!OPTIMIZERS.contains(opt)) {
-            throw invalid.apply("--optimizer: unknown optimizer '" + optimizer + "'; valid: "
-                    + String.join(", ", OPTIMIZERS));
+        OptimizerKind kind;
+        try {
+            kind = OptimizerKind.of(optimizer.id);
+        } catch (IllegalArgumentException e) {
+            throw invalid.apply("--optimizer: " + e.getMessage());
         }
+        String opt = kind.id();
         List<String> notApplying = new ArrayList<>();
-        if (momentum != null && !opt.equals("sgd") && !opt.equals("rmsprop")) {
-            notApplying.add("--momentum");
-        }
-        if (nesterov && !opt.equals("sgd")) {
-            notApplying.add("--nesterov");
-        }
-        if (rho != null && !opt.equals("rmsprop")) {
-            notApplying.add("--rho");
-        }
-        if (centered && !opt.equals("rmsprop")) {
-            notApplying.add("--centered");
-        }
-        if (amsgrad && !opt.equals("adam") && !opt.equals("adamw")) {
-            notApplying.add("--amsgrad");
-        }
-        if (initialAccumulator != null && !opt.equals("adagrad")) {
-            notApplying.add("--initial-accumulator");
+        for (OptimizerKind.Setting setting : OptimizerKind.Setting.values()) {
+            if (optimizer.given(setting) && !kind.takes(setting)) {
+                notApplying.add(setting.option);
+            }
         }
         if (!notApplying.isEmpty()) {
             throw invalid.apply(String.join(", ", notApplying) + (notApplying.size() == 1 ? " does" : " do")
-                    + " not apply to --optimizer " + opt + " (--momentum is for sgd and rmsprop, --nesterov for sgd,"
-                    + " --rho and --centered for rmsprop, --amsgrad for adam and adamw, --initial-accumulator for"
-                    + " adagrad)");
+                    + " not apply to --optimizer " + opt + " (" + OptimizerKind.Setting.whichApplyWhere() + ")");
         }
-        double lr = learningRate != null ? learningRate : opt.equals("sgd") ? 1e-2 : 1e-3;
+        Double learningRate = optimizer.learningRate;
+        Double momentum = optimizer.momentum;
+        Double rho = optimizer.rho;
+        Double weightDecay = optimizer.weightDecay;
+        Double initialAccumulator = optimizer.initialAccumulator;
+        double lr = learningRate != null ? learningRate : kind.defaultLearningRate();
         // Checked as the floats the kernels compute with (Optimizer.isPositiveFloat, isFloatFraction).
         if (!Optimizer.isPositiveFloat(lr)) {
             throw invalid.apply("--learning-rate must be a positive number that a float can hold, got " + lr);
@@ -287,7 +240,7 @@ final class ModelOptions {
         if (!Optimizer.isFloatFraction(resolvedRho)) {
             throw invalid.apply("--rho must be in [0, 1) as a float (0.99999999 is 1), got " + rho);
         }
-        double resolvedDecay = weightDecay != null ? weightDecay : opt.equals("adamw") ? Adam.ADAMW_WEIGHT_DECAY : 0;
+        double resolvedDecay = weightDecay != null ? weightDecay : kind.defaultWeightDecay();
         if (!Optimizer.isNonNegativeFloat(resolvedDecay)) {
             throw invalid.apply("--weight-decay must be a number >= 0 that a float can hold, got " + weightDecay);
         }
@@ -342,8 +295,9 @@ final class ModelOptions {
         }
         // + 0.0 makes a given -0 the 0 it means, so that configs record 0.0 and compare finds no difference
         return new Resolved(units, hidden.clone(), resolvedLoss, initializer, opt, lr, resolvedMomentum + 0.0,
-                nesterov, resolvedRho, centered, resolvedDecay + 0.0, dropout + 0.0, batchNorm, resolvedBnMomentum + 0.0,
-                resolvedBnEpsilon, labelSmoothing + 0.0, amsgrad, resolvedAccumulator + 0.0);
+                optimizer.nesterov, resolvedRho, optimizer.centered, resolvedDecay + 0.0, dropout + 0.0, batchNorm,
+                resolvedBnMomentum + 0.0,
+                resolvedBnEpsilon, labelSmoothing + 0.0, optimizer.amsgrad, resolvedAccumulator + 0.0);
     }
 
     /**
@@ -399,7 +353,7 @@ final class ModelOptions {
         // 0: a run from before label smoothing
         options.labelSmoothing = smoothing == null ? 0 : ((Number) smoothing).doubleValue();
         options.init = configText(config, "init", where);
-        options.optimizer = "adam"; // evaluating does not depend on the optimizer, so the config's is not read
+        // evaluating does not depend on the optimizer, so the config's is not read: the options keep adam
         return options;
     }
 
@@ -417,15 +371,16 @@ final class ModelOptions {
             throw new InvalidDataException(where + ": config.optimizer is not an optimizer's name and settings: "
                     + config.get("optimizer"));
         }
-        options.optimizer = id;
-        options.learningRate = lr.doubleValue();
-        options.momentum = number(optimizer, "momentum", where);
-        options.nesterov = flag(optimizer, "nesterov", where);
-        options.rho = number(optimizer, "rho", where);
-        options.centered = flag(optimizer, "centered", where);
-        options.weightDecay = number(optimizer, "weight_decay", where); // absent from runs saved before it existed
-        options.amsgrad = flag(optimizer, "amsgrad", where); // absent from adam runs saved before it existed
-        options.initialAccumulator = number(optimizer, "initial_accumulator_value", where);
+        OptimizerOptions settings = options.optimizer;
+        settings.id = id;
+        settings.learningRate = lr.doubleValue();
+        settings.momentum = number(optimizer, "momentum", where);
+        settings.nesterov = flag(optimizer, "nesterov", where);
+        settings.rho = number(optimizer, "rho", where);
+        settings.centered = flag(optimizer, "centered", where);
+        settings.weightDecay = number(optimizer, "weight_decay", where); // absent from runs saved before it existed
+        settings.amsgrad = flag(optimizer, "amsgrad", where); // absent from adam runs saved before it existed
+        settings.initialAccumulator = number(optimizer, "initial_accumulator_value", where);
         return options;
     }
 

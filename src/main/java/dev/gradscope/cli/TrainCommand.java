@@ -946,25 +946,11 @@ final class TrainCommand implements Callable<Integer> {
     /** What {@link #setting} says of the optimizer besides its id and rate: what differs from Keras's defaults. */
     private static String optimizerSettings(ModelOptions.Resolved resolved) {
         StringBuilder sb = new StringBuilder();
-        if (resolved.optimizerId().equals("rmsprop") && resolved.rho() != 0.9) {
-            sb.append(", rho ").append(number(resolved.rho()));
-        }
-        if (resolved.momentum() > 0) {
-            sb.append(", momentum ").append(number(resolved.momentum()));
-        }
-        if (resolved.centered()) {
-            sb.append(", centered");
-        }
-        if (resolved.amsgrad()) {
-            sb.append(", amsgrad");
-        }
-        if (resolved.optimizerId().equals("adagrad")
-                && resolved.initialAccumulator() != Adagrad.DEFAULT_INITIAL_ACCUMULATOR) {
-            sb.append(", initial accumulator ").append(number(resolved.initialAccumulator()));
-        }
-        double defaultWeightDecay = resolved.optimizerId().equals("adamw") ? Adam.ADAMW_WEIGHT_DECAY : 0;
-        if (resolved.weightDecay() != defaultWeightDecay) {
-            sb.append(", weight decay ").append(number(resolved.weightDecay()));
+        for (String[] setting : OptimizerOptions.nonDefaultSettings(resolved)) {
+            sb.append(", ").append(setting[0].substring(2).replace('-', ' '));
+            if (setting[1] != null) {
+                sb.append(' ').append(setting[1]);
+            }
         }
         return sb.toString();
     }

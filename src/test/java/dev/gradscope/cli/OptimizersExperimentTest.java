@@ -210,7 +210,7 @@ class OptimizersExperimentTest {
     }
 
     /** The mean update_ratio of each kernel (in layer order) over the rows of {@code epoch} (from 1). */
-    private static double[] kernelMeans(CsvTable gradients, int epoch) {
+    static double[] kernelMeans(CsvTable gradients, int epoch) {
         int epochColumn = gradients.header().indexOf("epoch");
         int layerColumn = gradients.header().indexOf("layer_index");
         int parameterColumn = gradients.header().indexOf("parameter");
