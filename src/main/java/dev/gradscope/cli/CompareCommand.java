@@ -90,23 +90,45 @@ final class CompareCommand implements Callable<Integer> {
             read.add(run);
             runs.add(new Run(labels.get(i), runDirs.get(i).toAbsolutePath().normalize(), run.history(),
                     Diagnosis.of(run.history()), run.history().epochSeconds().stream().mapToDouble(x -> x).sum(),
-                    run.test()));
+                    run.test(), run.modelEpoch()));
         }
         Path page = write(runs, read);
         if (read.stream().map(r -> settingOf(r.config(), "label_smoothing")).distinct().count() > 1) {
             System.out.println("note: the runs differ in label smoothing; their losses are not comparable");
         }
-        System.out.printf(Locale.ROOT, "%-20s %6s %10s %12s %13s %22s  %s%n", "run", "epochs", "val_loss",
+        // a restored run's numbers are its model's, of an earlier epoch than its last: "7 of 12"
+        System.out.printf(Locale.ROOT, "%-20s %8s %10s %12s %13s %22s  %s%n", "run", "epochs", "val_loss",
                 "val_accuracy", "test_accuracy", "layer 1 / output |dW|", "verdicts");
         for (Run run : runs) {
-            System.out.printf(Locale.ROOT, "%-20s %6d %10.4f %12.4f %13.4f %22s  %s%n", run.name(),
-                    run.history().epochs(),
-                    run.last("val_loss"), run.last("val_accuracy"), run.finalTestAccuracy(),
+            System.out.printf(Locale.ROOT, "%-20s %8s %10.4f %12.4f %13.4f %22s  %s%n", run.name(),
+                    run.restored() ? run.modelEpoch() + " of " + run.history().epochs() : run.history().epochs(),
+                    run.modelLog("val_loss"), run.modelLog("val_accuracy"), run.finalTestAccuracy(),
                     Double.isNaN(run.firstToLastRatio()) ? "-" : ExperimentCommand.ratioText(run.firstToLastRatio()),
                     run.verdictKinds());
         }
+        if (runs.stream().anyMatch(Run::restored)) {
+            System.out.println("note: " + restoredSentence(runs, read));
+        }
         System.out.println("wrote " + page);
         return 0;
+    }
+
+    /**
+     * "r1 ended with the weights of epoch 7 of 12, the best val_loss (--restore-best-weights): its loss, accuracy,
+     * val_ and test numbers here are that epoch's model's." for the runs that early stopping restored.
+     */
+    private static String restoredSentence(List<Run> runs, List<RunFiles.Run> read) {
+        List<String> restored = new ArrayList<>();
+        for (int i = 0; i < runs.size(); i++) {
+            Run run = runs.get(i);
+            if (run.restored()) {
+                restored.add(String.format(Locale.ROOT, "%s ended with the weights of epoch %d of %d, the best %s",
+                        run.name(), run.modelEpoch(), run.history().epochs(), read.get(i).restored().monitor()));
+            }
+        }
+        return String.join("; ", restored) + " (--restore-best-weights): " + (restored.size() == 1 ? "its" : "their")
+                + " loss, accuracy, val_ and test numbers in the table, the best-accuracy verdict and the final-accuracy figure are"
+                + " that epoch's model's.";
     }
 
     /** The path with links resolved, for a folder that exists; else as given. */
@@ -138,6 +160,9 @@ final class CompareCommand implements Callable<Integer> {
             page.paragraph(runs.get(i).name() + ": " + setting(read.get(i).config()) + " (" + read.get(i).dir() + ").");
         }
         page.paragraph(differences(runs, read));
+        if (runs.stream().anyMatch(Run::restored)) {
+            page.paragraph(restoredSentence(runs, read) + " The per-epoch curves go on to their last epoch.");
+        }
 
         page.heading("Verdicts");
         ExperimentCommand.problemVerdicts(page, runs);

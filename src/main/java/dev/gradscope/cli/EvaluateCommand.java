@@ -46,8 +46,10 @@ final class EvaluateCommand implements Callable<Integer> {
     DeviceOptions machine = new DeviceOptions(new DataOptions.TestFiles());
 
     @Option(names = "--batch-size", paramLabel = "N",
-            description = "Rows per forward pass (default: the run's batch size, so that the numbers are the run's"
-                    + " own last validation numbers bit for bit, or its test numbers for a --validation-split run;"
+            description = "Rows per forward pass (default: the run's batch size, so that the numbers are bit for"
+                    + " bit the run's own for the epoch the file holds: that epoch's validation numbers (the last"
+                    + " epoch's, or the one --save-best kept or --restore-best-weights restored), or for a"
+                    + " --validation-split run its test numbers when the file holds the model training ended with;"
                     + " 256 when the file does not say).")
     Integer batchSize;
 

@@ -725,6 +725,11 @@ final class TrainCommand implements Callable<Integer> {
                         history, config, classes, tested, modelEpoch);
                 diagnosis = written.diagnosis();
                 report = written.report();
+                if (restored >= 0) { // which epoch's model the run ended with, for compare and other readers
+                    HistoryJson.put(out.resolve(RunReport.HISTORY_FILE), HistoryJson.RESTORED_KEY,
+                            HistoryJson.restoredDocument(modelEpoch, stopper.monitor(), stopper.best(),
+                                    logsOf(history, restored)));
+                }
             } else {
                 diagnosis = Diagnosis.of(history);
             }

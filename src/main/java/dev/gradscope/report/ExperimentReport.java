@@ -36,24 +36,51 @@ public final class ExperimentReport {
     /**
      * One finished run of the experiment.
      *
-     * @param name      how the figures and tables name it, e.g. {@code sigmoid} or {@code σ = 0.3}
-     * @param dir       its folder, holding {@link RunReport}'s files
-     * @param history   what {@code fit} returned
-     * @param diagnosis its diagnosis
-     * @param seconds   wall-clock time of the run, training and evaluation
+     * @param name       how the figures and tables name it, e.g. {@code sigmoid} or {@code σ = 0.3}
+     * @param dir        its folder, holding {@link RunReport}'s files
+     * @param history    what {@code fit} returned
+     * @param diagnosis  its diagnosis
+     * @param seconds    wall-clock time of the run, training and evaluation
+     * @param test       the one test-set evaluation after training of a run that validated on a held-out split of its
+     *                   training images; null for a run validated on the test set
+     * @param modelEpoch the epoch (from 1) whose weights the run ended with: its last, or an earlier one that early
+     *                   stopping restored ({@code --restore-best-weights}); its final numbers are that epoch's
      */
-    public record Run(String name, Path dir, History history, Diagnosis diagnosis, double seconds, Evaluation test) {
+    public record Run(String name, Path dir, History history, Diagnosis diagnosis, double seconds, Evaluation test,
+                      int modelEpoch) {
         /** A run validated on the test set, whose final test accuracy is its last {@code val_accuracy}. */
         public Run(String name, Path dir, History history, Diagnosis diagnosis, double seconds) {
             this(name, dir, history, diagnosis, seconds, null);
         }
 
+        /** A run that ended with its last epoch's weights. */
+        public Run(String name, Path dir, History history, Diagnosis diagnosis, double seconds, Evaluation test) {
+            this(name, dir, history, diagnosis, seconds, test, history.epochs());
+        }
+
         /**
          * The accuracy on the test set after training: the one evaluation of a run that validated on a held-out split
-         * of its training images ({@code test}), else its last {@code val_accuracy}. NaN when there is none.
+         * of its training images ({@code test}), else the {@code val_accuracy} of the epoch whose weights it ended
+         * with ({@link #modelLog}). NaN when there is none.
          */
         public double finalTestAccuracy() {
-            return test != null ? test.accuracy() : last("val_accuracy");
+            return test != null ? test.accuracy() : modelLog("val_accuracy");
+        }
+
+        /** Whether the run ended with an earlier epoch's weights than its last (early stopping restored them). */
+        public boolean restored() {
+            return modelEpoch != history.epochs();
+        }
+
+        /**
+         * {@code metric}'s value logged after the epoch whose weights the run ended with ({@link #modelEpoch}): the
+         * last epoch's, or the restored one's, so that a run's final numbers describe one model, the one its test
+         * figures are of. NaN when it was not recorded.
+         */
+        public double modelLog(String metric) {
+            List<Double> values = history.metrics().get(metric);
+            return values == null || modelEpoch < 1 || modelEpoch > values.size() ? Double.NaN
+                    : values.get(modelEpoch - 1);
         }
 
         /** What its {@code val_} metrics were measured on, for labels: "test", or "validation" for a held-out split. */
@@ -178,18 +205,32 @@ public final class ExperimentReport {
 
     /**
      * One row per run: name, epochs, final loss, train and test accuracy, the first-to-output gradient
-     * ratio of epoch 1, the step where a gradient went non-finite, the verdicts and the run time.
+     * ratio of epoch 1, the step where a gradient went non-finite, the verdicts and the run time. The final numbers
+     * are those of the model the run ended with ({@link Run#modelLog}); when a run among them ended with an earlier
+     * epoch's weights (restored by early stopping), a "model epoch" column says which epoch each row's numbers are
+     * from.
      */
     public static CsvTable summaryTable(List<Run> runs) {
-        CsvTable table = new CsvTable("run", "epochs", "loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy",
-                "layer 1 / output ||dW|| (epoch 1)", "non-finite at", "verdicts", "seconds");
+        boolean anyRestored = runs.stream().anyMatch(Run::restored);
+        List<String> columns = new ArrayList<>(List.of("run", "epochs"));
+        if (anyRestored) {
+            columns.add("model epoch");
+        }
+        columns.addAll(List.of("loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy",
+                "layer 1 / output ||dW|| (epoch 1)", "non-finite at", "verdicts", "seconds"));
+        CsvTable table = new CsvTable(columns.toArray(String[]::new));
         for (Run run : runs) {
-            table.addRow(run.name(), run.history().epochs(), run.last("loss"), run.last("accuracy"),
-                    run.last("val_loss"), run.last("val_accuracy"), run.finalTestAccuracy(), run.firstToLastRatio(),
+            List<Object> row = new ArrayList<>(List.of(run.name(), run.history().epochs()));
+            if (anyRestored) {
+                row.add(run.modelEpoch());
+            }
+            row.addAll(List.of(run.modelLog("loss"), run.modelLog("accuracy"), run.modelLog("val_loss"),
+                    run.modelLog("val_accuracy"), run.finalTestAccuracy(), run.firstToLastRatio(),
                     run.history().nonFinite() == null ? "-"
                             : RunReport.describeStep(run.history(), run.history().nonFinite()),
                     run.verdictKinds(),
-                    run.seconds());
+                    run.seconds()));
+            table.addRow(row.toArray());
         }
         return table;
     }
@@ -217,12 +258,17 @@ public final class ExperimentReport {
         return chart.build();
     }
 
-    /** Bars of the last epoch's training and test accuracy, one pair per run; {@code xLabel} names what the runs vary. */
+    /**
+     * Bars of the training and test accuracy of the model each run ended with (its last epoch's, or the epoch early
+     * stopping restored, named under the run's name: {@code NAME (epoch 7)}), one pair per run; {@code xLabel} names
+     * what the runs vary.
+     */
     public static BarChart finalAccuracy(String title, String subtitle, String xLabel, List<Run> runs) {
         BarChart.Builder chart = BarChart.builder().title(title).subtitle(subtitle).xLabel(xLabel).yLabel("accuracy")
                 .yRange(0, 1.05).groups("train", "test");
         for (Run run : runs) {
-            chart.category(run.name(), run.last("accuracy"), run.finalTestAccuracy());
+            chart.category(run.restored() ? run.name() + " (epoch " + run.modelEpoch() + ")" : run.name(),
+                    run.modelLog("accuracy"), run.finalTestAccuracy());
         }
         return chart.build();
     }

@@ -25,8 +25,8 @@ import org.apache.commons.csv.CSVRecord;
 
 /**
  * Reads back what {@link RunReport#write} left in a run's folder: {@value RunReport#HISTORY_FILE} (the logs,
- * seconds, non-finite event and config) and, when the profiler was on, {@value RunReport#GRADIENTS_FILE} and
- * {@value RunReport#LAYERS_FILE} (the profile). Numbers come back exactly: the files write doubles in full.
+ * seconds, non-finite event, restored epoch and config) and, when the profiler was on,
+ * {@value RunReport#GRADIENTS_FILE} and {@value RunReport#LAYERS_FILE} (the profile). Numbers come back exactly: the files write doubles in full.
  *
  * <p>What the files do not hold comes back as the command line sets it: the saturation threshold is
  * {@link GradientProfiler#DEFAULT_SATURATION_THRESHOLD}, and a parameter tensor's layer type is empty. The
@@ -41,12 +41,35 @@ public final class RunFiles {
      * test-set evaluation after training ({@code --validation-split} runs; null for the others, whose
      * {@code val_} metrics are on the test set).
      */
-    public record Run(Path dir, Map<String, Object> config, History history, Evaluation test) {
+    public record Run(Path dir, Map<String, Object> config, History history, Evaluation test, Restored restored) {
+        /** A run that ended with its last epoch's weights. */
+        public Run(Path dir, Map<String, Object> config, History history, Evaluation test) {
+            this(dir, config, history, test, null);
+        }
+
+        /**
+         * The epoch (from 1) whose weights the run ended with, which its test figures are of: the restored one, else
+         * the last.
+         */
+        public int modelEpoch() {
+            return restored != null ? restored.epoch() : history.epochs();
+        }
+    }
+
+    /**
+     * The model a run ended with when early stopping restored an earlier epoch's weights ({@code
+     * --restore-best-weights}): {@value HistoryJson#RESTORED_KEY} in the history. Runs written before the history
+     * recorded it have none, and read as having ended with their last epoch.
+     *
+     * @param epoch   from 1
+     * @param monitor the metric that found it best, e.g. {@code val_loss}
+     */
+    public record Restored(int epoch, String monitor) {
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final List<String> NOT_METRICS = List.of("epoch_seconds", "non_finite", "diagnosis",
-            RunReport.TEST_KEY, "config");
+            RunReport.TEST_KEY, HistoryJson.RESTORED_KEY, "config");
 
     private RunFiles() {
     }
@@ -96,7 +119,20 @@ public final class RunFiles {
                 ? profile(dir.resolve(RunReport.GRADIENTS_FILE), dir.resolve(RunReport.LAYERS_FILE), seconds.size())
                 : null;
         return new Run(dir, configMap, History.of(metrics, seconds, profile, nonFinite),
-                test(doc.get(RunReport.TEST_KEY), historyFile));
+                test(doc.get(RunReport.TEST_KEY), historyFile),
+                restored(doc.get(HistoryJson.RESTORED_KEY), historyFile, seconds.size()));
+    }
+
+    private static Restored restored(JsonNode node, Path file, int epochs) {
+        if (node == null || node.isNull()) {
+            return null;
+        }
+        if (!node.path("epoch").canConvertToInt() || node.path("epoch").intValue() < 1
+                || node.path("epoch").intValue() > epochs || !node.path("monitor").isTextual()) {
+            throw new InvalidDataException(file + ": " + HistoryJson.RESTORED_KEY + " is not {epoch from 1 to the run's "
+                    + epochs + ", monitor, ...}: " + node);
+        }
+        return new Restored(node.get("epoch").intValue(), node.get("monitor").textValue());
     }
 
     private static Evaluation test(JsonNode node, Path file) {

@@ -110,6 +110,50 @@ class RunFilesTest {
         assertTrue(Double.isNaN(read.history().get("loss").get(1)));
     }
 
+    /**
+     * The epoch whose model a run ended with comes back from history.json's "restored"; a run without it (one that
+     * restored nothing, or one written before runs recorded it) ended with its last epoch; an epoch the run did not
+     * train is refused, naming the file.
+     */
+    @Test
+    void theRestoredEpochComesBack() {
+        History history = train("relu");
+        Path dir = written(history);
+        RunFiles.Run plain = RunFiles.read(dir);
+        assertNull(plain.restored());
+        assertEquals(2, plain.modelEpoch());
+
+        Path file = dir.resolve(RunReport.HISTORY_FILE);
+        HistoryJson.put(file, HistoryJson.RESTORED_KEY, HistoryJson.restoredDocument(1, "val_loss",
+                history.get("val_loss").get(0), Map.of("val_loss", history.get("val_loss").get(0))));
+        RunFiles.Run restored = RunFiles.read(dir);
+        assertEquals(new RunFiles.Restored(1, "val_loss"), restored.restored());
+        assertEquals(1, restored.modelEpoch());
+        assertEquals(history.metrics(), restored.history().metrics(), "restored is not a metric");
+
+        ExperimentReport.Run run = new ExperimentReport.Run("r", dir, restored.history(),
+                Diagnosis.of(restored.history()), 1, null, restored.modelEpoch());
+        assertTrue(run.restored());
+        assertEquals(history.get("val_accuracy").get(0), run.finalTestAccuracy());
+        assertEquals(history.get("loss").get(0), run.modelLog("loss"));
+        assertEquals(history.get("loss").get(1), run.last("loss"));
+
+        HistoryJson.put(file, HistoryJson.RESTORED_KEY, HistoryJson.restoredDocument(3, "val_loss", 0.1, Map.of()));
+        assertContains("history.json: restored is not {epoch from 1 to the run's 2, monitor, ...}",
+                () -> RunFiles.read(dir));
+    }
+
+    /** A summary of runs that all ended with their last epoch has no "model epoch" column: nothing to tell apart. */
+    @Test
+    void aSummaryWithoutRestoredRunsHasNoModelEpoch() {
+        History history = train("relu");
+        ExperimentReport.Run run = new ExperimentReport.Run("r", tmp, history, Diagnosis.of(history), 1);
+        CsvTable table = ExperimentReport.summaryTable(List.of(run));
+        assertEquals(List.of("run", "epochs", "loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"),
+                table.header().subList(0, 7));
+        assertEquals(history.get("val_accuracy").get(1), run.finalTestAccuracy());
+    }
+
     @Test
     void whatIsMissingOrMalformedIsNamed() throws IOException {
         InvalidDataException missing = assertThrows(InvalidDataException.class, () -> RunFiles.read(tmp));
