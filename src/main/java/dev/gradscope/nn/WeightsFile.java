@@ -64,18 +64,31 @@ public final class WeightsFile {
      * read from its device in one copy each.
      */
     public static List<SafeTensors.Entry> entries(Sequential model) {
-        float[] all = model.parameters().toFloatArray();
+        return entries(model, "", values(model));
+    }
+
+    /**
+     * {@code values}, laid out as {@code model}'s buffers are, split into the model's tensors as {@link
+     * #entries(Sequential)} names them, each name after {@code prefix}: a training state keeps early stopping's best
+     * weights beside the model's own as {@code best_weights/dense.kernel}, ....
+     *
+     * @throws IllegalArgumentException when {@code values} do not have the model's sizes
+     */
+    public static List<SafeTensors.Entry> entries(Sequential model, String prefix, Values values) {
+        long stateSize = model.state() == null ? 0 : model.state().size();
+        if (values.parameters().length != model.parameters().size() || values.state().length != stateSize) {
+            throw new IllegalArgumentException("the weights hold " + values.parameters().length + " parameters and "
+                    + values.state().length + " state values, the model " + model.parameters().size() + " and "
+                    + stateSize);
+        }
         List<SafeTensors.Entry> entries = new ArrayList<>();
         for (Sequential.ParameterGroup g : model.parameterGroups()) {
-            entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(),
-                    Arrays.copyOfRange(all, g.offset(), g.offset() + g.slot().size())));
+            entries.add(new SafeTensors.Entry(prefix + tensorName(g), g.slot().shape(),
+                    Arrays.copyOfRange(values.parameters(), g.offset(), g.offset() + g.slot().size())));
         }
-        if (model.state() != null) {
-            float[] state = model.state().toFloatArray();
-            for (Sequential.StateGroup g : model.stateGroups()) {
-                entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(),
-                        Arrays.copyOfRange(state, g.offset(), g.offset() + g.slot().size())));
-            }
+        for (Sequential.StateGroup g : model.stateGroups()) {
+            entries.add(new SafeTensors.Entry(prefix + tensorName(g), g.slot().shape(),
+                    Arrays.copyOfRange(values.state(), g.offset(), g.offset() + g.slot().size())));
         }
         return entries;
     }
@@ -209,15 +222,28 @@ public final class WeightsFile {
      * @throws InvalidDataException when the file does not fit the model or holds a NaN or infinity
      */
     public static Values read(Sequential model, SafeTensors.Reader reader, Predicate<String> readElsewhere) {
+        return read(model, reader, "", readElsewhere);
+    }
+
+    /**
+     * {@link #read(Sequential, SafeTensors.Reader, Predicate)} of the tensors named as the model's after {@code
+     * prefix} ({@code best_weights/dense.kernel}, ...): every one of the model's must be there, with its shape, and
+     * finite, and the file may hold no other tensor whose name starts with {@code prefix}, except those for which
+     * {@code readElsewhere} holds.
+     *
+     * @throws InvalidDataException when those tensors do not fit the model or hold a NaN or infinity
+     */
+    public static Values read(Sequential model, SafeTensors.Reader reader, String prefix,
+                              Predicate<String> readElsewhere) {
         Path file = reader.file();
         Map<String, int[]> shapes = reader.shapes();
         List<String> problems = new ArrayList<>();
         Map<String, int[]> expected = new LinkedHashMap<>();
         for (Sequential.ParameterGroup g : model.parameterGroups()) {
-            expected.put(tensorName(g), g.slot().shape());
+            expected.put(prefix + tensorName(g), g.slot().shape());
         }
         for (Sequential.StateGroup g : model.stateGroups()) {
-            expected.put(tensorName(g), g.slot().shape());
+            expected.put(prefix + tensorName(g), g.slot().shape());
         }
         expected.forEach((name, shape) -> {
             int[] found = shapes.get(name);
@@ -229,30 +255,31 @@ public final class WeightsFile {
             }
         });
         for (String name : shapes.keySet()) {
-            if (!expected.containsKey(name) && !readElsewhere.test(name)) {
-                problems.add("the model has no tensor " + name);
+            if (name.startsWith(prefix) && !expected.containsKey(name) && !readElsewhere.test(name)) {
+                problems.add("the model has no tensor " + name.substring(prefix.length()));
             }
         }
+        String which = prefix.isEmpty() ? "these weights" : "the weights under " + prefix;
         if (!problems.isEmpty()) {
             String listed = String.join("; ", problems.subList(0, Math.min(LISTED_PROBLEMS, problems.size())));
             if (problems.size() > LISTED_PROBLEMS) {
                 listed += "; and " + (problems.size() - LISTED_PROBLEMS) + " more";
             }
-            throw new InvalidDataException(file + ": these weights do not fit the model (" + architecture(model)
+            throw new InvalidDataException(file + ": " + which + " do not fit the model (" + architecture(model)
                     + "): " + listed);
         }
         // Names and shapes match, so the values are as many as the model's parameters: read them only now.
         float[] all = new float[(int) model.parameters().size()];
         List<SafeTensors.Entry> entries = new ArrayList<>();
         for (Sequential.ParameterGroup g : model.parameterGroups()) {
-            float[] values = reader.values(tensorName(g));
-            entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(), values));
+            float[] values = reader.values(prefix + tensorName(g));
+            entries.add(new SafeTensors.Entry(prefix + tensorName(g), g.slot().shape(), values));
             System.arraycopy(values, 0, all, g.offset(), values.length);
         }
         float[] state = new float[model.state() == null ? 0 : (int) model.state().size()];
         for (Sequential.StateGroup g : model.stateGroups()) {
-            float[] values = reader.values(tensorName(g));
-            entries.add(new SafeTensors.Entry(tensorName(g), g.slot().shape(), values));
+            float[] values = reader.values(prefix + tensorName(g));
+            entries.add(new SafeTensors.Entry(prefix + tensorName(g), g.slot().shape(), values));
             System.arraycopy(values, 0, state, g.offset(), values.length);
         }
         Optional<String> nonFinite = firstNonFinite(entries);

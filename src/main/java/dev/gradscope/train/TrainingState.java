@@ -193,7 +193,7 @@ public final class TrainingState {
                 throw new IllegalArgumentException(cannot + "the best weights are of epoch " + (best.epoch() + 1)
                         + ", the history has " + history.epochs());
             }
-            entries.addAll(bestWeightEntries(model, best.values()));
+            entries.addAll(WeightsFile.entries(model, BEST_WEIGHTS_PREFIX, best.values()));
         }
         Optional<String> nonFinite = WeightsFile.firstNonFinite(entries);
         if (nonFinite.isPresent()) {
@@ -229,26 +229,6 @@ public final class TrainingState {
         }
         all.putAll(metadata);
         SafeTensors.write(file, all, entries);
-    }
-
-    /** {@code values} split into the model's tensors, named {@code best_weights/dense.kernel}, .... */
-    private static List<SafeTensors.Entry> bestWeightEntries(Sequential model, WeightsFile.Values values) {
-        if (values.parameters().length != model.parameters().size()
-                || values.state().length != (model.state() == null ? 0 : model.state().size())) {
-            throw new IllegalArgumentException("the best weights hold " + values.parameters().length + " parameters and "
-                    + values.state().length + " state values, the model " + model.parameters().size() + " and "
-                    + (model.state() == null ? 0 : model.state().size()));
-        }
-        List<SafeTensors.Entry> entries = new ArrayList<>();
-        for (Sequential.ParameterGroup g : model.parameterGroups()) {
-            entries.add(new SafeTensors.Entry(BEST_WEIGHTS_PREFIX + WeightsFile.tensorName(g), g.slot().shape(),
-                    Arrays.copyOfRange(values.parameters(), g.offset(), g.offset() + g.slot().size())));
-        }
-        for (Sequential.StateGroup g : model.stateGroups()) {
-            entries.add(new SafeTensors.Entry(BEST_WEIGHTS_PREFIX + WeightsFile.tensorName(g), g.slot().shape(),
-                    Arrays.copyOfRange(values.state(), g.offset(), g.offset() + g.slot().size())));
-        }
-        return entries;
     }
 
     /** {@code optimizer/m/dense.kernel}: the part of optimizer buffer {@code buffer} that belongs to {@code g}. */
@@ -439,10 +419,6 @@ public final class TrainingState {
         return new TrainingState(epochs, iterations, history, meta, best);
     }
 
-    /** A best-weights tensor: its name, shape and offset in the parameters' flat buffer or in the state's. */
-    private record WeightSlot(String name, int[] shape, int offset, boolean parameter) {
-    }
-
     /**
      * The best weights, when metadata {@value #BEST_WEIGHTS_KEY} says the state has them: a monitor, an epoch the
      * state finished, and every tensor of the model under {@value #BEST_WEIGHTS_PREFIX}, with its shape, finite.
@@ -465,50 +441,8 @@ public final class TrainingState {
             throw new InvalidDataException(file + ": metadata '" + BEST_WEIGHTS_KEY + "' must be a monitor and an"
                     + " epoch from 0 below the state's " + epochs + ", got " + doc);
         }
-        List<String> problems = new ArrayList<>();
-        List<String> expected = new ArrayList<>();
-        List<SafeTensors.Entry> entries = new ArrayList<>();
-        List<WeightSlot> slots = new ArrayList<>();
-        for (Sequential.ParameterGroup g : model.parameterGroups()) {
-            slots.add(new WeightSlot(BEST_WEIGHTS_PREFIX + WeightsFile.tensorName(g), g.slot().shape(), g.offset(),
-                    true));
-        }
-        for (Sequential.StateGroup g : model.stateGroups()) {
-            slots.add(new WeightSlot(BEST_WEIGHTS_PREFIX + WeightsFile.tensorName(g), g.slot().shape(), g.offset(),
-                    false));
-        }
-        for (WeightSlot slot : slots) {
-            expected.add(slot.name());
-            int[] found = shapes.get(slot.name());
-            if (found == null) {
-                problems.add("no tensor " + slot.name());
-            } else if (!Arrays.equals(found, slot.shape())) {
-                problems.add(slot.name() + " is " + Arrays.toString(found) + ", the model's "
-                        + Arrays.toString(slot.shape()));
-            }
-        }
-        for (String name : shapes.keySet()) {
-            if (name.startsWith(BEST_WEIGHTS_PREFIX) && !expected.contains(name)) {
-                problems.add("the model has no tensor " + name.substring(BEST_WEIGHTS_PREFIX.length()));
-            }
-        }
-        if (!problems.isEmpty()) {
-            throw new InvalidDataException(file + ": the best weights do not fit the model: "
-                    + String.join("; ", problems.subList(0, Math.min(6, problems.size())))
-                    + (problems.size() > 6 ? "; and " + (problems.size() - 6) + " more" : ""));
-        }
-        float[] parameters = new float[(int) model.parameters().size()];
-        float[] state = new float[model.state() == null ? 0 : (int) model.state().size()];
-        for (WeightSlot slot : slots) {
-            float[] read = reader.values(slot.name());
-            entries.add(new SafeTensors.Entry(slot.name(), slot.shape(), read));
-            System.arraycopy(read, 0, slot.parameter() ? parameters : state, slot.offset(), read.length);
-        }
-        Optional<String> nonFinite = WeightsFile.firstNonFinite(entries);
-        if (nonFinite.isPresent()) {
-            throw new InvalidDataException(file + ": " + nonFinite.get() + "; a run cannot restore it");
-        }
-        return new BestWeights(monitor.textValue(), epoch.intValue(), new WeightsFile.Values(parameters, state));
+        WeightsFile.Values values = WeightsFile.read(model, reader, BEST_WEIGHTS_PREFIX, name -> false);
+        return new BestWeights(monitor.textValue(), epoch.intValue(), values);
     }
 
     /**

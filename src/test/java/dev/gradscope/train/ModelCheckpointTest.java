@@ -2,6 +2,7 @@ package dev.gradscope.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradscope.backend.cpu.CpuBackend;
@@ -13,9 +14,12 @@ import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
+import dev.gradscope.nn.WeightsFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -66,7 +70,7 @@ class ModelCheckpointTest {
         ModelCheckpoint checkpoint = new ModelCheckpoint(file, Map.of("run", "test"));
         try (CpuBackend backend = new CpuBackend();
              Sequential model = model(backend, Initializer.glorotUniform())) {
-            java.util.List<String> epochsInTheFile = new java.util.ArrayList<>();
+            List<String> epochsInTheFile = new ArrayList<>();
             Callback reader = new Callback() {
                 @Override
                 public void onEpochEnd(int epoch, Map<String, Double> logs) {
@@ -75,7 +79,7 @@ class ModelCheckpointTest {
             };
             History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(2).verbose(0)
                     .callback(checkpoint).callback(reader).build());
-            assertEquals(java.util.List.of("1", "2"), epochsInTheFile, "rewritten after each epoch");
+            assertEquals(List.of("1", "2"), epochsInTheFile, "rewritten after each epoch");
             SafeTensors.Contents saved = SafeTensors.read(file);
             assertEquals("2", saved.metadata().get("epoch"));
             assertEquals("test", saved.metadata().get("run"));
@@ -170,7 +174,7 @@ class ModelCheckpointTest {
             ModelCheckpoint checkpoint = ModelCheckpoint.bestOf(file, Map.of(), metric);
             try (CpuBackend backend = new CpuBackend();
                  Sequential model = model(backend, Initializer.glorotUniform())) {
-                java.util.List<float[]> parametersByEpoch = new java.util.ArrayList<>();
+                List<float[]> parametersByEpoch = new ArrayList<>();
                 Callback scripted = new Callback() {
                     @Override
                     public void onEpochEnd(int epoch, Map<String, Double> logs) {
@@ -202,15 +206,15 @@ class ModelCheckpointTest {
             earlier.record(Map.of("val_loss", 0.7), 1);
 
             ModelCheckpoint withoutFile = ModelCheckpoint.bestOf(file, Map.of(), "val_loss");
-            withoutFile.onTrainBegin(new TrainingRun(model, 4, 2, earlier, java.util.List.of("val_loss"), 1,
-                    java.util.List.of(), null, null, null));
+            withoutFile.onTrainBegin(new TrainingRun(model, 4, 2, earlier, List.of("val_loss"), 1,
+                    List.of(), null, null, null));
             assertEquals(0, withoutFile.savedEpoch(), "no file holds the earlier best: the next epoch is written");
             assertTrue(Double.isNaN(withoutFile.best()));
 
             model.saveWeights(file, Map.of("epoch", "1")); // the earlier run's best, epoch 1
             ModelCheckpoint best = ModelCheckpoint.bestOf(file, Map.of(), "val_loss");
-            best.onTrainBegin(new TrainingRun(model, 4, 2, earlier, java.util.List.of("val_loss"), 1,
-                    java.util.List.of(), null, null, null));
+            best.onTrainBegin(new TrainingRun(model, 4, 2, earlier, List.of("val_loss"), 1,
+                    List.of(), null, null, null));
             assertEquals(1, best.savedEpoch());
             assertEquals(0.5, best.best());
             best.onEpochEnd(2, Map.of("val_loss", 0.6));
@@ -240,13 +244,13 @@ class ModelCheckpointTest {
                 ModelCheckpoint best = refresh
                         ? ModelCheckpoint.bestOf(file, Map.of("trained_on", "gpu", "epochs", "4"), "val_loss",
                                 metadata -> {
-                                    Map<String, String> refreshed = new java.util.LinkedHashMap<>(metadata);
+                                    Map<String, String> refreshed = new LinkedHashMap<>(metadata);
                                     refreshed.put("epochs", "4");
                                     return refreshed;
                                 })
                         : ModelCheckpoint.bestOf(file, Map.of("trained_on", "gpu", "epochs", "4"), "val_loss");
-                best.onTrainBegin(new TrainingRun(model, 4, 2, earlier, java.util.List.of("val_loss"), 1,
-                        java.util.List.of(), null, null, null));
+                best.onTrainBegin(new TrainingRun(model, 4, 2, earlier, List.of("val_loss"), 1,
+                        List.of(), null, null, null));
                 best.onEpochEnd(2, Map.of("val_loss", 0.6));
                 Map<String, String> metadata = SafeTensors.readMetadata(file);
                 assertEquals("1", metadata.get("epoch"));
@@ -272,7 +276,7 @@ class ModelCheckpointTest {
             History history = model.fit(TRAIN, FitOptions.builder().batchSize(100).epochs(3).verbose(0)
                     .callback(checkpoint).callback(stopping).build());
             assertEquals(List.of(3, 0), List.of(checkpoint.savedEpoch(), stopping.restoredEpoch()));
-            Map<String, Double> logs = new java.util.LinkedHashMap<>();
+            Map<String, Double> logs = new LinkedHashMap<>();
             history.metrics().forEach((metric, values) -> logs.put(metric, values.get(0)));
             checkpoint.saveRestored(model, 0, logs);
             assertEquals(1, checkpoint.savedEpoch());
@@ -280,11 +284,11 @@ class ModelCheckpointTest {
             assertEquals(List.of("1", "kept", String.valueOf(history.get("loss").get(0))),
                     List.of(metadata.get("epoch"), metadata.get("note"), metadata.get("loss")));
             Map<String, SafeTensors.Entry> written = SafeTensors.read(file).tensors();
-            for (SafeTensors.Entry e : dev.gradscope.nn.WeightsFile.entries(model)) {
+            for (SafeTensors.Entry e : WeightsFile.entries(model)) {
                 assertArrayEquals(e.values(), written.get(e.name()).values(), e.name());
             }
             ModelCheckpoint best = ModelCheckpoint.bestOf(dir.resolve("best.safetensors"), Map.of(), "loss");
-            IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+            IllegalStateException e = assertThrows(IllegalStateException.class,
                     () -> best.saveRestored(model, 0, logs));
             assertTrue(e.getMessage().contains("keeps the best loss by its own rule"), e.getMessage());
         }

@@ -15,6 +15,7 @@ import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Sequential;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -81,7 +82,7 @@ class RestoreBestWeightsOnGpuTest {
             assertTrue(history.graphs(), "the steps ran as graphs");
             assertArrayEquals(snapshots.parameters.get(0), model.parameters().toFloatArray());
             assertArrayEquals(snapshots.state.get(0), model.state().toFloatArray());
-            assertTrue(!java.util.Arrays.equals(snapshots.parameters.get(0), snapshots.parameters.get(2)));
+            assertTrue(!Arrays.equals(snapshots.parameters.get(0), snapshots.parameters.get(2)));
         }
         Path file = dir.resolve("state.safetensors");
         try (CudaBackend gpu = new CudaBackend(); Sequential model = model(gpu)) {

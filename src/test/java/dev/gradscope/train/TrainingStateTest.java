@@ -18,14 +18,15 @@ import dev.gradscope.nn.Initializer;
 import dev.gradscope.nn.Loss;
 import dev.gradscope.nn.Mlp;
 import dev.gradscope.nn.Optimizer;
-import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.RmsProp;
+import dev.gradscope.nn.Sequential;
 import dev.gradscope.nn.Sgd;
 import dev.gradscope.nn.WeightsFile;
 import dev.gradscope.tensor.Backend;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -303,7 +304,7 @@ class TrainingStateTest {
                     contents.tensors().get("profile/squared_update_norms").shape());
             float[] m = model.optimizer().stateBuffers().get("m").toFloatArray();
             float[] kernelMoments = contents.tensors().get("optimizer/m/dense.kernel").values();
-            assertArrayEquals(java.util.Arrays.copyOf(m, kernelMoments.length), kernelMoments,
+            assertArrayEquals(Arrays.copyOf(m, kernelMoments.length), kernelMoments,
                     "the first kernel's moments are the first of the flat buffer");
         }
     }
@@ -373,7 +374,7 @@ class TrainingStateTest {
             // A second fit trains on: the state's parameters are not the copy's.
             History history = model.fit(TRAIN, options(1).build());
             TrainingState.save(file, model, history, new TrainingState.BestWeights("val_loss", 0, best), Map.of());
-            assertTrue(!java.util.Arrays.equals(best.parameters(), model.parameters().toFloatArray()));
+            assertTrue(!Arrays.equals(best.parameters(), model.parameters().toFloatArray()));
         }
         Map<String, int[]> shapes;
         try (SafeTensors.Reader reader = SafeTensors.open(file)) {
@@ -392,9 +393,22 @@ class TrainingStateTest {
         SafeTensors.Contents saved = SafeTensors.read(file);
         assertContains("no tensor best_weights/dense_1.bias", loadEditedBest(saved,
                 tensor("best_weights/dense_1.bias", e -> null)));
-        assertContains("best_weights/dense.bias is [3], the model's [24]", loadEditedBest(saved,
+        assertContains("best_weights/dense.bias is [3] in the file, [24] in the model", loadEditedBest(saved,
                 tensor("best_weights/dense.bias", e -> new SafeTensors.Entry(e.name(), new int[] {3},
-                        java.util.Arrays.copyOf(e.values(), 3)))));
+                        Arrays.copyOf(e.values(), 3)))));
+        // A copy of another layer (renamed as best_weights/dense_9.kernel) is not the model's.
+        String renamed = loadEditedBest(saved, tensor("best_weights/dense.kernel",
+                e -> new SafeTensors.Entry("best_weights/dense_9.kernel", e.shape(), e.values())));
+        assertContains("the weights under best_weights/ do not fit the model", renamed);
+        assertContains(": no tensor best_weights/dense.kernel ", renamed);
+        assertContains("; the model has no tensor dense_9.kernel", renamed);
+        // Without any best_weights/ tensor each of the model's is missing: six are listed, the others counted.
+        int modelTensors = (int) shapes.keySet().stream().filter(n -> n.startsWith("best_weights/")).count();
+        assertContains("; and " + (modelTensors - 6) + " more", loadEditedBest(saved, c -> {
+            Map<String, SafeTensors.Entry> tensors = new LinkedHashMap<>(c.tensors());
+            tensors.keySet().removeIf(n -> n.startsWith("best_weights/"));
+            return new SafeTensors.Contents(c.metadata(), tensors);
+        }));
         assertContains("best_weights/dense.bias[2] = NaN", loadEditedBest(saved,
                 tensor("best_weights/dense.bias", e -> {
                     float[] v = e.values();
