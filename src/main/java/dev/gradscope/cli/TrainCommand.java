@@ -38,6 +38,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.function.Function;
 import picocli.CommandLine.Command;
@@ -624,6 +625,10 @@ final class TrainCommand implements Callable<Integer> {
             }
             config.put("tensorboard", boardConfig);
             TrainingState state = null;
+            // A resumed run that had stopped early trains nothing; with --restore-best-weights it still ends as the
+            // run did (restores the best copy, rewrites the weights, history, report and per-class files), so that a
+            // run interrupted after its last epoch's state but before those writes gets them, the same ones again.
+            boolean finishing = false;
             if (loadWeights != null) {
                 SavedWeights.load(net, loadWeights, resolved);
             }
@@ -634,18 +639,32 @@ final class TrainCommand implements Callable<Integer> {
                             + train.rows());
                 }
                 requireSameImages(resumed, config);
-                config.put("resumed_at_epochs", resumed.resumedAtEpochs());
                 state = resumed.load(net);
-                if (stopper != null && stopper.replay(state.history())) {
+                boolean stopped = stopper != null && stopper.replay(state.history());
+                if (stopper != null && stopper.restoresBestWeights()) {
+                    requireCopyOfBest(stopper, state, resumed.file());
+                }
+                if (stopped) {
                     System.out.println("nothing to train: the run in " + resume + " stopped early after epoch "
                             + (stopper.stoppedEpoch() + 1) + " (" + stopper.reason() + "), and would stop there again");
-                    return 0;
+                    if (!stopper.restoresBestWeights()) {
+                        return 0;
+                    }
+                    finishing = true;
+                }
+                if (finishing) {
+                    // not a resume that trains: the run's own record of its resumes stays as it was
+                    if (resumed.config().containsKey("resumed_at_epochs")) {
+                        config.put("resumed_at_epochs", resumed.config().get("resumed_at_epochs"));
+                    }
+                } else {
+                    config.put("resumed_at_epochs", resumed.resumedAtEpochs());
                 }
             }
-            if (!quiet) {
+            if (!quiet && !finishing) {
                 System.out.print(net.summary());
             }
-            if (state != null) {
+            if (state != null && !finishing) {
                 String savedOn = resumed.text("backend") + (resumed.flag("tf32") ? " with TF32" : "");
                 String goesOnOn = backend.name() + (backend.tf32() ? " with TF32" : "");
                 if (!savedOn.equals(goesOnOn)) {
@@ -654,13 +673,14 @@ final class TrainCommand implements Callable<Integer> {
                             + " two");
                 }
             }
-            if (state != null && !quiet) {
+            if (state != null && !quiet && !finishing) {
                 System.out.printf(Locale.ROOT, "resuming %s after epoch %d of %d (%s)%n", resume, state.epochs(),
                         epochs, resumed.file());
             }
             FitOptions.Builder fit = FitOptions.builder().batchSize(run.batchSize).epochs(epochs)
-                    .validation(validation).verbose(quiet ? 0 : 1)
-                    .profiler(noProfile ? null : new GradientProfiler())
+                    .validation(validation).verbose(quiet || finishing ? 0 : 1)
+                    // the profile stays the state's: no step is measured
+                    .profiler(noProfile || finishing ? null : new GradientProfiler())
                     .clipGlobalNorm(clipNorm).clipValue(clipValue).stopOnNonFinite(!keepGoingOnNan)
                     .graph(!run.noGraph).stepsPerGraph(run.stepsPerGraph).resumeFrom(state);
             ModelCheckpoint checkpoint = null;
@@ -679,15 +699,15 @@ final class TrainCommand implements Callable<Integer> {
             if (stopper != null) {
                 fit.callback(stopper); // after the checkpoints: the epoch that stops the run is saved too
             }
-            if (plateau != null) {
+            if (plateau != null && !finishing) {
                 fit.callback(plateau);
             }
-            if (schedule != null && schedule.scheduler() != null) {
+            if (schedule != null && schedule.scheduler() != null && !finishing) {
                 fit.callback(schedule.scheduler());
             }
             net.optimizer().setStepSchedule(asked.stepSchedule()); // which the resumed state's iterations go on with
             TensorBoard board = null;
-            if (tensorboard != null) {
+            if (tensorboard != null && !finishing) { // no epoch to show: no new events file
                 // After the checkpoints: an epoch TensorBoard shows is one a resume does not train again.
                 board = new TensorBoard(tensorboard, histogramFrequency);
                 fit.callback(board);
@@ -765,8 +785,9 @@ final class TrainCommand implements Callable<Integer> {
                             checkpoint.savedEpoch());
                 }
             }
-            // A run stopped by a non-finite gradient was not stopped early, whatever its last logs say.
-            if (stopper != null && stopper.stoppedEpoch() >= 0 && (event == null || !event.stopped())) {
+            // A run stopped by a non-finite gradient was not stopped early, whatever its last logs say; a finishing
+            // run said where it stopped already.
+            if (stopper != null && stopper.stoppedEpoch() >= 0 && (event == null || !event.stopped()) && !finishing) {
                 System.out.println(stopper.stoppedEpoch() + 1 < epochs
                         ? "stopped early after epoch " + (stopper.stoppedEpoch() + 1) + " of " + epochs + ": "
                                 + stopper.reason()
@@ -787,6 +808,10 @@ final class TrainCommand implements Callable<Integer> {
                 System.out.printf(Locale.ROOT, "restored the weights of epoch %d, the best %s (%.4f): %s%sthe final"
                         + " line are that model's%n", modelEpoch, stopper.monitor(), stopper.best(),
                         String.join(", ", holders), holders.isEmpty() ? "" : " and ");
+            } else if (stopper != null && stopper.restoresBestWeights() && stopper.bestEpoch() < 0
+                    && history.epochs() > 0) {
+                System.out.println("restored nothing: no epoch had a finite " + stopper.monitor() + "; the model keeps"
+                        + " the last epoch's weights");
             }
             if (board != null && board.failure() == null && !quiet) {
                 System.out.println("tensorboard: events in " + board.logDir() + " (tensorboard --logdir "
@@ -813,6 +838,25 @@ final class TrainCommand implements Callable<Integer> {
             System.out.print("diagnosis:\n" + diagnosis.describe());
         }
         return 0;
+    }
+
+    /**
+     * Refuses a resumed state whose copy of the best weights is not that of the best epoch {@code stopper} found in its
+     * history (by the same metric): a run of this command with --restore-best-weights saves that copy with every state
+     * once it has a best epoch, so another copy, or none, is a state edited or mixed up with another run's, from
+     * which the run cannot end as it would have. Nothing is written before.
+     */
+    private static void requireCopyOfBest(EarlyStopping stopper, TrainingState state, Path file) {
+        Optional<TrainingState.BestWeights> copy = state.bestWeights();
+        if (copy.isPresent() ? stopper.isCopyOfBest(copy.get()) : stopper.bestEpoch() < 0) {
+            return;
+        }
+        String best = stopper.bestEpoch() < 0 ? "no epoch of its history has a finite " + stopper.monitor()
+                : "its history's best " + stopper.monitor() + " is epoch " + (stopper.bestEpoch() + 1) + "'s";
+        String kept = copy.map(c -> "keeps the best " + c.monitor() + " weights of epoch " + (c.epoch() + 1))
+                .orElse("keeps no best weights");
+        throw new InvalidDataException(file + ": the run restores its best weights (--restore-best-weights) and "
+                + best + ", but the state " + kept + "; it cannot end as the run would have");
     }
 
     /**

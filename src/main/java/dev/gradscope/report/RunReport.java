@@ -157,7 +157,7 @@ public final class RunReport {
         addVerdicts(page, history, diagnosis);
 
         page.heading("Result");
-        page.table(resultTable(history, test));
+        page.table(resultTable(history, test, modelEpoch));
 
         Path charts = dir.resolve(CHARTS_DIR);
         List<Path> dataFiles = new ArrayList<>();
@@ -214,8 +214,12 @@ public final class RunReport {
 
         if (classes != null) {
             page.heading("Per class, on the test set");
-            page.paragraph("The model as training left it (after epoch " + history.epochs() + ", or where a non-finite"
-                    + " gradient stopped it; with --save-best, model.safetensors may hold another epoch),"
+            String model = modelEpoch == history.epochs()
+                    ? "The model as training left it (after epoch " + history.epochs() + ", or where a non-finite"
+                            + " gradient stopped it"
+                    : "The model training ended with, the weights of epoch " + modelEpoch + ", the best, which early"
+                            + " stopping put back after epoch " + history.epochs() + " (--restore-best-weights";
+            page.paragraph(model + "; with --save-best, model.safetensors may hold another epoch),"
                     + " predicting the class with the largest logit: precision is the fraction of the images"
                     + " predicted as a class that are of it, recall the fraction of a class's images predicted as it"
                     + " (scikit-learn's classification_report)." + (classes.examples() == 0 ? ""
@@ -396,17 +400,32 @@ public final class RunReport {
         return rest.isEmpty() ? rest : Character.toUpperCase(rest.charAt(0)) + rest.substring(1) + ".";
     }
 
-    private static CsvTable resultTable(History history, Evaluation test) {
-        List<String> columns = new ArrayList<>(List.of("epochs", "loss", "accuracy", "val_loss", "val_accuracy"));
+    /**
+     * One row: the epochs trained and the logs of the model the run ended with, beside its test figures. With early
+     * stopping's restored weights that model is an earlier epoch's ({@code modelEpoch}, from 1): a "model epoch"
+     * column says which, and the logs are that epoch's, so that the row describes one model, as the command's
+     * final line does.
+     */
+    private static CsvTable resultTable(History history, Evaluation test, int modelEpoch) {
+        boolean restored = modelEpoch != history.epochs();
+        List<String> columns = new ArrayList<>(List.of("epochs"));
+        if (restored) {
+            columns.add("model epoch");
+        }
+        columns.addAll(List.of("loss", "accuracy", "val_loss", "val_accuracy"));
         if (test != null) {
             columns.addAll(List.of("test_loss", "test_accuracy"));
         }
         columns.addAll(List.of("seconds", "non-finite gradient"));
         CsvTable table = new CsvTable(columns.toArray(String[]::new));
         NonFiniteEvent event = history.nonFinite();
+        List<Object> row = new ArrayList<>(List.of(history.epochs()));
+        if (restored) {
+            row.add(modelEpoch);
+        }
         // Arrays.asList: a metric the run did not log is a null cell
-        List<Object> row = new ArrayList<>(Arrays.asList(history.epochs(), last(history, "loss"),
-                last(history, "accuracy"), last(history, "val_loss"), last(history, "val_accuracy")));
+        row.addAll(Arrays.asList(logOf(history, "loss", modelEpoch), logOf(history, "accuracy", modelEpoch),
+                logOf(history, "val_loss", modelEpoch), logOf(history, "val_accuracy", modelEpoch)));
         if (test != null) {
             row.add(test.loss());
             row.add(test.accuracy());
@@ -440,9 +459,10 @@ public final class RunReport {
                 global >= 0 ? " (global step " + (global + 1) + ")" : "", event.layerName());
     }
 
-    private static Double last(History history, String metric) {
+    /** {@code metric}'s value after epoch {@code epoch} (from 1), or null when the run did not log it then. */
+    private static Double logOf(History history, String metric, int epoch) {
         List<Double> values = history.metrics().get(metric);
-        return values == null || values.isEmpty() ? null : values.get(values.size() - 1);
+        return values == null || epoch < 1 || epoch > values.size() ? null : values.get(epoch - 1);
     }
 
     private static List<Double> metric(History history, String metric) {

@@ -11,25 +11,31 @@ import java.util.Optional;
  * improved for {@code patience} epochs. Lower is better, except for accuracies (Keras's {@code mode="auto"});
  * an epoch improves on the best so far when it beats it by more than {@code minDelta}. As in Keras, every epoch
  * without an improvement adds one to a wait that an improvement resets, and training stops after an epoch
- * (not the first) that brings the wait to {@code patience}. A NaN is never an improvement, nor the best: unlike
- * Keras 3, where a NaN in the first epoch becomes the best and no later epoch can beat it, a later finite value
- * is the first best. A metric the epochs do not log fails before training starts.
+ * (not the first) that brings the wait to {@code patience}. A NaN is never an improvement, nor the best: a later
+ * finite value is the first best, as in Keras 3 today, whose best starts at +inf (-inf for accuracies), which a
+ * NaN does not beat ({@code keras/src/callbacks/early_stopping.py}); for a while after keras-team/keras#20533
+ * (November 2024) Keras started it at None instead, and a NaN first epoch became a best no later epoch could beat.
+ * A metric the epochs do not log fails before training starts.
  *
  * <p>With {@code restoreBestWeights} (Keras's {@code restore_best_weights=True}) it keeps a host copy of the
  * parameters after each epoch that improves on the best, and puts them back when training ends, whether it
  * stopped early or ran all its epochs, as Keras 3 does; the optimizer's state stays the last epoch's. Without
  * it the weights stay those of the last epoch; {@link ModelCheckpoint#bestOf} on the same metric keeps the best
- * epoch's in a file either way.
+ * epoch's in a file either way. When no epoch has a finite value, nothing is restored and the model keeps the last
+ * epoch's weights: Keras 3 keeps the first epoch's weights before it compares anything and would put those back,
+ * though their value is no better than the others'.
  *
  * <p>A resumed run ({@link FitOptions.Builder#resumeFrom}) goes through its earlier epochs' logs first, so it
  * stops where the run that never stopped would have; one that had already stopped trains no further. With
  * {@code restoreBestWeights}, a {@link TrainingStateCheckpoint} in the same fit saves the best copy with the state
  * ({@link TrainingState#bestWeights()}), and a run resumed from it takes the copy back when its earlier epochs'
  * best is the copy's epoch (the same monitor and rule), so it restores what the run never interrupted would, even
- * when the best epoch came before the resume. From a state without the copy (a run that did not restore, or one
- * saved before states kept it) it restores only a best epoch it trains itself: when the best came before the
- * resume and no later epoch beats it, nothing is restored ({@link #restoredEpoch()} is -1; {@link #bestEpoch()}
- * still names the best epoch).
+ * when the best epoch came before the resume; one that had already stopped trains nothing and puts the copy back
+ * as it ends. A copy of another epoch or metric ({@link #isCopyOfBest}) is not this run's and is not restored (the
+ * command line, whose runs always save the copy, refuses such a state). From a state without the copy (a run that
+ * did not restore) it restores only a best epoch it trains itself: when the best came before the resume and no
+ * later epoch beats it, nothing is restored ({@link #restoredEpoch()} is -1; {@link #bestEpoch()} still names the
+ * best epoch).
  */
 public final class EarlyStopping implements Callback {
     private final String monitor;
@@ -107,16 +113,23 @@ public final class EarlyStopping implements Callback {
         boolean stopped = replay(run.history());
         if (restoreBestWeights) {
             run.restoresBestWeights(this);
-            // The saved copy is this run's best only when the replayed epochs pick the same epoch by the same metric.
-            run.resumedBestWeights().filter(saved -> saved.monitor().equals(monitor) && saved.epoch() == bestEpoch)
-                    .ifPresent(saved -> {
-                        bestWeights = saved.values();
-                        bestWeightsEpoch = saved.epoch();
-                    });
+            run.resumedBestWeights().filter(this::isCopyOfBest).ifPresent(saved -> {
+                bestWeights = saved.values();
+                bestWeightsEpoch = saved.epoch();
+            });
         }
         if (stopped) {
             run.stopTraining();
         }
+    }
+
+    /**
+     * Whether {@code saved} is the copy of the best epoch that this stopper found (after {@link #replay}ing a resumed
+     * run's history): the same monitor and epoch. Only then does a resumed run restore it; a state that keeps another
+     * copy does not belong to this stopper's run.
+     */
+    public boolean isCopyOfBest(TrainingState.BestWeights saved) {
+        return saved.monitor().equals(monitor) && saved.epoch() == bestEpoch && bestEpoch >= 0;
     }
 
     /**
@@ -221,8 +234,9 @@ public final class EarlyStopping implements Callback {
 
     /**
      * The epoch (from 0) whose parameters were put back when training ended, with {@code restoreBestWeights};
-     * -1 before that, without it, or when the best epoch came before a resume from a state that did not keep its
-     * weights.
+     * -1 before that, without it, when no epoch had a finite value of the monitor (Keras 3 would put back the first
+     * epoch's; here the model keeps the last epoch's), or when the best epoch came before a resume from a state that
+     * did not keep its weights.
      */
     public int restoredEpoch() {
         return restoredEpoch;

@@ -1,5 +1,6 @@
 package dev.gradscope.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -22,6 +23,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -234,5 +236,144 @@ class RestoreBestWeightsCommandTest {
         Map<?, ?> resumed = (Map<?, ?>) HistoryJson.read(dir.resolve("history.json")).get("config");
         assertEquals(false, ((Map<?, ?>) resumed.get("early_stopping")).get("restore_best_weights"));
         assertNotEquals(null, resumed.get("resumed_at_epochs"));
+    }
+
+    /**
+     * A stopped run killed after its last epoch's training state but before its end-of-run writes (model.safetensors
+     * then holds the last epoch, as the checkpoint left it, and there are no per-class files yet): train --resume
+     * trains nothing, restores the state's best copy and does those writes. Resuming a run that had finished changes
+     * none of its files.
+     */
+    @Test
+    void aResumeOfAStoppedRunDoesItsEndOfRunWritesAgain() throws IOException {
+        Path dir = tmp.resolve("run");
+        runPrinting(train(dir, 12));
+        List<String> files = List.of(SavedWeights.FILE, ResumedRun.FILE, "history.json", "classes.csv",
+                "confusion.csv", "report.html");
+        Map<String, byte[]> finished = new LinkedHashMap<>();
+        for (String file : files) {
+            finished.put(file, contentOf(dir.resolve(file)));
+        }
+        List<String> resume = List.of("train", "--resume", dir.toString(), "--epochs", "12", "--quiet");
+        String again = runPrinting(resume);
+        assertTrue(again.contains("nothing to train: the run in " + dir + " stopped early after epoch "
+                + (bestEpoch + 3)), again);
+        for (String file : files) {
+            assertArrayEquals(finished.get(file), contentOf(dir.resolve(file)), file + " is rewritten as it was");
+        }
+
+        // As the files were before the end-of-run writes: model.safetensors holds the last epoch (the state's).
+        Path weights = dir.resolve(SavedWeights.FILE);
+        SafeTensors.Contents state = SafeTensors.read(dir.resolve(ResumedRun.FILE));
+        SafeTensors.Contents kept = SafeTensors.read(weights);
+        Map<String, String> metadata = new LinkedHashMap<>(kept.metadata());
+        metadata.put("epoch", Integer.toString(bestEpoch + 3));
+        List<SafeTensors.Entry> lastEpoch = new ArrayList<>();
+        kept.tensors().keySet().forEach(name -> lastEpoch.add(state.tensors().get(name)));
+        SafeTensors.write(weights, metadata, lastEpoch);
+        Files.delete(dir.resolve("classes.csv"));
+        Files.delete(dir.resolve("confusion.csv"));
+
+        String finishing = runPrinting(resume);
+        assertTrue(finishing.contains("restored the weights of epoch " + (bestEpoch + 1) + ", the best val_loss"),
+                finishing);
+        SafeTensors.read(weights).tensors().forEach((name, entry) -> assertTrue(Arrays.equals(entry.values(),
+                state.tensors().get("best_weights/" + name).values()), name + ": model.safetensors holds epoch "
+                + SafeTensors.readMetadata(weights).get("epoch") + ", not the restored best epoch"));
+        for (String file : files) {
+            assertArrayEquals(finished.get(file), contentOf(dir.resolve(file)), file + " is as the run left it");
+        }
+    }
+
+    /**
+     * The bytes of {@code file}; for report.html, with the ids JFreeSVG numbers across the charts one JVM draws
+     * ({@code gs12_clip-0}) made the same, as two runs of the command (two JVMs) draw them.
+     */
+    private static byte[] contentOf(Path file) throws IOException {
+        byte[] bytes = Files.readAllBytes(file);
+        if (!file.getFileName().toString().endsWith(".html")) {
+            return bytes;
+        }
+        return new String(bytes, StandardCharsets.UTF_8).replaceAll("gs\\d+_clip", "gs_clip")
+                .getBytes(StandardCharsets.UTF_8);
+    }
+
+    /**
+     * report.html says which epoch's model the per-class figures and the result row describe: the restored one's,
+     * with the epochs trained beside it.
+     */
+    @Test
+    void theReportSaysWhichEpochTheRestoredModelIs() throws IOException {
+        String page = Files.readString(straight.resolve("report.html"));
+        int epochs = metric(straight, "val_loss").size();
+        assertTrue(!page.contains("The model as training left it (after epoch " + epochs + ","), page);
+        assertTrue(page.contains("The model training ended with, the weights of epoch " + (bestEpoch + 1) + ", the"
+                + " best, which early stopping put back after epoch " + epochs + " (--restore-best-weights;"), page);
+        String table = page.substring(page.indexOf("<table", page.indexOf(">Result<")));
+        table = table.substring(0, table.indexOf("</table>"));
+        List<String> cells = Stream.of(table.split("<t[hd](?: [^>]*)?>")).skip(1)
+                .map(cell -> cell.substring(0, cell.indexOf('<'))).toList();
+        int columns = cells.indexOf("non-finite gradient") + 1;
+        assertEquals(List.of("epochs", "model epoch", "loss", "accuracy", "val_loss", "val_accuracy"),
+                cells.subList(0, 6), table);
+        assertEquals(List.of(Integer.toString(epochs), Integer.toString(bestEpoch + 1)),
+                cells.subList(columns, columns + 2), table);
+        // the model epoch's val_loss, not the last epoch's, shown to four significant digits
+        double valLoss = metric(straight, "val_loss").get(bestEpoch);
+        assertEquals(valLoss, Double.parseDouble(cells.get(columns + 4)), 1e-3 * valLoss, table);
+    }
+
+    /**
+     * A training state whose best copy is not of the best epoch its history gives, or that has none, is not the run's
+     * own (the command saves the copy with every state): the resume is refused, exit status 1, and writes nothing.
+     */
+    @Test
+    void aStateWhoseBestCopyIsNotItsBestEpochsIsRefused() throws IOException {
+        Path dir = tmp.resolve("copied");
+        try (Stream<Path> files = Files.list(straight)) {
+            Files.createDirectories(dir);
+            for (Path file : files.filter(Files::isRegularFile).toList()) {
+                Files.copy(file, dir.resolve(file.getFileName()));
+            }
+        }
+        Path file = dir.resolve(ResumedRun.FILE);
+        SafeTensors.Contents contents = SafeTensors.read(file);
+        byte[] history = Files.readAllBytes(dir.resolve("history.json"));
+        byte[] weights = Files.readAllBytes(dir.resolve(SavedWeights.FILE));
+
+        Map<String, String> otherEpoch = new LinkedHashMap<>(contents.metadata());
+        otherEpoch.put("best_weights", "{\"monitor\":\"val_loss\",\"epoch\":" + (bestEpoch + 1) + "}");
+        SafeTensors.write(file, otherEpoch, new ArrayList<>(contents.tensors().values()));
+        assertEquals(1, run(List.of("train", "--resume", dir.toString(), "--epochs", "12", "--quiet")));
+        assertTrue(err.toString().contains(file + ": the run restores its best weights (--restore-best-weights) and"
+                + " its history's best val_loss is epoch " + (bestEpoch + 1) + "'s, but the state keeps the best"
+                + " val_loss weights of epoch " + (bestEpoch + 2) + "; it cannot end as the run would have"),
+                err.toString());
+
+        err.getBuffer().setLength(0);
+        Map<String, String> noCopy = new LinkedHashMap<>(contents.metadata());
+        noCopy.remove("best_weights");
+        SafeTensors.write(file, noCopy, contents.tensors().values().stream()
+                .filter(e -> !e.name().startsWith("best_weights/")).toList());
+        assertEquals(1, run(List.of("train", "--resume", dir.toString(), "--epochs", "12", "--quiet")));
+        assertTrue(err.toString().contains("but the state keeps no best weights"), err.toString());
+        assertArrayEquals(history, Files.readAllBytes(dir.resolve("history.json")), "nothing written");
+        assertArrayEquals(weights, Files.readAllBytes(dir.resolve(SavedWeights.FILE)), "nothing written");
+    }
+
+    /**
+     * A run whose val_loss is NaN in every epoch (it diverges and goes on) has no best epoch: nothing is restored, and
+     * the run says so.
+     */
+    @Test
+    void aRunWithNoFiniteValLossRestoresNothingAndSaysSo() {
+        Path dir = tmp.resolve("diverged");
+        List<String> args = new ArrayList<>(train(dir, 3, "--activation", "elu", "--optimizer", "sgd",
+                "--keep-going-on-nan"));
+        args.set(args.indexOf("--learning-rate") + 1, "1e12");
+        String output = runPrinting(args);
+        assertTrue(output.contains("restored nothing: no epoch had a finite val_loss; the model keeps the last"
+                + " epoch's weights"), output);
+        assertTrue(!output.contains("restored the weights"), output);
     }
 }
