@@ -26,9 +26,7 @@ import java.util.Map;
  * next and can be captured once as a graph ({@link Backend#capture}).
  */
 public final class Adam extends BaseOptimizer {
-    private final double beta1;
-    private final double beta2;
-    private final double epsilon;
+    private final Moments moments;
     private final boolean amsgrad;
     private final String id;
     private Backend backend;
@@ -75,14 +73,7 @@ public final class Adam extends BaseOptimizer {
         super(id.equals("adamw") ? "AdamW" : "Adam", learningRate, weightDecay);
         this.id = id;
         this.amsgrad = amsgrad;
-        if (!Optimizer.isFloatFraction(beta1) || !Optimizer.isFloatFraction(beta2)
-                || !Optimizer.isPositiveFloat(epsilon)) {
-            throw new IllegalArgumentException("Adam: need 0 <= beta1, beta2 < 1 and epsilon > 0, as floats; got"
-                    + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
-        }
-        this.beta1 = beta1;
-        this.beta2 = beta2;
-        this.epsilon = epsilon;
+        this.moments = Moments.of("Adam", beta1, beta2, epsilon);
     }
 
     @Override
@@ -101,7 +92,8 @@ public final class Adam extends BaseOptimizer {
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         // which also counts the update
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, secondMomentMaximum, learningRate(),
-                stepSchedule(), beta1, beta2, (float) epsilon, (float) weightDecay(), iterations, end);
+                stepSchedule(), moments.beta1(), moments.beta2(), (float) moments.epsilon(), (float) weightDecay(),
+                iterations, end);
     }
 
     /** Whether this is Keras's AMSGrad variant. */
@@ -149,9 +141,7 @@ public final class Adam extends BaseOptimizer {
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("name", id());
         c.put("learning_rate", learningRate());
-        c.put("beta_1", beta1);
-        c.put("beta_2", beta2);
-        c.put("epsilon", epsilon);
+        moments.putInto(c);
         c.put("amsgrad", amsgrad);
         c.put("weight_decay", weightDecay());
         return c;

@@ -23,9 +23,7 @@ import java.util.Map;
  * captured as a graph replays exactly.
  */
 public final class Adamax extends BaseOptimizer {
-    private final double beta1;
-    private final double beta2;
-    private final double epsilon;
+    private final Moments moments;
     private Backend backend;
     private Tensor firstMoment;
     private Tensor infinityNorm;
@@ -41,14 +39,7 @@ public final class Adamax extends BaseOptimizer {
 
     public Adamax(double learningRate, double beta1, double beta2, double epsilon, double weightDecay) {
         super("Adamax", learningRate, weightDecay);
-        if (!Optimizer.isFloatFraction(beta1) || !Optimizer.isFloatFraction(beta2)
-                || !Optimizer.isPositiveFloat(epsilon)) {
-            throw new IllegalArgumentException("Adamax: need 0 <= beta1, beta2 < 1 and epsilon > 0, as floats; got"
-                    + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
-        }
-        this.beta1 = beta1;
-        this.beta2 = beta2;
-        this.epsilon = epsilon;
+        this.moments = Moments.of("Adamax", beta1, beta2, epsilon);
     }
 
     @Override
@@ -63,8 +54,8 @@ public final class Adamax extends BaseOptimizer {
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.adamaxUpdate(parameters, gradients, firstMoment, infinityNorm, (float) learningRate(),
-                stepSchedule(), beta1, beta2,
-                (float) epsilon, (float) weightDecay(), iterations, end);
+                stepSchedule(), moments.beta1(), moments.beta2(),
+                (float) moments.epsilon(), (float) weightDecay(), iterations, end);
     }
 
     /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
@@ -100,9 +91,7 @@ public final class Adamax extends BaseOptimizer {
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("name", id());
         c.put("learning_rate", learningRate());
-        c.put("beta_1", beta1);
-        c.put("beta_2", beta2);
-        c.put("epsilon", epsilon);
+        moments.putInto(c);
         c.put("weight_decay", weightDecay());
         return c;
     }

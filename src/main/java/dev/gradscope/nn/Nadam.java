@@ -30,9 +30,7 @@ import java.util.Map;
  * {@link #stateScalars}.
  */
 public final class Nadam extends BaseOptimizer {
-    private final double beta1;
-    private final double beta2;
-    private final double epsilon;
+    private final Moments moments;
     private Backend backend;
     private Tensor firstMoment;
     private Tensor secondMoment;
@@ -49,14 +47,7 @@ public final class Nadam extends BaseOptimizer {
 
     public Nadam(double learningRate, double beta1, double beta2, double epsilon, double weightDecay) {
         super("Nadam", learningRate, weightDecay);
-        if (!Optimizer.isFloatFraction(beta1) || !Optimizer.isFloatFraction(beta2)
-                || !Optimizer.isPositiveFloat(epsilon)) {
-            throw new IllegalArgumentException("Nadam: need 0 <= beta1, beta2 < 1 and epsilon > 0, as floats; got"
-                    + " beta1=" + beta1 + " beta2=" + beta2 + " epsilon=" + epsilon);
-        }
-        this.beta1 = beta1;
-        this.beta2 = beta2;
-        this.epsilon = epsilon;
+        this.moments = Moments.of("Nadam", beta1, beta2, epsilon);
     }
 
     @Override
@@ -72,8 +63,8 @@ public final class Nadam extends BaseOptimizer {
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.nadamUpdate(parameters, gradients, firstMoment, secondMoment, (float) learningRate(),
-                stepSchedule(), beta1, beta2,
-                (float) epsilon, (float) weightDecay(), iterations, uProduct, end);
+                stepSchedule(), moments.beta1(), moments.beta2(),
+                (float) moments.epsilon(), (float) weightDecay(), iterations, uProduct, end);
     }
 
     /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
@@ -138,9 +129,7 @@ public final class Nadam extends BaseOptimizer {
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("name", id());
         c.put("learning_rate", learningRate());
-        c.put("beta_1", beta1);
-        c.put("beta_2", beta2);
-        c.put("epsilon", epsilon);
+        moments.putInto(c);
         c.put("weight_decay", weightDecay());
         return c;
     }

@@ -198,6 +198,26 @@ class OptimizerTest {
         }
     }
 
+    /**
+     * SGD now counts its updates in an INT32 on the device. At 2^31 - 1 updates the next one wraps the count to
+     * -2^31: a warmup then extrapolates to a hugely negative rate (the update climbs the gradient), and the state
+     * saves a count that TrainingState.load refuses. Before the count, SGD had no such limit.
+     */
+    @Test
+    void sgdCountDoesNotWrapPast2To31() {
+        try (Sgd sgd = new Sgd(0.1);
+             Tensor p = backend.fromHost(new float[] {1f}, 1);
+             Tensor g = backend.fromHost(new float[] {1f}, 1)) {
+            sgd.setStepSchedule(StepSchedule.cosineDecay(0, 10, 0, 0)); // a warmup alone, then 0.1 for ever
+            sgd.build(backend, 1);
+            sgd.setIterations(Integer.MAX_VALUE);
+            sgd.step(p, g); // at 0.1: p = 0.9
+            sgd.step(p, g);
+            assertTrue(p.toFloatArray()[0] <= 0.9f, "an SGD step went up the gradient: p = " + p.toFloatArray()[0]);
+            assertTrue(sgd.iterations() >= 0, "the count after 2^31 updates: " + sgd.iterations());
+        }
+    }
+
     @Test
     void rejectsBadHyperParameters() {
         assertThrows(IllegalArgumentException.class, () -> new Adam(0));

@@ -244,6 +244,30 @@ class TrainingStateTest {
     }
 
     /**
+     * Review warmup2: a state saved before SGD counted records iterations 0 after its epochs. Loaded into an SGD that
+     * now has a per-step schedule (Java: the schedule is not part of the saved settings), the schedule silently
+     * starts again from step 0 (a fresh warmup after 5 updates) instead of being refused: the count is unknown, not 0.
+     */
+    @Test
+    void aStateWithCountZeroAfterItsEpochsIsRefusedUnderAPerStepSchedule() {
+        Path file = dir.resolve("old-sgd.safetensors");
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", () -> new Sgd(0.05))) {
+            TrainingState.save(file, model, model.fit(TRAIN, options(1).build()), Map.of());
+        }
+        SafeTensors.Contents before = metadata("iterations", "0").apply(SafeTensors.read(file));
+        SafeTensors.write(file, before.metadata(), new ArrayList<>(before.tensors().values()));
+        Supplier<Optimizer> scheduled = () -> {
+            Sgd sgd = new Sgd(0.05);
+            sgd.setStepSchedule(dev.gradscope.tensor.StepSchedule.cosineDecay(0, 10, 0, 0));
+            return sgd;
+        };
+        try (CpuBackend backend = new CpuBackend(); Sequential model = model(backend, "relu", scheduled)) {
+            assertThrows(InvalidDataException.class, () -> TrainingState.load(file, model),
+                    "1 epoch of 5 updates saved with count 0, resumed under a warmup that would restart at step 0");
+        }
+    }
+
+    /**
      * Batch normalization's moving statistics are saved in the state and go on where they stopped, eagerly and
      * in replayed graphs; AdamW's weight decay leaves them alone.
      */
