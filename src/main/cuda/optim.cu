@@ -209,12 +209,23 @@ __device__ __forceinline__ float rateAtCount(float learningRate, double warmupSt
 }
 
 /**
- * Counts an update (iterations[0] += 1) once every block of the grid has read the count: by the grid's last block
+ * Adds one update to the count, which stays at INT_MAX once there (2^31 - 1 updates): a count that wrapped to a
+ * negative number would put a per-step schedule back before its warmup (a negative rate) and Adam's bias correction
+ * out of its range. Every counting kernel calls it from one thread of the grid's last block; the CPU does the same.
+ */
+__device__ __forceinline__ void addOneUpdate(int* iterations) {
+    if (*iterations < 2147483647) {
+        *iterations += 1;
+    }
+}
+
+/**
+ * Counts an update (addOneUpdate) once every block of the grid has read the count: by the grid's last block
  * to finish, as Adam's counter kernels do. Nothing when iterations is NULL, which is the same for every block.
  */
 __device__ __forceinline__ void countUpdate(int* iterations, unsigned* ticket) {
     if (iterations != nullptr && isLastBlockToFinish(ticket) && threadIdx.x == 0) {
-        *iterations += 1;
+        addOneUpdate(iterations);
     }
 }
 
@@ -446,7 +457,7 @@ extern "C" __global__ void adam_update_counter(float* __restrict__ params, const
                             __double2float_rn(rate)};
     gs::adamElements(params, grads, m, v, vHat, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 
@@ -469,7 +480,7 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adam_update_measured_counter(
         }
     });
     if (last && threadIdx.x == 0) {
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 
@@ -489,7 +500,7 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 sgd_update_measured(
         }
     });
     if (last && threadIdx.x == 0 && iterations != nullptr) {
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 
@@ -619,7 +630,7 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 rmsprop_update_measured(
         gs::rmspropAt(k, params, grads, velocity, averageGradient, momentumBuffer, step);
     });
     if (last && threadIdx.x == 0 && iterations != nullptr) {
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 
@@ -750,7 +761,7 @@ extern "C" __global__ void nadam_update_counter(float* __restrict__ params, cons
     gs::twoBufferElements(params, grads, m, v, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
         *uProduct = step.productNow;
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 
@@ -766,7 +777,7 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 nadam_update_measured_counter(
                                           GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], v[k]); });
     if (last && threadIdx.x == 0) {
         *uProduct = step.productNow;
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 
@@ -784,7 +795,7 @@ extern "C" __global__ void adamax_update_counter(float* __restrict__ params, con
     const gs::AdamaxStep step = gs::adamaxStep(rate, beta1, beta2, epsilon, weightDecay, iterations);
     gs::twoBufferElements(params, grads, m, u, step, n);
     if (gs::isLastBlockToFinish(ticket) && threadIdx.x == 0) {
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 
@@ -799,7 +810,7 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adamax_update_measured_counter(
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                                           GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], m[k], u[k]); });
     if (last && threadIdx.x == 0) {
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 
@@ -840,7 +851,7 @@ extern "C" __global__ void GS_BLOCKS_OF_1024 adagrad_update_measured(
     const bool last = gs::updateWithNorms(params, grads, segmentStarts, segments, gs::countOf(chunk), gs::countOf(n),
                                           GS_MEASURED_STEP, [&](unsigned k) { step(params[k], grads[k], accumulator[k]); });
     if (last && threadIdx.x == 0 && iterations != nullptr) {
-        *iterations += 1;
+        gs::addOneUpdate(iterations);
     }
 }
 

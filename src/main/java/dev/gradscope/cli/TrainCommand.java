@@ -469,13 +469,15 @@ final class TrainCommand implements Callable<Integer> {
         if (updates <= end) {
             return;
         }
-        long epochsWithin = end / stepsPerEpoch;
-        String most = epochsWithin == 1 ? "1 epoch" : epochsWithin + " epochs";
+        long epochsWithin = end / stepsPerEpoch; // 0 when the cosine ends inside the first epoch
+        String most = epochsWithin == 0 ? "" : epochsWithin == 1 ? "1 epoch" : epochsWithin + " epochs";
         throw run.usage("--lr-schedule " + lrSchedule + " reaches a learning rate of 0 at update " + (end + 1) + " of "
                 + updates + " (" + epochs + " epochs of " + stepsPerEpoch + "), after which the run would train"
                 + " nothing" + (resumed ? "; the saved run's schedule cannot go on that far: train at most " + most
-                        : ": give the cosine an ALPHA above 0 (cosine-decay:DECAY_STEPS:ALPHA), DECAY_STEPS of at least "
-                                + (updates - schedule.warmupSteps()) + ", or train at most " + most));
+                        : ": give the cosine an ALPHA above 0 (cosine-decay:DECAY_STEPS:ALPHA)"
+                                + (most.isEmpty() ? " or" : ",") + " DECAY_STEPS of at least "
+                                + (updates - schedule.warmupSteps()) + (most.isEmpty() ? "" : ", or train at most "
+                                        + most)));
     }
 
     /** The {@code --early-stopping} callback, or null without it; a bad value becomes {@code invalid}'s exception. */

@@ -387,6 +387,12 @@ public final class TrainingState {
         requireSameLayers(parse(meta, "layers", file), model, file);
         requireSameLabelSmoothing(meta, model, file);
         requireSameOptimizerSettings(savedOptimizer, optimizer, file);
+        if (epochs > 0 && iterations == 0 && optimizer.stepSchedule().isScheduled()) {
+            // SGD, RMSprop and Adagrad states saved before they counted their updates record 0: the count is not
+            // known, and a per-step schedule would start again from its first step
+            throw new InvalidDataException(file + ": the state records no updates after " + epochs + " epoch(s) (saved"
+                    + " before " + optimizer.id() + " counted them), so a per-step schedule cannot go on from it");
+        }
         Map<String, int[]> shapes = reader.shapes();
         WeightsFile.Values weights = WeightsFile.read(model, reader,
                 name -> name.startsWith(OPTIMIZER_PREFIX) || name.startsWith(PROFILE_PREFIX)

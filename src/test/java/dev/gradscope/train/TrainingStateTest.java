@@ -244,7 +244,7 @@ class TrainingStateTest {
     }
 
     /**
-     * Review warmup2: a state saved before SGD counted records iterations 0 after its epochs. Loaded into an SGD that
+     * A state saved before SGD counted records iterations 0 after its epochs. Loaded into an SGD that
      * now has a per-step schedule (Java: the schedule is not part of the saved settings), the schedule silently
      * starts again from step 0 (a fresh warmup after 5 updates) instead of being refused: the count is unknown, not 0.
      */

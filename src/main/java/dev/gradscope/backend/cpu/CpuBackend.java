@@ -979,8 +979,12 @@ public final class CpuBackend implements Backend {
     }
 
     /** {@code iterations[0] += 1}, when there is a count. */
+    /**
+     * Adds one update to the count, which stays at {@link Integer#MAX_VALUE} once there, as optim.cu's
+     * {@code gs::addOneUpdate}: a wrapped, negative count would put a per-step schedule back before its warmup.
+     */
     private static void countUpdate(Tensor iterations) {
-        if (iterations != null) {
+        if (iterations != null && ints(iterations)[off(iterations)] < Integer.MAX_VALUE) {
             ints(iterations)[off(iterations)]++;
         }
     }
@@ -1270,7 +1274,7 @@ public final class CpuBackend implements Backend {
             amsgradUpdate(params, grads, m, v, vHat, (float) beta1, (float) beta2, epsilon, stepSize, weightDecay,
                     (float) rate, norms);
         }
-        ints(iterations)[off(iterations)]++;
+        countUpdate(iterations);
     }
 
     /** Adam's step with AMSGrad's running maximum {@code vHat} of {@code v} in the denominator. */
@@ -1341,7 +1345,7 @@ public final class CpuBackend implements Backend {
             }
         });
         floats(uProduct)[off(uProduct)] = productNow;
-        ints(iterations)[off(iterations)]++;
+        countUpdate(iterations);
     }
 
     @Override
@@ -1373,7 +1377,7 @@ public final class CpuBackend implements Backend {
                 p[po + i] -= learningRate * mi / (correction * (ui + epsilon));
             }
         });
-        ints(iterations)[off(iterations)]++;
+        countUpdate(iterations);
     }
 
     @Override

@@ -2553,6 +2553,19 @@ class CudaBackendTest {
                 e.getMessage());
     }
 
+    /** A count at 2^31 - 1 stays there on the GPU, as on the CPU, rather than wrapping to a negative step. */
+    @Test
+    void theUpdateCountStaysAtItsLargestValue() {
+        Tensor empty = output(Layout.ALIGNED, DType.FLOAT32, 0);
+        StepSchedule schedule = StepSchedule.warmup(0, 3);
+        Tensor count = gpuInts(new int[] {Integer.MAX_VALUE - 1}, Layout.ALIGNED);
+        gpu.sgdUpdate(empty, empty, null, 0.1f, schedule, 0f, false, 0f, count, (UpdateNorms) null);
+        gpu.adagradUpdate(empty, empty, empty, 0.1f, schedule, 1e-7f, 0f, count, (UpdateNorms) null);
+        gpu.rmspropUpdate(empty, empty, empty, null, null, 0.1f, schedule, 0.9f, 0f, 1e-7f, false, 0f, count,
+                (UpdateNorms) null);
+        assertArrayEquals(new int[] {Integer.MAX_VALUE}, readInts(count));
+    }
+
     private static UpdateNorms norms(Tensor segmentStarts, Tensor weightAndUpdate) {
         int segments = weightAndUpdate.columnCount();
         return new UpdateNorms(segmentStarts, weightAndUpdate.rows(0, 1).reshape(segments),
