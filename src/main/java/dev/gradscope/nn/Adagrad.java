@@ -29,7 +29,6 @@ public final class Adagrad extends BaseOptimizer {
     private final double epsilon;
     private Backend backend;
     private Tensor accumulator;
-    private Tensor iterations; // INT32 [1]: Keras's iterations, the step of a per-step schedule
 
     public Adagrad() {
         this(1e-3);
@@ -57,24 +56,13 @@ public final class Adagrad extends BaseOptimizer {
         float[] start = new float[parameterCount];
         Arrays.fill(start, (float) initialAccumulator);
         accumulator = backend.fromHost(start, parameterCount);
-        iterations = backend.allocate(DType.INT32, 1);
+        allocateCount(backend);
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.adagradUpdate(parameters, gradients, accumulator, (float) learningRate(), stepSchedule(),
-                (float) epsilon, (float) weightDecay(), iterations, end); // which also counts the update
-    }
-
-    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
-    @Override
-    public long iterations() {
-        return countOf(iterations);
-    }
-
-    @Override
-    public void setIterations(long count) {
-        setCount(backend, iterations, count, "Adagrad");
+                (float) epsilon, (float) weightDecay(), count(), end); // which also counts the update
     }
 
     /** Keras's name: {@code accumulator}. */
@@ -101,8 +89,8 @@ public final class Adagrad extends BaseOptimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(accumulator, iterations);
+        Tensor.closeAll(accumulator);
+        closeCount();
         accumulator = null;
-        iterations = null;
     }
 }

@@ -33,7 +33,6 @@ public final class Adam extends BaseOptimizer {
     private Tensor firstMoment;
     private Tensor secondMoment;
     private Tensor secondMomentMaximum; // only with amsgrad: Keras's velocity_hats
-    private Tensor iterations; // INT32 [1]: the updates taken so far, Keras's iterations
 
     public Adam() {
         this(1e-3);
@@ -82,7 +81,7 @@ public final class Adam extends BaseOptimizer {
         this.backend = backend;
         firstMoment = backend.allocate(DType.FLOAT32, parameterCount);
         secondMoment = backend.allocate(DType.FLOAT32, parameterCount);
-        iterations = backend.allocate(DType.INT32, 1);
+        allocateCount(backend);
         if (amsgrad) {
             secondMomentMaximum = backend.allocate(DType.FLOAT32, parameterCount);
         }
@@ -93,27 +92,12 @@ public final class Adam extends BaseOptimizer {
         // which also counts the update
         backend.adamUpdate(parameters, gradients, firstMoment, secondMoment, secondMomentMaximum, learningRate(),
                 stepSchedule(), moments.beta1(), moments.beta2(), (float) moments.epsilon(), (float) weightDecay(),
-                iterations, end);
+                count(), end);
     }
 
     /** Whether this is Keras's AMSGrad variant. */
     public boolean amsgrad() {
         return amsgrad;
-    }
-
-    /**
-     * Number of steps taken so far (Keras's {@code iterations}); 0 before {@link #build} and after
-     * {@link #close}. Reads the device: waits for the queued work.
-     */
-    @Override
-    public long iterations() {
-        return countOf(iterations);
-    }
-
-    /** Sets Keras's {@code iterations}, which the next update's bias corrections use (on the device). */
-    @Override
-    public void setIterations(long count) {
-        setCount(backend, iterations, count, id);
     }
 
     /** The first and second moments, Keras's {@code momentums} and {@code velocities}; AMSGrad's {@code v_hat}. */
@@ -149,10 +133,10 @@ public final class Adam extends BaseOptimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(firstMoment, secondMoment, secondMomentMaximum, iterations);
+        Tensor.closeAll(firstMoment, secondMoment, secondMomentMaximum);
+        closeCount();
         secondMomentMaximum = null;
         firstMoment = null;
         secondMoment = null;
-        iterations = null;
     }
 }

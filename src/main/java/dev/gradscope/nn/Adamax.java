@@ -27,7 +27,6 @@ public final class Adamax extends BaseOptimizer {
     private Backend backend;
     private Tensor firstMoment;
     private Tensor infinityNorm;
-    private Tensor iterations; // INT32 [1]: Keras's iterations
 
     public Adamax() {
         this(1e-3);
@@ -48,25 +47,14 @@ public final class Adamax extends BaseOptimizer {
         this.backend = backend;
         firstMoment = backend.allocate(DType.FLOAT32, parameterCount);
         infinityNorm = backend.allocate(DType.FLOAT32, parameterCount);
-        iterations = backend.allocate(DType.INT32, 1);
+        allocateCount(backend);
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.adamaxUpdate(parameters, gradients, firstMoment, infinityNorm, (float) learningRate(),
                 stepSchedule(), moments.beta1(), moments.beta2(),
-                (float) moments.epsilon(), (float) weightDecay(), iterations, end);
-    }
-
-    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
-    @Override
-    public long iterations() {
-        return countOf(iterations);
-    }
-
-    @Override
-    public void setIterations(long count) {
-        setCount(backend, iterations, count, "Adamax");
+                (float) moments.epsilon(), (float) weightDecay(), count(), end);
     }
 
     /** Keras's names: {@code momentum} ({@code m}) and {@code norm} ({@code u}). */
@@ -98,9 +86,9 @@ public final class Adamax extends BaseOptimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(firstMoment, infinityNorm, iterations);
+        Tensor.closeAll(firstMoment, infinityNorm);
+        closeCount();
         firstMoment = null;
         infinityNorm = null;
-        iterations = null;
     }
 }

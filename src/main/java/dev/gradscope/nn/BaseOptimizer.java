@@ -1,6 +1,7 @@
 package dev.gradscope.nn;
 
 import dev.gradscope.tensor.Backend;
+import dev.gradscope.tensor.DType;
 import dev.gradscope.tensor.StepSchedule;
 import dev.gradscope.tensor.Tensor;
 import java.util.Objects;
@@ -16,6 +17,9 @@ abstract class BaseOptimizer implements Optimizer {
     private double learningRate;
     private final double weightDecay;
     private StepSchedule stepSchedule = StepSchedule.NONE;
+    private final String name;
+    private Backend countBackend;
+    private Tensor iterations; // INT32 [1]: Keras's iterations
 
     /**
      * @param name         the optimizer's name in error messages
@@ -23,6 +27,7 @@ abstract class BaseOptimizer implements Optimizer {
      * @param weightDecay  at least 0 and finite as a float; 0 leaves the update exactly as without it
      */
     BaseOptimizer(String name, double learningRate, double weightDecay) {
+        this.name = name;
         this.learningRate = Optimizer.requirePositiveRate(name, learningRate);
         this.weightDecay = Optimizer.requireWeightDecay(name, weightDecay);
     }
@@ -59,20 +64,44 @@ abstract class BaseOptimizer implements Optimizer {
         return weightDecay;
     }
 
-    /** The count in a one-element INT32 {@code counter} (0 when there is none yet): reads the device. */
-    static long countOf(Tensor counter) {
-        return counter == null ? 0 : counter.toIntArray()[0];
+    /**
+     * Allocates the update count, 0, on {@code backend} (Keras's {@code iterations}): every optimizer here counts its
+     * updates, which its update op advances and a per-step schedule reads. Called by {@code build}; the count is
+     * closed by {@link #closeCount}.
+     */
+    final void allocateCount(Backend backend) {
+        closeCount();
+        countBackend = backend;
+        iterations = backend.allocate(DType.INT32, 1);
     }
 
-    /** Sets {@code counter}, the updates taken so far, to {@code count}, for resuming. */
-    static void setCount(Backend backend, Tensor counter, long count, String optimizer) {
-        if (counter == null) {
-            throw new IllegalStateException(optimizer + " is not built yet: no step count to set");
+    /** The INT32 [1] update count the update ops take; null before {@link #allocateCount}. */
+    final Tensor count() {
+        return iterations;
+    }
+
+    /** Frees the update count; the optimizer's close calls it. */
+    final void closeCount() {
+        Tensor.closeAll(iterations);
+        iterations = null;
+    }
+
+    /** Updates taken so far (Keras's {@code iterations}); 0 before {@code build}. Reads the device. */
+    @Override
+    public final long iterations() {
+        return iterations == null ? 0 : iterations.toIntArray()[0];
+    }
+
+    /** Sets the updates taken so far, for resuming: the next update's schedule and bias corrections use it. */
+    @Override
+    public final void setIterations(long count) {
+        if (iterations == null) {
+            throw new IllegalStateException(name + " is not built yet: no step count to set");
         }
         if (count < 0 || count > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(optimizer + "'s step count is a count below 2^31, got " + count);
+            throw new IllegalArgumentException(name + "'s step count is a count below 2^31, got " + count);
         }
-        backend.copyFromHost(new int[] {(int) count}, counter);
+        countBackend.copyFromHost(new int[] {(int) count}, iterations);
     }
 
     /** The backend's update op takes the whole step end. */

@@ -34,7 +34,6 @@ public final class Nadam extends BaseOptimizer {
     private Backend backend;
     private Tensor firstMoment;
     private Tensor secondMoment;
-    private Tensor iterations; // INT32 [1]: Keras's iterations
     private Tensor uProduct; // FLOAT32 [1]: Keras's _u_product
 
     public Nadam() {
@@ -56,7 +55,7 @@ public final class Nadam extends BaseOptimizer {
         this.backend = backend;
         firstMoment = backend.allocate(DType.FLOAT32, parameterCount);
         secondMoment = backend.allocate(DType.FLOAT32, parameterCount);
-        iterations = backend.allocate(DType.INT32, 1);
+        allocateCount(backend);
         uProduct = backend.fromHost(new float[] {1f}, 1);
     }
 
@@ -64,18 +63,7 @@ public final class Nadam extends BaseOptimizer {
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.nadamUpdate(parameters, gradients, firstMoment, secondMoment, (float) learningRate(),
                 stepSchedule(), moments.beta1(), moments.beta2(),
-                (float) moments.epsilon(), (float) weightDecay(), iterations, uProduct, end);
-    }
-
-    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
-    @Override
-    public long iterations() {
-        return countOf(iterations);
-    }
-
-    @Override
-    public void setIterations(long count) {
-        setCount(backend, iterations, count, "Nadam");
+                (float) moments.epsilon(), (float) weightDecay(), count(), uProduct, end);
     }
 
     /** Keras's names: {@code momentum} and {@code velocity}. */
@@ -136,10 +124,10 @@ public final class Nadam extends BaseOptimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(firstMoment, secondMoment, iterations, uProduct);
+        Tensor.closeAll(firstMoment, secondMoment, uProduct);
+        closeCount();
         firstMoment = null;
         secondMoment = null;
-        iterations = null;
         uProduct = null;
     }
 }

@@ -34,7 +34,6 @@ public final class RmsProp extends BaseOptimizer {
     private Tensor velocity;
     private Tensor momentumBuffer; // only with momentum
     private Tensor averageGradient; // only when centered
-    private Tensor iterations; // INT32 [1]: Keras's iterations, the step of a per-step schedule
 
     public RmsProp() {
         this(1e-3);
@@ -69,7 +68,7 @@ public final class RmsProp extends BaseOptimizer {
         if (centered) {
             averageGradient = backend.allocate(DType.FLOAT32, parameterCount);
         }
-        iterations = backend.allocate(DType.INT32, 1);
+        allocateCount(backend);
     }
 
     @Override
@@ -77,18 +76,7 @@ public final class RmsProp extends BaseOptimizer {
         // which also counts the update
         backend.rmspropUpdate(parameters, gradients, velocity, averageGradient, momentumBuffer, (float) learningRate(),
                 stepSchedule(), (float) rho, (float) momentum, (float) epsilon, centered, (float) weightDecay(),
-                iterations, end);
-    }
-
-    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
-    @Override
-    public long iterations() {
-        return countOf(iterations);
-    }
-
-    @Override
-    public void setIterations(long count) {
-        setCount(backend, iterations, count, "RMSprop");
+                count(), end);
     }
 
     /**
@@ -131,9 +119,9 @@ public final class RmsProp extends BaseOptimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(velocity, momentumBuffer, averageGradient, iterations);
+        Tensor.closeAll(velocity, momentumBuffer, averageGradient);
+        closeCount();
         velocity = null;
-        iterations = null;
         momentumBuffer = null;
         averageGradient = null;
     }

@@ -19,7 +19,6 @@ public final class Sgd extends BaseOptimizer {
     private final boolean nesterov;
     private Backend backend;
     private Tensor velocity;
-    private Tensor iterations; // INT32 [1]: Keras's iterations, the step of a per-step schedule
 
     public Sgd() {
         this(0.01);
@@ -49,24 +48,13 @@ public final class Sgd extends BaseOptimizer {
         if (momentum != 0) {
             velocity = backend.allocate(DType.FLOAT32, parameterCount);
         }
-        iterations = backend.allocate(DType.INT32, 1);
+        allocateCount(backend);
     }
 
     @Override
     public void step(Tensor parameters, Tensor gradients, StepEnd end) {
         backend.sgdUpdate(parameters, gradients, velocity, (float) learningRate(), stepSchedule(), (float) momentum,
-                nesterov, (float) weightDecay(), iterations, end); // which also counts the update
-    }
-
-    /** Updates taken so far (Keras's {@code iterations}); 0 before {@link #build}. Reads the device. */
-    @Override
-    public long iterations() {
-        return countOf(iterations);
-    }
-
-    @Override
-    public void setIterations(long count) {
-        setCount(backend, iterations, count, "SGD");
+                nesterov, (float) weightDecay(), count(), end); // which also counts the update
     }
 
     /** The momentum's velocity (none without momentum). */
@@ -93,8 +81,8 @@ public final class Sgd extends BaseOptimizer {
 
     @Override
     public void close() {
-        Tensor.closeAll(velocity, iterations);
+        Tensor.closeAll(velocity);
+        closeCount();
         velocity = null;
-        iterations = null;
     }
 }
