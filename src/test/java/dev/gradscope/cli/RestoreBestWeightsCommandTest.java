@@ -47,7 +47,7 @@ class RestoreBestWeightsCommandTest {
 
     private final StringWriter err = new StringWriter();
 
-    private static List<String> train(Path out, int epochs, String... more) {
+    static List<String> train(Path out, int epochs, String... more) {
         List<String> args = new ArrayList<>(List.of("train", "--data-dir", MnistSubset.dir().toString(), "--device",
                 "cpu", "--hidden", "64", "--train-limit", "200", "--batch-size", "100", "--learning-rate", "0.01",
                 "--early-stopping", "2", "--restore-best-weights", "--epochs", Integer.toString(epochs), "--out",
@@ -57,7 +57,7 @@ class RestoreBestWeightsCommandTest {
     }
 
     /** Runs the command line; returns what it printed, after checking that it exited with 0. */
-    private static String runPrinting(List<String> args) {
+    static String runPrinting(List<String> args) {
         StringWriter err = new StringWriter();
         ByteArrayOutputStream printed = new ByteArrayOutputStream();
         PrintStream stdout = System.out;

@@ -4,14 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.gradscope.data.MnistSubset;
 import dev.gradscope.report.HistoryJson;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -34,26 +28,13 @@ class RestoredRunInCompareTest {
     private static int bestEpoch;
     private static int epochs;
 
+    /** RestoreBestWeightsCommandTest's overfitting run, for 12 epochs: it stops early and restores. */
     private static List<String> train(Path out, String... more) {
-        List<String> args = new ArrayList<>(List.of("train", "--data-dir", MnistSubset.dir().toString(), "--device",
-                "cpu", "--hidden", "64", "--train-limit", "200", "--batch-size", "100", "--learning-rate", "0.01",
-                "--early-stopping", "2", "--restore-best-weights", "--epochs", "12", "--out", out.toString(),
-                "--quiet"));
-        args.addAll(List.of(more));
-        return args;
+        return RestoreBestWeightsCommandTest.train(out, 12, more);
     }
 
     private static String runPrinting(List<String> args) {
-        StringWriter err = new StringWriter();
-        ByteArrayOutputStream printed = new ByteArrayOutputStream();
-        PrintStream stdout = System.out;
-        System.setOut(new PrintStream(printed, true, StandardCharsets.UTF_8));
-        try {
-            assertEquals(0, GradScope.run(new PrintWriter(err, true), args.toArray(String[]::new)), err.toString());
-        } finally {
-            System.setOut(stdout);
-        }
-        return printed.toString(StandardCharsets.UTF_8);
+        return RestoreBestWeightsCommandTest.runPrinting(args);
     }
 
     @SuppressWarnings("unchecked")
